@@ -1,0 +1,13 @@
+//! Shared core of ocinet: the data model, the on-disk state, and the kernel
+//! plumbing (netlink, nftables, namespaces) used by the hook and the exporter.
+
+pub mod error;
+pub mod firewall;
+pub mod model;
+pub mod netlink;
+pub mod netns;
+pub mod store;
+pub mod sysctl;
+pub mod validate;
+
+pub use error::{Error, Result};

@@ -1,0 +1,179 @@
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How a container is networked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// A veth on a network's bridge.
+    Bridge(String),
+    /// Only `lo`.
+    None,
+    /// The host's namespace: nothing to do.
+    Host,
+    /// Shares the namespace of another ocinet container.
+    Container(String),
+}
+
+impl Mode {
+    pub fn label(&self) -> String {
+        match self {
+            Mode::Bridge(n) => n.clone(),
+            Mode::None => "none".into(),
+            Mode::Host => "host".into(),
+            Mode::Container(id) => format!("container:{id}"),
+        }
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.label())
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "none" => Mode::None,
+            "host" => Mode::Host,
+            _ => match s.strip_prefix("container:") {
+                Some(id) => Mode::Container(id.to_string()),
+                None => Mode::Bridge(s),
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Written before the first kernel change: if the hook dies now, gc
+    /// finds this record and undoes whatever it names.
+    Setup,
+    Ready,
+}
+
+/// A process identified robustly: pids are reused, (pid, start time) is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    /// Field 22 of /proc/PID/stat, in clock ticks since boot.
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    pub fn of(pid: i32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may contain spaces and ')': skip past
+        // the last ')'.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let start_time = rest.split_whitespace().nth(19)?.parse().ok()?;
+        Some(ProcessId { pid, start_time })
+    }
+
+    pub fn is_alive(&self) -> bool {
+        ProcessId::of(self.pid).is_some_and(|p| p.start_time == self.start_time)
+    }
+}
+
+/// A published port (filled by the port-publishing code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallElement {
+    /// The set or map the element lives in.
+    pub set: String,
+    /// The element as nftables JSON.
+    pub elem: serde_json::Value,
+}
+
+/// Everything a container's setup did, saved before it did it, so that
+/// teardown (and gc after a crash) can undo exactly that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub name: String,
+    pub mode: Mode,
+    pub phase: Phase,
+    /// The container's init process, when the runtime gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ProcessId>,
+    /// (device, inode) of the container's network namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_id: Option<(u64, u64)>,
+    /// The hook process that is (or was) setting this endpoint up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<ProcessId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_len: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_veth: Option<String>,
+    /// Inside name of the container interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The `ip netns` entry made for the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_link: Option<PathBuf>,
+    /// Firewall elements this endpoint added and teardown must delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firewall: Vec<FirewallElement>,
+    /// Unix time of setup.
+    pub created: u64,
+}
+
+impl Endpoint {
+    pub fn network(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Bridge(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the container this endpoint serves is gone (its process, or
+    /// for an unfinished setup its hook, no longer runs).
+    pub fn is_stale(&self) -> bool {
+        if self.phase == Phase::Setup && !self.hook.is_some_and(|h| h.is_alive()) {
+            return true;
+        }
+        match self.container {
+            Some(p) => !p.is_alive() || netns_id_of_pid(p.pid).is_some_and(|id| Some(id) != self.netns_id),
+            None => false,
+        }
+    }
+}
+
+pub fn netns_id_of_pid(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
+    Some((md.dev(), md.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_round_trips() {
+        for m in [Mode::Bridge("web".into()), Mode::None, Mode::Host, Mode::Container("abc".into())] {
+            let s = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<Mode>(&s).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn own_process_is_alive() {
+        let me = ProcessId::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        let other = ProcessId { start_time: me.start_time + 1, ..me };
+        assert!(!other.is_alive());
+    }
+}

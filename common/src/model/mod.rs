@@ -1,0 +1,8 @@
+//! The data ocinet persists: networks (configuration) and endpoints (what a
+//! container's setup did, so teardown can undo exactly that).
+
+pub mod endpoint;
+pub mod network;
+
+pub use endpoint::{Endpoint, FirewallElement, Mode, Phase, ProcessId};
+pub use network::Network;

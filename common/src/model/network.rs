@@ -1,0 +1,251 @@
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::{validate, Error, Result};
+
+pub const DEFAULT_NETWORK: &str = "ocinet";
+pub const DEFAULT_BRIDGE: &str = "ocinet0";
+/// Clear of Docker's 172.17.0.0/16, Podman's 10.88.0.0/16 and the 10.89.x
+/// range `podman network create` hands out.
+pub const DEFAULT_SUBNET: &str = "10.87.0.0/16";
+pub const DEFAULT_MTU: u32 = 1500;
+
+/// Names a network may not take because annotations give them a meaning.
+const RESERVED: &[&str] = &["none", "host", "bridge", "default"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    /// Addresses are handed out from here (defaults to the subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Ipv4Net>,
+    pub bridge: String,
+    pub mtu: u32,
+    /// No masquerade, no default route and no forwarding in or out.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+impl Network {
+    pub fn default_network() -> Self {
+        let subnet: Ipv4Net = DEFAULT_SUBNET.parse().expect("constant subnet parses");
+        Network {
+            name: DEFAULT_NETWORK.into(),
+            gateway: first_host(&subnet),
+            subnet,
+            ip_range: None,
+            bridge: DEFAULT_BRIDGE.into(),
+            mtu: DEFAULT_MTU,
+            internal: false,
+        }
+    }
+
+    /// Build and validate a network from user input.
+    pub fn new(
+        name: &str,
+        subnet: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+        ip_range: Option<Ipv4Net>,
+        bridge: Option<&str>,
+        mtu: Option<u32>,
+        internal: bool,
+    ) -> Result<Self> {
+        let subnet = subnet.trunc();
+        let net = Network {
+            name: name.into(),
+            gateway: gateway.unwrap_or_else(|| first_host(&subnet)),
+            subnet,
+            ip_range,
+            bridge: bridge.map(str::to_string).unwrap_or_else(|| bridge_name_for(name)),
+            mtu: mtu.unwrap_or(DEFAULT_MTU),
+            internal,
+        };
+        net.validate()?;
+        Ok(net)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        validate::name("network name", &self.name)?;
+        if RESERVED.contains(&self.name.as_str()) || self.name.starts_with("container") {
+            return Err(Error::invalid("network name", &self.name, "is reserved"));
+        }
+        validate::ifname("bridge", &self.bridge)?;
+        if self.subnet.prefix_len() > 30 {
+            return Err(Error::invalid("subnet", self.subnet, "must be /30 or larger"));
+        }
+        if self.subnet.prefix_len() < 8 {
+            return Err(Error::invalid("subnet", self.subnet, "must be /8 or smaller"));
+        }
+        let gw = self.gateway;
+        if !self.subnet.contains(&gw) || gw == self.subnet.network() || gw == self.subnet.broadcast() {
+            return Err(Error::invalid(
+                "gateway",
+                gw,
+                format!("must be a host address in {}", self.subnet),
+            ));
+        }
+        if let Some(r) = self.ip_range {
+            if r.trunc() != r || !self.subnet.contains(&r) {
+                return Err(Error::invalid(
+                    "ip-range",
+                    r,
+                    format!("must be a network inside {}", self.subnet),
+                ));
+            }
+        }
+        if !(68..=65535).contains(&self.mtu) {
+            return Err(Error::invalid("mtu", self.mtu, "must be 68 to 65535"));
+        }
+        Ok(())
+    }
+
+    pub fn range(&self) -> Ipv4Net {
+        self.ip_range.unwrap_or(self.subnet)
+    }
+
+    /// Whether `ip` may be leased: inside the subnet and not its network,
+    /// broadcast or gateway address.
+    pub fn assignable(&self, ip: Ipv4Addr) -> std::result::Result<(), String> {
+        if !self.subnet.contains(&ip) {
+            return Err(format!("is outside the subnet {}", self.subnet));
+        }
+        if ip == self.subnet.network() {
+            return Err("is the network address".into());
+        }
+        if ip == self.subnet.broadcast() {
+            return Err("is the broadcast address".into());
+        }
+        if ip == self.gateway {
+            return Err("is the gateway address".into());
+        }
+        Ok(())
+    }
+}
+
+fn first_host(net: &Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()) + 1)
+}
+
+/// `br-` plus a stable hash of the name, like Docker's `br-<id>`, always
+/// within IFNAMSIZ.
+fn bridge_name_for(name: &str) -> String {
+    format!("br-{:012x}", validate::fnv1a64(name.as_bytes()) & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_network_is_valid() {
+        let n = Network::default_network();
+        n.validate().unwrap();
+        assert_eq!(n.gateway, Ipv4Addr::new(10, 87, 0, 1));
+        let docker: Ipv4Net = "172.17.0.0/16".parse().unwrap();
+        let podman: Ipv4Net = "10.88.0.0/16".parse().unwrap();
+        assert!(!n.subnet.contains(&docker.network()) && !docker.contains(&n.subnet.network()));
+        assert!(!n.subnet.contains(&podman.network()) && !podman.contains(&n.subnet.network()));
+    }
+
+    #[test]
+    fn rejects_bad_networks() {
+        let s: Ipv4Net = "10.1.0.0/24".parse().unwrap();
+        let cases: Vec<(Result<Network>, &str)> = vec![
+            (Network::new("none", s, None, None, None, None, false), "network name"),
+            (Network::new("a/b", s, None, None, None, None, false), "network name"),
+            (Network::new("n", s, Some("10.2.0.1".parse().unwrap()), None, None, None, false), "gateway"),
+            (Network::new("n", s, Some("10.1.0.255".parse().unwrap()), None, None, None, false), "gateway"),
+            (Network::new("n", s, None, Some("10.9.0.0/28".parse().unwrap()), None, None, false), "ip-range"),
+            (Network::new("n", s, None, None, Some("much-too-long-bridge"), None, false), "bridge"),
+            (Network::new("n", s, None, None, None, Some(10), false), "mtu"),
+            (Network::new("n", "10.1.0.0/31".parse().unwrap(), None, None, None, None, false), "subnet"),
+        ];
+        for (r, field) in cases {
+            let e = r.unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid {field}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn truncates_subnet_and_names_bridge() {
+        let n = Network::new("web", "10.1.0.7/24".parse().unwrap(), None, None, None, None, false).unwrap();
+        assert_eq!(n.subnet.to_string(), "10.1.0.0/24");
+        assert_eq!(n.gateway, Ipv4Addr::new(10, 1, 0, 1));
+        assert!(n.bridge.starts_with("br-") && n.bridge.len() == 15);
+        assert!(n.assignable(n.gateway).is_err());
+        assert!(n.assignable("10.1.0.255".parse().unwrap()).is_err());
+        assert!(n.assignable("10.1.0.0".parse().unwrap()).is_err());
+        assert!(n.assignable("10.1.1.2".parse().unwrap()).is_err());
+        assert!(n.assignable("10.1.0.2".parse().unwrap()).is_ok());
+    }
+}
+
+/// Why `candidate` cannot coexist with the existing networks and the host's
+/// routes (destination, device). Routes on the candidate's own bridge are
+/// its own, not a conflict.
+pub fn find_conflict(
+    candidate: &Network,
+    existing: &[Network],
+    routes: &[(Ipv4Net, String)],
+) -> Option<String> {
+    let overlaps = |a: &Ipv4Net, b: &Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
+    for n in existing.iter().filter(|n| n.name != candidate.name) {
+        if overlaps(&n.subnet, &candidate.subnet) {
+            return Some(format!(
+                "subnet {} overlaps network {} ({})",
+                candidate.subnet, n.name, n.subnet
+            ));
+        }
+        if n.bridge == candidate.bridge {
+            return Some(format!("bridge {} is already used by network {}", candidate.bridge, n.name));
+        }
+    }
+    for (dst, dev) in routes {
+        if dst.prefix_len() == 0 || dev == &candidate.bridge {
+            continue;
+        }
+        if overlaps(dst, &candidate.subnet) {
+            return Some(format!(
+                "subnet {} overlaps the host route {} on {}",
+                candidate.subnet, dst, dev
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod conflict_tests {
+    use super::*;
+
+    fn n(name: &str, cidr: &str, br: &str) -> Network {
+        Network::new(name, cidr.parse().unwrap(), None, None, Some(br), None, false).unwrap()
+    }
+
+    #[test]
+    fn conflicts() {
+        let existing = vec![n("a", "10.1.0.0/16", "bra")];
+        let routes = vec![
+            ("0.0.0.0/0".parse().unwrap(), "eth0".to_string()),
+            ("192.0.2.0/24".parse().unwrap(), "eth0".to_string()),
+            ("10.9.0.0/24".parse().unwrap(), "brc".to_string()),
+        ];
+        let c = find_conflict(&n("b", "10.1.2.0/24", "brb"), &existing, &routes).unwrap();
+        assert!(c.contains("overlaps network a (10.1.0.0/16)"), "{c}");
+        let c = find_conflict(&n("b", "10.0.0.0/8", "brb"), &existing, &routes).unwrap();
+        assert!(c.contains("network a"), "{c}");
+        let c = find_conflict(&n("b", "192.0.2.128/25", "brb"), &existing, &routes).unwrap();
+        assert!(c.contains("host route 192.0.2.0/24 on eth0"), "{c}");
+        let c = find_conflict(&n("b", "10.2.0.0/24", "bra"), &existing, &routes).unwrap();
+        assert!(c.contains("bridge bra"), "{c}");
+        assert!(find_conflict(&n("b", "10.2.0.0/24", "brb"), &existing, &routes).is_none());
+        // Its own bridge's route is no conflict.
+        assert!(find_conflict(&n("c", "10.9.0.0/24", "brc"), &existing, &routes).is_none());
+        // Re-checking an existing network against itself is no conflict.
+        assert!(find_conflict(&existing[0], &existing, &routes).is_none());
+    }
+}

@@ -1,0 +1,45 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::AddressMessageBuilder;
+
+use super::socket::is_errno;
+use super::Netlink;
+use crate::Result;
+
+impl Netlink {
+    /// Add an IPv4 address; an address that is already there is fine.
+    pub fn add_address(&mut self, index: u32, ip: Ipv4Addr, prefix_len: u8) -> Result<()> {
+        let _span = tracing::debug_span!("addr_add", index, %ip, prefix_len).entered();
+        let mut msg = AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(ip, prefix_len).build();
+        if prefix_len < 31 {
+            let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+            let brd = Ipv4Addr::from(u32::from(ip) | host_bits);
+            msg.attributes.push(AddressAttribute::Broadcast(brd));
+        }
+        match self.ack(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL, &format!("add address {ip}/{prefix_len}")) {
+            Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// IPv4 addresses with their prefix length, per interface index.
+    pub fn ipv4_addresses(&mut self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
+        let mut req = AddressMessage::default();
+        req.header.family = netlink_packet_route::AddressFamily::Inet;
+        let replies = self.get(RouteNetlinkMessage::GetAddress(req), true, "dump addresses")?;
+        let mut out = Vec::new();
+        for r in replies {
+            if let RouteNetlinkMessage::NewAddress(m) = r {
+                for a in &m.attributes {
+                    if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                        out.push((m.header.index, *ip, m.header.prefix_len));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

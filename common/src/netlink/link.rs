@@ -1,0 +1,153 @@
+use std::os::fd::{AsFd, AsRawFd};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+use super::socket::is_errno;
+use super::Netlink;
+use crate::Result;
+
+/// What ocinet needs to know of an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: Vec<u8>,
+    pub mtu: u32,
+    pub up: bool,
+    pub controller: Option<u32>,
+    pub kind: Option<String>,
+    pub oper_up: bool,
+}
+
+impl Link {
+    pub fn from_message(m: &LinkMessage) -> Self {
+        let mut l = Link {
+            index: m.header.index,
+            name: String::new(),
+            mac: Vec::new(),
+            mtu: 0,
+            up: m.header.flags.contains(LinkFlags::Up),
+            controller: None,
+            kind: None,
+            oper_up: false,
+        };
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => l.name = n.clone(),
+                LinkAttribute::Address(a) => l.mac = a.clone(),
+                LinkAttribute::Mtu(v) => l.mtu = *v,
+                LinkAttribute::Controller(c) => l.controller = Some(*c),
+                LinkAttribute::OperState(s) => l.oper_up = *s == State::Up,
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let netlink_packet_route::link::LinkInfo::Kind(k) = i {
+                            l.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        l
+    }
+}
+
+impl Netlink {
+    pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>> {
+        let _span = tracing::debug_span!("link_get", name).entered();
+        let msg = LinkUnspec::new_with_name(name).build();
+        match self.get(RouteNetlinkMessage::GetLink(msg), false, &format!("get link {name}")) {
+            Ok(replies) => Ok(replies.iter().find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+                _ => None,
+            })),
+            Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn links(&mut self) -> Result<Vec<Link>> {
+        let replies = self.get(RouteNetlinkMessage::GetLink(LinkMessage::default()), true, "dump links")?;
+        Ok(replies
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Create a bridge; `Ok(false)` if one of that name already existed.
+    pub fn create_bridge(&mut self, name: &str, mtu: u32, mac: &[u8]) -> Result<bool> {
+        let _span = tracing::debug_span!("bridge_create", name, mtu).entered();
+        let msg = LinkBridge::new(name).mtu(mtu).address(mac.to_vec()).up().build();
+        match self.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL, &format!("create bridge {name}")) {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn set_link(&mut self, msg: LinkMessage, what: &str) -> Result<()> {
+        let _span = tracing::debug_span!("link_set", what).entered();
+        self.ack(RouteNetlinkMessage::SetLink(msg), 0, what)
+    }
+
+    pub fn set_up(&mut self, index: u32, what: &str) -> Result<()> {
+        self.set_link(LinkUnspec::new_with_index(index).up().build(), what)
+    }
+
+    /// Create a veth pair whose host end is attached to `bridge` and up, and
+    /// whose peer is made directly inside the namespace `peer_ns` with the
+    /// given name, MAC and MTU. The peer cannot be brought up in the same
+    /// request (the kernel configures it before the pair is linked and
+    /// answers ENOTCONN): set it up from inside afterwards. One request: the container end never
+    /// exists in the host namespace, so nothing there can race for its name.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_veth(
+        &mut self,
+        host: &str,
+        peer: &str,
+        peer_ns: &impl AsFd,
+        peer_mac: &[u8],
+        mtu: u32,
+        bridge: u32,
+    ) -> Result<()> {
+        let _span = tracing::debug_span!("veth_create", host, peer).entered();
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .mtu(mtu)
+            .address(peer_mac.to_vec())
+            .setns_by_fd(peer_ns.as_fd().as_raw_fd())
+            .build();
+        let mut builder = LinkVeth::new(host, peer).mtu(mtu).controller(bridge).up();
+        builder = builder.set_info_data(netlink_packet_route::link::InfoData::Veth(
+            netlink_packet_route::link::InfoVeth::Peer(peer_msg),
+        ));
+        self.ack(
+            RouteNetlinkMessage::NewLink(builder.build()),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("create veth {host} with peer {peer}"),
+        )
+    }
+
+    /// Bridge-port flags on a veth that is already a bridge port.
+    pub fn set_bridge_port(&mut self, index: u32, hairpin: bool, what: &str) -> Result<()> {
+        let msg = LinkBridgePort::new(index).hairpin(hairpin).build();
+        self.set_link(msg, what)
+    }
+
+    /// Delete a link by name; `Ok(false)` if it did not exist.
+    pub fn delete_link(&mut self, name: &str) -> Result<bool> {
+        let _span = tracing::debug_span!("link_delete", name).entered();
+        let msg = LinkUnspec::new_with_name(name).build();
+        match self.ack(RouteNetlinkMessage::DelLink(msg), 0, &format!("delete link {name}")) {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

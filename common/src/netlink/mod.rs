@@ -1,0 +1,12 @@
+//! Synchronous rtnetlink. Messages are built with rtnetlink's builders; the
+//! transport is a blocking socket, because the hook is a short-lived process
+//! that makes a handful of requests and a socket is bound to the namespace it
+//! was opened in: open one per namespace and no thread ever has to juggle
+//! namespaces while an async runtime schedules work on it.
+
+mod socket;
+pub mod addr;
+pub mod link;
+pub mod route;
+
+pub use socket::Netlink;

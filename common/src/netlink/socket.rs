@@ -1,0 +1,114 @@
+use std::io;
+use std::os::fd::AsFd;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use crate::{Error, Result};
+
+pub struct Netlink {
+    socket: Socket,
+    seq: u32,
+}
+
+impl Netlink {
+    /// A socket in the calling thread's current network namespace.
+    pub fn new() -> Result<Self> {
+        let err = |source| Error::Netlink { op: "open socket".into(), source };
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(err)?;
+        socket.bind_auto().map_err(err)?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
+        // Extended acks make the kernel explain EINVAL and friends; best effort.
+        let _ = socket.set_ext_ack(true);
+        Ok(Netlink { socket, seq: 0 })
+    }
+
+    /// A socket bound to the namespace `ns` (the calling thread returns to
+    /// its own namespace before this returns).
+    pub fn new_in(ns: &impl AsFd) -> Result<Self> {
+        crate::netns::with_netns(ns, Netlink::new)?
+    }
+
+    /// Send one request and wait for its ACK (or error).
+    pub fn ack(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str) -> Result<()> {
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags, op).map(|_| ())
+    }
+
+    /// Send a request and collect its replies (a dump or a single answer).
+    pub fn get(&mut self, msg: RouteNetlinkMessage, dump: bool, op: &str) -> Result<Vec<RouteNetlinkMessage>> {
+        let flags = if dump { NLM_F_REQUEST | NLM_F_DUMP } else { NLM_F_REQUEST };
+        self.exchange(msg, flags, op)
+    }
+
+    /// As `get`, but calls `f` per reply instead of collecting (used for
+    /// large dumps, which must stream).
+    pub fn dump_each(&mut self, msg: RouteNetlinkMessage, op: &str, mut f: impl FnMut(RouteNetlinkMessage)) -> Result<()> {
+        self.run(msg, NLM_F_REQUEST | NLM_F_DUMP, op, &mut |m| f(m))
+    }
+
+    fn exchange(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str) -> Result<Vec<RouteNetlinkMessage>> {
+        let mut out = Vec::new();
+        self.run(msg, flags, op, &mut |m| out.push(m))?;
+        Ok(out)
+    }
+
+    fn run(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str, f: &mut dyn FnMut(RouteNetlinkMessage)) -> Result<()> {
+        let err = |source: io::Error| Error::Netlink { op: op.to_string(), source };
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = seq;
+        let mut req = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        req.finalize();
+        let mut buf = vec![0u8; req.buffer_len()];
+        req.serialize(&mut buf);
+        self.socket.send(&buf, 0).map_err(err)?;
+
+        let expect_multi = flags & NLM_F_DUMP == NLM_F_DUMP;
+        loop {
+            let (data, _) = self.socket.recv_from_full().map_err(err)?;
+            let mut offset = 0;
+            while offset < data.len() {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
+                    .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
+                let len = reply.header.length as usize;
+                if len == 0 {
+                    return Err(err(io::Error::new(io::ErrorKind::InvalidData, "zero-length message")));
+                }
+                offset += (len + 3) & !3;
+                if reply.header.sequence_number != seq {
+                    continue;
+                }
+                let multi = reply.header.flags & NLM_F_MULTIPART != 0;
+                match reply.payload {
+                    NetlinkPayload::Done(_) => return Ok(()),
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(()),
+                            Some(code) => Err(err(io::Error::from_raw_os_error(-code.get()))),
+                        };
+                    }
+                    NetlinkPayload::InnerMessage(m) => {
+                        f(m);
+                        if !multi && !expect_multi && flags & NLM_F_ACK == 0 {
+                            return Ok(());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Whether a netlink error is the given errno.
+pub fn is_errno(e: &Error, errno: i32) -> bool {
+    match e {
+        Error::Netlink { source, .. } => source.raw_os_error() == Some(errno),
+        _ => false,
+    }
+}

@@ -1,0 +1,88 @@
+//! Network namespaces: entering one briefly, identifying one, and pinning one
+//! under /run/netns so `ip netns` sees it.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, CloneFlags};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+pub fn open(path: &Path) -> Result<File> {
+    File::open(path).at(path)
+}
+
+/// (device, inode): equal for two paths exactly when they name the same
+/// namespace.
+pub fn id_of(path: &Path) -> Result<(u64, u64)> {
+    let md = std::fs::metadata(path).at(path)?;
+    Ok((md.dev(), md.ino()))
+}
+
+pub fn id_of_fd(f: &File) -> Result<(u64, u64)> {
+    let md = f.metadata().map_err(|e| Error::io("network namespace fd", e))?;
+    Ok((md.dev(), md.ino()))
+}
+
+/// Run `f` with the calling thread in the namespace `ns`, then return to the
+/// thread's own namespace even if `f` fails.
+pub fn with_netns<T>(ns: &impl AsFd, f: impl FnOnce() -> T) -> Result<T> {
+    let own = open(Path::new("/proc/thread-self/ns/net"))?;
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| Error::Netns { what: "enter".into(), source })?;
+    let out = f();
+    setns(own.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| Error::Netns { what: "return to own".into(), source })?;
+    Ok(out)
+}
+
+/// Make /run/netns a shared mount point, as `ip netns add` does, so a pin
+/// made here propagates to other mount namespaces.
+fn prepare_run_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).at(dir)?;
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EINVAL) => {
+            mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .map_err(|source| Error::Netns { what: format!("bind {}", dir.display()), source })?;
+            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>)
+                .map_err(|source| Error::Netns { what: format!("share {}", dir.display()), source })
+        }
+        Err(source) => Err(Error::Netns { what: format!("share {}", dir.display()), source }),
+    }
+}
+
+/// Bind-mount the namespace at `source` to /run/netns/`name`. Fails if that
+/// entry exists already.
+pub fn pin(source: &Path, name: &str) -> Result<PathBuf> {
+    let _span = tracing::debug_span!("netns_pin", name).entered();
+    let dir = Path::new(NETNS_RUN_DIR);
+    prepare_run_dir(dir)?;
+    let target = dir.join(name);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .at(&target)?;
+    if let Err(source_err) = mount(Some(source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+        let _ = std::fs::remove_file(&target);
+        return Err(Error::Netns { what: format!("bind to {}", target.display()), source: source_err });
+    }
+    Ok(target)
+}
+
+/// Undo `pin`; a missing entry is fine.
+pub fn unpin(target: &Path) -> Result<()> {
+    let _span = tracing::debug_span!("netns_unpin", target = %target.display()).entered();
+    match umount2(target, MntFlags::MNT_DETACH) {
+        // EINVAL: not a mount point (any more, or in this mount namespace).
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+        Err(source) => return Err(Error::Netns { what: format!("unmount {}", target.display()), source }),
+    }
+    crate::store::fsutil::remove_if_exists(target)
+}

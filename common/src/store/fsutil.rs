@@ -1,0 +1,144 @@
+//! Secure, atomic file handling: the hook runs as root and its state decides
+//! what gets deleted, so nobody else may write it and no reader may see half
+//! a file.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// Create `dir` (and parents) as 0700 and refuse it when another user owns it
+/// or group/others can write to it.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => return Err(Error::io(dir, e)),
+    }
+    check_private_dir(dir)
+}
+
+pub fn check_private_dir(dir: &Path) -> Result<()> {
+    let md = fs::symlink_metadata(dir).at(dir)?;
+    if !md.is_dir() {
+        return Err(Error::invalid("state directory", dir.display(), "is not a directory"));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if md.uid() != me {
+        return Err(Error::invalid(
+            "state directory",
+            dir.display(),
+            format!("is owned by uid {}, not by uid {me}", md.uid()),
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        return Err(Error::invalid(
+            "state directory",
+            dir.display(),
+            format!("is writable by group or others (mode {:o})", md.mode() & 0o7777),
+        ));
+    }
+    if md.mode() & 0o077 != 0 {
+        // Ours and not writable by others, only too open for reading: tighten.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).at(dir)?;
+    }
+    Ok(())
+}
+
+/// Write `data` to `path` through a 0600 temporary file in the same
+/// directory, fsync it, then rename over the target.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::invalid("path", path.display(), "has no parent directory"))?;
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::invalid("path", path.display(), "has no file name"))?;
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&tmp)
+            .at(&tmp)?;
+        f.write_all(data).at(&tmp)?;
+        f.sync_data().at(&tmp)?;
+        fs::rename(&tmp, path).at(path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut data = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::CorruptState { path: path.into(), reason: e.to_string() })?;
+    data.push(b'\n');
+    write_atomic(path, &data)
+}
+
+/// Read a JSON file; `Ok(None)` when it does not exist, `CorruptState` naming
+/// the path when it cannot be parsed.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    serde_json::from_slice(&data)
+        .map(Some)
+        .map_err(|e| Error::CorruptState { path: path.into(), reason: e.to_string() })
+}
+
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ocinet-fsutil-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn private_dir_and_atomic_write() {
+        let d = tempdir("a");
+        ensure_private_dir(&d).unwrap();
+        assert_eq!(fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        let f = d.join("x.json");
+        write_json(&f, &serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        let v: serde_json::Value = read_json(&f).unwrap().unwrap();
+        assert_eq!(v["a"], 1);
+        assert!(read_json::<serde_json::Value>(&d.join("missing")).unwrap().is_none());
+        fs::write(&f, b"{trunc").unwrap();
+        let e = read_json::<serde_json::Value>(&f).unwrap_err().to_string();
+        assert!(e.contains("x.json"), "{e}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn refuses_world_writable_dir() {
+        let d = tempdir("b");
+        fs::create_dir_all(&d).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = ensure_private_dir(&d).unwrap_err().to_string();
+        assert!(e.contains("writable by group or others"), "{e}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

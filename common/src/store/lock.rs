@@ -1,0 +1,32 @@
+//! One exclusive lock serialises every change to leases, endpoints and the
+//! firewall, across concurrent hook processes (flock is released by the
+//! kernel if a holder dies, so a SIGKILLed hook never wedges the others).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+pub struct StateLock {
+    _lock: Flock<File>,
+}
+
+impl StateLock {
+    pub fn acquire(path: &Path) -> Result<Self> {
+        let _span = tracing::debug_span!("lock", path = %path.display()).entered();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .at(path)?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::io(path, std::io::Error::from(e)))?;
+        Ok(StateLock { _lock: lock })
+    }
+}

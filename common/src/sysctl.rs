@@ -1,0 +1,18 @@
+//! Per-namespace sysctls. /proc/sys/net follows the network namespace of the
+//! opening thread, so these act on whatever namespace the hook runs in.
+
+use crate::error::IoContext;
+use crate::Result;
+
+pub fn write(path: &str, value: &str) -> Result<()> {
+    let _span = tracing::debug_span!("sysctl", path, value).entered();
+    let current = std::fs::read_to_string(path).at(path)?;
+    if current.trim() == value {
+        return Ok(());
+    }
+    std::fs::write(path, value).at(path)
+}
+
+pub fn enable_ipv4_forwarding() -> Result<()> {
+    write("/proc/sys/net/ipv4/ip_forward", "1")
+}

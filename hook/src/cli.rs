@@ -1,0 +1,113 @@
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::Ipv4Net;
+
+#[derive(Debug, Parser)]
+#[command(name = "ocinet", version, about = "Bridge networking for OCI containers, as an OCI runtime hook")]
+pub struct Cli {
+    /// Where endpoints, leases, the lock and the log live.
+    #[arg(long, global = true, default_value = "/run/ocinet", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Where network definitions live.
+    #[arg(long, global = true, default_value = "/etc/ocinet", value_name = "DIR")]
+    pub config_dir: PathBuf,
+    /// Log level for the log file (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as an OCI hook: reads the container state on stdin.
+    Hook(HookArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// List container endpoints.
+    Ps(PsArgs),
+    /// Remove endpoints whose container no longer exists.
+    Gc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    #[value(name = "prestart")]
+    Prestart,
+    #[value(name = "createRuntime")]
+    CreateRuntime,
+    #[value(name = "poststop")]
+    Poststop,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Prestart => "prestart",
+            Stage::CreateRuntime => "createRuntime",
+            Stage::Poststop => "poststop",
+        })
+    }
+}
+
+/// Per-container defaults; the container's `io.ocinet.*` annotations
+/// override them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ContainerDefaults {
+    /// Network name, or none, host, container:<id>.
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// Static IPv4 address.
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// MAC address of eth0.
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
+    /// Human name for ps, inspect and metrics.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    pub stage: Stage,
+    #[command(flatten)]
+    pub defaults: ContainerDefaults,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a bridge network.
+    Create {
+        name: String,
+        #[arg(long)]
+        subnet: Option<Ipv4Net>,
+        #[arg(long)]
+        gateway: Option<Ipv4Addr>,
+        #[arg(long)]
+        ip_range: Option<Ipv4Net>,
+        #[arg(long, value_name = "IFNAME")]
+        bridge: Option<String>,
+        #[arg(long)]
+        mtu: Option<u32>,
+        /// No outbound access and no masquerade.
+        #[arg(long)]
+        internal: bool,
+    },
+    /// List networks.
+    Ls,
+    /// Show a network and its containers as JSON.
+    Inspect { name: String },
+    /// Remove a network (refused while containers are attached).
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,53 @@
+//! `ocinet gc`: undo endpoints whose container is gone (a crashed runtime,
+//! a SIGKILLed hook), and leases nobody holds.
+
+use ocinet_common::Result;
+
+use crate::context::Context;
+use crate::lifecycle::release;
+
+pub fn run(ctx: &Context) -> Result<String> {
+    let _lock = ctx.lock()?;
+    let mut out = String::new();
+    let (eps, bad) = ctx.state.list_endpoints();
+    for e in &bad {
+        out += &format!("skipped: {e}\n");
+    }
+    let mut errors = Vec::new();
+    for ep in eps.iter().filter(|e| e.is_stale()) {
+        let _span = tracing::info_span!("gc", id = %ep.id).entered();
+        match release::release(ctx, ep) {
+            Ok(()) => {
+                tracing::info!("removed stale endpoint");
+                out += &format!("removed endpoint {} ({})\n", ep.id, ep.mode.label());
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    // Leases whose holder has no endpoint record: a hook died between
+    // leasing and recording (or a record was deleted by hand).
+    let (live, _) = ctx.state.list_endpoints();
+    for net in ctx.state.leased_networks() {
+        let mut leases = match ctx.state.load_leases(&net) {
+            Ok(l) => l,
+            Err(e) => {
+                out += &format!("skipped: {e}\n");
+                continue;
+            }
+        };
+        let before = leases.leases.clone();
+        leases.leases.retain(|_, holder| live.iter().any(|e| &e.id == holder));
+        for (ip, holder) in before.iter().filter(|(ip, _)| !leases.leases.contains_key(ip)) {
+            out += &format!("released lease {ip} of {holder} in network {net}\n");
+        }
+        if before != leases.leases {
+            ctx.state.save_leases(&net, &leases)?;
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        eprint!("{out}");
+        Err(ocinet_common::Error::Many(errors))
+    }
+}

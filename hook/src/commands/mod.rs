@@ -1,0 +1,3 @@
+pub mod gc;
+pub mod network;
+pub mod ps;

@@ -1,0 +1,156 @@
+//! `ocinet network create|ls|inspect|rm`.
+
+use std::collections::BTreeMap;
+
+use ocinet_common::firewall::{Change, Firewall};
+use ocinet_common::model::Network;
+use ocinet_common::netlink::Netlink;
+use ocinet_common::{Error, Result};
+use serde_json::json;
+
+use crate::cli::NetworkCommand;
+use crate::context::Context;
+use crate::networks;
+
+pub fn run(ctx: &Context, cmd: NetworkCommand) -> Result<String> {
+    match cmd {
+        NetworkCommand::Create { name, subnet, gateway, ip_range, bridge, mtu, internal } => {
+            create(ctx, &name, subnet, gateway, ip_range, bridge.as_deref(), mtu, internal)
+        }
+        NetworkCommand::Ls => ls(ctx),
+        NetworkCommand::Inspect { name } => inspect(ctx, &name),
+        NetworkCommand::Rm { name } => rm(ctx, &name),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create(
+    ctx: &Context,
+    name: &str,
+    subnet: Option<ipnet::Ipv4Net>,
+    gateway: Option<std::net::Ipv4Addr>,
+    ip_range: Option<ipnet::Ipv4Net>,
+    bridge: Option<&str>,
+    mtu: Option<u32>,
+    internal: bool,
+) -> Result<String> {
+    let _lock = ctx.lock()?;
+    let mut nl = Netlink::new()?;
+    if ctx.config.load(name)?.is_some() {
+        return Err(Error::Conflict(format!("network {name} already exists")));
+    }
+    let subnet = match subnet {
+        Some(s) => s,
+        None => free_subnet(ctx, &mut nl)?,
+    };
+    let net = Network::new(name, subnet, gateway, ip_range, bridge, mtu, internal)?;
+    networks::check_conflicts(ctx, &net, &mut nl)?;
+    if let Some(l) = nl.link_by_name(&net.bridge)? {
+        return Err(Error::Conflict(format!(
+            "network {name}: interface {} (index {}) already exists on the host",
+            net.bridge, l.index
+        )));
+    }
+    ctx.config.save(&net)?;
+    tracing::info!(network = name, subnet = %net.subnet, bridge = %net.bridge, "network created");
+    Ok(format!("{name}\n"))
+}
+
+/// The first /24 of 10.90.0.0/15 (past the ranges Podman hands out) that
+/// conflicts with nothing.
+fn free_subnet(ctx: &Context, nl: &mut Netlink) -> Result<ipnet::Ipv4Net> {
+    let (existing, _) = ctx.config.list();
+    let routes = networks::host_routes(nl)?;
+    for i in 0..512u32 {
+        let base = u32::from(std::net::Ipv4Addr::new(10, 90, 0, 0)) + (i << 8);
+        let cand = ipnet::Ipv4Net::new(base.into(), 24).map_err(|e| Error::Conflict(e.to_string()))?;
+        let probe = Network { subnet: cand, ..Network::default_network() };
+        let probe = Network { name: "\u{0}probe".into(), bridge: "\u{0}".into(), ..probe };
+        if ocinet_common::model::network::find_conflict(&probe, &existing, &routes).is_none() {
+            return Ok(cand);
+        }
+    }
+    Err(Error::Conflict("no free /24 left in 10.90.0.0/15; pass --subnet".into()))
+}
+
+fn ls(ctx: &Context) -> Result<String> {
+    let (nets, bad) = ctx.config.list();
+    for e in &bad {
+        eprintln!("ocinet: skipping {e}");
+    }
+    let (eps, _) = ctx.state.list_endpoints();
+    let mut out = format!("{:<20} {:<16} {:<18} {:<15} {:<8} {}\n", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "CONTAINERS");
+    for n in nets {
+        let count = eps.iter().filter(|e| e.network() == Some(n.name.as_str())).count();
+        out += &format!(
+            "{:<20} {:<16} {:<18} {:<15} {:<8} {}\n",
+            n.name, n.bridge, n.subnet, n.gateway, n.internal, count
+        );
+    }
+    Ok(out)
+}
+
+fn inspect(ctx: &Context, name: &str) -> Result<String> {
+    let net = ctx
+        .config
+        .load(name)?
+        .ok_or_else(|| Error::NotFound(format!("network {name:?} does not exist")))?;
+    let (eps, _) = ctx.state.list_endpoints();
+    let containers: BTreeMap<_, _> = eps
+        .iter()
+        .filter(|e| e.network() == Some(name))
+        .map(|e| {
+            (
+                e.id.clone(),
+                json!({
+                    "Name": e.name,
+                    "MacAddress": e.mac,
+                    "IPv4Address": e.ip.map(|ip| format!("{ip}/{}", e.prefix_len.unwrap_or(32))),
+                    "HostInterface": e.host_veth,
+                    "Interface": e.interface,
+                    "NetworkNamespace": e.netns_link,
+                    "State": e.phase,
+                }),
+            )
+        })
+        .collect();
+    let mut ipam = json!({"Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string()});
+    if let Some(r) = net.ip_range {
+        ipam["IPRange"] = json!(r.to_string());
+    }
+    let doc = json!([{
+        "Name": net.name,
+        "Driver": "bridge",
+        "Internal": net.internal,
+        "IPAM": {"Driver": "ocinet", "Config": [ipam]},
+        "Options": {"bridge": net.bridge, "mtu": net.mtu},
+        "Containers": containers,
+    }]);
+    serde_json::to_string_pretty(&doc)
+        .map(|s| s + "\n")
+        .map_err(|e| Error::Conflict(e.to_string()))
+}
+
+fn rm(ctx: &Context, name: &str) -> Result<String> {
+    let _lock = ctx.lock()?;
+    let net = ctx
+        .config
+        .load(name)?
+        .ok_or_else(|| Error::NotFound(format!("network {name:?} does not exist")))?;
+    let (eps, _) = ctx.state.list_endpoints();
+    let attached: Vec<&str> = eps.iter().filter(|e| e.network() == Some(name)).map(|e| e.id.as_str()).collect();
+    if !attached.is_empty() {
+        return Err(Error::Conflict(format!(
+            "network {name} has {} attached container(s): {}",
+            attached.len(),
+            attached.join(", ")
+        )));
+    }
+    let mut nl = Netlink::new()?;
+    nl.delete_link(&net.bridge)?;
+    ctx.firewall()?.apply(&Change { networks_removed: vec![net.clone()], ..Default::default() })?;
+    ctx.state.remove_leases(name)?;
+    ctx.config.remove(name)?;
+    tracing::info!(network = name, "network removed");
+    Ok(format!("{name}\n"))
+}

@@ -1,0 +1,185 @@
+//! Bridge mode, Docker's bridge driver's way: a bridge with the gateway
+//! address, a veth per container with eth0 inside, an address, a default
+//! route and masquerade.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ocinet_common::firewall::{Change, Firewall};
+use ocinet_common::model::{Endpoint, Network, Phase};
+use ocinet_common::netlink::Netlink;
+use ocinet_common::{netns, sysctl, validate, Error, Result};
+
+use super::release;
+use crate::context::Context;
+use crate::networks;
+use crate::settings::Settings;
+
+pub const CONTAINER_IFNAME: &str = "eth0";
+
+/// Host end of a container's veth: stable per container id, within IFNAMSIZ.
+pub fn host_veth_name(id: &str) -> String {
+    format!("oc{:012x}", validate::fnv1a64(id.as_bytes()) & 0xffff_ffff_ffff)
+}
+
+/// Locally administered MAC derived from the address, as Docker does, so a
+/// reused address keeps its MAC and neighbours' ARP caches stay right.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x6f, o[0], o[1], o[2], o[3]]
+}
+
+/// A stable bridge MAC: otherwise a bridge takes the lowest MAC of its ports
+/// and changes it as containers come and go, breaking neighbours' caches.
+fn bridge_mac(bridge: &str) -> [u8; 6] {
+    let h = validate::fnv1a64(bridge.as_bytes()).to_be_bytes();
+    [0x02, 0x6e, h[0], h[1], h[2], h[3]]
+}
+
+fn netns_link_for(id: &str) -> PathBuf {
+    let short = &id[..id.len().min(12)];
+    let p = Path::new(netns::NETNS_RUN_DIR).join(format!("ocinet-{short}"));
+    if !p.exists() {
+        return p;
+    }
+    // Two ids sharing their first 12 characters: disambiguate.
+    Path::new(netns::NETNS_RUN_DIR).join(format!("ocinet-{short}-{:08x}", validate::fnv1a64(id.as_bytes()) as u32))
+}
+
+/// Called with the state lock held. On any failure everything done so far
+/// is undone before returning (crun does not run poststop after a failed
+/// create).
+pub fn setup(ctx: &Context, mut ep: Endpoint, settings: &Settings, ns: &File, ns_path: &Path) -> Result<()> {
+    let name = ep.network().map(str::to_string).unwrap_or_default();
+    let mut host = Netlink::new()?;
+    let net = networks::get(ctx, &name, &mut host)?;
+
+    let mut leases = ctx.state.load_leases(&net.name)?;
+    let ip = leases.allocate(&net, &ep.id, settings.ip)?;
+    let mac = settings.mac.unwrap_or_else(|| mac_for(ip));
+    ep.ip = Some(ip);
+    ep.prefix_len = Some(net.subnet.prefix_len());
+    ep.gateway = (!net.internal).then_some(net.gateway);
+    ep.mac = Some(validate::format_mac(&mac));
+    ep.bridge = Some(net.bridge.clone());
+    ep.host_veth = Some(host_veth_name(&ep.id));
+    ep.interface = Some(CONTAINER_IFNAME.into());
+    // Record the intent before touching the kernel: a hook killed from here
+    // on leaves a record that gc (or the next hook for this id) undoes.
+    ctx.state.save_leases(&net.name, &leases)?;
+    if let Err(e) = ctx.state.save_endpoint(&ep) {
+        leases.release(&ep.id);
+        let _ = ctx.state.save_leases(&net.name, &leases);
+        return Err(e);
+    }
+
+    let result = wire(ctx, &mut host, &net, &mut ep, &mac, ns, ns_path).and_then(|()| {
+        ep.phase = Phase::Ready;
+        ctx.state.save_endpoint(&ep)
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!(network = %net.name, %ip, veth = ep.host_veth.as_deref().unwrap_or(""), "set up");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!("setup failed, rolling back: {e}");
+            match release::release(ctx, &ep) {
+                Ok(()) => Err(e),
+                Err(undo) => Err(Error::Conflict(format!("{e}; rollback incomplete (ocinet gc will retry): {undo}"))),
+            }
+        }
+    }
+}
+
+fn wire(
+    ctx: &Context,
+    host: &mut Netlink,
+    net: &Network,
+    ep: &mut Endpoint,
+    mac: &[u8; 6],
+    ns: &File,
+    ns_path: &Path,
+) -> Result<()> {
+    let bridge = ensure_bridge(host, net)?;
+    if !net.internal {
+        sysctl::enable_ipv4_forwarding()?;
+    }
+    ctx.firewall()?.apply(&Change { networks_present: vec![net.clone()], ..Default::default() })?;
+
+    let veth = ep.host_veth.clone().unwrap_or_default();
+    host.create_veth(&veth, CONTAINER_IFNAME, ns, mac, net.mtu, bridge).map_err(|e| match e {
+        Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => Error::Conflict(format!(
+            "cannot create {veth} with {CONTAINER_IFNAME} in the container: an interface of that name already exists"
+        )),
+        e => e,
+    })?;
+
+    let mut inner = Netlink::new_in(ns)?;
+    if let Some(lo) = inner.link_by_name("lo")? {
+        if !lo.up {
+            inner.set_up(lo.index, "set lo up")?;
+        }
+    }
+    let eth0 = inner
+        .link_by_name(CONTAINER_IFNAME)?
+        .ok_or_else(|| Error::NotFound(format!("{CONTAINER_IFNAME} vanished from the container right after creation")))?;
+    inner.set_up(eth0.index, "set eth0 up")?;
+    let ip = ep.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    inner.add_address(eth0.index, ip, net.subnet.prefix_len())?;
+    if !net.internal {
+        inner.add_default_route(net.gateway, eth0.index)?;
+    }
+
+    let link = netns_link_for(&ep.id);
+    ep.netns_link = Some(link.clone());
+    ctx.state.save_endpoint(ep)?;
+    if let Err(e) = netns::pin(ns_path, &link.file_name().unwrap_or_default().to_string_lossy()) {
+        // Not ours to unmount: pin failed before anything was mounted.
+        ep.netns_link = None;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The bridge up, with its gateway address, a stable MAC and the network's
+/// MTU; created if missing. Returns its index.
+pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<u32> {
+    let _span = tracing::debug_span!("ensure_bridge", bridge = %net.bridge).entered();
+    let link = match nl.link_by_name(&net.bridge)? {
+        Some(l) => l,
+        None => {
+            nl.create_bridge(&net.bridge, net.mtu, &bridge_mac(&net.bridge))?;
+            nl.link_by_name(&net.bridge)?
+                .ok_or_else(|| Error::NotFound(format!("bridge {} vanished right after creation", net.bridge)))?
+        }
+    };
+    if link.kind.as_deref() != Some("bridge") {
+        return Err(Error::Conflict(format!(
+            "network {}: interface {} exists and is not a bridge",
+            net.name, net.bridge
+        )));
+    }
+    if !link.up {
+        nl.set_up(link.index, &format!("set {} up", net.bridge))?;
+    }
+    nl.add_address(link.index, net.gateway, net.subnet.prefix_len())?;
+    Ok(link.index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_ifnamsiz_and_are_stable() {
+        let n = host_veth_name("c1");
+        assert_eq!(n.len(), 14);
+        assert_eq!(n, host_veth_name("c1"));
+        assert_ne!(n, host_veth_name("c2"));
+        validate::ifname("veth", &n).unwrap();
+        assert_eq!(mac_for(Ipv4Addr::new(10, 87, 0, 2)), [2, 0x6f, 10, 87, 0, 2]);
+        assert_eq!(bridge_mac("ocinet0")[0] & 1, 0);
+    }
+}

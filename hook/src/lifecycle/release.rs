@@ -1,0 +1,45 @@
+//! Undo whatever an endpoint record says was done: the shared path of
+//! teardown, rollback of a failed setup, and gc.
+
+use ocinet_common::firewall::{Change, Firewall};
+use ocinet_common::model::Endpoint;
+use ocinet_common::netlink::Netlink;
+use ocinet_common::{netns, Error, Result};
+
+use crate::context::Context;
+
+/// Goes on past a failing step and reports every failure at the end. The
+/// record (and the lease) are kept when something could not be undone, so a
+/// second poststop or `ocinet gc` can finish the job. Callers hold the lock.
+pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
+    let mut errors = Vec::new();
+    if let Some(veth) = &ep.host_veth {
+        // Deleting one end removes both; gone already (the namespace died
+        // with the container) is fine.
+        match Netlink::new().and_then(|mut nl| nl.delete_link(veth)) {
+            Ok(existed) => tracing::debug!(veth, existed, "host veth removed"),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !ep.firewall.is_empty() {
+        let change = Change { elements_deleted: ep.firewall.clone(), ..Default::default() };
+        if let Err(e) = ctx.firewall().and_then(|fw| fw.apply(&change)) {
+            errors.push(e);
+        }
+    }
+    if let Some(link) = &ep.netns_link {
+        if let Err(e) = netns::unpin(link) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Many(errors));
+    }
+    if let Some(net) = ep.network() {
+        let mut leases = ctx.state.load_leases(net)?;
+        if leases.release(&ep.id) {
+            ctx.state.save_leases(net, &leases)?;
+        }
+    }
+    ctx.state.remove_endpoint(&ep.id)
+}

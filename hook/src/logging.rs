@@ -1,0 +1,26 @@
+//! The log goes to a file under the state dir: crun discards a hook's stdout
+//! and stderr, and runc shows them only when the hook fails.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(log_file: &Path, level: &str) -> Result<(), String> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log_file)
+        .map_err(|e| format!("log file {}: {e}", log_file.display()))?;
+    let filter = EnvFilter::try_new(format!("ocinet={level},ocinet_common={level}"))
+        .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init()
+        .map_err(|e| e.to_string())
+}

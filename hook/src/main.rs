@@ -1,0 +1,56 @@
+//! `ocinet`: the OCI hook and its admin CLI.
+
+mod cli;
+mod commands;
+mod context;
+mod lifecycle;
+mod logging;
+mod networks;
+mod oci;
+mod settings;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ocinet_common::store::networks::ConfigDir;
+use ocinet_common::store::{fsutil, StateDir};
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let what = match &cli.command {
+        Command::Hook(h) => format!("hook {}", h.stage),
+        Command::Network(_) => "network".into(),
+        Command::Ps(_) => "ps".into(),
+        Command::Gc => "gc".into(),
+    };
+    if let Err(e) = fsutil::ensure_private_dir(&cli.state_dir) {
+        eprintln!("ocinet {what}: {e}");
+        return ExitCode::FAILURE;
+    }
+    let ctx = Context { state: StateDir::new(&cli.state_dir), config: ConfigDir::new(&cli.config_dir) };
+    if let Err(e) = logging::init(&ctx.state.log_file(), &cli.log_level) {
+        eprintln!("ocinet {what}: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Command::Hook(h) => lifecycle::run(&ctx, h.stage, &h.defaults, std::io::stdin().lock()).map(|_| String::new()),
+        Command::Network(cmd) => commands::network::run(&ctx, cmd),
+        Command::Ps(a) => commands::ps::run(&ctx, a.json),
+        Command::Gc => commands::gc::run(&ctx),
+    };
+    match result {
+        Ok(out) => {
+            let _ = std::io::stdout().write_all(out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{what} failed: {e}");
+            eprintln!("ocinet {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

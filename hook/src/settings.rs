@@ -1,0 +1,139 @@
+//! Per-container settings: hook args give defaults, `io.ocinet.*`
+//! annotations override them, and every value is validated here, before
+//! anything touches the kernel.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use ocinet_common::model::network::DEFAULT_NETWORK;
+use ocinet_common::model::Mode;
+use ocinet_common::{validate, Error, Result};
+
+use crate::cli::ContainerDefaults;
+
+pub const ANN_NETWORK: &str = "io.ocinet.network";
+pub const ANN_IP: &str = "io.ocinet.ip";
+pub const ANN_MAC: &str = "io.ocinet.mac";
+pub const ANN_NAME: &str = "io.ocinet.name";
+const ANN_PREFIX: &str = "io.ocinet.";
+const KNOWN: &[&str] = &[ANN_NETWORK, ANN_IP, ANN_MAC, ANN_NAME];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub mode: Mode,
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<[u8; 6]>,
+    pub name: String,
+}
+
+pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &ContainerDefaults) -> Result<Settings> {
+    // A misspelt key would otherwise be silently ignored.
+    let mut keys: Vec<&String> = annotations.keys().filter(|k| k.starts_with(ANN_PREFIX)).collect();
+    keys.sort();
+    if let Some(k) = keys.into_iter().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(Error::invalid("annotation", k, format!("unknown; known are {}", KNOWN.join(", "))));
+    }
+    // Annotation beats hook arg; each value is reported under the name the
+    // user set it by.
+    let pick = |ann: &'static str, arg: &'static str, default: &Option<String>| -> Option<(&'static str, String)> {
+        annotations
+            .get(ann)
+            .map(|v| (ann, v.clone()))
+            .or_else(|| default.clone().map(|v| (arg, v)))
+    };
+
+    let mode = match pick(ANN_NETWORK, "--network", &defaults.network) {
+        None => Mode::Bridge(DEFAULT_NETWORK.into()),
+        Some((field, v)) => parse_mode(field, &v)?,
+    };
+    let ip = pick(ANN_IP, "--ip", &defaults.ip)
+        .map(|(field, v)| v.parse::<Ipv4Addr>().map_err(|_| Error::invalid(field, &v, "not an IPv4 address")))
+        .transpose()?;
+    let mac = pick(ANN_MAC, "--mac", &defaults.mac)
+        .map(|(field, v)| validate::mac(field, &v))
+        .transpose()?;
+    let name = match pick(ANN_NAME, "--name", &defaults.name) {
+        Some((field, v)) => {
+            validate::name(field, &v)?;
+            v
+        }
+        None => id.to_string(),
+    };
+    if !matches!(mode, Mode::Bridge(_)) {
+        if let Some(ip) = ip {
+            return Err(Error::invalid(ANN_IP, ip, format!("only applies to bridge networks, not {}", mode.label())));
+        }
+        if mac.is_some() {
+            return Err(Error::invalid(ANN_MAC, validate::format_mac(&mac.unwrap_or_default()), format!("only applies to bridge networks, not {}", mode.label())));
+        }
+    }
+    Ok(Settings { mode, ip, mac, name })
+}
+
+fn parse_mode(field: &str, v: &str) -> Result<Mode> {
+    Ok(match v {
+        "none" => Mode::None,
+        "host" => Mode::Host,
+        _ => match v.strip_prefix("container:") {
+            Some(target) => {
+                validate::container_id(field, target)?;
+                Mode::Container(target.to_string())
+            }
+            None => {
+                validate::name(field, v)?;
+                Mode::Bridge(v.to_string())
+            }
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let d = ContainerDefaults { network: Some("web".into()), ..Default::default() };
+        let s = resolve("c1", &ann(&[]), &d).unwrap();
+        assert_eq!(s.mode, Mode::Bridge("web".into()));
+        assert_eq!(s.name, "c1");
+        let s = resolve("c1", &ann(&[(ANN_NETWORK, "db"), (ANN_NAME, "pg-1"), (ANN_IP, "10.1.0.5"), (ANN_MAC, "02:00:00:00:00:01")]), &d).unwrap();
+        assert_eq!(s.mode, Mode::Bridge("db".into()));
+        assert_eq!(s.name, "pg-1");
+        assert_eq!(s.ip, Some(Ipv4Addr::new(10, 1, 0, 5)));
+        assert_eq!(s.mac, Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(resolve("c1", &ann(&[]), &ContainerDefaults::default()).unwrap().mode, Mode::Bridge("ocinet".into()));
+        assert_eq!(resolve("c1", &ann(&[(ANN_NETWORK, "container:abc")]), &d).unwrap().mode, Mode::Container("abc".into()));
+        assert_eq!(resolve("c1", &ann(&[(ANN_NETWORK, "none")]), &d).unwrap().mode, Mode::None);
+        assert_eq!(resolve("c1", &ann(&[(ANN_NETWORK, "host")]), &d).unwrap().mode, Mode::Host);
+    }
+
+    #[test]
+    fn bad_values_name_the_annotation_and_value() {
+        let d = ContainerDefaults::default();
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[(ANN_NETWORK, "bad/name")], "io.ocinet.network"),
+            (&[(ANN_NETWORK, "../etc")], "io.ocinet.network"),
+            (&[(ANN_NETWORK, "container:")], "io.ocinet.network"),
+            (&[(ANN_NETWORK, "container:a/b")], "io.ocinet.network"),
+            (&[(ANN_IP, "10.1.0.300")], "io.ocinet.ip"),
+            (&[(ANN_IP, "fe80::1")], "io.ocinet.ip"),
+            (&[(ANN_MAC, "01:00:5e:00:00:01")], "io.ocinet.mac"),
+            (&[(ANN_MAC, "nope")], "io.ocinet.mac"),
+            (&[(ANN_NAME, "bad\nname")], "io.ocinet.name"),
+            (&[(ANN_NAME, &"x".repeat(64))], "io.ocinet.name"),
+            (&[("io.ocinet.netwrok", "web")], "annotation"),
+            (&[(ANN_NETWORK, "none"), (ANN_IP, "10.1.0.5")], "io.ocinet.ip"),
+        ];
+        for (pairs, field) in cases {
+            let e = resolve("c1", &ann(pairs), &d).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid {field}")), "{pairs:?}: {e}");
+        }
+        let e = resolve("c1", &ann(&[]), &ContainerDefaults { ip: Some("x".into()), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --ip \"x\""), "{e}");
+    }
+}
