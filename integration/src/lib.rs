@@ -1,0 +1,512 @@
+//! Test harness: every test gets a throwaway "host" network namespace, an
+//! "outside" namespace joined to it by a veth when it needs one, and
+//! containers run by real runc or crun with the ocinet hook. Dropping a
+//! `Host` kills the containers it started and deletes its namespaces and
+//! files, also when the test panicked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+pub mod rootfs;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// 12 hex characters unique to this process and call: becomes a container
+/// id prefix (so /run/netns/ocinet-<first 12> never collides) or a
+/// namespace name.
+pub fn unique_hex() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let v = (u64::from(std::process::id()) << 28) ^ (u64::from(t) << 8) ^ u64::from(n);
+    format!("{:012x}", v & 0xffff_ffff_ffff)
+}
+
+/// The host end of a container's veth, as the hook names it (FNV-1a of
+/// the id), so leftovers can be found even when no record survived.
+pub fn host_veth_name(id: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("oc{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// The ocinet binary: $OCINET_BIN, or the one cargo built beside this test.
+pub fn ocinet_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("OCINET_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/ocinet
+    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("ocinet")).expect("target dir");
+    assert!(bin.exists(), "{} missing: run `cargo build --bins` first (or set OCINET_BIN)", bin.display());
+    bin
+}
+
+pub fn run_cmd(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    out
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[track_caller]
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "command failed ({}): {}", o.status, text(&o));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Runc,
+    Crun,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Runc => "runc",
+            Runtime::Crun => "crun",
+        }
+    }
+
+    /// The hook stage each runtime is tested with, so both are covered.
+    pub fn stage(self) -> &'static str {
+        match self {
+            Runtime::Runc => "createRuntime",
+            Runtime::Crun => "prestart",
+        }
+    }
+
+    /// A runtime command line, run in the host namespace. crun refuses this
+    /// machine's hybrid cgroups unless the v2 mount is out of sight: hide it
+    /// in a private mount namespace (never in the root one).
+    fn command(self, host: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{host}"));
+        match self {
+            Runtime::Runc => {
+                c.arg("runc").args(args);
+            }
+            Runtime::Crun => {
+                c.args(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun \"$@\"", "crun"]).args(args);
+            }
+        }
+        c
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    pub annotations: BTreeMap<String, String>,
+    /// Extra hook args (e.g. --network web).
+    pub hook_args: Vec<String>,
+    /// A network namespace path for config.json (container:<id> mode).
+    pub netns_path: Option<String>,
+    /// No network namespace entry at all (the host's namespace).
+    pub host_netns: bool,
+    /// The container's command (default: busybox httpd serving its id).
+    pub args: Option<Vec<String>>,
+}
+
+impl Spec {
+    pub fn ann(mut self, k: &str, v: &str) -> Self {
+        self.annotations.insert(k.into(), v.into());
+        self
+    }
+    pub fn hook_arg(mut self, a: &str) -> Self {
+        self.hook_args.push(a.into());
+        self
+    }
+}
+
+pub struct Container {
+    pub id: String,
+    pub runtime: Runtime,
+    pub bundle: PathBuf,
+    child: Option<Child>,
+    pub exit: Option<std::process::ExitStatus>,
+}
+
+impl Container {
+    pub fn output(&self) -> String {
+        let o = std::fs::read_to_string(self.bundle.join("stdout")).unwrap_or_default();
+        let e = std::fs::read_to_string(self.bundle.join("stderr")).unwrap_or_default();
+        format!("{o}{e}")
+    }
+}
+
+/// A throwaway host: its own network namespace, state and config dirs.
+pub struct Host {
+    pub name: String,
+    pub dir: PathBuf,
+    outside: Mutex<Option<String>>,
+    containers: Mutex<Vec<(String, Runtime, Option<u32>)>>,
+}
+
+/// `timeout` rather than `wget -T`, which segfaults in Debian's busybox.
+pub const WGET: &[&str] = &["timeout", "3", "busybox", "wget", "-q", "-O", "-"];
+
+pub const HOST_LINK_IP: &str = "198.51.100.1";
+pub const OUTSIDE_IP: &str = "198.51.100.2";
+
+impl Host {
+    pub fn new() -> Host {
+        let name = format!("oit{}", &unique_hex()[4..]);
+        let dir = std::env::temp_dir().join(format!("ocinet-it-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        ok(run_cmd(Command::new("ip").args(["netns", "add", &name])));
+        let h = Host { name, dir, outside: Mutex::new(None), containers: Mutex::new(Vec::new()) };
+        ok(h.exec(&["ip", "link", "set", "lo", "up"]));
+        h
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.join("config")
+    }
+
+    /// Run a command in the host namespace (network namespace only, so
+    /// the cgroup mounts stay visible to runtimes).
+    pub fn exec(&self, args: &[&str]) -> Output {
+        run_cmd(Command::new("nsenter").arg(format!("--net=/run/netns/{}", self.name)).args(args))
+    }
+
+    /// `ocinet ARGS --state-dir .. --config-dir ..` in the host namespace.
+    pub fn ocinet(&self, args: &[&str]) -> Output {
+        let bin = ocinet_bin();
+        let (s, c) = (self.state_dir(), self.config_dir());
+        let mut all: Vec<&str> = vec![bin.to_str().unwrap_or_default()];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--state-dir", s.to_str().unwrap_or_default(), "--config-dir", c.to_str().unwrap_or_default()]);
+        self.exec(&all)
+    }
+
+    /// The hook directly, with `stdin` as the OCI state.
+    pub fn hook(&self, stage: &str, stdin: &str, extra: &[&str]) -> Output {
+        use std::io::Write;
+        let bin = ocinet_bin();
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name))
+            .arg(&bin)
+            .args(["hook", stage, "--state-dir"])
+            .arg(self.state_dir())
+            .arg("--config-dir")
+            .arg(self.config_dir())
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn hook");
+        let mut si = child.stdin.take().expect("stdin");
+        let _ = si.write_all(stdin.as_bytes());
+        drop(si);
+        child.wait_with_output().expect("hook output")
+    }
+
+    pub fn ps(&self) -> Vec<Value> {
+        let out = ok(self.ocinet(&["ps", "--json"]));
+        serde_json::from_str::<Value>(&out).expect("ps json").as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn endpoint(&self, id: &str) -> Option<Value> {
+        self.ps().into_iter().find(|e| e["id"] == id)
+    }
+
+    /// An "outside" namespace joined to this host by a veth:
+    /// host 198.51.100.1/24 <-> outside 198.51.100.2/24.
+    pub fn outside(&self) -> String {
+        let mut o = self.outside.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = o.as_ref() {
+            return n.clone();
+        }
+        let name = format!("{}-out", self.name);
+        ok(run_cmd(Command::new("ip").args(["netns", "add", &name])));
+        *o = Some(name.clone());
+        let suffix = &self.name[3..];
+        let (hv, ov) = (format!("oh{suffix}"), format!("oo{suffix}"));
+        ok(self.exec(&["ip", "link", "add", &hv, "type", "veth", "peer", "name", &ov, "netns", &name]));
+        ok(self.exec(&["ip", "addr", "add", &format!("{HOST_LINK_IP}/24"), "dev", &hv]));
+        ok(self.exec(&["ip", "link", "set", &hv, "up"]));
+        let in_out = |args: &[&str]| ok(run_cmd(Command::new("ip").args(["-n", &name]).args(args)));
+        in_out(&["link", "set", "lo", "up"]);
+        in_out(&["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", &ov]);
+        in_out(&["link", "set", &ov, "up"]);
+        name
+    }
+
+    /// Run `args` in the outside namespace.
+    pub fn exec_outside(&self, args: &[&str]) -> Output {
+        let name = self.outside();
+        run_cmd(Command::new("nsenter").arg(format!("--net=/run/netns/{name}")).args(args))
+    }
+
+    /// Write a bundle and start the container in the foreground runtime
+    /// process; returns once the hook finished (endpoint ready) or the
+    /// runtime exited (setup failed).
+    pub fn start(&self, rt: Runtime, tag: &str, spec: &Spec) -> Container {
+        let id = format!("{}-{tag}", unique_hex());
+        self.start_id(rt, &id, spec)
+    }
+
+    pub fn start_id(&self, rt: Runtime, id: &str, spec: &Spec) -> Container {
+        let bundle = self.write_bundle(rt, id, spec);
+        let stdout = std::fs::File::create(bundle.join("stdout")).expect("stdout file");
+        let stderr = std::fs::File::create(bundle.join("stderr")).expect("stderr file");
+        let mut cmd = rt.command(&self.name, &["run", "--bundle", bundle.to_str().unwrap_or_default(), id]);
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        let child = cmd.spawn().expect("spawn runtime");
+        self.containers.lock().unwrap_or_else(|p| p.into_inner()).push((id.to_string(), rt, Some(child.id())));
+        let mut c = Container { id: id.to_string(), runtime: rt, bundle, child: Some(child), exit: None };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ready = self.state_dir().join("endpoints").join(format!("{id}.json"));
+        loop {
+            if let Some(ch) = c.child.as_mut() {
+                if let Ok(Some(st)) = ch.try_wait() {
+                    c.exit = Some(st);
+                    c.child = None;
+                    break;
+                }
+            }
+            if let Ok(s) = std::fs::read_to_string(&ready) {
+                if s.contains("\"phase\": \"ready\"") {
+                    // The runtime starts the process right after the hook.
+                    std::thread::sleep(Duration::from_millis(150));
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "container {id} did not come up: {}", c.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        c
+    }
+
+    fn write_bundle(&self, rt: Runtime, id: &str, spec: &Spec) -> PathBuf {
+        let bundle = self.dir.join("bundles").join(id);
+        let www = bundle.join("www");
+        std::fs::create_dir_all(&www).expect("bundle dir");
+        std::fs::write(www.join("index.html"), format!("hello from {id}\n")).expect("index");
+        let bin = ocinet_bin();
+        let mut hook_args: Vec<String> = vec!["ocinet".into(), "hook".into(), rt.stage().into(),
+            "--state-dir".into(), self.state_dir().display().to_string(),
+            "--config-dir".into(), self.config_dir().display().to_string()];
+        hook_args.extend(spec.hook_args.iter().cloned());
+        let mut stop_args = hook_args.clone();
+        stop_args[2] = "poststop".into();
+        stop_args.truncate(7);
+        let hook = |args: Vec<String>| json!({"path": bin, "args": args});
+        let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+        if !spec.host_netns {
+            let mut ns = json!({"type": "network"});
+            if let Some(p) = &spec.netns_path {
+                ns["path"] = json!(p);
+            }
+            namespaces.push(ns);
+        }
+        let args = spec.args.clone().unwrap_or_else(|| vec!["httpd".into(), "-f".into(), "-p".into(), "80".into(), "-h".into(), "/www".into()]);
+        let mut hooks = json!({"poststop": [hook(stop_args)]});
+        hooks[rt.stage()] = json!([hook(hook_args)]);
+        let config = json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false, "user": {"uid": 0, "gid": 0}, "args": args,
+                "env": ["PATH=/bin"], "cwd": "/",
+                "capabilities": {
+                    "bounding": ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"],
+                    "effective": ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"],
+                    "permitted": ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"]
+                },
+                "noNewPrivileges": true
+            },
+            "root": {"path": rootfs::path(), "readonly": true},
+            "hostname": "c",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=16m"]},
+                {"destination": "/www", "type": "bind", "source": www, "options": ["rbind", "ro"]}
+            ],
+            "annotations": spec.annotations,
+            "hooks": hooks,
+            "linux": {
+                "namespaces": namespaces,
+                "maskedPaths": ["/proc/kcore"],
+                "readonlyPaths": ["/proc/sys"]
+            }
+        });
+        std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config).unwrap_or_default()).expect("config.json");
+        bundle
+    }
+
+    /// Stop a container (SIGKILL through its runtime) and wait for the
+    /// runtime to finish, poststop hooks included.
+    pub fn stop(&self, c: &mut Container) {
+        if let Some(mut child) = c.child.take() {
+            let _ = run_cmd(&mut c.runtime.command(&self.name, &["kill", &c.id, "KILL"]));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(st)) = child.try_wait() {
+                    c.exit = Some(st);
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("runtime of {} did not exit after kill", c.id);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = run_cmd(&mut c.runtime.command(&self.name, &["delete", "--force", &c.id]));
+        let mut list = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(id, _, _)| id != &c.id);
+    }
+
+    /// The container's network namespace path. Its `ip netns` entry is not
+    /// used: under crun's private-mount-namespace workaround the pin lives in
+    /// that mount namespace only.
+    pub fn netns_of(&self, id: &str) -> String {
+        let ep = self.endpoint(id).unwrap_or_else(|| panic!("no endpoint for {id}"));
+        match ep["pid"].as_i64() {
+            Some(pid) => format!("/proc/{pid}/ns/net"),
+            None => ep["netns"].as_str().map(str::to_string).unwrap_or_else(|| panic!("{id} has no namespace")),
+        }
+    }
+
+    /// Run `args` in the container's network namespace, with the host's
+    /// busybox (the network is what is under test, not the image).
+    pub fn in_container(&self, id: &str, args: &[&str]) -> Output {
+        let ns = self.netns_of(id);
+        run_cmd(Command::new("nsenter").arg(format!("--net={ns}")).arg("busybox").args(args))
+    }
+
+    /// HTTP GET with busybox wget from the container's namespace, given up
+    /// after 3 s (Debian's static busybox 1.35 segfaults on `wget -T`).
+    pub fn wget_from(&self, id: &str, url: &str) -> Output {
+        let ns = self.netns_of(id);
+        run_cmd(Command::new("nsenter").arg(format!("--net={ns}")).args(WGET).arg(url))
+    }
+
+    /// Interfaces of the host namespace of a given kind (veth, bridge).
+    pub fn links(&self, kind: &str) -> Vec<String> {
+        let out = ok(self.exec(&["ip", "-o", "link", "show", "type", kind]));
+        out.lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect()
+    }
+
+    /// Elements of every set in ocinet's nftables table.
+    pub fn nft_elements(&self) -> Vec<Value> {
+        let o = self.exec(&["nft", "-j", "list", "table", "inet", "ocinet"]);
+        if !o.status.success() {
+            return Vec::new();
+        }
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        v["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("set").or_else(|| o.get("map")))
+            .flat_map(|s| s["elem"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// Everything `id` could have left behind: endpoint, lease, veth,
+    /// /run/netns entry. Returns what is still there.
+    pub fn leftovers(&self, id: &str) -> Vec<String> {
+        let mut left = Vec::new();
+        if self.endpoint(id).is_some() {
+            left.push(format!("endpoint {id}"));
+        }
+        if let Ok(dir) = std::fs::read_dir(self.state_dir().join("ipam")) {
+            for f in dir.flatten() {
+                let s = std::fs::read_to_string(f.path()).unwrap_or_default();
+                if s.contains(&format!("\"{id}\"")) {
+                    left.push(format!("lease in {}", f.path().display()));
+                }
+            }
+        }
+        if self.state_dir().join("endpoints").join(format!("{id}.json")).exists() {
+            left.push("state file".into());
+        }
+        let short = &id[..12.min(id.len())];
+        if let Ok(dir) = std::fs::read_dir("/run/netns") {
+            for f in dir.flatten() {
+                if f.file_name().to_string_lossy().starts_with(&format!("ocinet-{short}")) {
+                    left.push(format!("/run/netns/{}", f.file_name().to_string_lossy()));
+                }
+            }
+        }
+        let veth = host_veth_name(id);
+        if self.links("veth").contains(&veth) {
+            left.push(format!("veth {veth}"));
+        }
+        left
+    }
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host::new()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let list = std::mem::take(&mut *self.containers.lock().unwrap_or_else(|p| p.into_inner()));
+        for (id, rt, pid) in list {
+            let _ = run_cmd(&mut rt.command(&self.name, &["kill", &id, "KILL"]));
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = run_cmd(&mut rt.command(&self.name, &["delete", "--force", &id]));
+            if let Some(pid) = pid {
+                // The foreground runtime process this harness started.
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+            let short = &id[..12.min(id.len())];
+            if let Ok(dir) = std::fs::read_dir("/run/netns") {
+                for f in dir.flatten() {
+                    if f.file_name().to_string_lossy().starts_with(&format!("ocinet-{short}")) {
+                        let _ = Command::new("umount").arg("-l").arg(f.path()).status();
+                        let _ = std::fs::remove_file(f.path());
+                    }
+                }
+            }
+        }
+        if let Some(o) = self.outside.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = Command::new("ip").args(["netns", "del", &o]).status();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        if std::env::var_os("OCINET_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Generate one test per runtime from a `fn(Runtime)`.
+#[macro_export]
+macro_rules! both_runtimes {
+    ($($name:ident),* $(,)?) => {
+        mod runc {
+            $( #[test] fn $name() { super::$name($crate::Runtime::Runc) } )*
+        }
+        mod crun {
+            $( #[test] fn $name() { super::$name($crate::Runtime::Crun) } )*
+        }
+    };
+}

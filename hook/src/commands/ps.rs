@@ -15,7 +15,7 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                 json!({
                     "id": e.id, "name": e.name, "network": e.mode.label(), "ip": e.ip,
                     "mac": e.mac, "host_interface": e.host_veth, "state": e.phase,
-                    "netns": e.netns_link,
+                    "netns": e.netns_link, "pid": e.container.map(|p| p.pid),
                 })
             })
             .collect();
