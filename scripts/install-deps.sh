@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what ocinet's demo and tests need on a fresh Debian 12 machine
+# (Rust is expected to be there already). Idempotent: skips apt when every
+# package is present.
+set -euo pipefail
+
+PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's prometheus package starts a server on install; the tests start
+# their own on loopback, so keep the packaged one from holding its port.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus || true
+fi
+for tool in runc crun nft busybox cargo; do
+    command -v "$tool" >/dev/null || { echo "missing $tool after install" >&2; exit 1; }
+done

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests and the end-to-end tests that drive real
+# runc and crun against the real kernel, each inside throwaway network
+# namespaces. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run as root: the tests create network namespaces" >&2; exit 1; }
+./scripts/install-deps.sh
+cargo build --workspace --bins
+cargo test --workspace -- --test-threads "${OCINET_TEST_THREADS:-4}"
