@@ -11,6 +11,7 @@ use ocinet_common::{validate, Error, Result};
 /// Far above any real state document; stops a runaway writer.
 const MAX_STATE_BYTES: u64 = 1 << 20;
 
+#[derive(Debug)]
 pub struct OciState {
     pub id: String,
     pub pid: Option<i32>,
