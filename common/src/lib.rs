@@ -1,6 +1,7 @@
 //! Shared core of ocinet: the data model, the on-disk state, and the kernel
 //! plumbing (netlink, nftables, namespaces) used by the hook and the exporter.
 
+pub mod conntrack;
 pub mod error;
 pub mod firewall;
 pub mod model;

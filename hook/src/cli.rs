@@ -31,6 +31,18 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove endpoints whose container no longer exists.
     Gc,
+    /// Manage ocinet's nftables table.
+    #[command(subcommand)]
+    Firewall(FirewallCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FirewallCommand {
+    /// Rebuild the table from the saved state (after someone flushed the
+    /// ruleset, say).
+    Reload,
+    /// Print the number of rules in ocinet's table.
+    Rules,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +81,10 @@ pub struct ContainerDefaults {
     /// Human name for ps, inspect and metrics.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Publish ports: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO]
+    /// (repeatable, or a comma list).
+    #[arg(long = "publish", short = 'p', value_name = "SPEC")]
+    pub publish: Vec<String>,
 }
 
 #[derive(Debug, Args)]

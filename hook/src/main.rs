@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Network(_) => "network".into(),
         Command::Ps(_) => "ps".into(),
         Command::Gc => "gc".into(),
+        Command::Firewall(_) => "firewall".into(),
     };
     if let Err(e) = fsutil::ensure_private_dir(&cli.state_dir) {
         eprintln!("ocinet {what}: {e}");
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         Command::Network(cmd) => commands::network::run(&ctx, cmd),
         Command::Ps(a) => commands::ps::run(&ctx, a.json),
         Command::Gc => commands::gc::run(&ctx),
+        Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
     };
     match result {
         Ok(out) => {

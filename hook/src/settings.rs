@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use ocinet_common::model::network::DEFAULT_NETWORK;
-use ocinet_common::model::Mode;
+use ocinet_common::model::ports::parse_list;
+use ocinet_common::model::{Mode, PortSpec};
 use ocinet_common::{validate, Error, Result};
 
 use crate::cli::ContainerDefaults;
@@ -15,8 +16,9 @@ pub const ANN_NETWORK: &str = "io.ocinet.network";
 pub const ANN_IP: &str = "io.ocinet.ip";
 pub const ANN_MAC: &str = "io.ocinet.mac";
 pub const ANN_NAME: &str = "io.ocinet.name";
+pub const ANN_PORTS: &str = "io.ocinet.ports";
 const ANN_PREFIX: &str = "io.ocinet.";
-const KNOWN: &[&str] = &[ANN_NETWORK, ANN_IP, ANN_MAC, ANN_NAME];
+const KNOWN: &[&str] = &[ANN_NETWORK, ANN_IP, ANN_MAC, ANN_NAME, ANN_PORTS];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -24,6 +26,9 @@ pub struct Settings {
     pub ip: Option<Ipv4Addr>,
     pub mac: Option<[u8; 6]>,
     pub name: String,
+    pub ports: Vec<PortSpec>,
+    /// Where the ports came from (annotation or `--publish`), for errors.
+    pub ports_field: &'static str,
 }
 
 pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &ContainerDefaults) -> Result<Settings> {
@@ -59,7 +64,20 @@ pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &Conta
         }
         None => id.to_string(),
     };
+    // The annotation replaces the hook's --publish list as a whole.
+    let (ports_field, ports_list) = match annotations.get(ANN_PORTS) {
+        Some(v) => (ANN_PORTS, Some(v.clone())),
+        None if !defaults.publish.is_empty() => ("--publish", Some(defaults.publish.join(","))),
+        None => (ANN_PORTS, None),
+    };
+    let ports = match ports_list {
+        Some(l) if !l.trim().is_empty() => parse_list(ports_field, &l)?,
+        _ => Vec::new(),
+    };
     if !matches!(mode, Mode::Bridge(_)) {
+        if let Some(p) = ports.first() {
+            return Err(Error::invalid(ports_field, p, format!("ports can only be published on bridge networks, not {}", mode.label())));
+        }
         if let Some(ip) = ip {
             return Err(Error::invalid(ANN_IP, ip, format!("only applies to bridge networks, not {}", mode.label())));
         }
@@ -67,7 +85,7 @@ pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &Conta
             return Err(Error::invalid(ANN_MAC, validate::format_mac(&mac.unwrap_or_default()), format!("only applies to bridge networks, not {}", mode.label())));
         }
     }
-    Ok(Settings { mode, ip, mac, name })
+    Ok(Settings { mode, ip, mac, name, ports, ports_field })
 }
 
 fn parse_mode(field: &str, v: &str) -> Result<Mode> {
@@ -128,6 +146,9 @@ mod tests {
             (&[(ANN_NAME, &"x".repeat(64))], "io.ocinet.name"),
             (&[("io.ocinet.netwrok", "web")], "annotation"),
             (&[(ANN_NETWORK, "none"), (ANN_IP, "10.1.0.5")], "io.ocinet.ip"),
+            (&[(ANN_PORTS, "0:80")], "io.ocinet.ports"),
+            (&[(ANN_PORTS, "8080:80,8080:81")], "io.ocinet.ports"),
+            (&[(ANN_NETWORK, "host"), (ANN_PORTS, "8080:80")], "io.ocinet.ports"),
         ];
         for (pairs, field) in cases {
             let e = resolve("c1", &ann(pairs), &d).unwrap_err().to_string();
@@ -135,5 +156,10 @@ mod tests {
         }
         let e = resolve("c1", &ann(&[]), &ContainerDefaults { ip: Some("x".into()), ..Default::default() }).unwrap_err().to_string();
         assert!(e.starts_with("invalid --ip \"x\""), "{e}");
+        let d = ContainerDefaults { publish: vec!["8080:80".into(), "53:53/udp".into()], ..Default::default() };
+        assert_eq!(resolve("c1", &ann(&[]), &d).unwrap().ports.len(), 2);
+        assert_eq!(resolve("c1", &ann(&[(ANN_PORTS, "9090:90")]), &d).unwrap().ports.len(), 1);
+        let e = resolve("c1", &ann(&[]), &ContainerDefaults { publish: vec!["x".into()], ..Default::default() }).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --publish"), "{e}");
     }
 }

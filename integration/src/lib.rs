@@ -300,6 +300,8 @@ impl Host {
         let bundle = self.dir.join("bundles").join(id);
         let www = bundle.join("www");
         std::fs::create_dir_all(&www).expect("bundle dir");
+        let out = bundle.join("out");
+        std::fs::create_dir_all(&out).expect("out dir");
         std::fs::write(www.join("index.html"), format!("hello from {id}\n")).expect("index");
         let bin = ocinet_bin();
         let mut hook_args: Vec<String> = vec!["ocinet".into(), "hook".into(), rt.stage().into(),
@@ -339,7 +341,8 @@ impl Host {
                 {"destination": "/proc", "type": "proc", "source": "proc"},
                 {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
                 {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=16m"]},
-                {"destination": "/www", "type": "bind", "source": www, "options": ["rbind", "ro"]}
+                {"destination": "/www", "type": "bind", "source": www, "options": ["rbind", "ro"]},
+                {"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]}
             ],
             "annotations": spec.annotations,
             "hooks": hooks,
@@ -409,6 +412,16 @@ impl Host {
             .filter_map(|l| l.split(": ").nth(1))
             .map(|n| n.split('@').next().unwrap_or(n).to_string())
             .collect()
+    }
+
+    /// HTTP GET from the host namespace.
+    pub fn wget(&self, url: &str) -> Output {
+        self.exec(&[WGET, &[url]].concat())
+    }
+
+    /// HTTP GET from the outside namespace.
+    pub fn wget_outside(&self, url: &str) -> Output {
+        self.exec_outside(&[WGET, &[url]].concat())
     }
 
     /// Elements of every set in ocinet's nftables table.

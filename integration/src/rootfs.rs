@@ -13,13 +13,13 @@ pub fn path() -> PathBuf {
             // Beside the build output, shared by the test binaries: built in
             // a private directory, then renamed into place.
             let target = crate::ocinet_bin().parent().map(|p| p.to_path_buf()).expect("target dir");
-            let done = target.join("it-rootfs");
+            let done = target.join("it-rootfs-v2");
             if done.join("bin/busybox").exists() {
                 return done;
             }
             let root = target.join(format!(".it-rootfs-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&root);
-            for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "www"] {
+            for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "www", "out"] {
                 std::fs::create_dir_all(root.join(d)).expect("rootfs dir");
             }
             let busybox = ["/bin/busybox", "/usr/bin/busybox"]

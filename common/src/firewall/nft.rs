@@ -55,7 +55,18 @@ fn elements_of(change_networks: &[Network], verb: &str) -> Vec<Value> {
     change_networks
         .iter()
         .flat_map(ruleset::network_elements)
-        .map(|(set, elem)| ruleset::element(verb, set, &elem))
+        .map(|(set, elem)| ruleset::element(verb, set, &elem, None))
+        .collect()
+}
+
+/// Delete elements whether or not they are still there (someone may have
+/// flushed the ruleset): add, then delete, in the same transaction. nft
+/// 1.0.6 has no `destroy`.
+fn delete_elements<'a>(elements: impl Iterator<Item = (&'a str, &'a Value, Option<&'a Value>)>) -> Vec<Value> {
+    elements
+        .flat_map(|(set, key, value)| {
+            [ruleset::element("add", set, key, value), ruleset::element("delete", set, key, None)]
+        })
         .collect()
 }
 
@@ -63,9 +74,10 @@ impl Firewall for Nft {
     fn apply(&self, change: &Change) -> Result<()> {
         let mut cmds = ruleset::skeleton();
         cmds.extend(elements_of(&change.networks_present, "add"));
-        cmds.extend(change.elements_added.iter().map(|e| ruleset::element("add", &e.set, &e.elem)));
-        cmds.extend(change.elements_deleted.iter().map(|e| ruleset::element("delete", &e.set, &e.elem)));
-        cmds.extend(elements_of(&change.networks_removed, "delete"));
+        cmds.extend(delete_elements(change.elements_deleted.iter().map(|e| (e.set.as_str(), &e.key, e.value.as_ref()))));
+        cmds.extend(change.elements_added.iter().map(|e| ruleset::element("add", &e.set, &e.key, e.value.as_ref())));
+        let removed: Vec<(&str, Value)> = change.networks_removed.iter().flat_map(ruleset::network_elements).collect();
+        cmds.extend(delete_elements(removed.iter().map(|(set, key)| (*set, key, None))));
         self.run(cmds, "apply")
     }
 
@@ -78,7 +90,7 @@ impl Firewall for Nft {
         ];
         cmds.extend(ruleset::skeleton());
         cmds.extend(elements_of(networks, "add"));
-        cmds.extend(elements.iter().map(|e| ruleset::element("add", &e.set, &e.elem)));
+        cmds.extend(elements.iter().map(|e| ruleset::element("add", &e.set, &e.key, e.value.as_ref())));
         self.run(cmds, "rebuild")
     }
 

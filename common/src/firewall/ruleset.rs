@@ -15,6 +15,15 @@ pub const SET_BRIDGES: &str = "bridges";
 pub const SET_INTERNAL_BRIDGES: &str = "internal_bridges";
 pub const SET_BRIDGE_SELF: &str = "bridge_self";
 pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
+/// Published ports on every local address, keyed proto . port: the
+/// container address in one map, its port in the other. (nft 1.0.6's JSON
+/// cannot declare a map with concatenated data, so no single
+/// `: ipv4_addr . inet_service` map.)
+pub const MAP_PUB_ANY_ADDR: &str = "pub_any_addr";
+pub const MAP_PUB_ANY_PORT: &str = "pub_any_port";
+/// Published ports bound to one host address, keyed daddr . proto . port.
+pub const MAP_PUB_IP_ADDR: &str = "pub_ip_addr";
+pub const MAP_PUB_IP_PORT: &str = "pub_ip_port";
 
 fn set(name: &str, ty: Value, interval: bool) -> Value {
     let mut s = json!({"family": FAMILY, "table": TABLE, "name": name, "type": ty});
@@ -22,6 +31,17 @@ fn set(name: &str, ty: Value, interval: bool) -> Value {
         s["flags"] = json!(["interval"]);
     }
     json!({"add": {"set": s}})
+}
+
+fn map(name: &str, key: Value, data: &str) -> Value {
+    json!({"add": {"map": {"family": FAMILY, "table": TABLE, "name": name, "type": key, "map": data}}})
+}
+
+/// `dnat ip to KEY map @ADDR : KEY map @PORT`
+fn dnat_via(key: Value, addr_map: &str, port_map: &str) -> Value {
+    json!({"dnat": {"family": "ip",
+        "addr": {"map": {"key": key.clone(), "data": set_ref(addr_map)}},
+        "port": {"map": {"key": key, "data": set_ref(port_map)}}}})
 }
 
 fn chain(name: &str, ty: &str, hook: &str, prio: i32) -> Value {
@@ -59,15 +79,34 @@ fn set_ref(name: &str) -> Value {
 pub fn skeleton() -> Vec<Value> {
     let accept = json!({"accept": null});
     let drop = json!({"drop": null});
-    vec![
+    let dport = json!({"payload": {"protocol": "th", "field": "dport"}});
+    let dnat_ip = dnat_via(
+        json!({"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, meta("l4proto"), dport.clone()]}),
+        MAP_PUB_IP_ADDR,
+        MAP_PUB_IP_PORT,
+    );
+    let dnat_any = dnat_via(json!({"concat": [meta("l4proto"), dport]}), MAP_PUB_ANY_ADDR, MAP_PUB_ANY_PORT);
+    // DNAT only what is addressed to this host, never traffic passing through.
+    let local = is(json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local"));
+    let dnat_status = json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
+    let saddr = json!({"payload": {"protocol": "ip", "field": "saddr"}});
+    let mut out = vec![
         json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
         set(SET_BRIDGES, json!("ifname"), false),
         set(SET_INTERNAL_BRIDGES, json!("ifname"), false),
         set(SET_BRIDGE_SELF, json!(["ifname", "ifname"]), false),
         set(SET_MASQ_SUBNETS, json!("ipv4_addr"), true),
+        map(MAP_PUB_ANY_ADDR, json!(["inet_proto", "inet_service"]), "ipv4_addr"),
+        map(MAP_PUB_ANY_PORT, json!(["inet_proto", "inet_service"]), "inet_service"),
+        map(MAP_PUB_IP_ADDR, json!(["ipv4_addr", "inet_proto", "inet_service"]), "ipv4_addr"),
+        map(MAP_PUB_IP_PORT, json!(["ipv4_addr", "inet_proto", "inet_service"]), "inet_service"),
         chain("forward", "filter", "forward", 0),
+        chain("prerouting", "nat", "prerouting", -100),
+        chain("output", "nat", "output", -100),
         chain("postrouting", "nat", "postrouting", 100),
         flush_chain("forward"),
+        flush_chain("prerouting"),
+        flush_chain("output"),
         flush_chain("postrouting"),
         // Replies to connections that were allowed.
         rule("forward", json!([
@@ -81,6 +120,8 @@ pub fn skeleton() -> Vec<Value> {
         // --internal networks: nothing in or out beyond their own bridge.
         rule("forward", json!([is(meta("iifname"), set_ref(SET_INTERNAL_BRIDGES)), drop.clone()])),
         rule("forward", json!([is(meta("oifname"), set_ref(SET_INTERNAL_BRIDGES)), drop.clone()])),
+        // Published ports, also across networks (as through the host).
+        rule("forward", json!([dnat_status.clone(), accept.clone()])),
         // Isolation: one ocinet network never forwards to another.
         rule("forward", json!([
             is(meta("iifname"), set_ref(SET_BRIDGES)),
@@ -88,10 +129,50 @@ pub fn skeleton() -> Vec<Value> {
             drop])),
         // Outbound masquerade, not for traffic staying on an ocinet bridge.
         rule("postrouting", json!([
-            is(json!({"payload": {"protocol": "ip", "field": "saddr"}}), set_ref(SET_MASQ_SUBNETS)),
+            is(saddr.clone(), set_ref(SET_MASQ_SUBNETS)),
             is_not(meta("oifname"), set_ref(SET_BRIDGES)),
             {"masquerade": null}])),
-    ]
+        // Hairpin: a container reaching a published port through a host
+        // address must see the reply come back through the host.
+        rule("postrouting", json!([
+            dnat_status.clone(),
+            is(meta("oifname"), set_ref(SET_BRIDGES)),
+            is(saddr.clone(), set_ref(SET_MASQ_SUBNETS)),
+            {"masquerade": null}])),
+        // 127.0.0.1:PORT from the host: loopback sources cannot leave on a
+        // bridge (route_localnet lets them be routed there at all).
+        rule("postrouting", json!([
+            dnat_status,
+            is(meta("oifname"), set_ref(SET_BRIDGES)),
+            is(saddr, json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
+            {"masquerade": null}])),
+    ];
+    for chain in ["prerouting", "output"] {
+        out.push(rule(chain, json!([local.clone(), dnat_ip.clone()])));
+        out.push(rule(chain, json!([local.clone(), dnat_any.clone()])));
+    }
+    out
+}
+
+/// The map elements that publish `ports` to the container at `ip`.
+pub fn port_elements(ip: std::net::Ipv4Addr, ports: &[crate::model::PortSpec]) -> Vec<crate::model::FirewallElement> {
+    ports
+        .iter()
+        .flat_map(|s| s.mappings())
+        .flat_map(|m| {
+            let proto = m.protocol.name();
+            let (addr_map, port_map, key) = match m.host_ip {
+                Some(hip) => (MAP_PUB_IP_ADDR, MAP_PUB_IP_PORT, json!({"concat": [hip.to_string(), proto, m.host_port]})),
+                None => (MAP_PUB_ANY_ADDR, MAP_PUB_ANY_PORT, json!({"concat": [proto, m.host_port]})),
+            };
+            let elem = |set: &str, value: Value| crate::model::FirewallElement {
+                set: set.into(),
+                key: key.clone(),
+                value: Some(value),
+            };
+            [elem(addr_map, json!(ip.to_string())), elem(port_map, json!(m.container_port))]
+        })
+        .collect()
 }
 
 /// The elements a network contributes: (set name, element).
@@ -111,6 +192,10 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     out
 }
 
-pub fn element(verb: &str, set: &str, elem: &Value) -> Value {
+pub fn element(verb: &str, set: &str, key: &Value, value: Option<&Value>) -> Value {
+    let elem = match value {
+        Some(v) => json!([key, v]),
+        None => key.clone(),
+    };
     json!({verb: {"element": {"family": FAMILY, "table": TABLE, "name": set, "elem": [elem]}}})
 }

@@ -79,13 +79,17 @@ impl ProcessId {
     }
 }
 
-/// A published port (filled by the port-publishing code).
+/// An element of one of the firewall's sets or maps that an endpoint added
+/// and owns: teardown deletes exactly these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirewallElement {
     /// The set or map the element lives in.
     pub set: String,
-    /// The element as nftables JSON.
-    pub elem: serde_json::Value,
+    /// The element (a map's key) as nftables JSON.
+    pub key: serde_json::Value,
+    /// A map element's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
 }
 
 /// Everything a container's setup did, saved before it did it, so that
@@ -123,6 +127,9 @@ pub struct Endpoint {
     /// The `ip netns` entry made for the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns_link: Option<PathBuf>,
+    /// Published ports, as requested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<super::PortSpec>,
     /// Firewall elements this endpoint added and teardown must delete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub firewall: Vec<FirewallElement>,

@@ -3,6 +3,8 @@
 
 pub mod endpoint;
 pub mod network;
+pub mod ports;
 
 pub use endpoint::{Endpoint, FirewallElement, Mode, Phase, ProcessId};
 pub use network::Network;
+pub use ports::{PortMapping, PortSpec, Protocol};

@@ -134,10 +134,13 @@ impl Netlink {
         )
     }
 
-    /// Bridge-port flags on a veth that is already a bridge port.
+    /// Bridge-port flags on a veth that is already a bridge port. Port
+    /// (slave) data is only honoured by RTM_NEWLINK on an existing link,
+    /// not by RTM_SETLINK.
     pub fn set_bridge_port(&mut self, index: u32, hairpin: bool, what: &str) -> Result<()> {
+        let _span = tracing::debug_span!("bridge_port_set", index, hairpin).entered();
         let msg = LinkBridgePort::new(index).hairpin(hairpin).build();
-        self.set_link(msg, what)
+        self.ack(RouteNetlinkMessage::NewLink(msg), 0, what)
     }
 
     /// Delete a link by name; `Ok(false)` if it did not exist.

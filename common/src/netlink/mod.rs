@@ -9,4 +9,4 @@ pub mod addr;
 pub mod link;
 pub mod route;
 
-pub use socket::Netlink;
+pub use socket::{Netlink, Transport};

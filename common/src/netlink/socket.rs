@@ -2,28 +2,29 @@ use std::io;
 use std::os::fd::AsFd;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK,
+    NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use crate::{Error, Result};
 
-pub struct Netlink {
+/// A blocking request/response netlink socket for any message family.
+pub struct Transport {
     socket: Socket,
     seq: u32,
+}
+
+/// rtnetlink: links, addresses, routes.
+pub struct Netlink {
+    t: Transport,
 }
 
 impl Netlink {
     /// A socket in the calling thread's current network namespace.
     pub fn new() -> Result<Self> {
-        let err = |source| Error::Netlink { op: "open socket".into(), source };
-        let mut socket = Socket::new(NETLINK_ROUTE).map_err(err)?;
-        socket.bind_auto().map_err(err)?;
-        socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
-        // Extended acks make the kernel explain EINVAL and friends; best effort.
-        let _ = socket.set_ext_ack(true);
-        Ok(Netlink { socket, seq: 0 })
+        Ok(Netlink { t: Transport::new(NETLINK_ROUTE)? })
     }
 
     /// A socket bound to the namespace `ns` (the calling thread returns to
@@ -56,13 +57,34 @@ impl Netlink {
     }
 
     fn run(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str, f: &mut dyn FnMut(RouteNetlinkMessage)) -> Result<()> {
+        self.t.run(msg, flags, op, f)
+    }
+}
+
+impl Transport {
+    pub fn new(protocol: isize) -> Result<Self> {
+        let err = |source| Error::Netlink { op: "open socket".into(), source };
+        let mut socket = Socket::new(protocol).map_err(err)?;
+        socket.bind_auto().map_err(err)?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
+        // Extended acks make the kernel explain EINVAL and friends; best effort.
+        let _ = socket.set_ext_ack(true);
+        Ok(Transport { socket, seq: 0 })
+    }
+
+    /// Send `msg` and hand every reply to `f` as it arrives (dumps stream:
+    /// nothing is collected here).
+    pub fn run<I>(&mut self, msg: I, flags: u16, op: &str, f: &mut dyn FnMut(I)) -> Result<()>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
+    {
         let err = |source: io::Error| Error::Netlink { op: op.to_string(), source };
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut header = NetlinkHeader::default();
-        header.flags = flags;
+        header.flags = flags | NLM_F_REQUEST;
         header.sequence_number = seq;
-        let mut req = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        let mut req = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
         req.finalize();
         let mut buf = vec![0u8; req.buffer_len()];
         req.serialize(&mut buf);
@@ -73,7 +95,7 @@ impl Netlink {
             let (data, _) = self.socket.recv_from_full().map_err(err)?;
             let mut offset = 0;
             while offset < data.len() {
-                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
+                let reply = NetlinkMessage::<I>::deserialize(&data[offset..])
                     .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
                 let len = reply.header.length as usize;
                 if len == 0 {

@@ -7,6 +7,7 @@ pub mod fsutil;
 pub mod ipam;
 pub mod lock;
 pub mod networks;
+pub mod ports;
 
 use std::path::{Path, PathBuf};
 

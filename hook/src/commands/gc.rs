@@ -44,6 +44,15 @@ pub fn run(ctx: &Context) -> Result<String> {
             ctx.state.save_leases(&net, &leases)?;
         }
     }
+    let mut ports = ctx.state.load_ports()?;
+    let orphans: Vec<String> = ports.claims.iter().filter(|c| !live.iter().any(|e| e.id == c.id)).map(|c| c.id.clone()).collect();
+    for id in &orphans {
+        ports.release(id);
+        out += &format!("released published ports of {id}\n");
+    }
+    if !orphans.is_empty() {
+        ctx.state.save_ports(&ports)?;
+    }
     if errors.is_empty() {
         Ok(out)
     } else {

@@ -1,3 +1,4 @@
+pub mod firewall;
 pub mod gc;
 pub mod network;
 pub mod ps;

@@ -110,6 +110,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
                     "Interface": e.interface,
                     "NetworkNamespace": e.netns_link,
                     "State": e.phase,
+                    "Ports": e.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 }),
             )
         })

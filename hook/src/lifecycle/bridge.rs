@@ -6,7 +6,7 @@ use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use ocinet_common::firewall::{Change, Firewall};
+use ocinet_common::firewall::{ruleset, Change, Firewall};
 use ocinet_common::model::{Endpoint, Network, Phase};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, sysctl, validate, Error, Result};
@@ -55,8 +55,12 @@ pub fn setup(ctx: &Context, mut ep: Endpoint, settings: &Settings, ns: &File, ns
     let mut host = Netlink::new()?;
     let net = networks::get(ctx, &name, &mut host)?;
 
+    check_ports(&net, settings, &mut host)?;
+
     let mut leases = ctx.state.load_leases(&net.name)?;
     let ip = leases.allocate(&net, &ep.id, settings.ip)?;
+    let mut ports = ctx.state.load_ports()?;
+    ports.claim(&ep.id, &ep.name, &settings.ports)?;
     let mac = settings.mac.unwrap_or_else(|| mac_for(ip));
     ep.ip = Some(ip);
     ep.prefix_len = Some(net.subnet.prefix_len());
@@ -65,12 +69,23 @@ pub fn setup(ctx: &Context, mut ep: Endpoint, settings: &Settings, ns: &File, ns
     ep.bridge = Some(net.bridge.clone());
     ep.host_veth = Some(host_veth_name(&ep.id));
     ep.interface = Some(CONTAINER_IFNAME.into());
+    ep.ports = settings.ports.clone();
+    ep.firewall = ruleset::port_elements(ip, &settings.ports);
     // Record the intent before touching the kernel: a hook killed from here
     // on leaves a record that gc (or the next hook for this id) undoes.
     ctx.state.save_leases(&net.name, &leases)?;
-    if let Err(e) = ctx.state.save_endpoint(&ep) {
+    let recorded = (|| {
+        if !settings.ports.is_empty() {
+            ctx.state.save_ports(&ports)?;
+        }
+        ctx.state.save_endpoint(&ep)
+    })();
+    if let Err(e) = recorded {
         leases.release(&ep.id);
         let _ = ctx.state.save_leases(&net.name, &leases);
+        if ports.release(&ep.id) {
+            let _ = ctx.state.save_ports(&ports);
+        }
         return Err(e);
     }
 
@@ -105,8 +120,15 @@ fn wire(
     let bridge = ensure_bridge(host, net)?;
     if !net.internal {
         sysctl::enable_ipv4_forwarding()?;
+        // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced
+        // packets be routed out of the bridge (they are masqueraded there).
+        sysctl::write(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
     }
-    ctx.firewall()?.apply(&Change { networks_present: vec![net.clone()], ..Default::default() })?;
+    ctx.firewall()?.apply(&Change {
+        networks_present: vec![net.clone()],
+        elements_added: ep.firewall.clone(),
+        ..Default::default()
+    })?;
 
     let veth = ep.host_veth.clone().unwrap_or_default();
     host.create_veth(&veth, CONTAINER_IFNAME, ns, mac, net.mtu, bridge).map_err(|e| match e {
@@ -115,6 +137,18 @@ fn wire(
         )),
         e => e,
     })?;
+
+    if !ep.ports.is_empty() {
+        // Hairpin: the container reaching its own published port through a
+        // host address gets its packets back out of the port they came in
+        // by. Only for publishing containers: it also reflects their
+        // broadcasts back to them.
+        let index = host
+            .link_by_name(&veth)?
+            .ok_or_else(|| Error::NotFound(format!("{veth} vanished right after creation")))?
+            .index;
+        host.set_bridge_port(index, true, &format!("set hairpin on {veth}"))?;
+    }
 
     let mut inner = Netlink::new_in(ns)?;
     if let Some(lo) = inner.link_by_name("lo")? {
@@ -139,6 +173,31 @@ fn wire(
         // Not ours to unmount: pin failed before anything was mounted.
         ep.netns_link = None;
         return Err(e);
+    }
+    Ok(())
+}
+
+/// Ports need a network with a way in, and host addresses that are this
+/// host's.
+fn check_ports(net: &Network, settings: &Settings, host: &mut Netlink) -> Result<()> {
+    let Some(first) = settings.ports.first() else { return Ok(()) };
+    if net.internal {
+        return Err(Error::invalid(
+            settings.ports_field,
+            first,
+            format!("network {} is internal: nothing can be published from it", net.name),
+        ));
+    }
+    if settings.ports.iter().all(|p| p.host_ip.is_none()) {
+        return Ok(());
+    }
+    let local: Vec<Ipv4Addr> = host.ipv4_addresses()?.into_iter().map(|(_, ip, _)| ip).collect();
+    for p in &settings.ports {
+        if let Some(ip) = p.host_ip {
+            if !ip.is_loopback() && !local.contains(&ip) {
+                return Err(Error::invalid(settings.ports_field, p, format!("{ip} is not an address of this host")));
+            }
+        }
     }
     Ok(())
 }

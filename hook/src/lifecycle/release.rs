@@ -27,6 +27,13 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
             errors.push(e);
         }
     }
+    if let (Some(ip), false) = (ep.ip, ep.ports.is_empty()) {
+        let mappings: Vec<_> = ep.ports.iter().flat_map(|p| p.mappings()).collect();
+        match ocinet_common::conntrack::delete_for(ip, &mappings) {
+            Ok(n) => tracing::debug!(deleted = n, "conntrack entries of published ports deleted"),
+            Err(e) => errors.push(e),
+        }
+    }
     if let Some(link) = &ep.netns_link {
         if let Err(e) = netns::unpin(link) {
             errors.push(e);
@@ -39,6 +46,12 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
         let mut leases = ctx.state.load_leases(net)?;
         if leases.release(&ep.id) {
             ctx.state.save_leases(net, &leases)?;
+        }
+    }
+    if !ep.ports.is_empty() {
+        let mut ports = ctx.state.load_ports()?;
+        if ports.release(&ep.id) {
+            ctx.state.save_ports(&ports)?;
         }
     }
     ctx.state.remove_endpoint(&ep.id)

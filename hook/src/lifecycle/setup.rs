@@ -54,6 +54,7 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
         host_veth: None,
         interface: None,
         netns_link: None,
+        ports: Vec::new(),
         firewall: Vec::new(),
         created: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
