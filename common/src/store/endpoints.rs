@@ -30,21 +30,13 @@ impl StateDir {
     /// Every endpoint, sorted by id. Unreadable or corrupt files are returned
     /// as errors beside the good ones, so one bad file never hides the rest.
     pub fn list_endpoints(&self) -> (Vec<Endpoint>, Vec<Error>) {
-        let dir = self.endpoints_dir();
         let mut good = Vec::new();
         let mut bad = Vec::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (good, bad),
-            Err(e) => return (good, vec![Error::io(dir, e)]),
+        let files = match fsutil::json_files(&self.endpoints_dir()) {
+            Ok(f) => f,
+            Err(e) => return (good, vec![e]),
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with('.') || !name.ends_with(".json") {
-                continue;
-            }
+        for (_, path) in files {
             match fsutil::read_json::<Endpoint>(&path) {
                 Ok(Some(ep)) => good.push(ep),
                 Ok(None) => {}

@@ -97,6 +97,24 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
         .map_err(|e| Error::CorruptState { path: path.into(), reason: e.to_string() })
 }
 
+/// The `*.json` files of `dir` as (stem, path), hidden and temporary files
+/// left out; a missing directory is empty.
+pub fn json_files(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let stem = name.to_str()?.strip_suffix(".json")?;
+            (!stem.starts_with('.')).then(|| (stem.to_string(), entry.path()))
+        })
+        .collect())
+}
+
 pub fn remove_if_exists(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),

@@ -88,10 +88,10 @@ impl StateDir {
 
     /// Networks that have a lease file.
     pub fn leased_networks(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.ipam_dir()) else { return Vec::new() };
-        let mut out: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+        let mut out: Vec<String> = fsutil::json_files(&self.ipam_dir())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(stem, _)| stem)
             .filter(|n| validate::name("network name", n).is_ok())
             .collect();
         out.sort();

@@ -67,21 +67,14 @@ impl ConfigDir {
     }
 
     pub fn list(&self) -> (Vec<Network>, Vec<Error>) {
-        let dir = self.networks_dir();
         let mut good = Vec::new();
         let mut bad = Vec::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (good, bad),
-            Err(e) => return (good, vec![Error::io(dir, e)]),
+        let files = match fsutil::json_files(&self.networks_dir()) {
+            Ok(f) => f,
+            Err(e) => return (good, vec![e]),
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
-            if stem.starts_with('.') {
-                continue;
-            }
-            match self.load(stem) {
+        for (stem, _) in files {
+            match self.load(&stem) {
                 Ok(Some(n)) => good.push(n),
                 Ok(None) => {}
                 Err(e) => bad.push(e),
