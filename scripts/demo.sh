@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end: build ocinet, start a busybox container with runc
-# networked by the ocinet hook, print its address and fetch a page from it,
-# then stop it and show that teardown left nothing behind.
+# networked by the ocinet hook with a published port, print its address,
+# fetch a page from it directly and through the published port, serve the
+# exporter's metrics, then stop it all and show that teardown left nothing
+# behind.
 #
 # Everything happens inside a throwaway "host" network namespace, so the
 # machine's own interfaces, routes and firewall are never touched.
@@ -12,16 +14,19 @@ cd "$(dirname "$0")/.."
 cargo build --release --bins
 
 BIN=$PWD/target/release/ocinet
+EXPORTER=$PWD/target/release/ocinet-exporter
 WORK=$(mktemp -d /tmp/ocinet-demo.XXXXXX)
 HOST=ocinet-demo-$$
 ID=demo-web-$$
 RUNTIME_PID=
+EXPORTER_PID=
 
 in_host() { nsenter --net="/run/netns/$HOST" "$@"; }
 oci() { in_host "$BIN" "$@" --state-dir "$WORK/state" --config-dir "$WORK/config"; }
 
 cleanup() {
     set +e
+    [ -n "$EXPORTER_PID" ] && kill "$EXPORTER_PID" 2>/dev/null && wait "$EXPORTER_PID" 2>/dev/null
     if [ -n "$RUNTIME_PID" ] && kill -0 "$RUNTIME_PID" 2>/dev/null; then
         in_host runc kill "$ID" KILL 2>/dev/null
         wait "$RUNTIME_PID" 2>/dev/null
@@ -53,7 +58,7 @@ c["hooks"] = {
     "createRuntime": [{"path": bin, "args": ["ocinet", "hook", "createRuntime"] + common}],
     "poststop": [{"path": bin, "args": ["ocinet", "hook", "poststop"] + common}],
 }
-c["annotations"] = {"io.ocinet.name": "demo-web"}
+c["annotations"] = {"io.ocinet.name": "demo-web", "io.ocinet.ports": "8080:80"}
 json.dump(c, open(path, "w"), indent=2)
 PY
 
@@ -71,8 +76,21 @@ oci ps
 sleep 0.3
 echo "== GET http://$IP/ from the host namespace:"
 in_host timeout 5 busybox wget -q -O - "http://$IP/"
+echo "== GET http://127.0.0.1:8080/ (the published port) from the host namespace:"
+in_host timeout 5 busybox wget -q -O - "http://127.0.0.1:8080/"
 echo "== network inspect:"
 oci network inspect ocinet
+
+echo "== starting ocinet-exporter on 127.0.0.1:19870 (in the demo's host namespace)"
+# nsenter execs the exporter, so $! is the exporter itself (a shell function
+# in the background would put a subshell in between).
+nsenter --net="/run/netns/$HOST" "$EXPORTER" --state-dir "$WORK/state" --config-dir "$WORK/config" >"$WORK/exporter.log" 2>&1 &
+EXPORTER_PID=$!
+for _ in $(seq 50); do in_host curl -sf -o /dev/null http://127.0.0.1:19870/ && break; sleep 0.1; done
+echo "== a scrape of http://127.0.0.1:19870/metrics (container series):"
+in_host curl -sf http://127.0.0.1:19870/metrics | grep -E '^ocinet_(container_network_(receive|transmit)_bytes_total|container_network_info|port_mapping_connections|nf_conntrack_entries|network_addresses)'
+kill "$EXPORTER_PID"; wait "$EXPORTER_PID" 2>/dev/null || true
+EXPORTER_PID=
 
 echo "== stopping the container (poststop tears the network down)"
 in_host runc kill "$ID" KILL

@@ -4,7 +4,7 @@
 # package is present.
 set -euo pipefail
 
-PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus)
+PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,6 +21,6 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl stop prometheus || true
 fi
-for tool in runc crun nft busybox cargo; do
+for tool in runc crun nft busybox conntrack prometheus promtool curl openssl python3 cargo; do
     command -v "$tool" >/dev/null || { echo "missing $tool after install" >&2; exit 1; }
 done

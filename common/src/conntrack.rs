@@ -17,10 +17,6 @@ fn message(inner: ConntrackMessage) -> NetfilterMessage {
     NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0), inner)
 }
 
-fn proto_matches(p: &CtProto, want: Protocol) -> bool {
-    matches!((p, want), (CtProto::Tcp, Protocol::Tcp) | (CtProto::Udp, Protocol::Udp) | (CtProto::Sctp, Protocol::Sctp))
-}
-
 /// (source address, protocol, source port) of a tuple.
 fn tuple_source(t: &[Tuple]) -> (Option<Ipv4Addr>, Option<CtProto>, Option<u16>) {
     let (mut ip, mut proto, mut port) = (None, None, None);
@@ -48,6 +44,83 @@ fn tuple_source(t: &[Tuple]) -> (Option<Ipv4Addr>, Option<CtProto>, Option<u16>)
     (ip, proto, port)
 }
 
+/// (destination address, destination port) of a tuple.
+fn tuple_destination(t: &[Tuple]) -> (Option<Ipv4Addr>, Option<u16>) {
+    let (mut ip, mut port) = (None, None);
+    for part in t {
+        match part {
+            Tuple::Ip(ips) => {
+                for i in ips {
+                    if let IPTuple::DestinationAddress(IpAddr::V4(a)) = i {
+                        ip = Some(*a);
+                    }
+                }
+            }
+            Tuple::Proto(ps) => {
+                for p in ps {
+                    if let ProtoTuple::DestinationPort(dp) = p {
+                        port = Some(*dp);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (ip, port)
+}
+
+/// What the exporter and teardown need of one conntrack entry.
+pub struct Entry {
+    pub orig: Vec<Tuple>,
+    /// Who answers: for a DNATed connection, the container.
+    pub reply_src: Option<Ipv4Addr>,
+    pub reply_sport: Option<u16>,
+    pub protocol: Option<Protocol>,
+    /// Where the client sent it: for a published port, the host address and
+    /// host port.
+    pub orig_dst: Option<Ipv4Addr>,
+    pub orig_dport: Option<u16>,
+}
+
+fn protocol_of(p: &CtProto) -> Option<Protocol> {
+    match p {
+        CtProto::Tcp => Some(Protocol::Tcp),
+        CtProto::Udp => Some(Protocol::Udp),
+        CtProto::Sctp => Some(Protocol::Sctp),
+        _ => None,
+    }
+}
+
+/// Walk the IPv4 conntrack table of the current network namespace with one
+/// streamed dump: entries are handed to `f` as they arrive and never
+/// collected (100k entries stream in a few MB; collected they took 127 MB).
+pub fn for_each_entry(t: &mut Transport, mut f: impl FnMut(Entry)) -> Result<()> {
+    t.run(message(ConntrackMessage::Get(vec![])), netlink_packet_core::NLM_F_DUMP, "dump conntrack", &mut |m: NetfilterMessage| {
+        let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) = m.inner else { return };
+        let mut e = Entry { orig: Vec::new(), reply_src: None, reply_sport: None, protocol: None, orig_dst: None, orig_dport: None };
+        for a in attrs {
+            match a {
+                ConntrackAttribute::CtaTupleOrig(t) => {
+                    (e.orig_dst, e.orig_dport) = tuple_destination(&t);
+                    e.orig = t;
+                }
+                ConntrackAttribute::CtaTupleReply(t) => {
+                    let (src, proto, port) = tuple_source(&t);
+                    e.reply_src = src;
+                    e.reply_sport = port;
+                    e.protocol = proto.as_ref().and_then(protocol_of);
+                }
+                _ => {}
+            }
+        }
+        f(e)
+    })
+}
+
+pub fn open() -> Result<Transport> {
+    Transport::new(NETLINK_NETFILTER)
+}
+
 /// Delete every conntrack entry whose reply comes from `ip` on one of the
 /// container ports of `mappings`. One streamed dump (only the matches are
 /// kept), then one delete per match. Returns how many were deleted.
@@ -56,34 +129,15 @@ pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
     if mappings.is_empty() {
         return Ok(0);
     }
-    let mut t = Transport::new(NETLINK_NETFILTER)?;
+    let mut t = open()?;
     let mut doomed: Vec<Vec<Tuple>> = Vec::new();
-    t.run(
-        message(ConntrackMessage::Get(vec![])),
-        netlink_packet_core::NLM_F_DUMP,
-        "dump conntrack",
-        &mut |m: NetfilterMessage| {
-            let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) = m.inner else { return };
-            let mut orig = None;
-            let mut matched = false;
-            for a in attrs {
-                match a {
-                    ConntrackAttribute::CtaTupleOrig(t) => orig = Some(t),
-                    ConntrackAttribute::CtaTupleReply(t) => {
-                        let (src, proto, port) = tuple_source(&t);
-                        matched = src == Some(ip)
-                            && mappings.iter().any(|m| {
-                                port == Some(m.container_port) && proto.as_ref().is_some_and(|p| proto_matches(p, m.protocol))
-                            });
-                    }
-                    _ => {}
-                }
-            }
-            if let (true, Some(o)) = (matched, orig) {
-                doomed.push(o);
-            }
-        },
-    )?;
+    for_each_entry(&mut t, |e| {
+        let matched = e.reply_src == Some(ip)
+            && mappings.iter().any(|m| e.reply_sport == Some(m.container_port) && e.protocol == Some(m.protocol));
+        if matched {
+            doomed.push(e.orig);
+        }
+    })?;
     let mut deleted = 0;
     for orig in doomed {
         match t.run(message(ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(orig)])), NLM_F_ACK, "delete conntrack entry", &mut |_| {}) {
@@ -95,4 +149,41 @@ pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
     }
     tracing::debug!(deleted, "conntrack entries deleted");
     Ok(deleted)
+}
+
+/// IPCTNL_MSG_CT_GET_STATS_CPU and the CTA_STATS_* attributes the exporter
+/// reports (linux/netfilter/nfnetlink_conntrack.h).
+const IPCTNL_MSG_CT_GET_STATS_CPU: u8 = 4;
+pub const CPU_STATS: &[(u16, &str)] = &[
+    (2, "found"),
+    (4, "invalid"),
+    (8, "insert"),
+    (9, "insert_failed"),
+    (10, "drop"),
+    (11, "early_drop"),
+    (12, "error"),
+    (13, "search_restart"),
+];
+
+/// Per-CPU conntrack statistics: (cpu, name, raw 32-bit value). Read over
+/// netlink because /proc/net/stat/nf_conntrack is often compiled out.
+pub fn stats_per_cpu() -> Result<Vec<(u16, &'static str, u32)>> {
+    let mut t = open()?;
+    let mut out = Vec::new();
+    let req = message(ConntrackMessage::Other { message_type: IPCTNL_MSG_CT_GET_STATS_CPU, attributes: vec![] });
+    t.run(req, netlink_packet_core::NLM_F_DUMP, "conntrack stats per cpu", &mut |m: NetfilterMessage| {
+        let cpu = m.header.res_id;
+        if let NetfilterMessageInner::Conntrack(ConntrackMessage::Other { attributes, .. }) = m.inner {
+            for nla in attributes {
+                use netlink_packet_core::Nla;
+                let Some((_, name)) = CPU_STATS.iter().find(|(k, _)| *k == nla.kind()) else { continue };
+                let mut buf = [0u8; 4];
+                if nla.value_len() == 4 {
+                    nla.emit_value(&mut buf);
+                    out.push((cpu, *name, u32::from_be_bytes(buf)));
+                }
+            }
+        }
+    })?;
+    Ok(out)
 }

@@ -27,6 +27,21 @@ pub fn unique_hex() -> String {
     format!("{:012x}", v & 0xffff_ffff_ffff)
 }
 
+/// The exporter binary, beside the hook.
+pub fn exporter_bin() -> PathBuf {
+    ocinet_bin().with_file_name("ocinet-exporter")
+}
+
+/// A process this test started; killed (by its pid) and reaped on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The host end of a container's veth, as the hook names it (FNV-1a of
 /// the id), so leftovers can be found even when no record survived.
 pub fn host_veth_name(id: &str) -> String {
@@ -412,6 +427,19 @@ impl Host {
             .filter_map(|l| l.split(": ").nth(1))
             .map(|n| n.split('@').next().unwrap_or(n).to_string())
             .collect()
+    }
+
+    /// Start a long-running process in the host namespace.
+    pub fn spawn(&self, args: &[&str]) -> Proc {
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {args:?}: {e}"));
+        Proc(child)
     }
 
     /// HTTP GET from the host namespace.

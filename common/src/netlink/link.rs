@@ -20,6 +20,8 @@ pub struct Link {
     pub controller: Option<u32>,
     pub kind: Option<String>,
     pub oper_up: bool,
+    /// Interface counters (64-bit), as the kernel keeps them.
+    pub stats: Option<netlink_packet_route::link::Stats64>,
 }
 
 impl Link {
@@ -33,6 +35,7 @@ impl Link {
             controller: None,
             kind: None,
             oper_up: false,
+            stats: None,
         };
         for a in &m.attributes {
             match a {
@@ -41,6 +44,7 @@ impl Link {
                 LinkAttribute::Mtu(v) => l.mtu = *v,
                 LinkAttribute::Controller(c) => l.controller = Some(*c),
                 LinkAttribute::OperState(s) => l.oper_up = *s == State::Up,
+                LinkAttribute::Stats64(s) => l.stats = Some(*s),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let netlink_packet_route::link::LinkInfo::Kind(k) = i {

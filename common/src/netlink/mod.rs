@@ -10,3 +10,4 @@ pub mod link;
 pub mod route;
 
 pub use socket::{Netlink, Transport};
+pub use netlink_packet_route::link::Stats64;

@@ -1,0 +1,129 @@
+//! One collector per file, node_exporter style: each reads the kernel or the
+//! hook's state on every scrape into a registry of its own, so a failing
+//! collector drops only its own metrics and reports itself failed while the
+//! others still answer.
+
+mod conntrack;
+mod ipam;
+mod netdev;
+mod portmap;
+
+use std::time::Instant;
+
+use ocinet_common::model::{Endpoint, Network};
+use ocinet_common::store::networks::ConfigDir;
+use ocinet_common::store::StateDir;
+use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+
+pub type CollectResult = Result<(), String>;
+
+/// What every collector sees of one scrape.
+pub struct Snapshot {
+    pub endpoints: Vec<Endpoint>,
+    pub networks: Vec<Network>,
+    pub state: StateDir,
+}
+
+pub trait Collector: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult;
+}
+
+pub struct Collectors {
+    list: Vec<Box<dyn Collector>>,
+    state: StateDir,
+    config: ConfigDir,
+}
+
+/// Register a metric in a collector's registry; names are constants, so a
+/// failure is a programming error reported as a collector failure.
+pub fn register<C: prometheus::core::Collector + Clone + 'static>(reg: &Registry, c: &C) -> CollectResult {
+    reg.register(Box::new(c.clone())).map_err(|e| e.to_string())
+}
+
+impl Collectors {
+    pub fn new(cli: &crate::cli::Cli) -> Self {
+        let mut list: Vec<Box<dyn Collector>> = Vec::new();
+        if !cli.no_netdev {
+            list.push(Box::new(netdev::Netdev));
+        }
+        if !cli.no_conntrack {
+            list.push(Box::new(conntrack::Conntrack::default()));
+        }
+        if !cli.no_portmap {
+            list.push(Box::new(portmap::Portmap));
+        }
+        if !cli.no_ipam {
+            list.push(Box::new(ipam::Ipam));
+        }
+        Collectors {
+            list,
+            state: StateDir::new(&cli.state_dir),
+            config: ConfigDir::new(&cli.config_dir),
+        }
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.list.iter().map(|c| c.name()).collect()
+    }
+
+    /// One scrape, in the exposition text format.
+    pub fn scrape(&self) -> Vec<u8> {
+        let (endpoints, bad) = self.state.list_endpoints();
+        for e in bad {
+            tracing::warn!("skipping endpoint state: {e}");
+        }
+        let (networks, bad) = self.config.list();
+        for e in bad {
+            tracing::warn!("skipping network definition: {e}");
+        }
+        let snap = Snapshot { endpoints, networks, state: self.state.clone() };
+
+        let meta = Registry::new();
+        let duration = GaugeVec::new(
+            Opts::new("ocinet_scrape_collector_duration_seconds", "Duration of a collector scrape."),
+            &["collector"],
+        )
+        .expect("valid metric");
+        let success = GaugeVec::new(
+            Opts::new("ocinet_scrape_collector_success", "Whether a collector succeeded."),
+            &["collector"],
+        )
+        .expect("valid metric");
+        let build = GaugeVec::new(
+            Opts::new("ocinet_build_info", "A metric with a constant '1' value labeled by the ocinet version."),
+            &["version"],
+        )
+        .expect("valid metric");
+        for m in [&duration, &success, &build] {
+            let _ = meta.register(Box::new(m.clone()));
+        }
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
+
+        let mut families: Vec<MetricFamily> = Vec::new();
+        for c in &self.list {
+            let reg = Registry::new();
+            let start = Instant::now();
+            let result = c.collect(&snap, &reg);
+            duration.with_label_values(&[c.name()]).set(start.elapsed().as_secs_f64());
+            match result {
+                Ok(()) => {
+                    success.with_label_values(&[c.name()]).set(1.0);
+                    families.extend(reg.gather());
+                }
+                Err(e) => {
+                    success.with_label_values(&[c.name()]).set(0.0);
+                    tracing::warn!(collector = c.name(), "collector failed: {e}");
+                }
+            }
+        }
+        families.extend(meta.gather());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::error!("encoding metrics: {e}");
+        }
+        out
+    }
+}

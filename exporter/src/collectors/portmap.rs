@@ -1,0 +1,65 @@
+//! Connections currently DNATed to each published port: one streamed
+//! conntrack dump per scrape, counted into a map sized by the number of
+//! published ports, never by the number of connections.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use ocinet_common::conntrack;
+use ocinet_common::model::Protocol;
+use prometheus::{IntGaugeVec, Opts, Registry};
+
+use super::{register, CollectResult, Collector, Snapshot};
+
+pub struct Portmap;
+
+impl Collector for Portmap {
+    fn name(&self) -> &'static str {
+        "portmap"
+    }
+
+    fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
+        let g = IntGaugeVec::new(
+            Opts::new("ocinet_port_mapping_connections", "Conntrack entries currently DNATed to a published port."),
+            &["container", "protocol", "host_ip", "host_port", "container_port"],
+        )
+        .expect("valid metric");
+        register(reg, &g)?;
+        // (container address, protocol, host port, container port) -> labels
+        let mut index: HashMap<(Ipv4Addr, Protocol, u16, u16), [String; 5]> = HashMap::new();
+        for ep in &snap.endpoints {
+            let Some(ip) = ep.ip else { continue };
+            for m in ep.ports.iter().flat_map(|p| p.mappings()) {
+                let labels = [
+                    ep.name.clone(),
+                    m.protocol.name().to_string(),
+                    m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                    m.host_port.to_string(),
+                    m.container_port.to_string(),
+                ];
+                g.with_label_values(&labels.each_ref().map(String::as_str)).set(0);
+                index.insert((ip, m.protocol, m.host_port, m.container_port), labels);
+            }
+        }
+        if index.is_empty() {
+            return Ok(());
+        }
+        let mut counts: HashMap<(Ipv4Addr, Protocol, u16, u16), i64> = HashMap::new();
+        let mut t = conntrack::open().map_err(|e| e.to_string())?;
+        conntrack::for_each_entry(&mut t, |e| {
+            if let (Some(ip), Some(proto), Some(hport), Some(cport)) = (e.reply_src, e.protocol, e.orig_dport, e.reply_sport) {
+                let key = (ip, proto, hport, cport);
+                if index.contains_key(&key) {
+                    *counts.entry(key).or_default() += 1;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        for (key, n) in counts {
+            if let Some(labels) = index.get(&key) {
+                g.with_label_values(&labels.each_ref().map(String::as_str)).set(n);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+//! The HTTP side: exporter-toolkit web config (TLS, basic auth), the landing
+//! page, the telemetry path, bounded concurrency, clean shutdown.
+
+pub mod auth;
+pub mod config;
+mod server;
+mod tls;
+
+pub use server::{serve, ServerOptions};

@@ -1,0 +1,147 @@
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::auth::BasicAuth;
+use super::config::WebConfig;
+use crate::collectors::Collectors;
+
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    pub telemetry_path: String,
+    pub web_config: WebConfig,
+    pub max_requests: usize,
+}
+
+struct App {
+    collectors: Collectors,
+    telemetry_path: String,
+    auth: Option<BasicAuth>,
+    scrapes: Option<Semaphore>,
+}
+
+/// A slow client gets this long to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if app.auth.is_some() {
+        let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let auth_ok = {
+            let app = app.clone();
+            // bcrypt takes tens of milliseconds: off the async workers.
+            tokio::task::spawn_blocking(move || app.auth.as_ref().is_some_and(|a| a.check(header.as_deref())))
+                .await
+                .unwrap_or(false)
+        };
+        if !auth_ok {
+            let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
+            r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            return Ok(r);
+        }
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "Method not allowed\n");
+        r.headers_mut().insert("allow", HeaderValue::from_static("GET, HEAD"));
+        return Ok(r);
+    }
+    let path = req.uri().path();
+    if path == app.telemetry_path {
+        let _permit = match &app.scrapes {
+            Some(s) => match s.try_acquire() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "Too many concurrent scrapes\n"));
+                }
+            },
+            None => None,
+        };
+        let app2 = app.clone();
+        let body = tokio::task::spawn_blocking(move || app2.collectors.scrape()).await.unwrap_or_default();
+        return Ok(respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body));
+    }
+    if path == "/" {
+        let page = format!(
+            "<html><head><title>ocinet exporter</title></head><body><h1>ocinet exporter</h1>\
+             <p>Per-container network counters and conntrack/NAT statistics for containers networked by ocinet.</p>\
+             <p><a href=\"{0}\">{0}</a></p><p>Collectors: {1}</p></body></html>\n",
+            app.telemetry_path,
+            app.collectors.names().join(", ")
+        );
+        return Ok(respond(StatusCode::OK, "text/html; charset=utf-8", page));
+    }
+    Ok(respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "Not found\n"))
+}
+
+/// Serve until SIGTERM or SIGINT.
+pub async fn serve(opts: ServerOptions, collectors: Collectors) -> Result<(), String> {
+    let tls = match &opts.web_config.tls_server_config {
+        Some(t) => Some(super::tls::acceptor(t)?),
+        None => None,
+    };
+    let app = Arc::new(App {
+        collectors,
+        telemetry_path: opts.telemetry_path.clone(),
+        auth: BasicAuth::new(opts.web_config.basic_auth_users.clone()),
+        scrapes: (opts.max_requests > 0).then(|| Semaphore::new(opts.max_requests)),
+    });
+    let listener = TcpListener::bind(opts.listen).await.map_err(|e| format!("listen on {}: {e}", opts.listen))?;
+    tracing::info!(address = %opts.listen, tls = tls.is_some(), auth = app.auth.is_some(), "listening");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    continue;
+                }
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let app = app.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(app.clone(), req));
+            let mut builder = http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD);
+            let result = match tls {
+                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => builder.serve_connection(TokioIo::new(s), service).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                None => builder.serve_connection(TokioIo::new(stream), service).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+        });
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}
