@@ -34,6 +34,18 @@ pub enum Command {
     /// Manage ocinet's nftables table.
     #[command(subcommand)]
     Firewall(FirewallCommand),
+    /// Write podman hooks.d files that run this binary for containers
+    /// carrying an io.ocinet.* annotation.
+    InstallPodmanHook(InstallPodmanHookArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallPodmanHookArgs {
+    /// The hooks.d directory (pass the same to podman --hooks-dir).
+    #[arg(long, default_value = "/etc/containers/oci/hooks.d", value_name = "DIR")]
+    pub hooks_dir: PathBuf,
+    #[command(flatten)]
+    pub defaults: ContainerDefaults,
 }
 
 #[derive(Debug, Subcommand)]

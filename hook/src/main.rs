@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Ps(_) => "ps".into(),
         Command::Gc => "gc".into(),
         Command::Firewall(_) => "firewall".into(),
+        Command::InstallPodmanHook(_) => "install-podman-hook".into(),
     };
     if let Err(e) = fsutil::ensure_private_dir(&cli.state_dir) {
         eprintln!("ocinet {what}: {e}");
@@ -37,12 +38,13 @@ fn main() -> ExitCode {
         eprintln!("ocinet {what}: {e}");
         return ExitCode::FAILURE;
     }
-    let result = match cli.command {
+    let result = match &cli.command {
         Command::Hook(h) => lifecycle::run(&ctx, h.stage, &h.defaults, std::io::stdin().lock()).map(|_| String::new()),
         Command::Network(cmd) => commands::network::run(&ctx, cmd),
         Command::Ps(a) => commands::ps::run(&ctx, a.json),
         Command::Gc => commands::gc::run(&ctx),
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
+        Command::InstallPodmanHook(a) => commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, &a),
     };
     match result {
         Ok(out) => {

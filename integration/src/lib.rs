@@ -429,6 +429,31 @@ impl Host {
             .collect()
     }
 
+    /// podman with crun in the host namespace, with this test's own storage
+    /// and hooks.d (installed by `ocinet install-podman-hook`). The
+    /// workarounds of ENVIRONMENT.md apply: crun needs the cgroup v2 mount
+    /// out of sight (a private mount namespace) and rlimits cannot be raised.
+    pub fn podman(&self, args: &[&str]) -> Output {
+        let hooks = self.dir.join("hooks.d");
+        if !hooks.join("ocinet-prestart.json").exists() {
+            let h = hooks.display().to_string();
+            ok(self.ocinet(&["install-podman-hook", "--hooks-dir", &h]));
+        }
+        let p = self.dir.join("podman");
+        let (root, runroot, tmp) = (p.join("root"), p.join("runroot"), p.join("tmp"));
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name))
+            .args(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                "umount /sys/fs/cgroup/unified 2>/dev/null; exec podman \"$@\"", "podman"])
+            .arg("--root").arg(root)
+            .arg("--runroot").arg(runroot)
+            .arg("--tmpdir").arg(tmp)
+            .args(["--runtime", "crun", "--cgroup-manager", "cgroupfs", "--events-backend", "none", "--hooks-dir"])
+            .arg(hooks)
+            .args(args);
+        run_cmd(&mut c)
+    }
+
     /// Start a long-running process in the host namespace.
     pub fn spawn(&self, args: &[&str]) -> Proc {
         let child = Command::new("nsenter")
@@ -510,6 +535,9 @@ impl Default for Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        if self.dir.join("podman/root").exists() {
+            let _ = self.podman(&["rm", "--all", "--force", "--time", "0"]);
+        }
         let list = std::mem::take(&mut *self.containers.lock().unwrap_or_else(|p| p.into_inner()));
         for (id, rt, pid) in list {
             let _ = run_cmd(&mut rt.command(&self.name, &["kill", &id, "KILL"]));

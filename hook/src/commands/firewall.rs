@@ -6,7 +6,7 @@ use ocinet_common::Result;
 use crate::cli::FirewallCommand;
 use crate::context::Context;
 
-pub fn run(ctx: &Context, cmd: FirewallCommand) -> Result<String> {
+pub fn run(ctx: &Context, cmd: &FirewallCommand) -> Result<String> {
     let fw = ctx.firewall()?;
     match cmd {
         FirewallCommand::Reload => {

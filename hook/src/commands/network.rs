@@ -12,14 +12,14 @@ use crate::cli::NetworkCommand;
 use crate::context::Context;
 use crate::networks;
 
-pub fn run(ctx: &Context, cmd: NetworkCommand) -> Result<String> {
+pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
     match cmd {
         NetworkCommand::Create { name, subnet, gateway, ip_range, bridge, mtu, internal } => {
-            create(ctx, &name, subnet, gateway, ip_range, bridge.as_deref(), mtu, internal)
+            create(ctx, name, *subnet, *gateway, *ip_range, bridge.as_deref(), *mtu, *internal)
         }
         NetworkCommand::Ls => ls(ctx),
-        NetworkCommand::Inspect { name } => inspect(ctx, &name),
-        NetworkCommand::Rm { name } => rm(ctx, &name),
+        NetworkCommand::Inspect { name } => inspect(ctx, name),
+        NetworkCommand::Rm { name } => rm(ctx, name),
     }
 }
 
