@@ -26,6 +26,10 @@ pub enum Error {
     },
     #[error("nftables: {0}")]
     Firewall(String),
+    /// ocinet's table (or this version's layout of it) is not there: someone
+    /// flushed the ruleset, or an older version made it. Rebuild from state.
+    #[error("nftables: ocinet's table is missing or outdated")]
+    FirewallMissing,
     #[error("network namespace {what}: {source}")]
     Netns {
         what: String,

@@ -5,6 +5,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(log_file: &Path, level: &str) -> Result<(), String> {
@@ -16,7 +17,11 @@ pub fn init(log_file: &Path, level: &str) -> Result<(), String> {
         .map_err(|e| format!("log file {}: {e}", log_file.display()))?;
     let filter = EnvFilter::try_new(format!("ocinet={level},ocinet_common={level}"))
         .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
+    // At debug and trace, every kernel operation's span logs its duration
+    // when it closes: the cheapest profile of a slow hook.
+    let spans = if matches!(level, "debug" | "trace") { FmtSpan::CLOSE } else { FmtSpan::NONE };
     tracing_subscriber::fmt()
+        .with_span_events(spans)
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .with_env_filter(filter)

@@ -22,11 +22,28 @@ pub struct Change {
     pub elements_deleted: Vec<FirewallElement>,
 }
 
+/// A transaction under way; `wait` for its outcome.
+pub struct Pending(Box<dyn FnOnce() -> Result<()> + Send>);
+
+impl Pending {
+    pub fn new(f: impl FnOnce() -> Result<()> + Send + 'static) -> Self {
+        Pending(Box::new(f))
+    }
+
+    pub fn wait(self) -> Result<()> {
+        (self.0)()
+    }
+}
+
 /// A firewall backend (one file per backend, as netavark does).
 pub trait Firewall {
-    /// Ensure the table and its fixed rules exist and apply `change`, all in
-    /// one transaction.
-    fn apply(&self, change: &Change) -> Result<()>;
+    /// Start applying `change` in one transaction, assuming the table is in
+    /// place; its `wait` gives `Error::FirewallMissing` when it is not
+    /// (rebuild, then).
+    fn start_apply(&self, change: &Change) -> Result<Pending>;
+    fn apply(&self, change: &Change) -> Result<()> {
+        self.start_apply(change)?.wait()
+    }
     /// Throw the table away and rebuild it from the given state.
     fn rebuild(&self, networks: &[Network], elements: &[FirewallElement]) -> Result<()>;
     /// Number of rules in ocinet's table (for tests and benchmarks).

@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 use crate::model::Network;
 
 pub const TABLE: &str = "ocinet";
+/// Bumped whenever the skeleton changes: its marker set is named after it,
+/// so a table made by another version fails the fast path and is rebuilt.
+pub const SCHEMA_MARKER: &str = "schema_v1";
 pub const FAMILY: &str = "inet";
 
 /// Sets the rules consult. Every network adds elements to these.
@@ -92,6 +95,7 @@ pub fn skeleton() -> Vec<Value> {
     let saddr = json!({"payload": {"protocol": "ip", "field": "saddr"}});
     let mut out = vec![
         json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
+        set(SCHEMA_MARKER, json!("mark"), false),
         set(SET_BRIDGES, json!("ifname"), false),
         set(SET_INTERNAL_BRIDGES, json!("ifname"), false),
         set(SET_BRIDGE_SELF, json!(["ifname", "ifname"]), false),
@@ -190,6 +194,12 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
         ));
     }
     out
+}
+
+/// Touching the marker set fails (ENOENT) unless this version's skeleton is
+/// in place.
+pub fn schema_check() -> Value {
+    element("add", SCHEMA_MARKER, &json!(1), None)
 }
 
 pub fn element(verb: &str, set: &str, key: &Value, value: Option<&Value>) -> Value {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ocinet_common::firewall::{Change, Firewall};
+use ocinet_common::firewall::Change;
 use ocinet_common::model::Network;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
@@ -149,7 +149,7 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
     }
     let mut nl = Netlink::new()?;
     nl.delete_link(&net.bridge)?;
-    ctx.firewall()?.apply(&Change { networks_removed: vec![net.clone()], ..Default::default() })?;
+    ctx.apply_firewall(&Change { networks_removed: vec![net.clone()], ..Default::default() }, None)?;
     ctx.state.remove_leases(name)?;
     ctx.config.remove(name)?;
     tracing::info!(network = name, "network removed");

@@ -124,12 +124,18 @@ fn wire(
         // packets be routed out of the bridge (they are masqueraded there).
         sysctl::write(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
     }
-    ctx.firewall()?.apply(&Change {
-        networks_present: vec![net.clone()],
-        elements_added: ep.firewall.clone(),
-        ..Default::default()
-    })?;
+    // nft runs while the veth is made and configured; its outcome is
+    // awaited before the endpoint counts as ready.
+    let change = Change { networks_present: vec![net.clone()], elements_added: ep.firewall.clone(), ..Default::default() };
+    let pending = ctx.firewall()?.start_apply(&change)?;
+    let wired = wire_container(host, net, ep, mac, ns, bridge);
+    let firewall = ctx.finish_firewall(pending, &change, None);
+    wired?;
+    firewall?;
+    pin(ctx, ep, ns_path)
+}
 
+fn wire_container(host: &mut Netlink, net: &Network, ep: &Endpoint, mac: &[u8; 6], ns: &File, bridge: u32) -> Result<()> {
     let veth = ep.host_veth.clone().unwrap_or_default();
     host.create_veth(&veth, CONTAINER_IFNAME, ns, mac, net.mtu, bridge).map_err(|e| match e {
         Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => Error::Conflict(format!(
@@ -165,7 +171,10 @@ fn wire(
     if !net.internal {
         inner.add_default_route(net.gateway, eth0.index)?;
     }
+    Ok(())
+}
 
+fn pin(ctx: &Context, ep: &mut Endpoint, ns_path: &Path) -> Result<()> {
     let link = netns_link_for(&ep.id);
     ep.netns_link = Some(link.clone());
     ctx.state.save_endpoint(ep)?;

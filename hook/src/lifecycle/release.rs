@@ -13,27 +13,53 @@ use crate::context::Context;
 /// second poststop or `ocinet gc` can finish the job. Callers hold the lock.
 pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
     let mut errors = Vec::new();
-    if let Some(veth) = &ep.host_veth {
-        // Deleting one end removes both; gone already (the namespace died
-        // with the container) is fine.
-        match Netlink::new().and_then(|mut nl| nl.delete_link(veth)) {
-            Ok(existed) => tracing::debug!(veth, existed, "host veth removed"),
-            Err(e) => errors.push(e),
+    // Three kernel waits: the element deletion (an RCU grace period in nft's
+    // commit), the veth deletion (another one) and the conntrack dump. The
+    // veth goes on this thread while the other thread removes the published
+    // ports and only then their conntrack entries, so no new packet can be
+    // DNATed to the dead address after its entries were cleared.
+    let change = Change { elements_deleted: ep.firewall.clone(), ..Default::default() };
+    let pending = if ep.firewall.is_empty() {
+        None
+    } else {
+        match ctx.firewall().and_then(|fw| fw.start_apply(&change)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
         }
-    }
-    if !ep.firewall.is_empty() {
-        let change = Change { elements_deleted: ep.firewall.clone(), ..Default::default() };
-        if let Err(e) = ctx.firewall().and_then(|fw| fw.apply(&change)) {
-            errors.push(e);
+    };
+    std::thread::scope(|s| {
+        let ports = s.spawn(|| {
+            let mut errors = Vec::new();
+            if let Some(p) = pending {
+                if let Err(e) = ctx.finish_firewall(p, &change, Some(&ep.id)) {
+                    errors.push(e);
+                }
+            }
+            if let (Some(ip), false) = (ep.ip, ep.ports.is_empty()) {
+                let mappings: Vec<_> = ep.ports.iter().flat_map(|p| p.mappings()).collect();
+                match ocinet_common::conntrack::delete_for(ip, &mappings) {
+                    Ok(n) => tracing::debug!(deleted = n, "conntrack entries of published ports deleted"),
+                    Err(e) => errors.push(e),
+                }
+            }
+            errors
+        });
+        if let Some(veth) = &ep.host_veth {
+            // Deleting one end removes both; gone already (the namespace
+            // died with the container) is fine.
+            match Netlink::new().and_then(|mut nl| nl.delete_link(veth)) {
+                Ok(existed) => tracing::debug!(veth, existed, "host veth removed"),
+                Err(e) => errors.push(e),
+            }
         }
-    }
-    if let (Some(ip), false) = (ep.ip, ep.ports.is_empty()) {
-        let mappings: Vec<_> = ep.ports.iter().flat_map(|p| p.mappings()).collect();
-        match ocinet_common::conntrack::delete_for(ip, &mappings) {
-            Ok(n) => tracing::debug!(deleted = n, "conntrack entries of published ports deleted"),
-            Err(e) => errors.push(e),
+        match ports.join() {
+            Ok(errs) => errors.extend(errs),
+            Err(_) => errors.push(Error::Conflict("removing published ports panicked".into())),
         }
-    }
+    });
     if let Some(link) = &ep.netns_link {
         if let Err(e) = netns::unpin(link) {
             errors.push(e);
