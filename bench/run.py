@@ -1,0 +1,454 @@
+#!/usr/bin/env python3
+"""ocinet benchmarks, side by side with the peers, in one run.
+
+Everything runs inside throwaway network namespaces this script creates and
+deletes (the network rule: no traffic leaves them). Run as root from the
+repository root after `cargo build --release --bins`:
+
+    python3 bench/run.py [--quick] [--only N,...] [--out BENCHMARKS.md]
+
+Each comparison alternates the two sides and reports medians and the ratio.
+"""
+import argparse, ctypes, datetime, json, os, platform, shutil, socket, statistics
+import subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OCINET = os.path.join(ROOT, "target/release/ocinet")
+EXPORTER = os.path.join(ROOT, "target/release/ocinet-exporter")
+NETAVARK = "/usr/lib/podman/netavark"
+CLONE_NEWNET = 0x40000000
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+TAG = f"ob{os.getpid() % 100000}"
+created_ns = []
+started = []
+results = []  # (section, markdown)
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run(list(args), check=check, **kw)
+
+
+def netns_add(name):
+    sh("ip", "netns", "add", name)
+    created_ns.append(name)
+    return name
+
+
+def enter(name):
+    """Move this (single-threaded) process into /run/netns/NAME."""
+    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+    os.close(fd)
+
+
+def median_ms(xs):
+    return statistics.median(xs) * 1000
+
+
+def timed(args, stdin=None):
+    t = time.perf_counter()
+    r = subprocess.run(args, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed: {r.stderr.decode()[-400:]}")
+    return dt
+
+
+class Ocinet:
+    def __init__(self, work):
+        self.state = os.path.join(work, "state")
+        self.config = os.path.join(work, "config")
+        self.bundles = os.path.join(work, "bundles")
+
+    def bundle(self, cid, netns, ports):
+        b = os.path.join(self.bundles, cid)
+        os.makedirs(b, exist_ok=True)
+        ann = {"io.ocinet.ports": ports} if ports else {}
+        cfg = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "annotations": ann,
+               "linux": {"namespaces": [{"type": "network", "path": f"/run/netns/{netns}"}]}}
+        with open(os.path.join(b, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        return b
+
+    def hook(self, stage, cid, bundle):
+        st = json.dumps({"ociVersion": "1.0", "id": cid, "status": "creating", "bundle": bundle}).encode()
+        return timed([OCINET, "hook", stage, "--state-dir", self.state, "--config-dir", self.config], st)
+
+    def cli(self, *args):
+        return subprocess.run([OCINET, *args, "--state-dir", self.state, "--config-dir", self.config],
+                              check=True, capture_output=True, text=True).stdout
+
+
+def netavark_opts(cid, ip, host_port):
+    return json.dumps({
+        "container_id": cid, "container_name": "bench",
+        "port_mappings": [{"host_ip": "", "container_port": 80, "host_port": host_port, "range": 1, "protocol": "tcp"}],
+        "networks": {"podman": {"static_ips": [ip], "interface_name": "eth0"}},
+        "network_info": {"podman": {
+            "name": "podman", "id": "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9",
+            "driver": "bridge", "network_interface": "podman0",
+            "subnets": [{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}],
+            "ipv6_enabled": False, "internal": False, "dns_enabled": False,
+            "ipam_options": {"driver": "host-local"}}}}).encode()
+
+
+def bench_setup_teardown(work, n):
+    """1. One container, one published port: ocinet hook vs netavark."""
+    host = netns_add(f"{TAG}-h1")
+    enter(host)
+    oc = Ocinet(os.path.join(work, "s1"))
+    nv_cfg = os.path.join(work, "netavark")
+    o_set, o_down, n_set, n_down = [], [], [], []
+    for i in range(n):
+        for side in ("ocinet", "netavark"):
+            ns = netns_add(f"{TAG}-c1-{side}-{i}")
+            cid = f"s{i:03d}{side}"
+            if side == "ocinet":
+                b = oc.bundle(cid, ns, "8080:80")
+                o_set.append(oc.hook("createRuntime", cid, b))
+                o_down.append(oc.hook("poststop", cid, b))
+            else:
+                opts = netavark_opts(cid.ljust(64, "0"), "10.88.0.14", 8080)
+                n_set.append(timed([NETAVARK, "--config", nv_cfg, "setup", f"/run/netns/{ns}"], opts))
+                n_down.append(timed([NETAVARK, "--config", nv_cfg, "teardown", f"/run/netns/{ns}"], opts))
+    oc_cycle = [a + b for a, b in zip(o_set, o_down)]
+    nv_cycle = [a + b for a, b in zip(n_set, n_down)]
+    rows = [
+        ("setup", median_ms(o_set), median_ms(n_set)),
+        ("teardown", median_ms(o_down), median_ms(n_down)),
+        ("setup + teardown", median_ms(oc_cycle), median_ms(nv_cycle)),
+    ]
+    md = [f"Each side {n} times, alternating; each hook or netavark call timed as a whole process; one container, one published port (8080:80).", "",
+          "| | ocinet (median) | netavark 1.4 (median) | netavark / ocinet |", "|---|---|---|---|"]
+    for name, o, v in rows:
+        md.append(f"| {name} | {o:.1f} ms | {v:.1f} ms | {v / o:.1f}x |")
+    md.append("")
+    md.append(f"Targets: ocinet at least 10x faster than netavark per cycle: {'met' if rows[2][2] / rows[2][1] >= 10 else 'missed'} "
+              f"({rows[2][2] / rows[2][1]:.1f}x); ocinet setup under 5 ms median: {'met' if rows[0][1] < 5 else 'missed'} ({rows[0][1]:.1f} ms).")
+    results.append(("1. Setup and teardown: ocinet hook vs netavark", "\n".join(md)))
+
+
+def bench_scale(work, count):
+    """3. `count` containers on one network, one at a time."""
+    host = netns_add(f"{TAG}-h3")
+    enter(host)
+    oc = Ocinet(os.path.join(work, "s3"))
+    names = [f"{TAG}-c3-{i}" for i in range(count)]
+    subprocess.run(["ip", "-batch", "-"], input="".join(f"netns add {n}\n" for n in names).encode(), check=True)
+    created_ns.extend(names)
+    times, rules, downs = [], {}, []
+    for i, ns in enumerate(names):
+        cid = f"sc{i:05d}"
+        b = oc.bundle(cid, ns, f"{20000 + i}:80")
+        times.append(oc.hook("createRuntime", cid, b))
+        if i + 1 in (1, 100, count):
+            rules[i + 1] = int(oc.cli("firewall", "rules").strip())
+    for i in range(count):
+        cid = f"sc{i:05d}"
+        downs.append(oc.hook("poststop", cid, os.path.join(oc.bundles, cid)))
+    first, last = median_ms(times[:100]), median_ms(times[-100:])
+    md = [f"{count} containers, each publishing one port, set up one after another by the hook (release build), then torn down.", "",
+          "| | median setup |", "|---|---|",
+          f"| first 100 | {first:.1f} ms |", f"| last 100 | {last:.1f} ms |",
+          f"| last / first | {last / first:.2f}x (target: within 1.25x: {'met' if last / first <= 1.25 else 'missed'}) |", "",
+          "| containers | nftables rules in `inet ocinet` |", "|---|---|"]
+    md += [f"| {k} | {v} |" for k, v in sorted(rules.items())]
+    md += ["", f"Rule count constant: {'yes' if len(set(rules.values())) == 1 else 'NO'}. Teardown median over all {count}: {median_ms(downs):.1f} ms."]
+    results.append((f"3. Scale: {count} containers on one network", "\n".join(md)))
+
+
+def bench_concurrency(work, n=32):
+    """4. n hooks at once."""
+    host = netns_add(f"{TAG}-h4")
+    enter(host)
+    oc = Ocinet(os.path.join(work, "s4"))
+    names = [netns_add(f"{TAG}-c4-{i}") for i in range(n)]
+    bundles = [oc.bundle(f"cc{i:03d}", ns, f"{21000 + i}:80") for i, ns in enumerate(names)]
+    errors = []
+
+    def one(i):
+        try:
+            oc.hook("createRuntime", f"cc{i:03d}", bundles[i])
+        except Exception as e:  # noqa: BLE001 - counted, reported
+            errors.append(str(e))
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    total = time.perf_counter() - t
+    eps = json.loads(oc.cli("ps", "--json"))
+    ips = {e["ip"] for e in eps}
+    t = time.perf_counter()
+    threads = [threading.Thread(target=oc.hook, args=("poststop", f"cc{i:03d}", bundles[i])) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    down = time.perf_counter() - t
+    md = [f"{n} setup hooks started at once (threads, one process each), then {n} teardowns at once.", "",
+          "| | |", "|---|---|",
+          f"| total wall time, {n} setups | {total * 1000:.0f} ms ({total * 1000 / n:.1f} ms per container) |",
+          f"| total wall time, {n} teardowns | {down * 1000:.0f} ms |",
+          f"| distinct addresses | {len(ips)} of {n} |",
+          f"| errors | {len(errors)} |"]
+    results.append((f"4. Concurrency: {n} hooks at once", "\n".join(md)))
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def curl_time(url):
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", url], capture_output=True, text=True, check=True)
+    return float(r.stdout)
+
+
+def bench_exporter(work, count, scrapes=10):
+    """5a. One scrape with `count` containers vs node_exporter's netdev."""
+    host = netns_add(f"{TAG}-h5")
+    enter(host)
+    sh("ip", "link", "set", "lo", "up")
+    oc = Ocinet(os.path.join(work, "s5"))
+    names = [f"{TAG}-c5-{i}" for i in range(count)]
+    subprocess.run(["ip", "-batch", "-"], input="".join(f"netns add {n}\n" for n in names).encode(), check=True)
+    created_ns.extend(names)
+    for i, ns in enumerate(names):
+        cid = f"ex{i:05d}"
+        oc.hook("createRuntime", cid, oc.bundle(cid, ns, None))
+    exp = subprocess.Popen([EXPORTER, "--web.listen-address", "127.0.0.1:19870", "--state-dir", oc.state, "--config-dir", oc.config,
+                            "--no-collector.portmap"], stderr=subprocess.DEVNULL)
+    started.append(exp)
+    node = subprocess.Popen(["prometheus-node-exporter", "--web.listen-address=127.0.0.1:19100", "--collector.disable-defaults",
+                             "--collector.netdev"], stderr=subprocess.DEVNULL)
+    started.append(node)
+    time.sleep(1.0)
+    ot, nt = [], []
+    for _ in range(scrapes):
+        ot.append(curl_time("http://127.0.0.1:19870/metrics"))
+        nt.append(curl_time("http://127.0.0.1:19100/metrics"))
+    o_rss, n_rss = vm_hwm_kib(exp.pid), vm_hwm_kib(node.pid)
+    series = subprocess.run(["curl", "-s", "http://127.0.0.1:19870/metrics"], capture_output=True, text=True).stdout.count("ocinet_container_network_receive_bytes_total{")
+    for p in (exp, node):
+        p.terminate()
+        p.wait()
+    for i in range(count):
+        cid = f"ex{i:05d}"
+        oc.hook("poststop", cid, os.path.join(oc.bundles, cid))
+    md = [f"{count} containers ({series} series per counter); {scrapes} scrapes each, alternating, timed by curl on loopback. "
+          "node_exporter runs only its netdev collector, in the same namespace, so it reports the same veths.", "",
+          "| | ocinet-exporter (netdev, conntrack, ipam) | node_exporter (netdev only) | ratio |", "|---|---|---|---|",
+          f"| scrape, median | {median_ms(ot):.1f} ms | {median_ms(nt):.1f} ms | node / ocinet = {median_ms(nt) / median_ms(ot):.1f}x |",
+          f"| peak RSS (VmHWM) | {o_rss / 1024:.1f} MiB | {n_rss / 1024:.1f} MiB | |", "",
+          f"Target (faster than node_exporter's netdev): {'met' if median_ms(ot) < median_ms(nt) else 'missed'}."]
+    results.append((f"5a. Exporter: one scrape with {count} containers vs node_exporter", "\n".join(md)))
+
+
+def bench_portmap(work, flows):
+    """5b. The port-mapping collector with `flows` conntrack entries."""
+    host = netns_add(f"{TAG}-h6")
+    out = netns_add(f"{TAG}-o6")
+    ctr = netns_add(f"{TAG}-c6")
+    enter(host)
+    sh("ip", "link", "set", "lo", "up")
+    sh("ip", "link", "add", f"{TAG}h", "type", "veth", "peer", "name", f"{TAG}o", "netns", out)
+    sh("ip", "addr", "add", "198.51.100.1/24", "dev", f"{TAG}h")
+    sh("ip", "link", "set", f"{TAG}h", "up")
+    sh("ip", "-n", out, "link", "set", f"{TAG}o", "up")
+    sh("ip", "-n", out, "link", "set", "lo", "up")
+    srcs = [f"198.51.100.{10 + k}" for k in range((flows + 49999) // 50000)]
+    for s in srcs:
+        sh("ip", "-n", out, "addr", "add", f"{s}/24", "dev", f"{TAG}o")
+    oc = Ocinet(os.path.join(work, "s6"))
+    oc.hook("createRuntime", "pm0", oc.bundle("pm0", ctr, "5353:53/udp"))
+    # Send from the outside namespace: one datagram per source port makes one
+    # conntrack entry each (unreplied UDP lives 30 s).
+    code = ("import socket,sys\n"
+            "srcs=sys.argv[1].split(','); n=int(sys.argv[2]); sent=0\n"
+            "for s in srcs:\n"
+            " for p in range(10000, 60000):\n"
+            "  if sent>=n: break\n"
+            "  k=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); k.bind((s,p)); k.sendto(b'x',('198.51.100.1',5353)); k.close(); sent+=1\n")
+    t = time.perf_counter()
+    sh("ip", "netns", "exec", out, "python3", "-c", code, ",".join(srcs), str(flows))
+    made = time.perf_counter() - t
+    exp = subprocess.Popen([EXPORTER, "--web.listen-address", "127.0.0.1:19871", "--state-dir", oc.state, "--config-dir", oc.config,
+                            "--no-collector.netdev", "--no-collector.conntrack", "--no-collector.ipam"], stderr=subprocess.DEVNULL)
+    started.append(exp)
+    time.sleep(0.5)
+    base_rss = vm_hwm_kib(exp.pid)
+    body = subprocess.run(["curl", "-s", "http://127.0.0.1:19871/metrics"], capture_output=True, text=True).stdout
+    durations = []
+    for _ in range(3):
+        body = subprocess.run(["curl", "-s", "http://127.0.0.1:19871/metrics"], capture_output=True, text=True).stdout
+        for line in body.splitlines():
+            if line.startswith('ocinet_scrape_collector_duration_seconds{collector="portmap"}'):
+                durations.append(float(line.split()[-1]))
+    counted = next((float(l.split()[-1]) for l in body.splitlines() if l.startswith("ocinet_port_mapping_connections{")), 0)
+    entries = int(open("/proc/sys/net/netfilter/nf_conntrack_count").read())
+    rss = vm_hwm_kib(exp.pid)
+    exp.terminate()
+    exp.wait()
+    oc.hook("poststop", "pm0", os.path.join(oc.bundles, "pm0"))
+    d = statistics.median(durations)
+    md = [f"{entries} conntrack entries in the namespace ({flows} UDP flows to a published port, made in {made:.1f} s from an outside namespace); "
+          "the exporter with only the portmap collector; duration from `ocinet_scrape_collector_duration_seconds`, median of 3.", "",
+          "| | |", "|---|---|",
+          f"| portmap collector, one scrape | {d * 1000:.0f} ms (target under 500 ms: {'met' if d < 0.5 else 'missed'}) |",
+          f"| connections counted for the port | {counted:.0f} |",
+          f"| exporter peak RSS (VmHWM) | {rss / 1024:.1f} MiB, {base_rss / 1024:.1f} MiB before the scrapes (target under 20 MiB: {'met' if rss < 20 * 1024 else 'missed'}) |"]
+    results.append((f"5b. Port-mapping collector with {flows} conntrack entries", "\n".join(md)))
+
+
+def iperf(client_ns, target, port, secs):
+    r = subprocess.run(["ip", "netns", "exec", client_ns, "iperf3", "-c", target, "-p", str(port), "-t", str(secs), "-J"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"]
+
+
+def bench_datapath(work, rounds, secs):
+    """6. iperf3 through a published port vs straight to the container."""
+    host = netns_add(f"{TAG}-h7")
+    out = netns_add(f"{TAG}-o7")
+    ctr = netns_add(f"{TAG}-c7")
+    enter(host)
+    sh("ip", "link", "set", "lo", "up")
+    sh("ip", "link", "add", f"{TAG}h7", "type", "veth", "peer", "name", f"{TAG}o7", "netns", out)
+    sh("ip", "addr", "add", "198.51.100.1/24", "dev", f"{TAG}h7")
+    sh("ip", "link", "set", f"{TAG}h7", "up")
+    for a in (["link", "set", f"{TAG}o7", "up"], ["link", "set", "lo", "up"], ["addr", "add", "198.51.100.2/24", "dev", f"{TAG}o7"],
+              ["route", "add", "10.87.0.0/16", "via", "198.51.100.1"]):
+        sh("ip", "-n", out, *a)
+    oc = Ocinet(os.path.join(work, "s7"))
+    oc.hook("createRuntime", "dp0", oc.bundle("dp0", ctr, "15201:5201"))
+    ip = json.loads(oc.cli("ps", "--json"))[0]["ip"]
+    srv = subprocess.Popen(["ip", "netns", "exec", ctr, "iperf3", "-s", "-p", "5201"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started.append(srv)
+    time.sleep(0.5)
+    via, direct = [], []
+    for _ in range(rounds):
+        via.append(iperf(out, "198.51.100.1", 15201, secs))
+        direct.append(iperf(out, ip, 5201, secs))
+    srv.terminate()
+    srv.wait()
+    oc.hook("poststop", "dp0", os.path.join(oc.bundles, "dp0"))
+    v, d = statistics.median(via) / 1e9, statistics.median(direct) / 1e9
+    md = [f"iperf3 TCP from the outside namespace, {secs} s per run, {rounds} runs each, alternating.", "",
+          "| path | median throughput |", "|---|---|",
+          f"| through the published port (DNAT) | {v:.2f} Gbit/s |", f"| straight to the container's address | {d:.2f} Gbit/s |",
+          f"| published / direct | {100 * v / d:.0f}% (target at least 90%: {'met' if v / d >= 0.9 else 'missed'}) |"]
+    results.append(("6. Data path: published port vs direct", "\n".join(md)))
+
+
+def podman_cmd(work, *args):
+    p = os.path.join(work, "podman")
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", 'umount /sys/fs/cgroup/unified 2>/dev/null; exec podman "$@"', "podman",
+            "--root", f"{p}/root", "--runroot", f"{p}/runroot", "--tmpdir", f"{p}/tmp", "--runtime", "crun",
+            "--cgroup-manager", "cgroupfs", "--events-backend", "none", *args]
+
+
+def bench_podman(work, n, rootfs):
+    """2. Whole `podman run --rm`: netavark -p vs --network none + ocinet hook vs none."""
+    host = netns_add(f"{TAG}-h2")
+    enter(host)
+    sh("ip", "link", "set", "lo", "up")
+    oc = Ocinet(os.path.join(work, "s2"))
+    hooks = os.path.join(work, "hooks.d")
+    subprocess.run([OCINET, "install-podman-hook", "--hooks-dir", hooks, "--state-dir", oc.state, "--config-dir", oc.config],
+                   check=True, capture_output=True)
+    common = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--rootfs", rootfs, "true"]
+    variants = {
+        "netavark (-p 8080:80)": ["run", "--rm", "-p", "8080:80", *common],
+        "ocinet hook (--network none, io.ocinet.ports=8080:80)": ["--hooks-dir", hooks, "run", "--rm", "--network", "none",
+                                                                  "--annotation", "io.ocinet.ports=8080:80", *common],
+        "--network none, no networking (floor)": ["run", "--rm", "--network", "none", *common],
+    }
+    subprocess.run(podman_cmd(work, "run", "--rm", "--network", "none", *common), check=True, capture_output=True)
+    times = {k: [] for k in variants}
+    for _ in range(n):
+        for k, args in variants.items():
+            times[k].append(timed(podman_cmd(work, *args)))
+    floor = median_ms(times["--network none, no networking (floor)"])
+    md = [f"`podman run --rm` of a busybox `true`, crun, {n} runs each, alternating (private mount namespace and lowered ulimits, as ENVIRONMENT.md requires).", "",
+          "| variant | median wall time | networking cost over the floor |", "|---|---|---|"]
+    for k, v in times.items():
+        m = median_ms(v)
+        md.append(f"| {k} | {m:.0f} ms | {m - floor:+.0f} ms |")
+    results.append(("2. Whole podman run --rm", "\n".join(md)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    ap.add_argument("--only", default="1,2,3,4,5,6")
+    ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    q = a.quick
+    for b in (OCINET, EXPORTER):
+        if not os.path.exists(b):
+            sys.exit(f"{b} missing: run `cargo build --release --bins` first")
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    # State on tmpfs, where the hook keeps it by default (/run/ocinet).
+    work = tempfile.mkdtemp(prefix="ocinet-bench-", dir="/run" if os.path.isdir("/run") else None)
+    rootfs = os.path.join(work, "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    for d in ("proc", "sys", "dev", "tmp", "etc"):
+        os.makedirs(os.path.join(rootfs, d))
+    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin/busybox"))
+    for app in ("sh", "true", "ip"):
+        os.symlink("busybox", os.path.join(rootfs, "bin", app))
+    # Each section enters a fresh host namespace; children inherit it.
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        sections = [
+            ("1", lambda: bench_setup_teardown(work, 5 if q else 20)),
+            ("2", lambda: bench_podman(work, 3 if q else 10, rootfs)),
+            ("3", lambda: bench_scale(work, 150 if q else 1000)),
+            ("4", lambda: bench_concurrency(work, 32)),
+            ("5", lambda: (bench_exporter(work, 100 if q else 1000), bench_portmap(work, 5000 if q else 100000))),
+            ("6", lambda: bench_datapath(work, 1 if q else 3, 2 if q else 5)),
+        ]
+        for key, fn in sections:
+            if key in only:
+                print(f"== section {key}", file=sys.stderr, flush=True)
+                fn()
+                libc.setns(own, CLONE_NEWNET)
+    finally:
+        libc.setns(own, CLONE_NEWNET)
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in created_ns).encode(),
+                       stderr=subprocess.DEVNULL)
+        for f in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
+            if f.startswith("ocinet-s") or f.startswith("ocinet-cc") or f.startswith("ocinet-ex") or f.startswith("ocinet-pm") or f.startswith("ocinet-dp"):
+                subprocess.run(["umount", "-l", f"/run/netns/{f}"], stderr=subprocess.DEVNULL)
+                os.unlink(f"/run/netns/{f}")
+        shutil.rmtree(work, ignore_errors=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    head = [f"Machine: {os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
+            f"kernel {platform.release()}; date {datetime.date.today()}; ocinet release build. "
+            f"Reproduce: `cargo build --release --bins && sudo python3 bench/run.py{' --quick' if q else ''}`."]
+    text = "\n\n".join(head + [f"## {t}\n\n{m}" for t, m in results])
+    analysis = os.path.join(ROOT, "bench/ANALYSIS.md")
+    if os.path.exists(analysis) and not q and only == set("123456"):
+        with open(analysis) as f:
+            text += "\n\n" + f.read().strip()
+    print(text)
+    if a.out != "-":
+        with open(a.out, "w") as f:
+            f.write("# Benchmarks\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
