@@ -251,21 +251,27 @@ def bench_exporter(work, count, scrapes=10):
     results.append((f"5a. Exporter: one scrape with {count} containers vs node_exporter", "\n".join(md)))
 
 
+def host_outside_container(n):
+    """A host namespace (entered), an outside namespace joined to it by a
+    veth (host 198.51.100.1, outside 198.51.100.2) and a container's."""
+    host, out, ctr = netns_add(f"{TAG}-h{n}"), netns_add(f"{TAG}-o{n}"), netns_add(f"{TAG}-c{n}")
+    enter(host)
+    hv, ov = f"{TAG}h{n}", f"{TAG}o{n}"
+    sh("ip", "link", "set", "lo", "up")
+    sh("ip", "link", "add", hv, "type", "veth", "peer", "name", ov, "netns", out)
+    sh("ip", "addr", "add", "198.51.100.1/24", "dev", hv)
+    sh("ip", "link", "set", hv, "up")
+    for a in (["link", "set", ov, "up"], ["link", "set", "lo", "up"], ["addr", "add", "198.51.100.2/24", "dev", ov]):
+        sh("ip", "-n", out, *a)
+    return out, ov, ctr
+
+
 def bench_portmap(work, flows):
     """5b. The port-mapping collector with `flows` conntrack entries."""
-    host = netns_add(f"{TAG}-h6")
-    out = netns_add(f"{TAG}-o6")
-    ctr = netns_add(f"{TAG}-c6")
-    enter(host)
-    sh("ip", "link", "set", "lo", "up")
-    sh("ip", "link", "add", f"{TAG}h", "type", "veth", "peer", "name", f"{TAG}o", "netns", out)
-    sh("ip", "addr", "add", "198.51.100.1/24", "dev", f"{TAG}h")
-    sh("ip", "link", "set", f"{TAG}h", "up")
-    sh("ip", "-n", out, "link", "set", f"{TAG}o", "up")
-    sh("ip", "-n", out, "link", "set", "lo", "up")
+    out, ov, ctr = host_outside_container(6)
     srcs = [f"198.51.100.{10 + k}" for k in range((flows + 49999) // 50000)]
     for s in srcs:
-        sh("ip", "-n", out, "addr", "add", f"{s}/24", "dev", f"{TAG}o")
+        sh("ip", "-n", out, "addr", "add", f"{s}/24", "dev", ov)
     oc = Ocinet(os.path.join(work, "s6"))
     oc.hook("createRuntime", "pm0", oc.bundle("pm0", ctr, "5353:53/udp"))
     # Send from the outside namespace: one datagram per source port makes one
@@ -315,17 +321,8 @@ def iperf(client_ns, target, port, secs):
 
 def bench_datapath(work, rounds, secs):
     """6. iperf3 through a published port vs straight to the container."""
-    host = netns_add(f"{TAG}-h7")
-    out = netns_add(f"{TAG}-o7")
-    ctr = netns_add(f"{TAG}-c7")
-    enter(host)
-    sh("ip", "link", "set", "lo", "up")
-    sh("ip", "link", "add", f"{TAG}h7", "type", "veth", "peer", "name", f"{TAG}o7", "netns", out)
-    sh("ip", "addr", "add", "198.51.100.1/24", "dev", f"{TAG}h7")
-    sh("ip", "link", "set", f"{TAG}h7", "up")
-    for a in (["link", "set", f"{TAG}o7", "up"], ["link", "set", "lo", "up"], ["addr", "add", "198.51.100.2/24", "dev", f"{TAG}o7"],
-              ["route", "add", "10.87.0.0/16", "via", "198.51.100.1"]):
-        sh("ip", "-n", out, *a)
+    out, _, ctr = host_outside_container(7)
+    sh("ip", "-n", out, "route", "add", "10.87.0.0/16", "via", "198.51.100.1")
     oc = Ocinet(os.path.join(work, "s7"))
     oc.hook("createRuntime", "dp0", oc.bundle("dp0", ctr, "15201:5201"))
     ip = json.loads(oc.cli("ps", "--json"))[0]["ip"]
