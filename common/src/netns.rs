@@ -44,7 +44,10 @@ pub fn with_netns<T>(ns: &impl AsFd, f: impl FnOnce() -> T) -> Result<T> {
 /// made here propagates to other mount namespaces.
 fn prepare_run_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).at(dir)?;
-    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    // Not MS_REC: recursing over every pinned namespace under /run/netns makes
+    // each pin cost O(containers); mounts made below a shared mount are shared
+    // anyway.
+    let shared = MsFlags::MS_SHARED;
     match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
         Ok(()) => Ok(()),
         Err(nix::Error::EINVAL) => {
