@@ -18,6 +18,22 @@ pub fn open(path: &Path) -> Result<File> {
     File::open(path).at(path)
 }
 
+/// NS_GET_NSTYPE from linux/nsfs.h: _IO(0xb7, 0x3).
+const NS_GET_NSTYPE: nix::libc::c_ulong = 0xb703;
+
+/// Open `path` and check that it really is a network namespace (a path in
+/// config.json can name any file).
+pub fn open_netns(path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let f = open(path)?;
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
+    let ty = unsafe { nix::libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if ty != nix::libc::CLONE_NEWNET {
+        return Err(Error::invalid("network namespace", path.display(), "is not a network namespace"));
+    }
+    Ok(f)
+}
+
 /// (device, inode): equal for two paths exactly when they name the same
 /// namespace.
 pub fn id_of(path: &Path) -> Result<(u64, u64)> {

@@ -18,7 +18,7 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
     annotations.extend(st.annotations.clone());
     let settings = settings::resolve(&st.id, &annotations, defaults)?;
     let ns_path = bundle.netns_path(st.pid)?;
-    let ns = ns_path.as_deref().map(netns::open).transpose()?;
+    let ns = ns_path.as_deref().map(netns::open_netns).transpose()?;
     let netns_id = ns.as_ref().map(netns::id_of_fd).transpose()?;
 
     let _lock = ctx.lock()?;
