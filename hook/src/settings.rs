@@ -51,6 +51,8 @@ pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &Conta
         None => Mode::Bridge(DEFAULT_NETWORK.into()),
         Some((field, v)) => parse_mode(field, &v)?,
     };
+    let ip_field = pick(ANN_IP, "--ip", &defaults.ip).map_or(ANN_IP, |(f, _)| f);
+    let mac_field = pick(ANN_MAC, "--mac", &defaults.mac).map_or(ANN_MAC, |(f, _)| f);
     let ip = pick(ANN_IP, "--ip", &defaults.ip)
         .map(|(field, v)| v.parse::<Ipv4Addr>().map_err(|_| Error::invalid(field, &v, "not an IPv4 address")))
         .transpose()?;
@@ -79,10 +81,10 @@ pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &Conta
             return Err(Error::invalid(ports_field, p, format!("ports can only be published on bridge networks, not {}", mode.label())));
         }
         if let Some(ip) = ip {
-            return Err(Error::invalid(ANN_IP, ip, format!("only applies to bridge networks, not {}", mode.label())));
+            return Err(Error::invalid(ip_field, ip, format!("only applies to bridge networks, not {}", mode.label())));
         }
         if mac.is_some() {
-            return Err(Error::invalid(ANN_MAC, validate::format_mac(&mac.unwrap_or_default()), format!("only applies to bridge networks, not {}", mode.label())));
+            return Err(Error::invalid(mac_field, validate::format_mac(&mac.unwrap_or_default()), format!("only applies to bridge networks, not {}", mode.label())));
         }
     }
     Ok(Settings { mode, ip, mac, name, ports, ports_field })

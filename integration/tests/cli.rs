@@ -125,3 +125,24 @@ fn state_files_are_private_and_global_flags_go_anywhere() {
     let o = h.exec(&[bin.to_str().unwrap_or(""), "ps", "--state-dir", loose.to_str().unwrap_or("")]);
     fails_with(o, &["writable by group or others"]);
 }
+
+/// A container whose runtime died without poststop must not keep its
+/// published port: the next container asking for it gets it.
+#[test]
+fn a_dead_holder_does_not_keep_its_port() {
+    let h = Host::new();
+    let bundle = h.dir.join("dead-bundle");
+    std::fs::create_dir_all(&bundle).expect("bundle");
+    std::fs::write(bundle.join("config.json"), r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"annotations":{"io.ocinet.ports":"8080:80"},"linux":{"namespaces":[{"type":"network"}]}}"#).expect("config");
+    let mut dead = Command::new("unshare").args(["-n", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("sleeper");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let dead_id = format!("{}-dead", ocinet_integration::unique_hex());
+    let state = format!(r#"{{"ociVersion":"1.0","id":"{dead_id}","status":"creating","pid":{},"bundle":"{}"}}"#, dead.id(), bundle.display());
+    ok(h.hook("createRuntime", &state, &[]));
+    dead.kill().expect("kill");
+    dead.wait().expect("reap");
+    let c = h.start(Runtime::Runc, "heir", &Spec::default().ann("io.ocinet.ports", "8080:80"));
+    assert!(c.exit.is_none(), "port still held by a dead container: {}", c.output());
+    assert!(h.endpoint(&dead_id).is_none(), "the dead holder's endpoint should be gone");
+    assert!(h.leftovers(&dead_id).is_empty(), "{:?}", h.leftovers(&dead_id));
+}

@@ -10,7 +10,7 @@ use crate::model::Network;
 pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
-pub const SCHEMA_MARKER: &str = "schema_v1";
+pub const SCHEMA_MARKER: &str = "schema_v2";
 pub const FAMILY: &str = "inet";
 
 /// Sets the rules consult. Every network adds elements to these.
@@ -105,13 +105,24 @@ pub fn skeleton() -> Vec<Value> {
         map(MAP_PUB_IP_ADDR, json!(["ipv4_addr", "inet_proto", "inet_service"]), "ipv4_addr"),
         map(MAP_PUB_IP_PORT, json!(["ipv4_addr", "inet_proto", "inet_service"]), "inet_service"),
         chain("forward", "filter", "forward", 0),
+        chain("prerouting_guard", "filter", "prerouting", -150),
         chain("prerouting", "nat", "prerouting", -100),
         chain("output", "nat", "output", -100),
         chain("postrouting", "nat", "postrouting", 100),
         flush_chain("forward"),
+        flush_chain("prerouting_guard"),
         flush_chain("prerouting"),
         flush_chain("output"),
         flush_chain("postrouting"),
+        // Loopback destinations only ever come from lo. Without this, a
+        // neighbour could reach a 127.0.0.1-bound published port (DNAT runs
+        // before routing would drop the martian), and a container could
+        // reach the host's loopback services through route_localnet on the
+        // bridge (the CVE-2020-8558 class).
+        rule("prerouting_guard", json!([
+            is_not(meta("iifname"), json!("lo")),
+            is(json!({"payload": {"protocol": "ip", "field": "daddr"}}), json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
+            drop.clone()])),
         // Replies to connections that were allowed.
         rule("forward", json!([
             {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}},

@@ -152,7 +152,8 @@ impl Endpoint {
             return true;
         }
         match self.container {
-            Some(p) => !p.is_alive() || netns_id_of_pid(p.pid).is_some_and(|id| Some(id) != self.netns_id),
+            // Host mode has no namespace of its own to compare.
+            Some(p) => !p.is_alive() || (self.netns_id.is_some() && netns_id_of_pid(p.pid).is_some_and(|id| Some(id) != self.netns_id)),
             None => false,
         }
     }

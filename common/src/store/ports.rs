@@ -44,6 +44,16 @@ impl PortIndex {
         Ok(())
     }
 
+    /// The container (other than `id`) holding any of `ports`.
+    pub fn conflicting_holder(&self, id: &str, ports: &[PortSpec]) -> Option<String> {
+        let wanted: Vec<PortMapping> = ports.iter().flat_map(|s| s.mappings()).collect();
+        self.claims
+            .iter()
+            .filter(|c| c.id != id)
+            .find(|c| c.ports.iter().flat_map(|s| s.mappings()).any(|held| wanted.iter().any(|w| conflicts(w, &held))))
+            .map(|c| c.id.clone())
+    }
+
     pub fn release(&mut self, id: &str) -> bool {
         let before = self.claims.len();
         self.claims.retain(|c| c.id != id);

@@ -28,9 +28,13 @@ impl Collector for Ipam {
                 .iter()
                 .filter(|a| range.contains(*a))
                 .count() as i64;
-            let allocated = snap.state.load_leases(&n.name).map_err(|e| e.to_string())?.leases.len() as i64;
+            let leases = snap.state.load_leases(&n.name).map_err(|e| e.to_string())?;
+            let allocated = leases.leases.len() as i64;
+            // Static addresses may lie outside --ip-range: they take nothing
+            // from the range's free pool.
+            let in_range = leases.leases.keys().filter(|ip| range.contains(*ip)).count() as i64;
             addresses.with_label_values(&[&n.name, "allocated"]).set(allocated);
-            addresses.with_label_values(&[&n.name, "free"]).set((size - reserved - allocated).max(0));
+            addresses.with_label_values(&[&n.name, "free"]).set((size - reserved - in_range).max(0));
             let count = snap.endpoints.iter().filter(|e| e.network() == Some(n.name.as_str())).count() as i64;
             endpoints.with_label_values(&[&n.name]).set(count);
         }

@@ -25,8 +25,11 @@ impl Collector for Portmap {
         )
         .expect("valid metric");
         register(reg, &g)?;
-        // (container address, protocol, host port, container port) -> labels
-        let mut index: HashMap<(Ipv4Addr, Protocol, u16, u16), [String; 5]> = HashMap::new();
+        // (container address, protocol, host port, container port) ->
+        // (host address or None for all, labels); several host addresses may
+        // publish the same host port to the same container port.
+        type Key = (Ipv4Addr, Protocol, u16, u16);
+        let mut index: HashMap<Key, Vec<(Option<Ipv4Addr>, [String; 5])>> = HashMap::new();
         for ep in &snap.endpoints {
             let Some(ip) = ep.ip else { continue };
             for m in ep.ports.iter().flat_map(|p| p.mappings()) {
@@ -38,25 +41,33 @@ impl Collector for Portmap {
                     m.container_port.to_string(),
                 ];
                 g.with_label_values(&labels.each_ref().map(String::as_str)).set(0);
-                index.insert((ip, m.protocol, m.host_port, m.container_port), labels);
+                index.entry((ip, m.protocol, m.host_port, m.container_port)).or_default().push((m.host_ip, labels));
             }
         }
         if index.is_empty() {
             return Ok(());
         }
-        let mut counts: HashMap<(Ipv4Addr, Protocol, u16, u16), i64> = HashMap::new();
+        let mut counts: HashMap<(Key, usize), i64> = HashMap::new();
         let mut t = conntrack::open().map_err(|e| e.to_string())?;
         conntrack::for_each_entry(&mut t, |e| {
-            if let (Some(ip), Some(proto), Some(hport), Some(cport)) = (e.reply_src, e.protocol, e.orig_dport, e.reply_sport) {
-                let key = (ip, proto, hport, cport);
-                if index.contains_key(&key) {
-                    *counts.entry(key).or_default() += 1;
-                }
+            let (Some(ip), Some(proto), Some(hport), Some(cport), Some(dst)) = (e.reply_src, e.protocol, e.orig_dport, e.reply_sport, e.orig_dst) else {
+                return;
+            };
+            // Addressed to the container itself: not through a published port.
+            if dst == ip {
+                return;
+            }
+            let key = (ip, proto, hport, cport);
+            let Some(candidates) = index.get(&key) else { return };
+            // A binding to this exact host address wins over "all addresses".
+            let pos = candidates.iter().position(|(h, _)| *h == Some(dst)).or_else(|| candidates.iter().position(|(h, _)| h.is_none()));
+            if let Some(pos) = pos {
+                *counts.entry((key, pos)).or_default() += 1;
             }
         })
         .map_err(|e| e.to_string())?;
-        for (key, n) in counts {
-            if let Some(labels) = index.get(&key) {
+        for ((key, pos), n) in counts {
+            if let Some((_, labels)) = index.get(&key).and_then(|c| c.get(pos)) {
                 g.with_label_values(&labels.each_ref().map(String::as_str)).set(n);
             }
         }

@@ -29,8 +29,13 @@ struct App {
     collectors: Collectors,
     telemetry_path: String,
     auth: Option<BasicAuth>,
-    scrapes: Option<Semaphore>,
+    scrapes: Option<Arc<Semaphore>>,
+    /// bcrypt checks at once: a flood of bad passwords must not occupy the
+    /// blocking pool that scrapes run on.
+    auth_checks: Arc<Semaphore>,
 }
+
+const MAX_AUTH_CHECKS: usize = 4;
 
 /// A slow client gets this long to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,12 +52,18 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     if app.auth.is_some() {
         let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let Ok(permit) = app.auth_checks.clone().try_acquire_owned() else {
+            return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "Too many requests\n"));
+        };
         let auth_ok = {
             let app = app.clone();
             // bcrypt takes tens of milliseconds: off the async workers.
-            tokio::task::spawn_blocking(move || app.auth.as_ref().is_some_and(|a| a.check(header.as_deref())))
-                .await
-                .unwrap_or(false)
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                app.auth.as_ref().is_some_and(|a| a.check(header.as_deref()))
+            })
+            .await
+            .unwrap_or(false)
         };
         if !auth_ok {
             let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
@@ -67,8 +78,10 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<B
     }
     let path = req.uri().path();
     if path == app.telemetry_path {
-        let _permit = match &app.scrapes {
-            Some(s) => match s.try_acquire() {
+        // The permit travels into the scrape itself: a client that hangs up
+        // does not free a slot while its scrape still runs.
+        let permit = match &app.scrapes {
+            Some(s) => match s.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
                     return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "Too many concurrent scrapes\n"));
@@ -77,7 +90,12 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<B
             None => None,
         };
         let app2 = app.clone();
-        let body = tokio::task::spawn_blocking(move || app2.collectors.scrape()).await.unwrap_or_default();
+        let body = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            app2.collectors.scrape()
+        })
+        .await
+        .unwrap_or_default();
         return Ok(respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body));
     }
     if path == "/" {
@@ -103,7 +121,8 @@ pub async fn serve(opts: ServerOptions, collectors: Collectors) -> Result<(), St
         collectors,
         telemetry_path: opts.telemetry_path.clone(),
         auth: BasicAuth::new(opts.web_config.basic_auth_users.clone()),
-        scrapes: (opts.max_requests > 0).then(|| Semaphore::new(opts.max_requests)),
+        scrapes: (opts.max_requests > 0).then(|| Arc::new(Semaphore::new(opts.max_requests.min(Semaphore::MAX_PERMITS)))),
+        auth_checks: Arc::new(Semaphore::new(MAX_AUTH_CHECKS)),
     });
     let listener = TcpListener::bind(opts.listen).await.map_err(|e| format!("listen on {}: {e}", opts.listen))?;
     tracing::info!(address = %opts.listen, tls = tls.is_some(), auth = app.auth.is_some(), "listening");

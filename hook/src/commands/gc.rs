@@ -25,8 +25,17 @@ pub fn run(ctx: &Context) -> Result<String> {
         }
     }
     // Leases whose holder has no endpoint record: a hook died between
-    // leasing and recording (or a record was deleted by hand).
+    // leasing and recording (or a record was deleted by hand). A record
+    // that exists but cannot be read still counts as live: its veth and
+    // firewall elements may be there.
     let (live, _) = ctx.state.list_endpoints();
+    let mut live_ids: Vec<String> = live.iter().map(|e| e.id.clone()).collect();
+    live_ids.extend(
+        ocinet_common::store::fsutil::json_files(&ctx.state.endpoints_dir())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(stem, _)| stem),
+    );
     for net in ctx.state.leased_networks() {
         let mut leases = match ctx.state.load_leases(&net) {
             Ok(l) => l,
@@ -36,7 +45,7 @@ pub fn run(ctx: &Context) -> Result<String> {
             }
         };
         let before = leases.leases.clone();
-        leases.leases.retain(|_, holder| live.iter().any(|e| &e.id == holder));
+        leases.leases.retain(|_, holder| live_ids.contains(holder));
         for (ip, holder) in before.iter().filter(|(ip, _)| !leases.leases.contains_key(ip)) {
             out += &format!("released lease {ip} of {holder} in network {net}\n");
         }
@@ -45,7 +54,7 @@ pub fn run(ctx: &Context) -> Result<String> {
         }
     }
     let mut ports = ctx.state.load_ports()?;
-    let orphans: Vec<String> = ports.claims.iter().filter(|c| !live.iter().any(|e| e.id == c.id)).map(|c| c.id.clone()).collect();
+    let orphans: Vec<String> = ports.claims.iter().filter(|c| !live_ids.contains(&c.id)).map(|c| c.id.clone()).collect();
     for id in &orphans {
         ports.release(id);
         out += &format!("released published ports of {id}\n");

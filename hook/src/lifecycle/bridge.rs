@@ -17,6 +17,7 @@ use crate::networks;
 use crate::settings::Settings;
 
 pub const CONTAINER_IFNAME: &str = "eth0";
+const EXISTS_MARK: &str = "an interface of that name already exists";
 
 /// Host end of a container's veth: stable per container id, within IFNAMSIZ.
 pub fn host_veth_name(id: &str) -> String {
@@ -57,10 +58,28 @@ pub fn setup(ctx: &Context, mut ep: Endpoint, settings: &Settings, ns: &File, ns
 
     check_ports(&net, settings, &mut host)?;
 
+    let mut ports = ctx.state.load_ports()?;
+    if let Some(holder) = ports.conflicting_holder(&ep.id, &settings.ports) {
+        // A holder that is gone (its runtime died without poststop) must
+        // not keep the port until someone runs gc.
+        match ctx.state.load_endpoint(&holder)? {
+            Some(h) if h.is_stale() => {
+                tracing::warn!(holder = %holder, "releasing the ports of a container that is gone");
+                release::release(ctx, &h)?;
+                ports = ctx.state.load_ports()?;
+            }
+            Some(_) => {}
+            None => {
+                // Claimed but never recorded: a hook died in between.
+                ports.release(&holder);
+                ctx.state.save_ports(&ports)?;
+            }
+        }
+    }
+    ports.claim(&ep.id, &ep.name, &settings.ports)?;
+    // Leases are read only now: releasing a stale holder above rewrote them.
     let mut leases = ctx.state.load_leases(&net.name)?;
     let ip = leases.allocate(&net, &ep.id, settings.ip)?;
-    let mut ports = ctx.state.load_ports()?;
-    ports.claim(&ep.id, &ep.name, &settings.ports)?;
     let mac = settings.mac.unwrap_or_else(|| mac_for(ip));
     ep.ip = Some(ip);
     ep.prefix_len = Some(net.subnet.prefix_len());
@@ -100,6 +119,11 @@ pub fn setup(ctx: &Context, mut ep: Endpoint, settings: &Settings, ns: &File, ns
         }
         Err(e) => {
             tracing::error!("setup failed, rolling back: {e}");
+            // What failed because it already existed is not ours to delete.
+            if matches!(&e, Error::Conflict(m) if m.contains(EXISTS_MARK)) {
+                ep.host_veth = None;
+            }
+            let _ = ctx.state.save_endpoint(&ep);
             match release::release(ctx, &ep) {
                 Ok(()) => Err(e),
                 Err(undo) => Err(Error::Conflict(format!("{e}; rollback incomplete (ocinet gc will retry): {undo}"))),
@@ -139,7 +163,7 @@ fn wire_container(host: &mut Netlink, net: &Network, ep: &Endpoint, mac: &[u8; 6
     let veth = ep.host_veth.clone().unwrap_or_default();
     host.create_veth(&veth, CONTAINER_IFNAME, ns, mac, net.mtu, bridge).map_err(|e| match e {
         Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => Error::Conflict(format!(
-            "cannot create {veth} with {CONTAINER_IFNAME} in the container: an interface of that name already exists"
+            "cannot create {veth} with {CONTAINER_IFNAME} in the container: {EXISTS_MARK}"
         )),
         e => e,
     })?;
