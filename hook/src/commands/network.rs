@@ -64,8 +64,8 @@ fn free_subnet(ctx: &Context, nl: &mut Netlink) -> Result<ipnet::Ipv4Net> {
     for i in 0..512u32 {
         let base = u32::from(std::net::Ipv4Addr::new(10, 90, 0, 0)) + (i << 8);
         let cand = ipnet::Ipv4Net::new(base.into(), 24).map_err(|e| Error::Conflict(e.to_string()))?;
-        let probe = Network { subnet: cand, ..Network::default_network() };
-        let probe = Network { name: "\u{0}probe".into(), bridge: "\u{0}".into(), ..probe };
+        // Nameless and bridgeless: only its subnet can conflict.
+        let probe = Network { subnet: cand, name: String::new(), bridge: String::new(), ..Network::default_network() };
         if ocinet_common::model::network::find_conflict(&probe, &existing, &routes).is_none() {
             return Ok(cand);
         }
