@@ -1,5 +1,5 @@
-//! The nftables backend: drives `nft -j -f -` through the `nftables` crate,
-//! one process and one transaction per call.
+//! The nftables backend: one `nft -j -f -` process and one transaction per
+//! call, with documents checked against the `nftables` crate's schema types.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,6 +66,16 @@ impl Nft {
         let what = what.to_string();
         Ok(Pending::new(move || finish(child, &what)))
     }
+
+    fn list_table(&self) -> Result<Option<nftables::schema::Nftables<'static>>> {
+        let program = self.program.to_string_lossy();
+        let args = ["list", "table", FAMILY, TABLE];
+        match nftables::helper::get_current_ruleset_with_args(Some(program.as_ref()), args) {
+            Ok(r) => Ok(Some(r)),
+            Err(nftables::helper::NftablesError::NftFailed { stderr, .. }) if stderr.contains("No such file") => Ok(None),
+            Err(e) => Err(Error::Firewall(format!("list table: {e}"))),
+        }
+    }
 }
 
 fn finish(child: std::process::Child, what: &str) -> Result<()> {
@@ -80,18 +90,6 @@ fn finish(child: std::process::Child, what: &str) -> Result<()> {
     }
     let msg: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     Err(Error::Firewall(format!("{what}: nft failed ({}): {}", out.status, msg.join(" / "))))
-}
-
-impl Nft {
-    fn list_table(&self) -> Result<Option<nftables::schema::Nftables<'static>>> {
-        let program = self.program.to_string_lossy();
-        let args = ["list", "table", FAMILY, TABLE];
-        match nftables::helper::get_current_ruleset_with_args(Some(program.as_ref()), args) {
-            Ok(r) => Ok(Some(r)),
-            Err(nftables::helper::NftablesError::NftFailed { stderr, .. }) if stderr.contains("No such file") => Ok(None),
-            Err(e) => Err(Error::Firewall(format!("list table: {e}"))),
-        }
-    }
 }
 
 fn elements_of(change_networks: &[Network], verb: &str) -> Vec<Value> {

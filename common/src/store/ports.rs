@@ -23,19 +23,26 @@ pub struct PortIndex {
 }
 
 impl PortIndex {
+    /// The first claim of another container that overlaps `ports`: the
+    /// claim, the wanted mapping and the held mapping it collides with.
+    fn first_conflict(&self, id: &str, ports: &[PortSpec]) -> Option<(&Claim, PortMapping, PortMapping)> {
+        let wanted: Vec<PortMapping> = ports.iter().flat_map(|s| s.mappings()).collect();
+        self.claims.iter().filter(|c| c.id != id).find_map(|c| {
+            c.ports
+                .iter()
+                .flat_map(|s| s.mappings())
+                .find_map(|held| wanted.iter().find(|w| conflicts(w, &held)).map(|w| (c, *w, held)))
+        })
+    }
+
     /// Claim `ports` for `id`, or name the port and the container holding it.
     pub fn claim(&mut self, id: &str, name: &str, ports: &[PortSpec]) -> Result<()> {
-        let wanted: Vec<PortMapping> = ports.iter().flat_map(|s| s.mappings()).collect();
-        for c in self.claims.iter().filter(|c| c.id != id) {
-            for held in c.ports.iter().flat_map(|s| s.mappings()) {
-                if let Some(w) = wanted.iter().find(|w| conflicts(w, &held)) {
-                    let addr = |m: &PortMapping| m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
-                    return Err(Error::Conflict(format!(
-                        "host port {}:{}/{} is already published by container {} ({}) as {}:{}/{}",
-                        addr(w), w.host_port, w.protocol, c.id, c.name, addr(&held), held.host_port, held.protocol
-                    )));
-                }
-            }
+        if let Some((c, w, held)) = self.first_conflict(id, ports) {
+            let addr = |m: &PortMapping| m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+            return Err(Error::Conflict(format!(
+                "host port {}:{}/{} is already published by container {} ({}) as {}:{}/{}",
+                addr(&w), w.host_port, w.protocol, c.id, c.name, addr(&held), held.host_port, held.protocol
+            )));
         }
         self.release(id);
         if !ports.is_empty() {
@@ -46,12 +53,7 @@ impl PortIndex {
 
     /// The container (other than `id`) holding any of `ports`.
     pub fn conflicting_holder(&self, id: &str, ports: &[PortSpec]) -> Option<String> {
-        let wanted: Vec<PortMapping> = ports.iter().flat_map(|s| s.mappings()).collect();
-        self.claims
-            .iter()
-            .filter(|c| c.id != id)
-            .find(|c| c.ports.iter().flat_map(|s| s.mappings()).any(|held| wanted.iter().any(|w| conflicts(w, &held))))
-            .map(|c| c.id.clone())
+        self.first_conflict(id, ports).map(|(c, _, _)| c.id.clone())
     }
 
     pub fn release(&mut self, id: &str) -> bool {

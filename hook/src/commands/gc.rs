@@ -28,14 +28,12 @@ pub fn run(ctx: &Context) -> Result<String> {
     // leasing and recording (or a record was deleted by hand). A record
     // that exists but cannot be read still counts as live: its veth and
     // firewall elements may be there.
-    let (live, _) = ctx.state.list_endpoints();
-    let mut live_ids: Vec<String> = live.iter().map(|e| e.id.clone()).collect();
-    live_ids.extend(
-        ocinet_common::store::fsutil::json_files(&ctx.state.endpoints_dir())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(stem, _)| stem),
-    );
+    // Every record file names its id; an unlistable directory stops gc
+    // rather than making every lease look orphaned.
+    let live_ids: Vec<String> = ocinet_common::store::fsutil::json_files(&ctx.state.endpoints_dir())?
+        .into_iter()
+        .map(|(stem, _)| stem)
+        .collect();
     for net in ctx.state.leased_networks() {
         let mut leases = match ctx.state.load_leases(&net) {
             Ok(l) => l,

@@ -17,7 +17,6 @@ use crate::networks;
 use crate::settings::Settings;
 
 pub const CONTAINER_IFNAME: &str = "eth0";
-const EXISTS_MARK: &str = "an interface of that name already exists";
 
 /// Host end of a container's veth: stable per container id, within IFNAMSIZ.
 pub fn host_veth_name(id: &str) -> String {
@@ -119,10 +118,8 @@ pub fn setup(ctx: &Context, mut ep: Endpoint, settings: &Settings, ns: &File, ns
         }
         Err(e) => {
             tracing::error!("setup failed, rolling back: {e}");
-            // What failed because it already existed is not ours to delete.
-            if matches!(&e, Error::Conflict(m) if m.contains(EXISTS_MARK)) {
-                ep.host_veth = None;
-            }
+            // The record as it stands now: wire() drops what turned out
+            // not to be ours (a veth or pin that already existed).
             let _ = ctx.state.save_endpoint(&ep);
             match release::release(ctx, &ep) {
                 Ok(()) => Err(e),
@@ -159,12 +156,16 @@ fn wire(
     pin(ctx, ep, ns_path)
 }
 
-fn wire_container(host: &mut Netlink, net: &Network, ep: &Endpoint, mac: &[u8; 6], ns: &File, bridge: u32) -> Result<()> {
+fn wire_container(host: &mut Netlink, net: &Network, ep: &mut Endpoint, mac: &[u8; 6], ns: &File, bridge: u32) -> Result<()> {
     let veth = ep.host_veth.clone().unwrap_or_default();
     host.create_veth(&veth, CONTAINER_IFNAME, ns, mac, net.mtu, bridge).map_err(|e| match e {
-        Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => Error::Conflict(format!(
-            "cannot create {veth} with {CONTAINER_IFNAME} in the container: {EXISTS_MARK}"
-        )),
+        Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => {
+            // Someone else's interface: the rollback must not delete it.
+            ep.host_veth = None;
+            Error::Conflict(format!(
+                "cannot create {veth} with {CONTAINER_IFNAME} in the container: an interface of that name already exists"
+            ))
+        }
         e => e,
     })?;
 
