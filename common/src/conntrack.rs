@@ -5,8 +5,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_core::NLM_F_ACK;
-use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol as CtProto, Tuple};
-use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
+use netlink_packet_netfilter::conntrack::{
+    ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol as CtProto, Tuple,
+};
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
 use crate::model::{PortMapping, Protocol};
@@ -14,7 +18,10 @@ use crate::netlink::Transport;
 use crate::{Error, Result};
 
 fn message(inner: ConntrackMessage) -> NetfilterMessage {
-    NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0), inner)
+    NetfilterMessage::new(
+        NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0),
+        inner,
+    )
 }
 
 /// (source address, protocol, source port) of a tuple.
@@ -95,26 +102,40 @@ fn protocol_of(p: &CtProto) -> Option<Protocol> {
 /// streamed dump: entries are handed to `f` as they arrive and never
 /// collected (100k entries stream in a few MB; collected they took 127 MB).
 pub fn for_each_entry(t: &mut Transport, mut f: impl FnMut(Entry)) -> Result<()> {
-    t.run(message(ConntrackMessage::Get(vec![])), netlink_packet_core::NLM_F_DUMP, "dump conntrack", &mut |m: NetfilterMessage| {
-        let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) = m.inner else { return };
-        let mut e = Entry { orig: Vec::new(), reply_src: None, reply_sport: None, protocol: None, orig_dst: None, orig_dport: None };
-        for a in attrs {
-            match a {
-                ConntrackAttribute::CtaTupleOrig(t) => {
-                    (e.orig_dst, e.orig_dport) = tuple_destination(&t);
-                    e.orig = t;
+    t.run(
+        message(ConntrackMessage::Get(vec![])),
+        netlink_packet_core::NLM_F_DUMP,
+        "dump conntrack",
+        &mut |m: NetfilterMessage| {
+            let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) = m.inner else {
+                return;
+            };
+            let mut e = Entry {
+                orig: Vec::new(),
+                reply_src: None,
+                reply_sport: None,
+                protocol: None,
+                orig_dst: None,
+                orig_dport: None,
+            };
+            for a in attrs {
+                match a {
+                    ConntrackAttribute::CtaTupleOrig(t) => {
+                        (e.orig_dst, e.orig_dport) = tuple_destination(&t);
+                        e.orig = t;
+                    }
+                    ConntrackAttribute::CtaTupleReply(t) => {
+                        let (src, proto, port) = tuple_source(&t);
+                        e.reply_src = src;
+                        e.reply_sport = port;
+                        e.protocol = proto.as_ref().and_then(protocol_of);
+                    }
+                    _ => {}
                 }
-                ConntrackAttribute::CtaTupleReply(t) => {
-                    let (src, proto, port) = tuple_source(&t);
-                    e.reply_src = src;
-                    e.reply_sport = port;
-                    e.protocol = proto.as_ref().and_then(protocol_of);
-                }
-                _ => {}
             }
-        }
-        f(e)
-    })
+            f(e)
+        },
+    )
 }
 
 pub fn open() -> Result<Transport> {
@@ -133,17 +154,27 @@ pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
     let mut doomed: Vec<Vec<Tuple>> = Vec::new();
     for_each_entry(&mut t, |e| {
         let matched = e.reply_src == Some(ip)
-            && mappings.iter().any(|m| e.reply_sport == Some(m.container_port) && e.protocol == Some(m.protocol));
+            && mappings
+                .iter()
+                .any(|m| e.reply_sport == Some(m.container_port) && e.protocol == Some(m.protocol));
         if matched {
             doomed.push(e.orig);
         }
     })?;
     let mut deleted = 0;
     for orig in doomed {
-        match t.run(message(ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(orig)])), NLM_F_ACK, "delete conntrack entry", &mut |_| {}) {
+        match t.run(
+            message(ConntrackMessage::Delete(vec![
+                ConntrackAttribute::CtaTupleOrig(orig),
+            ])),
+            NLM_F_ACK,
+            "delete conntrack entry",
+            &mut |_| {},
+        ) {
             Ok(()) => deleted += 1,
             // Expired between the dump and the delete.
-            Err(Error::Netlink { source, .. }) if source.raw_os_error() == Some(nix::libc::ENOENT) => {}
+            Err(Error::Netlink { source, .. })
+                if source.raw_os_error() == Some(nix::libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
     }
@@ -170,20 +201,33 @@ pub const CPU_STATS: &[(u16, &str)] = &[
 pub fn stats_per_cpu() -> Result<Vec<(u16, &'static str, u32)>> {
     let mut t = open()?;
     let mut out = Vec::new();
-    let req = message(ConntrackMessage::Other { message_type: IPCTNL_MSG_CT_GET_STATS_CPU, attributes: vec![] });
-    t.run(req, netlink_packet_core::NLM_F_DUMP, "conntrack stats per cpu", &mut |m: NetfilterMessage| {
-        let cpu = m.header.res_id;
-        if let NetfilterMessageInner::Conntrack(ConntrackMessage::Other { attributes, .. }) = m.inner {
-            for nla in attributes {
-                use netlink_packet_core::Nla;
-                let Some((_, name)) = CPU_STATS.iter().find(|(k, _)| *k == nla.kind()) else { continue };
-                let mut buf = [0u8; 4];
-                if nla.value_len() == 4 {
-                    nla.emit_value(&mut buf);
-                    out.push((cpu, *name, u32::from_be_bytes(buf)));
+    let req = message(ConntrackMessage::Other {
+        message_type: IPCTNL_MSG_CT_GET_STATS_CPU,
+        attributes: vec![],
+    });
+    t.run(
+        req,
+        netlink_packet_core::NLM_F_DUMP,
+        "conntrack stats per cpu",
+        &mut |m: NetfilterMessage| {
+            let cpu = m.header.res_id;
+            if let NetfilterMessageInner::Conntrack(ConntrackMessage::Other {
+                attributes, ..
+            }) = m.inner
+            {
+                for nla in attributes {
+                    use netlink_packet_core::Nla;
+                    let Some((_, name)) = CPU_STATS.iter().find(|(k, _)| *k == nla.kind()) else {
+                        continue;
+                    };
+                    let mut buf = [0u8; 4];
+                    if nla.value_len() == 4 {
+                        nla.emit_value(&mut buf);
+                        out.push((cpu, *name, u32::from_be_bytes(buf)));
+                    }
                 }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(out)
 }

@@ -29,7 +29,11 @@ pub fn open_netns(path: &Path) -> Result<File> {
     // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
     let ty = unsafe { nix::libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE as _) };
     if ty != nix::libc::CLONE_NEWNET {
-        return Err(Error::invalid("network namespace", path.display(), "is not a network namespace"));
+        return Err(Error::invalid(
+            "network namespace",
+            path.display(),
+            "is not a network namespace",
+        ));
     }
     Ok(f)
 }
@@ -42,7 +46,9 @@ pub fn id_of(path: &Path) -> Result<(u64, u64)> {
 }
 
 pub fn id_of_fd(f: &File) -> Result<(u64, u64)> {
-    let md = f.metadata().map_err(|e| Error::io("network namespace fd", e))?;
+    let md = f
+        .metadata()
+        .map_err(|e| Error::io("network namespace fd", e))?;
     Ok((md.dev(), md.ino()))
 }
 
@@ -50,9 +56,15 @@ pub fn id_of_fd(f: &File) -> Result<(u64, u64)> {
 /// thread's own namespace even if `f` fails.
 pub fn with_netns<T>(ns: &impl AsFd, f: impl FnOnce() -> T) -> Result<T> {
     let own = open(Path::new("/proc/thread-self/ns/net"))?;
-    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| Error::Netns { what: "enter".into(), source })?;
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| Error::Netns {
+        what: "enter".into(),
+        source,
+    })?;
     let out = f();
-    setns(own.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| Error::Netns { what: "return to own".into(), source })?;
+    setns(own.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| Error::Netns {
+        what: "return to own".into(),
+        source,
+    })?;
     Ok(out)
 }
 
@@ -67,12 +79,28 @@ fn prepare_run_dir(dir: &Path) -> Result<()> {
     match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
         Ok(()) => Ok(()),
         Err(nix::Error::EINVAL) => {
-            mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(|source| Error::Netns { what: format!("bind {}", dir.display()), source })?;
-            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>)
-                .map_err(|source| Error::Netns { what: format!("share {}", dir.display()), source })
+            mount(
+                Some(dir),
+                dir,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|source| Error::Netns {
+                what: format!("bind {}", dir.display()),
+                source,
+            })?;
+            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>).map_err(|source| {
+                Error::Netns {
+                    what: format!("share {}", dir.display()),
+                    source,
+                }
+            })
         }
-        Err(source) => Err(Error::Netns { what: format!("share {}", dir.display()), source }),
+        Err(source) => Err(Error::Netns {
+            what: format!("share {}", dir.display()),
+            source,
+        }),
     }
 }
 
@@ -88,9 +116,18 @@ pub fn pin(source: &Path, name: &str) -> Result<PathBuf> {
         .create_new(true)
         .open(&target)
         .at(&target)?;
-    if let Err(source_err) = mount(Some(source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+    if let Err(source_err) = mount(
+        Some(source),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
         let _ = std::fs::remove_file(&target);
-        return Err(Error::Netns { what: format!("bind to {}", target.display()), source: source_err });
+        return Err(Error::Netns {
+            what: format!("bind to {}", target.display()),
+            source: source_err,
+        });
     }
     Ok(target)
 }
@@ -101,7 +138,12 @@ pub fn unpin(target: &Path) -> Result<()> {
     match umount2(target, MntFlags::MNT_DETACH) {
         // EINVAL: not a mount point (any more, or in this mount namespace).
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-        Err(source) => return Err(Error::Netns { what: format!("unmount {}", target.display()), source }),
+        Err(source) => {
+            return Err(Error::Netns {
+                what: format!("unmount {}", target.display()),
+                source,
+            })
+        }
     }
     crate::store::fsutil::remove_if_exists(target)
 }

@@ -49,7 +49,11 @@ pub fn name(field: &str, value: &str) -> Result<()> {
     }
     let first = value.chars().next().unwrap_or('-');
     if !first.is_ascii_alphanumeric() {
-        return Err(Error::invalid(field, value, "must start with a letter or digit"));
+        return Err(Error::invalid(
+            field,
+            value,
+            "must start with a letter or digit",
+        ));
     }
     if !value.chars().all(is_word_char) {
         return Err(Error::invalid(
@@ -86,7 +90,11 @@ pub fn ifname(field: &str, value: &str) -> Result<()> {
 pub fn mac(field: &str, value: &str) -> Result<[u8; 6]> {
     let parts: Vec<&str> = value.split(':').collect();
     if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
-        return Err(Error::invalid(field, value, "expected six bytes like 02:42:ac:11:00:02"));
+        return Err(Error::invalid(
+            field,
+            value,
+            "expected six bytes like 02:42:ac:11:00:02",
+        ));
     }
     let mut mac = [0u8; 6];
     for (i, p) in parts.iter().enumerate() {
@@ -94,10 +102,18 @@ pub fn mac(field: &str, value: &str) -> Result<[u8; 6]> {
             .map_err(|_| Error::invalid(field, value, format!("{p:?} is not a hex byte")))?;
     }
     if mac[0] & 1 == 1 {
-        return Err(Error::invalid(field, value, "multicast addresses cannot be assigned"));
+        return Err(Error::invalid(
+            field,
+            value,
+            "multicast addresses cannot be assigned",
+        ));
     }
     if mac == [0; 6] {
-        return Err(Error::invalid(field, value, "the all-zero address cannot be assigned"));
+        return Err(Error::invalid(
+            field,
+            value,
+            "the all-zero address cannot be assigned",
+        ));
     }
     Ok(mac)
 }
@@ -130,7 +146,18 @@ mod tests {
         for ok in ["c1", "abc-DEF_0.9", &"a".repeat(128)] {
             container_id("id", ok).unwrap();
         }
-        for bad in ["", ".", "..", ".hidden", "a/b", "../x", "a b", "a\nb", &"a".repeat(129), "é"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "../x",
+            "a b",
+            "a\nb",
+            &"a".repeat(129),
+            "é",
+        ] {
             let e = container_id("id", bad).unwrap_err().to_string();
             assert!(e.contains("invalid id"), "{e}");
         }
@@ -155,12 +182,26 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(mac("m", "02:42:AC:11:00:02").unwrap(), [2, 0x42, 0xac, 0x11, 0, 2]);
-        for bad in ["", "02:42:ac:11:00", "01:00:5e:00:00:01", "00:00:00:00:00:00", "zz:42:ac:11:00:02", "0242ac110002", "02:42:ac:11:00:002"] {
+        assert_eq!(
+            mac("m", "02:42:AC:11:00:02").unwrap(),
+            [2, 0x42, 0xac, 0x11, 0, 2]
+        );
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "zz:42:ac:11:00:02",
+            "0242ac110002",
+            "02:42:ac:11:00:002",
+        ] {
             let e = mac("io.ocinet.mac", bad).unwrap_err().to_string();
             assert!(e.contains("io.ocinet.mac"), "{e}");
         }
-        assert_eq!(format_mac(&[2, 0x42, 0xac, 0x11, 0, 2]), "02:42:ac:11:00:02");
+        assert_eq!(
+            format_mac(&[2, 0x42, 0xac, 0x11, 0, 2]),
+            "02:42:ac:11:00:02"
+        );
     }
 
     #[test]

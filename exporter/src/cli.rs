@@ -8,13 +8,21 @@ use clap::Parser;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:19870";
 
 #[derive(Debug, Parser)]
-#[command(name = "ocinet-exporter", version, about = "Prometheus exporter for ocinet container networking")]
+#[command(
+    name = "ocinet-exporter",
+    version,
+    about = "Prometheus exporter for ocinet container networking"
+)]
 pub struct Cli {
     /// Address to listen on.
     #[arg(long = "web.listen-address", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
     pub listen_address: SocketAddr,
     /// Path under which metrics are served.
-    #[arg(long = "web.telemetry-path", default_value = "/metrics", value_name = "PATH")]
+    #[arg(
+        long = "web.telemetry-path",
+        default_value = "/metrics",
+        value_name = "PATH"
+    )]
     pub telemetry_path: String,
     /// exporter-toolkit web configuration (TLS, basic auth).
     #[arg(long = "web.config.file", value_name = "FILE")]
@@ -31,12 +39,24 @@ pub struct Cli {
     /// Log level: error, warn, info, debug.
     #[arg(long = "log.level", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
-    #[arg(long = "no-collector.netdev", help = "Disable the netdev collector (per-container veth counters)")]
+    #[arg(
+        long = "no-collector.netdev",
+        help = "Disable the netdev collector (per-container veth counters)"
+    )]
     pub no_netdev: bool,
-    #[arg(long = "no-collector.conntrack", help = "Disable the conntrack collector (entries, limit, per-CPU stats)")]
+    #[arg(
+        long = "no-collector.conntrack",
+        help = "Disable the conntrack collector (entries, limit, per-CPU stats)"
+    )]
     pub no_conntrack: bool,
-    #[arg(long = "no-collector.portmap", help = "Disable the portmap collector (connections per published port)")]
+    #[arg(
+        long = "no-collector.portmap",
+        help = "Disable the portmap collector (connections per published port)"
+    )]
     pub no_portmap: bool,
-    #[arg(long = "no-collector.ipam", help = "Disable the ipam collector (addresses and endpoints per network)")]
+    #[arg(
+        long = "no-collector.ipam",
+        help = "Disable the ipam collector (addresses and endpoints per network)"
+    )]
     pub no_ipam: bool,
 }

@@ -12,16 +12,29 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let filter = match tracing_subscriber::EnvFilter::try_new(format!("ocinet_exporter={0},ocinet_common={0}", cli.log_level)) {
+    let filter = match tracing_subscriber::EnvFilter::try_new(format!(
+        "ocinet_exporter={0},ocinet_common={0}",
+        cli.log_level
+    )) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("ocinet-exporter: invalid --log.level {:?}: {e}", cli.log_level);
+            eprintln!(
+                "ocinet-exporter: invalid --log.level {:?}: {e}",
+                cli.log_level
+            );
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     if !cli.telemetry_path.starts_with('/') || cli.telemetry_path == "/" {
-        eprintln!("ocinet-exporter: invalid --web.telemetry-path {:?}: must start with / and not be /", cli.telemetry_path);
+        eprintln!(
+            "ocinet-exporter: invalid --web.telemetry-path {:?}: must start with / and not be /",
+            cli.telemetry_path
+        );
         return ExitCode::FAILURE;
     }
     let web_config = match &cli.web_config_file {
@@ -41,7 +54,12 @@ fn main() -> ExitCode {
         web_config,
         max_requests: cli.max_requests,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(8).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ocinet-exporter: {e}");

@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::Ipv4Net;
 
 #[derive(Debug, Parser)]
-#[command(name = "ocinet", version, about = "Bridge networking for OCI containers, as an OCI runtime hook")]
+#[command(
+    name = "ocinet",
+    version,
+    about = "Bridge networking for OCI containers, as an OCI runtime hook"
+)]
 pub struct Cli {
     /// Where endpoints, leases, the lock and the log live.
     #[arg(long, global = true, default_value = "/run/ocinet", value_name = "DIR")]
@@ -42,7 +46,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct InstallPodmanHookArgs {
     /// The hooks.d directory (pass the same to podman --hooks-dir).
-    #[arg(long, default_value = "/etc/containers/oci/hooks.d", value_name = "DIR")]
+    #[arg(
+        long,
+        default_value = "/etc/containers/oci/hooks.d",
+        value_name = "DIR"
+    )]
     pub hooks_dir: PathBuf,
     #[command(flatten)]
     pub defaults: ContainerDefaults,

@@ -31,11 +31,19 @@ impl Context {
 
     /// Wait for a transaction started with `start_apply`, rebuilding from
     /// state if the table turned out to be missing.
-    pub fn finish_firewall(&self, pending: Pending, change: &Change, leaving: Option<&str>) -> Result<()> {
+    pub fn finish_firewall(
+        &self,
+        pending: Pending,
+        change: &Change,
+        leaving: Option<&str>,
+    ) -> Result<()> {
         match pending.wait() {
             Err(ocinet_common::Error::FirewallMissing) => {
-                tracing::warn!("ocinet's nftables table is missing or outdated: rebuilding it from state");
-                self.rebuild_firewall(&self.firewall()?, leaving, &change.networks_removed).map(|_| ())
+                tracing::warn!(
+                    "ocinet's nftables table is missing or outdated: rebuilding it from state"
+                );
+                self.rebuild_firewall(&self.firewall()?, leaving, &change.networks_removed)
+                    .map(|_| ())
             }
             r => r,
         }
@@ -43,7 +51,12 @@ impl Context {
 
     /// Rebuild the table from the network definitions and endpoint records;
     /// returns (networks, elements) counts.
-    pub fn rebuild_firewall(&self, fw: &Nft, leaving: Option<&str>, removed: &[ocinet_common::model::Network]) -> Result<(usize, usize)> {
+    pub fn rebuild_firewall(
+        &self,
+        fw: &Nft,
+        leaving: Option<&str>,
+        removed: &[ocinet_common::model::Network],
+    ) -> Result<(usize, usize)> {
         let (mut networks, bad) = self.config.list();
         for e in bad {
             tracing::warn!("rebuild: skipping {e}");
@@ -53,7 +66,11 @@ impl Context {
         for e in bad {
             tracing::warn!("rebuild: skipping {e}");
         }
-        let elements: Vec<_> = eps.iter().filter(|e| Some(e.id.as_str()) != leaving).flat_map(|e| e.firewall.iter().cloned()).collect();
+        let elements: Vec<_> = eps
+            .iter()
+            .filter(|e| Some(e.id.as_str()) != leaving)
+            .flat_map(|e| e.firewall.iter().cloned())
+            .collect();
         fw.rebuild(&networks, &elements)?;
         Ok((networks.len(), elements.len()))
     }

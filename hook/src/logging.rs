@@ -19,7 +19,11 @@ pub fn init(log_file: &Path, level: &str) -> Result<(), String> {
         .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
     // At debug and trace, every kernel operation's span logs its duration
     // when it closes: the cheapest profile of a slow hook.
-    let spans = if matches!(level, "debug" | "trace") { FmtSpan::CLOSE } else { FmtSpan::NONE };
+    let spans = if matches!(level, "debug" | "trace") {
+        FmtSpan::CLOSE
+    } else {
+        FmtSpan::NONE
+    };
     tracing_subscriber::fmt()
         .with_span_events(spans)
         .with_writer(std::sync::Mutex::new(file))

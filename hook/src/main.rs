@@ -33,18 +33,24 @@ fn main() -> ExitCode {
         eprintln!("ocinet {what}: {e}");
         return ExitCode::FAILURE;
     }
-    let ctx = Context { state: StateDir::new(&cli.state_dir), config: ConfigDir::new(&cli.config_dir) };
+    let ctx = Context {
+        state: StateDir::new(&cli.state_dir),
+        config: ConfigDir::new(&cli.config_dir),
+    };
     if let Err(e) = logging::init(&ctx.state.log_file(), &cli.log_level) {
         eprintln!("ocinet {what}: {e}");
         return ExitCode::FAILURE;
     }
     let result = match &cli.command {
-        Command::Hook(h) => lifecycle::run(&ctx, h.stage, &h.defaults, std::io::stdin().lock()).map(|_| String::new()),
+        Command::Hook(h) => lifecycle::run(&ctx, h.stage, &h.defaults, std::io::stdin().lock())
+            .map(|_| String::new()),
         Command::Network(cmd) => commands::network::run(&ctx, cmd),
         Command::Ps(a) => commands::ps::run(&ctx, a.json),
         Command::Gc => commands::gc::run(&ctx),
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
-        Command::InstallPodmanHook(a) => commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, &a),
+        Command::InstallPodmanHook(a) => {
+            commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, &a)
+        }
     };
     match result {
         Ok(out) => {

@@ -17,7 +17,11 @@ pub fn host_routes(nl: &mut Netlink) -> Result<Vec<(Ipv4Net, String)>> {
             .map(|l| l.name.clone())
             .unwrap_or_else(|| "?".into())
     };
-    Ok(nl.ipv4_routes()?.into_iter().map(|r| (r.destination, name(r.oif))).collect())
+    Ok(nl
+        .ipv4_routes()?
+        .into_iter()
+        .map(|r| (r.destination, name(r.oif)))
+        .collect())
 }
 
 pub fn check_conflicts(ctx: &Context, candidate: &Network, nl: &mut Netlink) -> Result<()> {
@@ -26,7 +30,10 @@ pub fn check_conflicts(ctx: &Context, candidate: &Network, nl: &mut Netlink) -> 
         tracing::warn!("skipping unreadable network definition: {e}");
     }
     match find_conflict(candidate, &existing, &host_routes(nl)?) {
-        Some(why) => Err(Error::Conflict(format!("network {}: {why}", candidate.name))),
+        Some(why) => Err(Error::Conflict(format!(
+            "network {}: {why}",
+            candidate.name
+        ))),
         None => Ok(()),
     }
 }

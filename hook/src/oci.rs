@@ -27,10 +27,18 @@ pub fn read_state(mut input: impl Read) -> Result<OciState> {
         .read_to_end(&mut buf)
         .map_err(|e| Error::io("stdin", e))?;
     if buf.len() as u64 > MAX_STATE_BYTES {
-        return Err(Error::invalid("stdin", format!("{} bytes", buf.len()), "OCI state larger than 1 MiB"));
+        return Err(Error::invalid(
+            "stdin",
+            format!("{} bytes", buf.len()),
+            "OCI state larger than 1 MiB",
+        ));
     }
     if buf.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid("stdin", "", "empty: expected the OCI state JSON"));
+        return Err(Error::invalid(
+            "stdin",
+            "",
+            "empty: expected the OCI state JSON",
+        ));
     }
     let state: State = serde_json::from_slice(&buf)
         .map_err(|e| Error::invalid("stdin", summarize(&buf), format!("not an OCI state: {e}")))?;
@@ -64,7 +72,11 @@ pub struct Bundle {
 
 pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     if bundle.as_os_str().is_empty() || !bundle.is_absolute() {
-        return Err(Error::invalid("bundle", bundle.display(), "must be an absolute path"));
+        return Err(Error::invalid(
+            "bundle",
+            bundle.display(),
+            "must be an absolute path",
+        ));
     }
     let config_path = bundle.join("config.json");
     let spec = Spec::load(&config_path).map_err(|e| match e {
@@ -88,14 +100,22 @@ impl Bundle {
             .linux()
             .as_ref()
             .and_then(|l| l.namespaces().as_ref())
-            .and_then(|nss| nss.iter().find(|n| n.typ() == LinuxNamespaceType::Network).cloned());
+            .and_then(|nss| {
+                nss.iter()
+                    .find(|n| n.typ() == LinuxNamespaceType::Network)
+                    .cloned()
+            });
         let Some(ns) = ns else { return Ok(None) };
         if let Some(p) = ns.path() {
             return Ok(Some(p.clone()));
         }
         match pid {
             Some(pid) => Ok(Some(PathBuf::from(format!("/proc/{pid}/ns/net")))),
-            None => Err(Error::invalid("pid", "none", "needed to find the container's network namespace")),
+            None => Err(Error::invalid(
+                "pid",
+                "none",
+                "needed to find the container's network namespace",
+            )),
         }
     }
 }
@@ -114,7 +134,8 @@ mod tests {
         assert_eq!(read_state(crun.as_bytes()).unwrap().pid, Some(13353));
         let runc_stop = r#"{"ociVersion":"1.0.2-dev","id":"c1","status":"stopped","bundle":"/b"}"#;
         assert_eq!(read_state(runc_stop.as_bytes()).unwrap().pid, None);
-        let crun_stop = r#"{"ociVersion":"1.0","id":"c1","pid":0,"bundle":"/b","status":"stopped"}"#;
+        let crun_stop =
+            r#"{"ociVersion":"1.0","id":"c1","pid":0,"bundle":"/b","status":"stopped"}"#;
         assert_eq!(read_state(crun_stop.as_bytes()).unwrap().pid, None);
     }
 
@@ -127,13 +148,22 @@ mod tests {
             (r#"{"status":"created","bundle":"/b"}"#, "id"),
             (r#"{"id":"../x","status":"created","bundle":"/b"}"#, "id"),
             (r#"{"id":"a/b","status":"created","bundle":"/b"}"#, "id"),
-            (r#"{"id":"c1","status":"created","pid":-5,"bundle":"/b"}"#, "pid"),
+            (
+                r#"{"id":"c1","status":"created","pid":-5,"bundle":"/b"}"#,
+                "pid",
+            ),
         ];
         for (input, field) in cases {
-            let e = read_state(input.as_bytes()).err().unwrap_or_else(|| panic!("{input} accepted")).to_string();
+            let e = read_state(input.as_bytes())
+                .err()
+                .unwrap_or_else(|| panic!("{input} accepted"))
+                .to_string();
             assert!(e.starts_with(&format!("invalid {field}")), "{input}: {e}");
         }
         let huge = format!(r#"{{"id":"c1","x":"{}"}}"#, "a".repeat(2 << 20));
-        assert!(read_state(huge.as_bytes()).unwrap_err().to_string().contains("larger than 1 MiB"));
+        assert!(read_state(huge.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("larger than 1 MiB"));
     }
 }

@@ -31,16 +31,30 @@ pub struct Settings {
     pub ports_field: &'static str,
 }
 
-pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &ContainerDefaults) -> Result<Settings> {
+pub fn resolve(
+    id: &str,
+    annotations: &HashMap<String, String>,
+    defaults: &ContainerDefaults,
+) -> Result<Settings> {
     // A misspelt key would otherwise be silently ignored.
-    let mut keys: Vec<&String> = annotations.keys().filter(|k| k.starts_with(ANN_PREFIX)).collect();
+    let mut keys: Vec<&String> = annotations
+        .keys()
+        .filter(|k| k.starts_with(ANN_PREFIX))
+        .collect();
     keys.sort();
     if let Some(k) = keys.into_iter().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(Error::invalid("annotation", k, format!("unknown; known are {}", KNOWN.join(", "))));
+        return Err(Error::invalid(
+            "annotation",
+            k,
+            format!("unknown; known are {}", KNOWN.join(", ")),
+        ));
     }
     // Annotation beats hook arg; each value is reported under the name the
     // user set it by.
-    let pick = |ann: &'static str, arg: &'static str, default: &Option<String>| -> Option<(&'static str, String)> {
+    let pick = |ann: &'static str,
+                arg: &'static str,
+                default: &Option<String>|
+     -> Option<(&'static str, String)> {
         annotations
             .get(ann)
             .map(|v| (ann, v.clone()))
@@ -54,7 +68,10 @@ pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &Conta
     let ip_field = pick(ANN_IP, "--ip", &defaults.ip).map_or(ANN_IP, |(f, _)| f);
     let mac_field = pick(ANN_MAC, "--mac", &defaults.mac).map_or(ANN_MAC, |(f, _)| f);
     let ip = pick(ANN_IP, "--ip", &defaults.ip)
-        .map(|(field, v)| v.parse::<Ipv4Addr>().map_err(|_| Error::invalid(field, &v, "not an IPv4 address")))
+        .map(|(field, v)| {
+            v.parse::<Ipv4Addr>()
+                .map_err(|_| Error::invalid(field, &v, "not an IPv4 address"))
+        })
         .transpose()?;
     let mac = pick(ANN_MAC, "--mac", &defaults.mac)
         .map(|(field, v)| validate::mac(field, &v))
@@ -78,16 +95,38 @@ pub fn resolve(id: &str, annotations: &HashMap<String, String>, defaults: &Conta
     };
     if !matches!(mode, Mode::Bridge(_)) {
         if let Some(p) = ports.first() {
-            return Err(Error::invalid(ports_field, p, format!("ports can only be published on bridge networks, not {}", mode.label())));
+            return Err(Error::invalid(
+                ports_field,
+                p,
+                format!(
+                    "ports can only be published on bridge networks, not {}",
+                    mode.label()
+                ),
+            ));
         }
         if let Some(ip) = ip {
-            return Err(Error::invalid(ip_field, ip, format!("only applies to bridge networks, not {}", mode.label())));
+            return Err(Error::invalid(
+                ip_field,
+                ip,
+                format!("only applies to bridge networks, not {}", mode.label()),
+            ));
         }
         if mac.is_some() {
-            return Err(Error::invalid(mac_field, validate::format_mac(&mac.unwrap_or_default()), format!("only applies to bridge networks, not {}", mode.label())));
+            return Err(Error::invalid(
+                mac_field,
+                validate::format_mac(&mac.unwrap_or_default()),
+                format!("only applies to bridge networks, not {}", mode.label()),
+            ));
         }
     }
-    Ok(Settings { mode, ip, mac, name, ports, ports_field })
+    Ok(Settings {
+        mode,
+        ip,
+        mac,
+        name,
+        ports,
+        ports_field,
+    })
 }
 
 fn parse_mode(field: &str, v: &str) -> Result<Mode> {
@@ -112,24 +151,60 @@ mod tests {
     use super::*;
 
     fn ann(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_and_overrides() {
-        let d = ContainerDefaults { network: Some("web".into()), ..Default::default() };
+        let d = ContainerDefaults {
+            network: Some("web".into()),
+            ..Default::default()
+        };
         let s = resolve("c1", &ann(&[]), &d).unwrap();
         assert_eq!(s.mode, Mode::Bridge("web".into()));
         assert_eq!(s.name, "c1");
-        let s = resolve("c1", &ann(&[(ANN_NETWORK, "db"), (ANN_NAME, "pg-1"), (ANN_IP, "10.1.0.5"), (ANN_MAC, "02:00:00:00:00:01")]), &d).unwrap();
+        let s = resolve(
+            "c1",
+            &ann(&[
+                (ANN_NETWORK, "db"),
+                (ANN_NAME, "pg-1"),
+                (ANN_IP, "10.1.0.5"),
+                (ANN_MAC, "02:00:00:00:00:01"),
+            ]),
+            &d,
+        )
+        .unwrap();
         assert_eq!(s.mode, Mode::Bridge("db".into()));
         assert_eq!(s.name, "pg-1");
         assert_eq!(s.ip, Some(Ipv4Addr::new(10, 1, 0, 5)));
         assert_eq!(s.mac, Some([2, 0, 0, 0, 0, 1]));
-        assert_eq!(resolve("c1", &ann(&[]), &ContainerDefaults::default()).unwrap().mode, Mode::Bridge("ocinet".into()));
-        assert_eq!(resolve("c1", &ann(&[(ANN_NETWORK, "container:abc")]), &d).unwrap().mode, Mode::Container("abc".into()));
-        assert_eq!(resolve("c1", &ann(&[(ANN_NETWORK, "none")]), &d).unwrap().mode, Mode::None);
-        assert_eq!(resolve("c1", &ann(&[(ANN_NETWORK, "host")]), &d).unwrap().mode, Mode::Host);
+        assert_eq!(
+            resolve("c1", &ann(&[]), &ContainerDefaults::default())
+                .unwrap()
+                .mode,
+            Mode::Bridge("ocinet".into())
+        );
+        assert_eq!(
+            resolve("c1", &ann(&[(ANN_NETWORK, "container:abc")]), &d)
+                .unwrap()
+                .mode,
+            Mode::Container("abc".into())
+        );
+        assert_eq!(
+            resolve("c1", &ann(&[(ANN_NETWORK, "none")]), &d)
+                .unwrap()
+                .mode,
+            Mode::None
+        );
+        assert_eq!(
+            resolve("c1", &ann(&[(ANN_NETWORK, "host")]), &d)
+                .unwrap()
+                .mode,
+            Mode::Host
+        );
     }
 
     #[test]
@@ -147,21 +222,54 @@ mod tests {
             (&[(ANN_NAME, "bad\nname")], "io.ocinet.name"),
             (&[(ANN_NAME, &"x".repeat(64))], "io.ocinet.name"),
             (&[("io.ocinet.netwrok", "web")], "annotation"),
-            (&[(ANN_NETWORK, "none"), (ANN_IP, "10.1.0.5")], "io.ocinet.ip"),
+            (
+                &[(ANN_NETWORK, "none"), (ANN_IP, "10.1.0.5")],
+                "io.ocinet.ip",
+            ),
             (&[(ANN_PORTS, "0:80")], "io.ocinet.ports"),
             (&[(ANN_PORTS, "8080:80,8080:81")], "io.ocinet.ports"),
-            (&[(ANN_NETWORK, "host"), (ANN_PORTS, "8080:80")], "io.ocinet.ports"),
+            (
+                &[(ANN_NETWORK, "host"), (ANN_PORTS, "8080:80")],
+                "io.ocinet.ports",
+            ),
         ];
         for (pairs, field) in cases {
             let e = resolve("c1", &ann(pairs), &d).unwrap_err().to_string();
             assert!(e.starts_with(&format!("invalid {field}")), "{pairs:?}: {e}");
         }
-        let e = resolve("c1", &ann(&[]), &ContainerDefaults { ip: Some("x".into()), ..Default::default() }).unwrap_err().to_string();
+        let e = resolve(
+            "c1",
+            &ann(&[]),
+            &ContainerDefaults {
+                ip: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("invalid --ip \"x\""), "{e}");
-        let d = ContainerDefaults { publish: vec!["8080:80".into(), "53:53/udp".into()], ..Default::default() };
+        let d = ContainerDefaults {
+            publish: vec!["8080:80".into(), "53:53/udp".into()],
+            ..Default::default()
+        };
         assert_eq!(resolve("c1", &ann(&[]), &d).unwrap().ports.len(), 2);
-        assert_eq!(resolve("c1", &ann(&[(ANN_PORTS, "9090:90")]), &d).unwrap().ports.len(), 1);
-        let e = resolve("c1", &ann(&[]), &ContainerDefaults { publish: vec!["x".into()], ..Default::default() }).unwrap_err().to_string();
+        assert_eq!(
+            resolve("c1", &ann(&[(ANN_PORTS, "9090:90")]), &d)
+                .unwrap()
+                .ports
+                .len(),
+            1
+        );
+        let e = resolve(
+            "c1",
+            &ann(&[]),
+            &ContainerDefaults {
+                publish: vec!["x".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("invalid --publish"), "{e}");
     }
 }

@@ -22,7 +22,10 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// namespace name.
 pub fn unique_hex() -> String {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let v = (u64::from(std::process::id()) << 28) ^ (u64::from(t) << 8) ^ u64::from(n);
     format!("{:012x}", v & 0xffff_ffff_ffff)
 }
@@ -60,23 +63,43 @@ pub fn ocinet_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test> -> target/<profile>/ocinet
-    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("ocinet")).expect("target dir");
-    assert!(bin.exists(), "{} missing: run `cargo build --bins` first (or set OCINET_BIN)", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ocinet"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --bins` first (or set OCINET_BIN)",
+        bin.display()
+    );
     bin
 }
 
 pub fn run_cmd(cmd: &mut Command) -> Output {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     out
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[track_caller]
 pub fn ok(o: Output) -> String {
-    assert!(o.status.success(), "command failed ({}): {}", o.status, text(&o));
+    assert!(
+        o.status.success(),
+        "command failed ({}): {}",
+        o.status,
+        text(&o)
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
@@ -113,8 +136,17 @@ impl Runtime {
                 c.arg("runc").args(args);
             }
             Runtime::Crun => {
-                c.args(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                    "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun \"$@\"", "crun"]).args(args);
+                c.args([
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun \"$@\"",
+                    "crun",
+                ])
+                .args(args);
             }
         }
         c
@@ -183,7 +215,12 @@ impl Host {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test dir");
         ok(run_cmd(Command::new("ip").args(["netns", "add", &name])));
-        let h = Host { name, dir, outside: Mutex::new(None), containers: Mutex::new(Vec::new()) };
+        let h = Host {
+            name,
+            dir,
+            outside: Mutex::new(None),
+            containers: Mutex::new(Vec::new()),
+        };
         ok(h.exec(&["ip", "link", "set", "lo", "up"]));
         h
     }
@@ -199,7 +236,11 @@ impl Host {
     /// Run a command in the host namespace (network namespace only, so
     /// the cgroup mounts stay visible to runtimes).
     pub fn exec(&self, args: &[&str]) -> Output {
-        run_cmd(Command::new("nsenter").arg(format!("--net=/run/netns/{}", self.name)).args(args))
+        run_cmd(
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", self.name))
+                .args(args),
+        )
     }
 
     /// `ocinet ARGS --state-dir .. --config-dir ..` in the host namespace.
@@ -208,7 +249,12 @@ impl Host {
         let (s, c) = (self.state_dir(), self.config_dir());
         let mut all: Vec<&str> = vec![bin.to_str().unwrap_or_default()];
         all.extend_from_slice(args);
-        all.extend_from_slice(&["--state-dir", s.to_str().unwrap_or_default(), "--config-dir", c.to_str().unwrap_or_default()]);
+        all.extend_from_slice(&[
+            "--state-dir",
+            s.to_str().unwrap_or_default(),
+            "--config-dir",
+            c.to_str().unwrap_or_default(),
+        ]);
         self.exec(&all)
     }
 
@@ -236,7 +282,11 @@ impl Host {
 
     pub fn ps(&self) -> Vec<Value> {
         let out = ok(self.ocinet(&["ps", "--json"]));
-        serde_json::from_str::<Value>(&out).expect("ps json").as_array().cloned().unwrap_or_default()
+        serde_json::from_str::<Value>(&out)
+            .expect("ps json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn endpoint(&self, id: &str) -> Option<Value> {
@@ -255,8 +305,17 @@ impl Host {
         *o = Some(name.clone());
         let suffix = &self.name[3..];
         let (hv, ov) = (format!("oh{suffix}"), format!("oo{suffix}"));
-        ok(self.exec(&["ip", "link", "add", &hv, "type", "veth", "peer", "name", &ov, "netns", &name]));
-        ok(self.exec(&["ip", "addr", "add", &format!("{HOST_LINK_IP}/24"), "dev", &hv]));
+        ok(self.exec(&[
+            "ip", "link", "add", &hv, "type", "veth", "peer", "name", &ov, "netns", &name,
+        ]));
+        ok(self.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{HOST_LINK_IP}/24"),
+            "dev",
+            &hv,
+        ]));
         ok(self.exec(&["ip", "link", "set", &hv, "up"]));
         let in_out = |args: &[&str]| ok(run_cmd(Command::new("ip").args(["-n", &name]).args(args)));
         in_out(&["link", "set", "lo", "up"]);
@@ -268,7 +327,11 @@ impl Host {
     /// Run `args` in the outside namespace.
     pub fn exec_outside(&self, args: &[&str]) -> Output {
         let name = self.outside();
-        run_cmd(Command::new("nsenter").arg(format!("--net=/run/netns/{name}")).args(args))
+        run_cmd(
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{name}"))
+                .args(args),
+        )
     }
 
     /// Write a bundle and start the container in the foreground runtime
@@ -283,13 +346,28 @@ impl Host {
         let bundle = self.write_bundle(rt, id, spec);
         let stdout = std::fs::File::create(bundle.join("stdout")).expect("stdout file");
         let stderr = std::fs::File::create(bundle.join("stderr")).expect("stderr file");
-        let mut cmd = rt.command(&self.name, &["run", "--bundle", bundle.to_str().unwrap_or_default(), id]);
+        let mut cmd = rt.command(
+            &self.name,
+            &["run", "--bundle", bundle.to_str().unwrap_or_default(), id],
+        );
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         let child = cmd.spawn().expect("spawn runtime");
-        self.containers.lock().unwrap_or_else(|p| p.into_inner()).push((id.to_string(), rt, Some(child.id())));
-        let mut c = Container { id: id.to_string(), runtime: rt, bundle, child: Some(child), exit: None };
+        self.containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id.to_string(), rt, Some(child.id())));
+        let mut c = Container {
+            id: id.to_string(),
+            runtime: rt,
+            bundle,
+            child: Some(child),
+            exit: None,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        let ready = self.state_dir().join("endpoints").join(format!("{id}.json"));
+        let ready = self
+            .state_dir()
+            .join("endpoints")
+            .join(format!("{id}.json"));
         loop {
             if let Some(ch) = c.child.as_mut() {
                 if let Ok(Some(st)) = ch.try_wait() {
@@ -305,7 +383,11 @@ impl Host {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "container {id} did not come up: {}", c.output());
+            assert!(
+                Instant::now() < deadline,
+                "container {id} did not come up: {}",
+                c.output()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         c
@@ -319,15 +401,26 @@ impl Host {
         std::fs::create_dir_all(&out).expect("out dir");
         std::fs::write(www.join("index.html"), format!("hello from {id}\n")).expect("index");
         let bin = ocinet_bin();
-        let mut hook_args: Vec<String> = vec!["ocinet".into(), "hook".into(), rt.stage().into(),
-            "--state-dir".into(), self.state_dir().display().to_string(),
-            "--config-dir".into(), self.config_dir().display().to_string()];
+        let mut hook_args: Vec<String> = vec![
+            "ocinet".into(),
+            "hook".into(),
+            rt.stage().into(),
+            "--state-dir".into(),
+            self.state_dir().display().to_string(),
+            "--config-dir".into(),
+            self.config_dir().display().to_string(),
+        ];
         hook_args.extend(spec.hook_args.iter().cloned());
         let mut stop_args = hook_args.clone();
         stop_args[2] = "poststop".into();
         stop_args.truncate(7);
         let hook = |args: Vec<String>| json!({"path": bin, "args": args});
-        let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+        let mut namespaces = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+        ];
         if !spec.host_netns {
             let mut ns = json!({"type": "network"});
             if let Some(p) = &spec.netns_path {
@@ -335,7 +428,16 @@ impl Host {
             }
             namespaces.push(ns);
         }
-        let args = spec.args.clone().unwrap_or_else(|| vec!["httpd".into(), "-f".into(), "-p".into(), "80".into(), "-h".into(), "/www".into()]);
+        let args = spec.args.clone().unwrap_or_else(|| {
+            vec![
+                "httpd".into(),
+                "-f".into(),
+                "-p".into(),
+                "80".into(),
+                "-h".into(),
+                "/www".into(),
+            ]
+        });
         let mut hooks = json!({"poststop": [hook(stop_args)]});
         hooks[rt.stage()] = json!([hook(hook_args)]);
         let config = json!({
@@ -367,7 +469,11 @@ impl Host {
                 "readonlyPaths": ["/proc/sys"]
             }
         });
-        std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config).unwrap_or_default()).expect("config.json");
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&config).unwrap_or_default(),
+        )
+        .expect("config.json");
         bundle
     }
 
@@ -399,10 +505,15 @@ impl Host {
     /// used: under crun's private-mount-namespace workaround the pin lives in
     /// that mount namespace only.
     pub fn netns_of(&self, id: &str) -> String {
-        let ep = self.endpoint(id).unwrap_or_else(|| panic!("no endpoint for {id}"));
+        let ep = self
+            .endpoint(id)
+            .unwrap_or_else(|| panic!("no endpoint for {id}"));
         match ep["pid"].as_i64() {
             Some(pid) => format!("/proc/{pid}/ns/net"),
-            None => ep["netns"].as_str().map(str::to_string).unwrap_or_else(|| panic!("{id} has no namespace")),
+            None => ep["netns"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("{id} has no namespace")),
         }
     }
 
@@ -410,14 +521,24 @@ impl Host {
     /// busybox (the network is what is under test, not the image).
     pub fn in_container(&self, id: &str, args: &[&str]) -> Output {
         let ns = self.netns_of(id);
-        run_cmd(Command::new("nsenter").arg(format!("--net={ns}")).arg("busybox").args(args))
+        run_cmd(
+            Command::new("nsenter")
+                .arg(format!("--net={ns}"))
+                .arg("busybox")
+                .args(args),
+        )
     }
 
     /// HTTP GET with busybox wget from the container's namespace, given up
     /// after 3 s (Debian's static busybox 1.35 segfaults on `wget -T`).
     pub fn wget_from(&self, id: &str, url: &str) -> Output {
         let ns = self.netns_of(id);
-        run_cmd(Command::new("nsenter").arg(format!("--net={ns}")).args(WGET).arg(url))
+        run_cmd(
+            Command::new("nsenter")
+                .arg(format!("--net={ns}"))
+                .args(WGET)
+                .arg(url),
+        )
     }
 
     /// Interfaces of the host namespace of a given kind (veth, bridge).
@@ -443,12 +564,31 @@ impl Host {
         let (root, runroot, tmp) = (p.join("root"), p.join("runroot"), p.join("tmp"));
         let mut c = Command::new("nsenter");
         c.arg(format!("--net=/run/netns/{}", self.name))
-            .args(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                "umount /sys/fs/cgroup/unified 2>/dev/null; exec podman \"$@\"", "podman"])
-            .arg("--root").arg(root)
-            .arg("--runroot").arg(runroot)
-            .arg("--tmpdir").arg(tmp)
-            .args(["--runtime", "crun", "--cgroup-manager", "cgroupfs", "--events-backend", "none", "--hooks-dir"])
+            .args([
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "umount /sys/fs/cgroup/unified 2>/dev/null; exec podman \"$@\"",
+                "podman",
+            ])
+            .arg("--root")
+            .arg(root)
+            .arg("--runroot")
+            .arg(runroot)
+            .arg("--tmpdir")
+            .arg(tmp)
+            .args([
+                "--runtime",
+                "crun",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "none",
+                "--hooks-dir",
+            ])
             .arg(hooks)
             .args(args);
         run_cmd(&mut c)
@@ -508,13 +648,21 @@ impl Host {
                 }
             }
         }
-        if self.state_dir().join("endpoints").join(format!("{id}.json")).exists() {
+        if self
+            .state_dir()
+            .join("endpoints")
+            .join(format!("{id}.json"))
+            .exists()
+        {
             left.push("state file".into());
         }
         let short = &id[..12.min(id.len())];
         if let Ok(dir) = std::fs::read_dir("/run/netns") {
             for f in dir.flatten() {
-                if f.file_name().to_string_lossy().starts_with(&format!("ocinet-{short}")) {
+                if f.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("ocinet-{short}"))
+                {
                     left.push(format!("/run/netns/{}", f.file_name().to_string_lossy()));
                 }
             }
@@ -545,22 +693,34 @@ impl Drop for Host {
             let _ = run_cmd(&mut rt.command(&self.name, &["delete", "--force", &id]));
             if let Some(pid) = pid {
                 // The foreground runtime process this harness started.
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
             }
             let short = &id[..12.min(id.len())];
             if let Ok(dir) = std::fs::read_dir("/run/netns") {
                 for f in dir.flatten() {
-                    if f.file_name().to_string_lossy().starts_with(&format!("ocinet-{short}")) {
+                    if f.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("ocinet-{short}"))
+                    {
                         let _ = Command::new("umount").arg("-l").arg(f.path()).status();
                         let _ = std::fs::remove_file(f.path());
                     }
                 }
             }
         }
-        if let Some(o) = self.outside.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(o) = self
+            .outside
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = Command::new("ip").args(["netns", "del", &o]).status();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
         if std::env::var_os("OCINET_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

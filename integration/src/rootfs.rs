@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-const APPLETS: &[&str] = &["sh", "ip", "httpd", "wget", "nc", "sleep", "cat", "ls", "ping", "echo", "ifconfig", "route", "hostname", "true"];
+const APPLETS: &[&str] = &[
+    "sh", "ip", "httpd", "wget", "nc", "sleep", "cat", "ls", "ping", "echo", "ifconfig", "route",
+    "hostname", "true",
+];
 
 pub fn path() -> PathBuf {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
@@ -12,7 +15,10 @@ pub fn path() -> PathBuf {
         .get_or_init(|| {
             // Beside the build output, shared by the test binaries: built in
             // a private directory, then renamed into place.
-            let target = crate::ocinet_bin().parent().map(|p| p.to_path_buf()).expect("target dir");
+            let target = crate::ocinet_bin()
+                .parent()
+                .map(|p| p.to_path_buf())
+                .expect("target dir");
             let done = target.join("it-rootfs-v2");
             if done.join("bin/busybox").exists() {
                 return done;
@@ -28,7 +34,8 @@ pub fn path() -> PathBuf {
                 .expect("busybox-static is not installed");
             std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
             for a in APPLETS {
-                std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).expect("applet link");
+                std::os::unix::fs::symlink("busybox", root.join("bin").join(a))
+                    .expect("applet link");
             }
             std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").expect("passwd");
             std::fs::write(root.join("etc/group"), "root:x:0:\n").expect("group");

@@ -4,7 +4,9 @@
 use ocinet_integration::{both_runtimes, ok, text, Host, Runtime, Spec, HOST_LINK_IP, OUTSIDE_IP};
 
 fn ip_of(h: &Host, id: &str) -> String {
-    h.endpoint(id).and_then(|e| e["ip"].as_str().map(str::to_string)).unwrap_or_else(|| panic!("no ip for {id}"))
+    h.endpoint(id)
+        .and_then(|e| e["ip"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no ip for {id}"))
 }
 
 #[track_caller]
@@ -28,25 +30,37 @@ fn eth0_has_address_and_default_route(rt: Runtime) {
     let lo = ok(h.in_container(&c.id, &["ip", "link", "show", "lo"]));
     assert!(lo.contains("UP"), "{lo}");
     let routes = ok(h.in_container(&c.id, &["ip", "route"]));
-    assert!(routes.contains("default via 10.87.0.1 dev eth0"), "{routes}");
+    assert!(
+        routes.contains("default via 10.87.0.1 dev eth0"),
+        "{routes}"
+    );
     // The bridge carries the gateway; the host end is attached to it.
     let br = ok(h.exec(&["ip", "-4", "addr", "show", "dev", "ocinet0"]));
     assert!(br.contains("inet 10.87.0.1/16"), "{br}");
     let veth = ep["host_interface"].as_str().expect("veth").to_string();
     let link = ok(h.exec(&["ip", "link", "show", &veth]));
-    assert!(link.contains("master ocinet0") && link.contains("UP"), "{link}");
+    assert!(
+        link.contains("master ocinet0") && link.contains("UP"),
+        "{link}"
+    );
     // ip netns sees the container (runc: the hook runs in the host's mount
     // namespace; crun here runs in a private one, see ENVIRONMENT.md).
     if rt == Runtime::Runc {
         let ns = ep["netns"].as_str().expect("netns entry").to_string();
         let name = ns.trim_start_matches("/run/netns/");
-        let o = ok(h.exec(&["ip", "netns", "exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]));
+        let o = ok(h.exec(&[
+            "ip", "netns", "exec", name, "ip", "-4", "-o", "addr", "show", "eth0",
+        ]));
         assert!(o.contains(&ip), "{o}");
     }
     h.stop(&mut c);
     assert_clean(&h, &c.id);
     // The second poststop finds nothing and succeeds.
-    let st = format!(r#"{{"ociVersion":"1.0","id":"{}","status":"stopped","bundle":"{}"}}"#, c.id, c.bundle.display());
+    let st = format!(
+        r#"{{"ociVersion":"1.0","id":"{}","status":"stopped","bundle":"{}"}}"#,
+        c.id,
+        c.bundle.display()
+    );
     ok(h.hook("poststop", &st, &[]));
 }
 
@@ -67,9 +81,18 @@ fn start_outside_echo(h: &Host) -> u32 {
     let www = h.dir.join("outside-www");
     std::fs::create_dir_all(www.join("cgi-bin")).expect("cgi dir");
     let script = www.join("cgi-bin/peer");
-    std::fs::write(&script, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n").expect("cgi");
-    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&script).expect("md").permissions(), 0o755);
-    ok(ocinet_integration::run_cmd(std::process::Command::new("chmod").arg("755").arg(&script)));
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n",
+    )
+    .expect("cgi");
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&script).expect("md").permissions(),
+        0o755,
+    );
+    ok(ocinet_integration::run_cmd(
+        std::process::Command::new("chmod").arg("755").arg(&script),
+    ));
     let outside = h.outside();
     let child = std::process::Command::new("nsenter")
         .arg(format!("--net=/run/netns/{outside}"))
@@ -85,7 +108,9 @@ fn start_outside_echo(h: &Host) -> u32 {
 struct Kill(u32);
 impl Drop for Kill {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").arg(self.0.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg(self.0.to_string())
+            .status();
     }
 }
 
@@ -95,35 +120,77 @@ fn outside_sees_the_host_address(rt: Runtime) {
     let c = h.start(rt, "out", &Spec::default());
     let seen = ok(h.wget_from(&c.id, &format!("http://{OUTSIDE_IP}:8000/cgi-bin/peer")));
     // busybox httpd listens on v6 and reports a v4-mapped peer.
-    let seen = seen.trim().trim_start_matches("[::ffff:").trim_end_matches(']');
-    assert_eq!(seen, HOST_LINK_IP, "masquerade should show the host's address");
+    let seen = seen
+        .trim()
+        .trim_start_matches("[::ffff:")
+        .trim_end_matches(']');
+    assert_eq!(
+        seen, HOST_LINK_IP,
+        "masquerade should show the host's address"
+    );
 }
 
 fn internal_network_has_no_way_out(rt: Runtime) {
     let h = Host::new();
     let _echo = Kill(start_outside_echo(&h));
-    ok(h.ocinet(&["network", "create", "sealed", "--subnet", "10.60.0.0/24", "--internal"]));
-    let a = h.start(rt, "in1", &Spec::default().ann("io.ocinet.network", "sealed"));
-    let b = h.start(rt, "in2", &Spec::default().ann("io.ocinet.network", "sealed"));
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "sealed",
+        "--subnet",
+        "10.60.0.0/24",
+        "--internal",
+    ]));
+    let a = h.start(
+        rt,
+        "in1",
+        &Spec::default().ann("io.ocinet.network", "sealed"),
+    );
+    let b = h.start(
+        rt,
+        "in2",
+        &Spec::default().ann("io.ocinet.network", "sealed"),
+    );
     let routes = ok(h.in_container(&a.id, &["ip", "route"]));
     assert!(!routes.contains("default"), "{routes}");
     // Even with a route added by hand inside, the host forwards nothing.
-    ok(h.in_container(&a.id, &["ip", "route", "add", "default", "via", "10.60.0.1"]));
+    ok(h.in_container(
+        &a.id,
+        &["ip", "route", "add", "default", "via", "10.60.0.1"],
+    ));
     let o = h.wget_from(&a.id, &format!("http://{OUTSIDE_IP}:8000/cgi-bin/peer"));
-    assert!(!o.status.success(), "internal container reached outside: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "internal container reached outside: {}",
+        text(&o)
+    );
     // Within the network, traffic flows.
     let got = ok(h.wget_from(&a.id, &format!("http://{}/", ip_of(&h, &b.id))));
     assert!(got.contains(&b.id));
     // And the outside cannot come in either.
     let o = h.exec_outside(&["ip", "route", "add", "10.60.0.0/24", "via", HOST_LINK_IP]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = h.exec_outside(&[ocinet_integration::WGET, &[format!("http://{}/", ip_of(&h, &b.id)).as_str()]].concat());
-    assert!(!o.status.success(), "outside reached an internal container: {}", text(&o));
+    let o = h.exec_outside(
+        &[
+            ocinet_integration::WGET,
+            &[format!("http://{}/", ip_of(&h, &b.id)).as_str()],
+        ]
+        .concat(),
+    );
+    assert!(
+        !o.status.success(),
+        "outside reached an internal container: {}",
+        text(&o)
+    );
 }
 
 fn none_mode_has_only_lo(rt: Runtime) {
     let h = Host::new();
-    let mut c = h.start(rt, "none", &Spec::default().ann("io.ocinet.network", "none"));
+    let mut c = h.start(
+        rt,
+        "none",
+        &Spec::default().ann("io.ocinet.network", "none"),
+    );
     let ep = h.endpoint(&c.id).expect("endpoint");
     assert_eq!(ep["network"], "none");
     assert!(ep["ip"].is_null());
@@ -137,7 +204,12 @@ fn none_mode_has_only_lo(rt: Runtime) {
 
 fn host_mode_needs_nothing(rt: Runtime) {
     let h = Host::new();
-    let spec = Spec { host_netns: true, args: Some(vec!["sleep".into(), "60".into()]), ..Default::default() }.ann("io.ocinet.network", "host");
+    let spec = Spec {
+        host_netns: true,
+        args: Some(vec!["sleep".into(), "60".into()]),
+        ..Default::default()
+    }
+    .ann("io.ocinet.network", "host");
     let mut c = h.start(rt, "host", &spec);
     assert_eq!(h.endpoint(&c.id).expect("endpoint")["network"], "host");
     assert!(h.links("veth").is_empty() && h.links("bridge").is_empty());
@@ -149,8 +221,12 @@ fn container_mode_shares_the_namespace(rt: Runtime) {
     let h = Host::new();
     let mut a = h.start(rt, "owner", &Spec::default());
     let ns = h.netns_of(&a.id);
-    let spec = Spec { netns_path: Some(ns.clone()), args: Some(vec!["sleep".into(), "60".into()]), ..Default::default() }
-        .ann("io.ocinet.network", &format!("container:{}", a.id));
+    let spec = Spec {
+        netns_path: Some(ns.clone()),
+        args: Some(vec!["sleep".into(), "60".into()]),
+        ..Default::default()
+    }
+    .ann("io.ocinet.network", &format!("container:{}", a.id));
     let mut b = h.start(rt, "joiner", &spec);
     assert!(b.exit.is_none(), "{}", b.output());
     let ep = h.endpoint(&b.id).expect("endpoint");
@@ -158,11 +234,22 @@ fn container_mode_shares_the_namespace(rt: Runtime) {
     assert_eq!(ep["ip"], h.endpoint(&a.id).expect("owner")["ip"]);
     // Same namespace: b's process sees a's eth0.
     let pid = ep["pid"].as_i64().expect("pid");
-    let o = ok(ocinet_integration::run_cmd(std::process::Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).args(["busybox", "ip", "-4", "addr", "show", "eth0"])));
+    let o = ok(ocinet_integration::run_cmd(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/proc/{pid}/ns/net"))
+            .args(["busybox", "ip", "-4", "addr", "show", "eth0"]),
+    ));
     assert!(o.contains(&ip_of(&h, &a.id)), "{o}");
     // Refused when the container does not really share it.
-    let bad = h.start(rt, "liar", &Spec::default().ann("io.ocinet.network", &format!("container:{}", a.id)));
-    assert!(bad.exit.is_some_and(|s| !s.success()), "a container in its own namespace was accepted");
+    let bad = h.start(
+        rt,
+        "liar",
+        &Spec::default().ann("io.ocinet.network", &format!("container:{}", a.id)),
+    );
+    assert!(
+        bad.exit.is_some_and(|s| !s.success()),
+        "a container in its own namespace was accepted"
+    );
     assert_clean(&h, &bad.id);
     let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
     assert!(log.contains("does not share container"), "{log}");
@@ -175,16 +262,29 @@ fn container_mode_shares_the_namespace(rt: Runtime) {
 /// A failed setup exits non-zero, says why (in the log, and on stderr where
 /// the runtime shows it) and leaves nothing.
 fn assert_failed_clean(h: &Host, c: &ocinet_integration::Container, why: &[&str]) {
-    assert!(c.exit.is_some_and(|s| !s.success()), "setup should fail: {}", c.output());
+    assert!(
+        c.exit.is_some_and(|s| !s.success()),
+        "setup should fail: {}",
+        c.output()
+    );
     let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
-    let line = log.lines().rev().find(|l| l.contains(&c.id) && l.contains("ERROR")).unwrap_or("").to_string();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(&c.id) && l.contains("ERROR"))
+        .unwrap_or("")
+        .to_string();
     for w in why {
         assert!(line.contains(w), "log line {line:?} should contain {w:?}");
     }
     if c.runtime == Runtime::Runc {
         // runc shows the failing hook's stderr; crun discards it.
         for w in why {
-            assert!(c.output().contains(w), "runc output should contain {w:?}: {}", c.output());
+            assert!(
+                c.output().contains(w),
+                "runc output should contain {w:?}: {}",
+                c.output()
+            );
         }
     }
     assert_clean(h, &c.id);
@@ -194,23 +294,55 @@ fn failing_setups_leave_nothing(rt: Runtime) {
     let h = Host::new();
     ok(h.ocinet(&["network", "create", "tiny", "--subnet", "10.61.0.0/30"]));
     // Bad annotation.
-    let c = h.start(rt, "badmac", &Spec::default().ann("io.ocinet.mac", "01:00:5e:00:00:01"));
+    let c = h.start(
+        rt,
+        "badmac",
+        &Spec::default().ann("io.ocinet.mac", "01:00:5e:00:00:01"),
+    );
     assert_failed_clean(&h, &c, &["io.ocinet.mac", "01:00:5e:00:00:01", "multicast"]);
-    let c = h.start(rt, "badnet", &Spec::default().ann("io.ocinet.network", "no/such"));
+    let c = h.start(
+        rt,
+        "badnet",
+        &Spec::default().ann("io.ocinet.network", "no/such"),
+    );
     assert_failed_clean(&h, &c, &["io.ocinet.network", "no/such"]);
-    let c = h.start(rt, "nonet", &Spec::default().ann("io.ocinet.network", "missing"));
+    let c = h.start(
+        rt,
+        "nonet",
+        &Spec::default().ann("io.ocinet.network", "missing"),
+    );
     assert_failed_clean(&h, &c, &["missing", "does not exist"]);
     // Static address already taken.
-    let first = h.start(rt, "static1", &Spec::default().ann("io.ocinet.ip", "10.87.0.77"));
+    let first = h.start(
+        rt,
+        "static1",
+        &Spec::default().ann("io.ocinet.ip", "10.87.0.77"),
+    );
     assert_eq!(ip_of(&h, &first.id), "10.87.0.77");
-    let c = h.start(rt, "static2", &Spec::default().ann("io.ocinet.ip", "10.87.0.77"));
+    let c = h.start(
+        rt,
+        "static2",
+        &Spec::default().ann("io.ocinet.ip", "10.87.0.77"),
+    );
     assert_failed_clean(&h, &c, &["10.87.0.77", "in use by container", &first.id]);
-    let c = h.start(rt, "outofnet", &Spec::default().ann("io.ocinet.ip", "10.99.0.5"));
+    let c = h.start(
+        rt,
+        "outofnet",
+        &Spec::default().ann("io.ocinet.ip", "10.99.0.5"),
+    );
     assert_failed_clean(&h, &c, &["io.ocinet.ip", "10.99.0.5", "outside the subnet"]);
     // Exhausted pool: a /30 has one address besides the gateway.
-    let only = h.start(rt, "tiny1", &Spec::default().ann("io.ocinet.network", "tiny"));
+    let only = h.start(
+        rt,
+        "tiny1",
+        &Spec::default().ann("io.ocinet.network", "tiny"),
+    );
     assert_eq!(ip_of(&h, &only.id), "10.61.0.2");
-    let c = h.start(rt, "tiny2", &Spec::default().ann("io.ocinet.network", "tiny"));
+    let c = h.start(
+        rt,
+        "tiny2",
+        &Spec::default().ann("io.ocinet.network", "tiny"),
+    );
     assert_failed_clean(&h, &c, &["no address left in network tiny"]);
     // The survivors still work.
     let got = ok(h.wget_from(&first.id, &format!("http://{}/", ip_of(&h, &first.id))));
@@ -222,8 +354,13 @@ fn sixteen_at_once(rt: Runtime) {
     let h = Host::new();
     let containers: Vec<_> = std::thread::scope(|s| {
         let hs = &h;
-        let handles: Vec<_> = (0..16).map(|i| s.spawn(move || hs.start(rt, &format!("par{i}"), &Spec::default()))).collect();
-        handles.into_iter().map(|t| t.join().expect("start thread")).collect()
+        let handles: Vec<_> = (0..16)
+            .map(|i| s.spawn(move || hs.start(rt, &format!("par{i}"), &Spec::default())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|t| t.join().expect("start thread"))
+            .collect()
     });
     for c in &containers {
         assert!(c.exit.is_none(), "{} failed: {}", c.id, c.output());
@@ -232,7 +369,13 @@ fn sixteen_at_once(rt: Runtime) {
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 16, "duplicate addresses: {ips:?}");
-    assert_eq!(h.links("veth").iter().filter(|v| v.starts_with("oc")).count(), 16);
+    assert_eq!(
+        h.links("veth")
+            .iter()
+            .filter(|v| v.starts_with("oc"))
+            .count(),
+        16
+    );
     std::thread::scope(|s| {
         let hs = &h;
         for mut c in containers {
@@ -243,7 +386,8 @@ fn sixteen_at_once(rt: Runtime) {
         }
     });
     assert!(h.ps().is_empty());
-    let leases = std::fs::read_to_string(h.state_dir().join("ipam/ocinet.json")).unwrap_or_default();
+    let leases =
+        std::fs::read_to_string(h.state_dir().join("ipam/ocinet.json")).unwrap_or_default();
     assert!(!leases.contains("-par"), "{leases}");
 }
 

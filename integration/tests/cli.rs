@@ -17,27 +17,75 @@ fn fails_with(o: std::process::Output, words: &[&str]) {
 #[test]
 fn network_create_ls_inspect_rm() {
     let h = Host::new();
-    ok(h.ocinet(&["network", "create", "web", "--subnet", "10.70.0.0/24", "--mtu", "1400"]));
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "web",
+        "--subnet",
+        "10.70.0.0/24",
+        "--mtu",
+        "1400",
+    ]));
     let ls = ok(h.ocinet(&["network", "ls"]));
-    assert!(ls.lines().any(|l| l.starts_with("web ") && l.contains("10.70.0.0/24") && l.contains("10.70.0.1")), "{ls}");
+    assert!(
+        ls.lines().any(|l| l.starts_with("web ")
+            && l.contains("10.70.0.0/24")
+            && l.contains("10.70.0.1")),
+        "{ls}"
+    );
     // Conflicts: name, overlapping network, overlapping host route, bad input.
-    fails_with(h.ocinet(&["network", "create", "web", "--subnet", "10.72.0.0/24"]), &["web", "already exists"]);
-    fails_with(h.ocinet(&["network", "create", "web2", "--subnet", "10.70.0.0/16"]), &["10.70.0.0/16", "overlaps network web"]);
+    fails_with(
+        h.ocinet(&["network", "create", "web", "--subnet", "10.72.0.0/24"]),
+        &["web", "already exists"],
+    );
+    fails_with(
+        h.ocinet(&["network", "create", "web2", "--subnet", "10.70.0.0/16"]),
+        &["10.70.0.0/16", "overlaps network web"],
+    );
     // No dummy driver in this kernel: a veth carries the route.
-    ok(h.exec(&["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"]));
+    ok(h.exec(&[
+        "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+    ]));
     ok(h.exec(&["ip", "addr", "add", "10.71.0.1/24", "dev", "d0"]));
     ok(h.exec(&["ip", "link", "set", "d0", "up"]));
-    fails_with(h.ocinet(&["network", "create", "web3", "--subnet", "10.71.0.0/25"]), &["host route 10.71.0.0/24 on d0"]);
-    fails_with(h.ocinet(&["network", "create", "bad/name", "--subnet", "10.73.0.0/24"]), &["network name", "bad/name"]);
-    fails_with(h.ocinet(&["network", "create", "none", "--subnet", "10.73.0.0/24"]), &["reserved"]);
-    fails_with(h.ocinet(&["network", "create", "gw", "--subnet", "10.73.0.0/24", "--gateway", "10.74.0.1"]), &["gateway", "10.74.0.1"]);
+    fails_with(
+        h.ocinet(&["network", "create", "web3", "--subnet", "10.71.0.0/25"]),
+        &["host route 10.71.0.0/24 on d0"],
+    );
+    fails_with(
+        h.ocinet(&["network", "create", "bad/name", "--subnet", "10.73.0.0/24"]),
+        &["network name", "bad/name"],
+    );
+    fails_with(
+        h.ocinet(&["network", "create", "none", "--subnet", "10.73.0.0/24"]),
+        &["reserved"],
+    );
+    fails_with(
+        h.ocinet(&[
+            "network",
+            "create",
+            "gw",
+            "--subnet",
+            "10.73.0.0/24",
+            "--gateway",
+            "10.74.0.1",
+        ]),
+        &["gateway", "10.74.0.1"],
+    );
     // Without --subnet a free one is picked.
     ok(h.ocinet(&["network", "create", "auto"]));
     let auto = ok(h.ocinet(&["network", "inspect", "auto"]));
     assert!(auto.contains("10.90.0.0/24"), "{auto}");
 
-    let mut c = h.start(Runtime::Runc, "insp", &Spec::default().ann("io.ocinet.network", "web").ann("io.ocinet.name", "frontend"));
-    let v: serde_json::Value = serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "web"]))).expect("json");
+    let mut c = h.start(
+        Runtime::Runc,
+        "insp",
+        &Spec::default()
+            .ann("io.ocinet.network", "web")
+            .ann("io.ocinet.name", "frontend"),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "web"]))).expect("json");
     let net = &v[0];
     assert_eq!(net["Name"], "web");
     assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "10.70.0.0/24");
@@ -49,16 +97,37 @@ fn network_create_ls_inspect_rm() {
     let mtu = ok(h.in_container(&c.id, &["ip", "link", "show", "eth0"]));
     assert!(mtu.contains("mtu 1400"), "{mtu}");
     let ps = ok(h.ocinet(&["ps"]));
-    assert!(ps.contains("frontend") && ps.contains("10.70.0.2") && ps.contains("web"), "{ps}");
+    assert!(
+        ps.contains("frontend") && ps.contains("10.70.0.2") && ps.contains("web"),
+        "{ps}"
+    );
 
-    fails_with(h.ocinet(&["network", "rm", "web"]), &["web", "attached", &c.id]);
+    fails_with(
+        h.ocinet(&["network", "rm", "web"]),
+        &["web", "attached", &c.id],
+    );
     h.stop(&mut c);
-    let bridge = net["Options"]["bridge"].as_str().expect("bridge").to_string();
+    let bridge = net["Options"]["bridge"]
+        .as_str()
+        .expect("bridge")
+        .to_string();
     assert!(h.links("bridge").contains(&bridge));
     ok(h.ocinet(&["network", "rm", "web"]));
-    assert!(!h.links("bridge").contains(&bridge), "bridge {bridge} survived network rm");
-    assert!(h.nft_elements().iter().all(|e| !e.to_string().contains(&bridge)), "{:?}", h.nft_elements());
-    fails_with(h.ocinet(&["network", "inspect", "web"]), &["does not exist"]);
+    assert!(
+        !h.links("bridge").contains(&bridge),
+        "bridge {bridge} survived network rm"
+    );
+    assert!(
+        h.nft_elements()
+            .iter()
+            .all(|e| !e.to_string().contains(&bridge)),
+        "{:?}",
+        h.nft_elements()
+    );
+    fails_with(
+        h.ocinet(&["network", "inspect", "web"]),
+        &["does not exist"],
+    );
 }
 
 /// A container whose runtime died without running poststop: its process
@@ -69,10 +138,18 @@ fn gc_cleans_up_after_a_dead_runtime() {
     let bundle = h.dir.join("gc-bundle");
     std::fs::create_dir_all(&bundle).expect("bundle");
     std::fs::write(bundle.join("config.json"), r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"network"}]}}"#).expect("config");
-    let mut sleeper = Command::new("unshare").args(["-n", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("sleeper");
+    let mut sleeper = Command::new("unshare")
+        .args(["-n", "sleep", "600"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("sleeper");
     std::thread::sleep(std::time::Duration::from_millis(100));
     let id = format!("{}-gc", ocinet_integration::unique_hex());
-    let state = format!(r#"{{"ociVersion":"1.0","id":"{id}","status":"creating","pid":{},"bundle":"{}"}}"#, sleeper.id(), bundle.display());
+    let state = format!(
+        r#"{{"ociVersion":"1.0","id":"{id}","status":"creating","pid":{},"bundle":"{}"}}"#,
+        sleeper.id(),
+        bundle.display()
+    );
     ok(h.hook("createRuntime", &state, &[]));
     assert!(h.endpoint(&id).is_some());
     // gc leaves a live container alone.
@@ -82,7 +159,8 @@ fn gc_cleans_up_after_a_dead_runtime() {
     // An orphaned lease (hook died between lease and record) and a corrupt
     // record are handled too.
     let ipam = h.state_dir().join("ipam/ocinet.json");
-    let mut leases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ipam).expect("leases")).expect("json");
+    let mut leases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ipam).expect("leases")).expect("json");
     leases["leases"]["10.87.9.9"] = serde_json::json!("ghost");
     std::fs::write(&ipam, leases.to_string()).expect("write leases");
     let corrupt = h.state_dir().join("endpoints/broken.json");
@@ -93,7 +171,10 @@ fn gc_cleans_up_after_a_dead_runtime() {
     let out = ok(h.ocinet(&["gc"]));
     assert!(out.contains(&format!("removed endpoint {id}")), "{out}");
     assert!(out.contains("released lease 10.87.9.9 of ghost"), "{out}");
-    assert!(out.contains("broken.json"), "corrupt file should be reported: {out}");
+    assert!(
+        out.contains("broken.json"),
+        "corrupt file should be reported: {out}"
+    );
     let left = h.leftovers(&id);
     assert!(left.is_empty(), "{left:?}");
     // ps survives the corrupt file and names it.
@@ -110,19 +191,33 @@ fn state_files_are_private_and_global_flags_go_anywhere() {
         let md = std::fs::metadata(h.state_dir().join(dir)).expect("dir");
         assert_eq!(md.mode() & 0o777, 0o700, "{dir}");
     }
-    for f in [format!("endpoints/{}.json", c.id), "ipam/ocinet.json".into(), "ocinet.log".into()] {
+    for f in [
+        format!("endpoints/{}.json", c.id),
+        "ipam/ocinet.json".into(),
+        "ocinet.log".into(),
+    ] {
         let md = std::fs::metadata(h.state_dir().join(&f)).expect("file");
         assert_eq!(md.mode() & 0o777, 0o600, "{f}");
     }
     // --state-dir before the subcommand works like after it.
     let bin = ocinet_integration::ocinet_bin();
-    let o = ok(h.exec(&[bin.to_str().unwrap_or(""), "--state-dir", h.state_dir().to_str().unwrap_or(""), "ps"]));
+    let o = ok(h.exec(&[
+        bin.to_str().unwrap_or(""),
+        "--state-dir",
+        h.state_dir().to_str().unwrap_or(""),
+        "ps",
+    ]));
     assert!(o.contains("10.87.0.2"), "{o}");
     // A state dir others can write to is refused.
     let loose = h.dir.join("loose");
     std::fs::create_dir_all(&loose).expect("loose");
     ok(run_cmd(Command::new("chmod").arg("777").arg(&loose)));
-    let o = h.exec(&[bin.to_str().unwrap_or(""), "ps", "--state-dir", loose.to_str().unwrap_or("")]);
+    let o = h.exec(&[
+        bin.to_str().unwrap_or(""),
+        "ps",
+        "--state-dir",
+        loose.to_str().unwrap_or(""),
+    ]);
     fails_with(o, &["writable by group or others"]);
 }
 
@@ -134,15 +229,38 @@ fn a_dead_holder_does_not_keep_its_port() {
     let bundle = h.dir.join("dead-bundle");
     std::fs::create_dir_all(&bundle).expect("bundle");
     std::fs::write(bundle.join("config.json"), r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"annotations":{"io.ocinet.ports":"8080:80"},"linux":{"namespaces":[{"type":"network"}]}}"#).expect("config");
-    let mut dead = Command::new("unshare").args(["-n", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("sleeper");
+    let mut dead = Command::new("unshare")
+        .args(["-n", "sleep", "600"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("sleeper");
     std::thread::sleep(std::time::Duration::from_millis(100));
     let dead_id = format!("{}-dead", ocinet_integration::unique_hex());
-    let state = format!(r#"{{"ociVersion":"1.0","id":"{dead_id}","status":"creating","pid":{},"bundle":"{}"}}"#, dead.id(), bundle.display());
+    let state = format!(
+        r#"{{"ociVersion":"1.0","id":"{dead_id}","status":"creating","pid":{},"bundle":"{}"}}"#,
+        dead.id(),
+        bundle.display()
+    );
     ok(h.hook("createRuntime", &state, &[]));
     dead.kill().expect("kill");
     dead.wait().expect("reap");
-    let c = h.start(Runtime::Runc, "heir", &Spec::default().ann("io.ocinet.ports", "8080:80"));
-    assert!(c.exit.is_none(), "port still held by a dead container: {}", c.output());
-    assert!(h.endpoint(&dead_id).is_none(), "the dead holder's endpoint should be gone");
-    assert!(h.leftovers(&dead_id).is_empty(), "{:?}", h.leftovers(&dead_id));
+    let c = h.start(
+        Runtime::Runc,
+        "heir",
+        &Spec::default().ann("io.ocinet.ports", "8080:80"),
+    );
+    assert!(
+        c.exit.is_none(),
+        "port still held by a dead container: {}",
+        c.output()
+    );
+    assert!(
+        h.endpoint(&dead_id).is_none(),
+        "the dead holder's endpoint should be gone"
+    );
+    assert!(
+        h.leftovers(&dead_id).is_empty(),
+        "{:?}",
+        h.leftovers(&dead_id)
+    );
 }

@@ -11,13 +11,27 @@ const ADDR: &str = "127.0.0.1:19870";
 fn start_exporter(h: &Host, extra: &[&str]) -> Proc {
     let bin = exporter_bin();
     let (s, c) = (h.state_dir(), h.config_dir());
-    let mut args = vec![bin.to_str().unwrap_or(""), "--web.listen-address", ADDR, "--state-dir", s.to_str().unwrap_or(""), "--config-dir", c.to_str().unwrap_or("")];
+    let mut args = vec![
+        bin.to_str().unwrap_or(""),
+        "--web.listen-address",
+        ADDR,
+        "--state-dir",
+        s.to_str().unwrap_or(""),
+        "--config-dir",
+        c.to_str().unwrap_or(""),
+    ];
     args.extend_from_slice(extra);
     let p = h.spawn(&args);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         let o = h.exec(&["curl", "-sk", "-o", "/dev/null", &format!("http://{ADDR}/")]);
-        let o2 = h.exec(&["curl", "-sk", "-o", "/dev/null", &format!("https://{ADDR}/")]);
+        let o2 = h.exec(&[
+            "curl",
+            "-sk",
+            "-o",
+            "/dev/null",
+            &format!("https://{ADDR}/"),
+        ]);
         if o.status.success() || o2.status.success() {
             return p;
         }
@@ -45,44 +59,137 @@ fn host_veth_rx_tx(h: &Host, veth: &str) -> (u64, u64) {
     let o = ok(h.exec(&["ip", "-s", "-j", "link", "show", veth]));
     let v: serde_json::Value = serde_json::from_str(&o).expect("ip json");
     let s = &v[0]["stats64"];
-    (s["rx"]["bytes"].as_u64().expect("rx"), s["tx"]["bytes"].as_u64().expect("tx"))
+    (
+        s["rx"]["bytes"].as_u64().expect("rx"),
+        s["tx"]["bytes"].as_u64().expect("tx"),
+    )
 }
 
 #[test]
 fn byte_counters_follow_a_transfer_and_match_ip_link() {
     let h = Host::new();
-    let c = h.start(Runtime::Runc, "xfer", &Spec::default().ann("io.ocinet.name", "web"));
+    let c = h.start(
+        Runtime::Runc,
+        "xfer",
+        &Spec::default().ann("io.ocinet.name", "web"),
+    );
     std::fs::write(c.bundle.join("www/big"), vec![b'x'; 1 << 20]).expect("1 MiB file");
     let _e = start_exporter(&h, &[]);
     let ep = h.endpoint(&c.id).expect("endpoint");
     let veth = ep["host_interface"].as_str().expect("veth").to_string();
     let label = format!("container_id=\"{}\"", c.id);
     let before = scrape(&h);
-    let tx0 = value(&before, "ocinet_container_network_transmit_bytes_total", &[&label]).expect("tx series");
-    let got = ok(h.exec(&["curl", "-sf", "-o", "/dev/null", "-w", "%{size_download}", &format!("http://{}/big", ep["ip"].as_str().unwrap_or(""))]));
+    let tx0 = value(
+        &before,
+        "ocinet_container_network_transmit_bytes_total",
+        &[&label],
+    )
+    .expect("tx series");
+    let got = ok(h.exec(&[
+        "curl",
+        "-sf",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        &format!("http://{}/big", ep["ip"].as_str().unwrap_or("")),
+    ]));
     assert_eq!(got.trim(), "1048576");
     let after = scrape(&h);
     let (rx, tx) = host_veth_rx_tx(&h, &veth);
-    let ctr_tx = value(&after, "ocinet_container_network_transmit_bytes_total", &[&label]).expect("tx");
-    let ctr_rx = value(&after, "ocinet_container_network_receive_bytes_total", &[&label, "interface=\"eth0\"", "container=\"web\"", "network=\"ocinet\""]).expect("rx");
-    assert!(ctr_tx - tx0 >= 1_048_576.0, "moved by {} only", ctr_tx - tx0);
+    let ctr_tx = value(
+        &after,
+        "ocinet_container_network_transmit_bytes_total",
+        &[&label],
+    )
+    .expect("tx");
+    let ctr_rx = value(
+        &after,
+        "ocinet_container_network_receive_bytes_total",
+        &[
+            &label,
+            "interface=\"eth0\"",
+            "container=\"web\"",
+            "network=\"ocinet\"",
+        ],
+    )
+    .expect("rx");
+    assert!(
+        ctr_tx - tx0 >= 1_048_576.0,
+        "moved by {} only",
+        ctr_tx - tx0
+    );
     // What the container sent is what the host end received, and vice versa.
     assert_eq!(ctr_tx as u64, rx, "container transmit vs host veth receive");
     assert_eq!(ctr_rx as u64, tx, "container receive vs host veth transmit");
-    assert!(value(&after, "ocinet_container_network_receive_packets_total", &[&label]).is_some_and(|v| v > 0.0));
-    for m in ["receive_errors_total", "receive_packets_dropped_total", "transmit_errors_total", "transmit_packets_dropped_total", "transmit_packets_total"] {
-        assert!(value(&after, &format!("ocinet_container_network_{m}"), &[&label]).is_some(), "{m} missing");
+    assert!(value(
+        &after,
+        "ocinet_container_network_receive_packets_total",
+        &[&label]
+    )
+    .is_some_and(|v| v > 0.0));
+    for m in [
+        "receive_errors_total",
+        "receive_packets_dropped_total",
+        "transmit_errors_total",
+        "transmit_packets_dropped_total",
+        "transmit_packets_total",
+    ] {
+        assert!(
+            value(&after, &format!("ocinet_container_network_{m}"), &[&label]).is_some(),
+            "{m} missing"
+        );
     }
-    let info = value(&after, "ocinet_container_network_info", &[&label, &format!("host_interface=\"{veth}\""), &format!("ip=\"{}\"", ep["ip"].as_str().unwrap_or(""))]);
+    let info = value(
+        &after,
+        "ocinet_container_network_info",
+        &[
+            &label,
+            &format!("host_interface=\"{veth}\""),
+            &format!("ip=\"{}\"", ep["ip"].as_str().unwrap_or("")),
+        ],
+    );
     assert_eq!(info, Some(1.0));
     // The veth name is on the info metric only.
-    assert!(!after.lines().any(|l| l.starts_with("ocinet_container_network_receive_bytes_total") && l.contains(&veth)));
-    assert_eq!(value(&after, "ocinet_network_endpoints", &["network=\"ocinet\""]), Some(1.0));
-    assert_eq!(value(&after, "ocinet_network_addresses", &["network=\"ocinet\"", "state=\"allocated\""]), Some(1.0));
-    assert_eq!(value(&after, "ocinet_network_addresses", &["network=\"ocinet\"", "state=\"free\""]), Some(65536.0 - 3.0 - 1.0));
+    assert!(!after.lines().any(
+        |l| l.starts_with("ocinet_container_network_receive_bytes_total") && l.contains(&veth)
+    ));
+    assert_eq!(
+        value(&after, "ocinet_network_endpoints", &["network=\"ocinet\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &after,
+            "ocinet_network_addresses",
+            &["network=\"ocinet\"", "state=\"allocated\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &after,
+            "ocinet_network_addresses",
+            &["network=\"ocinet\"", "state=\"free\""]
+        ),
+        Some(65536.0 - 3.0 - 1.0)
+    );
     for coll in ["netdev", "conntrack", "portmap", "ipam"] {
-        assert_eq!(value(&after, "ocinet_scrape_collector_success", &[&format!("collector=\"{coll}\"")]), Some(1.0), "{coll}");
-        assert!(value(&after, "ocinet_scrape_collector_duration_seconds", &[&format!("collector=\"{coll}\"")]).is_some());
+        assert_eq!(
+            value(
+                &after,
+                "ocinet_scrape_collector_success",
+                &[&format!("collector=\"{coll}\"")]
+            ),
+            Some(1.0),
+            "{coll}"
+        );
+        assert!(value(
+            &after,
+            "ocinet_scrape_collector_duration_seconds",
+            &[&format!("collector=\"{coll}\"")]
+        )
+        .is_some());
     }
     assert!(value(&after, "ocinet_build_info", &["version=\""]).is_some());
 }
@@ -91,18 +198,44 @@ fn byte_counters_follow_a_transfer_and_match_ip_link() {
 fn conntrack_metrics_and_open_connections_per_published_port() {
     let h = Host::new();
     h.outside();
-    let c = h.start(Runtime::Runc, "ct", &Spec::default().ann("io.ocinet.name", "api").ann("io.ocinet.ports", "8080:80,5353:53/udp"));
+    let c = h.start(
+        Runtime::Runc,
+        "ct",
+        &Spec::default()
+            .ann("io.ocinet.name", "api")
+            .ann("io.ocinet.ports", "8080:80,5353:53/udp"),
+    );
     let _e = start_exporter(&h, &[]);
     let m = scrape(&h);
-    let labels = ["container=\"api\"", "protocol=\"tcp\"", "host_ip=\"0.0.0.0\"", "host_port=\"8080\"", "container_port=\"80\""];
-    assert_eq!(value(&m, "ocinet_port_mapping_connections", &labels), Some(0.0));
-    assert_eq!(value(&m, "ocinet_port_mapping_connections", &["protocol=\"udp\"", "host_port=\"5353\""]), Some(0.0));
+    let labels = [
+        "container=\"api\"",
+        "protocol=\"tcp\"",
+        "host_ip=\"0.0.0.0\"",
+        "host_port=\"8080\"",
+        "container_port=\"80\"",
+    ];
+    assert_eq!(
+        value(&m, "ocinet_port_mapping_connections", &labels),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "ocinet_port_mapping_connections",
+            &["protocol=\"udp\"", "host_port=\"5353\""]
+        ),
+        Some(0.0)
+    );
     // Hold a connection open from the outside.
     let outside = h.outside();
     let _conn = Proc(
         Command::new("nsenter")
             .arg(format!("--net=/run/netns/{outside}"))
-            .args(["sh", "-c", &format!("sleep 20 | busybox nc {HOST_LINK_IP} 8080")])
+            .args([
+                "sh",
+                "-c",
+                &format!("sleep 20 | busybox nc {HOST_LINK_IP} 8080"),
+            ])
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("nc"),
@@ -117,11 +250,28 @@ fn conntrack_metrics_and_open_connections_per_published_port() {
     let m = scrape(&h);
     let entries = value(&m, "ocinet_nf_conntrack_entries", &[]).expect("entries");
     let limit = value(&m, "ocinet_nf_conntrack_entries_limit", &[]).expect("limit");
-    assert!(entries >= 1.0 && limit >= entries && limit > 1000.0, "entries {entries} limit {limit}");
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    for stat in ["found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error", "search_restart"] {
+    assert!(
+        entries >= 1.0 && limit >= entries && limit > 1000.0,
+        "entries {entries} limit {limit}"
+    );
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    for stat in [
+        "found",
+        "invalid",
+        "insert",
+        "insert_failed",
+        "drop",
+        "early_drop",
+        "error",
+        "search_restart",
+    ] {
         let name = format!("ocinet_nf_conntrack_stat_{stat}_total");
-        let n = m.lines().filter(|l| l.starts_with(&format!("{name}{{cpu="))).count();
+        let n = m
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{cpu=")))
+            .count();
         assert!(n >= 1 && n <= cpus.max(1) * 64, "{name}: {n} series");
     }
     let _ = c;
@@ -130,20 +280,40 @@ fn conntrack_metrics_and_open_connections_per_published_port() {
 #[test]
 fn promtool_accepts_the_output_and_prometheus_scrapes_it() {
     let h = Host::new();
-    let c = h.start(Runtime::Runc, "prom", &Spec::default().ann("io.ocinet.name", "scraped").ann("io.ocinet.ports", "8080:80"));
+    let c = h.start(
+        Runtime::Runc,
+        "prom",
+        &Spec::default()
+            .ann("io.ocinet.name", "scraped")
+            .ann("io.ocinet.ports", "8080:80"),
+    );
     let _e = start_exporter(&h, &[]);
     let metrics = scrape(&h);
-    let mut check = Command::new("promtool").args(["check", "metrics"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("promtool");
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
     {
         use std::io::Write;
         let mut si = check.stdin.take().expect("stdin");
         si.write_all(metrics.as_bytes()).expect("write");
     }
     let out = check.wait_with_output().expect("promtool output");
-    assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(), "promtool: {}", text(&out));
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}",
+        text(&out)
+    );
     for line in metrics.lines().filter(|l| !l.starts_with('#')) {
         let name = line.split(['{', ' ']).next().unwrap_or("");
-        assert!(metrics.contains(&format!("# HELP {name} ")) && metrics.contains(&format!("# TYPE {name} ")), "{name} lacks HELP/TYPE");
+        assert!(
+            metrics.contains(&format!("# HELP {name} "))
+                && metrics.contains(&format!("# TYPE {name} ")),
+            "{name} lacks HELP/TYPE"
+        );
     }
 
     let dir = h.dir.join("prometheus");
@@ -156,7 +326,14 @@ fn promtool_accepts_the_output_and_prometheus_scrapes_it() {
         "--web.listen-address=127.0.0.1:9090",
     ]);
     let query = |q: &str| -> serde_json::Value {
-        let o = h.exec(&["curl", "-s", "--get", "--data-urlencode", &format!("query={q}"), "http://127.0.0.1:9090/api/v1/query"]);
+        let o = h.exec(&[
+            "curl",
+            "-s",
+            "--get",
+            "--data-urlencode",
+            &format!("query={q}"),
+            "http://127.0.0.1:9090/api/v1/query",
+        ]);
         serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -164,9 +341,18 @@ fn promtool_accepts_the_output_and_prometheus_scrapes_it() {
     while Instant::now() < deadline {
         let up = query("up{job=\"ocinet\"}");
         let series = query(&format!("ocinet_container_network_receive_bytes_total{{container_id=\"{}\",container=\"scraped\"}}", c.id));
-        if up["data"]["result"][0]["value"][1] == "1" && series["data"]["result"].as_array().is_some_and(|a| a.len() == 1) {
-            let ports = query("ocinet_port_mapping_connections{container=\"scraped\",host_port=\"8080\"}");
-            assert_eq!(ports["data"]["result"].as_array().map(Vec::len), Some(1), "{ports}");
+        if up["data"]["result"][0]["value"][1] == "1"
+            && series["data"]["result"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+        {
+            let ports =
+                query("ocinet_port_mapping_connections{container=\"scraped\",host_port=\"8080\"}");
+            assert_eq!(
+                ports["data"]["result"].as_array().map(Vec::len),
+                Some(1),
+                "{ports}"
+            );
             return;
         }
         last = series;
@@ -180,8 +366,24 @@ fn basic_auth_and_tls_from_a_web_config_file() {
     let h = Host::new();
     let dir = h.dir.join("web");
     std::fs::create_dir_all(&dir).expect("web dir");
-    ok(ocinet_integration::run_cmd(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-        "-keyout"]).arg(dir.join("key.pem")).arg("-out").arg(dir.join("cert.pem"))));
+    ok(ocinet_integration::run_cmd(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+            ])
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")),
+    ));
     let hash = bcrypt_hash("s3cret");
     std::fs::write(dir.join("web.yml"), format!("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  prom: '{hash}'\n")).expect("web.yml");
     let cfg = dir.join("web.yml");
@@ -198,16 +400,41 @@ fn basic_auth_and_tls_from_a_web_config_file() {
     assert_eq!(code(&["-u", "nobody:s3cret"]), "401");
     assert_eq!(code(&[]), "401");
     let body = ok(h.exec(&["curl", "-sk", "-u", "prom:wrong", &url]));
-    assert!(!body.contains("ocinet_"), "metrics leaked without auth: {body}");
+    assert!(
+        !body.contains("ocinet_"),
+        "metrics leaked without auth: {body}"
+    );
     let body = ok(h.exec(&["curl", "-sk", "-u", "prom:s3cret", &url]));
     assert!(body.contains("ocinet_build_info"));
     // Plain HTTP on the TLS port is not served.
-    let o = h.exec(&["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "prom:s3cret", &format!("http://{ADDR}/metrics")]);
+    let o = h.exec(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-u",
+        "prom:s3cret",
+        &format!("http://{ADDR}/metrics"),
+    ]);
     assert_ne!(text(&o).trim(), "200");
     // A bad web config is refused at start.
-    std::fs::write(dir.join("bad.yml"), "basic_auth_users:\n  prom: plaintext\n").expect("bad");
-    let o = h.exec(&[exporter_bin().to_str().unwrap_or(""), "--web.config.file", dir.join("bad.yml").to_str().unwrap_or("")]);
-    assert!(!o.status.success() && text(&o).contains("not a bcrypt hash"), "{}", text(&o));
+    std::fs::write(
+        dir.join("bad.yml"),
+        "basic_auth_users:\n  prom: plaintext\n",
+    )
+    .expect("bad");
+    let o = h.exec(&[
+        exporter_bin().to_str().unwrap_or(""),
+        "--web.config.file",
+        dir.join("bad.yml").to_str().unwrap_or(""),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("not a bcrypt hash"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -216,11 +443,27 @@ fn landing_page_unknown_paths_methods_and_disabled_collectors() {
     let _e = start_exporter(&h, &["--no-collector.portmap", "--no-collector.conntrack"]);
     let page = ok(h.exec(&["curl", "-sf", &format!("http://{ADDR}/")]));
     assert!(page.contains("href=\"/metrics\""), "{page}");
-    let code = |args: &[&str]| text(&h.exec(&[&["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"], args].concat()));
+    let code = |args: &[&str]| {
+        text(
+            &h.exec(
+                &[
+                    &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"],
+                    args,
+                ]
+                .concat(),
+            ),
+        )
+    };
     assert_eq!(code(&[&format!("http://{ADDR}/nope")]), "404");
-    assert_eq!(code(&["-X", "POST", &format!("http://{ADDR}/metrics")]), "405");
+    assert_eq!(
+        code(&["-X", "POST", &format!("http://{ADDR}/metrics")]),
+        "405"
+    );
     let m = scrape(&h);
-    assert!(!m.contains("collector=\"portmap\"") && !m.contains("ocinet_nf_conntrack"), "disabled collectors ran");
+    assert!(
+        !m.contains("collector=\"portmap\"") && !m.contains("ocinet_nf_conntrack"),
+        "disabled collectors ran"
+    );
     assert!(m.contains("collector=\"netdev\""));
 }
 
@@ -230,7 +473,9 @@ fn sigterm_shuts_down_cleanly() {
     let mut e = start_exporter(&h, &[]);
     // nsenter execs the exporter in place, so this pid is the exporter's.
     let pid = e.0.id();
-    ok(ocinet_integration::run_cmd(Command::new("kill").args(["-TERM", &pid.to_string()])));
+    ok(ocinet_integration::run_cmd(
+        Command::new("kill").args(["-TERM", &pid.to_string()]),
+    ));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if let Ok(Some(st)) = e.0.try_wait() {

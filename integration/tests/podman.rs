@@ -3,7 +3,12 @@
 
 use ocinet_integration::{ok, text, Host, HOST_LINK_IP};
 
-const ULIMITS: &[&str] = &["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+const ULIMITS: &[&str] = &[
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
 
 fn rootfs() -> String {
     ocinet_integration::rootfs::path().display().to_string()
@@ -13,21 +18,48 @@ fn rootfs() -> String {
 fn install_podman_hook_writes_hooks_d_files_with_every_setting_in_args() {
     let h = Host::new();
     let dir = h.dir.join("hooks");
-    ok(h.ocinet(&["install-podman-hook", "--hooks-dir", dir.to_str().unwrap_or(""), "--network", "web", "--publish", "8080:80"]));
+    ok(h.ocinet(&[
+        "install-podman-hook",
+        "--hooks-dir",
+        dir.to_str().unwrap_or(""),
+        "--network",
+        "web",
+        "--publish",
+        "8080:80",
+    ]));
     for stage in ["prestart", "poststop"] {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("ocinet-{stage}.json"))).expect("file")).expect("json");
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("ocinet-{stage}.json"))).expect("file"),
+        )
+        .expect("json");
         assert_eq!(v["version"], "1.0.0");
         assert_eq!(v["stages"], serde_json::json!([stage]));
-        assert!(v["when"]["annotations"]["^io\\.ocinet\\..*$"].is_string(), "{v}");
+        assert!(
+            v["when"]["annotations"]["^io\\.ocinet\\..*$"].is_string(),
+            "{v}"
+        );
         let args: Vec<String> = serde_json::from_value(v["hook"]["args"].clone()).expect("args");
         assert_eq!(&args[..3], &["ocinet", "hook", stage]);
-        assert!(args.windows(2).any(|w| w[0] == "--state-dir" && w[1] == h.state_dir().display().to_string()), "{args:?}");
+        assert!(
+            args.windows(2)
+                .any(|w| w[0] == "--state-dir" && w[1] == h.state_dir().display().to_string()),
+            "{args:?}"
+        );
         assert!(args.windows(2).any(|w| w[0] == "--config-dir"), "{args:?}");
-        assert_eq!(stage == "prestart", args.windows(2).any(|w| w[0] == "--publish" && w[1] == "8080:80"), "{args:?}");
+        assert_eq!(
+            stage == "prestart",
+            args.windows(2)
+                .any(|w| w[0] == "--publish" && w[1] == "8080:80"),
+            "{args:?}"
+        );
         assert!(std::path::Path::new(v["hook"]["path"].as_str().unwrap_or("")).is_absolute());
     }
     let o = h.ocinet(&["install-podman-hook", "--hooks-dir", "relative/dir"]);
-    assert!(!o.status.success() && text(&o).contains("--hooks-dir"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("--hooks-dir"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -39,10 +71,30 @@ fn podman_container_gets_an_address_and_its_published_port_answers() {
     std::fs::write(www.join("index.html"), "hello from podman\n").expect("index");
     let vol = format!("{}:/www:ro", www.display());
     let root = rootfs();
-    let args = [&["run", "-d", "--name", "web", "--network", "none", "--annotation", "io.ocinet.ports=8080:80", "--annotation", "io.ocinet.name=pweb", "-v", &vol], ULIMITS, &["--rootfs", &root, "httpd", "-f", "-p", "80", "-h", "/www"]].concat();
+    let args = [
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "none",
+            "--annotation",
+            "io.ocinet.ports=8080:80",
+            "--annotation",
+            "io.ocinet.name=pweb",
+            "-v",
+            &vol,
+        ],
+        ULIMITS,
+        &["--rootfs", &root, "httpd", "-f", "-p", "80", "-h", "/www"],
+    ]
+    .concat();
     let id = ok(h.podman(&args)).trim().to_string();
     assert_eq!(id.len(), 64, "{id}");
-    let ep = h.endpoint(&id).unwrap_or_else(|| panic!("no endpoint for {id}"));
+    let ep = h
+        .endpoint(&id)
+        .unwrap_or_else(|| panic!("no endpoint for {id}"));
     assert_eq!(ep["name"], "pweb");
     assert!(ep["ip"].as_str().is_some_and(|ip| ip.starts_with("10.87.")));
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -62,7 +114,14 @@ fn eight_podman_run_rm_at_once() {
     let h = Host::new();
     // Warm the storage once so eight first-time initialisations do not race.
     let root = rootfs();
-    ok(h.podman(&[&["run", "--rm", "--network", "none"], ULIMITS, &["--rootfs", &root, "true"]].concat()));
+    ok(h.podman(
+        &[
+            &["run", "--rm", "--network", "none"],
+            ULIMITS,
+            &["--rootfs", &root, "true"],
+        ]
+        .concat(),
+    ));
     let outputs: Vec<std::process::Output> = std::thread::scope(|s| {
         let hs = &h;
         let handles: Vec<_> = (0..8)
@@ -70,16 +129,31 @@ fn eight_podman_run_rm_at_once() {
                 s.spawn(move || {
                     let name = format!("io.ocinet.name=par{i}");
                     let root = rootfs();
-                    hs.podman(&[&["run", "--rm", "--network", "none", "--annotation", &name], ULIMITS, &["--rootfs", &root, "sh", "-c", "ip -4 -o addr show eth0"]].concat())
+                    hs.podman(
+                        &[
+                            &["run", "--rm", "--network", "none", "--annotation", &name],
+                            ULIMITS,
+                            &["--rootfs", &root, "sh", "-c", "ip -4 -o addr show eth0"],
+                        ]
+                        .concat(),
+                    )
                 })
             })
             .collect();
-        handles.into_iter().map(|t| t.join().expect("thread")).collect()
+        handles
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect()
     });
     let mut ips = Vec::new();
     for o in &outputs {
         let out = ok(o.clone());
-        let ip = out.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap_or("").to_string();
+        let ip = out
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
         assert!(ip.starts_with("10.87."), "{out}");
         ips.push(ip);
     }
@@ -88,6 +162,9 @@ fn eight_podman_run_rm_at_once() {
     assert_eq!(ips.len(), 8, "{ips:?}");
     assert!(h.ps().is_empty(), "{:?}", h.ps());
     assert!(h.links("veth").is_empty(), "{:?}", h.links("veth"));
-    let leases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(h.state_dir().join("ipam/ocinet.json")).expect("leases")).expect("json");
+    let leases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(h.state_dir().join("ipam/ocinet.json")).expect("leases"),
+    )
+    .expect("json");
     assert_eq!(leases["leases"], serde_json::json!({}), "{leases}");
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use ocinet_integration::{both_runtimes, ok, text, Host, Runtime, Spec, HOST_LINK_IP};
 
 fn ip_of(h: &Host, id: &str) -> String {
-    h.endpoint(id).and_then(|e| e["ip"].as_str().map(str::to_string)).unwrap_or_else(|| panic!("no ip for {id}"))
+    h.endpoint(id)
+        .and_then(|e| e["ip"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no ip for {id}"))
 }
 
 fn published(h: &Host, rt: Runtime, tag: &str, ports: &str) -> ocinet_integration::Container {
@@ -19,7 +21,10 @@ fn published(h: &Host, rt: Runtime, tag: &str, ports: &str) -> ocinet_integratio
 #[track_caller]
 fn answers(o: std::process::Output, id: &str) {
     let t = text(&o);
-    assert!(o.status.success() && t.contains(&format!("hello from {id}")), "expected {id} to answer: {t}");
+    assert!(
+        o.status.success() && t.contains(&format!("hello from {id}")),
+        "expected {id} to answer: {t}"
+    );
 }
 
 #[track_caller]
@@ -31,7 +36,10 @@ fn reachable_from_outside_host_and_localhost(rt: Runtime) {
     let h = Host::new();
     h.outside();
     let c = published(&h, rt, "pub", "8080:80");
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")), &c.id);
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")),
+        &c.id,
+    );
     answers(h.wget(&format!("http://{HOST_LINK_IP}:8080/")), &c.id);
     answers(h.wget("http://127.0.0.1:8080/"), &c.id);
     let ps = ok(h.ocinet(&["ps"]));
@@ -45,8 +53,14 @@ fn hairpin_to_own_and_neighbours_port(rt: Runtime) {
     h.outside();
     let a = published(&h, rt, "hpa", "8080:80");
     let b = h.start(rt, "hpb", &Spec::default());
-    answers(h.wget_from(&a.id, &format!("http://{HOST_LINK_IP}:8080/")), &a.id);
-    answers(h.wget_from(&b.id, &format!("http://{HOST_LINK_IP}:8080/")), &a.id);
+    answers(
+        h.wget_from(&a.id, &format!("http://{HOST_LINK_IP}:8080/")),
+        &a.id,
+    );
+    answers(
+        h.wget_from(&b.id, &format!("http://{HOST_LINK_IP}:8080/")),
+        &a.id,
+    );
 }
 
 fn host_ip_binding_answers_only_there(rt: Runtime) {
@@ -57,10 +71,17 @@ fn host_ip_binding_answers_only_there(rt: Runtime) {
     silent(h.wget_outside(&format!("http://{HOST_LINK_IP}:8081/")));
     silent(h.wget(&format!("http://{HOST_LINK_IP}:8081/")));
     // An address that is not the host's is refused, naming the entry.
-    let bad = h.start(rt, "notmine", &Spec::default().ann("io.ocinet.ports", "192.0.2.99:8082:80"));
+    let bad = h.start(
+        rt,
+        "notmine",
+        &Spec::default().ann("io.ocinet.ports", "192.0.2.99:8082:80"),
+    );
     assert!(bad.exit.is_some_and(|s| !s.success()));
     let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
-    assert!(log.contains("192.0.2.99:8082:80/tcp") && log.contains("not an address of this host"), "{log}");
+    assert!(
+        log.contains("192.0.2.99:8082:80/tcp") && log.contains("not an address of this host"),
+        "{log}"
+    );
     assert!(h.leftovers(&bad.id).is_empty());
 }
 
@@ -96,33 +117,75 @@ fn udp_ranges_and_sctp(rt: Runtime) {
     let h = Host::new();
     h.outside();
     let script = "httpd -p 81 -h /www; exec httpd -f -p 80 -h /www";
-    let spec = Spec { args: Some(vec!["sh".into(), "-c".into(), script.into()]), ..Default::default() }
-        .ann("io.ocinet.ports", "9000-9001:80-81,5353:5000/udp,7000:7000/sctp");
+    let spec = Spec {
+        args: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        ..Default::default()
+    }
+    .ann(
+        "io.ocinet.ports",
+        "9000-9001:80-81,5353:5000/udp,7000:7000/sctp",
+    );
     let c = h.start(rt, "udp", &spec);
     assert!(c.exit.is_none(), "{}", c.output());
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:9000/")), &c.id);
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:9001/")), &c.id);
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:9000/")),
+        &c.id,
+    );
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:9001/")),
+        &c.id,
+    );
     let _echo = udp_echo(&h, &c.id, 5000);
     let got = udp_ask(&h, 5353, 1);
-    assert!(got.contains("PING-OVER-UDP"), "no UDP answer through the published port: {got:?}");
+    assert!(
+        got.contains("PING-OVER-UDP"),
+        "no UDP answer through the published port: {got:?}"
+    );
     let elems: Vec<String> = h.nft_elements().iter().map(|e| e.to_string()).collect();
-    assert!(elems.iter().any(|e| e.contains("\"sctp\"") && e.contains("7000")), "{elems:?}");
+    assert!(
+        elems
+            .iter()
+            .any(|e| e.contains("\"sctp\"") && e.contains("7000")),
+        "{elems:?}"
+    );
 }
 
 fn a_taken_port_is_refused_and_the_holder_keeps_working(rt: Runtime) {
     let h = Host::new();
     h.outside();
     let first = published(&h, rt, "first", "8080:80");
-    let second = h.start(rt, "second", &Spec::default().ann("io.ocinet.ports", "8080:80"));
-    assert!(second.exit.is_some_and(|s| !s.success()), "{}", second.output());
+    let second = h.start(
+        rt,
+        "second",
+        &Spec::default().ann("io.ocinet.ports", "8080:80"),
+    );
+    assert!(
+        second.exit.is_some_and(|s| !s.success()),
+        "{}",
+        second.output()
+    );
     let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
-    let line = log.lines().rev().find(|l| l.contains(&second.id) && l.contains("ERROR")).unwrap_or("");
-    assert!(line.contains("0.0.0.0:8080/tcp") && line.contains(&first.id), "{line}");
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(&second.id) && l.contains("ERROR"))
+        .unwrap_or("");
+    assert!(
+        line.contains("0.0.0.0:8080/tcp") && line.contains(&first.id),
+        "{line}"
+    );
     if rt == Runtime::Runc {
         assert!(second.output().contains(&first.id), "{}", second.output());
     }
-    assert!(h.leftovers(&second.id).is_empty(), "{:?}", h.leftovers(&second.id));
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")), &first.id);
+    assert!(
+        h.leftovers(&second.id).is_empty(),
+        "{:?}",
+        h.leftovers(&second.id)
+    );
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")),
+        &first.id,
+    );
 }
 
 fn networks_are_isolated_both_ways(rt: Runtime) {
@@ -130,15 +193,36 @@ fn networks_are_isolated_both_ways(rt: Runtime) {
     h.outside();
     ok(h.ocinet(&["network", "create", "blue", "--subnet", "10.80.0.0/24"]));
     ok(h.ocinet(&["network", "create", "red", "--subnet", "10.81.0.0/24"]));
-    let b = h.start(rt, "blue", &Spec::default().ann("io.ocinet.network", "blue").ann("io.ocinet.ports", "8001:80"));
-    let r = h.start(rt, "red", &Spec::default().ann("io.ocinet.network", "red").ann("io.ocinet.ports", "8002:80"));
+    let b = h.start(
+        rt,
+        "blue",
+        &Spec::default()
+            .ann("io.ocinet.network", "blue")
+            .ann("io.ocinet.ports", "8001:80"),
+    );
+    let r = h.start(
+        rt,
+        "red",
+        &Spec::default()
+            .ann("io.ocinet.network", "red")
+            .ann("io.ocinet.ports", "8002:80"),
+    );
     let (bip, rip) = (ip_of(&h, &b.id), ip_of(&h, &r.id));
     silent(h.wget_from(&b.id, &format!("http://{rip}/")));
     silent(h.wget_from(&r.id, &format!("http://{bip}/")));
     // Published ports still flow, across networks too, and replies come back.
-    answers(h.wget_from(&b.id, &format!("http://{HOST_LINK_IP}:8002/")), &r.id);
-    answers(h.wget_from(&r.id, &format!("http://{HOST_LINK_IP}:8001/")), &b.id);
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:8001/")), &b.id);
+    answers(
+        h.wget_from(&b.id, &format!("http://{HOST_LINK_IP}:8002/")),
+        &r.id,
+    );
+    answers(
+        h.wget_from(&r.id, &format!("http://{HOST_LINK_IP}:8001/")),
+        &b.id,
+    );
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8001/")),
+        &b.id,
+    );
     // Both still reach the outside (established replies pass the filter).
     let o = h.exec_outside(&["sh", "-c", "true"]);
     assert!(o.status.success());
@@ -146,7 +230,10 @@ fn networks_are_isolated_both_ways(rt: Runtime) {
 
 fn conntrack_count(h: &Host, port: &str) -> usize {
     let o = h.exec(&["conntrack", "-L", "-p", "udp", "--orig-port-dst", port]);
-    String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains("udp")).count()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains("udp"))
+        .count()
 }
 
 fn teardown_removes_exactly_its_elements_and_conntrack(rt: Runtime) {
@@ -160,35 +247,70 @@ fn teardown_removes_exactly_its_elements_and_conntrack(rt: Runtime) {
     // the dead address.
     let echo = udp_echo(&h, &c.id, 5000);
     assert!(udp_ask(&h, 5353, 2).contains("PING-OVER-UDP"));
-    assert!(conntrack_count(&h, "5353") >= 1, "no conntrack entry for the UDP flow");
+    assert!(
+        conntrack_count(&h, "5353") >= 1,
+        "no conntrack entry for the UDP flow"
+    );
     drop(echo);
     h.stop(&mut c);
     assert!(h.leftovers(&c.id).is_empty(), "{:?}", h.leftovers(&c.id));
     let after: Vec<String> = h.nft_elements().iter().map(|e| e.to_string()).collect();
     let removed: Vec<&String> = before.iter().filter(|e| !after.contains(e)).collect();
-    assert_eq!(removed.len(), 4, "exactly the four port elements (address and port per mapping) go: {removed:?}");
-    assert!(removed.iter().all(|e| e.contains("8080") || e.contains("5353")), "{removed:?}");
-    assert!(after.iter().any(|e| e.contains("8090")), "the other container's element must stay");
-    assert_eq!(ok(h.ocinet(&["firewall", "rules"])), rules, "rule count changed");
+    assert_eq!(
+        removed.len(),
+        4,
+        "exactly the four port elements (address and port per mapping) go: {removed:?}"
+    );
+    assert!(
+        removed
+            .iter()
+            .all(|e| e.contains("8080") || e.contains("5353")),
+        "{removed:?}"
+    );
+    assert!(
+        after.iter().any(|e| e.contains("8090")),
+        "the other container's element must stay"
+    );
+    assert_eq!(
+        ok(h.ocinet(&["firewall", "rules"])),
+        rules,
+        "rule count changed"
+    );
     // The flow's entry went with the container.
-    assert_eq!(conntrack_count(&h, "5353"), 0, "conntrack entry survived teardown");
+    assert_eq!(
+        conntrack_count(&h, "5353"),
+        0,
+        "conntrack entry survived teardown"
+    );
     // The port answers nothing now, and can be published again at once.
     silent(h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")));
     let again = published(&h, rt, "again", "8080:80");
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")), &again.id);
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:8090/")), &keep.id);
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")),
+        &again.id,
+    );
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8090/")),
+        &keep.id,
+    );
 }
 
 fn reload_restores_a_flushed_ruleset(rt: Runtime) {
     let h = Host::new();
     h.outside();
     let c = published(&h, rt, "reload", "8080:80");
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")), &c.id);
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")),
+        &c.id,
+    );
     ok(h.exec(&["nft", "flush", "ruleset"]));
     silent(h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")));
     let out = ok(h.ocinet(&["firewall", "reload"]));
     assert!(out.contains("1 networks"), "{out}");
-    answers(h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")), &c.id);
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")),
+        &c.id,
+    );
     // Teardown still works after a flush (elements may be missing).
     let c2 = published(&h, rt, "reload2", "8085:80");
     ok(h.exec(&["nft", "flush", "ruleset"]));
@@ -200,7 +322,9 @@ fn reload_restores_a_flushed_ruleset(rt: Runtime) {
 struct Kill(u32);
 impl Drop for Kill {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").arg(self.0.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg(self.0.to_string())
+            .status();
     }
 }
 

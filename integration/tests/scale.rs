@@ -24,7 +24,11 @@ impl Drop for Namespaces {
 }
 
 fn batch(lines: impl Iterator<Item = String>) {
-    let mut child = Command::new("ip").args(["-force", "-batch", "-"]).stdin(Stdio::piped()).spawn().expect("ip -batch");
+    let mut child = Command::new("ip")
+        .args(["-force", "-batch", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("ip -batch");
     let mut stdin = child.stdin.take().expect("stdin");
     for l in lines {
         let _ = writeln!(stdin, "{l}");
@@ -37,7 +41,9 @@ fn batch(lines: impl Iterator<Item = String>) {
 fn rule_count_is_the_same_for_1_100_and_1000_containers() {
     let h = Host::new();
     let tag = unique_hex();
-    let ids: Vec<String> = (0..1000).map(|i| format!("{}{i:04}-s", &tag[..8])).collect();
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!("{}{i:04}-s", &tag[..8]))
+        .collect();
     let names: Vec<String> = (0..1000).map(|i| format!("{}-{i}", h.name)).collect();
     let _ns = Namespaces::create(names.clone());
     let mut counts = Vec::new();
@@ -51,12 +57,18 @@ fn rule_count_is_the_same_for_1_100_and_1000_containers() {
             "linux": {"namespaces": [{"type": "network", "path": format!("/run/netns/{ns}")}]}
         });
         std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
-        let state = format!(r#"{{"ociVersion":"1.0","id":"{id}","status":"creating","bundle":"{}"}}"#, bundle.display());
+        let state = format!(
+            r#"{{"ociVersion":"1.0","id":"{id}","status":"creating","bundle":"{}"}}"#,
+            bundle.display()
+        );
         let o = h.hook("createRuntime", &state, &[]);
         assert!(o.status.success(), "setup {i}: {}", text(&o));
         started.push((id.clone(), state));
         if [1, 100, 1000].contains(&(i + 1)) {
-            let n: usize = ok(h.ocinet(&["firewall", "rules"])).trim().parse().expect("count");
+            let n: usize = ok(h.ocinet(&["firewall", "rules"]))
+                .trim()
+                .parse()
+                .expect("count");
             counts.push((i + 1, n));
         }
     }
@@ -65,10 +77,17 @@ fn rule_count_is_the_same_for_1_100_and_1000_containers() {
         let o = h.hook("poststop", state, &[]);
         assert!(o.status.success(), "teardown {id}: {}", text(&o));
     }
-    assert!(counts.iter().all(|(_, n)| *n == counts[0].1), "rule count grew: {counts:?}");
+    assert!(
+        counts.iter().all(|(_, n)| *n == counts[0].1),
+        "rule count grew: {counts:?}"
+    );
     assert!(counts[0].1 > 0);
     // 1,000 containers are 2,000 port-map elements plus the network's own.
     assert!(elements >= 2000, "only {elements} elements");
     assert!(h.ps().is_empty());
-    assert!(h.nft_elements().len() < 10, "elements left: {}", h.nft_elements().len());
+    assert!(
+        h.nft_elements().len() < 10,
+        "elements left: {}",
+        h.nft_elements().len()
+    );
 }

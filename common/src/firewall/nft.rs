@@ -18,7 +18,13 @@ pub struct Nft {
 
 /// podman runs poststop hooks with an empty environment (no PATH), so look
 /// in the usual places rather than rely on a search path.
-const NFT_CANDIDATES: &[&str] = &["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/usr/local/sbin/nft", "/bin/nft"];
+const NFT_CANDIDATES: &[&str] = &[
+    "/usr/sbin/nft",
+    "/sbin/nft",
+    "/usr/bin/nft",
+    "/usr/local/sbin/nft",
+    "/bin/nft",
+];
 
 impl Nft {
     pub fn new() -> Result<Self> {
@@ -27,7 +33,12 @@ impl Nft {
             .map(PathBuf::from)
             .find(|p| p.exists())
             .map(|program| Nft { program })
-            .ok_or_else(|| Error::Firewall(format!("nft not found (looked in {})", NFT_CANDIDATES.join(", "))))
+            .ok_or_else(|| {
+                Error::Firewall(format!(
+                    "nft not found (looked in {})",
+                    NFT_CANDIDATES.join(", ")
+                ))
+            })
     }
 
     fn run(&self, commands: Vec<Value>, what: &str) -> Result<()> {
@@ -44,7 +55,8 @@ impl Nft {
         // sees it.
         let parsed: nftables::schema::Nftables = serde_json::from_value(doc)
             .map_err(|e| Error::Firewall(format!("{what}: invalid nftables JSON: {e}")))?;
-        let input = serde_json::to_vec(&parsed).map_err(|e| Error::Firewall(format!("{what}: {e}")))?;
+        let input =
+            serde_json::to_vec(&parsed).map_err(|e| Error::Firewall(format!("{what}: {e}")))?;
         // Spawned here rather than through nftables::helper, which lets nft's
         // stderr through instead of returning it: the error text is needed
         // to tell a missing table from a real failure.
@@ -72,7 +84,11 @@ impl Nft {
         let args = ["list", "table", FAMILY, TABLE];
         match nftables::helper::get_current_ruleset_with_args(Some(program.as_ref()), args) {
             Ok(r) => Ok(Some(r)),
-            Err(nftables::helper::NftablesError::NftFailed { stderr, .. }) if stderr.contains("No such file") => Ok(None),
+            Err(nftables::helper::NftablesError::NftFailed { stderr, .. })
+                if stderr.contains("No such file") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(Error::Firewall(format!("list table: {e}"))),
         }
     }
@@ -80,7 +96,9 @@ impl Nft {
 
 fn finish(child: std::process::Child, what: &str) -> Result<()> {
     let _span = tracing::debug_span!("nft_wait", what).entered();
-    let out = child.wait_with_output().map_err(|e| Error::Firewall(format!("{what}: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Firewall(format!("{what}: {e}")))?;
     if out.status.success() {
         return Ok(());
     }
@@ -89,7 +107,11 @@ fn finish(child: std::process::Child, what: &str) -> Result<()> {
         return Err(Error::FirewallMissing);
     }
     let msg: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    Err(Error::Firewall(format!("{what}: nft failed ({}): {}", out.status, msg.join(" / "))))
+    Err(Error::Firewall(format!(
+        "{what}: nft failed ({}): {}",
+        out.status,
+        msg.join(" / ")
+    )))
 }
 
 fn elements_of(change_networks: &[Network], verb: &str) -> Vec<Value> {
@@ -103,10 +125,15 @@ fn elements_of(change_networks: &[Network], verb: &str) -> Vec<Value> {
 /// Delete elements whether or not they are still there (someone may have
 /// flushed the ruleset): add, then delete, in the same transaction. nft
 /// 1.0.6 has no `destroy`.
-fn delete_elements<'a>(elements: impl Iterator<Item = (&'a str, &'a Value, Option<&'a Value>)>) -> Vec<Value> {
+fn delete_elements<'a>(
+    elements: impl Iterator<Item = (&'a str, &'a Value, Option<&'a Value>)>,
+) -> Vec<Value> {
     elements
         .flat_map(|(set, key, value)| {
-            [ruleset::element("add", set, key, value), ruleset::element("delete", set, key, None)]
+            [
+                ruleset::element("add", set, key, value),
+                ruleset::element("delete", set, key, None),
+            ]
         })
         .collect()
 }
@@ -119,10 +146,26 @@ impl Firewall for Nft {
         // caller rebuilds from state.
         let mut cmds = vec![ruleset::schema_check()];
         cmds.extend(elements_of(&change.networks_present, "add"));
-        cmds.extend(delete_elements(change.elements_deleted.iter().map(|e| (e.set.as_str(), &e.key, e.value.as_ref()))));
-        cmds.extend(change.elements_added.iter().map(|e| ruleset::element("add", &e.set, &e.key, e.value.as_ref())));
-        let removed: Vec<(&str, Value)> = change.networks_removed.iter().flat_map(ruleset::network_elements).collect();
-        cmds.extend(delete_elements(removed.iter().map(|(set, key)| (*set, key, None))));
+        cmds.extend(delete_elements(
+            change
+                .elements_deleted
+                .iter()
+                .map(|e| (e.set.as_str(), &e.key, e.value.as_ref())),
+        ));
+        cmds.extend(
+            change
+                .elements_added
+                .iter()
+                .map(|e| ruleset::element("add", &e.set, &e.key, e.value.as_ref())),
+        );
+        let removed: Vec<(&str, Value)> = change
+            .networks_removed
+            .iter()
+            .flat_map(ruleset::network_elements)
+            .collect();
+        cmds.extend(delete_elements(
+            removed.iter().map(|(set, key)| (*set, key, None)),
+        ));
         self.start(cmds, "apply")
     }
 
@@ -135,7 +178,11 @@ impl Firewall for Nft {
         ];
         cmds.extend(ruleset::skeleton());
         cmds.extend(elements_of(networks, "add"));
-        cmds.extend(elements.iter().map(|e| ruleset::element("add", &e.set, &e.key, e.value.as_ref())));
+        cmds.extend(
+            elements
+                .iter()
+                .map(|e| ruleset::element("add", &e.set, &e.key, e.value.as_ref())),
+        );
         self.run(cmds, "rebuild")
     }
 
@@ -145,7 +192,14 @@ impl Firewall for Nft {
             .map(|r| {
                 r.objects
                     .iter()
-                    .filter(|o| matches!(o, nftables::schema::NfObject::ListObject(nftables::schema::NfListObject::Rule(_))))
+                    .filter(|o| {
+                        matches!(
+                            o,
+                            nftables::schema::NfObject::ListObject(
+                                nftables::schema::NfListObject::Rule(_)
+                            )
+                        )
+                    })
                     .count()
             })
             .unwrap_or(0))

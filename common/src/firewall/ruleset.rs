@@ -88,10 +88,18 @@ pub fn skeleton() -> Vec<Value> {
         MAP_PUB_IP_ADDR,
         MAP_PUB_IP_PORT,
     );
-    let dnat_any = dnat_via(json!({"concat": [meta("l4proto"), dport]}), MAP_PUB_ANY_ADDR, MAP_PUB_ANY_PORT);
+    let dnat_any = dnat_via(
+        json!({"concat": [meta("l4proto"), dport]}),
+        MAP_PUB_ANY_ADDR,
+        MAP_PUB_ANY_PORT,
+    );
     // DNAT only what is addressed to this host, never traffic passing through.
-    let local = is(json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local"));
-    let dnat_status = json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
+    let local = is(
+        json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+        json!("local"),
+    );
+    let dnat_status =
+        json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
     let saddr = json!({"payload": {"protocol": "ip", "field": "saddr"}});
     let mut out = vec![
         json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
@@ -100,10 +108,26 @@ pub fn skeleton() -> Vec<Value> {
         set(SET_INTERNAL_BRIDGES, json!("ifname"), false),
         set(SET_BRIDGE_SELF, json!(["ifname", "ifname"]), false),
         set(SET_MASQ_SUBNETS, json!("ipv4_addr"), true),
-        map(MAP_PUB_ANY_ADDR, json!(["inet_proto", "inet_service"]), "ipv4_addr"),
-        map(MAP_PUB_ANY_PORT, json!(["inet_proto", "inet_service"]), "inet_service"),
-        map(MAP_PUB_IP_ADDR, json!(["ipv4_addr", "inet_proto", "inet_service"]), "ipv4_addr"),
-        map(MAP_PUB_IP_PORT, json!(["ipv4_addr", "inet_proto", "inet_service"]), "inet_service"),
+        map(
+            MAP_PUB_ANY_ADDR,
+            json!(["inet_proto", "inet_service"]),
+            "ipv4_addr",
+        ),
+        map(
+            MAP_PUB_ANY_PORT,
+            json!(["inet_proto", "inet_service"]),
+            "inet_service",
+        ),
+        map(
+            MAP_PUB_IP_ADDR,
+            json!(["ipv4_addr", "inet_proto", "inet_service"]),
+            "ipv4_addr",
+        ),
+        map(
+            MAP_PUB_IP_PORT,
+            json!(["ipv4_addr", "inet_proto", "inet_service"]),
+            "inet_service",
+        ),
         chain("forward", "filter", "forward", 0),
         chain("prerouting_guard", "filter", "prerouting", -150),
         chain("prerouting", "nat", "prerouting", -100),
@@ -119,48 +143,90 @@ pub fn skeleton() -> Vec<Value> {
         // before routing would drop the martian), and a container could
         // reach the host's loopback services through route_localnet on the
         // bridge (the CVE-2020-8558 class).
-        rule("prerouting_guard", json!([
-            is_not(meta("iifname"), json!("lo")),
-            is(json!({"payload": {"protocol": "ip", "field": "daddr"}}), json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
-            drop.clone()])),
+        rule(
+            "prerouting_guard",
+            json!([
+                is_not(meta("iifname"), json!("lo")),
+                is(
+                    json!({"payload": {"protocol": "ip", "field": "daddr"}}),
+                    json!({"prefix": {"addr": "127.0.0.0", "len": 8}})
+                ),
+                drop.clone()
+            ]),
+        ),
         // Replies to connections that were allowed.
-        rule("forward", json!([
+        rule(
+            "forward",
+            json!([
             {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}},
-            accept.clone()])),
+            accept.clone()]),
+        ),
         // Within one network (bridged frames pass here because bridge
         // netfilter is on, with the bridge as both in and out interface).
-        rule("forward", json!([
-            is(json!({"concat": [meta("iifname"), meta("oifname")]}), set_ref(SET_BRIDGE_SELF)),
-            accept.clone()])),
+        rule(
+            "forward",
+            json!([
+                is(
+                    json!({"concat": [meta("iifname"), meta("oifname")]}),
+                    set_ref(SET_BRIDGE_SELF)
+                ),
+                accept.clone()
+            ]),
+        ),
         // --internal networks: nothing in or out beyond their own bridge.
-        rule("forward", json!([is(meta("iifname"), set_ref(SET_INTERNAL_BRIDGES)), drop.clone()])),
-        rule("forward", json!([is(meta("oifname"), set_ref(SET_INTERNAL_BRIDGES)), drop.clone()])),
+        rule(
+            "forward",
+            json!([
+                is(meta("iifname"), set_ref(SET_INTERNAL_BRIDGES)),
+                drop.clone()
+            ]),
+        ),
+        rule(
+            "forward",
+            json!([
+                is(meta("oifname"), set_ref(SET_INTERNAL_BRIDGES)),
+                drop.clone()
+            ]),
+        ),
         // Published ports, also across networks (as through the host).
         rule("forward", json!([dnat_status.clone(), accept.clone()])),
         // Isolation: one ocinet network never forwards to another.
-        rule("forward", json!([
-            is(meta("iifname"), set_ref(SET_BRIDGES)),
-            is(meta("oifname"), set_ref(SET_BRIDGES)),
-            drop])),
+        rule(
+            "forward",
+            json!([
+                is(meta("iifname"), set_ref(SET_BRIDGES)),
+                is(meta("oifname"), set_ref(SET_BRIDGES)),
+                drop
+            ]),
+        ),
         // Outbound masquerade, not for traffic staying on an ocinet bridge.
-        rule("postrouting", json!([
+        rule(
+            "postrouting",
+            json!([
             is(saddr.clone(), set_ref(SET_MASQ_SUBNETS)),
             is_not(meta("oifname"), set_ref(SET_BRIDGES)),
-            {"masquerade": null}])),
+            {"masquerade": null}]),
+        ),
         // Hairpin: a container reaching a published port through a host
         // address must see the reply come back through the host.
-        rule("postrouting", json!([
+        rule(
+            "postrouting",
+            json!([
             dnat_status.clone(),
             is(meta("oifname"), set_ref(SET_BRIDGES)),
             is(saddr.clone(), set_ref(SET_MASQ_SUBNETS)),
-            {"masquerade": null}])),
+            {"masquerade": null}]),
+        ),
         // 127.0.0.1:PORT from the host: loopback sources cannot leave on a
         // bridge (route_localnet lets them be routed there at all).
-        rule("postrouting", json!([
+        rule(
+            "postrouting",
+            json!([
             dnat_status,
             is(meta("oifname"), set_ref(SET_BRIDGES)),
             is(saddr, json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
-            {"masquerade": null}])),
+            {"masquerade": null}]),
+        ),
     ];
     for chain in ["prerouting", "output"] {
         out.push(rule(chain, json!([local.clone(), dnat_ip.clone()])));
@@ -170,22 +236,36 @@ pub fn skeleton() -> Vec<Value> {
 }
 
 /// The map elements that publish `ports` to the container at `ip`.
-pub fn port_elements(ip: std::net::Ipv4Addr, ports: &[crate::model::PortSpec]) -> Vec<crate::model::FirewallElement> {
+pub fn port_elements(
+    ip: std::net::Ipv4Addr,
+    ports: &[crate::model::PortSpec],
+) -> Vec<crate::model::FirewallElement> {
     ports
         .iter()
         .flat_map(|s| s.mappings())
         .flat_map(|m| {
             let proto = m.protocol.name();
             let (addr_map, port_map, key) = match m.host_ip {
-                Some(hip) => (MAP_PUB_IP_ADDR, MAP_PUB_IP_PORT, json!({"concat": [hip.to_string(), proto, m.host_port]})),
-                None => (MAP_PUB_ANY_ADDR, MAP_PUB_ANY_PORT, json!({"concat": [proto, m.host_port]})),
+                Some(hip) => (
+                    MAP_PUB_IP_ADDR,
+                    MAP_PUB_IP_PORT,
+                    json!({"concat": [hip.to_string(), proto, m.host_port]}),
+                ),
+                None => (
+                    MAP_PUB_ANY_ADDR,
+                    MAP_PUB_ANY_PORT,
+                    json!({"concat": [proto, m.host_port]}),
+                ),
             };
             let elem = |set: &str, value: Value| crate::model::FirewallElement {
                 set: set.into(),
                 key: key.clone(),
                 value: Some(value),
             };
-            [elem(addr_map, json!(ip.to_string())), elem(port_map, json!(m.container_port))]
+            [
+                elem(addr_map, json!(ip.to_string())),
+                elem(port_map, json!(m.container_port)),
+            ]
         })
         .collect()
 }

@@ -153,7 +153,11 @@ impl Endpoint {
         }
         match self.container {
             // Host mode has no namespace of its own to compare.
-            Some(p) => !p.is_alive() || (self.netns_id.is_some() && netns_id_of_pid(p.pid).is_some_and(|id| Some(id) != self.netns_id)),
+            Some(p) => {
+                !p.is_alive()
+                    || (self.netns_id.is_some()
+                        && netns_id_of_pid(p.pid).is_some_and(|id| Some(id) != self.netns_id))
+            }
             None => false,
         }
     }
@@ -171,7 +175,12 @@ mod tests {
 
     #[test]
     fn mode_round_trips() {
-        for m in [Mode::Bridge("web".into()), Mode::None, Mode::Host, Mode::Container("abc".into())] {
+        for m in [
+            Mode::Bridge("web".into()),
+            Mode::None,
+            Mode::Host,
+            Mode::Container("abc".into()),
+        ] {
             let s = serde_json::to_string(&m).unwrap();
             assert_eq!(serde_json::from_str::<Mode>(&s).unwrap(), m);
         }
@@ -181,7 +190,10 @@ mod tests {
     fn own_process_is_alive() {
         let me = ProcessId::of(std::process::id() as i32).unwrap();
         assert!(me.is_alive());
-        let other = ProcessId { start_time: me.start_time + 1, ..me };
+        let other = ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        };
         assert!(!other.is_alive());
     }
 }

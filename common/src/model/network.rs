@@ -60,7 +60,9 @@ impl Network {
             gateway: gateway.unwrap_or_else(|| first_host(&subnet)),
             subnet,
             ip_range,
-            bridge: bridge.map(str::to_string).unwrap_or_else(|| bridge_name_for(name)),
+            bridge: bridge
+                .map(str::to_string)
+                .unwrap_or_else(|| bridge_name_for(name)),
             mtu: mtu.unwrap_or(DEFAULT_MTU),
             internal,
         };
@@ -75,13 +77,24 @@ impl Network {
         }
         validate::ifname("bridge", &self.bridge)?;
         if self.subnet.prefix_len() > 30 {
-            return Err(Error::invalid("subnet", self.subnet, "must be /30 or larger"));
+            return Err(Error::invalid(
+                "subnet",
+                self.subnet,
+                "must be /30 or larger",
+            ));
         }
         if self.subnet.prefix_len() < 8 {
-            return Err(Error::invalid("subnet", self.subnet, "must be /8 or smaller"));
+            return Err(Error::invalid(
+                "subnet",
+                self.subnet,
+                "must be /8 or smaller",
+            ));
         }
         let gw = self.gateway;
-        if !self.subnet.contains(&gw) || gw == self.subnet.network() || gw == self.subnet.broadcast() {
+        if !self.subnet.contains(&gw)
+            || gw == self.subnet.network()
+            || gw == self.subnet.broadcast()
+        {
             return Err(Error::invalid(
                 "gateway",
                 gw,
@@ -133,7 +146,10 @@ fn first_host(net: &Ipv4Net) -> Ipv4Addr {
 /// `br-` plus a stable hash of the name, like Docker's `br-<id>`, always
 /// within IFNAMSIZ.
 fn bridge_name_for(name: &str) -> String {
-    format!("br-{:012x}", validate::fnv1a64(name.as_bytes()) & 0xffff_ffff_ffff)
+    format!(
+        "br-{:012x}",
+        validate::fnv1a64(name.as_bytes()) & 0xffff_ffff_ffff
+    )
 }
 
 #[cfg(test)]
@@ -155,14 +171,78 @@ mod tests {
     fn rejects_bad_networks() {
         let s: Ipv4Net = "10.1.0.0/24".parse().unwrap();
         let cases: Vec<(Result<Network>, &str)> = vec![
-            (Network::new("none", s, None, None, None, None, false), "network name"),
-            (Network::new("a/b", s, None, None, None, None, false), "network name"),
-            (Network::new("n", s, Some("10.2.0.1".parse().unwrap()), None, None, None, false), "gateway"),
-            (Network::new("n", s, Some("10.1.0.255".parse().unwrap()), None, None, None, false), "gateway"),
-            (Network::new("n", s, None, Some("10.9.0.0/28".parse().unwrap()), None, None, false), "ip-range"),
-            (Network::new("n", s, None, None, Some("much-too-long-bridge"), None, false), "bridge"),
-            (Network::new("n", s, None, None, None, Some(10), false), "mtu"),
-            (Network::new("n", "10.1.0.0/31".parse().unwrap(), None, None, None, None, false), "subnet"),
+            (
+                Network::new("none", s, None, None, None, None, false),
+                "network name",
+            ),
+            (
+                Network::new("a/b", s, None, None, None, None, false),
+                "network name",
+            ),
+            (
+                Network::new(
+                    "n",
+                    s,
+                    Some("10.2.0.1".parse().unwrap()),
+                    None,
+                    None,
+                    None,
+                    false,
+                ),
+                "gateway",
+            ),
+            (
+                Network::new(
+                    "n",
+                    s,
+                    Some("10.1.0.255".parse().unwrap()),
+                    None,
+                    None,
+                    None,
+                    false,
+                ),
+                "gateway",
+            ),
+            (
+                Network::new(
+                    "n",
+                    s,
+                    None,
+                    Some("10.9.0.0/28".parse().unwrap()),
+                    None,
+                    None,
+                    false,
+                ),
+                "ip-range",
+            ),
+            (
+                Network::new(
+                    "n",
+                    s,
+                    None,
+                    None,
+                    Some("much-too-long-bridge"),
+                    None,
+                    false,
+                ),
+                "bridge",
+            ),
+            (
+                Network::new("n", s, None, None, None, Some(10), false),
+                "mtu",
+            ),
+            (
+                Network::new(
+                    "n",
+                    "10.1.0.0/31".parse().unwrap(),
+                    None,
+                    None,
+                    None,
+                    None,
+                    false,
+                ),
+                "subnet",
+            ),
         ];
         for (r, field) in cases {
             let e = r.unwrap_err().to_string();
@@ -172,7 +252,16 @@ mod tests {
 
     #[test]
     fn truncates_subnet_and_names_bridge() {
-        let n = Network::new("web", "10.1.0.7/24".parse().unwrap(), None, None, None, None, false).unwrap();
+        let n = Network::new(
+            "web",
+            "10.1.0.7/24".parse().unwrap(),
+            None,
+            None,
+            None,
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(n.subnet.to_string(), "10.1.0.0/24");
         assert_eq!(n.gateway, Ipv4Addr::new(10, 1, 0, 1));
         assert!(n.bridge.starts_with("br-") && n.bridge.len() == 15);
@@ -201,7 +290,10 @@ pub fn find_conflict(
             ));
         }
         if n.bridge == candidate.bridge {
-            return Some(format!("bridge {} is already used by network {}", candidate.bridge, n.name));
+            return Some(format!(
+                "bridge {} is already used by network {}",
+                candidate.bridge, n.name
+            ));
         }
     }
     for (dst, dev) in routes {
@@ -223,7 +315,16 @@ mod conflict_tests {
     use super::*;
 
     fn n(name: &str, cidr: &str, br: &str) -> Network {
-        Network::new(name, cidr.parse().unwrap(), None, None, Some(br), None, false).unwrap()
+        Network::new(
+            name,
+            cidr.parse().unwrap(),
+            None,
+            None,
+            Some(br),
+            None,
+            false,
+        )
+        .unwrap()
     }
 
     #[test]

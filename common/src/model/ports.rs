@@ -86,7 +86,13 @@ impl fmt::Display for PortSpec {
                 start.to_string()
             }
         };
-        write!(f, "{}:{}/{}", range(self.host_port), range(self.container_port), self.protocol)
+        write!(
+            f,
+            "{}:{}/{}",
+            range(self.host_port),
+            range(self.container_port),
+            self.protocol
+        )
     }
 }
 
@@ -98,7 +104,11 @@ fn port(field: &str, entry: &str, s: &str) -> Result<u16> {
         .parse()
         .map_err(|_| Error::invalid(field, entry, format!("{s:?} is not a port number")))?;
     if n == 0 || n > 65535 {
-        return Err(Error::invalid(field, entry, format!("port {n} is outside 1-65535")));
+        return Err(Error::invalid(
+            field,
+            entry,
+            format!("port {n} is outside 1-65535"),
+        ));
     }
     Ok(n as u16)
 }
@@ -112,7 +122,11 @@ fn range(field: &str, entry: &str, s: &str) -> Result<(u16, u16)> {
         Some((a, b)) => {
             let (a, b) = (port(field, entry, a)?, port(field, entry, b)?);
             if b < a {
-                return Err(Error::invalid(field, entry, format!("range {a}-{b} is reversed")));
+                return Err(Error::invalid(
+                    field,
+                    entry,
+                    format!("range {a}-{b} is reversed"),
+                ));
             }
             Ok((a, b - a + 1))
         }
@@ -133,7 +147,13 @@ pub fn parse_entry(field: &str, entry: &str) -> Result<PortSpec> {
                 "tcp" => Protocol::Tcp,
                 "udp" => Protocol::Udp,
                 "sctp" => Protocol::Sctp,
-                _ => return Err(Error::invalid(field, entry, format!("protocol {p:?} is not tcp, udp or sctp"))),
+                _ => {
+                    return Err(Error::invalid(
+                        field,
+                        entry,
+                        format!("protocol {p:?} is not tcp, udp or sctp"),
+                    ))
+                }
             },
         ),
     };
@@ -141,12 +161,18 @@ pub fn parse_entry(field: &str, entry: &str) -> Result<PortSpec> {
     let (host_ip, host, ctr) = match parts.as_slice() {
         [h, c] => (None, *h, *c),
         [ip, h, c] => {
-            let ip: Ipv4Addr = ip
-                .parse()
-                .map_err(|_| Error::invalid(field, entry, format!("{ip:?} is not an IPv4 address")))?;
+            let ip: Ipv4Addr = ip.parse().map_err(|_| {
+                Error::invalid(field, entry, format!("{ip:?} is not an IPv4 address"))
+            })?;
             (if ip.is_unspecified() { None } else { Some(ip) }, *h, *c)
         }
-        _ => return Err(Error::invalid(field, entry, "expected [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO]")),
+        _ => {
+            return Err(Error::invalid(
+                field,
+                entry,
+                "expected [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO]",
+            ))
+        }
     };
     let (host_port, count) = range(field, entry, host)?;
     let (container_port, ccount) = range(field, entry, ctr)?;
@@ -157,7 +183,13 @@ pub fn parse_entry(field: &str, entry: &str) -> Result<PortSpec> {
             format!("host range has {count} ports but container range has {ccount}"),
         ));
     }
-    Ok(PortSpec { host_ip, host_port, count, container_port, protocol })
+    Ok(PortSpec {
+        host_ip,
+        host_port,
+        count,
+        container_port,
+        protocol,
+    })
 }
 
 /// Parse a comma-separated list; refuses entries that publish the same host
@@ -176,7 +208,11 @@ pub fn check_unique(field: &str, specs: &[PortSpec]) -> Result<()> {
     let mut seen: Vec<PortMapping> = Vec::new();
     let total: usize = specs.iter().map(|s| usize::from(s.count)).sum();
     if total > MAX_PORTS {
-        return Err(Error::invalid(field, format!("{total} ports"), format!("at most {MAX_PORTS} ports per container")));
+        return Err(Error::invalid(
+            field,
+            format!("{total} ports"),
+            format!("at most {MAX_PORTS} ports per container"),
+        ));
     }
     for s in specs {
         for m in s.mappings() {
@@ -184,7 +220,10 @@ pub fn check_unique(field: &str, specs: &[PortSpec]) -> Result<()> {
                 return Err(Error::invalid(
                     field,
                     s.to_string(),
-                    format!("host port {}/{} is published twice", o.host_port, o.protocol),
+                    format!(
+                        "host port {}/{} is published twice",
+                        o.host_port, o.protocol
+                    ),
                 ));
             }
             seen.push(m);
@@ -207,12 +246,30 @@ mod tests {
 
     #[test]
     fn parses_docker_forms() {
-        let l = parse_list("p", "8080:80, 127.0.0.1:5353:53/udp,9000-9002:9100-9102/sctp,0.0.0.0:443:8443").unwrap();
-        assert_eq!(l[0], PortSpec { host_ip: None, host_port: 8080, count: 1, container_port: 80, protocol: Protocol::Tcp });
+        let l = parse_list(
+            "p",
+            "8080:80, 127.0.0.1:5353:53/udp,9000-9002:9100-9102/sctp,0.0.0.0:443:8443",
+        )
+        .unwrap();
+        assert_eq!(
+            l[0],
+            PortSpec {
+                host_ip: None,
+                host_port: 8080,
+                count: 1,
+                container_port: 80,
+                protocol: Protocol::Tcp
+            }
+        );
         assert_eq!(l[1].host_ip, Some(Ipv4Addr::LOCALHOST));
         assert_eq!(l[1].protocol, Protocol::Udp);
         assert_eq!(l[2].count, 3);
-        assert_eq!(l[2].mappings().map(|m| (m.host_port, m.container_port)).collect::<Vec<_>>(), vec![(9000, 9100), (9001, 9101), (9002, 9102)]);
+        assert_eq!(
+            l[2].mappings()
+                .map(|m| (m.host_port, m.container_port))
+                .collect::<Vec<_>>(),
+            vec![(9000, 9100), (9001, 9101), (9002, 9102)]
+        );
         assert_eq!(l[3].host_ip, None);
         assert_eq!(l[1].to_string(), "127.0.0.1:5353:53/udp");
         assert_eq!(l[2].to_string(), "9000-9002:9100-9102/sctp");

@@ -13,13 +13,20 @@ impl Netlink {
     /// Add an IPv4 address; an address that is already there is fine.
     pub fn add_address(&mut self, index: u32, ip: Ipv4Addr, prefix_len: u8) -> Result<()> {
         let _span = tracing::debug_span!("addr_add", index, %ip, prefix_len).entered();
-        let mut msg = AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(ip, prefix_len).build();
+        let mut msg = AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(ip, prefix_len)
+            .build();
         if prefix_len < 31 {
             let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
             let brd = Ipv4Addr::from(u32::from(ip) | host_bits);
             msg.attributes.push(AddressAttribute::Broadcast(brd));
         }
-        match self.ack(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL, &format!("add address {ip}/{prefix_len}")) {
+        match self.ack(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add address {ip}/{prefix_len}"),
+        ) {
             Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
             r => r,
         }

@@ -63,7 +63,11 @@ impl Netlink {
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>> {
         let _span = tracing::debug_span!("link_get", name).entered();
         let msg = LinkUnspec::new_with_name(name).build();
-        match self.get(RouteNetlinkMessage::GetLink(msg), false, &format!("get link {name}")) {
+        match self.get(
+            RouteNetlinkMessage::GetLink(msg),
+            false,
+            &format!("get link {name}"),
+        ) {
             Ok(replies) => Ok(replies.iter().find_map(|r| match r {
                 RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
                 _ => None,
@@ -74,7 +78,11 @@ impl Netlink {
     }
 
     pub fn links(&mut self) -> Result<Vec<Link>> {
-        let replies = self.get(RouteNetlinkMessage::GetLink(LinkMessage::default()), true, "dump links")?;
+        let replies = self.get(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            true,
+            "dump links",
+        )?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {
@@ -87,8 +95,16 @@ impl Netlink {
     /// Create a bridge; `Ok(false)` if one of that name already existed.
     pub fn create_bridge(&mut self, name: &str, mtu: u32, mac: &[u8]) -> Result<bool> {
         let _span = tracing::debug_span!("bridge_create", name, mtu).entered();
-        let msg = LinkBridge::new(name).mtu(mtu).address(mac.to_vec()).up().build();
-        match self.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL, &format!("create bridge {name}")) {
+        let msg = LinkBridge::new(name)
+            .mtu(mtu)
+            .address(mac.to_vec())
+            .up()
+            .build();
+        match self.ack(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("create bridge {name}"),
+        ) {
             Ok(()) => Ok(true),
             Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(false),
             Err(e) => Err(e),
@@ -151,7 +167,11 @@ impl Netlink {
     pub fn delete_link(&mut self, name: &str) -> Result<bool> {
         let _span = tracing::debug_span!("link_delete", name).entered();
         let msg = LinkUnspec::new_with_name(name).build();
-        match self.ack(RouteNetlinkMessage::DelLink(msg), 0, &format!("delete link {name}")) {
+        match self.ack(
+            RouteNetlinkMessage::DelLink(msg),
+            0,
+            &format!("delete link {name}"),
+        ) {
             Ok(()) => Ok(true),
             Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
             Err(e) => Err(e),

@@ -4,10 +4,10 @@
 //! was opened in: open one per namespace and no thread ever has to juggle
 //! namespaces while an async runtime schedules work on it.
 
-mod socket;
 pub mod addr;
 pub mod link;
 pub mod route;
+mod socket;
 
-pub use socket::{Netlink, Transport};
 pub use netlink_packet_route::link::Stats64;
+pub use socket::{Netlink, Transport};

@@ -20,8 +20,15 @@ pub struct Route {
 impl Netlink {
     pub fn add_default_route(&mut self, gateway: Ipv4Addr, oif: u32) -> Result<()> {
         let _span = tracing::debug_span!("route_add_default", %gateway).entered();
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(oif).build();
-        match self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL, &format!("add default route via {gateway}")) {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(oif)
+            .build();
+        match self.ack(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add default route via {gateway}"),
+        ) {
             Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
             r => r,
         }
@@ -34,7 +41,9 @@ impl Netlink {
         let replies = self.get(RouteNetlinkMessage::GetRoute(req), true, "dump routes")?;
         let mut out = Vec::new();
         for r in replies {
-            let RouteNetlinkMessage::NewRoute(m) = r else { continue };
+            let RouteNetlinkMessage::NewRoute(m) = r else {
+                continue;
+            };
             if m.header.table != netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN {
                 continue;
             }

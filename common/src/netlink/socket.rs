@@ -2,8 +2,8 @@ use std::io;
 use std::os::fd::AsFd;
 
 use netlink_packet_core::{
-    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK,
-    NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -24,7 +24,9 @@ pub struct Netlink {
 impl Netlink {
     /// A socket in the calling thread's current network namespace.
     pub fn new() -> Result<Self> {
-        Ok(Netlink { t: Transport::new(NETLINK_ROUTE)? })
+        Ok(Netlink {
+            t: Transport::new(NETLINK_ROUTE)?,
+        })
     }
 
     /// A socket bound to the namespace `ns` (the calling thread returns to
@@ -35,35 +37,64 @@ impl Netlink {
 
     /// Send one request and wait for its ACK (or error).
     pub fn ack(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str) -> Result<()> {
-        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags, op).map(|_| ())
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags, op)
+            .map(|_| ())
     }
 
     /// Send a request and collect its replies (a dump or a single answer).
-    pub fn get(&mut self, msg: RouteNetlinkMessage, dump: bool, op: &str) -> Result<Vec<RouteNetlinkMessage>> {
-        let flags = if dump { NLM_F_REQUEST | NLM_F_DUMP } else { NLM_F_REQUEST };
+    pub fn get(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        dump: bool,
+        op: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        let flags = if dump {
+            NLM_F_REQUEST | NLM_F_DUMP
+        } else {
+            NLM_F_REQUEST
+        };
         self.exchange(msg, flags, op)
     }
 
     /// As `get`, but calls `f` per reply instead of collecting (used for
     /// large dumps, which must stream).
-    pub fn dump_each(&mut self, msg: RouteNetlinkMessage, op: &str, mut f: impl FnMut(RouteNetlinkMessage)) -> Result<()> {
+    pub fn dump_each(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        op: &str,
+        mut f: impl FnMut(RouteNetlinkMessage),
+    ) -> Result<()> {
         self.run(msg, NLM_F_REQUEST | NLM_F_DUMP, op, &mut |m| f(m))
     }
 
-    fn exchange(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str) -> Result<Vec<RouteNetlinkMessage>> {
+    fn exchange(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        op: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         let mut out = Vec::new();
         self.run(msg, flags, op, &mut |m| out.push(m))?;
         Ok(out)
     }
 
-    fn run(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str, f: &mut dyn FnMut(RouteNetlinkMessage)) -> Result<()> {
+    fn run(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        op: &str,
+        f: &mut dyn FnMut(RouteNetlinkMessage),
+    ) -> Result<()> {
         self.t.run(msg, flags, op, f)
     }
 }
 
 impl Transport {
     pub fn new(protocol: isize) -> Result<Self> {
-        let err = |source| Error::Netlink { op: "open socket".into(), source };
+        let err = |source| Error::Netlink {
+            op: "open socket".into(),
+            source,
+        };
         let mut socket = Socket::new(protocol).map_err(err)?;
         socket.bind_auto().map_err(err)?;
         socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
@@ -78,7 +109,10 @@ impl Transport {
     where
         I: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
     {
-        let err = |source: io::Error| Error::Netlink { op: op.to_string(), source };
+        let err = |source: io::Error| Error::Netlink {
+            op: op.to_string(),
+            source,
+        };
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut header = NetlinkHeader::default();
@@ -99,7 +133,10 @@ impl Transport {
                     .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
                 let len = reply.header.length as usize;
                 if len == 0 {
-                    return Err(err(io::Error::new(io::ErrorKind::InvalidData, "zero-length message")));
+                    return Err(err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "zero-length message",
+                    )));
                 }
                 offset += (len + 3) & !3;
                 if reply.header.sequence_number != seq {

@@ -23,7 +23,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 pub fn check_private_dir(dir: &Path) -> Result<()> {
     let md = fs::symlink_metadata(dir).at(dir)?;
     if !md.is_dir() {
-        return Err(Error::invalid("state directory", dir.display(), "is not a directory"));
+        return Err(Error::invalid(
+            "state directory",
+            dir.display(),
+            "is not a directory",
+        ));
     }
     let me = nix::unistd::geteuid().as_raw();
     if md.uid() != me {
@@ -37,7 +41,10 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
         return Err(Error::invalid(
             "state directory",
             dir.display(),
-            format!("is writable by group or others (mode {:o})", md.mode() & 0o7777),
+            format!(
+                "is writable by group or others (mode {:o})",
+                md.mode() & 0o7777
+            ),
         ));
     }
     if md.mode() & 0o077 != 0 {
@@ -78,8 +85,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut data = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::CorruptState { path: path.into(), reason: e.to_string() })?;
+    let mut data = serde_json::to_vec_pretty(value).map_err(|e| Error::CorruptState {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     data.push(b'\n');
     write_atomic(path, &data)
 }
@@ -94,7 +103,10 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     };
     serde_json::from_slice(&data)
         .map(Some)
-        .map_err(|e| Error::CorruptState { path: path.into(), reason: e.to_string() })
+        .map_err(|e| Error::CorruptState {
+            path: path.into(),
+            reason: e.to_string(),
+        })
 }
 
 /// The `*.json` files of `dir` as (stem, path), hidden and temporary files
@@ -143,7 +155,9 @@ mod tests {
         assert_eq!(fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
         let v: serde_json::Value = read_json(&f).unwrap().unwrap();
         assert_eq!(v["a"], 1);
-        assert!(read_json::<serde_json::Value>(&d.join("missing")).unwrap().is_none());
+        assert!(read_json::<serde_json::Value>(&d.join("missing"))
+            .unwrap()
+            .is_none());
         fs::write(&f, b"{trunc").unwrap();
         let e = read_json::<serde_json::Value>(&f).unwrap_err().to_string();
         assert!(e.contains("x.json"), "{e}");

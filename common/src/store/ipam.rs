@@ -24,12 +24,22 @@ pub struct Leases {
 
 impl Leases {
     /// Lease `requested`, or the next free address after `last`.
-    pub fn allocate(&mut self, net: &Network, id: &str, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
+    pub fn allocate(
+        &mut self,
+        net: &Network,
+        id: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr> {
         if let Some(ip) = requested {
-            net.assignable(ip).map_err(|why| Error::invalid("io.ocinet.ip", ip, why))?;
+            net.assignable(ip)
+                .map_err(|why| Error::invalid("io.ocinet.ip", ip, why))?;
             if let Some(holder) = self.leases.get(&ip) {
                 if holder != id {
-                    return Err(Error::AddressInUse { ip, network: net.name.clone(), holder: holder.clone() });
+                    return Err(Error::AddressInUse {
+                        ip,
+                        network: net.name.clone(),
+                        holder: holder.clone(),
+                    });
                 }
             }
             self.leases.insert(ip, id.to_string());
@@ -52,7 +62,10 @@ impl Leases {
                 return Ok(ip);
             }
         }
-        Err(Error::PoolExhausted { network: net.name.clone(), range: range.to_string() })
+        Err(Error::PoolExhausted {
+            network: net.name.clone(),
+            range: range.to_string(),
+        })
     }
 
     /// Drop every lease `id` holds; returns whether any was held.
@@ -104,14 +117,25 @@ mod tests {
     use super::*;
 
     fn net(cidr: &str, range: Option<&str>) -> Network {
-        Network::new("t", cidr.parse().unwrap(), None, range.map(|r| r.parse().unwrap()), Some("br-t"), None, false).unwrap()
+        Network::new(
+            "t",
+            cidr.parse().unwrap(),
+            None,
+            range.map(|r| r.parse().unwrap()),
+            Some("br-t"),
+            None,
+            false,
+        )
+        .unwrap()
     }
 
     #[test]
     fn sequential_allocation_skips_reserved() {
         let n = net("10.1.0.0/29", None); // .1 gateway, .7 broadcast
         let mut l = Leases::default();
-        let got: Vec<_> = (0..5).map(|i| l.allocate(&n, &format!("c{i}"), None).unwrap()).collect();
+        let got: Vec<_> = (0..5)
+            .map(|i| l.allocate(&n, &format!("c{i}"), None).unwrap())
+            .collect();
         let want: Vec<Ipv4Addr> = (2..=6).map(|h| Ipv4Addr::new(10, 1, 0, h)).collect();
         assert_eq!(got, want);
         let e = l.allocate(&n, "c9", None).unwrap_err().to_string();
@@ -142,9 +166,15 @@ mod tests {
         let ip = Ipv4Addr::new(10, 1, 0, 50);
         assert_eq!(l.allocate(&n, "a", Some(ip)).unwrap(), ip);
         let e = l.allocate(&n, "b", Some(ip)).unwrap_err().to_string();
-        assert!(e.contains("10.1.0.50") && e.contains("in use by container a"), "{e}");
+        assert!(
+            e.contains("10.1.0.50") && e.contains("in use by container a"),
+            "{e}"
+        );
         for bad in ["10.1.0.1", "10.1.0.0", "10.1.0.255", "10.2.0.5"] {
-            let e = l.allocate(&n, "b", Some(bad.parse().unwrap())).unwrap_err().to_string();
+            let e = l
+                .allocate(&n, "b", Some(bad.parse().unwrap()))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("io.ocinet.ip") && e.contains(bad), "{e}");
         }
     }
@@ -153,8 +183,15 @@ mod tests {
     fn ip_range_limits_dynamic_allocation() {
         let n = net("10.1.0.0/24", Some("10.1.0.128/30"));
         let mut l = Leases::default();
-        let got: Vec<_> = (0..4).map(|i| l.allocate(&n, &format!("c{i}"), None).unwrap()).collect();
-        assert_eq!(got, (128..=131).map(|h| Ipv4Addr::new(10, 1, 0, h)).collect::<Vec<_>>());
+        let got: Vec<_> = (0..4)
+            .map(|i| l.allocate(&n, &format!("c{i}"), None).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            (128..=131)
+                .map(|h| Ipv4Addr::new(10, 1, 0, h))
+                .collect::<Vec<_>>()
+        );
         assert!(l.allocate(&n, "z", None).is_err());
     }
 }

@@ -40,7 +40,10 @@ impl ConfigDir {
             }
             // Its values reach netlink, nft and /proc/sys paths: a file
             // edited by hand gets the same checks as `network create`.
-            n.validate().map_err(|e| Error::CorruptState { path: self.path(name).unwrap_or_default(), reason: e.to_string() })?;
+            n.validate().map_err(|e| Error::CorruptState {
+                path: self.path(name).unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
             fsutil::check_private_dir(&self.networks_dir())?;
         }
         Ok(net)

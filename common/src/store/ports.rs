@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{PortMapping, PortSpec};
 use crate::model::ports::conflicts;
+use crate::model::{PortMapping, PortSpec};
 use crate::store::{fsutil, StateDir};
 use crate::{Error, Result};
 
@@ -25,28 +25,49 @@ pub struct PortIndex {
 impl PortIndex {
     /// The first claim of another container that overlaps `ports`: the
     /// claim, the wanted mapping and the held mapping it collides with.
-    fn first_conflict(&self, id: &str, ports: &[PortSpec]) -> Option<(&Claim, PortMapping, PortMapping)> {
+    fn first_conflict(
+        &self,
+        id: &str,
+        ports: &[PortSpec],
+    ) -> Option<(&Claim, PortMapping, PortMapping)> {
         let wanted: Vec<PortMapping> = ports.iter().flat_map(|s| s.mappings()).collect();
         self.claims.iter().filter(|c| c.id != id).find_map(|c| {
-            c.ports
-                .iter()
-                .flat_map(|s| s.mappings())
-                .find_map(|held| wanted.iter().find(|w| conflicts(w, &held)).map(|w| (c, *w, held)))
+            c.ports.iter().flat_map(|s| s.mappings()).find_map(|held| {
+                wanted
+                    .iter()
+                    .find(|w| conflicts(w, &held))
+                    .map(|w| (c, *w, held))
+            })
         })
     }
 
     /// Claim `ports` for `id`, or name the port and the container holding it.
     pub fn claim(&mut self, id: &str, name: &str, ports: &[PortSpec]) -> Result<()> {
         if let Some((c, w, held)) = self.first_conflict(id, ports) {
-            let addr = |m: &PortMapping| m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+            let addr = |m: &PortMapping| {
+                m.host_ip
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into())
+            };
             return Err(Error::Conflict(format!(
                 "host port {}:{}/{} is already published by container {} ({}) as {}:{}/{}",
-                addr(&w), w.host_port, w.protocol, c.id, c.name, addr(&held), held.host_port, held.protocol
+                addr(&w),
+                w.host_port,
+                w.protocol,
+                c.id,
+                c.name,
+                addr(&held),
+                held.host_port,
+                held.protocol
             )));
         }
         self.release(id);
         if !ports.is_empty() {
-            self.claims.push(Claim { id: id.into(), name: name.into(), ports: ports.to_vec() });
+            self.claims.push(Claim {
+                id: id.into(),
+                name: name.into(),
+                ports: ports.to_vec(),
+            });
         }
         Ok(())
     }
@@ -85,15 +106,36 @@ mod tests {
     #[test]
     fn claims_conflict_by_protocol_port_and_address() {
         let mut ix = PortIndex::default();
-        ix.claim("a", "web", &parse_list("p", "8080:80,127.0.0.1:9000:90").unwrap()).unwrap();
-        let e = ix.claim("b", "b", &parse_list("p", "8080:81").unwrap()).unwrap_err().to_string();
-        assert!(e.contains("8080/tcp") && e.contains("container a (web)"), "{e}");
-        let e = ix.claim("b", "b", &parse_list("p", "9000:90").unwrap()).unwrap_err().to_string();
+        ix.claim(
+            "a",
+            "web",
+            &parse_list("p", "8080:80,127.0.0.1:9000:90").unwrap(),
+        )
+        .unwrap();
+        let e = ix
+            .claim("b", "b", &parse_list("p", "8080:81").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("8080/tcp") && e.contains("container a (web)"),
+            "{e}"
+        );
+        let e = ix
+            .claim("b", "b", &parse_list("p", "9000:90").unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("9000"), "{e}");
-        ix.claim("b", "b", &parse_list("p", "8080:80/udp,127.0.0.2:9000:90").unwrap()).unwrap();
+        ix.claim(
+            "b",
+            "b",
+            &parse_list("p", "8080:80/udp,127.0.0.2:9000:90").unwrap(),
+        )
+        .unwrap();
         // Re-claiming one's own ports is fine; releasing frees them.
-        ix.claim("a", "web", &parse_list("p", "8080:80").unwrap()).unwrap();
+        ix.claim("a", "web", &parse_list("p", "8080:80").unwrap())
+            .unwrap();
         assert!(ix.release("a"));
-        ix.claim("c", "c", &parse_list("p", "8080:80").unwrap()).unwrap();
+        ix.claim("c", "c", &parse_list("p", "8080:80").unwrap())
+            .unwrap();
     }
 }

@@ -41,8 +41,16 @@ impl Collector for Conntrack {
     }
 
     fn collect(&self, _snap: &Snapshot, reg: &Registry) -> CollectResult {
-        let entries = Gauge::new("ocinet_nf_conntrack_entries", "Number of conntrack entries in the namespace.").expect("valid metric");
-        let limit = Gauge::new("ocinet_nf_conntrack_entries_limit", "Maximum number of conntrack entries.").expect("valid metric");
+        let entries = Gauge::new(
+            "ocinet_nf_conntrack_entries",
+            "Number of conntrack entries in the namespace.",
+        )
+        .expect("valid metric");
+        let limit = Gauge::new(
+            "ocinet_nf_conntrack_entries_limit",
+            "Maximum number of conntrack entries.",
+        )
+        .expect("valid metric");
         register(reg, &entries)?;
         register(reg, &limit)?;
         entries.set(read_u64("/proc/sys/net/netfilter/nf_conntrack_count")? as f64);
@@ -52,7 +60,10 @@ impl Collector for Conntrack {
         let mut vecs: HashMap<&'static str, IntCounterVec> = HashMap::new();
         for (_, name) in conntrack::CPU_STATS {
             let v = IntCounterVec::new(
-                Opts::new(format!("ocinet_nf_conntrack_stat_{name}_total"), format!("Conntrack per-CPU statistic '{name}'.")),
+                Opts::new(
+                    format!("ocinet_nf_conntrack_stat_{name}_total"),
+                    format!("Conntrack per-CPU statistic '{name}'."),
+                ),
                 &["cpu"],
             )
             .expect("valid metric");
@@ -76,7 +87,10 @@ mod tests {
     #[test]
     fn wraps_are_accumulated() {
         let c = Conntrack::default();
-        assert_eq!(c.accumulate(0, "found", u32::MAX - 1), u64::from(u32::MAX - 1));
+        assert_eq!(
+            c.accumulate(0, "found", u32::MAX - 1),
+            u64::from(u32::MAX - 1)
+        );
         assert_eq!(c.accumulate(0, "found", 3), u64::from(u32::MAX) + 4);
         assert_eq!(c.accumulate(0, "found", 3), u64::from(u32::MAX) + 4);
         assert_eq!(c.accumulate(1, "found", 7), 7);

@@ -13,17 +13,28 @@ impl Collector for Ipam {
 
     fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
         let addresses = IntGaugeVec::new(
-            Opts::new("ocinet_network_addresses", "Assignable addresses of a network, by state."),
+            Opts::new(
+                "ocinet_network_addresses",
+                "Assignable addresses of a network, by state.",
+            ),
             &["network", "state"],
         )
         .expect("valid metric");
-        let endpoints = IntGaugeVec::new(Opts::new("ocinet_network_endpoints", "Containers attached to a network."), &["network"])
-            .expect("valid metric");
+        let endpoints = IntGaugeVec::new(
+            Opts::new(
+                "ocinet_network_endpoints",
+                "Containers attached to a network.",
+            ),
+            &["network"],
+        )
+        .expect("valid metric");
         register(reg, &addresses)?;
         register(reg, &endpoints)?;
         for n in &snap.networks {
             let range = n.range();
-            let size = (u64::from(u32::from(range.broadcast())) - u64::from(u32::from(range.network())) + 1) as i64;
+            let size = (u64::from(u32::from(range.broadcast()))
+                - u64::from(u32::from(range.network()))
+                + 1) as i64;
             let reserved = [n.subnet.network(), n.subnet.broadcast(), n.gateway]
                 .iter()
                 .filter(|a| range.contains(*a))
@@ -32,10 +43,22 @@ impl Collector for Ipam {
             let allocated = leases.leases.len() as i64;
             // Static addresses may lie outside --ip-range: they take nothing
             // from the range's free pool.
-            let in_range = leases.leases.keys().filter(|ip| range.contains(*ip)).count() as i64;
-            addresses.with_label_values(&[&n.name, "allocated"]).set(allocated);
-            addresses.with_label_values(&[&n.name, "free"]).set((size - reserved - in_range).max(0));
-            let count = snap.endpoints.iter().filter(|e| e.network() == Some(n.name.as_str())).count() as i64;
+            let in_range = leases
+                .leases
+                .keys()
+                .filter(|ip| range.contains(*ip))
+                .count() as i64;
+            addresses
+                .with_label_values(&[&n.name, "allocated"])
+                .set(allocated);
+            addresses
+                .with_label_values(&[&n.name, "free"])
+                .set((size - reserved - in_range).max(0));
+            let count = snap
+                .endpoints
+                .iter()
+                .filter(|e| e.network() == Some(n.name.as_str()))
+                .count() as i64;
             endpoints.with_label_values(&[&n.name]).set(count);
         }
         Ok(())

@@ -38,7 +38,10 @@ pub struct Collectors {
 
 /// Register a metric in a collector's registry; names are constants, so a
 /// failure is a programming error reported as a collector failure.
-pub fn register<C: prometheus::core::Collector + Clone + 'static>(reg: &Registry, c: &C) -> CollectResult {
+pub fn register<C: prometheus::core::Collector + Clone + 'static>(
+    reg: &Registry,
+    c: &C,
+) -> CollectResult {
     reg.register(Box::new(c.clone())).map_err(|e| e.to_string())
 }
 
@@ -78,35 +81,52 @@ impl Collectors {
         for e in bad {
             tracing::warn!("skipping network definition: {e}");
         }
-        let snap = Snapshot { endpoints, networks, state: self.state.clone() };
+        let snap = Snapshot {
+            endpoints,
+            networks,
+            state: self.state.clone(),
+        };
 
         let meta = Registry::new();
         let duration = GaugeVec::new(
-            Opts::new("ocinet_scrape_collector_duration_seconds", "Duration of a collector scrape."),
+            Opts::new(
+                "ocinet_scrape_collector_duration_seconds",
+                "Duration of a collector scrape.",
+            ),
             &["collector"],
         )
         .expect("valid metric");
         let success = GaugeVec::new(
-            Opts::new("ocinet_scrape_collector_success", "Whether a collector succeeded."),
+            Opts::new(
+                "ocinet_scrape_collector_success",
+                "Whether a collector succeeded.",
+            ),
             &["collector"],
         )
         .expect("valid metric");
         let build = GaugeVec::new(
-            Opts::new("ocinet_build_info", "A metric with a constant '1' value labeled by the ocinet version."),
+            Opts::new(
+                "ocinet_build_info",
+                "A metric with a constant '1' value labeled by the ocinet version.",
+            ),
             &["version"],
         )
         .expect("valid metric");
         for m in [&duration, &success, &build] {
             let _ = meta.register(Box::new(m.clone()));
         }
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
 
         let mut families: Vec<MetricFamily> = Vec::new();
         for c in &self.list {
             let reg = Registry::new();
             let start = Instant::now();
             let result = c.collect(&snap, &reg);
-            duration.with_label_values(&[c.name()]).set(start.elapsed().as_secs_f64());
+            duration
+                .with_label_values(&[c.name()])
+                .set(start.elapsed().as_secs_f64());
             match result {
                 Ok(()) => {
                     success.with_label_values(&[c.name()]).set(1.0);

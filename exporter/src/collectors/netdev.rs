@@ -19,7 +19,10 @@ struct Counter {
 }
 
 fn counter(name: &str, help: &str, read: fn(&ocinet_common::netlink::Stats64) -> u64) -> Counter {
-    Counter { vec: IntCounterVec::new(Opts::new(name, help), LABELS).expect("valid metric"), read }
+    Counter {
+        vec: IntCounterVec::new(Opts::new(name, help), LABELS).expect("valid metric"),
+        read,
+    }
 }
 
 impl Collector for Netdev {
@@ -30,18 +33,60 @@ impl Collector for Netdev {
     fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
         let p = "ocinet_container_network_";
         let counters = [
-            counter(&format!("{p}receive_bytes_total"), "Bytes the container received.", |s| s.tx_bytes),
-            counter(&format!("{p}receive_packets_total"), "Packets the container received.", |s| s.tx_packets),
-            counter(&format!("{p}receive_errors_total"), "Receive errors of the container's interface.", |s| s.tx_errors),
-            counter(&format!("{p}receive_packets_dropped_total"), "Packets dropped on the way into the container.", |s| s.tx_dropped),
-            counter(&format!("{p}transmit_bytes_total"), "Bytes the container transmitted.", |s| s.rx_bytes),
-            counter(&format!("{p}transmit_packets_total"), "Packets the container transmitted.", |s| s.rx_packets),
-            counter(&format!("{p}transmit_errors_total"), "Transmit errors of the container's interface.", |s| s.rx_errors),
-            counter(&format!("{p}transmit_packets_dropped_total"), "Packets the container sent that were dropped.", |s| s.rx_dropped),
+            counter(
+                &format!("{p}receive_bytes_total"),
+                "Bytes the container received.",
+                |s| s.tx_bytes,
+            ),
+            counter(
+                &format!("{p}receive_packets_total"),
+                "Packets the container received.",
+                |s| s.tx_packets,
+            ),
+            counter(
+                &format!("{p}receive_errors_total"),
+                "Receive errors of the container's interface.",
+                |s| s.tx_errors,
+            ),
+            counter(
+                &format!("{p}receive_packets_dropped_total"),
+                "Packets dropped on the way into the container.",
+                |s| s.tx_dropped,
+            ),
+            counter(
+                &format!("{p}transmit_bytes_total"),
+                "Bytes the container transmitted.",
+                |s| s.rx_bytes,
+            ),
+            counter(
+                &format!("{p}transmit_packets_total"),
+                "Packets the container transmitted.",
+                |s| s.rx_packets,
+            ),
+            counter(
+                &format!("{p}transmit_errors_total"),
+                "Transmit errors of the container's interface.",
+                |s| s.rx_errors,
+            ),
+            counter(
+                &format!("{p}transmit_packets_dropped_total"),
+                "Packets the container sent that were dropped.",
+                |s| s.rx_dropped,
+            ),
         ];
         let info = GaugeVec::new(
-            Opts::new(format!("{p}info"), "Container network endpoints; the host veth name lives here only."),
-            &["container_id", "container", "network", "host_interface", "ip", "mac"],
+            Opts::new(
+                format!("{p}info"),
+                "Container network endpoints; the host veth name lives here only.",
+            ),
+            &[
+                "container_id",
+                "container",
+                "network",
+                "host_interface",
+                "ip",
+                "mac",
+            ],
         )
         .expect("valid metric");
         for c in &counters {
@@ -49,21 +94,32 @@ impl Collector for Netdev {
         }
         register(reg, &info)?;
 
-        let links = Netlink::new().and_then(|mut nl| nl.links()).map_err(|e| e.to_string())?;
+        let links = Netlink::new()
+            .and_then(|mut nl| nl.links())
+            .map_err(|e| e.to_string())?;
         for ep in &snap.endpoints {
             let network = ep.mode.label();
             let ip = ep.ip.map(|i| i.to_string()).unwrap_or_default();
             let mac = ep.mac.clone().unwrap_or_default();
             let veth = ep.host_veth.as_deref().unwrap_or("");
             if matches!(ep.mode, Mode::Bridge(_) | Mode::Container(_)) {
-                info.with_label_values(&[&ep.id, &ep.name, &network, veth, &ip, &mac]).set(1.0);
+                info.with_label_values(&[&ep.id, &ep.name, &network, veth, &ip, &mac])
+                    .set(1.0);
             }
             // A veth that vanished between reading state and the dump is a
             // container going away, not an error.
-            let Some(stats) = links.iter().find(|l| !veth.is_empty() && l.name == veth).and_then(|l| l.stats) else { continue };
+            let Some(stats) = links
+                .iter()
+                .find(|l| !veth.is_empty() && l.name == veth)
+                .and_then(|l| l.stats)
+            else {
+                continue;
+            };
             let iface = ep.interface.as_deref().unwrap_or("eth0");
             for c in &counters {
-                c.vec.with_label_values(&[&ep.id, &ep.name, &network, iface]).inc_by((c.read)(&stats));
+                c.vec
+                    .with_label_values(&[&ep.id, &ep.name, &network, iface])
+                    .inc_by((c.read)(&stats));
             }
         }
         Ok(())

@@ -20,8 +20,17 @@ impl Collector for Portmap {
 
     fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
         let g = IntGaugeVec::new(
-            Opts::new("ocinet_port_mapping_connections", "Conntrack entries currently DNATed to a published port."),
-            &["container", "protocol", "host_ip", "host_port", "container_port"],
+            Opts::new(
+                "ocinet_port_mapping_connections",
+                "Conntrack entries currently DNATed to a published port.",
+            ),
+            &[
+                "container",
+                "protocol",
+                "host_ip",
+                "host_port",
+                "container_port",
+            ],
         )
         .expect("valid metric");
         register(reg, &g)?;
@@ -36,12 +45,18 @@ impl Collector for Portmap {
                 let labels = [
                     ep.name.clone(),
                     m.protocol.name().to_string(),
-                    m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                    m.host_ip
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "0.0.0.0".into()),
                     m.host_port.to_string(),
                     m.container_port.to_string(),
                 ];
-                g.with_label_values(&labels.each_ref().map(String::as_str)).set(0);
-                index.entry((ip, m.protocol, m.host_port, m.container_port)).or_default().push((m.host_ip, labels));
+                g.with_label_values(&labels.each_ref().map(String::as_str))
+                    .set(0);
+                index
+                    .entry((ip, m.protocol, m.host_port, m.container_port))
+                    .or_default()
+                    .push((m.host_ip, labels));
             }
         }
         if index.is_empty() {
@@ -50,7 +65,13 @@ impl Collector for Portmap {
         let mut counts: HashMap<(Key, usize), i64> = HashMap::new();
         let mut t = conntrack::open().map_err(|e| e.to_string())?;
         conntrack::for_each_entry(&mut t, |e| {
-            let (Some(ip), Some(proto), Some(hport), Some(cport), Some(dst)) = (e.reply_src, e.protocol, e.orig_dport, e.reply_sport, e.orig_dst) else {
+            let (Some(ip), Some(proto), Some(hport), Some(cport), Some(dst)) = (
+                e.reply_src,
+                e.protocol,
+                e.orig_dport,
+                e.reply_sport,
+                e.orig_dst,
+            ) else {
                 return;
             };
             // Addressed to the container itself: not through a published port.
@@ -58,9 +79,14 @@ impl Collector for Portmap {
                 return;
             }
             let key = (ip, proto, hport, cport);
-            let Some(candidates) = index.get(&key) else { return };
+            let Some(candidates) = index.get(&key) else {
+                return;
+            };
             // A binding to this exact host address wins over "all addresses".
-            let pos = candidates.iter().position(|(h, _)| *h == Some(dst)).or_else(|| candidates.iter().position(|(h, _)| h.is_none()));
+            let pos = candidates
+                .iter()
+                .position(|(h, _)| *h == Some(dst))
+                .or_else(|| candidates.iter().position(|(h, _)| h.is_none()));
             if let Some(pos) = pos {
                 *counts.entry((key, pos)).or_default() += 1;
             }
@@ -68,7 +94,8 @@ impl Collector for Portmap {
         .map_err(|e| e.to_string())?;
         for ((key, pos), n) in counts {
             if let Some((_, labels)) = index.get(&key).and_then(|c| c.get(pos)) {
-                g.with_label_values(&labels.each_ref().map(String::as_str)).set(n);
+                g.with_label_values(&labels.each_ref().map(String::as_str))
+                    .set(n);
             }
         }
         Ok(())

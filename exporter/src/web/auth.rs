@@ -20,15 +20,27 @@ pub struct BasicAuth {
 impl BasicAuth {
     pub fn new(users: BTreeMap<String, String>) -> Option<Self> {
         let decoy = users.values().next()?.clone();
-        Some(BasicAuth { users, decoy, verified: Mutex::new(HashSet::new()) })
+        Some(BasicAuth {
+            users,
+            decoy,
+            verified: Mutex::new(HashSet::new()),
+        })
     }
 
     /// Whether the `Authorization` header value grants access.
     pub fn check(&self, header: Option<&str>) -> bool {
-        let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else { return false };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
-        let Ok(decoded) = String::from_utf8(decoded) else { return false };
-        let Some((user, password)) = decoded.split_once(':') else { return false };
+        let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+            return false;
+        };
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
+        let Ok(decoded) = String::from_utf8(decoded) else {
+            return false;
+        };
+        let Some((user, password)) = decoded.split_once(':') else {
+            return false;
+        };
         let Some(hash) = self.users.get(user) else {
             // Spend the same time as a real check so user names cannot be
             // probed by timing.
@@ -43,7 +55,12 @@ impl BasicAuth {
             .chain_update(hash.as_bytes())
             .finalize()
             .into();
-        if self.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(&digest) {
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&digest)
+        {
             return true;
         }
         if !bcrypt::verify(password, hash).unwrap_or(false) {
@@ -63,7 +80,10 @@ mod tests {
     use super::*;
 
     fn header(user: &str, pass: &str) -> String {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
     }
 
     #[test]

@@ -40,7 +40,10 @@ impl WebConfig {
         }
         for (user, hash) in &cfg.basic_auth_users {
             if !hash.starts_with("$2") {
-                return Err(format!("{}: basic_auth_users.{user}: not a bcrypt hash", path.display()));
+                return Err(format!(
+                    "{}: basic_auth_users.{user}: not a bcrypt hash",
+                    path.display()
+                ));
             }
         }
         Ok(cfg)
@@ -52,7 +55,11 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<WebConfig, String> {
-        let p = std::env::temp_dir().join(format!("ocinet-webcfg-{}-{}.yml", std::process::id(), text.len()));
+        let p = std::env::temp_dir().join(format!(
+            "ocinet-webcfg-{}-{}.yml",
+            std::process::id(),
+            text.len()
+        ));
         std::fs::write(&p, text).unwrap();
         let r = WebConfig::load(&p);
         std::fs::remove_file(&p).unwrap();
@@ -71,8 +78,14 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_and_plain_passwords() {
-        assert!(load("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: x\n").unwrap_err().contains("client_auth_type"));
-        assert!(load("basic_auth_users:\n  bob: hunter2\n").unwrap_err().contains("bob"));
+        assert!(
+            load("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: x\n")
+                .unwrap_err()
+                .contains("client_auth_type")
+        );
+        assert!(load("basic_auth_users:\n  bob: hunter2\n")
+            .unwrap_err()
+            .contains("bob"));
         assert!(load("nonsense: 1\n").unwrap_err().contains("nonsense"));
     }
 }

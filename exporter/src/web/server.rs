@@ -42,38 +42,66 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if app.auth.is_some() {
-        let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let Ok(permit) = app.auth_checks.clone().try_acquire_owned() else {
-            return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "Too many requests\n"));
+            return Ok(respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "Too many requests\n",
+            ));
         };
         let auth_ok = {
             let app = app.clone();
             // bcrypt takes tens of milliseconds: off the async workers.
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                app.auth.as_ref().is_some_and(|a| a.check(header.as_deref()))
+                app.auth
+                    .as_ref()
+                    .is_some_and(|a| a.check(header.as_deref()))
             })
             .await
             .unwrap_or(false)
         };
         if !auth_ok {
-            let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
-            r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            let mut r = respond(
+                StatusCode::UNAUTHORIZED,
+                "text/plain; charset=utf-8",
+                "Unauthorized\n",
+            );
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
             return Ok(r);
         }
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "Method not allowed\n");
-        r.headers_mut().insert("allow", HeaderValue::from_static("GET, HEAD"));
+        let mut r = respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "Method not allowed\n",
+        );
+        r.headers_mut()
+            .insert("allow", HeaderValue::from_static("GET, HEAD"));
         return Ok(r);
     }
     let path = req.uri().path();
@@ -84,7 +112,11 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<B
             Some(s) => match s.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
-                    return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "Too many concurrent scrapes\n"));
+                    return Ok(respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        "Too many concurrent scrapes\n",
+                    ));
                 }
             },
             None => None,
@@ -96,7 +128,11 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<B
         })
         .await
         .unwrap_or_default();
-        return Ok(respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body));
+        return Ok(respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            body,
+        ));
     }
     if path == "/" {
         let page = format!(
@@ -108,7 +144,11 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<B
         );
         return Ok(respond(StatusCode::OK, "text/html; charset=utf-8", page));
     }
-    Ok(respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "Not found\n"))
+    Ok(respond(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        "Not found\n",
+    ))
 }
 
 /// Serve until SIGTERM or SIGINT.
@@ -121,12 +161,19 @@ pub async fn serve(opts: ServerOptions, collectors: Collectors) -> Result<(), St
         collectors,
         telemetry_path: opts.telemetry_path.clone(),
         auth: BasicAuth::new(opts.web_config.basic_auth_users.clone()),
-        scrapes: (opts.max_requests > 0).then(|| Arc::new(Semaphore::new(opts.max_requests.min(Semaphore::MAX_PERMITS)))),
+        scrapes: (opts.max_requests > 0).then(|| {
+            Arc::new(Semaphore::new(
+                opts.max_requests.min(Semaphore::MAX_PERMITS),
+            ))
+        }),
         auth_checks: Arc::new(Semaphore::new(MAX_AUTH_CHECKS)),
     });
-    let listener = TcpListener::bind(opts.listen).await.map_err(|e| format!("listen on {}: {e}", opts.listen))?;
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| format!("listen on {}: {e}", opts.listen))?;
     tracing::info!(address = %opts.listen, tls = tls.is_some(), auth = app.auth.is_some(), "listening");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -144,17 +191,26 @@ pub async fn serve(opts: ServerOptions, collectors: Collectors) -> Result<(), St
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(app.clone(), req));
             let mut builder = http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD);
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD);
             let result = match tls {
-                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => builder.serve_connection(TokioIo::new(s), service).await,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, "TLS handshake: {e}");
-                        return;
+                Some(acceptor) => {
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => builder.serve_connection(TokioIo::new(s), service).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake: {e}");
+                            return;
+                        }
+                        Err(_) => return,
                     }
-                    Err(_) => return,
-                },
-                None => builder.serve_connection(TokioIo::new(stream), service).await,
+                }
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection: {e}");

@@ -13,7 +13,9 @@ pub fn run(ctx: &Context, cmd: &FirewallCommand) -> Result<String> {
             let _lock = ctx.lock()?;
             let (networks, elements) = ctx.rebuild_firewall(&fw, None, &[])?;
             tracing::info!(networks, elements, "firewall rebuilt");
-            Ok(format!("rebuilt table inet ocinet: {networks} networks, {elements} elements\n"))
+            Ok(format!(
+                "rebuilt table inet ocinet: {networks} networks, {elements} elements\n"
+            ))
         }
         FirewallCommand::Rules => Ok(format!("{}\n", fw.rule_count()?)),
     }

@@ -30,10 +30,11 @@ pub fn run(ctx: &Context) -> Result<String> {
     // firewall elements may be there.
     // Every record file names its id; an unlistable directory stops gc
     // rather than making every lease look orphaned.
-    let live_ids: Vec<String> = ocinet_common::store::fsutil::json_files(&ctx.state.endpoints_dir())?
-        .into_iter()
-        .map(|(stem, _)| stem)
-        .collect();
+    let live_ids: Vec<String> =
+        ocinet_common::store::fsutil::json_files(&ctx.state.endpoints_dir())?
+            .into_iter()
+            .map(|(stem, _)| stem)
+            .collect();
     for net in ctx.state.leased_networks() {
         let mut leases = match ctx.state.load_leases(&net) {
             Ok(l) => l,
@@ -44,7 +45,10 @@ pub fn run(ctx: &Context) -> Result<String> {
         };
         let before = leases.leases.clone();
         leases.leases.retain(|_, holder| live_ids.contains(holder));
-        for (ip, holder) in before.iter().filter(|(ip, _)| !leases.leases.contains_key(ip)) {
+        for (ip, holder) in before
+            .iter()
+            .filter(|(ip, _)| !leases.leases.contains_key(ip))
+        {
             out += &format!("released lease {ip} of {holder} in network {net}\n");
         }
         if before != leases.leases {
@@ -52,7 +56,12 @@ pub fn run(ctx: &Context) -> Result<String> {
         }
     }
     let mut ports = ctx.state.load_ports()?;
-    let orphans: Vec<String> = ports.claims.iter().filter(|c| !live_ids.contains(&c.id)).map(|c| c.id.clone()).collect();
+    let orphans: Vec<String> = ports
+        .claims
+        .iter()
+        .filter(|c| !live_ids.contains(&c.id))
+        .map(|c| c.id.clone())
+        .collect();
     for id in &orphans {
         ports.release(id);
         out += &format!("released published ports of {id}\n");

@@ -1,5 +1,5 @@
 pub mod firewall;
 pub mod gc;
-pub mod podman;
 pub mod network;
+pub mod podman;
 pub mod ps;

@@ -14,9 +14,24 @@ use crate::networks;
 
 pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
     match cmd {
-        NetworkCommand::Create { name, subnet, gateway, ip_range, bridge, mtu, internal } => {
-            create(ctx, name, *subnet, *gateway, *ip_range, bridge.as_deref(), *mtu, *internal)
-        }
+        NetworkCommand::Create {
+            name,
+            subnet,
+            gateway,
+            ip_range,
+            bridge,
+            mtu,
+            internal,
+        } => create(
+            ctx,
+            name,
+            *subnet,
+            *gateway,
+            *ip_range,
+            bridge.as_deref(),
+            *mtu,
+            *internal,
+        ),
         NetworkCommand::Ls => ls(ctx),
         NetworkCommand::Inspect { name } => inspect(ctx, name),
         NetworkCommand::Rm { name } => rm(ctx, name),
@@ -63,14 +78,22 @@ fn free_subnet(ctx: &Context, nl: &mut Netlink) -> Result<ipnet::Ipv4Net> {
     let routes = networks::host_routes(nl)?;
     for i in 0..512u32 {
         let base = u32::from(std::net::Ipv4Addr::new(10, 90, 0, 0)) + (i << 8);
-        let cand = ipnet::Ipv4Net::new(base.into(), 24).map_err(|e| Error::Conflict(e.to_string()))?;
+        let cand =
+            ipnet::Ipv4Net::new(base.into(), 24).map_err(|e| Error::Conflict(e.to_string()))?;
         // Nameless and bridgeless: only its subnet can conflict.
-        let probe = Network { subnet: cand, name: String::new(), bridge: String::new(), ..Network::default_network() };
+        let probe = Network {
+            subnet: cand,
+            name: String::new(),
+            bridge: String::new(),
+            ..Network::default_network()
+        };
         if ocinet_common::model::network::find_conflict(&probe, &existing, &routes).is_none() {
             return Ok(cand);
         }
     }
-    Err(Error::Conflict("no free /24 left in 10.90.0.0/15; pass --subnet".into()))
+    Err(Error::Conflict(
+        "no free /24 left in 10.90.0.0/15; pass --subnet".into(),
+    ))
 }
 
 fn ls(ctx: &Context) -> Result<String> {
@@ -79,9 +102,15 @@ fn ls(ctx: &Context) -> Result<String> {
         eprintln!("ocinet: skipping {e}");
     }
     let (eps, _) = ctx.state.list_endpoints();
-    let mut out = format!("{:<20} {:<16} {:<18} {:<15} {:<8} {}\n", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "CONTAINERS");
+    let mut out = format!(
+        "{:<20} {:<16} {:<18} {:<15} {:<8} {}\n",
+        "NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "CONTAINERS"
+    );
     for n in nets {
-        let count = eps.iter().filter(|e| e.network() == Some(n.name.as_str())).count();
+        let count = eps
+            .iter()
+            .filter(|e| e.network() == Some(n.name.as_str()))
+            .count();
         out += &format!(
             "{:<20} {:<16} {:<18} {:<15} {:<8} {}\n",
             n.name, n.bridge, n.subnet, n.gateway, n.internal, count
@@ -139,7 +168,11 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
         .load(name)?
         .ok_or_else(|| Error::NotFound(format!("network {name:?} does not exist")))?;
     let (eps, _) = ctx.state.list_endpoints();
-    let attached: Vec<&str> = eps.iter().filter(|e| e.network() == Some(name)).map(|e| e.id.as_str()).collect();
+    let attached: Vec<&str> = eps
+        .iter()
+        .filter(|e| e.network() == Some(name))
+        .map(|e| e.id.as_str())
+        .collect();
     if !attached.is_empty() {
         return Err(Error::Conflict(format!(
             "network {name} has {} attached container(s): {}",
@@ -149,7 +182,13 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
     }
     let mut nl = Netlink::new()?;
     nl.delete_link(&net.bridge)?;
-    ctx.apply_firewall(&Change { networks_removed: vec![net.clone()], ..Default::default() }, None)?;
+    ctx.apply_firewall(
+        &Change {
+            networks_removed: vec![net.clone()],
+            ..Default::default()
+        },
+        None,
+    )?;
     ctx.state.remove_leases(name)?;
     ctx.config.remove(name)?;
     tracing::info!(network = name, "network removed");

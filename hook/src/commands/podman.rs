@@ -33,11 +33,24 @@ fn defaults_args(d: &ContainerDefaults) -> Vec<String> {
     out
 }
 
-pub fn install(state_dir: &Path, config_dir: &Path, log_level: &str, a: &InstallPodmanHookArgs) -> Result<String> {
+pub fn install(
+    state_dir: &Path,
+    config_dir: &Path,
+    log_level: &str,
+    a: &InstallPodmanHookArgs,
+) -> Result<String> {
     let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
-    for (flag, p) in [("--state-dir", state_dir), ("--config-dir", config_dir), ("--hooks-dir", a.hooks_dir.as_path())] {
+    for (flag, p) in [
+        ("--state-dir", state_dir),
+        ("--config-dir", config_dir),
+        ("--hooks-dir", a.hooks_dir.as_path()),
+    ] {
         if !p.is_absolute() {
-            return Err(Error::invalid(flag, p.display(), "must be an absolute path (podman runs hooks from its own working directory)"));
+            return Err(Error::invalid(
+                flag,
+                p.display(),
+                "must be an absolute path (podman runs hooks from its own working directory)",
+            ));
         }
     }
     std::fs::create_dir_all(&a.hooks_dir).map_err(|e| Error::io(&a.hooks_dir, e))?;
@@ -57,13 +70,15 @@ pub fn install(state_dir: &Path, config_dir: &Path, log_level: &str, a: &Install
             "stages": [stage],
         });
         let path = a.hooks_dir.join(format!("ocinet-{stage}.json"));
-        let mut data = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Conflict(e.to_string()))?;
+        let mut data =
+            serde_json::to_vec_pretty(&doc).map_err(|e| Error::Conflict(e.to_string()))?;
         data.push(b'\n');
         fsutil::write_atomic(&path, &data)?;
         // podman reads hooks.d as an ordinary user may: world-readable is fine
         // (write_atomic makes 0600).
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(&path, e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(&path, e))?;
         out += &format!("{}\n", path.display());
     }
     Ok(out)

@@ -20,7 +20,9 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                 })
             })
             .collect();
-        return serde_json::to_string_pretty(&rows).map(|s| s + "\n").map_err(|e| Error::Conflict(e.to_string()));
+        return serde_json::to_string_pretty(&rows)
+            .map(|s| s + "\n")
+            .map_err(|e| Error::Conflict(e.to_string()));
     }
     let mut out = format!(
         "{:<14} {:<20} {:<20} {:<15} {:<17} {:<15} {}\n",
@@ -36,7 +38,11 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
             e.ip.map(|i| i.to_string()).unwrap_or_else(dash),
             e.mac.clone().unwrap_or_else(dash),
             e.host_veth.clone().unwrap_or_else(dash),
-            e.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+            e.ports
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         );
     }
     Ok(out)

@@ -20,7 +20,10 @@ pub const CONTAINER_IFNAME: &str = "eth0";
 
 /// Host end of a container's veth: stable per container id, within IFNAMSIZ.
 pub fn host_veth_name(id: &str) -> String {
-    format!("oc{:012x}", validate::fnv1a64(id.as_bytes()) & 0xffff_ffff_ffff)
+    format!(
+        "oc{:012x}",
+        validate::fnv1a64(id.as_bytes()) & 0xffff_ffff_ffff
+    )
 }
 
 /// Locally administered MAC derived from the address, as Docker does, so a
@@ -44,13 +47,22 @@ fn netns_link_for(id: &str) -> PathBuf {
         return p;
     }
     // Two ids sharing their first 12 characters: disambiguate.
-    Path::new(netns::NETNS_RUN_DIR).join(format!("ocinet-{short}-{:08x}", validate::fnv1a64(id.as_bytes()) as u32))
+    Path::new(netns::NETNS_RUN_DIR).join(format!(
+        "ocinet-{short}-{:08x}",
+        validate::fnv1a64(id.as_bytes()) as u32
+    ))
 }
 
 /// Called with the state lock held. On any failure everything done so far
 /// is undone before returning (crun does not run poststop after a failed
 /// create).
-pub fn setup(ctx: &Context, mut ep: Endpoint, settings: &Settings, ns: &File, ns_path: &Path) -> Result<()> {
+pub fn setup(
+    ctx: &Context,
+    mut ep: Endpoint,
+    settings: &Settings,
+    ns: &File,
+    ns_path: &Path,
+) -> Result<()> {
     let name = ep.network().map(str::to_string).unwrap_or_default();
     let mut host = Netlink::new()?;
     let net = networks::get(ctx, &name, &mut host)?;
@@ -123,7 +135,9 @@ pub fn setup(ctx: &Context, mut ep: Endpoint, settings: &Settings, ns: &File, ns
             let _ = ctx.state.save_endpoint(&ep);
             match release::release(ctx, &ep) {
                 Ok(()) => Err(e),
-                Err(undo) => Err(Error::Conflict(format!("{e}; rollback incomplete (ocinet gc will retry): {undo}"))),
+                Err(undo) => Err(Error::Conflict(format!(
+                    "{e}; rollback incomplete (ocinet gc will retry): {undo}"
+                ))),
             }
         }
     }
@@ -143,11 +157,18 @@ fn wire(
         sysctl::enable_ipv4_forwarding()?;
         // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced
         // packets be routed out of the bridge (they are masqueraded there).
-        sysctl::write(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
+        sysctl::write(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge),
+            "1",
+        )?;
     }
     // nft runs while the veth is made and configured; its outcome is
     // awaited before the endpoint counts as ready.
-    let change = Change { networks_present: vec![net.clone()], elements_added: ep.firewall.clone(), ..Default::default() };
+    let change = Change {
+        networks_present: vec![net.clone()],
+        elements_added: ep.firewall.clone(),
+        ..Default::default()
+    };
     let pending = ctx.firewall()?.start_apply(&change)?;
     let wired = wire_container(host, net, ep, mac, ns, bridge);
     let firewall = ctx.finish_firewall(pending, &change, None);
@@ -156,7 +177,14 @@ fn wire(
     pin(ctx, ep, ns_path)
 }
 
-fn wire_container(host: &mut Netlink, net: &Network, ep: &mut Endpoint, mac: &[u8; 6], ns: &File, bridge: u32) -> Result<()> {
+fn wire_container(
+    host: &mut Netlink,
+    net: &Network,
+    ep: &mut Endpoint,
+    mac: &[u8; 6],
+    ns: &File,
+    bridge: u32,
+) -> Result<()> {
     let veth = ep.host_veth.clone().unwrap_or_default();
     host.create_veth(&veth, CONTAINER_IFNAME, ns, mac, net.mtu, bridge).map_err(|e| match e {
         Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => {
@@ -187,9 +215,11 @@ fn wire_container(host: &mut Netlink, net: &Network, ep: &mut Endpoint, mac: &[u
             inner.set_up(lo.index, "set lo up")?;
         }
     }
-    let eth0 = inner
-        .link_by_name(CONTAINER_IFNAME)?
-        .ok_or_else(|| Error::NotFound(format!("{CONTAINER_IFNAME} vanished from the container right after creation")))?;
+    let eth0 = inner.link_by_name(CONTAINER_IFNAME)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "{CONTAINER_IFNAME} vanished from the container right after creation"
+        ))
+    })?;
     inner.set_up(eth0.index, "set eth0 up")?;
     let ip = ep.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
     inner.add_address(eth0.index, ip, net.subnet.prefix_len())?;
@@ -203,7 +233,10 @@ fn pin(ctx: &Context, ep: &mut Endpoint, ns_path: &Path) -> Result<()> {
     let link = netns_link_for(&ep.id);
     ep.netns_link = Some(link.clone());
     ctx.state.save_endpoint(ep)?;
-    if let Err(e) = netns::pin(ns_path, &link.file_name().unwrap_or_default().to_string_lossy()) {
+    if let Err(e) = netns::pin(
+        ns_path,
+        &link.file_name().unwrap_or_default().to_string_lossy(),
+    ) {
         // Not ours to unmount: pin failed before anything was mounted.
         ep.netns_link = None;
         return Err(e);
@@ -214,22 +247,35 @@ fn pin(ctx: &Context, ep: &mut Endpoint, ns_path: &Path) -> Result<()> {
 /// Ports need a network with a way in, and host addresses that are this
 /// host's.
 fn check_ports(net: &Network, settings: &Settings, host: &mut Netlink) -> Result<()> {
-    let Some(first) = settings.ports.first() else { return Ok(()) };
+    let Some(first) = settings.ports.first() else {
+        return Ok(());
+    };
     if net.internal {
         return Err(Error::invalid(
             settings.ports_field,
             first,
-            format!("network {} is internal: nothing can be published from it", net.name),
+            format!(
+                "network {} is internal: nothing can be published from it",
+                net.name
+            ),
         ));
     }
     if settings.ports.iter().all(|p| p.host_ip.is_none()) {
         return Ok(());
     }
-    let local: Vec<Ipv4Addr> = host.ipv4_addresses()?.into_iter().map(|(_, ip, _)| ip).collect();
+    let local: Vec<Ipv4Addr> = host
+        .ipv4_addresses()?
+        .into_iter()
+        .map(|(_, ip, _)| ip)
+        .collect();
     for p in &settings.ports {
         if let Some(ip) = p.host_ip {
             if !ip.is_loopback() && !local.contains(&ip) {
-                return Err(Error::invalid(settings.ports_field, p, format!("{ip} is not an address of this host")));
+                return Err(Error::invalid(
+                    settings.ports_field,
+                    p,
+                    format!("{ip} is not an address of this host"),
+                ));
             }
         }
     }
@@ -244,8 +290,12 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<u32> {
         Some(l) => l,
         None => {
             nl.create_bridge(&net.bridge, net.mtu, &bridge_mac(&net.bridge))?;
-            nl.link_by_name(&net.bridge)?
-                .ok_or_else(|| Error::NotFound(format!("bridge {} vanished right after creation", net.bridge)))?
+            nl.link_by_name(&net.bridge)?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "bridge {} vanished right after creation",
+                    net.bridge
+                ))
+            })?
         }
     };
     if link.kind.as_deref() != Some("bridge") {
@@ -272,7 +322,10 @@ mod tests {
         assert_eq!(n, host_veth_name("c1"));
         assert_ne!(n, host_veth_name("c2"));
         validate::ifname("veth", &n).unwrap();
-        assert_eq!(mac_for(Ipv4Addr::new(10, 87, 0, 2)), [2, 0x6f, 10, 87, 0, 2]);
+        assert_eq!(
+            mac_for(Ipv4Addr::new(10, 87, 0, 2)),
+            [2, 0x6f, 10, 87, 0, 2]
+        );
         assert_eq!(bridge_mac("ocinet0")[0] & 1, 0);
     }
 }

@@ -12,7 +12,12 @@ use crate::cli::{ContainerDefaults, Stage};
 use crate::context::Context;
 use crate::oci;
 
-pub fn run(ctx: &Context, stage: Stage, defaults: &ContainerDefaults, stdin: impl Read) -> Result<String> {
+pub fn run(
+    ctx: &Context,
+    stage: Stage,
+    defaults: &ContainerDefaults,
+    stdin: impl Read,
+) -> Result<String> {
     let state = oci::read_state(stdin)?;
     let span = tracing::info_span!("hook", id = %state.id, stage = %stage);
     let _entered = span.enter();

@@ -18,7 +18,10 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
     // veth goes on this thread while the other thread removes the published
     // ports and only then their conntrack entries, so no new packet can be
     // DNATed to the dead address after its entries were cleared.
-    let change = Change { elements_deleted: ep.firewall.clone(), ..Default::default() };
+    let change = Change {
+        elements_deleted: ep.firewall.clone(),
+        ..Default::default()
+    };
     let pending = if ep.firewall.is_empty() {
         None
     } else {
@@ -43,8 +46,12 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
                 // Best effort: once the DNAT elements are gone the entries only
                 // age out; a broken ctnetlink must not wedge every teardown.
                 match ocinet_common::conntrack::delete_for(ip, &mappings) {
-                    Ok(n) => tracing::debug!(deleted = n, "conntrack entries of published ports deleted"),
-                    Err(e) => tracing::warn!("conntrack entries of published ports left to expire: {e}"),
+                    Ok(n) => {
+                        tracing::debug!(deleted = n, "conntrack entries of published ports deleted")
+                    }
+                    Err(e) => {
+                        tracing::warn!("conntrack entries of published ports left to expire: {e}")
+                    }
                 }
             }
             errors

@@ -56,7 +56,10 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
         netns_link: None,
         ports: Vec::new(),
         firewall: Vec::new(),
-        created: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
     };
 
     match &settings.mode {
@@ -88,7 +91,10 @@ fn require_netns<'a>(ns: Option<&'a File>, settings: &Settings) -> Result<&'a Fi
         Error::invalid(
             "config.json linux.namespaces",
             "no network namespace",
-            format!("network {} needs a network namespace of the container's own", settings.mode.label()),
+            format!(
+                "network {} needs a network namespace of the container's own",
+                settings.mode.label()
+            ),
         )
     })
 }
@@ -114,15 +120,21 @@ pub fn bring_up_lo(ns: &File) -> Result<()> {
 /// target's namespace (linux.namespaces path); check that, and record the
 /// link so ps and the exporter can attribute it.
 fn join_container(ctx: &Context, mut ep: Endpoint, target: &str) -> Result<Endpoint> {
-    let t = ctx
-        .state
-        .load_endpoint(target)?
-        .ok_or_else(|| Error::NotFound(format!("io.ocinet.network=container:{target}: container {target} has no ocinet endpoint")))?;
+    let t = ctx.state.load_endpoint(target)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "io.ocinet.network=container:{target}: container {target} has no ocinet endpoint"
+        ))
+    })?;
     if ep.netns_id.is_none() || t.netns_id != ep.netns_id {
         let hint = t
             .netns_link
             .as_ref()
-            .map(|p| format!(" (set the network namespace path in config.json to {})", p.display()))
+            .map(|p| {
+                format!(
+                    " (set the network namespace path in config.json to {})",
+                    p.display()
+                )
+            })
             .unwrap_or_default();
         return Err(Error::Conflict(format!(
             "io.ocinet.network=container:{target}: this container does not share container {target}'s network namespace{hint}"
