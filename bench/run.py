@@ -152,7 +152,7 @@ def bench_scale(work, count):
           "| | median setup |", "|---|---|",
           f"| first 100 | {first:.1f} ms |", f"| last 100 | {last:.1f} ms |",
           f"| last / first | {last / first:.2f}x (target: within 1.25x: {'met' if last / first <= 1.25 else 'missed'}) |", "",
-          "| containers | nftables rules in `inet ocinet` |", "|---|---|"]
+          "| containers | nftables rules in ocinet's tables |", "|---|---|"]
     md += [f"| {k} | {v} |" for k, v in sorted(rules.items())]
     md += ["", f"Rule count constant: {'yes' if len(set(rules.values())) == 1 else 'NO'}. Teardown median over all {count}: {median_ms(downs):.1f} ms."]
     results.append((f"3. Scale: {count} containers on one network", "\n".join(md)))

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod context;
+mod killpoint;
 mod lifecycle;
 mod logging;
 mod networks;

@@ -617,9 +617,10 @@ impl Host {
         self.exec_outside(&[WGET, &[url]].concat())
     }
 
-    /// Elements of every set in ocinet's nftables table.
+    /// Elements of every set in ocinet's nftables tables (`inet ocinet`
+    /// and the anti-spoofing `bridge ocinet`).
     pub fn nft_elements(&self) -> Vec<Value> {
-        let o = self.exec(&["nft", "-j", "list", "table", "inet", "ocinet"]);
+        let o = self.exec(&["nft", "-j", "list", "ruleset"]);
         if !o.status.success() {
             return Vec::new();
         }
@@ -629,6 +630,7 @@ impl Host {
             .into_iter()
             .flatten()
             .filter_map(|o| o.get("set").or_else(|| o.get("map")))
+            .filter(|s| s["table"] == "ocinet")
             .flat_map(|s| s["elem"].as_array().cloned().unwrap_or_default())
             .collect()
     }
@@ -670,6 +672,15 @@ impl Host {
         let veth = host_veth_name(id);
         if self.links("veth").contains(&veth) {
             left.push(format!("veth {veth}"));
+        }
+        let quoted = format!("\"{veth}\"");
+        for e in self
+            .nft_elements()
+            .iter()
+            .map(Value::to_string)
+            .filter(|e| e.contains(&quoted))
+        {
+            left.push(format!("nftables element {e}"));
         }
         left
     }

@@ -2,12 +2,13 @@
 //! call, with documents checked against the `nftables` crate's schema types.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use super::ruleset::{self, FAMILY, TABLE};
+use super::ruleset::{self, TABLES};
 use super::{Change, Firewall, Pending};
 use crate::model::{FirewallElement, Network};
 use crate::{Error, Result};
@@ -60,7 +61,17 @@ impl Nft {
         // Spawned here rather than through nftables::helper, which lets nft's
         // stderr through instead of returning it: the error text is needed
         // to tell a missing table from a real failure.
-        let mut child = Command::new(&self.program)
+        let mut cmd = Command::new(&self.program);
+        // A hook killed mid-call takes its nft with it: an orphaned nft
+        // could otherwise commit elements after gc has cleaned up.
+        // SAFETY: prctl is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd
             .args(["-j", "-f", "-"])
             .env_clear()
             .stdin(Stdio::piped())
@@ -79,9 +90,13 @@ impl Nft {
         Ok(Pending::new(move || finish(child, &what)))
     }
 
-    fn list_table(&self) -> Result<Option<nftables::schema::Nftables<'static>>> {
+    fn list_table(
+        &self,
+        family: &str,
+        table: &str,
+    ) -> Result<Option<nftables::schema::Nftables<'static>>> {
         let program = self.program.to_string_lossy();
-        let args = ["list", "table", FAMILY, TABLE];
+        let args = ["list", "table", family, table];
         match nftables::helper::get_current_ruleset_with_args(Some(program.as_ref()), args) {
             Ok(r) => Ok(Some(r)),
             Err(nftables::helper::NftablesError::NftFailed { stderr, .. })
@@ -138,6 +153,20 @@ fn delete_elements<'a>(
         .collect()
 }
 
+/// "add" then "delete" makes the delete succeed whether or not a table
+/// existed.
+fn delete_tables() -> Vec<Value> {
+    TABLES
+        .iter()
+        .flat_map(|(family, name)| {
+            [
+                json!({"add": {"table": {"family": family, "name": name}}}),
+                json!({"delete": {"table": {"family": family, "name": name}}}),
+            ]
+        })
+        .collect()
+}
+
 impl Firewall for Nft {
     fn start_apply(&self, change: &Change) -> Result<Pending> {
         // Elements only: declaring the skeleton costs ~15 ms of nft time per
@@ -170,12 +199,8 @@ impl Firewall for Nft {
     }
 
     fn rebuild(&self, networks: &[Network], elements: &[FirewallElement]) -> Result<()> {
-        // "add" then "delete" makes the delete succeed whether or not the
-        // table existed; all in the same transaction as the rebuild.
-        let mut cmds = vec![
-            json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
-            json!({"delete": {"table": {"family": FAMILY, "name": TABLE}}}),
-        ];
+        // All in the same transaction as the rebuild.
+        let mut cmds = delete_tables();
         cmds.extend(ruleset::skeleton());
         cmds.extend(elements_of(networks, "add"));
         cmds.extend(
@@ -187,10 +212,11 @@ impl Firewall for Nft {
     }
 
     fn rule_count(&self) -> Result<usize> {
-        Ok(self
-            .list_table()?
-            .map(|r| {
-                r.objects
+        let mut count = 0;
+        for (family, table) in TABLES {
+            if let Some(r) = self.list_table(family, table)? {
+                count += r
+                    .objects
                     .iter()
                     .filter(|o| {
                         matches!(
@@ -200,18 +226,13 @@ impl Firewall for Nft {
                             )
                         )
                     })
-                    .count()
-            })
-            .unwrap_or(0))
+                    .count();
+            }
+        }
+        Ok(count)
     }
 
     fn remove(&self) -> Result<()> {
-        self.run(
-            vec![
-                json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
-                json!({"delete": {"table": {"family": FAMILY, "name": TABLE}}}),
-            ],
-            "remove table",
-        )
+        self.run(delete_tables(), "remove tables")
     }
 }

@@ -10,8 +10,22 @@ use crate::model::Network;
 pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
-pub const SCHEMA_MARKER: &str = "schema_v2";
+pub const SCHEMA_MARKER: &str = "schema_v3";
 pub const FAMILY: &str = "inet";
+/// Anti-spoofing lives in a table of the `bridge` family: only there are
+/// the bridge port a frame came in by and its Ethernet and ARP headers
+/// visible (bridge netfilter shows the inet hooks the bridge, not the port).
+pub const BRIDGE_FAMILY: &str = "bridge";
+
+/// The tables ocinet owns, as (family, name).
+pub const TABLES: [(&str, &str); 2] = [(FAMILY, TABLE), (BRIDGE_FAMILY, TABLE)];
+
+/// Bridge ports of containers: frames entering by one of these must carry
+/// the container's own MAC and IPv4 address.
+pub const SET_GUARDED_PORTS: &str = "guarded_ports";
+/// port . MAC and port . address pairs a guarded port may send from.
+pub const SET_PORT_MAC: &str = "port_mac";
+pub const SET_PORT_IP: &str = "port_ip";
 
 /// Sets the rules consult. Every network adds elements to these.
 pub const SET_BRIDGES: &str = "bridges";
@@ -28,8 +42,16 @@ pub const MAP_PUB_ANY_PORT: &str = "pub_any_port";
 pub const MAP_PUB_IP_ADDR: &str = "pub_ip_addr";
 pub const MAP_PUB_IP_PORT: &str = "pub_ip_port";
 
+/// The family of the table a set lives in.
+pub fn family_of(set: &str) -> &'static str {
+    match set {
+        SET_GUARDED_PORTS | SET_PORT_MAC | SET_PORT_IP => BRIDGE_FAMILY,
+        _ => FAMILY,
+    }
+}
+
 fn set(name: &str, ty: Value, interval: bool) -> Value {
-    let mut s = json!({"family": FAMILY, "table": TABLE, "name": name, "type": ty});
+    let mut s = json!({"family": family_of(name), "table": TABLE, "name": name, "type": ty});
     if interval {
         s["flags"] = json!(["interval"]);
     }
@@ -47,17 +69,21 @@ fn dnat_via(key: Value, addr_map: &str, port_map: &str) -> Value {
         "port": {"map": {"key": key, "data": set_ref(port_map)}}}})
 }
 
-fn chain(name: &str, ty: &str, hook: &str, prio: i32) -> Value {
-    json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name,
+fn chain(family: &str, name: &str, ty: &str, hook: &str, prio: i32) -> Value {
+    json!({"add": {"chain": {"family": family, "table": TABLE, "name": name,
         "type": ty, "hook": hook, "prio": prio, "policy": "accept"}}})
 }
 
-fn flush_chain(name: &str) -> Value {
-    json!({"flush": {"chain": {"family": FAMILY, "table": TABLE, "name": name}}})
+fn flush_chain(family: &str, name: &str) -> Value {
+    json!({"flush": {"chain": {"family": family, "table": TABLE, "name": name}}})
 }
 
 fn rule(chain: &str, expr: Value) -> Value {
-    json!({"add": {"rule": {"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr}}})
+    rule_in(FAMILY, chain, expr)
+}
+
+fn rule_in(family: &str, chain: &str, expr: Value) -> Value {
+    json!({"add": {"rule": {"family": family, "table": TABLE, "chain": chain, "expr": expr}}})
 }
 
 fn meta(key: &str) -> Value {
@@ -128,16 +154,16 @@ pub fn skeleton() -> Vec<Value> {
             json!(["ipv4_addr", "inet_proto", "inet_service"]),
             "inet_service",
         ),
-        chain("forward", "filter", "forward", 0),
-        chain("prerouting_guard", "filter", "prerouting", -150),
-        chain("prerouting", "nat", "prerouting", -100),
-        chain("output", "nat", "output", -100),
-        chain("postrouting", "nat", "postrouting", 100),
-        flush_chain("forward"),
-        flush_chain("prerouting_guard"),
-        flush_chain("prerouting"),
-        flush_chain("output"),
-        flush_chain("postrouting"),
+        chain(FAMILY, "forward", "filter", "forward", 0),
+        chain(FAMILY, "prerouting_guard", "filter", "prerouting", -150),
+        chain(FAMILY, "prerouting", "nat", "prerouting", -100),
+        chain(FAMILY, "output", "nat", "output", -100),
+        chain(FAMILY, "postrouting", "nat", "postrouting", 100),
+        flush_chain(FAMILY, "forward"),
+        flush_chain(FAMILY, "prerouting_guard"),
+        flush_chain(FAMILY, "prerouting"),
+        flush_chain(FAMILY, "output"),
+        flush_chain(FAMILY, "postrouting"),
         // Loopback destinations only ever come from lo. Without this, a
         // neighbour could reach a 127.0.0.1-bound published port (DNAT runs
         // before routing would drop the martian), and a container could
@@ -232,7 +258,99 @@ pub fn skeleton() -> Vec<Value> {
         out.push(rule(chain, json!([local.clone(), dnat_ip.clone()])));
         out.push(rule(chain, json!([local.clone(), dnat_any.clone()])));
     }
+    out.extend(anti_spoofing());
     out
+}
+
+/// A container may only send from its own MAC and IPv4 address, in IPv4,
+/// ARP or IPv6 frames (no VLAN tags to smuggle another header past the
+/// checks). Five rules whatever the container count: containers add
+/// elements. IPv6 is not configured by ocinet; a container's link-local
+/// IPv6 still has to use its own MAC.
+fn anti_spoofing() -> Vec<Value> {
+    let drop = json!({"drop": null});
+    let port = meta("iifname");
+    let guarded = is(port.clone(), set_ref(SET_GUARDED_PORTS));
+    let ether_type = json!({"payload": {"protocol": "ether", "field": "type"}});
+    let pair = |field: Value| json!({"concat": [port.clone(), field]});
+    let not_in = |left: Value, set: &str| is_not(left, set_ref(set));
+    let arp = is(ether_type.clone(), json!("arp"));
+    let ip = is(ether_type.clone(), json!("ip"));
+    let mut out = vec![
+        json!({"add": {"table": {"family": BRIDGE_FAMILY, "name": TABLE}}}),
+        set(SET_GUARDED_PORTS, json!("ifname"), false),
+        set(SET_PORT_MAC, json!(["ifname", "ether_addr"]), false),
+        set(SET_PORT_IP, json!(["ifname", "ipv4_addr"]), false),
+        // Before bridge netfilter (priority 0) hands IPv4 to the inet hooks.
+        chain(BRIDGE_FAMILY, "port_guard", "filter", "prerouting", -200),
+        flush_chain(BRIDGE_FAMILY, "port_guard"),
+    ];
+    let rules = [
+        json!([
+            guarded.clone(),
+            is_not(ether_type, json!({"set": ["ip", "arp", "ip6"]})),
+            drop.clone()
+        ]),
+        json!([
+            guarded.clone(),
+            not_in(
+                pair(json!({"payload": {"protocol": "ether", "field": "saddr"}})),
+                SET_PORT_MAC
+            ),
+            drop.clone()
+        ]),
+        json!([
+            guarded.clone(),
+            arp.clone(),
+            not_in(
+                pair(json!({"payload": {"protocol": "arp", "field": "saddr ether"}})),
+                SET_PORT_MAC
+            ),
+            drop.clone()
+        ]),
+        json!([
+            guarded.clone(),
+            arp,
+            not_in(
+                pair(json!({"payload": {"protocol": "arp", "field": "saddr ip"}})),
+                SET_PORT_IP
+            ),
+            drop.clone()
+        ]),
+        json!([
+            guarded,
+            ip,
+            not_in(
+                pair(json!({"payload": {"protocol": "ip", "field": "saddr"}})),
+                SET_PORT_IP
+            ),
+            drop
+        ]),
+    ];
+    out.extend(
+        rules
+            .into_iter()
+            .map(|r| rule_in(BRIDGE_FAMILY, "port_guard", r)),
+    );
+    out
+}
+
+/// The elements that pin a container's bridge port to its MAC and address.
+pub fn guard_elements(
+    port: &str,
+    mac: &str,
+    ip: std::net::Ipv4Addr,
+) -> Vec<crate::model::FirewallElement> {
+    let elem = |set: &str, key: Value| crate::model::FirewallElement {
+        set: set.into(),
+        key,
+        value: None,
+    };
+    vec![
+        elem(SET_GUARDED_PORTS, json!(port)),
+        elem(SET_PORT_MAC, json!({"concat": [port, mac]})),
+        elem(SET_PORT_IP, json!({"concat": [port, ip.to_string()]})),
+    ]
 }
 
 /// The map elements that publish `ports` to the container at `ip`.
@@ -298,5 +416,5 @@ pub fn element(verb: &str, set: &str, key: &Value, value: Option<&Value>) -> Val
         Some(v) => json!([key, v]),
         None => key.clone(),
     };
-    json!({verb: {"element": {"family": FAMILY, "table": TABLE, "name": set, "elem": [elem]}}})
+    json!({verb: {"element": {"family": family_of(set), "table": TABLE, "name": set, "elem": [elem]}}})
 }

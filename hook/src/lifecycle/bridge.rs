@@ -13,6 +13,7 @@ use ocinet_common::{netns, sysctl, validate, Error, Result};
 
 use super::release;
 use crate::context::Context;
+use crate::killpoint;
 use crate::networks;
 use crate::settings::Settings;
 
@@ -95,15 +96,20 @@ pub fn setup(
     ep.ip = Some(ip);
     ep.prefix_len = Some(net.subnet.prefix_len());
     ep.gateway = (!net.internal).then_some(net.gateway);
-    ep.mac = Some(validate::format_mac(&mac));
+    let mac_text = validate::format_mac(&mac);
+    let veth = host_veth_name(&ep.id);
+    ep.firewall = ruleset::guard_elements(&veth, &mac_text, ip);
+    ep.firewall
+        .extend(ruleset::port_elements(ip, &settings.ports));
+    ep.mac = Some(mac_text);
     ep.bridge = Some(net.bridge.clone());
-    ep.host_veth = Some(host_veth_name(&ep.id));
+    ep.host_veth = Some(veth);
     ep.interface = Some(CONTAINER_IFNAME.into());
     ep.ports = settings.ports.clone();
-    ep.firewall = ruleset::port_elements(ip, &settings.ports);
     // Record the intent before touching the kernel: a hook killed from here
     // on leaves a record that gc (or the next hook for this id) undoes.
     ctx.state.save_leases(&net.name, &leases)?;
+    killpoint::reached("leased");
     let recorded = (|| {
         if !settings.ports.is_empty() {
             ctx.state.save_ports(&ports)?;
@@ -118,6 +124,7 @@ pub fn setup(
         }
         return Err(e);
     }
+    killpoint::reached("recorded");
 
     let result = wire(ctx, &mut host, &net, &mut ep, &mac, ns, ns_path).and_then(|()| {
         ep.phase = Phase::Ready;
@@ -125,6 +132,7 @@ pub fn setup(
     });
     match result {
         Ok(()) => {
+            killpoint::reached("ready");
             tracing::info!(network = %net.name, %ip, veth = ep.host_veth.as_deref().unwrap_or(""), "set up");
             Ok(())
         }
@@ -153,6 +161,7 @@ fn wire(
     ns_path: &Path,
 ) -> Result<()> {
     let bridge = ensure_bridge(host, net)?;
+    killpoint::reached("bridge");
     if !net.internal {
         sysctl::enable_ipv4_forwarding()?;
         // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced
@@ -170,11 +179,18 @@ fn wire(
         ..Default::default()
     };
     let pending = ctx.firewall()?.start_apply(&change)?;
+    killpoint::reached("firewall-started");
     let wired = wire_container(host, net, ep, mac, ns, bridge);
+    if wired.is_ok() {
+        killpoint::reached("veth");
+    }
     let firewall = ctx.finish_firewall(pending, &change, None);
     wired?;
     firewall?;
-    pin(ctx, ep, ns_path)
+    killpoint::reached("firewall");
+    pin(ctx, ep, ns_path)?;
+    killpoint::reached("pinned");
+    Ok(())
 }
 
 fn wire_container(

@@ -7,6 +7,7 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
 use crate::context::Context;
+use crate::killpoint;
 
 /// Goes on past a failing step and reports every failure at the end. The
 /// record (and the lease) are kept when something could not be undone, so a
@@ -77,6 +78,7 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
     if !errors.is_empty() {
         return Err(Error::Many(errors));
     }
+    killpoint::reached("teardown-unwired");
     if let Some(net) = ep.network() {
         let mut leases = ctx.state.load_leases(net)?;
         if leases.release(&ep.id) {
@@ -89,5 +91,6 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
             ctx.state.save_ports(&ports)?;
         }
     }
+    killpoint::reached("teardown-unleased");
     ctx.state.remove_endpoint(&ep.id)
 }

@@ -1,0 +1,20 @@
+//! Fault injection for the crash tests: in debug builds only, the hook
+//! SIGKILLs itself on reaching the step named by `OCINET_TEST_KILL_AT`, so
+//! a test can prove that gc or the next hook call recovers from a hook
+//! that died there. Release builds compile this to nothing.
+//!
+//! Steps, in the order setup and teardown reach them: leased, recorded,
+//! bridge, firewall-started, veth, firewall, pinned, ready,
+//! teardown-unwired, teardown-unleased.
+
+#[cfg(debug_assertions)]
+pub fn reached(step: &'static str) {
+    if std::env::var("OCINET_TEST_KILL_AT").is_ok_and(|v| v == step) {
+        tracing::warn!(step, "OCINET_TEST_KILL_AT: killing the hook here");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn reached(_step: &'static str) {}
