@@ -260,6 +260,16 @@ impl Host {
 
     /// The hook directly, with `stdin` as the OCI state.
     pub fn hook(&self, stage: &str, stdin: &str, extra: &[&str]) -> Output {
+        self.hook_with_env(stage, stdin, extra, &[])
+    }
+
+    pub fn hook_with_env(
+        &self,
+        stage: &str,
+        stdin: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         use std::io::Write;
         let bin = ocinet_bin();
         let mut c = Command::new("nsenter");
@@ -270,6 +280,7 @@ impl Host {
             .arg("--config-dir")
             .arg(self.config_dir())
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -659,15 +670,25 @@ impl Host {
             left.push("state file".into());
         }
         let short = &id[..12.min(id.len())];
+        let pin = format!("ocinet-{short}");
         if let Ok(dir) = std::fs::read_dir("/run/netns") {
             for f in dir.flatten() {
-                if f.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("ocinet-{short}"))
-                {
+                if f.file_name().to_string_lossy().starts_with(&pin) {
                     left.push(format!("/run/netns/{}", f.file_name().to_string_lossy()));
                 }
             }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts
+            .lines()
+            .filter(|l| l.contains(&format!("/run/netns/{pin}")))
+        {
+            left.push(format!("bind mount {m}"));
+        }
+        let claims =
+            std::fs::read_to_string(self.state_dir().join("ports.json")).unwrap_or_default();
+        if claims.contains(&format!("\"{id}\"")) {
+            left.push("port claim in ports.json".into());
         }
         let veth = host_veth_name(id);
         if self.links("veth").contains(&veth) {

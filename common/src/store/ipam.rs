@@ -30,6 +30,9 @@ impl Leases {
         id: &str,
         requested: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr> {
+        // One address per container and network: whatever `id` still holds
+        // is left from an attempt that died before recording it.
+        self.release(id);
         if let Some(ip) = requested {
             net.assignable(ip)
                 .map_err(|why| Error::invalid("io.ocinet.ip", ip, why))?;
@@ -157,6 +160,19 @@ mod tests {
             l.allocate(&n, &format!("x{i}"), None).unwrap();
         }
         assert_eq!(l.allocate(&n, "d", None).unwrap(), a);
+    }
+
+    #[test]
+    fn a_container_holds_one_address_per_network() {
+        let n = net("10.1.0.0/24", None);
+        let mut l = Leases::default();
+        l.allocate(&n, "a", None).unwrap();
+        let again = l.allocate(&n, "a", None).unwrap();
+        assert_eq!(l.leases.len(), 1);
+        assert_eq!(l.leases.get(&again).map(String::as_str), Some("a"));
+        let fixed = Ipv4Addr::new(10, 1, 0, 9);
+        l.allocate(&n, "a", Some(fixed)).unwrap();
+        assert_eq!(l.leases.keys().copied().collect::<Vec<_>>(), vec![fixed]);
     }
 
     #[test]

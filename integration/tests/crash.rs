@@ -1,0 +1,253 @@
+//! Issue 6 (faults): the hook SIGKILLed at each step of setup and teardown
+//! (debug builds honour OCINET_TEST_KILL_AT), then `ocinet gc` or the next
+//! hook call must leave a consistent state: no lease, veth, nftables
+//! element, bind mount, port claim or state file of the dead attempt, and
+//! the address can be leased again.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+
+use ocinet_integration::{ok, text, Host, Proc};
+use serde_json::Value;
+
+const SETUP_STEPS: &[&str] = &[
+    "leased",
+    "recorded",
+    "bridge",
+    "firewall-started",
+    "veth",
+    "firewall",
+    "pinned",
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Recovery {
+    Gc,
+    NextHook,
+}
+
+/// A stand-in container: a process in a network namespace of its own, and
+/// a bundle whose config.json publishes a port.
+struct Victim {
+    id: String,
+    state: String,
+    proc: Proc,
+}
+
+fn victim(h: &Host, id: &str) -> Victim {
+    let proc = h.spawn(&["unshare", "-n", "sleep", "600"]);
+    let pid = proc.0.id();
+    // unshare must have made the namespace before the hook looks.
+    let host_ns = std::fs::read_link("/proc/self/ns/net").ok();
+    for _ in 0..100 {
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if ns.is_some() && ns != host_ns && comm.trim() == "sleep" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let bundle = h.dir.join("bundles").join(id);
+    std::fs::create_dir_all(&bundle).expect("bundle");
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+        "annotations": {"io.ocinet.ports": "8080:80"},
+        "linux": {"namespaces": [{"type": "network"}]}
+    });
+    std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
+    let state = format!(
+        r#"{{"ociVersion":"1.0","id":"{id}","status":"creating","pid":{pid},"bundle":"{}"}}"#,
+        bundle.display()
+    );
+    Victim {
+        id: id.into(),
+        state,
+        proc,
+    }
+}
+
+impl Drop for Victim {
+    /// A failed assertion must not leave the hook's pin mounted (the
+    /// host's own cleanup knows only the containers it started).
+    fn drop(&mut self) {
+        let pin = format!("ocinet-{}", &self.id[..12.min(self.id.len())]);
+        for f in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if f.file_name().to_string_lossy().starts_with(&pin) {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(f.path())
+                    .status();
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+}
+
+/// Ids unique to this run, so a crashed earlier run cannot interfere.
+fn unique_id(what: &str) -> String {
+    format!("{}-{what}", &ocinet_integration::unique_hex()[..6])
+}
+
+fn leases(h: &Host) -> Vec<(String, String)> {
+    let s = std::fs::read_to_string(h.state_dir().join("ipam/ocinet.json")).unwrap_or_default();
+    let v: Value = serde_json::from_str(&s).unwrap_or(Value::Null);
+    v["leases"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(ip, id)| (ip.clone(), id.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn killed_at(h: &Host, stage: &str, v: &Victim, step: &str) {
+    let o = h.hook_with_env(stage, &v.state, &[], &[("OCINET_TEST_KILL_AT", step)]);
+    assert_eq!(
+        o.status.signal(),
+        Some(9),
+        "{stage} was to die at {step}: {}",
+        text(&o)
+    );
+}
+
+#[track_caller]
+fn assert_clean(h: &Host, id: &str, when: &str) {
+    let left = h.leftovers(id);
+    assert!(left.is_empty(), "{when}: {id} left {left:?}");
+    assert!(leases(h).is_empty(), "{when}: leases left {:?}", leases(h));
+}
+
+/// Set up for real and check the endpoint is whole: one lease, the veth,
+/// its firewall elements and the pin.
+fn set_up(h: &Host, v: &Victim, extra: &[&str], when: &str) -> String {
+    let o = h.hook("createRuntime", &v.state, extra);
+    assert!(
+        o.status.success(),
+        "{when}: setup after recovery failed: {}",
+        text(&o)
+    );
+    let ep = h.endpoint(&v.id).expect("endpoint");
+    assert_eq!(ep["state"], "ready", "{when}");
+    let ip = ep["ip"].as_str().expect("ip").to_string();
+    assert_eq!(
+        leases(h),
+        vec![(ip.clone(), v.id.clone())],
+        "{when}: exactly one lease"
+    );
+    let veth = ocinet_integration::host_veth_name(&v.id);
+    assert!(h.links("veth").contains(&veth), "{when}: no veth");
+    let elements = h
+        .nft_elements()
+        .iter()
+        .map(Value::to_string)
+        .filter(|e| {
+            e.contains(&format!("\"{ip}\""))
+                || e.contains(&format!("\"{veth}\""))
+                || e.contains("8080")
+        })
+        .count();
+    assert_eq!(
+        elements, 5,
+        "{when}: two port elements and three guard elements"
+    );
+    ip
+}
+
+fn tear_down(h: &Host, v: &Victim, when: &str) {
+    let stop = v.state.replace("\"creating\"", "\"stopped\"");
+    ok(h.hook("poststop", &stop, &[]));
+    assert_clean(h, &v.id, when);
+}
+
+#[test]
+fn a_hook_killed_at_any_setup_step_is_recovered_by_gc_or_the_next_call() {
+    let h = Host::new();
+    for (n, step) in SETUP_STEPS.iter().enumerate() {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("killed at {step}, recovered by {recovery:?}");
+            let v = victim(
+                &h,
+                &unique_id(&format!("kill{n}-{recovery:?}").to_lowercase()),
+            );
+            killed_at(&h, "createRuntime", &v, step);
+            let leased: Vec<String> = leases(&h).into_iter().map(|(ip, _)| ip).collect();
+            assert_eq!(
+                leased.len(),
+                1,
+                "{when}: the dead attempt should hold one lease"
+            );
+            match recovery {
+                Recovery::Gc => {
+                    ok(h.ocinet(&["gc"]));
+                    assert_clean(&h, &v.id, &when);
+                    // The dead attempt's address is free again.
+                    let ip = set_up(&h, &v, &["--ip", &leased[0]], &when);
+                    assert_eq!(ip, leased[0]);
+                }
+                Recovery::NextHook => {
+                    set_up(&h, &v, &[], &when);
+                }
+            }
+            tear_down(&h, &v, &when);
+        }
+    }
+    assert!(
+        !h.nft_elements()
+            .iter()
+            .any(|e| e.to_string().contains("8080")),
+        "{:?}",
+        h.nft_elements()
+    );
+}
+
+#[test]
+fn a_hook_killed_after_recording_ready_leaves_a_whole_endpoint() {
+    let h = Host::new();
+    let v = victim(&h, &unique_id("kill-ready"));
+    killed_at(&h, "createRuntime", &v, "ready");
+    // The container runs and is fully wired: gc keeps it, a retried hook
+    // finds it set up.
+    ok(h.ocinet(&["gc"]));
+    let ip = set_up(&h, &v, &[], "after a kill at ready");
+    assert!(h
+        .ps()
+        .iter()
+        .any(|e| e["id"] == v.id.as_str() && e["ip"] == ip.as_str()));
+    tear_down(&h, &v, "after a kill at ready");
+}
+
+#[test]
+fn a_teardown_killed_midway_is_finished_by_a_second_poststop_or_gc() {
+    let h = Host::new();
+    for (n, step) in ["teardown-unwired", "teardown-unleased"].iter().enumerate() {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("poststop killed at {step}, recovered by {recovery:?}");
+            let mut v = victim(
+                &h,
+                &unique_id(&format!("tkill{n}-{recovery:?}").to_lowercase()),
+            );
+            set_up(&h, &v, &[], &when);
+            // As at a real poststop, the container is gone.
+            let _ = v.proc.0.kill();
+            let _ = v.proc.0.wait();
+            let stop = v.state.replace("\"creating\"", "\"stopped\"");
+            let o = h.hook_with_env("poststop", &stop, &[], &[("OCINET_TEST_KILL_AT", step)]);
+            assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+            assert!(
+                h.endpoint(&v.id).is_some(),
+                "{when}: the record must survive until the end"
+            );
+            match recovery {
+                Recovery::Gc => ok(h.ocinet(&["gc"])),
+                Recovery::NextHook => ok(h.hook("poststop", &stop, &[])),
+            };
+            assert_clean(&h, &v.id, &when);
+        }
+    }
+    assert!(!Path::new(&h.state_dir().join("ipam/ocinet.json")).exists() || leases(&h).is_empty());
+}
