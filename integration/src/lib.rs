@@ -45,6 +45,48 @@ impl Drop for Proc {
     }
 }
 
+/// A stand-in container for tests that call the hook themselves: a process
+/// in a network namespace of its own and a bundle whose config.json carries
+/// the given annotations. Its pin is unmounted on drop, whatever the test
+/// did (the host's own cleanup knows only the containers it started).
+pub struct BareContainer {
+    pub id: String,
+    pub bundle: PathBuf,
+    /// The OCI state for createRuntime.
+    pub state: String,
+    pub proc: Proc,
+}
+
+impl BareContainer {
+    /// The OCI state for poststop.
+    pub fn stopped_state(&self) -> String {
+        self.state.replace("\"creating\"", "\"stopped\"")
+    }
+
+    /// The container's process ends (and with it the namespace, unless
+    /// something pins it).
+    pub fn kill(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+    }
+}
+
+impl Drop for BareContainer {
+    fn drop(&mut self) {
+        let pin = format!("ocinet-{}", &self.id[..12.min(self.id.len())]);
+        for f in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if f.file_name().to_string_lossy().starts_with(&pin) {
+                let _ = Command::new("umount").arg("-l").arg(f.path()).status();
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+}
+
 /// The host end of a container's veth, as the hook names it (FNV-1a of
 /// the id), so leftovers can be found even when no record survived.
 pub fn host_veth_name(id: &str) -> String {
@@ -603,6 +645,48 @@ impl Host {
             .arg(hooks)
             .args(args);
         run_cmd(&mut c)
+    }
+
+    /// A `BareContainer` in this host, its id made unique to this run from
+    /// `tag`.
+    pub fn bare_container(&self, tag: &str, annotations: Value) -> BareContainer {
+        let id = format!("{}-{tag}", &unique_hex()[..6]);
+        let proc = self.spawn(&["unshare", "-n", "sleep", "600"]);
+        let pid = proc.0.id();
+        // unshare must have made the namespace and become sleep before the
+        // hook looks.
+        let host_ns = std::fs::metadata(format!("/run/netns/{}", self.name))
+            .map(|m| format!("net:[{}]", std::os::unix::fs::MetadataExt::ino(&m)))
+            .unwrap_or_default();
+        for _ in 0..200 {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if !ns.as_os_str().is_empty()
+                && ns.as_os_str() != host_ns.as_str()
+                && comm.trim() == "sleep"
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let bundle = self.dir.join("bundles").join(&id);
+        std::fs::create_dir_all(&bundle).expect("bundle");
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "annotations": annotations,
+            "linux": {"namespaces": [{"type": "network"}]}
+        });
+        std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
+        let state = format!(
+            r#"{{"ociVersion":"1.0","id":"{id}","status":"creating","pid":{pid},"bundle":"{}"}}"#,
+            bundle.display()
+        );
+        BareContainer {
+            id,
+            bundle,
+            state,
+            proc,
+        }
     }
 
     /// Start a long-running process in the host namespace.

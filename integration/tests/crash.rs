@@ -7,7 +7,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
-use ocinet_integration::{ok, text, Host, Proc};
+use ocinet_integration::{ok, text, BareContainer, Host};
 use serde_json::Value;
 
 const SETUP_STEPS: &[&str] = &[
@@ -26,70 +26,8 @@ enum Recovery {
     NextHook,
 }
 
-/// A stand-in container: a process in a network namespace of its own, and
-/// a bundle whose config.json publishes a port.
-struct Victim {
-    id: String,
-    state: String,
-    proc: Proc,
-}
-
-fn victim(h: &Host, id: &str) -> Victim {
-    let proc = h.spawn(&["unshare", "-n", "sleep", "600"]);
-    let pid = proc.0.id();
-    // unshare must have made the namespace before the hook looks.
-    let host_ns = std::fs::read_link("/proc/self/ns/net").ok();
-    for _ in 0..100 {
-        let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if ns.is_some() && ns != host_ns && comm.trim() == "sleep" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let bundle = h.dir.join("bundles").join(id);
-    std::fs::create_dir_all(&bundle).expect("bundle");
-    let config = serde_json::json!({
-        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
-        "annotations": {"io.ocinet.ports": "8080:80"},
-        "linux": {"namespaces": [{"type": "network"}]}
-    });
-    std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
-    let state = format!(
-        r#"{{"ociVersion":"1.0","id":"{id}","status":"creating","pid":{pid},"bundle":"{}"}}"#,
-        bundle.display()
-    );
-    Victim {
-        id: id.into(),
-        state,
-        proc,
-    }
-}
-
-impl Drop for Victim {
-    /// A failed assertion must not leave the hook's pin mounted (the
-    /// host's own cleanup knows only the containers it started).
-    fn drop(&mut self) {
-        let pin = format!("ocinet-{}", &self.id[..12.min(self.id.len())]);
-        for f in std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if f.file_name().to_string_lossy().starts_with(&pin) {
-                let _ = std::process::Command::new("umount")
-                    .arg("-l")
-                    .arg(f.path())
-                    .status();
-                let _ = std::fs::remove_file(f.path());
-            }
-        }
-    }
-}
-
-/// Ids unique to this run, so a crashed earlier run cannot interfere.
-fn unique_id(what: &str) -> String {
-    format!("{}-{what}", &ocinet_integration::unique_hex()[..6])
+fn ports() -> Value {
+    serde_json::json!({"io.ocinet.ports": "8080:80"})
 }
 
 fn leases(h: &Host) -> Vec<(String, String)> {
@@ -105,7 +43,7 @@ fn leases(h: &Host) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn killed_at(h: &Host, stage: &str, v: &Victim, step: &str) {
+fn killed_at(h: &Host, stage: &str, v: &BareContainer, step: &str) {
     let o = h.hook_with_env(stage, &v.state, &[], &[("OCINET_TEST_KILL_AT", step)]);
     assert_eq!(
         o.status.signal(),
@@ -124,7 +62,7 @@ fn assert_clean(h: &Host, id: &str, when: &str) {
 
 /// Set up for real and check the endpoint is whole: one lease, the veth,
 /// its firewall elements and the pin.
-fn set_up(h: &Host, v: &Victim, extra: &[&str], when: &str) -> String {
+fn set_up(h: &Host, v: &BareContainer, extra: &[&str], when: &str) -> String {
     let o = h.hook("createRuntime", &v.state, extra);
     assert!(
         o.status.success(),
@@ -158,9 +96,8 @@ fn set_up(h: &Host, v: &Victim, extra: &[&str], when: &str) -> String {
     ip
 }
 
-fn tear_down(h: &Host, v: &Victim, when: &str) {
-    let stop = v.state.replace("\"creating\"", "\"stopped\"");
-    ok(h.hook("poststop", &stop, &[]));
+fn tear_down(h: &Host, v: &BareContainer, when: &str) {
+    ok(h.hook("poststop", &v.stopped_state(), &[]));
     assert_clean(h, &v.id, when);
 }
 
@@ -170,10 +107,7 @@ fn a_hook_killed_at_any_setup_step_is_recovered_by_gc_or_the_next_call() {
     for (n, step) in SETUP_STEPS.iter().enumerate() {
         for recovery in [Recovery::Gc, Recovery::NextHook] {
             let when = format!("killed at {step}, recovered by {recovery:?}");
-            let v = victim(
-                &h,
-                &unique_id(&format!("kill{n}-{recovery:?}").to_lowercase()),
-            );
+            let v = h.bare_container(&format!("kill{n}-{recovery:?}").to_lowercase(), ports());
             killed_at(&h, "createRuntime", &v, step);
             let leased: Vec<String> = leases(&h).into_iter().map(|(ip, _)| ip).collect();
             assert_eq!(
@@ -208,7 +142,7 @@ fn a_hook_killed_at_any_setup_step_is_recovered_by_gc_or_the_next_call() {
 #[test]
 fn a_hook_killed_after_recording_ready_leaves_a_whole_endpoint() {
     let h = Host::new();
-    let v = victim(&h, &unique_id("kill-ready"));
+    let v = h.bare_container("kill-ready", ports());
     killed_at(&h, "createRuntime", &v, "ready");
     // The container runs and is fully wired: gc keeps it, a retried hook
     // finds it set up.
@@ -227,15 +161,11 @@ fn a_teardown_killed_midway_is_finished_by_a_second_poststop_or_gc() {
     for (n, step) in ["teardown-unwired", "teardown-unleased"].iter().enumerate() {
         for recovery in [Recovery::Gc, Recovery::NextHook] {
             let when = format!("poststop killed at {step}, recovered by {recovery:?}");
-            let mut v = victim(
-                &h,
-                &unique_id(&format!("tkill{n}-{recovery:?}").to_lowercase()),
-            );
+            let mut v = h.bare_container(&format!("tkill{n}-{recovery:?}").to_lowercase(), ports());
             set_up(&h, &v, &[], &when);
             // As at a real poststop, the container is gone.
-            let _ = v.proc.0.kill();
-            let _ = v.proc.0.wait();
-            let stop = v.state.replace("\"creating\"", "\"stopped\"");
+            v.kill();
+            let stop = v.stopped_state();
             let o = h.hook_with_env("poststop", &stop, &[], &[("OCINET_TEST_KILL_AT", step)]);
             assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
             assert!(

@@ -120,6 +120,17 @@ impl Netlink {
         self.set_link(LinkUnspec::new_with_index(index).up().build(), what)
     }
 
+    /// Make `index` a port of `bridge`, and up.
+    pub fn attach(&mut self, index: u32, bridge: u32, what: &str) -> Result<()> {
+        self.set_link(
+            LinkUnspec::new_with_index(index)
+                .controller(bridge)
+                .up()
+                .build(),
+            what,
+        )
+    }
+
     /// Create a veth pair whose host end is attached to `bridge` and up, and
     /// whose peer is made directly inside the namespace `peer_ns` with the
     /// given name, MAC and MTU. The peer cannot be brought up in the same

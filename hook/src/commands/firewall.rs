@@ -5,6 +5,7 @@ use ocinet_common::Result;
 
 use crate::cli::FirewallCommand;
 use crate::context::Context;
+use crate::lifecycle::restore;
 
 pub fn run(ctx: &Context, cmd: &FirewallCommand) -> Result<String> {
     let fw = ctx.firewall()?;
@@ -13,8 +14,11 @@ pub fn run(ctx: &Context, cmd: &FirewallCommand) -> Result<String> {
             let _lock = ctx.lock()?;
             let (networks, elements) = ctx.rebuild_firewall(&fw, None, &[])?;
             tracing::info!(networks, elements, "firewall rebuilt");
+            let (bridges, ports) = restore::restore_all(ctx)?;
+            tracing::info!(bridges, ports, "bridges restored");
             Ok(format!(
-                "rebuilt table inet ocinet: {networks} networks, {elements} elements\n"
+                "rebuilt tables inet ocinet and bridge ocinet: {networks} networks, {elements} elements\n\
+                 bridges made again: {bridges}, container ports put back on their bridge: {ports}\n"
             ))
         }
         FirewallCommand::Rules => Ok(format!("{}\n", fw.rule_count()?)),

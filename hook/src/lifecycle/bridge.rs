@@ -11,7 +11,7 @@ use ocinet_common::model::{Endpoint, Network, Phase};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, sysctl, validate, Error, Result};
 
-use super::release;
+use super::{release, restore};
 use crate::context::Context;
 use crate::killpoint;
 use crate::networks;
@@ -160,17 +160,8 @@ fn wire(
     ns: &File,
     ns_path: &Path,
 ) -> Result<()> {
-    let bridge = ensure_bridge(host, net)?;
+    let bridge = prepare_bridge(ctx, host, net)?;
     killpoint::reached("bridge");
-    if !net.internal {
-        sysctl::enable_ipv4_forwarding()?;
-        // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced
-        // packets be routed out of the bridge (they are masqueraded there).
-        sysctl::write(
-            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge),
-            "1",
-        )?;
-    }
     // nft runs while the veth is made and configured; its outcome is
     // awaited before the endpoint counts as ready.
     let change = Change {
@@ -298,14 +289,36 @@ fn check_ports(net: &Network, settings: &Settings, host: &mut Netlink) -> Result
     Ok(())
 }
 
-/// The bridge up, with its gateway address, a stable MAC and the network's
-/// MTU; created if missing. Returns its index.
-pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<u32> {
+/// `ensure_bridge`, and if the bridge had to be made again while
+/// containers were on it (someone deleted it), those containers' ports put
+/// back on it. Returns its index.
+fn prepare_bridge(ctx: &Context, host: &mut Netlink, net: &Network) -> Result<u32> {
+    let (bridge, created) = ensure_bridge(host, net)?;
+    if created {
+        // Not this container's failure: it is set up either way.
+        match restore::reattach(ctx, host, net, bridge) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(bridge = %net.bridge, ports = n, "bridge was gone: put the running containers back on it")
+            }
+            Err(e) => {
+                tracing::warn!(bridge = %net.bridge, "bridge was gone; putting containers back on it failed: {e}")
+            }
+        }
+    }
+    Ok(bridge)
+}
+
+/// The bridge up, with its gateway address, a stable MAC, the network's MTU
+/// and its sysctls; created if missing. Returns its index and whether it
+/// was created.
+pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
     let _span = tracing::debug_span!("ensure_bridge", bridge = %net.bridge).entered();
+    let mut created = false;
     let link = match nl.link_by_name(&net.bridge)? {
         Some(l) => l,
         None => {
-            nl.create_bridge(&net.bridge, net.mtu, &bridge_mac(&net.bridge))?;
+            created = nl.create_bridge(&net.bridge, net.mtu, &bridge_mac(&net.bridge))?;
             nl.link_by_name(&net.bridge)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "bridge {} vanished right after creation",
@@ -324,7 +337,16 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<u32> {
         nl.set_up(link.index, &format!("set {} up", net.bridge))?;
     }
     nl.add_address(link.index, net.gateway, net.subnet.prefix_len())?;
-    Ok(link.index)
+    if !net.internal {
+        sysctl::enable_ipv4_forwarding()?;
+        // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced
+        // packets be routed out of the bridge (they are masqueraded there).
+        sysctl::write(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge),
+            "1",
+        )?;
+    }
+    Ok((link.index, created))
 }
 
 #[cfg(test)]

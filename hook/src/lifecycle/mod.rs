@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod release;
+pub mod restore;
 mod setup;
 
 use std::io::Read;
