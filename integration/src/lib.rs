@@ -249,6 +249,8 @@ pub const WGET: &[&str] = &["timeout", "3", "busybox", "wget", "-q", "-O", "-"];
 
 pub const HOST_LINK_IP: &str = "198.51.100.1";
 pub const OUTSIDE_IP: &str = "198.51.100.2";
+/// Where tests run the exporter (inside each host's own namespace).
+pub const EXPORTER_ADDR: &str = "127.0.0.1:19870";
 
 impl Host {
     pub fn new() -> Host {
@@ -650,7 +652,7 @@ impl Host {
     /// A `BareContainer` in this host, its id made unique to this run from
     /// `tag`.
     pub fn bare_container(&self, tag: &str, annotations: Value) -> BareContainer {
-        let id = format!("{}-{tag}", &unique_hex()[..6]);
+        let id = format!("{}-{tag}", unique_hex());
         let proc = self.spawn(&["unshare", "-n", "sleep", "600"]);
         let pid = proc.0.id();
         // unshare must have made the namespace and become sleep before the
@@ -687,6 +689,56 @@ impl Host {
             state,
             proc,
         }
+    }
+
+    /// Move the calling thread into this host's network namespace, for
+    /// sockets a test opens itself (load and abuse clients). Call it on a
+    /// thread the test spawned: the namespace sticks to the thread, and
+    /// sockets to the namespace they were made in.
+    pub fn enter_on_this_thread(&self) {
+        let ns = std::fs::File::open(format!("/run/netns/{}", self.name)).expect("host netns");
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("setns into the host namespace");
+    }
+
+    /// Start the exporter in this host on `EXPORTER_EXPORTER_ADDR`, with this host's
+    /// state and config directories, and wait until it answers.
+    pub fn start_exporter(&self, extra: &[&str]) -> Proc {
+        let bin = exporter_bin();
+        let (s, c) = (self.state_dir(), self.config_dir());
+        let mut args = vec![
+            bin.to_str().unwrap_or(""),
+            "--web.listen-address",
+            EXPORTER_ADDR,
+            "--state-dir",
+            s.to_str().unwrap_or(""),
+            "--config-dir",
+            c.to_str().unwrap_or(""),
+        ];
+        args.extend_from_slice(extra);
+        let p = self.spawn(&args);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let o = self.exec(&[
+                "curl",
+                "-sk",
+                "-o",
+                "/dev/null",
+                &format!("http://{EXPORTER_ADDR}/"),
+            ]);
+            let o2 = self.exec(&[
+                "curl",
+                "-sk",
+                "-o",
+                "/dev/null",
+                &format!("https://{EXPORTER_ADDR}/"),
+            ]);
+            if o.status.success() || o2.status.success() {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("exporter did not start");
     }
 
     /// Start a long-running process in the host namespace.

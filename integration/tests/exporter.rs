@@ -4,41 +4,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ocinet_integration::{exporter_bin, ok, text, Host, Proc, Runtime, Spec, HOST_LINK_IP};
+use ocinet_integration::{
+    exporter_bin, ok, text, Host, Proc, Runtime, Spec, EXPORTER_ADDR, HOST_LINK_IP,
+};
 
-const ADDR: &str = "127.0.0.1:19870";
-
-fn start_exporter(h: &Host, extra: &[&str]) -> Proc {
-    let bin = exporter_bin();
-    let (s, c) = (h.state_dir(), h.config_dir());
-    let mut args = vec![
-        bin.to_str().unwrap_or(""),
-        "--web.listen-address",
-        ADDR,
-        "--state-dir",
-        s.to_str().unwrap_or(""),
-        "--config-dir",
-        c.to_str().unwrap_or(""),
-    ];
-    args.extend_from_slice(extra);
-    let p = h.spawn(&args);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let o = h.exec(&["curl", "-sk", "-o", "/dev/null", &format!("http://{ADDR}/")]);
-        let o2 = h.exec(&[
-            "curl",
-            "-sk",
-            "-o",
-            "/dev/null",
-            &format!("https://{ADDR}/"),
-        ]);
-        if o.status.success() || o2.status.success() {
-            return p;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("exporter did not start");
-}
+const ADDR: &str = EXPORTER_ADDR;
 
 fn scrape(h: &Host) -> String {
     ok(h.exec(&["curl", "-sf", &format!("http://{ADDR}/metrics")]))
@@ -74,7 +44,7 @@ fn byte_counters_follow_a_transfer_and_match_ip_link() {
         &Spec::default().ann("io.ocinet.name", "web"),
     );
     std::fs::write(c.bundle.join("www/big"), vec![b'x'; 1 << 20]).expect("1 MiB file");
-    let _e = start_exporter(&h, &[]);
+    let _e = h.start_exporter(&[]);
     let ep = h.endpoint(&c.id).expect("endpoint");
     let veth = ep["host_interface"].as_str().expect("veth").to_string();
     let label = format!("container_id=\"{}\"", c.id);
@@ -205,7 +175,7 @@ fn conntrack_metrics_and_open_connections_per_published_port() {
             .ann("io.ocinet.name", "api")
             .ann("io.ocinet.ports", "8080:80,5353:53/udp"),
     );
-    let _e = start_exporter(&h, &[]);
+    let _e = h.start_exporter(&[]);
     let m = scrape(&h);
     let labels = [
         "container=\"api\"",
@@ -287,7 +257,7 @@ fn promtool_accepts_the_output_and_prometheus_scrapes_it() {
             .ann("io.ocinet.name", "scraped")
             .ann("io.ocinet.ports", "8080:80"),
     );
-    let _e = start_exporter(&h, &[]);
+    let _e = h.start_exporter(&[]);
     let metrics = scrape(&h);
     let mut check = Command::new("promtool")
         .args(["check", "metrics"])
@@ -387,7 +357,7 @@ fn basic_auth_and_tls_from_a_web_config_file() {
     let hash = bcrypt_hash("s3cret");
     std::fs::write(dir.join("web.yml"), format!("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  prom: '{hash}'\n")).expect("web.yml");
     let cfg = dir.join("web.yml");
-    let _e = start_exporter(&h, &["--web.config.file", cfg.to_str().unwrap_or("")]);
+    let _e = h.start_exporter(&["--web.config.file", cfg.to_str().unwrap_or("")]);
     let url = format!("https://{ADDR}/metrics");
     let code = |args: &[&str]| -> String {
         let mut all = vec!["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}"];
@@ -440,7 +410,7 @@ fn basic_auth_and_tls_from_a_web_config_file() {
 #[test]
 fn landing_page_unknown_paths_methods_and_disabled_collectors() {
     let h = Host::new();
-    let _e = start_exporter(&h, &["--no-collector.portmap", "--no-collector.conntrack"]);
+    let _e = h.start_exporter(&["--no-collector.portmap", "--no-collector.conntrack"]);
     let page = ok(h.exec(&["curl", "-sf", &format!("http://{ADDR}/")]));
     assert!(page.contains("href=\"/metrics\""), "{page}");
     let code = |args: &[&str]| {
@@ -470,7 +440,7 @@ fn landing_page_unknown_paths_methods_and_disabled_collectors() {
 #[test]
 fn sigterm_shuts_down_cleanly() {
     let h = Host::new();
-    let mut e = start_exporter(&h, &[]);
+    let mut e = h.start_exporter(&[]);
     // nsenter execs the exporter in place, so this pid is the exporter's.
     let pid = e.0.id();
     ok(ocinet_integration::run_cmd(
