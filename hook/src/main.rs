@@ -1,15 +1,5 @@
 //! `ocinet`: the OCI hook and its admin CLI.
 
-mod cli;
-mod commands;
-mod context;
-mod killpoint;
-mod lifecycle;
-mod logging;
-mod networks;
-mod oci;
-mod settings;
-
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -17,8 +7,9 @@ use clap::Parser;
 use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::{fsutil, StateDir};
 
-use crate::cli::{Cli, Command};
-use crate::context::Context;
+use ocinet::cli::{Cli, Command};
+use ocinet::context::Context;
+use ocinet::{commands, lifecycle, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

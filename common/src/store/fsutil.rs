@@ -101,12 +101,17 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    serde_json::from_slice(&data)
-        .map(Some)
-        .map_err(|e| Error::CorruptState {
-            path: path.into(),
-            reason: e.to_string(),
-        })
+    parse_json(path, &data).map(Some)
+}
+
+/// The contents of the state file at `path`, parsed; `CorruptState` naming
+/// the path when they cannot be (this is what the state fuzz target
+/// drives).
+pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, data: &[u8]) -> Result<T> {
+    serde_json::from_slice(data).map_err(|e| Error::CorruptState {
+        path: path.into(),
+        reason: e.to_string(),
+    })
 }
 
 /// The `*.json` files of `dir` as (stem, path), hidden and temporary files
