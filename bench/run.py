@@ -437,6 +437,11 @@ def main():
             f"kernel {platform.release()}; date {datetime.date.today()}; ocinet release build. "
             f"Reproduce: `cargo build --release --bins && sudo python3 bench/run.py{' --quick' if q else ''}`."]
     text = "\n\n".join(head + [f"## {t}\n\n{m}" for t, m in results])
+    # The soak (bench/soak.py, minutes of runc cycles) keeps its own figures.
+    soak = os.path.join(ROOT, "bench/SOAK.md")
+    if os.path.exists(soak) and not q:
+        with open(soak) as f:
+            text += "\n\n" + f.read().strip()
     analysis = os.path.join(ROOT, "bench/ANALYSIS.md")
     if os.path.exists(analysis) and not q and only == set("123456"):
         with open(analysis) as f:
