@@ -255,3 +255,70 @@ fn a_full_state_file_system_gives_a_clear_error_and_no_half_state() {
     ok(h.hook("poststop", &first.stopped_state(), &[]));
     drop(fs);
 }
+
+#[test]
+fn corrupt_and_truncated_state_files_are_reported_by_path_and_skipped() {
+    let h = Host::new();
+    let mut a = h.bare_container("healthy", json!({"io.ocinet.ports": "8080:80"}));
+    let mut b = h.bare_container("mangled", json!({"io.ocinet.ports": "8081:80"}));
+    ok(h.hook("createRuntime", &a.state, &[]));
+    ok(h.hook("createRuntime", &b.state, &[]));
+    let endpoints = h.state_dir().join("endpoints");
+    let truncated = endpoints.join(format!("{}.json", b.id));
+    let whole = std::fs::read(&truncated).expect("record");
+    std::fs::write(&truncated, &whole[..whole.len() / 2]).expect("truncate");
+    let junk = endpoints.join("junk.json");
+    std::fs::write(&junk, b"\x00\xff not json").expect("junk");
+    let names = |s: &str| {
+        s.contains(&truncated.display().to_string()) && s.contains(&junk.display().to_string())
+    };
+
+    // ps and gc name both files and go on with the rest.
+    let ps = h.ocinet(&["ps"]);
+    assert!(
+        ps.status.success() && names(&text(&ps)) && text(&ps).contains(&a.id),
+        "{}",
+        text(&ps)
+    );
+    let gc = ok(h.ocinet(&["gc"]));
+    assert!(names(&gc), "{gc}");
+    assert!(h.endpoint(&a.id).is_some(), "gc removed a live container");
+
+    // The exporter reports the healthy container, counts the bad files and
+    // logs their paths.
+    let e = h.start_exporter(&[]);
+    let m = ok(h.exec(&[
+        "curl",
+        "-sf",
+        &format!("http://{}/metrics", ocinet_integration::EXPORTER_ADDR),
+    ]));
+    assert!(m.contains(&format!("container_id=\"{}\"", a.id)), "{m}");
+    assert!(
+        m.contains("ocinet_state_files_unreadable{kind=\"endpoint\"} 2"),
+        "{m}"
+    );
+    let mut e = e;
+    let mut stderr = e.0.stderr.take().expect("stderr");
+    let _ = Command::new("kill")
+        .args(["-TERM", &e.0.id().to_string()])
+        .status();
+    let _ = e.0.wait();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).expect("exporter log");
+    assert!(names(&log) && !log.contains("panicked"), "{log}");
+
+    // Teardown of the healthy container is unaffected.
+    a.kill();
+    ok(h.hook("poststop", &a.stopped_state(), &[]));
+    assert_clean(&h, &a.id);
+    // The mangled one's teardown cannot know what to undo: a clear error
+    // naming the file, not a crash, and nothing else touched.
+    b.kill();
+    let o = h.hook("poststop", &b.stopped_state(), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&truncated.display().to_string()),
+        "{}",
+        text(&o)
+    );
+}

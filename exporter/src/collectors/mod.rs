@@ -73,12 +73,12 @@ impl Collectors {
 
     /// One scrape, in the exposition text format.
     pub fn scrape(&self) -> Vec<u8> {
-        let (endpoints, bad) = self.state.list_endpoints();
-        for e in bad {
+        let (endpoints, bad_endpoints) = self.state.list_endpoints();
+        for e in &bad_endpoints {
             tracing::warn!("skipping endpoint state: {e}");
         }
-        let (networks, bad) = self.config.list();
-        for e in bad {
+        let (networks, bad_networks) = self.config.list();
+        for e in &bad_networks {
             tracing::warn!("skipping network definition: {e}");
         }
         let snap = Snapshot {
@@ -112,7 +112,23 @@ impl Collectors {
             &["version"],
         )
         .expect("valid metric");
-        for m in [&duration, &success, &build] {
+        // A corrupt or truncated file drops its container from every
+        // collector: worth an alert of its own.
+        let unreadable = GaugeVec::new(
+            Opts::new(
+                "ocinet_state_files_unreadable",
+                "State files skipped because they could not be read or parsed (see the exporter's log for the paths).",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        unreadable
+            .with_label_values(&["endpoint"])
+            .set(bad_endpoints.len() as f64);
+        unreadable
+            .with_label_values(&["network"])
+            .set(bad_networks.len() as f64);
+        for m in [&duration, &success, &build, &unreadable] {
             let _ = meta.register(Box::new(m.clone()));
         }
         build
