@@ -462,3 +462,28 @@ fn bcrypt_hash(password: &str) -> String {
     // the test crate hashes with the bcrypt crate.
     bcrypt::hash(password, 6).expect("bcrypt")
 }
+
+/// The exporter keeps parsed endpoint records between scrapes; a change
+/// right before a scrape must still show in it.
+#[test]
+fn containers_show_up_and_go_in_the_very_next_scrape() {
+    let h = Host::new();
+    let _e = h.start_exporter(&[]);
+    let listed = |id: &str| scrape(&h).contains(&format!("container_id=\"{id}\""));
+    let mut cs = Vec::new();
+    for i in 0..5 {
+        let c = h.bare_container(&format!("seen{i}"), serde_json::json!({}));
+        ok(h.hook("createRuntime", &c.state, &[]));
+        // Old enough for the records to be kept: the next container's
+        // setup must invalidate them.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(listed(&c.id), "{} missing right after setup", c.id);
+        assert!(listed(&c.id), "{} missing from the second scrape", c.id);
+        cs.push(c);
+    }
+    for mut c in cs {
+        c.kill();
+        ok(h.hook("poststop", &c.stopped_state(), &[]));
+        assert!(!listed(&c.id), "{} still listed right after teardown", c.id);
+    }
+}

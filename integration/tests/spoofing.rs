@@ -232,7 +232,9 @@ fn a_container_cannot_send_with_another_containers_ip_mac_or_arp_identity() {
         unguarded,
         "spoofed packets pass after firewall reload"
     );
-    // And A as itself still works.
+    // And A as itself still works, once C forgets what the unguarded
+    // spoofs taught its neighbour table (A's address at B's MAC).
+    ok(in_ns(&h, &c.id, &["ip", "neigh", "flush", "all"]));
     let o = from_a(&h, &a, &["ping", "-c", "1", "-W", "2", &c.ip]);
     assert!(
         o.status.success(),

@@ -4,10 +4,12 @@
 //! others still answer.
 
 mod conntrack;
+mod endpoints;
 mod ipam;
 mod netdev;
 mod portmap;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use ocinet_common::model::{Endpoint, Network};
@@ -20,7 +22,7 @@ pub type CollectResult = Result<(), String>;
 
 /// What every collector sees of one scrape.
 pub struct Snapshot {
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Arc<Vec<Endpoint>>,
     pub networks: Vec<Network>,
     pub state: StateDir,
 }
@@ -33,6 +35,7 @@ pub trait Collector: Send + Sync {
 pub struct Collectors {
     list: Vec<Box<dyn Collector>>,
     state: StateDir,
+    endpoints: endpoints::EndpointCache,
     config: ConfigDir,
 }
 
@@ -60,9 +63,11 @@ impl Collectors {
         if !cli.no_ipam {
             list.push(Box::new(ipam::Ipam));
         }
+        let state = StateDir::new(&cli.state_dir);
         Collectors {
             list,
-            state: StateDir::new(&cli.state_dir),
+            endpoints: endpoints::EndpointCache::new(state.clone()),
+            state,
             config: ConfigDir::new(&cli.config_dir),
         }
     }
@@ -73,10 +78,7 @@ impl Collectors {
 
     /// One scrape, in the exposition text format.
     pub fn scrape(&self) -> Vec<u8> {
-        let (endpoints, bad_endpoints) = self.state.list_endpoints();
-        for e in &bad_endpoints {
-            tracing::warn!("skipping endpoint state: {e}");
-        }
+        let (endpoints, bad_endpoints) = self.endpoints.get();
         let (networks, bad_networks) = self.config.list();
         for e in &bad_networks {
             tracing::warn!("skipping network definition: {e}");
@@ -124,7 +126,7 @@ impl Collectors {
         .expect("valid metric");
         unreadable
             .with_label_values(&["endpoint"])
-            .set(bad_endpoints.len() as f64);
+            .set(bad_endpoints as f64);
         unreadable
             .with_label_values(&["network"])
             .set(bad_networks.len() as f64);

@@ -2,6 +2,8 @@
 //! the container received is what its host-side veth transmitted), as
 //! cAdvisor reports them.
 
+use std::collections::HashMap;
+
 use ocinet_common::model::Mode;
 use ocinet_common::netlink::Netlink;
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
@@ -97,7 +99,9 @@ impl Collector for Netdev {
         let links = Netlink::new()
             .and_then(|mut nl| nl.links())
             .map_err(|e| e.to_string())?;
-        for ep in &snap.endpoints {
+        let by_name: HashMap<&str, &ocinet_common::netlink::link::Link> =
+            links.iter().map(|l| (l.name.as_str(), l)).collect();
+        for ep in snap.endpoints.iter() {
             let network = ep.mode.label();
             let ip = ep.ip.map(|i| i.to_string()).unwrap_or_default();
             let mac = ep.mac.clone().unwrap_or_default();
@@ -108,11 +112,7 @@ impl Collector for Netdev {
             }
             // A veth that vanished between reading state and the dump is a
             // container going away, not an error.
-            let Some(stats) = links
-                .iter()
-                .find(|l| !veth.is_empty() && l.name == veth)
-                .and_then(|l| l.stats)
-            else {
+            let Some(stats) = by_name.get(veth).and_then(|l| l.stats) else {
                 continue;
             };
             let iface = ep.interface.as_deref().unwrap_or("eth0");

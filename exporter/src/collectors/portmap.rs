@@ -39,7 +39,7 @@ impl Collector for Portmap {
         // publish the same host port to the same container port.
         type Key = (Ipv4Addr, Protocol, u16, u16);
         let mut index: HashMap<Key, Vec<(Option<Ipv4Addr>, [String; 5])>> = HashMap::new();
-        for ep in &snap.endpoints {
+        for ep in snap.endpoints.iter() {
             let Some(ip) = ep.ip else { continue };
             for m in ep.ports.iter().flat_map(|p| p.mappings()) {
                 let labels = [
