@@ -73,16 +73,22 @@ impl BareContainer {
 
 impl Drop for BareContainer {
     fn drop(&mut self) {
-        let pin = format!("ocinet-{}", &self.id[..12.min(self.id.len())]);
-        for f in std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if f.file_name().to_string_lossy().starts_with(&pin) {
-                let _ = Command::new("umount").arg("-l").arg(f.path()).status();
-                let _ = std::fs::remove_file(f.path());
-            }
+        remove_pins(&self.id);
+    }
+}
+
+/// Unmount and remove the hook's `/run/netns` pins of container `id`
+/// (named after its first 12 characters), whatever a test left.
+fn remove_pins(id: &str) {
+    let pin = format!("ocinet-{}", &id[..12.min(id.len())]);
+    for f in std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if f.file_name().to_string_lossy().starts_with(&pin) {
+            let _ = Command::new("umount").arg("-l").arg(f.path()).status();
+            let _ = std::fs::remove_file(f.path());
         }
     }
 }
@@ -865,18 +871,7 @@ impl Drop for Host {
                     .args(["-KILL", &pid.to_string()])
                     .status();
             }
-            let short = &id[..12.min(id.len())];
-            if let Ok(dir) = std::fs::read_dir("/run/netns") {
-                for f in dir.flatten() {
-                    if f.file_name()
-                        .to_string_lossy()
-                        .starts_with(&format!("ocinet-{short}"))
-                    {
-                        let _ = Command::new("umount").arg("-l").arg(f.path()).status();
-                        let _ = std::fs::remove_file(f.path());
-                    }
-                }
-            }
+            remove_pins(&id);
         }
         if let Some(o) = self
             .outside
