@@ -10,8 +10,17 @@ use ocinet_common::{Error, Result};
 use super::bridge;
 use crate::context::Context;
 
+/// The records that can be read; the others are logged and skipped.
+fn readable_endpoints(ctx: &Context) -> Vec<Endpoint> {
+    let (endpoints, bad) = ctx.state.list_endpoints();
+    for e in bad {
+        tracing::warn!("restore: skipping {e}");
+    }
+    endpoints
+}
+
 /// Endpoints of `net` that should be on its bridge now.
-fn running_on(endpoints: &[Endpoint], net: &str) -> Vec<Endpoint> {
+fn running_on<'a>(endpoints: &'a [Endpoint], net: &str) -> Vec<&'a Endpoint> {
     endpoints
         .iter()
         .filter(|e| {
@@ -19,7 +28,6 @@ fn running_on(endpoints: &[Endpoint], net: &str) -> Vec<Endpoint> {
                 && matches!(&e.mode, Mode::Bridge(n) if n == net)
                 && !e.is_stale()
         })
-        .cloned()
         .collect()
 }
 
@@ -27,14 +35,20 @@ fn running_on(endpoints: &[Endpoint], net: &str) -> Vec<Endpoint> {
 /// `bridge` back on it (with hairpin for publishing containers, as setup
 /// does). Returns how many were put back. Callers hold the lock.
 pub fn reattach(ctx: &Context, host: &mut Netlink, net: &Network, bridge: u32) -> Result<usize> {
+    let endpoints = readable_endpoints(ctx);
+    reattach_these(host, net, bridge, &running_on(&endpoints, &net.name))
+}
+
+fn reattach_these(
+    host: &mut Netlink,
+    net: &Network,
+    bridge: u32,
+    running: &[&Endpoint],
+) -> Result<usize> {
     let _span = tracing::debug_span!("reattach", bridge = %net.bridge).entered();
-    let (endpoints, bad) = ctx.state.list_endpoints();
-    for e in bad {
-        tracing::warn!("reattach: skipping {e}");
-    }
     let mut errors = Vec::new();
     let mut count = 0;
-    for ep in running_on(&endpoints, &net.name) {
+    for ep in running {
         let Some(veth) = &ep.host_veth else { continue };
         let link = match host.link_by_name(veth) {
             Ok(Some(l)) => l,
@@ -79,19 +93,20 @@ pub fn reattach(ctx: &Context, host: &mut Netlink, net: &Network, bridge: u32) -
 /// ports put back). Callers hold the lock.
 pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
     let mut host = Netlink::new()?;
-    let (endpoints, _) = ctx.state.list_endpoints();
+    let endpoints = readable_endpoints(ctx);
     let (networks, bad) = ctx.config.list();
     for e in bad {
         tracing::warn!("restore: skipping {e}");
     }
     let (mut made, mut ports) = (0, 0);
-    for net in networks
-        .iter()
-        .filter(|n| !running_on(&endpoints, &n.name).is_empty())
-    {
+    for net in &networks {
+        let running = running_on(&endpoints, &net.name);
+        if running.is_empty() {
+            continue;
+        }
         let (index, created) = bridge::ensure_bridge(&mut host, net)?;
         made += usize::from(created);
-        ports += reattach(ctx, &mut host, net, index)?;
+        ports += reattach_these(&mut host, net, index, &running)?;
     }
     Ok((made, ports))
 }
