@@ -38,6 +38,44 @@ pub fn exporter_bin() -> PathBuf {
 /// A process this test started; killed (by its pid) and reaped on drop.
 pub struct Proc(pub Child);
 
+impl Proc {
+    /// SIGTERM it, wait, and return what it wrote to stderr (spawned with
+    /// stderr piped). It must still be running when asked to stop.
+    pub fn terminate(&mut self) -> String {
+        use std::io::Read;
+        assert!(
+            matches!(self.0.try_wait(), Ok(None)),
+            "it died: {:?}",
+            self.0.try_wait()
+        );
+        let mut stderr = self.0.stderr.take().expect("stderr piped");
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+        let mut out = String::new();
+        let _ = stderr.read_to_string(&mut out);
+        out
+    }
+}
+
+/// The response of a test container's httpd ("hello from ID").
+#[track_caller]
+pub fn answers(o: std::process::Output, id: &str) {
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains(&format!("hello from {id}")),
+        "expected {id} to answer: {t}"
+    );
+}
+
+/// Nothing of container `id` is left (see `Host::leftovers`).
+#[track_caller]
+pub fn assert_clean(h: &Host, id: &str) {
+    let left = h.leftovers(id);
+    assert!(left.is_empty(), "{id} left behind: {left:?}");
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -1,18 +1,14 @@
 //! Issue 2: bridge networking end to end, with real runc and crun, each test
 //! in its own throwaway host namespace.
 
-use ocinet_integration::{both_runtimes, ok, text, Host, Runtime, Spec, HOST_LINK_IP, OUTSIDE_IP};
+use ocinet_integration::{
+    assert_clean, both_runtimes, ok, text, Host, Runtime, Spec, HOST_LINK_IP, OUTSIDE_IP,
+};
 
 fn ip_of(h: &Host, id: &str) -> String {
     h.endpoint(id)
         .and_then(|e| e["ip"].as_str().map(str::to_string))
         .unwrap_or_else(|| panic!("no ip for {id}"))
-}
-
-#[track_caller]
-fn assert_clean(h: &Host, id: &str) {
-    let left = h.leftovers(id);
-    assert!(left.is_empty(), "{id} left behind: {left:?}");
 }
 
 fn eth0_has_address_and_default_route(rt: Runtime) {

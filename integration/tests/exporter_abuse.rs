@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ocinet_integration::{ok, BareContainer, Host, Proc, EXPORTER_ADDR};
+use ocinet_integration::{ok, BareContainer, Host, EXPORTER_ADDR};
 use serde_json::json;
 
 /// What a request got: a status code, or how the connection ended.
@@ -81,28 +81,10 @@ fn host_with_containers() -> (Host, Vec<BareContainer>) {
     (h, cs)
 }
 
-/// Stop the exporter and return what it wrote to stderr; it must still be
-/// running when asked to stop.
-fn stop(mut e: Proc) -> String {
-    assert!(
-        matches!(e.0.try_wait(), Ok(None)),
-        "the exporter died: {:?}",
-        e.0.try_wait()
-    );
-    let mut stderr = e.0.stderr.take().expect("stderr");
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &e.0.id().to_string()])
-        .status();
-    let _ = e.0.wait();
-    let mut out = String::new();
-    let _ = stderr.read_to_string(&mut out);
-    out
-}
-
 #[test]
 fn sixty_four_scrapers_for_thirty_seconds() {
     let (h, _containers) = host_with_containers();
-    let e = h.start_exporter(&[]);
+    let mut e = h.start_exporter(&[]);
     let pid = e.0.id();
     let (ok200, busy, bad) = (
         Arc::new(AtomicU64::new(0)),
@@ -181,14 +163,14 @@ fn sixty_four_scrapers_for_thirty_seconds() {
     // And it still answers normally afterwards.
     let m = ok(h.exec(&["curl", "-sf", &format!("http://{EXPORTER_ADDR}/metrics")]));
     assert!(m.contains("ocinet_build_info"));
-    let stderr = stop(e);
+    let stderr = e.terminate();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn slow_oversized_and_malformed_requests_leave_it_answering() {
     let (h, _containers) = host_with_containers();
-    let e = h.start_exporter(&[]);
+    let mut e = h.start_exporter(&[]);
     let pid = e.0.id();
     let rss_before = rss_kib(pid);
     std::thread::scope(|s| {
@@ -311,6 +293,6 @@ fn slow_oversized_and_malformed_requests_leave_it_answering() {
     let rss_after = rss_kib(pid);
     eprintln!("RSS {rss_before} KiB before, {rss_after} KiB after");
     assert!(rss_after < 64 * 1024, "RSS {rss_after} KiB");
-    let stderr = stop(e);
+    let stderr = e.terminate();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -6,23 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ocinet_integration::{ok, run_cmd, text, Host, Runtime, Spec, HOST_LINK_IP};
+use ocinet_integration::{
+    answers, assert_clean, ok, run_cmd, text, Host, Runtime, Spec, HOST_LINK_IP,
+};
 use serde_json::json;
-
-#[track_caller]
-fn answers(o: std::process::Output, id: &str) {
-    let t = text(&o);
-    assert!(
-        o.status.success() && t.contains(&format!("hello from {id}")),
-        "expected {id} to answer: {t}"
-    );
-}
-
-#[track_caller]
-fn assert_clean(h: &Host, id: &str) {
-    let left = h.leftovers(id);
-    assert!(left.is_empty(), "{id} left behind: {left:?}");
-}
 
 /// The first successful output of up to ten tries a second apart, or the
 /// last failure.
@@ -286,7 +273,7 @@ fn corrupt_and_truncated_state_files_are_reported_by_path_and_skipped() {
 
     // The exporter reports the healthy container, counts the bad files and
     // logs their paths.
-    let e = h.start_exporter(&[]);
+    let mut e = h.start_exporter(&[]);
     let m = ok(h.exec(&[
         "curl",
         "-sf",
@@ -297,14 +284,7 @@ fn corrupt_and_truncated_state_files_are_reported_by_path_and_skipped() {
         m.contains("ocinet_state_files_unreadable{kind=\"endpoint\"} 2"),
         "{m}"
     );
-    let mut e = e;
-    let mut stderr = e.0.stderr.take().expect("stderr");
-    let _ = Command::new("kill")
-        .args(["-TERM", &e.0.id().to_string()])
-        .status();
-    let _ = e.0.wait();
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut log).expect("exporter log");
+    let log = e.terminate();
     assert!(names(&log) && !log.contains("panicked"), "{log}");
 
     // Teardown of the healthy container is unaffected.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ocinet_integration::{both_runtimes, ok, text, Host, Runtime, Spec, HOST_LINK_IP};
+use ocinet_integration::{answers, both_runtimes, ok, text, Host, Runtime, Spec, HOST_LINK_IP};
 
 fn ip_of(h: &Host, id: &str) -> String {
     h.endpoint(id)
@@ -16,15 +16,6 @@ fn published(h: &Host, rt: Runtime, tag: &str, ports: &str) -> ocinet_integratio
     let c = h.start(rt, tag, &Spec::default().ann("io.ocinet.ports", ports));
     assert!(c.exit.is_none(), "{tag} failed: {}", c.output());
     c
-}
-
-#[track_caller]
-fn answers(o: std::process::Output, id: &str) {
-    let t = text(&o);
-    assert!(
-        o.status.success() && t.contains(&format!("hello from {id}")),
-        "expected {id} to answer: {t}"
-    );
 }
 
 #[track_caller]
