@@ -3,6 +3,7 @@
 //! sets and maps, so the rule count does not grow with the container count,
 //! and every hook call is one atomic transaction.
 
+pub mod elements;
 mod nft;
 pub mod ruleset;
 

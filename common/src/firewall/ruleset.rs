@@ -50,16 +50,108 @@ pub fn family_of(set: &str) -> &'static str {
     }
 }
 
-fn set(name: &str, ty: Value, interval: bool) -> Value {
-    let mut s = json!({"family": family_of(name), "table": TABLE, "name": name, "type": ty});
-    if interval {
-        s["flags"] = json!(["interval"]);
-    }
-    json!({"add": {"set": s}})
+/// The type of one field of a set's key, or of a map's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Mark,
+    Ifname,
+    Ipv4,
+    EtherAddr,
+    InetProto,
+    InetService,
 }
 
-fn map(name: &str, key: Value, data: &str) -> Value {
-    json!({"add": {"map": {"family": FAMILY, "table": TABLE, "name": name, "type": key, "map": data}}})
+impl Field {
+    pub fn nft_type(self) -> &'static str {
+        match self {
+            Field::Mark => "mark",
+            Field::Ifname => "ifname",
+            Field::Ipv4 => "ipv4_addr",
+            Field::EtherAddr => "ether_addr",
+            Field::InetProto => "inet_proto",
+            Field::InetService => "inet_service",
+        }
+    }
+}
+
+/// One set or map of the skeleton: declared from this table, and its
+/// elements encoded from it (`elements.rs`), so the two cannot disagree.
+#[derive(Debug)]
+pub struct SetSpec {
+    pub name: &'static str,
+    pub key: &'static [Field],
+    pub data: Option<Field>,
+    pub interval: bool,
+}
+
+const fn set_spec(name: &'static str, key: &'static [Field]) -> SetSpec {
+    SetSpec {
+        name,
+        key,
+        data: None,
+        interval: false,
+    }
+}
+
+const fn map_spec(name: &'static str, key: &'static [Field], data: Field) -> SetSpec {
+    SetSpec {
+        name,
+        key,
+        data: Some(data),
+        interval: false,
+    }
+}
+
+use Field::*;
+const PROTO_PORT: &[Field] = &[InetProto, InetService];
+const ADDR_PROTO_PORT: &[Field] = &[Ipv4, InetProto, InetService];
+
+pub const SETS: &[SetSpec] = &[
+    set_spec(SCHEMA_MARKER, &[Mark]),
+    set_spec(SET_BRIDGES, &[Ifname]),
+    set_spec(SET_INTERNAL_BRIDGES, &[Ifname]),
+    set_spec(SET_BRIDGE_SELF, &[Ifname, Ifname]),
+    SetSpec {
+        name: SET_MASQ_SUBNETS,
+        key: &[Ipv4],
+        data: None,
+        interval: true,
+    },
+    map_spec(MAP_PUB_ANY_ADDR, PROTO_PORT, Ipv4),
+    map_spec(MAP_PUB_ANY_PORT, PROTO_PORT, InetService),
+    map_spec(MAP_PUB_IP_ADDR, ADDR_PROTO_PORT, Ipv4),
+    map_spec(MAP_PUB_IP_PORT, ADDR_PROTO_PORT, InetService),
+    set_spec(SET_GUARDED_PORTS, &[Ifname]),
+    set_spec(SET_PORT_MAC, &[Ifname, EtherAddr]),
+    set_spec(SET_PORT_IP, &[Ifname, Ipv4]),
+];
+
+pub fn spec(set: &str) -> Option<&'static SetSpec> {
+    SETS.iter().find(|s| s.name == set)
+}
+
+/// Declarations of the sets and maps in `family`'s table.
+fn declare_sets(family: &str) -> Vec<Value> {
+    SETS.iter()
+        .filter(|s| family_of(s.name) == family)
+        .map(|s| {
+            let ty = match s.key {
+                [one] => json!(one.nft_type()),
+                many => json!(many.iter().map(|f| f.nft_type()).collect::<Vec<_>>()),
+            };
+            let mut decl = json!({"family": family, "table": TABLE, "name": s.name, "type": ty});
+            if s.interval {
+                decl["flags"] = json!(["interval"]);
+            }
+            match s.data {
+                Some(d) => {
+                    decl["map"] = json!(d.nft_type());
+                    json!({"add": {"map": decl}})
+                }
+                None => json!({"add": {"set": decl}}),
+            }
+        })
+        .collect()
 }
 
 /// `dnat ip to KEY map @ADDR : KEY map @PORT`
@@ -127,33 +219,9 @@ pub fn skeleton() -> Vec<Value> {
     let dnat_status =
         json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
     let saddr = json!({"payload": {"protocol": "ip", "field": "saddr"}});
-    let mut out = vec![
-        json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
-        set(SCHEMA_MARKER, json!("mark"), false),
-        set(SET_BRIDGES, json!("ifname"), false),
-        set(SET_INTERNAL_BRIDGES, json!("ifname"), false),
-        set(SET_BRIDGE_SELF, json!(["ifname", "ifname"]), false),
-        set(SET_MASQ_SUBNETS, json!("ipv4_addr"), true),
-        map(
-            MAP_PUB_ANY_ADDR,
-            json!(["inet_proto", "inet_service"]),
-            "ipv4_addr",
-        ),
-        map(
-            MAP_PUB_ANY_PORT,
-            json!(["inet_proto", "inet_service"]),
-            "inet_service",
-        ),
-        map(
-            MAP_PUB_IP_ADDR,
-            json!(["ipv4_addr", "inet_proto", "inet_service"]),
-            "ipv4_addr",
-        ),
-        map(
-            MAP_PUB_IP_PORT,
-            json!(["ipv4_addr", "inet_proto", "inet_service"]),
-            "inet_service",
-        ),
+    let mut out = vec![json!({"add": {"table": {"family": FAMILY, "name": TABLE}}})];
+    out.extend(declare_sets(FAMILY));
+    out.extend([
         chain(FAMILY, "forward", "filter", "forward", 0),
         chain(FAMILY, "prerouting_guard", "filter", "prerouting", -150),
         chain(FAMILY, "prerouting", "nat", "prerouting", -100),
@@ -253,7 +321,7 @@ pub fn skeleton() -> Vec<Value> {
             is(saddr, json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
             {"masquerade": null}]),
         ),
-    ];
+    ]);
     for chain in ["prerouting", "output"] {
         out.push(rule(chain, json!([local.clone(), dnat_ip.clone()])));
         out.push(rule(chain, json!([local.clone(), dnat_any.clone()])));
@@ -276,15 +344,13 @@ fn anti_spoofing() -> Vec<Value> {
     let not_in = |left: Value, set: &str| is_not(left, set_ref(set));
     let arp = is(ether_type.clone(), json!("arp"));
     let ip = is(ether_type.clone(), json!("ip"));
-    let mut out = vec![
-        json!({"add": {"table": {"family": BRIDGE_FAMILY, "name": TABLE}}}),
-        set(SET_GUARDED_PORTS, json!("ifname"), false),
-        set(SET_PORT_MAC, json!(["ifname", "ether_addr"]), false),
-        set(SET_PORT_IP, json!(["ifname", "ipv4_addr"]), false),
+    let mut out = vec![json!({"add": {"table": {"family": BRIDGE_FAMILY, "name": TABLE}}})];
+    out.extend(declare_sets(BRIDGE_FAMILY));
+    out.extend([
         // Before bridge netfilter (priority 0) hands IPv4 to the inet hooks.
         chain(BRIDGE_FAMILY, "port_guard", "filter", "prerouting", -200),
         flush_chain(BRIDGE_FAMILY, "port_guard"),
-    ];
+    ]);
     let rules = [
         json!([
             guarded.clone(),

@@ -1,0 +1,493 @@
+//! Set and map elements over nf_tables netlink: the per-container fast
+//! path. One batch (one atomic transaction) per hook call, sent straight to
+//! the kernel: no `nft` process, no JSON, no ruleset cache. The skeleton
+//! itself (tables, chains, rules) is still declared by `nft` (`nft.rs`);
+//! only elements come this way, encoded from the same `ruleset::SETS` table
+//! the skeleton is declared from.
+//!
+//! Hand-written rather than through a crate: rustables is GPL-3.0 and has no
+//! map data or concatenated keys, nftnl binds the C libnftnl. The wire format
+//! is small and checked against the kernel and `nft`'s own listing in
+//! `integration/tests/firewall_wire.rs`.
+
+use std::io;
+use std::net::Ipv4Addr;
+
+use netlink_sys::protocols::NETLINK_NETFILTER;
+use netlink_sys::{Socket, SocketAddr};
+use serde_json::Value;
+
+use super::ruleset::{self, Field, SetSpec, TABLE};
+use crate::{Error, Result};
+
+// linux/netfilter/nfnetlink.h, nf_tables.h, netlink.h
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 16;
+const NFNL_MSG_BATCH_END: u16 = 17;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
+const NLA_F_NESTED: u16 = 0x8000;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_CREATE: u16 = 0x400;
+const NLMSG_ERROR: u16 = 2;
+const NFPROTO_INET: u8 = 1;
+const NFPROTO_BRIDGE: u8 = 7;
+const IFNAMSIZ: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Add,
+    Delete,
+}
+
+/// One element as the kernel sees it: key (and data) bytes, and the
+/// interval-end flag for the upper bound of a range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireElement {
+    pub key: Vec<u8>,
+    pub data: Option<Vec<u8>>,
+    pub interval_end: bool,
+}
+
+fn bad(set: &str, what: &Value, reason: impl std::fmt::Display) -> Error {
+    Error::Firewall(format!("element {what} of set {set}: {reason}"))
+}
+
+/// Bytes of one field, padded to the 4-byte register size when part of a
+/// concatenation (which is how the kernel lays concatenated keys out).
+fn encode_field(field: Field, v: &Value, set: &str, concat: bool) -> Result<Vec<u8>> {
+    let text = || match v {
+        Value::String(s) => Ok(s.as_str()),
+        _ => Err(bad(
+            set,
+            v,
+            format!("{} must be a string", field.nft_type()),
+        )),
+    };
+    let number = || -> Result<u64> {
+        match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| bad(set, v, format!("{} must be a number", field.nft_type())))
+    };
+    let mut out = match field {
+        // nft's mark type is in host byte order.
+        Field::Mark => u32::try_from(number()?)
+            .map_err(|_| bad(set, v, "mark out of range"))?
+            .to_ne_bytes()
+            .to_vec(),
+        Field::Ifname => {
+            let name = text()?;
+            if name.is_empty() || name.len() >= IFNAMSIZ || name.contains('\0') {
+                return Err(bad(set, v, "not an interface name"));
+            }
+            let mut b = name.as_bytes().to_vec();
+            b.resize(IFNAMSIZ, 0);
+            b
+        }
+        Field::Ipv4 => text()?
+            .parse::<Ipv4Addr>()
+            .map_err(|e| bad(set, v, e))?
+            .octets()
+            .to_vec(),
+        Field::EtherAddr => {
+            let parts: Vec<u8> = text()?
+                .split(':')
+                .map(|p| u8::from_str_radix(p, 16))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| bad(set, v, e))?;
+            if parts.len() != 6 {
+                return Err(bad(set, v, "not a MAC address"));
+            }
+            parts
+        }
+        Field::InetProto => vec![match v {
+            Value::String(s) if s == "tcp" => 6,
+            Value::String(s) if s == "udp" => 17,
+            Value::String(s) if s == "sctp" => 132,
+            _ => u8::try_from(number()?).map_err(|_| bad(set, v, "protocol out of range"))?,
+        }],
+        Field::InetService => u16::try_from(number()?)
+            .map_err(|_| bad(set, v, "port out of range"))?
+            .to_be_bytes()
+            .to_vec(),
+    };
+    if concat {
+        out.resize(out.len().div_ceil(4) * 4, 0);
+    }
+    Ok(out)
+}
+
+fn encode_key(spec: &SetSpec, key: &Value) -> Result<Vec<u8>> {
+    match spec.key {
+        [one] => encode_field(*one, key, spec.name, false),
+        fields => {
+            let parts = key
+                .get("concat")
+                .and_then(Value::as_array)
+                .filter(|p| p.len() == fields.len())
+                .ok_or_else(|| {
+                    bad(
+                        spec.name,
+                        key,
+                        format!("expected a concatenation of {} fields", fields.len()),
+                    )
+                })?;
+            let mut out = Vec::new();
+            for (f, p) in fields.iter().zip(parts) {
+                out.extend(encode_field(*f, p, spec.name, true)?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The kernel elements for one element of `set` as ocinet records it (the
+/// nftables JSON form). An interval set's prefix becomes two: its first
+/// address and, flagged as an interval end, the address after its last.
+pub fn encode(set: &str, key: &Value, value: Option<&Value>) -> Result<Vec<WireElement>> {
+    let spec = ruleset::spec(set)
+        .ok_or_else(|| Error::Firewall(format!("unknown set {set} in ocinet's tables")))?;
+    let data = match (spec.data, value) {
+        (Some(f), Some(v)) => Some(encode_field(f, v, set, false)?),
+        (None, None) => None,
+        (Some(_), None) => return Err(bad(set, key, "a map element needs a value")),
+        (None, Some(_)) => return Err(bad(set, key, "a set element takes no value")),
+    };
+    if let (true, Some(prefix)) = (spec.interval, key.get("prefix")) {
+        let addr = prefix
+            .get("addr")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse::<Ipv4Addr>().ok());
+        let len = prefix
+            .get("len")
+            .and_then(Value::as_u64)
+            .filter(|l| *l <= 32);
+        let (Some(addr), Some(len)) = (addr, len) else {
+            return Err(bad(set, key, "not an IPv4 prefix"));
+        };
+        let net = ipnet::Ipv4Net::new(addr, len as u8).map_err(|e| bad(set, key, e))?;
+        let mut out = vec![WireElement {
+            key: net.network().octets().to_vec(),
+            data,
+            interval_end: false,
+        }];
+        // A range reaching 255.255.255.255 has no end element (as nft).
+        if let Some(end) = u32::from(net.broadcast()).checked_add(1) {
+            out.push(WireElement {
+                key: end.to_be_bytes().to_vec(),
+                data: None,
+                interval_end: true,
+            });
+        }
+        return Ok(out);
+    }
+    Ok(vec![WireElement {
+        key: encode_key(spec, key)?,
+        data,
+        interval_end: false,
+    }])
+}
+
+/// Builds one nfnetlink batch.
+struct Batch {
+    buf: Vec<u8>,
+    seq: u32,
+    /// (sequence number, description) of every message that is acked.
+    acked: Vec<(u32, String)>,
+}
+
+fn push_attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+    let len = 4 + payload.len();
+    buf.extend((len as u16).to_ne_bytes());
+    buf.extend(ty.to_ne_bytes());
+    buf.extend(payload);
+    buf.resize(buf.len().div_ceil(4) * 4, 0);
+}
+
+/// A nested attribute whose contents `f` writes.
+fn push_nested(buf: &mut Vec<u8>, ty: u16, f: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.extend([0u8; 4]);
+    f(buf);
+    let len = (buf.len() - start) as u16;
+    buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+    buf[start + 2..start + 4].copy_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+}
+
+impl Batch {
+    fn new() -> Self {
+        let mut b = Batch {
+            buf: Vec::with_capacity(4096),
+            seq: 0,
+            acked: Vec::new(),
+        };
+        b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, |_| {});
+        b
+    }
+
+    /// Append one message; returns its sequence number.
+    fn message(&mut self, ty: u16, flags: u16, family: u8, f: impl FnOnce(&mut Vec<u8>)) -> u32 {
+        self.seq += 1;
+        let start = self.buf.len();
+        self.buf.extend(0u32.to_ne_bytes()); // length, below
+        self.buf.extend(ty.to_ne_bytes());
+        self.buf.extend(flags.to_ne_bytes());
+        self.buf.extend(self.seq.to_ne_bytes());
+        self.buf.extend(0u32.to_ne_bytes()); // port id: the kernel's
+                                             // nfgenmsg: family, version 0, resource id (the subsystem, for the
+                                             // batch messages) in network byte order.
+        self.buf.push(family);
+        self.buf.push(0);
+        self.buf.extend(NFNL_SUBSYS_NFTABLES.to_be_bytes());
+        f(&mut self.buf);
+        let len = (self.buf.len() - start) as u32;
+        self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+        self.seq
+    }
+
+    fn element(&mut self, verb: Verb, set: &str, e: &WireElement, what: String) {
+        let family = if ruleset::family_of(set) == ruleset::BRIDGE_FAMILY {
+            NFPROTO_BRIDGE
+        } else {
+            NFPROTO_INET
+        };
+        let (ty, flags) = match verb {
+            Verb::Add => (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE),
+            Verb::Delete => (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK),
+        };
+        let cstr = |s: &str| {
+            let mut b = s.as_bytes().to_vec();
+            b.push(0);
+            b
+        };
+        let seq = self.message((NFNL_SUBSYS_NFTABLES << 8) | ty, flags, family, |buf| {
+            push_attr(buf, NFTA_SET_ELEM_LIST_TABLE, &cstr(TABLE));
+            push_attr(buf, NFTA_SET_ELEM_LIST_SET, &cstr(set));
+            push_nested(buf, NFTA_SET_ELEM_LIST_ELEMENTS, |buf| {
+                push_nested(buf, NFTA_LIST_ELEM, |buf| {
+                    push_nested(buf, NFTA_SET_ELEM_KEY, |buf| {
+                        push_attr(buf, NFTA_DATA_VALUE, &e.key)
+                    });
+                    if let (Verb::Add, Some(d)) = (verb, &e.data) {
+                        push_nested(buf, NFTA_SET_ELEM_DATA, |buf| {
+                            push_attr(buf, NFTA_DATA_VALUE, d)
+                        });
+                    }
+                    if e.interval_end {
+                        push_attr(
+                            buf,
+                            NFTA_SET_ELEM_FLAGS,
+                            &NFT_SET_ELEM_INTERVAL_END.to_be_bytes(),
+                        );
+                    }
+                });
+            });
+        });
+        self.acked.push((seq, what));
+    }
+
+    fn finish(mut self) -> Self {
+        self.message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, |_| {});
+        self
+    }
+}
+
+/// One element change, as ocinet records elements.
+pub struct Op<'a> {
+    pub verb: Verb,
+    pub set: &'a str,
+    pub key: &'a Value,
+    pub value: Option<&'a Value>,
+}
+
+/// Apply `ops` in one transaction: all or nothing. A missing table or set
+/// (a flushed ruleset, another version's layout) is `FirewallMissing`.
+pub fn apply(ops: &[Op]) -> Result<()> {
+    let mut batch = Batch::new();
+    for op in ops {
+        for e in encode(op.set, op.key, op.value)? {
+            let what = format!(
+                "{} element {} {} of set {}",
+                match op.verb {
+                    Verb::Add => "add",
+                    Verb::Delete => "delete",
+                },
+                op.key,
+                op.value.map(|v| format!(": {v}")).unwrap_or_default(),
+                op.set
+            );
+            batch.element(op.verb, op.set, &e, what);
+        }
+    }
+    let batch = batch.finish();
+    let _span = tracing::debug_span!("nft_netlink", messages = batch.acked.len()).entered();
+    transact(&batch)
+}
+
+fn io_err(op: &str, source: io::Error) -> Error {
+    Error::Netlink {
+        op: op.into(),
+        source,
+    }
+}
+
+/// Send the batch and collect one answer per acked message. The kernel
+/// processes a batch inside sendmsg, so every answer is queued by the time
+/// it returns; a failing message fails (aborts) the whole batch.
+fn transact(batch: &Batch) -> Result<()> {
+    let socket = socket()?;
+    socket
+        .send(&batch.buf, 0)
+        .map_err(|e| io_err("nf_tables batch send", e))?;
+    let mut pending: Vec<(u32, &str)> = batch.acked.iter().map(|(s, w)| (*s, w.as_str())).collect();
+    let mut failures = Vec::new();
+    let mut missing = false;
+    while !pending.is_empty() {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        socket
+            .recv(&mut buf, 0)
+            .map_err(|e| io_err("nf_tables batch answer", e))?;
+        let mut off = 0;
+        while off + 16 <= buf.len() {
+            let word =
+                |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+            let len = word(off) as usize;
+            let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+            let seq = word(off + 8);
+            if len < 16 || off + len > buf.len() {
+                return Err(io_err(
+                    "nf_tables batch answer",
+                    io::Error::new(io::ErrorKind::InvalidData, "truncated message"),
+                ));
+            }
+            if ty == NLMSG_ERROR && len >= 20 {
+                let code = -(word(off + 16) as i32);
+                match pending.iter().position(|(s, _)| *s == seq) {
+                    Some(i) => {
+                        let (_, what) = pending.swap_remove(i);
+                        if code == nix::libc::ENOENT {
+                            missing = true;
+                        } else if code != 0 {
+                            failures
+                                .push(format!("{what}: {}", io::Error::from_raw_os_error(code)));
+                        }
+                    }
+                    // The batch itself was refused (begin or end message).
+                    None if code != 0 => {
+                        return Err(io_err(
+                            "nf_tables batch",
+                            io::Error::from_raw_os_error(code),
+                        ))
+                    }
+                    None => {}
+                }
+            }
+            off += len.div_ceil(4) * 4;
+        }
+    }
+    if !failures.is_empty() {
+        return Err(Error::Firewall(failures.join("; ")));
+    }
+    if missing {
+        return Err(Error::FirewallMissing);
+    }
+    Ok(())
+}
+
+/// One socket per process, never closed before exit: closing a netfilter
+/// socket waits for the kernel to free deleted elements (an RCU grace
+/// period, 10–20 ms here); at exit that wait has long passed.
+fn socket() -> Result<&'static Socket> {
+    static SOCKET: std::sync::OnceLock<Socket> = std::sync::OnceLock::new();
+    if let Some(s) = SOCKET.get() {
+        return Ok(s);
+    }
+    let err = |e| io_err("open nf_tables socket", e);
+    let mut s = Socket::new(NETLINK_NETFILTER).map_err(err)?;
+    s.bind_auto().map_err(err)?;
+    s.connect(&SocketAddr::new(0, 0)).map_err(err)?;
+    let _ = s.set_ext_ack(true);
+    // Every acked message is answered inside sendmsg; the timeout only
+    // guards against a kernel that leaves one unanswered.
+    nix::sys::socket::setsockopt(
+        &s,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(10, 0),
+    )
+    .map_err(|e| err(e.into()))?;
+    Ok(SOCKET.get_or_init(|| s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn concatenations_are_register_aligned() {
+        let e = encode(
+            ruleset::MAP_PUB_ANY_ADDR,
+            &json!({"concat": ["tcp", 8080]}),
+            Some(&json!("10.88.0.2")),
+        )
+        .unwrap();
+        assert_eq!(e[0].key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(e[0].data.as_deref(), Some(&[10, 88, 0, 2][..]));
+        let e = encode(
+            ruleset::SET_PORT_MAC,
+            &json!({"concat": ["oc1", "02:6f:0a:58:00:02"]}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e[0].key.len(), 24);
+        assert_eq!(&e[0].key[16..], &[2, 0x6f, 10, 88, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn a_prefix_is_a_start_and_an_end() {
+        let e = encode(
+            ruleset::SET_MASQ_SUBNETS,
+            &json!({"prefix": {"addr": "10.88.0.0", "len": 16}}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[0].key.as_slice(), e[0].interval_end),
+            (&[10, 88, 0, 0][..], false)
+        );
+        assert_eq!(
+            (e[1].key.as_slice(), e[1].interval_end),
+            (&[10, 89, 0, 0][..], true)
+        );
+    }
+
+    #[test]
+    fn bad_elements_name_the_set_and_value() {
+        for (set, key) in [
+            (ruleset::SET_BRIDGES, json!("a-name-far-too-long")),
+            (ruleset::SET_PORT_IP, json!({"concat": ["oc1"]})),
+            (
+                ruleset::SET_PORT_IP,
+                json!({"concat": ["oc1", "10.0.0.300"]}),
+            ),
+            ("nosuchset", json!("x")),
+        ] {
+            let e = encode(set, &key, None).unwrap_err().to_string();
+            assert!(e.contains(set), "{e}");
+        }
+    }
+}
