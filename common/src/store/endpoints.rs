@@ -20,7 +20,11 @@ impl StateDir {
 
     pub fn save_endpoint(&self, ep: &Endpoint) -> Result<()> {
         fsutil::ensure_private_dir(&self.endpoints_dir())?;
-        fsutil::write_json(&self.endpoint_path(&ep.id)?, ep)
+        fsutil::write_json(
+            &self.endpoint_path(&ep.id)?,
+            ep,
+            fsutil::Durability::Runtime,
+        )
     }
 
     pub fn remove_endpoint(&self, id: &str) -> Result<()> {

@@ -95,7 +95,7 @@ impl StateDir {
         if leases.leases.is_empty() && leases.last.is_none() {
             return fsutil::remove_if_exists(&path);
         }
-        fsutil::write_json(&path, leases)
+        fsutil::write_json(&path, leases, fsutil::Durability::Runtime)
     }
 
     pub fn remove_leases(&self, network: &str) -> Result<()> {

@@ -66,7 +66,7 @@ impl ConfigDir {
 
     pub fn save(&self, net: &Network) -> Result<()> {
         fsutil::ensure_private_dir(&self.networks_dir())?;
-        fsutil::write_json(&self.path(&net.name)?, net)
+        fsutil::write_json(&self.path(&net.name)?, net, fsutil::Durability::Persistent)
     }
 
     pub fn remove(&self, name: &str) -> Result<()> {

@@ -94,7 +94,7 @@ impl StateDir {
     }
 
     pub fn save_ports(&self, index: &PortIndex) -> Result<()> {
-        fsutil::write_json(&self.ports_path(), index)
+        fsutil::write_json(&self.ports_path(), index, fsutil::Durability::Runtime)
     }
 }
 

@@ -73,7 +73,7 @@ pub fn install(
         let mut data =
             serde_json::to_vec_pretty(&doc).map_err(|e| Error::Conflict(e.to_string()))?;
         data.push(b'\n');
-        fsutil::write_atomic(&path, &data)?;
+        fsutil::write_atomic(&path, &data, fsutil::Durability::Persistent)?;
         // podman reads hooks.d as an ordinary user may: world-readable is fine
         // (write_atomic makes 0600).
         use std::os::unix::fs::PermissionsExt;
