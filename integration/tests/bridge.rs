@@ -23,6 +23,9 @@ fn eth0_has_address_and_default_route(rt: Runtime) {
     let addr = ok(h.in_container(&c.id, &["ip", "addr", "show", "dev", "eth0"]));
     assert!(addr.contains(&format!("inet {ip}/16")), "{addr}");
     assert!(addr.contains(ep["mac"].as_str().unwrap_or("?")), "{addr}");
+    // IPv4-only: no IPv6 link-local on either end, so no DAD, router or
+    // MLD solicitation of a new container is flooded to every port.
+    assert!(!addr.contains("inet6"), "{addr}");
     let lo = ok(h.in_container(&c.id, &["ip", "link", "show", "lo"]));
     assert!(lo.contains("UP"), "{lo}");
     let routes = ok(h.in_container(&c.id, &["ip", "route"]));
@@ -39,6 +42,8 @@ fn eth0_has_address_and_default_route(rt: Runtime) {
         link.contains("master ocinet0") && link.contains("UP"),
         "{link}"
     );
+    let v6 = ok(h.exec(&["ip", "-6", "addr", "show", "dev", &veth]));
+    assert!(!v6.contains("inet6"), "{v6}");
     // ip netns sees the container (runc: the hook runs in the host's mount
     // namespace; crun here runs in a private one, see ENVIRONMENT.md).
     if rt == Runtime::Runc {

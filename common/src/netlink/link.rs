@@ -1,13 +1,22 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkFlags, LinkMessage, State,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::socket::is_errno;
 use super::Netlink;
 use crate::Result;
+
+/// An interface by index or by name.
+#[derive(Debug, Clone, Copy)]
+pub enum LinkRef<'a> {
+    Index(u32),
+    Name(&'a str),
+}
 
 /// What ocinet needs to know of an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +123,29 @@ impl Netlink {
     pub fn set_link(&mut self, msg: LinkMessage, what: &str) -> Result<()> {
         let _span = tracing::debug_span!("link_set", what).entered();
         self.ack(RouteNetlinkMessage::SetLink(msg), 0, what)
+    }
+
+    /// No IPv6 link-local address (hence no DAD, router or MLD
+    /// solicitations) on an interface that is not up yet, by name. ocinet
+    /// networks are IPv4-only, as Docker does for networks without IPv6;
+    /// on a bridge every such multicast frame of every new container is
+    /// flooded to every port, which made setups slow down with the number
+    /// of containers (measured in BENCHMARKS.md, section 3).
+    pub fn disable_ipv6_autoconf(&mut self, link: LinkRef<'_>) -> Result<()> {
+        let _span = tracing::debug_span!("link_addrgenmode_none").entered();
+        let mut msg = match link {
+            LinkRef::Index(i) => LinkUnspec::new_with_index(i).build(),
+            LinkRef::Name(n) => LinkUnspec::new_with_name(n).build(),
+        };
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        self.ack(
+            RouteNetlinkMessage::SetLink(msg),
+            0,
+            "set addrgenmode none (no IPv6 link-local)",
+        )
     }
 
     pub fn set_up(&mut self, index: u32, what: &str) -> Result<()> {

@@ -9,5 +9,6 @@ pub mod link;
 pub mod route;
 mod socket;
 
+pub use link::LinkRef;
 pub use netlink_packet_route::link::Stats64;
 pub use socket::{Netlink, Transport};

@@ -107,6 +107,7 @@ pub fn write_json<T: serde::Serialize>(
     value: &T,
     durability: Durability,
 ) -> Result<()> {
+    let _span = tracing::debug_span!("state_write", file = ?path.file_name()).entered();
     let mut data = serde_json::to_vec_pretty(value).map_err(|e| Error::CorruptState {
         path: path.into(),
         reason: e.to_string(),
@@ -118,6 +119,7 @@ pub fn write_json<T: serde::Serialize>(
 /// Read a JSON file; `Ok(None)` when it does not exist, `CorruptState` naming
 /// the path when it cannot be parsed.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let _span = tracing::debug_span!("state_read", file = ?path.file_name()).entered();
     let data = match fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ocinet_common::firewall::{ruleset, Change, Firewall};
 use ocinet_common::model::{Endpoint, Network, Phase};
-use ocinet_common::netlink::Netlink;
+use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{netns, sysctl, validate, Error, Result};
 
 use super::{release, restore};
@@ -204,6 +204,9 @@ fn wire_container(
         e => e,
     })?;
 
+    // Before eth0 comes up: until then the host end has no carrier and no
+    // link-local address yet.
+    host.disable_ipv6_autoconf(LinkRef::Name(&veth))?;
     if !ep.ports.is_empty() {
         // Hairpin: the container reaching its own published port through a
         // host address gets its packets back out of the port they came in
@@ -227,6 +230,7 @@ fn wire_container(
             "{CONTAINER_IFNAME} vanished from the container right after creation"
         ))
     })?;
+    inner.disable_ipv6_autoconf(LinkRef::Index(eth0.index))?;
     inner.set_up(eth0.index, "set eth0 up")?;
     let ip = ep.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
     inner.add_address(eth0.index, ip, net.subnet.prefix_len())?;
