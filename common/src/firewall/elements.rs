@@ -205,9 +205,16 @@ pub fn encode(set: &str, key: &Value, value: Option<&Value>) -> Result<Vec<WireE
 struct Batch {
     buf: Vec<u8>,
     seq: u32,
+    /// The batch's begin message; its messages are numbered from here on.
+    first: u32,
     /// (sequence number, description) of every message that is acked.
     acked: Vec<(u32, String)>,
 }
+
+/// Sequence numbers are unique within the process, so an answer left
+/// unread by an earlier transaction on the shared socket is recognised as
+/// not this one's.
+static NEXT_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 fn push_attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     let len = 4 + payload.len();
@@ -228,10 +235,13 @@ fn push_nested(buf: &mut Vec<u8>, ty: u16, f: impl FnOnce(&mut Vec<u8>)) {
 }
 
 impl Batch {
-    fn new() -> Self {
+    fn new(messages: u32) -> Self {
+        // Begin, the elements and end.
+        let first = NEXT_SEQ.fetch_add(messages + 2, std::sync::atomic::Ordering::Relaxed);
         let mut b = Batch {
             buf: Vec::with_capacity(4096),
-            seq: 0,
+            seq: first.wrapping_sub(1),
+            first,
             acked: Vec::new(),
         };
         b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, |_| {});
@@ -240,7 +250,7 @@ impl Batch {
 
     /// Append one message; returns its sequence number.
     fn message(&mut self, ty: u16, flags: u16, family: u8, f: impl FnOnce(&mut Vec<u8>)) -> u32 {
-        self.seq += 1;
+        self.seq = self.seq.wrapping_add(1);
         let start = self.buf.len();
         self.buf.extend(0u32.to_ne_bytes()); // length, below
         self.buf.extend(ty.to_ne_bytes());
@@ -306,19 +316,44 @@ impl Batch {
 }
 
 /// One element change, as ocinet records elements.
-pub struct Op<'a> {
+#[derive(Debug, Clone)]
+pub struct Op {
     pub verb: Verb,
-    pub set: &'a str,
-    pub key: &'a Value,
-    pub value: Option<&'a Value>,
+    pub set: String,
+    pub key: Value,
+    pub value: Option<Value>,
+}
+
+impl Op {
+    pub fn new(verb: Verb, set: &str, key: &Value, value: Option<&Value>) -> Self {
+        Op {
+            verb,
+            set: set.to_string(),
+            key: key.clone(),
+            value: value.cloned(),
+        }
+    }
+
+    fn encode(&self) -> Result<Vec<WireElement>> {
+        encode(&self.set, &self.key, self.value.as_ref())
+    }
+}
+
+/// Encode every op, so bad elements are refused before anything is sent.
+pub fn check(ops: &[Op]) -> Result<()> {
+    ops.iter().try_for_each(|op| op.encode().map(|_| ()))
 }
 
 /// Apply `ops` in one transaction: all or nothing. A missing table or set
 /// (a flushed ruleset, another version's layout) is `FirewallMissing`.
 pub fn apply(ops: &[Op]) -> Result<()> {
-    let mut batch = Batch::new();
-    for op in ops {
-        for e in encode(op.set, op.key, op.value)? {
+    let encoded = ops
+        .iter()
+        .map(Op::encode)
+        .collect::<Result<Vec<_>>>()?;
+    let mut batch = Batch::new(encoded.iter().map(|e| e.len() as u32).sum());
+    for (op, elements) in ops.iter().zip(encoded) {
+        for e in elements {
             let what = format!(
                 "{} element {} {} of set {}",
                 match op.verb {
@@ -326,10 +361,13 @@ pub fn apply(ops: &[Op]) -> Result<()> {
                     Verb::Delete => "delete",
                 },
                 op.key,
-                op.value.map(|v| format!(": {v}")).unwrap_or_default(),
+                op.value
+                    .as_ref()
+                    .map(|v| format!(": {v}"))
+                    .unwrap_or_default(),
                 op.set
             );
-            batch.element(op.verb, op.set, &e, what);
+            batch.element(op.verb, &op.set, &e, what);
         }
     }
     let batch = batch.finish();
@@ -386,12 +424,13 @@ fn transact(batch: &Batch) -> Result<()> {
                         }
                     }
                     // The batch itself was refused (begin or end message).
-                    None if code != 0 => {
+                    None if code != 0 && (seq == batch.first || seq == batch.seq) => {
                         return Err(io_err(
                             "nf_tables batch",
                             io::Error::from_raw_os_error(code),
                         ))
                     }
+                    // Left over from an earlier transaction.
                     None => {}
                 }
             }

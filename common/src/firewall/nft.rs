@@ -166,33 +166,14 @@ impl Firewall for Nft {
         };
         let present = network_elements(&change.networks_present);
         let removed = network_elements(&change.networks_removed);
-        let marker = json!(1);
-        let mut ops = vec![Op {
-            verb: Verb::Add,
-            set: ruleset::SCHEMA_MARKER,
-            key: &marker,
-            value: None,
-        }];
-        let add = |set, key, value| Op {
-            verb: Verb::Add,
-            set,
-            key,
-            value,
-        };
+        let add = |set: &str, key: &Value, value: Option<&Value>| Op::new(Verb::Add, set, key, value);
         // Deletions succeed whether or not the element is still there
-        // (someone may have flushed it): add, then delete, in the same
+        // (someone may have removed it): add, then delete, in the same
         // transaction. Kernels before 6.3 have no DESTROYSETELEM.
-        let delete = |set, key, value| {
-            [
-                add(set, key, value),
-                Op {
-                    verb: Verb::Delete,
-                    set,
-                    key,
-                    value,
-                },
-            ]
+        let delete = |set: &str, key: &Value, value: Option<&Value>| {
+            [add(set, key, value), Op::new(Verb::Delete, set, key, value)]
         };
+        let mut ops = vec![add(ruleset::SCHEMA_MARKER, &json!(1), None)];
         ops.extend(present.iter().map(|(set, key)| add(set, key, None)));
         for e in &change.elements_deleted {
             ops.extend(delete(&e.set, &e.key, e.value.as_ref()));
@@ -208,27 +189,10 @@ impl Firewall for Nft {
         }
         // Encoding errors show now; the transaction itself runs beside the
         // caller's other kernel work (a veth deletion waits ~20 ms for RCU).
-        for op in &ops {
-            elements::encode(op.set, op.key, op.value)?;
-        }
-        let owned: Vec<(Verb, String, Value, Option<Value>)> = ops
-            .iter()
-            .map(|o| (o.verb, o.set.to_string(), o.key.clone(), o.value.cloned()))
-            .collect();
+        elements::check(&ops)?;
         let worker = std::thread::Builder::new()
             .name("nf_tables".into())
-            .spawn(move || {
-                let ops: Vec<Op> = owned
-                    .iter()
-                    .map(|(verb, set, key, value)| Op {
-                        verb: *verb,
-                        set,
-                        key,
-                        value: value.as_ref(),
-                    })
-                    .collect();
-                elements::apply(&ops)
-            })
+            .spawn(move || elements::apply(&ops))
             .map_err(|e| Error::Firewall(format!("starting the nf_tables transaction: {e}")))?;
         Ok(Pending::new(move || {
             worker
