@@ -347,10 +347,7 @@ pub fn check(ops: &[Op]) -> Result<()> {
 /// Apply `ops` in one transaction: all or nothing. A missing table or set
 /// (a flushed ruleset, another version's layout) is `FirewallMissing`.
 pub fn apply(ops: &[Op]) -> Result<()> {
-    let encoded = ops
-        .iter()
-        .map(Op::encode)
-        .collect::<Result<Vec<_>>>()?;
+    let encoded = ops.iter().map(Op::encode).collect::<Result<Vec<_>>>()?;
     let mut batch = Batch::new(encoded.iter().map(|e| e.len() as u32).sum());
     for (op, elements) in ops.iter().zip(encoded) {
         for e in elements {

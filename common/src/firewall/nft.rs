@@ -166,13 +166,16 @@ impl Firewall for Nft {
         };
         let present = network_elements(&change.networks_present);
         let removed = network_elements(&change.networks_removed);
-        let add = |set: &str, key: &Value, value: Option<&Value>| Op::new(Verb::Add, set, key, value);
+        let add =
+            |set: &str, key: &Value, value: Option<&Value>| Op::new(Verb::Add, set, key, value);
         // Deletions succeed whether or not the element is still there
         // (someone may have removed it): add, then delete, in the same
         // transaction. Kernels before 6.3 have no DESTROYSETELEM.
         let delete = |set: &str, key: &Value, value: Option<&Value>| {
             [add(set, key, value), Op::new(Verb::Delete, set, key, value)]
         };
+        // Touching the marker set fails the batch (ENOENT) unless this
+        // version's skeleton is in place.
         let mut ops = vec![add(ruleset::SCHEMA_MARKER, &json!(1), None)];
         ops.extend(present.iter().map(|(set, key)| add(set, key, None)));
         for e in &change.elements_deleted {

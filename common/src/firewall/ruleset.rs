@@ -471,12 +471,6 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     out
 }
 
-/// Touching the marker set fails (ENOENT) unless this version's skeleton is
-/// in place.
-pub fn schema_check() -> Value {
-    element("add", SCHEMA_MARKER, &json!(1), None)
-}
-
 pub fn element(verb: &str, set: &str, key: &Value, value: Option<&Value>) -> Value {
     let elem = match value {
         Some(v) => json!([key, v]),

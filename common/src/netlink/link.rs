@@ -126,7 +126,7 @@ impl Netlink {
     }
 
     /// No IPv6 link-local address (hence no DAD, router or MLD
-    /// solicitations) on an interface that is not up yet, by name. ocinet
+    /// solicitations) on an interface that has no carrier yet. ocinet
     /// networks are IPv4-only, as Docker does for networks without IPv6;
     /// on a bridge every such multicast frame of every new container is
     /// flooded to every port, which made setups slow down with the number
@@ -141,11 +141,15 @@ impl Netlink {
             .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
                 vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
             )]));
-        self.ack(
+        match self.ack(
             RouteNetlinkMessage::SetLink(msg),
             0,
             "set addrgenmode none (no IPv6 link-local)",
-        )
+        ) {
+            // A kernel booted with ipv6.disable=1: nothing to turn off.
+            Err(e) if is_errno(&e, nix::libc::EAFNOSUPPORT) => Ok(()),
+            r => r,
+        }
     }
 
     pub fn set_up(&mut self, index: u32, what: &str) -> Result<()> {

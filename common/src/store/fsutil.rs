@@ -65,7 +65,7 @@ pub enum Durability {
     /// The rename alone makes the replacement atomic for every reader and
     /// against a crashed or killed process, which is what this state must
     /// survive; a data sync per write costs ~0.3 ms where /run is on disk
-    /// (setup writes four files), for no crash it would protect against.
+    /// (a setup makes five writes), for no crash it would protect against.
     Runtime,
 }
 
