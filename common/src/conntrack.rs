@@ -155,7 +155,7 @@ pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
     // also holds up the RCU grace period the concurrent veth deletion waits
     // for. A namespace tracking no connection at all has nothing to delete:
     // callers have removed the DNAT elements already, so none can appear.
-    if tracked_connections() == Some(0) {
+    if crate::sysctl::read_u64(TRACKED_CONNECTIONS).ok() == Some(0) {
         tracing::debug!("no connections tracked in this namespace");
         return Ok(0);
     }
@@ -191,15 +191,8 @@ pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
     Ok(deleted)
 }
 
-/// Connections tracked in the caller's network namespace (its
-/// /proc/sys/net is per namespace); None when that cannot be read.
-fn tracked_connections() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
+/// Connections tracked in the reader's network namespace.
+pub const TRACKED_CONNECTIONS: &str = "/proc/sys/net/netfilter/nf_conntrack_count";
 
 /// IPCTNL_MSG_CT_GET_STATS_CPU and the CTA_STATS_* attributes the exporter
 /// reports (linux/netfilter/nfnetlink_conntrack.h).

@@ -2,7 +2,15 @@
 //! opening thread, so these act on whatever namespace the hook runs in.
 
 use crate::error::IoContext;
-use crate::Result;
+use crate::{Error, Result};
+
+/// A numeric sysctl, read in the calling thread's namespace.
+pub fn read_u64(path: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    let text = text.trim();
+    text.parse()
+        .map_err(|e| Error::invalid(path, text, format!("not a number: {e}")))
+}
 
 pub fn write(path: &str, value: &str) -> Result<()> {
     let _span = tracing::debug_span!("sysctl", path, value).entered();

@@ -14,11 +14,12 @@ use std::io;
 use std::net::Ipv4Addr;
 
 use netlink_sys::protocols::NETLINK_NETFILTER;
-use netlink_sys::{Socket, SocketAddr};
+use netlink_sys::Socket;
 use serde_json::Value;
 
 use super::ruleset::{self, Field, SetSpec, TABLE};
-use crate::{Error, Result};
+use crate::model::Protocol;
+use crate::{validate, Error, Result};
 
 // linux/netfilter/nfnetlink.h, nf_tables.h, netlink.h
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -90,9 +91,7 @@ fn encode_field(field: Field, v: &Value, set: &str, concat: bool) -> Result<Vec<
             .to_vec(),
         Field::Ifname => {
             let name = text()?;
-            if name.is_empty() || name.len() >= IFNAMSIZ || name.contains('\0') {
-                return Err(bad(set, v, "not an interface name"));
-            }
+            validate::ifname(&format!("element of set {set}"), name)?;
             let mut b = name.as_bytes().to_vec();
             b.resize(IFNAMSIZ, 0);
             b
@@ -102,21 +101,13 @@ fn encode_field(field: Field, v: &Value, set: &str, concat: bool) -> Result<Vec<
             .map_err(|e| bad(set, v, e))?
             .octets()
             .to_vec(),
-        Field::EtherAddr => {
-            let parts: Vec<u8> = text()?
-                .split(':')
-                .map(|p| u8::from_str_radix(p, 16))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| bad(set, v, e))?;
-            if parts.len() != 6 {
-                return Err(bad(set, v, "not a MAC address"));
-            }
-            parts
-        }
+        Field::EtherAddr => validate::mac(&format!("element of set {set}"), text()?)?.to_vec(),
         Field::InetProto => vec![match v {
-            Value::String(s) if s == "tcp" => 6,
-            Value::String(s) if s == "udp" => 17,
-            Value::String(s) if s == "sctp" => 132,
+            Value::String(s) => Protocol::ALL
+                .into_iter()
+                .find(|p| p.name() == s)
+                .ok_or_else(|| bad(set, v, "unknown protocol"))?
+                .number(),
             _ => u8::try_from(number()?).map_err(|_| bad(set, v, "protocol out of range"))?,
         }],
         Field::InetService => u16::try_from(number()?)
@@ -316,38 +307,24 @@ impl Batch {
 }
 
 /// One element change, as ocinet records elements.
-#[derive(Debug, Clone)]
-pub struct Op {
+#[derive(Debug, Clone, Copy)]
+pub struct Op<'a> {
     pub verb: Verb,
-    pub set: String,
-    pub key: Value,
-    pub value: Option<Value>,
+    pub set: &'a str,
+    pub key: &'a Value,
+    pub value: Option<&'a Value>,
 }
 
-impl Op {
-    pub fn new(verb: Verb, set: &str, key: &Value, value: Option<&Value>) -> Self {
-        Op {
-            verb,
-            set: set.to_string(),
-            key: key.clone(),
-            value: value.cloned(),
-        }
-    }
+/// A batch encoded and ready to commit.
+pub struct Transaction(Batch);
 
-    fn encode(&self) -> Result<Vec<WireElement>> {
-        encode(&self.set, &self.key, self.value.as_ref())
-    }
-}
-
-/// Encode every op, so bad elements are refused before anything is sent.
-pub fn check(ops: &[Op]) -> Result<()> {
-    ops.iter().try_for_each(|op| op.encode().map(|_| ()))
-}
-
-/// Apply `ops` in one transaction: all or nothing. A missing table or set
-/// (a flushed ruleset, another version's layout) is `FirewallMissing`.
-pub fn apply(ops: &[Op]) -> Result<()> {
-    let encoded = ops.iter().map(Op::encode).collect::<Result<Vec<_>>>()?;
+/// Encode `ops` into one batch; a bad element is refused here, before
+/// anything reaches the kernel.
+pub fn prepare(ops: &[Op]) -> Result<Transaction> {
+    let encoded = ops
+        .iter()
+        .map(|op| encode(op.set, op.key, op.value))
+        .collect::<Result<Vec<_>>>()?;
     let mut batch = Batch::new(encoded.iter().map(|e| e.len() as u32).sum());
     for (op, elements) in ops.iter().zip(encoded) {
         for e in elements {
@@ -358,18 +335,22 @@ pub fn apply(ops: &[Op]) -> Result<()> {
                     Verb::Delete => "delete",
                 },
                 op.key,
-                op.value
-                    .as_ref()
-                    .map(|v| format!(": {v}"))
-                    .unwrap_or_default(),
+                op.value.map(|v| format!(": {v}")).unwrap_or_default(),
                 op.set
             );
-            batch.element(op.verb, &op.set, &e, what);
+            batch.element(op.verb, op.set, &e, what);
         }
     }
-    let batch = batch.finish();
-    let _span = tracing::debug_span!("nft_netlink", messages = batch.acked.len()).entered();
-    transact(&batch)
+    Ok(Transaction(batch.finish()))
+}
+
+impl Transaction {
+    /// Apply the batch: all or nothing. A missing table or set (a flushed
+    /// ruleset, another version's layout) is `FirewallMissing`.
+    pub fn commit(self) -> Result<()> {
+        let _span = tracing::debug_span!("nft_netlink", messages = self.0.acked.len()).entered();
+        transact(&self.0)
+    }
 }
 
 fn io_err(op: &str, source: io::Error) -> Error {
@@ -452,11 +433,7 @@ fn socket() -> Result<&'static Socket> {
     if let Some(s) = SOCKET.get() {
         return Ok(s);
     }
-    let err = |e| io_err("open nf_tables socket", e);
-    let mut s = Socket::new(NETLINK_NETFILTER).map_err(err)?;
-    s.bind_auto().map_err(err)?;
-    s.connect(&SocketAddr::new(0, 0)).map_err(err)?;
-    let _ = s.set_ext_ack(true);
+    let s = crate::netlink::open_socket(NETLINK_NETFILTER)?;
     // Every acked message is answered inside sendmsg; the timeout only
     // guards against a kernel that leaves one unanswered.
     nix::sys::socket::setsockopt(
@@ -464,7 +441,7 @@ fn socket() -> Result<&'static Socket> {
         nix::sys::socket::sockopt::ReceiveTimeout,
         &nix::sys::time::TimeVal::new(10, 0),
     )
-    .map_err(|e| err(e.into()))?;
+    .map_err(|e| io_err("nf_tables socket receive timeout", e.into()))?;
     Ok(SOCKET.get_or_init(|| s))
 }
 

@@ -166,17 +166,28 @@ impl Firewall for Nft {
         };
         let present = network_elements(&change.networks_present);
         let removed = network_elements(&change.networks_removed);
-        let add =
-            |set: &str, key: &Value, value: Option<&Value>| Op::new(Verb::Add, set, key, value);
+        let marker = json!(1);
+        let add = |set, key, value| Op {
+            verb: Verb::Add,
+            set,
+            key,
+            value,
+        };
         // Deletions succeed whether or not the element is still there
         // (someone may have removed it): add, then delete, in the same
         // transaction. Kernels before 6.3 have no DESTROYSETELEM.
-        let delete = |set: &str, key: &Value, value: Option<&Value>| {
-            [add(set, key, value), Op::new(Verb::Delete, set, key, value)]
+        let delete = |set, key, value| {
+            [
+                add(set, key, value),
+                Op {
+                    verb: Verb::Delete,
+                    ..add(set, key, value)
+                },
+            ]
         };
         // Touching the marker set fails the batch (ENOENT) unless this
         // version's skeleton is in place.
-        let mut ops = vec![add(ruleset::SCHEMA_MARKER, &json!(1), None)];
+        let mut ops = vec![add(ruleset::SCHEMA_MARKER, &marker, None)];
         ops.extend(present.iter().map(|(set, key)| add(set, key, None)));
         for e in &change.elements_deleted {
             ops.extend(delete(&e.set, &e.key, e.value.as_ref()));
@@ -190,12 +201,13 @@ impl Firewall for Nft {
         for (set, key) in &removed {
             ops.extend(delete(set, key, None));
         }
-        // Encoding errors show now; the transaction itself runs beside the
-        // caller's other kernel work (a veth deletion waits ~20 ms for RCU).
-        elements::check(&ops)?;
+        // Encoded (and bad elements refused) here; the transaction itself
+        // runs beside the caller's other kernel work (a veth deletion waits
+        // ~20 ms for RCU).
+        let transaction = elements::prepare(&ops)?;
         let worker = std::thread::Builder::new()
             .name("nf_tables".into())
-            .spawn(move || elements::apply(&ops))
+            .spawn(move || transaction.commit())
             .map_err(|e| Error::Firewall(format!("starting the nf_tables transaction: {e}")))?;
         Ok(Pending::new(move || {
             worker

@@ -17,6 +17,8 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",

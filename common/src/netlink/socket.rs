@@ -89,18 +89,27 @@ impl Netlink {
     }
 }
 
+/// A netlink socket of `protocol` talking to the kernel, in the calling
+/// thread's network namespace.
+pub fn open_socket(protocol: isize) -> Result<Socket> {
+    let err = |source| Error::Netlink {
+        op: "open socket".into(),
+        source,
+    };
+    let mut socket = Socket::new(protocol).map_err(err)?;
+    socket.bind_auto().map_err(err)?;
+    socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
+    // Extended acks make the kernel explain EINVAL and friends; best effort.
+    let _ = socket.set_ext_ack(true);
+    Ok(socket)
+}
+
 impl Transport {
     pub fn new(protocol: isize) -> Result<Self> {
-        let err = |source| Error::Netlink {
-            op: "open socket".into(),
-            source,
-        };
-        let mut socket = Socket::new(protocol).map_err(err)?;
-        socket.bind_auto().map_err(err)?;
-        socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
-        // Extended acks make the kernel explain EINVAL and friends; best effort.
-        let _ = socket.set_ext_ack(true);
-        Ok(Transport { socket, seq: 0 })
+        Ok(Transport {
+            socket: open_socket(protocol)?,
+            seq: 0,
+        })
     }
 
     /// Send `msg` and hand every reply to `f` as it arrives (dumps stream:

@@ -28,11 +28,7 @@ impl Conntrack {
 }
 
 fn read_u64(path: &str) -> Result<u64, String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("{path}: {e}"))?
-        .trim()
-        .parse()
-        .map_err(|e| format!("{path}: {e}"))
+    ocinet_common::sysctl::read_u64(path).map_err(|e| e.to_string())
 }
 
 impl Collector for Conntrack {
@@ -53,7 +49,7 @@ impl Collector for Conntrack {
         .expect("valid metric");
         register(reg, &entries)?;
         register(reg, &limit)?;
-        entries.set(read_u64("/proc/sys/net/netfilter/nf_conntrack_count")? as f64);
+        entries.set(read_u64(conntrack::TRACKED_CONNECTIONS)? as f64);
         limit.set(read_u64("/proc/sys/net/netfilter/nf_conntrack_max")? as f64);
 
         let stats = conntrack::stats_per_cpu().map_err(|e| e.to_string())?;
