@@ -4,6 +4,17 @@ use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::StateDir;
 use ocinet_common::Result;
 
+/// The endpoint a firewall change is made for, which a rebuild treats
+/// apart from the other records.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    Nobody,
+    /// Being set up: nothing can have reached it yet.
+    Arriving(&'a str),
+    /// Being torn down: its elements stay out of a rebuild.
+    Leaving(&'a str),
+}
+
 /// Where things live, shared by every subcommand.
 pub struct Context {
     pub state: StateDir,
@@ -22,11 +33,10 @@ impl Context {
     /// Apply a change; if ocinet's table is gone (a flushed ruleset) or was
     /// made by another version, rebuild it from the saved state instead, so
     /// the next hook call restores service for every running container.
-    /// `leaving` names an endpoint being torn down, whose elements are left
-    /// out of a rebuild. Callers hold the lock.
-    pub fn apply_firewall(&self, change: &Change, leaving: Option<&str>) -> Result<()> {
+    /// Callers hold the lock.
+    pub fn apply_firewall(&self, change: &Change, subject: Subject) -> Result<()> {
         let pending = self.firewall()?.start_apply(change)?;
-        self.finish_firewall(pending, change, leaving)
+        self.finish_firewall(pending, change, subject)
     }
 
     /// Wait for a transaction started with `start_apply`, rebuilding from
@@ -35,14 +45,14 @@ impl Context {
         &self,
         pending: Pending,
         change: &Change,
-        leaving: Option<&str>,
+        subject: Subject,
     ) -> Result<()> {
         match pending.wait() {
             Err(ocinet_common::Error::FirewallMissing) => {
                 tracing::warn!(
                     "ocinet's nftables table is missing or outdated: rebuilding it from state"
                 );
-                self.rebuild_firewall(&self.firewall()?, leaving, &change.networks_removed)
+                self.rebuild_firewall(&self.firewall()?, subject, &change.networks_removed)
                     .map(|_| ())
             }
             r => r,
@@ -54,7 +64,7 @@ impl Context {
     pub fn rebuild_firewall(
         &self,
         fw: &Nft,
-        leaving: Option<&str>,
+        subject: Subject,
         removed: &[ocinet_common::model::Network],
     ) -> Result<(usize, usize)> {
         let (mut networks, bad) = self.config.list();
@@ -66,11 +76,25 @@ impl Context {
         for e in bad {
             tracing::warn!("rebuild: skipping {e}");
         }
-        let elements: Vec<_> = eps
+        let is = |e: &&ocinet_common::model::Endpoint, who: Subject| match who {
+            Subject::Arriving(id) | Subject::Leaving(id) => e.id == id,
+            Subject::Nobody => false,
+        };
+        let mut elements: Vec<_> = eps
             .iter()
-            .filter(|e| Some(e.id.as_str()) != leaving)
+            .filter(|e| !(matches!(subject, Subject::Leaving(_)) && is(e, subject)))
             .flat_map(|e| e.firewall.iter().cloned())
             .collect();
+        // The packet path's records of DNATed connections went with the old
+        // table: assume every publishing container had some, the leaving
+        // one included, so their teardown still clears conntrack.
+        elements.extend(
+            eps.iter()
+                .filter(|e| !e.ports.is_empty())
+                .filter(|e| !(matches!(subject, Subject::Arriving(_)) && is(e, subject)))
+                .filter_map(|e| e.ip)
+                .map(ocinet_common::firewall::ruleset::dnat_seen_element),
+        );
         fw.rebuild(&networks, &elements)?;
         Ok((networks.len(), elements.len()))
     }

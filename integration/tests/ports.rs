@@ -242,8 +242,11 @@ fn teardown_removes_exactly_its_elements_and_conntrack(rt: Runtime) {
         conntrack_count(&h, "5353") >= 1,
         "no conntrack entry for the UDP flow"
     );
+    // The packet path recorded that it reached this container, and only it.
+    assert_eq!(dnat_seen(&h), vec![ip_of(&h, &c.id)]);
     drop(echo);
     h.stop(&mut c);
+    assert!(dnat_seen(&h).is_empty(), "record outlived the container");
     assert!(h.leftovers(&c.id).is_empty(), "{:?}", h.leftovers(&c.id));
     let after: Vec<String> = h.nft_elements().iter().map(|e| e.to_string()).collect();
     let removed: Vec<&String> = before.iter().filter(|e| !after.contains(e)).collect();
@@ -282,6 +285,40 @@ fn teardown_removes_exactly_its_elements_and_conntrack(rt: Runtime) {
     answers(
         h.wget_outside(&format!("http://{HOST_LINK_IP}:8090/")),
         &keep.id,
+    );
+}
+
+/// Addresses the firewall saw a connection DNATed to.
+fn dnat_seen(h: &Host) -> Vec<String> {
+    let o = ok(h.exec(&["nft", "-j", "list", "set", "inet", "ocinet", "dnat_seen"]));
+    let v: serde_json::Value = serde_json::from_str(&o).expect("nft json");
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["set"]["elem"].as_array())
+        .flatten()
+        .filter_map(|e| e.as_str().map(str::to_string))
+        .collect()
+}
+
+/// A flush takes the record of which containers were reached with it; the
+/// entries made before it must still go with their container.
+fn conntrack_is_cleared_after_a_flushed_ruleset(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    let mut c = published(&h, rt, "flushct", "5353:5000/udp");
+    let echo = udp_echo(&h, &c.id, 5000);
+    assert!(udp_ask(&h, 5353, 2).contains("PING-OVER-UDP"));
+    assert!(conntrack_count(&h, "5353") >= 1, "no conntrack entry");
+    drop(echo);
+    ok(h.exec(&["nft", "flush", "ruleset"]));
+    h.stop(&mut c);
+    assert!(h.leftovers(&c.id).is_empty(), "{:?}", h.leftovers(&c.id));
+    assert_eq!(
+        conntrack_count(&h, "5353"),
+        0,
+        "conntrack entry survived a teardown after a flush"
     );
 }
 
@@ -326,5 +363,6 @@ both_runtimes!(
     a_taken_port_is_refused_and_the_holder_keeps_working,
     networks_are_isolated_both_ways,
     teardown_removes_exactly_its_elements_and_conntrack,
+    conntrack_is_cleared_after_a_flushed_ruleset,
     reload_restores_a_flushed_ruleset,
 );

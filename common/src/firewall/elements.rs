@@ -26,6 +26,7 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_DELSETELEM: u16 = 14;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
@@ -260,21 +261,34 @@ impl Batch {
     }
 
     fn element(&mut self, verb: Verb, set: &str, e: &WireElement, what: String) {
+        let (ty, flags) = match verb {
+            Verb::Add => (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE),
+            Verb::Delete => (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK),
+        };
+        let seq = self.element_message(ty, flags, set, e, verb == Verb::Add);
+        self.acked.push((seq, what));
+    }
+
+    /// One set-element message; `with_data` sends a map element's value.
+    fn element_message(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        set: &str,
+        e: &WireElement,
+        with_data: bool,
+    ) -> u32 {
         let family = if ruleset::family_of(set) == ruleset::BRIDGE_FAMILY {
             NFPROTO_BRIDGE
         } else {
             NFPROTO_INET
-        };
-        let (ty, flags) = match verb {
-            Verb::Add => (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE),
-            Verb::Delete => (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK),
         };
         let cstr = |s: &str| {
             let mut b = s.as_bytes().to_vec();
             b.push(0);
             b
         };
-        let seq = self.message((NFNL_SUBSYS_NFTABLES << 8) | ty, flags, family, |buf| {
+        self.message((NFNL_SUBSYS_NFTABLES << 8) | ty, flags, family, |buf| {
             push_attr(buf, NFTA_SET_ELEM_LIST_TABLE, &cstr(TABLE));
             push_attr(buf, NFTA_SET_ELEM_LIST_SET, &cstr(set));
             push_nested(buf, NFTA_SET_ELEM_LIST_ELEMENTS, |buf| {
@@ -282,7 +296,7 @@ impl Batch {
                     push_nested(buf, NFTA_SET_ELEM_KEY, |buf| {
                         push_attr(buf, NFTA_DATA_VALUE, &e.key)
                     });
-                    if let (Verb::Add, Some(d)) = (verb, &e.data) {
+                    if let (true, Some(d)) = (with_data, &e.data) {
                         push_nested(buf, NFTA_SET_ELEM_DATA, |buf| {
                             push_attr(buf, NFTA_DATA_VALUE, d)
                         });
@@ -296,8 +310,7 @@ impl Batch {
                     }
                 });
             });
-        });
-        self.acked.push((seq, what));
+        })
     }
 
     fn finish(mut self) -> Self {
@@ -353,6 +366,77 @@ impl Transaction {
     }
 }
 
+/// Whether `key` is in `set`: one lookup (GETSETELEM without a dump), not
+/// a listing. A missing table or set answers false as well (the kernel says
+/// ENOENT for all three); callers that must tell them apart look up the
+/// schema marker too.
+pub fn contains(set: &str, key: &Value) -> Result<bool> {
+    let _span = tracing::debug_span!("nft_lookup", set, %key).entered();
+    let encoded = encode(set, key, None)?;
+    let [e] = encoded.as_slice() else {
+        return Err(bad(set, key, "a lookup takes one plain element"));
+    };
+    let seq = NEXT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut b = Batch {
+        buf: Vec::with_capacity(256),
+        seq: seq.wrapping_sub(1),
+        first: seq,
+        acked: Vec::new(),
+    };
+    b.element_message(NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_ACK, set, e, false);
+    let socket = socket()?;
+    socket
+        .send(&b.buf, 0)
+        .map_err(|e| io_err("nf_tables element lookup", e))?;
+    // The element comes back as a NEWSETELEM message, then the ack; not
+    // found is an error answer instead.
+    loop {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        socket
+            .recv(&mut buf, 0)
+            .map_err(|e| io_err("nf_tables element lookup answer", e))?;
+        for (ty, msg_seq, code) in answers(&buf)? {
+            if msg_seq != seq || ty != NLMSG_ERROR {
+                continue;
+            }
+            return match code {
+                0 => Ok(true),
+                c if c == nix::libc::ENOENT => Ok(false),
+                c => Err(io_err(
+                    &format!("looking up {key} in set {set}"),
+                    io::Error::from_raw_os_error(c),
+                )),
+            };
+        }
+    }
+}
+
+/// (type, sequence number, error code for error answers) of each message
+/// in one datagram of answers.
+fn answers(buf: &[u8]) -> Result<Vec<(u16, u32, i32)>> {
+    let word = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = word(off) as usize;
+        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        if len < 16 || off + len > buf.len() {
+            return Err(io_err(
+                "nf_tables answer",
+                io::Error::new(io::ErrorKind::InvalidData, "truncated message"),
+            ));
+        }
+        let code = if ty == NLMSG_ERROR && len >= 20 {
+            -(word(off + 16) as i32)
+        } else {
+            0
+        };
+        out.push((ty, word(off + 8), code));
+        off += len.div_ceil(4) * 4;
+    }
+    Ok(out)
+}
+
 fn io_err(op: &str, source: io::Error) -> Error {
     Error::Netlink {
         op: op.into(),
@@ -376,43 +460,29 @@ fn transact(batch: &Batch) -> Result<()> {
         socket
             .recv(&mut buf, 0)
             .map_err(|e| io_err("nf_tables batch answer", e))?;
-        let mut off = 0;
-        while off + 16 <= buf.len() {
-            let word =
-                |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-            let len = word(off) as usize;
-            let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-            let seq = word(off + 8);
-            if len < 16 || off + len > buf.len() {
-                return Err(io_err(
-                    "nf_tables batch answer",
-                    io::Error::new(io::ErrorKind::InvalidData, "truncated message"),
-                ));
+        for (ty, seq, code) in answers(&buf)? {
+            if ty != NLMSG_ERROR {
+                continue;
             }
-            if ty == NLMSG_ERROR && len >= 20 {
-                let code = -(word(off + 16) as i32);
-                match pending.iter().position(|(s, _)| *s == seq) {
-                    Some(i) => {
-                        let (_, what) = pending.swap_remove(i);
-                        if code == nix::libc::ENOENT {
-                            missing = true;
-                        } else if code != 0 {
-                            failures
-                                .push(format!("{what}: {}", io::Error::from_raw_os_error(code)));
-                        }
+            match pending.iter().position(|(s, _)| *s == seq) {
+                Some(i) => {
+                    let (_, what) = pending.swap_remove(i);
+                    if code == nix::libc::ENOENT {
+                        missing = true;
+                    } else if code != 0 {
+                        failures.push(format!("{what}: {}", io::Error::from_raw_os_error(code)));
                     }
-                    // The batch itself was refused (begin or end message).
-                    None if code != 0 && (seq == batch.first || seq == batch.seq) => {
-                        return Err(io_err(
-                            "nf_tables batch",
-                            io::Error::from_raw_os_error(code),
-                        ))
-                    }
-                    // Left over from an earlier transaction.
-                    None => {}
                 }
+                // The batch itself was refused (begin or end message).
+                None if code != 0 && (seq == batch.first || seq == batch.seq) => {
+                    return Err(io_err(
+                        "nf_tables batch",
+                        io::Error::from_raw_os_error(code),
+                    ))
+                }
+                // Left over from an earlier transaction.
+                None => {}
             }
-            off += len.div_ceil(4) * 4;
         }
     }
     if !failures.is_empty() {

@@ -7,6 +7,8 @@ pub mod elements;
 mod nft;
 pub mod ruleset;
 
+use std::net::Ipv4Addr;
+
 use crate::model::{FirewallElement, Network};
 use crate::Result;
 
@@ -45,6 +47,12 @@ pub trait Firewall {
     fn apply(&self, change: &Change) -> Result<()> {
         self.start_apply(change)?.wait()
     }
+    /// Whether a connection may have been DNATed to `ip` since the record
+    /// of it was last forgotten; true whenever the table cannot tell (it
+    /// is missing, or of another version).
+    fn may_have_dnated(&self, ip: Ipv4Addr) -> Result<bool>;
+    /// Forget that record, once `ip`'s conntrack entries are gone.
+    fn forget_dnated(&self, ip: Ipv4Addr) -> Result<()>;
     /// Throw the table away and rebuild it from the given state.
     fn rebuild(&self, networks: &[Network], elements: &[FirewallElement]) -> Result<()>;
     /// Number of rules in ocinet's table (for tests and benchmarks).

@@ -4,6 +4,7 @@
 //! go straight over netlink (`elements.rs`), one batch per hook call.
 
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -216,10 +217,37 @@ impl Firewall for Nft {
         }))
     }
 
+    fn may_have_dnated(&self, ip: Ipv4Addr) -> Result<bool> {
+        if !elements::contains(ruleset::SCHEMA_MARKER, &json!(1))? {
+            return Ok(true);
+        }
+        elements::contains(ruleset::SET_DNAT_SEEN, &json!(ip.to_string()))
+    }
+
+    fn forget_dnated(&self, ip: Ipv4Addr) -> Result<()> {
+        let change = Change {
+            elements_deleted: vec![ruleset::dnat_seen_element(ip)],
+            ..Default::default()
+        };
+        match self.apply(&change) {
+            // Nothing left to forget.
+            Err(Error::FirewallMissing) => Ok(()),
+            r => r,
+        }
+    }
+
     fn rebuild(&self, networks: &[Network], elements: &[FirewallElement]) -> Result<()> {
         // All in the same transaction as the rebuild.
         let mut cmds = delete_tables();
         cmds.extend(ruleset::skeleton());
+        // The marker's element says "this version's table is in place" to
+        // lookups (may_have_dnated) as well as to batches.
+        cmds.push(ruleset::element(
+            "add",
+            ruleset::SCHEMA_MARKER,
+            &json!(1),
+            None,
+        ));
         cmds.extend(elements_of(networks, "add"));
         cmds.extend(
             elements

@@ -10,7 +10,7 @@ use crate::model::Network;
 pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
-pub const SCHEMA_MARKER: &str = "schema_v3";
+pub const SCHEMA_MARKER: &str = "schema_v4";
 pub const FAMILY: &str = "inet";
 /// Anti-spoofing lives in a table of the `bridge` family: only there are
 /// the bridge port a frame came in by and its Ethernet and ARP headers
@@ -32,6 +32,11 @@ pub const SET_BRIDGES: &str = "bridges";
 pub const SET_INTERNAL_BRIDGES: &str = "internal_bridges";
 pub const SET_BRIDGE_SELF: &str = "bridge_self";
 pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
+/// Container addresses that some connection was DNATed to, filled from the
+/// packet path. Teardown walks the conntrack table (262,144 buckets, ~8 ms
+/// with bottom halves off) only for an address found here: a container
+/// nobody reached through a published port has no entry to clear.
+pub const SET_DNAT_SEEN: &str = "dnat_seen";
 /// Published ports on every local address, keyed proto . port: the
 /// container address in one map, its port in the other. (nft 1.0.6's JSON
 /// cannot declare a map with concatenated data, so no single
@@ -117,6 +122,12 @@ pub const SETS: &[SetSpec] = &[
         data: None,
         interval: true,
     },
+    SetSpec {
+        name: SET_DNAT_SEEN,
+        key: &[Ipv4],
+        data: None,
+        interval: false,
+    },
     map_spec(MAP_PUB_ANY_ADDR, PROTO_PORT, Ipv4),
     map_spec(MAP_PUB_ANY_PORT, PROTO_PORT, InetService),
     map_spec(MAP_PUB_IP_ADDR, ADDR_PROTO_PORT, Ipv4),
@@ -140,6 +151,8 @@ fn declare_sets(family: &str) -> Vec<Value> {
                 many => json!(many.iter().map(|f| f.nft_type()).collect::<Vec<_>>()),
             };
             let mut decl = json!({"family": family, "table": TABLE, "name": s.name, "type": ty});
+            // A set the rules add to (dnat_seen) is flagged dynamic by nft
+            // itself; nft 1.0.6's JSON refuses the flag by name.
             if s.interval {
                 decl["flags"] = json!(["interval"]);
             }
@@ -227,11 +240,28 @@ pub fn skeleton() -> Vec<Value> {
         chain(FAMILY, "prerouting", "nat", "prerouting", -100),
         chain(FAMILY, "output", "nat", "output", -100),
         chain(FAMILY, "postrouting", "nat", "postrouting", 100),
+        chain(FAMILY, "track_dnat", "filter", "postrouting", 0),
         flush_chain(FAMILY, "forward"),
         flush_chain(FAMILY, "prerouting_guard"),
         flush_chain(FAMILY, "prerouting"),
         flush_chain(FAMILY, "output"),
         flush_chain(FAMILY, "postrouting"),
+        flush_chain(FAMILY, "track_dnat"),
+        // Remember which containers were reached through a DNAT (ours or
+        // anyone's), on a connection's first packet only. A filter chain
+        // rather than the nat one: nat chains stop at the first table that
+        // binds the connection, so another table's SNAT would hide it.
+        rule(
+            "track_dnat",
+            json!([
+                {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}},
+                dnat_status.clone(),
+                is(meta("oifname"), set_ref(SET_BRIDGES)),
+                {"set": {"op": "add",
+                    "elem": {"payload": {"protocol": "ip", "field": "daddr"}},
+                    "set": set_ref(SET_DNAT_SEEN)}}
+            ]),
+        ),
         // Loopback destinations only ever come from lo. Without this, a
         // neighbour could reach a 127.0.0.1-bound published port (DNAT runs
         // before routing would drop the martian), and a container could
@@ -417,6 +447,17 @@ pub fn guard_elements(
         elem(SET_PORT_MAC, json!({"concat": [port, mac]})),
         elem(SET_PORT_IP, json!({"concat": [port, ip.to_string()]})),
     ]
+}
+
+/// The record that a connection may have been DNATed to `ip`: put back for
+/// every publishing container when the table is rebuilt, since the
+/// packet path's records went with the old table.
+pub fn dnat_seen_element(ip: std::net::Ipv4Addr) -> crate::model::FirewallElement {
+    crate::model::FirewallElement {
+        set: SET_DNAT_SEEN.into(),
+        key: json!(ip.to_string()),
+        value: None,
+    }
 }
 
 /// The map elements that publish `ports` to the container at `ip`.

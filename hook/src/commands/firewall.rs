@@ -4,7 +4,7 @@ use ocinet_common::firewall::Firewall;
 use ocinet_common::Result;
 
 use crate::cli::FirewallCommand;
-use crate::context::Context;
+use crate::context::{Context, Subject};
 use crate::lifecycle::restore;
 
 pub fn run(ctx: &Context, cmd: &FirewallCommand) -> Result<String> {
@@ -12,7 +12,7 @@ pub fn run(ctx: &Context, cmd: &FirewallCommand) -> Result<String> {
     match cmd {
         FirewallCommand::Reload => {
             let _lock = ctx.lock()?;
-            let (networks, elements) = ctx.rebuild_firewall(&fw, None, &[])?;
+            let (networks, elements) = ctx.rebuild_firewall(&fw, Subject::Nobody, &[])?;
             tracing::info!(networks, elements, "firewall rebuilt");
             let (bridges, ports) = restore::restore_all(ctx)?;
             tracing::info!(bridges, ports, "bridges restored");

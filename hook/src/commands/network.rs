@@ -9,7 +9,7 @@ use ocinet_common::{Error, Result};
 use serde_json::json;
 
 use crate::cli::NetworkCommand;
-use crate::context::Context;
+use crate::context::{Context, Subject};
 use crate::networks;
 
 pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
@@ -187,7 +187,7 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
             networks_removed: vec![net.clone()],
             ..Default::default()
         },
-        None,
+        Subject::Nobody,
     )?;
     ctx.state.remove_leases(name)?;
     ctx.config.remove(name)?;

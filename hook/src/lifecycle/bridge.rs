@@ -12,7 +12,7 @@ use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{netns, sysctl, validate, Error, Result};
 
 use super::{release, restore};
-use crate::context::Context;
+use crate::context::{Context, Subject};
 use crate::killpoint;
 use crate::networks;
 use crate::settings::Settings;
@@ -175,7 +175,7 @@ fn wire(
     if wired.is_ok() {
         killpoint::reached("veth");
     }
-    let firewall = ctx.finish_firewall(pending, &change, None);
+    let firewall = ctx.finish_firewall(pending, &change, Subject::Arriving(&ep.id));
     wired?;
     firewall?;
     killpoint::reached("firewall");

@@ -6,7 +6,7 @@ use ocinet_common::model::Endpoint;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
-use crate::context::Context;
+use crate::context::{Context, Subject};
 use crate::killpoint;
 
 /// Goes on past a failing step and reports every failure at the end. The
@@ -41,15 +41,14 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
         let ports = s.spawn(|| {
             let mut errors = Vec::new();
             if let Some(p) = pending {
-                if let Err(e) = ctx.finish_firewall(p, &change, Some(&ep.id)) {
+                if let Err(e) = ctx.finish_firewall(p, &change, Subject::Leaving(&ep.id)) {
                     errors.push(e);
                 }
             }
             if let (Some(ip), false) = (ep.ip, ep.ports.is_empty()) {
-                let mappings: Vec<_> = ep.ports.iter().flat_map(|p| p.mappings()).collect();
                 // Best effort: once the DNAT elements are gone the entries only
                 // age out; a broken ctnetlink must not wedge every teardown.
-                match ocinet_common::conntrack::delete_for(ip, &mappings) {
+                match clear_conntrack(ctx, ip, ep) {
                     Ok(n) => {
                         tracing::debug!(deleted = n, "conntrack entries of published ports deleted")
                     }
@@ -96,4 +95,23 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
     }
     killpoint::reached("teardown-unleased");
     ctx.state.remove_endpoint(&ep.id)
+}
+
+/// Delete the conntrack entries of `ep`'s published ports, walking the
+/// table only if the firewall saw a connection DNATed to `ip`. Called once
+/// the DNAT elements are gone, so no new entry can appear meanwhile.
+fn clear_conntrack(ctx: &Context, ip: std::net::Ipv4Addr, ep: &Endpoint) -> Result<usize> {
+    let fw = ctx.firewall()?;
+    let seen = fw.may_have_dnated(ip).unwrap_or_else(|e| {
+        tracing::warn!("cannot tell whether {ip} was reached through a published port: {e}");
+        true
+    });
+    if !seen {
+        tracing::debug!(%ip, "no connection was DNATed to it: no conntrack walk");
+        return Ok(0);
+    }
+    let mappings: Vec<_> = ep.ports.iter().flat_map(|p| p.mappings()).collect();
+    let deleted = ocinet_common::conntrack::delete_for(ip, &mappings)?;
+    fw.forget_dnated(ip)?;
+    Ok(deleted)
 }
