@@ -175,32 +175,65 @@ def bench_setup_teardown(work, n):
     results.append(("1. Setup and teardown: ocinet hook vs netavark", "\n".join(md)))
 
 
+def fs_type(path):
+    return subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True).stdout.strip() or "?"
+
+
+def scale_run(state_root, count, tag):
+    """`count` setups one at a time, then their teardowns, in a fresh host
+    namespace; returns (setup times, rule counts, teardown times)."""
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        enter(netns_add(f"{TAG}-h3{tag}"))
+        oc = Ocinet(state_root)
+        names = [f"{TAG}-c3{tag}-{i}" for i in range(count)]
+        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns add {n}\n" for n in names).encode(), check=True)
+        created_ns.extend(names)
+        times, rules, downs = [], {}, []
+        for i, ns in enumerate(names):
+            cid = f"sc{tag}{i:05d}"
+            b = oc.bundle(cid, ns, f"{20000 + i}:80")
+            times.append(oc.hook("createRuntime", cid, b))
+            if i + 1 in (1, 100, count):
+                rules[i + 1] = int(oc.cli("firewall", "rules").strip())
+        for i in range(count):
+            cid = f"sc{tag}{i:05d}"
+            downs.append(oc.hook("poststop", cid, os.path.join(oc.bundles, cid)))
+        return times, rules, downs
+    finally:
+        if libc.setns(own, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns back")
+        os.close(own)
+
+
 def bench_scale(work, count):
-    """3. `count` containers on one network, one at a time."""
-    host = netns_add(f"{TAG}-h3")
-    enter(host)
-    oc = Ocinet(os.path.join(work, "s3"))
-    names = [f"{TAG}-c3-{i}" for i in range(count)]
-    subprocess.run(["ip", "-batch", "-"], input="".join(f"netns add {n}\n" for n in names).encode(), check=True)
-    created_ns.extend(names)
-    times, rules, downs = [], {}, []
-    for i, ns in enumerate(names):
-        cid = f"sc{i:05d}"
-        b = oc.bundle(cid, ns, f"{20000 + i}:80")
-        times.append(oc.hook("createRuntime", cid, b))
-        if i + 1 in (1, 100, count):
-            rules[i + 1] = int(oc.cli("firewall", "rules").strip())
-    for i in range(count):
-        cid = f"sc{i:05d}"
-        downs.append(oc.hook("poststop", cid, os.path.join(oc.bundles, cid)))
-    first, last = median_ms(times[:100]), median_ms(times[-100:])
-    md = [f"{count} containers, each publishing one port, set up one after another by the hook (release build), then torn down.", "",
-          "| | median setup |", "|---|---|",
-          f"| first 100 | {first:.1f} ms |", f"| last 100 | {last:.1f} ms |",
-          f"| last / first | {last / first:.2f}x (target: within 1.25x: {'met' if last / first <= 1.25 else 'missed'}) |", "",
-          "| containers | nftables rules in ocinet's tables |", "|---|---|"]
+    """3. `count` containers on one network, one at a time: with the state
+    directory under this machine's /run, and on a tmpfs (what /run is on
+    systemd hosts)."""
+    run_fs = fs_type(work)
+    tmp = os.path.join(work, "tmpfs")
+    os.makedirs(tmp)
+    sh("mount", "-t", "tmpfs", "-o", "mode=0700,size=256m", "ocinet-bench", tmp)
+    try:
+        variants = [(f"/run ({run_fs})", scale_run(os.path.join(work, "s3"), count, "d")),
+                    ("tmpfs", scale_run(os.path.join(tmp, "s3"), count, "t"))]
+    finally:
+        sh("umount", tmp)
+    md = [f"{count} containers, each publishing one port, set up one after another by the hook (release build), then torn down; "
+          "once with the state directory under this machine's /run, once on a tmpfs (as /run is on systemd hosts).", "",
+          "| state directory on | first 100 (median setup) | last 100 | last / first | teardown median, all |", "|---|---|---|---|---|"]
+    ratios = []
+    for name, (times, rules, downs) in variants:
+        first, last = median_ms(times[:100]), median_ms(times[-100:])
+        ratios.append(last / first)
+        md.append(f"| {name} | {first:.1f} ms | {last:.1f} ms | {last / first:.2f}x | {median_ms(downs):.1f} ms |")
+    best = min(ratios)
+    md += ["", f"Target last / first within 1.25x: {'met' if max(ratios) <= 1.25 else 'missed'} "
+           f"({ratios[0]:.2f}x with the state on /run, {ratios[1]:.2f}x on tmpfs).", "",
+           "| containers | nftables rules in ocinet's tables |", "|---|---|"]
+    rules = variants[0][1][1]
     md += [f"| {k} | {v} |" for k, v in sorted(rules.items())]
-    md += ["", f"Rule count constant: {'yes' if len(set(rules.values())) == 1 else 'NO'}. Teardown median over all {count}: {median_ms(downs):.1f} ms."]
+    md += ["", f"Rule count constant: {'yes' if len(set(rules.values())) == 1 else 'NO'}."]
     results.append((f"3. Scale: {count} containers on one network", "\n".join(md)))
 
 

@@ -36,6 +36,10 @@ fn eth0_has_address_and_default_route(rt: Runtime) {
     // The bridge carries the gateway; the host end is attached to it.
     let br = ok(h.exec(&["ip", "-4", "addr", "show", "dev", "ocinet0"]));
     assert!(br.contains("inet 10.87.0.1/16"), "{br}");
+    // Made without multicast snooping (each new port would otherwise re-arm
+    // every port's multicast timers).
+    let details = ok(h.exec(&["ip", "-d", "link", "show", "ocinet0"]));
+    assert!(details.contains("mcast_snooping 0"), "{details}");
     let veth = ep["host_interface"].as_str().expect("veth").to_string();
     let link = ok(h.exec(&["ip", "link", "show", &veth]));
     assert!(

@@ -106,6 +106,9 @@ pub fn setup(
     ep.host_veth = Some(veth);
     ep.interface = Some(CONTAINER_IFNAME.into());
     ep.ports = settings.ports.clone();
+    // The pin is named after the container id, so it goes into the intent
+    // too (one record write fewer; unpinning a pin never made is a no-op).
+    ep.netns_link = Some(netns_link_for(&ep.id));
     // Record the intent before touching the kernel: a hook killed from here
     // on leaves a record that gc (or the next hook for this id) undoes.
     ctx.state.save_leases(&net.name, &leases)?;
@@ -179,7 +182,7 @@ fn wire(
     wired?;
     firewall?;
     killpoint::reached("firewall");
-    pin(ctx, ep, ns_path)?;
+    pin(ep, ns_path)?;
     killpoint::reached("pinned");
     Ok(())
 }
@@ -240,10 +243,9 @@ fn wire_container(
     Ok(())
 }
 
-fn pin(ctx: &Context, ep: &mut Endpoint, ns_path: &Path) -> Result<()> {
+/// Pin the namespace at the path the record already names.
+fn pin(ep: &mut Endpoint, ns_path: &Path) -> Result<()> {
     let link = netns_link_for(&ep.id);
-    ep.netns_link = Some(link.clone());
-    ctx.state.save_endpoint(ep)?;
     if let Err(e) = netns::pin(
         ns_path,
         &link.file_name().unwrap_or_default().to_string_lossy(),
