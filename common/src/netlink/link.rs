@@ -215,9 +215,19 @@ impl Netlink {
     /// Bridge-port flags on a veth that is already a bridge port. Port
     /// (slave) data is only honoured by RTM_NEWLINK on an existing link,
     /// not by RTM_SETLINK.
-    pub fn set_bridge_port(&mut self, index: u32, hairpin: bool, what: &str) -> Result<()> {
-        let _span = tracing::debug_span!("bridge_port_set", index, hairpin).entered();
-        let msg = LinkBridgePort::new(index).hairpin(hairpin).build();
+    /// By name, the kernel finds the link itself: no RTM_GETLINK first,
+    /// whose answer for a veth with its peer in another namespace costs a
+    /// scan of every namespace id the host has given out (`peernet2id`).
+    pub fn set_bridge_port(&mut self, link: LinkRef<'_>, hairpin: bool, what: &str) -> Result<()> {
+        let _span = tracing::debug_span!("bridge_port_set", hairpin).entered();
+        let msg = match link {
+            LinkRef::Index(i) => LinkBridgePort::new(i).hairpin(hairpin).build(),
+            LinkRef::Name(n) => {
+                let mut m = LinkBridgePort::new(0).hairpin(hairpin).build();
+                m.attributes.push(LinkAttribute::IfName(n.to_string()));
+                m
+            }
+        };
         self.ack(RouteNetlinkMessage::NewLink(msg), 0, what)
     }
 

@@ -215,11 +215,11 @@ fn wire_container(
         // host address gets its packets back out of the port they came in
         // by. Only for publishing containers: it also reflects their
         // broadcasts back to them.
-        let index = host
-            .link_by_name(&veth)?
-            .ok_or_else(|| Error::NotFound(format!("{veth} vanished right after creation")))?
-            .index;
-        host.set_bridge_port(index, true, &format!("set hairpin on {veth}"))?;
+        host.set_bridge_port(
+            LinkRef::Name(&veth),
+            true,
+            &format!("set hairpin on {veth}"),
+        )?;
     }
 
     let mut inner = Netlink::new_in(ns)?;

@@ -4,7 +4,7 @@
 //! half of the repair is `Context::rebuild_firewall`.
 
 use ocinet_common::model::{Endpoint, Mode, Network, Phase};
-use ocinet_common::netlink::Netlink;
+use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
 use super::bridge;
@@ -73,7 +73,11 @@ fn reattach_these(
                 if ep.ports.is_empty() {
                     Ok(())
                 } else {
-                    host.set_bridge_port(link.index, true, &format!("set hairpin on {veth}"))
+                    host.set_bridge_port(
+                        LinkRef::Index(link.index),
+                        true,
+                        &format!("set hairpin on {veth}"),
+                    )
                 }
             });
         match attached {
