@@ -24,21 +24,3 @@ pub fn write(path: &str, value: &str) -> Result<()> {
 pub fn enable_ipv4_forwarding() -> Result<()> {
     write("/proc/sys/net/ipv4/ip_forward", "1")
 }
-
-/// No IPv6 at all on `ifname` (a host-side veth, a bridge port with no L3
-/// role). Beyond the link-local address that `addrgenmode none` avoids, an
-/// IPv6-enabled interface with carrier gets an `ff00::/8` multicast route,
-/// so the host's IPv6 FIB grows by one route per container, and every link
-/// state change walks that whole FIB (`rt6_sync_down_dev`): `perf` showed
-/// it growing from 0.03 to 0.36 ms per setup over 1,000 containers. A
-/// kernel without IPv6 (no `/proc/sys/net/ipv6`) has nothing to turn off.
-pub fn disable_ipv6(ifname: &str) -> Result<()> {
-    crate::validate::ifname("interface", ifname)?;
-    if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
-        return Ok(());
-    }
-    write(
-        &format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
-        "1",
-    )
-}

@@ -48,10 +48,6 @@ fn eth0_has_address_and_default_route(rt: Runtime) {
     );
     let v6 = ok(h.exec(&["ip", "-6", "addr", "show", "dev", &veth]));
     assert!(!v6.contains("inet6"), "{v6}");
-    // Nor an IPv6 route (each would lengthen the FIB walk of every link
-    // state change on the host).
-    let routes6 = ok(h.exec(&["ip", "-6", "route", "show", "table", "all", "dev", &veth]));
-    assert!(routes6.trim().is_empty(), "{routes6}");
     // ip netns sees the container (runc: the hook runs in the host's mount
     // namespace; crun here runs in a private one, see ENVIRONMENT.md).
     if rt == Runtime::Runc {

@@ -207,9 +207,9 @@ fn wire_container(
         e => e,
     })?;
 
-    // Before eth0 comes up: until then the host end has no carrier, hence
-    // no IPv6 address or route yet.
-    sysctl::disable_ipv6(&veth)?;
+    // Before eth0 comes up: until then the host end has no carrier and no
+    // link-local address yet.
+    host.disable_ipv6_autoconf(LinkRef::Name(&veth))?;
     if !ep.ports.is_empty() {
         // Hairpin: the container reaching its own published port through a
         // host address gets its packets back out of the port they came in
