@@ -76,13 +76,14 @@ impl Context {
         for e in bad {
             tracing::warn!("rebuild: skipping {e}");
         }
-        let is = |e: &&ocinet_common::model::Endpoint, who: Subject| match who {
-            Subject::Arriving(id) | Subject::Leaving(id) => e.id == id,
-            Subject::Nobody => false,
+        let (arriving, leaving) = match subject {
+            Subject::Arriving(id) => (Some(id), None),
+            Subject::Leaving(id) => (None, Some(id)),
+            Subject::Nobody => (None, None),
         };
         let mut elements: Vec<_> = eps
             .iter()
-            .filter(|e| !(matches!(subject, Subject::Leaving(_)) && is(e, subject)))
+            .filter(|e| Some(e.id.as_str()) != leaving)
             .flat_map(|e| e.firewall.iter().cloned())
             .collect();
         // The packet path's records of DNATed connections went with the old
@@ -91,7 +92,7 @@ impl Context {
         elements.extend(
             eps.iter()
                 .filter(|e| !e.ports.is_empty())
-                .filter(|e| !(matches!(subject, Subject::Arriving(_)) && is(e, subject)))
+                .filter(|e| Some(e.id.as_str()) != arriving)
                 .filter_map(|e| e.ip)
                 .map(ocinet_common::firewall::ruleset::dnat_seen_element),
         );

@@ -229,15 +229,21 @@ fn push_nested(buf: &mut Vec<u8>, ty: u16, f: impl FnOnce(&mut Vec<u8>)) {
 impl Batch {
     fn new(messages: u32) -> Self {
         // Begin, the elements and end.
-        let first = NEXT_SEQ.fetch_add(messages + 2, std::sync::atomic::Ordering::Relaxed);
-        let mut b = Batch {
+        let mut b = Batch::numbered(messages + 2);
+        b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, |_| {});
+        b
+    }
+
+    /// An empty buffer with `count` process-unique sequence numbers
+    /// reserved for its messages.
+    fn numbered(count: u32) -> Self {
+        let first = NEXT_SEQ.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        Batch {
             buf: Vec::with_capacity(4096),
             seq: first.wrapping_sub(1),
             first,
             acked: Vec::new(),
-        };
-        b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, |_| {});
-        b
+        }
     }
 
     /// Append one message; returns its sequence number.
@@ -376,14 +382,9 @@ pub fn contains(set: &str, key: &Value) -> Result<bool> {
     let [e] = encoded.as_slice() else {
         return Err(bad(set, key, "a lookup takes one plain element"));
     };
-    let seq = NEXT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut b = Batch {
-        buf: Vec::with_capacity(256),
-        seq: seq.wrapping_sub(1),
-        first: seq,
-        acked: Vec::new(),
-    };
-    b.element_message(NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_ACK, set, e, false);
+    // Not a batch: a lone request, answered on its own.
+    let mut b = Batch::numbered(1);
+    let seq = b.element_message(NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_ACK, set, e, false);
     let socket = socket()?;
     socket
         .send(&b.buf, 0)

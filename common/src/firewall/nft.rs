@@ -167,7 +167,7 @@ impl Firewall for Nft {
         };
         let present = network_elements(&change.networks_present);
         let removed = network_elements(&change.networks_removed);
-        let marker = json!(1);
+        let marker = ruleset::marker_key();
         let add = |set, key, value| Op {
             verb: Verb::Add,
             set,
@@ -218,10 +218,10 @@ impl Firewall for Nft {
     }
 
     fn may_have_dnated(&self, ip: Ipv4Addr) -> Result<bool> {
-        if !elements::contains(ruleset::SCHEMA_MARKER, &json!(1))? {
+        if !elements::contains(ruleset::SCHEMA_MARKER, &ruleset::marker_key())? {
             return Ok(true);
         }
-        elements::contains(ruleset::SET_DNAT_SEEN, &json!(ip.to_string()))
+        elements::contains(ruleset::SET_DNAT_SEEN, &ruleset::dnat_seen_element(ip).key)
     }
 
     fn forget_dnated(&self, ip: Ipv4Addr) -> Result<()> {
@@ -245,7 +245,7 @@ impl Firewall for Nft {
         cmds.push(ruleset::element(
             "add",
             ruleset::SCHEMA_MARKER,
-            &json!(1),
+            &ruleset::marker_key(),
             None,
         ));
         cmds.extend(elements_of(networks, "add"));

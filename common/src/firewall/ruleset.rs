@@ -11,6 +11,12 @@ pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
 pub const SCHEMA_MARKER: &str = "schema_v4";
+
+/// The marker set's one element: touched by every batch, put in by every
+/// rebuild, looked up by `Firewall::may_have_dnated`.
+pub fn marker_key() -> Value {
+    json!(1)
+}
 pub const FAMILY: &str = "inet";
 /// Anti-spoofing lives in a table of the `bridge` family: only there are
 /// the bridge port a frame came in by and its Ethernet and ARP headers
