@@ -9,8 +9,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use ocinet_common::model::{Endpoint, Network};
 use ocinet_common::store::fsutil::parse_json;
-use ocinet_common::store::ipam::Leases;
-use ocinet_common::store::ports::PortIndex;
+use ocinet_common::store::legacy::{Leases, PortIndex};
 
 fn round_trips<T>(path: &Path, data: &[u8])
 where

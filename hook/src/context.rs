@@ -22,8 +22,15 @@ pub struct Context {
 }
 
 impl Context {
+    /// The state lock; the state is in this version's layout once it is
+    /// held (a host upgraded with containers running keeps their leases
+    /// and port claims).
     pub fn lock(&self) -> Result<StateLock> {
-        StateLock::acquire(&self.state.lock_file())
+        let lock = StateLock::acquire(&self.state.lock_file())?;
+        for path in self.state.migrate_legacy()? {
+            tracing::info!(file = %path.display(), "converted to per-entry leases and claims");
+        }
+        Ok(lock)
     }
 
     pub fn firewall(&self) -> Result<Nft> {

@@ -379,6 +379,34 @@ impl Host {
         child.wait_with_output().expect("hook output")
     }
 
+    /// The leases of `network` as (address, holder), read from the state
+    /// directory (one symlink per address, pointing at the holder's id).
+    pub fn leases(&self, network: &str) -> Vec<(String, String)> {
+        symlinks(&self.state_dir().join("ipam").join(network))
+            .into_iter()
+            .filter(|(name, _)| name.parse::<std::net::Ipv4Addr>().is_ok())
+            .collect()
+    }
+
+    /// Every published-port claim as (entry, holder): `tcp-8080` for every
+    /// address, `tcp-8080.d/127.0.0.1` for one.
+    pub fn port_claims(&self) -> Vec<(String, String)> {
+        let dir = self.state_dir().join("ports");
+        let mut out = symlinks(&dir);
+        for d in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = d.file_name().to_string_lossy().to_string();
+            if name.ends_with(".d") {
+                out.extend(
+                    symlinks(&d.path())
+                        .into_iter()
+                        .map(|(ip, holder)| (format!("{name}/{ip}"), holder)),
+                );
+            }
+        }
+        out.sort();
+        out
+    }
+
     pub fn ps(&self) -> Vec<Value> {
         let out = ok(self.ocinet(&["ps", "--json"]));
         serde_json::from_str::<Value>(&out)
@@ -834,10 +862,12 @@ impl Host {
             left.push(format!("endpoint {id}"));
         }
         if let Ok(dir) = std::fs::read_dir(self.state_dir().join("ipam")) {
-            for f in dir.flatten() {
-                let s = std::fs::read_to_string(f.path()).unwrap_or_default();
-                if s.contains(&format!("\"{id}\"")) {
-                    left.push(format!("lease in {}", f.path().display()));
+            for net in dir.flatten() {
+                let net = net.file_name().to_string_lossy().to_string();
+                for (ip, holder) in self.leases(&net) {
+                    if holder == id {
+                        left.push(format!("lease of {ip} in network {net}"));
+                    }
                 }
             }
         }
@@ -865,10 +895,10 @@ impl Host {
         {
             left.push(format!("bind mount {m}"));
         }
-        let claims =
-            std::fs::read_to_string(self.state_dir().join("ports.json")).unwrap_or_default();
-        if claims.contains(&format!("\"{id}\"")) {
-            left.push("port claim in ports.json".into());
+        for (port, holder) in self.port_claims() {
+            if holder == id {
+                left.push(format!("port claim {port}"));
+            }
         }
         let veth = host_veth_name(id);
         if self.links("veth").contains(&veth) {
@@ -885,6 +915,24 @@ impl Host {
         }
         left
     }
+}
+
+/// The symlinks directly in `dir` as (name, target), sorted.
+fn symlinks(dir: &Path) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((
+                e.file_name().to_string_lossy().to_string(),
+                target.to_string_lossy().to_string(),
+            ))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 impl Default for Host {

@@ -315,15 +315,8 @@ fn malformed_inputs_are_refused_by_name_and_leave_nothing() {
     );
     // Nothing left: no endpoint, no lease, no port claim, no veth, no pin.
     assert!(h.ps().is_empty(), "{:?}", h.ps());
-    let leases =
-        std::fs::read_to_string(h.state_dir().join("ipam/ocinet.json")).unwrap_or_default();
-    let leases: serde_json::Value = serde_json::from_str(&leases).unwrap_or(serde_json::json!({}));
-    assert!(
-        leases["leases"].as_object().is_none_or(|m| m.is_empty()),
-        "{leases}"
-    );
-    let ports = std::fs::read_to_string(h.state_dir().join("ports.json")).unwrap_or_default();
-    assert!(!ports.contains("\"id\""), "{ports}");
+    assert!(h.leases("ocinet").is_empty(), "{:?}", h.leases("ocinet"));
+    assert!(h.port_claims().is_empty(), "{:?}", h.port_claims());
     assert!(h.links("veth").is_empty(), "{:?}", h.links("veth"));
     assert!(
         h.nft_elements()

@@ -391,9 +391,11 @@ fn sixteen_at_once(rt: Runtime) {
         }
     });
     assert!(h.ps().is_empty());
-    let leases =
-        std::fs::read_to_string(h.state_dir().join("ipam/ocinet.json")).unwrap_or_default();
-    assert!(!leases.contains("-par"), "{leases}");
+    let leases = h.leases("ocinet");
+    assert!(
+        !leases.iter().any(|(_, holder)| holder.contains("-par")),
+        "{leases:?}"
+    );
 }
 
 both_runtimes!(

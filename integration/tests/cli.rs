@@ -158,11 +158,10 @@ fn gc_cleans_up_after_a_dead_runtime() {
     assert!(h.leftovers(&id).len() >= 3);
     // An orphaned lease (hook died between lease and record) and a corrupt
     // record are handled too.
-    let ipam = h.state_dir().join("ipam/ocinet.json");
-    let mut leases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&ipam).expect("leases")).expect("json");
-    leases["leases"]["10.87.9.9"] = serde_json::json!("ghost");
-    std::fs::write(&ipam, leases.to_string()).expect("write leases");
+    std::os::unix::fs::symlink("ghost", h.state_dir().join("ipam/ocinet/10.87.9.9"))
+        .expect("ghost lease");
+    std::fs::create_dir_all(h.state_dir().join("ports")).expect("ports dir");
+    std::os::unix::fs::symlink("ghost", h.state_dir().join("ports/udp-5353")).expect("ghost claim");
     let corrupt = h.state_dir().join("endpoints/broken.json");
     std::fs::write(&corrupt, "{\"id\": \"bro").expect("corrupt");
 
@@ -171,6 +170,12 @@ fn gc_cleans_up_after_a_dead_runtime() {
     let out = ok(h.ocinet(&["gc"]));
     assert!(out.contains(&format!("removed endpoint {id}")), "{out}");
     assert!(out.contains("released lease 10.87.9.9 of ghost"), "{out}");
+    assert!(
+        out.contains("released published port 0.0.0.0:5353/udp of ghost"),
+        "{out}"
+    );
+    assert!(h.leases("ocinet").is_empty(), "{:?}", h.leases("ocinet"));
+    assert!(h.port_claims().is_empty(), "{:?}", h.port_claims());
     assert!(
         out.contains("broken.json"),
         "corrupt file should be reported: {out}"
@@ -187,13 +192,13 @@ fn gc_cleans_up_after_a_dead_runtime() {
 fn state_files_are_private_and_global_flags_go_anywhere() {
     let h = Host::new();
     let c = h.start(Runtime::Runc, "perm", &Spec::default());
-    for dir in ["", "endpoints", "ipam"] {
+    for dir in ["", "endpoints", "ipam", "ipam/ocinet"] {
         let md = std::fs::metadata(h.state_dir().join(dir)).expect("dir");
         assert_eq!(md.mode() & 0o777, 0o700, "{dir}");
     }
     for f in [
         format!("endpoints/{}.json", c.id),
-        "ipam/ocinet.json".into(),
+        "ipam/ocinet/last".into(),
         "ocinet.log".into(),
     ] {
         let md = std::fs::metadata(h.state_dir().join(&f)).expect("file");
@@ -263,4 +268,57 @@ fn a_dead_holder_does_not_keep_its_port() {
         "{:?}",
         h.leftovers(&dead_id)
     );
+}
+
+/// A host upgraded from the one-file-per-network layout with containers
+/// running: their leases and port claims are kept (converted under the lock
+/// by the next hook call), so no address or port is handed out twice, and
+/// their teardown still frees them.
+#[test]
+fn leases_and_claims_of_the_old_layout_are_converted() {
+    let h = Host::new();
+    let old = h.bare_container("old", serde_json::json!({"io.ocinet.ports": "8080:80"}));
+    ok(h.hook("createRuntime", &old.state, &[]));
+    let ip = h.endpoint(&old.id).expect("endpoint")["ip"]
+        .as_str()
+        .expect("ip")
+        .to_string();
+    // Put the running container's lease and claim back the way the previous
+    // version kept them.
+    let state = h.state_dir();
+    std::fs::remove_dir_all(state.join("ipam/ocinet")).expect("remove pool");
+    std::fs::remove_dir_all(state.join("ports")).expect("remove claims");
+    let leases = serde_json::json!({"leases": {&ip: &old.id}, "last": &ip});
+    std::fs::write(state.join("ipam/ocinet.json"), leases.to_string()).expect("old leases");
+    let ports = serde_json::json!({"claims": [{"id": &old.id, "name": "old", "ports": [
+        {"host_port": 8080, "container_port": 80, "protocol": "tcp", "count": 1}
+    ]}]});
+    std::fs::write(state.join("ports.json"), ports.to_string()).expect("old claims");
+
+    // The next container neither gets the address nor the port.
+    let new = h.bare_container("new", serde_json::json!({"io.ocinet.ports": "8080:80"}));
+    let o = h.hook("createRuntime", &new.state, &[]);
+    assert!(!o.status.success(), "port 8080 was handed out twice");
+    assert!(
+        text(&o).contains("8080") && text(&o).contains(&old.id),
+        "{}",
+        text(&o)
+    );
+    assert!(!state.join("ipam/ocinet.json").exists());
+    assert!(!state.join("ports.json").exists());
+    assert_eq!(h.leases("ocinet"), vec![(ip.clone(), old.id.clone())]);
+    assert_eq!(
+        h.port_claims(),
+        vec![("tcp-8080".to_string(), old.id.clone())]
+    );
+    let other = h.bare_container("other", serde_json::json!({}));
+    ok(h.hook("createRuntime", &other.state, &[]));
+    let other_ip = h.endpoint(&other.id).expect("endpoint")["ip"].clone();
+    assert_ne!(other_ip, ip.as_str(), "address handed out twice");
+
+    for c in [&old, &other] {
+        ok(h.hook("poststop", &c.stopped_state(), &[]));
+        assert!(h.leftovers(&c.id).is_empty(), "{:?}", h.leftovers(&c.id));
+    }
+    assert!(h.port_claims().is_empty(), "{:?}", h.port_claims());
 }

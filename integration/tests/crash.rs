@@ -31,16 +31,7 @@ fn ports() -> Value {
 }
 
 fn leases(h: &Host) -> Vec<(String, String)> {
-    let s = std::fs::read_to_string(h.state_dir().join("ipam/ocinet.json")).unwrap_or_default();
-    let v: Value = serde_json::from_str(&s).unwrap_or(Value::Null);
-    v["leases"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(ip, id)| (ip.clone(), id.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
+    h.leases("ocinet")
 }
 
 fn killed_at(h: &Host, stage: &str, v: &BareContainer, step: &str) {
@@ -58,6 +49,11 @@ fn assert_clean(h: &Host, id: &str, when: &str) {
     let left = h.leftovers(id);
     assert!(left.is_empty(), "{when}: {id} left {left:?}");
     assert!(leases(h).is_empty(), "{when}: leases left {:?}", leases(h));
+    assert!(
+        h.port_claims().is_empty(),
+        "{when}: claims left {:?}",
+        h.port_claims()
+    );
 }
 
 /// Set up for real and check the endpoint is whole: one lease, the veth,
@@ -76,6 +72,11 @@ fn set_up(h: &Host, v: &BareContainer, extra: &[&str], when: &str) -> String {
         leases(h),
         vec![(ip.clone(), v.id.clone())],
         "{when}: exactly one lease"
+    );
+    assert_eq!(
+        h.port_claims(),
+        vec![("tcp-8080".to_string(), v.id.clone())],
+        "{when}: exactly one port claim"
     );
     let veth = ocinet_integration::host_veth_name(&v.id);
     assert!(h.links("veth").contains(&veth), "{when}: no veth");
@@ -179,5 +180,6 @@ fn a_teardown_killed_midway_is_finished_by_a_second_poststop_or_gc() {
             assert_clean(&h, &v.id, &when);
         }
     }
-    assert!(!Path::new(&h.state_dir().join("ipam/ocinet.json")).exists() || leases(&h).is_empty());
+    assert!(leases(&h).is_empty(), "{:?}", leases(&h));
+    assert!(h.port_claims().is_empty(), "{:?}", h.port_claims());
 }

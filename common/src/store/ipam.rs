@@ -1,67 +1,164 @@
-//! Address leases, one file per network. Callers hold the state lock, so a
-//! read-modify-write here never races another hook.
+//! Address leases, the way CNI's host-local keeps them: one entry per leased
+//! address under `<state>/ipam/<network>/`, a symlink named for the address
+//! whose target is the holder's container id. Taking an address is one
+//! symlink(2), atomic and exclusive; giving it back is one unlink(2). One
+//! JSON file per network, parsed and rewritten whole on every setup and
+//! teardown, cost 1.2 ms a setup at 1,000 containers (with the port claims);
+//! this costs the same at 1 and at 1,000. The entries are never followed,
+//! only read with readlink(2). Callers that change leases hold the state
+//! lock.
 
 use std::collections::BTreeMap;
+use std::fs;
+use std::io::ErrorKind;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
+use crate::error::IoContext;
 use crate::model::Network;
-use crate::store::{fsutil, StateDir};
+use crate::store::{fsutil, legacy, StateDir};
 use crate::{validate, Error, Result};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Leases {
-    /// Address -> container id.
-    pub leases: BTreeMap<Ipv4Addr, String>,
-    /// The last address handed out: allocation continues after it (as CNI
-    /// host-local does) so a freed address is not reused at once, while
-    /// stale conntrack entries or ARP caches may still point at it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last: Option<Ipv4Addr>,
+/// Where the next dynamic allocation starts: after the address handed out
+/// last (as host-local does), so a freed address is not reused at once
+/// while stale conntrack entries or ARP caches may still point at it.
+const LAST: &str = "last";
+
+/// One network's leases.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    dir: PathBuf,
+    legacy: PathBuf,
 }
 
-impl Leases {
-    /// Lease `requested`, or the next free address after `last`.
+impl StateDir {
+    pub fn pool(&self, network: &str) -> Result<Pool> {
+        validate::name("network name", network)?;
+        Ok(Pool {
+            dir: self.ipam_dir().join(network),
+            legacy: self.legacy_leases_path(network),
+        })
+    }
+
+    /// Networks that have leases (or had: an empty pool keeps its directory
+    /// until the network is removed).
+    pub fn leased_networks(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(self.ipam_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let name = name
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+                    .unwrap_or(name);
+                validate::name("network name", &name)
+                    .is_ok()
+                    .then_some(name)
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// Who holds the entry at `path`: `None` when nobody does. An entry that is
+/// not a symlink (put there by hand) is held by "?", so it is never handed
+/// out and gc can remove it.
+pub(crate) fn holder_at(path: &Path) -> Result<Option<String>> {
+    match fs::read_link(path) {
+        Ok(target) => Ok(Some(target.to_string_lossy().into_owned())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => Ok(Some("?".into())),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Make `path` a symlink to `id`, creating its (private) directory if
+/// needed. `Ok(None)` when it now names `id` (made now, or already), else
+/// the holder it names.
+pub(crate) fn take_entry(path: &Path, id: &str) -> Result<Option<String>> {
+    validate::container_id("container id", id)?;
+    let mut tried_dir = false;
+    loop {
+        match std::os::unix::fs::symlink(id, path) {
+            Ok(()) => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Ok(holder_at(path)?.filter(|h| h != id));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound && !tried_dir => {
+                // The first entry of a new directory: the directory is made
+                // here, not checked on every call.
+                tried_dir = true;
+                if let Some(dir) = path.parent() {
+                    fsutil::ensure_private_dir(dir)?;
+                }
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+}
+
+/// Remove the entry at `path` if `id` holds it; whether it did.
+pub(crate) fn drop_entry(path: &Path, id: &str) -> Result<bool> {
+    if holder_at(path)?.as_deref() != Some(id) {
+        return Ok(false);
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+impl Pool {
+    fn entry(&self, ip: Ipv4Addr) -> PathBuf {
+        self.dir.join(ip.to_string())
+    }
+
+    /// Lease `ip` to `id`: `None` when `id` holds it now, else its holder.
+    pub fn take(&self, ip: Ipv4Addr, id: &str) -> Result<Option<String>> {
+        let _span = tracing::debug_span!("lease", %ip).entered();
+        take_entry(&self.entry(ip), id)
+    }
+
+    /// Lease `requested`, or the next free address after the last one
+    /// handed out. An address `id` already holds counts as free for it: a
+    /// hook killed after leasing and before recording finds its own lease
+    /// again (the last address is remembered only once the record exists).
     pub fn allocate(
-        &mut self,
+        &self,
         net: &Network,
         id: &str,
         requested: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr> {
-        // One address per container and network: whatever `id` still holds
-        // is left from an attempt that died before recording it.
-        self.release(id);
         if let Some(ip) = requested {
             net.assignable(ip)
                 .map_err(|why| Error::invalid("io.ocinet.ip", ip, why))?;
-            if let Some(holder) = self.leases.get(&ip) {
-                if holder != id {
-                    return Err(Error::AddressInUse {
-                        ip,
-                        network: net.name.clone(),
-                        holder: holder.clone(),
-                    });
-                }
-            }
-            self.leases.insert(ip, id.to_string());
-            return Ok(ip);
+            return match self.take(ip, id)? {
+                None => Ok(ip),
+                Some(holder) => Err(Error::AddressInUse {
+                    ip,
+                    network: net.name.clone(),
+                    holder,
+                }),
+            };
         }
         let range = net.range();
         let first = u32::from(range.network());
         let last = u32::from(range.broadcast());
         let size = u64::from(last - first) + 1;
-        let start = match self.last {
+        let start = match self.last() {
             Some(l) if range.contains(&l) => u32::from(l).wrapping_add(1),
             _ => first,
         };
         for step in 0..size {
             let offset = (u64::from(start.wrapping_sub(first)) + step) % size;
             let ip = Ipv4Addr::from(first + offset as u32);
-            if net.assignable(ip).is_ok() && !self.leases.contains_key(&ip) {
-                self.leases.insert(ip, id.to_string());
-                self.last = Some(ip);
+            if net.assignable(ip).is_ok() && self.take(ip, id)?.is_none() {
                 return Ok(ip);
             }
         }
@@ -71,53 +168,115 @@ impl Leases {
         })
     }
 
-    /// Drop every lease `id` holds; returns whether any was held.
-    pub fn release(&mut self, id: &str) -> bool {
-        let before = self.leases.len();
-        self.leases.retain(|_, holder| holder != id);
-        before != self.leases.len()
-    }
-}
-
-impl StateDir {
-    fn leases_path(&self, network: &str) -> Result<PathBuf> {
-        validate::name("network name", network)?;
-        Ok(self.ipam_dir().join(format!("{network}.json")))
+    /// Give `ip` back if `id` holds it; whether it did.
+    pub fn release(&self, ip: Ipv4Addr, id: &str) -> Result<bool> {
+        let _span = tracing::debug_span!("unlease", %ip).entered();
+        drop_entry(&self.entry(ip), id)
     }
 
-    pub fn load_leases(&self, network: &str) -> Result<Leases> {
-        Ok(fsutil::read_json(&self.leases_path(network)?)?.unwrap_or_default())
-    }
-
-    pub fn save_leases(&self, network: &str, leases: &Leases) -> Result<()> {
-        fsutil::ensure_private_dir(&self.ipam_dir())?;
-        let path = self.leases_path(network)?;
-        if leases.leases.is_empty() && leases.last.is_none() {
-            return fsutil::remove_if_exists(&path);
+    /// Record where the next dynamic allocation starts. Written in place,
+    /// not through a renamed temporary file: it is a hint, read under the
+    /// lock and checked on reading, and a wrong value only moves where the
+    /// search starts. Fixed width, so a shorter address overwrites all of
+    /// a longer one.
+    pub fn remember_last(&self, ip: Ipv4Addr) -> Result<()> {
+        let path = self.dir.join(LAST);
+        let open = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)
+        };
+        let f = match open() {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fsutil::ensure_private_dir(&self.dir)?;
+                open()
+            }
+            other => other,
         }
-        fsutil::write_json(&path, leases, fsutil::Durability::Runtime)
+        .at(&path)?;
+        f.write_all_at(format!("{ip:<15}\n").as_bytes(), 0)
+            .at(&path)
     }
 
-    pub fn remove_leases(&self, network: &str) -> Result<()> {
-        fsutil::remove_if_exists(&self.leases_path(network)?)
+    fn last(&self) -> Option<Ipv4Addr> {
+        fs::read_to_string(self.dir.join(LAST))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
     }
 
-    /// Networks that have a lease file.
-    pub fn leased_networks(&self) -> Vec<String> {
-        let mut out: Vec<String> = fsutil::json_files(&self.ipam_dir())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(stem, _)| stem)
-            .filter(|n| validate::name("network name", n).is_ok())
+    /// Every lease: address -> holder. Reads an old-layout file not yet
+    /// converted, for readers that hold no lock.
+    pub fn leases(&self) -> Result<BTreeMap<Ipv4Addr, String>> {
+        if let Some(old) = legacy::read_leases(&self.legacy)? {
+            return Ok(old.leases);
+        }
+        let mut out = BTreeMap::new();
+        for ip in self.addresses_in_dir()? {
+            if let Some(holder) = holder_at(&self.entry(ip))? {
+                out.insert(ip, holder);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The leased addresses, without reading who holds them.
+    pub fn addresses(&self) -> Result<Vec<Ipv4Addr>> {
+        if let Some(old) = legacy::read_leases(&self.legacy)? {
+            return Ok(old.leases.into_keys().collect());
+        }
+        self.addresses_in_dir()
+    }
+
+    fn addresses_in_dir(&self) -> Result<Vec<Ipv4Addr>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.dir, e)),
+        };
+        let mut out: Vec<Ipv4Addr> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect();
         out.sort();
-        out
+        Ok(out)
+    }
+
+    /// Forget the network's leases (`network rm`, with nothing attached).
+    pub fn remove(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&self.dir, e)),
+        }
+        fsutil::remove_if_exists(&self.legacy)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Scratch(StateDir);
+
+    impl Scratch {
+        fn new(tag: &str) -> Self {
+            let d = std::env::temp_dir().join(format!("ocinet-ipam-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&d);
+            Scratch(StateDir::new(d))
+        }
+        fn pool(&self) -> Pool {
+            self.0.pool("t").unwrap()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(self.0.root());
+        }
+    }
 
     fn net(cidr: &str, range: Option<&str>) -> Network {
         Network::new(
@@ -132,62 +291,75 @@ mod tests {
         .unwrap()
     }
 
+    /// Allocate as setup does: lease, then (once recorded) remember it.
+    fn lease(p: &Pool, n: &Network, id: &str) -> Result<Ipv4Addr> {
+        let ip = p.allocate(n, id, None)?;
+        p.remember_last(ip)?;
+        Ok(ip)
+    }
+
     #[test]
     fn sequential_allocation_skips_reserved() {
-        let n = net("10.1.0.0/29", None); // .1 gateway, .7 broadcast
-        let mut l = Leases::default();
+        let s = Scratch::new("seq");
+        let (p, n) = (s.pool(), net("10.1.0.0/29", None)); // .1 gateway, .7 broadcast
         let got: Vec<_> = (0..5)
-            .map(|i| l.allocate(&n, &format!("c{i}"), None).unwrap())
+            .map(|i| lease(&p, &n, &format!("c{i}")).unwrap())
             .collect();
         let want: Vec<Ipv4Addr> = (2..=6).map(|h| Ipv4Addr::new(10, 1, 0, h)).collect();
         assert_eq!(got, want);
-        let e = l.allocate(&n, "c9", None).unwrap_err().to_string();
+        let e = lease(&p, &n, "c9").unwrap_err().to_string();
         assert!(e.contains("no address left in network t"), "{e}");
+        assert_eq!(
+            p.leases().unwrap().get(&want[2]).map(String::as_str),
+            Some("c2")
+        );
     }
 
     #[test]
     fn freed_address_is_not_reused_at_once() {
-        let n = net("10.1.0.0/29", None);
-        let mut l = Leases::default();
-        let a = l.allocate(&n, "a", None).unwrap();
-        l.allocate(&n, "b", None).unwrap();
-        assert!(l.release("a"));
-        assert!(!l.release("a"));
-        let c = l.allocate(&n, "c", None).unwrap();
+        let s = Scratch::new("reuse");
+        let (p, n) = (s.pool(), net("10.1.0.0/29", None));
+        let a = lease(&p, &n, "a").unwrap();
+        lease(&p, &n, "b").unwrap();
+        assert!(p.release(a, "a").unwrap());
+        assert!(!p.release(a, "a").unwrap());
+        let c = lease(&p, &n, "c").unwrap();
         assert_ne!(a, c);
         // Wraps around to the freed address once the rest is taken.
         for i in 0..2 {
-            l.allocate(&n, &format!("x{i}"), None).unwrap();
+            lease(&p, &n, &format!("x{i}")).unwrap();
         }
-        assert_eq!(l.allocate(&n, "d", None).unwrap(), a);
+        assert_eq!(lease(&p, &n, "d").unwrap(), a);
     }
 
     #[test]
-    fn a_container_holds_one_address_per_network() {
-        let n = net("10.1.0.0/24", None);
-        let mut l = Leases::default();
-        l.allocate(&n, "a", None).unwrap();
-        let again = l.allocate(&n, "a", None).unwrap();
-        assert_eq!(l.leases.len(), 1);
-        assert_eq!(l.leases.get(&again).map(String::as_str), Some("a"));
-        let fixed = Ipv4Addr::new(10, 1, 0, 9);
-        l.allocate(&n, "a", Some(fixed)).unwrap();
-        assert_eq!(l.leases.keys().copied().collect::<Vec<_>>(), vec![fixed]);
+    fn only_the_holder_releases_and_a_retry_finds_its_own_lease() {
+        let s = Scratch::new("own");
+        let (p, n) = (s.pool(), net("10.1.0.0/24", None));
+        let a = lease(&p, &n, "a").unwrap();
+        assert!(!p.release(a, "b").unwrap());
+        assert_eq!(p.addresses().unwrap(), vec![a]);
+        // Leased but never remembered (the hook died before recording):
+        // the next attempt for the same container gets the same address.
+        let b = p.allocate(&n, "b", None).unwrap();
+        assert_eq!(p.allocate(&n, "b", None).unwrap(), b);
+        assert_eq!(p.leases().unwrap().len(), 2);
     }
 
     #[test]
     fn static_requests() {
-        let n = net("10.1.0.0/24", None);
-        let mut l = Leases::default();
+        let s = Scratch::new("static");
+        let (p, n) = (s.pool(), net("10.1.0.0/24", None));
         let ip = Ipv4Addr::new(10, 1, 0, 50);
-        assert_eq!(l.allocate(&n, "a", Some(ip)).unwrap(), ip);
-        let e = l.allocate(&n, "b", Some(ip)).unwrap_err().to_string();
+        assert_eq!(p.allocate(&n, "a", Some(ip)).unwrap(), ip);
+        assert_eq!(p.allocate(&n, "a", Some(ip)).unwrap(), ip);
+        let e = p.allocate(&n, "b", Some(ip)).unwrap_err().to_string();
         assert!(
             e.contains("10.1.0.50") && e.contains("in use by container a"),
             "{e}"
         );
         for bad in ["10.1.0.1", "10.1.0.0", "10.1.0.255", "10.2.0.5"] {
-            let e = l
+            let e = p
                 .allocate(&n, "b", Some(bad.parse().unwrap()))
                 .unwrap_err()
                 .to_string();
@@ -197,10 +369,10 @@ mod tests {
 
     #[test]
     fn ip_range_limits_dynamic_allocation() {
-        let n = net("10.1.0.0/24", Some("10.1.0.128/30"));
-        let mut l = Leases::default();
+        let s = Scratch::new("range");
+        let (p, n) = (s.pool(), net("10.1.0.0/24", Some("10.1.0.128/30")));
         let got: Vec<_> = (0..4)
-            .map(|i| l.allocate(&n, &format!("c{i}"), None).unwrap())
+            .map(|i| lease(&p, &n, &format!("c{i}")).unwrap())
             .collect();
         assert_eq!(
             got,
@@ -208,6 +380,53 @@ mod tests {
                 .map(|h| Ipv4Addr::new(10, 1, 0, h))
                 .collect::<Vec<_>>()
         );
-        assert!(l.allocate(&n, "z", None).is_err());
+        assert!(lease(&p, &n, "z").is_err());
+    }
+
+    #[test]
+    fn a_garbled_hint_or_a_foreign_entry_is_survived() {
+        let s = Scratch::new("hint");
+        let (p, n) = (s.pool(), net("10.1.0.0/24", None));
+        lease(&p, &n, "a").unwrap();
+        fs::write(p.dir.join(LAST), "not an address").unwrap();
+        fs::write(p.dir.join("10.1.0.3"), "a plain file").unwrap();
+        let b = lease(&p, &n, "b").unwrap();
+        assert_eq!(b, Ipv4Addr::new(10, 1, 0, 4));
+        assert_eq!(
+            p.leases()
+                .unwrap()
+                .get(&Ipv4Addr::new(10, 1, 0, 3))
+                .map(String::as_str),
+            Some("?")
+        );
+        // A longer address remembered before a shorter one leaves no tail.
+        p.remember_last(Ipv4Addr::new(10, 1, 0, 200)).unwrap();
+        p.remember_last(Ipv4Addr::new(10, 1, 0, 9)).unwrap();
+        assert_eq!(p.last(), Some(Ipv4Addr::new(10, 1, 0, 9)));
+    }
+
+    #[test]
+    fn the_old_layout_is_converted_once() {
+        let s = Scratch::new("legacy");
+        let (p, n) = (s.pool(), net("10.1.0.0/24", None));
+        fs::create_dir_all(s.0.ipam_dir()).unwrap();
+        let old = legacy::Leases {
+            leases: [(Ipv4Addr::new(10, 1, 0, 7), "old".to_string())].into(),
+            last: Some(Ipv4Addr::new(10, 1, 0, 7)),
+        };
+        fs::write(
+            s.0.legacy_leases_path("t"),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        // Readers without the lock see the old file as it is.
+        assert_eq!(p.leases().unwrap(), old.leases);
+        assert_eq!(s.0.leased_networks(), vec!["t".to_string()]);
+        let done = s.0.migrate_legacy().unwrap();
+        assert_eq!(done.len(), 1);
+        assert!(s.0.migrate_legacy().unwrap().is_empty());
+        assert_eq!(p.leases().unwrap(), old.leases);
+        assert_eq!(lease(&p, &n, "new").unwrap(), Ipv4Addr::new(10, 1, 0, 8));
+        assert!(p.release(Ipv4Addr::new(10, 1, 0, 7), "old").unwrap());
     }
 }

@@ -1,10 +1,12 @@
 //! Everything ocinet keeps on disk: network definitions (config dir),
-//! endpoints and address leases (state dir), all written atomically and
-//! guarded by one lock.
+//! endpoint records, address leases and port claims (state dir). Files are
+//! written atomically; leases and claims are one symlink each, made and
+//! removed in one system call; every change happens under one lock.
 
 pub mod endpoints;
 pub mod fsutil;
 pub mod ipam;
+pub mod legacy;
 pub mod lock;
 pub mod networks;
 pub mod ports;

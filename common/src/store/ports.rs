@@ -1,100 +1,256 @@
-//! Which container holds which host port: one index for all networks,
-//! checked and updated under the state lock, so two containers can never
-//! publish the same port and the check costs the same at 1 or 1,000
-//! containers (no scan of every endpoint).
+//! Which container holds which host port: one symlink per claimed port
+//! under `<state>/ports/`, named for the port and pointing at the holder's
+//! container id, so a conflict check and a claim cost the same at 1 or
+//! 1,000 containers (no file of every claim to parse and rewrite).
+//!
+//! A port published on every address is `<proto>-<port>`; one published on
+//! one address is `<proto>-<port>.d/<address>`, so a claim on every address
+//! finds the claims on single addresses it overlaps by listing one small
+//! directory, usually absent. Callers that change claims hold the state
+//! lock: a check and the claim that follows it never race another hook.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs;
+use std::io::ErrorKind;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
-use crate::model::ports::conflicts;
+use crate::model::ports::{conflicts, Protocol};
 use crate::model::{PortMapping, PortSpec};
-use crate::store::{fsutil, StateDir};
+use crate::store::ipam::{drop_entry, holder_at, take_entry};
+use crate::store::StateDir;
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A host port held by a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    pub id: String,
-    pub name: String,
-    pub ports: Vec<PortSpec>,
+    pub protocol: Protocol,
+    pub host_port: u16,
+    /// `None`: every address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub holder: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortIndex {
-    pub claims: Vec<Claim>,
+impl Claim {
+    fn of(m: &PortMapping, holder: String) -> Self {
+        Claim {
+            protocol: m.protocol,
+            host_port: m.host_port,
+            host_ip: m.host_ip,
+            holder,
+        }
+    }
+
+    /// Whether `m` is exactly this claim's port.
+    pub fn is(&self, m: &PortMapping) -> bool {
+        m.protocol == self.protocol && m.host_port == self.host_port && m.host_ip == self.host_ip
+    }
+
+    fn as_mapping(&self) -> PortMapping {
+        PortMapping {
+            host_ip: self.host_ip,
+            host_port: self.host_port,
+            container_port: 0,
+            protocol: self.protocol,
+        }
+    }
 }
 
-impl PortIndex {
-    /// The first claim of another container that overlaps `ports`: the
-    /// claim, the wanted mapping and the held mapping it collides with.
-    fn first_conflict(
-        &self,
-        id: &str,
-        ports: &[PortSpec],
-    ) -> Option<(&Claim, PortMapping, PortMapping)> {
-        let wanted: Vec<PortMapping> = ports.iter().flat_map(|s| s.mappings()).collect();
-        self.claims.iter().filter(|c| c.id != id).find_map(|c| {
-            c.ports.iter().flat_map(|s| s.mappings()).find_map(|held| {
-                wanted
-                    .iter()
-                    .find(|w| conflicts(w, &held))
-                    .map(|w| (c, *w, held))
-            })
-        })
+impl fmt::Display for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addr = self
+            .host_ip
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "0.0.0.0".into());
+        write!(f, "{addr}:{}/{}", self.host_port, self.protocol.name())
     }
+}
 
-    /// Claim `ports` for `id`, or name the port and the container holding it.
-    pub fn claim(&mut self, id: &str, name: &str, ports: &[PortSpec]) -> Result<()> {
-        if let Some((c, w, held)) = self.first_conflict(id, ports) {
-            let addr = |m: &PortMapping| {
-                m.host_ip
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "0.0.0.0".into())
-            };
-            return Err(Error::Conflict(format!(
-                "host port {}:{}/{} is already published by container {} ({}) as {}:{}/{}",
-                addr(&w),
-                w.host_port,
-                w.protocol,
-                c.id,
-                c.name,
-                addr(&held),
-                held.host_port,
-                held.protocol
-            )));
-        }
-        self.release(id);
-        if !ports.is_empty() {
-            self.claims.push(Claim {
-                id: id.into(),
-                name: name.into(),
-                ports: ports.to_vec(),
-            });
-        }
-        Ok(())
-    }
+/// A wanted port and the claim of another container it overlaps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    pub wanted: Claim,
+    pub held: Claim,
+}
 
-    /// The container (other than `id`) holding any of `ports`.
-    pub fn conflicting_holder(&self, id: &str, ports: &[PortSpec]) -> Option<String> {
-        self.first_conflict(id, ports).map(|(c, _, _)| c.id.clone())
-    }
-
-    pub fn release(&mut self, id: &str) -> bool {
-        let before = self.claims.len();
-        self.claims.retain(|c| c.id != id);
-        before != self.claims.len()
-    }
+#[derive(Debug, Clone)]
+pub struct PortClaims {
+    dir: PathBuf,
 }
 
 impl StateDir {
-    fn ports_path(&self) -> std::path::PathBuf {
-        self.root().join("ports.json")
+    pub fn port_claims(&self) -> PortClaims {
+        PortClaims {
+            dir: self.root().join("ports"),
+        }
+    }
+}
+
+impl PortClaims {
+    fn all_addresses(&self, protocol: Protocol, port: u16) -> PathBuf {
+        self.dir.join(format!("{}-{port}", protocol.name()))
     }
 
-    pub fn load_ports(&self) -> Result<PortIndex> {
-        Ok(fsutil::read_json(&self.ports_path())?.unwrap_or_default())
+    fn one_address_dir(&self, protocol: Protocol, port: u16) -> PathBuf {
+        self.dir.join(format!("{}-{port}.d", protocol.name()))
     }
 
-    pub fn save_ports(&self, index: &PortIndex) -> Result<()> {
-        fsutil::write_json(&self.ports_path(), index, fsutil::Durability::Runtime)
+    fn entry(&self, m: &PortMapping) -> PathBuf {
+        match m.host_ip {
+            None => self.all_addresses(m.protocol, m.host_port),
+            Some(ip) => self
+                .one_address_dir(m.protocol, m.host_port)
+                .join(ip.to_string()),
+        }
+    }
+
+    /// The claims on single addresses of one port.
+    fn single_address_claims(&self, protocol: Protocol, port: u16) -> Result<Vec<Claim>> {
+        let dir = self.one_address_dir(protocol, port);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let Some(ip) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(holder) = holder_at(&e.path())? {
+                out.push(Claim {
+                    protocol,
+                    host_port: port,
+                    host_ip: Some(ip),
+                    holder,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claims of containers other than `id` that overlap `ports`.
+    pub fn overlaps(&self, id: &str, ports: &[PortSpec]) -> Result<Vec<Overlap>> {
+        let _span = tracing::debug_span!("port_overlaps").entered();
+        let mut out = Vec::new();
+        for m in ports.iter().flat_map(|s| s.mappings()) {
+            let mut held = Vec::new();
+            if let Some(holder) = holder_at(&self.all_addresses(m.protocol, m.host_port))? {
+                held.push(Claim::of(&PortMapping { host_ip: None, ..m }, holder));
+            }
+            match m.host_ip {
+                None => held.extend(self.single_address_claims(m.protocol, m.host_port)?),
+                Some(_) => {
+                    if let Some(holder) = holder_at(&self.entry(&m))? {
+                        held.push(Claim::of(&m, holder));
+                    }
+                }
+            }
+            out.extend(
+                held.into_iter()
+                    .filter(|c| c.holder != id && conflicts(&m, &c.as_mapping()))
+                    .map(|c| Overlap {
+                        wanted: Claim::of(&m, id.to_string()),
+                        held: c,
+                    }),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Claim every port of `ports` for `id`; ports it holds already are
+    /// kept. Nothing is claimed when one is held by another container (the
+    /// caller checked with `overlaps`, so that means the state changed
+    /// under a lock it should hold).
+    pub fn claim(&self, id: &str, ports: &[PortSpec]) -> Result<()> {
+        let _span = tracing::debug_span!("port_claim").entered();
+        let mut made: Vec<PortMapping> = Vec::new();
+        let result = (|| {
+            for m in ports.iter().flat_map(|s| s.mappings()) {
+                let path = self.entry(&m);
+                let existed = holder_at(&path)?.is_some();
+                if let Some(holder) = take_entry(&path, id)? {
+                    return Err(Error::Conflict(format!(
+                        "host port {} is already published by container {holder}",
+                        Claim::of(&m, holder.clone())
+                    )));
+                }
+                if !existed {
+                    made.push(m);
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            for m in &made {
+                let _ = self.release_one(m, id);
+            }
+        }
+        result
+    }
+
+    fn release_one(&self, m: &PortMapping, id: &str) -> Result<bool> {
+        let dropped = drop_entry(&self.entry(m), id)?;
+        if dropped && m.host_ip.is_some() {
+            // Gone with its last entry; another claim on the port keeps it.
+            let _ = fs::remove_dir(self.one_address_dir(m.protocol, m.host_port));
+        }
+        Ok(dropped)
+    }
+
+    /// Give back the ports of `ports` that `id` holds; how many it held.
+    pub fn release(&self, id: &str, ports: &[PortSpec]) -> Result<usize> {
+        let _span = tracing::debug_span!("port_release").entered();
+        let mut n = 0;
+        for m in ports.iter().flat_map(|s| s.mappings()) {
+            n += usize::from(self.release_one(&m, id)?);
+        }
+        Ok(n)
+    }
+
+    /// Give back one claim, if its holder still holds it.
+    pub fn release_claim(&self, c: &Claim) -> Result<bool> {
+        self.release_one(&c.as_mapping(), &c.holder)
+    }
+
+    /// Every claim (for gc).
+    pub fn list(&self) -> Result<Vec<Claim>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.dir, e)),
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let (base, single) = match name.strip_suffix(".d") {
+                Some(b) => (b.to_string(), true),
+                None => (name, false),
+            };
+            let Some((proto, port)) = base.split_once('-') else {
+                continue;
+            };
+            let (Some(protocol), Ok(port)) = (
+                Protocol::ALL.into_iter().find(|p| p.name() == proto),
+                port.parse::<u16>(),
+            ) else {
+                continue;
+            };
+            if single {
+                out.extend(self.single_address_claims(protocol, port)?);
+            } else if let Some(holder) = holder_at(&e.path())? {
+                out.push(Claim {
+                    protocol,
+                    host_port: port,
+                    host_ip: None,
+                    holder,
+                });
+            }
+        }
+        out.sort_by_key(|c| (c.protocol.number(), c.host_port, c.host_ip));
+        Ok(out)
     }
 }
 
@@ -103,39 +259,114 @@ mod tests {
     use super::*;
     use crate::model::ports::parse_list;
 
+    struct Scratch(StateDir);
+
+    impl Scratch {
+        fn new(tag: &str) -> Self {
+            let d = std::env::temp_dir().join(format!("ocinet-ports-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&d);
+            fs::create_dir_all(&d).unwrap();
+            Scratch(StateDir::new(d))
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(self.0.root());
+        }
+    }
+
+    fn p(s: &str) -> Vec<PortSpec> {
+        parse_list("p", s).unwrap()
+    }
+
+    fn holders(o: &[Overlap]) -> Vec<String> {
+        o.iter()
+            .map(|o| format!("{} {}", o.held, o.held.holder))
+            .collect()
+    }
+
     #[test]
-    fn claims_conflict_by_protocol_port_and_address() {
-        let mut ix = PortIndex::default();
-        ix.claim(
-            "a",
-            "web",
-            &parse_list("p", "8080:80,127.0.0.1:9000:90").unwrap(),
-        )
-        .unwrap();
-        let e = ix
-            .claim("b", "b", &parse_list("p", "8080:81").unwrap())
-            .unwrap_err()
-            .to_string();
+    fn claims_overlap_by_protocol_port_and_address() {
+        let s = Scratch::new("overlap");
+        let c = s.0.port_claims();
+        c.claim("a", &p("8080:80,127.0.0.1:9000:90")).unwrap();
+        assert_eq!(
+            holders(&c.overlaps("b", &p("8080:81")).unwrap()),
+            ["0.0.0.0:8080/tcp a"]
+        );
+        // Every address overlaps the one address claimed, and back.
+        assert_eq!(
+            holders(&c.overlaps("b", &p("9000:90")).unwrap()),
+            ["127.0.0.1:9000/tcp a"]
+        );
+        assert_eq!(
+            holders(&c.overlaps("b", &p("10.0.0.1:8080:80")).unwrap()),
+            ["0.0.0.0:8080/tcp a"]
+        );
+        let free = p("8080:80/udp,127.0.0.2:9000:90");
+        assert!(c.overlaps("b", &free).unwrap().is_empty());
+        c.claim("b", &free).unwrap();
+        // Claiming one's own ports again is fine; releasing frees them.
+        assert!(c.overlaps("a", &p("8080:80")).unwrap().is_empty());
+        c.claim("a", &p("8080:80")).unwrap();
+        assert_eq!(c.release("a", &p("8080:80,127.0.0.1:9000:90")).unwrap(), 2);
+        assert!(c.overlaps("c", &p("8080:80")).unwrap().is_empty());
+        // b still holds 127.0.0.2:9000, so its directory stays.
+        assert_eq!(
+            holders(&c.overlaps("c", &p("9000:90")).unwrap()),
+            ["127.0.0.2:9000/tcp b"]
+        );
+        assert_eq!(c.list().unwrap().len(), 2);
+        assert_eq!(c.release("b", &free).unwrap(), 2);
+        assert_eq!(
+            fs::read_dir(&c.dir).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
+    }
+
+    #[test]
+    fn a_refused_claim_claims_nothing() {
+        let s = Scratch::new("refused");
+        let c = s.0.port_claims();
+        c.claim("a", &p("8082:80")).unwrap();
+        // Claimed behind the check's back: the claim names the holder and
+        // takes back the ports it had made.
+        let e = c.claim("b", &p("8080-8083:80-83")).unwrap_err().to_string();
         assert!(
-            e.contains("8080/tcp") && e.contains("container a (web)"),
+            e.contains("0.0.0.0:8082/tcp") && e.contains("container a"),
             "{e}"
         );
-        let e = ix
-            .claim("b", "b", &parse_list("p", "9000:90").unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("9000"), "{e}");
-        ix.claim(
-            "b",
-            "b",
-            &parse_list("p", "8080:80/udp,127.0.0.2:9000:90").unwrap(),
-        )
-        .unwrap();
-        // Re-claiming one's own ports is fine; releasing frees them.
-        ix.claim("a", "web", &parse_list("p", "8080:80").unwrap())
+        assert_eq!(
+            c.list()
+                .unwrap()
+                .iter()
+                .map(|c| c.holder.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn list_and_release_a_single_claim() {
+        let s = Scratch::new("list");
+        let c = s.0.port_claims();
+        c.claim("a", &p("127.0.0.1:53:53/udp,2000-2001:20-21/sctp"))
             .unwrap();
-        assert!(ix.release("a"));
-        ix.claim("c", "c", &parse_list("p", "8080:80").unwrap())
-            .unwrap();
+        let all = c.list().unwrap();
+        let shown: Vec<String> = all.iter().map(|c| format!("{c} {}", c.holder)).collect();
+        assert_eq!(
+            shown,
+            [
+                "127.0.0.1:53/udp a",
+                "0.0.0.0:2000/sctp a",
+                "0.0.0.0:2001/sctp a"
+            ]
+        );
+        for claim in &all {
+            assert!(c.release_claim(claim).unwrap());
+        }
+        assert!(c.list().unwrap().is_empty());
     }
 }

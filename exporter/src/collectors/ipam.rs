@@ -39,15 +39,15 @@ impl Collector for Ipam {
                 .iter()
                 .filter(|a| range.contains(*a))
                 .count() as i64;
-            let leases = snap.state.load_leases(&n.name).map_err(|e| e.to_string())?;
-            let allocated = leases.leases.len() as i64;
+            let leased = snap
+                .state
+                .pool(&n.name)
+                .and_then(|p| p.addresses())
+                .map_err(|e| e.to_string())?;
+            let allocated = leased.len() as i64;
             // Static addresses may lie outside --ip-range: they take nothing
             // from the range's free pool.
-            let in_range = leases
-                .leases
-                .keys()
-                .filter(|ip| range.contains(*ip))
-                .count() as i64;
+            let in_range = leased.iter().filter(|ip| range.contains(*ip)).count() as i64;
             addresses
                 .with_label_values(&[&n.name, "allocated"])
                 .set(allocated);

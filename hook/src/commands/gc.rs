@@ -1,6 +1,10 @@
 //! `ocinet gc`: undo endpoints whose container is gone (a crashed runtime,
 //! a SIGKILLed hook), and leases nobody holds.
 
+use std::collections::HashMap;
+
+use ocinet_common::model::Endpoint;
+use ocinet_common::store::fsutil;
 use ocinet_common::Result;
 
 use crate::context::Context;
@@ -24,50 +28,52 @@ pub fn run(ctx: &Context) -> Result<String> {
             Err(e) => errors.push(e),
         }
     }
-    // Leases whose holder has no endpoint record: a hook died between
-    // leasing and recording (or a record was deleted by hand). A record
-    // that exists but cannot be read still counts as live: its veth and
-    // firewall elements may be there.
-    // Every record file names its id; an unlistable directory stops gc
-    // rather than making every lease look orphaned.
-    let live_ids: Vec<String> =
-        ocinet_common::store::fsutil::json_files(&ctx.state.endpoints_dir())?
+    // Leases and port claims their holder's record does not account for:
+    // a hook died between leasing and recording (or a record was deleted by
+    // hand). A record that exists but cannot be read still counts for
+    // everything its container might hold: its veth and firewall elements
+    // may be there. An unlistable directory stops gc rather than making
+    // every lease look orphaned.
+    let records: HashMap<String, Option<Endpoint>> =
+        fsutil::json_files(&ctx.state.endpoints_dir())?
             .into_iter()
-            .map(|(stem, _)| stem)
+            .map(|(stem, path)| {
+                let ep = fsutil::read_json::<Endpoint>(&path).ok().flatten();
+                (stem, ep)
+            })
             .collect();
+    let accounted = |holder: &str, holds: &dyn Fn(&Endpoint) -> bool| match records.get(holder) {
+        None => false,
+        Some(None) => true,
+        Some(Some(ep)) => holds(ep),
+    };
     for net in ctx.state.leased_networks() {
-        let mut leases = match ctx.state.load_leases(&net) {
+        let pool = ctx.state.pool(&net)?;
+        let leases = match pool.leases() {
             Ok(l) => l,
             Err(e) => {
                 out += &format!("skipped: {e}\n");
                 continue;
             }
         };
-        let before = leases.leases.clone();
-        leases.leases.retain(|_, holder| live_ids.contains(holder));
-        for (ip, holder) in before
-            .iter()
-            .filter(|(ip, _)| !leases.leases.contains_key(ip))
-        {
-            out += &format!("released lease {ip} of {holder} in network {net}\n");
-        }
-        if before != leases.leases {
-            ctx.state.save_leases(&net, &leases)?;
+        for (ip, holder) in leases {
+            let held = |ep: &Endpoint| ep.network() == Some(net.as_str()) && ep.ip == Some(ip);
+            if !accounted(&holder, &held) && pool.release(ip, &holder)? {
+                out += &format!("released lease {ip} of {holder} in network {net}\n");
+            }
         }
     }
-    let mut ports = ctx.state.load_ports()?;
-    let orphans: Vec<String> = ports
-        .claims
-        .iter()
-        .filter(|c| !live_ids.contains(&c.id))
-        .map(|c| c.id.clone())
-        .collect();
-    for id in &orphans {
-        ports.release(id);
-        out += &format!("released published ports of {id}\n");
-    }
-    if !orphans.is_empty() {
-        ctx.state.save_ports(&ports)?;
+    let claims = ctx.state.port_claims();
+    for claim in claims.list()? {
+        let held = |ep: &Endpoint| {
+            ep.ports
+                .iter()
+                .flat_map(|s| s.mappings())
+                .any(|m| claim.is(&m))
+        };
+        if !accounted(&claim.holder, &held) && claims.release_claim(&claim)? {
+            out += &format!("released published port {claim} of {}\n", claim.holder);
+        }
     }
     if errors.is_empty() {
         Ok(out)

@@ -189,7 +189,7 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
         },
         Subject::Nobody,
     )?;
-    ctx.state.remove_leases(name)?;
+    ctx.state.pool(name)?.remove()?;
     ctx.config.remove(name)?;
     tracing::info!(network = name, "network removed");
     Ok(format!("{name}\n"))

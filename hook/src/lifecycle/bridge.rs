@@ -70,28 +70,17 @@ pub fn setup(
 
     check_ports(&net, settings, &mut host)?;
 
-    let mut ports = ctx.state.load_ports()?;
-    if let Some(holder) = ports.conflicting_holder(&ep.id, &settings.ports) {
-        // A holder that is gone (its runtime died without poststop) must
-        // not keep the port until someone runs gc.
-        match ctx.state.load_endpoint(&holder)? {
-            Some(h) if h.is_stale() => {
-                tracing::warn!(holder = %holder, "releasing the ports of a container that is gone");
-                release::release(ctx, &h)?;
-                ports = ctx.state.load_ports()?;
-            }
-            Some(_) => {}
-            None => {
-                // Claimed but never recorded: a hook died in between.
-                ports.release(&holder);
-                ctx.state.save_ports(&ports)?;
-            }
+    claim_ports(ctx, &ep, settings)?;
+    let pool = ctx.state.pool(&net.name)?;
+    let leased = pool.allocate(&net, &ep.id, settings.ip);
+    let ip = match leased {
+        Ok(ip) => ip,
+        Err(e) => {
+            let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
+            return Err(e);
         }
-    }
-    ports.claim(&ep.id, &ep.name, &settings.ports)?;
-    // Leases are read only now: releasing a stale holder above rewrote them.
-    let mut leases = ctx.state.load_leases(&net.name)?;
-    let ip = leases.allocate(&net, &ep.id, settings.ip)?;
+    };
+    killpoint::reached("leased");
     let mac = settings.mac.unwrap_or_else(|| mac_for(ip));
     ep.ip = Some(ip);
     ep.prefix_len = Some(net.subnet.prefix_len());
@@ -110,22 +99,20 @@ pub fn setup(
     // too (one record write fewer; unpinning a pin never made is a no-op).
     ep.netns_link = Some(netns_link_for(&ep.id));
     // Record the intent before touching the kernel: a hook killed from here
-    // on leaves a record that gc (or the next hook for this id) undoes.
-    ctx.state.save_leases(&net.name, &leases)?;
-    killpoint::reached("leased");
-    let recorded = (|| {
-        if !settings.ports.is_empty() {
-            ctx.state.save_ports(&ports)?;
-        }
-        ctx.state.save_endpoint(&ep)
-    })();
-    if let Err(e) = recorded {
-        leases.release(&ep.id);
-        let _ = ctx.state.save_leases(&net.name, &leases);
-        if ports.release(&ep.id) {
-            let _ = ctx.state.save_ports(&ports);
-        }
+    // on leaves a record that gc (or the next hook for this id) undoes. One
+    // killed before it leaves a lease and claims without a record: the next
+    // hook for this id takes them again (the allocator starts where it
+    // found this address, as the last one is remembered only below), and
+    // gc frees them otherwise.
+    if let Err(e) = ctx.state.save_endpoint(&ep) {
+        let _ = pool.release(ip, &ep.id);
+        let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
         return Err(e);
+    }
+    if settings.ip.is_none() {
+        if let Err(e) = pool.remember_last(ip) {
+            tracing::warn!("next allocation starts from the beginning of the range: {e}");
+        }
     }
     killpoint::reached("recorded");
 
@@ -152,6 +139,45 @@ pub fn setup(
             }
         }
     }
+}
+
+/// Claim the published ports for `ep`, first freeing any held by a
+/// container that is gone (its runtime died without poststop) or by a hook
+/// that died before recording, so they do not wait for gc.
+fn claim_ports(ctx: &Context, ep: &Endpoint, settings: &Settings) -> Result<()> {
+    if settings.ports.is_empty() {
+        return Ok(());
+    }
+    let claims = ctx.state.port_claims();
+    let mut released: Vec<String> = Vec::new();
+    for o in claims.overlaps(&ep.id, &settings.ports)? {
+        let holder = &o.held.holder;
+        if released.contains(holder) {
+            continue;
+        }
+        let record = match validate::container_id("container id", holder) {
+            Ok(()) => ctx.state.load_endpoint(holder)?,
+            Err(_) => None,
+        };
+        match record {
+            Some(h) if h.is_stale() => {
+                tracing::warn!(holder = %holder, "releasing the ports of a container that is gone");
+                release::release(ctx, &h)?;
+                released.push(holder.clone());
+            }
+            Some(h) => {
+                return Err(Error::Conflict(format!(
+                    "host port {} is already published by container {} ({}) as {}",
+                    o.wanted, h.id, h.name, o.held
+                )));
+            }
+            None => {
+                // Claimed but never recorded: a hook died in between.
+                claims.release_claim(&o.held)?;
+            }
+        }
+    }
+    claims.claim(&ep.id, &settings.ports)
 }
 
 fn wire(

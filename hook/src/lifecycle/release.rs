@@ -81,18 +81,10 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
         return Err(Error::Many(errors));
     }
     killpoint::reached("teardown-unwired");
-    if let Some(net) = ep.network() {
-        let mut leases = ctx.state.load_leases(net)?;
-        if leases.release(&ep.id) {
-            ctx.state.save_leases(net, &leases)?;
-        }
+    if let (Some(net), Some(ip)) = (ep.network(), ep.ip) {
+        ctx.state.pool(net)?.release(ip, &ep.id)?;
     }
-    if !ep.ports.is_empty() {
-        let mut ports = ctx.state.load_ports()?;
-        if ports.release(&ep.id) {
-            ctx.state.save_ports(&ports)?;
-        }
-    }
+    ctx.state.port_claims().release(&ep.id, &ep.ports)?;
     killpoint::reached("teardown-unleased");
     ctx.state.remove_endpoint(&ep.id)
 }

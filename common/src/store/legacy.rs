@@ -1,0 +1,99 @@
+//! The state layout of ocinet before per-entry files: one JSON file of
+//! leases per network and one `ports.json` for every port claim. A host
+//! upgraded with containers running still has them; the hook converts them
+//! on its next run (under the lock) so no lease or claim is forgotten and
+//! handed out twice.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::PortSpec;
+use crate::store::{fsutil, StateDir};
+use crate::{validate, Result};
+
+/// `<state>/ipam/<network>.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leases {
+    /// Address -> container id.
+    pub leases: BTreeMap<Ipv4Addr, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub id: String,
+    pub name: String,
+    pub ports: Vec<PortSpec>,
+}
+
+/// `<state>/ports.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortIndex {
+    pub claims: Vec<Claim>,
+}
+
+impl StateDir {
+    pub(crate) fn legacy_leases_path(&self, network: &str) -> PathBuf {
+        self.ipam_dir().join(format!("{network}.json"))
+    }
+
+    pub(crate) fn legacy_ports_path(&self) -> PathBuf {
+        self.root().join("ports.json")
+    }
+
+    /// Convert every file of the old layout; returns what was converted.
+    /// A file is removed only once all of it is in the new layout, so a
+    /// hook killed midway converts it again next time (taking an entry that
+    /// is already there is a no-op). Callers hold the state lock.
+    pub fn migrate_legacy(&self) -> Result<Vec<PathBuf>> {
+        let mut done = Vec::new();
+        for (network, path) in fsutil::json_files(&self.ipam_dir())? {
+            if validate::name("network name", &network).is_err() {
+                continue;
+            }
+            if let Some(old) = fsutil::read_json::<Leases>(&path)? {
+                let pool = self.pool(&network)?;
+                for (ip, id) in &old.leases {
+                    if validate::container_id("container id", id).is_err() {
+                        tracing::warn!(%ip, "lease with an invalid holder not converted");
+                        continue;
+                    }
+                    if let Some(other) = pool.take(*ip, id)? {
+                        tracing::warn!(%ip, holder = %other, old_holder = %id, "lease already held: kept");
+                    }
+                }
+                if let Some(last) = old.last {
+                    pool.remember_last(last)?;
+                }
+            }
+            fsutil::remove_if_exists(&path)?;
+            done.push(path);
+        }
+        let path = self.legacy_ports_path();
+        if let Some(old) = fsutil::read_json::<PortIndex>(&path)? {
+            let claims = self.port_claims();
+            for c in &old.claims {
+                if validate::container_id("container id", &c.id).is_err() {
+                    tracing::warn!("port claim with an invalid holder not converted");
+                    continue;
+                }
+                if let Err(e) = claims.claim(&c.id, &c.ports) {
+                    tracing::warn!(id = %c.id, "port claim not converted: {e}");
+                }
+            }
+            fsutil::remove_if_exists(&path)?;
+            done.push(path);
+        }
+        Ok(done)
+    }
+}
+
+/// The leases of an old-layout file, for readers that must not convert it
+/// (the exporter holds no lock).
+pub(crate) fn read_leases(path: &Path) -> Result<Option<Leases>> {
+    fsutil::read_json(path)
+}
