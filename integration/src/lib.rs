@@ -871,13 +871,10 @@ impl Host {
                 }
             }
         }
-        if self
-            .state_dir()
-            .join("endpoints")
-            .join(format!("{id}.json"))
-            .exists()
-        {
-            left.push("state file".into());
+        for name in [format!("{id}.json"), format!("{id}.setup")] {
+            if self.state_dir().join("endpoints").join(&name).exists() {
+                left.push(format!("state file {name}"));
+            }
         }
         let short = &id[..12.min(id.len())];
         let pin = format!("ocinet-{short}");

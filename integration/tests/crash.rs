@@ -110,6 +110,11 @@ fn a_hook_killed_at_any_setup_step_is_recovered_by_gc_or_the_next_call() {
             let when = format!("killed at {step}, recovered by {recovery:?}");
             let v = h.bare_container(&format!("kill{n}-{recovery:?}").to_lowercase(), ports());
             killed_at(&h, "createRuntime", &v, step);
+            // The record of an unfinished setup says so (it is written
+            // saying ready, under a name that means it is not yet).
+            let phase = h.endpoint(&v.id).map(|e| e["state"].clone());
+            let want = (*step != "leased").then(|| Value::from("setup"));
+            assert_eq!(phase, want, "{when}: the dead attempt's record");
             let leased: Vec<String> = leases(&h).into_iter().map(|(ip, _)| ip).collect();
             assert_eq!(
                 leased.len(),

@@ -138,6 +138,33 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The record of a setup about to start: nothing made yet.
+    pub fn new(id: &str, name: &str, mode: Mode) -> Self {
+        Endpoint {
+            id: id.to_string(),
+            name: name.to_string(),
+            mode,
+            phase: Phase::Setup,
+            container: None,
+            netns_id: None,
+            hook: None,
+            ip: None,
+            prefix_len: None,
+            gateway: None,
+            mac: None,
+            bridge: None,
+            host_veth: None,
+            interface: None,
+            netns_link: None,
+            ports: Vec::new(),
+            firewall: Vec::new(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        }
+    }
+
     pub fn network(&self) -> Option<&str> {
         match &self.mode {
             Mode::Bridge(n) => Some(n),

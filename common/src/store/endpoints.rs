@@ -1,10 +1,20 @@
-//! One JSON file per endpoint under `<state>/endpoints/<container id>.json`.
+//! One JSON file per endpoint under `<state>/endpoints/`: `<id>.setup`
+//! while its setup runs, renamed to `<id>.json` when it is done. The name is
+//! the phase: a record under its setup name is in setup whatever it says
+//! (it is written saying `ready`, so that the rename alone makes it true).
+//! Marking a setup done by rewriting the record instead cost a second file,
+//! and on a disk-backed /run (ext4 here) every new inode is a scan past
+//! recently deleted ones that grows with the number of setups.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::model::Endpoint;
+use crate::error::IoContext;
+use crate::model::{Endpoint, Phase};
 use crate::store::{fsutil, StateDir};
 use crate::{validate, Error, Result};
+
+const SETUP: &str = "setup";
 
 impl StateDir {
     pub fn endpoint_path(&self, id: &str) -> Result<PathBuf> {
@@ -14,10 +24,20 @@ impl StateDir {
         Ok(self.endpoints_dir().join(format!("{id}.json")))
     }
 
-    pub fn load_endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
-        fsutil::read_json(&self.endpoint_path(id)?)
+    fn setup_path(&self, id: &str) -> Result<PathBuf> {
+        validate::container_id("container id", id)?;
+        Ok(self.endpoints_dir().join(format!("{id}.{SETUP}")))
     }
 
+    pub fn load_endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
+        if let Some(ep) = fsutil::read_json(&self.endpoint_path(id)?)? {
+            return Ok(Some(ep));
+        }
+        Ok(fsutil::read_json::<Endpoint>(&self.setup_path(id)?)?.map(in_setup))
+    }
+
+    /// Write the record of a finished endpoint (or of one whose setup
+    /// failed and is being undone).
     pub fn save_endpoint(&self, ep: &Endpoint) -> Result<()> {
         fsutil::ensure_private_dir(&self.endpoints_dir())?;
         fsutil::write_json(
@@ -27,8 +47,60 @@ impl StateDir {
         )
     }
 
+    /// Write the record of a setup under way, before its first kernel
+    /// change: gc and the next hook find it and undo what it names.
+    pub fn save_setup(&self, ep: &Endpoint) -> Result<()> {
+        fsutil::ensure_private_dir(&self.endpoints_dir())?;
+        let ready = Endpoint {
+            phase: Phase::Ready,
+            ..ep.clone()
+        };
+        fsutil::write_json(
+            &self.setup_path(&ep.id)?,
+            &ready,
+            fsutil::Durability::Runtime,
+        )
+    }
+
+    /// The setup recorded by `save_setup` is done.
+    pub fn finish_setup(&self, id: &str) -> Result<()> {
+        let (from, to) = (self.setup_path(id)?, self.endpoint_path(id)?);
+        std::fs::rename(&from, &to).at(&to)
+    }
+
     pub fn remove_endpoint(&self, id: &str) -> Result<()> {
+        fsutil::remove_if_exists(&self.setup_path(id)?)?;
         fsutil::remove_if_exists(&self.endpoint_path(id)?)
+    }
+
+    /// Every record file as (id, path), finished ones before setups of the
+    /// same id (only a hook killed between writing one and removing the
+    /// other leaves both).
+    pub fn endpoint_files(&self) -> Result<Vec<(String, PathBuf)>> {
+        let dir = self.endpoints_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut setups = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(id) = name.strip_suffix(".json") {
+                files.insert(id.to_string(), entry.path());
+            } else if let Some(id) = name.strip_suffix(&format!(".{SETUP}")) {
+                setups.push((id.to_string(), entry.path()));
+            }
+        }
+        for (id, path) in setups {
+            files.entry(id).or_insert(path);
+        }
+        Ok(files.into_iter().collect())
     }
 
     /// Every endpoint, sorted by id. Unreadable or corrupt files are returned
@@ -36,12 +108,14 @@ impl StateDir {
     pub fn list_endpoints(&self) -> (Vec<Endpoint>, Vec<Error>) {
         let mut good = Vec::new();
         let mut bad = Vec::new();
-        let files = match fsutil::json_files(&self.endpoints_dir()) {
+        let files = match self.endpoint_files() {
             Ok(f) => f,
             Err(e) => return (good, vec![e]),
         };
         for (_, path) in files {
+            let setup = path.extension().is_some_and(|x| x == SETUP);
             match fsutil::read_json::<Endpoint>(&path) {
+                Ok(Some(ep)) if setup => good.push(in_setup(ep)),
                 Ok(Some(ep)) => good.push(ep),
                 Ok(None) => {}
                 Err(e) => bad.push(e),
@@ -49,5 +123,45 @@ impl StateDir {
         }
         good.sort_by(|a, b| a.id.cmp(&b.id));
         (good, bad)
+    }
+}
+
+fn in_setup(ep: Endpoint) -> Endpoint {
+    Endpoint {
+        phase: Phase::Setup,
+        ..ep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mode;
+
+    #[test]
+    fn a_setup_record_is_in_setup_until_renamed() {
+        let root = std::env::temp_dir().join(format!("ocinet-endpoints-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let st = StateDir::new(&root);
+        let ep = Endpoint::new("c1", "web", Mode::None);
+        st.save_setup(&ep).unwrap();
+        let phase = |id: &str| st.load_endpoint(id).unwrap().map(|e| e.phase);
+        assert_eq!(phase("c1"), Some(Phase::Setup));
+        assert_eq!(st.list_endpoints().0[0].phase, Phase::Setup);
+        st.finish_setup("c1").unwrap();
+        assert_eq!(phase("c1"), Some(Phase::Ready));
+        // Both files (a hook killed between writing one and removing the
+        // other): the finished one counts, once.
+        st.save_setup(&ep).unwrap();
+        let (eps, bad) = st.list_endpoints();
+        assert!(bad.is_empty());
+        assert_eq!(
+            eps.iter().map(|e| e.phase).collect::<Vec<_>>(),
+            [Phase::Ready]
+        );
+        st.remove_endpoint("c1").unwrap();
+        assert_eq!(phase("c1"), None);
+        assert!(st.endpoint_files().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -34,14 +34,15 @@ pub fn run(ctx: &Context) -> Result<String> {
     // everything its container might hold: its veth and firewall elements
     // may be there. An unlistable directory stops gc rather than making
     // every lease look orphaned.
-    let records: HashMap<String, Option<Endpoint>> =
-        fsutil::json_files(&ctx.state.endpoints_dir())?
-            .into_iter()
-            .map(|(stem, path)| {
-                let ep = fsutil::read_json::<Endpoint>(&path).ok().flatten();
-                (stem, ep)
-            })
-            .collect();
+    let records: HashMap<String, Option<Endpoint>> = ctx
+        .state
+        .endpoint_files()?
+        .into_iter()
+        .map(|(stem, path)| {
+            let ep = fsutil::read_json::<Endpoint>(&path).ok().flatten();
+            (stem, ep)
+        })
+        .collect();
     let accounted = |holder: &str, holds: &dyn Fn(&Endpoint) -> bool| match records.get(holder) {
         None => false,
         Some(None) => true,

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ocinet_common::firewall::{ruleset, Change, Firewall};
-use ocinet_common::model::{Endpoint, Network, Phase};
+use ocinet_common::model::{Endpoint, Network};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{netns, sysctl, validate, Error, Result};
 
@@ -104,7 +104,7 @@ pub fn setup(
     // hook for this id takes them again (the allocator starts where it
     // found this address, as the last one is remembered only below), and
     // gc frees them otherwise.
-    if let Err(e) = ctx.state.save_endpoint(&ep) {
+    if let Err(e) = ctx.state.save_setup(&ep) {
         let _ = pool.release(ip, &ep.id);
         let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
         return Err(e);
@@ -116,10 +116,10 @@ pub fn setup(
     }
     killpoint::reached("recorded");
 
-    let result = wire(ctx, &mut host, &net, &mut ep, &mac, ns, ns_path).and_then(|()| {
-        ep.phase = Phase::Ready;
-        ctx.state.save_endpoint(&ep)
-    });
+    // Done is a rename of the record written above: wire() changes the
+    // endpoint only when it fails.
+    let result = wire(ctx, &mut host, &net, &mut ep, &mac, ns, ns_path)
+        .and_then(|()| ctx.state.finish_setup(&ep.id));
     match result {
         Ok(()) => {
             killpoint::reached("ready");
@@ -130,7 +130,7 @@ pub fn setup(
             tracing::error!("setup failed, rolling back: {e}");
             // The record as it stands now: wire() drops what turned out
             // not to be ours (a veth or pin that already existed).
-            let _ = ctx.state.save_endpoint(&ep);
+            let _ = ctx.state.save_setup(&ep);
             match release::release(ctx, &ep) {
                 Ok(()) => Err(e),
                 Err(undo) => Err(Error::Conflict(format!(

@@ -1,6 +1,5 @@
 use std::fs::File;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ocinet_common::model::{Endpoint, Mode, Phase, ProcessId};
 use ocinet_common::netlink::Netlink;
@@ -39,27 +38,10 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
     }
 
     let ep = Endpoint {
-        id: st.id.clone(),
-        name: settings.name.clone(),
-        mode: settings.mode.clone(),
-        phase: Phase::Setup,
         container: st.pid.and_then(ProcessId::of),
         netns_id,
         hook: ProcessId::of(std::process::id() as i32),
-        ip: None,
-        prefix_len: None,
-        gateway: None,
-        mac: None,
-        bridge: None,
-        host_veth: None,
-        interface: None,
-        netns_link: None,
-        ports: Vec::new(),
-        firewall: Vec::new(),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        ..Endpoint::new(&st.id, &settings.name, settings.mode.clone())
     };
 
     match &settings.mode {
