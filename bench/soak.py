@@ -64,11 +64,13 @@ def snapshot(state, host_link):
     """Everything a cycle could leak, in the host namespace this process is in."""
     veths = [l for l in subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True).stdout.splitlines()
              if f": {host_link}@" not in l]
-    leases = 0
-    ipam = os.path.join(state, "ipam")
-    for f in os.listdir(ipam) if os.path.isdir(ipam) else []:
-        with open(os.path.join(ipam, f)) as fh:
-            leases += len(json.load(fh).get("leases", {}))
+    # Leases and port claims are one symlink each (ipam/<network>/<address>,
+    # ports/<proto>-<port>[.d/<address>]).
+    leases = claims = 0
+    for root, _, files in os.walk(os.path.join(state, "ipam")):
+        leases += sum(1 for f in files if os.path.islink(os.path.join(root, f)))
+    for root, _, files in os.walk(os.path.join(state, "ports")):
+        claims += sum(1 for f in files if os.path.islink(os.path.join(root, f)))
     ruleset = json.loads(subprocess.run(["nft", "-j", "list", "ruleset"], capture_output=True, text=True).stdout or "{}")
     elements = 0
     for o in ruleset.get("nftables", []):
@@ -84,7 +86,7 @@ def snapshot(state, host_link):
     records = len(os.listdir(eps)) if os.path.isdir(eps) else 0
     with open("/proc/sys/fs/file-nr") as f:
         fds = int(f.read().split()[0])
-    return {"veths": len(veths), "leases": leases, "nftables elements": elements, "conntrack entries": conntrack,
+    return {"veths": len(veths), "leases": leases, "port claims": claims, "nftables elements": elements, "conntrack entries": conntrack,
             "netns bind mounts": mounts, "endpoint records": records, "open files (system)": fds}
 
 
