@@ -27,8 +27,15 @@ impl Context {
     /// and port claims).
     pub fn lock(&self) -> Result<StateLock> {
         let lock = StateLock::acquire(&self.state.lock_file())?;
-        for path in self.state.migrate_legacy()? {
+        // A file that cannot be converted stops only what it holds: its
+        // network's allocations, or new port claims. Teardown, gc and the
+        // other networks go on.
+        let (done, failed) = self.state.migrate_legacy();
+        for path in done {
             tracing::info!(file = %path.display(), "converted to per-entry leases and claims");
+        }
+        for e in failed {
+            tracing::error!("state of the previous layout not converted: {e}");
         }
         Ok(lock)
     }

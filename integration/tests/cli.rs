@@ -171,7 +171,7 @@ fn gc_cleans_up_after_a_dead_runtime() {
     assert!(out.contains(&format!("removed endpoint {id}")), "{out}");
     assert!(out.contains("released lease 10.87.9.9 of ghost"), "{out}");
     assert!(
-        out.contains("released published port 0.0.0.0:5353/udp of ghost"),
+        out.contains("released published ports 0.0.0.0:5353/udp of ghost"),
         "{out}"
     );
     assert!(h.leases("ocinet").is_empty(), "{:?}", h.leases("ocinet"));

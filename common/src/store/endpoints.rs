@@ -112,10 +112,18 @@ impl StateDir {
             Ok(f) => f,
             Err(e) => return (good, vec![e]),
         };
-        for (_, path) in files {
+        for (id, path) in files {
             let setup = path.extension().is_some_and(|x| x == SETUP);
-            match fsutil::read_json::<Endpoint>(&path) {
-                Ok(Some(ep)) if setup => good.push(in_setup(ep)),
+            let read = match fsutil::read_json::<Endpoint>(&path) {
+                Ok(Some(ep)) if setup => Ok(Some(in_setup(ep))),
+                // Renamed to its finished name since the directory was
+                // listed (readers of the list hold no lock).
+                Ok(None) if setup => self
+                    .endpoint_path(&id)
+                    .and_then(|p| fsutil::read_json::<Endpoint>(&p)),
+                other => other,
+            };
+            match read {
                 Ok(Some(ep)) => good.push(ep),
                 Ok(None) => {}
                 Err(e) => bad.push(e),

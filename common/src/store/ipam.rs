@@ -50,8 +50,10 @@ impl StateDir {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
+                let old_file = e.file_type().is_ok_and(|t| t.is_file());
                 let name = name
                     .strip_suffix(".json")
+                    .filter(|_| old_file)
                     .map(str::to_string)
                     .unwrap_or(name);
                 validate::name("network name", &name)
@@ -135,6 +137,7 @@ impl Pool {
         id: &str,
         requested: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr> {
+        legacy::unconverted(&self.legacy)?;
         if let Some(ip) = requested {
             net.assignable(ip)
                 .map_err(|why| Error::invalid("io.ocinet.ip", ip, why))?;
@@ -202,9 +205,14 @@ impl Pool {
     }
 
     fn last(&self) -> Option<Ipv4Addr> {
-        fs::read_to_string(self.dir.join(LAST))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        let mut text = String::new();
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(self.dir.join(LAST))
+            .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text))
+            .ok()?;
+        text.trim().parse().ok()
     }
 
     /// Every lease: address -> holder. Reads an old-layout file not yet
@@ -251,7 +259,10 @@ impl Pool {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&self.dir, e)),
         }
-        fsutil::remove_if_exists(&self.legacy)
+        if legacy::is_old_file(&self.legacy) {
+            fsutil::remove_if_exists(&self.legacy)?;
+        }
+        Ok(())
     }
 }
 
@@ -406,6 +417,56 @@ mod tests {
     }
 
     #[test]
+    fn a_network_named_like_an_old_file_is_not_one() {
+        let s = Scratch::new("dotjson");
+        let n = Network::new(
+            "web.json",
+            "10.2.0.0/24".parse().unwrap(),
+            None,
+            None,
+            Some("br-w"),
+            None,
+            false,
+        )
+        .unwrap();
+        let p = s.0.pool("web.json").unwrap();
+        let ip = lease(&p, &n, "a").unwrap();
+        let (done, failed) = s.0.migrate_legacy();
+        assert!(done.is_empty() && failed.is_empty(), "{done:?} {failed:?}");
+        assert_eq!(s.0.leased_networks(), vec!["web.json".to_string()]);
+        let web = s.0.pool("web").unwrap();
+        assert!(web.leases().unwrap().is_empty());
+        web.remove().unwrap();
+        assert_eq!(p.addresses().unwrap(), vec![ip]);
+    }
+
+    #[test]
+    fn an_old_file_that_cannot_be_converted_stops_only_what_it_holds() {
+        let s = Scratch::new("badold");
+        let (p, n) = (s.pool(), net("10.1.0.0/24", None));
+        let held = lease(&p, &n, "a").unwrap();
+        fs::write(s.0.legacy_leases_path("t"), "{\"leases\": [").unwrap();
+        fs::write(s.0.legacy_ports_path(), "not json").unwrap();
+        let (done, failed) = s.0.migrate_legacy();
+        assert_eq!((done.len(), failed.len()), (0, 2), "{failed:?}");
+        let e = p.allocate(&n, "b", None).unwrap_err().to_string();
+        assert!(
+            e.contains("t.json") && e.contains("previous state layout"),
+            "{e}"
+        );
+        let claims = s.0.port_claims();
+        let ports = crate::model::ports::parse_list("p", "8080:80").unwrap();
+        let e = claims.claim("b", &ports).unwrap_err().to_string();
+        assert!(e.contains("ports.json"), "{e}");
+        // Giving back still works, and so does another network.
+        assert!(p.release(held, "a").unwrap());
+        let other = s.0.pool("u").unwrap();
+        let mut u = net("10.3.0.0/24", None);
+        u.name = "u".into();
+        assert!(other.allocate(&u, "c", None).is_ok());
+    }
+
+    #[test]
     fn the_old_layout_is_converted_once() {
         let s = Scratch::new("legacy");
         let (p, n) = (s.pool(), net("10.1.0.0/24", None));
@@ -422,9 +483,9 @@ mod tests {
         // Readers without the lock see the old file as it is.
         assert_eq!(p.leases().unwrap(), old.leases);
         assert_eq!(s.0.leased_networks(), vec!["t".to_string()]);
-        let done = s.0.migrate_legacy().unwrap();
-        assert_eq!(done.len(), 1);
-        assert!(s.0.migrate_legacy().unwrap().is_empty());
+        let (done, failed) = s.0.migrate_legacy();
+        assert_eq!((done.len(), failed.len()), (1, 0));
+        assert_eq!(s.0.migrate_legacy().0, Vec::<PathBuf>::new());
         assert_eq!(p.leases().unwrap(), old.leases);
         assert_eq!(lease(&p, &n, "new").unwrap(), Ipv4Addr::new(10, 1, 0, 8));
         assert!(p.release(Ipv4Addr::new(10, 1, 0, 7), "old").unwrap());

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::PortSpec;
 use crate::store::{fsutil, StateDir};
-use crate::{validate, Result};
+use crate::{validate, Error, Result};
 
 /// `<state>/ipam/<network>.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,55 +45,102 @@ impl StateDir {
         self.root().join("ports.json")
     }
 
-    /// Convert every file of the old layout; returns what was converted.
-    /// A file is removed only once all of it is in the new layout, so a
-    /// hook killed midway converts it again next time (taking an entry that
-    /// is already there is a no-op). Callers hold the state lock.
-    pub fn migrate_legacy(&self) -> Result<Vec<PathBuf>> {
+    /// Convert every file of the old layout: what was converted, and the
+    /// files that could not be (left in place; the pool or the port claims
+    /// they hold refuse new entries until they are fixed, see
+    /// [`unconverted`]). A file is removed only once all of it is in the new
+    /// layout, so a hook killed midway converts it again next time (taking
+    /// an entry that is already there is a no-op). Callers hold the lock.
+    pub fn migrate_legacy(&self) -> (Vec<PathBuf>, Vec<Error>) {
         let mut done = Vec::new();
-        for (network, path) in fsutil::json_files(&self.ipam_dir())? {
-            if validate::name("network name", &network).is_err() {
+        let mut failed = Vec::new();
+        let files = match fsutil::json_files(&self.ipam_dir()) {
+            Ok(f) => f,
+            Err(e) => return (done, vec![e]),
+        };
+        for (network, path) in files {
+            // A directory named `<x>.json` is the pool of a network called
+            // that, not an old file.
+            if validate::name("network name", &network).is_err() || !is_old_file(&path) {
                 continue;
             }
-            if let Some(old) = fsutil::read_json::<Leases>(&path)? {
-                let pool = self.pool(&network)?;
-                for (ip, id) in &old.leases {
-                    if validate::container_id("container id", id).is_err() {
-                        tracing::warn!(%ip, "lease with an invalid holder not converted");
-                        continue;
-                    }
-                    if let Some(other) = pool.take(*ip, id)? {
-                        tracing::warn!(%ip, holder = %other, old_holder = %id, "lease already held: kept");
-                    }
-                }
-                if let Some(last) = old.last {
-                    pool.remember_last(last)?;
-                }
+            match self.convert_leases(&network, &path) {
+                Ok(()) => done.push(path),
+                Err(e) => failed.push(e),
             }
-            fsutil::remove_if_exists(&path)?;
-            done.push(path);
         }
         let path = self.legacy_ports_path();
-        if let Some(old) = fsutil::read_json::<PortIndex>(&path)? {
+        if is_old_file(&path) {
+            match self.convert_claims(&path) {
+                Ok(()) => done.push(path),
+                Err(e) => failed.push(e),
+            }
+        }
+        (done, failed)
+    }
+
+    fn convert_leases(&self, network: &str, path: &Path) -> Result<()> {
+        if let Some(old) = fsutil::read_json::<Leases>(path)? {
+            let pool = self.pool(network)?;
+            for (ip, id) in &old.leases {
+                if validate::container_id("container id", id).is_err() {
+                    tracing::warn!(%ip, "lease with an invalid holder not converted");
+                    continue;
+                }
+                if let Some(other) = pool.take(*ip, id)? {
+                    tracing::warn!(%ip, holder = %other, old_holder = %id, "lease already held: kept");
+                }
+            }
+            if let Some(last) = old.last {
+                pool.remember_last(last)?;
+            }
+        }
+        fsutil::remove_if_exists(path)
+    }
+
+    fn convert_claims(&self, path: &Path) -> Result<()> {
+        if let Some(old) = fsutil::read_json::<PortIndex>(path)? {
             let claims = self.port_claims();
             for c in &old.claims {
                 if validate::container_id("container id", &c.id).is_err() {
                     tracing::warn!("port claim with an invalid holder not converted");
                     continue;
                 }
-                if let Err(e) = claims.claim(&c.id, &c.ports) {
+                if let Err(e) = claims.take_all(&c.id, &c.ports) {
                     tracing::warn!(id = %c.id, "port claim not converted: {e}");
                 }
             }
-            fsutil::remove_if_exists(&path)?;
-            done.push(path);
         }
-        Ok(done)
+        fsutil::remove_if_exists(path)
     }
+}
+
+/// Whether `path` is a file of the old layout (a regular file, not
+/// followed if a symlink).
+pub(crate) fn is_old_file(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// Refuse new entries while an old-layout file that holds some of them is
+/// still there: it could not be converted, and what it holds must not be
+/// handed out again.
+pub(crate) fn unconverted(path: &Path) -> Result<()> {
+    if is_old_file(path) {
+        return Err(Error::CorruptState {
+            path: path.to_path_buf(),
+            reason: "is in the previous state layout and could not be converted (the hook's \
+                     log says why); fix or remove it"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// The leases of an old-layout file, for readers that must not convert it
 /// (the exporter holds no lock).
 pub(crate) fn read_leases(path: &Path) -> Result<Option<Leases>> {
+    if !is_old_file(path) {
+        return Ok(None);
+    }
     fsutil::read_json(path)
 }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use crate::model::ports::{conflicts, Protocol};
 use crate::model::{PortMapping, PortSpec};
 use crate::store::ipam::{drop_entry, holder_at, take_entry};
-use crate::store::StateDir;
+use crate::store::{legacy, StateDir};
 use crate::{Error, Result};
 
 /// A host port held by a container.
@@ -76,12 +76,14 @@ pub struct Overlap {
 #[derive(Debug, Clone)]
 pub struct PortClaims {
     dir: PathBuf,
+    legacy: PathBuf,
 }
 
 impl StateDir {
     pub fn port_claims(&self) -> PortClaims {
         PortClaims {
             dir: self.root().join("ports"),
+            legacy: self.legacy_ports_path(),
         }
     }
 }
@@ -163,6 +165,16 @@ impl PortClaims {
     /// caller checked with `overlaps`, so that means the state changed
     /// under a lock it should hold).
     pub fn claim(&self, id: &str, ports: &[PortSpec]) -> Result<()> {
+        if ports.is_empty() {
+            return Ok(());
+        }
+        legacy::unconverted(&self.legacy)?;
+        self.take_all(id, ports)
+    }
+
+    /// `claim` without the check for an unconverted old file (the
+    /// conversion itself).
+    pub(crate) fn take_all(&self, id: &str, ports: &[PortSpec]) -> Result<()> {
         let _span = tracing::debug_span!("port_claim").entered();
         let mut made: Vec<PortMapping> = Vec::new();
         let result = (|| {

@@ -1,7 +1,7 @@
 //! `ocinet gc`: undo endpoints whose container is gone (a crashed runtime,
 //! a SIGKILLed hook), and leases nobody holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ocinet_common::model::Endpoint;
 use ocinet_common::store::fsutil;
@@ -59,12 +59,19 @@ pub fn run(ctx: &Context) -> Result<String> {
         };
         for (ip, holder) in leases {
             let held = |ep: &Endpoint| ep.network() == Some(net.as_str()) && ep.ip == Some(ip);
-            if !accounted(&holder, &held) && pool.release(ip, &holder)? {
-                out += &format!("released lease {ip} of {holder} in network {net}\n");
+            if accounted(&holder, &held) {
+                continue;
+            }
+            match pool.release(ip, &holder) {
+                Ok(true) => out += &format!("released lease {ip} of {holder} in network {net}\n"),
+                Ok(false) => {}
+                Err(e) => errors.push(e),
             }
         }
     }
     let claims = ctx.state.port_claims();
+    // One line per holder: a range of published ports is many claims.
+    let mut freed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for claim in claims.list()? {
         let held = |ep: &Endpoint| {
             ep.ports
@@ -72,9 +79,27 @@ pub fn run(ctx: &Context) -> Result<String> {
                 .flat_map(|s| s.mappings())
                 .any(|m| claim.is(&m))
         };
-        if !accounted(&claim.holder, &held) && claims.release_claim(&claim)? {
-            out += &format!("released published port {claim} of {}\n", claim.holder);
+        if accounted(&claim.holder, &held) {
+            continue;
         }
+        match claims.release_claim(&claim) {
+            Ok(true) => freed
+                .entry(claim.holder.clone())
+                .or_default()
+                .push(claim.to_string()),
+            Ok(false) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    for (holder, ports) in freed {
+        let shown = ports.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+        let more = ports.len().saturating_sub(8);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        out += &format!("released published ports {shown}{more} of {holder}\n");
     }
     if errors.is_empty() {
         Ok(out)

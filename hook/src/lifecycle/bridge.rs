@@ -163,6 +163,9 @@ fn claim_ports(ctx: &Context, ep: &Endpoint, settings: &Settings) -> Result<()> 
             Some(h) if h.is_stale() => {
                 tracing::warn!(holder = %holder, "releasing the ports of a container that is gone");
                 release::release(ctx, &h)?;
+                // A claim its record does not list (left by a killed
+                // retry) goes too.
+                claims.release_claim(&o.held)?;
                 released.push(holder.clone());
             }
             Some(h) => {
