@@ -1,5 +1,5 @@
 //! `ocinet gc`: undo endpoints whose container is gone (a crashed runtime,
-//! a SIGKILLed hook), and leases nobody holds.
+//! a SIGKILLed hook), and leases and port claims no record accounts for.
 
 use std::collections::{BTreeMap, HashMap};
 
