@@ -13,6 +13,7 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+use netlink_packet_core::{NLA_F_NESTED, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
 use netlink_sys::protocols::NETLINK_NETFILTER;
 use netlink_sys::Socket;
 use serde_json::Value;
@@ -37,11 +38,6 @@ const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
-const NLA_F_NESTED: u16 = 0x8000;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_CREATE: u16 = 0x400;
-const NLMSG_ERROR: u16 = 2;
 const NFPROTO_INET: u8 = 1;
 const NFPROTO_BRIDGE: u8 = 7;
 const IFNAMSIZ: usize = 16;
@@ -104,9 +100,7 @@ fn encode_field(field: Field, v: &Value, set: &str, concat: bool) -> Result<Vec<
             .to_vec(),
         Field::EtherAddr => validate::mac(&format!("element of set {set}"), text()?)?.to_vec(),
         Field::InetProto => vec![match v {
-            Value::String(s) => Protocol::ALL
-                .into_iter()
-                .find(|p| p.name() == s)
+            Value::String(s) => Protocol::from_name(s)
                 .ok_or_else(|| bad(set, v, "unknown protocol"))?
                 .number(),
             _ => u8::try_from(number()?).map_err(|_| bad(set, v, "protocol out of range"))?,

@@ -155,13 +155,14 @@ fn delete_tables() -> Vec<Value> {
         .collect()
 }
 
-impl Firewall for Nft {
-    fn start_apply(&self, change: &Change) -> Result<Pending> {
-        // Elements only, over netlink (elements.rs): declaring the skeleton
-        // costs ~15 ms of nft time per call, and even an element-only `nft`
-        // process ~3.5 ms, against well under 1 ms for one netlink batch. A
-        // missing table or set fails the whole transaction with ENOENT
-        // (FirewallMissing), and the caller rebuilds from state.
+impl Nft {
+    /// `change` as one encoded element transaction (bad elements refused
+    /// here). Elements only, over netlink (elements.rs): declaring the
+    /// skeleton costs ~15 ms of nft time per call, and even an element-only
+    /// `nft` process ~3.5 ms, against well under 1 ms for one netlink
+    /// batch. A missing table or set fails the whole transaction with
+    /// ENOENT (FirewallMissing), and the caller rebuilds from state.
+    fn transaction(&self, change: &Change) -> Result<elements::Transaction> {
         let network_elements = |nets: &[Network]| -> Vec<(&'static str, Value)> {
             nets.iter().flat_map(ruleset::network_elements).collect()
         };
@@ -202,10 +203,15 @@ impl Firewall for Nft {
         for (set, key) in &removed {
             ops.extend(delete(set, key, None));
         }
-        // Encoded (and bad elements refused) here; the transaction itself
-        // runs beside the caller's other kernel work (a veth deletion waits
-        // ~20 ms for RCU).
-        let transaction = elements::prepare(&ops)?;
+        elements::prepare(&ops)
+    }
+}
+
+impl Firewall for Nft {
+    fn start_apply(&self, change: &Change) -> Result<Pending> {
+        // The transaction runs beside the caller's other kernel work (a
+        // veth deletion waits ~20 ms for RCU).
+        let transaction = self.transaction(change)?;
         let worker = std::thread::Builder::new()
             .name("nf_tables".into())
             .spawn(move || transaction.commit())
@@ -215,6 +221,11 @@ impl Firewall for Nft {
                 .join()
                 .unwrap_or_else(|_| Err(Error::Firewall("nf_tables transaction panicked".into())))
         }))
+    }
+
+    /// On the calling thread: nothing to overlap with.
+    fn apply(&self, change: &Change) -> Result<()> {
+        self.transaction(change)?.commit()
     }
 
     fn may_have_dnated(&self, ip: Ipv4Addr) -> Result<bool> {

@@ -55,10 +55,7 @@ pub const MAP_PUB_IP_PORT: &str = "pub_ip_port";
 
 /// The family of the table a set lives in.
 pub fn family_of(set: &str) -> &'static str {
-    match set {
-        SET_GUARDED_PORTS | SET_PORT_MAC | SET_PORT_IP => BRIDGE_FAMILY,
-        _ => FAMILY,
-    }
+    spec(set).map_or(FAMILY, |s| s.family)
 }
 
 /// The type of one field of a set's key, or of a map's data.
@@ -90,6 +87,8 @@ impl Field {
 #[derive(Debug)]
 pub struct SetSpec {
     pub name: &'static str,
+    /// The family of the table it lives in.
+    pub family: &'static str,
     pub key: &'static [Field],
     pub data: Option<Field>,
     pub interval: bool,
@@ -98,6 +97,7 @@ pub struct SetSpec {
 const fn set_spec(name: &'static str, key: &'static [Field]) -> SetSpec {
     SetSpec {
         name,
+        family: FAMILY,
         key,
         data: None,
         interval: false,
@@ -107,6 +107,7 @@ const fn set_spec(name: &'static str, key: &'static [Field]) -> SetSpec {
 const fn map_spec(name: &'static str, key: &'static [Field], data: Field) -> SetSpec {
     SetSpec {
         name,
+        family: FAMILY,
         key,
         data: Some(data),
         interval: false,
@@ -123,25 +124,25 @@ pub const SETS: &[SetSpec] = &[
     set_spec(SET_INTERNAL_BRIDGES, &[Ifname]),
     set_spec(SET_BRIDGE_SELF, &[Ifname, Ifname]),
     SetSpec {
-        name: SET_MASQ_SUBNETS,
-        key: &[Ipv4],
-        data: None,
         interval: true,
+        ..set_spec(SET_MASQ_SUBNETS, &[Ipv4])
     },
-    SetSpec {
-        name: SET_DNAT_SEEN,
-        key: &[Ipv4],
-        data: None,
-        interval: false,
-    },
+    set_spec(SET_DNAT_SEEN, &[Ipv4]),
     map_spec(MAP_PUB_ANY_ADDR, PROTO_PORT, Ipv4),
     map_spec(MAP_PUB_ANY_PORT, PROTO_PORT, InetService),
     map_spec(MAP_PUB_IP_ADDR, ADDR_PROTO_PORT, Ipv4),
     map_spec(MAP_PUB_IP_PORT, ADDR_PROTO_PORT, InetService),
-    set_spec(SET_GUARDED_PORTS, &[Ifname]),
-    set_spec(SET_PORT_MAC, &[Ifname, EtherAddr]),
-    set_spec(SET_PORT_IP, &[Ifname, Ipv4]),
+    in_bridge_table(set_spec(SET_GUARDED_PORTS, &[Ifname])),
+    in_bridge_table(set_spec(SET_PORT_MAC, &[Ifname, EtherAddr])),
+    in_bridge_table(set_spec(SET_PORT_IP, &[Ifname, Ipv4])),
 ];
+
+const fn in_bridge_table(s: SetSpec) -> SetSpec {
+    SetSpec {
+        family: BRIDGE_FAMILY,
+        ..s
+    }
+}
 
 pub fn spec(set: &str) -> Option<&'static SetSpec> {
     SETS.iter().find(|s| s.name == set)
@@ -150,7 +151,7 @@ pub fn spec(set: &str) -> Option<&'static SetSpec> {
 /// Declarations of the sets and maps in `family`'s table.
 fn declare_sets(family: &str) -> Vec<Value> {
     SETS.iter()
-        .filter(|s| family_of(s.name) == family)
+        .filter(|s| s.family == family)
         .map(|s| {
             let ty = match s.key {
                 [one] => json!(one.nft_type()),

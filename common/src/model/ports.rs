@@ -27,6 +27,11 @@ impl Protocol {
         }
     }
 
+    /// The protocol named `name` (as `name()` spells it).
+    pub fn from_name(name: &str) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// The IP protocol number.
     pub fn number(self) -> u8 {
         match self {
@@ -145,18 +150,13 @@ pub fn parse_entry(field: &str, entry: &str) -> Result<PortSpec> {
         None => (entry, Protocol::Tcp),
         Some((b, p)) => (
             b,
-            match p {
-                "tcp" => Protocol::Tcp,
-                "udp" => Protocol::Udp,
-                "sctp" => Protocol::Sctp,
-                _ => {
-                    return Err(Error::invalid(
-                        field,
-                        entry,
-                        format!("protocol {p:?} is not tcp, udp or sctp"),
-                    ))
-                }
-            },
+            Protocol::from_name(p).ok_or_else(|| {
+                Error::invalid(
+                    field,
+                    entry,
+                    format!("protocol {p:?} is not tcp, udp or sctp"),
+                )
+            })?,
         ),
     };
     let parts: Vec<&str> = body.split(':').collect();

@@ -77,15 +77,9 @@ impl StateDir {
     /// same id (only a hook killed between writing one and removing the
     /// other leaves both).
     pub fn endpoint_files(&self) -> Result<Vec<(String, PathBuf)>> {
-        let dir = self.endpoints_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
         let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut setups = Vec::new();
-        for entry in entries.flatten() {
+        for entry in fsutil::dir_entries(&self.endpoints_dir())? {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if name.starts_with('.') {
@@ -103,16 +97,11 @@ impl StateDir {
         Ok(files.into_iter().collect())
     }
 
-    /// Every endpoint, sorted by id. Unreadable or corrupt files are returned
-    /// as errors beside the good ones, so one bad file never hides the rest.
-    pub fn list_endpoints(&self) -> (Vec<Endpoint>, Vec<Error>) {
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
-        let files = match self.endpoint_files() {
-            Ok(f) => f,
-            Err(e) => return (good, vec![e]),
-        };
-        for (id, path) in files {
+    /// Every record as (id from its file name, what reading it gave),
+    /// sorted by id; an unlistable directory is an error.
+    pub fn read_endpoints(&self) -> Result<Vec<(String, Result<Endpoint>)>> {
+        let mut out = Vec::new();
+        for (id, path) in self.endpoint_files()? {
             let setup = path.extension().is_some_and(|x| x == SETUP);
             let read = match fsutil::read_json::<Endpoint>(&path) {
                 Ok(Some(ep)) if setup => Ok(Some(in_setup(ep))),
@@ -124,10 +113,29 @@ impl StateDir {
                 other => other,
             };
             match read {
-                Ok(Some(ep)) => good.push(ep),
+                Ok(Some(ep)) => out.push((id, Ok(ep))),
                 Ok(None) => {}
-                Err(e) => bad.push(e),
+                Err(e) => out.push((id, Err(e))),
             }
+        }
+        Ok(out)
+    }
+
+    /// Every endpoint, sorted by id. Unreadable or corrupt files are returned
+    /// as errors beside the good ones, so one bad file never hides the rest.
+    pub fn list_endpoints(&self) -> (Vec<Endpoint>, Vec<Error>) {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        match self.read_endpoints() {
+            Ok(all) => {
+                for (_, read) in all {
+                    match read {
+                        Ok(ep) => good.push(ep),
+                        Err(e) => bad.push(e),
+                    }
+                }
+            }
+            Err(e) => bad.push(e),
         }
         good.sort_by(|a, b| a.id.cmp(&b.id));
         (good, bad)

@@ -141,19 +141,24 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, data: &[u8]) -> R
 /// The `*.json` files of `dir` as (stem, path), hidden and temporary files
 /// left out; a missing directory is empty.
 pub fn json_files(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    Ok(entries
-        .flatten()
+    Ok(dir_entries(dir)?
+        .into_iter()
         .filter_map(|entry| {
             let name = entry.file_name();
             let stem = name.to_str()?.strip_suffix(".json")?;
             (!stem.starts_with('.')).then(|| (stem.to_string(), entry.path()))
         })
         .collect())
+}
+
+/// The entries of `dir` (unreadable ones left out); a missing directory is
+/// empty, any other failure to list it an error naming it.
+pub fn dir_entries(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    match fs::read_dir(dir) {
+        Ok(e) => Ok(e.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
 }
 
 pub fn remove_if_exists(path: &Path) -> Result<()> {

@@ -1,22 +1,20 @@
-//! Address leases, the way CNI's host-local keeps them: one entry per leased
-//! address under `<state>/ipam/<network>/`, a symlink named for the address
-//! whose target is the holder's container id. Taking an address is one
-//! symlink(2), atomic and exclusive; giving it back is one unlink(2). One
-//! JSON file per network, parsed and rewritten whole on every setup and
-//! teardown, cost 1.2 ms a setup at 1,000 containers (with the port claims);
-//! this costs the same at 1 and at 1,000. The entries are never followed,
-//! only read with readlink(2). Callers that change leases hold the state
-//! lock.
+//! Address leases, the way CNI's host-local keeps them: one entry (see
+//! `entries`) per leased address under `<state>/ipam/<network>/`, named for
+//! the address. One JSON file per network, parsed and rewritten whole on
+//! every setup and teardown, cost 1.2 ms a setup at 1,000 containers (with
+//! the port claims); this costs the same at 1 and at 1,000. Callers that
+//! change leases hold the state lock.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::IoContext;
 use crate::model::Network;
+use crate::store::entries::{drop_entry, holder_at, take_entry, Taken};
 use crate::store::{fsutil, legacy, StateDir};
 use crate::{validate, Error, Result};
 
@@ -67,55 +65,6 @@ impl StateDir {
     }
 }
 
-/// Who holds the entry at `path`: `None` when nobody does. An entry that is
-/// not a symlink (put there by hand) is held by "?", so it is never handed
-/// out and gc can remove it.
-pub(crate) fn holder_at(path: &Path) -> Result<Option<String>> {
-    match fs::read_link(path) {
-        Ok(target) => Ok(Some(target.to_string_lossy().into_owned())),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => Ok(Some("?".into())),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
-/// Make `path` a symlink to `id`, creating its (private) directory if
-/// needed. `Ok(None)` when it now names `id` (made now, or already), else
-/// the holder it names.
-pub(crate) fn take_entry(path: &Path, id: &str) -> Result<Option<String>> {
-    validate::container_id("container id", id)?;
-    let mut tried_dir = false;
-    loop {
-        match std::os::unix::fs::symlink(id, path) {
-            Ok(()) => return Ok(None),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                return Ok(holder_at(path)?.filter(|h| h != id));
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound && !tried_dir => {
-                // The first entry of a new directory: the directory is made
-                // here, not checked on every call.
-                tried_dir = true;
-                if let Some(dir) = path.parent() {
-                    fsutil::ensure_private_dir(dir)?;
-                }
-            }
-            Err(e) => return Err(Error::io(path, e)),
-        }
-    }
-}
-
-/// Remove the entry at `path` if `id` holds it; whether it did.
-pub(crate) fn drop_entry(path: &Path, id: &str) -> Result<bool> {
-    if holder_at(path)?.as_deref() != Some(id) {
-        return Ok(false);
-    }
-    match fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
 impl Pool {
     fn entry(&self, ip: Ipv4Addr) -> PathBuf {
         self.dir.join(ip.to_string())
@@ -124,7 +73,10 @@ impl Pool {
     /// Lease `ip` to `id`: `None` when `id` holds it now, else its holder.
     pub fn take(&self, ip: Ipv4Addr, id: &str) -> Result<Option<String>> {
         let _span = tracing::debug_span!("lease", %ip).entered();
-        take_entry(&self.entry(ip), id)
+        Ok(match take_entry(&self.entry(ip), id)? {
+            Taken::HeldBy(holder) => Some(holder),
+            Taken::Made | Taken::Already => None,
+        })
     }
 
     /// Lease `requested`, or the next free address after the last one
@@ -239,13 +191,8 @@ impl Pool {
     }
 
     fn addresses_in_dir(&self) -> Result<Vec<Ipv4Addr>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&self.dir, e)),
-        };
-        let mut out: Vec<Ipv4Addr> = entries
-            .flatten()
+        let mut out: Vec<Ipv4Addr> = fsutil::dir_entries(&self.dir)?
+            .into_iter()
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect();
         out.sort();

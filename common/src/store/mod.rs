@@ -4,6 +4,7 @@
 //! removed in one system call; every change happens under one lock.
 
 pub mod endpoints;
+pub mod entries;
 pub mod fsutil;
 pub mod ipam;
 pub mod legacy;

@@ -11,14 +11,13 @@
 
 use std::fmt;
 use std::fs;
-use std::io::ErrorKind;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use crate::model::ports::{conflicts, Protocol};
 use crate::model::{PortMapping, PortSpec};
-use crate::store::ipam::{drop_entry, holder_at, take_entry};
-use crate::store::{legacy, StateDir};
+use crate::store::entries::{drop_entry, holder_at, take_entry, Taken};
+use crate::store::{fsutil, legacy, StateDir};
 use crate::{Error, Result};
 
 /// A host port held by a container.
@@ -108,14 +107,8 @@ impl PortClaims {
 
     /// The claims on single addresses of one port.
     fn single_address_claims(&self, protocol: Protocol, port: u16) -> Result<Vec<Claim>> {
-        let dir = self.one_address_dir(protocol, port);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
         let mut out = Vec::new();
-        for e in entries.flatten() {
+        for e in fsutil::dir_entries(&self.one_address_dir(protocol, port))? {
             let Some(ip) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
                 continue;
             };
@@ -179,16 +172,15 @@ impl PortClaims {
         let mut made: Vec<PortMapping> = Vec::new();
         let result = (|| {
             for m in ports.iter().flat_map(|s| s.mappings()) {
-                let path = self.entry(&m);
-                let existed = holder_at(&path)?.is_some();
-                if let Some(holder) = take_entry(&path, id)? {
-                    return Err(Error::Conflict(format!(
-                        "host port {} is already published by container {holder}",
-                        Claim::of(&m, holder.clone())
-                    )));
-                }
-                if !existed {
-                    made.push(m);
+                match take_entry(&self.entry(&m), id)? {
+                    Taken::Made => made.push(m),
+                    Taken::Already => {}
+                    Taken::HeldBy(holder) => {
+                        return Err(Error::Conflict(format!(
+                            "host port {} is already published by container {holder}",
+                            Claim::of(&m, holder.clone())
+                        )))
+                    }
                 }
             }
             Ok(())
@@ -227,13 +219,8 @@ impl PortClaims {
 
     /// Every claim (for gc).
     pub fn list(&self) -> Result<Vec<Claim>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&self.dir, e)),
-        };
         let mut out = Vec::new();
-        for e in entries.flatten() {
+        for e in fsutil::dir_entries(&self.dir)? {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
@@ -244,10 +231,8 @@ impl PortClaims {
             let Some((proto, port)) = base.split_once('-') else {
                 continue;
             };
-            let (Some(protocol), Ok(port)) = (
-                Protocol::ALL.into_iter().find(|p| p.name() == proto),
-                port.parse::<u16>(),
-            ) else {
+            let (Some(protocol), Ok(port)) = (Protocol::from_name(proto), port.parse::<u16>())
+            else {
                 continue;
             };
             if single {

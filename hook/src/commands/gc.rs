@@ -1,10 +1,9 @@
 //! `ocinet gc`: undo endpoints whose container is gone (a crashed runtime,
 //! a SIGKILLed hook), and leases and port claims no record accounts for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use ocinet_common::model::Endpoint;
-use ocinet_common::store::fsutil;
 use ocinet_common::Result;
 
 use crate::context::Context;
@@ -13,36 +12,43 @@ use crate::lifecycle::release;
 pub fn run(ctx: &Context) -> Result<String> {
     let _lock = ctx.lock()?;
     let mut out = String::new();
-    let (eps, bad) = ctx.state.list_endpoints();
-    for e in &bad {
-        out += &format!("skipped: {e}\n");
+    // A record that exists but cannot be read counts (as `None`) for
+    // everything its container might hold: its veth and firewall elements
+    // may be there. An unlistable directory stops gc rather than making
+    // every lease look orphaned.
+    let mut records: BTreeMap<String, Option<Endpoint>> = BTreeMap::new();
+    for (id, read) in ctx.state.read_endpoints()? {
+        match read {
+            Ok(ep) => records.insert(id, Some(ep)),
+            Err(e) => {
+                out += &format!("skipped: {e}\n");
+                records.insert(id, None)
+            }
+        };
     }
     let mut errors = Vec::new();
-    for ep in eps.iter().filter(|e| e.is_stale()) {
+    let mut removed = Vec::new();
+    for (id, ep) in records
+        .iter()
+        .filter_map(|(id, ep)| Some((id, ep.as_ref()?)))
+        .filter(|(_, e)| e.is_stale())
+    {
         let _span = tracing::info_span!("gc", id = %ep.id).entered();
         match release::release(ctx, ep) {
             Ok(()) => {
                 tracing::info!("removed stale endpoint");
                 out += &format!("removed endpoint {} ({})\n", ep.id, ep.mode.label());
+                removed.push(id.clone());
             }
             Err(e) => errors.push(e),
         }
     }
+    for id in &removed {
+        records.remove(id);
+    }
     // Leases and port claims their holder's record does not account for:
     // a hook died between leasing and recording (or a record was deleted by
-    // hand). A record that exists but cannot be read still counts for
-    // everything its container might hold: its veth and firewall elements
-    // may be there. An unlistable directory stops gc rather than making
-    // every lease look orphaned.
-    let records: HashMap<String, Option<Endpoint>> = ctx
-        .state
-        .endpoint_files()?
-        .into_iter()
-        .map(|(stem, path)| {
-            let ep = fsutil::read_json::<Endpoint>(&path).ok().flatten();
-            (stem, ep)
-        })
-        .collect();
+    // hand).
     let accounted = |holder: &str, holds: &dyn Fn(&Endpoint) -> bool| match records.get(holder) {
         None => false,
         Some(None) => true,

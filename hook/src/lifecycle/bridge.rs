@@ -273,8 +273,11 @@ fn wire_container(
 }
 
 /// Pin the namespace at the path the record already names.
+/// Pin at the path the record names (chosen before the record was written).
 fn pin(ep: &mut Endpoint, ns_path: &Path) -> Result<()> {
-    let link = netns_link_for(&ep.id);
+    let Some(link) = ep.netns_link.clone() else {
+        return Ok(());
+    };
     if let Err(e) = netns::pin(
         ns_path,
         &link.file_name().unwrap_or_default().to_string_lossy(),

@@ -1,7 +1,7 @@
 //! Undo whatever an endpoint record says was done: the shared path of
 //! teardown, rollback of a failed setup, and gc.
 
-use ocinet_common::firewall::{Change, Firewall};
+use ocinet_common::firewall::{Change, Firewall, Nft};
 use ocinet_common::model::Endpoint;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
@@ -26,16 +26,32 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
         elements_deleted: ep.firewall.clone(),
         ..Default::default()
     };
-    let pending = if ep.firewall.is_empty() {
+    let publishes = ep.ip.is_some() && !ep.ports.is_empty();
+    // Looked up once, for the element batch and the conntrack check.
+    let fw = if ep.firewall.is_empty() && !publishes {
         None
     } else {
-        match ctx.firewall().and_then(|fw| fw.start_apply(&change)) {
-            Ok(p) => Some(p),
+        match ctx.firewall() {
+            Ok(fw) => Some(fw),
+            Err(e) if ep.firewall.is_empty() => {
+                tracing::warn!("conntrack entries of published ports left to expire: {e}");
+                None
+            }
             Err(e) => {
                 errors.push(e);
                 None
             }
         }
+    };
+    let pending = match (&fw, ep.firewall.is_empty()) {
+        (Some(fw), false) => match fw.start_apply(&change) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        _ => None,
     };
     std::thread::scope(|s| {
         let ports = s.spawn(|| {
@@ -45,10 +61,10 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
                     errors.push(e);
                 }
             }
-            if let (Some(ip), false) = (ep.ip, ep.ports.is_empty()) {
+            if let (Some(ip), Some(fw), true) = (ep.ip, &fw, publishes) {
                 // Best effort: once the DNAT elements are gone the entries only
                 // age out; a broken ctnetlink must not wedge every teardown.
-                match clear_conntrack(ctx, ip, ep) {
+                match clear_conntrack(fw, ip, ep) {
                     Ok(n) => {
                         tracing::debug!(deleted = n, "conntrack entries of published ports deleted")
                     }
@@ -92,8 +108,7 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
 /// Delete the conntrack entries of `ep`'s published ports, walking the
 /// table only if the firewall saw a connection DNATed to `ip`. Called once
 /// the DNAT elements are gone, so no new entry can appear meanwhile.
-fn clear_conntrack(ctx: &Context, ip: std::net::Ipv4Addr, ep: &Endpoint) -> Result<usize> {
-    let fw = ctx.firewall()?;
+fn clear_conntrack(fw: &Nft, ip: std::net::Ipv4Addr, ep: &Endpoint) -> Result<usize> {
     let seen = fw.may_have_dnated(ip).unwrap_or_else(|e| {
         tracing::warn!("cannot tell whether {ip} was reached through a published port: {e}");
         true

@@ -3,7 +3,7 @@
 //! sysctls go with it) or a port taken off a bridge by hand. The firewall
 //! half of the repair is `Context::rebuild_firewall`.
 
-use ocinet_common::model::{Endpoint, Mode, Network, Phase};
+use ocinet_common::model::{Endpoint, Network, Phase};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
@@ -23,11 +23,7 @@ fn readable_endpoints(ctx: &Context) -> Vec<Endpoint> {
 fn running_on<'a>(endpoints: &'a [Endpoint], net: &str) -> Vec<&'a Endpoint> {
     endpoints
         .iter()
-        .filter(|e| {
-            e.phase == Phase::Ready
-                && matches!(&e.mode, Mode::Bridge(n) if n == net)
-                && !e.is_stale()
-        })
+        .filter(|e| e.phase == Phase::Ready && e.network() == Some(net) && !e.is_stale())
         .collect()
 }
 

@@ -1,0 +1,75 @@
+//! Leases and port claims are one symlink each, named for what is held and
+//! pointing at the holder's container id: taking one is one symlink(2),
+//! atomic and exclusive, and giving it back one unlink(2). The entries are
+//! never followed, only read with readlink(2). Callers that change entries
+//! hold the state lock, so a holder check and the unlink after it never
+//! race another hook.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use crate::store::fsutil;
+use crate::{validate, Error, Result};
+
+/// Who holds the entry at `path`: `None` when nobody does. An entry that is
+/// not a symlink (put there by hand) is held by "?", so it is never handed
+/// out and gc can remove it.
+pub(crate) fn holder_at(path: &Path) -> Result<Option<String>> {
+    match fs::read_link(path) {
+        Ok(target) => Ok(Some(target.to_string_lossy().into_owned())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => Ok(Some("?".into())),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// What taking an entry found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Made now.
+    Made,
+    /// It named the taker already.
+    Already,
+    /// Another holder has it.
+    HeldBy(String),
+}
+
+/// Make `path` a symlink to `id`, creating its (private) directory if
+/// needed.
+pub(crate) fn take_entry(path: &Path, id: &str) -> Result<Taken> {
+    validate::container_id("container id", id)?;
+    let mut tried_dir = false;
+    loop {
+        match std::os::unix::fs::symlink(id, path) {
+            Ok(()) => return Ok(Taken::Made),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Ok(match holder_at(path)? {
+                    Some(h) if h != id => Taken::HeldBy(h),
+                    _ => Taken::Already,
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound && !tried_dir => {
+                // The first entry of a new directory: the directory is made
+                // here, not checked on every call.
+                tried_dir = true;
+                if let Some(dir) = path.parent() {
+                    fsutil::ensure_private_dir(dir)?;
+                }
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+}
+
+/// Remove the entry at `path` if `id` holds it; whether it did.
+pub(crate) fn drop_entry(path: &Path, id: &str) -> Result<bool> {
+    if holder_at(path)?.as_deref() != Some(id) {
+        return Ok(false);
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
