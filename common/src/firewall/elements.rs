@@ -260,22 +260,23 @@ impl Batch {
         self.seq
     }
 
-    fn element(&mut self, verb: Verb, set: &str, e: &WireElement, what: String) {
+    fn elements(&mut self, verb: Verb, set: &str, elements: &[WireElement], what: String) {
         let (ty, flags) = match verb {
             Verb::Add => (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE),
             Verb::Delete => (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK),
         };
-        let seq = self.element_message(ty, flags, set, e, verb == Verb::Add);
+        let seq = self.elements_message(ty, flags, set, elements, verb == Verb::Add);
         self.acked.push((seq, what));
     }
 
-    /// One set-element message; `with_data` sends a map element's value.
-    fn element_message(
+    /// One set-element message carrying `elements`, all of `set`;
+    /// `with_data` sends map elements' values.
+    fn elements_message(
         &mut self,
         ty: u16,
         flags: u16,
         set: &str,
-        e: &WireElement,
+        elements: &[WireElement],
         with_data: bool,
     ) -> u32 {
         let family = if ruleset::family_of(set) == ruleset::BRIDGE_FAMILY {
@@ -292,23 +293,25 @@ impl Batch {
             push_attr(buf, NFTA_SET_ELEM_LIST_TABLE, &cstr(TABLE));
             push_attr(buf, NFTA_SET_ELEM_LIST_SET, &cstr(set));
             push_nested(buf, NFTA_SET_ELEM_LIST_ELEMENTS, |buf| {
-                push_nested(buf, NFTA_LIST_ELEM, |buf| {
-                    push_nested(buf, NFTA_SET_ELEM_KEY, |buf| {
-                        push_attr(buf, NFTA_DATA_VALUE, &e.key)
-                    });
-                    if let (true, Some(d)) = (with_data, &e.data) {
-                        push_nested(buf, NFTA_SET_ELEM_DATA, |buf| {
-                            push_attr(buf, NFTA_DATA_VALUE, d)
+                for e in elements {
+                    push_nested(buf, NFTA_LIST_ELEM, |buf| {
+                        push_nested(buf, NFTA_SET_ELEM_KEY, |buf| {
+                            push_attr(buf, NFTA_DATA_VALUE, &e.key)
                         });
-                    }
-                    if e.interval_end {
-                        push_attr(
-                            buf,
-                            NFTA_SET_ELEM_FLAGS,
-                            &NFT_SET_ELEM_INTERVAL_END.to_be_bytes(),
-                        );
-                    }
-                });
+                        if let (true, Some(d)) = (with_data, &e.data) {
+                            push_nested(buf, NFTA_SET_ELEM_DATA, |buf| {
+                                push_attr(buf, NFTA_DATA_VALUE, d)
+                            });
+                        }
+                        if e.interval_end {
+                            push_attr(
+                                buf,
+                                NFTA_SET_ELEM_FLAGS,
+                                &NFT_SET_ELEM_INTERVAL_END.to_be_bytes(),
+                            );
+                        }
+                    });
+                }
             });
         })
     }
@@ -331,28 +334,81 @@ pub struct Op<'a> {
 /// A batch encoded and ready to commit.
 pub struct Transaction(Batch);
 
+/// The most element-list bytes one message carries: the list is one
+/// netlink attribute, and an attribute's length is 16 bits.
+const MAX_LIST_BYTES: usize = 60 * 1024;
+
+fn padded(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+impl WireElement {
+    /// Bytes of its NFTA_LIST_ELEM attribute (as `elements_message` writes it).
+    fn list_bytes(&self) -> usize {
+        let data = self.data.as_ref().map_or(0, |d| 8 + padded(d.len()));
+        let flags = if self.interval_end { 8 } else { 0 };
+        4 + 8 + padded(self.key.len()) + data + flags
+    }
+}
+
+/// One message's worth: elements of one set, added or deleted.
+struct Group<'a> {
+    verb: Verb,
+    set: &'a str,
+    elements: Vec<WireElement>,
+    first: String,
+}
+
 /// Encode `ops` into one batch; a bad element is refused here, before
-/// anything reaches the kernel.
+/// anything reaches the kernel. A run of ops with the same verb and set
+/// becomes one message (several past `MAX_LIST_BYTES`), so a batch has a
+/// handful of answers however many elements it carries: one message (and
+/// one ack) per element made some 8,000 answers for 4,096 published ports,
+/// which overflowed the socket's receive queue (ENOBUFS) and left the
+/// outcome unknown.
 pub fn prepare(ops: &[Op]) -> Result<Transaction> {
-    let encoded = ops
-        .iter()
-        .map(|op| encode(op.set, op.key, op.value))
-        .collect::<Result<Vec<_>>>()?;
-    let mut batch = Batch::new(encoded.iter().map(|e| e.len() as u32).sum());
-    for (op, elements) in ops.iter().zip(encoded) {
-        for e in elements {
-            let what = format!(
-                "{} element {} {} of set {}",
-                match op.verb {
-                    Verb::Add => "add",
-                    Verb::Delete => "delete",
-                },
-                op.key,
-                op.value.map(|v| format!(": {v}")).unwrap_or_default(),
-                op.set
-            );
-            batch.element(op.verb, op.set, &e, what);
+    let mut groups: Vec<Group> = Vec::new();
+    for op in ops {
+        let encoded = encode(op.set, op.key, op.value)?;
+        match groups.last_mut() {
+            Some(g) if g.verb == op.verb && g.set == op.set => g.elements.extend(encoded),
+            _ => groups.push(Group {
+                verb: op.verb,
+                set: op.set,
+                elements: encoded,
+                first: op.key.to_string(),
+            }),
         }
+    }
+    let mut messages: Vec<(Verb, &str, Vec<WireElement>, String)> = Vec::new();
+    for g in groups {
+        let mut chunk: Vec<WireElement> = Vec::new();
+        let mut bytes = 0;
+        for e in g.elements {
+            let size = e.list_bytes();
+            // An interval's end stays with its start.
+            if bytes + size > MAX_LIST_BYTES && !chunk.is_empty() && !e.interval_end {
+                messages.push((g.verb, g.set, std::mem::take(&mut chunk), g.first.clone()));
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push(e);
+        }
+        if !chunk.is_empty() {
+            messages.push((g.verb, g.set, chunk, g.first));
+        }
+    }
+    let mut batch = Batch::new(messages.len() as u32);
+    for (verb, set, elements, first) in messages {
+        let what = format!(
+            "{} {} element(s) of set {set} (starting with {first})",
+            match verb {
+                Verb::Add => "add",
+                Verb::Delete => "delete",
+            },
+            elements.len(),
+        );
+        batch.elements(verb, set, &elements, what);
     }
     Ok(Transaction(batch.finish()))
 }
@@ -378,7 +434,13 @@ pub fn contains(set: &str, key: &Value) -> Result<bool> {
     };
     // Not a batch: a lone request, answered on its own.
     let mut b = Batch::numbered(1);
-    let seq = b.element_message(NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_ACK, set, e, false);
+    let seq = b.elements_message(
+        NFT_MSG_GETSETELEM,
+        NLM_F_REQUEST | NLM_F_ACK,
+        set,
+        std::slice::from_ref(e),
+        false,
+    );
     let socket = socket()?;
     socket
         .send(&b.buf, 0)
@@ -389,7 +451,7 @@ pub fn contains(set: &str, key: &Value) -> Result<bool> {
         let mut buf = Vec::with_capacity(16 * 1024);
         socket
             .recv(&mut buf, 0)
-            .map_err(|e| io_err("nf_tables element lookup answer", e))?;
+            .map_err(|e| crate::netlink::recv_error("nf_tables element lookup answer", e))?;
         for (ty, msg_seq, code) in answers(&buf)? {
             if msg_seq != seq || ty != NLMSG_ERROR {
                 continue;
@@ -444,6 +506,7 @@ fn io_err(op: &str, source: io::Error) -> Error {
 /// it returns; a failing message fails (aborts) the whole batch.
 fn transact(batch: &Batch) -> Result<()> {
     let socket = socket()?;
+    reserve_send_buffer(socket, batch.buf.len())?;
     socket
         .send(&batch.buf, 0)
         .map_err(|e| io_err("nf_tables batch send", e))?;
@@ -454,7 +517,7 @@ fn transact(batch: &Batch) -> Result<()> {
         let mut buf = Vec::with_capacity(64 * 1024);
         socket
             .recv(&mut buf, 0)
-            .map_err(|e| io_err("nf_tables batch answer", e))?;
+            .map_err(|e| crate::netlink::recv_error("nf_tables batch answer", e))?;
         for (ty, seq, code) in answers(&buf)? {
             if ty != NLMSG_ERROR {
                 continue;
@@ -492,22 +555,40 @@ fn transact(batch: &Batch) -> Result<()> {
 /// One socket per process, never closed before exit: closing a netfilter
 /// socket right after a deletion waits for the kernel to free the deleted
 /// elements (`nft`'s close() of its socket after deleting one element takes
-/// ~9 ms here); by exit that work has long run.
+/// ~9 ms here); by exit that work has long run. Its receives are bounded
+/// (`netlink::ANSWER_TIMEOUT`): every acked message is answered inside
+/// sendmsg, so the bound only guards against a kernel that leaves one
+/// unanswered.
 fn socket() -> Result<&'static Socket> {
     static SOCKET: std::sync::OnceLock<Socket> = std::sync::OnceLock::new();
     if let Some(s) = SOCKET.get() {
         return Ok(s);
     }
     let s = crate::netlink::open_socket(NETLINK_NETFILTER)?;
-    // Every acked message is answered inside sendmsg; the timeout only
-    // guards against a kernel that leaves one unanswered.
-    nix::sys::socket::setsockopt(
-        &s,
-        nix::sys::socket::sockopt::ReceiveTimeout,
-        &nix::sys::time::TimeVal::new(10, 0),
-    )
-    .map_err(|e| io_err("nf_tables socket receive timeout", e.into()))?;
     Ok(SOCKET.get_or_init(|| s))
+}
+
+/// A batch is one datagram, and the kernel refuses one larger than the
+/// socket's send buffer (EMSGSIZE; 208 KiB by default, ~1,300 published
+/// ports' worth): grow it to fit, as nft does. Needs CAP_NET_ADMIN, which
+/// changing the firewall needs anyway.
+fn reserve_send_buffer(socket: &Socket, len: usize) -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RESERVED: AtomicUsize = AtomicUsize::new(128 * 1024);
+    let want = len + 16 * 1024;
+    if want <= RESERVED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::SndBufForce, &want).map_err(
+        |e| {
+            io_err(
+                &format!("nf_tables socket send buffer of {want} bytes"),
+                e.into(),
+            )
+        },
+    )?;
+    RESERVED.store(want, Ordering::Relaxed);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -113,11 +113,43 @@ impl Nft {
     }
 }
 
-fn finish(child: std::process::Child, what: &str) -> Result<()> {
+/// The longest an `nft` process may run. Rebuilding the table for 1,000
+/// containers takes well under a second here; the bound keeps a stuck nft
+/// from holding the state lock past a runtime's hook timeout.
+pub const NFT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn finish(mut child: std::process::Child, what: &str) -> Result<()> {
     let _span = tracing::debug_span!("nft_wait", what).entered();
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Firewall(format!("{what}: {e}")))?;
+    let failed = |e: std::io::Error| Error::Firewall(format!("{what}: {e}"));
+    // Drained beside the wait, so a chatty nft cannot block on a full pipe.
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut text);
+            text
+        })
+    });
+    let deadline = std::time::Instant::now() + NFT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(failed)? {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            // Not reaped yet, so the pid is still this child's.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Firewall(format!(
+                "{what}: nft did not finish within {} s and was killed",
+                NFT_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: stderr.and_then(|t| t.join().ok()).unwrap_or_default(),
+    };
     if out.status.success() {
         return Ok(());
     }
@@ -139,6 +171,41 @@ fn elements_of(change_networks: &[Network], verb: &str) -> Vec<Value> {
         .flat_map(ruleset::network_elements)
         .map(|(set, elem)| ruleset::element(verb, set, &elem, None))
         .collect()
+}
+
+fn op<'a>(verb: Verb, set: &'a str, key: &'a Value, value: Option<&'a Value>) -> Op<'a> {
+    Op {
+        verb,
+        set,
+        key,
+        value,
+    }
+}
+
+/// Deletions succeed whether or not the element is still there (someone
+/// may have removed it): add, then delete, in the same transaction
+/// (kernels before 6.3 have no DESTROYSETELEM). All the adds go before all
+/// the deletes, so that each set's elements are one run (one message, see
+/// `elements::prepare`); an element listed twice is deleted once, or its
+/// second deletion would fail.
+fn ensure_absent<'a>(ops: &mut Vec<Op<'a>>, gone: Vec<(&'a str, &'a Value, Option<&'a Value>)>) {
+    let mut seen = std::collections::HashSet::new();
+    let gone: Vec<_> = gone
+        .into_iter()
+        .filter(|(set, key, _)| seen.insert((*set, key.to_string())))
+        .collect();
+    ops.extend(by_set(gone.iter().map(|(s, k, v)| op(Verb::Add, s, k, *v))));
+    ops.extend(by_set(
+        gone.iter().map(|(s, k, v)| op(Verb::Delete, s, k, *v)),
+    ));
+}
+
+/// `ops` grouped by set, each set's in their given order: the sets of one
+/// phase of a transaction are independent of each other.
+fn by_set<'a>(ops: impl Iterator<Item = Op<'a>>) -> Vec<Op<'a>> {
+    let mut ops: Vec<Op> = ops.collect();
+    ops.sort_by_key(|op| op.set);
+    ops
 }
 
 /// "add" then "delete" makes the delete succeed whether or not a table
@@ -169,40 +236,32 @@ impl Nft {
         let present = network_elements(&change.networks_present);
         let removed = network_elements(&change.networks_removed);
         let marker = ruleset::marker_key();
-        let add = |set, key, value| Op {
-            verb: Verb::Add,
-            set,
-            key,
-            value,
-        };
-        // Deletions succeed whether or not the element is still there
-        // (someone may have removed it): add, then delete, in the same
-        // transaction. Kernels before 6.3 have no DESTROYSETELEM.
-        let delete = |set, key, value| {
-            [
-                add(set, key, value),
-                Op {
-                    verb: Verb::Delete,
-                    ..add(set, key, value)
-                },
-            ]
-        };
         // Touching the marker set fails the batch (ENOENT) unless this
         // version's skeleton is in place.
-        let mut ops = vec![add(ruleset::SCHEMA_MARKER, &marker, None)];
-        ops.extend(present.iter().map(|(set, key)| add(set, key, None)));
-        for e in &change.elements_deleted {
-            ops.extend(delete(&e.set, &e.key, e.value.as_ref()));
-        }
-        ops.extend(
+        let mut ops = vec![op(Verb::Add, ruleset::SCHEMA_MARKER, &marker, None)];
+        ops.extend(by_set(
+            present
+                .iter()
+                .map(|(set, key)| op(Verb::Add, set, key, None)),
+        ));
+        ensure_absent(
+            &mut ops,
+            change
+                .elements_deleted
+                .iter()
+                .map(|e| (e.set.as_str(), &e.key, e.value.as_ref()))
+                .collect(),
+        );
+        ops.extend(by_set(
             change
                 .elements_added
                 .iter()
-                .map(|e| add(&e.set, &e.key, e.value.as_ref())),
+                .map(|e| op(Verb::Add, &e.set, &e.key, e.value.as_ref())),
+        ));
+        ensure_absent(
+            &mut ops,
+            removed.iter().map(|(set, key)| (*set, key, None)).collect(),
         );
-        for (set, key) in &removed {
-            ops.extend(delete(set, key, None));
-        }
         elements::prepare(&ops)
     }
 }

@@ -11,4 +11,4 @@ mod socket;
 
 pub use link::LinkRef;
 pub use netlink_packet_route::link::Stats64;
-pub use socket::{open_socket, Netlink, Transport};
+pub use socket::{open_socket, recv_error, Netlink, Transport, ANSWER_TIMEOUT};

@@ -89,8 +89,15 @@ impl Netlink {
     }
 }
 
+/// The longest any netlink receive waits. The kernel answers requests to
+/// its own sockets inside sendmsg, so a real answer is already queued when
+/// the receive starts; this only bounds a kernel (or a dump) that stalls,
+/// and stays well under the 10 s hook timeout runtimes are given, so a
+/// hook holding the state lock never waits past it.
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A netlink socket of `protocol` talking to the kernel, in the calling
-/// thread's network namespace.
+/// thread's network namespace, with receives bounded by `ANSWER_TIMEOUT`.
 pub fn open_socket(protocol: isize) -> Result<Socket> {
     let err = |source| Error::Netlink {
         op: "open socket".into(),
@@ -101,7 +108,35 @@ pub fn open_socket(protocol: isize) -> Result<Socket> {
     socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
     // Extended acks make the kernel explain EINVAL and friends; best effort.
     let _ = socket.set_ext_ack(true);
+    // Error answers carry only the failed message's header, not all of it
+    // (a batch message can be 60 KiB).
+    let _ = socket.set_cap_ack(true);
+    nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(ANSWER_TIMEOUT.as_secs() as i64, 0),
+    )
+    .map_err(|e| err(e.into()))?;
     Ok(socket)
+}
+
+/// A failed receive, saying so plainly when it was the timeout.
+pub fn recv_error(op: &str, source: io::Error) -> Error {
+    let source = if source.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no answer from the kernel within {} s",
+                ANSWER_TIMEOUT.as_secs()
+            ),
+        )
+    } else {
+        source
+    };
+    Error::Netlink {
+        op: op.to_string(),
+        source,
+    }
 }
 
 impl Transport {
@@ -135,7 +170,10 @@ impl Transport {
 
         let expect_multi = flags & NLM_F_DUMP == NLM_F_DUMP;
         loop {
-            let (data, _) = self.socket.recv_from_full().map_err(err)?;
+            let (data, _) = self
+                .socket
+                .recv_from_full()
+                .map_err(|e| recv_error(op, e))?;
             let mut offset = 0;
             while offset < data.len() {
                 let reply = NetlinkMessage::<I>::deserialize(&data[offset..])
