@@ -132,6 +132,11 @@ pub enum NetworkCommand {
         /// No outbound access and no masquerade.
         #[arg(long)]
         internal: bool,
+        /// nat: from outside the network only published ports reach its
+        /// containers; nat-unprotected: whoever routes the subnet via this
+        /// host reaches every port (Docker before 28).
+        #[arg(long, value_name = "MODE", default_value = "nat")]
+        gateway_mode: ocinet_common::model::GatewayMode,
     },
     /// List networks.
     Ls,

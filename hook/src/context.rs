@@ -98,8 +98,9 @@ impl Context {
         let mut elements: Vec<_> = eps
             .iter()
             .filter(|e| Some(e.id.as_str()) != leaving)
-            .flat_map(|e| e.firewall.iter().cloned())
+            .flat_map(|e| e.firewall.iter().cloned().chain(mac_owner_of_old_record(e)))
             .collect();
+        one_port_per_mac(&mut elements);
         // The packet path's records of DNATed connections went with the old
         // table: assume every publishing container had some, the leaving
         // one included, so their teardown still clears conntrack.
@@ -113,4 +114,51 @@ impl Context {
         fw.rebuild(&networks, &elements)?;
         Ok((networks.len(), elements.len()))
     }
+}
+
+/// Records saved before `mac_owner` existed name no owner for their MAC:
+/// derived from the record, so a rebuild enforces one port per MAC for
+/// containers that were running across the upgrade too.
+fn mac_owner_of_old_record(
+    e: &ocinet_common::model::Endpoint,
+) -> Option<ocinet_common::model::FirewallElement> {
+    use ocinet_common::firewall::ruleset;
+    if e.firewall.iter().any(|f| f.set == ruleset::MAP_MAC_OWNER) {
+        return None;
+    }
+    let (Some(port), Some(mac), Some(bridge)) = (&e.host_veth, &e.mac, &e.bridge) else {
+        return None;
+    };
+    Some(ruleset::mac_owner_element(bridge, mac, port))
+}
+
+/// A rebuild must not fail as a whole, nor pair one MAC with two ports,
+/// if records made by an earlier version ever gave two containers of one
+/// bridge the same MAC: the first record keeps it, the second port loses
+/// its permission to send with it (logged).
+fn one_port_per_mac(elements: &mut Vec<ocinet_common::model::FirewallElement>) {
+    use ocinet_common::firewall::ruleset;
+    let mut owners: std::collections::HashMap<String, serde_json::Value> = Default::default();
+    let mut refused: Vec<serde_json::Value> = Vec::new();
+    elements.retain(|e| {
+        if e.set != ruleset::MAP_MAC_OWNER {
+            return true;
+        }
+        let port = e.value.clone().unwrap_or_default();
+        match owners.get(&e.key.to_string()) {
+            None => {
+                owners.insert(e.key.to_string(), port);
+                true
+            }
+            Some(owner) if *owner == port => false,
+            Some(owner) => {
+                tracing::warn!(mac = %e.key, port = %port, owner = %owner, "two ports were given one MAC: only the first may use it");
+                if let Some(mac) = e.key["concat"].get(1) {
+                    refused.push(serde_json::json!({"concat": [port, mac]}));
+                }
+                false
+            }
+        }
+    });
+    elements.retain(|e| !(e.set == ruleset::SET_PORT_MAC && refused.contains(&e.key)));
 }

@@ -25,6 +25,8 @@ pub struct Settings {
     pub mode: Mode,
     pub ip: Option<Ipv4Addr>,
     pub mac: Option<[u8; 6]>,
+    /// Where the MAC came from (annotation or `--mac`), for errors.
+    pub mac_field: &'static str,
     pub name: String,
     pub ports: Vec<PortSpec>,
     /// Where the ports came from (annotation or `--publish`), for errors.
@@ -123,6 +125,7 @@ pub fn resolve(
         mode,
         ip,
         mac,
+        mac_field,
         name,
         ports,
         ports_field,

@@ -10,7 +10,7 @@ use crate::model::Network;
 pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
-pub const SCHEMA_MARKER: &str = "schema_v4";
+pub const SCHEMA_MARKER: &str = "schema_v5";
 
 /// The marker set's one element: touched by every batch, put in by every
 /// rebuild, looked up by `Firewall::may_have_dnated`.
@@ -32,12 +32,20 @@ pub const SET_GUARDED_PORTS: &str = "guarded_ports";
 /// port . MAC and port . address pairs a guarded port may send from.
 pub const SET_PORT_MAC: &str = "port_mac";
 pub const SET_PORT_IP: &str = "port_ip";
+/// bridge . MAC -> the one port that may use it. No rule reads it: it is
+/// the kernel's guarantee that a MAC belongs to one port of a bridge, as
+/// adding a key that is there with another port fails the transaction
+/// (EEXIST), so `port_mac` can never pair one MAC with two ports.
+pub const MAP_MAC_OWNER: &str = "mac_owner";
 
 /// Sets the rules consult. Every network adds elements to these.
 pub const SET_BRIDGES: &str = "bridges";
 pub const SET_INTERNAL_BRIDGES: &str = "internal_bridges";
 pub const SET_BRIDGE_SELF: &str = "bridge_self";
 pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
+/// Bridges of `gateway_mode: nat` networks: nothing from outside reaches
+/// their containers but replies and published ports.
+pub const SET_PROTECTED_BRIDGES: &str = "protected_bridges";
 /// Container addresses that some connection was DNATed to, filled from the
 /// packet path. Teardown walks the conntrack table (262,144 buckets, ~8 ms
 /// with bottom halves off) only for an address found here: a container
@@ -128,6 +136,7 @@ pub const SETS: &[SetSpec] = &[
         ..set_spec(SET_MASQ_SUBNETS, &[Ipv4])
     },
     set_spec(SET_DNAT_SEEN, &[Ipv4]),
+    set_spec(SET_PROTECTED_BRIDGES, &[Ifname]),
     map_spec(MAP_PUB_ANY_ADDR, PROTO_PORT, Ipv4),
     map_spec(MAP_PUB_ANY_PORT, PROTO_PORT, InetService),
     map_spec(MAP_PUB_IP_ADDR, ADDR_PROTO_PORT, Ipv4),
@@ -135,6 +144,7 @@ pub const SETS: &[SetSpec] = &[
     in_bridge_table(set_spec(SET_GUARDED_PORTS, &[Ifname])),
     in_bridge_table(set_spec(SET_PORT_MAC, &[Ifname, EtherAddr])),
     in_bridge_table(set_spec(SET_PORT_IP, &[Ifname, Ipv4])),
+    in_bridge_table(map_spec(MAP_MAC_OWNER, &[Ifname, EtherAddr], Ifname)),
 ];
 
 const fn in_bridge_table(s: SetSpec) -> SetSpec {
@@ -327,8 +337,16 @@ pub fn skeleton() -> Vec<Value> {
             json!([
                 is(meta("iifname"), set_ref(SET_BRIDGES)),
                 is(meta("oifname"), set_ref(SET_BRIDGES)),
-                drop
+                drop.clone()
             ]),
+        ),
+        // Direct routing: a neighbour that routes a protected network's
+        // subnet via this host reaches none of its ports (moby #48724).
+        // Replies, the network's own traffic and published ports were
+        // accepted above.
+        rule(
+            "forward",
+            json!([is(meta("oifname"), set_ref(SET_PROTECTED_BRIDGES)), drop]),
         ),
         // Outbound masquerade, not for traffic staying on an ocinet bridge.
         rule(
@@ -438,11 +456,13 @@ fn anti_spoofing() -> Vec<Value> {
     out
 }
 
-/// The elements that pin a container's bridge port to its MAC and address.
+/// The elements that pin a container's bridge port to its MAC and address,
+/// and that MAC to that port of `bridge`.
 pub fn guard_elements(
     port: &str,
     mac: &str,
     ip: std::net::Ipv4Addr,
+    bridge: &str,
 ) -> Vec<crate::model::FirewallElement> {
     let elem = |set: &str, key: Value| crate::model::FirewallElement {
         set: set.into(),
@@ -453,7 +473,17 @@ pub fn guard_elements(
         elem(SET_GUARDED_PORTS, json!(port)),
         elem(SET_PORT_MAC, json!({"concat": [port, mac]})),
         elem(SET_PORT_IP, json!({"concat": [port, ip.to_string()]})),
+        mac_owner_element(bridge, mac, port),
     ]
+}
+
+/// `mac` on `bridge` belongs to `port`.
+pub fn mac_owner_element(bridge: &str, mac: &str, port: &str) -> crate::model::FirewallElement {
+    crate::model::FirewallElement {
+        set: MAP_MAC_OWNER.into(),
+        key: json!({"concat": [bridge, mac]}),
+        value: Some(json!(port)),
+    }
 }
 
 /// The record that a connection may have been DNATed to `ip`: put back for
@@ -511,6 +541,9 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     if n.internal {
         out.push((SET_INTERNAL_BRIDGES, json!(n.bridge)));
     } else {
+        if n.gateway_mode == crate::model::network::GatewayMode::Nat {
+            out.push((SET_PROTECTED_BRIDGES, json!(n.bridge)));
+        }
         out.push((
             SET_MASQ_SUBNETS,
             json!({"prefix": {"addr": n.subnet.network().to_string(), "len": n.subnet.prefix_len()}}),

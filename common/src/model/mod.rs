@@ -6,5 +6,5 @@ pub mod network;
 pub mod ports;
 
 pub use endpoint::{Endpoint, FirewallElement, Mode, Phase, ProcessId};
-pub use network::Network;
+pub use network::{GatewayMode, Network};
 pub use ports::{PortMapping, PortSpec, Protocol};

@@ -28,7 +28,61 @@ pub struct Network {
     /// No masquerade, no default route and no forwarding in or out.
     #[serde(default)]
     pub internal: bool,
+    /// Whether hosts that route the subnet via this host can reach its
+    /// containers directly. Networks saved before this field are `nat`.
+    #[serde(default)]
+    pub gateway_mode: GatewayMode,
 }
+
+/// Docker's `gateway_mode_ipv4`, for the two modes it has with NAT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayMode {
+    /// New connections from outside the network reach its containers only
+    /// through a published port (Docker 28 and later).
+    #[default]
+    Nat,
+    /// Anyone who can route to the subnet reaches every port (Docker
+    /// before 28).
+    NatUnprotected,
+}
+
+impl GatewayMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayMode::Nat => "nat",
+            GatewayMode::NatUnprotected => "nat-unprotected",
+        }
+    }
+}
+
+impl std::str::FromStr for GatewayMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "nat" => Ok(GatewayMode::Nat),
+            "nat-unprotected" => Ok(GatewayMode::NatUnprotected),
+            _ => Err(Error::invalid(
+                "gateway-mode",
+                s,
+                "must be nat or nat-unprotected",
+            )),
+        }
+    }
+}
+
+/// Ranges no container network can use: the kernel refuses or misroutes
+/// addresses there (or, link-local, they belong to every link at once).
+const UNUSABLE: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "is \"this network\" (0.0.0.0/8)"),
+    ("127.0.0.0/8", "is loopback (127.0.0.0/8)"),
+    ("169.254.0.0/16", "is link-local (169.254.0.0/16)"),
+    ("224.0.0.0/4", "is multicast (224.0.0.0/4)"),
+    (
+        "240.0.0.0/4",
+        "is reserved (240.0.0.0/4, with the broadcast address)",
+    ),
+];
 
 impl Network {
     pub fn default_network() -> Self {
@@ -41,6 +95,7 @@ impl Network {
             bridge: DEFAULT_BRIDGE.into(),
             mtu: DEFAULT_MTU,
             internal: false,
+            gateway_mode: GatewayMode::Nat,
         }
     }
 
@@ -65,6 +120,7 @@ impl Network {
                 .unwrap_or_else(|| bridge_name_for(name)),
             mtu: mtu.unwrap_or(DEFAULT_MTU),
             internal,
+            gateway_mode: GatewayMode::Nat,
         };
         net.validate()?;
         Ok(net)
@@ -89,6 +145,18 @@ impl Network {
                 self.subnet,
                 "must be /8 or smaller",
             ));
+        }
+        for (range, why) in UNUSABLE {
+            let range: Ipv4Net = range
+                .parse()
+                .map_err(|_| Error::invalid("range", range, "constant"))?;
+            if range.contains(&self.subnet.network()) || self.subnet.contains(&range.network()) {
+                return Err(Error::invalid(
+                    "subnet",
+                    self.subnet,
+                    format!("{why}: containers cannot use it"),
+                ));
+            }
         }
         let gw = self.gateway;
         if !self.subnet.contains(&gw)
@@ -248,6 +316,22 @@ mod tests {
             let e = r.unwrap_err().to_string();
             assert!(e.starts_with(&format!("invalid {field}")), "{e}");
         }
+        for bad in [
+            "224.1.0.0/16",
+            "239.255.0.0/24",
+            "127.5.0.0/16",
+            "0.0.0.0/8",
+            "255.0.0.0/8",
+            "169.254.0.0/16",
+        ] {
+            let e = Network::new("n", bad.parse().unwrap(), None, None, None, None, false)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("invalid subnet") && e.contains("cannot use"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
@@ -282,17 +366,31 @@ pub fn find_conflict(
     routes: &[(Ipv4Net, String)],
 ) -> Option<String> {
     let overlaps = |a: &Ipv4Net, b: &Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
-    for n in existing.iter().filter(|n| n.name != candidate.name) {
+    // Until the default network is made (at the first container that
+    // names no network), its subnet and bridge are held for it: taken by
+    // another network, every such container would fail.
+    let default = Network::default_network();
+    let reserved = (!existing.iter().any(|n| n.name == DEFAULT_NETWORK)).then_some(&default);
+    for n in existing
+        .iter()
+        .chain(reserved)
+        .filter(|n| n.name != candidate.name)
+    {
+        let whose = if Some(n) == reserved {
+            format!("the default network {} (reserved for it)", n.name)
+        } else {
+            format!("network {}", n.name)
+        };
         if overlaps(&n.subnet, &candidate.subnet) {
             return Some(format!(
-                "subnet {} overlaps network {} ({})",
-                candidate.subnet, n.name, n.subnet
+                "subnet {} overlaps {whose} ({})",
+                candidate.subnet, n.subnet
             ));
         }
         if n.bridge == candidate.bridge {
             return Some(format!(
-                "bridge {} is already used by network {}",
-                candidate.bridge, n.name
+                "bridge {} is already used by {whose}",
+                candidate.bridge
             ));
         }
     }
@@ -348,5 +446,19 @@ mod conflict_tests {
         assert!(find_conflict(&n("c", "10.9.0.0/24", "brc"), &existing, &routes).is_none());
         // Re-checking an existing network against itself is no conflict.
         assert!(find_conflict(&existing[0], &existing, &routes).is_none());
+        // The default network's subnet and bridge are held for it until it
+        // exists, and then are simply its own.
+        let c = find_conflict(&n("d", "10.87.5.0/24", "brd"), &existing, &routes).unwrap();
+        assert!(c.contains("default network ocinet (reserved"), "{c}");
+        let c = find_conflict(&n("d", "10.3.0.0/24", "ocinet0"), &existing, &routes).unwrap();
+        assert!(
+            c.contains("bridge ocinet0") && c.contains("reserved"),
+            "{c}"
+        );
+        let mut with_default = existing.clone();
+        with_default.push(Network::default_network());
+        let c = find_conflict(&n("d", "10.87.5.0/24", "brd"), &with_default, &routes).unwrap();
+        assert!(c.contains("overlaps network ocinet"), "{c}");
+        assert!(find_conflict(&Network::default_network(), &existing, &routes).is_none());
     }
 }

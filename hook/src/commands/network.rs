@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ocinet_common::firewall::Change;
-use ocinet_common::model::Network;
+use ocinet_common::model::{GatewayMode, Network};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 use serde_json::json;
@@ -22,6 +22,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             bridge,
             mtu,
             internal,
+            gateway_mode,
         } => create(
             ctx,
             name,
@@ -31,6 +32,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             bridge.as_deref(),
             *mtu,
             *internal,
+            *gateway_mode,
         ),
         NetworkCommand::Ls => ls(ctx),
         NetworkCommand::Inspect { name } => inspect(ctx, name),
@@ -48,6 +50,7 @@ fn create(
     bridge: Option<&str>,
     mtu: Option<u32>,
     internal: bool,
+    gateway_mode: GatewayMode,
 ) -> Result<String> {
     let _lock = ctx.lock()?;
     let mut nl = Netlink::new()?;
@@ -58,7 +61,10 @@ fn create(
         Some(s) => s,
         None => free_subnet(ctx, &mut nl)?,
     };
-    let net = Network::new(name, subnet, gateway, ip_range, bridge, mtu, internal)?;
+    let net = Network {
+        gateway_mode,
+        ..Network::new(name, subnet, gateway, ip_range, bridge, mtu, internal)?
+    };
     networks::check_conflicts(ctx, &net, &mut nl)?;
     if let Some(l) = nl.link_by_name(&net.bridge)? {
         return Err(Error::Conflict(format!(
@@ -153,7 +159,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "Driver": "bridge",
         "Internal": net.internal,
         "IPAM": {"Driver": "ocinet", "Config": [ipam]},
-        "Options": {"bridge": net.bridge, "mtu": net.mtu},
+        "Options": {"bridge": net.bridge, "mtu": net.mtu, "gateway_mode": net.gateway_mode.as_str()},
         "Containers": containers,
     }]);
     serde_json::to_string_pretty(&doc)

@@ -1,0 +1,237 @@
+//! Issue 13: what a hostile tester broke. A container taking another's
+//! MAC (or the bridge's), neighbours routing a network's subnet via the
+//! host to reach unpublished ports, and networks meeting interfaces that
+//! ocinet did not create.
+
+use std::process::{Command, Stdio};
+
+use ocinet_integration::{
+    answers, assert_clean, both_runtimes, ok, run_cmd, text, Host, Proc, Runtime, Spec,
+    HOST_LINK_IP, OUTSIDE_IP,
+};
+
+fn field(h: &Host, id: &str, k: &str) -> String {
+    h.endpoint(id)
+        .and_then(|e| e[k].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no {k} for {id}"))
+}
+
+fn log(h: &Host) -> String {
+    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
+}
+
+/// Start a container that must be refused; the hook's log must say `why`
+/// and nothing of it may be left.
+#[track_caller]
+fn refused(h: &Host, rt: Runtime, tag: &str, spec: &Spec, why: &[&str]) {
+    let c = h.start(rt, tag, spec);
+    assert!(c.exit.is_some_and(|s| !s.success()), "{tag} was started");
+    let l = log(h);
+    for w in why {
+        assert!(l.contains(w), "{tag}: log lacks {w:?}: {l}");
+    }
+    assert_clean(h, &c.id);
+}
+
+#[track_caller]
+fn silent(o: std::process::Output) {
+    assert!(!o.status.success(), "expected no answer, got: {}", text(&o));
+}
+
+fn pings(h: &Host, ip: &str) -> usize {
+    let o = h.exec(&["ping", "-c", "5", "-i", "0.2", "-W", "1", ip]);
+    let t = text(&o);
+    t.split(" received")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn mac_of_bridge(h: &Host, bridge: &str) -> String {
+    let o = ok(h.exec(&["ip", "-j", "link", "show", bridge]));
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap_or_default();
+    v[0]["address"].as_str().unwrap_or_default().to_string()
+}
+
+fn a_mac_belongs_to_one_container(rt: Runtime) {
+    let h = Host::new();
+    let victim = h.start(rt, "victim", &Spec::default());
+    assert!(victim.exit.is_none(), "{}", victim.output());
+    let vmac = field(&h, &victim.id, "mac");
+    let vip = field(&h, &victim.id, "ip");
+    refused(
+        &h,
+        rt,
+        "thief",
+        &Spec::default().ann("io.ocinet.mac", &vmac),
+        &[
+            &format!("invalid io.ocinet.mac \"{vmac}\""),
+            &format!("container {}", victim.id),
+        ],
+    );
+    let bmac = mac_of_bridge(&h, "ocinet0");
+    refused(
+        &h,
+        rt,
+        "asbridge",
+        &Spec::default().ann("io.ocinet.mac", &bmac),
+        &[&format!("\"{bmac}\": is the MAC of bridge ocinet0")],
+    );
+    // A MAC ocinet would derive for an address nobody holds yet.
+    refused(
+        &h,
+        rt,
+        "future",
+        &Spec::default().ann("io.ocinet.mac", "02:6f:0a:57:00:c8"),
+        &["derived from 10.87.0.200 and kept for the container"],
+    );
+    let fixed = h.start(
+        rt,
+        "fixed",
+        &Spec::default().ann("io.ocinet.mac", "02:42:ac:11:00:09"),
+    );
+    assert!(fixed.exit.is_none(), "{}", fixed.output());
+    refused(
+        &h,
+        rt,
+        "twin",
+        &Spec::default().ann("io.ocinet.mac", "02:42:ac:11:00:09"),
+        &[&format!(
+            "is already the MAC of container {} ({}) on network ocinet",
+            fixed.id, fixed.id
+        )],
+    );
+    // Its own derived MAC, asked for explicitly, is fine.
+    let own = h.start(
+        rt,
+        "own",
+        &Spec::default()
+            .ann("io.ocinet.ip", "10.87.0.77")
+            .ann("io.ocinet.mac", "02:6f:0a:57:00:4d"),
+    );
+    assert!(own.exit.is_none(), "{}", own.output());
+
+    // From inside: a neighbour that takes the victim's MAC on its own eth0
+    // and sends with it must not move the MAC to its port.
+    let t = h.start(rt, "inside", &Spec::default());
+    assert!(t.exit.is_none(), "{}", t.output());
+    let in_t = |args: &[&str]| {
+        run_cmd(
+            Command::new("nsenter")
+                .arg(format!("--net={}", h.netns_of(&t.id)))
+                .args(args),
+        )
+    };
+    ok(in_t(&["ip", "link", "set", "eth0", "address", &vmac]));
+    let _ = in_t(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.87.0.1"]);
+    assert_eq!(pings(&h, &vip), 5, "the victim lost its traffic");
+    let fdb = ok(h.exec(&["bridge", "fdb", "show", "br", "ocinet0"]));
+    let vport = ocinet_integration::host_veth_name(&victim.id);
+    let line = fdb
+        .lines()
+        .find(|l| l.starts_with(&vmac))
+        .unwrap_or_else(|| panic!("{vmac} not in the fdb: {fdb}"));
+    assert!(line.contains(&format!("dev {vport} ")), "{line}");
+}
+
+/// `busybox httpd` in the outside namespace, answering "hello from outside".
+fn outside_server(h: &Host) -> Proc {
+    let www = h.dir.join("outside-www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "hello from outside\n").expect("index");
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", h.outside()))
+        .args(["busybox", "httpd", "-f", "-p", "8000", "-h"])
+        .arg(&www)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("outside httpd");
+    for _ in 0..50 {
+        if h.exec_outside(&["busybox", "nc", "-z", "127.0.0.1", "8000"])
+            .status
+            .success()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+fn unpublished_ports_are_closed_to_direct_routing(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    let _server = outside_server(&h);
+    let a = h.start(rt, "closed", &Spec::default());
+    assert!(a.exit.is_none(), "{}", a.output());
+    let b = h.start(
+        rt,
+        "pub",
+        &Spec::default().ann("io.ocinet.ports", "8080:80"),
+    );
+    assert!(b.exit.is_none(), "{}", b.output());
+    let (aip, bip) = (field(&h, &a.id, "ip"), field(&h, &b.id, "ip"));
+    // The neighbour routes the default network via this host.
+    ok(h.exec_outside(&["ip", "route", "add", "10.87.0.0/16", "via", HOST_LINK_IP]));
+    silent(h.wget_outside(&format!("http://{aip}:80/")));
+    silent(h.wget_outside(&format!("http://{bip}:80/")));
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")),
+        &b.id,
+    );
+    // Outbound connections and their replies, the host itself, neighbours
+    // on the network and hairpin through the host address still work.
+    let out = h.wget_from(&a.id, &format!("http://{OUTSIDE_IP}:8000/"));
+    assert!(text(&out).contains("hello from outside"), "{}", text(&out));
+    answers(h.wget(&format!("http://{aip}:80/")), &a.id);
+    answers(h.wget_from(&a.id, &format!("http://{bip}:80/")), &b.id);
+    answers(
+        h.wget_from(&a.id, &format!("http://{HOST_LINK_IP}:8080/")),
+        &b.id,
+    );
+
+    // A network that keeps Docker's pre-28 behaviour.
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "open",
+        "--subnet",
+        "10.66.0.0/24",
+        "--gateway-mode",
+        "nat-unprotected",
+    ]));
+    let c = h.start(
+        rt,
+        "open",
+        &Spec::default().ann("io.ocinet.network", "open"),
+    );
+    assert!(c.exit.is_none(), "{}", c.output());
+    let cip = field(&h, &c.id, "ip");
+    ok(h.exec_outside(&["ip", "route", "add", "10.66.0.0/24", "via", HOST_LINK_IP]));
+    answers(h.wget_outside(&format!("http://{cip}:80/")), &c.id);
+    let out = h.wget_from(&c.id, &format!("http://{OUTSIDE_IP}:8000/"));
+    assert!(text(&out).contains("hello from outside"), "{}", text(&out));
+    // Still isolated from the other network.
+    silent(h.wget_from(&c.id, &format!("http://{aip}:80/")));
+    let mode = |net: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(h.ocinet(&["network", "inspect", net]))).unwrap_or_default();
+        v[0]["Options"]["gateway_mode"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(mode("ocinet"), "nat");
+    assert_eq!(mode("open"), "nat-unprotected");
+    let bad = h.ocinet(&["network", "create", "x", "--gateway-mode", "routed"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("routed"), "{}", text(&bad));
+}
+
+both_runtimes!(
+    a_mac_belongs_to_one_container,
+    unpublished_ports_are_closed_to_direct_routing,
+);
