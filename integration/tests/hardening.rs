@@ -231,7 +231,165 @@ fn unpublished_ports_are_closed_to_direct_routing(rt: Runtime) {
     assert!(text(&bad).contains("routed"), "{}", text(&bad));
 }
 
+fn addresses_of(h: &Host, ifname: &str) -> String {
+    ok(h.exec(&["ip", "-o", "-4", "addr", "show", "dev", ifname]))
+}
+
+#[track_caller]
+fn cli_refused(h: &Host, args: &[&str], why: &[&str]) {
+    let o = h.ocinet(args);
+    let t = text(&o);
+    assert!(!o.status.success(), "{args:?} succeeded: {t}");
+    for w in why {
+        assert!(t.contains(w), "{args:?}: {t:?} lacks {w:?}");
+    }
+}
+
+fn foreign_interfaces_are_left_alone(rt: Runtime) {
+    let h = Host::new();
+    // A veth that took the name of a network's bridge after the network
+    // was made: setup refuses it, rm leaves it.
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "fx",
+        "--subnet",
+        "10.61.0.0/24",
+        "--bridge",
+        "brfx",
+    ]));
+    ok(h.exec(&[
+        "ip", "link", "add", "brfx", "type", "veth", "peer", "name", "brfxp",
+    ]));
+    refused(
+        &h,
+        rt,
+        "onveth",
+        &Spec::default().ann("io.ocinet.network", "fx"),
+        &[
+            "interface brfx",
+            "is a veth interface, not a bridge",
+            "leaves it alone",
+        ],
+    );
+    ok(h.ocinet(&["network", "rm", "fx"]));
+    assert!(
+        h.links("veth").contains(&"brfx".to_string()),
+        "the veth was deleted"
+    );
+
+    // A bridge of someone else's, with an address of its own.
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "fy",
+        "--subnet",
+        "10.62.0.0/24",
+        "--bridge",
+        "brfy",
+    ]));
+    ok(h.exec(&["ip", "link", "add", "brfy", "type", "bridge"]));
+    ok(h.exec(&["ip", "addr", "add", "10.99.0.1/24", "dev", "brfy"]));
+    refused(
+        &h,
+        rt,
+        "onbridge",
+        &Spec::default().ann("io.ocinet.network", "fy"),
+        &["interface brfy", "is a bridge ocinet did not create"],
+    );
+    let addrs = addresses_of(&h, "brfy");
+    assert!(
+        !addrs.contains("10.62.0.1"),
+        "the foreign bridge was configured: {addrs}"
+    );
+    ok(h.ocinet(&["network", "rm", "fy"]));
+    assert!(
+        addresses_of(&h, "brfy").contains("10.99.0.1/24"),
+        "the foreign bridge was deleted"
+    );
+    // ... and a network cannot be made on top of it.
+    cli_refused(
+        &h,
+        &[
+            "network",
+            "create",
+            "fz",
+            "--subnet",
+            "10.63.0.0/24",
+            "--bridge",
+            "brfy",
+        ],
+        &["interface brfy", "already exists"],
+    );
+
+    // rm while an attached container's record cannot be read.
+    ok(h.ocinet(&["network", "create", "fw", "--subnet", "10.64.0.0/24"]));
+    let mut c = h.start(
+        rt,
+        "attached",
+        &Spec::default().ann("io.ocinet.network", "fw"),
+    );
+    assert!(c.exit.is_none(), "{}", c.output());
+    let record = h
+        .state_dir()
+        .join("endpoints")
+        .join(format!("{}.json", c.id));
+    let saved = std::fs::read(&record).expect("record");
+    std::fs::write(&record, b"{\"id\": tr").expect("corrupt");
+    cli_refused(
+        &h,
+        &["network", "rm", "fw"],
+        &[
+            "cannot tell whether every container has left it",
+            &format!("{}.json", c.id),
+        ],
+    );
+    std::fs::write(&record, saved).expect("restore");
+    answers(
+        h.wget(&format!("http://{}:80/", field(&h, &c.id, "ip"))),
+        &c.id,
+    );
+    h.stop(&mut c);
+    ok(h.ocinet(&["network", "rm", "fw"]));
+
+    // Subnets no container can use, and what the default network needs.
+    for bad in [
+        "224.1.0.0/16",
+        "127.1.0.0/16",
+        "0.0.0.0/8",
+        "255.0.0.0/8",
+        "169.254.0.0/16",
+    ] {
+        cli_refused(
+            &h,
+            &["network", "create", "bad", "--subnet", bad],
+            &[&format!("invalid subnet \"{bad}\""), "cannot use it"],
+        );
+    }
+    cli_refused(
+        &h,
+        &["network", "create", "taker", "--subnet", "10.87.3.0/24"],
+        &["overlaps the default network ocinet (reserved for it)"],
+    );
+    cli_refused(
+        &h,
+        &[
+            "network",
+            "create",
+            "taker",
+            "--subnet",
+            "10.65.0.0/24",
+            "--bridge",
+            "ocinet0",
+        ],
+        &["bridge ocinet0", "reserved"],
+    );
+    let d = h.start(rt, "default", &Spec::default());
+    assert!(d.exit.is_none(), "{}", d.output());
+}
+
 both_runtimes!(
     a_mac_belongs_to_one_container,
     unpublished_ports_are_closed_to_direct_routing,
+    foreign_interfaces_are_left_alone,
 );

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::cli::NetworkCommand;
 use crate::context::{Context, Subject};
+use crate::lifecycle::bridge;
 use crate::networks;
 
 pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
@@ -173,7 +174,14 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
         .config
         .load(name)?
         .ok_or_else(|| Error::NotFound(format!("network {name:?} does not exist")))?;
-    let (eps, _) = ctx.state.list_endpoints();
+    let (eps, unreadable) = ctx.state.list_endpoints();
+    // A record that cannot be read may be a running container of this
+    // network: removing the bridge would cut it off (gc is as careful).
+    if let Some(e) = unreadable.first() {
+        return Err(Error::Conflict(format!(
+            "network {name}: cannot tell whether every container has left it: {e}; fix or remove that record first"
+        )));
+    }
     let attached: Vec<&str> = eps
         .iter()
         .filter(|e| e.network() == Some(name))
@@ -187,7 +195,17 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
         )));
     }
     let mut nl = Netlink::new()?;
-    nl.delete_link(&net.bridge)?;
+    match nl.link_by_name(&net.bridge)? {
+        Some(l) if bridge::is_ours(&l) => {
+            nl.delete_link(&net.bridge)?;
+        }
+        Some(l) => tracing::warn!(
+            network = name,
+            interface = %l.name,
+            "left alone: an interface of the bridge's name that ocinet did not create"
+        ),
+        None => {}
+    }
     ctx.apply_firewall(
         &Change {
             networks_removed: vec![net.clone()],

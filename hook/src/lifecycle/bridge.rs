@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ocinet_common::firewall::{ruleset, Change, Firewall};
 use ocinet_common::model::{Endpoint, Network};
+use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{netns, sysctl, validate, Error, Result};
 
@@ -36,9 +37,37 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 
 /// A stable bridge MAC: otherwise a bridge takes the lowest MAC of its ports
 /// and changes it as containers come and go, breaking neighbours' caches.
+/// It is also how ocinet knows its own bridges (`is_ours`).
 fn bridge_mac(bridge: &str) -> [u8; 6] {
     let h = validate::fnv1a64(bridge.as_bytes()).to_be_bytes();
     [0x02, 0x6e, h[0], h[1], h[2], h[3]]
+}
+
+/// Whether `link` is a bridge ocinet made. The record is the MAC it gave
+/// the bridge when it created it: the kernel keeps it with the interface,
+/// so it cannot outlive the bridge or be wrong about one that someone else
+/// made again under the same name (a record in the state directory could
+/// be both), and bridges made by earlier versions carry it too.
+pub fn is_ours(link: &Link) -> bool {
+    link.kind.as_deref() == Some("bridge") && link.mac == bridge_mac(&link.name)
+}
+
+/// Refuse an interface of the bridge's name that ocinet did not make:
+/// never configure or delete someone else's interface.
+fn foreign(net: &Network, link: &Link) -> Error {
+    let what = match link.kind.as_deref() {
+        Some("bridge") => format!(
+            "is a bridge ocinet did not create (its MAC {} is not the {} ocinet gives it)",
+            validate::format_mac(&link.mac),
+            validate::format_mac(&bridge_mac(&link.name))
+        ),
+        Some(kind) => format!("is a {kind} interface, not a bridge"),
+        None => "is not a bridge".into(),
+    };
+    Error::Conflict(format!(
+        "network {}: interface {} (index {}) {what}; ocinet leaves it alone: remove it, or use a network with another bridge",
+        net.name, link.name, link.index
+    ))
 }
 
 fn netns_link_for(id: &str) -> PathBuf {
@@ -427,11 +456,8 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
             })?
         }
     };
-    if link.kind.as_deref() != Some("bridge") {
-        return Err(Error::Conflict(format!(
-            "network {}: interface {} exists and is not a bridge",
-            net.name, net.bridge
-        )));
+    if !is_ours(&link) {
+        return Err(foreign(net, &link));
     }
     if !link.up {
         nl.set_up(link.index, &format!("set {} up", net.bridge))?;
