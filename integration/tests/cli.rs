@@ -179,6 +179,36 @@ fn network_ls_columns_line_up_with_long_names_and_wide_subnets() {
     );
 }
 
+/// An annotation key in another case is not ocinet's: the container
+/// starts as if it were absent, and the log names the key.
+#[test]
+fn annotation_keys_in_another_case_are_named_in_the_log() {
+    let h = Host::new();
+    for rt in [Runtime::Runc, Runtime::Crun] {
+        let mut c = h.start(
+            rt,
+            "case",
+            &Spec::default().ann("IO.OCINET.NETWORK", "none"),
+        );
+        assert!(c.exit.is_none(), "{}: {}", rt.name(), c.output());
+        let ep = h.endpoint(&c.id).expect("endpoint");
+        assert_eq!(ep["network"], "ocinet", "{ep}");
+        let ip = ep["ip"].as_str().expect("bridge address").to_string();
+        let reply = text(&h.wget(&format!("http://{ip}/")));
+        assert!(reply.contains(&format!("hello from {}", c.id)), "{reply}");
+        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        assert!(
+            log.lines().any(|l| l.contains(&c.id)
+                && l.contains("WARN")
+                && l.contains("\"IO.OCINET.NETWORK\"")),
+            "{}: no warning naming the key in\n{log}",
+            rt.name()
+        );
+        h.stop(&mut c);
+        assert!(h.leftovers(&c.id).is_empty(), "{:?}", h.leftovers(&c.id));
+    }
+}
+
 #[test]
 fn gc_cleans_up_after_a_dead_runtime() {
     let h = Host::new();
