@@ -25,9 +25,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
             if c > 0 {
                 line += "   ";
             }
-            line += cell;
-            let pad = widths[c].saturating_sub(cell.chars().count());
-            line.extend(std::iter::repeat(' ').take(pad));
+            line += &format!("{cell:<w$}", w = widths[c]);
         }
         out += line.trim_end();
         out.push('\n');
