@@ -6,6 +6,7 @@ mod cli;
 mod collectors;
 mod web;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,9 +26,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Colour only for a person at a terminal: a redirected log (journald,
+    // a file) would get raw escape codes.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     if !cli.telemetry_path.starts_with('/') || cli.telemetry_path == "/" {

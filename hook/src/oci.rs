@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec, State};
+use oci_spec::runtime::State;
 use ocinet_common::{validate, Error, Result};
+use serde::Deserialize;
 
 /// Far above any real state document; stops a runaway writer.
 const MAX_STATE_BYTES: u64 = 1 << 20;
@@ -66,8 +67,39 @@ fn summarize(buf: &[u8]) -> String {
     }
 }
 
+/// Far above any real config.json (seccomp profiles included); stops a
+/// runaway or hostile file from being read whole.
+const MAX_CONFIG_BYTES: u64 = 8 << 20;
+
+/// The few parts of config.json the hook reads. Everything else is the
+/// runtime's business: runc and crun run documents that a strict reading of
+/// the runtime-spec rejects (no `process.user`, capabilities or scheduler
+/// policies from a newer spec), and the hook must not fail those.
+#[derive(Debug, Default, Deserialize)]
+struct Config {
+    #[serde(default)]
+    annotations: Option<HashMap<String, String>>,
+    #[serde(default)]
+    linux: Option<Linux>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Linux {
+    #[serde(default)]
+    namespaces: Option<Vec<Namespace>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Namespace {
+    /// A string; types this hook does not know are skipped.
+    #[serde(rename = "type", default)]
+    typ: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+}
+
 pub struct Bundle {
-    pub spec: Spec,
+    config: Config,
 }
 
 pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
@@ -79,16 +111,88 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
         ));
     }
     let config_path = bundle.join("config.json");
-    let spec = Spec::load(&config_path).map_err(|e| match e {
-        oci_spec::OciSpecError::Io(io) => Error::io(&config_path, io),
-        other => Error::invalid("config.json", config_path.display(), other.to_string()),
-    })?;
-    Ok(Bundle { spec })
+    let mut buf = Vec::new();
+    std::fs::File::open(&config_path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut buf))
+        .map_err(|e| Error::io(&config_path, e))?;
+    if buf.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::invalid(
+            "config.json",
+            config_path.display(),
+            format!("larger than {} MiB", MAX_CONFIG_BYTES >> 20),
+        ));
+    }
+    let config = parse_config(&buf).map_err(|e| e.context(config_path.display().to_string()))?;
+    Ok(Bundle { config })
+}
+
+/// Parse in two steps, so that a field of the wrong type is reported with
+/// its JSON path and the value found there, not only serde's message.
+fn parse_config(buf: &[u8]) -> Result<Config> {
+    let doc: serde_json::Value = serde_json::from_slice(buf)
+        .map_err(|e| Error::invalid("config.json", summarize(buf), format!("not JSON: {e}")))?;
+    // serde would take an array for a struct (its fields in order); the
+    // runtimes take only objects there.
+    let mut objects = vec![("".to_string(), "config.json".to_string())];
+    objects.push(("/linux".into(), "config.json linux".into()));
+    let n = doc
+        .pointer("/linux/namespaces")
+        .and_then(|v| v.as_array())
+        .map_or(0, Vec::len);
+    objects.extend((0..n).map(|i| {
+        (
+            format!("/linux/namespaces/{i}"),
+            format!("config.json linux.namespaces[{i}]"),
+        )
+    }));
+    for (pointer, field) in objects {
+        match doc.pointer(&pointer) {
+            None | Some(serde_json::Value::Null | serde_json::Value::Object(_)) => {}
+            Some(v) => {
+                return Err(Error::invalid(
+                    field,
+                    summarize(v.to_string().as_bytes()),
+                    "expected an object",
+                ))
+            }
+        }
+    }
+    serde_path_to_error::deserialize::<_, Config>(&doc).map_err(|e| {
+        let mut field = String::from("config.json ");
+        let mut pointer = String::new();
+        for seg in e.path().iter() {
+            use serde_path_to_error::Segment;
+            match seg {
+                Segment::Seq { index } => {
+                    field += &format!("[{index}]");
+                    pointer += &format!("/{index}");
+                }
+                Segment::Map { key } => {
+                    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        if !field.ends_with(' ') {
+                            field.push('.');
+                        }
+                        field += key;
+                    } else {
+                        field += &format!("[{key:?}]");
+                    }
+                    pointer += &format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+                }
+                Segment::Enum { .. } | Segment::Unknown => {}
+            }
+        }
+        let value = doc
+            .pointer(&pointer)
+            .map(|v| summarize(v.to_string().as_bytes()))
+            .unwrap_or_default();
+        Error::invalid(field.trim_end(), value, e.inner().to_string())
+    })
 }
 
 impl Bundle {
     pub fn annotations(&self) -> HashMap<String, String> {
-        self.spec.annotations().clone().unwrap_or_default()
+        self.config.annotations.clone().unwrap_or_default()
     }
 
     /// The container's network namespace: the config's path if it names
@@ -96,18 +200,15 @@ impl Bundle {
     /// no network namespace of its own (it runs in the host's).
     pub fn netns_path(&self, pid: Option<i32>) -> Result<Option<PathBuf>> {
         let ns = self
-            .spec
-            .linux()
+            .config
+            .linux
             .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .and_then(|nss| {
-                nss.iter()
-                    .find(|n| n.typ() == LinuxNamespaceType::Network)
-                    .cloned()
-            });
+            .and_then(|l| l.namespaces.as_ref())
+            .and_then(|nss| nss.iter().find(|n| n.typ.as_deref() == Some("network")));
         let Some(ns) = ns else { return Ok(None) };
-        if let Some(p) = ns.path() {
-            return Ok(Some(p.clone()));
+        // runc and crun make a new namespace for an empty path.
+        if let Some(p) = ns.path.as_deref().filter(|p| !p.is_empty()) {
+            return Ok(Some(PathBuf::from(p)));
         }
         match pid {
             Some(pid) => Ok(Some(PathBuf::from(format!("/proc/{pid}/ns/net")))),
@@ -165,5 +266,129 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("larger than 1 MiB"));
+    }
+
+    fn bundle(doc: &str) -> Result<Bundle> {
+        parse_config(doc.as_bytes()).map(|config| Bundle { config })
+    }
+
+    #[test]
+    fn reads_only_what_it_needs_from_configs_runc_runs() {
+        // Each of these is run by runc 1.1 or crun 1.8 but rejected by a
+        // strict runtime-spec reading.
+        let docs = [
+            r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/"},"linux":{"namespaces":[{"type":"network"}]}}"#,
+            r#"{"process":{"capabilities":{"bounding":["CAP_NEW_THING"]}},"linux":{"namespaces":[{"type":"network"}]}}"#,
+            r#"{"process":{"ioPriority":{"class":"IOPRIO_CLASS_NEW","priority":1}},"linux":{"namespaces":[{"type":"network"}]}}"#,
+            r#"{"process":{"scheduler":{"policy":"SCHED_NEW"}},"linux":{"namespaces":[{"type":"network"}]}}"#,
+            r#"{"linux":{"personality":{"domain":"LINUX_NEW"},"namespaces":[{"type":"network"}]}}"#,
+            r#"{"Process":{"args":["sh"]},"newTopLevel":{"x":1},"linux":{"namespaces":[{"type":"network"}]}}"#,
+            r#"{"linux":{"namespaces":[{"type":"time"},{"type":"newkind","path":"/x"},{"type":"network","path":""}]}}"#,
+            r#"{"annotations":null,"linux":{"namespaces":[{"type":"network","path":null}]}}"#,
+        ];
+        for d in docs {
+            let b = bundle(d).unwrap_or_else(|e| panic!("{d}: {e}"));
+            assert_eq!(
+                b.netns_path(Some(7)).unwrap_or_else(|e| panic!("{d}: {e}")),
+                Some(PathBuf::from("/proc/7/ns/net")),
+                "{d}"
+            );
+            assert!(b.annotations().is_empty());
+        }
+    }
+
+    #[test]
+    fn finds_annotations_and_namespace_paths() {
+        let b = bundle(
+            r#"{"annotations":{"io.ocinet.network":"web"},"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/x"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(b.annotations()["io.ocinet.network"], "web");
+        assert_eq!(
+            b.netns_path(None).unwrap(),
+            Some(PathBuf::from("/run/netns/x"))
+        );
+        // No network entry: the host's namespace. No linux at all: same.
+        for d in [r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#, "{}"] {
+            assert_eq!(bundle(d).unwrap().netns_path(Some(7)).unwrap(), None);
+        }
+        // A new namespace needs the pid to be found.
+        let e = bundle(r#"{"linux":{"namespaces":[{"type":"network","path":""}]}}"#)
+            .unwrap()
+            .netns_path(None)
+            .unwrap_err();
+        assert!(e.to_string().starts_with("invalid pid"), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_needed_field_is_named_with_its_value() {
+        let cases = [
+            (
+                r#"{"annotations":{"io.ocinet.network":5}}"#,
+                r#"invalid config.json annotations["io.ocinet.network"] "5": invalid type: integer `5`"#,
+            ),
+            (
+                r#"{"annotations":["a"]}"#,
+                r#"invalid config.json annotations "[\"a\"]": invalid type: sequence"#,
+            ),
+            (
+                r#"{"linux":{"namespaces":{"type":"network"}}}"#,
+                r#"invalid config.json linux.namespaces "{\"type\":\"network\"}": invalid type: map"#,
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":7}]}}"#,
+                r#"invalid config.json linux.namespaces[1].path "7": invalid type: integer `7`"#,
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":["network"]}]}}"#,
+                r#"invalid config.json linux.namespaces[0].type "[\"network\"]""#,
+            ),
+            (
+                r#"{"linux":5}"#,
+                r#"invalid config.json linux "5": expected an object"#,
+            ),
+            ("[1]", r#"invalid config.json "[1]": expected an object"#),
+            (
+                r#"{"linux":{"namespaces":[["network","/x"]]}}"#,
+                r#"invalid config.json linux.namespaces[0] "[\"network\",\"/x\"]": expected an object"#,
+            ),
+            ("{", r#"invalid config.json "{": not JSON"#),
+        ];
+        for (doc, want) in cases {
+            let e = bundle(doc)
+                .err()
+                .unwrap_or_else(|| panic!("{doc} accepted"))
+                .to_string();
+            assert!(e.starts_with(want), "{doc}:\n got {e}\nwant {want}");
+            assert!(!e.contains("serde failed"), "{e}");
+        }
+    }
+
+    #[test]
+    fn load_bundle_caps_the_size_and_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("ocinet-oci-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = load_bundle(&dir)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("config.json: No such file"), "{e}");
+        let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(9 << 20));
+        std::fs::write(dir.join("config.json"), big).unwrap();
+        let e = load_bundle(&dir)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("larger than 8 MiB"), "{e}");
+        std::fs::write(dir.join("config.json"), r#"{"annotations":{"a":1}}"#).unwrap();
+        let e = load_bundle(&dir)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("config.json: invalid config.json annotations.a \"1\""),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

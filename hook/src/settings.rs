@@ -51,6 +51,24 @@ pub fn resolve(
             format!("unknown; known are {}", KNOWN.join(", ")),
         ));
     }
+    // Annotation keys are case-sensitive; a key in another case would be
+    // ignored without a word. Not an error: such a key may be meant for a
+    // tool other than ocinet.
+    let mut other_case: Vec<&String> = annotations
+        .keys()
+        .filter(|k| {
+            !k.starts_with(ANN_PREFIX)
+                && k.get(..ANN_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(ANN_PREFIX))
+        })
+        .collect();
+    other_case.sort();
+    for k in other_case {
+        tracing::warn!(
+            "ignoring annotation {k:?}: ocinet's keys are lower case ({})",
+            k.to_ascii_lowercase()
+        );
+    }
     // Annotation beats hook arg; each value is reported under the name the
     // user set it by.
     let pick = |ann: &'static str,
@@ -158,6 +176,18 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn keys_in_another_case_are_ignored() {
+        let s = resolve(
+            "c1",
+            &ann(&[("IO.OCINET.NETWORK", "none"), ("Io.Ocinet.Ip", "x")]),
+            &ContainerDefaults::default(),
+        )
+        .unwrap();
+        assert_eq!(s.mode, Mode::Bridge("ocinet".into()));
+        assert_eq!(s.ip, None);
     }
 
     #[test]

@@ -251,6 +251,19 @@ pub struct Spec {
     pub host_netns: bool,
     /// The container's command (default: busybox httpd serving its id).
     pub args: Option<Vec<String>>,
+    /// Applied to config.json last, just before it is written.
+    pub edit: Option<ConfigEdit>,
+}
+
+/// A change to the config.json the harness wrote (a field removed, renamed,
+/// or the whole document replaced), for configs the harness does not model.
+#[derive(Clone)]
+pub struct ConfigEdit(pub std::sync::Arc<dyn Fn(&mut Value) + Send + Sync>);
+
+impl std::fmt::Debug for ConfigEdit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigEdit(..)")
+    }
 }
 
 impl Spec {
@@ -260,6 +273,10 @@ impl Spec {
     }
     pub fn hook_arg(mut self, a: &str) -> Self {
         self.hook_args.push(a.into());
+        self
+    }
+    pub fn edit(mut self, f: impl Fn(&mut Value) + Send + Sync + 'static) -> Self {
+        self.edit = Some(ConfigEdit(std::sync::Arc::new(f)));
         self
     }
 }
@@ -567,7 +584,7 @@ impl Host {
         });
         let mut hooks = json!({"poststop": [hook(stop_args)]});
         hooks[rt.stage()] = json!([hook(hook_args)]);
-        let config = json!({
+        let mut config = json!({
             "ociVersion": "1.0.2",
             "process": {
                 "terminal": false, "user": {"uid": 0, "gid": 0}, "args": args,
@@ -596,6 +613,9 @@ impl Host {
                 "readonlyPaths": ["/proc/sys"]
             }
         });
+        if let Some(edit) = &spec.edit {
+            (edit.0)(&mut config);
+        }
         std::fs::write(
             bundle.join("config.json"),
             serde_json::to_vec_pretty(&config).unwrap_or_default(),

@@ -62,7 +62,9 @@ fn cases() -> Vec<Case> {
         Case { name: "relative bundle", stdin: r#"{"ociVersion":"1.0","id":"b1","status":"creating","pid":{PID},"bundle":"rel/dir"}"#.into(), config: good.clone(), expect: &["invalid bundle", "absolute"] },
         Case { name: "missing config.json", stdin: state("c1", ""), config: None, expect: &["config.json", "No such file"] },
         Case { name: "config.json not JSON", stdin: state("c2", ""), config: Some("{{{".into()), expect: &["config.json"] },
-        Case { name: "config.json wrong types", stdin: state("c3", ""), config: Some(r#"{"ociVersion":"1.0.2","linux":{"namespaces":"net"}}"#.into()), expect: &["config.json"] },
+        Case { name: "config.json wrong types", stdin: state("c3", ""), config: Some(r#"{"ociVersion":"1.0.2","linux":{"namespaces":"net"}}"#.into()), expect: &["config.json linux.namespaces", "\"\\\"net\\\"\"", "expected a sequence"] },
+        Case { name: "config.json annotation not a string", stdin: state("c7", ""), config: Some(r#"{"ociVersion":"1.0.2","annotations":{"io.ocinet.network":5},"linux":{"namespaces":[{"type":"network"}]}}"#.into()), expect: &["config.json annotations[\"io.ocinet.network\"] \"5\"", "expected a string"] },
+        Case { name: "config.json netns path not a string", stdin: state("c8", ""), config: Some(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"network","path":["/x"]}]}}"#.into()), expect: &["config.json linux.namespaces[1].path", "[\\\"/x\\\"]", "expected a string"] },
         Case { name: "netns path is not a namespace", stdin: state("c4", ""), config: Some(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"network","path":"/etc/hostname"}]}}"#.into()), expect: &["network namespace"] },
         Case { name: "netns path missing", stdin: state("c5", ""), config: Some(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"network","path":"/run/netns/does-not-exist"}]}}"#.into()), expect: &["/run/netns/does-not-exist"] },
         Case { name: "bridge mode without own netns", stdin: state("c6", ""), config: Some(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"}]}}"#.into()), expect: &["linux.namespaces", "network namespace"] },
@@ -326,7 +328,7 @@ fn malformed_inputs_are_refused_by_name_and_leave_nothing() {
         h.nft_elements()
     );
     for id in [
-        "bad-ann", "p1", "p2", "p3", "b1", "c1", "c2", "c3", "c4", "c5", "c6",
+        "bad-ann", "p1", "p2", "p3", "b1", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8",
     ] {
         assert!(
             !std::path::Path::new(&format!("/run/netns/ocinet-{id}")).exists(),

@@ -2,7 +2,8 @@
 //! in its own throwaway host namespace.
 
 use ocinet_integration::{
-    assert_clean, both_runtimes, ok, text, Host, Runtime, Spec, HOST_LINK_IP, OUTSIDE_IP,
+    assert_clean, both_runtimes, ok, text, Host, Runtime, Spec, EXPORTER_ADDR, HOST_LINK_IP,
+    OUTSIDE_IP,
 };
 
 fn ip_of(h: &Host, id: &str) -> String {
@@ -264,6 +265,64 @@ fn container_mode_shares_the_namespace(rt: Runtime) {
     assert_clean(&h, &a.id);
 }
 
+/// Once the target stopped and its address was freed, a sharer shows no
+/// address: ps and the exporter call it detached instead of showing what
+/// may be another container's address by now.
+fn a_sharer_is_detached_once_its_target_stops(rt: Runtime) {
+    let h = Host::new();
+    let mut a = h.start(rt, "target", &Spec::default());
+    let a_ip = ip_of(&h, &a.id);
+    let spec = Spec {
+        netns_path: Some(h.netns_of(&a.id)),
+        args: Some(vec!["sleep".into(), "60".into()]),
+        ..Default::default()
+    }
+    .ann("io.ocinet.network", &format!("container:{}", a.id));
+    let mut b = h.start(rt, "sharer", &spec);
+    assert!(b.exit.is_none(), "{}", b.output());
+    let ep = h.endpoint(&b.id).expect("sharer");
+    assert_eq!(
+        (ep["ip"].as_str(), ep["state"].as_str()),
+        (Some(a_ip.as_str()), Some("ready"))
+    );
+    assert_eq!(ep["detached"], false);
+    let _e = h.start_exporter(&[]);
+    let scrape = || ok(h.exec(&["curl", "-sf", &format!("http://{EXPORTER_ADDR}/metrics")]));
+    let info_of = |m: &str, id: &str| {
+        m.lines()
+            .find(|l| {
+                l.starts_with("ocinet_container_network_info{")
+                    && l.contains(&format!("container_id=\"{id}\""))
+            })
+            .unwrap_or_else(|| panic!("no info for {id}: {m}"))
+            .to_string()
+    };
+    let before = info_of(&scrape(), &b.id);
+    assert!(before.contains(&format!("ip=\"{a_ip}\"")), "{before}");
+
+    h.stop(&mut a);
+    assert_clean(&h, &a.id);
+    let ep = h
+        .endpoint(&b.id)
+        .expect("sharer record stays while it runs");
+    assert!(ep["ip"].is_null() && ep["mac"].is_null(), "{ep}");
+    assert_eq!(ep["state"], "detached");
+    assert_eq!(ep["detached"], true);
+    let ps = ok(h.ocinet(&["ps"]));
+    let line = ps
+        .lines()
+        .find(|l| l.starts_with(&b.id[..12]))
+        .unwrap_or_else(|| panic!("no {} in {ps}", b.id));
+    assert!(line.contains("detached") && !line.contains(&a_ip), "{ps}");
+    let after = info_of(&scrape(), &b.id);
+    assert!(
+        after.contains("ip=\"\"") && !after.contains(&a_ip),
+        "{after}"
+    );
+    h.stop(&mut b);
+    assert_clean(&h, &b.id);
+}
+
 /// A failed setup exits non-zero, says why (in the log, and on stderr where
 /// the runtime shows it) and leaves nothing.
 fn assert_failed_clean(h: &Host, c: &ocinet_integration::Container, why: &[&str]) {
@@ -406,6 +465,7 @@ both_runtimes!(
     none_mode_has_only_lo,
     host_mode_needs_nothing,
     container_mode_shares_the_namespace,
+    a_sharer_is_detached_once_its_target_stops,
     failing_setups_leave_nothing,
     sixteen_at_once,
 );

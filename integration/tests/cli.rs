@@ -132,6 +132,83 @@ fn network_create_ls_inspect_rm() {
 
 /// A container whose runtime died without running poststop: its process
 /// is gone, the record stays; gc finds and undoes it.
+/// Column widths follow the content: a long name or a wide subnet does not
+/// push the later columns out of line.
+#[test]
+fn network_ls_columns_line_up_with_long_names_and_wide_subnets() {
+    let h = Host::new();
+    ok(h.ocinet(&["network", "create", "a", "--subnet", "10.9.0.0/24"]));
+    let long = "frontend-services-long-name";
+    ok(h.ocinet(&["network", "create", long, "--subnet", "10.200.100.0/24"]));
+    let ls = ok(h.ocinet(&["network", "ls"]));
+    let lines: Vec<&str> = ls.lines().collect();
+    assert!(lines.len() >= 3, "{ls}");
+    assert!(lines.iter().any(|l| l.starts_with(long)), "{ls}");
+    // Where each column starts, from the header; every row has a cell
+    // starting there, after a space.
+    let header = lines[0];
+    let starts: Vec<usize> = [
+        "NAME",
+        "BRIDGE",
+        "SUBNET",
+        "GATEWAY",
+        "INTERNAL",
+        "CONTAINERS",
+    ]
+    .iter()
+    .map(|c| {
+        header
+            .find(c)
+            .unwrap_or_else(|| panic!("{c} not in {header:?}"))
+    })
+    .collect();
+    for l in &lines[1..] {
+        for &at in &starts[1..] {
+            let (before, cell) = (l.as_bytes().get(at - 1), l.as_bytes().get(at));
+            assert!(
+                before == Some(&b' ') && cell.is_some_and(|c| *c != b' '),
+                "column at {at} out of line:\n{ls}"
+            );
+        }
+    }
+    let row = lines.iter().find(|l| l.starts_with(long)).unwrap_or(&"");
+    assert_eq!(
+        row.get(starts[2]..starts[2] + 15),
+        Some("10.200.100.0/24"),
+        "{ls}"
+    );
+}
+
+/// An annotation key in another case is not ocinet's: the container
+/// starts as if it were absent, and the log names the key.
+#[test]
+fn annotation_keys_in_another_case_are_named_in_the_log() {
+    let h = Host::new();
+    for rt in [Runtime::Runc, Runtime::Crun] {
+        let mut c = h.start(
+            rt,
+            "case",
+            &Spec::default().ann("IO.OCINET.NETWORK", "none"),
+        );
+        assert!(c.exit.is_none(), "{}: {}", rt.name(), c.output());
+        let ep = h.endpoint(&c.id).expect("endpoint");
+        assert_eq!(ep["network"], "ocinet", "{ep}");
+        let ip = ep["ip"].as_str().expect("bridge address").to_string();
+        let reply = text(&h.wget(&format!("http://{ip}/")));
+        assert!(reply.contains(&format!("hello from {}", c.id)), "{reply}");
+        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        assert!(
+            log.lines().any(|l| l.contains(&c.id)
+                && l.contains("WARN")
+                && l.contains("\"IO.OCINET.NETWORK\"")),
+            "{}: no warning naming the key in\n{log}",
+            rt.name()
+        );
+        h.stop(&mut c);
+        assert!(h.leftovers(&c.id).is_empty(), "{:?}", h.leftovers(&c.id));
+    }
+}
+
 #[test]
 fn gc_cleans_up_after_a_dead_runtime() {
     let h = Host::new();

@@ -455,6 +455,16 @@ fn sigterm_shuts_down_cleanly() {
         assert!(Instant::now() < deadline, "exporter ignored SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Its stderr is a pipe, not a terminal: a log, so no colour codes.
+    let mut log = String::new();
+    if let Some(mut s) = e.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut s, &mut log);
+    }
+    assert!(log.contains("listening"), "{log}");
+    assert!(
+        !log.contains("\x1b["),
+        "ANSI codes in a redirected log: {log:?}"
+    );
 }
 
 fn bcrypt_hash(password: &str) -> String {

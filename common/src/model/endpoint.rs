@@ -1,3 +1,4 @@
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -190,6 +191,39 @@ impl Endpoint {
     }
 }
 
+/// The `container:<id>` sharers among `all` whose target no longer holds
+/// their namespace: its record is gone, unfinished, or names another
+/// namespace (an id reused by a new container). Their copied address was
+/// freed with the target and may be another container's by now, so it
+/// must not be shown as theirs.
+pub fn detached_sharers(all: &[Endpoint]) -> HashSet<&str> {
+    let by_id: HashMap<&str, &Endpoint> = all.iter().map(|e| (e.id.as_str(), e)).collect();
+    all.iter()
+        .filter(|e| match &e.mode {
+            Mode::Container(target) => !by_id.get(target.as_str()).is_some_and(|t| {
+                t.phase == Phase::Ready && t.netns_id.is_some() && t.netns_id == e.netns_id
+            }),
+            _ => false,
+        })
+        .map(|e| e.id.as_str())
+        .collect()
+}
+
+impl Endpoint {
+    /// This record without what it copied from the target it no longer
+    /// shares (see `detached_sharers`).
+    pub fn detached(&self) -> Endpoint {
+        Endpoint {
+            ip: None,
+            prefix_len: None,
+            gateway: None,
+            mac: None,
+            interface: None,
+            ..self.clone()
+        }
+    }
+}
+
 pub fn netns_id_of_pid(pid: i32) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let md = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
@@ -211,6 +245,29 @@ mod tests {
             let s = serde_json::to_string(&m).unwrap();
             assert_eq!(serde_json::from_str::<Mode>(&s).unwrap(), m);
         }
+    }
+
+    #[test]
+    fn a_sharer_is_attached_only_while_its_target_holds_its_namespace() {
+        let ep = |id: &str, mode: Mode, phase: Phase, ns: u64| Endpoint {
+            phase,
+            netns_id: Some((1, ns)),
+            ip: Some(Ipv4Addr::new(10, 0, 0, 2)),
+            ..Endpoint::new(id, id, mode)
+        };
+        let share = |t: &str| Mode::Container(t.into());
+        let all = vec![
+            ep("t", Mode::Bridge("b".into()), Phase::Ready, 7),
+            ep("attached", share("t"), Phase::Ready, 7),
+            ep("other-ns", share("t"), Phase::Ready, 8),
+            ep("gone", share("nobody"), Phase::Ready, 7),
+            ep("u", Mode::Bridge("b".into()), Phase::Setup, 9),
+            ep("unfinished", share("u"), Phase::Ready, 9),
+        ];
+        let mut d: Vec<_> = detached_sharers(&all).into_iter().collect();
+        d.sort();
+        assert_eq!(d, ["gone", "other-ns", "unfinished"]);
+        assert_eq!(all[3].detached().ip, None);
     }
 
     #[test]

@@ -5,6 +5,6 @@ pub mod endpoint;
 pub mod network;
 pub mod ports;
 
-pub use endpoint::{Endpoint, FirewallElement, Mode, Phase, ProcessId};
+pub use endpoint::{detached_sharers, Endpoint, FirewallElement, Mode, Phase, ProcessId};
 pub use network::{GatewayMode, Network};
 pub use ports::{PortMapping, PortSpec, Protocol};

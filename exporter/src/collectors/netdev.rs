@@ -101,10 +101,19 @@ impl Collector for Netdev {
             .map_err(|e| e.to_string())?;
         let by_name: HashMap<&str, &ocinet_common::netlink::link::Link> =
             links.iter().map(|l| (l.name.as_str(), l)).collect();
+        // A sharer whose target went keeps a copy of an address that was
+        // freed with it: not its address any more.
+        let detached = ocinet_common::model::detached_sharers(&snap.endpoints);
         for ep in snap.endpoints.iter() {
             let network = ep.mode.label();
-            let ip = ep.ip.map(|i| i.to_string()).unwrap_or_default();
-            let mac = ep.mac.clone().unwrap_or_default();
+            let (ip, mac) = if detached.contains(ep.id.as_str()) {
+                (String::new(), String::new())
+            } else {
+                (
+                    ep.ip.map(|i| i.to_string()).unwrap_or_default(),
+                    ep.mac.clone().unwrap_or_default(),
+                )
+            };
             let veth = ep.host_veth.as_deref().unwrap_or("");
             if matches!(ep.mode, Mode::Bridge(_) | Mode::Container(_)) {
                 info.with_label_values(&[&ep.id, &ep.name, &network, veth, &ip, &mac])

@@ -109,20 +109,31 @@ fn ls(ctx: &Context) -> Result<String> {
         eprintln!("ocinet: skipping {e}");
     }
     let (eps, _) = ctx.state.list_endpoints();
-    let mut out = format!(
-        "{:<20} {:<16} {:<18} {:<15} {:<8} {}\n",
-        "NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "CONTAINERS"
-    );
+    let mut rows = vec![[
+        "NAME",
+        "BRIDGE",
+        "SUBNET",
+        "GATEWAY",
+        "INTERNAL",
+        "CONTAINERS",
+    ]
+    .map(String::from)
+    .to_vec()];
     for n in nets {
         let count = eps
             .iter()
             .filter(|e| e.network() == Some(n.name.as_str()))
             .count();
-        out += &format!(
-            "{:<20} {:<16} {:<18} {:<15} {:<8} {}\n",
-            n.name, n.bridge, n.subnet, n.gateway, n.internal, count
-        );
+        rows.push(vec![
+            n.name.to_string(),
+            n.bridge.to_string(),
+            n.subnet.to_string(),
+            n.gateway.to_string(),
+            n.internal.to_string(),
+            count.to_string(),
+        ]);
     }
+    let out = super::table(&rows);
     Ok(out)
 }
 
