@@ -128,16 +128,18 @@ impl StateDir {
             Checks::Once(_) => Tighten::Yes,
             Checks::Always => Tighten::No,
         };
-        if need == Need::Create && tighten == Tighten::Yes {
-            // mkdir(2) never follows a symlink at its name: one there is
-            // EEXIST, and check_dir refuses it.
+        // lstat first: the directory is usually there, so one syscall.
+        let mut exists = fsutil::check_dir(p, tighten)?;
+        if !exists && need == Need::Create && tighten == Tighten::Yes {
+            // mkdir(2) never follows a symlink at its name: one planted
+            // since the lstat is EEXIST, and check_dir refuses it.
             match std::fs::DirBuilder::new().mode(0o700).create(p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io(p, e)),
             }
+            exists = fsutil::check_dir(p, tighten)?;
         }
-        let exists = fsutil::check_dir(p, tighten)?;
         if exists {
             self.mark(p);
         }
@@ -271,11 +273,13 @@ mod tests {
         );
     }
 
+    type Op = Box<dyn Fn(&StateDir) -> Result<()>>;
+
     #[test]
     fn a_symlinked_directory_is_refused_everywhere() {
         let s = Scratch::new("dirs");
         let root = s.state.root().to_path_buf();
-        let cases: Vec<(PathBuf, Box<dyn Fn(&StateDir) -> Result<()>>)> = vec![
+        let cases: Vec<(PathBuf, Op)> = vec![
             (
                 root.join("ipam"),
                 Box::new(|st| st.pool("web")?.allocate(&net(), "c1", None).map(drop)),
