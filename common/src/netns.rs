@@ -104,6 +104,39 @@ fn prepare_run_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// How many names `free_pin_path` tries before giving up on finding a free
+/// one (pin() then fails on the last, and the setup is undone).
+const PIN_TRIES: u32 = 64;
+
+/// A name under /run/netns for `id`'s pin that nothing holds now:
+/// `ocinet-<first 12 of id>`, else that with a hash of the whole id (two ids
+/// sharing their first 12 characters), else with a counter. lstat(2), not
+/// stat(2): a dangling symlink takes a name too, and what is at a taken
+/// name is never touched (it may not be ocinet's). Chosen before the
+/// record is written; a name taken between this and pin() fails the pin.
+pub fn free_pin_path(id: &str) -> PathBuf {
+    free_name_in(Path::new(NETNS_RUN_DIR), id)
+}
+
+fn free_name_in(dir: &Path, id: &str) -> PathBuf {
+    let short = id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i]);
+    let hash = crate::validate::fnv1a64(id.as_bytes()) as u32;
+    let name = |n: u32| match n {
+        0 => format!("ocinet-{short}"),
+        1 => format!("ocinet-{short}-{hash:08x}"),
+        n => format!("ocinet-{short}-{hash:08x}-{n}"),
+    };
+    let mut path = dir.join(name(0));
+    for n in 0..PIN_TRIES {
+        path = dir.join(name(n));
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return path,
+            _ => {}
+        }
+    }
+    path
+}
+
 /// Bind-mount the namespace at `source` to /run/netns/`name`. Fails if that
 /// entry exists already.
 pub fn pin(source: &Path, name: &str) -> Result<PathBuf> {
@@ -132,10 +165,13 @@ pub fn pin(source: &Path, name: &str) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// Undo `pin`; a missing entry is fine.
+/// Undo `pin`; a missing entry is fine. Only what pin() makes is removed
+/// (a regular file, the mount point): a symlink at the recorded name (a
+/// hook killed after recording the name and before pinning, then someone
+/// else's link) is left alone, and not followed to unmount elsewhere.
 pub fn unpin(target: &Path) -> Result<()> {
     let _span = tracing::debug_span!("netns_unpin", target = %target.display()).entered();
-    match umount2(target, MntFlags::MNT_DETACH) {
+    match umount2(target, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
         // EINVAL: not a mount point (any more, or in this mount namespace).
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
         Err(source) => {
@@ -145,5 +181,47 @@ pub fn unpin(target: &Path) -> Result<()> {
             })
         }
     }
-    crate::store::fsutil::remove_if_exists(target)
+    match std::fs::symlink_metadata(target) {
+        Ok(md) if md.is_file() => crate::store::fsutil::remove_if_exists(target),
+        Ok(_) => {
+            tracing::warn!(target = %target.display(), "not a namespace pin of ocinet's: left alone");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(target, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_taken_name_even_by_a_dangling_symlink_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("ocinet-netns-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let id = "0123456789abcdef";
+        let first = free_name_in(&dir, id);
+        assert_eq!(first, dir.join("ocinet-0123456789ab"));
+        symlink("/nonexistent", &first).unwrap();
+        let second = free_name_in(&dir, id);
+        assert!(
+            second
+                .to_string_lossy()
+                .starts_with(&format!("{}-", first.display())),
+            "{second:?}"
+        );
+        symlink("/nonexistent", &second).unwrap();
+        let third = free_name_in(&dir, id);
+        assert!(third != first && third != second, "{third:?}");
+        assert!(third.to_string_lossy().ends_with("-2"), "{third:?}");
+        // Short and non-ASCII-safe ids: no panic, and the name is the id.
+        assert_eq!(free_name_in(&dir, "c1"), dir.join("ocinet-c1"));
+        // unpin leaves a symlink alone.
+        unpin(&first).unwrap();
+        assert!(std::fs::symlink_metadata(&first).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

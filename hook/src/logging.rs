@@ -5,16 +5,20 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use ocinet_common::store::fsutil;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(log_file: &Path, level: &str) -> Result<(), String> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(log_file)
-        .map_err(|e| format!("log file {}: {e}", log_file.display()))?;
+    // Appended to in place: never through a symlink or a second name, or
+    // root's log lines would land in someone else's file.
+    let file = fsutil::open_nofollow(
+        log_file,
+        OpenOptions::new().create(true).append(true).mode(0o600),
+        0,
+    )
+    .and_then(|f| fsutil::check_own_file(&f, log_file).map(|()| f))
+    .map_err(|e| format!("log file: {e}"))?;
     let filter = EnvFilter::try_new(format!("ocinet={level},ocinet_common={level}"))
         .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
     // At debug and trace, every kernel operation's span logs its duration

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ocinet_common::store::networks::ConfigDir;
-use ocinet_common::store::{fsutil, StateDir};
+use ocinet_common::store::StateDir;
 
 use ocinet::cli::{Cli, Command};
 use ocinet::context::Context;
@@ -21,14 +21,14 @@ fn main() -> ExitCode {
         Command::Firewall(_) => "firewall".into(),
         Command::InstallPodmanHook(_) => "install-podman-hook".into(),
     };
-    if let Err(e) = fsutil::ensure_private_dir(&cli.state_dir) {
-        eprintln!("ocinet {what}: {e}");
-        return ExitCode::FAILURE;
-    }
     let ctx = Context {
         state: StateDir::new(&cli.state_dir),
         config: ConfigDir::new(&cli.config_dir),
     };
+    if let Err(e) = ctx.state.ensure_root() {
+        eprintln!("ocinet {what}: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = logging::init(&ctx.state.log_file(), &cli.log_level) {
         eprintln!("ocinet {what}: {e}");
         return ExitCode::FAILURE;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::error::IoContext;
 use crate::model::{Endpoint, Phase};
-use crate::store::{fsutil, StateDir};
+use crate::store::{fsutil, Need, StateDir};
 use crate::{validate, Error, Result};
 
 const SETUP: &str = "setup";
@@ -30,6 +30,9 @@ impl StateDir {
     }
 
     pub fn load_endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
+        if !self.dir(&self.endpoints_dir(), Need::Existing)? {
+            return Ok(None);
+        }
         if let Some(ep) = fsutil::read_json(&self.endpoint_path(id)?)? {
             return Ok(Some(ep));
         }
@@ -39,7 +42,7 @@ impl StateDir {
     /// Write the record of a finished endpoint (or of one whose setup
     /// failed and is being undone).
     pub fn save_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        fsutil::ensure_private_dir(&self.endpoints_dir())?;
+        self.dir(&self.endpoints_dir(), Need::Create)?;
         fsutil::write_json(
             &self.endpoint_path(&ep.id)?,
             ep,
@@ -50,7 +53,7 @@ impl StateDir {
     /// Write the record of a setup under way, before its first kernel
     /// change: gc and the next hook find it and undo what it names.
     pub fn save_setup(&self, ep: &Endpoint) -> Result<()> {
-        fsutil::ensure_private_dir(&self.endpoints_dir())?;
+        self.dir(&self.endpoints_dir(), Need::Create)?;
         let ready = Endpoint {
             phase: Phase::Ready,
             ..ep.clone()
@@ -65,10 +68,14 @@ impl StateDir {
     /// The setup recorded by `save_setup` is done.
     pub fn finish_setup(&self, id: &str) -> Result<()> {
         let (from, to) = (self.setup_path(id)?, self.endpoint_path(id)?);
+        self.dir(&self.endpoints_dir(), Need::Existing)?;
         std::fs::rename(&from, &to).at(&to)
     }
 
     pub fn remove_endpoint(&self, id: &str) -> Result<()> {
+        if !self.dir(&self.endpoints_dir(), Need::Existing)? {
+            return Ok(());
+        }
         fsutil::remove_if_exists(&self.setup_path(id)?)?;
         fsutil::remove_if_exists(&self.endpoint_path(id)?)
     }
@@ -79,7 +86,11 @@ impl StateDir {
     pub fn endpoint_files(&self) -> Result<Vec<(String, PathBuf)>> {
         let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut setups = Vec::new();
-        for entry in fsutil::dir_entries(&self.endpoints_dir())? {
+        let dir = self.endpoints_dir();
+        if !self.dir(&dir, Need::Existing)? {
+            return Ok(Vec::new());
+        }
+        for entry in fsutil::dir_entries(&dir)? {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if name.starts_with('.') {

@@ -3,19 +3,29 @@
 //! atomic and exclusive, and giving it back one unlink(2). The entries are
 //! never followed, only read with readlink(2). Callers that change entries
 //! hold the state lock, so a holder check and the unlink after it never
-//! race another hook.
+//! race another hook. The directory of an entry is checked (see
+//! `StateDir::dir`) before it is used, so an entry is never made, read or
+//! removed through a symlinked directory.
 
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 
-use crate::store::fsutil;
+use crate::store::{Need, StateDir};
 use crate::{validate, Error, Result};
+
+fn parent(path: &Path) -> Result<&Path> {
+    path.parent()
+        .ok_or_else(|| Error::invalid("state path", path.display(), "has no parent directory"))
+}
 
 /// Who holds the entry at `path`: `None` when nobody does. An entry that is
 /// not a symlink (put there by hand) is held by "?", so it is never handed
 /// out and gc can remove it.
-pub(crate) fn holder_at(path: &Path) -> Result<Option<String>> {
+pub(crate) fn holder_at(state: &StateDir, path: &Path) -> Result<Option<String>> {
+    if !state.dir(parent(path)?, Need::Existing)? {
+        return Ok(None);
+    }
     match fs::read_link(path) {
         Ok(target) => Ok(Some(target.to_string_lossy().into_owned())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -37,25 +47,26 @@ pub(crate) enum Taken {
 
 /// Make `path` a symlink to `id`, creating its (private) directory if
 /// needed.
-pub(crate) fn take_entry(path: &Path, id: &str) -> Result<Taken> {
+pub(crate) fn take_entry(state: &StateDir, path: &Path, id: &str) -> Result<Taken> {
     validate::container_id("container id", id)?;
+    let dir = parent(path)?;
+    state.dir(dir, Need::Create)?;
     let mut tried_dir = false;
     loop {
         match std::os::unix::fs::symlink(id, path) {
             Ok(()) => return Ok(Taken::Made),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                return Ok(match holder_at(path)? {
+                return Ok(match holder_at(state, path)? {
                     Some(h) if h != id => Taken::HeldBy(h),
                     _ => Taken::Already,
                 });
             }
             Err(e) if e.kind() == ErrorKind::NotFound && !tried_dir => {
-                // The first entry of a new directory: the directory is made
-                // here, not checked on every call.
+                // Checked earlier in this process, then removed by another
+                // hook (its last entry went): make and check it again.
                 tried_dir = true;
-                if let Some(dir) = path.parent() {
-                    fsutil::ensure_private_dir(dir)?;
-                }
+                state.forget_branch(dir);
+                state.dir(dir, Need::Create)?;
             }
             Err(e) => return Err(Error::io(path, e)),
         }
@@ -63,8 +74,8 @@ pub(crate) fn take_entry(path: &Path, id: &str) -> Result<Taken> {
 }
 
 /// Remove the entry at `path` if `id` holds it; whether it did.
-pub(crate) fn drop_entry(path: &Path, id: &str) -> Result<bool> {
-    if holder_at(path)?.as_deref() != Some(id) {
+pub(crate) fn drop_entry(state: &StateDir, path: &Path, id: &str) -> Result<bool> {
+    if holder_at(state, path)?.as_deref() != Some(id) {
         return Ok(false);
     }
     match fs::remove_file(path) {

@@ -2,7 +2,7 @@
 //! what gets deleted, so nobody else may write it and no reader may see half
 //! a file.
 
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -21,7 +21,38 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 }
 
 pub fn check_private_dir(dir: &Path) -> Result<()> {
-    let md = fs::symlink_metadata(dir).at(dir)?;
+    match check_dir(dir, Tighten::Yes)? {
+        true => Ok(()),
+        false => Err(Error::io(dir, std::io::ErrorKind::NotFound.into())),
+    }
+}
+
+/// Whether a directory found too open for reading is made 0700 (the hook)
+/// or only read (the exporter, which changes nothing of the hook's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tighten {
+    Yes,
+    No,
+}
+
+/// Check that `dir` is a directory (a symlink to one is refused, never
+/// followed) owned by this user and not writable by group or others:
+/// everything below it can then be changed by this user only, so paths
+/// through it stay where they were checked. `Ok(false)` when it does not
+/// exist.
+pub fn check_dir(dir: &Path, tighten: Tighten) -> Result<bool> {
+    let md = match fs::symlink_metadata(dir) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    if md.file_type().is_symlink() {
+        return Err(Error::invalid(
+            "state directory",
+            dir.display(),
+            "is a symbolic link (ocinet never follows one in its state directory)",
+        ));
+    }
     if !md.is_dir() {
         return Err(Error::invalid(
             "state directory",
@@ -47,11 +78,55 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
             ),
         ));
     }
-    if md.mode() & 0o077 != 0 {
+    if md.mode() & 0o077 != 0 && tighten == Tighten::Yes {
         // Ours and not writable by others, only too open for reading: tighten.
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).at(dir)?;
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Open a file of the state directory without following a symlink at its
+/// name (O_NOFOLLOW; std opens with O_CLOEXEC). `extra` are further
+/// open(2) flags.
+pub fn open_nofollow(path: &Path, opts: &mut OpenOptions, extra: i32) -> Result<File> {
+    opts.custom_flags(nix::libc::O_NOFOLLOW | extra)
+        .open(path)
+        .map_err(|e| nofollow_error(path, e))
+}
+
+/// ELOOP from O_NOFOLLOW means a symlink was there: say so, naming it.
+pub fn nofollow_error(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(nix::libc::ELOOP) {
+        Error::invalid(
+            "state file",
+            path.display(),
+            "is a symbolic link (ocinet never follows one in its state directory)",
+        )
+    } else {
+        Error::io(path, e)
+    }
+}
+
+/// Refuse a file opened in place (the log, the lock, the last-address
+/// hint) unless it is a regular file of ours with no other name: a hard
+/// link would make a write land in a file outside the state directory,
+/// and a FIFO or device would block or do worse. One fstat(2).
+pub fn check_own_file(f: &File, path: &Path) -> Result<()> {
+    let md = f.metadata().at(path)?;
+    let me = nix::unistd::geteuid().as_raw();
+    let why = if !md.is_file() {
+        "is not a regular file".to_string()
+    } else if md.uid() != me {
+        format!("is owned by uid {}, not by uid {me}", md.uid())
+    } else if md.nlink() > 1 {
+        format!(
+            "has {} hard links (another name outside the state directory?)",
+            md.nlink()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid("state file", path.display(), why))
 }
 
 /// How long a file must last.
@@ -82,14 +157,24 @@ pub fn write_atomic(path: &Path, data: &[u8], durability: Durability) -> Result<
         .ok_or_else(|| Error::invalid("path", path.display(), "has no file name"))?;
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&tmp)
-            .at(&tmp)?;
+        // O_EXCL: a file already at the temporary name (left by a killed
+        // hook of the same pid, or planted as a hard link to a file
+        // elsewhere) is unlinked, never written through.
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let mut f = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                remove_if_exists(&tmp)?;
+                open()
+            }
+            other => other,
+        }
+        .at(&tmp)?;
         f.write_all(data).at(&tmp)?;
         if durability == Durability::Persistent {
             f.sync_data().at(&tmp)?;
@@ -120,11 +205,17 @@ pub fn write_json<T: serde::Serialize>(
 /// the path when it cannot be parsed.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let _span = tracing::debug_span!("state_read", file = ?path.file_name()).entered();
-    let data = match fs::read(path) {
-        Ok(d) => d,
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
+        Err(e) => return Err(nofollow_error(path, e)),
     };
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut data).at(path)?;
     parse_json(path, &data).map(Some)
 }
 

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use crate::error::IoContext;
 use crate::model::Network;
 use crate::store::entries::{drop_entry, holder_at, take_entry, Taken};
-use crate::store::{fsutil, legacy, StateDir};
+use crate::store::{fsutil, legacy, Need, StateDir};
 use crate::{validate, Error, Result};
 
 /// Where the next dynamic allocation starts: after the address handed out
@@ -26,6 +26,7 @@ const LAST: &str = "last";
 /// One network's leases.
 #[derive(Debug, Clone)]
 pub struct Pool {
+    state: StateDir,
     dir: PathBuf,
     legacy: PathBuf,
 }
@@ -34,6 +35,7 @@ impl StateDir {
     pub fn pool(&self, network: &str) -> Result<Pool> {
         validate::name("network name", network)?;
         Ok(Pool {
+            state: self.clone(),
             dir: self.ipam_dir().join(network),
             legacy: self.legacy_leases_path(network),
         })
@@ -41,11 +43,13 @@ impl StateDir {
 
     /// Networks that have leases (or had: an empty pool keeps its directory
     /// until the network is removed).
-    pub fn leased_networks(&self) -> Vec<String> {
-        let mut out: Vec<String> = fs::read_dir(self.ipam_dir())
+    pub fn leased_networks(&self) -> Result<Vec<String>> {
+        let dir = self.ipam_dir();
+        if !self.dir(&dir, Need::Existing)? {
+            return Ok(Vec::new());
+        }
+        let mut out: Vec<String> = fsutil::dir_entries(&dir)?
             .into_iter()
-            .flatten()
-            .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
                 let old_file = e.file_type().is_ok_and(|t| t.is_file());
@@ -61,7 +65,7 @@ impl StateDir {
             .collect();
         out.sort();
         out.dedup();
-        out
+        Ok(out)
     }
 }
 
@@ -73,7 +77,7 @@ impl Pool {
     /// Lease `ip` to `id`: `None` when `id` holds it now, else its holder.
     pub fn take(&self, ip: Ipv4Addr, id: &str) -> Result<Option<String>> {
         let _span = tracing::debug_span!("lease", %ip).entered();
-        Ok(match take_entry(&self.entry(ip), id)? {
+        Ok(match take_entry(&self.state, &self.entry(ip), id)? {
             Taken::HeldBy(holder) => Some(holder),
             Taken::Made | Taken::Already => None,
         })
@@ -89,6 +93,9 @@ impl Pool {
         id: &str,
         requested: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr> {
+        let _span = tracing::debug_span!("allocate", network = %net.name).entered();
+        // Checks ipam/ before the old-layout file in it is looked at.
+        self.state.dir(&self.dir, Need::Create)?;
         legacy::unconverted(&self.legacy)?;
         if let Some(ip) = requested {
             net.assignable(ip)
@@ -126,7 +133,7 @@ impl Pool {
     /// Give `ip` back if `id` holds it; whether it did.
     pub fn release(&self, ip: Ipv4Addr, id: &str) -> Result<bool> {
         let _span = tracing::debug_span!("unlease", %ip).entered();
-        drop_entry(&self.entry(ip), id)
+        drop_entry(&self.state, &self.entry(ip), id)
     }
 
     /// Record where the next dynamic allocation starts. Written in place,
@@ -135,28 +142,25 @@ impl Pool {
     /// search starts. Fixed width, so a shorter address overwrites all of
     /// a longer one.
     pub fn remember_last(&self, ip: Ipv4Addr) -> Result<()> {
+        let _span = tracing::debug_span!("state_write", file = LAST).entered();
         let path = self.dir.join(LAST);
-        let open = || {
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .mode(0o600)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(&path)
-        };
-        let f = match open() {
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                fsutil::ensure_private_dir(&self.dir)?;
-                open()
-            }
-            other => other,
-        }
-        .at(&path)?;
+        self.state.dir(&self.dir, Need::Create)?;
+        let f = fsutil::open_nofollow(
+            &path,
+            fs::OpenOptions::new().write(true).create(true).mode(0o600),
+            0,
+        )?;
+        // Written in place, so not through a second name.
+        fsutil::check_own_file(&f, &path)?;
         f.write_all_at(format!("{ip:<15}\n").as_bytes(), 0)
             .at(&path)
     }
 
     fn last(&self) -> Option<Ipv4Addr> {
+        let _span = tracing::debug_span!("state_read", file = LAST).entered();
+        if !self.state.dir(&self.dir, Need::Existing).ok()? {
+            return None;
+        }
         let mut text = String::new();
         fs::OpenOptions::new()
             .read(true)
@@ -170,12 +174,12 @@ impl Pool {
     /// Every lease: address -> holder. Reads an old-layout file not yet
     /// converted, for readers that hold no lock.
     pub fn leases(&self) -> Result<BTreeMap<Ipv4Addr, String>> {
-        if let Some(old) = legacy::read_leases(&self.legacy)? {
+        if let Some(old) = self.old_leases()? {
             return Ok(old.leases);
         }
         let mut out = BTreeMap::new();
         for ip in self.addresses_in_dir()? {
-            if let Some(holder) = holder_at(&self.entry(ip))? {
+            if let Some(holder) = holder_at(&self.state, &self.entry(ip))? {
                 out.insert(ip, holder);
             }
         }
@@ -184,13 +188,32 @@ impl Pool {
 
     /// The leased addresses, without reading who holds them.
     pub fn addresses(&self) -> Result<Vec<Ipv4Addr>> {
-        if let Some(old) = legacy::read_leases(&self.legacy)? {
+        if let Some(old) = self.old_leases()? {
             return Ok(old.leases.into_keys().collect());
         }
         self.addresses_in_dir()
     }
 
+    /// Whether ipam/ (where an old-layout file would be) is there, checked.
+    fn old_leases_dir_ok(&self) -> Result<bool> {
+        match self.legacy.parent() {
+            Some(ipam) => self.state.dir(ipam, Need::Existing),
+            None => Ok(false),
+        }
+    }
+
+    fn old_leases(&self) -> Result<Option<legacy::Leases>> {
+        if !self.old_leases_dir_ok()? {
+            return Ok(None);
+        }
+        legacy::read_leases(&self.legacy)
+    }
+
     fn addresses_in_dir(&self) -> Result<Vec<Ipv4Addr>> {
+        let _span = tracing::debug_span!("state_read", dir = %self.dir.display()).entered();
+        if !self.state.dir(&self.dir, Need::Existing)? {
+            return Ok(Vec::new());
+        }
         let mut out: Vec<Ipv4Addr> = fsutil::dir_entries(&self.dir)?
             .into_iter()
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
@@ -201,12 +224,18 @@ impl Pool {
 
     /// Forget the network's leases (`network rm`, with nothing attached).
     pub fn remove(&self) -> Result<()> {
-        match fs::remove_dir_all(&self.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&self.dir, e)),
+        // A symlink there is refused, not removed: someone put it there,
+        // and the error names it for them.
+        let exists = self.state.dir(&self.dir, Need::Existing)?;
+        self.state.forget(&self.dir);
+        if exists {
+            match fs::remove_dir_all(&self.dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&self.dir, e)),
+            }
         }
-        if legacy::is_old_file(&self.legacy) {
+        if self.old_leases_dir_ok()? && legacy::is_old_file(&self.legacy) {
             fsutil::remove_if_exists(&self.legacy)?;
         }
         Ok(())
@@ -380,7 +409,7 @@ mod tests {
         let ip = lease(&p, &n, "a").unwrap();
         let (done, failed) = s.0.migrate_legacy();
         assert!(done.is_empty() && failed.is_empty(), "{done:?} {failed:?}");
-        assert_eq!(s.0.leased_networks(), vec!["web.json".to_string()]);
+        assert_eq!(s.0.leased_networks().unwrap(), vec!["web.json".to_string()]);
         let web = s.0.pool("web").unwrap();
         assert!(web.leases().unwrap().is_empty());
         web.remove().unwrap();
@@ -429,7 +458,7 @@ mod tests {
         .unwrap();
         // Readers without the lock see the old file as it is.
         assert_eq!(p.leases().unwrap(), old.leases);
-        assert_eq!(s.0.leased_networks(), vec!["t".to_string()]);
+        assert_eq!(s.0.leased_networks().unwrap(), vec!["t".to_string()]);
         let (done, failed) = s.0.migrate_legacy();
         assert_eq!((done.len(), failed.len()), (1, 0));
         assert_eq!(s.0.migrate_legacy().0, Vec::<PathBuf>::new());

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::PortSpec;
-use crate::store::{fsutil, StateDir};
+use crate::store::{fsutil, Need, StateDir};
 use crate::{validate, Error, Result};
 
 /// `<state>/ipam/<network>.json`.
@@ -54,7 +54,11 @@ impl StateDir {
     pub fn migrate_legacy(&self) -> (Vec<PathBuf>, Vec<Error>) {
         let mut done = Vec::new();
         let mut failed = Vec::new();
-        let files = match fsutil::json_files(&self.ipam_dir()) {
+        let ipam = self.ipam_dir();
+        let files = match self
+            .dir(&ipam, Need::Existing)
+            .and_then(|_| fsutil::json_files(&ipam))
+        {
             Ok(f) => f,
             Err(e) => return (done, vec![e]),
         };

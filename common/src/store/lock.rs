@@ -8,7 +8,7 @@ use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::error::IoContext;
+use crate::store::fsutil;
 use crate::{Error, Result};
 
 pub struct StateLock {
@@ -18,13 +18,16 @@ pub struct StateLock {
 impl StateLock {
     pub fn acquire(path: &Path) -> Result<Self> {
         let _span = tracing::debug_span!("lock", path = %path.display()).entered();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .at(path)?;
+        let file = fsutil::open_nofollow(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600),
+            0,
+        )?;
+        fsutil::check_own_file(&file, path)?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::io(path, std::io::Error::from(e)))?;
         Ok(StateLock { _lock: lock })

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use crate::model::ports::{conflicts, Protocol};
 use crate::model::{PortMapping, PortSpec};
 use crate::store::entries::{drop_entry, holder_at, take_entry, Taken};
-use crate::store::{fsutil, legacy, StateDir};
+use crate::store::{fsutil, legacy, Need, StateDir};
 use crate::{Error, Result};
 
 /// A host port held by a container.
@@ -74,6 +74,7 @@ pub struct Overlap {
 
 #[derive(Debug, Clone)]
 pub struct PortClaims {
+    state: StateDir,
     dir: PathBuf,
     legacy: PathBuf,
 }
@@ -81,7 +82,8 @@ pub struct PortClaims {
 impl StateDir {
     pub fn port_claims(&self) -> PortClaims {
         PortClaims {
-            dir: self.root().join("ports"),
+            state: self.clone(),
+            dir: self.ports_dir(),
             legacy: self.legacy_ports_path(),
         }
     }
@@ -108,11 +110,15 @@ impl PortClaims {
     /// The claims on single addresses of one port.
     fn single_address_claims(&self, protocol: Protocol, port: u16) -> Result<Vec<Claim>> {
         let mut out = Vec::new();
-        for e in fsutil::dir_entries(&self.one_address_dir(protocol, port))? {
+        let dir = self.one_address_dir(protocol, port);
+        if !self.state.dir(&dir, Need::Existing)? {
+            return Ok(out);
+        }
+        for e in fsutil::dir_entries(&dir)? {
             let Some(ip) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
                 continue;
             };
-            if let Some(holder) = holder_at(&e.path())? {
+            if let Some(holder) = holder_at(&self.state, &e.path())? {
                 out.push(Claim {
                     protocol,
                     host_port: port,
@@ -130,13 +136,15 @@ impl PortClaims {
         let mut out = Vec::new();
         for m in ports.iter().flat_map(|s| s.mappings()) {
             let mut held = Vec::new();
-            if let Some(holder) = holder_at(&self.all_addresses(m.protocol, m.host_port))? {
+            if let Some(holder) =
+                holder_at(&self.state, &self.all_addresses(m.protocol, m.host_port))?
+            {
                 held.push(Claim::of(&PortMapping { host_ip: None, ..m }, holder));
             }
             match m.host_ip {
                 None => held.extend(self.single_address_claims(m.protocol, m.host_port)?),
                 Some(_) => {
-                    if let Some(holder) = holder_at(&self.entry(&m))? {
+                    if let Some(holder) = holder_at(&self.state, &self.entry(&m))? {
                         held.push(Claim::of(&m, holder));
                     }
                 }
@@ -172,7 +180,7 @@ impl PortClaims {
         let mut made: Vec<PortMapping> = Vec::new();
         let result = (|| {
             for m in ports.iter().flat_map(|s| s.mappings()) {
-                match take_entry(&self.entry(&m), id)? {
+                match take_entry(&self.state, &self.entry(&m), id)? {
                     Taken::Made => made.push(m),
                     Taken::Already => {}
                     Taken::HeldBy(holder) => {
@@ -194,10 +202,13 @@ impl PortClaims {
     }
 
     fn release_one(&self, m: &PortMapping, id: &str) -> Result<bool> {
-        let dropped = drop_entry(&self.entry(m), id)?;
+        let dropped = drop_entry(&self.state, &self.entry(m), id)?;
         if dropped && m.host_ip.is_some() {
             // Gone with its last entry; another claim on the port keeps it.
-            let _ = fs::remove_dir(self.one_address_dir(m.protocol, m.host_port));
+            let dir = self.one_address_dir(m.protocol, m.host_port);
+            if fs::remove_dir(&dir).is_ok() {
+                self.state.forget(&dir);
+            }
         }
         Ok(dropped)
     }
@@ -219,7 +230,11 @@ impl PortClaims {
 
     /// Every claim (for gc).
     pub fn list(&self) -> Result<Vec<Claim>> {
+        let _span = tracing::debug_span!("state_read", dir = "ports").entered();
         let mut out = Vec::new();
+        if !self.state.dir(&self.dir, Need::Existing)? {
+            return Ok(out);
+        }
         for e in fsutil::dir_entries(&self.dir)? {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
@@ -237,7 +252,7 @@ impl PortClaims {
             };
             if single {
                 out.extend(self.single_address_claims(protocol, port)?);
-            } else if let Some(holder) = holder_at(&e.path())? {
+            } else if let Some(holder) = holder_at(&self.state, &e.path())? {
                 out.push(Claim {
                     protocol,
                     host_port: port,

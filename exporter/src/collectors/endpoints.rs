@@ -41,7 +41,11 @@ impl EndpointCache {
     /// are logged when they are read, not on every scrape.
     pub fn get(&self) -> (Arc<Vec<Endpoint>>, usize) {
         let started = SystemTime::now();
-        let mtime = std::fs::metadata(&self.dir).and_then(|m| m.modified()).ok();
+        // Not followed: a symlink there is refused by list_endpoints below.
+        let mtime = std::fs::symlink_metadata(&self.dir)
+            .ok()
+            .filter(|m| m.is_dir())
+            .and_then(|m| m.modified().ok());
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if let (Some(c), Some(m)) = (cached.as_ref(), mtime) {
             if c.mtime == m {

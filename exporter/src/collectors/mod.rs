@@ -63,7 +63,7 @@ impl Collectors {
         if !cli.no_ipam {
             list.push(Box::new(ipam::Ipam));
         }
-        let state = StateDir::new(&cli.state_dir);
+        let state = StateDir::reader(&cli.state_dir);
         Collectors {
             list,
             endpoints: endpoints::EndpointCache::new(state.clone()),

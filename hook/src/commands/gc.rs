@@ -54,7 +54,7 @@ pub fn run(ctx: &Context) -> Result<String> {
         Some(None) => true,
         Some(Some(ep)) => holds(ep),
     };
-    for net in ctx.state.leased_networks() {
+    for net in ctx.state.leased_networks()? {
         let pool = ctx.state.pool(&net)?;
         let leases = match pool.leases() {
             Ok(l) => l,

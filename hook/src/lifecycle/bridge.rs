@@ -71,16 +71,7 @@ fn foreign(net: &Network, link: &Link) -> Error {
 }
 
 fn netns_link_for(id: &str) -> PathBuf {
-    let short = &id[..id.len().min(12)];
-    let p = Path::new(netns::NETNS_RUN_DIR).join(format!("ocinet-{short}"));
-    if !p.exists() {
-        return p;
-    }
-    // Two ids sharing their first 12 characters: disambiguate.
-    Path::new(netns::NETNS_RUN_DIR).join(format!(
-        "ocinet-{short}-{:08x}",
-        validate::fnv1a64(id.as_bytes()) as u32
-    ))
+    netns::free_pin_path(id)
 }
 
 /// Called with the state lock held. On any failure everything done so far
