@@ -91,8 +91,8 @@ fn set_up(h: &Host, v: &BareContainer, extra: &[&str], when: &str) -> String {
         })
         .count();
     assert_eq!(
-        elements, 5,
-        "{when}: two port elements and three guard elements"
+        elements, 6,
+        "{when}: two port elements and four guard elements (port, port . MAC, port . address, MAC owner)"
     );
     ip
 }

@@ -250,9 +250,9 @@ fn teardown_removes_exactly_its_elements_and_conntrack(rt: Runtime) {
     assert!(h.leftovers(&c.id).is_empty(), "{:?}", h.leftovers(&c.id));
     let after: Vec<String> = h.nft_elements().iter().map(|e| e.to_string()).collect();
     let removed: Vec<&String> = before.iter().filter(|e| !after.contains(e)).collect();
-    // Four port elements (address and port per mapping) and the three that
-    // pin its bridge port to its MAC and address.
-    assert_eq!(removed.len(), 7, "exactly its own elements go: {removed:?}");
+    // Four port elements (address and port per mapping) and the four that
+    // pin its bridge port to its MAC and address and its MAC to the port.
+    assert_eq!(removed.len(), 8, "exactly its own elements go: {removed:?}");
     let veth = format!("\"{}\"", ocinet_integration::host_veth_name(&c.id));
     assert!(
         removed
