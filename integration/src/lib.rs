@@ -702,6 +702,15 @@ impl Host {
     /// workarounds of ENVIRONMENT.md apply: crun needs the cgroup v2 mount
     /// out of sight (a private mount namespace) and rlimits cannot be raised.
     pub fn podman(&self, args: &[&str]) -> Output {
+        // podman 4.3 opens its lock segment (/dev/shm/libpod_lock, one name
+        // whatever --root says) and creates it when missing: the first two
+        // podman calls on a fresh machine, from tests running in parallel,
+        // race, and the loser fails with "failed to create 2048 locks in
+        // /libpod_lock: file exists". Until the segment exists, one podman
+        // at a time.
+        static FIRST_LOCKS: Mutex<()> = Mutex::new(());
+        let _first = (!Path::new("/dev/shm/libpod_lock").exists())
+            .then(|| FIRST_LOCKS.lock().unwrap_or_else(|p| p.into_inner()));
         let hooks = self.dir.join("hooks.d");
         if !hooks.join("ocinet-prestart.json").exists() {
             let h = hooks.display().to_string();
