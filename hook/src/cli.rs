@@ -137,6 +137,14 @@ pub enum NetworkCommand {
         /// host reaches every port (Docker before 28).
         #[arg(long, value_name = "MODE", default_value = "nat")]
         gateway_mode: ocinet_common::model::GatewayMode,
+        /// NAME=IP: an address of the subnet that IPAM never hands out
+        /// (repeatable).
+        #[arg(long = "aux-address", value_name = "NAME=IP")]
+        aux_address: Vec<String>,
+        /// The host address ports are published on when a mapping names
+        /// none (default: every address of the host).
+        #[arg(long, value_name = "IP")]
+        host_binding_ip: Option<Ipv4Addr>,
     },
     /// List networks.
     Ls,

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -32,6 +33,15 @@ pub struct Network {
     /// containers directly. Networks saved before this field are `nat`.
     #[serde(default)]
     pub gateway_mode: GatewayMode,
+    /// Addresses of the subnet that IPAM never hands out, by name (Docker's
+    /// `--aux-address`): a router, a DNS server, a host on the segment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    /// The host address ports are published on when the mapping names none
+    /// (Docker's `com.docker.network.bridge.host_binding_ipv4`); every
+    /// local address when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_binding_ip: Option<Ipv4Addr>,
 }
 
 /// Docker's `gateway_mode_ipv4`, for the two modes it has with NAT.
@@ -96,6 +106,8 @@ impl Network {
             mtu: DEFAULT_MTU,
             internal: false,
             gateway_mode: GatewayMode::Nat,
+            aux_addresses: BTreeMap::new(),
+            host_binding_ip: None,
         }
     }
 
@@ -121,6 +133,8 @@ impl Network {
             mtu: mtu.unwrap_or(DEFAULT_MTU),
             internal,
             gateway_mode: GatewayMode::Nat,
+            aux_addresses: BTreeMap::new(),
+            host_binding_ip: None,
         };
         net.validate()?;
         Ok(net)
@@ -178,6 +192,21 @@ impl Network {
                 ));
             }
         }
+        for (name, ip) in &self.aux_addresses {
+            validate::name("aux-address name", name)?;
+            let why = if !self.subnet.contains(ip) {
+                Some(format!("is outside the subnet {}", self.subnet))
+            } else if *ip == self.gateway {
+                Some("is the gateway address".into())
+            } else if *ip == self.subnet.network() || *ip == self.subnet.broadcast() {
+                Some("is the subnet's network or broadcast address".into())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::invalid("aux-address", format!("{name}={ip}"), why));
+            }
+        }
         if !(68..=65535).contains(&self.mtu) {
             return Err(Error::invalid("mtu", self.mtu, "must be 68 to 65535"));
         }
@@ -202,6 +231,9 @@ impl Network {
         }
         if ip == self.gateway {
             return Err("is the gateway address".into());
+        }
+        if let Some((name, _)) = self.aux_addresses.iter().find(|(_, a)| **a == ip) {
+            return Err(format!("is the network's auxiliary address {name}"));
         }
         Ok(())
     }
@@ -330,6 +362,39 @@ mod tests {
             assert!(
                 e.starts_with("invalid subnet") && e.contains("cannot use"),
                 "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn aux_addresses_are_never_assigned_and_must_be_hosts_of_the_subnet() {
+        let mut n = Network::new(
+            "n",
+            "10.1.0.0/24".parse().unwrap(),
+            None,
+            None,
+            None,
+            None,
+            false,
+        )
+        .unwrap();
+        n.aux_addresses
+            .insert("router".into(), "10.1.0.2".parse().unwrap());
+        n.validate().unwrap();
+        let e = n.assignable("10.1.0.2".parse().unwrap()).unwrap_err();
+        assert!(e.contains("auxiliary address router"), "{e}");
+        for (name, ip, why) in [
+            ("far", "10.2.0.2", "outside the subnet"),
+            ("gw", "10.1.0.1", "gateway"),
+            ("bc", "10.1.0.255", "broadcast"),
+            ("a/b", "10.1.0.9", "name \"a/b\""),
+        ] {
+            let mut m = n.clone();
+            m.aux_addresses.insert(name.into(), ip.parse().unwrap());
+            let e = m.validate().unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid aux-address") && e.contains(why),
+                "{e}"
             );
         }
     }

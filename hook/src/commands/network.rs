@@ -24,6 +24,8 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             mtu,
             internal,
             gateway_mode,
+            aux_address,
+            host_binding_ip,
         } => create(
             ctx,
             name,
@@ -33,7 +35,11 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             bridge.as_deref(),
             *mtu,
             *internal,
-            *gateway_mode,
+            Extra {
+                gateway_mode: *gateway_mode,
+                aux_addresses: aux_address,
+                host_binding_ip: *host_binding_ip,
+            },
         ),
         NetworkCommand::Ls => ls(ctx),
         NetworkCommand::Inspect { name } => inspect(ctx, name),
@@ -51,7 +57,7 @@ fn create(
     bridge: Option<&str>,
     mtu: Option<u32>,
     internal: bool,
-    gateway_mode: GatewayMode,
+    extra: Extra,
 ) -> Result<String> {
     let _lock = ctx.lock()?;
     let mut nl = Netlink::new()?;
@@ -63,9 +69,22 @@ fn create(
         None => free_subnet(ctx, &mut nl)?,
     };
     let net = Network {
-        gateway_mode,
+        gateway_mode: extra.gateway_mode,
+        aux_addresses: parse_aux_addresses(extra.aux_addresses)?,
+        host_binding_ip: extra.host_binding_ip.filter(|ip| !ip.is_unspecified()),
         ..Network::new(name, subnet, gateway, ip_range, bridge, mtu, internal)?
     };
+    net.validate()?;
+    if let Some(ip) = net.host_binding_ip {
+        let local = nl.ipv4_addresses()?.into_iter().any(|(_, a, _)| a == ip);
+        if !ip.is_loopback() && !local {
+            return Err(Error::invalid(
+                "host-binding-ip",
+                ip,
+                "is not an address of this host",
+            ));
+        }
+    }
     networks::check_conflicts(ctx, &net, &mut nl)?;
     if let Some(l) = nl.link_by_name(&net.bridge)? {
         return Err(Error::Conflict(format!(
@@ -76,6 +95,30 @@ fn create(
     ctx.config.save(&net)?;
     tracing::info!(network = name, subnet = %net.subnet, bridge = %net.bridge, "network created");
     Ok(format!("{name}\n"))
+}
+
+/// What `network create` takes beyond `Network::new`'s arguments.
+struct Extra<'a> {
+    gateway_mode: GatewayMode,
+    aux_addresses: &'a [String],
+    host_binding_ip: Option<std::net::Ipv4Addr>,
+}
+
+/// `NAME=IP` entries, each name and address once.
+fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, std::net::Ipv4Addr>> {
+    let mut out = BTreeMap::new();
+    for e in entries {
+        let bad = |why: &str| Error::invalid("aux-address", e, why);
+        let (name, ip) = e.split_once('=').ok_or_else(|| bad("must be NAME=IP"))?;
+        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address after ="))?;
+        if let Some((other, _)) = out.iter().find(|(_, a)| **a == ip) {
+            return Err(bad(&format!("{ip} is already given as {other}")));
+        }
+        if out.insert(name.to_string(), ip).is_some() {
+            return Err(bad(&format!("{name} is given twice")));
+        }
+    }
+    Ok(out)
 }
 
 /// The first /24 of 10.90.0.0/15 (past the ranges Podman hands out) that
@@ -166,12 +209,20 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
     if let Some(r) = net.ip_range {
         ipam["IPRange"] = json!(r.to_string());
     }
+    if !net.aux_addresses.is_empty() {
+        ipam["AuxiliaryAddresses"] = json!(net.aux_addresses);
+    }
     let doc = json!([{
         "Name": net.name,
         "Driver": "bridge",
         "Internal": net.internal,
         "IPAM": {"Driver": "ocinet", "Config": [ipam]},
-        "Options": {"bridge": net.bridge, "mtu": net.mtu, "gateway_mode": net.gateway_mode.as_str()},
+        "Options": {
+            "bridge": net.bridge,
+            "mtu": net.mtu,
+            "gateway_mode": net.gateway_mode.as_str(),
+            "host_binding_ipv4": net.host_binding_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+        },
         "Containers": containers,
     }]);
     serde_json::to_string_pretty(&doc)

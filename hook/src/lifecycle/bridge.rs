@@ -87,6 +87,14 @@ pub fn setup(
     let name = ep.network().map(str::to_string).unwrap_or_default();
     let mut host = Netlink::new()?;
     let net = networks::get(ctx, &name, &mut host)?;
+    let defaulted;
+    let settings = match net.host_binding_ip {
+        Some(hip) if settings.ports.iter().any(|p| p.host_ip.is_none()) => {
+            defaulted = with_host_ip(settings, hip);
+            &defaulted
+        }
+        _ => settings,
+    };
 
     check_ports(&net, settings, &mut host)?;
 
@@ -163,6 +171,22 @@ pub fn setup(
                 ))),
             }
         }
+    }
+}
+
+/// The network's default host address on the mappings that name none
+/// (`--host-binding-ip`): claimed, published and recorded as if written.
+fn with_host_ip(settings: &Settings, ip: Ipv4Addr) -> Settings {
+    Settings {
+        ports: settings
+            .ports
+            .iter()
+            .map(|p| ocinet_common::model::PortSpec {
+                host_ip: p.host_ip.or(Some(ip)),
+                ..p.clone()
+            })
+            .collect(),
+        ..settings.clone()
     }
 }
 
