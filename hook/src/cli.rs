@@ -145,6 +145,17 @@ pub enum NetworkCommand {
         /// none (default: every address of the host).
         #[arg(long, value_name = "IP")]
         host_binding_ip: Option<Ipv4Addr>,
+        /// bridge (a Linux bridge with NAT and published ports) or macvlan
+        /// (sub-interfaces of --parent on its segment).
+        #[arg(long, value_name = "DRIVER", default_value = "bridge")]
+        driver: ocinet_common::model::Driver,
+        /// macvlan: the host interface the containers hang off.
+        #[arg(long, value_name = "IFNAME")]
+        parent: Option<String>,
+        /// macvlan: bridge (containers of one parent reach each other),
+        /// private, vepa or passthru.
+        #[arg(long, value_name = "MODE")]
+        mode: Option<ocinet_common::model::MacvlanMode>,
     },
     /// List networks.
     Ls,

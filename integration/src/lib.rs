@@ -468,6 +468,13 @@ impl Host {
         name
     }
 
+    /// The host's end of the veth to the outside namespace (made on first
+    /// use), e.g. as a macvlan parent on the outside's segment.
+    pub fn outside_link(&self) -> String {
+        self.outside();
+        format!("oh{}", &self.name[3..])
+    }
+
     /// Run `args` in the outside namespace.
     pub fn exec_outside(&self, args: &[&str]) -> Output {
         let name = self.outside();

@@ -5,7 +5,6 @@
 //! the address can be leased again.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 
 use ocinet_integration::{ok, text, BareContainer, Host};
 use serde_json::Value;
@@ -187,4 +186,68 @@ fn a_teardown_killed_midway_is_finished_by_a_second_poststop_or_gc() {
     }
     assert!(leases(&h).is_empty(), "{:?}", leases(&h));
     assert!(h.port_claims().is_empty(), "{:?}", h.port_claims());
+}
+
+/// The macvlan driver's interface lives in the container's namespace, which
+/// outlives a killed hook here (the container still runs): whichever way the
+/// attempt is recovered, no interface of it may be left there, nor a lease.
+#[test]
+fn a_macvlan_setup_killed_at_any_step_is_recovered_by_gc_or_the_next_call() {
+    let h = Host::new();
+    let parent = h.outside_link();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "mv",
+        "--driver",
+        "macvlan",
+        "--parent",
+        &parent,
+        "--subnet",
+        "198.51.100.0/24",
+        "--gateway",
+        "198.51.100.2",
+        "--ip-range",
+        "198.51.100.128/25",
+    ]));
+    let has_eth0 = |v: &BareContainer| {
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", v.proc.0.id()))
+            .args(["ip", "-o", "link", "show", "eth0"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    for (n, step) in ["leased", "recorded", "veth"].iter().enumerate() {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("macvlan killed at {step}, recovered by {recovery:?}");
+            let v = h.bare_container(
+                &format!("mvkill{n}-{recovery:?}").to_lowercase(),
+                serde_json::json!({"io.ocinet.network": "mv"}),
+            );
+            killed_at(&h, "createRuntime", &v, step);
+            assert_eq!(h.leases("mv").len(), 1, "{when}: one lease held");
+            assert_eq!(has_eth0(&v), *step == "veth", "{when}: eth0 made");
+            match recovery {
+                Recovery::Gc => {
+                    ok(h.ocinet(&["gc"]));
+                    assert!(h.leases("mv").is_empty(), "{when}: {:?}", h.leases("mv"));
+                    assert!(h.endpoint(&v.id).is_none(), "{when}: record left");
+                    assert!(
+                        !has_eth0(&v),
+                        "{when}: gc left the macvlan in the container"
+                    );
+                }
+                Recovery::NextHook => {
+                    let o = h.hook("createRuntime", &v.state, &[]);
+                    assert!(o.status.success(), "{when}: {}", text(&o));
+                    assert!(has_eth0(&v), "{when}: no eth0 after the retry");
+                    assert_eq!(h.leases("mv").len(), 1, "{when}: {:?}", h.leases("mv"));
+                }
+            }
+            ok(h.hook("poststop", &v.stopped_state(), &[]));
+            assert!(h.leases("mv").is_empty(), "{when}: {:?}", h.leases("mv"));
+            assert!(h.endpoint(&v.id).is_none(), "{when}: record left");
+            assert!(!has_eth0(&v), "{when}: teardown left the macvlan");
+        }
+    }
 }

@@ -534,6 +534,11 @@ pub fn port_elements(
 
 /// The elements a network contributes: (set name, element).
 pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
+    // A macvlan network's traffic never crosses the host's forwarding path:
+    // nothing to masquerade, publish or isolate.
+    if n.driver != crate::model::network::Driver::Bridge {
+        return Vec::new();
+    }
     let mut out = vec![
         (SET_BRIDGES, json!(n.bridge)),
         (SET_BRIDGE_SELF, json!({"concat": [n.bridge, n.bridge]})),

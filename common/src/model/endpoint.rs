@@ -122,6 +122,10 @@ pub struct Endpoint {
     pub bridge: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_veth: Option<String>,
+    /// macvlan: the host interface `interface` is a sub-interface of (it
+    /// lives in the container's namespace, so there is no host end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     /// Inside name of the container interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
@@ -155,6 +159,7 @@ impl Endpoint {
             mac: None,
             bridge: None,
             host_veth: None,
+            parent: None,
             interface: None,
             netns_link: None,
             ports: Vec::new(),

@@ -6,5 +6,5 @@ pub mod network;
 pub mod ports;
 
 pub use endpoint::{detached_sharers, Endpoint, FirewallElement, Mode, Phase, ProcessId};
-pub use network::{GatewayMode, Network};
+pub use network::{Driver, GatewayMode, MacvlanMode, Network};
 pub use ports::{PortMapping, PortSpec, Protocol};

@@ -42,6 +42,93 @@ pub struct Network {
     /// local address when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_binding_ip: Option<Ipv4Addr>,
+    /// How containers are attached. Networks saved before this field are
+    /// bridge networks.
+    #[serde(default)]
+    pub driver: Driver,
+    /// macvlan: the host interface the containers' sub-interfaces hang off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// macvlan: how sub-interfaces of one parent reach each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macvlan_mode: Option<MacvlanMode>,
+}
+
+/// A network driver (`network create --driver`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// A Linux bridge with the gateway address, a veth per container,
+    /// masquerade, published ports (Docker's bridge driver).
+    #[default]
+    Bridge,
+    /// A macvlan sub-interface of a host interface per container, on the
+    /// parent's segment with an address of its own: no NAT, no bridge, no
+    /// published ports (Docker's macvlan driver).
+    Macvlan,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Bridge => "bridge",
+            Driver::Macvlan => "macvlan",
+        }
+    }
+}
+
+impl std::str::FromStr for Driver {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "bridge" => Ok(Driver::Bridge),
+            "macvlan" => Ok(Driver::Macvlan),
+            _ => Err(Error::invalid("driver", s, "must be bridge or macvlan")),
+        }
+    }
+}
+
+/// The kernel's macvlan modes (`ip link add ... type macvlan mode M`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacvlanMode {
+    /// Sub-interfaces of one parent reach each other directly.
+    #[default]
+    Bridge,
+    /// They do not reach each other at all.
+    Private,
+    /// Through the switch the parent is plugged into (it must hairpin).
+    Vepa,
+    /// One sub-interface takes the parent over.
+    Passthru,
+}
+
+impl MacvlanMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MacvlanMode::Bridge => "bridge",
+            MacvlanMode::Private => "private",
+            MacvlanMode::Vepa => "vepa",
+            MacvlanMode::Passthru => "passthru",
+        }
+    }
+}
+
+impl std::str::FromStr for MacvlanMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "bridge" => Ok(MacvlanMode::Bridge),
+            "private" => Ok(MacvlanMode::Private),
+            "vepa" => Ok(MacvlanMode::Vepa),
+            "passthru" => Ok(MacvlanMode::Passthru),
+            _ => Err(Error::invalid(
+                "mode",
+                s,
+                "must be bridge, private, vepa or passthru",
+            )),
+        }
+    }
 }
 
 /// Docker's `gateway_mode_ipv4`, for the two modes it has with NAT.
@@ -108,6 +195,9 @@ impl Network {
             gateway_mode: GatewayMode::Nat,
             aux_addresses: BTreeMap::new(),
             host_binding_ip: None,
+            driver: Driver::Bridge,
+            parent: None,
+            macvlan_mode: None,
         }
     }
 
@@ -135,6 +225,9 @@ impl Network {
             gateway_mode: GatewayMode::Nat,
             aux_addresses: BTreeMap::new(),
             host_binding_ip: None,
+            driver: Driver::Bridge,
+            parent: None,
+            macvlan_mode: None,
         };
         net.validate()?;
         Ok(net)
@@ -145,7 +238,54 @@ impl Network {
         if RESERVED.contains(&self.name.as_str()) || self.name.starts_with("container") {
             return Err(Error::invalid("network name", &self.name, "is reserved"));
         }
-        validate::ifname("bridge", &self.bridge)?;
+        match self.driver {
+            Driver::Bridge => {
+                validate::ifname("bridge", &self.bridge)?;
+                if let Some(p) = &self.parent {
+                    return Err(Error::invalid(
+                        "parent",
+                        p,
+                        "only applies to --driver macvlan",
+                    ));
+                }
+                if let Some(m) = self.macvlan_mode {
+                    return Err(Error::invalid(
+                        "mode",
+                        m.as_str(),
+                        "only applies to --driver macvlan",
+                    ));
+                }
+            }
+            Driver::Macvlan => {
+                let parent = self.parent.as_deref().ok_or_else(|| {
+                    Error::invalid("parent", "none", "--driver macvlan needs --parent IFNAME")
+                })?;
+                validate::ifname("parent", parent)?;
+                let bridge_only = [
+                    (
+                        "bridge",
+                        (!self.bridge.is_empty()).then(|| self.bridge.clone()),
+                    ),
+                    ("internal", self.internal.then(|| "true".to_string())),
+                    (
+                        "gateway-mode",
+                        (self.gateway_mode != GatewayMode::Nat)
+                            .then(|| self.gateway_mode.as_str().to_string()),
+                    ),
+                    (
+                        "host-binding-ip",
+                        self.host_binding_ip.map(|ip| ip.to_string()),
+                    ),
+                ];
+                if let Some((flag, Some(value))) = bridge_only.iter().find(|(_, v)| v.is_some()) {
+                    return Err(Error::invalid(
+                        *flag,
+                        value,
+                        "only applies to bridge networks: a macvlan network has no bridge, no NAT and no published ports",
+                    ));
+                }
+            }
+        }
         if self.subnet.prefix_len() > 30 {
             return Err(Error::invalid(
                 "subnet",
@@ -452,7 +592,10 @@ pub fn find_conflict(
                 candidate.subnet, n.subnet
             ));
         }
-        if n.bridge == candidate.bridge {
+        if n.driver == Driver::Bridge
+            && candidate.driver == Driver::Bridge
+            && n.bridge == candidate.bridge
+        {
             return Some(format!(
                 "bridge {} is already used by {whose}",
                 candidate.bridge
@@ -460,7 +603,13 @@ pub fn find_conflict(
         }
     }
     for (dst, dev) in routes {
-        if dst.prefix_len() == 0 || dev == &candidate.bridge {
+        // A macvlan network lives on its parent's segment: the route there
+        // is the point, not a conflict.
+        let own = match candidate.driver {
+            Driver::Bridge => dev == &candidate.bridge,
+            Driver::Macvlan => Some(dev) == candidate.parent.as_ref(),
+        };
+        if dst.prefix_len() == 0 || own {
             continue;
         }
         if overlaps(dst, &candidate.subnet) {

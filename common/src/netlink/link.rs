@@ -212,6 +212,39 @@ impl Netlink {
         )
     }
 
+    /// A macvlan sub-interface of `parent` made directly inside `ns` as
+    /// `name` (it never exists in the host namespace, so it cannot clash
+    /// with a host interface of that name).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_macvlan(
+        &mut self,
+        name: &str,
+        parent: u32,
+        mode: crate::model::MacvlanMode,
+        mac: &[u8],
+        mtu: u32,
+        ns: &impl AsFd,
+    ) -> Result<()> {
+        use netlink_packet_route::link::MacVlanMode as M;
+        let _span = tracing::debug_span!("macvlan_create", name, parent).entered();
+        let mode = match mode {
+            crate::model::MacvlanMode::Bridge => M::Bridge,
+            crate::model::MacvlanMode::Private => M::Private,
+            crate::model::MacvlanMode::Vepa => M::Vepa,
+            crate::model::MacvlanMode::Passthru => M::Passthrough,
+        };
+        let msg = rtnetlink::LinkMacVlan::new(name, parent, mode)
+            .mtu(mtu)
+            .address(mac.to_vec())
+            .setns_by_fd(ns.as_fd().as_raw_fd())
+            .build();
+        self.ack(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("create macvlan {name} on parent index {parent}"),
+        )
+    }
+
     /// Bridge-port flags on a veth that is already a bridge port. Port
     /// (slave) data is only honoured by RTM_NEWLINK on an existing link,
     /// not by RTM_SETLINK.

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use ocinet_common::firewall::Change;
-use ocinet_common::model::{GatewayMode, Network};
+use ocinet_common::model::{Driver, GatewayMode, MacvlanMode, Network};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 use serde_json::json;
 
 use crate::cli::NetworkCommand;
 use crate::context::{Context, Subject};
-use crate::lifecycle::bridge;
+use crate::lifecycle::{bridge, macvlan};
 use crate::networks;
 
 pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
@@ -26,6 +26,9 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             gateway_mode,
             aux_address,
             host_binding_ip,
+            driver,
+            parent,
+            mode,
         } => create(
             ctx,
             name,
@@ -39,6 +42,9 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 gateway_mode: *gateway_mode,
                 aux_addresses: aux_address,
                 host_binding_ip: *host_binding_ip,
+                driver: *driver,
+                parent: parent.clone(),
+                macvlan_mode: *mode,
             },
         ),
         NetworkCommand::Ls => ls(ctx),
@@ -64,15 +70,43 @@ fn create(
     if ctx.config.load(name)?.is_some() {
         return Err(Error::Conflict(format!("network {name} already exists")));
     }
-    let subnet = match subnet {
-        Some(s) => s,
-        None => free_subnet(ctx, &mut nl)?,
+    let subnet = match (subnet, extra.driver) {
+        (Some(s), _) => s,
+        (None, Driver::Bridge) => free_subnet(ctx, &mut nl)?,
+        // A free private range means nothing on someone else's segment.
+        (None, Driver::Macvlan) => {
+            return Err(Error::invalid(
+                "subnet",
+                "none",
+                "--driver macvlan needs --subnet, the parent's segment",
+            ))
+        }
     };
+    if extra.driver == Driver::Macvlan {
+        if let Some(b) = bridge {
+            return Err(Error::invalid(
+                "bridge",
+                b,
+                "only applies to bridge networks: a macvlan network has no bridge",
+            ));
+        }
+    }
+    let base = Network::new(name, subnet, gateway, ip_range, bridge, mtu, internal)?;
     let net = Network {
+        bridge: match extra.driver {
+            Driver::Bridge => base.bridge.clone(),
+            Driver::Macvlan => String::new(),
+        },
+        driver: extra.driver,
+        parent: extra.parent,
+        macvlan_mode: match extra.driver {
+            Driver::Macvlan => Some(extra.macvlan_mode.unwrap_or_default()),
+            Driver::Bridge => extra.macvlan_mode,
+        },
         gateway_mode: extra.gateway_mode,
         aux_addresses: parse_aux_addresses(extra.aux_addresses)?,
         host_binding_ip: extra.host_binding_ip.filter(|ip| !ip.is_unspecified()),
-        ..Network::new(name, subnet, gateway, ip_range, bridge, mtu, internal)?
+        ..base
     };
     net.validate()?;
     if let Some(ip) = net.host_binding_ip {
@@ -86,11 +120,18 @@ fn create(
         }
     }
     networks::check_conflicts(ctx, &net, &mut nl)?;
-    if let Some(l) = nl.link_by_name(&net.bridge)? {
-        return Err(Error::Conflict(format!(
-            "network {name}: interface {} (index {}) already exists on the host",
-            net.bridge, l.index
-        )));
+    match net.driver {
+        Driver::Bridge => {
+            if let Some(l) = nl.link_by_name(&net.bridge)? {
+                return Err(Error::Conflict(format!(
+                    "network {name}: interface {} (index {}) already exists on the host",
+                    net.bridge, l.index
+                )));
+            }
+        }
+        Driver::Macvlan => {
+            macvlan::parent_index(&net, &mut nl)?;
+        }
     }
     ctx.config.save(&net)?;
     tracing::info!(network = name, subnet = %net.subnet, bridge = %net.bridge, "network created");
@@ -102,6 +143,9 @@ struct Extra<'a> {
     gateway_mode: GatewayMode,
     aux_addresses: &'a [String],
     host_binding_ip: Option<std::net::Ipv4Addr>,
+    driver: Driver,
+    parent: Option<String>,
+    macvlan_mode: Option<MacvlanMode>,
 }
 
 /// `NAME=IP` entries, each name and address once.
@@ -154,6 +198,7 @@ fn ls(ctx: &Context) -> Result<String> {
     let (eps, _) = ctx.state.list_endpoints();
     let mut rows = vec![[
         "NAME",
+        "DRIVER",
         "BRIDGE",
         "SUBNET",
         "GATEWAY",
@@ -169,7 +214,11 @@ fn ls(ctx: &Context) -> Result<String> {
             .count();
         rows.push(vec![
             n.name.to_string(),
-            n.bridge.to_string(),
+            n.driver.as_str().to_string(),
+            match n.driver {
+                Driver::Bridge => n.bridge.to_string(),
+                Driver::Macvlan => "-".to_string(),
+            },
             n.subnet.to_string(),
             n.gateway.to_string(),
             n.internal.to_string(),
@@ -214,14 +263,21 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
     }
     let doc = json!([{
         "Name": net.name,
-        "Driver": "bridge",
+        "Driver": net.driver.as_str(),
         "Internal": net.internal,
         "IPAM": {"Driver": "ocinet", "Config": [ipam]},
-        "Options": {
-            "bridge": net.bridge,
-            "mtu": net.mtu,
-            "gateway_mode": net.gateway_mode.as_str(),
-            "host_binding_ipv4": net.host_binding_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+        "Options": match net.driver {
+            Driver::Bridge => json!({
+                "bridge": net.bridge,
+                "mtu": net.mtu,
+                "gateway_mode": net.gateway_mode.as_str(),
+                "host_binding_ipv4": net.host_binding_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+            }),
+            Driver::Macvlan => json!({
+                "parent": net.parent,
+                "macvlan_mode": net.macvlan_mode.unwrap_or_default().as_str(),
+                "mtu": net.mtu,
+            }),
         },
         "Containers": containers,
     }]);
@@ -257,7 +313,12 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
         )));
     }
     let mut nl = Netlink::new()?;
-    match nl.link_by_name(&net.bridge)? {
+    let bridge = match net.driver {
+        Driver::Bridge => nl.link_by_name(&net.bridge)?,
+        // Nothing on the host is the network's: its parent is not ocinet's.
+        Driver::Macvlan => None,
+    };
+    match bridge {
         Some(l) if bridge::is_ours(&l) => {
             nl.delete_link(&net.bridge)?;
         }

@@ -7,15 +7,15 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ocinet_common::firewall::{ruleset, Change, Firewall};
-use ocinet_common::model::{Endpoint, Network};
+use ocinet_common::model::{Driver, Endpoint, Network};
 use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{netns, sysctl, validate, Error, Result};
 
+use super::driver::NetworkDriver;
 use super::{release, restore};
 use crate::context::{Context, Subject};
 use crate::killpoint;
-use crate::networks;
 use crate::settings::Settings;
 
 pub const CONTAINER_IFNAME: &str = "eth0";
@@ -70,23 +70,38 @@ fn foreign(net: &Network, link: &Link) -> Error {
     ))
 }
 
-fn netns_link_for(id: &str) -> PathBuf {
+pub(crate) fn netns_link_for(id: &str) -> PathBuf {
     netns::free_pin_path(id)
 }
 
-/// Called with the state lock held. On any failure everything done so far
-/// is undone before returning (crun does not run poststop after a failed
-/// create).
-pub fn setup(
+/// The bridge driver.
+pub struct BridgeDriver {
+    pub net: Network,
+}
+
+impl NetworkDriver for BridgeDriver {
+    fn setup(
+        &self,
+        ctx: &Context,
+        ep: Endpoint,
+        settings: &Settings,
+        host: &mut Netlink,
+        ns: &File,
+        ns_path: &Path,
+    ) -> Result<()> {
+        setup(ctx, ep, settings, &self.net, host, ns, ns_path)
+    }
+}
+
+fn setup(
     ctx: &Context,
     mut ep: Endpoint,
     settings: &Settings,
+    net: &Network,
+    host: &mut Netlink,
     ns: &File,
     ns_path: &Path,
 ) -> Result<()> {
-    let name = ep.network().map(str::to_string).unwrap_or_default();
-    let mut host = Netlink::new()?;
-    let net = networks::get(ctx, &name, &mut host)?;
     let defaulted;
     let settings = match net.host_binding_ip {
         Some(hip) if settings.ports.iter().any(|p| p.host_ip.is_none()) => {
@@ -96,11 +111,11 @@ pub fn setup(
         _ => settings,
     };
 
-    check_ports(&net, settings, &mut host)?;
+    check_ports(net, settings, host)?;
 
     claim_ports(ctx, &ep, settings)?;
     let pool = ctx.state.pool(&net.name)?;
-    let leased = pool.allocate(&net, &ep.id, settings.ip);
+    let leased = pool.allocate(net, &ep.id, settings.ip);
     let ip = match leased {
         Ok(ip) => ip,
         Err(e) => {
@@ -109,7 +124,7 @@ pub fn setup(
         }
     };
     killpoint::reached("leased");
-    if let Err(e) = check_mac(ctx, &net, &ep.id, settings, ip, &mut host) {
+    if let Err(e) = check_mac(ctx, net, &ep.id, settings, ip, host) {
         let _ = pool.release(ip, &ep.id);
         let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
         return Err(e);
@@ -151,7 +166,7 @@ pub fn setup(
 
     // Done is a rename of the record written above: wire() changes the
     // endpoint only when it fails.
-    let result = wire(ctx, &mut host, &net, &mut ep, &mac, ns, ns_path)
+    let result = wire(ctx, host, net, &mut ep, &mac, ns, ns_path)
         .and_then(|()| ctx.state.finish_setup(&ep.id));
     match result {
         Ok(()) => {
@@ -198,7 +213,7 @@ fn with_host_ip(settings: &Settings, ip: Ipv4Addr) -> Settings {
 /// containers that get the addresses). Called under the state lock, as
 /// leasing is, so two setups cannot both take one MAC; the kernel refuses
 /// a second owner too (`ruleset::MAP_MAC_OWNER`).
-fn check_mac(
+pub(crate) fn check_mac(
     ctx: &Context,
     net: &Network,
     id: &str,
@@ -211,8 +226,12 @@ fn check_mac(
     };
     let text = validate::format_mac(&mac);
     let refuse = |why: String| Err(Error::invalid(settings.mac_field, &text, why));
-    let bridge_now = host.link_by_name(&net.bridge)?.map(|l| l.mac);
-    if mac == bridge_mac(&net.bridge) || bridge_now.as_deref() == Some(&mac[..]) {
+    let bridge_now = match net.driver {
+        Driver::Bridge => host.link_by_name(&net.bridge)?.map(|l| l.mac),
+        Driver::Macvlan => None,
+    };
+    let is_bridges = net.driver == Driver::Bridge && mac == bridge_mac(&net.bridge);
+    if is_bridges || bridge_now.as_deref() == Some(&mac[..]) {
         return refuse(format!(
             "is the MAC of bridge {} of network {}",
             net.bridge, net.name
@@ -380,7 +399,7 @@ fn wire_container(
 
 /// Pin the namespace at the path the record already names.
 /// Pin at the path the record names (chosen before the record was written).
-fn pin(ep: &mut Endpoint, ns_path: &Path) -> Result<()> {
+pub(crate) fn pin(ep: &mut Endpoint, ns_path: &Path) -> Result<()> {
     let Some(link) = ep.netns_link.clone() else {
         return Ok(());
     };

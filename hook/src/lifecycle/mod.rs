@@ -1,6 +1,8 @@
 //! The hook proper: setup at prestart/createRuntime, teardown at poststop.
 
 pub mod bridge;
+pub mod driver;
+pub mod macvlan;
 pub mod release;
 pub mod restore;
 mod setup;

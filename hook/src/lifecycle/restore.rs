@@ -99,7 +99,12 @@ pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
         tracing::warn!("restore: skipping {e}");
     }
     let (mut made, mut ports) = (0, 0);
-    for net in &networks {
+    // Only bridges can be lost and made again; a macvlan sub-interface
+    // lives and dies with its container's namespace.
+    for net in networks
+        .iter()
+        .filter(|n| n.driver == ocinet_common::model::Driver::Bridge)
+    {
         let running = running_on(&endpoints, &net.name);
         if running.is_empty() {
             continue;

@@ -5,9 +5,10 @@ use ocinet_common::model::{Endpoint, Mode, Phase, ProcessId};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
-use super::{bridge, release};
+use super::{driver, release};
 use crate::cli::ContainerDefaults;
 use crate::context::Context;
+use crate::networks;
 use crate::oci::{self, OciState};
 use crate::settings::{self, Settings};
 
@@ -60,10 +61,12 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
             let ep = join_container(ctx, ep, target)?;
             save_ready(ctx, ep)
         }
-        Mode::Bridge(_) => {
+        Mode::Bridge(name) => {
             let ns = require_netns(ns.as_ref(), &settings)?;
             let ns_path = ns_path.as_deref().unwrap_or(Path::new(""));
-            bridge::setup(ctx, ep, &settings, ns, ns_path)
+            let mut host = Netlink::new()?;
+            let net = networks::get(ctx, name, &mut host)?;
+            driver::for_network(net).setup(ctx, ep, &settings, &mut host, ns, ns_path)
         }
     }
 }

@@ -1,0 +1,201 @@
+//! The macvlan driver, Docker's `-d macvlan -o parent=`: each container
+//! gets a macvlan sub-interface of a host interface as its eth0, made
+//! directly in its namespace, with an address from the network's IPAM and
+//! a default route via the gateway on the parent's segment. No bridge, no
+//! NAT, no published ports: the container is a host of that segment.
+//!
+//! As with any macvlan, the host itself cannot reach its containers
+//! through the parent (the kernel does not hand frames between a parent
+//! and its sub-interfaces); neighbours on the segment and other containers
+//! on the same parent (mode bridge) can.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use ocinet_common::model::{Endpoint, Network};
+use ocinet_common::netlink::{LinkRef, Netlink};
+use ocinet_common::{validate, Error, Result};
+
+use super::bridge::{self, check_mac, mac_for, CONTAINER_IFNAME};
+use super::driver::NetworkDriver;
+use super::release;
+use crate::context::Context;
+use crate::killpoint;
+use crate::settings::Settings;
+
+pub struct MacvlanDriver {
+    pub net: Network,
+}
+
+impl NetworkDriver for MacvlanDriver {
+    fn setup(
+        &self,
+        ctx: &Context,
+        ep: Endpoint,
+        settings: &Settings,
+        host: &mut Netlink,
+        ns: &File,
+        ns_path: &Path,
+    ) -> Result<()> {
+        setup(ctx, ep, settings, &self.net, host, ns, ns_path)
+    }
+}
+
+/// The parent's index: it must exist, and must not be a bridge ocinet
+/// made (its containers' traffic would bypass the bridge's firewall).
+pub fn parent_index(net: &Network, host: &mut Netlink) -> Result<u32> {
+    let parent = net.parent.as_deref().unwrap_or_default();
+    let link = host.link_by_name(parent)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "network {}: parent interface {parent} does not exist on the host",
+            net.name
+        ))
+    })?;
+    if bridge::is_ours(&link) {
+        return Err(Error::invalid(
+            "parent",
+            parent,
+            "is a bridge of an ocinet network: give macvlan a host interface",
+        ));
+    }
+    Ok(link.index)
+}
+
+fn setup(
+    ctx: &Context,
+    mut ep: Endpoint,
+    settings: &Settings,
+    net: &Network,
+    host: &mut Netlink,
+    ns: &File,
+    ns_path: &Path,
+) -> Result<()> {
+    if let Some(p) = settings.ports.first() {
+        return Err(Error::invalid(
+            settings.ports_field,
+            p,
+            format!(
+                "network {} uses the macvlan driver: containers are on the parent's segment with their own address, nothing is published",
+                net.name
+            ),
+        ));
+    }
+    let parent = parent_index(net, host)?;
+    let pool = ctx.state.pool(&net.name)?;
+    let ip = pool.allocate(net, &ep.id, settings.ip)?;
+    killpoint::reached("leased");
+    if let Err(e) = check_mac(ctx, net, &ep.id, settings, ip, host) {
+        let _ = pool.release(ip, &ep.id);
+        return Err(e);
+    }
+    let mac = settings.mac.unwrap_or_else(|| mac_for(ip));
+    ep.ip = Some(ip);
+    ep.prefix_len = Some(net.subnet.prefix_len());
+    ep.gateway = Some(net.gateway);
+    ep.mac = Some(validate::format_mac(&mac));
+    ep.parent = net.parent.clone();
+    ep.interface = Some(CONTAINER_IFNAME.into());
+    ep.netns_link = Some(bridge::netns_link_for(&ep.id));
+    // The intent before the kernel: a hook killed from here on leaves a
+    // record that gc or the next call undoes.
+    if let Err(e) = ctx.state.save_setup(&ep) {
+        let _ = pool.release(ip, &ep.id);
+        return Err(e);
+    }
+    if settings.ip.is_none() {
+        if let Err(e) = pool.remember_last(ip) {
+            tracing::warn!("next allocation starts from the beginning of the range: {e}");
+        }
+    }
+    killpoint::reached("recorded");
+    let result = wire(host, net, &mac, ip, parent, ns)
+        .and_then(|()| {
+            killpoint::reached("veth");
+            bridge::pin(&mut ep, ns_path)
+        })
+        .and_then(|()| ctx.state.finish_setup(&ep.id));
+    match result {
+        Ok(()) => {
+            killpoint::reached("ready");
+            tracing::info!(network = %net.name, %ip, parent = net.parent.as_deref().unwrap_or(""), "set up");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!("setup failed, rolling back: {e}");
+            // The sub-interface is reachable through `ns` now, whether or
+            // not the pin was made.
+            if let Err(undo) = remove_sub_interface(ns, &ep) {
+                tracing::warn!("rollback: {undo}");
+            }
+            let _ = ctx.state.save_setup(&ep);
+            match release::release(ctx, &ep) {
+                Ok(()) => Err(e),
+                Err(undo) => Err(Error::Conflict(format!(
+                    "{e}; rollback incomplete (ocinet gc will retry): {undo}"
+                ))),
+            }
+        }
+    }
+}
+
+fn wire(
+    host: &mut Netlink,
+    net: &Network,
+    mac: &[u8; 6],
+    ip: Ipv4Addr,
+    parent: u32,
+    ns: &File,
+) -> Result<()> {
+    host.create_macvlan(
+        CONTAINER_IFNAME,
+        parent,
+        net.macvlan_mode.unwrap_or_default(),
+        mac,
+        net.mtu,
+        ns,
+    )
+    .map_err(|e| match e {
+        Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => {
+            Error::Conflict(format!(
+                "the container already has an interface {CONTAINER_IFNAME}"
+            ))
+        }
+        e => e,
+    })?;
+    let mut inner = Netlink::new_in(ns)?;
+    if let Some(lo) = inner.link_by_name("lo")? {
+        if !lo.up {
+            inner.set_up(lo.index, "set lo up")?;
+        }
+    }
+    let eth0 = inner.link_by_name(CONTAINER_IFNAME)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "{CONTAINER_IFNAME} vanished from the container right after creation"
+        ))
+    })?;
+    inner.disable_ipv6_autoconf(LinkRef::Index(eth0.index))?;
+    inner.set_up(eth0.index, "set eth0 up")?;
+    inner.add_address(eth0.index, ip, net.subnet.prefix_len())?;
+    inner.add_default_route(net.gateway, eth0.index)?;
+    Ok(())
+}
+
+/// Delete the record's macvlan interface from the namespace `ns`, if it is
+/// still the one ocinet made there (a macvlan with the recorded MAC).
+pub fn remove_sub_interface(ns: &File, ep: &Endpoint) -> Result<bool> {
+    let (Some(name), Some(mac)) = (&ep.interface, &ep.mac) else {
+        return Ok(false);
+    };
+    let mut inner = Netlink::new_in(ns)?;
+    let Some(link) = inner.link_by_name(name)? else {
+        return Ok(false);
+    };
+    let ours = link.kind.as_deref() == Some("macvlan")
+        && validate::format_mac(&link.mac).eq_ignore_ascii_case(mac);
+    if !ours {
+        tracing::warn!(interface = %name, "left alone: not the macvlan interface ocinet made");
+        return Ok(false);
+    }
+    inner.delete_link(name)
+}
