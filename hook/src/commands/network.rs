@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::NetworkCommand;
 use crate::context::{Context, Subject};
-use crate::lifecycle::{bridge, macvlan};
+use crate::lifecycle::drivers::{bridge, macvlan};
 use crate::networks;
 
 pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {

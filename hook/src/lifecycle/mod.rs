@@ -1,8 +1,10 @@
 //! The hook proper: setup at prestart/createRuntime, teardown at poststop.
 
-pub mod bridge;
-pub mod driver;
-pub mod macvlan;
+pub mod drivers;
+mod mac;
+pub mod naming;
+mod pin;
+mod ports;
 pub mod release;
 pub mod restore;
 mod setup;

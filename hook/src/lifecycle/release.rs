@@ -94,7 +94,7 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
         // pin, the container itself when a setup died before pinning, a
         // pod's namespace): then its address must not stay on the segment.
         match container_netns(ep) {
-            Some(ns) => match super::macvlan::remove_sub_interface(&ns, ep) {
+            Some(ns) => match super::drivers::macvlan::remove_sub_interface(&ns, ep) {
                 Ok(removed) => tracing::debug!(removed, "macvlan interface"),
                 Err(e) => errors.push(e),
             },

@@ -7,7 +7,7 @@ use ocinet_common::model::{Endpoint, Network, Phase};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
-use super::bridge;
+use super::drivers::bridge;
 use crate::context::Context;
 
 /// The records that can be read; the others are logged and skipped.

@@ -5,7 +5,7 @@ use ocinet_common::model::{Endpoint, Mode, Phase, ProcessId};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
-use super::{driver, release};
+use super::{drivers, release};
 use crate::cli::ContainerDefaults;
 use crate::context::Context;
 use crate::networks;
@@ -66,7 +66,7 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
             let ns_path = ns_path.as_deref().unwrap_or(Path::new(""));
             let mut host = Netlink::new()?;
             let net = networks::get(ctx, name, &mut host)?;
-            driver::for_network(net).setup(ctx, ep, &settings, &mut host, ns, ns_path)
+            drivers::for_network(net).setup(ctx, ep, &settings, &mut host, ns, ns_path)
         }
     }
 }

@@ -11,7 +11,9 @@ use ocinet_common::model::{Driver, Endpoint, Network};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::Result;
 
-use super::{bridge, macvlan};
+pub mod bridge;
+pub mod macvlan;
+
 use crate::context::Context;
 use crate::settings::Settings;
 

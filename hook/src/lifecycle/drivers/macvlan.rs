@@ -17,11 +17,13 @@ use ocinet_common::model::{Endpoint, Network};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{validate, Error, Result};
 
-use super::bridge::{self, check_mac, mac_for, CONTAINER_IFNAME};
-use super::driver::NetworkDriver;
-use super::release;
+use super::{bridge, NetworkDriver};
 use crate::context::Context;
 use crate::killpoint;
+use crate::lifecycle::mac::check_mac;
+use crate::lifecycle::naming::{mac_for, CONTAINER_IFNAME};
+use crate::lifecycle::pin::{netns_link_for, pin};
+use crate::lifecycle::release;
 use crate::settings::Settings;
 
 pub struct MacvlanDriver {
@@ -96,7 +98,7 @@ fn setup(
     ep.mac = Some(validate::format_mac(&mac));
     ep.parent = net.parent.clone();
     ep.interface = Some(CONTAINER_IFNAME.into());
-    ep.netns_link = Some(bridge::netns_link_for(&ep.id));
+    ep.netns_link = Some(netns_link_for(&ep.id));
     // The intent before the kernel: a hook killed from here on leaves a
     // record that gc or the next call undoes.
     if let Err(e) = ctx.state.save_setup(&ep) {
@@ -112,7 +114,7 @@ fn setup(
     let result = wire(host, net, &mac, ip, parent, ns)
         .and_then(|()| {
             killpoint::reached("veth");
-            bridge::pin(&mut ep, ns_path)
+            pin(&mut ep, ns_path)
         })
         .and_then(|()| ctx.state.finish_setup(&ep.id));
     match result {

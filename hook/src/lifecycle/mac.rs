@@ -1,0 +1,72 @@
+//! Whether a container may have the MAC it asks for.
+
+use std::net::Ipv4Addr;
+
+use ocinet_common::model::{Driver, Network};
+use ocinet_common::netlink::Netlink;
+use ocinet_common::{validate, Error, Result};
+
+use super::drivers::bridge::device::bridge_mac;
+use crate::context::Context;
+use crate::settings::Settings;
+
+/// A MAC is one port's on a bridge: once a second port sends with it, the
+/// bridge moves the address to that port and the first container loses
+/// its traffic. So a static MAC may not be the bridge's, another
+/// container's on this network, nor `02:6f:<address>` of an address in the
+/// subnet other than the container's own (ocinet derives those for the
+/// containers that get the addresses). Called under the state lock, as
+/// leasing is, so two setups cannot both take one MAC; the kernel refuses
+/// a second owner too (`ruleset::MAP_MAC_OWNER`).
+pub(crate) fn check_mac(
+    ctx: &Context,
+    net: &Network,
+    id: &str,
+    settings: &Settings,
+    ip: Ipv4Addr,
+    host: &mut Netlink,
+) -> Result<()> {
+    let Some(mac) = settings.mac else {
+        return Ok(());
+    };
+    let text = validate::format_mac(&mac);
+    let refuse = |why: String| Err(Error::invalid(settings.mac_field, &text, why));
+    let bridge_now = match net.driver {
+        Driver::Bridge => host.link_by_name(&net.bridge)?.map(|l| l.mac),
+        Driver::Macvlan => None,
+    };
+    let is_bridges = net.driver == Driver::Bridge && mac == bridge_mac(&net.bridge);
+    if is_bridges || bridge_now.as_deref() == Some(&mac[..]) {
+        return refuse(format!(
+            "is the MAC of bridge {} of network {}",
+            net.bridge, net.name
+        ));
+    }
+    if mac[..2] == [0x02, 0x6f] {
+        let derived_for = Ipv4Addr::new(mac[2], mac[3], mac[4], mac[5]);
+        if derived_for != ip && net.subnet.contains(&derived_for) {
+            let holder = ctx.state.pool(&net.name)?.leases()?.remove(&derived_for);
+            return refuse(match holder {
+                Some(h) => format!("is the MAC of container {h} (derived from its address {derived_for})"),
+                None => format!(
+                    "is derived from {derived_for} and kept for the container that gets that address"
+                ),
+            });
+        }
+    }
+    let (eps, unreadable) = ctx.state.list_endpoints();
+    for e in unreadable {
+        tracing::warn!("MAC check: skipping an unreadable record: {e}");
+    }
+    if let Some(holder) = eps.iter().find(|e| {
+        e.id != id
+            && e.network() == Some(net.name.as_str())
+            && e.mac.as_deref() == Some(text.as_str())
+    }) {
+        return refuse(format!(
+            "is already the MAC of container {} ({}) on network {}",
+            holder.id, holder.name, net.name
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Published ports at setup: checked against the network and the host's
+//! addresses, defaulted to the network's host address, and claimed (after
+//! freeing those of holders that are gone).
+
+use std::net::Ipv4Addr;
+
+use ocinet_common::model::{Endpoint, Network};
+use ocinet_common::netlink::Netlink;
+use ocinet_common::{validate, Error, Result};
+
+use super::release;
+use crate::context::Context;
+use crate::settings::Settings;
+
+/// The network's default host address on the mappings that name none
+/// (`--host-binding-ip`): claimed, published and recorded as if written.
+pub(crate) fn with_host_ip(settings: &Settings, ip: Ipv4Addr) -> Settings {
+    Settings {
+        ports: settings
+            .ports
+            .iter()
+            .map(|p| ocinet_common::model::PortSpec {
+                host_ip: p.host_ip.or(Some(ip)),
+                ..p.clone()
+            })
+            .collect(),
+        ..settings.clone()
+    }
+}
+
+/// Claim the published ports for `ep`, first freeing any held by a
+/// container that is gone (its runtime died without poststop) or by a hook
+/// that died before recording, so they do not wait for gc.
+pub(crate) fn claim_ports(ctx: &Context, ep: &Endpoint, settings: &Settings) -> Result<()> {
+    if settings.ports.is_empty() {
+        return Ok(());
+    }
+    let claims = ctx.state.port_claims();
+    let mut released: Vec<String> = Vec::new();
+    for o in claims.overlaps(&ep.id, &settings.ports)? {
+        let holder = &o.held.holder;
+        if released.contains(holder) {
+            continue;
+        }
+        let record = match validate::container_id("container id", holder) {
+            Ok(()) => ctx.state.load_endpoint(holder)?,
+            Err(_) => None,
+        };
+        match record {
+            Some(h) if h.is_stale() => {
+                tracing::warn!(holder = %holder, "releasing the ports of a container that is gone");
+                release::release(ctx, &h)?;
+                // A claim its record does not list (left by a killed
+                // retry) goes too.
+                claims.release_claim(&o.held)?;
+                released.push(holder.clone());
+            }
+            Some(h) => {
+                return Err(Error::Conflict(format!(
+                    "host port {} is already published by container {} ({}) as {}",
+                    o.wanted, h.id, h.name, o.held
+                )));
+            }
+            None => {
+                // Claimed but never recorded: a hook died in between.
+                claims.release_claim(&o.held)?;
+            }
+        }
+    }
+    claims.claim(&ep.id, &settings.ports)
+}
+
+/// Ports need a network with a way in, and host addresses that are this
+/// host's.
+pub(crate) fn check_ports(net: &Network, settings: &Settings, host: &mut Netlink) -> Result<()> {
+    let Some(first) = settings.ports.first() else {
+        return Ok(());
+    };
+    if net.internal {
+        return Err(Error::invalid(
+            settings.ports_field,
+            first,
+            format!(
+                "network {} is internal: nothing can be published from it",
+                net.name
+            ),
+        ));
+    }
+    if settings.ports.iter().all(|p| p.host_ip.is_none()) {
+        return Ok(());
+    }
+    let local: Vec<Ipv4Addr> = host
+        .ipv4_addresses()?
+        .into_iter()
+        .map(|(_, ip, _)| ip)
+        .collect();
+    for p in &settings.ports {
+        if let Some(ip) = p.host_ip {
+            if !ip.is_loopback() && !local.contains(&ip) {
+                return Err(Error::invalid(
+                    settings.ports_field,
+                    p,
+                    format!("{ip} is not an address of this host"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
