@@ -192,6 +192,24 @@ pub fn unpin(target: &Path) -> Result<()> {
     }
 }
 
+/// The container's network namespace, if it still exists: through the
+/// pin, or through its init process when a setup died before pinning.
+/// Either must be the namespace the record names (a pid can be reused, and
+/// a pin path holds whatever is mounted there).
+pub fn of_endpoint(ep: &crate::model::Endpoint) -> Option<File> {
+    let recorded = ep.netns_id?;
+    let pinned = ep.netns_link.clone();
+    let by_pid = ep
+        .container
+        .as_ref()
+        .map(|c| std::path::PathBuf::from(format!("/proc/{}/ns/net", c.pid)));
+    pinned
+        .into_iter()
+        .chain(by_pid)
+        .filter_map(|p| open_netns(&p).ok())
+        .find(|ns| id_of_fd(ns).ok() == Some(recorded))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

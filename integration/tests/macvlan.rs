@@ -6,7 +6,8 @@
 use std::process::{Command, Stdio};
 
 use ocinet_integration::{
-    answers, assert_clean, both_runtimes, ok, text, Host, Proc, Runtime, Spec, OUTSIDE_IP,
+    answers, assert_clean, both_runtimes, ok, text, Host, Proc, Runtime, Spec, EXPORTER_ADDR,
+    OUTSIDE_IP,
 };
 
 fn ip_of(h: &Host, id: &str) -> String {
@@ -119,6 +120,28 @@ fn containers_are_hosts_of_the_parents_segment(rt: Runtime) {
     );
     let ps = ok(h.ocinet(&["ps"]));
     assert!(ps.contains(&aip), "{ps}");
+    // No host end to count on: the exporter reads the container's own
+    // interface, from the container's point of view as for veths.
+    let mut exporter = h.start_exporter(&[]);
+    let metrics = ok(h.exec(&["curl", "-s", &format!("http://{EXPORTER_ADDR}/metrics")]));
+    for dir in ["receive", "transmit"] {
+        let value = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("ocinet_container_network_{dir}_bytes_total{{"))
+                    && l.contains(&format!("container_id=\"{}\"", a.id))
+                    && l.contains("interface=\"eth0\"")
+                    && l.contains("network=\"mv\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {dir} bytes for {}: {metrics}", a.id));
+        assert!(
+            value > 1000.0,
+            "{dir} bytes {value}: the HTTP exchanges above count"
+        );
+    }
+    exporter.terminate();
     // Published ports are refused: nothing is NATed.
     let pubd = h.start(
         rt,

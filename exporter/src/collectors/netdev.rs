@@ -1,11 +1,12 @@
 //! Per-container veth counters, from the container's point of view (what
 //! the container received is what its host-side veth transmitted), as
-//! cAdvisor reports them.
+//! cAdvisor reports them. macvlan containers have no host end: their own
+//! interface is read in their namespace.
 
 use std::collections::HashMap;
 
 use ocinet_common::model::Mode;
-use ocinet_common::netlink::Netlink;
+use ocinet_common::netlink::{Netlink, Stats64};
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 use super::{register, CollectResult, Collector, Snapshot};
@@ -119,12 +120,16 @@ impl Collector for Netdev {
                 info.with_label_values(&[&ep.id, &ep.name, &network, veth, &ip, &mac])
                     .set(1.0);
             }
-            // A veth that vanished between reading state and the dump is a
-            // container going away, not an error.
-            let Some(stats) = by_name.get(veth).and_then(|l| l.stats) else {
+            let iface = ep.interface.as_deref().unwrap_or("eth0");
+            // A veth (or namespace) that vanished between reading state and
+            // the dump is a container going away, not an error.
+            let stats = match &ep.parent {
+                None => by_name.get(veth).and_then(|l| l.stats),
+                Some(_) => inside_stats(ep, iface).map(as_host_end),
+            };
+            let Some(stats) = stats else {
                 continue;
             };
-            let iface = ep.interface.as_deref().unwrap_or("eth0");
             for c in &counters {
                 c.vec
                     .with_label_values(&[&ep.id, &ep.name, &network, iface])
@@ -133,4 +138,23 @@ impl Collector for Netdev {
         }
         Ok(())
     }
+}
+
+/// A macvlan container has no host end: its own interface's counters, read
+/// in its namespace (one namespace switch per such container and scrape).
+fn inside_stats(ep: &ocinet_common::model::Endpoint, iface: &str) -> Option<Stats64> {
+    let ns = ocinet_common::netns::of_endpoint(ep)?;
+    let mut nl = Netlink::new_in(&ns).ok()?;
+    nl.link_by_name(iface).ok()??.stats
+}
+
+/// Counters of the container's own interface as its host end would count
+/// them (what one receives the other transmitted), so one set of readers
+/// serves both.
+fn as_host_end(mut s: Stats64) -> Stats64 {
+    std::mem::swap(&mut s.rx_bytes, &mut s.tx_bytes);
+    std::mem::swap(&mut s.rx_packets, &mut s.tx_packets);
+    std::mem::swap(&mut s.rx_errors, &mut s.tx_errors);
+    std::mem::swap(&mut s.rx_dropped, &mut s.tx_dropped);
+    s
 }

@@ -93,7 +93,7 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
         // with it, unless something else keeps that namespace alive (the
         // pin, the container itself when a setup died before pinning, a
         // pod's namespace): then its address must not stay on the segment.
-        match container_netns(ep) {
+        match netns::of_endpoint(ep) {
             Some(ns) => match super::drivers::macvlan::remove_sub_interface(&ns, ep) {
                 Ok(removed) => tracing::debug!(removed, "macvlan interface"),
                 Err(e) => errors.push(e),
@@ -116,22 +116,6 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
     ctx.state.port_claims().release(&ep.id, &ep.ports)?;
     killpoint::reached("teardown-unleased");
     ctx.state.remove_endpoint(&ep.id)
-}
-
-/// The container's network namespace, if it still exists: through the
-/// pin, or through its init process when that still runs in the namespace
-/// the record names (a pid can be reused; a namespace id is checked).
-fn container_netns(ep: &Endpoint) -> Option<std::fs::File> {
-    if let Some(ns) = ep
-        .netns_link
-        .as_deref()
-        .and_then(|l| netns::open_netns(l).ok())
-    {
-        return Some(ns);
-    }
-    let pid = ep.container.as_ref()?.pid;
-    let ns = netns::open_netns(std::path::Path::new(&format!("/proc/{pid}/ns/net"))).ok()?;
-    (ep.netns_id.is_some() && netns::id_of_fd(&ns).ok() == ep.netns_id).then_some(ns)
 }
 
 /// Delete the conntrack entries of `ep`'s published ports, walking the
