@@ -165,3 +165,72 @@ fn eight_podman_run_rm_at_once() {
     assert!(h.leases("ocinet").is_empty(), "{:?}", h.leases("ocinet"));
     assert!(h.port_claims().is_empty(), "{:?}", h.port_claims());
 }
+
+/// Issue 14: a podman container (hooks.d, crun) on a macvlan network is a
+/// host of the parent's segment, and `podman rm` leaves nothing.
+#[test]
+fn podman_container_on_a_macvlan_network() {
+    let h = Host::new();
+    let parent = h.outside_link();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "mv",
+        "--driver",
+        "macvlan",
+        "--parent",
+        &parent,
+        "--subnet",
+        "198.51.100.0/24",
+        "--gateway",
+        "198.51.100.2",
+        "--ip-range",
+        "198.51.100.128/25",
+    ]));
+    let www = h.dir.join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "hello from macvlan\n").expect("index");
+    let vol = format!("{}:/www:ro", www.display());
+    let root = rootfs();
+    let args = [
+        &[
+            "run",
+            "-d",
+            "--name",
+            "mvweb",
+            "--network",
+            "none",
+            "--annotation",
+            "io.ocinet.network=mv",
+            "-v",
+            &vol,
+        ],
+        ULIMITS,
+        &["--rootfs", &root, "httpd", "-f", "-p", "80", "-h", "/www"],
+    ]
+    .concat();
+    let id = ok(h.podman(&args)).trim().to_string();
+    let ep = h
+        .endpoint(&id)
+        .unwrap_or_else(|| panic!("no endpoint for {id}"));
+    let ip = ep["ip"].as_str().unwrap_or_default().to_string();
+    assert!(ip.starts_with("198.51.100.1"), "{ep}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let got = ok(h.exec_outside(&[
+        "timeout",
+        "3",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{ip}/"),
+    ]));
+    assert_eq!(got.trim(), "hello from macvlan");
+    ok(h.podman(&["stop", "--time", "1", "mvweb"]));
+    ok(h.podman(&["rm", "mvweb"]));
+    let left = h.leftovers(&id);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(h.leases("mv").is_empty(), "{:?}", h.leases("mv"));
+    assert!(h.ps().is_empty());
+}
