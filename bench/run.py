@@ -484,6 +484,52 @@ def bench_ports(work, rounds):
     results.append(("8. Many published ports per container", "\n".join(md)))
 
 
+def bench_macvlan(work, n):
+    """9. One container on a macvlan network: ocinet hook vs netavark 1.4's
+    macvlan driver, same parent, same kind of subnet."""
+    host, out = netns_add(f"{TAG}-h9"), netns_add(f"{TAG}-o9")
+    enter(host)
+    sh("ip", "link", "set", "lo", "up")
+    parent = f"{TAG}mv"
+    sh("ip", "link", "add", parent, "type", "veth", "peer", "name", f"{TAG}mo", "netns", out)
+    sh("ip", "link", "set", parent, "up")
+    sh("ip", "-n", out, "link", "set", f"{TAG}mo", "up")
+    oc = Ocinet(os.path.join(work, "s9"))
+    oc.cli("network", "create", "mvb", "--driver", "macvlan", "--parent", parent, "--subnet", "10.76.0.0/24")
+    nv_cfg = os.path.join(work, "netavark9")
+    t = {(side, step): [] for side in ("ocinet", "netavark") for step in ("setup", "teardown")}
+    for i in range(n):
+        for side in ("ocinet", "netavark"):
+            ns = netns_add(f"{TAG}-c9-{side[0]}-{i}")
+            cid = f"mv{i:03d}{side}"
+            if side == "ocinet":
+                b = oc.bundle(cid, ns, None, network="mvb")
+                t[side, "setup"].append(oc.hook("createRuntime", cid, b))
+                t[side, "teardown"].append(oc.hook("poststop", cid, b))
+            else:
+                opts = json.dumps({
+                    "container_id": cid.ljust(64, "0"), "container_name": "bench", "port_mappings": [],
+                    "networks": {"mvb": {"static_ips": ["10.77.0.14"], "interface_name": "eth0"}},
+                    "network_info": {"mvb": {
+                        "name": "mvb", "id": "3f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9",
+                        "driver": "macvlan", "network_interface": parent,
+                        "subnets": [{"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}],
+                        "ipv6_enabled": False, "internal": False, "dns_enabled": False,
+                        "ipam_options": {"driver": "host-local"}, "options": {"mode": "bridge"}}}}).encode()
+                t[side, "setup"].append(timed([NETAVARK, "--config", nv_cfg, "setup", f"/run/netns/{ns}"], opts))
+                t[side, "teardown"].append(timed([NETAVARK, "--config", nv_cfg, "teardown", f"/run/netns/{ns}"], opts))
+    m = lambda side, step: median_ms(t[side, step])
+    cyc = lambda side: m(side, "setup") + m(side, "teardown")
+    rows = [("setup", m("ocinet", "setup"), m("netavark", "setup")),
+            ("teardown", m("ocinet", "teardown"), m("netavark", "teardown")),
+            ("setup + teardown", cyc("ocinet"), cyc("netavark"))]
+    md = [f"Each side {n} times, alternating; each hook or netavark call timed as a whole process; one container on a "
+          "macvlan network (mode bridge) over the same veth parent, no published ports (macvlan has none).", "",
+          "| | ocinet (median) | netavark 1.4 (median) | netavark / ocinet |", "|---|---|---|---|"]
+    md += [f"| {name} | {o:.1f} ms | {v:.1f} ms | {v / o:.1f}x |" for name, o, v in rows]
+    results.append(("9. macvlan: ocinet hook vs netavark", "\n".join(md)))
+
+
 def podman_cmd(work, *args):
     p = os.path.join(work, "podman")
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", 'umount /sys/fs/cgroup/unified 2>/dev/null; exec podman "$@"', "podman",
@@ -524,7 +570,7 @@ def bench_podman(work, n, rootfs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
-    ap.add_argument("--only", default="1,2,3,4,5,6,8")
+    ap.add_argument("--only", default="1,2,3,4,5,6,8,9")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     a = ap.parse_args()
     only = set(a.only.split(","))
@@ -555,6 +601,7 @@ def main():
             ("5", lambda: (bench_exporter(work, 100 if q else 1000), bench_portmap(work, 5000 if q else 100000))),
             ("6", lambda: bench_datapath(work, 1 if q else 5, 2 if q else 5)),
             ("8", lambda: bench_ports(work, 2 if q else 5)),
+            ("9", lambda: bench_macvlan(work, 5 if q else 20)),
         ]
         for key, fn in sections:
             if key in only:
@@ -570,7 +617,7 @@ def main():
         subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in created_ns).encode(),
                        stderr=subprocess.DEVNULL)
         for f in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
-            if f.startswith("ocinet-s") or f.startswith("ocinet-cc") or f.startswith("ocinet-ex") or f.startswith("ocinet-pm") or f.startswith("ocinet-dp") or f.startswith("ocinet-pp"):
+            if f.startswith("ocinet-s") or f.startswith("ocinet-cc") or f.startswith("ocinet-ex") or f.startswith("ocinet-pm") or f.startswith("ocinet-dp") or f.startswith("ocinet-pp") or f.startswith("ocinet-mv"):
                 subprocess.run(["umount", "-l", f"/run/netns/{f}"], stderr=subprocess.DEVNULL)
                 os.unlink(f"/run/netns/{f}")
         shutil.rmtree(work, ignore_errors=True)
@@ -585,7 +632,7 @@ def main():
         with open(soak) as f:
             text += "\n\n" + f.read().strip()
     analysis = os.path.join(ROOT, "bench/ANALYSIS.md")
-    if os.path.exists(analysis) and not q and only == set("123456") | {"8"}:
+    if os.path.exists(analysis) and not q and only == set("123456") | {"8", "9"}:
         with open(analysis) as f:
             text += "\n\n" + f.read().strip()
     print(text)
