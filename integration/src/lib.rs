@@ -407,9 +407,33 @@ impl Host {
 
     /// Every published-port claim as (entry, holder): `tcp-8080` for every
     /// address, `tcp-8080.d/127.0.0.1` for one.
+    /// Every claimed host port as (`<proto>-<port>` or
+    /// `<proto>-<port>.d/<address>`, holder), a range claimed whole
+    /// expanded to its ports.
     pub fn port_claims(&self) -> Vec<(String, String)> {
         let dir = self.state_dir().join("ports");
         let mut out = symlinks(&dir);
+        for (name, holder) in symlinks(&dir.join("ranges")) {
+            let (ports, addr) = match name.split_once('@') {
+                Some((p, a)) => (p.to_string(), Some(a.to_string())),
+                None => (name.clone(), None),
+            };
+            let parts: Vec<&str> = ports.splitn(3, '-').collect();
+            let (Some(proto), Some(first), Some(last)) = (
+                parts.first(),
+                parts.get(1).and_then(|p| p.parse::<u32>().ok()),
+                parts.get(2).and_then(|p| p.parse::<u32>().ok()),
+            ) else {
+                out.push((format!("ranges/{name}"), holder));
+                continue;
+            };
+            for port in first..=last {
+                out.push(match &addr {
+                    None => (format!("{proto}-{port}"), holder.clone()),
+                    Some(a) => (format!("{proto}-{port}.d/{a}"), holder.clone()),
+                });
+            }
+        }
         for d in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = d.file_name().to_string_lossy().to_string();
             if name.ends_with(".d") {

@@ -79,12 +79,7 @@ pub fn run(ctx: &Context) -> Result<String> {
     // One line per holder: a range of published ports is many claims.
     let mut freed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for claim in claims.list()? {
-        let held = |ep: &Endpoint| {
-            ep.ports
-                .iter()
-                .flat_map(|s| s.mappings())
-                .any(|m| claim.is(&m))
-        };
+        let held = |ep: &Endpoint| claim.is_held_by(&ep.ports);
         if accounted(&claim.holder, &held) {
             continue;
         }
