@@ -86,10 +86,13 @@ impl Context {
             tracing::warn!("rebuild: skipping {e}");
         }
         networks.retain(|n| !removed.iter().any(|r| r.name == n.name));
-        let (eps, bad) = self.state.list_endpoints();
+        let (mut eps, bad) = self.state.list_endpoints();
         for e in bad {
             tracing::warn!("rebuild: skipping {e}");
         }
+        // Oldest first: of two records an earlier version let share a MAC,
+        // the container that had it first keeps it (`one_port_per_mac`).
+        eps.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         let (arriving, leaving) = match subject {
             Subject::Arriving(id) => (Some(id), None),
             Subject::Leaving(id) => (None, Some(id)),
@@ -98,7 +101,7 @@ impl Context {
         let mut elements: Vec<_> = eps
             .iter()
             .filter(|e| Some(e.id.as_str()) != leaving)
-            .flat_map(|e| e.firewall.iter().cloned().chain(mac_owner_of_old_record(e)))
+            .flat_map(ocinet_common::firewall::ruleset::elements_of_record)
             .collect();
         one_port_per_mac(&mut elements);
         // The packet path's records of DNATed connections went with the old
@@ -116,26 +119,11 @@ impl Context {
     }
 }
 
-/// Records saved before `mac_owner` existed name no owner for their MAC:
-/// derived from the record, so a rebuild enforces one port per MAC for
-/// containers that were running across the upgrade too.
-fn mac_owner_of_old_record(
-    e: &ocinet_common::model::Endpoint,
-) -> Option<ocinet_common::model::FirewallElement> {
-    use ocinet_common::firewall::ruleset;
-    if e.firewall.iter().any(|f| f.set == ruleset::MAP_MAC_OWNER) {
-        return None;
-    }
-    let (Some(port), Some(mac), Some(bridge)) = (&e.host_veth, &e.mac, &e.bridge) else {
-        return None;
-    };
-    Some(ruleset::mac_owner_element(bridge, mac, port))
-}
-
 /// A rebuild must not fail as a whole, nor pair one MAC with two ports,
 /// if records made by an earlier version ever gave two containers of one
-/// bridge the same MAC: the first record keeps it, the second port loses
-/// its permission to send with it (logged).
+/// bridge the same MAC: the first record (the oldest) keeps it, and the
+/// second port loses its permission to send with it, so that container
+/// is cut off until it is restarted with another MAC (logged).
 fn one_port_per_mac(elements: &mut Vec<ocinet_common::model::FirewallElement>) {
     use ocinet_common::firewall::ruleset;
     let mut owners: std::collections::HashMap<String, serde_json::Value> = Default::default();

@@ -388,7 +388,42 @@ fn foreign_interfaces_are_left_alone(rt: Runtime) {
     assert!(d.exit.is_none(), "{}", d.output());
 }
 
+/// A record the previous version saved names no MAC owner; the rebuild an
+/// upgrade makes adds one for it, and its teardown must take it out again,
+/// or the next container given that address (so that MAC) is refused.
+fn an_old_records_mac_owner_goes_with_it(rt: Runtime) {
+    let h = Host::new();
+    let spec = Spec::default().ann("io.ocinet.ip", "10.87.0.50");
+    let mut c = h.start(rt, "old", &spec);
+    assert!(c.exit.is_none(), "{}", c.output());
+    let record = h
+        .state_dir()
+        .join("endpoints")
+        .join(format!("{}.json", c.id));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("record")).expect("json");
+    v["firewall"]
+        .as_array_mut()
+        .expect("firewall")
+        .retain(|e| e["set"] != "mac_owner");
+    std::fs::write(&record, serde_json::to_vec(&v).expect("json")).expect("write");
+    ok(h.ocinet(&["firewall", "reload"]));
+    let owners = |h: &Host| {
+        h.nft_elements()
+            .iter()
+            .map(|e| e.to_string())
+            .filter(|e| e.contains("02:6f:0a:57:00:32"))
+            .count()
+    };
+    assert_eq!(owners(&h), 2, "port_mac and the rebuilt mac_owner");
+    h.stop(&mut c);
+    assert_eq!(owners(&h), 0, "the old record's MAC owner outlived it");
+    let again = h.start(rt, "again", &spec);
+    assert!(again.exit.is_none(), "{}", again.output());
+}
+
 both_runtimes!(
+    an_old_records_mac_owner_goes_with_it,
     a_mac_belongs_to_one_container,
     unpublished_ports_are_closed_to_direct_routing,
     foreign_interfaces_are_left_alone,

@@ -298,6 +298,81 @@ fn bad_macvlan_networks_are_refused(rt: Runtime) {
     );
     assert_clean(&h, &g.id);
     assert!(!ok(h.ocinet(&["network", "ls"])).contains("bad"));
+
+    // The parent's MTU unless one is given, never more than it.
+    refused(
+        &h,
+        &[
+            "network",
+            "create",
+            "bad",
+            "--driver",
+            "macvlan",
+            "--parent",
+            &parent,
+            "--subnet",
+            "10.74.0.0/24",
+            "--mtu",
+            "9000",
+        ],
+        &format!("invalid mtu \"9000\": is larger than the MTU 1500 of parent {parent}"),
+    );
+    ok(h.exec(&["ip", "link", "set", &parent, "mtu", "1400"]));
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "small",
+        "--driver",
+        "macvlan",
+        "--parent",
+        &parent,
+        "--subnet",
+        "10.78.0.0/24",
+    ]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "small"]))).unwrap_or_default();
+    assert_eq!(v[0]["Options"]["mtu"], 1400, "{v}");
+
+    // passthru gives the interface the parent's MAC, whatever was asked:
+    // the record says the MAC it has, and teardown finds it by that.
+    ok(h.exec(&[
+        "ip", "link", "add", "ptp0", "type", "veth", "peer", "name", "ptp1",
+    ]));
+    ok(h.exec(&["ip", "link", "set", "ptp0", "up"]));
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "pt",
+        "--driver",
+        "macvlan",
+        "--parent",
+        "ptp0",
+        "--mode",
+        "passthru",
+        "--subnet",
+        "10.79.0.0/24",
+    ]));
+    let mut p = h.start(
+        rt,
+        "passthru",
+        &Spec::default().ann("io.ocinet.network", "pt"),
+    );
+    assert!(p.exit.is_none(), "{}", p.output());
+    let inside = ok(Command::new("nsenter")
+        .arg(format!("--net={}", h.netns_of(&p.id)))
+        .args(["ip", "-j", "link", "show", "eth0"])
+        .output()
+        .expect("ip link"));
+    let inside: serde_json::Value = serde_json::from_str(&inside).unwrap_or_default();
+    let recorded = h
+        .endpoint(&p.id)
+        .map(|e| e["mac"].clone())
+        .unwrap_or_default();
+    assert_eq!(recorded, inside[0]["address"], "{inside}");
+    h.stop(&mut p);
+    assert_clean(&h, &p.id);
+    assert!(h.leases("pt").is_empty());
+    ok(h.exec(&["ip", "link", "del", "ptp0"]));
 }
 
 both_runtimes!(

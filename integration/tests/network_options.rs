@@ -169,7 +169,26 @@ fn host_binding_ip_is_the_default_host_address(rt: Runtime) {
     );
 }
 
+/// Configuration management links files into /etc: a network definition
+/// may be a symlink (the state directory's files may not).
+fn a_symlinked_network_definition_is_read(rt: Runtime) {
+    let h = Host::new();
+    ok(h.ocinet(&["network", "create", "linked", "--subnet", "10.73.0.0/24"]));
+    let def = h.config_dir().join("networks").join("linked.json");
+    let kept = h.dir.join("linked-definition.json");
+    std::fs::rename(&def, &kept).expect("move");
+    std::os::unix::fs::symlink(&kept, &def).expect("symlink");
+    let c = h.start(
+        rt,
+        "linked",
+        &Spec::default().ann("io.ocinet.network", "linked"),
+    );
+    assert!(c.exit.is_none(), "{}", c.output());
+    assert!(ip_of(&h, &c.id).starts_with("10.73.0."));
+}
+
 both_runtimes!(
+    a_symlinked_network_definition_is_read,
     aux_addresses_are_never_handed_out,
     host_binding_ip_is_the_default_host_address,
 );

@@ -83,15 +83,24 @@ impl Nft {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::Firewall(format!("{what}: {}: {e}", self.program.display())))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            if let Err(e) = stdin.write_all(&input) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Firewall(format!("{what}: writing to nft: {e}")));
-            }
-        }
+        // Written beside the wait, so a stalled nft (a large document does
+        // not fit the pipe) is bounded by NFT_TIMEOUT like the rest.
+        let writer = child
+            .stdin
+            .take()
+            .map(|mut stdin| std::thread::spawn(move || stdin.write_all(&input)));
         let what = what.to_string();
-        Ok(Pending::new(move || finish(child, &what)))
+        Ok(Pending::new(move || {
+            let result = finish(child, &what);
+            // nft has exited (or was killed): the writer is done or gets EPIPE.
+            let written = writer.map(|w| w.join());
+            match (result, written) {
+                (Ok(()), Some(Ok(Err(e)))) => {
+                    Err(Error::Firewall(format!("{what}: writing to nft: {e}")))
+                }
+                (r, _) => r,
+            }
+        }))
     }
 
     fn list_table(

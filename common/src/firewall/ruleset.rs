@@ -477,6 +477,21 @@ pub fn guard_elements(
     ]
 }
 
+/// The elements a record stands for: those it lists and, for a record
+/// saved before `mac_owner` existed, the MAC owner it implies (a rebuild
+/// adds it, so teardown must delete it too, or the next container given
+/// that address, and so that MAC, would be refused by the kernel).
+pub fn elements_of_record(e: &crate::model::Endpoint) -> Vec<crate::model::FirewallElement> {
+    let mut out = e.firewall.clone();
+    let has_owner = out.iter().any(|f| f.set == MAP_MAC_OWNER);
+    if let (false, Some(port), Some(mac), Some(bridge)) =
+        (has_owner, &e.host_veth, &e.mac, &e.bridge)
+    {
+        out.push(mac_owner_element(bridge, mac, port));
+    }
+    out
+}
+
 /// `mac` on `bridge` belongs to `port`.
 pub fn mac_owner_element(bridge: &str, mac: &str, port: &str) -> crate::model::FirewallElement {
     crate::model::FirewallElement {

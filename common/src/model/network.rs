@@ -230,6 +230,20 @@ impl Network {
             macvlan_mode: None,
         };
         net.validate()?;
+        // Only for new networks: one an earlier version saved in such a
+        // range must still load (to be removed, or for its containers).
+        for (range, why) in UNUSABLE {
+            let range: Ipv4Net = range
+                .parse()
+                .map_err(|_| Error::invalid("range", range, "constant"))?;
+            if range.contains(&net.subnet.network()) || net.subnet.contains(&range.network()) {
+                return Err(Error::invalid(
+                    "subnet",
+                    net.subnet,
+                    format!("{why}: containers cannot use it"),
+                ));
+            }
+        }
         Ok(net)
     }
 
@@ -299,18 +313,6 @@ impl Network {
                 self.subnet,
                 "must be /8 or smaller",
             ));
-        }
-        for (range, why) in UNUSABLE {
-            let range: Ipv4Net = range
-                .parse()
-                .map_err(|_| Error::invalid("range", range, "constant"))?;
-            if range.contains(&self.subnet.network()) || self.subnet.contains(&range.network()) {
-                return Err(Error::invalid(
-                    "subnet",
-                    self.subnet,
-                    format!("{why}: containers cannot use it"),
-                ));
-            }
         }
         let gw = self.gateway;
         if !self.subnet.contains(&gw)
@@ -504,6 +506,12 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+        // ... but one an earlier version saved there still loads.
+        let saved: Network = serde_json::from_str(
+            r#"{"name":"old","subnet":"224.1.0.0/16","gateway":"224.1.0.1","bridge":"br-old","mtu":1500}"#,
+        )
+        .unwrap();
+        saved.validate().unwrap();
     }
 
     #[test]

@@ -219,6 +219,18 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     parse_json(path, &data).map(Some)
 }
 
+/// `read_json` for configuration, which may be a symlink (config
+/// management links files into /etc): the config directory is the
+/// administrator's, unlike the state directory, which only ocinet writes.
+pub fn read_config_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let _span = tracing::debug_span!("config_read", file = ?path.file_name()).entered();
+    match fs::read(path) {
+        Ok(data) => parse_json(path, &data).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 /// The contents of the state file at `path`, parsed; `CorruptState` naming
 /// the path when they cannot be (this is what the state fuzz target
 /// drives).

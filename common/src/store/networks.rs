@@ -30,7 +30,7 @@ impl ConfigDir {
     }
 
     pub fn load(&self, name: &str) -> Result<Option<Network>> {
-        let net: Option<Network> = fsutil::read_json(&self.path(name)?)?;
+        let net: Option<Network> = fsutil::read_config_json(&self.path(name)?)?;
         if let Some(n) = &net {
             if n.name != name {
                 return Err(Error::CorruptState {

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::cli::NetworkCommand;
 use crate::context::{Context, Subject};
 use crate::lifecycle::drivers::{bridge, macvlan};
+use crate::lifecycle::ports::HostAddresses;
 use crate::networks;
 
 pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
@@ -92,7 +93,7 @@ fn create(
         }
     }
     let base = Network::new(name, subnet, gateway, ip_range, bridge, mtu, internal)?;
-    let net = Network {
+    let mut net = Network {
         bridge: match extra.driver {
             Driver::Bridge => base.bridge.clone(),
             Driver::Macvlan => String::new(),
@@ -110,8 +111,7 @@ fn create(
     };
     net.validate()?;
     if let Some(ip) = net.host_binding_ip {
-        let local = nl.ipv4_addresses()?.into_iter().any(|(_, a, _)| a == ip);
-        if !ip.is_loopback() && !local {
+        if !HostAddresses::of(&mut nl)?.has(ip) {
             return Err(Error::invalid(
                 "host-binding-ip",
                 ip,
@@ -130,7 +130,23 @@ fn create(
             }
         }
         Driver::Macvlan => {
-            macvlan::parent_index(&net, &mut nl)?;
+            let parent = macvlan::parent_link(&net, &mut nl)?;
+            // As Docker: the parent's MTU unless one is given, and never
+            // more than it (the kernel refuses a larger sub-interface).
+            match mtu {
+                None => net.mtu = parent.mtu,
+                Some(m) if m > parent.mtu => {
+                    return Err(Error::invalid(
+                        "mtu",
+                        m,
+                        format!(
+                            "is larger than the MTU {} of parent {}",
+                            parent.mtu, parent.name
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
         }
     }
     ctx.config.save(&net)?;

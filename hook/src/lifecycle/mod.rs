@@ -1,10 +1,11 @@
 //! The hook proper: setup at prestart/createRuntime, teardown at poststop.
 
 pub mod drivers;
+mod inside;
 mod mac;
 pub mod naming;
 mod pin;
-mod ports;
+pub(crate) mod ports;
 pub mod release;
 pub mod restore;
 mod setup;

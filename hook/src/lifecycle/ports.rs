@@ -72,6 +72,25 @@ pub(crate) fn claim_ports(ctx: &Context, ep: &Endpoint, settings: &Settings) -> 
 
 /// Ports need a network with a way in, and host addresses that are this
 /// host's.
+/// The host's IPv4 addresses, to check a port binding against: one of
+/// them, or loopback (every 127/8 address is the host's).
+pub(crate) struct HostAddresses(Vec<Ipv4Addr>);
+
+impl HostAddresses {
+    pub(crate) fn of(host: &mut Netlink) -> Result<Self> {
+        Ok(HostAddresses(
+            host.ipv4_addresses()?
+                .into_iter()
+                .map(|(_, ip, _)| ip)
+                .collect(),
+        ))
+    }
+
+    pub(crate) fn has(&self, ip: Ipv4Addr) -> bool {
+        ip.is_loopback() || self.0.contains(&ip)
+    }
+}
+
 pub(crate) fn check_ports(net: &Network, settings: &Settings, host: &mut Netlink) -> Result<()> {
     let Some(first) = settings.ports.first() else {
         return Ok(());
@@ -89,14 +108,10 @@ pub(crate) fn check_ports(net: &Network, settings: &Settings, host: &mut Netlink
     if settings.ports.iter().all(|p| p.host_ip.is_none()) {
         return Ok(());
     }
-    let local: Vec<Ipv4Addr> = host
-        .ipv4_addresses()?
-        .into_iter()
-        .map(|(_, ip, _)| ip)
-        .collect();
+    let local = HostAddresses::of(host)?;
     for p in &settings.ports {
         if let Some(ip) = p.host_ip {
-            if !ip.is_loopback() && !local.contains(&ip) {
+            if !local.has(ip) {
                 return Err(Error::invalid(
                     settings.ports_field,
                     p,

@@ -54,7 +54,7 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
         }
         Mode::None => {
             let ns = require_netns(ns.as_ref(), &settings)?;
-            bring_up_lo(ns)?;
+            super::inside::enter(ns)?;
             save_ready(ctx, ep)
         }
         Mode::Container(target) => {
@@ -88,16 +88,6 @@ fn save_ready(ctx: &Context, mut ep: Endpoint) -> Result<()> {
     ep.phase = Phase::Ready;
     ctx.state.save_endpoint(&ep)?;
     tracing::info!(mode = %ep.mode.label(), "set up");
-    Ok(())
-}
-
-pub fn bring_up_lo(ns: &File) -> Result<()> {
-    let mut inner = Netlink::new_in(ns)?;
-    if let Some(lo) = inner.link_by_name("lo")? {
-        if !lo.up {
-            inner.set_up(lo.index, "set lo up")?;
-        }
-    }
     Ok(())
 }
 

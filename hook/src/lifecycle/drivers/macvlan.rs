@@ -14,12 +14,14 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use ocinet_common::model::{Endpoint, Network};
-use ocinet_common::netlink::{LinkRef, Netlink};
+use ocinet_common::netlink::link::Link;
+use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
 
 use super::{bridge, NetworkDriver};
 use crate::context::Context;
 use crate::killpoint;
+use crate::lifecycle::inside;
 use crate::lifecycle::mac::check_mac;
 use crate::lifecycle::naming::{mac_for, CONTAINER_IFNAME};
 use crate::lifecycle::pin::{netns_link_for, pin};
@@ -44,9 +46,9 @@ impl NetworkDriver for MacvlanDriver {
     }
 }
 
-/// The parent's index: it must exist, and must not be a bridge ocinet
-/// made (its containers' traffic would bypass the bridge's firewall).
-pub fn parent_index(net: &Network, host: &mut Netlink) -> Result<u32> {
+/// The parent: it must exist, and must not be a bridge ocinet made (its
+/// containers' traffic would bypass the bridge's firewall).
+pub fn parent_link(net: &Network, host: &mut Netlink) -> Result<Link> {
     let parent = net.parent.as_deref().unwrap_or_default();
     let link = host.link_by_name(parent)?.ok_or_else(|| {
         Error::NotFound(format!(
@@ -61,7 +63,7 @@ pub fn parent_index(net: &Network, host: &mut Netlink) -> Result<u32> {
             "is a bridge of an ocinet network: give macvlan a host interface",
         ));
     }
-    Ok(link.index)
+    Ok(link)
 }
 
 fn setup(
@@ -83,7 +85,7 @@ fn setup(
             ),
         ));
     }
-    let parent = parent_index(net, host)?;
+    let parent = parent_link(net, host)?;
     let pool = ctx.state.pool(&net.name)?;
     let ip = pool.allocate(net, &ep.id, settings.ip)?;
     killpoint::reached("leased");
@@ -111,9 +113,16 @@ fn setup(
         }
     }
     killpoint::reached("recorded");
-    let result = wire(host, net, &mac, ip, parent, ns)
-        .and_then(|()| {
+    let result = wire(host, net, &mac, ip, &parent, ns)
+        .and_then(|made| {
             killpoint::reached("veth");
+            // passthru takes the parent's MAC whatever was asked: record
+            // the one the interface has, which teardown looks for.
+            let made = validate::format_mac(&made);
+            if ep.mac.as_deref() != Some(made.as_str()) {
+                ep.mac = Some(made);
+                ctx.state.save_setup(&ep)?;
+            }
             pin(&mut ep, ns_path)
         })
         .and_then(|()| ctx.state.finish_setup(&ep.id));
@@ -146,15 +155,18 @@ fn wire(
     net: &Network,
     mac: &[u8; 6],
     ip: Ipv4Addr,
-    parent: u32,
+    parent: &Link,
     ns: &File,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
+    // A sub-interface cannot be larger than its parent (EINVAL): a parent
+    // made smaller since the network was created caps it.
+    let mtu = net.mtu.min(parent.mtu);
     host.create_macvlan(
         CONTAINER_IFNAME,
-        parent,
+        parent.index,
         net.macvlan_mode.unwrap_or_default(),
         mac,
-        net.mtu,
+        mtu,
         ns,
     )
     .map_err(|e| match e {
@@ -165,22 +177,14 @@ fn wire(
         }
         e => e,
     })?;
-    let mut inner = Netlink::new_in(ns)?;
-    if let Some(lo) = inner.link_by_name("lo")? {
-        if !lo.up {
-            inner.set_up(lo.index, "set lo up")?;
-        }
-    }
-    let eth0 = inner.link_by_name(CONTAINER_IFNAME)?.ok_or_else(|| {
-        Error::NotFound(format!(
-            "{CONTAINER_IFNAME} vanished from the container right after creation"
-        ))
-    })?;
-    inner.disable_ipv6_autoconf(LinkRef::Index(eth0.index))?;
-    inner.set_up(eth0.index, "set eth0 up")?;
-    inner.add_address(eth0.index, ip, net.subnet.prefix_len())?;
-    inner.add_default_route(net.gateway, eth0.index)?;
-    Ok(())
+    let eth0 = inside::configure(
+        ns,
+        CONTAINER_IFNAME,
+        ip,
+        net.subnet.prefix_len(),
+        Some(net.gateway),
+    )?;
+    Ok(eth0.mac)
 }
 
 /// Delete the record's macvlan interface from the namespace `ns`, if it is

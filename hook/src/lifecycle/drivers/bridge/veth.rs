@@ -8,6 +8,7 @@ use ocinet_common::model::{Endpoint, Network};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
+use crate::lifecycle::inside;
 use crate::lifecycle::naming::CONTAINER_IFNAME;
 
 pub(crate) fn wire_container(
@@ -45,23 +46,8 @@ pub(crate) fn wire_container(
         )?;
     }
 
-    let mut inner = Netlink::new_in(ns)?;
-    if let Some(lo) = inner.link_by_name("lo")? {
-        if !lo.up {
-            inner.set_up(lo.index, "set lo up")?;
-        }
-    }
-    let eth0 = inner.link_by_name(CONTAINER_IFNAME)?.ok_or_else(|| {
-        Error::NotFound(format!(
-            "{CONTAINER_IFNAME} vanished from the container right after creation"
-        ))
-    })?;
-    inner.disable_ipv6_autoconf(LinkRef::Index(eth0.index))?;
-    inner.set_up(eth0.index, "set eth0 up")?;
     let ip = ep.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    inner.add_address(eth0.index, ip, net.subnet.prefix_len())?;
-    if !net.internal {
-        inner.add_default_route(net.gateway, eth0.index)?;
-    }
+    let gateway = (!net.internal).then_some(net.gateway);
+    inside::configure(ns, CONTAINER_IFNAME, ip, net.subnet.prefix_len(), gateway)?;
     Ok(())
 }

@@ -1,0 +1,46 @@
+//! What every mode does inside the container's namespace: `lo` up, and
+//! the container's interface configured once a driver has made it.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+
+use ocinet_common::netlink::link::Link;
+use ocinet_common::netlink::{LinkRef, Netlink};
+use ocinet_common::{Error, Result};
+
+/// A socket in the container's namespace, with `lo` up (a new namespace
+/// has it down).
+pub(crate) fn enter(ns: &File) -> Result<Netlink> {
+    let mut inner = Netlink::new_in(ns)?;
+    if let Some(lo) = inner.link_by_name("lo")? {
+        if !lo.up {
+            inner.set_up(lo.index, "set lo up")?;
+        }
+    }
+    Ok(inner)
+}
+
+/// `ifname`, just made in the namespace: no IPv6 autoconf (set before it
+/// comes up, so no link-local is made), up, its address, and the default
+/// route via `gateway` when there is one. Returns the link.
+pub(crate) fn configure(
+    ns: &File,
+    ifname: &str,
+    ip: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Option<Ipv4Addr>,
+) -> Result<Link> {
+    let mut inner = enter(ns)?;
+    let link = inner.link_by_name(ifname)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "{ifname} vanished from the container right after creation"
+        ))
+    })?;
+    inner.disable_ipv6_autoconf(LinkRef::Index(link.index))?;
+    inner.set_up(link.index, &format!("set {ifname} up"))?;
+    inner.add_address(link.index, ip, prefix_len)?;
+    if let Some(gw) = gateway {
+        inner.add_default_route(gw, link.index)?;
+    }
+    Ok(link)
+}
