@@ -169,8 +169,23 @@ pub fn pin(source: &Path, name: &str) -> Result<PathBuf> {
 /// (a regular file, the mount point): a symlink at the recorded name (a
 /// hook killed after recording the name and before pinning, then someone
 /// else's link) is left alone, and not followed to unmount elsewhere.
-pub fn unpin(target: &Path) -> Result<()> {
+pub fn unpin(target: &Path, recorded: Option<(u64, u64)>) -> Result<()> {
     let _span = tracing::debug_span!("netns_unpin", target = %target.display()).entered();
+    // A hook killed between naming the pin and making it leaves the name
+    // free for anyone: what is mounted there now must be the container's.
+    if let (Some(want), Ok(md)) = (recorded, std::fs::metadata(target)) {
+        // Not mounted (any more), the empty file is on its directory's file
+        // system; mounted, it is an nsfs inode (which also says "regular
+        // file"), and must be the recorded one.
+        let dir_dev = target
+            .parent()
+            .and_then(|d| std::fs::metadata(d).ok())
+            .map(|d| d.dev());
+        if Some(md.dev()) != dir_dev && (md.dev(), md.ino()) != want {
+            tracing::warn!(target = %target.display(), "another namespace is mounted there: left alone");
+            return Ok(());
+        }
+    }
     match umount2(target, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
         // EINVAL: not a mount point (any more, or in this mount namespace).
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
@@ -238,7 +253,7 @@ mod tests {
         // Short and non-ASCII-safe ids: no panic, and the name is the id.
         assert_eq!(free_name_in(&dir, "c1"), dir.join("ocinet-c1"));
         // unpin leaves a symlink alone.
-        unpin(&first).unwrap();
+        unpin(&first, None).unwrap();
         assert!(std::fs::symlink_metadata(&first).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -251,3 +251,35 @@ fn a_macvlan_setup_killed_at_any_step_is_recovered_by_gc_or_the_next_call() {
         }
     }
 }
+
+/// A setup killed after naming its pin and before making it leaves the
+/// name free; whoever mounts a namespace there meanwhile keeps it through
+/// gc (review finding: unpin used to unmount whatever it found).
+#[test]
+fn a_pin_name_taken_after_a_killed_setup_is_left_to_its_owner() {
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+    let h = Host::new();
+    let v = h.bare_container("pinrace", ports());
+    killed_at(&h, "createRuntime", &v, "firewall");
+    let name = format!("ocinet-{}", &v.id[..12]);
+    ok(std::process::Command::new("ip")
+        .args(["netns", "add", &name])
+        .output()
+        .expect("ip netns add"));
+    let theirs = Del(name.clone());
+    ok(h.ocinet(&["gc"]));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    assert!(
+        mounts.contains(&format!("/run/netns/{name} ")),
+        "gc unmounted a namespace that was not the container's"
+    );
+    drop(theirs);
+    assert_clean(&h, &v.id, "after gc");
+}

@@ -102,7 +102,7 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
         }
     }
     if let Some(link) = &ep.netns_link {
-        if let Err(e) = netns::unpin(link) {
+        if let Err(e) = netns::unpin(link, ep.netns_id) {
             errors.push(e);
         }
     }
