@@ -108,6 +108,34 @@ fn aux_addresses_are_never_handed_out(rt: Runtime) {
         &["10.69.0.5 is already given as a"],
     );
     assert!(!ok(h.ocinet(&["network", "ls"])).contains("bad"));
+    refused(
+        &h,
+        &[
+            "network",
+            "create",
+            "bad",
+            "--subnet",
+            "10.69.0.0/24",
+            "--internal",
+            "--host-binding-ip",
+            "127.0.0.1",
+        ],
+        &["invalid host-binding-ip \"127.0.0.1\": does nothing on an --internal network"],
+    );
+    refused(
+        &h,
+        &[
+            "network",
+            "create",
+            "bad",
+            "--subnet",
+            "10.69.0.0/24",
+            "--internal",
+            "--gateway-mode",
+            "nat-unprotected",
+        ],
+        &["invalid gateway-mode \"nat-unprotected\": does nothing on an --internal network"],
+    );
 }
 
 fn host_binding_ip_is_the_default_host_address(rt: Runtime) {

@@ -255,6 +255,24 @@ impl Network {
         match self.driver {
             Driver::Bridge => {
                 validate::ifname("bridge", &self.bridge)?;
+                // Nothing gets in or out of an internal network: options
+                // about the way in would do nothing.
+                if self.internal {
+                    if let Some(ip) = self.host_binding_ip {
+                        return Err(Error::invalid(
+                            "host-binding-ip",
+                            ip,
+                            "does nothing on an --internal network: nothing is published from it",
+                        ));
+                    }
+                    if self.gateway_mode != GatewayMode::Nat {
+                        return Err(Error::invalid(
+                            "gateway-mode",
+                            self.gateway_mode.as_str(),
+                            "does nothing on an --internal network: nothing is routed in",
+                        ));
+                    }
+                }
                 if let Some(p) = &self.parent {
                     return Err(Error::invalid(
                         "parent",

@@ -1,5 +1,6 @@
 //! The hook proper: setup at prestart/createRuntime, teardown at poststop.
 
+mod attach;
 pub mod drivers;
 mod inside;
 mod mac;

@@ -21,11 +21,10 @@ use ocinet_common::{validate, Error, Result};
 use super::{bridge, NetworkDriver};
 use crate::context::Context;
 use crate::killpoint;
+use crate::lifecycle::attach::{self, Lease};
 use crate::lifecycle::inside;
-use crate::lifecycle::mac::check_mac;
-use crate::lifecycle::naming::{mac_for, CONTAINER_IFNAME};
+use crate::lifecycle::naming::CONTAINER_IFNAME;
 use crate::lifecycle::pin::{netns_link_for, pin};
-use crate::lifecycle::release;
 use crate::settings::Settings;
 
 pub struct MacvlanDriver {
@@ -86,14 +85,7 @@ fn setup(
         ));
     }
     let parent = parent_link(net, host)?;
-    let pool = ctx.state.pool(&net.name)?;
-    let ip = pool.allocate(net, &ep.id, settings.ip)?;
-    killpoint::reached("leased");
-    if let Err(e) = check_mac(ctx, net, &ep.id, settings, ip, host) {
-        let _ = pool.release(ip, &ep.id);
-        return Err(e);
-    }
-    let mac = settings.mac.unwrap_or_else(|| mac_for(ip));
+    let Lease { ip, mac } = attach::lease(ctx, net, &ep, settings, host)?;
     ep.ip = Some(ip);
     ep.prefix_len = Some(net.subnet.prefix_len());
     ep.gateway = Some(net.gateway);
@@ -101,53 +93,28 @@ fn setup(
     ep.parent = net.parent.clone();
     ep.interface = Some(CONTAINER_IFNAME.into());
     ep.netns_link = Some(netns_link_for(&ep.id));
-    // The intent before the kernel: a hook killed from here on leaves a
-    // record that gc or the next call undoes.
-    if let Err(e) = ctx.state.save_setup(&ep) {
-        let _ = pool.release(ip, &ep.id);
-        return Err(e);
-    }
-    if settings.ip.is_none() {
-        if let Err(e) = pool.remember_last(ip) {
-            tracing::warn!("next allocation starts from the beginning of the range: {e}");
+    attach::record_intent(ctx, net, &ep, settings, ip)?;
+    let wired = wire(host, net, &mac, ip, &parent, ns).and_then(|made| {
+        killpoint::reached("veth");
+        // passthru takes the parent's MAC whatever was asked: record the
+        // one the interface has, which teardown looks for.
+        let made = validate::format_mac(&made);
+        if ep.mac.as_deref() != Some(made.as_str()) {
+            ep.mac = Some(made);
+            ctx.state.save_setup(&ep)?;
+        }
+        pin(&mut ep, ns_path)
+    });
+    if wired.is_err() {
+        // The interface is reachable through `ns` now, whether or not the
+        // pin was made.
+        if let Err(undo) = remove_sub_interface(ns, &ep) {
+            tracing::warn!("rollback: {undo}");
         }
     }
-    killpoint::reached("recorded");
-    let result = wire(host, net, &mac, ip, &parent, ns)
-        .and_then(|made| {
-            killpoint::reached("veth");
-            // passthru takes the parent's MAC whatever was asked: record
-            // the one the interface has, which teardown looks for.
-            let made = validate::format_mac(&made);
-            if ep.mac.as_deref() != Some(made.as_str()) {
-                ep.mac = Some(made);
-                ctx.state.save_setup(&ep)?;
-            }
-            pin(&mut ep, ns_path)
-        })
-        .and_then(|()| ctx.state.finish_setup(&ep.id));
-    match result {
-        Ok(()) => {
-            killpoint::reached("ready");
-            tracing::info!(network = %net.name, %ip, parent = net.parent.as_deref().unwrap_or(""), "set up");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!("setup failed, rolling back: {e}");
-            // The sub-interface is reachable through `ns` now, whether or
-            // not the pin was made.
-            if let Err(undo) = remove_sub_interface(ns, &ep) {
-                tracing::warn!("rollback: {undo}");
-            }
-            let _ = ctx.state.save_setup(&ep);
-            match release::release(ctx, &ep) {
-                Ok(()) => Err(e),
-                Err(undo) => Err(Error::Conflict(format!(
-                    "{e}; rollback incomplete (ocinet gc will retry): {undo}"
-                ))),
-            }
-        }
-    }
+    attach::conclude(ctx, &ep, wired)?;
+    tracing::info!(network = %net.name, %ip, parent = net.parent.as_deref().unwrap_or(""), "set up");
+    Ok(())
 }
 
 fn wire(

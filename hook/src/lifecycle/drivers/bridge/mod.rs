@@ -12,18 +12,18 @@ use std::path::Path;
 use ocinet_common::firewall::{ruleset, Change, Firewall};
 use ocinet_common::model::{Endpoint, Network};
 use ocinet_common::netlink::Netlink;
-use ocinet_common::{validate, Error, Result};
+use ocinet_common::{validate, Result};
 
 pub use device::{ensure_bridge, is_ours};
 
 use super::NetworkDriver;
 use crate::context::{Context, Subject};
 use crate::killpoint;
-use crate::lifecycle::mac::check_mac;
-use crate::lifecycle::naming::{host_veth_name, mac_for, CONTAINER_IFNAME};
+use crate::lifecycle::attach::{self, Lease};
+use crate::lifecycle::naming::{host_veth_name, CONTAINER_IFNAME};
 use crate::lifecycle::pin::{netns_link_for, pin};
 use crate::lifecycle::ports::{check_ports, claim_ports, with_host_ip};
-use crate::lifecycle::{release, restore};
+use crate::lifecycle::restore;
 use crate::settings::Settings;
 
 /// The bridge driver.
@@ -66,22 +66,7 @@ fn setup(
     check_ports(net, settings, host)?;
 
     claim_ports(ctx, &ep, settings)?;
-    let pool = ctx.state.pool(&net.name)?;
-    let leased = pool.allocate(net, &ep.id, settings.ip);
-    let ip = match leased {
-        Ok(ip) => ip,
-        Err(e) => {
-            let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
-            return Err(e);
-        }
-    };
-    killpoint::reached("leased");
-    if let Err(e) = check_mac(ctx, net, &ep.id, settings, ip, host) {
-        let _ = pool.release(ip, &ep.id);
-        let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
-        return Err(e);
-    }
-    let mac = settings.mac.unwrap_or_else(|| mac_for(ip));
+    let Lease { ip, mac } = attach::lease(ctx, net, &ep, settings, host)?;
     ep.ip = Some(ip);
     ep.prefix_len = Some(net.subnet.prefix_len());
     ep.gateway = (!net.internal).then_some(net.gateway);
@@ -98,47 +83,12 @@ fn setup(
     // The pin is named after the container id, so it goes into the intent
     // too (one record write fewer; unpinning a pin never made is a no-op).
     ep.netns_link = Some(netns_link_for(&ep.id));
-    // Record the intent before touching the kernel: a hook killed from here
-    // on leaves a record that gc (or the next hook for this id) undoes. One
-    // killed before it leaves a lease and claims without a record: the next
-    // hook for this id takes them again (the allocator starts where it
-    // found this address, as the last one is remembered only below), and
-    // gc frees them otherwise.
-    if let Err(e) = ctx.state.save_setup(&ep) {
-        let _ = pool.release(ip, &ep.id);
-        let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
-        return Err(e);
-    }
-    if settings.ip.is_none() {
-        if let Err(e) = pool.remember_last(ip) {
-            tracing::warn!("next allocation starts from the beginning of the range: {e}");
-        }
-    }
-    killpoint::reached("recorded");
-
-    // Done is a rename of the record written above: wire() changes the
-    // endpoint only when it fails.
-    let result = wire(ctx, host, net, &mut ep, &mac, ns, ns_path)
-        .and_then(|()| ctx.state.finish_setup(&ep.id));
-    match result {
-        Ok(()) => {
-            killpoint::reached("ready");
-            tracing::info!(network = %net.name, %ip, veth = ep.host_veth.as_deref().unwrap_or(""), "set up");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!("setup failed, rolling back: {e}");
-            // The record as it stands now: wire() drops what turned out
-            // not to be ours (a veth or pin that already existed).
-            let _ = ctx.state.save_setup(&ep);
-            match release::release(ctx, &ep) {
-                Ok(()) => Err(e),
-                Err(undo) => Err(Error::Conflict(format!(
-                    "{e}; rollback incomplete (ocinet gc will retry): {undo}"
-                ))),
-            }
-        }
-    }
+    attach::record_intent(ctx, net, &ep, settings, ip)?;
+    // wire() changes the endpoint only when it fails.
+    let wired = wire(ctx, host, net, &mut ep, &mac, ns, ns_path);
+    attach::conclude(ctx, &ep, wired)?;
+    tracing::info!(network = %net.name, %ip, veth = ep.host_veth.as_deref().unwrap_or(""), "set up");
+    Ok(())
 }
 
 fn wire(
