@@ -480,7 +480,7 @@ def bench_ports(work, rounds):
            f"{m(n, 'netavark', 'teardown'):.1f} ms | {cyc(n, 'netavark') / cyc(n, 'ocinet'):.1f}x |" for n in counts]
     per = lambda step: (m(4096, "ocinet", step) - m(1, "ocinet", step)) / 4095 * 1000
     md += ["", f"Cost per port for ocinet, from 1 to 4,096: {per('setup'):.0f} µs per setup and {per('teardown'):.0f} µs per teardown "
-           "(the port claims, one symlink each, and the elements in the record are most of it)."]
+           "(the two map elements in the batch and in the record, and a range's look-up of each of its ports for single claims; a range is one claim entry)."]
     results.append(("8. Many published ports per container", "\n".join(md)))
 
 
