@@ -233,8 +233,33 @@ fn a_container_cannot_send_with_another_containers_ip_mac_or_arp_identity() {
         "spoofed packets pass after firewall reload"
     );
     // And A as itself still works, once C forgets what the unguarded
-    // spoofs taught its neighbour table (A's address at B's MAC).
+    // spoofs taught its neighbour table (A's address at B's MAC), and A is
+    // itself again: without B's address, and with the permanent entry for
+    // C it started with (a MAC change flushes even permanent entries, so
+    // the guarded ping from B's address above left A resolving C with B's
+    // address as the sender, which the guard rightly drops).
     ok(in_ns(&h, &c.id, &["ip", "neigh", "flush", "all"]));
+    ok(in_ns(
+        &h,
+        &a.id,
+        &["ip", "addr", "del", &format!("{}/32", b.ip), "dev", "eth0"],
+    ));
+    ok(in_ns(
+        &h,
+        &a.id,
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            &c.ip,
+            "lladdr",
+            &c.mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ],
+    ));
     let o = from_a(&h, &a, &["ping", "-c", "1", "-W", "2", &c.ip]);
     assert!(
         o.status.success(),
