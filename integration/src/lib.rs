@@ -499,6 +499,29 @@ impl Host {
         format!("oh{}", &self.name[3..])
     }
 
+    /// A macvlan network `name` on the outside's segment: the parent is
+    /// `outside_link()`, the gateway the outside's address, containers get
+    /// addresses from the upper half of 198.51.100.0/24. Returns the parent.
+    pub fn macvlan_network(&self, name: &str) -> String {
+        let parent = self.outside_link();
+        ok(self.ocinet(&[
+            "network",
+            "create",
+            name,
+            "--driver",
+            "macvlan",
+            "--parent",
+            &parent,
+            "--subnet",
+            "198.51.100.0/24",
+            "--gateway",
+            OUTSIDE_IP,
+            "--ip-range",
+            "198.51.100.128/25",
+        ]));
+        parent
+    }
+
     /// Run `args` in the outside namespace.
     pub fn exec_outside(&self, args: &[&str]) -> Output {
         let name = self.outside();

@@ -194,22 +194,7 @@ fn a_teardown_killed_midway_is_finished_by_a_second_poststop_or_gc() {
 #[test]
 fn a_macvlan_setup_killed_at_any_step_is_recovered_by_gc_or_the_next_call() {
     let h = Host::new();
-    let parent = h.outside_link();
-    ok(h.ocinet(&[
-        "network",
-        "create",
-        "mv",
-        "--driver",
-        "macvlan",
-        "--parent",
-        &parent,
-        "--subnet",
-        "198.51.100.0/24",
-        "--gateway",
-        "198.51.100.2",
-        "--ip-range",
-        "198.51.100.128/25",
-    ]));
+    h.macvlan_network("mv");
     let has_eth0 = |v: &BareContainer| {
         std::process::Command::new("nsenter")
             .arg(format!("--net=/proc/{}/ns/net", v.proc.0.id()))

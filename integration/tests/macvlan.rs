@@ -61,23 +61,8 @@ s.HTTPServer(("198.51.100.2", 8001), H).serve_forever()
 
 fn containers_are_hosts_of_the_parents_segment(rt: Runtime) {
     let h = Host::new();
-    let parent = h.outside_link();
+    let parent = h.macvlan_network("mv");
     let _server = echo_client_address(&h);
-    ok(h.ocinet(&[
-        "network",
-        "create",
-        "mv",
-        "--driver",
-        "macvlan",
-        "--parent",
-        &parent,
-        "--subnet",
-        "198.51.100.0/24",
-        "--gateway",
-        OUTSIDE_IP,
-        "--ip-range",
-        "198.51.100.128/25",
-    ]));
     let v: serde_json::Value =
         serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "mv"]))).unwrap_or_default();
     assert_eq!(v[0]["Driver"], "macvlan", "{v}");

@@ -171,22 +171,7 @@ fn eight_podman_run_rm_at_once() {
 #[test]
 fn podman_container_on_a_macvlan_network() {
     let h = Host::new();
-    let parent = h.outside_link();
-    ok(h.ocinet(&[
-        "network",
-        "create",
-        "mv",
-        "--driver",
-        "macvlan",
-        "--parent",
-        &parent,
-        "--subnet",
-        "198.51.100.0/24",
-        "--gateway",
-        "198.51.100.2",
-        "--ip-range",
-        "198.51.100.128/25",
-    ]));
+    h.macvlan_network("mv");
     let www = h.dir.join("www");
     std::fs::create_dir_all(&www).expect("www");
     std::fs::write(www.join("index.html"), "hello from macvlan\n").expect("index");

@@ -43,6 +43,27 @@ fn in_ns(h: &Host, id: &str, args: &[&str]) -> Output {
     )
 }
 
+/// A never needs to ARP for C: a permanent neighbour entry (made again
+/// after a MAC change, which flushes even those).
+fn knows_c(h: &Host, a: &Peer, c: &Peer) {
+    ok(in_ns(
+        h,
+        &a.id,
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            &c.ip,
+            "lladdr",
+            &c.mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ],
+    ));
+}
+
 /// Named counters in C's namespace for each way A could show up.
 fn install_spy(h: &Host, c: &Peer, a: &Peer, b: &Peer) {
     let rules = format!(
@@ -101,22 +122,7 @@ fn a_container_cannot_send_with_another_containers_ip_mac_or_arp_identity() {
     install_spy(&h, &c, &a, &b);
     // A never needs to ARP for C: the IP and MAC checks are tested on their
     // own, the ARP check separately below.
-    ok(in_ns(
-        &h,
-        &a.id,
-        &[
-            "ip",
-            "neigh",
-            "replace",
-            &c.ip,
-            "lladdr",
-            &c.mac,
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ],
-    ));
+    knows_c(&h, &a, &c);
 
     // A as itself reaches C, and the counters see it.
     let o = from_a(&h, &a, &["ping", "-c", "2", "-W", "2", &c.ip]);
@@ -244,22 +250,7 @@ fn a_container_cannot_send_with_another_containers_ip_mac_or_arp_identity() {
         &a.id,
         &["ip", "addr", "del", &format!("{}/32", b.ip), "dev", "eth0"],
     ));
-    ok(in_ns(
-        &h,
-        &a.id,
-        &[
-            "ip",
-            "neigh",
-            "replace",
-            &c.ip,
-            "lladdr",
-            &c.mac,
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ],
-    ));
+    knows_c(&h, &a, &c);
     let o = from_a(&h, &a, &["ping", "-c", "1", "-W", "2", &c.ip]);
     assert!(
         o.status.success(),
