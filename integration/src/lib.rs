@@ -909,6 +909,19 @@ impl Host {
         Proc(child)
     }
 
+    /// Start a long-running process in the outside namespace.
+    pub fn spawn_outside(&self, args: &[&str]) -> Proc {
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.outside()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn outside {args:?}: {e}"));
+        Proc(child)
+    }
+
     /// HTTP GET from the host namespace.
     pub fn wget(&self, url: &str) -> Output {
         self.exec(&[WGET, &[url]].concat())

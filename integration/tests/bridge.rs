@@ -83,7 +83,7 @@ fn two_containers_reach_each_other(rt: Runtime) {
 }
 
 /// The outside namespace runs a CGI that prints the peer address it sees.
-fn start_outside_echo(h: &Host) -> u32 {
+fn start_outside_echo(h: &Host) -> ocinet_integration::Proc {
     let www = h.dir.join("outside-www");
     std::fs::create_dir_all(www.join("cgi-bin")).expect("cgi dir");
     let script = www.join("cgi-bin/peer");
@@ -99,30 +99,22 @@ fn start_outside_echo(h: &Host) -> u32 {
     ok(ocinet_integration::run_cmd(
         std::process::Command::new("chmod").arg("755").arg(&script),
     ));
-    let outside = h.outside();
-    let child = std::process::Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{outside}"))
-        .args(["busybox", "httpd", "-f", "-p", "8000", "-h"])
-        .arg(&www)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("outside httpd");
+    let server = h.spawn_outside(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8000",
+        "-h",
+        &www.display().to_string(),
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    child.id()
-}
-
-struct Kill(u32);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg(self.0.to_string())
-            .status();
-    }
+    server
 }
 
 fn outside_sees_the_host_address(rt: Runtime) {
     let h = Host::new();
-    let _echo = Kill(start_outside_echo(&h));
+    let _echo = start_outside_echo(&h);
     let c = h.start(rt, "out", &Spec::default());
     let seen = ok(h.wget_from(&c.id, &format!("http://{OUTSIDE_IP}:8000/cgi-bin/peer")));
     // busybox httpd listens on v6 and reports a v4-mapped peer.
@@ -138,7 +130,7 @@ fn outside_sees_the_host_address(rt: Runtime) {
 
 fn internal_network_has_no_way_out(rt: Runtime) {
     let h = Host::new();
-    let _echo = Kill(start_outside_echo(&h));
+    let _echo = start_outside_echo(&h);
     ok(h.ocinet(&[
         "network",
         "create",

@@ -3,7 +3,7 @@
 //! host to reach unpublished ports, and networks meeting interfaces that
 //! ocinet did not create.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ocinet_integration::{
     answers, assert_clean, both_runtimes, ok, run_cmd, text, Host, Proc, Runtime, Spec,
@@ -140,15 +140,15 @@ fn outside_server(h: &Host) -> Proc {
     let www = h.dir.join("outside-www");
     std::fs::create_dir_all(&www).expect("www");
     std::fs::write(www.join("index.html"), "hello from outside\n").expect("index");
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", h.outside()))
-        .args(["busybox", "httpd", "-f", "-p", "8000", "-h"])
-        .arg(&www)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("outside httpd");
+    let server = h.spawn_outside(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8000",
+        "-h",
+        &www.display().to_string(),
+    ]);
     for _ in 0..50 {
         if h.exec_outside(&["busybox", "nc", "-z", "127.0.0.1", "8000"])
             .status
@@ -158,7 +158,7 @@ fn outside_server(h: &Host) -> Proc {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Proc(child)
+    server
 }
 
 fn unpublished_ports_are_closed_to_direct_routing(rt: Runtime) {

@@ -3,7 +3,7 @@
 //! hosts of that segment with their own addresses (not masqueraded), reach
 //! each other, and leave nothing behind.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ocinet_integration::{
     answers, assert_clean, both_runtimes, ok, text, Host, Proc, Runtime, Spec, EXPORTER_ADDR,
@@ -39,14 +39,7 @@ class H(s.BaseHTTPRequestHandler):
         pass
 s.HTTPServer(("198.51.100.2", 8001), H).serve_forever()
 "#;
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", h.outside()))
-        .args(["python3", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
+    let server = h.spawn_outside(&["python3", "-c", script]);
     for _ in 0..100 {
         if h.wget(&format!("http://{OUTSIDE_IP}:8001/"))
             .status
@@ -56,7 +49,7 @@ s.HTTPServer(("198.51.100.2", 8001), H).serve_forever()
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Proc(child)
+    server
 }
 
 fn containers_are_hosts_of_the_parents_segment(rt: Runtime) {
