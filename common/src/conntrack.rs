@@ -79,6 +79,8 @@ fn tuple_destination(t: &[Tuple]) -> (Option<Ipv4Addr>, Option<u16>) {
 /// What the exporter and teardown need of one conntrack entry.
 pub struct Entry {
     pub orig: Vec<Tuple>,
+    /// Who started it.
+    pub orig_src: Option<Ipv4Addr>,
     /// Who answers: for a DNATed connection, the container.
     pub reply_src: Option<Ipv4Addr>,
     pub reply_sport: Option<u16>,
@@ -112,6 +114,7 @@ pub fn for_each_entry(t: &mut Transport, mut f: impl FnMut(Entry)) -> Result<()>
             };
             let mut e = Entry {
                 orig: Vec::new(),
+                orig_src: None,
                 reply_src: None,
                 reply_sport: None,
                 protocol: None,
@@ -122,6 +125,7 @@ pub fn for_each_entry(t: &mut Transport, mut f: impl FnMut(Entry)) -> Result<()>
                 match a {
                     ConntrackAttribute::CtaTupleOrig(t) => {
                         (e.orig_dst, e.orig_dport) = tuple_destination(&t);
+                        e.orig_src = tuple_source(&t).0;
                         e.orig = t;
                     }
                     ConntrackAttribute::CtaTupleReply(t) => {
@@ -150,6 +154,24 @@ pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
     if mappings.is_empty() {
         return Ok(0);
     }
+    delete_where(|e| {
+        e.reply_src == Some(ip)
+            && mappings
+                .iter()
+                .any(|m| e.reply_sport == Some(m.container_port) && e.protocol == Some(m.protocol))
+    })
+}
+
+/// Delete every conntrack entry of a connection `ip` took part in (that
+/// it started, masqueraded or not, or that was made to it): an address
+/// taken off a running container keeps none, or the container given it
+/// next would inherit its flows.
+pub fn delete_address(ip: Ipv4Addr) -> Result<usize> {
+    let _span = tracing::debug_span!("conntrack_delete_address", %ip).entered();
+    delete_where(|e| e.orig_src == Some(ip) || e.reply_src == Some(ip))
+}
+
+fn delete_where(matches: impl Fn(&Entry) -> bool) -> Result<usize> {
     // The dump walks the kernel's whole hash table (262,144 buckets here,
     // ~8 ms however few entries there are) with bottom halves off, which
     // also holds up the RCU grace period the concurrent veth deletion waits
@@ -162,11 +184,7 @@ pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
     let mut t = open()?;
     let mut doomed: Vec<Vec<Tuple>> = Vec::new();
     for_each_entry(&mut t, |e| {
-        let matched = e.reply_src == Some(ip)
-            && mappings
-                .iter()
-                .any(|m| e.reply_sport == Some(m.container_port) && e.protocol == Some(m.protocol));
-        if matched {
+        if matches(&e) {
             doomed.push(e.orig);
         }
     })?;

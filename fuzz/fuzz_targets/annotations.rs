@@ -33,20 +33,21 @@ fuzz_target!(|data: &[u8]| {
     };
     validate::name("name", &s.name).expect("a resolved name is a valid name");
     match &s.mode {
-        Mode::Bridge(n) => validate::name("network", n).expect("a resolved network name is valid"),
+        Mode::Networks(nets) => {
+            assert_eq!(nets.len(), s.attachments.len());
+            for n in nets {
+                validate::name("network", n).expect("a resolved network name is valid");
+            }
+        }
         Mode::Container(id) => {
             validate::container_id("container", id).expect("a resolved container id is valid")
         }
         Mode::None | Mode::Host => {}
     }
-    if let Some(mac) = s.mac {
-        assert_eq!(mac[0] & 1, 0, "multicast MAC accepted: {mac:02x?}");
-        assert_ne!(mac, [0; 6], "zero MAC accepted");
-    }
-    if let Some(ip) = s.ip {
-        assert!(
-            !ip.is_unspecified() && !ip.is_broadcast() && !ip.is_multicast(),
-            "{ip}"
-        );
+    for a in &s.attachments {
+        if let Some(mac) = a.mac {
+            assert_eq!(mac[0] & 1, 0, "multicast MAC accepted: {mac:02x?}");
+            assert_ne!(mac, [0; 6], "zero MAC accepted");
+        }
     }
 });

@@ -116,7 +116,7 @@ pub struct HookArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
-    /// Create a bridge network.
+    /// Create a network (bridge or macvlan).
     Create {
         name: String,
         #[arg(long)]
@@ -163,6 +163,27 @@ pub enum NetworkCommand {
     Inspect { name: String },
     /// Remove a network (refused while containers are attached).
     Rm { name: String },
+    /// Attach a running container to one more network: the next free ethN
+    /// appears inside it with an address and a route.
+    Connect {
+        network: String,
+        /// The runtime's container id, or the container's ocinet name.
+        container: String,
+        /// Static IPv4 address on this network.
+        #[arg(long, value_name = "IP")]
+        ip: Option<Ipv4Addr>,
+        /// Another name for the container on this network (repeatable).
+        #[arg(long = "alias", value_name = "NAME")]
+        alias: Vec<String>,
+    },
+    /// Take a running container off a network, and everything its
+    /// attachment made (interface, address, firewall elements, conntrack
+    /// entries).
+    Disconnect {
+        network: String,
+        /// The runtime's container id, or the container's ocinet name.
+        container: String,
+    },
 }
 
 #[derive(Debug, Args)]

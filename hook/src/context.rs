@@ -1,4 +1,4 @@
-use ocinet_common::firewall::{Change, Firewall, Nft, Pending};
+use ocinet_common::firewall::{Change, Contents, Firewall, Nft, Pending};
 use ocinet_common::store::lock::StateLock;
 use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::StateDir;
@@ -37,6 +37,13 @@ impl Context {
         for e in failed {
             tracing::error!("state of the previous layout not converted: {e}");
         }
+        let (done, failed) = self.state.convert_records();
+        for id in done {
+            tracing::info!(id, "record converted to one with attachments");
+        }
+        for e in failed {
+            tracing::error!("record of the previous layout not converted (read as it is): {e}");
+        }
         Ok(lock)
     }
 
@@ -74,7 +81,7 @@ impl Context {
     }
 
     /// Rebuild the table from the network definitions and endpoint records;
-    /// returns (networks, elements) counts.
+    /// returns (networks, attachments) counts.
     pub fn rebuild_firewall(
         &self,
         fw: &Nft,
@@ -98,55 +105,22 @@ impl Context {
             Subject::Leaving(id) => (None, Some(id)),
             Subject::Nobody => (None, None),
         };
-        let mut elements: Vec<_> = eps
-            .iter()
-            .filter(|e| Some(e.id.as_str()) != leaving)
-            .flat_map(ocinet_common::firewall::ruleset::elements_of_record)
-            .collect();
-        one_port_per_mac(&mut elements);
-        // The packet path's records of DNATed connections went with the old
-        // table: assume every publishing container had some, the leaving
-        // one included, so their teardown still clears conntrack.
-        elements.extend(
-            eps.iter()
-                .filter(|e| !e.ports.is_empty())
+        let contents = Contents {
+            attachments: eps
+                .iter()
+                .filter(|e| Some(e.id.as_str()) != leaving)
+                .flat_map(|e| e.attachments.iter())
+                .collect(),
+            // The packet path's records of DNATed connections went with the
+            // old table: assume every publishing container had some, the
+            // leaving one included, so their teardown still clears conntrack.
+            dnated: eps
+                .iter()
                 .filter(|e| Some(e.id.as_str()) != arriving)
-                .filter_map(|e| e.ip)
-                .map(ocinet_common::firewall::ruleset::dnat_seen_element),
-        );
-        fw.rebuild(&networks, &elements)?;
-        Ok((networks.len(), elements.len()))
+                .filter_map(|e| e.publishing()?.ipv4())
+                .collect(),
+        };
+        fw.rebuild(&networks, &contents)?;
+        Ok((networks.len(), contents.attachments.len()))
     }
-}
-
-/// A rebuild must not fail as a whole, nor pair one MAC with two ports,
-/// if records made by an earlier version ever gave two containers of one
-/// bridge the same MAC: the first record (the oldest) keeps it, and the
-/// second port loses its permission to send with it, so that container
-/// is cut off until it is restarted with another MAC (logged).
-fn one_port_per_mac(elements: &mut Vec<ocinet_common::model::FirewallElement>) {
-    use ocinet_common::firewall::ruleset;
-    let mut owners: std::collections::HashMap<String, serde_json::Value> = Default::default();
-    let mut refused: Vec<serde_json::Value> = Vec::new();
-    elements.retain(|e| {
-        if e.set != ruleset::MAP_MAC_OWNER {
-            return true;
-        }
-        let port = e.value.clone().unwrap_or_default();
-        match owners.get(&e.key.to_string()) {
-            None => {
-                owners.insert(e.key.to_string(), port);
-                true
-            }
-            Some(owner) if *owner == port => false,
-            Some(owner) => {
-                tracing::warn!(mac = %e.key, port = %port, owner = %owner, "two ports were given one MAC: only the first may use it");
-                if let Some(mac) = e.key["concat"].get(1) {
-                    refused.push(serde_json::json!({"concat": [port, mac]}));
-                }
-                false
-            }
-        }
-    });
-    elements.retain(|e| !(e.set == ruleset::SET_PORT_MAC && refused.contains(&e.key)));
 }

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         Command::Gc => commands::gc::run(&ctx),
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
         Command::InstallPodmanHook(a) => {
-            commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, &a)
+            commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, a)
         }
     };
     match result {

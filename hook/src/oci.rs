@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::State;
+use ocinet_common::model::Request;
 use ocinet_common::{validate, Error, Result};
 use serde::Deserialize;
 
@@ -18,6 +19,21 @@ pub struct OciState {
     pub pid: Option<i32>,
     pub bundle: PathBuf,
     pub annotations: HashMap<String, String>,
+}
+
+/// The core's request for this container: the bundle's annotations with
+/// the state's over them, resolved against the hook's defaults, and the
+/// network namespace the bundle gives it.
+pub fn request(st: &OciState, defaults: &crate::cli::ContainerDefaults) -> Result<Request> {
+    let bundle = load_bundle(&st.bundle)?;
+    let mut annotations = bundle.annotations();
+    annotations.extend(st.annotations.clone());
+    Ok(Request {
+        id: st.id.clone(),
+        pid: st.pid,
+        settings: crate::settings::resolve(&st.id, &annotations, defaults)?,
+        netns: bundle.netns_path(st.pid)?,
+    })
 }
 
 pub fn read_state(mut input: impl Read) -> Result<OciState> {

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use ocinet_common::model::network::DEFAULT_NETWORK;
 use ocinet_common::model::ports::parse_list;
-use ocinet_common::model::{Mode, PortSpec};
+use ocinet_common::model::Mode;
 use ocinet_common::{validate, Error, Result};
 
 use crate::cli::ContainerDefaults;
@@ -17,21 +17,12 @@ pub const ANN_IP: &str = "io.ocinet.ip";
 pub const ANN_MAC: &str = "io.ocinet.mac";
 pub const ANN_NAME: &str = "io.ocinet.name";
 pub const ANN_PORTS: &str = "io.ocinet.ports";
+/// `io.ocinet.ip.<network>`: the static address on that network.
+const ANN_IP_ON: &str = "io.ocinet.ip.";
 const ANN_PREFIX: &str = "io.ocinet.";
 const KNOWN: &[&str] = &[ANN_NETWORK, ANN_IP, ANN_MAC, ANN_NAME, ANN_PORTS];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub mode: Mode,
-    pub ip: Option<Ipv4Addr>,
-    pub mac: Option<[u8; 6]>,
-    /// Where the MAC came from (annotation or `--mac`), for errors.
-    pub mac_field: &'static str,
-    pub name: String,
-    pub ports: Vec<PortSpec>,
-    /// Where the ports came from (annotation or `--publish`), for errors.
-    pub ports_field: &'static str,
-}
+pub use ocinet_common::model::request::{AttachmentRequest, Settings};
 
 pub fn resolve(
     id: &str,
@@ -44,11 +35,17 @@ pub fn resolve(
         .filter(|k| k.starts_with(ANN_PREFIX))
         .collect();
     keys.sort();
-    if let Some(k) = keys.into_iter().find(|k| !KNOWN.contains(&k.as_str())) {
+    if let Some(k) = keys
+        .into_iter()
+        .find(|k| !KNOWN.contains(&k.as_str()) && !k.starts_with(ANN_IP_ON))
+    {
         return Err(Error::invalid(
             "annotation",
             k,
-            format!("unknown; known are {}", KNOWN.join(", ")),
+            format!(
+                "unknown; known are {}, {ANN_IP_ON}<network>",
+                KNOWN.join(", ")
+            ),
         ));
     }
     // Annotation keys are case-sensitive; a key in another case would be
@@ -82,7 +79,7 @@ pub fn resolve(
     };
 
     let mode = match pick(ANN_NETWORK, "--network", &defaults.network) {
-        None => Mode::Bridge(DEFAULT_NETWORK.into()),
+        None => Mode::network(DEFAULT_NETWORK),
         Some((field, v)) => parse_mode(field, &v)?,
     };
     let ip_field = pick(ANN_IP, "--ip", &defaults.ip).map_or(ANN_IP, |(f, _)| f);
@@ -113,7 +110,11 @@ pub fn resolve(
         Some(l) if !l.trim().is_empty() => parse_list(ports_field, &l)?,
         _ => Vec::new(),
     };
-    if !matches!(mode, Mode::Bridge(_)) {
+    let networks = match &mode {
+        Mode::Networks(n) => n.clone(),
+        _ => Vec::new(),
+    };
+    if networks.is_empty() {
         if let Some(p) = ports.first() {
             return Err(Error::invalid(
                 ports_field,
@@ -139,14 +140,66 @@ pub fn resolve(
             ));
         }
     }
+    // Per-network addresses, each for a network of the list.
+    let mut ip_on: HashMap<&str, (String, Ipv4Addr)> = HashMap::new();
+    let mut per_network: Vec<(&String, &String)> = annotations
+        .iter()
+        .filter(|(k, _)| k.starts_with(ANN_IP_ON))
+        .collect();
+    per_network.sort();
+    for (k, v) in per_network {
+        let net = &k[ANN_IP_ON.len()..];
+        if !networks.iter().any(|n| n == net) {
+            return Err(Error::invalid(
+                "annotation",
+                k,
+                format!(
+                    "names network {net:?}, which the container is not on ({ANN_NETWORK}={})",
+                    mode.label()
+                ),
+            ));
+        }
+        let addr = v
+            .parse::<Ipv4Addr>()
+            .map_err(|_| Error::invalid(k, v, "not an IPv4 address"))?;
+        ip_on.insert(net, (k.clone(), addr));
+    }
+    let attachments = networks
+        .iter()
+        .enumerate()
+        .map(|(i, net)| {
+            let (ip_field, ip) = match (ip_on.remove(net.as_str()), i) {
+                (Some((k, a)), 0) if ip.is_some_and(|ip| ip != a) => {
+                    return Err(Error::invalid(
+                        k,
+                        a,
+                        format!(
+                            "contradicts {ip_field}={} for the same network",
+                            ip.unwrap_or(a)
+                        ),
+                    ))
+                }
+                (Some((k, a)), _) => (k, Some(a)),
+                (None, 0) => (ip_field.to_string(), ip),
+                (None, _) => (format!("{ANN_IP_ON}{net}"), None),
+            };
+            Ok(AttachmentRequest {
+                network: net.clone(),
+                interface: None,
+                ip,
+                ip_field,
+                mac: if i == 0 { mac } else { None },
+                mac_field: mac_field.to_string(),
+                aliases: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Settings {
         mode,
-        ip,
-        mac,
-        mac_field,
         name,
+        attachments,
         ports,
-        ports_field,
+        ports_field: ports_field.to_string(),
     })
 }
 
@@ -160,8 +213,15 @@ fn parse_mode(field: &str, v: &str) -> Result<Mode> {
                 Mode::Container(target.to_string())
             }
             None => {
-                validate::name(field, v)?;
-                Mode::Bridge(v.to_string())
+                let mut networks: Vec<String> = Vec::new();
+                for n in v.split(',') {
+                    validate::name(field, n)?;
+                    if networks.iter().any(|m| m == n) {
+                        return Err(Error::invalid(field, v, format!("names network {n} twice")));
+                    }
+                    networks.push(n.to_string());
+                }
+                Mode::Networks(networks)
             }
         },
     })
@@ -186,8 +246,8 @@ mod tests {
             &ContainerDefaults::default(),
         )
         .unwrap();
-        assert_eq!(s.mode, Mode::Bridge("ocinet".into()));
-        assert_eq!(s.ip, None);
+        assert_eq!(s.mode, Mode::network("ocinet"));
+        assert_eq!(s.attachments[0].ip, None);
     }
 
     #[test]
@@ -197,7 +257,7 @@ mod tests {
             ..Default::default()
         };
         let s = resolve("c1", &ann(&[]), &d).unwrap();
-        assert_eq!(s.mode, Mode::Bridge("web".into()));
+        assert_eq!(s.mode, Mode::network("web"));
         assert_eq!(s.name, "c1");
         let s = resolve(
             "c1",
@@ -210,15 +270,15 @@ mod tests {
             &d,
         )
         .unwrap();
-        assert_eq!(s.mode, Mode::Bridge("db".into()));
+        assert_eq!(s.mode, Mode::network("db"));
         assert_eq!(s.name, "pg-1");
-        assert_eq!(s.ip, Some(Ipv4Addr::new(10, 1, 0, 5)));
-        assert_eq!(s.mac, Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(s.attachments[0].ip, Some(Ipv4Addr::new(10, 1, 0, 5)));
+        assert_eq!(s.attachments[0].mac, Some([2, 0, 0, 0, 0, 1]));
         assert_eq!(
             resolve("c1", &ann(&[]), &ContainerDefaults::default())
                 .unwrap()
                 .mode,
-            Mode::Bridge("ocinet".into())
+            Mode::network("ocinet")
         );
         assert_eq!(
             resolve("c1", &ann(&[(ANN_NETWORK, "container:abc")]), &d)
@@ -241,6 +301,72 @@ mod tests {
     }
 
     #[test]
+    fn a_network_list_is_one_attachment_each() {
+        let d = ContainerDefaults::default();
+        let s = resolve(
+            "c1",
+            &ann(&[
+                (ANN_NETWORK, "front,back,db"),
+                (ANN_IP, "10.1.0.5"),
+                ("io.ocinet.ip.db", "10.3.0.7"),
+                (ANN_MAC, "02:00:00:00:00:01"),
+            ]),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(
+            s.mode,
+            Mode::Networks(vec!["front".into(), "back".into(), "db".into()])
+        );
+        let got: Vec<_> = s
+            .attachments
+            .iter()
+            .map(|a| {
+                (
+                    a.network.as_str(),
+                    a.ip.map(|i| i.to_string()),
+                    a.mac.is_some(),
+                    a.ip_field.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("front", Some("10.1.0.5".to_string()), true, "io.ocinet.ip"),
+                ("back", None, false, "io.ocinet.ip.back"),
+                ("db", Some("10.3.0.7".to_string()), false, "io.ocinet.ip.db"),
+            ]
+        );
+        // io.ocinet.ip.<first> agrees with io.ocinet.ip, or is refused.
+        assert!(resolve(
+            "c1",
+            &ann(&[
+                (ANN_NETWORK, "a,b"),
+                (ANN_IP, "10.1.0.5"),
+                ("io.ocinet.ip.a", "10.1.0.5")
+            ]),
+            &d
+        )
+        .is_ok());
+        let e = resolve(
+            "c1",
+            &ann(&[
+                (ANN_NETWORK, "a,b"),
+                (ANN_IP, "10.1.0.5"),
+                ("io.ocinet.ip.a", "10.1.0.6"),
+            ]),
+            &d,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("invalid io.ocinet.ip.a \"10.1.0.6\": contradicts"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_annotation_and_value() {
         let d = ContainerDefaults::default();
         let cases: &[(&[(&str, &str)], &str)] = &[
@@ -255,6 +381,21 @@ mod tests {
             (&[(ANN_NAME, "bad\nname")], "io.ocinet.name"),
             (&[(ANN_NAME, &"x".repeat(64))], "io.ocinet.name"),
             (&[("io.ocinet.netwrok", "web")], "annotation"),
+            (&[(ANN_NETWORK, "a,a")], "io.ocinet.network"),
+            (&[(ANN_NETWORK, "a,")], "io.ocinet.network"),
+            (&[(ANN_NETWORK, "a,container:b")], "io.ocinet.network"),
+            (
+                &[(ANN_NETWORK, "a"), ("io.ocinet.ip.b", "10.0.0.1")],
+                "annotation",
+            ),
+            (
+                &[(ANN_NETWORK, "a,b"), ("io.ocinet.ip.b", "x")],
+                "io.ocinet.ip.b",
+            ),
+            (
+                &[(ANN_NETWORK, "none"), ("io.ocinet.ip.none", "10.0.0.1")],
+                "annotation",
+            ),
             (
                 &[(ANN_NETWORK, "none"), (ANN_IP, "10.1.0.5")],
                 "io.ocinet.ip",

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+pub mod legacy;
 pub mod rootfs;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -350,6 +351,10 @@ impl Host {
 
     /// `ocinet ARGS --state-dir .. --config-dir ..` in the host namespace.
     pub fn ocinet(&self, args: &[&str]) -> Output {
+        self.ocinet_with_env(args, &[])
+    }
+
+    pub fn ocinet_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let bin = ocinet_bin();
         let (s, c) = (self.state_dir(), self.config_dir());
         let mut all: Vec<&str> = vec![bin.to_str().unwrap_or_default()];
@@ -360,7 +365,12 @@ impl Host {
             "--config-dir",
             c.to_str().unwrap_or_default(),
         ]);
-        self.exec(&all)
+        run_cmd(
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", self.name))
+                .args(&all)
+                .envs(env.iter().copied()),
+        )
     }
 
     /// The hook directly, with `stdin` as the OCI state.

@@ -268,3 +268,106 @@ fn a_pin_name_taken_after_a_killed_setup_is_left_to_its_owner() {
     drop(theirs);
     assert_clean(&h, &v.id, "after gc");
 }
+
+/// `network connect` and `disconnect` SIGKILLed at each step, recovered by
+/// gc or by running the same command again: the container keeps its first
+/// attachment whole, and of the interrupted one nothing is left (gc, or a
+/// retried disconnect) or exactly one whole attachment (a retried
+/// connect): one lease, one veth, its elements.
+#[test]
+fn a_connect_or_disconnect_killed_at_any_step_is_recovered_by_gc_or_the_next_call() {
+    let h = Host::new();
+    ok(h.ocinet(&["network", "create", "back", "--subnet", "10.62.0.0/24"]));
+    let v = h.bare_container("conncrash", ports());
+    let ip = set_up(&h, &v, &[], "before connecting");
+    let back = |h: &Host| h.leases("back");
+    let attachments = |h: &Host| {
+        h.endpoint(&v.id)
+            .and_then(|e| e["attachments"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let back_elements = |h: &Host| {
+        h.nft_elements()
+            .iter()
+            .map(Value::to_string)
+            // An address of back's, not the network's own prefix.
+            .filter(|e| e.contains("\"10.62.0.") && !e.contains("\"10.62.0.0\""))
+            .count()
+    };
+    let connect =
+        |env: &[(&str, &str)]| h.ocinet_with_env(&["network", "connect", "back", &v.id], env);
+    let disconnect =
+        |env: &[(&str, &str)]| h.ocinet_with_env(&["network", "disconnect", "back", &v.id], env);
+    #[track_caller]
+    fn only_eth0(h: &Host, v: &BareContainer, atts: Vec<Value>, ip: &str, when: &str) {
+        assert_eq!(atts.len(), 1, "{when}: {atts:?}");
+        assert_eq!(atts[0]["network"], "ocinet", "{when}");
+        assert!(
+            h.leases("back").is_empty(),
+            "{when}: {:?}",
+            h.leases("back")
+        );
+        assert_eq!(
+            h.leases("ocinet"),
+            vec![(ip.to_string(), v.id.clone())],
+            "{when}"
+        );
+        let veths: Vec<String> = h
+            .links("veth")
+            .into_iter()
+            .filter(|l| l.starts_with("oc"))
+            .collect();
+        assert_eq!(
+            veths,
+            vec![ocinet_integration::host_veth_name(&v.id)],
+            "{when}"
+        );
+    }
+    // A connect has no pin of its own to make.
+    for step in SETUP_STEPS.iter().filter(|s| **s != "pinned") {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("connect killed at {step}, recovered by {recovery:?}");
+            let o = connect(&[("OCINET_TEST_KILL_AT", *step)]);
+            assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+            match recovery {
+                Recovery::Gc => {
+                    ok(h.ocinet(&["gc"]));
+                    only_eth0(&h, &v, attachments(&h), &ip, &when);
+                    assert_eq!(back_elements(&h), 0, "{when}: {:?}", h.nft_elements());
+                }
+                Recovery::NextHook => {
+                    ok(connect(&[]));
+                    let atts = attachments(&h);
+                    assert_eq!(atts.len(), 2, "{when}: {atts:?}");
+                    assert_eq!(atts[1]["state"], "ready", "{when}");
+                    assert_eq!(back(&h).len(), 1, "{when}: {:?}", back(&h));
+                    // guarded port, port . MAC, port . address (the MAC
+                    // owner's key names no address).
+                    assert_eq!(back_elements(&h), 1, "{when}");
+                    ok(disconnect(&[]));
+                    only_eth0(&h, &v, attachments(&h), &ip, &when);
+                }
+            }
+        }
+    }
+    for step in ["teardown-unwired", "teardown-unleased"] {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("disconnect killed at {step}, recovered by {recovery:?}");
+            ok(connect(&[]));
+            let o = disconnect(&[("OCINET_TEST_KILL_AT", step)]);
+            assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+            assert_eq!(
+                attachments(&h).len(),
+                2,
+                "{when}: the record keeps it until the end"
+            );
+            match recovery {
+                Recovery::Gc => ok(h.ocinet(&["gc"])),
+                Recovery::NextHook => ok(disconnect(&[])),
+            };
+            only_eth0(&h, &v, attachments(&h), &ip, &when);
+            assert_eq!(back_elements(&h), 0, "{when}: {:?}", h.nft_elements());
+        }
+    }
+    tear_down(&h, &v, "after the connects");
+}

@@ -396,17 +396,13 @@ fn an_old_records_mac_owner_goes_with_it(rt: Runtime) {
     let spec = Spec::default().ann("io.ocinet.ip", "10.87.0.50");
     let mut c = h.start(rt, "old", &spec);
     assert!(c.exit.is_none(), "{}", c.output());
-    let record = h
-        .state_dir()
-        .join("endpoints")
-        .join(format!("{}.json", c.id));
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&record).expect("record")).expect("json");
-    v["firewall"]
-        .as_array_mut()
-        .expect("firewall")
-        .retain(|e| e["set"] != "mac_owner");
-    std::fs::write(&record, serde_json::to_vec(&v).expect("json")).expect("write");
+    h.rewrite_record_as_0_1_0(&c.id);
+    h.edit_record(&c.id, |v| {
+        v["firewall"]
+            .as_array_mut()
+            .expect("firewall")
+            .retain(|e| e["set"] != "mac_owner")
+    });
     ok(h.ocinet(&["firewall", "reload"]));
     let owners = |h: &Host| {
         h.nft_elements()

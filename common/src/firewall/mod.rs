@@ -9,20 +9,34 @@ pub mod ruleset;
 
 use std::net::Ipv4Addr;
 
-use crate::model::{FirewallElement, Network};
+use crate::model::{Attachment, Network};
 use crate::Result;
 
 pub use nft::Nft;
 
-/// One atomic change to the firewall.
+/// One atomic change to the firewall, in backend-neutral terms: networks
+/// (membership, masquerade, isolation) and attachments (a bridge port's
+/// MAC and address for anti-spoofing, published ports DNATed to the
+/// attachment's address). A backend derives its own objects from these.
 #[derive(Debug, Default, Clone)]
 pub struct Change {
-    /// Networks whose elements (bridge, subnet, ...) must be present.
+    /// Networks whose rules must be in place.
     pub networks_present: Vec<Network>,
-    /// Networks whose elements must go.
+    /// Networks whose rules must go.
     pub networks_removed: Vec<Network>,
-    pub elements_added: Vec<FirewallElement>,
-    pub elements_deleted: Vec<FirewallElement>,
+    pub attachments_added: Vec<Attachment>,
+    pub attachments_removed: Vec<Attachment>,
+}
+
+/// What a rebuilt firewall must hold besides the networks.
+#[derive(Debug, Default, Clone)]
+pub struct Contents<'a> {
+    /// Every running attachment, the oldest container's first: of two that
+    /// an earlier version let share a MAC, the first keeps it.
+    pub attachments: Vec<&'a Attachment>,
+    /// Addresses a connection may have been DNATed to (their teardown
+    /// must still clear conntrack).
+    pub dnated: Vec<Ipv4Addr>,
 }
 
 /// A transaction under way; `wait` for its outcome.
@@ -54,7 +68,7 @@ pub trait Firewall {
     /// Forget that record, once `ip`'s conntrack entries are gone.
     fn forget_dnated(&self, ip: Ipv4Addr) -> Result<()>;
     /// Throw the table away and rebuild it from the given state.
-    fn rebuild(&self, networks: &[Network], elements: &[FirewallElement]) -> Result<()>;
+    fn rebuild(&self, networks: &[Network], contents: &Contents) -> Result<()>;
     /// Number of rules in ocinet's table (for tests and benchmarks).
     fn rule_count(&self) -> Result<usize>;
     /// Remove ocinet's table entirely.

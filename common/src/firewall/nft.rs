@@ -15,6 +15,8 @@ use super::elements::{self, Op, Verb};
 use super::ruleset::{self, TABLES};
 use super::{Change, Firewall, Pending};
 use crate::model::{FirewallElement, Network};
+
+use super::Contents;
 use crate::{Error, Result};
 
 pub struct Nft {
@@ -239,11 +241,31 @@ impl Nft {
     /// batch. A missing table or set fails the whole transaction with
     /// ENOENT (FirewallMissing), and the caller rebuilds from state.
     fn transaction(&self, change: &Change) -> Result<elements::Transaction> {
+        let of = |atts: &[crate::model::Attachment]| -> Vec<FirewallElement> {
+            atts.iter()
+                .flat_map(ruleset::elements_of_attachment)
+                .collect()
+        };
+        self.element_transaction(
+            &change.networks_present,
+            &of(&change.attachments_added),
+            &of(&change.attachments_removed),
+            &change.networks_removed,
+        )
+    }
+
+    fn element_transaction(
+        &self,
+        networks_present: &[Network],
+        added: &[FirewallElement],
+        deleted: &[FirewallElement],
+        networks_removed: &[Network],
+    ) -> Result<elements::Transaction> {
         let network_elements = |nets: &[Network]| -> Vec<(&'static str, Value)> {
             nets.iter().flat_map(ruleset::network_elements).collect()
         };
-        let present = network_elements(&change.networks_present);
-        let removed = network_elements(&change.networks_removed);
+        let present = network_elements(networks_present);
+        let removed = network_elements(networks_removed);
         let marker = ruleset::marker_key();
         // Touching the marker set fails the batch (ENOENT) unless this
         // version's skeleton is in place.
@@ -255,15 +277,13 @@ impl Nft {
         ));
         ensure_absent(
             &mut ops,
-            change
-                .elements_deleted
+            deleted
                 .iter()
                 .map(|e| (e.set.as_str(), &e.key, e.value.as_ref()))
                 .collect(),
         );
         ops.extend(by_set(
-            change
-                .elements_added
+            added
                 .iter()
                 .map(|e| op(Verb::Add, &e.set, &e.key, e.value.as_ref())),
         ));
@@ -304,18 +324,30 @@ impl Firewall for Nft {
     }
 
     fn forget_dnated(&self, ip: Ipv4Addr) -> Result<()> {
-        let change = Change {
-            elements_deleted: vec![ruleset::dnat_seen_element(ip)],
-            ..Default::default()
-        };
-        match self.apply(&change) {
+        let seen = [ruleset::dnat_seen_element(ip)];
+        match self
+            .element_transaction(&[], &[], &seen, &[])
+            .and_then(|t| t.commit())
+        {
             // Nothing left to forget.
             Err(Error::FirewallMissing) => Ok(()),
             r => r,
         }
     }
 
-    fn rebuild(&self, networks: &[Network], elements: &[FirewallElement]) -> Result<()> {
+    fn rebuild(&self, networks: &[Network], contents: &Contents) -> Result<()> {
+        let mut elements: Vec<FirewallElement> = contents
+            .attachments
+            .iter()
+            .flat_map(|a| ruleset::elements_of_attachment(a))
+            .collect();
+        one_port_per_mac(&mut elements);
+        elements.extend(
+            contents
+                .dnated
+                .iter()
+                .map(|ip| ruleset::dnat_seen_element(*ip)),
+        );
         // All in the same transaction as the rebuild.
         let mut cmds = delete_tables();
         cmds.extend(ruleset::skeleton());
@@ -360,4 +392,35 @@ impl Firewall for Nft {
     fn remove(&self) -> Result<()> {
         self.run(delete_tables(), "remove tables")
     }
+}
+
+/// A rebuild must not fail as a whole, nor pair one MAC with two ports,
+/// if records made by an earlier version ever gave two containers of one
+/// bridge the same MAC: the first record (the oldest) keeps it, and the
+/// second port loses its permission to send with it, so that container
+/// is cut off until it is restarted with another MAC (logged).
+fn one_port_per_mac(elements: &mut Vec<FirewallElement>) {
+    let mut owners: std::collections::HashMap<String, Value> = Default::default();
+    let mut refused: Vec<Value> = Vec::new();
+    elements.retain(|e| {
+        if e.set != ruleset::MAP_MAC_OWNER {
+            return true;
+        }
+        let port = e.value.clone().unwrap_or_default();
+        match owners.get(&e.key.to_string()) {
+            None => {
+                owners.insert(e.key.to_string(), port);
+                true
+            }
+            Some(owner) if *owner == port => false,
+            Some(owner) => {
+                tracing::warn!(mac = %e.key, port = %port, owner = %owner, "two ports were given one MAC: only the first may use it");
+                if let Some(mac) = e.key["concat"].get(1) {
+                    refused.push(json!({"concat": [port, mac]}));
+                }
+                false
+            }
+        }
+    });
+    elements.retain(|e| !(e.set == ruleset::SET_PORT_MAC && refused.contains(&e.key)));
 }

@@ -477,19 +477,40 @@ pub fn guard_elements(
     ]
 }
 
-/// The elements a record stands for: those it lists and, for a record
-/// saved before `mac_owner` existed, the MAC owner it implies (a rebuild
-/// adds it, so teardown must delete it too, or the next container given
-/// that address, and so that MAC, would be refused by the kernel).
-pub fn elements_of_record(e: &crate::model::Endpoint) -> Vec<crate::model::FirewallElement> {
-    let mut out = e.firewall.clone();
-    let has_owner = out.iter().any(|f| f.set == MAP_MAC_OWNER);
-    if let (false, Some(port), Some(mac), Some(bridge)) =
-        (has_owner, &e.host_veth, &e.mac, &e.bridge)
-    {
-        out.push(mac_owner_element(bridge, mac, port));
+/// The elements an attachment stands for: derived from what it records
+/// (its bridge port's identity, its published ports). A record of 0.1.0
+/// keeps the elements it listed, and for one saved before `mac_owner`
+/// existed, the MAC owner it implies (a rebuild adds it, so teardown must
+/// delete it too, or the next container given that address, and so that
+/// MAC, would be refused by the kernel).
+pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model::FirewallElement> {
+    if !a.legacy_firewall.is_empty() {
+        let mut out = a.legacy_firewall.clone();
+        let has_owner = out.iter().any(|f| f.set == MAP_MAC_OWNER);
+        if let (false, Some(port), Some(mac), Some(bridge)) =
+            (has_owner, &a.host_veth, &a.mac, &a.bridge)
+        {
+            out.push(mac_owner_element(bridge, mac, port));
+        }
+        return out;
     }
+    let Some(ip) = a.ipv4() else {
+        return Vec::new();
+    };
+    let mut out = match (&a.host_veth, &a.mac, &a.bridge) {
+        (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, bridge),
+        _ => Vec::new(),
+    };
+    out.extend(port_elements(ip, &a.ports));
     out
+}
+
+/// Every attachment's elements.
+pub fn elements_of_record(e: &crate::model::Endpoint) -> Vec<crate::model::FirewallElement> {
+    e.attachments
+        .iter()
+        .flat_map(elements_of_attachment)
+        .collect()
 }
 
 /// `mac` on `bridge` belongs to `port`.

@@ -1,14 +1,17 @@
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::Attachment;
+
 /// How a container is networked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    /// A veth on a network's bridge.
-    Bridge(String),
+    /// Attached to these networks, in this order (eth0, eth1, ...), each
+    /// by its network's driver. What it is attached to now is the record's
+    /// `attachments` (connect and disconnect change those, not this).
+    Networks(Vec<String>),
     /// Only `lo`.
     None,
     /// The host's namespace: nothing to do.
@@ -20,11 +23,15 @@ pub enum Mode {
 impl Mode {
     pub fn label(&self) -> String {
         match self {
-            Mode::Bridge(n) => n.clone(),
+            Mode::Networks(n) => n.join(","),
             Mode::None => "none".into(),
             Mode::Host => "host".into(),
             Mode::Container(id) => format!("container:{id}"),
         }
+    }
+
+    pub fn network(name: &str) -> Mode {
+        Mode::Networks(vec![name.to_string()])
     }
 }
 
@@ -42,7 +49,9 @@ impl<'de> Deserialize<'de> for Mode {
             "host" => Mode::Host,
             _ => match s.strip_prefix("container:") {
                 Some(id) => Mode::Container(id.to_string()),
-                None => Mode::Bridge(s),
+                // Network names have no commas (`validate::name`); a record
+                // of 0.1.0 names one network.
+                None => Mode::Networks(s.split(',').map(str::to_string).collect()),
             },
         })
     }
@@ -80,8 +89,9 @@ impl ProcessId {
     }
 }
 
-/// An element of one of the firewall's sets or maps that an endpoint added
-/// and owns: teardown deletes exactly these.
+/// An element of one of the firewall's sets or maps, as nftables JSON:
+/// what records of 0.1.0 listed (see `Attachment::legacy_firewall`), and
+/// the nftables backend's own currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirewallElement {
     /// The set or map the element lives in.
@@ -93,9 +103,11 @@ pub struct FirewallElement {
     pub value: Option<serde_json::Value>,
 }
 
-/// Everything a container's setup did, saved before it did it, so that
-/// teardown (and gc after a crash) can undo exactly that.
+/// A container's record: everything its setup (and each connect) did,
+/// saved before it was done, so that teardown (and gc after a crash) can
+/// undo exactly that.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "super::endpoint_wire::EndpointWire")]
 pub struct Endpoint {
     pub id: String,
     pub name: String,
@@ -110,34 +122,12 @@ pub struct Endpoint {
     /// The hook process that is (or was) setting this endpoint up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<ProcessId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<Ipv4Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix_len: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<Ipv4Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bridge: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_veth: Option<String>,
-    /// macvlan: the host interface `interface` is a sub-interface of (it
-    /// lives in the container's namespace, so there is no host end).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<String>,
-    /// Inside name of the container interface.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interface: Option<String>,
     /// The `ip netns` entry made for the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns_link: Option<PathBuf>,
-    /// Published ports, as requested.
+    /// One per network the container is on, in interface order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<super::PortSpec>,
-    /// Firewall elements this endpoint added and teardown must delete.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub firewall: Vec<FirewallElement>,
+    pub attachments: Vec<Attachment>,
     /// Unix time of setup.
     pub created: u64,
 }
@@ -153,17 +143,8 @@ impl Endpoint {
             container: None,
             netns_id: None,
             hook: None,
-            ip: None,
-            prefix_len: None,
-            gateway: None,
-            mac: None,
-            bridge: None,
-            host_veth: None,
-            parent: None,
-            interface: None,
             netns_link: None,
-            ports: Vec::new(),
-            firewall: Vec::new(),
+            attachments: Vec::new(),
             created: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -171,11 +152,24 @@ impl Endpoint {
         }
     }
 
-    pub fn network(&self) -> Option<&str> {
-        match &self.mode {
-            Mode::Bridge(n) => Some(n),
-            _ => None,
-        }
+    /// The attachment on network `net`.
+    pub fn attachment_on(&self, net: &str) -> Option<&Attachment> {
+        self.attachments.iter().find(|a| a.network == net)
+    }
+
+    pub fn is_on(&self, net: &str) -> bool {
+        self.attachment_on(net).is_some()
+    }
+
+    /// Every published port of the container (they are claimed per
+    /// container, and carried by one attachment).
+    pub fn ports(&self) -> impl Iterator<Item = &super::PortSpec> {
+        self.attachments.iter().flat_map(|a| a.ports.iter())
+    }
+
+    /// The attachment the published ports are DNATed to, if any.
+    pub fn publishing(&self) -> Option<&Attachment> {
+        self.attachments.iter().find(|a| !a.ports.is_empty())
     }
 
     /// Whether the container this endpoint serves is gone (its process, or
@@ -198,34 +192,36 @@ impl Endpoint {
 
 /// The `container:<id>` sharers among `all` whose target no longer holds
 /// their namespace: its record is gone, unfinished, or names another
-/// namespace (an id reused by a new container). Their copied address was
-/// freed with the target and may be another container's by now, so it
-/// must not be shown as theirs.
+/// namespace (an id reused by a new container).
 pub fn detached_sharers(all: &[Endpoint]) -> HashSet<&str> {
     let by_id: HashMap<&str, &Endpoint> = all.iter().map(|e| (e.id.as_str(), e)).collect();
     all.iter()
-        .filter(|e| match &e.mode {
-            Mode::Container(target) => !by_id.get(target.as_str()).is_some_and(|t| {
-                t.phase == Phase::Ready && t.netns_id.is_some() && t.netns_id == e.netns_id
-            }),
-            _ => false,
-        })
+        .filter(|e| matches!(&e.mode, Mode::Container(_)) && shared_target(e, &by_id).is_none())
         .map(|e| e.id.as_str())
         .collect()
 }
 
-impl Endpoint {
-    /// This record without what it copied from the target it no longer
-    /// shares (see `detached_sharers`).
-    pub fn detached(&self) -> Endpoint {
-        Endpoint {
-            ip: None,
-            prefix_len: None,
-            gateway: None,
-            mac: None,
-            interface: None,
-            ..self.clone()
+fn shared_target<'a>(e: &Endpoint, by_id: &HashMap<&str, &'a Endpoint>) -> Option<&'a Endpoint> {
+    let Mode::Container(target) = &e.mode else {
+        return None;
+    };
+    by_id
+        .get(target.as_str())
+        .copied()
+        .filter(|t| t.phase == Phase::Ready && t.netns_id.is_some() && t.netns_id == e.netns_id)
+}
+
+/// The interfaces a container has, as shown by `ps`, `inspect` and the
+/// exporter: its own, or for a `container:<id>` sharer its target's while
+/// the target holds their namespace (a sharer records none of its own, so
+/// that its teardown never touches the target's).
+pub fn shown_attachments<'a>(e: &'a Endpoint, all: &'a [Endpoint]) -> &'a [Attachment] {
+    match &e.mode {
+        Mode::Container(_) => {
+            let by_id: HashMap<&str, &Endpoint> = all.iter().map(|e| (e.id.as_str(), e)).collect();
+            shared_target(e, &by_id).map_or(&[], |t| t.attachments.as_slice())
         }
+        _ => &e.attachments,
     }
 }
 
@@ -242,7 +238,8 @@ mod tests {
     #[test]
     fn mode_round_trips() {
         for m in [
-            Mode::Bridge("web".into()),
+            Mode::network("web"),
+            Mode::Networks(vec!["front".into(), "back".into()]),
             Mode::None,
             Mode::Host,
             Mode::Container("abc".into()),
@@ -257,22 +254,26 @@ mod tests {
         let ep = |id: &str, mode: Mode, phase: Phase, ns: u64| Endpoint {
             phase,
             netns_id: Some((1, ns)),
-            ip: Some(Ipv4Addr::new(10, 0, 0, 2)),
+            attachments: match mode {
+                Mode::Networks(_) => vec![Attachment::new("b", "eth0")],
+                _ => Vec::new(),
+            },
             ..Endpoint::new(id, id, mode)
         };
         let share = |t: &str| Mode::Container(t.into());
         let all = vec![
-            ep("t", Mode::Bridge("b".into()), Phase::Ready, 7),
+            ep("t", Mode::network("b"), Phase::Ready, 7),
             ep("attached", share("t"), Phase::Ready, 7),
             ep("other-ns", share("t"), Phase::Ready, 8),
             ep("gone", share("nobody"), Phase::Ready, 7),
-            ep("u", Mode::Bridge("b".into()), Phase::Setup, 9),
+            ep("u", Mode::network("b"), Phase::Setup, 9),
             ep("unfinished", share("u"), Phase::Ready, 9),
         ];
         let mut d: Vec<_> = detached_sharers(&all).into_iter().collect();
         d.sort();
         assert_eq!(d, ["gone", "other-ns", "unfinished"]);
-        assert_eq!(all[3].detached().ip, None);
+        assert!(shown_attachments(&all[3], &all).is_empty());
+        assert_eq!(shown_attachments(&all[1], &all)[0].network, "b");
     }
 
     #[test]

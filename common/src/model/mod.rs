@@ -1,10 +1,17 @@
 //! The data ocinet persists: networks (configuration) and endpoints (what a
 //! container's setup did, so teardown can undo exactly that).
 
+pub mod attachment;
 pub mod endpoint;
+mod endpoint_wire;
 pub mod network;
 pub mod ports;
+pub mod request;
 
-pub use endpoint::{detached_sharers, Endpoint, FirewallElement, Mode, Phase, ProcessId};
+pub use attachment::{Attachment, ChangeVerb, Changing};
+pub use endpoint::{
+    detached_sharers, shown_attachments, Endpoint, FirewallElement, Mode, Phase, ProcessId,
+};
 pub use network::{Driver, GatewayMode, MacvlanMode, Network};
 pub use ports::{PortMapping, PortSpec, Protocol};
+pub use request::{AttachmentRequest, Request, Settings};

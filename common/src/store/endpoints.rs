@@ -10,11 +10,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::error::IoContext;
+use crate::firewall::ruleset;
 use crate::model::{Endpoint, Phase};
 use crate::store::{fsutil, Need, StateDir};
 use crate::{validate, Error, Result};
 
 const SETUP: &str = "setup";
+/// Present once every record is in this version's layout (attachments).
+const LAYOUT_MARK: &str = ".layout-attachments";
 
 impl StateDir {
     pub fn endpoint_path(&self, id: &str) -> Result<PathBuf> {
@@ -151,6 +154,99 @@ impl StateDir {
         good.sort_by(|a, b| a.id.cmp(&b.id));
         (good, bad)
     }
+}
+
+impl StateDir {
+    /// Rewrite every record of 0.1.0's layout (one network's fields flat
+    /// on the record) in this version's, once: a host upgraded with
+    /// containers running. Reading converts too (`EndpointWire`), so a
+    /// record that fails here still works; it is reported and tried again
+    /// next time. Returns the ids converted. Callers hold the lock.
+    pub fn convert_records(&self) -> (Vec<String>, Vec<Error>) {
+        let dir = self.endpoints_dir();
+        let mark = dir.join(LAYOUT_MARK);
+        match std::fs::symlink_metadata(&mark) {
+            Ok(_) => return (Vec::new(), Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return (Vec::new(), vec![Error::io(&mark, e)]),
+        }
+        let files = match self.endpoint_files() {
+            Ok(f) => f,
+            Err(e) => return (Vec::new(), vec![e]),
+        };
+        if !dir.exists() {
+            return (Vec::new(), Vec::new());
+        }
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for (id, path) in files {
+            match convert_one(&path) {
+                Ok(true) => done.push(id),
+                Ok(false) => {}
+                Err(e) => failed.push(e),
+            }
+        }
+        if failed.is_empty() {
+            if let Err(e) = fsutil::write_json(&mark, &"2", fsutil::Durability::Runtime) {
+                failed.push(e);
+            }
+        }
+        (done, failed)
+    }
+}
+
+/// Whether the record at `path` was in the old layout (and is rewritten).
+fn convert_one(path: &std::path::Path) -> Result<bool> {
+    let Some(raw) = fsutil::read_json::<serde_json::Value>(path)? else {
+        return Ok(false);
+    };
+    let old = [
+        "ip",
+        "host_veth",
+        "parent",
+        "interface",
+        "firewall",
+        "ports",
+    ]
+    .iter()
+    .any(|k| raw.get(k).is_some());
+    if !old {
+        return Ok(false);
+    }
+    let mut ep: Endpoint = serde_json::from_value(raw).map_err(|e| Error::CorruptState {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    // This version derives an attachment's elements from what it records.
+    // A record whose listed elements are not what would be derived (made
+    // under an older ruleset) keeps its list: its teardown then deletes
+    // exactly what it listed.
+    let listed_is_derived = ep.attachments.iter().all(|a| {
+        let key = |v: Vec<crate::model::FirewallElement>| {
+            let mut k: Vec<String> = v
+                .iter()
+                .map(|e| serde_json::to_string(e).unwrap_or_default())
+                .collect();
+            k.sort();
+            k.dedup();
+            k
+        };
+        let derived = crate::model::Attachment {
+            legacy_firewall: Vec::new(),
+            ..a.clone()
+        };
+        a.legacy_firewall.is_empty()
+            || key(ruleset::elements_of_attachment(a))
+                == key(ruleset::elements_of_attachment(&derived))
+    });
+    if listed_is_derived {
+        for a in &mut ep.attachments {
+            a.legacy_firewall.clear();
+        }
+    } else {
+        tracing::warn!(file = %path.display(), "keeps the firewall elements it lists: they are of an older ruleset");
+    }
+    fsutil::write_json(path, &ep, fsutil::Durability::Runtime)?;
+    Ok(true)
 }
 
 fn in_setup(ep: Endpoint) -> Endpoint {

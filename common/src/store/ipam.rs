@@ -92,6 +92,7 @@ impl Pool {
         net: &Network,
         id: &str,
         requested: Option<Ipv4Addr>,
+        field: &str,
     ) -> Result<Ipv4Addr> {
         let _span = tracing::debug_span!("allocate", network = %net.name).entered();
         // Checks ipam/ before the old-layout file in it is looked at.
@@ -99,7 +100,7 @@ impl Pool {
         legacy::unconverted(&self.legacy)?;
         if let Some(ip) = requested {
             net.assignable(ip)
-                .map_err(|why| Error::invalid("io.ocinet.ip", ip, why))?;
+                .map_err(|why| Error::invalid(field, ip, why))?;
             return match self.take(ip, id)? {
                 None => Ok(ip),
                 Some(holder) => Err(Error::AddressInUse {
@@ -280,7 +281,7 @@ mod tests {
 
     /// Allocate as setup does: lease, then (once recorded) remember it.
     fn lease(p: &Pool, n: &Network, id: &str) -> Result<Ipv4Addr> {
-        let ip = p.allocate(n, id, None)?;
+        let ip = p.allocate(n, id, None, "io.ocinet.ip")?;
         p.remember_last(ip)?;
         Ok(ip)
     }
@@ -328,8 +329,8 @@ mod tests {
         assert_eq!(p.addresses().unwrap(), vec![a]);
         // Leased but never remembered (the hook died before recording):
         // the next attempt for the same container gets the same address.
-        let b = p.allocate(&n, "b", None).unwrap();
-        assert_eq!(p.allocate(&n, "b", None).unwrap(), b);
+        let b = p.allocate(&n, "b", None, "io.ocinet.ip").unwrap();
+        assert_eq!(p.allocate(&n, "b", None, "io.ocinet.ip").unwrap(), b);
         assert_eq!(p.leases().unwrap().len(), 2);
     }
 
@@ -338,16 +339,19 @@ mod tests {
         let s = Scratch::new("static");
         let (p, n) = (s.pool(), net("10.1.0.0/24", None));
         let ip = Ipv4Addr::new(10, 1, 0, 50);
-        assert_eq!(p.allocate(&n, "a", Some(ip)).unwrap(), ip);
-        assert_eq!(p.allocate(&n, "a", Some(ip)).unwrap(), ip);
-        let e = p.allocate(&n, "b", Some(ip)).unwrap_err().to_string();
+        assert_eq!(p.allocate(&n, "a", Some(ip), "io.ocinet.ip").unwrap(), ip);
+        assert_eq!(p.allocate(&n, "a", Some(ip), "io.ocinet.ip").unwrap(), ip);
+        let e = p
+            .allocate(&n, "b", Some(ip), "io.ocinet.ip")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("10.1.0.50") && e.contains("in use by container a"),
             "{e}"
         );
         for bad in ["10.1.0.1", "10.1.0.0", "10.1.0.255", "10.2.0.5"] {
             let e = p
-                .allocate(&n, "b", Some(bad.parse().unwrap()))
+                .allocate(&n, "b", Some(bad.parse().unwrap()), "io.ocinet.ip")
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("io.ocinet.ip") && e.contains(bad), "{e}");
@@ -425,7 +429,10 @@ mod tests {
         fs::write(s.0.legacy_ports_path(), "not json").unwrap();
         let (done, failed) = s.0.migrate_legacy();
         assert_eq!((done.len(), failed.len()), (0, 2), "{failed:?}");
-        let e = p.allocate(&n, "b", None).unwrap_err().to_string();
+        let e = p
+            .allocate(&n, "b", None, "io.ocinet.ip")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("t.json") && e.contains("previous state layout"),
             "{e}"
@@ -439,7 +446,7 @@ mod tests {
         let other = s.0.pool("u").unwrap();
         let mut u = net("10.3.0.0/24", None);
         u.name = "u".into();
-        assert!(other.allocate(&u, "c", None).is_ok());
+        assert!(other.allocate(&u, "c", None, "io.ocinet.ip").is_ok());
     }
 
     #[test]

@@ -282,11 +282,19 @@ mod tests {
         let cases: Vec<(PathBuf, Op)> = vec![
             (
                 root.join("ipam"),
-                Box::new(|st| st.pool("web")?.allocate(&net(), "c1", None).map(drop)),
+                Box::new(|st| {
+                    st.pool("web")?
+                        .allocate(&net(), "c1", None, "io.ocinet.ip")
+                        .map(drop)
+                }),
             ),
             (
                 root.join("ipam/web"),
-                Box::new(|st| st.pool("web")?.allocate(&net(), "c1", None).map(drop)),
+                Box::new(|st| {
+                    st.pool("web")?
+                        .allocate(&net(), "c1", None, "io.ocinet.ip")
+                        .map(drop)
+                }),
             ),
             (
                 root.join("ipam/web"),
@@ -391,7 +399,7 @@ mod tests {
         fs::remove_file(&target).unwrap();
         // The last-address hint.
         let pool = st.pool("web").unwrap();
-        pool.allocate(&net(), "c1", None).unwrap();
+        pool.allocate(&net(), "c1", None, "io.ocinet.ip").unwrap();
         let last = st.ipam_dir().join("web/last");
         symlink(&target, &last).unwrap();
         let e = pool.remember_last("10.1.0.2".parse().unwrap()).unwrap_err();
@@ -427,7 +435,11 @@ mod tests {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
             let st = s.next_process();
             let e = match op {
-                "lease" => st.pool("web").unwrap().allocate(&net(), "c1", None).err(),
+                "lease" => st
+                    .pool("web")
+                    .unwrap()
+                    .allocate(&net(), "c1", None, "io.ocinet.ip")
+                    .err(),
                 "claim" => st
                     .port_claims()
                     .claim("c1", &parse_list("p", "8080:80").unwrap())
@@ -456,7 +468,10 @@ mod tests {
         st.pool("new").unwrap();
         let mut n = net();
         n.name = "new".into();
-        st.pool("new").unwrap().allocate(&n, "c1", None).unwrap();
+        st.pool("new")
+            .unwrap()
+            .allocate(&n, "c1", None, "io.ocinet.ip")
+            .unwrap();
         assert_eq!(
             fs::metadata(root.join("ipam/new")).unwrap().mode() & 0o777,
             0o700
@@ -475,9 +490,9 @@ mod tests {
         claims.claim("b", &one).unwrap();
         assert_eq!(claims.list().unwrap()[0].holder, "b");
         let pool = st.pool("web").unwrap();
-        pool.allocate(&net(), "a", None).unwrap();
+        pool.allocate(&net(), "a", None, "io.ocinet.ip").unwrap();
         fs::remove_dir_all(st.ipam_dir()).unwrap();
-        pool.allocate(&net(), "b", None).unwrap();
+        pool.allocate(&net(), "b", None, "io.ocinet.ip").unwrap();
         assert_eq!(pool.leases().unwrap().len(), 1);
     }
 }

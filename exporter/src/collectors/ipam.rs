@@ -54,11 +54,7 @@ impl Collector for Ipam {
             addresses
                 .with_label_values(&[&n.name, "free"])
                 .set((size - reserved - in_range).max(0));
-            let count = snap
-                .endpoints
-                .iter()
-                .filter(|e| e.network() == Some(n.name.as_str()))
-                .count() as i64;
+            let count = snap.endpoints.iter().filter(|e| e.is_on(&n.name)).count() as i64;
             endpoints.with_label_values(&[&n.name]).set(count);
         }
         Ok(())

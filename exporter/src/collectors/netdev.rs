@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use ocinet_common::model::Mode;
+use ocinet_common::model::{shown_attachments, Mode};
 use ocinet_common::netlink::{Netlink, Stats64};
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
@@ -86,6 +86,7 @@ impl Collector for Netdev {
                 "container_id",
                 "container",
                 "network",
+                "interface",
                 "host_interface",
                 "ip",
                 "mac",
@@ -102,38 +103,45 @@ impl Collector for Netdev {
             .map_err(|e| e.to_string())?;
         let by_name: HashMap<&str, &ocinet_common::netlink::link::Link> =
             links.iter().map(|l| (l.name.as_str(), l)).collect();
-        // A sharer whose target went keeps a copy of an address that was
-        // freed with it: not its address any more.
-        let detached = ocinet_common::model::detached_sharers(&snap.endpoints);
+        // A sharer is shown with its target's interfaces while it shares
+        // their namespace (their counters are the target's series).
         for ep in snap.endpoints.iter() {
-            let network = ep.mode.label();
-            let (ip, mac) = if detached.contains(ep.id.as_str()) {
-                (String::new(), String::new())
-            } else {
-                (
-                    ep.ip.map(|i| i.to_string()).unwrap_or_default(),
-                    ep.mac.clone().unwrap_or_default(),
-                )
-            };
-            let veth = ep.host_veth.as_deref().unwrap_or("");
-            if matches!(ep.mode, Mode::Bridge(_) | Mode::Container(_)) {
-                info.with_label_values(&[&ep.id, &ep.name, &network, veth, &ip, &mac])
+            let sharer = matches!(ep.mode, Mode::Container(_));
+            let shown = shown_attachments(ep, &snap.endpoints);
+            if sharer && shown.is_empty() {
+                // Detached: its target's interfaces went with the target.
+                info.with_label_values(&[&ep.id, &ep.name, &ep.mode.label(), "", "", "", ""])
                     .set(1.0);
             }
-            let iface = ep.interface.as_deref().unwrap_or("eth0");
-            // A veth (or namespace) that vanished between reading state and
-            // the dump is a container going away, not an error.
-            let stats = match &ep.parent {
-                None => by_name.get(veth).and_then(|l| l.stats),
-                Some(_) => inside_stats(ep, iface).map(as_host_end),
-            };
-            let Some(stats) = stats else {
-                continue;
-            };
-            for c in &counters {
-                c.vec
-                    .with_label_values(&[&ep.id, &ep.name, &network, iface])
-                    .inc_by((c.read)(&stats));
+            for att in shown {
+                let network = if sharer {
+                    ep.mode.label()
+                } else {
+                    att.network.clone()
+                };
+                let ip = att.ipv4().map(|i| i.to_string()).unwrap_or_default();
+                let mac = att.mac.clone().unwrap_or_default();
+                let veth = att.host_veth.as_deref().unwrap_or("");
+                let iface = att.interface.as_str();
+                info.with_label_values(&[&ep.id, &ep.name, &network, iface, veth, &ip, &mac])
+                    .set(1.0);
+                if sharer {
+                    continue;
+                }
+                // A veth (or namespace) that vanished between reading state
+                // and the dump is a container going away, not an error.
+                let stats = match &att.parent {
+                    None => by_name.get(veth).and_then(|l| l.stats),
+                    Some(_) => inside_stats(ep, iface).map(as_host_end),
+                };
+                let Some(stats) = stats else {
+                    continue;
+                };
+                for c in &counters {
+                    c.vec
+                        .with_label_values(&[&ep.id, &ep.name, &network, iface])
+                        .inc_by((c.read)(&stats));
+                }
             }
         }
         Ok(())

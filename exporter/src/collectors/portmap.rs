@@ -40,8 +40,9 @@ impl Collector for Portmap {
         type Key = (Ipv4Addr, Protocol, u16, u16);
         let mut index: HashMap<Key, Vec<(Option<Ipv4Addr>, [String; 5])>> = HashMap::new();
         for ep in snap.endpoints.iter() {
-            let Some(ip) = ep.ip else { continue };
-            for m in ep.ports.iter().flat_map(|p| p.mappings()) {
+            let Some(att) = ep.publishing() else { continue };
+            let Some(ip) = att.ipv4() else { continue };
+            for m in att.ports.iter().flat_map(|p| p.mappings()) {
                 let labels = [
                     ep.name.clone(),
                     m.protocol.name().to_string(),

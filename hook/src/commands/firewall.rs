@@ -12,12 +12,12 @@ pub fn run(ctx: &Context, cmd: &FirewallCommand) -> Result<String> {
     match cmd {
         FirewallCommand::Reload => {
             let _lock = ctx.lock()?;
-            let (networks, elements) = ctx.rebuild_firewall(&fw, Subject::Nobody, &[])?;
-            tracing::info!(networks, elements, "firewall rebuilt");
+            let (networks, attachments) = ctx.rebuild_firewall(&fw, Subject::Nobody, &[])?;
+            tracing::info!(networks, attachments, "firewall rebuilt");
             let (bridges, ports) = restore::restore_all(ctx)?;
             tracing::info!(bridges, ports, "bridges restored");
             Ok(format!(
-                "rebuilt tables inet ocinet and bridge ocinet: {networks} networks, {elements} elements\n\
+                "rebuilt tables inet ocinet and bridge ocinet: {networks} networks, {attachments} container interfaces\n\
                  bridges made again: {bridges}, container ports put back on their bridge: {ports}\n"
             ))
         }

@@ -1,5 +1,6 @@
 //! `ocinet gc`: undo endpoints whose container is gone (a crashed runtime,
-//! a SIGKILLed hook), and leases and port claims no record accounts for.
+//! a SIGKILLed hook), connects and disconnects whose hook died, and
+//! leases and port claims no record accounts for.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +47,28 @@ pub fn run(ctx: &Context) -> Result<String> {
     for id in &removed {
         records.remove(id);
     }
+    // Connects and disconnects of running containers whose hook died.
+    for ep in records.values_mut().flatten() {
+        if !ep.attachments.iter().any(|a| a.change_abandoned()) {
+            continue;
+        }
+        let _span = tracing::info_span!("gc", id = %ep.id).entered();
+        match release::finish_abandoned(ctx, ep) {
+            Ok(done) => {
+                for (net, verb) in done {
+                    out += &format!(
+                        "finished the interrupted {} of {} to network {net}\n",
+                        match verb {
+                            ocinet_common::model::ChangeVerb::Connect => "connect (undone)",
+                            ocinet_common::model::ChangeVerb::Disconnect => "disconnect",
+                        },
+                        ep.id
+                    );
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
     // Leases and port claims their holder's record does not account for:
     // a hook died between leasing and recording (or a record was deleted by
     // hand).
@@ -64,7 +87,10 @@ pub fn run(ctx: &Context) -> Result<String> {
             }
         };
         for (ip, holder) in leases {
-            let held = |ep: &Endpoint| ep.network() == Some(net.as_str()) && ep.ip == Some(ip);
+            let held = |ep: &Endpoint| {
+                ep.attachment_on(&net)
+                    .is_some_and(|a| a.holds(std::net::IpAddr::V4(ip)))
+            };
             if accounted(&holder, &held) {
                 continue;
             }
@@ -79,7 +105,10 @@ pub fn run(ctx: &Context) -> Result<String> {
     // One line per holder: a range of published ports is many claims.
     let mut freed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for claim in claims.list()? {
-        let held = |ep: &Endpoint| claim.is_held_by(&ep.ports);
+        let held = |ep: &Endpoint| {
+            let ports: Vec<_> = ep.ports().cloned().collect();
+            claim.is_held_by(&ports)
+        };
         if accounted(&claim.holder, &held) {
             continue;
         }

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::cli::NetworkCommand;
 use crate::context::{Context, Subject};
+use crate::lifecycle::connect;
 use crate::lifecycle::drivers::{bridge, macvlan};
 use crate::lifecycle::ports::HostAddresses;
 use crate::networks;
@@ -51,6 +52,23 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
         NetworkCommand::Ls => ls(ctx),
         NetworkCommand::Inspect { name } => inspect(ctx, name),
         NetworkCommand::Rm { name } => rm(ctx, name),
+        NetworkCommand::Connect {
+            network,
+            container,
+            ip,
+            alias,
+        } => connect::connect(
+            ctx,
+            network,
+            container,
+            &connect::ConnectOptions {
+                ip: *ip,
+                aliases: alias.clone(),
+            },
+        ),
+        NetworkCommand::Disconnect { network, container } => {
+            connect::disconnect(ctx, network, container)
+        }
     }
 }
 
@@ -224,10 +242,7 @@ fn ls(ctx: &Context) -> Result<String> {
     .map(String::from)
     .to_vec()];
     for n in nets {
-        let count = eps
-            .iter()
-            .filter(|e| e.network() == Some(n.name.as_str()))
-            .count();
+        let count = eps.iter().filter(|e| e.is_on(&n.name)).count();
         rows.push(vec![
             n.name.to_string(),
             n.driver.as_str().to_string(),
@@ -253,19 +268,21 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
     let (eps, _) = ctx.state.list_endpoints();
     let containers: BTreeMap<_, _> = eps
         .iter()
-        .filter(|e| e.network() == Some(name))
-        .map(|e| {
+        .filter_map(|e| Some((e, e.attachment_on(name)?)))
+        .map(|(e, a)| {
             (
                 e.id.clone(),
                 json!({
                     "Name": e.name,
-                    "MacAddress": e.mac,
-                    "IPv4Address": e.ip.map(|ip| format!("{ip}/{}", e.prefix_len.unwrap_or(32))),
-                    "HostInterface": e.host_veth,
-                    "Interface": e.interface,
+                    "MacAddress": a.mac,
+                    "IPv4Address": a.ipv4_net().map(|n| n.to_string()),
+                    "HostInterface": a.host_veth,
+                    "Interface": a.interface,
+                    "Aliases": a.aliases,
+                    "DefaultRoute": a.gateway.is_some(),
                     "NetworkNamespace": e.netns_link,
-                    "State": e.phase,
-                    "Ports": e.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                    "State": attachment_state(e, a),
+                    "Ports": a.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 }),
             )
         })
@@ -318,7 +335,7 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
     }
     let attached: Vec<&str> = eps
         .iter()
-        .filter(|e| e.network() == Some(name))
+        .filter(|e| e.is_on(name))
         .map(|e| e.id.as_str())
         .collect();
     if !attached.is_empty() {
@@ -356,4 +373,19 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
     ctx.config.remove(name)?;
     tracing::info!(network = name, "network removed");
     Ok(format!("{name}\n"))
+}
+
+/// `setup`/`ready` as the record says, or the change under way on this
+/// attachment (`connecting`, `disconnecting`).
+pub(crate) fn attachment_state(
+    e: &ocinet_common::model::Endpoint,
+    a: &ocinet_common::model::Attachment,
+) -> String {
+    use ocinet_common::model::{ChangeVerb, Phase};
+    match (a.changing.map(|c| c.verb), e.phase) {
+        (Some(ChangeVerb::Connect), _) => "connecting".into(),
+        (Some(ChangeVerb::Disconnect), _) => "disconnecting".into(),
+        (None, Phase::Setup) => "setup".into(),
+        (None, Phase::Ready) => "ready".into(),
+    }
 }

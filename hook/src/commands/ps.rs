@@ -1,7 +1,10 @@
-use ocinet_common::model::detached_sharers;
+//! `ocinet ps`: every container and each of its attachments.
+
+use ocinet_common::model::{detached_sharers, shown_attachments, Attachment, Endpoint, Mode};
 use ocinet_common::{Error, Result};
 use serde_json::json;
 
+use super::network::attachment_state;
 use crate::context::Context;
 
 pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
@@ -10,32 +13,58 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
         eprintln!("ocinet: skipping {e}");
     }
     let detached = detached_sharers(&eps);
-    // A detached sharer shows nothing it copied from its target: that
-    // address was freed and may be another container's now.
-    let rows: Vec<_> = eps
+    // A detached sharer shows no interface: its target's went with it.
+    let rows: Vec<(&Endpoint, &[Attachment], String)> = eps
         .iter()
         .map(|e| {
-            if detached.contains(e.id.as_str()) {
-                (e.detached(), "detached".to_string())
+            let state = if detached.contains(e.id.as_str()) {
+                "detached".to_string()
             } else {
-                let phase = serde_json::to_value(e.phase)
+                serde_json::to_value(e.phase)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                (e.clone(), phase)
-            }
+                    .unwrap_or_default()
+            };
+            (e, shown_attachments(e, &eps), state)
         })
         .collect();
+    let network = |e: &Endpoint, atts: &[Attachment]| match (&e.mode, atts.is_empty()) {
+        (Mode::Networks(_), false) => atts
+            .iter()
+            .map(|a| a.network.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => e.mode.label(),
+    };
     if as_json {
         let rows: Vec<_> = rows
             .iter()
-            .map(|(e, state)| {
+            .map(|(e, atts, state)| {
+                // The first attachment's fields stand at the top, as before
+                // there could be several.
+                let first = atts.first();
                 json!({
-                    "id": e.id, "name": e.name, "network": e.mode.label(), "ip": e.ip,
-                    "mac": e.mac, "host_interface": e.host_veth, "state": state,
+                    "id": e.id, "name": e.name, "network": network(e, atts),
+                    "ip": first.and_then(|a| a.ipv4()),
+                    "mac": first.and_then(|a| a.mac.clone()),
+                    "host_interface": first.and_then(|a| a.host_veth.clone()),
+                    "state": state,
                     "detached": state == "detached",
                     "netns": e.netns_link, "pid": e.container.map(|p| p.pid),
-                    "ports": e.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                    "ports": e.ports().map(|p| p.to_string()).collect::<Vec<_>>(),
+                    "attachments": atts.iter().map(|a| json!({
+                        "network": a.network,
+                        "interface": a.interface,
+                        "ip": a.ipv4(),
+                        "address": a.ipv4_net().map(|n| n.to_string()),
+                        "mac": a.mac,
+                        "host_interface": a.host_veth,
+                        "parent": a.parent,
+                        "default_route": a.gateway.is_some(),
+                        "aliases": a.aliases,
+                        "ports": a.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                        "state": attachment_state(e, a),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -48,6 +77,7 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
         "NAME",
         "NETWORK",
         "STATE",
+        "INTERFACE",
         "IP",
         "MAC",
         "HOST-VETH",
@@ -56,17 +86,25 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
     .map(String::from)
     .to_vec()];
     let dash = || "-".to_string();
-    for (e, state) in rows {
+    let list = |atts: &[Attachment], f: &dyn Fn(&Attachment) -> Option<String>| {
+        let v: Vec<String> = atts.iter().map(|a| f(a).unwrap_or_else(dash)).collect();
+        if v.is_empty() {
+            dash()
+        } else {
+            v.join(",")
+        }
+    };
+    for (e, atts, state) in rows {
         table.push(vec![
             e.id[..e.id.len().min(12)].to_string(),
             e.name.clone(),
-            e.mode.label(),
+            network(e, atts),
             state,
-            e.ip.map(|i| i.to_string()).unwrap_or_else(dash),
-            e.mac.clone().unwrap_or_else(dash),
-            e.host_veth.clone().unwrap_or_else(dash),
-            e.ports
-                .iter()
+            list(atts, &|a| Some(a.interface.clone())),
+            list(atts, &|a| a.ipv4().map(|i| i.to_string())),
+            list(atts, &|a| a.mac.clone()),
+            list(atts, &|a| a.host_veth.clone()),
+            e.ports()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>()
                 .join(","),

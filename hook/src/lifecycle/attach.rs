@@ -1,12 +1,12 @@
-//! The steps every driver's setup shares, in this order: lease an address
-//! (and vet the MAC), record the intent before the first kernel change,
-//! then conclude by renaming the record, or roll back everything recorded.
-//! Each gives back what it took when it fails, so a driver only adds its
-//! own kernel work in between.
+//! The steps every attachment's setup shares, in this order: lease an
+//! address (and vet the MAC), record the intent before the first kernel
+//! change, then conclude by renaming the record, or roll back everything
+//! recorded. Each gives back what it took when it fails.
 
 use std::net::Ipv4Addr;
 
-use ocinet_common::model::{Endpoint, Network};
+use ipnet::Ipv4Net;
+use ocinet_common::model::{AttachmentRequest, Endpoint, Network};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
@@ -15,75 +15,89 @@ use super::naming::mac_for;
 use super::release;
 use crate::context::Context;
 use crate::killpoint;
-use crate::settings::Settings;
 
-/// An address leased for the container, and the MAC it will have.
-pub(crate) struct Lease {
+/// An address leased for an attachment, and the MAC it will have.
+pub struct Lease {
     pub ip: Ipv4Addr,
     pub mac: [u8; 6],
+    /// Whether the address was asked for (a free one found by the
+    /// allocator moves its cursor once recorded).
+    pub requested: bool,
 }
 
-/// Lease an address on `net` (the requested one, or the next free) and
-/// check the MAC; on failure the lease and the container's port claims
-/// (taken just before, by a driver that publishes) are given back.
+impl Lease {
+    /// The address with the network's prefix length.
+    pub fn net(&self, net: &Network) -> Ipv4Net {
+        Ipv4Net::new(self.ip, net.subnet.prefix_len()).unwrap_or_else(|_| self.ip.into())
+    }
+}
+
+/// Lease an address on `net` for container `id` (the requested one, or
+/// the next free) and check the MAC; on failure the lease is given back.
 pub(crate) fn lease(
     ctx: &Context,
     net: &Network,
-    ep: &Endpoint,
-    settings: &Settings,
+    id: &str,
+    req: &AttachmentRequest,
     host: &mut Netlink,
 ) -> Result<Lease> {
-    let give_back_claims = || {
-        let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
-    };
     let pool = ctx.state.pool(&net.name)?;
-    let ip = pool
-        .allocate(net, &ep.id, settings.ip)
-        .inspect_err(|_| give_back_claims())?;
+    let ip = pool.allocate(net, id, req.ip, &req.ip_field)?;
     killpoint::reached("leased");
-    if let Err(e) = check_mac(ctx, net, &ep.id, settings, ip, host) {
-        let _ = pool.release(ip, &ep.id);
-        give_back_claims();
+    if let Err(e) = check_mac(ctx, net, id, req, ip, host) {
+        let _ = pool.release(ip, id);
         return Err(e);
     }
     Ok(Lease {
         ip,
-        mac: settings.mac.unwrap_or_else(|| mac_for(ip)),
+        mac: req.mac.unwrap_or_else(|| mac_for(ip)),
+        requested: req.ip.is_some(),
     })
+}
+
+/// Give back the leases of `ep`'s attachments and its port claims: a setup
+/// that failed before its intent record was written.
+pub(crate) fn give_back(ctx: &Context, ep: &Endpoint) {
+    for a in &ep.attachments {
+        if let (Some(ip), Ok(pool)) = (a.ipv4(), ctx.state.pool(&a.network)) {
+            let _ = pool.release(ip, &ep.id);
+        }
+    }
+    let ports: Vec<_> = ep.ports().cloned().collect();
+    let _ = ctx.state.port_claims().release(&ep.id, &ports);
+}
+
+/// The allocator's cursor moves past the addresses it found (once they
+/// are recorded, so a hook killed before starts from the same place and
+/// takes them again).
+pub(crate) fn remember_leases(ctx: &Context, leases: &[(String, &Lease)]) {
+    for (network, l) in leases.iter().filter(|(_, l)| !l.requested) {
+        if let Err(e) = ctx.state.pool(network).and_then(|p| p.remember_last(l.ip)) {
+            tracing::warn!(
+                network,
+                "next allocation starts from the beginning of the range: {e}"
+            );
+        }
+    }
 }
 
 /// Write the intent record before touching the kernel: a hook killed from
 /// here on leaves a record that gc (or the next hook for this id) undoes.
-/// One killed before it leaves a lease and claims without a record: the
-/// next hook for this id takes them again (the allocator starts where it
-/// found this address, as the last one is remembered only below), and gc
-/// frees them otherwise.
-pub(crate) fn record_intent(
-    ctx: &Context,
-    net: &Network,
-    ep: &Endpoint,
-    settings: &Settings,
-    ip: Ipv4Addr,
-) -> Result<()> {
-    let pool = ctx.state.pool(&net.name)?;
+/// One killed before it leaves leases and claims without a record: the
+/// next hook for this id takes them again, and gc frees them otherwise.
+pub(crate) fn record_intent(ctx: &Context, ep: &Endpoint) -> Result<()> {
     if let Err(e) = ctx.state.save_setup(ep) {
-        let _ = pool.release(ip, &ep.id);
-        let _ = ctx.state.port_claims().release(&ep.id, &settings.ports);
+        give_back(ctx, ep);
         return Err(e);
-    }
-    if settings.ip.is_none() {
-        if let Err(e) = pool.remember_last(ip) {
-            tracing::warn!("next allocation starts from the beginning of the range: {e}");
-        }
     }
     killpoint::reached("recorded");
     Ok(())
 }
 
-/// After the driver's kernel work (`wired`): done is a rename of the
-/// intent record; a failure undoes everything the record names, as it
-/// stands now (a driver drops what turned out not to be its own, such as
-/// an interface that already existed).
+/// After the kernel work (`wired`): done is a rename of the intent record;
+/// a failure undoes everything the record names, as it stands now (what
+/// turned out not to be ours, such as an interface that already existed,
+/// was dropped from it).
 pub(crate) fn conclude(ctx: &Context, ep: &Endpoint, wired: Result<()>) -> Result<()> {
     match wired.and_then(|()| ctx.state.finish_setup(&ep.id)) {
         Ok(()) => {
@@ -95,10 +109,14 @@ pub(crate) fn conclude(ctx: &Context, ep: &Endpoint, wired: Result<()>) -> Resul
             let _ = ctx.state.save_setup(ep);
             match release::release(ctx, ep) {
                 Ok(()) => Err(e),
-                Err(undo) => Err(Error::Conflict(format!(
-                    "{e}; rollback incomplete (ocinet gc will retry): {undo}"
-                ))),
+                Err(undo) => Err(rollback_incomplete(e, undo)),
             }
         }
     }
+}
+
+pub(crate) fn rollback_incomplete(e: Error, undo: Error) -> Error {
+    Error::Conflict(format!(
+        "{e}; rollback incomplete (ocinet gc will retry): {undo}"
+    ))
 }

@@ -2,13 +2,12 @@
 
 use std::net::Ipv4Addr;
 
-use ocinet_common::model::{Driver, Network};
+use ocinet_common::model::{AttachmentRequest, Driver, Network};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
 
 use super::drivers::bridge::device::bridge_mac;
 use crate::context::Context;
-use crate::settings::Settings;
 
 /// A MAC is one port's on a bridge: once a second port sends with it, the
 /// bridge moves the address to that port and the first container loses
@@ -22,15 +21,15 @@ pub(crate) fn check_mac(
     ctx: &Context,
     net: &Network,
     id: &str,
-    settings: &Settings,
+    req: &AttachmentRequest,
     ip: Ipv4Addr,
     host: &mut Netlink,
 ) -> Result<()> {
-    let Some(mac) = settings.mac else {
+    let Some(mac) = req.mac else {
         return Ok(());
     };
     let text = validate::format_mac(&mac);
-    let refuse = |why: String| Err(Error::invalid(settings.mac_field, &text, why));
+    let refuse = |why: String| Err(Error::invalid(&req.mac_field, &text, why));
     let bridge_now = match net.driver {
         Driver::Bridge => host.link_by_name(&net.bridge)?.map(|l| l.mac),
         Driver::Macvlan => None,
@@ -60,8 +59,8 @@ pub(crate) fn check_mac(
     }
     if let Some(holder) = eps.iter().find(|e| {
         e.id != id
-            && e.network() == Some(net.name.as_str())
-            && e.mac.as_deref() == Some(text.as_str())
+            && e.attachment_on(&net.name)
+                .is_some_and(|a| a.mac.as_deref() == Some(text.as_str()))
     }) {
         return refuse(format!(
             "is already the MAC of container {} ({}) on network {}",

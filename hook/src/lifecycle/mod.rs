@@ -1,6 +1,10 @@
-//! The hook proper: setup at prestart/createRuntime, teardown at poststop.
+//! The lifecycle core: setup from a typed request, connect and
+//! disconnect, teardown, restore; and `run`, the OCI hook's entry, which
+//! reads the runtime's state and the bundle and builds that request.
 
-mod attach;
+pub mod attach;
+mod attachments;
+pub mod connect;
 pub mod drivers;
 mod inside;
 mod mac;
@@ -29,7 +33,9 @@ pub fn run(
     let span = tracing::info_span!("hook", id = %state.id, stage = %stage);
     let _entered = span.enter();
     let result = match stage {
-        Stage::Prestart | Stage::CreateRuntime => setup::setup(ctx, &state, defaults),
+        Stage::Prestart | Stage::CreateRuntime => {
+            oci::request(&state, defaults).and_then(|req| setup::setup(ctx, &req))
+        }
         Stage::Poststop => teardown(ctx, &state.id),
     };
     result.map(|()| state.id.clone()).map_err(|e| {

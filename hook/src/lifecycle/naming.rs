@@ -5,13 +5,32 @@ use std::net::Ipv4Addr;
 
 use ocinet_common::validate;
 
-pub const CONTAINER_IFNAME: &str = "eth0";
+/// The inside name of a container's `n`th interface, as Docker names them.
+pub fn container_ifname(n: usize) -> String {
+    format!("eth{n}")
+}
 
-/// Host end of a container's veth: stable per container id, within IFNAMSIZ.
-pub fn host_veth_name(id: &str) -> String {
+/// The first `ethN` none of `taken` has.
+pub fn free_ifname<'a>(taken: impl Iterator<Item = &'a str> + Clone) -> String {
+    (0..)
+        .map(container_ifname)
+        .find(|n| !taken.clone().any(|t| t == n))
+        .unwrap_or_default()
+}
+
+/// Host end of a container's veth: stable per container id and inside
+/// name (unique within the container), within IFNAMSIZ. `eth0`'s is the
+/// id's alone, as in 0.1.0, so a retried or restored setup of a container
+/// made by it finds the same name.
+pub fn host_veth_name(id: &str, interface: &str) -> String {
+    let key = if interface == "eth0" {
+        id.to_string()
+    } else {
+        format!("{id}/{interface}")
+    };
     format!(
         "oc{:012x}",
-        validate::fnv1a64(id.as_bytes()) & 0xffff_ffff_ffff
+        validate::fnv1a64(key.as_bytes()) & 0xffff_ffff_ffff
     )
 }
 
@@ -28,10 +47,14 @@ mod tests {
 
     #[test]
     fn names_fit_ifnamsiz_and_are_stable() {
-        let n = host_veth_name("c1");
+        let n = host_veth_name("c1", "eth0");
         assert_eq!(n.len(), 14);
-        assert_eq!(n, host_veth_name("c1"));
-        assert_ne!(n, host_veth_name("c2"));
+        assert_eq!(n, host_veth_name("c1", "eth0"));
+        assert_ne!(n, host_veth_name("c2", "eth0"));
+        assert_ne!(n, host_veth_name("c1", "eth1"));
+        validate::ifname("veth", &host_veth_name("c1", "eth1")).unwrap();
+        assert_eq!(free_ifname(["eth0", "eth2"].into_iter()), "eth1");
+        assert_eq!(free_ifname([].into_iter()), "eth0");
         validate::ifname("veth", &n).unwrap();
         assert_eq!(
             mac_for(Ipv4Addr::new(10, 87, 0, 2)),

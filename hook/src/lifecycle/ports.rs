@@ -4,40 +4,35 @@
 
 use std::net::Ipv4Addr;
 
-use ocinet_common::model::{Endpoint, Network};
+use ocinet_common::model::{Network, PortSpec};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
 
 use super::release;
 use crate::context::Context;
-use crate::settings::Settings;
 
 /// The network's default host address on the mappings that name none
 /// (`--host-binding-ip`): claimed, published and recorded as if written.
-pub(crate) fn with_host_ip(settings: &Settings, ip: Ipv4Addr) -> Settings {
-    Settings {
-        ports: settings
-            .ports
-            .iter()
-            .map(|p| ocinet_common::model::PortSpec {
-                host_ip: p.host_ip.or(Some(ip)),
-                ..p.clone()
-            })
-            .collect(),
-        ..settings.clone()
-    }
+pub(crate) fn with_host_ip(ports: &[PortSpec], ip: Option<Ipv4Addr>) -> Vec<PortSpec> {
+    ports
+        .iter()
+        .map(|p| PortSpec {
+            host_ip: p.host_ip.or(ip),
+            ..p.clone()
+        })
+        .collect()
 }
 
-/// Claim the published ports for `ep`, first freeing any held by a
-/// container that is gone (its runtime died without poststop) or by a hook
-/// that died before recording, so they do not wait for gc.
-pub(crate) fn claim_ports(ctx: &Context, ep: &Endpoint, settings: &Settings) -> Result<()> {
-    if settings.ports.is_empty() {
+/// Claim the published ports for container `id`, first freeing any held
+/// by a container that is gone (its runtime died without poststop) or by a
+/// hook that died before recording, so they do not wait for gc.
+pub(crate) fn claim_ports(ctx: &Context, id: &str, ports: &[PortSpec]) -> Result<()> {
+    if ports.is_empty() {
         return Ok(());
     }
     let claims = ctx.state.port_claims();
     let mut released: Vec<String> = Vec::new();
-    for o in claims.overlaps(&ep.id, &settings.ports)? {
+    for o in claims.overlaps(id, ports)? {
         let holder = &o.held.holder;
         if released.contains(holder) {
             continue;
@@ -67,7 +62,7 @@ pub(crate) fn claim_ports(ctx: &Context, ep: &Endpoint, settings: &Settings) -> 
             }
         }
     }
-    claims.claim(&ep.id, &settings.ports)
+    claims.claim(id, ports)
 }
 
 /// Ports need a network with a way in, and host addresses that are this
@@ -91,13 +86,18 @@ impl HostAddresses {
     }
 }
 
-pub(crate) fn check_ports(net: &Network, settings: &Settings, host: &mut Netlink) -> Result<()> {
-    let Some(first) = settings.ports.first() else {
+pub(crate) fn check_ports(
+    net: &Network,
+    ports: &[PortSpec],
+    ports_field: &str,
+    host: &mut Netlink,
+) -> Result<()> {
+    let Some(first) = ports.first() else {
         return Ok(());
     };
     if net.internal {
         return Err(Error::invalid(
-            settings.ports_field,
+            ports_field,
             first,
             format!(
                 "network {} is internal: nothing can be published from it",
@@ -105,15 +105,15 @@ pub(crate) fn check_ports(net: &Network, settings: &Settings, host: &mut Netlink
             ),
         ));
     }
-    if settings.ports.iter().all(|p| p.host_ip.is_none()) {
+    if ports.iter().all(|p| p.host_ip.is_none()) {
         return Ok(());
     }
     let local = HostAddresses::of(host)?;
-    for p in &settings.ports {
+    for p in ports {
         if let Some(ip) = p.host_ip {
             if !local.has(ip) {
                 return Err(Error::invalid(
-                    settings.ports_field,
+                    ports_field,
                     p,
                     format!("{ip} is not an address of this host"),
                 ));

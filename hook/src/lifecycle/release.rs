@@ -1,39 +1,130 @@
-//! Undo whatever an endpoint record says was done: the shared path of
-//! teardown, rollback of a failed setup, and gc.
+//! Undo whatever a record says was done: the shared path of teardown,
+//! rollback of a failed setup or connect, disconnect, and gc.
 
 use ocinet_common::firewall::{Change, Firewall, Nft};
-use ocinet_common::model::Endpoint;
+use ocinet_common::model::{Attachment, ChangeVerb, Changing, Endpoint, ProcessId};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
 use crate::context::{Context, Subject};
 use crate::killpoint;
 
-/// Goes on past a failing step and reports every failure at the end. The
-/// record (and the lease) are kept when something could not be undone, so a
-/// second poststop or `ocinet gc` can finish the job. Callers hold the lock.
+/// The whole container: every attachment, the pin, the leases and claims,
+/// the record. Goes on past a failing step and reports every failure at
+/// the end. The record (and the leases) are kept when something could not
+/// be undone, so a second poststop or `ocinet gc` can finish the job.
+/// Callers hold the lock.
 pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
+    let mut errors = unwire(ctx, ep, &ep.attachments, Subject::Leaving(&ep.id));
+    if let Some(link) = &ep.netns_link {
+        if let Err(e) = netns::unpin(link, ep.netns_id) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Many(errors));
+    }
+    killpoint::reached("teardown-unwired");
+    for a in &ep.attachments {
+        release_lease(ctx, &ep.id, a)?;
+    }
+    let ports: Vec<_> = ep.ports().cloned().collect();
+    ctx.state.port_claims().release(&ep.id, &ports)?;
+    killpoint::reached("teardown-unleased");
+    ctx.state.remove_endpoint(&ep.id)
+}
+
+/// One attachment (`disconnect`, or the rollback of a `connect`): marked
+/// as leaving in the record first, so that a hook killed on the way leaves
+/// gc (or the next connect or disconnect) something to finish; removed
+/// from the record once everything it made is gone.
+pub fn release_attachment(ctx: &Context, ep: &mut Endpoint, index: usize) -> Result<()> {
+    let Some(att) = ep.attachments.get_mut(index) else {
+        return Ok(());
+    };
+    let by = ProcessId::of(std::process::id() as i32);
+    if let Some(by) = by {
+        att.changing = Some(Changing {
+            by,
+            verb: ChangeVerb::Disconnect,
+        });
+    }
+    let att = att.clone();
+    ctx.state.save_endpoint(ep)?;
+    let errors = unwire(ctx, ep, std::slice::from_ref(&att), Subject::Nobody);
+    if !errors.is_empty() {
+        return Err(Error::Many(errors));
+    }
+    if let Some(ip) = att.ipv4() {
+        // Best effort, as for published ports: entries left only age out.
+        match ocinet_common::conntrack::delete_address(ip) {
+            Ok(n) => tracing::debug!(deleted = n, %ip, "conntrack entries of the address deleted"),
+            Err(e) => tracing::warn!(%ip, "conntrack entries left to expire: {e}"),
+        }
+    }
+    killpoint::reached("teardown-unwired");
+    release_lease(ctx, &ep.id, &att)?;
+    if !att.ports.is_empty() {
+        ctx.state.port_claims().release(&ep.id, &att.ports)?;
+    }
+    killpoint::reached("teardown-unleased");
+    ep.attachments.remove(index);
+    ctx.state.save_endpoint(ep)
+}
+
+/// Finish what connects and disconnects of `ep` left behind when their
+/// hook died: each such attachment is undone. Returns what each was
+/// (network, the change it was in). Callers hold the lock.
+pub fn finish_abandoned(ctx: &Context, ep: &mut Endpoint) -> Result<Vec<(String, ChangeVerb)>> {
+    let mut done = Vec::new();
+    while let Some(i) = ep.attachments.iter().position(|a| a.change_abandoned()) {
+        let att = &ep.attachments[i];
+        let verb = att.changing.map_or(ChangeVerb::Disconnect, |c| c.verb);
+        tracing::warn!(network = %att.network, ?verb, "undoing a connect or disconnect whose hook died");
+        done.push((att.network.clone(), verb));
+        release_attachment(ctx, ep, i)?;
+    }
+    Ok(done)
+}
+
+fn release_lease(ctx: &Context, id: &str, a: &Attachment) -> Result<()> {
+    if let Some(ip) = a.ipv4() {
+        ctx.state.pool(&a.network)?.release(ip, id)?;
+    }
+    Ok(())
+}
+
+/// Remove what `atts` made in the kernel: their firewall elements (and the
+/// conntrack entries of published ports), veths, macvlan interfaces.
+/// Returns every failure.
+fn unwire(ctx: &Context, ep: &Endpoint, atts: &[Attachment], subject: Subject) -> Vec<Error> {
     let mut errors = Vec::new();
     // The veth deletion waits out an RCU grace period (~20 ms here); the
     // conntrack dump (~9 ms, only for a container some connection was
-    // DNATed to) goes beside it. The veth goes on this thread while the other thread removes
-    // the published ports and only then their conntrack entries, so no new
-    // packet can be DNATed to the dead address after its entries were
-    // cleared. (The dump holds the grace period up while it walks, so
-    // running it after the veth instead measured the same: 30.3 against
-    // 30.0 ms.)
+    // DNATed to) goes beside it. The veth goes on this thread while the
+    // other thread removes the published ports and only then their
+    // conntrack entries, so no new packet can be DNATed to the dead
+    // address after its entries were cleared. (The dump holds the grace
+    // period up while it walks, so running it after the veth instead
+    // measured the same: 30.3 against 30.0 ms.)
     let change = Change {
-        elements_deleted: ocinet_common::firewall::ruleset::elements_of_record(ep),
+        attachments_removed: atts.to_vec(),
         ..Default::default()
     };
-    let publishes = ep.ip.is_some() && !ep.ports.is_empty();
+    let has_elements = atts
+        .iter()
+        .any(|a| !ocinet_common::firewall::ruleset::elements_of_attachment(a).is_empty());
+    let publishing: Vec<&Attachment> = atts
+        .iter()
+        .filter(|a| a.ipv4().is_some() && !a.ports.is_empty())
+        .collect();
     // Looked up once, for the element batch and the conntrack check.
-    let fw = if change.elements_deleted.is_empty() && !publishes {
+    let fw = if !has_elements && publishing.is_empty() {
         None
     } else {
         match ctx.firewall() {
             Ok(fw) => Some(fw),
-            Err(e) if change.elements_deleted.is_empty() => {
+            Err(e) if !has_elements => {
                 tracing::warn!("conntrack entries of published ports left to expire: {e}");
                 None
             }
@@ -43,8 +134,8 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
             }
         }
     };
-    let pending = match (&fw, change.elements_deleted.is_empty()) {
-        (Some(fw), false) => match fw.start_apply(&change) {
+    let pending = match (&fw, has_elements) {
+        (Some(fw), true) => match fw.start_apply(&change) {
             Ok(p) => Some(p),
             Err(e) => {
                 errors.push(e);
@@ -57,27 +148,32 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
         let ports = s.spawn(|| {
             let mut errors = Vec::new();
             if let Some(p) = pending {
-                if let Err(e) = ctx.finish_firewall(p, &change, Subject::Leaving(&ep.id)) {
+                if let Err(e) = ctx.finish_firewall(p, &change, subject) {
                     errors.push(e);
                 }
             }
-            if let (Some(ip), Some(fw), true) = (ep.ip, &fw, publishes) {
-                // Best effort: once the DNAT elements are gone the entries only
-                // age out; a broken ctnetlink must not wedge every teardown.
-                match clear_conntrack(fw, ip, ep) {
-                    Ok(n) => {
-                        tracing::debug!(deleted = n, "conntrack entries of published ports deleted")
-                    }
-                    Err(e) => {
-                        tracing::warn!("conntrack entries of published ports left to expire: {e}")
+            if let Some(fw) = &fw {
+                for a in &publishing {
+                    // Best effort: once the DNAT elements are gone the
+                    // entries only age out; a broken ctnetlink must not
+                    // wedge every teardown.
+                    match clear_conntrack(fw, a) {
+                        Ok(n) => tracing::debug!(
+                            deleted = n,
+                            "conntrack entries of published ports deleted"
+                        ),
+                        Err(e) => tracing::warn!(
+                            "conntrack entries of published ports left to expire: {e}"
+                        ),
                     }
                 }
             }
             errors
         });
-        if let Some(veth) = &ep.host_veth {
+        for veth in atts.iter().filter_map(|a| a.host_veth.as_deref()) {
             // Deleting one end removes both; gone already (the namespace
             // died with the container) is fine.
+            let _span = tracing::debug_span!("delete_veth", veth).entered();
             match Netlink::new().and_then(|mut nl| nl.delete_link(veth)) {
                 Ok(existed) => tracing::debug!(veth, existed, "host veth removed"),
                 Err(e) => errors.push(e),
@@ -88,40 +184,34 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
             Err(_) => errors.push(Error::Conflict("removing published ports panicked".into())),
         }
     });
-    if ep.parent.is_some() {
+    let macvlans: Vec<&Attachment> = atts.iter().filter(|a| a.parent.is_some()).collect();
+    if !macvlans.is_empty() {
         // A macvlan interface lives in the container's namespace and goes
         // with it, unless something else keeps that namespace alive (the
         // pin, the container itself when a setup died before pinning, a
-        // pod's namespace): then its address must not stay on the segment.
+        // pod's namespace, or a running container being disconnected):
+        // then its address must not stay on the segment.
         match netns::of_endpoint(ep) {
-            Some(ns) => match super::drivers::macvlan::remove_sub_interface(&ns, ep) {
-                Ok(removed) => tracing::debug!(removed, "macvlan interface"),
-                Err(e) => errors.push(e),
-            },
+            Some(ns) => {
+                for a in macvlans {
+                    match super::drivers::macvlan::remove_sub_interface(&ns, a) {
+                        Ok(removed) => tracing::debug!(removed, "macvlan interface"),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
             None => tracing::debug!("the container's namespace is gone, and its macvlan with it"),
         }
     }
-    if let Some(link) = &ep.netns_link {
-        if let Err(e) = netns::unpin(link, ep.netns_id) {
-            errors.push(e);
-        }
-    }
-    if !errors.is_empty() {
-        return Err(Error::Many(errors));
-    }
-    killpoint::reached("teardown-unwired");
-    if let (Some(net), Some(ip)) = (ep.network(), ep.ip) {
-        ctx.state.pool(net)?.release(ip, &ep.id)?;
-    }
-    ctx.state.port_claims().release(&ep.id, &ep.ports)?;
-    killpoint::reached("teardown-unleased");
-    ctx.state.remove_endpoint(&ep.id)
+    errors
 }
 
-/// Delete the conntrack entries of `ep`'s published ports, walking the
-/// table only if the firewall saw a connection DNATed to `ip`. Called once
-/// the DNAT elements are gone, so no new entry can appear meanwhile.
-fn clear_conntrack(fw: &Nft, ip: std::net::Ipv4Addr, ep: &Endpoint) -> Result<usize> {
+/// Delete the conntrack entries of `a`'s published ports, walking the
+/// table only if the firewall saw a connection DNATed to its address.
+/// Called once the DNAT elements are gone, so no new entry can appear
+/// meanwhile.
+fn clear_conntrack(fw: &Nft, a: &Attachment) -> Result<usize> {
+    let Some(ip) = a.ipv4() else { return Ok(0) };
     let seen = fw.may_have_dnated(ip).unwrap_or_else(|e| {
         tracing::warn!("cannot tell whether {ip} was reached through a published port: {e}");
         true
@@ -130,7 +220,7 @@ fn clear_conntrack(fw: &Nft, ip: std::net::Ipv4Addr, ep: &Endpoint) -> Result<us
         tracing::debug!(%ip, "no connection was DNATed to it: no conntrack walk");
         return Ok(0);
     }
-    let mappings: Vec<_> = ep.ports.iter().flat_map(|p| p.mappings()).collect();
+    let mappings: Vec<_> = a.ports.iter().flat_map(|p| p.mappings()).collect();
     let deleted = ocinet_common::conntrack::delete_for(ip, &mappings)?;
     fw.forget_dnated(ip)?;
     Ok(deleted)

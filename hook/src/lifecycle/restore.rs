@@ -1,13 +1,14 @@
 //! Putting running containers back after someone removed what they stand
 //! on: a deleted bridge (its ports fall off it and its address and
-//! sysctls go with it) or a port taken off a bridge by hand. The firewall
-//! half of the repair is `Context::rebuild_firewall`.
+//! sysctls go with it) or a port taken off a bridge by hand. Each driver
+//! says how (`NetworkDriver::restore`); the firewall half of the repair is
+//! `Context::rebuild_firewall`.
 
-use ocinet_common::model::{Endpoint, Network, Phase};
+use ocinet_common::model::{Attachment, Endpoint, Network, Phase};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
-use super::drivers::bridge;
+use super::drivers;
 use crate::context::Context;
 
 /// The records that can be read; the others are logged and skipped.
@@ -19,33 +20,34 @@ fn readable_endpoints(ctx: &Context) -> Vec<Endpoint> {
     endpoints
 }
 
-/// Endpoints of `net` that should be on its bridge now.
-fn running_on<'a>(endpoints: &'a [Endpoint], net: &str) -> Vec<&'a Endpoint> {
+/// Attachments on `net` that should be in place now.
+fn running_on<'a>(endpoints: &'a [Endpoint], net: &str) -> Vec<&'a Attachment> {
     endpoints
         .iter()
-        .filter(|e| e.phase == Phase::Ready && e.network() == Some(net) && !e.is_stale())
+        .filter(|e| e.phase == Phase::Ready && !e.is_stale())
+        .filter_map(|e| e.attachment_on(net))
         .collect()
 }
 
-/// Put every running container of `net` whose host veth is not a port of
-/// `bridge` back on it (with hairpin for publishing containers, as setup
-/// does). Returns how many were put back. Callers hold the lock.
+/// Put every running attachment of `net` whose host veth is not a port of
+/// `bridge` back on it (with hairpin for publishing ones, as setup does).
+/// Returns how many were put back. Callers hold the lock.
 pub fn reattach(ctx: &Context, host: &mut Netlink, net: &Network, bridge: u32) -> Result<usize> {
     let endpoints = readable_endpoints(ctx);
     reattach_these(host, net, bridge, &running_on(&endpoints, &net.name))
 }
 
-fn reattach_these(
+pub(crate) fn reattach_these(
     host: &mut Netlink,
     net: &Network,
     bridge: u32,
-    running: &[&Endpoint],
+    running: &[&Attachment],
 ) -> Result<usize> {
     let _span = tracing::debug_span!("reattach", bridge = %net.bridge).entered();
     let mut errors = Vec::new();
     let mut count = 0;
-    for ep in running {
-        let Some(veth) = &ep.host_veth else { continue };
+    for att in running {
+        let Some(veth) = &att.host_veth else { continue };
         let link = match host.link_by_name(veth) {
             Ok(Some(l)) => l,
             // Its namespace died with the container; poststop or gc will
@@ -66,7 +68,7 @@ fn reattach_these(
                 &format!("put {veth} back on {}", net.bridge),
             )
             .and_then(|()| {
-                if ep.ports.is_empty() {
+                if att.ports.is_empty() {
                     Ok(())
                 } else {
                     host.set_bridge_port(
@@ -88,9 +90,9 @@ fn reattach_these(
     }
 }
 
-/// Every network that has running containers gets its bridge (made again
-/// if need be) and its containers' ports back. Returns (bridges made,
-/// ports put back). Callers hold the lock.
+/// Every network that has running containers gets what its driver needs
+/// back (a bridge made again, its ports put back on it). Returns (devices
+/// made, ports put back). Callers hold the lock.
 pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
     let mut host = Netlink::new()?;
     let endpoints = readable_endpoints(ctx);
@@ -99,19 +101,15 @@ pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
         tracing::warn!("restore: skipping {e}");
     }
     let (mut made, mut ports) = (0, 0);
-    // Only bridges can be lost and made again; a macvlan sub-interface
-    // lives and dies with its container's namespace.
-    for net in networks
-        .iter()
-        .filter(|n| n.driver == ocinet_common::model::Driver::Bridge)
-    {
+    for net in networks {
         let running = running_on(&endpoints, &net.name);
-        if running.is_empty() {
-            continue;
+        let name = net.name.clone();
+        let (m, p) = drivers::for_network(net).restore(ctx, &mut host, &running)?;
+        if m + p > 0 {
+            tracing::info!(network = %name, made = m, ports = p, "restored");
         }
-        let (index, created) = bridge::ensure_bridge(&mut host, net)?;
-        made += usize::from(created);
-        ports += reattach_these(&mut host, net, index, &running)?;
+        made += m;
+        ports += p;
     }
     Ok((made, ports))
 }

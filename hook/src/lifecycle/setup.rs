@@ -1,28 +1,32 @@
+//! Setting a container up from a typed `Request`: the mode's dispatch, and
+//! for networks the order of the steps over all its attachments (ports
+//! claimed, addresses leased, intent recorded, then the kernel work, the
+//! pin, and the record made final; any failure rolls back everything).
+
 use std::fs::File;
 use std::path::Path;
 
-use ocinet_common::model::{Endpoint, Mode, Phase, ProcessId};
+use ocinet_common::model::{Endpoint, Mode, Phase, PortSpec, ProcessId, Request, Settings};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
-use super::{drivers, release};
-use crate::cli::ContainerDefaults;
-use crate::context::Context;
+use super::attach::{self, Lease};
+use super::drivers::{self, NetworkDriver};
+use super::naming::container_ifname;
+use super::pin::{netns_link_for, pin};
+use super::ports::{claim_ports, with_host_ip};
+use super::{attachments, release};
+use crate::context::{Context, Subject};
+use crate::killpoint;
 use crate::networks;
-use crate::oci::{self, OciState};
-use crate::settings::{self, Settings};
 
-pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Result<()> {
-    let bundle = oci::load_bundle(&st.bundle)?;
-    let mut annotations = bundle.annotations();
-    annotations.extend(st.annotations.clone());
-    let settings = settings::resolve(&st.id, &annotations, defaults)?;
-    let ns_path = bundle.netns_path(st.pid)?;
-    let ns = ns_path.as_deref().map(netns::open_netns).transpose()?;
+pub fn setup(ctx: &Context, req: &Request) -> Result<()> {
+    let settings = &req.settings;
+    let ns = req.netns.as_deref().map(netns::open_netns).transpose()?;
     let netns_id = ns.as_ref().map(netns::id_of_fd).transpose()?;
 
     let _lock = ctx.lock()?;
-    if let Some(existing) = ctx.state.load_endpoint(&st.id)? {
+    if let Some(existing) = ctx.state.load_endpoint(&req.id)? {
         if existing.phase == Phase::Ready && existing.netns_id == netns_id {
             // Both createRuntime and prestart configured, or a retried hook.
             tracing::info!("already set up");
@@ -31,7 +35,7 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
         if !existing.is_stale() {
             return Err(Error::Conflict(format!(
                 "container {} already has an ocinet endpoint in another network namespace",
-                st.id
+                req.id
             )));
         }
         tracing::warn!("removing a stale endpoint left by an earlier container with this id");
@@ -39,10 +43,10 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
     }
 
     let ep = Endpoint {
-        container: st.pid.and_then(ProcessId::of),
+        container: req.pid.and_then(ProcessId::of),
         netns_id,
         hook: ProcessId::of(std::process::id() as i32),
-        ..Endpoint::new(&st.id, &settings.name, settings.mode.clone())
+        ..Endpoint::new(&req.id, &settings.name, settings.mode.clone())
     };
 
     match &settings.mode {
@@ -53,20 +57,18 @@ pub fn setup(ctx: &Context, st: &OciState, defaults: &ContainerDefaults) -> Resu
             save_ready(ctx, ep)
         }
         Mode::None => {
-            let ns = require_netns(ns.as_ref(), &settings)?;
+            let ns = require_netns(ns.as_ref(), settings)?;
             super::inside::enter(ns)?;
             save_ready(ctx, ep)
         }
         Mode::Container(target) => {
-            let ep = join_container(ctx, ep, target)?;
+            check_shared(ctx, &ep, target)?;
             save_ready(ctx, ep)
         }
-        Mode::Bridge(name) => {
-            let ns = require_netns(ns.as_ref(), &settings)?;
-            let ns_path = ns_path.as_deref().unwrap_or(Path::new(""));
-            let mut host = Netlink::new()?;
-            let net = networks::get(ctx, name, &mut host)?;
-            drivers::for_network(net).setup(ctx, ep, &settings, &mut host, ns, ns_path)
+        Mode::Networks(_) => {
+            let ns = require_netns(ns.as_ref(), settings)?;
+            let ns_path = req.netns.as_deref().unwrap_or(Path::new(""));
+            join_networks(ctx, ep, settings, ns, ns_path)
         }
     }
 }
@@ -92,9 +94,10 @@ fn save_ready(ctx: &Context, mut ep: Endpoint) -> Result<()> {
 }
 
 /// `container:<id>`: the runtime already put this container into the
-/// target's namespace (linux.namespaces path); check that, and record the
-/// link so ps and the exporter can attribute it.
-fn join_container(ctx: &Context, mut ep: Endpoint, target: &str) -> Result<Endpoint> {
+/// target's namespace (linux.namespaces path); check that. The record
+/// keeps the link so that ps and the exporter can show the target's
+/// interfaces as the sharer's.
+fn check_shared(ctx: &Context, ep: &Endpoint, target: &str) -> Result<()> {
     let t = ctx.state.load_endpoint(target)?.ok_or_else(|| {
         Error::NotFound(format!(
             "io.ocinet.network=container:{target}: container {target} has no ocinet endpoint"
@@ -115,10 +118,109 @@ fn join_container(ctx: &Context, mut ep: Endpoint, target: &str) -> Result<Endpo
             "io.ocinet.network=container:{target}: this container does not share container {target}'s network namespace{hint}"
         )));
     }
-    ep.ip = t.ip;
-    ep.prefix_len = t.prefix_len;
-    ep.gateway = t.gateway;
-    ep.mac = t.mac.clone();
-    ep.interface = t.interface.clone();
-    Ok(ep)
+    Ok(())
+}
+
+/// Every attachment of `settings`: eth0 on the first network, eth1 on the
+/// second, ... The default route goes through the first network that is
+/// not internal, and the published ports are DNATed to that attachment
+/// (to the first one if every network is internal, which refuses them).
+fn join_networks(
+    ctx: &Context,
+    mut ep: Endpoint,
+    settings: &Settings,
+    ns: &File,
+    ns_path: &Path,
+) -> Result<()> {
+    let mut host = Netlink::new()?;
+    let mut drivers: Vec<Box<dyn NetworkDriver>> = Vec::new();
+    for a in &settings.attachments {
+        drivers.push(drivers::for_network(networks::get(
+            ctx, &a.network, &mut host,
+        )?));
+    }
+    let route = drivers.iter().position(|d| !d.network().internal);
+    let publisher = route.unwrap_or(0);
+    let ports = match drivers.get(publisher) {
+        Some(d) => with_host_ip(&settings.ports, d.network().host_binding_ip),
+        None => Vec::new(),
+    };
+    let ports_of = |i: usize| -> &[PortSpec] {
+        if i == publisher {
+            &ports
+        } else {
+            &[]
+        }
+    };
+    let names = interface_names(settings)?;
+    for (i, d) in drivers.iter().enumerate() {
+        d.check(ports_of(i), &settings.ports_field, &mut host)?;
+    }
+
+    claim_ports(ctx, &ep.id, &ports)?;
+    let mut leases: Vec<(String, Lease)> = Vec::new();
+    for (i, (d, a)) in drivers.iter().zip(&settings.attachments).enumerate() {
+        match attach::lease(ctx, d.network(), &ep.id, a, &mut host) {
+            Ok(lease) => {
+                let mut att = d.describe(&ep.id, &names[i], &lease, Some(i) == route, ports_of(i));
+                att.aliases = a.aliases.clone();
+                ep.attachments.push(att);
+                leases.push((a.network.clone(), lease));
+            }
+            Err(e) => {
+                attach::give_back(ctx, &ep);
+                let _ = ctx.state.port_claims().release(&ep.id, &ports);
+                return Err(e);
+            }
+        }
+    }
+    // The pin is named after the container id, so it goes into the intent
+    // too (one record write fewer; unpinning a pin never made is a no-op).
+    ep.netns_link = Some(netns_link_for(&ep.id));
+    attach::record_intent(ctx, &ep)?;
+    let remembered: Vec<(String, &Lease)> = leases.iter().map(|(n, l)| (n.clone(), l)).collect();
+    attach::remember_leases(ctx, &remembered);
+
+    let made: Vec<(usize, &dyn NetworkDriver)> = drivers
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, d.as_ref()))
+        .collect();
+    let id = ep.id.clone();
+    let wired = attachments::wire(
+        ctx,
+        &mut host,
+        &mut ep,
+        &made,
+        ns,
+        Subject::Arriving(&id),
+        |e| ctx.state.save_setup(e),
+    )
+    .and_then(|()| {
+        pin(&mut ep, ns_path)?;
+        killpoint::reached("pinned");
+        Ok(())
+    });
+    attach::conclude(ctx, &ep, wired)?;
+    for a in &ep.attachments {
+        tracing::info!(network = %a.network, interface = %a.interface, ip = ?a.ipv4(), "set up");
+    }
+    Ok(())
+}
+
+/// The inside names: as asked, else `ethN` by position; each once.
+fn interface_names(settings: &Settings) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, a) in settings.attachments.iter().enumerate() {
+        let name = a.interface.clone().unwrap_or_else(|| container_ifname(i));
+        if names.contains(&name) {
+            return Err(Error::invalid(
+                "interface",
+                &name,
+                format!("given to two networks of {}", settings.mode.label()),
+            ));
+        }
+        names.push(name);
+    }
+    Ok(names)
 }

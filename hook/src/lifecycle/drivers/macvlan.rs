@@ -1,5 +1,5 @@
-//! The macvlan driver, Docker's `-d macvlan -o parent=`: each container
-//! gets a macvlan sub-interface of a host interface as its eth0, made
+//! The macvlan driver, Docker's `-d macvlan -o parent=`: each attachment
+//! is a macvlan sub-interface of a host interface (`ethN` inside), made
 //! directly in its namespace, with an address from the network's IPAM and
 //! a default route via the gateway on the parent's segment. No bridge, no
 //! NAT, no published ports: the container is a host of that segment.
@@ -10,38 +10,90 @@
 //! on the same parent (mode bridge) can.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
-use std::path::Path;
 
-use ocinet_common::model::{Endpoint, Network};
+use ocinet_common::model::{Attachment, Network, PortSpec};
 use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
 
-use super::{bridge, NetworkDriver};
+use super::{bridge, described, NetworkDriver, Prepared};
 use crate::context::Context;
-use crate::killpoint;
-use crate::lifecycle::attach::{self, Lease};
+use crate::lifecycle::attach::Lease;
 use crate::lifecycle::inside;
-use crate::lifecycle::naming::CONTAINER_IFNAME;
-use crate::lifecycle::pin::{netns_link_for, pin};
-use crate::settings::Settings;
 
 pub struct MacvlanDriver {
     pub net: Network,
 }
 
 impl NetworkDriver for MacvlanDriver {
-    fn setup(
+    fn network(&self) -> &Network {
+        &self.net
+    }
+
+    fn check(&self, ports: &[PortSpec], ports_field: &str, host: &mut Netlink) -> Result<()> {
+        if let Some(p) = ports.first() {
+            return Err(Error::invalid(
+                ports_field,
+                p,
+                format!(
+                    "network {} uses the macvlan driver: containers are on the parent's segment with their own address, nothing is published",
+                    self.net.name
+                ),
+            ));
+        }
+        parent_link(&self.net, host).map(|_| ())
+    }
+
+    fn describe(
         &self,
-        ctx: &Context,
-        ep: Endpoint,
-        settings: &Settings,
+        _id: &str,
+        interface: &str,
+        lease: &Lease,
+        default_route: bool,
+        _ports: &[PortSpec],
+    ) -> Attachment {
+        Attachment {
+            parent: self.net.parent.clone(),
+            ..described(&self.net, interface, lease, default_route)
+        }
+    }
+
+    fn prepare(&self, _ctx: &Context, host: &mut Netlink) -> Result<Prepared> {
+        parent_link(&self.net, host).map(|l| Some(l.index))
+    }
+
+    fn wire(
+        &self,
         host: &mut Netlink,
+        att: &mut Attachment,
         ns: &File,
-        ns_path: &Path,
+        _prepared: Prepared,
     ) -> Result<()> {
-        setup(ctx, ep, settings, &self.net, host, ns, ns_path)
+        let parent = parent_link(&self.net, host)?;
+        let made = wire(host, &self.net, att, &parent, ns)?;
+        // passthru takes the parent's MAC whatever was asked: record the
+        // one the interface has, which teardown looks for.
+        att.mac = Some(validate::format_mac(&made));
+        Ok(())
+    }
+
+    fn unwire_inside(&self, ns: &File, att: &Attachment) -> Result<()> {
+        remove_sub_interface(ns, att).map(|_| ())
+    }
+
+    fn uses_firewall(&self) -> bool {
+        false
+    }
+
+    /// A macvlan sub-interface lives and dies with its container's
+    /// namespace: nothing on the host to restore.
+    fn restore(
+        &self,
+        _ctx: &Context,
+        _host: &mut Netlink,
+        _running: &[&Attachment],
+    ) -> Result<(usize, usize)> {
+        Ok((0, 0))
     }
 }
 
@@ -65,99 +117,43 @@ pub fn parent_link(net: &Network, host: &mut Netlink) -> Result<Link> {
     Ok(link)
 }
 
-fn setup(
-    ctx: &Context,
-    mut ep: Endpoint,
-    settings: &Settings,
-    net: &Network,
-    host: &mut Netlink,
-    ns: &File,
-    ns_path: &Path,
-) -> Result<()> {
-    if let Some(p) = settings.ports.first() {
-        return Err(Error::invalid(
-            settings.ports_field,
-            p,
-            format!(
-                "network {} uses the macvlan driver: containers are on the parent's segment with their own address, nothing is published",
-                net.name
-            ),
-        ));
-    }
-    let parent = parent_link(net, host)?;
-    let Lease { ip, mac } = attach::lease(ctx, net, &ep, settings, host)?;
-    ep.ip = Some(ip);
-    ep.prefix_len = Some(net.subnet.prefix_len());
-    ep.gateway = Some(net.gateway);
-    ep.mac = Some(validate::format_mac(&mac));
-    ep.parent = net.parent.clone();
-    ep.interface = Some(CONTAINER_IFNAME.into());
-    ep.netns_link = Some(netns_link_for(&ep.id));
-    attach::record_intent(ctx, net, &ep, settings, ip)?;
-    let wired = wire(host, net, &mac, ip, &parent, ns).and_then(|made| {
-        killpoint::reached("veth");
-        // passthru takes the parent's MAC whatever was asked: record the
-        // one the interface has, which teardown looks for.
-        let made = validate::format_mac(&made);
-        if ep.mac.as_deref() != Some(made.as_str()) {
-            ep.mac = Some(made);
-            ctx.state.save_setup(&ep)?;
-        }
-        pin(&mut ep, ns_path)
-    });
-    if wired.is_err() {
-        // The interface is reachable through `ns` now, whether or not the
-        // pin was made.
-        if let Err(undo) = remove_sub_interface(ns, &ep) {
-            tracing::warn!("rollback: {undo}");
-        }
-    }
-    attach::conclude(ctx, &ep, wired)?;
-    tracing::info!(network = %net.name, %ip, parent = net.parent.as_deref().unwrap_or(""), "set up");
-    Ok(())
-}
-
 fn wire(
     host: &mut Netlink,
     net: &Network,
-    mac: &[u8; 6],
-    ip: Ipv4Addr,
+    att: &Attachment,
     parent: &Link,
     ns: &File,
 ) -> Result<Vec<u8>> {
+    let name = att.interface.as_str();
+    let mac = att.mac_bytes()?.unwrap_or_default();
+    let addr = att
+        .ipv4_net()
+        .ok_or_else(|| Error::Conflict(format!("attachment {name} has no IPv4 address")))?;
     // A sub-interface cannot be larger than its parent (EINVAL): a parent
     // made smaller since the network was created caps it.
     let mtu = net.mtu.min(parent.mtu);
     host.create_macvlan(
-        CONTAINER_IFNAME,
+        name,
         parent.index,
         net.macvlan_mode.unwrap_or_default(),
-        mac,
+        &mac,
         mtu,
         ns,
     )
     .map_err(|e| match e {
         Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => {
-            Error::Conflict(format!(
-                "the container already has an interface {CONTAINER_IFNAME}"
-            ))
+            Error::Conflict(format!("the container already has an interface {name}"))
         }
         e => e,
     })?;
-    let eth0 = inside::configure(
-        ns,
-        CONTAINER_IFNAME,
-        ip,
-        net.subnet.prefix_len(),
-        Some(net.gateway),
-    )?;
-    Ok(eth0.mac)
+    let link = inside::configure(ns, name, addr.addr(), addr.prefix_len(), att.gateway_v4())?;
+    Ok(link.mac)
 }
 
-/// Delete the record's macvlan interface from the namespace `ns`, if it is
-/// still the one ocinet made there (a macvlan with the recorded MAC).
-pub fn remove_sub_interface(ns: &File, ep: &Endpoint) -> Result<bool> {
-    let (Some(name), Some(mac)) = (&ep.interface, &ep.mac) else {
+/// Delete the attachment's macvlan interface from the namespace `ns`, if
+/// it is still the one ocinet made there (a macvlan with the recorded MAC).
+pub fn remove_sub_interface(ns: &File, att: &Attachment) -> Result<bool> {
+    let (name, Some(mac)) = (&att.interface, &att.mac) else {
         return Ok(false);
     };
     let mut inner = Netlink::new_in(ns)?;

@@ -1,0 +1,61 @@
+//! What a front end (the OCI hook today, a CNI plugin next) asks the core
+//! for: a container and the networks it joins, validated, with the name
+//! of the field each value came from so that errors can name it.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use super::{Mode, PortSpec};
+
+/// One network the container joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRequest {
+    pub network: String,
+    /// Inside name; `None`: the first free `ethN`.
+    pub interface: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+    /// Where the address came from (annotation or flag), for errors.
+    pub ip_field: String,
+    pub mac: Option<[u8; 6]>,
+    pub mac_field: String,
+    pub aliases: Vec<String>,
+}
+
+impl AttachmentRequest {
+    pub fn new(network: &str) -> Self {
+        AttachmentRequest {
+            network: network.to_string(),
+            interface: None,
+            ip: None,
+            ip_field: "ip".into(),
+            mac: None,
+            mac_field: "mac".into(),
+            aliases: Vec::new(),
+        }
+    }
+}
+
+/// A container's networking, as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub mode: Mode,
+    pub name: String,
+    /// One per network of `mode`, in order.
+    pub attachments: Vec<AttachmentRequest>,
+    /// Published ports: DNATed to the attachment that carries the default
+    /// route (the first on a network that is not internal).
+    pub ports: Vec<PortSpec>,
+    /// Where the ports came from, for errors.
+    pub ports_field: String,
+}
+
+/// A container to set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub id: String,
+    /// Its init process, when the front end knows it.
+    pub pid: Option<i32>,
+    /// Its network namespace; `None`: it has none of its own.
+    pub netns: Option<PathBuf>,
+    pub settings: Settings,
+}

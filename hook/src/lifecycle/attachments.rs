@@ -1,0 +1,103 @@
+//! Wiring a container's attachments, the part setup and `network connect`
+//! share: each network's host side first (its bridge), then the firewall
+//! transaction started, the interfaces made while it runs, and its outcome
+//! awaited before the attachments count as made.
+
+use std::fs::File;
+
+use ocinet_common::firewall::{Change, Firewall};
+use ocinet_common::model::{Attachment, Endpoint};
+use ocinet_common::netlink::Netlink;
+use ocinet_common::Result;
+
+use super::drivers::NetworkDriver;
+use crate::context::{Context, Subject};
+use crate::killpoint;
+
+/// Make the attachments of `ep` that `made` names (index, its driver), in
+/// the namespace `ns`. What was made
+/// differently from the record (see `NetworkDriver::wire`) is put in
+/// `ep` and saved with `save`; on failure `ep` says what there is to undo.
+pub(crate) fn wire(
+    ctx: &Context,
+    host: &mut Netlink,
+    ep: &mut Endpoint,
+    made: &[(usize, &dyn NetworkDriver)],
+    ns: &File,
+    subject: Subject,
+    save: impl Fn(&Endpoint) -> Result<()>,
+) -> Result<()> {
+    let (which, drivers): (Vec<usize>, Vec<&dyn NetworkDriver>) = made.iter().copied().unzip();
+    let mut prepared = Vec::with_capacity(drivers.len());
+    for d in &drivers {
+        prepared.push(d.prepare(ctx, host)?);
+    }
+    killpoint::reached("bridge");
+    let change = Change {
+        networks_present: drivers
+            .iter()
+            .filter(|d| d.uses_firewall())
+            .map(|d| d.network().clone())
+            .collect(),
+        attachments_added: which
+            .iter()
+            .zip(&drivers)
+            .filter(|(_, d)| d.uses_firewall())
+            .map(|(i, _)| ep.attachments[*i].clone())
+            .collect(),
+        ..Default::default()
+    };
+    let pending = match change.networks_present.is_empty() {
+        true => None,
+        false => Some(ctx.firewall()?.start_apply(&change)?),
+    };
+    killpoint::reached("firewall-started");
+    let before: Vec<Attachment> = which.iter().map(|i| ep.attachments[*i].clone()).collect();
+    let mut wired = Ok(());
+    for (k, d) in drivers.iter().enumerate() {
+        let att = &mut ep.attachments[which[k]];
+        if let Err(e) = d.wire(host, att, ns, prepared[k]) {
+            if let Err(undo) = d.unwire_inside(ns, att) {
+                tracing::warn!(interface = %att.interface, "rollback: {undo}");
+            }
+            wired = Err(e);
+            break;
+        }
+    }
+    if wired.is_ok() {
+        killpoint::reached("veth");
+    }
+    let firewall = match pending {
+        Some(p) => ctx.finish_firewall(p, &change, subject),
+        None => Ok(()),
+    };
+    // An interface found to be someone else's was dropped from the record,
+    // so its teardown leaves it alone; the elements added for it under its
+    // name go now, as the record no longer implies them.
+    let dropped: Vec<Attachment> = before
+        .iter()
+        .zip(&which)
+        .filter(|(b, i)| b.host_veth.is_some() && ep.attachments[**i].host_veth.is_none())
+        .map(|(b, _)| b.clone())
+        .collect();
+    if !dropped.is_empty() && firewall.is_ok() {
+        let undo = Change {
+            attachments_removed: dropped,
+            ..Default::default()
+        };
+        if let Err(e) = ctx.apply_firewall(&undo, Subject::Nobody) {
+            tracing::warn!("rollback: firewall elements of an interface that is not ours: {e}");
+        }
+    }
+    wired?;
+    firewall?;
+    killpoint::reached("firewall");
+    let changed = which
+        .iter()
+        .zip(&before)
+        .any(|(i, b)| ep.attachments[*i] != *b);
+    if changed {
+        save(ep)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! `ocinet network connect` and `disconnect`: one more attachment for a
+//! running container, or one less, without restarting it. Each is
+//! recorded before its first kernel change, marked with the hook that
+//! makes it, so that a hook killed on the way leaves gc (or the next
+//! connect or disconnect of the container) an attachment to undo.
+
+use std::net::Ipv4Addr;
+
+use ocinet_common::model::{
+    AttachmentRequest, ChangeVerb, Changing, Endpoint, Mode, Phase, ProcessId,
+};
+use ocinet_common::netlink::Netlink;
+use ocinet_common::{netns, validate, Error, Result};
+
+use super::attach::{self, rollback_incomplete};
+use super::drivers;
+use super::naming::free_ifname;
+use super::{attachments, release};
+use crate::context::{Context, Subject};
+use crate::killpoint;
+use crate::networks;
+
+/// What `connect` asks for besides the network and the container.
+#[derive(Debug, Default, Clone)]
+pub struct ConnectOptions {
+    pub ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+}
+
+/// The container `who` names: its runtime id, or its ocinet name if no
+/// record has that id (and exactly one has that name).
+pub fn find_container(ctx: &Context, who: &str) -> Result<Endpoint> {
+    if validate::container_id("container", who).is_ok() {
+        if let Some(ep) = ctx.state.load_endpoint(who)? {
+            return Ok(ep);
+        }
+    }
+    let (eps, bad) = ctx.state.list_endpoints();
+    let mut named: Vec<Endpoint> = eps.into_iter().filter(|e| e.name == who).collect();
+    match named.len() {
+        1 => Ok(named.remove(0)),
+        0 => {
+            let unreadable = if bad.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} record(s) could not be read)", bad.len())
+            };
+            Err(Error::NotFound(format!(
+                "container {who:?}: no ocinet container has that id or name{unreadable}"
+            )))
+        }
+        _ => Err(Error::Conflict(format!(
+            "container {who:?}: {} containers have that name ({}); give the id",
+            named.len(),
+            named
+                .iter()
+                .map(|e| e.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// A container that can be connected or disconnected: set up, running,
+/// on networks of its own; what dead hooks left unfinished is undone
+/// first (returned: the networks of disconnects so finished).
+fn changeable(ctx: &Context, who: &str) -> Result<(Endpoint, Vec<String>)> {
+    let mut ep = find_container(ctx, who)?;
+    if !matches!(ep.mode, Mode::Networks(_)) {
+        return Err(Error::Conflict(format!(
+            "container {} is in network mode {}: only a container on networks of its own can be connected or disconnected",
+            ep.id,
+            ep.mode.label()
+        )));
+    }
+    if ep.phase != Phase::Ready {
+        return Err(Error::Conflict(format!(
+            "container {} is still being set up",
+            ep.id
+        )));
+    }
+    if ep.is_stale() {
+        return Err(Error::Conflict(format!(
+            "container {} is not running (ocinet gc removes what it left)",
+            ep.id
+        )));
+    }
+    let finished = release::finish_abandoned(ctx, &mut ep)?
+        .into_iter()
+        .filter(|(_, verb)| *verb == ChangeVerb::Disconnect)
+        .map(|(net, _)| net)
+        .collect();
+    Ok((ep, finished))
+}
+
+pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -> Result<String> {
+    validate::name("network", network)?;
+    for a in &opts.aliases {
+        validate::name("--alias", a)?;
+    }
+    let _lock = ctx.lock()?;
+    let mut host = Netlink::new()?;
+    let (mut ep, _) = changeable(ctx, who)?;
+    if ep.is_on(network) {
+        return Err(Error::Conflict(format!(
+            "container {} ({}) is already connected to network {network}",
+            ep.id, ep.name
+        )));
+    }
+    let net = networks::get(ctx, network, &mut host)?;
+    let ns = netns::of_endpoint(&ep).ok_or_else(|| {
+        Error::NotFound(format!(
+            "container {}: its network namespace cannot be found (neither its pin nor its process holds it)",
+            ep.id
+        ))
+    })?;
+    let driver = drivers::for_network(net);
+    driver.check(&[], "ports", &mut host)?;
+    let interface = free_ifname(ep.attachments.iter().map(|a| a.interface.as_str()));
+    let req = AttachmentRequest {
+        ip: opts.ip,
+        ip_field: "--ip".into(),
+        aliases: opts.aliases.clone(),
+        ..AttachmentRequest::new(network)
+    };
+    let lease = attach::lease(ctx, driver.network(), &ep.id, &req, &mut host)?;
+    // The default route stays where it is; a container that had none
+    // (only internal networks) gets it here.
+    let default_route = !ep.attachments.iter().any(|a| a.gateway.is_some());
+    let mut att = driver.describe(&ep.id, &interface, &lease, default_route, &[]);
+    att.aliases = opts.aliases.clone();
+    att.changing = ProcessId::of(std::process::id() as i32).map(|by| Changing {
+        by,
+        verb: ChangeVerb::Connect,
+    });
+    ep.attachments.push(att);
+    let index = ep.attachments.len() - 1;
+    if let Err(e) = ctx.state.save_endpoint(&ep) {
+        let _ = ctx
+            .state
+            .pool(network)
+            .and_then(|p| p.release(lease.ip, &ep.id));
+        return Err(e);
+    }
+    killpoint::reached("recorded");
+    attach::remember_leases(ctx, &[(network.to_string(), &lease)]);
+    let wired = attachments::wire(
+        ctx,
+        &mut host,
+        &mut ep,
+        &[(index, driver.as_ref())],
+        &ns,
+        Subject::Nobody,
+        |e| ctx.state.save_endpoint(e),
+    );
+    if let Err(e) = wired {
+        tracing::error!("connect failed, rolling back: {e}");
+        return match release::release_attachment(ctx, &mut ep, index) {
+            Ok(()) => Err(e),
+            Err(undo) => Err(rollback_incomplete(e, undo)),
+        };
+    }
+    ep.attachments[index].changing = None;
+    ctx.state.save_endpoint(&ep)?;
+    killpoint::reached("ready");
+    let att = &ep.attachments[index];
+    tracing::info!(id = %ep.id, network, interface = %att.interface, ip = ?att.ipv4(), "connected");
+    Ok(format!(
+        "{} {} {}\n",
+        att.interface,
+        att.ipv4_net().map(|n| n.to_string()).unwrap_or_default(),
+        att.mac.as_deref().unwrap_or("")
+    ))
+}
+
+pub fn disconnect(ctx: &Context, network: &str, who: &str) -> Result<String> {
+    validate::name("network", network)?;
+    let _lock = ctx.lock()?;
+    let (mut ep, finished) = changeable(ctx, who)?;
+    let Some(index) = ep.attachments.iter().position(|a| a.network == network) else {
+        if finished.iter().any(|n| n == network) {
+            // A disconnect killed on the way, retried: done now.
+            return Ok(format!("{network}\n"));
+        }
+        if ctx.config.load(network)?.is_none() {
+            return Err(Error::NotFound(format!(
+                "network {network:?} does not exist"
+            )));
+        }
+        return Err(Error::Conflict(format!(
+            "container {} ({}) is not connected to network {network}",
+            ep.id, ep.name
+        )));
+    };
+    let att = &ep.attachments[index];
+    if !att.ports.is_empty() {
+        return Err(Error::Conflict(format!(
+            "network {network} carries the published ports of container {} ({}): {}; they would have nowhere to go (stop the container to change its ports)",
+            ep.id,
+            ep.name,
+            att.ports
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let interface = att.interface.clone();
+    release::release_attachment(ctx, &mut ep, index)?;
+    tracing::info!(id = %ep.id, network, %interface, "disconnected");
+    Ok(format!("{interface}\n"))
+}
