@@ -530,6 +530,63 @@ def bench_macvlan(work, n):
     results.append(("9. macvlan: ocinet hook vs netavark", "\n".join(md)))
 
 
+def netavark_two_opts(cid, host_port):
+    """netavark 1.4's options for a container on two bridge networks, eth0
+    and eth1, publishing one port (DNATed to eth0's address)."""
+    net = lambda name, bridge, subnet, gw, nid: {
+        "name": name, "id": nid * 64, "driver": "bridge", "network_interface": bridge,
+        "subnets": [{"subnet": subnet, "gateway": gw}], "ipv6_enabled": False, "internal": False,
+        "dns_enabled": False, "ipam_options": {"driver": "host-local"}}
+    return json.dumps({
+        "container_id": cid, "container_name": "bench",
+        "port_mappings": [{"host_ip": "", "container_port": 80, "host_port": host_port, "range": 1, "protocol": "tcp"}],
+        "networks": {"front": {"static_ips": ["10.66.0.14"], "interface_name": "eth0"},
+                     "back": {"static_ips": ["10.67.0.14"], "interface_name": "eth1"}},
+        "network_info": {"front": net("front", "nvfront0", "10.66.0.0/24", "10.66.0.1", "a"),
+                         "back": net("back", "nvback0", "10.67.0.0/24", "10.67.0.1", "b")}}).encode()
+
+
+def bench_two_networks(work, n):
+    """10. One container on two bridge networks (eth0, eth1), one published
+    port: ocinet hook vs netavark 1.4, with the one-network cycle of each
+    beside it in the same run."""
+    host = netns_add(f"{TAG}-h10")
+    enter(host)
+    sh("ip", "link", "set", "lo", "up")
+    oc = Ocinet(os.path.join(work, "s10"))
+    oc.cli("network", "create", "front", "--subnet", "10.64.0.0/24")
+    oc.cli("network", "create", "back", "--subnet", "10.65.0.0/24")
+    nv_cfg = os.path.join(work, "netavark10")
+    kinds = ("one", "two")
+    t = {(side, k, step): [] for side in ("ocinet", "netavark") for k in kinds for step in ("setup", "teardown")}
+    for i in range(n):
+        for k in kinds:
+            for side in ("ocinet", "netavark"):
+                ns = netns_add(f"{TAG}-c10-{side[0]}{k}-{i}")
+                cid = f"tn{i:03d}{k}{side}"
+                if side == "ocinet":
+                    b = oc.bundle(cid, ns, "8080:80", network="front" if k == "one" else "front,back")
+                    t[side, k, "setup"].append(oc.hook("createRuntime", cid, b))
+                    t[side, k, "teardown"].append(oc.hook("poststop", cid, b))
+                else:
+                    opts = netavark_opts(cid.ljust(64, "0"), "10.88.0.14", 8080) if k == "one" \
+                        else netavark_two_opts(cid.ljust(64, "0"), 8080)
+                    t[side, k, "setup"].append(timed([NETAVARK, "--config", nv_cfg, "setup", f"/run/netns/{ns}"], opts))
+                    t[side, k, "teardown"].append(timed([NETAVARK, "--config", nv_cfg, "teardown", f"/run/netns/{ns}"], opts))
+    m = lambda side, k, step: median_ms(t[side, k, step])
+    cyc = lambda side, k: median_ms([a + b for a, b in zip(t[side, k, "setup"], t[side, k, "teardown"])])
+    md = [f"Each side {n} times per kind, alternating; each hook or netavark call timed as a whole process; "
+          "one published port (8080:80), DNATed to eth0's address. `one`: eth0 on one bridge network; `two`: eth0 and "
+          "eth1 on two (`io.ocinet.network=front,back`; netavark's options name both networks).", "",
+          "| | ocinet one | ocinet two | two / one | netavark 1.4 one | netavark 1.4 two | netavark / ocinet (two) |",
+          "|---|---|---|---|---|---|---|"]
+    for name, f in (("setup", lambda s, k: m(s, k, "setup")), ("teardown", lambda s, k: m(s, k, "teardown")),
+                    ("setup + teardown", cyc)):
+        o1, o2, v1, v2 = f("ocinet", "one"), f("ocinet", "two"), f("netavark", "one"), f("netavark", "two")
+        md.append(f"| {name} | {o1:.1f} ms | {o2:.1f} ms | {o2 / o1:.2f}x | {v1:.1f} ms | {v2:.1f} ms | {v2 / o2:.1f}x |")
+    results.append(("10. Two networks per container: ocinet hook vs netavark", "\n".join(md)))
+
+
 def podman_cmd(work, *args):
     p = os.path.join(work, "podman")
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", 'umount /sys/fs/cgroup/unified 2>/dev/null; exec podman "$@"', "podman",
@@ -570,7 +627,7 @@ def bench_podman(work, n, rootfs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
-    ap.add_argument("--only", default="1,2,3,4,5,6,8,9")
+    ap.add_argument("--only", default="1,2,3,4,5,6,8,9,10")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     a = ap.parse_args()
     only = set(a.only.split(","))
@@ -602,6 +659,7 @@ def main():
             ("6", lambda: bench_datapath(work, 1 if q else 5, 2 if q else 5)),
             ("8", lambda: bench_ports(work, 2 if q else 5)),
             ("9", lambda: bench_macvlan(work, 5 if q else 20)),
+            ("10", lambda: bench_two_networks(work, 5 if q else 20)),
         ]
         for key, fn in sections:
             if key in only:
@@ -617,7 +675,7 @@ def main():
         subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in created_ns).encode(),
                        stderr=subprocess.DEVNULL)
         for f in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
-            if f.startswith("ocinet-s") or f.startswith("ocinet-cc") or f.startswith("ocinet-ex") or f.startswith("ocinet-pm") or f.startswith("ocinet-dp") or f.startswith("ocinet-pp") or f.startswith("ocinet-mv"):
+            if f.startswith("ocinet-s") or f.startswith("ocinet-cc") or f.startswith("ocinet-ex") or f.startswith("ocinet-pm") or f.startswith("ocinet-dp") or f.startswith("ocinet-pp") or f.startswith("ocinet-mv") or f.startswith("ocinet-tn"):
                 subprocess.run(["umount", "-l", f"/run/netns/{f}"], stderr=subprocess.DEVNULL)
                 os.unlink(f"/run/netns/{f}")
         shutil.rmtree(work, ignore_errors=True)
@@ -632,7 +690,7 @@ def main():
         with open(soak) as f:
             text += "\n\n" + f.read().strip()
     analysis = os.path.join(ROOT, "bench/ANALYSIS.md")
-    if os.path.exists(analysis) and not q and only == set("123456") | {"8", "9"}:
+    if os.path.exists(analysis) and not q and only == set("123456") | {"8", "9", "10"}:
         with open(analysis) as f:
             text += "\n\n" + f.read().strip()
     print(text)

@@ -1,13 +1,12 @@
-//! The `ocinet` hook and admin CLI as a library: `main.rs` is a thin
-//! front end, and the fuzz targets reach the parsers of untrusted input
-//! (`oci::read_state`, `settings::resolve`) through here.
+//! The `ocinet` OCI hook and admin CLI, front ends over `ocinet-core`:
+//! `hook` turns the runtime's state and bundle into the core's request,
+//! `commands` are the admin verbs. As a library so that the fuzz targets
+//! reach the parsers of untrusted input (`oci::read_state`,
+//! `settings::resolve`).
 
 pub mod cli;
 pub mod commands;
-pub mod context;
-mod killpoint;
-pub mod lifecycle;
+pub mod hook;
 pub mod logging;
-pub mod networks;
 pub mod oci;
 pub mod settings;

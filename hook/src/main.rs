@@ -8,8 +8,8 @@ use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::StateDir;
 
 use ocinet::cli::{Cli, Command};
-use ocinet::context::Context;
-use ocinet::{commands, lifecycle, logging};
+use ocinet::{commands, hook, logging};
+use ocinet_core::context::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,11 +34,12 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match &cli.command {
-        Command::Hook(h) => lifecycle::run(&ctx, h.stage, &h.defaults, std::io::stdin().lock())
-            .map(|_| String::new()),
+        Command::Hook(h) => {
+            hook::run(&ctx, h.stage, &h.defaults, std::io::stdin().lock()).map(|_| String::new())
+        }
         Command::Network(cmd) => commands::network::run(&ctx, cmd),
         Command::Ps(a) => commands::ps::run(&ctx, a.json),
-        Command::Gc => commands::gc::run(&ctx),
+        Command::Gc => ocinet_core::gc::run(&ctx),
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
         Command::InstallPodmanHook(a) => {
             commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, a)

@@ -219,3 +219,105 @@ fn podman_container_on_a_macvlan_network() {
     assert!(h.leases("mv").is_empty(), "{:?}", h.leases("mv"));
     assert!(h.ps().is_empty());
 }
+
+/// Issue 14 through podman: a container on two bridge networks (its
+/// published port on eth0's), connected to a macvlan network while it
+/// runs (reached there directly from the parent's segment), and nothing
+/// left after `podman rm`. (Not macvlan first with a published port on the
+/// bridge: the outside's replies would leave by the macvlan's subnet
+/// route, bypassing the DNAT, as they would with Docker.)
+#[test]
+fn podman_container_on_two_networks_and_a_connected_third() {
+    let h = Host::new();
+    h.outside();
+    h.macvlan_network("mv");
+    ok(h.ocinet(&["network", "create", "front", "--subnet", "10.61.0.0/24"]));
+    ok(h.ocinet(&["network", "create", "back", "--subnet", "10.62.0.0/24"]));
+    let www = h.dir.join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "hello from two\n").expect("index");
+    let vol = format!("{}:/www:ro", www.display());
+    let root = rootfs();
+    let args = [
+        &[
+            "run",
+            "-d",
+            "--name",
+            "twoweb",
+            "--network",
+            "none",
+            "--annotation",
+            // podman splits --annotation values at commas (a CSV
+            // string slice): quoted, the comma list stays one value.
+            "\"io.ocinet.network=front,back\"",
+            "--annotation",
+            "io.ocinet.ports=8080:80",
+            "-v",
+            &vol,
+        ],
+        ULIMITS,
+        &["--rootfs", &root, "httpd", "-f", "-p", "80", "-h", "/www"],
+    ]
+    .concat();
+    let id = ok(h.podman(&args)).trim().to_string();
+    let atts = |h: &Host| {
+        h.endpoint(&id)
+            .and_then(|e| e["attachments"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let a = atts(&h);
+    let got: Vec<(&str, &str)> = a
+        .iter()
+        .map(|x| {
+            (
+                x["network"].as_str().unwrap_or(""),
+                x["interface"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("front", "eth0"), ("back", "eth1")], "{a:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let via_port = ok(h.exec_outside(&[
+        "timeout",
+        "3",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{HOST_LINK_IP}:8080/"),
+    ]));
+    assert_eq!(via_port.trim(), "hello from two");
+    let out = ok(h.ocinet(&["network", "connect", "mv", &id]));
+    assert!(out.starts_with("eth2 198.51.100."), "{out}");
+    let mv_ip = atts(&h)[2]["ip"].as_str().unwrap_or_default().to_string();
+    let direct = ok(h.exec_outside(&[
+        "timeout",
+        "3",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{mv_ip}/"),
+    ]));
+    assert_eq!(direct.trim(), "hello from two");
+    assert_eq!(atts(&h).len(), 3);
+    ok(h.podman(&["stop", "--time", "1", "twoweb"]));
+    ok(h.podman(&["rm", "twoweb"]));
+    let left = h.leftovers(&id);
+    assert!(left.is_empty(), "{left:?}");
+    for net in ["front", "back", "mv"] {
+        assert!(h.leases(net).is_empty(), "{net}: {:?}", h.leases(net));
+    }
+    assert_eq!(
+        h.links("veth")
+            .iter()
+            .filter(|l| l.starts_with("oc"))
+            .count(),
+        0,
+        "{:?}",
+        h.links("veth")
+    );
+    assert!(h.ps().is_empty());
+}

@@ -5,6 +5,7 @@ pub mod attachment;
 pub mod endpoint;
 mod endpoint_wire;
 pub mod network;
+mod network_wire;
 pub mod ports;
 pub mod request;
 
@@ -12,6 +13,6 @@ pub use attachment::{Attachment, ChangeVerb, Changing};
 pub use endpoint::{
     detached_sharers, shown_attachments, Endpoint, FirewallElement, Mode, Phase, ProcessId,
 };
-pub use network::{Driver, GatewayMode, MacvlanMode, Network};
+pub use network::{Driver, GatewayMode, MacvlanMode, Network, Subnet};
 pub use ports::{PortMapping, PortSpec, Protocol};
 pub use request::{AttachmentRequest, Request, Settings};

@@ -16,7 +16,16 @@ pub const DEFAULT_MTU: u32 = 1500;
 /// Names a network may not take because annotations give them a meaning.
 const RESERVED: &[&str] = &["none", "host", "bridge", "default"];
 
+/// A network's definition. Saved with its subnets as a list of
+/// `Subnet`s (the layout that will carry IPv6), and with 0.1.0's single
+/// IPv4 `subnet`/`gateway`/`ip_range` beside it, so that the previous
+/// release still reads a network this one saved (see `network_wire.rs`).
+/// Only IPv4 is configured today: the one IPv4 subnet is these fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "super::network_wire::NetworkWire",
+    into = "super::network_wire::NetworkWire"
+)]
 pub struct Network {
     pub name: String,
     pub subnet: Ipv4Net,
@@ -181,7 +190,27 @@ const UNUSABLE: &[(&str, &str)] = &[
     ),
 ];
 
+/// One subnet of a network, in the type IPv6 will use too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub subnet: ipnet::IpNet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<std::net::IpAddr>,
+    /// Addresses are handed out from here (defaults to the subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<ipnet::IpNet>,
+}
+
 impl Network {
+    /// Every subnet of the network (one, IPv4, today).
+    pub fn subnets(&self) -> Vec<Subnet> {
+        vec![Subnet {
+            subnet: self.subnet.into(),
+            gateway: Some(self.gateway.into()),
+            ip_range: self.ip_range.map(Into::into),
+        }]
+    }
+
     pub fn default_network() -> Self {
         let subnet: Ipv4Net = DEFAULT_SUBNET.parse().expect("constant subnet parses");
         Network {

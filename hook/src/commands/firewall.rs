@@ -4,8 +4,8 @@ use ocinet_common::firewall::Firewall;
 use ocinet_common::Result;
 
 use crate::cli::FirewallCommand;
-use crate::context::{Context, Subject};
-use crate::lifecycle::restore;
+use ocinet_core::context::{Context, Subject};
+use ocinet_core::restore;
 
 pub fn run(ctx: &Context, cmd: &FirewallCommand) -> Result<String> {
     let fw = ctx.firewall()?;

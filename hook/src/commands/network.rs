@@ -9,11 +9,11 @@ use ocinet_common::{Error, Result};
 use serde_json::json;
 
 use crate::cli::NetworkCommand;
-use crate::context::{Context, Subject};
-use crate::lifecycle::connect;
-use crate::lifecycle::drivers::{bridge, macvlan};
-use crate::lifecycle::ports::HostAddresses;
-use crate::networks;
+use ocinet_core::connect;
+use ocinet_core::context::{Context, Subject};
+use ocinet_core::drivers::{bridge, macvlan};
+use ocinet_core::networks;
+use ocinet_core::ports::HostAddresses;
 
 pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
     match cmd {

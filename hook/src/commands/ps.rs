@@ -5,7 +5,7 @@ use ocinet_common::{Error, Result};
 use serde_json::json;
 
 use super::network::attachment_state;
-use crate::context::Context;
+use ocinet_core::context::Context;
 
 pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
     let (eps, bad) = ctx.state.list_endpoints();

@@ -17,9 +17,9 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
 
 use super::{bridge, described, NetworkDriver, Prepared};
+use crate::attach::Lease;
 use crate::context::Context;
-use crate::lifecycle::attach::Lease;
-use crate::lifecycle::inside;
+use crate::inside;
 
 pub struct MacvlanDriver {
     pub net: Network,

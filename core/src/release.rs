@@ -9,6 +9,23 @@ use ocinet_common::{netns, Error, Result};
 use crate::context::{Context, Subject};
 use crate::killpoint;
 
+/// Undo a container's setup from its saved state. The container's process
+/// and namespace may be gone already; a second call finds nothing to do.
+pub fn teardown(ctx: &Context, id: &str) -> Result<()> {
+    let _lock = ctx.lock()?;
+    match ctx.state.load_endpoint(id)? {
+        None => {
+            tracing::info!("no endpoint recorded; nothing to tear down");
+            Ok(())
+        }
+        Some(ep) => {
+            release(ctx, &ep)?;
+            tracing::info!(mode = %ep.mode.label(), "torn down");
+            Ok(())
+        }
+    }
+}
+
 /// The whole container: every attachment, the pin, the leases and claims,
 /// the record. Goes on past a failing step and reports every failure at
 /// the end. The record (and the leases) are kept when something could not

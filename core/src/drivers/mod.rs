@@ -16,8 +16,8 @@ use ocinet_common::Result;
 pub mod bridge;
 pub mod macvlan;
 
+use crate::attach::Lease;
 use crate::context::Context;
-use crate::lifecycle::attach::Lease;
 
 /// What the host side of a network gave `prepare` (a bridge's index).
 pub type Prepared = Option<u32>;

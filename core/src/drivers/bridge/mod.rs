@@ -15,11 +15,11 @@ use ocinet_common::Result;
 pub use device::{ensure_bridge, is_ours};
 
 use super::{described, NetworkDriver, Prepared};
+use crate::attach::Lease;
 use crate::context::Context;
-use crate::lifecycle::attach::Lease;
-use crate::lifecycle::naming::host_veth_name;
-use crate::lifecycle::ports::check_ports;
-use crate::lifecycle::restore;
+use crate::naming::host_veth_name;
+use crate::ports::check_ports;
+use crate::restore;
 
 /// The bridge driver.
 pub struct BridgeDriver {

@@ -69,10 +69,10 @@ pub(crate) fn claim_ports(ctx: &Context, id: &str, ports: &[PortSpec]) -> Result
 /// host's.
 /// The host's IPv4 addresses, to check a port binding against: one of
 /// them, or loopback (every 127/8 address is the host's).
-pub(crate) struct HostAddresses(Vec<Ipv4Addr>);
+pub struct HostAddresses(Vec<Ipv4Addr>);
 
 impl HostAddresses {
-    pub(crate) fn of(host: &mut Netlink) -> Result<Self> {
+    pub fn of(host: &mut Netlink) -> Result<Self> {
         Ok(HostAddresses(
             host.ipv4_addresses()?
                 .into_iter()
@@ -81,7 +81,7 @@ impl HostAddresses {
         ))
     }
 
-    pub(crate) fn has(&self, ip: Ipv4Addr) -> bool {
+    pub fn has(&self, ip: Ipv4Addr) -> bool {
         ip.is_loopback() || self.0.contains(&ip)
     }
 }

@@ -8,7 +8,7 @@ use ocinet_common::model::Endpoint;
 use ocinet_common::Result;
 
 use crate::context::Context;
-use crate::lifecycle::release;
+use crate::release;
 
 pub fn run(ctx: &Context) -> Result<String> {
     let _lock = ctx.lock()?;

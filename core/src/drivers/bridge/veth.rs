@@ -7,7 +7,7 @@ use ocinet_common::model::{Attachment, Network};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
-use crate::lifecycle::inside;
+use crate::inside;
 
 pub(crate) fn wire_container(
     host: &mut Netlink,

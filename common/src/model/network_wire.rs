@@ -1,0 +1,162 @@
+//! A network definition as saved: its subnets as a list (`subnets`, the
+//! layout that will carry IPv6), and 0.1.0's single IPv4 subnet beside
+//! it, written too so that a downgrade still reads the network. Either
+//! alone is read; both must agree.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::{IpNet, Ipv4Net};
+use serde::{Deserialize, Serialize};
+
+use super::network::{Driver, GatewayMode, MacvlanMode, Network, Subnet};
+
+#[derive(Serialize, Deserialize)]
+pub struct NetworkWire {
+    name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    subnets: Vec<Subnet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subnet: Option<Ipv4Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip_range: Option<Ipv4Net>,
+    bridge: String,
+    mtu: u32,
+    #[serde(default)]
+    internal: bool,
+    #[serde(default)]
+    gateway_mode: GatewayMode,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    aux_addresses: BTreeMap<String, Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host_binding_ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    driver: Driver,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    macvlan_mode: Option<MacvlanMode>,
+}
+
+impl From<Network> for NetworkWire {
+    fn from(n: Network) -> Self {
+        NetworkWire {
+            subnets: n.subnets(),
+            subnet: Some(n.subnet),
+            gateway: Some(n.gateway),
+            ip_range: n.ip_range,
+            name: n.name,
+            bridge: n.bridge,
+            mtu: n.mtu,
+            internal: n.internal,
+            gateway_mode: n.gateway_mode,
+            aux_addresses: n.aux_addresses,
+            host_binding_ip: n.host_binding_ip,
+            driver: n.driver,
+            parent: n.parent,
+            macvlan_mode: n.macvlan_mode,
+        }
+    }
+}
+
+impl TryFrom<NetworkWire> for Network {
+    type Error = String;
+
+    fn try_from(w: NetworkWire) -> Result<Self, String> {
+        let (subnet, gateway, ip_range) = match (w.subnets.as_slice(), w.subnet) {
+            ([], None) => return Err("no subnet".into()),
+            ([], Some(s)) => (s, w.gateway.ok_or("subnet without a gateway")?, w.ip_range),
+            ([one], flat) => {
+                let v4 = |n: IpNet| match n {
+                    IpNet::V4(n) => Ok(n),
+                    IpNet::V6(n) => Err(format!("subnet {n}: IPv6 is not supported yet")),
+                };
+                let s = v4(one.subnet)?;
+                let gateway = match one.gateway {
+                    Some(IpAddr::V4(g)) => g,
+                    Some(IpAddr::V6(g)) => return Err(format!("gateway {g} of an IPv4 subnet")),
+                    None => return Err(format!("subnet {s} without a gateway")),
+                };
+                let ip_range = one.ip_range.map(v4).transpose()?;
+                if flat.is_some_and(|f| f != s)
+                    || w.gateway.is_some_and(|g| g != gateway)
+                    || (flat.is_some() && w.ip_range != ip_range)
+                {
+                    return Err(format!(
+                        "subnets ({s}) and subnet ({}) disagree",
+                        flat.map(|f| f.to_string()).unwrap_or_default()
+                    ));
+                }
+                (s, gateway, ip_range)
+            }
+            (more, _) => {
+                return Err(format!(
+                    "{} subnets: one IPv4 subnet per network is supported yet",
+                    more.len()
+                ))
+            }
+        };
+        Ok(Network {
+            name: w.name,
+            subnet,
+            gateway,
+            ip_range,
+            bridge: w.bridge,
+            mtu: w.mtu,
+            internal: w.internal,
+            gateway_mode: w.gateway_mode,
+            aux_addresses: w.aux_addresses,
+            host_binding_ip: w.host_binding_ip,
+            driver: w.driver,
+            parent: w.parent,
+            macvlan_mode: w.macvlan_mode,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_with_both_layouts_and_read_from_either() {
+        let n = Network::default_network();
+        let v = serde_json::to_value(&n).unwrap();
+        assert_eq!(v["subnet"], "10.87.0.0/16");
+        assert_eq!(
+            v["subnets"],
+            serde_json::json!([{"subnet": "10.87.0.0/16", "gateway": "10.87.0.1"}])
+        );
+        assert_eq!(serde_json::from_value::<Network>(v.clone()).unwrap(), n);
+        let mut flat = v.clone();
+        flat.as_object_mut().unwrap().remove("subnets");
+        assert_eq!(serde_json::from_value::<Network>(flat).unwrap(), n);
+        let mut list = v.clone();
+        for k in ["subnet", "gateway"] {
+            list.as_object_mut().unwrap().remove(k);
+        }
+        assert_eq!(serde_json::from_value::<Network>(list).unwrap(), n);
+        for (edit, why) in [
+            (serde_json::json!({"subnet": "10.1.0.0/24"}), "disagree"),
+            (
+                serde_json::json!({"subnets": [{"subnet": "fd00::/64", "gateway": "fd00::1"}]}),
+                "IPv6",
+            ),
+            (
+                serde_json::json!({"subnets": [], "subnet": null}),
+                "no subnet",
+            ),
+        ] {
+            let mut bad = v.clone();
+            for (k, x) in edit.as_object().unwrap() {
+                bad[k] = x.clone();
+            }
+            let e = serde_json::from_value::<Network>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The lifecycle core, independent of any front end: a front end (the OCI
+//! hook today, a CNI plugin next) builds a typed request
+//! (`ocinet_common::model::Request`) and calls `setup::setup`,
+//! `connect::connect`/`disconnect`, `release::teardown`, `restore` or
+//! `gc`. Each network's driver (`drivers/`) makes its attachments; the
+//! steps every driver shares (lease, intent record, firewall, pin,
+//! rollback) live here, in a module each.
+//!
+//! A request's path to the kernel: `setup` (mode dispatch, the order of
+//! the steps) -> `ports` (claims) -> `attach` (lease, MAC check, intent
+//! record) -> `attachments` (each driver's `prepare`, the firewall
+//! transaction, each driver's `wire`) -> `pin` -> `attach::conclude`.
+
+pub mod attach;
+mod attachments;
+pub mod connect;
+pub mod context;
+pub mod drivers;
+pub mod gc;
+mod inside;
+mod killpoint;
+mod mac;
+pub mod naming;
+pub mod networks;
+mod pin;
+pub mod ports;
+pub mod release;
+pub mod restore;
+pub mod setup;
