@@ -13,7 +13,9 @@ import argparse, ctypes, datetime, json, os, platform, shutil, socket, statistic
 import subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OCINET = os.path.join(ROOT, "target/release/ocinet")
+# OCINET_BIN: another build of the hook (an earlier release, to tell a
+# regression from this machine's drift).
+OCINET = os.environ.get("OCINET_BIN") or os.path.join(ROOT, "target/release/ocinet")
 EXPORTER = os.path.join(ROOT, "target/release/ocinet-exporter")
 NETAVARK = "/usr/lib/podman/netavark"
 CLONE_NEWNET = 0x40000000

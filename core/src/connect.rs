@@ -206,7 +206,45 @@ pub fn disconnect(ctx: &Context, network: &str, who: &str) -> Result<String> {
         )));
     }
     let interface = att.interface.clone();
+    let carried_route = att.gateway.is_some();
     release::release_attachment(ctx, &mut ep, index)?;
     tracing::info!(id = %ep.id, network, %interface, "disconnected");
+    if carried_route {
+        // Disconnected already: a failure here only leaves the container
+        // without a default route, as it would be with no other network.
+        match hand_over_default_route(ctx, &mut ep) {
+            Ok(Some(to)) => tracing::info!(interface = %to, "the default route moved here"),
+            Ok(None) => tracing::info!("no other network can carry the default route"),
+            Err(e) => tracing::warn!("the default route was not moved: {e}"),
+        }
+    }
     Ok(format!("{interface}\n"))
+}
+
+/// The default route went with a disconnected attachment: as Docker
+/// does, the first remaining attachment on a network that is not
+/// internal carries it now. Returns its interface.
+fn hand_over_default_route(ctx: &Context, ep: &mut Endpoint) -> Result<Option<String>> {
+    let Some(ns) = netns::of_endpoint(ep) else {
+        return Ok(None);
+    };
+    for i in 0..ep.attachments.len() {
+        let Some(net) = ctx.config.load(&ep.attachments[i].network)? else {
+            continue;
+        };
+        if net.internal {
+            continue;
+        }
+        let interface = ep.attachments[i].interface.clone();
+        let mut inner = Netlink::new_in(&ns)?;
+        let Some(link) = inner.link_by_name(&interface)? else {
+            continue;
+        };
+        let _span = tracing::debug_span!("default_route", %interface).entered();
+        inner.add_default_route(net.gateway, link.index)?;
+        ep.attachments[i].gateway = Some(std::net::IpAddr::V4(net.gateway));
+        ctx.state.save_endpoint(ep)?;
+        return Ok(Some(interface));
+    }
+    Ok(None)
 }

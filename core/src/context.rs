@@ -1,4 +1,5 @@
 use ocinet_common::firewall::{Change, Contents, Firewall, Nft, Pending};
+use ocinet_common::model::ChangeVerb;
 use ocinet_common::store::lock::StateLock;
 use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::StateDir;
@@ -106,10 +107,13 @@ impl Context {
             Subject::Nobody => (None, None),
         };
         let contents = Contents {
+            // Without the leaving container's, and without attachments
+            // being disconnected (whose elements are being deleted).
             attachments: eps
                 .iter()
                 .filter(|e| Some(e.id.as_str()) != leaving)
                 .flat_map(|e| e.attachments.iter())
+                .filter(|a| !a.changing.is_some_and(|c| c.verb == ChangeVerb::Disconnect))
                 .collect(),
             // The packet path's records of DNATed connections went with the
             // old table: assume every publishing container had some, the

@@ -213,6 +213,7 @@ fn interface_names(settings: &Settings) -> Result<Vec<String>> {
     let mut names: Vec<String> = Vec::new();
     for (i, a) in settings.attachments.iter().enumerate() {
         let name = a.interface.clone().unwrap_or_else(|| container_ifname(i));
+        ocinet_common::validate::ifname("interface", &name)?;
         if names.contains(&name) {
             return Err(Error::invalid(
                 "interface",

@@ -247,6 +247,43 @@ fn default_route_skips_internal_networks(rt: Runtime) {
     assert_clean(&h, &p.id);
 }
 
+/// As Docker does: the default route moves to the next network that can
+/// carry it when its network is disconnected.
+fn disconnecting_the_default_route_hands_it_over(rt: Runtime) {
+    let h = Host::new();
+    networks(&h);
+    let mut c = started(
+        &h,
+        rt,
+        "hand",
+        &Spec::default().ann("io.ocinet.network", "front,back"),
+    );
+    ok(h.ocinet(&["network", "disconnect", "front", &c.id]));
+    let routes = ip_in(&h, &c.id, &["-4", "route"]);
+    assert!(
+        routes.contains(&format!("default via {BACK}.1 dev eth1")),
+        "{routes}"
+    );
+    let atts = attachments(&h, &c.id);
+    assert_eq!(attachment(&atts, "back")["default_route"], true, "{atts:?}");
+    // Connected again, front comes back as eth0 without the route.
+    ok(h.ocinet(&["network", "connect", "front", &c.id]));
+    let atts = attachments(&h, &c.id);
+    let front = attachment(&atts, "front");
+    assert_eq!(
+        (
+            front["interface"].as_str(),
+            front["default_route"].as_bool()
+        ),
+        (Some("eth0"), Some(false))
+    );
+    let routes = ip_in(&h, &c.id, &["-4", "route"]);
+    assert_eq!(routes.matches("default").count(), 1, "{routes}");
+    let veths = host_veths(&h, &c.id);
+    h.stop(&mut c);
+    all_gone(&h, &c.id, &veths);
+}
+
 fn connect_and_disconnect_a_running_container(rt: Runtime) {
     let h = Host::new();
     h.outside();
@@ -513,5 +550,6 @@ both_runtimes!(
     eth0_and_eth1_on_two_networks,
     default_route_skips_internal_networks,
     connect_and_disconnect_a_running_container,
+    disconnecting_the_default_route_hands_it_over,
     bad_network_lists_are_refused_by_name,
 );
