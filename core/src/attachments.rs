@@ -15,9 +15,9 @@ use crate::context::{Context, Subject};
 use crate::killpoint;
 
 /// Make the attachments of `ep` that `made` names (index, its driver), in
-/// the namespace `ns`. What was made
-/// differently from the record (see `NetworkDriver::wire`) is put in
-/// `ep` and saved with `save`; on failure `ep` says what there is to undo.
+/// the namespace `ns`. What was made differently from the record (see
+/// `NetworkDriver::wire`) is put in `ep` and saved with `save` at once; on
+/// failure `ep` says what there is to undo.
 pub(crate) fn wire(
     ctx: &Context,
     host: &mut Netlink,
@@ -55,10 +55,25 @@ pub(crate) fn wire(
     let before: Vec<Attachment> = which.iter().map(|i| ep.attachments[*i].clone()).collect();
     let mut wired = Ok(());
     for (k, d) in drivers.iter().enumerate() {
-        let att = &mut ep.attachments[which[k]];
-        if let Err(e) = d.wire(host, att, ns, prepared[k]) {
-            if let Err(undo) = d.unwire_inside(ns, att) {
-                tracing::warn!(interface = %att.interface, "rollback: {undo}");
+        let i = which[k];
+        let made = d.wire(host, &mut ep.attachments[i], ns, prepared[k]);
+        // What was made differently (passthru's MAC) is recorded before
+        // anything else can fail or kill the hook: teardown recognises
+        // the interface by it.
+        let made = made.and_then(|()| {
+            if ep.attachments[i] != before[k] {
+                save(ep)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = made {
+            // Only the namespace reaches these until it is pinned: every
+            // interface made so far, and the one that failed.
+            for (j, d) in drivers.iter().enumerate().take(k + 1) {
+                let att = &ep.attachments[which[j]];
+                if let Err(undo) = d.unwire_inside(ns, att) {
+                    tracing::warn!(interface = %att.interface, "rollback: {undo}");
+                }
             }
             wired = Err(e);
             break;
@@ -92,12 +107,5 @@ pub(crate) fn wire(
     wired?;
     firewall?;
     killpoint::reached("firewall");
-    let changed = which
-        .iter()
-        .zip(&before)
-        .any(|(i, b)| ep.attachments[*i] != *b);
-    if changed {
-        save(ep)?;
-    }
     Ok(())
 }

@@ -107,13 +107,18 @@ impl Context {
             Subject::Nobody => (None, None),
         };
         let contents = Contents {
-            // Without the leaving container's, and without attachments
-            // being disconnected (whose elements are being deleted).
+            // Without the leaving container's, and without the attachment
+            // being disconnected now (its elements are being deleted); one
+            // whose disconnect was abandoned keeps its elements until gc
+            // or the next call finishes it, as its interface may be there.
             attachments: eps
                 .iter()
                 .filter(|e| Some(e.id.as_str()) != leaving)
                 .flat_map(|e| e.attachments.iter())
-                .filter(|a| !a.changing.is_some_and(|c| c.verb == ChangeVerb::Disconnect))
+                .filter(|a| {
+                    !a.changing
+                        .is_some_and(|c| c.verb == ChangeVerb::Disconnect && c.by.is_alive())
+                })
                 .collect(),
             // The packet path's records of DNATed connections went with the
             // old table: assume every publishing container had some, the

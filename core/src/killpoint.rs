@@ -5,7 +5,9 @@
 //!
 //! Steps, in the order setup and teardown reach them: leased, recorded,
 //! bridge, firewall-started, veth, firewall, pinned, ready,
-//! teardown-unwired, teardown-unleased.
+//! teardown-unwired, teardown-unleased. `network connect` reaches those of
+//! setup but pinned; `disconnect` reaches teardown-unplugged (its
+//! interface gone, its elements not yet), then those of teardown.
 
 #[cfg(debug_assertions)]
 pub fn reached(step: &'static str) {

@@ -68,11 +68,22 @@ pub fn release_attachment(ctx: &Context, ep: &mut Endpoint, index: usize) -> Res
     }
     let att = att.clone();
     ctx.state.save_endpoint(ep)?;
-    let errors = unwire(ctx, ep, std::slice::from_ref(&att), Subject::Nobody);
+    // The container runs on: its interface goes before its elements do,
+    // or a hook killed in between would leave a port on the bridge that
+    // the anti-spoofing guard no longer covers.
+    let atts = std::slice::from_ref(&att);
+    let mut errors = Vec::new();
+    delete_veths(atts, &mut errors);
+    remove_macvlans(ep, atts, &mut errors);
     if !errors.is_empty() {
         return Err(Error::Many(errors));
     }
-    if let Some(ip) = att.ipv4() {
+    killpoint::reached("teardown-unplugged");
+    let errors = unwire(ctx, ep, atts, Subject::Nobody);
+    if !errors.is_empty() {
+        return Err(Error::Many(errors));
+    }
+    if let (Some(ip), false) = (att.ipv4(), address_taken_by_another(ctx, &ep.id, &att)) {
         // Best effort, as for published ports: entries left only age out.
         match ocinet_common::conntrack::delete_address(ip) {
             Ok(n) => tracing::debug!(deleted = n, %ip, "conntrack entries of the address deleted"),
@@ -116,6 +127,17 @@ fn release_lease(ctx: &Context, id: &str, a: &Attachment) -> Result<()> {
 /// Returns every failure.
 fn unwire(ctx: &Context, ep: &Endpoint, atts: &[Attachment], subject: Subject) -> Vec<Error> {
     let mut errors = Vec::new();
+    // An attachment whose address another container holds now was undone
+    // already (its lease is given back only after this): its elements and
+    // conntrack entries are that container's now (the same address, so
+    // the same derived MAC), and must be left alone.
+    let (theirs, ours): (Vec<&Attachment>, Vec<&Attachment>) = atts
+        .iter()
+        .partition(|a| address_taken_by_another(ctx, &ep.id, a));
+    for a in theirs {
+        tracing::info!(network = %a.network, ip = ?a.ipv4(), "address leased to another container since: its firewall side was undone already");
+    }
+    let kernel: Vec<Attachment> = ours.into_iter().cloned().collect();
     // The veth deletion waits out an RCU grace period (~20 ms here); the
     // conntrack dump (~9 ms, only for a container some connection was
     // DNATed to) goes beside it. The veth goes on this thread while the
@@ -125,13 +147,13 @@ fn unwire(ctx: &Context, ep: &Endpoint, atts: &[Attachment], subject: Subject) -
     // period up while it walks, so running it after the veth instead
     // measured the same: 30.3 against 30.0 ms.)
     let change = Change {
-        attachments_removed: atts.to_vec(),
+        attachments_removed: kernel.clone(),
         ..Default::default()
     };
-    let has_elements = atts
+    let has_elements = kernel
         .iter()
         .any(|a| !ocinet_common::firewall::ruleset::elements_of_attachment(a).is_empty());
-    let publishing: Vec<&Attachment> = atts
+    let publishing: Vec<&Attachment> = kernel
         .iter()
         .filter(|a| a.ipv4().is_some() && !a.ports.is_empty())
         .collect();
@@ -187,40 +209,57 @@ fn unwire(ctx: &Context, ep: &Endpoint, atts: &[Attachment], subject: Subject) -
             }
             errors
         });
-        for veth in atts.iter().filter_map(|a| a.host_veth.as_deref()) {
-            // Deleting one end removes both; gone already (the namespace
-            // died with the container) is fine.
-            let _span = tracing::debug_span!("delete_veth", veth).entered();
-            match Netlink::new().and_then(|mut nl| nl.delete_link(veth)) {
-                Ok(existed) => tracing::debug!(veth, existed, "host veth removed"),
-                Err(e) => errors.push(e),
-            }
-        }
+        delete_veths(atts, &mut errors);
         match ports.join() {
             Ok(errs) => errors.extend(errs),
             Err(_) => errors.push(Error::Conflict("removing published ports panicked".into())),
         }
     });
-    let macvlans: Vec<&Attachment> = atts.iter().filter(|a| a.parent.is_some()).collect();
-    if !macvlans.is_empty() {
-        // A macvlan interface lives in the container's namespace and goes
-        // with it, unless something else keeps that namespace alive (the
-        // pin, the container itself when a setup died before pinning, a
-        // pod's namespace, or a running container being disconnected):
-        // then its address must not stay on the segment.
-        match netns::of_endpoint(ep) {
-            Some(ns) => {
-                for a in macvlans {
-                    match super::drivers::macvlan::remove_sub_interface(&ns, a) {
-                        Ok(removed) => tracing::debug!(removed, "macvlan interface"),
-                        Err(e) => errors.push(e),
-                    }
-                }
-            }
-            None => tracing::debug!("the container's namespace is gone, and its macvlan with it"),
+    remove_macvlans(ep, atts, &mut errors);
+    errors
+}
+
+fn address_taken_by_another(ctx: &Context, id: &str, a: &Attachment) -> bool {
+    let Some(ip) = a.ipv4() else { return false };
+    ctx.state
+        .pool(&a.network)
+        .and_then(|p| p.holder(ip))
+        .is_ok_and(|h| h.is_some_and(|h| h != id))
+}
+
+/// Delete the host ends of `atts`' veths. Deleting one end removes both;
+/// gone already (the namespace died with the container) is fine.
+fn delete_veths(atts: &[Attachment], errors: &mut Vec<Error>) {
+    for veth in atts.iter().filter_map(|a| a.host_veth.as_deref()) {
+        let _span = tracing::debug_span!("delete_veth", veth).entered();
+        match Netlink::new().and_then(|mut nl| nl.delete_link(veth)) {
+            Ok(existed) => tracing::debug!(veth, existed, "host veth removed"),
+            Err(e) => errors.push(e),
         }
     }
-    errors
+}
+
+/// Remove `atts`' macvlan interfaces from the container's namespace. One
+/// lives in that namespace and goes with it, unless something else keeps
+/// the namespace alive (the pin, the container itself when a setup died
+/// before pinning, a pod's namespace, or a running container being
+/// disconnected): then its address must not stay on the segment.
+fn remove_macvlans(ep: &Endpoint, atts: &[Attachment], errors: &mut Vec<Error>) {
+    let macvlans: Vec<&Attachment> = atts.iter().filter(|a| a.parent.is_some()).collect();
+    if macvlans.is_empty() {
+        return;
+    }
+    match netns::of_endpoint(ep) {
+        Some(ns) => {
+            for a in macvlans {
+                match super::drivers::macvlan::remove_sub_interface(&ns, a) {
+                    Ok(removed) => tracing::debug!(removed, "macvlan interface"),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        None => tracing::debug!("the container's namespace is gone, and its macvlan with it"),
+    }
 }
 
 /// Delete the conntrack entries of `a`'s published ports, walking the

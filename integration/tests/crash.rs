@@ -350,7 +350,11 @@ fn a_connect_or_disconnect_killed_at_any_step_is_recovered_by_gc_or_the_next_cal
             }
         }
     }
-    for step in ["teardown-unwired", "teardown-unleased"] {
+    for step in [
+        "teardown-unplugged",
+        "teardown-unwired",
+        "teardown-unleased",
+    ] {
         for recovery in [Recovery::Gc, Recovery::NextHook] {
             let when = format!("disconnect killed at {step}, recovered by {recovery:?}");
             ok(connect(&[]));
@@ -369,5 +373,36 @@ fn a_connect_or_disconnect_killed_at_any_step_is_recovered_by_gc_or_the_next_cal
             assert_eq!(back_elements(&h), 0, "{when}: {:?}", h.nft_elements());
         }
     }
+    // Killed after giving its address back, and the address leased to
+    // another container before anyone finishes: finishing must leave the
+    // new holder's elements (same address, same derived MAC) alone.
+    ok(connect(&[]));
+    let taken = attachments(&h)[1]["ip"]
+        .as_str()
+        .expect("eth1 address")
+        .to_string();
+    let o = disconnect(&[("OCINET_TEST_KILL_AT", "teardown-unleased")]);
+    assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
+    let w = h.bare_container("connthief", serde_json::json!({}));
+    ok(h.hook("createRuntime", &w.state, &[]));
+    ok(h.ocinet(&["network", "connect", "back", &w.id, "--ip", &taken]));
+    let theirs = |h: &Host| {
+        h.nft_elements()
+            .iter()
+            .map(Value::to_string)
+            .filter(|e| e.contains(&format!("\"{taken}\"")))
+            .count()
+    };
+    assert_eq!(theirs(&h), 1, "the new holder's port . address");
+    ok(h.ocinet(&["gc"]));
+    assert_eq!(attachments(&h).len(), 1, "{:?}", attachments(&h));
+    assert_eq!(back(&h), vec![(taken.clone(), w.id.clone())]);
+    assert_eq!(
+        theirs(&h),
+        1,
+        "finishing the old disconnect took the new holder's elements"
+    );
+    ok(h.ocinet(&["network", "disconnect", "back", &w.id]));
+    ok(h.hook("poststop", &w.stopped_state(), &[]));
     tear_down(&h, &v, "after the connects");
 }

@@ -131,6 +131,11 @@ impl Pool {
         })
     }
 
+    /// Who holds `ip`, if anyone (one readlink).
+    pub fn holder(&self, ip: Ipv4Addr) -> Result<Option<String>> {
+        holder_at(&self.state, &self.entry(ip))
+    }
+
     /// Give `ip` back if `id` holds it; whether it did.
     pub fn release(&self, ip: Ipv4Addr, id: &str) -> Result<bool> {
         let _span = tracing::debug_span!("unlease", %ip).entered();
