@@ -329,6 +329,13 @@ fn a_connect_or_disconnect_killed_at_any_step_is_recovered_by_gc_or_the_next_cal
             let when = format!("connect killed at {step}, recovered by {recovery:?}");
             let o = connect(&[("OCINET_TEST_KILL_AT", *step)]);
             assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+            // Recorded (from `recorded` on): shown as under way.
+            let table = ok(h.ocinet(&["ps"]));
+            assert_eq!(
+                table.contains("connecting"),
+                *step != "leased",
+                "{when}: {table}"
+            );
             match recovery {
                 Recovery::Gc => {
                     ok(h.ocinet(&["gc"]));

@@ -14,7 +14,7 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
     }
     let detached = detached_sharers(&eps);
     // A detached sharer shows no interface: its target's went with it.
-    let rows: Vec<(&Endpoint, &[Attachment], String)> = eps
+    let rows: Vec<(&Endpoint, &[Attachment], String, Option<String>)> = eps
         .iter()
         .map(|e| {
             let state = if detached.contains(e.id.as_str()) {
@@ -25,7 +25,15 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default()
             };
-            (e, shown_attachments(e, &eps), state)
+            // The table has one state per container: a connect or
+            // disconnect under way shows there (`--json` has each
+            // attachment's).
+            let changing = e
+                .attachments
+                .iter()
+                .map(|a| attachment_state(e, a))
+                .find(|s| s.ends_with("ing"));
+            (e, shown_attachments(e, &eps), state, changing)
         })
         .collect();
     let network = |e: &Endpoint, atts: &[Attachment]| match (&e.mode, atts.is_empty()) {
@@ -39,7 +47,7 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
     if as_json {
         let rows: Vec<_> = rows
             .iter()
-            .map(|(e, atts, state)| {
+            .map(|(e, atts, state, _)| {
                 // The first attachment's fields stand at the top, as before
                 // there could be several.
                 let first = atts.first();
@@ -94,12 +102,12 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
             v.join(",")
         }
     };
-    for (e, atts, state) in rows {
+    for (e, atts, state, changing) in rows {
         table.push(vec![
             e.id[..e.id.len().min(12)].to_string(),
             e.name.clone(),
             network(e, atts),
-            state,
+            changing.unwrap_or(state),
             list(atts, &|a| Some(a.interface.clone())),
             list(atts, &|a| a.ipv4().map(|i| i.to_string())),
             list(atts, &|a| a.mac.clone()),
