@@ -28,7 +28,7 @@ pub struct Lease {
 impl Lease {
     /// The address with the network's prefix length.
     pub fn net(&self, net: &Network) -> Ipv4Net {
-        Ipv4Net::new(self.ip, net.subnet.prefix_len()).unwrap_or_else(|_| self.ip.into())
+        Ipv4Net::new(self.ip, net.subnet().prefix_len()).unwrap_or_else(|_| self.ip.into())
     }
 }
 

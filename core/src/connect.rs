@@ -243,9 +243,9 @@ fn hand_over_default_route(ctx: &Context, ep: &mut Endpoint) -> Result<Option<St
         let _span = tracing::debug_span!("default_route", %interface).entered();
         // Recorded first: a route the record does not name would be
         // added again by the next connect.
-        ep.attachments[i].gateway = Some(std::net::IpAddr::V4(net.gateway));
+        ep.attachments[i].gateway = Some(std::net::IpAddr::V4(net.gateway()));
         ctx.state.save_endpoint(ep)?;
-        inner.add_default_route(net.gateway, link.index)?;
+        inner.add_default_route(net.gateway(), link.index)?;
         return Ok(Some(interface));
     }
     Ok(None)

@@ -43,7 +43,7 @@ pub(crate) fn check_mac(
     }
     if mac[..2] == [0x02, 0x6f] {
         let derived_for = Ipv4Addr::new(mac[2], mac[3], mac[4], mac[5]);
-        if derived_for != ip && net.subnet.contains(&derived_for) {
+        if derived_for != ip && net.subnet().contains(&derived_for) {
             let holder = ctx.state.pool(&net.name)?.leases()?.remove(&derived_for);
             return refuse(match holder {
                 Some(h) => format!("is the MAC of container {h} (derived from its address {derived_for})"),

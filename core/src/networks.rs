@@ -50,6 +50,6 @@ pub fn get(ctx: &Context, name: &str, nl: &mut Netlink) -> Result<Network> {
     let n = Network::default_network();
     check_conflicts(ctx, &n, nl)?;
     ctx.config.save(&n)?;
-    tracing::info!(network = %n.name, subnet = %n.subnet, "created the default network");
+    tracing::info!(network = %n.name, subnet = %n.subnet(), "created the default network");
     Ok(n)
 }

@@ -587,7 +587,7 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
         }
         out.push((
             SET_MASQ_SUBNETS,
-            json!({"prefix": {"addr": n.subnet.network().to_string(), "len": n.subnet.prefix_len()}}),
+            json!({"prefix": {"addr": n.subnet().network().to_string(), "len": n.subnet().prefix_len()}}),
         ));
     }
     out

@@ -16,11 +16,13 @@ pub const DEFAULT_MTU: u32 = 1500;
 /// Names a network may not take because annotations give them a meaning.
 const RESERVED: &[&str] = &["none", "host", "bridge", "default"];
 
-/// A network's definition. Saved with its subnets as a list of
-/// `Subnet`s (the layout that will carry IPv6), and with 0.1.0's single
-/// IPv4 `subnet`/`gateway`/`ip_range` beside it, so that the previous
-/// release still reads a network this one saved (see `network_wire.rs`).
-/// Only IPv4 is configured today: the one IPv4 subnet is these fields.
+/// A network's definition. Its subnets are a list of `Subnet`s (the
+/// types IPv6 will use), saved with 0.1.0's single IPv4
+/// `subnet`/`gateway`/`ip_range` beside them, so that the previous release
+/// still reads a network this one saved (see `network_wire.rs`). Only IPv4
+/// is configured today: a network has exactly one IPv4 subnet (checked by
+/// `validate` and on loading), which `subnet()`, `gateway()` and
+/// `ip_range()` give.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     try_from = "super::network_wire::NetworkWire",
@@ -28,11 +30,7 @@ const RESERVED: &[&str] = &["none", "host", "bridge", "default"];
 )]
 pub struct Network {
     pub name: String,
-    pub subnet: Ipv4Net,
-    pub gateway: Ipv4Addr,
-    /// Addresses are handed out from here (defaults to the subnet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip_range: Option<Ipv4Net>,
+    pub subnets: Vec<Subnet>,
     pub bridge: String,
     pub mtu: u32,
     /// No masquerade, no default route and no forwarding in or out.
@@ -201,23 +199,73 @@ pub struct Subnet {
     pub ip_range: Option<ipnet::IpNet>,
 }
 
+impl Subnet {
+    pub fn ipv4(subnet: Ipv4Net, gateway: Ipv4Addr, ip_range: Option<Ipv4Net>) -> Self {
+        Subnet {
+            subnet: subnet.into(),
+            gateway: Some(gateway.into()),
+            ip_range: ip_range.map(Into::into),
+        }
+    }
+
+    /// (subnet, gateway, range) of an IPv4 subnet with an IPv4 gateway.
+    fn as_ipv4(&self) -> Option<(Ipv4Net, Ipv4Addr, Option<Ipv4Net>)> {
+        let ipnet::IpNet::V4(subnet) = self.subnet else {
+            return None;
+        };
+        let Some(std::net::IpAddr::V4(gateway)) = self.gateway else {
+            return None;
+        };
+        let range = match self.ip_range {
+            None => None,
+            Some(ipnet::IpNet::V4(r)) => Some(r),
+            Some(ipnet::IpNet::V6(_)) => return None,
+        };
+        Some((subnet, gateway, range))
+    }
+}
+
 impl Network {
-    /// Every subnet of the network (one, IPv4, today).
-    pub fn subnets(&self) -> Vec<Subnet> {
-        vec![Subnet {
-            subnet: self.subnet.into(),
-            gateway: Some(self.gateway.into()),
-            ip_range: self.ip_range.map(Into::into),
-        }]
+    /// The IPv4 subnet: (subnet, gateway, range). A network without one
+    /// is refused by `validate` and on loading; the zero values stand in
+    /// for it only in a definition being validated.
+    fn v4(&self) -> (Ipv4Net, Ipv4Addr, Option<Ipv4Net>) {
+        self.subnets.iter().find_map(Subnet::as_ipv4).unwrap_or((
+            Ipv4Net::default(),
+            Ipv4Addr::UNSPECIFIED,
+            None,
+        ))
+    }
+
+    /// The IPv4 subnet.
+    pub fn subnet(&self) -> Ipv4Net {
+        self.v4().0
+    }
+
+    /// The IPv4 subnet's gateway (the bridge's address).
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.v4().1
+    }
+
+    /// Where IPv4 addresses are handed out from, if narrower than the subnet.
+    pub fn ip_range(&self) -> Option<Ipv4Net> {
+        self.v4().2
+    }
+
+    /// The same network with `subnet` (and its first address as gateway)
+    /// as its IPv4 subnet.
+    pub fn with_subnet(&self, subnet: Ipv4Net) -> Self {
+        Network {
+            subnets: vec![Subnet::ipv4(subnet, first_host(&subnet), None)],
+            ..self.clone()
+        }
     }
 
     pub fn default_network() -> Self {
         let subnet: Ipv4Net = DEFAULT_SUBNET.parse().expect("constant subnet parses");
         Network {
             name: DEFAULT_NETWORK.into(),
-            gateway: first_host(&subnet),
-            subnet,
-            ip_range: None,
+            subnets: vec![Subnet::ipv4(subnet, first_host(&subnet), None)],
             bridge: DEFAULT_BRIDGE.into(),
             mtu: DEFAULT_MTU,
             internal: false,
@@ -243,9 +291,11 @@ impl Network {
         let subnet = subnet.trunc();
         let net = Network {
             name: name.into(),
-            gateway: gateway.unwrap_or_else(|| first_host(&subnet)),
-            subnet,
-            ip_range,
+            subnets: vec![Subnet::ipv4(
+                subnet,
+                gateway.unwrap_or_else(|| first_host(&subnet)),
+                ip_range,
+            )],
             bridge: bridge
                 .map(str::to_string)
                 .unwrap_or_else(|| bridge_name_for(name)),
@@ -265,10 +315,10 @@ impl Network {
             let range: Ipv4Net = range
                 .parse()
                 .map_err(|_| Error::invalid("range", range, "constant"))?;
-            if range.contains(&net.subnet.network()) || net.subnet.contains(&range.network()) {
+            if range.contains(&net.subnet().network()) || net.subnet().contains(&range.network()) {
                 return Err(Error::invalid(
                     "subnet",
-                    net.subnet,
+                    net.subnet(),
                     format!("{why}: containers cannot use it"),
                 ));
             }
@@ -278,6 +328,23 @@ impl Network {
 
     pub fn validate(&self) -> Result<()> {
         validate::name("network name", &self.name)?;
+        match self.subnets.as_slice() {
+            [one] if one.as_ipv4().is_some() => {}
+            [one] => {
+                return Err(Error::invalid(
+                    "subnet",
+                    one.subnet,
+                    "IPv6 is not supported yet: give an IPv4 subnet with an IPv4 gateway",
+                ))
+            }
+            all => {
+                return Err(Error::invalid(
+                    "subnets",
+                    all.len(),
+                    "a network has exactly one IPv4 subnet today",
+                ))
+            }
+        }
         if RESERVED.contains(&self.name.as_str()) || self.name.starts_with("container") {
             return Err(Error::invalid("network name", &self.name, "is reserved"));
         }
@@ -347,47 +414,47 @@ impl Network {
                 }
             }
         }
-        if self.subnet.prefix_len() > 30 {
+        if self.subnet().prefix_len() > 30 {
             return Err(Error::invalid(
                 "subnet",
-                self.subnet,
+                self.subnet(),
                 "must be /30 or larger",
             ));
         }
-        if self.subnet.prefix_len() < 8 {
+        if self.subnet().prefix_len() < 8 {
             return Err(Error::invalid(
                 "subnet",
-                self.subnet,
+                self.subnet(),
                 "must be /8 or smaller",
             ));
         }
-        let gw = self.gateway;
-        if !self.subnet.contains(&gw)
-            || gw == self.subnet.network()
-            || gw == self.subnet.broadcast()
+        let gw = self.gateway();
+        if !self.subnet().contains(&gw)
+            || gw == self.subnet().network()
+            || gw == self.subnet().broadcast()
         {
             return Err(Error::invalid(
                 "gateway",
                 gw,
-                format!("must be a host address in {}", self.subnet),
+                format!("must be a host address in {}", self.subnet()),
             ));
         }
-        if let Some(r) = self.ip_range {
-            if r.trunc() != r || !self.subnet.contains(&r) {
+        if let Some(r) = self.ip_range() {
+            if r.trunc() != r || !self.subnet().contains(&r) {
                 return Err(Error::invalid(
                     "ip-range",
                     r,
-                    format!("must be a network inside {}", self.subnet),
+                    format!("must be a network inside {}", self.subnet()),
                 ));
             }
         }
         for (name, ip) in &self.aux_addresses {
             validate::name("aux-address name", name)?;
-            let why = if !self.subnet.contains(ip) {
-                Some(format!("is outside the subnet {}", self.subnet))
-            } else if *ip == self.gateway {
+            let why = if !self.subnet().contains(ip) {
+                Some(format!("is outside the subnet {}", self.subnet()))
+            } else if *ip == self.gateway() {
                 Some("is the gateway address".into())
-            } else if *ip == self.subnet.network() || *ip == self.subnet.broadcast() {
+            } else if *ip == self.subnet().network() || *ip == self.subnet().broadcast() {
                 Some("is the subnet's network or broadcast address".into())
             } else {
                 None
@@ -403,22 +470,22 @@ impl Network {
     }
 
     pub fn range(&self) -> Ipv4Net {
-        self.ip_range.unwrap_or(self.subnet)
+        self.ip_range().unwrap_or(self.subnet())
     }
 
     /// Whether `ip` may be leased: inside the subnet and not its network,
     /// broadcast or gateway address.
     pub fn assignable(&self, ip: Ipv4Addr) -> std::result::Result<(), String> {
-        if !self.subnet.contains(&ip) {
-            return Err(format!("is outside the subnet {}", self.subnet));
+        if !self.subnet().contains(&ip) {
+            return Err(format!("is outside the subnet {}", self.subnet()));
         }
-        if ip == self.subnet.network() {
+        if ip == self.subnet().network() {
             return Err("is the network address".into());
         }
-        if ip == self.subnet.broadcast() {
+        if ip == self.subnet().broadcast() {
             return Err("is the broadcast address".into());
         }
-        if ip == self.gateway {
+        if ip == self.gateway() {
             return Err("is the gateway address".into());
         }
         if let Some((name, _)) = self.aux_addresses.iter().find(|(_, a)| **a == ip) {
@@ -449,11 +516,11 @@ mod tests {
     fn default_network_is_valid() {
         let n = Network::default_network();
         n.validate().unwrap();
-        assert_eq!(n.gateway, Ipv4Addr::new(10, 87, 0, 1));
+        assert_eq!(n.gateway(), Ipv4Addr::new(10, 87, 0, 1));
         let docker: Ipv4Net = "172.17.0.0/16".parse().unwrap();
         let podman: Ipv4Net = "10.88.0.0/16".parse().unwrap();
-        assert!(!n.subnet.contains(&docker.network()) && !docker.contains(&n.subnet.network()));
-        assert!(!n.subnet.contains(&podman.network()) && !podman.contains(&n.subnet.network()));
+        assert!(!n.subnet().contains(&docker.network()) && !docker.contains(&n.subnet().network()));
+        assert!(!n.subnet().contains(&podman.network()) && !podman.contains(&n.subnet().network()));
     }
 
     #[test]
@@ -606,10 +673,10 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(n.subnet.to_string(), "10.1.0.0/24");
-        assert_eq!(n.gateway, Ipv4Addr::new(10, 1, 0, 1));
+        assert_eq!(n.subnet().to_string(), "10.1.0.0/24");
+        assert_eq!(n.gateway(), Ipv4Addr::new(10, 1, 0, 1));
         assert!(n.bridge.starts_with("br-") && n.bridge.len() == 15);
-        assert!(n.assignable(n.gateway).is_err());
+        assert!(n.assignable(n.gateway()).is_err());
         assert!(n.assignable("10.1.0.255".parse().unwrap()).is_err());
         assert!(n.assignable("10.1.0.0".parse().unwrap()).is_err());
         assert!(n.assignable("10.1.1.2".parse().unwrap()).is_err());
@@ -641,10 +708,11 @@ pub fn find_conflict(
         } else {
             format!("network {}", n.name)
         };
-        if overlaps(&n.subnet, &candidate.subnet) {
+        if overlaps(&n.subnet(), &candidate.subnet()) {
             return Some(format!(
                 "subnet {} overlaps {whose} ({})",
-                candidate.subnet, n.subnet
+                candidate.subnet(),
+                n.subnet()
             ));
         }
         if n.driver == Driver::Bridge
@@ -667,10 +735,12 @@ pub fn find_conflict(
         if dst.prefix_len() == 0 || own {
             continue;
         }
-        if overlaps(dst, &candidate.subnet) {
+        if overlaps(dst, &candidate.subnet()) {
             return Some(format!(
                 "subnet {} overlaps the host route {} on {}",
-                candidate.subnet, dst, dev
+                candidate.subnet(),
+                dst,
+                dev
             ));
         }
     }

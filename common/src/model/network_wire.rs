@@ -43,10 +43,10 @@ pub struct NetworkWire {
 impl From<Network> for NetworkWire {
     fn from(n: Network) -> Self {
         NetworkWire {
-            subnets: n.subnets(),
-            subnet: Some(n.subnet),
-            gateway: Some(n.gateway),
-            ip_range: n.ip_range,
+            subnet: Some(n.subnet()),
+            gateway: Some(n.gateway()),
+            ip_range: n.ip_range(),
+            subnets: n.subnets,
             name: n.name,
             bridge: n.bridge,
             mtu: n.mtu,
@@ -100,9 +100,7 @@ impl TryFrom<NetworkWire> for Network {
         };
         Ok(Network {
             name: w.name,
-            subnet,
-            gateway,
-            ip_range,
+            subnets: vec![Subnet::ipv4(subnet, gateway, ip_range)],
             bridge: w.bridge,
             mtu: w.mtu,
             internal: w.internal,

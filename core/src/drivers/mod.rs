@@ -87,7 +87,7 @@ pub(crate) fn described(
 ) -> Attachment {
     Attachment {
         addresses: vec![lease.net(net).into()],
-        gateway: (default_route && !net.internal).then_some(std::net::IpAddr::V4(net.gateway)),
+        gateway: (default_route && !net.internal).then_some(std::net::IpAddr::V4(net.gateway())),
         mac: Some(ocinet_common::validate::format_mac(&lease.mac)),
         ..Attachment::new(&net.name, interface)
     }

@@ -35,7 +35,7 @@ impl Collector for Ipam {
             let size = (u64::from(u32::from(range.broadcast()))
                 - u64::from(u32::from(range.network()))
                 + 1) as i64;
-            let reserved = [n.subnet.network(), n.subnet.broadcast(), n.gateway]
+            let reserved = [n.subnet().network(), n.subnet().broadcast(), n.gateway()]
                 .iter()
                 .filter(|a| range.contains(*a))
                 .count() as i64;

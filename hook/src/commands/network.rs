@@ -168,7 +168,7 @@ fn create(
         }
     }
     ctx.config.save(&net)?;
-    tracing::info!(network = name, subnet = %net.subnet, bridge = %net.bridge, "network created");
+    tracing::info!(network = name, subnet = %net.subnet(), bridge = %net.bridge, "network created");
     Ok(format!("{name}\n"))
 }
 
@@ -210,10 +210,9 @@ fn free_subnet(ctx: &Context, nl: &mut Netlink) -> Result<ipnet::Ipv4Net> {
             ipnet::Ipv4Net::new(base.into(), 24).map_err(|e| Error::Conflict(e.to_string()))?;
         // Nameless and bridgeless: only its subnet can conflict.
         let probe = Network {
-            subnet: cand,
             name: String::new(),
             bridge: String::new(),
-            ..Network::default_network()
+            ..Network::default_network().with_subnet(cand)
         };
         if ocinet_common::model::network::find_conflict(&probe, &existing, &routes).is_none() {
             return Ok(cand);
@@ -250,8 +249,8 @@ fn ls(ctx: &Context) -> Result<String> {
                 Driver::Bridge => n.bridge.to_string(),
                 Driver::Macvlan => "-".to_string(),
             },
-            n.subnet.to_string(),
-            n.gateway.to_string(),
+            n.subnet().to_string(),
+            n.gateway().to_string(),
             n.internal.to_string(),
             count.to_string(),
         ]);
@@ -287,18 +286,29 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
             )
         })
         .collect();
-    let mut ipam = json!({"Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string()});
-    if let Some(r) = net.ip_range {
-        ipam["IPRange"] = json!(r.to_string());
-    }
-    if !net.aux_addresses.is_empty() {
-        ipam["AuxiliaryAddresses"] = json!(net.aux_addresses);
-    }
+    // One entry per subnet, as `docker network inspect` has.
+    let ipam: Vec<_> = net
+        .subnets
+        .iter()
+        .map(|s| {
+            let mut c = json!({"Subnet": s.subnet.to_string()});
+            if let Some(g) = s.gateway {
+                c["Gateway"] = json!(g.to_string());
+            }
+            if let Some(r) = s.ip_range {
+                c["IPRange"] = json!(r.to_string());
+            }
+            if s.subnet.addr().is_ipv4() && !net.aux_addresses.is_empty() {
+                c["AuxiliaryAddresses"] = json!(net.aux_addresses);
+            }
+            c
+        })
+        .collect();
     let doc = json!([{
         "Name": net.name,
         "Driver": net.driver.as_str(),
         "Internal": net.internal,
-        "IPAM": {"Driver": "ocinet", "Config": [ipam]},
+        "IPAM": {"Driver": "ocinet", "Config": ipam},
         "Options": match net.driver {
             Driver::Bridge => json!({
                 "bridge": net.bridge,

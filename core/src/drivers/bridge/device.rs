@@ -66,7 +66,7 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
     if !link.up {
         nl.set_up(link.index, &format!("set {} up", net.bridge))?;
     }
-    nl.add_address(link.index, net.gateway, net.subnet.prefix_len())?;
+    nl.add_address(link.index, net.gateway(), net.subnet().prefix_len())?;
     if !net.internal {
         sysctl::enable_ipv4_forwarding()?;
         // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced
