@@ -163,6 +163,9 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
     ep.attachments[index].changing = None;
     ctx.state.save_endpoint(&ep)?;
     killpoint::reached("ready");
+    if driver.network().dns {
+        crate::resolv::ensure_resolver(ctx);
+    }
     let att = &ep.attachments[index];
     tracing::info!(id = %ep.id, network, interface = %att.interface, ip = ?att.ipv4(), "connected");
     Ok(format!(

@@ -131,6 +131,33 @@ pub fn run(ctx: &Context) -> Result<String> {
         };
         out += &format!("released published ports {shown}{more} of {holder}\n");
     }
+    // The resolver, while a DNS-enabled network has containers (started
+    // again if it died), and no generated resolv.conf without its record.
+    let (networks, _) = ctx.config.list();
+    let dns_nets: Vec<&str> = networks
+        .iter()
+        .filter(|n| n.dns)
+        .map(|n| n.name.as_str())
+        .collect();
+    let wants_dns = records.values().flatten().any(|e| {
+        e.attachments
+            .iter()
+            .any(|a| dns_nets.contains(&a.network.as_str()))
+    });
+    if wants_dns && ctx.state.resolver().is_none() {
+        crate::resolv::ensure_resolver(ctx);
+        if ctx.state.resolver().is_some() {
+            out += "started the resolver\n";
+        }
+    }
+    for id in ctx.state.resolv_conf_ids().unwrap_or_default() {
+        if !records.contains_key(&id) {
+            match ctx.state.remove_resolv_conf(&id) {
+                Ok(()) => out += &format!("removed the resolv.conf of {id}\n"),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(out)
     } else {

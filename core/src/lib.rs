@@ -25,5 +25,6 @@ pub mod networks;
 mod pin;
 pub mod ports;
 pub mod release;
+pub mod resolv;
 pub mod restore;
 pub mod setup;

@@ -48,6 +48,10 @@ pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
     let ports: Vec<_> = ep.ports().cloned().collect();
     ctx.state.port_claims().release(&ep.id, &ports)?;
     killpoint::reached("teardown-unleased");
+    if ep.resolv_conf.is_some() {
+        // Its mount went with the container's mount namespace.
+        ctx.state.remove_resolv_conf(&ep.id)?;
+    }
     ctx.state.remove_endpoint(&ep.id)
 }
 

@@ -6,7 +6,9 @@
 use std::fs::File;
 use std::path::Path;
 
-use ocinet_common::model::{Endpoint, Mode, Phase, PortSpec, ProcessId, Request, Settings};
+use ocinet_common::model::{
+    DnsRequest, Endpoint, Mode, Phase, PortSpec, ProcessId, Request, Settings,
+};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
@@ -15,7 +17,7 @@ use super::drivers::{self, NetworkDriver};
 use super::naming::container_ifname;
 use super::pin::{netns_link_for, pin};
 use super::ports::{claim_ports, with_host_ip};
-use super::{attachments, release};
+use super::{attachments, release, resolv};
 use crate::context::{Context, Subject};
 use crate::killpoint;
 use crate::networks;
@@ -68,7 +70,7 @@ pub fn setup(ctx: &Context, req: &Request) -> Result<()> {
         Mode::Networks(_) => {
             let ns = require_netns(ns.as_ref(), settings)?;
             let ns_path = req.netns.as_deref().unwrap_or(Path::new(""));
-            join_networks(ctx, ep, settings, ns, ns_path)
+            join_networks(ctx, ep, req, ns, ns_path)
         }
     }
 }
@@ -128,10 +130,11 @@ fn check_shared(ctx: &Context, ep: &Endpoint, target: &str) -> Result<()> {
 fn join_networks(
     ctx: &Context,
     mut ep: Endpoint,
-    settings: &Settings,
+    req: &Request,
     ns: &File,
     ns_path: &Path,
 ) -> Result<()> {
+    let settings = &req.settings;
     let mut host = Netlink::new()?;
     let mut drivers: Vec<Box<dyn NetworkDriver>> = Vec::new();
     for a in &settings.attachments {
@@ -177,6 +180,21 @@ fn join_networks(
     // The pin is named after the container id, so it goes into the intent
     // too (one record write fewer; unpinning a pin never made is a no-op).
     ep.netns_link = Some(netns_link_for(&ep.id));
+    let nets: Vec<&ocinet_common::model::Network> = drivers.iter().map(|d| d.network()).collect();
+    // The generated resolv.conf goes over the container's own when it is on
+    // a DNS-enabled network, has a process to find the mount namespace by
+    // and a root file system, and did not say `io.ocinet.dns=off`.
+    let resolv = match (&settings.dns, req.pid, &req.rootfs) {
+        (DnsRequest::Off, _, _) => None,
+        (_, Some(pid), Some(rootfs)) if resolv::any(&nets) => Some((pid, rootfs.clone())),
+        _ => None,
+    };
+    if let DnsRequest::Servers(s) = &settings.dns {
+        ep.dns_servers = s.clone();
+    }
+    if resolv.is_some() {
+        ep.resolv_conf = Some(ctx.state.resolv_conf_path(&ep.id)?);
+    }
     attach::record_intent(ctx, &ep)?;
     let remembered: Vec<(String, &Lease)> = leases.iter().map(|(n, l)| (n.clone(), l)).collect();
     attach::remember_leases(ctx, &remembered);
@@ -201,7 +219,20 @@ fn join_networks(
         killpoint::reached("pinned");
         Ok(())
     });
+    let wired = wired.and_then(|()| {
+        if let Some((pid, rootfs)) = &resolv {
+            // Without it the container still has its network; its names
+            // resolve for others either way.
+            if let Err(e) = resolv::install(ctx, &ep, &nets, *pid, rootfs) {
+                tracing::warn!("the container keeps its own resolv.conf: {e}");
+            }
+        }
+        Ok(())
+    });
     attach::conclude(ctx, &ep, wired)?;
+    if resolv::any(&nets) {
+        resolv::ensure_resolver(ctx);
+    }
     for a in &ep.attachments {
         tracing::info!(network = %a.network, interface = %a.interface, ip = ?a.ipv4(), "set up");
     }

@@ -59,4 +59,7 @@ pub struct Cli {
         help = "Disable the ipam collector (addresses and endpoints per network)"
     )]
     pub no_ipam: bool,
+    /// Disable the dns collector (the resolver's queries and forward latency).
+    #[arg(long = "no-collector.dns")]
+    pub no_dns: bool,
 }

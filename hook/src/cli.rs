@@ -41,6 +41,10 @@ pub enum Command {
     /// Write podman hooks.d files that run this binary for containers
     /// carrying an io.ocinet.* annotation.
     InstallPodmanHook(InstallPodmanHookArgs),
+    /// The resolver of DNS-enabled networks (started by the hook when the
+    /// first container joins one; ends when none has containers).
+    #[command(name = "dns-server", hide = true)]
+    DnsServer,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +160,14 @@ pub enum NetworkCommand {
         /// private, vepa or passthru.
         #[arg(long, value_name = "MODE")]
         mode: Option<ocinet_common::model::MacvlanMode>,
+        /// No name resolution between the network's containers (bridge
+        /// networks have it by default).
+        #[arg(long)]
+        disable_dns: bool,
+        /// Where the network's resolver forwards names that are not its
+        /// containers' (repeatable; default: the host's /etc/resolv.conf).
+        #[arg(long = "dns-upstream", value_name = "IP")]
+        dns_upstream: Vec<Ipv4Addr>,
     },
     /// List networks.
     Ls,

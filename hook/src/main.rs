@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Gc => "gc".into(),
         Command::Firewall(_) => "firewall".into(),
         Command::InstallPodmanHook(_) => "install-podman-hook".into(),
+        Command::DnsServer => "dns-server".into(),
     };
     let ctx = Context {
         state: StateDir::new(&cli.state_dir),
@@ -43,6 +44,12 @@ fn main() -> ExitCode {
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
         Command::InstallPodmanHook(a) => {
             commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, a)
+        }
+        Command::DnsServer => {
+            let _span = tracing::info_span!("resolver", pid = std::process::id()).entered();
+            ocinet_dns::server::run(ctx.state, ctx.config)
+                .map(|()| String::new())
+                .map_err(ocinet_common::Error::Conflict)
         }
     };
     match result {

@@ -33,6 +33,7 @@ pub fn request(st: &OciState, defaults: &crate::cli::ContainerDefaults) -> Resul
         pid: st.pid,
         settings: crate::settings::resolve(&st.id, &annotations, defaults)?,
         netns: bundle.netns_path(st.pid)?,
+        rootfs: bundle.rootfs(),
     })
 }
 
@@ -97,6 +98,11 @@ struct Config {
     annotations: Option<HashMap<String, String>>,
     #[serde(default)]
     linux: Option<Linux>,
+    /// Read as it is: only `root.path` matters (where the generated
+    /// resolv.conf goes), and nothing about it may fail a config the
+    /// runtime runs.
+    #[serde(default)]
+    root: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +122,7 @@ struct Namespace {
 
 pub struct Bundle {
     config: Config,
+    dir: PathBuf,
 }
 
 pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
@@ -139,7 +146,10 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
         ));
     }
     let config = parse_config(&buf).map_err(|e| e.context(config_path.display().to_string()))?;
-    Ok(Bundle { config })
+    Ok(Bundle {
+        config,
+        dir: bundle.to_path_buf(),
+    })
 }
 
 /// Parse in two steps, so that a field of the wrong type is reported with
@@ -207,6 +217,16 @@ fn parse_config(buf: &[u8]) -> Result<Config> {
 }
 
 impl Bundle {
+    /// The container's root file system (`root.path`, relative to the
+    /// bundle unless absolute), if the config names one.
+    pub fn rootfs(&self) -> Option<PathBuf> {
+        let path = self.config.root.as_ref()?.get("path")?.as_str()?;
+        if path.is_empty() {
+            return None;
+        }
+        Some(self.dir.join(path))
+    }
+
     pub fn annotations(&self) -> HashMap<String, String> {
         self.config.annotations.clone().unwrap_or_default()
     }

@@ -17,12 +17,22 @@ pub const ANN_IP: &str = "io.ocinet.ip";
 pub const ANN_MAC: &str = "io.ocinet.mac";
 pub const ANN_NAME: &str = "io.ocinet.name";
 pub const ANN_PORTS: &str = "io.ocinet.ports";
+pub const ANN_ALIASES: &str = "io.ocinet.aliases";
+pub const ANN_DNS: &str = "io.ocinet.dns";
 /// `io.ocinet.ip.<network>`: the static address on that network.
 const ANN_IP_ON: &str = "io.ocinet.ip.";
 const ANN_PREFIX: &str = "io.ocinet.";
-const KNOWN: &[&str] = &[ANN_NETWORK, ANN_IP, ANN_MAC, ANN_NAME, ANN_PORTS];
+const KNOWN: &[&str] = &[
+    ANN_NETWORK,
+    ANN_IP,
+    ANN_MAC,
+    ANN_NAME,
+    ANN_PORTS,
+    ANN_ALIASES,
+    ANN_DNS,
+];
 
-pub use ocinet_common::model::request::{AttachmentRequest, Settings};
+pub use ocinet_common::model::request::{AttachmentRequest, DnsRequest, Settings};
 
 pub fn resolve(
     id: &str,
@@ -194,13 +204,75 @@ pub fn resolve(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let aliases = match annotations.get(ANN_ALIASES) {
+        Some(v) => parse_aliases(v, &name)?,
+        None => Vec::new(),
+    };
+    let dns = match annotations.get(ANN_DNS).map(|v| v.trim()) {
+        None | Some("") => DnsRequest::Networks,
+        Some("off") => DnsRequest::Off,
+        Some(v) => DnsRequest::Servers(parse_servers(v)?),
+    };
+    if networks.is_empty() {
+        if let Some(a) = aliases.first() {
+            return Err(Error::invalid(
+                ANN_ALIASES,
+                a,
+                format!(
+                    "only applies to containers on networks, not {}",
+                    mode.label()
+                ),
+            ));
+        }
+    }
+    let attachments = attachments
+        .into_iter()
+        .map(|a| AttachmentRequest {
+            aliases: aliases.clone(),
+            ..a
+        })
+        .collect();
     Ok(Settings {
         mode,
         name,
         attachments,
         ports,
         ports_field: ports_field.to_string(),
+        dns,
     })
+}
+
+/// `io.ocinet.aliases`: other names of the container on each of its
+/// networks, each a valid name, once, and not its own name.
+fn parse_aliases(v: &str, name: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for a in v.split(',').map(str::trim) {
+        validate::name(ANN_ALIASES, a)?;
+        if a.eq_ignore_ascii_case(name) || out.iter().any(|o| o.eq_ignore_ascii_case(a)) {
+            return Err(Error::invalid(ANN_ALIASES, v, format!("names {a} twice")));
+        }
+        out.push(a.to_string());
+    }
+    Ok(out)
+}
+
+/// `io.ocinet.dns`: IPv4 servers, a comma list of at most three (as
+/// resolv.conf takes).
+fn parse_servers(v: &str) -> Result<Vec<Ipv4Addr>> {
+    let mut out = Vec::new();
+    for s in v.split(',').map(str::trim) {
+        let ip: Ipv4Addr = s
+            .parse()
+            .map_err(|_| Error::invalid(ANN_DNS, s, "not an IPv4 address, nor off"))?;
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+            return Err(Error::invalid(ANN_DNS, ip, "is not a unicast address"));
+        }
+        out.push(ip);
+    }
+    if out.len() > 3 {
+        return Err(Error::invalid(ANN_DNS, v, "at most three servers"));
+    }
+    Ok(out)
 }
 
 fn parse_mode(field: &str, v: &str) -> Result<Mode> {

@@ -288,6 +288,8 @@ pub struct Container {
     pub bundle: PathBuf,
     child: Option<Child>,
     pub exit: Option<std::process::ExitStatus>,
+    /// Started by a runtime that returned at once (crun --detach).
+    detached: bool,
 }
 
 impl Container {
@@ -554,10 +556,17 @@ impl Host {
         let bundle = self.write_bundle(rt, id, spec);
         let stdout = std::fs::File::create(bundle.join("stdout")).expect("stdout file");
         let stderr = std::fs::File::create(bundle.join("stderr")).expect("stderr file");
-        let mut cmd = rt.command(
-            &self.name,
-            &["run", "--bundle", bundle.to_str().unwrap_or_default(), id],
-        );
+        // crun in the foreground is a child subreaper and waits for every
+        // descendant, the resolver a hook starts included: run it
+        // detached, as podman and containerd do (create, then start).
+        let detach: &[&str] = match rt {
+            Runtime::Runc => &[],
+            Runtime::Crun => &["--detach"],
+        };
+        let mut args = vec!["run"];
+        args.extend_from_slice(detach);
+        args.extend(["--bundle", bundle.to_str().unwrap_or_default(), id]);
+        let mut cmd = rt.command(&self.name, &args);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         let child = cmd.spawn().expect("spawn runtime");
         self.containers
@@ -570,6 +579,7 @@ impl Host {
             bundle,
             child: Some(child),
             exit: None,
+            detached: false,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         let ready = self
@@ -579,9 +589,19 @@ impl Host {
         loop {
             if let Some(ch) = c.child.as_mut() {
                 if let Ok(Some(st)) = ch.try_wait() {
-                    c.exit = Some(st);
                     c.child = None;
-                    break;
+                    if !(rt == Runtime::Crun && st.success()) {
+                        c.exit = Some(st);
+                        break;
+                    }
+                    // Detached and started: the container runs on, and
+                    // the runtime process is gone (its pid is no longer
+                    // ours to kill).
+                    c.detached = true;
+                    let mut list = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+                    for e in list.iter_mut().filter(|e| e.0 == id) {
+                        e.2 = None;
+                    }
                 }
             }
             if let Ok(s) = std::fs::read_to_string(&ready) {
@@ -691,6 +711,21 @@ impl Host {
     /// Stop a container (SIGKILL through its runtime) and wait for the
     /// runtime to finish, poststop hooks included.
     pub fn stop(&self, c: &mut Container) {
+        if c.detached {
+            // Killed, then deleted once stopped: the delete runs poststop.
+            let _ = run_cmd(&mut c.runtime.command(&self.name, &["kill", &c.id, "KILL"]));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let st = run_cmd(&mut c.runtime.command(&self.name, &["state", &c.id]));
+                let stopped = !st.status.success() || text(&st).contains("\"stopped\"");
+                if stopped {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{} did not stop", c.id);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            c.detached = false;
+        }
         if let Some(mut child) = c.child.take() {
             let _ = run_cmd(&mut c.runtime.command(&self.name, &["kill", &c.id, "KILL"]));
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -726,6 +761,29 @@ impl Host {
                 .map(str::to_string)
                 .unwrap_or_else(|| panic!("{id} has no namespace")),
         }
+    }
+
+    /// Run `args` with the container's busybox, inside the container: its
+    /// network and mount namespaces and root, so that its own
+    /// /etc/resolv.conf is the one used.
+    pub fn in_container_fs(&self, id: &str, args: &[&str]) -> Output {
+        let pid = self
+            .endpoint(id)
+            .and_then(|e| e["pid"].as_i64())
+            .unwrap_or_else(|| panic!("no pid for {id}"));
+        run_cmd(
+            Command::new("nsenter")
+                .args([
+                    "--target",
+                    &pid.to_string(),
+                    "--net",
+                    "--mount",
+                    "--root",
+                    "--wd",
+                ])
+                .arg("/bin/busybox")
+                .args(args),
+        )
     }
 
     /// Run `args` in the container's network namespace, with the host's
@@ -1061,6 +1119,25 @@ impl Drop for Host {
                     .status();
             }
             remove_pins(&id);
+        }
+        // The resolver the hook started for this host's state, by the pid
+        // its pid file names (and only if that process is still the one
+        // it names).
+        if let Some(p) = std::fs::read(self.state_dir().join("dns/resolver.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
+            let (pid, start) = (p["pid"].as_i64(), p["start_time"].as_u64());
+            let now = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok());
+            let same = now.as_deref().and_then(|s| {
+                let rest = &s[s.rfind(')')? + 1..];
+                rest.split_whitespace().nth(19)?.parse::<u64>().ok()
+            }) == start;
+            if let (Some(pid), true) = (pid, same) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
         }
         if let Some(o) = self
             .outside

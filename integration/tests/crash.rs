@@ -413,3 +413,89 @@ fn a_connect_or_disconnect_killed_at_any_step_is_recovered_by_gc_or_the_next_cal
     ok(h.hook("poststop", &w.stopped_state(), &[]));
     tear_down(&h, &v, "after the connects");
 }
+
+/// On a DNS-enabled network: a setup killed at any step, then gc or the
+/// next call; the container's name answers once it is set up (and not
+/// before), the resolver runs while a container is there and ends after
+/// the last, and no generated file is left.
+#[test]
+fn a_dns_setup_killed_at_any_step_is_recovered_and_names_answer() {
+    let h = Host::new();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "named",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-upstream",
+        "198.51.100.2",
+    ]));
+    let ann =
+        |name: &str| serde_json::json!({"io.ocinet.network": "named", "io.ocinet.name": name});
+    let peer = h.bare_container("dnspeer", ann("peer"));
+    ok(h.hook("createRuntime", &peer.state, &[]));
+    let ask = |name: &str| {
+        text(
+            &std::process::Command::new("nsenter")
+                .arg(format!("--net=/proc/{}/ns/net", peer.proc.0.id()))
+                .args(["busybox", "nslookup", name, "10.64.0.1"])
+                .output()
+                .expect("nslookup"),
+        )
+    };
+    for (n, step) in SETUP_STEPS.iter().enumerate() {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("killed at {step}, recovered by {recovery:?}");
+            let name = format!(
+                "n{n}{}",
+                if matches!(recovery, Recovery::Gc) {
+                    "g"
+                } else {
+                    "h"
+                }
+            );
+            let v = h.bare_container(
+                &format!("dnskill{n}-{recovery:?}").to_lowercase(),
+                ann(&name),
+            );
+            killed_at(&h, "createRuntime", &v, step);
+            assert!(
+                ask(&name).contains("NXDOMAIN"),
+                "{when}: answered before its setup was done"
+            );
+            match recovery {
+                Recovery::Gc => {
+                    ok(h.ocinet(&["gc"]));
+                    ok(h.hook("createRuntime", &v.state, &[]));
+                }
+                Recovery::NextHook => {
+                    ok(h.hook("createRuntime", &v.state, &[]));
+                }
+            }
+            let ip = h
+                .endpoint(&v.id)
+                .and_then(|e| e["ip"].as_str().map(str::to_string))
+                .expect("ip");
+            let got = ask(&name);
+            assert!(got.contains(&format!("Address: {ip}")), "{when}: {got}");
+            ok(h.hook("poststop", &v.stopped_state(), &[]));
+            assert!(
+                ask(&name).contains("NXDOMAIN"),
+                "{when}: answered after teardown"
+            );
+        }
+    }
+    ok(h.hook("poststop", &peer.stopped_state(), &[]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.state_dir().join("dns/resolver.json").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !h.state_dir().join("dns/resolver.json").exists(),
+        "the resolver outlived the last container"
+    );
+    let left: Vec<_> = std::fs::read_dir(h.state_dir().join("dns/resolv"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -321,3 +321,59 @@ fn podman_container_on_two_networks_and_a_connected_third() {
     );
     assert!(h.ps().is_empty());
 }
+
+/// Issue 15 through podman (hooks.d, crun): two containers on a
+/// DNS-enabled network resolve each other by name through the resolv.conf
+/// the hook puts in each; `podman rm` leaves nothing, and the resolver ends.
+#[test]
+fn podman_containers_resolve_each_other_by_name() {
+    let h = Host::new();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "named",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-upstream",
+        "198.51.100.2",
+    ]));
+    let root = rootfs();
+    let run = |name: &str| {
+        let ann = format!("io.ocinet.name={name}");
+        let args = [
+            &["run", "-d", "--name", name, "--network", "none"][..],
+            &[
+                "--annotation",
+                "io.ocinet.network=named",
+                "--annotation",
+                &ann,
+            ],
+            ULIMITS,
+            &["--rootfs", &root, "sleep", "60"],
+        ]
+        .concat();
+        ok(h.podman(&args)).trim().to_string()
+    };
+    let a = run("dns-a");
+    let _b = run("dns-b");
+    let a_ip = h
+        .endpoint(&a)
+        .and_then(|e| e["ip"].as_str().map(str::to_string))
+        .expect("a's address");
+    let out = text(&h.podman(&["exec", "dns-b", "/bin/busybox", "nslookup", "dns-a"]));
+    assert!(out.contains(&format!("Address: {a_ip}")), "{out}");
+    let conf = text(&h.podman(&["exec", "dns-b", "/bin/busybox", "cat", "/etc/resolv.conf"]));
+    assert!(conf.contains("nameserver 10.64.0.1"), "{conf}");
+    for n in ["dns-a", "dns-b"] {
+        ok(h.podman(&["rm", "--force", "--time", "0", n]));
+    }
+    assert!(h.ps().is_empty(), "{:?}", h.ps());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.state_dir().join("dns/resolver.json").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !h.state_dir().join("dns/resolver.json").exists(),
+        "resolver outlived the containers"
+    );
+}

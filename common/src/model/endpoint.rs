@@ -84,8 +84,20 @@ impl ProcessId {
         Some(ProcessId { pid, start_time })
     }
 
+    /// Running: there, the same process, and not a zombie (one whose
+    /// parent does not reap it, such as a daemon orphaned to an init
+    /// that never waits, stays in the table as `Z`).
     pub fn is_alive(&self) -> bool {
-        ProcessId::of(self.pid).is_some_and(|p| p.start_time == self.start_time)
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return false;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let start = fields.nth(18).and_then(|s| s.parse::<u64>().ok());
+        start == Some(self.start_time) && state != "Z" && state != "X"
     }
 }
 
@@ -128,6 +140,14 @@ pub struct Endpoint {
     /// One per network the container is on, in interface order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// Servers the resolver forwards this container's other names to
+    /// before the network's (`io.ocinet.dns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<std::net::Ipv4Addr>,
+    /// The resolv.conf generated for the container and mounted over its
+    /// own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<PathBuf>,
     /// Unix time of setup.
     pub created: u64,
 }
@@ -145,6 +165,8 @@ impl Endpoint {
             hook: None,
             netns_link: None,
             attachments: Vec::new(),
+            dns_servers: Vec::new(),
+            resolv_conf: None,
             created: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())

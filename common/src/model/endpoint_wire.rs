@@ -27,6 +27,10 @@ pub struct EndpointWire {
     netns_link: Option<PathBuf>,
     #[serde(default)]
     attachments: Vec<Attachment>,
+    #[serde(default)]
+    dns_servers: Vec<std::net::Ipv4Addr>,
+    #[serde(default)]
+    resolv_conf: Option<PathBuf>,
     created: u64,
     // 0.1.0's flat fields.
     #[serde(default)]
@@ -90,6 +94,8 @@ impl From<EndpointWire> for Endpoint {
             hook: w.hook,
             netns_link: w.netns_link,
             attachments,
+            dns_servers: w.dns_servers,
+            resolv_conf: w.resolv_conf,
             created: w.created,
         }
     }

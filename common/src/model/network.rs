@@ -59,6 +59,16 @@ pub struct Network {
     /// macvlan: how sub-interfaces of one parent reach each other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macvlan_mode: Option<MacvlanMode>,
+    /// Containers resolve each other's names through ocinet's resolver on
+    /// the gateway address. On for networks made by `network create`
+    /// (unless `--disable-dns`); off for the default network and for
+    /// networks saved before it existed.
+    #[serde(default)]
+    pub dns: bool,
+    /// Where the resolver forwards other names (`--dns-upstream`); the
+    /// host's /etc/resolv.conf when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_upstreams: Vec<Ipv4Addr>,
 }
 
 /// A network driver (`network create --driver`).
@@ -275,6 +285,8 @@ impl Network {
             driver: Driver::Bridge,
             parent: None,
             macvlan_mode: None,
+            dns: false,
+            dns_upstreams: Vec::new(),
         }
     }
 
@@ -307,6 +319,8 @@ impl Network {
             driver: Driver::Bridge,
             parent: None,
             macvlan_mode: None,
+            dns: false,
+            dns_upstreams: Vec::new(),
         };
         net.validate()?;
         // Only for new networks: one an earlier version saved in such a
@@ -412,6 +426,29 @@ impl Network {
                         "only applies to bridge networks: a macvlan network has no bridge, no NAT and no published ports",
                     ));
                 }
+            }
+        }
+        if self.driver == Driver::Macvlan && self.dns {
+            return Err(Error::invalid(
+                "dns",
+                "on",
+                "a macvlan network has no name resolution yet (the host cannot reach its containers through the parent): pass --disable-dns",
+            ));
+        }
+        for u in &self.dns_upstreams {
+            let why = if self.driver == Driver::Macvlan {
+                Some("a macvlan network has no name resolution yet".to_string())
+            } else if !self.dns {
+                Some("does nothing with --disable-dns".to_string())
+            } else if u.is_unspecified() || u.is_broadcast() || u.is_multicast() {
+                Some("is not a unicast address".to_string())
+            } else if *u == self.gateway() {
+                Some("is the network's own resolver".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::invalid("dns-upstream", u, why));
             }
         }
         if self.subnet().prefix_len() > 30 {

@@ -38,6 +38,10 @@ pub struct NetworkWire {
     parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     macvlan_mode: Option<MacvlanMode>,
+    #[serde(default)]
+    dns: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dns_upstreams: Vec<Ipv4Addr>,
 }
 
 impl From<Network> for NetworkWire {
@@ -57,6 +61,8 @@ impl From<Network> for NetworkWire {
             driver: n.driver,
             parent: n.parent,
             macvlan_mode: n.macvlan_mode,
+            dns: n.dns,
+            dns_upstreams: n.dns_upstreams,
         }
     }
 }
@@ -110,6 +116,8 @@ impl TryFrom<NetworkWire> for Network {
             driver: w.driver,
             parent: w.parent,
             macvlan_mode: w.macvlan_mode,
+            dns: w.dns,
+            dns_upstreams: w.dns_upstreams,
         })
     }
 }

@@ -47,6 +47,20 @@ pub struct Settings {
     pub ports: Vec<PortSpec>,
     /// Where the ports came from, for errors.
     pub ports_field: String,
+    /// Name resolution for the container.
+    pub dns: DnsRequest,
+}
+
+/// What a container asks of name resolution.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DnsRequest {
+    /// Its DNS-enabled networks' resolvers in a generated resolv.conf.
+    #[default]
+    Networks,
+    /// As `Networks`, and these servers tried first for other names.
+    Servers(Vec<Ipv4Addr>),
+    /// Its own resolv.conf, left alone (`io.ocinet.dns=off`).
+    Off,
 }
 
 /// A container to set up.
@@ -57,5 +71,8 @@ pub struct Request {
     pub pid: Option<i32>,
     /// Its network namespace; `None`: it has none of its own.
     pub netns: Option<PathBuf>,
+    /// Its root file system as the runtime mounted it (before pivot_root,
+    /// at a hook): where the generated resolv.conf goes.
+    pub rootfs: Option<PathBuf>,
     pub settings: Settings,
 }

@@ -148,6 +148,17 @@ pub enum Durability {
 /// directory, then rename it over the target (syncing it first when
 /// `Persistent`).
 pub fn write_atomic(path: &Path, data: &[u8], durability: Durability) -> Result<()> {
+    write_atomic_mode(path, data, durability, 0o600)
+}
+
+/// `write_atomic` with the file's mode (a file other users read: the
+/// resolv.conf a container's processes open under any uid).
+pub fn write_atomic_mode(
+    path: &Path,
+    data: &[u8],
+    durability: Durability,
+    mode: u32,
+) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| Error::invalid("path", path.display(), "has no parent directory"))?;
@@ -164,7 +175,7 @@ pub fn write_atomic(path: &Path, data: &[u8], durability: Durability) -> Result<
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .mode(mode)
                 .open(&tmp)
         };
         let mut f = match open() {

@@ -20,7 +20,7 @@ impl ConfigDir {
         &self.root
     }
 
-    fn networks_dir(&self) -> PathBuf {
+    pub fn networks_dir(&self) -> PathBuf {
         self.root.join("networks")
     }
 

@@ -4,6 +4,7 @@
 //! others still answer.
 
 mod conntrack;
+mod dns;
 mod endpoints;
 mod ipam;
 mod netdev;
@@ -62,6 +63,9 @@ impl Collectors {
         }
         if !cli.no_ipam {
             list.push(Box::new(ipam::Ipam));
+        }
+        if !cli.no_dns {
+            list.push(Box::new(dns::Dns));
         }
         let state = StateDir::reader(&cli.state_dir);
         Collectors {

@@ -31,6 +31,8 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             driver,
             parent,
             mode,
+            disable_dns,
+            dns_upstream,
         } => create(
             ctx,
             name,
@@ -47,6 +49,8 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 driver: *driver,
                 parent: parent.clone(),
                 macvlan_mode: *mode,
+                dns: *driver == Driver::Bridge && !*disable_dns,
+                dns_upstreams: dns_upstream.clone(),
             },
         ),
         NetworkCommand::Ls => ls(ctx),
@@ -125,6 +129,8 @@ fn create(
         gateway_mode: extra.gateway_mode,
         aux_addresses: parse_aux_addresses(extra.aux_addresses)?,
         host_binding_ip: extra.host_binding_ip.filter(|ip| !ip.is_unspecified()),
+        dns: extra.dns,
+        dns_upstreams: extra.dns_upstreams,
         ..base
     };
     net.validate()?;
@@ -180,6 +186,8 @@ struct Extra<'a> {
     driver: Driver,
     parent: Option<String>,
     macvlan_mode: Option<MacvlanMode>,
+    dns: bool,
+    dns_upstreams: Vec<std::net::Ipv4Addr>,
 }
 
 /// `NAME=IP` entries, each name and address once.
@@ -308,6 +316,8 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "Name": net.name,
         "Driver": net.driver.as_str(),
         "Internal": net.internal,
+        "DNSEnabled": net.dns,
+        "DNSUpstreams": net.dns_upstreams,
         "IPAM": {"Driver": "ocinet", "Config": ipam},
         "Options": match net.driver {
             Driver::Bridge => json!({

@@ -1,0 +1,101 @@
+//! The resolver's files under `<state>/dns/`: its pid (`resolver.json`),
+//! its figures (`stats.json`), and the resolv.conf generated for each
+//! container (`resolv/<id>.conf`, 0644: the container's processes read it
+//! under any uid).
+
+use std::path::PathBuf;
+
+use crate::model::ProcessId;
+use crate::store::{fsutil, Need, StateDir};
+use crate::{validate, Result};
+
+impl StateDir {
+    pub fn dns_dir(&self) -> PathBuf {
+        self.root.join("dns")
+    }
+
+    fn resolver_pid_path(&self) -> PathBuf {
+        self.dns_dir().join("resolver.json")
+    }
+
+    pub fn dns_stats_path(&self) -> PathBuf {
+        self.dns_dir().join("stats.json")
+    }
+
+    pub fn resolv_conf_path(&self, id: &str) -> Result<PathBuf> {
+        validate::container_id("container id", id)?;
+        Ok(self.dns_dir().join("resolv").join(format!("{id}.conf")))
+    }
+
+    /// The running resolver, if its pid file names a live process.
+    pub fn resolver(&self) -> Option<ProcessId> {
+        if !self.dir(&self.dns_dir(), Need::Existing).ok()? {
+            return None;
+        }
+        let p: ProcessId = fsutil::read_json(&self.resolver_pid_path()).ok()??;
+        p.is_alive().then_some(p)
+    }
+
+    pub fn save_resolver(&self, p: &ProcessId) -> Result<()> {
+        self.dir(&self.dns_dir(), Need::Create)?;
+        fsutil::write_json(&self.resolver_pid_path(), p, fsutil::Durability::Runtime)
+    }
+
+    /// Forget the resolver, if the pid file names `p` (a newer one keeps
+    /// its file).
+    pub fn forget_resolver(&self, p: &ProcessId) -> Result<()> {
+        let path = self.resolver_pid_path();
+        if fsutil::read_json::<ProcessId>(&path)
+            .ok()
+            .flatten()
+            .as_ref()
+            == Some(p)
+        {
+            fsutil::remove_if_exists(&path)?;
+        }
+        Ok(())
+    }
+
+    pub fn save_dns_stats<T: serde::Serialize>(&self, stats: &T) -> Result<()> {
+        self.dir(&self.dns_dir(), Need::Create)?;
+        fsutil::write_json(&self.dns_stats_path(), stats, fsutil::Durability::Runtime)
+    }
+
+    pub fn dns_stats<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>> {
+        if !self.dir(&self.dns_dir(), Need::Existing)? {
+            return Ok(None);
+        }
+        fsutil::read_json(&self.dns_stats_path())
+    }
+
+    /// Write the resolv.conf of container `id`.
+    pub fn save_resolv_conf(&self, id: &str, text: &str) -> Result<PathBuf> {
+        let path = self.resolv_conf_path(id)?;
+        self.dir(&self.dns_dir(), Need::Create)?;
+        self.dir(&self.dns_dir().join("resolv"), Need::Create)?;
+        fsutil::write_atomic_mode(&path, text.as_bytes(), fsutil::Durability::Runtime, 0o644)?;
+        Ok(path)
+    }
+
+    /// The containers a resolv.conf was generated for.
+    pub fn resolv_conf_ids(&self) -> Result<Vec<String>> {
+        let dir = self.dns_dir().join("resolv");
+        if !self.dir(&self.dns_dir(), Need::Existing)? || !self.dir(&dir, Need::Existing)? {
+            return Ok(Vec::new());
+        }
+        Ok(fsutil::dir_entries(&dir)?
+            .into_iter()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.strip_suffix(".conf")?.to_string();
+                validate::container_id("id", &name).is_ok().then_some(name)
+            })
+            .collect())
+    }
+
+    pub fn remove_resolv_conf(&self, id: &str) -> Result<()> {
+        if !self.dir(&self.dns_dir(), Need::Existing)? {
+            return Ok(());
+        }
+        fsutil::remove_if_exists(&self.resolv_conf_path(id)?)
+    }
+}

@@ -1,0 +1,235 @@
+//! What a query gets, decided from the catalog alone (no I/O): a local
+//! answer (a container's address, its name for a PTR, NXDOMAIN), a refusal,
+//! or "forward it". Wire parsing and building are hickory-proto's.
+
+use std::net::Ipv4Addr;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use crate::catalog::NetworkNames;
+
+/// Answers are not cached: a container that goes is gone at the next query.
+const TTL: u32 = 0;
+
+/// How a query ended, for the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Answered,
+    NxDomain,
+    Forwarded,
+    ServFail,
+    Refused,
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    Reply(Vec<u8>, Outcome),
+    Forward,
+    /// Not even a DNS header: nothing to answer.
+    Drop,
+}
+
+pub fn decide(query: &[u8], net: Option<&NetworkNames>) -> Decision {
+    let msg = match Message::from_vec(query) {
+        Ok(m) => m,
+        Err(_) => return header_only(query, ResponseCode::FormErr),
+    };
+    if msg.message_type() != MessageType::Query {
+        return Decision::Drop;
+    }
+    if msg.op_code() != OpCode::Query {
+        return reply(&msg, ResponseCode::NotImp, Vec::new(), Outcome::Refused);
+    }
+    let [q] = msg.queries() else {
+        return reply(&msg, ResponseCode::FormErr, Vec::new(), Outcome::Refused);
+    };
+    // Only the containers of a DNS-enabled network ask here.
+    let Some(net) = net else {
+        return reply(&msg, ResponseCode::Refused, Vec::new(), Outcome::Refused);
+    };
+    if q.query_class() != DNSClass::IN {
+        return reply(&msg, ResponseCode::Refused, Vec::new(), Outcome::Refused);
+    }
+    let name = q.name().to_lowercase().to_ascii();
+    let name = name.trim_end_matches('.');
+    if let Some(ip) = reverse_of(name) {
+        if !net.subnet.contains(&ip) {
+            return Decision::Forward;
+        }
+        return match (q.query_type(), net.reverse.get(&ip)) {
+            (RecordType::PTR, Some(owner)) => match Name::from_ascii(format!("{owner}.")) {
+                Ok(target) => reply(
+                    &msg,
+                    ResponseCode::NoError,
+                    vec![Record::from_rdata(
+                        q.name().clone(),
+                        TTL,
+                        RData::PTR(PTR(target)),
+                    )],
+                    Outcome::Answered,
+                ),
+                Err(_) => reply(&msg, ResponseCode::ServFail, Vec::new(), Outcome::ServFail),
+            },
+            // The network's addresses are ours to know: one no container
+            // has does not exist.
+            (_, None) => reply(&msg, ResponseCode::NXDomain, Vec::new(), Outcome::NxDomain),
+            (_, Some(_)) => reply(&msg, ResponseCode::NoError, Vec::new(), Outcome::Answered),
+        };
+    }
+    if let Some(ips) = net.names.get(name) {
+        let answers = match q.query_type() {
+            RecordType::A | RecordType::ANY => ips
+                .iter()
+                .map(|ip| Record::from_rdata(q.name().clone(), TTL, RData::A(A(*ip))))
+                .collect(),
+            // The name exists, with no record of that type (IPv4 only).
+            _ => Vec::new(),
+        };
+        return reply(&msg, ResponseCode::NoError, answers, Outcome::Answered);
+    }
+    // A single label is a container's name or nothing: not a timeout
+    // waiting on an upstream that cannot know it either.
+    if !name.contains('.') {
+        return reply(&msg, ResponseCode::NXDomain, Vec::new(), Outcome::NxDomain);
+    }
+    Decision::Forward
+}
+
+/// The address a `d.c.b.a.in-addr.arpa` name stands for.
+fn reverse_of(name: &str) -> Option<Ipv4Addr> {
+    let rest = name.strip_suffix(".in-addr.arpa")?;
+    let o: Vec<u8> = rest
+        .split('.')
+        .map(|p| p.parse::<u8>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match o.as_slice() {
+        [d, c, b, a] => Some(Ipv4Addr::new(*a, *b, *c, *d)),
+        _ => None,
+    }
+}
+
+/// An answer to `msg` with the same id, question and RD flag.
+fn reply(msg: &Message, code: ResponseCode, answers: Vec<Record>, outcome: Outcome) -> Decision {
+    let mut r = Message::new();
+    r.set_id(msg.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(msg.op_code())
+        .set_recursion_desired(msg.recursion_desired())
+        .set_recursion_available(true)
+        .set_authoritative(matches!(outcome, Outcome::Answered | Outcome::NxDomain))
+        .set_response_code(code);
+    for q in msg.queries() {
+        r.add_query(q.clone());
+    }
+    r.add_answers(answers);
+    match r.to_vec() {
+        Ok(bytes) => Decision::Reply(bytes, outcome),
+        Err(_) => Decision::Drop,
+    }
+}
+
+/// SERVFAIL for a query that was to be forwarded and got no answer.
+pub fn servfail(query: &[u8]) -> Option<Vec<u8>> {
+    let msg = Message::from_vec(query).ok()?;
+    match reply(&msg, ResponseCode::ServFail, Vec::new(), Outcome::ServFail) {
+        Decision::Reply(b, _) => Some(b),
+        _ => None,
+    }
+}
+
+/// A reply of just the header, for a query that does not parse: its id,
+/// QR set, `code`. Shorter than a header: nothing.
+fn header_only(query: &[u8], code: ResponseCode) -> Decision {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return Decision::Drop;
+    }
+    let mut h = [0u8; 12];
+    h[..2].copy_from_slice(&query[..2]);
+    // QR, the opcode and RD as asked; RA; the code.
+    h[2] = 0x80 | (query[2] & 0x79);
+    h[3] = 0x80 | (u16::from(code) as u8 & 0x0f);
+    Decision::Reply(h.to_vec(), Outcome::Refused)
+}
+
+/// A query for `name` of type `t`, for tests and the benchmark.
+pub fn query_bytes(id: u16, name: &str, t: RecordType) -> Vec<u8> {
+    let mut m = Message::new();
+    m.set_id(id).set_recursion_desired(true);
+    if let Ok(n) = Name::from_ascii(name) {
+        m.add_query(Query::query(n, t));
+    }
+    m.to_vec().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn net() -> NetworkNames {
+        let ip = Ipv4Addr::new(10, 1, 0, 2);
+        NetworkNames {
+            name: "web".into(),
+            gateway: Ipv4Addr::new(10, 1, 0, 1),
+            subnet: "10.1.0.0/24".parse().unwrap(),
+            upstreams: Vec::new(),
+            names: HashMap::from([("web-1".to_string(), vec![ip])]),
+            reverse: HashMap::from([(ip, "web-1".to_string())]),
+        }
+    }
+
+    fn answer(q: &[u8], n: Option<&NetworkNames>) -> (Message, Outcome) {
+        match decide(q, n) {
+            Decision::Reply(b, o) => (Message::from_vec(&b).unwrap(), o),
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn names_addresses_and_refusals() {
+        let n = net();
+        let (m, o) = answer(&query_bytes(7, "WEB-1.", RecordType::A), Some(&n));
+        assert_eq!((m.id(), o, m.answers().len()), (7, Outcome::Answered, 1));
+        let (m, _) = answer(&query_bytes(8, "web-1", RecordType::AAAA), Some(&n));
+        assert_eq!(
+            (m.response_code(), m.answers().len()),
+            (ResponseCode::NoError, 0)
+        );
+        let (m, o) = answer(&query_bytes(9, "nobody", RecordType::A), Some(&n));
+        assert_eq!(
+            (m.response_code(), o),
+            (ResponseCode::NXDomain, Outcome::NxDomain)
+        );
+        let (m, _) = answer(
+            &query_bytes(10, "2.0.1.10.in-addr.arpa.", RecordType::PTR),
+            Some(&n),
+        );
+        assert_eq!(m.answers()[0].data().to_string(), "web-1.");
+        let (m, _) = answer(
+            &query_bytes(11, "9.0.1.10.in-addr.arpa.", RecordType::PTR),
+            Some(&n),
+        );
+        assert_eq!(m.response_code(), ResponseCode::NXDomain);
+        assert!(matches!(
+            decide(&query_bytes(12, "example.org.", RecordType::A), Some(&n)),
+            Decision::Forward
+        ));
+        let (m, o) = answer(&query_bytes(13, "web-1", RecordType::A), None);
+        assert_eq!(
+            (m.response_code(), o),
+            (ResponseCode::Refused, Outcome::Refused)
+        );
+        // Garbage with a header: FORMERR with its id; shorter: nothing.
+        let mut junk = vec![0xab, 0xcd, 0x01, 0x00];
+        junk.extend([0xff; 20]);
+        let (m, _) = answer(&junk, Some(&n));
+        assert_eq!((m.id(), m.response_code()), (0xabcd, ResponseCode::FormErr));
+        assert!(matches!(decide(&[1, 2, 3], Some(&n)), Decision::Drop));
+        let sf = Message::from_vec(&servfail(&query_bytes(14, "x.org", RecordType::A)).unwrap())
+            .unwrap();
+        assert_eq!((sf.id(), sf.response_code()), (14, ResponseCode::ServFail));
+    }
+}

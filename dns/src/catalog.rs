@@ -1,0 +1,107 @@
+//! What the resolver answers, built from ocinet's state: for each
+//! DNS-enabled network, its gateway (where the resolver listens), its
+//! subnet (whose clients it serves), and the names of its running
+//! containers (name, aliases, first 12 characters of the id) with their
+//! address on that network. A client sees only the names of the network
+//! its address belongs to.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use ocinet_common::model::{Endpoint, Mode, Network, Phase};
+
+/// One DNS-enabled network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkNames {
+    pub name: String,
+    pub gateway: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    pub upstreams: Vec<Ipv4Addr>,
+    /// Lower-case name -> addresses.
+    pub names: HashMap<String, Vec<Ipv4Addr>>,
+    /// Address -> the container's name.
+    pub reverse: HashMap<Ipv4Addr, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    pub networks: Vec<NetworkNames>,
+    /// A container's own upstream servers (`io.ocinet.dns`), by address.
+    pub client_servers: HashMap<Ipv4Addr, Vec<Ipv4Addr>>,
+}
+
+impl Catalog {
+    pub fn build(networks: &[Network], records: &[Endpoint]) -> Catalog {
+        let mut by_name: BTreeMap<&str, NetworkNames> = networks
+            .iter()
+            .filter(|n| n.dns)
+            .map(|n| {
+                (
+                    n.name.as_str(),
+                    NetworkNames {
+                        name: n.name.clone(),
+                        gateway: n.gateway(),
+                        subnet: n.subnet(),
+                        upstreams: n.dns_upstreams.clone(),
+                        names: HashMap::new(),
+                        reverse: HashMap::new(),
+                    },
+                )
+            })
+            .collect();
+        let mut client_servers = HashMap::new();
+        for e in records
+            .iter()
+            .filter(|e| e.phase == Phase::Ready && matches!(e.mode, Mode::Networks(_)))
+        {
+            for a in &e.attachments {
+                let (Some(net), Some(ip)) = (by_name.get_mut(a.network.as_str()), a.ipv4()) else {
+                    continue;
+                };
+                // Appears once its setup (or connect) is done, goes at
+                // teardown (or disconnect).
+                if a.changing.is_some() {
+                    continue;
+                }
+                let short = &e.id[..e.id.len().min(12)];
+                let mut keys = vec![e.name.to_ascii_lowercase(), short.to_ascii_lowercase()];
+                keys.extend(a.aliases.iter().map(|x| x.to_ascii_lowercase()));
+                for k in keys {
+                    let ips = net.names.entry(k).or_default();
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+                net.reverse.insert(ip, e.name.clone());
+                if !e.dns_servers.is_empty() {
+                    client_servers.insert(ip, e.dns_servers.clone());
+                }
+            }
+        }
+        Catalog {
+            networks: by_name.into_values().collect(),
+            client_servers,
+        }
+    }
+
+    /// The network whose subnet holds `client`.
+    pub fn network_of(&self, client: Ipv4Addr) -> Option<&NetworkNames> {
+        self.networks.iter().find(|n| n.subnet.contains(&client))
+    }
+
+    /// Whether any DNS-enabled network has a container: else the resolver
+    /// has nothing to serve and ends.
+    pub fn serves_anyone(&self) -> bool {
+        self.networks.iter().any(|n| !n.reverse.is_empty())
+    }
+
+    /// Where to listen: the gateways of networks with containers.
+    pub fn listen_addresses(&self) -> Vec<Ipv4Addr> {
+        self.networks
+            .iter()
+            .filter(|n| !n.reverse.is_empty())
+            .map(|n| n.gateway)
+            .collect()
+    }
+}

@@ -1,0 +1,349 @@
+//! The resolver process: one per host network namespace, listening on UDP
+//! and TCP port 53 of each DNS-enabled network's gateway that has
+//! containers. It reads ocinet's state itself (no signal needed): before
+//! each query it looks at the record and network directories' mtimes and
+//! rebuilds its catalog when they moved, so a container that went is gone
+//! at the next query. It ends when no DNS-enabled network has a container
+//! (deciding so under the state lock, so a hook starting a container
+//! either sees it gone and starts another, or is seen).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use ocinet_common::model::ProcessId;
+use ocinet_common::store::lock::StateLock;
+use ocinet_common::store::networks::ConfigDir;
+use ocinet_common::store::StateDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+
+use crate::answer::{self, Decision, Outcome};
+use crate::catalog::Catalog;
+use crate::forward;
+use crate::limit::Limiter;
+use crate::stats::Stats;
+
+const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// A directory modified this recently may change again within the same
+/// mtime tick (the kernel's coarse clock): not trusted as "unchanged".
+const RACY: Duration = Duration::from_millis(50);
+const TICK: Duration = Duration::from_millis(200);
+const TCP_IDLE: Duration = Duration::from_secs(3);
+const TCP_CONNECTIONS: usize = 128;
+
+struct Seen {
+    endpoints: Option<SystemTime>,
+    networks: Option<SystemTime>,
+    loaded: SystemTime,
+}
+
+struct Shared {
+    state: StateDir,
+    config: ConfigDir,
+    catalog: RwLock<Arc<Catalog>>,
+    seen: Mutex<Seen>,
+    host_upstreams: Mutex<(Option<SystemTime>, Vec<Ipv4Addr>)>,
+    limiter: Mutex<Limiter>,
+    stats: Stats,
+    tcp_slots: Arc<tokio::sync::Semaphore>,
+}
+
+fn mtime(p: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+impl Shared {
+    fn load(&self) -> Catalog {
+        let (networks, _) = self.config.list();
+        let (records, _) = self.state.list_endpoints();
+        let records: Vec<_> = records.into_iter().filter(|e| !e.is_stale()).collect();
+        Catalog::build(&networks, &records)
+    }
+
+    /// The catalog, rebuilt first if the state moved since it was built.
+    fn fresh(&self) -> Arc<Catalog> {
+        let now = SystemTime::now();
+        let e = mtime(&self.state.endpoints_dir());
+        let n = mtime(&self.config.networks_dir());
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let racy = |m: Option<SystemTime>| {
+            m.is_some_and(|m| seen.loaded.duration_since(m).map_or(true, |d| d < RACY))
+        };
+        if seen.endpoints == e && seen.networks == n && !racy(e) && !racy(n) {
+            return self
+                .catalog
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+        }
+        let cat = Arc::new(self.load());
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = cat.clone();
+        *seen = Seen {
+            endpoints: e,
+            networks: n,
+            loaded: now,
+        };
+        cat
+    }
+
+    /// Where a query of `client` on network `net` is forwarded: the
+    /// container's own servers, then the network's, else the host's.
+    fn upstreams(&self, cat: &Catalog, client: Ipv4Addr, net: usize) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = cat.client_servers.get(&client).cloned().unwrap_or_default();
+        let n = &cat.networks[net];
+        if n.upstreams.is_empty() {
+            out.extend(self.host_upstreams());
+        } else {
+            out.extend(n.upstreams.iter().copied());
+        }
+        let ours = cat.listen_addresses();
+        let mut seen = Vec::new();
+        out.retain(|u| {
+            !ours.contains(u) && !seen.contains(u) && {
+                seen.push(*u);
+                true
+            }
+        });
+        out
+    }
+
+    /// The host's nameservers, read again when /etc/resolv.conf changed.
+    fn host_upstreams(&self) -> Vec<Ipv4Addr> {
+        let m = mtime(std::path::Path::new(HOST_RESOLV_CONF));
+        let mut h = self
+            .host_upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if h.0 != m || m.is_none() {
+            let text = std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
+            *h = (m, forward::nameservers(&text));
+        }
+        h.1.clone()
+    }
+
+    /// One query from `client`: the reply to send, if any.
+    async fn handle(self: &Arc<Self>, query: Vec<u8>, client: IpAddr) -> Option<Vec<u8>> {
+        let IpAddr::V4(client) = client else {
+            self.stats.count(Outcome::Refused);
+            return None;
+        };
+        let allowed = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(IpAddr::V4(client), Instant::now());
+        if !allowed {
+            self.stats.count(Outcome::Refused);
+            return None;
+        }
+        let cat = self.fresh();
+        let net = cat.networks.iter().position(|n| n.subnet.contains(&client));
+        match answer::decide(&query, net.map(|i| &cat.networks[i])) {
+            Decision::Reply(bytes, outcome) => {
+                self.stats.count(outcome);
+                Some(bytes)
+            }
+            Decision::Drop => {
+                self.stats.count(Outcome::Refused);
+                None
+            }
+            Decision::Forward => {
+                let ups = net
+                    .map(|i| self.upstreams(&cat, client, i))
+                    .unwrap_or_default();
+                let start = Instant::now();
+                match forward::forward(&query, &ups).await {
+                    Some(reply) => {
+                        self.stats.count(Outcome::Forwarded);
+                        self.stats.forward_took(start.elapsed());
+                        Some(reply)
+                    }
+                    None => {
+                        self.stats.count(Outcome::ServFail);
+                        answer::servfail(&query)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A socket bound to `ip:53` before the address exists on the host
+/// (IP_FREEBIND): the bridge gets its address at the first setup.
+fn bind(ip: Ipv4Addr, kind: socket2::Type) -> std::io::Result<socket2::Socket> {
+    let proto = if kind == socket2::Type::DGRAM {
+        socket2::Protocol::UDP
+    } else {
+        socket2::Protocol::TCP
+    };
+    let s = socket2::Socket::new(socket2::Domain::IPV4, kind, Some(proto))?;
+    s.set_freebind_v4(true)?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::from((ip, 53)).into())?;
+    if kind == socket2::Type::STREAM {
+        s.listen(128)?;
+    }
+    Ok(s)
+}
+
+fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>; 2]> {
+    let udp = UdpSocket::from_std(bind(ip, socket2::Type::DGRAM)?.into())?;
+    let tcp = TcpListener::from_std(bind(ip, socket2::Type::STREAM)?.into())?;
+    let udp = Arc::new(udp);
+    let s = shared.clone();
+    let u = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                continue;
+            };
+            let (s, udp, q) = (s.clone(), udp.clone(), buf[..n].to_vec());
+            // Each query on its own task: a slow upstream holds up no one.
+            tokio::spawn(async move {
+                if let Some(reply) = s.handle(q, peer.ip()).await {
+                    let _ = udp.send_to(&reply, peer).await;
+                }
+            });
+        }
+    });
+    let s = shared.clone();
+    let t = tokio::spawn(async move {
+        loop {
+            let Ok((conn, peer)) = tcp.accept().await else {
+                continue;
+            };
+            // Over the limit, a connection is closed at once.
+            let Ok(permit) = s.tcp_slots.clone().try_acquire_owned() else {
+                continue;
+            };
+            let s = s.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let mut conn = conn;
+                loop {
+                    let mut lb = [0u8; 2];
+                    match tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut lb)).await {
+                        Ok(Ok(_)) => {}
+                        _ => return,
+                    }
+                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(lb))];
+                    if tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut q))
+                        .await
+                        .map_or(true, |r| r.is_err())
+                    {
+                        return;
+                    }
+                    let Some(reply) = s.handle(q, peer.ip()).await else {
+                        return;
+                    };
+                    let Ok(len) = u16::try_from(reply.len()) else {
+                        return;
+                    };
+                    let mut out = len.to_be_bytes().to_vec();
+                    out.extend(reply);
+                    if conn.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok([u, t])
+}
+
+/// Run until no DNS-enabled network has a container. The pid file is
+/// written once the listeners are bound (a hook waits for it).
+pub fn run(state: StateDir, config: ConfigDir) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    rt.block_on(serve(state, config))
+}
+
+async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
+    let me = ProcessId::of(std::process::id() as i32).ok_or("cannot read own process")?;
+    let shared = Arc::new(Shared {
+        state,
+        config,
+        catalog: RwLock::new(Arc::new(Catalog::default())),
+        seen: Mutex::new(Seen {
+            endpoints: None,
+            networks: None,
+            loaded: SystemTime::UNIX_EPOCH,
+        }),
+        host_upstreams: Mutex::new((None, Vec::new())),
+        limiter: Mutex::new(Limiter::default()),
+        stats: Stats::default(),
+        tcp_slots: Arc::new(tokio::sync::Semaphore::new(TCP_CONNECTIONS)),
+    });
+    let mut listeners: HashMap<Ipv4Addr, [JoinHandle<()>; 2]> = HashMap::new();
+    let mut announced = false;
+    let mut last_stats = None;
+    let mut stats_at = Instant::now();
+    loop {
+        let cat = shared.fresh();
+        let want = cat.listen_addresses();
+        listeners.retain(|ip, tasks| {
+            let keep = want.contains(ip);
+            if !keep {
+                tasks.iter().for_each(JoinHandle::abort);
+                tracing::info!(%ip, "stopped listening");
+            }
+            keep
+        });
+        for ip in &want {
+            if listeners.contains_key(ip) {
+                continue;
+            }
+            match listen(&shared, *ip) {
+                Ok(tasks) => {
+                    tracing::info!(%ip, "listening on port 53");
+                    listeners.insert(*ip, tasks);
+                }
+                Err(e) => tracing::error!(%ip, "cannot listen on port 53: {e}"),
+            }
+        }
+        if want.is_empty() && done(&shared, &me) {
+            let _ = shared.state.save_dns_stats(&shared.stats.snapshot());
+            tracing::info!("no container on a DNS-enabled network: exiting");
+            return Ok(());
+        }
+        if !announced && !listeners.is_empty() {
+            shared
+                .state
+                .save_resolver(&me)
+                .map_err(|e| format!("writing the pid file: {e}"))?;
+            announced = true;
+        }
+        if stats_at.elapsed() >= Duration::from_secs(1) {
+            let snap = shared.stats.snapshot();
+            if last_stats.as_ref() != Some(&snap) {
+                if let Err(e) = shared.state.save_dns_stats(&snap) {
+                    tracing::warn!("stats: {e}");
+                }
+                last_stats = Some(snap);
+            }
+            stats_at = Instant::now();
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}
+
+/// Whether to end: decided under the state lock, with the state read
+/// again, so a hook that just set up a container is either seen, or finds
+/// the pid file gone and starts a new resolver.
+fn done(shared: &Shared, me: &ProcessId) -> bool {
+    let Ok(_lock) = StateLock::acquire(&shared.state.lock_file()) else {
+        return false;
+    };
+    if shared.load().serves_anyone() {
+        return false;
+    }
+    let _ = shared.state.forget_resolver(me);
+    true
+}

@@ -1,0 +1,527 @@
+//! Issue 15: name resolution between containers, per network. Every test
+//! network names its upstream explicitly: a fake resolver this test runs
+//! in the outside namespace (queries never reach the machine's resolvers).
+
+use ocinet_integration::{ok, text, Container, Host, Proc, Runtime, Spec, OUTSIDE_IP};
+
+/// A resolver in the outside namespace that answers every A query with
+/// 203.0.113.7 (and, for `outside.test`, nothing else matters).
+fn fake_upstream(h: &Host) -> Proc {
+    fake_upstream_at(h, OUTSIDE_IP, [203, 0, 113, 7])
+}
+
+/// The same, listening on `at` (an address of the outside namespace) and
+/// answering `answer`.
+fn fake_upstream_at(h: &Host, at: &str, answer: [u8; 4]) -> Proc {
+    let script = r#"import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+answer = bytes(int(x) for x in sys.argv[2].split("."))
+while True:
+    q, peer = s.recvfrom(4096)
+    end = q.index(b"\0", 12) + 5
+    r = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end]
+    r += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + answer
+    s.sendto(r, peer)
+"#;
+    let answer = answer.map(|o| o.to_string()).join(".");
+    let p = h.spawn_outside(&["python3", "-c", script, at, &answer]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p
+}
+
+fn started(h: &Host, rt: Runtime, tag: &str, spec: &Spec) -> Container {
+    let c = h.start(rt, tag, spec);
+    assert!(c.exit.is_none(), "{tag}: {}", c.output());
+    c
+}
+
+fn ip_of(h: &Host, id: &str) -> String {
+    h.endpoint(id)
+        .and_then(|e| e["ip"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no ip for {id}"))
+}
+
+/// `nslookup NAME` inside container `id`, through its own resolv.conf.
+fn lookup(h: &Host, id: &str, name: &str) -> String {
+    text(&h.in_container_fs(id, &["nslookup", name]))
+}
+
+/// Whether the resolver the pid file names runs (a zombie does not:
+/// nothing reaps an orphan on this machine).
+fn resolver_running(h: &Host) -> bool {
+    std::fs::read(h.state_dir().join("dns/resolver.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["pid"].as_i64())
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .is_some_and(|st| {
+            st.rfind(')')
+                .and_then(|i| st[i + 1..].split_whitespace().next().map(|s| s != "Z"))
+                .unwrap_or(false)
+        })
+}
+
+fn containers_resolve_each_other_per_network(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    let _up = fake_upstream(&h);
+    for (net, sub) in [("web", "10.64.0.0/24"), ("other", "10.65.0.0/24")] {
+        ok(h.ocinet(&[
+            "network",
+            "create",
+            net,
+            "--subnet",
+            sub,
+            "--dns-upstream",
+            OUTSIDE_IP,
+        ]));
+    }
+    let on = |net: &str, name: &str| {
+        Spec::default()
+            .ann("io.ocinet.network", net)
+            .ann("io.ocinet.name", name)
+    };
+    let mut a = started(
+        &h,
+        rt,
+        "a",
+        &on("web", "web-1").ann("io.ocinet.aliases", "app,db"),
+    );
+    let mut b = started(&h, rt, "b", &on("web", "web-2"));
+    let mut c = started(&h, rt, "c", &on("other", "lonely"));
+    let a_ip = ip_of(&h, &a.id);
+    assert!(
+        resolver_running(&h),
+        "no resolver after the first DNS container"
+    );
+    let conf = text(&h.in_container_fs(&b.id, &["cat", "/etc/resolv.conf"]));
+    assert!(conf.contains("nameserver 10.64.0.1"), "{conf}");
+    for name in ["web-1", "app", "db", &a.id[..12]] {
+        let out = lookup(&h, &b.id, name);
+        assert!(out.contains(&format!("Address: {a_ip}")), "{name}: {out}");
+    }
+    // Not visible from another network, and NXDOMAIN rather than a timeout.
+    let out = lookup(&h, &c.id, "web-1");
+    assert!(out.contains("NXDOMAIN"), "{out}");
+    // Every other name goes to the network's upstream.
+    let out = lookup(&h, &b.id, "outside.test");
+    assert!(out.contains("Address: 203.0.113.7"), "{out}");
+    // Reverse lookups answer the name.
+    let out = lookup(&h, &b.id, &a_ip);
+    assert!(out.contains("web-1"), "{out}");
+    // Gone at once when it stops.
+    h.stop(&mut a);
+    let out = lookup(&h, &b.id, "web-1");
+    assert!(out.contains("NXDOMAIN"), "{out}");
+    h.stop(&mut b);
+    h.stop(&mut c);
+    // The resolver ends with the last container, and nothing is left.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while resolver_running(&h) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !resolver_running(&h),
+        "the resolver outlived the last container"
+    );
+    for id in [&a.id, &b.id, &c.id] {
+        ocinet_integration::assert_clean(&h, id);
+        assert!(!h.state_dir().join(format!("dns/resolv/{id}.conf")).exists());
+    }
+}
+
+/// A container on two networks is answered with its address on the
+/// network the question came from.
+fn two_networks_two_answers(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    let _up = fake_upstream(&h);
+    for (net, sub) in [("web", "10.64.0.0/24"), ("other", "10.65.0.0/24")] {
+        ok(h.ocinet(&[
+            "network",
+            "create",
+            net,
+            "--subnet",
+            sub,
+            "--dns-upstream",
+            OUTSIDE_IP,
+        ]));
+    }
+    let spec = |net: &str, name: &str| {
+        Spec::default()
+            .ann("io.ocinet.network", net)
+            .ann("io.ocinet.name", name)
+    };
+    let mut m = started(&h, rt, "multi", &spec("web,other", "both"));
+    let mut w = started(&h, rt, "w", &spec("web", "w"));
+    let mut o = started(&h, rt, "o", &spec("other", "o"));
+    let atts = h
+        .endpoint(&m.id)
+        .and_then(|e| e["attachments"].as_array().cloned())
+        .unwrap_or_default();
+    let addr = |net: &str| {
+        atts.iter()
+            .find(|a| a["network"] == net)
+            .and_then(|a| a["ip"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let out = lookup(&h, &w.id, "both");
+    assert!(
+        out.contains(&format!("Address: {}", addr("web"))) && !out.contains(&addr("other")),
+        "{out}"
+    );
+    let out = lookup(&h, &o.id, "both");
+    assert!(
+        out.contains(&format!("Address: {}", addr("other"))) && !out.contains(&addr("web")),
+        "{out}"
+    );
+    // Its resolv.conf names both networks' resolvers, in interface order.
+    let conf = text(&h.in_container_fs(&m.id, &["cat", "/etc/resolv.conf"]));
+    let first = conf.find("nameserver 10.64.0.1");
+    let second = conf.find("nameserver 10.65.0.1");
+    assert!(first.is_some() && second > first, "{conf}");
+    for c in [&mut m, &mut w, &mut o] {
+        h.stop(c);
+    }
+}
+
+/// Malformed, oversized and flooding queries: the resolver answers what
+/// it can, drops the rest, keeps answering other clients, and lives.
+fn bad_queries_and_a_flood(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    let _up = fake_upstream(&h);
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "web",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-upstream",
+        OUTSIDE_IP,
+    ]));
+    let on = Spec::default().ann("io.ocinet.network", "web");
+    let mut a = started(
+        &h,
+        rt,
+        "flooder",
+        &on.clone().ann("io.ocinet.name", "flooder"),
+    );
+    let mut b = started(
+        &h,
+        rt,
+        "victim",
+        &on.clone().ann("io.ocinet.name", "victim"),
+    );
+    let script = r#"import socket, sys, time, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+gw = ("10.64.0.1", 53)
+def q(i, name):
+    h = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0)
+    return h + b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0\0\1\0\1"
+out = []
+# Garbage with a header: FORMERR with its id.
+s.sendto(b"\x12\x34\x01\x00" + b"\xff" * 28, gw)
+r, _ = s.recvfrom(4096)
+out.append("formerr" if r[:2] == b"\x12\x34" and r[3] & 15 == 1 else "bad")
+# Shorter than a header, and 4 KiB of junk: no answer, no harm.
+s.sendto(b"\x01", gw)
+s.sendto(b"\x00" * 4096, gw)
+# A flood: 20,000 queries as fast as they go.
+t = time.time()
+for i in range(20000):
+    s.sendto(q(i & 0xffff, "victim"), gw)
+out.append("flood %.2f s" % (time.time() - t))
+print(" ".join(out))
+"#;
+    let ns = h.netns_of(&a.id);
+    let o = std::process::Command::new("nsenter")
+        .arg(format!("--net={ns}"))
+        .args(["python3", "-c", script])
+        .output()
+        .expect("python");
+    let out = text(&o);
+    assert!(out.contains("formerr"), "{out}");
+    // The other container is answered at once, flood or not.
+    let t = std::time::Instant::now();
+    let got = lookup(&h, &b.id, "flooder");
+    assert!(got.contains("Address: 10.64.0."), "{got}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(resolver_running(&h));
+    // The flood was limited: refusals were counted.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let stats: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(h.state_dir().join("dns/stats.json")).expect("stats"),
+    )
+    .expect("json");
+    assert!(stats["refused"].as_u64().unwrap_or(0) > 1000, "{stats}");
+    h.stop(&mut a);
+    h.stop(&mut b);
+}
+
+/// Bad DNS input is refused naming the field and value, leaving nothing.
+fn bad_dns_settings_are_refused(rt: Runtime) {
+    let h = Host::new();
+    for (args, why) in [
+        (
+            vec!["--dns-upstream", "0.0.0.0"],
+            "invalid dns-upstream \"0.0.0.0\"",
+        ),
+        (
+            vec!["--dns-upstream", "10.64.0.1"],
+            "is the network's own resolver",
+        ),
+        (
+            vec!["--disable-dns", "--dns-upstream", "10.9.9.9"],
+            "does nothing with --disable-dns",
+        ),
+        (vec!["--dns-upstream", "nope"], "nope"),
+    ] {
+        let mut all = vec!["network", "create", "bad", "--subnet", "10.64.0.0/24"];
+        all.extend(args.iter().copied());
+        let o = h.ocinet(&all);
+        assert!(
+            !o.status.success() && text(&o).contains(why),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    assert!(!h.config_dir().join("networks/bad.json").exists());
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "web",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-upstream",
+        OUTSIDE_IP,
+    ]));
+    for (k, v, why) in [
+        (
+            "io.ocinet.aliases",
+            "bad/alias",
+            "invalid io.ocinet.aliases \"bad/alias\"",
+        ),
+        ("io.ocinet.aliases", "a,a", "names a twice"),
+        ("io.ocinet.dns", "nope", "invalid io.ocinet.dns \"nope\""),
+        (
+            "io.ocinet.dns",
+            "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4",
+            "at most three",
+        ),
+        ("io.ocinet.dns", "224.0.0.1", "not a unicast address"),
+    ] {
+        let c = h.start(
+            rt,
+            "bad",
+            &Spec::default().ann("io.ocinet.network", "web").ann(k, v),
+        );
+        assert!(c.exit.is_some_and(|s| !s.success()), "{k}={v} started");
+        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        assert!(log.contains(why), "{k}={v}: {log}");
+        ocinet_integration::assert_clean(&h, &c.id);
+    }
+    assert!(!resolver_running(&h));
+}
+
+/// SIGKILL the resolver: the next hook call, or gc, starts it again, and
+/// names answer again. `io.ocinet.dns=off` keeps the container's own file.
+fn a_killed_resolver_comes_back(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    let _up = fake_upstream(&h);
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "web",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-upstream",
+        OUTSIDE_IP,
+    ]));
+    let on = |name: &str| {
+        Spec::default()
+            .ann("io.ocinet.network", "web")
+            .ann("io.ocinet.name", name)
+    };
+    let mut a = started(&h, rt, "a", &on("alpha"));
+    let pid_of = |h: &Host| -> i64 {
+        std::fs::read(h.state_dir().join("dns/resolver.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["pid"].as_i64())
+            .unwrap_or(0)
+    };
+    let kill = |pid: i64| {
+        ok(std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .output()
+            .expect("kill"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let first = pid_of(&h);
+    kill(first);
+    assert!(!resolver_running(&h));
+    // The next hook call starts it again.
+    let mut b = started(&h, rt, "b", &on("beta"));
+    assert!(resolver_running(&h) && pid_of(&h) != first);
+    assert!(lookup(&h, &b.id, "alpha").contains("Address: 10.64.0."));
+    // And gc does.
+    kill(pid_of(&h));
+    let out = ok(h.ocinet(&["gc"]));
+    assert!(out.contains("started the resolver"), "{out}");
+    assert!(lookup(&h, &a.id, "beta").contains("Address: 10.64.0."));
+    // A container that keeps its own resolv.conf still has a name.
+    let mut c = started(&h, rt, "c", &on("gamma").ann("io.ocinet.dns", "off"));
+    let conf = text(&h.in_container_fs(&c.id, &["cat", "/etc/resolv.conf"]));
+    assert!(!conf.contains("Generated by ocinet"), "{conf}");
+    assert!(lookup(&h, &a.id, "gamma").contains("Address: 10.64.0."));
+    for x in [&mut a, &mut b, &mut c] {
+        h.stop(x);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while resolver_running(&h) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !resolver_running(&h),
+        "the resolver outlived the last container"
+    );
+}
+
+/// Per-container upstreams (`io.ocinet.dns`) come first; a network whose
+/// upstream never answers gets SERVFAIL quickly; the exporter shows the
+/// resolver's figures, and promtool accepts them.
+#[test]
+fn upstreams_servfail_and_the_exporters_figures() {
+    let rt = Runtime::Runc;
+    let h = Host::new();
+    let out = h.outside();
+    let _up = fake_upstream(&h);
+    // A second upstream on another address of the outside namespace.
+    let link = text(
+        &std::process::Command::new("ip")
+            .args(["-n", &out, "-o", "link", "show", "type", "veth"])
+            .output()
+            .expect("ip"),
+    );
+    let iface = link
+        .split(": ")
+        .nth(1)
+        .and_then(|n| n.split('@').next())
+        .unwrap_or("")
+        .to_string();
+    ok(std::process::Command::new("ip")
+        .args(["-n", &out, "addr", "add", "198.51.100.3/24", "dev", &iface])
+        .output()
+        .expect("ip addr"));
+    let _own = fake_upstream_at(&h, "198.51.100.3", [203, 0, 113, 99]);
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "web",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-upstream",
+        OUTSIDE_IP,
+    ]));
+    // An upstream nobody answers at (no such host on the segment).
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "dead",
+        "--subnet",
+        "10.66.0.0/24",
+        "--dns-upstream",
+        "198.51.100.9",
+    ]));
+    let mut a = started(
+        &h,
+        rt,
+        "a",
+        &Spec::default().ann("io.ocinet.network", "web"),
+    );
+    let mut b = started(
+        &h,
+        rt,
+        "b",
+        &Spec::default()
+            .ann("io.ocinet.network", "web")
+            .ann("io.ocinet.dns", "198.51.100.3"),
+    );
+    let mut d = started(
+        &h,
+        rt,
+        "d",
+        &Spec::default().ann("io.ocinet.network", "dead"),
+    );
+    assert!(lookup(&h, &a.id, "outside.test").contains("Address: 203.0.113.7"));
+    assert!(lookup(&h, &b.id, "outside.test").contains("Address: 203.0.113.99"));
+    let t = std::time::Instant::now();
+    let got = lookup(&h, &d.id, "outside.test");
+    assert!(got.contains("SERVFAIL"), "{got}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(lookup(&h, &a.id, "nobody").contains("NXDOMAIN"));
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let _e = h.start_exporter(&[]);
+    let metrics = ok(h.exec(&[
+        "curl",
+        "-sf",
+        &format!("http://{}/metrics", ocinet_integration::EXPORTER_ADDR),
+    ]));
+    let value = |needle: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {needle}: {metrics}"))
+    };
+    assert!(value("ocinet_dns_queries_total{result=\"forwarded\"}") >= 2.0);
+    assert!(value("ocinet_dns_queries_total{result=\"servfail\"}") >= 1.0);
+    assert!(value("ocinet_dns_queries_total{result=\"nxdomain\"}") >= 1.0);
+    assert!(value("ocinet_dns_forward_duration_seconds_count") >= 2.0);
+    assert!(
+        metrics.contains("# TYPE ocinet_dns_forward_duration_seconds histogram"),
+        "{metrics}"
+    );
+    let mut check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    {
+        use std::io::Write;
+        let mut si = check.stdin.take().expect("stdin");
+        si.write_all(metrics.as_bytes()).expect("write");
+    }
+    let o = check.wait_with_output().expect("promtool");
+    assert!(
+        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
+        "promtool: {}",
+        text(&o)
+    );
+    for c in [&mut a, &mut b, &mut d] {
+        h.stop(c);
+    }
+}
+
+ocinet_integration::both_runtimes!(
+    containers_resolve_each_other_per_network,
+    two_networks_two_answers,
+    bad_queries_and_a_flood,
+    bad_dns_settings_are_refused,
+    a_killed_resolver_comes_back,
+);
