@@ -75,8 +75,11 @@ class Ocinet:
             json.dump(cfg, f)
         return b
 
-    def hook(self, stage, cid, bundle):
-        st = json.dumps({"ociVersion": "1.0", "id": cid, "status": "creating", "bundle": bundle}).encode()
+    def hook(self, stage, cid, bundle, pid=None):
+        state = {"ociVersion": "1.0", "id": cid, "status": "creating", "bundle": bundle}
+        if pid is not None:
+            state["pid"] = pid
+        st = json.dumps(state).encode()
         return timed([OCINET, "hook", stage, "--state-dir", self.state, "--config-dir", self.config], st)
 
     def cli(self, *args):
@@ -589,6 +592,157 @@ def bench_two_networks(work, n):
     results.append(("10. Two networks per container: ocinet hook vs netavark", "\n".join(md)))
 
 
+DNS_CLIENT = r"""
+import random, socket, struct, sys, time
+server, names, seq_n, total = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4])
+def q(i, name):
+    h = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0)
+    return h + b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0\0\1\0\1"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((server, 53))
+rnd = random.Random(1)
+lat, bad = [], 0
+for i in range(seq_n):
+    m = q(i & 0xffff, rnd.choice(names))
+    t = time.perf_counter(); s.send(m); r = s.recv(4096); lat.append(time.perf_counter() - t)
+    if r[:2] != m[:2] or r[3] & 15 != 0 or r[7] == 0: bad += 1
+lat.sort()
+# Throughput: a window of 32 queries in flight.
+window, sent, got = 32, 0, 0
+t = time.perf_counter()
+while sent < window: s.send(q(sent & 0xffff, rnd.choice(names))); sent += 1
+while got < total:
+    try:
+        s.recv(4096); got += 1
+    except socket.timeout:
+        break
+    if sent < total: s.send(q(sent & 0xffff, rnd.choice(names))); sent += 1
+dt = time.perf_counter() - t
+print(lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000, got / dt, bad)
+"""
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+def bench_dns(work, count, seq_n, total):
+    """11. Name resolution: ocinet's resolver vs aardvark-dns 2.1, the
+    same `count` names, queried from a container's namespace; and what a
+    DNS-enabled network adds to the hook's setup and teardown."""
+    aardvark = shutil.which("aardvark-dns") or os.path.expanduser("~/.cargo/bin/aardvark-dns")
+    host = netns_add(f"{TAG}-h11")
+    enter(host)
+    sh("ip", "link", "set", "lo", "up")
+    oc = Ocinet(os.path.join(work, "s11"))
+    oc.cli("network", "create", "named", "--subnet", "10.68.0.0/21", "--dns-upstream", "127.0.0.9",
+           "--dns-rate-limit", "0")
+    names = [f"n{i}" for i in range(count)]
+    nss = [f"{TAG}-c11-{i}" for i in range(count)]
+    subprocess.run(["ip", "-batch", "-"], input="".join(f"netns add {n}\n" for n in nss).encode(), check=True)
+    created_ns.extend(nss)
+    for i, ns in enumerate(nss):
+        cid = f"dn{i:05d}"
+        b = oc.bundle(cid, ns, None, network="named")
+        cfg = json.load(open(os.path.join(b, "config.json")))
+        cfg["annotations"]["io.ocinet.name"] = names[i]
+        json.dump(cfg, open(os.path.join(b, "config.json"), "w"))
+        oc.hook("createRuntime", cid, b)
+    pid_file = os.path.join(oc.state, "dns", "resolver.json")
+    oc_pid = json.load(open(pid_file))["pid"]
+    # aardvark-dns on a bridge of its own, the client in a namespace on it,
+    # the same names (the client's own address among them: aardvark answers
+    # only containers it knows).
+    sh("ip", "link", "add", "nvdns0", "type", "bridge")
+    sh("ip", "addr", "add", "10.69.0.1/21", "dev", "nvdns0")
+    sh("ip", "link", "set", "nvdns0", "up")
+    cl = netns_add(f"{TAG}-cl11")
+    sh("ip", "link", "add", f"{TAG}v", "type", "veth", "peer", "name", "eth0", "netns", cl)
+    sh("ip", "link", "set", f"{TAG}v", "master", "nvdns0", "up")
+    sh("ip", "-n", cl, "addr", "add", "10.69.0.2/21", "dev", "eth0")
+    sh("ip", "-n", cl, "link", "set", "eth0", "up")
+    sh("ip", "-n", cl, "link", "set", "lo", "up")
+    adir = os.path.join(work, "aardvark")
+    os.makedirs(adir)
+    lines = ["10.69.0.1"]
+    for i, n in enumerate(names):
+        ip = f"10.69.{(i + 2) // 256}.{(i + 2) % 256}"
+        lines.append(f"{i:064x} {ip}  {n}")
+    open(os.path.join(adir, "bench"), "w").write("\n".join(lines) + "\n")
+    sh(aardvark, "--config", adir, "-p", "53", "run")
+    av_pid = int(open(os.path.join(adir, "aardvark.pid")).read().strip())
+    rows = {}
+    try:
+        for side, ns, server in (("ocinet", nss[0], "10.68.0.1"), ("aardvark-dns 2.1", cl, "10.69.0.1"),
+                                 ("ocinet ", nss[0], "10.68.0.1"), ("aardvark-dns 2.1 ", cl, "10.69.0.1")):
+            out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", DNS_CLIENT, server, ",".join(names),
+                                  str(seq_n), str(total)], check=True, capture_output=True, text=True).stdout.split()
+            rows.setdefault(side.strip(), []).append([float(x) for x in out])
+        rss = {"ocinet": vm_rss_kib(oc_pid), "aardvark-dns 2.1": vm_rss_kib(av_pid)}
+    finally:
+        os.kill(av_pid, 15)
+    # What DNS adds to a setup: the hook on a DNS-enabled network (the
+    # resolver already running) against one without.
+    oc.cli("network", "create", "plain", "--subnet", "10.70.0.0/24", "--disable-dns")
+    t = {k: [] for k in ("dns setup", "dns teardown", "plain setup", "plain teardown")}
+    # Each "container" a process in a mount namespace of its own and a root
+    # file system, so the DNS-enabled setup does all it does for a real one
+    # (its resolv.conf generated and bind-mounted there).
+    rootfs = os.path.join(work, "rootfs11")
+    os.makedirs(os.path.join(rootfs, "etc"))
+    for i in range(40):
+        for kind, net in (("dns", "named"), ("plain", "plain")):
+            ns = netns_add(f"{TAG}-d11{kind}{i}")
+            cid = f"dd{kind}{i:03d}"
+            b = oc.bundle(cid, ns, None, network=net)
+            cfg = json.load(open(os.path.join(b, "config.json")))
+            cfg["root"] = {"path": rootfs}
+            json.dump(cfg, open(os.path.join(b, "config.json"), "w"))
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private",
+                                     "sleep", "60"])
+            started.append(proc)
+            time.sleep(0.02)
+            pid = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0]) \
+                if subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split() else proc.pid
+            t[f"{kind} setup"].append(oc.hook("createRuntime", cid, b, pid))
+            t[f"{kind} teardown"].append(oc.hook("poststop", cid, b))
+            proc.kill()
+            proc.wait()
+    for i in range(count):
+        oc.hook("poststop", f"dn{i:05d}", os.path.join(oc.bundles, f"dn{i:05d}"))
+    med = lambda side, col: statistics.median(r[col] for r in rows[side])
+    md = [f"{count} names on one network, served by each resolver; one client in a container namespace on that network; "
+          f"{seq_n} queries one after another (latency), then {total} with 32 in flight (throughput); A queries of random names, "
+          "two rounds alternating, medians. The client is Python: the throughput it reaches is a floor for both, not the resolvers' ceiling.", "",
+          "| | ocinet | aardvark-dns 2.1 | ocinet / aardvark |", "|---|---|---|---|"]
+    for col, name, unit in ((2, "queries per second", ""), (0, "p50 latency", " ms"), (1, "p99 latency", " ms")):
+        o, a = med("ocinet", col), med("aardvark-dns 2.1", col)
+        md.append(f"| {name} | {o:.0f}{unit} | {a:.0f}{unit} | {o / a:.2f}x |" if col == 2 else
+                  f"| {name} | {o:.3f}{unit} | {a:.3f}{unit} | {o / a:.2f}x |")
+    md.append(f"| resident memory | {rss['ocinet'] / 1024:.1f} MiB | {rss['aardvark-dns 2.1'] / 1024:.1f} MiB | "
+              f"{rss['ocinet'] / max(rss['aardvark-dns 2.1'], 1):.2f}x |")
+    bad = sum(r[3] for v in rows.values() for r in v)
+    md.append("")
+    md.append(f"Answers that were not a NOERROR with an address, over all runs: {bad:.0f}.")
+    m = lambda k: median_ms(t[k])
+    md += ["", "What a DNS-enabled network adds to the hook (40 each, alternating, the resolver running; each container a process "
+           "in a mount namespace of its own with a root file system, so the DNS side generates and bind-mounts its resolv.conf):", "",
+           "| | DNS-enabled network | --disable-dns | difference |", "|---|---|---|---|",
+           f"| setup | {m('dns setup'):.2f} ms | {m('plain setup'):.2f} ms | {m('dns setup') - m('plain setup'):+.2f} ms |",
+           f"| teardown | {m('dns teardown'):.2f} ms | {m('plain teardown'):.2f} ms | {m('dns teardown') - m('plain teardown'):+.2f} ms |"]
+    o_qps, a_qps, o99 = med("ocinet", 2), med("aardvark-dns 2.1", 2), med("ocinet", 1)
+    md += ["", f"Targets: at least aardvark's throughput: {'met' if o_qps >= a_qps else 'missed'} ({o_qps / a_qps:.2f}x); "
+           f"p99 under 1 ms: {'met' if o99 < 1 else 'missed'} ({o99:.3f} ms); resolver RSS under 10 MiB: "
+           f"{'met' if rss['ocinet'] < 10240 else 'missed'} ({rss['ocinet'] / 1024:.1f} MiB); DNS under 0.5 ms of setup: "
+           f"{'met' if m('dns setup') - m('plain setup') < 0.5 else 'missed'}."]
+    results.append(("11. Name resolution: ocinet's resolver vs aardvark-dns", "\n".join(md)))
+
+
 def podman_cmd(work, *args):
     p = os.path.join(work, "podman")
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", 'umount /sys/fs/cgroup/unified 2>/dev/null; exec podman "$@"', "podman",
@@ -629,7 +783,7 @@ def bench_podman(work, n, rootfs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
-    ap.add_argument("--only", default="1,2,3,4,5,6,8,9,10")
+    ap.add_argument("--only", default="1,2,3,4,5,6,8,9,10,11")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     a = ap.parse_args()
     only = set(a.only.split(","))
@@ -662,6 +816,7 @@ def main():
             ("8", lambda: bench_ports(work, 2 if q else 5)),
             ("9", lambda: bench_macvlan(work, 5 if q else 20)),
             ("10", lambda: bench_two_networks(work, 5 if q else 20)),
+            ("11", lambda: bench_dns(work, 200 if q else 1000, 1000 if q else 5000, 5000 if q else 50000)),
         ]
         for key, fn in sections:
             if key in only:
@@ -677,7 +832,7 @@ def main():
         subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in created_ns).encode(),
                        stderr=subprocess.DEVNULL)
         for f in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
-            if f.startswith("ocinet-s") or f.startswith("ocinet-cc") or f.startswith("ocinet-ex") or f.startswith("ocinet-pm") or f.startswith("ocinet-dp") or f.startswith("ocinet-pp") or f.startswith("ocinet-mv") or f.startswith("ocinet-tn"):
+            if f.startswith("ocinet-s") or f.startswith("ocinet-cc") or f.startswith("ocinet-ex") or f.startswith("ocinet-pm") or f.startswith("ocinet-dp") or f.startswith("ocinet-pp") or f.startswith("ocinet-mv") or f.startswith("ocinet-tn") or f.startswith("ocinet-dn") or f.startswith("ocinet-dd"):
                 subprocess.run(["umount", "-l", f"/run/netns/{f}"], stderr=subprocess.DEVNULL)
                 os.unlink(f"/run/netns/{f}")
         shutil.rmtree(work, ignore_errors=True)
@@ -692,7 +847,7 @@ def main():
         with open(soak) as f:
             text += "\n\n" + f.read().strip()
     analysis = os.path.join(ROOT, "bench/ANALYSIS.md")
-    if os.path.exists(analysis) and not q and only == set("123456") | {"8", "9", "10"}:
+    if os.path.exists(analysis) and not q and only == set("123456") | {"8", "9", "10", "11"}:
         with open(analysis) as f:
             text += "\n\n" + f.read().strip()
     print(text)

@@ -219,16 +219,13 @@ fn join_networks(
         killpoint::reached("pinned");
         Ok(())
     });
-    let wired = wired.and_then(|()| {
-        if let Some((pid, rootfs)) = &resolv {
-            // Without it the container still has its network; its names
-            // resolve for others either way.
-            if let Err(e) = resolv::install(ctx, &ep, &nets, *pid, rootfs) {
-                tracing::warn!("the container keeps its own resolv.conf: {e}");
-            }
+    if let (Ok(()), Some((pid, rootfs))) = (&wired, &resolv) {
+        // Without it the container still has its network; its names
+        // resolve for others either way.
+        if let Err(e) = resolv::install(ctx, &ep, &nets, *pid, rootfs) {
+            tracing::warn!("the container keeps its own resolv.conf: {e}");
         }
-        Ok(())
-    });
+    }
     attach::conclude(ctx, &ep, wired)?;
     if resolv::any(&nets) {
         resolv::ensure_resolver(ctx);

@@ -176,6 +176,7 @@ mod tests {
             gateway: Ipv4Addr::new(10, 1, 0, 1),
             subnet: "10.1.0.0/24".parse().unwrap(),
             upstreams: Vec::new(),
+            rate: 0,
             names: HashMap::from([("web-1".to_string(), vec![ip])]),
             reverse: HashMap::from([(ip, "web-1".to_string())]),
         }

@@ -18,6 +18,8 @@ pub struct NetworkNames {
     pub gateway: Ipv4Addr,
     pub subnet: Ipv4Net,
     pub upstreams: Vec<Ipv4Addr>,
+    /// Queries per second per client; 0: no limit.
+    pub rate: u32,
     /// Lower-case name -> addresses.
     pub names: HashMap<String, Vec<Ipv4Addr>>,
     /// Address -> the container's name.
@@ -44,6 +46,9 @@ impl Catalog {
                         gateway: n.gateway(),
                         subnet: n.subnet(),
                         upstreams: n.dns_upstreams.clone(),
+                        rate: n
+                            .dns_rate_limit
+                            .unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE),
                         names: HashMap::new(),
                         reverse: HashMap::new(),
                     },

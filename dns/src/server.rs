@@ -124,51 +124,71 @@ impl Shared {
         h.1.clone()
     }
 
-    /// One query from `client`: the reply to send, if any.
-    async fn handle(self: &Arc<Self>, query: Vec<u8>, client: IpAddr) -> Option<Vec<u8>> {
+    /// One query from `client`, as far as it can go without waiting: the
+    /// reply (or nothing to send), or the upstreams to forward it to.
+    fn local(&self, query: &[u8], client: IpAddr) -> Local {
         let IpAddr::V4(client) = client else {
             self.stats.count(Outcome::Refused);
-            return None;
+            return Local::Reply(None);
         };
+        let cat = self.fresh();
+        let net = cat.networks.iter().position(|n| n.subnet.contains(&client));
+        let rate = net.map_or(ocinet_common::model::network::DEFAULT_DNS_RATE, |i| {
+            cat.networks[i].rate
+        });
         let allowed = self
             .limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .allow(IpAddr::V4(client), Instant::now());
+            .allow(IpAddr::V4(client), rate, Instant::now());
         if !allowed {
             self.stats.count(Outcome::Refused);
-            return None;
+            return Local::Reply(None);
         }
-        let cat = self.fresh();
-        let net = cat.networks.iter().position(|n| n.subnet.contains(&client));
-        match answer::decide(&query, net.map(|i| &cat.networks[i])) {
+        match answer::decide(query, net.map(|i| &cat.networks[i])) {
             Decision::Reply(bytes, outcome) => {
                 self.stats.count(outcome);
-                Some(bytes)
+                Local::Reply(Some(bytes))
             }
             Decision::Drop => {
                 self.stats.count(Outcome::Refused);
-                None
+                Local::Reply(None)
             }
-            Decision::Forward => {
-                let ups = net
-                    .map(|i| self.upstreams(&cat, client, i))
-                    .unwrap_or_default();
-                let start = Instant::now();
-                match forward::forward(&query, &ups).await {
-                    Some(reply) => {
-                        self.stats.count(Outcome::Forwarded);
-                        self.stats.forward_took(start.elapsed());
-                        Some(reply)
-                    }
-                    None => {
-                        self.stats.count(Outcome::ServFail);
-                        answer::servfail(&query)
-                    }
-                }
+            Decision::Forward => Local::Forward(
+                net.map(|i| self.upstreams(&cat, client, i))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// Forward `query`; the upstream's answer, or SERVFAIL.
+    async fn forwarded(&self, query: &[u8], upstreams: &[Ipv4Addr]) -> Option<Vec<u8>> {
+        let start = Instant::now();
+        match forward::forward(query, upstreams).await {
+            Some(reply) => {
+                self.stats.count(Outcome::Forwarded);
+                self.stats.forward_took(start.elapsed());
+                Some(reply)
+            }
+            None => {
+                self.stats.count(Outcome::ServFail);
+                answer::servfail(query)
             }
         }
     }
+
+    /// One query from `client`: the reply to send, if any.
+    async fn handle(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        match self.local(query, client) {
+            Local::Reply(r) => r,
+            Local::Forward(ups) => self.forwarded(query, &ups).await,
+        }
+    }
+}
+
+enum Local {
+    Reply(Option<Vec<u8>>),
+    Forward(Vec<Ipv4Addr>),
 }
 
 /// A socket bound to `ip:53` before the address exists on the host
@@ -201,13 +221,22 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
             let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
                 continue;
             };
-            let (s, udp, q) = (s.clone(), udp.clone(), buf[..n].to_vec());
-            // Each query on its own task: a slow upstream holds up no one.
-            tokio::spawn(async move {
-                if let Some(reply) = s.handle(q, peer.ip()).await {
+            // A local answer goes at once; a forward on a task of its own,
+            // so a slow upstream holds up no one.
+            match s.local(&buf[..n], peer.ip()) {
+                Local::Reply(Some(reply)) => {
                     let _ = udp.send_to(&reply, peer).await;
                 }
-            });
+                Local::Reply(None) => {}
+                Local::Forward(ups) => {
+                    let (s, udp, q) = (s.clone(), udp.clone(), buf[..n].to_vec());
+                    tokio::spawn(async move {
+                        if let Some(reply) = s.forwarded(&q, &ups).await {
+                            let _ = udp.send_to(&reply, peer).await;
+                        }
+                    });
+                }
+            }
         }
     });
     let s = shared.clone();
@@ -237,7 +266,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                     {
                         return;
                     }
-                    let Some(reply) = s.handle(q, peer.ip()).await else {
+                    let Some(reply) = s.handle(&q, peer.ip()).await else {
                         return;
                     };
                     let Ok(len) = u16::try_from(reply.len()) else {

@@ -168,6 +168,10 @@ pub enum NetworkCommand {
         /// containers' (repeatable; default: the host's /etc/resolv.conf).
         #[arg(long = "dns-upstream", value_name = "IP")]
         dns_upstream: Vec<Ipv4Addr>,
+        /// Queries per second the resolver takes from one container (twice
+        /// that in a burst; 0: no limit; default 2000).
+        #[arg(long = "dns-rate-limit", value_name = "QPS")]
+        dns_rate_limit: Option<u32>,
     },
     /// List networks.
     Ls,

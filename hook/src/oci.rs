@@ -305,7 +305,10 @@ mod tests {
     }
 
     fn bundle(doc: &str) -> Result<Bundle> {
-        parse_config(doc.as_bytes()).map(|config| Bundle { config })
+        parse_config(doc.as_bytes()).map(|config| Bundle {
+            config,
+            dir: PathBuf::from("/bundle"),
+        })
     }
 
     #[test]

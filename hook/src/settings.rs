@@ -267,6 +267,15 @@ fn parse_servers(v: &str) -> Result<Vec<Ipv4Addr>> {
         if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
             return Err(Error::invalid(ANN_DNS, ip, "is not a unicast address"));
         }
+        // The resolver forwards from the host's namespace: the container
+        // must not reach through it what it could not reach itself.
+        if ip.is_loopback() || ip.is_link_local() {
+            return Err(Error::invalid(
+                ANN_DNS,
+                ip,
+                "is the host's own (loopback or link-local): the resolver would query it for the container",
+            ));
+        }
         out.push(ip);
     }
     if out.len() > 3 {

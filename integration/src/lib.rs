@@ -763,6 +763,32 @@ impl Host {
         }
     }
 
+    /// The pid of the resolver the hooks started for this host's state,
+    /// while it runs: the process its pid file names, with the start time
+    /// it names, and not a zombie (nothing reaps an orphan on this machine).
+    pub fn resolver_pid(&self) -> Option<i64> {
+        let p: Value = serde_json::from_slice(
+            &std::fs::read(self.state_dir().join("dns/resolver.json")).ok()?,
+        )
+        .ok()?;
+        let pid = p["pid"].as_i64()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut f = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let state = f.next()?;
+        let start = f.nth(18)?.parse::<u64>().ok()?;
+        (state != "Z" && Some(start) == p["start_time"].as_u64()).then_some(pid)
+    }
+
+    /// Wait up to 5 s for the resolver to end by itself (after the last
+    /// container of a DNS-enabled network); whether it did.
+    pub fn resolver_ended(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.resolver_pid().is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.resolver_pid().is_none()
+    }
+
     /// Run `args` with the container's busybox, inside the container: its
     /// network and mount namespaces and root, so that its own
     /// /etc/resolv.conf is the one used.
@@ -1123,21 +1149,10 @@ impl Drop for Host {
         // The resolver the hook started for this host's state, by the pid
         // its pid file names (and only if that process is still the one
         // it names).
-        if let Some(p) = std::fs::read(self.state_dir().join("dns/resolver.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        {
-            let (pid, start) = (p["pid"].as_i64(), p["start_time"].as_u64());
-            let now = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok());
-            let same = now.as_deref().and_then(|s| {
-                let rest = &s[s.rfind(')')? + 1..];
-                rest.split_whitespace().nth(19)?.parse::<u64>().ok()
-            }) == start;
-            if let (Some(pid), true) = (pid, same) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
+        if let Some(pid) = self.resolver_pid() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         if let Some(o) = self
             .outside

@@ -47,19 +47,8 @@ fn lookup(h: &Host, id: &str, name: &str) -> String {
     text(&h.in_container_fs(id, &["nslookup", name]))
 }
 
-/// Whether the resolver the pid file names runs (a zombie does not:
-/// nothing reaps an orphan on this machine).
 fn resolver_running(h: &Host) -> bool {
-    std::fs::read(h.state_dir().join("dns/resolver.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["pid"].as_i64())
-        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .is_some_and(|st| {
-            st.rfind(')')
-                .and_then(|i| st[i + 1..].split_whitespace().next().map(|s| s != "Z"))
-                .unwrap_or(false)
-        })
+    h.resolver_pid().is_some()
 }
 
 fn containers_resolve_each_other_per_network(rt: Runtime) {
@@ -117,12 +106,8 @@ fn containers_resolve_each_other_per_network(rt: Runtime) {
     h.stop(&mut b);
     h.stop(&mut c);
     // The resolver ends with the last container, and nothing is left.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while resolver_running(&h) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     assert!(
-        !resolver_running(&h),
+        h.resolver_ended(),
         "the resolver outlived the last container"
     );
     for id in [&a.id, &b.id, &c.id] {
@@ -351,13 +336,7 @@ fn a_killed_resolver_comes_back(rt: Runtime) {
             .ann("io.ocinet.name", name)
     };
     let mut a = started(&h, rt, "a", &on("alpha"));
-    let pid_of = |h: &Host| -> i64 {
-        std::fs::read(h.state_dir().join("dns/resolver.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["pid"].as_i64())
-            .unwrap_or(0)
-    };
+    let pid_of = |h: &Host| -> i64 { h.resolver_pid().unwrap_or(0) };
     let kill = |pid: i64| {
         ok(std::process::Command::new("kill")
             .args(["-KILL", &pid.to_string()])
@@ -385,12 +364,8 @@ fn a_killed_resolver_comes_back(rt: Runtime) {
     for x in [&mut a, &mut b, &mut c] {
         h.stop(x);
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while resolver_running(&h) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     assert!(
-        !resolver_running(&h),
+        h.resolver_ended(),
         "the resolver outlived the last container"
     );
 }

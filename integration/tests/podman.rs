@@ -368,12 +368,5 @@ fn podman_containers_resolve_each_other_by_name() {
         ok(h.podman(&["rm", "--force", "--time", "0", n]));
     }
     assert!(h.ps().is_empty(), "{:?}", h.ps());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while h.state_dir().join("dns/resolver.json").exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(
-        !h.state_dir().join("dns/resolver.json").exists(),
-        "resolver outlived the containers"
-    );
+    assert!(h.resolver_ended(), "resolver outlived the containers");
 }

@@ -69,7 +69,17 @@ pub struct Network {
     /// host's /etc/resolv.conf when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_upstreams: Vec<Ipv4Addr>,
+    /// Queries per second the resolver takes from one container of this
+    /// network (twice that in a burst); `Some(0)`: no limit. `None`: the
+    /// default, `DEFAULT_DNS_RATE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_rate_limit: Option<u32>,
 }
+
+/// Queries per second one container may send its resolver by default:
+/// far above what a service resolving its peers needs, low enough that a
+/// container flooding it leaves the resolver time for the others.
+pub const DEFAULT_DNS_RATE: u32 = 2000;
 
 /// A network driver (`network create --driver`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,6 +297,7 @@ impl Network {
             macvlan_mode: None,
             dns: false,
             dns_upstreams: Vec::new(),
+            dns_rate_limit: None,
         }
     }
 
@@ -321,6 +332,7 @@ impl Network {
             macvlan_mode: None,
             dns: false,
             dns_upstreams: Vec::new(),
+            dns_rate_limit: None,
         };
         net.validate()?;
         // Only for new networks: one an earlier version saved in such a
@@ -433,6 +445,13 @@ impl Network {
                 "dns",
                 "on",
                 "a macvlan network has no name resolution yet (the host cannot reach its containers through the parent): pass --disable-dns",
+            ));
+        }
+        if let (Some(r), false) = (self.dns_rate_limit, self.dns) {
+            return Err(Error::invalid(
+                "dns-rate-limit",
+                r,
+                "does nothing without name resolution",
             ));
         }
         for u in &self.dns_upstreams {

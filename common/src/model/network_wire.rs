@@ -42,6 +42,8 @@ pub struct NetworkWire {
     dns: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     dns_upstreams: Vec<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dns_rate_limit: Option<u32>,
 }
 
 impl From<Network> for NetworkWire {
@@ -63,6 +65,7 @@ impl From<Network> for NetworkWire {
             macvlan_mode: n.macvlan_mode,
             dns: n.dns,
             dns_upstreams: n.dns_upstreams,
+            dns_rate_limit: n.dns_rate_limit,
         }
     }
 }
@@ -118,6 +121,7 @@ impl TryFrom<NetworkWire> for Network {
             macvlan_mode: w.macvlan_mode,
             dns: w.dns,
             dns_upstreams: w.dns_upstreams,
+            dns_rate_limit: w.dns_rate_limit,
         })
     }
 }

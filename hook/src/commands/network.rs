@@ -33,6 +33,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             mode,
             disable_dns,
             dns_upstream,
+            dns_rate_limit,
         } => create(
             ctx,
             name,
@@ -51,6 +52,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 macvlan_mode: *mode,
                 dns: *driver == Driver::Bridge && !*disable_dns,
                 dns_upstreams: dns_upstream.clone(),
+                dns_rate_limit: *dns_rate_limit,
             },
         ),
         NetworkCommand::Ls => ls(ctx),
@@ -131,6 +133,7 @@ fn create(
         host_binding_ip: extra.host_binding_ip.filter(|ip| !ip.is_unspecified()),
         dns: extra.dns,
         dns_upstreams: extra.dns_upstreams,
+        dns_rate_limit: extra.dns_rate_limit,
         ..base
     };
     net.validate()?;
@@ -188,6 +191,7 @@ struct Extra<'a> {
     macvlan_mode: Option<MacvlanMode>,
     dns: bool,
     dns_upstreams: Vec<std::net::Ipv4Addr>,
+    dns_rate_limit: Option<u32>,
 }
 
 /// `NAME=IP` entries, each name and address once.
@@ -318,6 +322,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "Internal": net.internal,
         "DNSEnabled": net.dns,
         "DNSUpstreams": net.dns_upstreams,
+        "DNSRateLimit": net.dns.then(|| net.dns_rate_limit.unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE)),
         "IPAM": {"Driver": "ocinet", "Config": ipam},
         "Options": match net.driver {
             Driver::Bridge => json!({
