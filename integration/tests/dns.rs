@@ -500,3 +500,112 @@ ocinet_integration::both_runtimes!(
     bad_dns_settings_are_refused,
     a_killed_resolver_comes_back,
 );
+
+/// TCP: the resolver answers over TCP, and falls back to TCP upstream
+/// when the upstream's UDP answer is truncated. Names follow connect and
+/// disconnect.
+#[test]
+fn tcp_truncation_and_connect_disconnect() {
+    let rt = Runtime::Runc;
+    let h = Host::new();
+    h.outside();
+    // An upstream that truncates over UDP and answers in full over TCP.
+    let script = r#"import socket, threading
+def answer(q, addr):
+    end = q.index(b"\0", 12) + 5
+    return q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end] + \
+        b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes(addr)
+def tcp():
+    t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("198.51.100.2", 53)); t.listen(8)
+    while True:
+        c, _ = t.accept()
+        n = int.from_bytes(c.recv(2), "big"); q = b""
+        while len(q) < n: q += c.recv(n - len(q))
+        r = answer(q, [203, 0, 113, 42]); c.sendall(len(r).to_bytes(2, "big") + r); c.close()
+threading.Thread(target=tcp, daemon=True).start()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("198.51.100.2", 53))
+while True:
+    q, peer = u.recvfrom(4096)
+    end = q.index(b"\0", 12) + 5
+    u.sendto(q[:2] + b"\x83\x80" + q[4:6] + b"\x00\x00\x00\x00\x00\x00" + q[12:end], peer)
+"#;
+    let _up = h.spawn_outside(&["python3", "-c", script]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (net, sub) in [("web", "10.64.0.0/24"), ("other", "10.65.0.0/24")] {
+        ok(h.ocinet(&[
+            "network",
+            "create",
+            net,
+            "--subnet",
+            sub,
+            "--dns-upstream",
+            OUTSIDE_IP,
+        ]));
+    }
+    let mut a = started(
+        &h,
+        rt,
+        "a",
+        &Spec::default()
+            .ann("io.ocinet.network", "web")
+            .ann("io.ocinet.name", "alpha"),
+    );
+    let mut o = started(
+        &h,
+        rt,
+        "o",
+        &Spec::default()
+            .ann("io.ocinet.network", "other")
+            .ann("io.ocinet.name", "omega"),
+    );
+    // Truncated over UDP upstream: the TCP answer is the one given.
+    let got = lookup(&h, &a.id, "big.test");
+    assert!(got.contains("Address: 203.0.113.42"), "{got}");
+    // A query over TCP to the resolver, from the container's namespace.
+    let tcp_query = r#"import socket, struct, sys
+q = struct.pack(">HHHHHH", 77, 0x0100, 1, 0, 0, 0) + b"\x05alpha\x00\x00\x01\x00\x01"
+s = socket.create_connection((sys.argv[1], 53), timeout=3)
+s.sendall(len(q).to_bytes(2, "big") + q)
+n = int.from_bytes(s.recv(2), "big"); r = b""
+while len(r) < n: r += s.recv(n - len(r))
+print("id", int.from_bytes(r[:2], "big"), "rcode", r[3] & 15, "answers", int.from_bytes(r[6:8], "big"), ".".join(map(str, r[-4:])))
+"#;
+    let out = text(
+        &std::process::Command::new("nsenter")
+            .arg(format!("--net={}", h.netns_of(&a.id)))
+            .args(["python3", "-c", tcp_query, "10.64.0.1"])
+            .output()
+            .expect("python"),
+    );
+    let a_ip = ip_of(&h, &a.id);
+    assert!(
+        out.contains(&format!("id 77 rcode 0 answers 1 {a_ip}")),
+        "{out}"
+    );
+    // Connected to other: its name answers there, with its address there;
+    // disconnected: gone there at once.
+    assert!(lookup(&h, &o.id, "alpha").contains("NXDOMAIN"));
+    ok(h.ocinet(&["network", "connect", "other", &a.id, "--alias", "second"]));
+    let other_ip = h
+        .endpoint(&a.id)
+        .and_then(|e| e["attachments"].as_array().cloned())
+        .and_then(|v| {
+            v.iter()
+                .find(|x| x["network"] == "other")
+                .and_then(|x| x["ip"].as_str().map(str::to_string))
+        })
+        .expect("address on other");
+    for name in ["alpha", "second"] {
+        let got = lookup(&h, &o.id, name);
+        assert!(
+            got.contains(&format!("Address: {other_ip}")),
+            "{name}: {got}"
+        );
+    }
+    ok(h.ocinet(&["network", "disconnect", "other", &a.id]));
+    assert!(lookup(&h, &o.id, "alpha").contains("NXDOMAIN"));
+    h.stop(&mut a);
+    h.stop(&mut o);
+    assert!(h.resolver_ended());
+}
