@@ -107,7 +107,20 @@ fn bind_in_namespace(pid: i32, src: &Path, target: &Path) -> Result<()> {
                     None::<&str>,
                     nix::mount::MsFlags::MS_BIND,
                     None::<&str>,
-                ) {
+                )
+                // Read-only: the file lives on the host's /run, which the
+                // container must not be able to fill through it.
+                .and_then(|()| {
+                    nix::mount::mount(
+                        None::<&str>,
+                        target_c.as_c_str(),
+                        None::<&str>,
+                        nix::mount::MsFlags::MS_BIND
+                            | nix::mount::MsFlags::MS_REMOUNT
+                            | nix::mount::MsFlags::MS_RDONLY,
+                        None::<&str>,
+                    )
+                }) {
                     Ok(()) => 0,
                     Err(e) => e as i32,
                 },

@@ -160,6 +160,27 @@ fn join_networks(
         d.check(ports_of(i), &settings.ports_field, &mut host)?;
     }
 
+    if let DnsRequest::Servers(s) = &settings.dns {
+        // The resolver forwards from the host's namespace, past the
+        // isolation between networks: not to an address of one of them.
+        let (all, _) = ctx.config.list();
+        if let Some((ip, n)) = s.iter().find_map(|ip| {
+            all.iter()
+                .find(|n| n.subnet().contains(ip))
+                .map(|n| (ip, n))
+        }) {
+            return Err(Error::invalid(
+                "io.ocinet.dns",
+                ip,
+                format!(
+                    "is in network {}: the resolver would reach it for the container",
+                    n.name
+                ),
+            ));
+        }
+        ep.dns_servers = s.clone();
+    }
+
     claim_ports(ctx, &ep.id, &ports)?;
     let mut leases: Vec<(String, Lease)> = Vec::new();
     for (i, (d, a)) in drivers.iter().zip(&settings.attachments).enumerate() {
@@ -189,9 +210,7 @@ fn join_networks(
         (_, Some(pid), Some(rootfs)) if resolv::any(&nets) => Some((pid, rootfs.clone())),
         _ => None,
     };
-    if let DnsRequest::Servers(s) = &settings.dns {
-        ep.dns_servers = s.clone();
-    }
+
     if resolv.is_some() {
         ep.resolv_conf = Some(ctx.state.resolv_conf_path(&ep.id)?);
     }

@@ -89,10 +89,20 @@ pub fn decide(query: &[u8], net: Option<&NetworkNames>) -> Decision {
         };
         return reply(&msg, ResponseCode::NoError, answers, Outcome::Answered);
     }
-    // A single label is a container's name or nothing: not a timeout
-    // waiting on an upstream that cannot know it either.
-    if !name.contains('.') {
+    // A single label asked as an address is a container's name or
+    // nothing: not a timeout waiting on an upstream that cannot know it
+    // either. (The root, and TLDs asked for their NS, DS or DNSKEY, go on
+    // to the upstream: validating resolvers in containers ask for them.)
+    let address = matches!(
+        q.query_type(),
+        RecordType::A | RecordType::AAAA | RecordType::ANY
+    );
+    if !name.is_empty() && !name.contains('.') && address {
         return reply(&msg, ResponseCode::NXDomain, Vec::new(), Outcome::NxDomain);
+    }
+    // An internal network has no way out, through the resolver neither.
+    if net.internal {
+        return reply(&msg, ResponseCode::Refused, Vec::new(), Outcome::Refused);
     }
     Decision::Forward
 }
@@ -177,6 +187,7 @@ mod tests {
             subnet: "10.1.0.0/24".parse().unwrap(),
             upstreams: Vec::new(),
             rate: 0,
+            internal: false,
             names: HashMap::from([("web-1".to_string(), vec![ip])]),
             reverse: HashMap::from([(ip, "web-1".to_string())]),
         }

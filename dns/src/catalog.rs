@@ -20,6 +20,9 @@ pub struct NetworkNames {
     pub upstreams: Vec<Ipv4Addr>,
     /// Queries per second per client; 0: no limit.
     pub rate: u32,
+    /// No way out: its containers' other names are not forwarded (the
+    /// resolver would be their way out).
+    pub internal: bool,
     /// Lower-case name -> addresses.
     pub names: HashMap<String, Vec<Ipv4Addr>>,
     /// Address -> the container's name.
@@ -49,6 +52,7 @@ impl Catalog {
                         rate: n
                             .dns_rate_limit
                             .unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE),
+                        internal: n.internal,
                         names: HashMap::new(),
                         reverse: HashMap::new(),
                     },

@@ -47,23 +47,34 @@ pub fn ensure(
         cmd.pre_exec(|| {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
             // No descriptor of the runtime's (runc waits for its pipes to
-            // close): close everything above stdio.
-            nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            // close): close everything above stdio (one by one on kernels
+            // before 5.9, which have no close_range).
+            if nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                for fd in 3..4096 {
+                    nix::libc::close(fd);
+                }
+            }
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| Error::io(exe, e))?;
+    let mut child = cmd.spawn().map_err(|e| Error::io(exe, e))?;
     let pid = child.id() as i32;
-    // Not waited for: it outlives the hook, which exits before it.
-    drop(child);
+    // Not waited for once running: it outlives the hook.
     let deadline = Instant::now() + READY;
     while Instant::now() < deadline {
         if let Some(p) = state.resolver().filter(|p| p.pid == pid) {
             tracing::info!(pid, "resolver started");
             return Ok(p);
         }
-        if ProcessId::of(pid).is_none() {
-            break;
+        if let Ok(Some(status)) = child.try_wait() {
+            // Another resolver held the lock (it is the one that runs), or
+            // this one could not start.
+            if let Some(p) = state.resolver() {
+                return Ok(p);
+            }
+            return Err(Error::Conflict(format!(
+                "the resolver exited at once ({status}); see the log"
+            )));
         }
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -19,25 +19,44 @@ pub const DEADLINE: Duration = Duration::from_millis(2500);
 /// get SERVFAIL at once instead of each waiting out the timeout.
 pub const DOWN_FOR: Duration = Duration::from_secs(2);
 
-static DOWN: std::sync::Mutex<Vec<(Ipv4Addr, Instant)>> = std::sync::Mutex::new(Vec::new());
+/// Consecutive unanswered queries that mark an upstream down: one slow
+/// answer (a recursion's cache miss) does not.
+pub const DOWN_AFTER: u32 = 2;
+
+/// Per upstream: consecutive unanswered queries, and since when it is down.
+static HEALTH: std::sync::Mutex<Vec<(Ipv4Addr, u32, Option<Instant>)>> =
+    std::sync::Mutex::new(Vec::new());
 
 fn is_down(u: Ipv4Addr) -> bool {
-    let mut d = DOWN.lock().unwrap_or_else(|p| p.into_inner());
-    d.retain(|(_, t)| t.elapsed() < DOWN_FOR);
-    d.iter().any(|(a, _)| *a == u)
+    let h = HEALTH.lock().unwrap_or_else(|p| p.into_inner());
+    h.iter()
+        .any(|(a, _, since)| *a == u && since.is_some_and(|t| t.elapsed() < DOWN_FOR))
 }
 
-fn mark(u: Ipv4Addr, down: bool) {
-    let mut d = DOWN.lock().unwrap_or_else(|p| p.into_inner());
-    d.retain(|(a, _)| *a != u);
-    if down {
-        d.push((u, Instant::now()));
+fn mark(u: Ipv4Addr, answered: bool) {
+    let mut h = HEALTH.lock().unwrap_or_else(|p| p.into_inner());
+    h.retain(|(a, _, since)| *a != u || since.is_none_or(|t| t.elapsed() < DOWN_FOR) || answered);
+    match h.iter_mut().find(|(a, _, _)| *a == u) {
+        Some(e) if answered => *e = (u, 0, None),
+        Some(e) => {
+            e.1 += 1;
+            if e.1 >= DOWN_AFTER {
+                e.2 = Some(Instant::now());
+            }
+        }
+        None if !answered => h.push((u, 1, (DOWN_AFTER <= 1).then(Instant::now))),
+        None => {}
+    }
+    // Bounded: one entry per upstream ever named.
+    if h.len() > 1024 {
+        h.remove(0);
     }
 }
 
 /// The first upstream's answer to `query`, or `None` when none answered
-/// in time.
-pub async fn forward(query: &[u8], upstreams: &[Ipv4Addr]) -> Option<Vec<u8>> {
+/// in time. `limit`: the largest answer the client takes (its UDP payload
+/// size, or 65535 over TCP).
+pub async fn forward(query: &[u8], upstreams: &[Ipv4Addr], limit: usize) -> Option<Vec<u8>> {
     let start = Instant::now();
     for u in upstreams.iter().filter(|u| !is_down(**u)) {
         let left = DEADLINE.checked_sub(start.elapsed())?;
@@ -45,21 +64,26 @@ pub async fn forward(query: &[u8], upstreams: &[Ipv4Addr]) -> Option<Vec<u8>> {
         let addr = SocketAddr::from((*u, 53));
         match timeout(budget, ask_udp(query, addr)).await {
             Ok(Some(reply)) if truncated(&reply) => {
+                mark(*u, true);
                 let left = DEADLINE.checked_sub(start.elapsed())?;
-                if let Ok(Some(full)) = timeout(left.min(PER_UPSTREAM), ask_tcp(query, addr)).await
-                {
-                    return Some(full);
+                // Over TCP; relayed to a UDP client only if it fits what
+                // that client takes (no amplification): else the
+                // truncated answer, and the client asks again over TCP.
+                let full = timeout(left.min(PER_UPSTREAM), ask_tcp(query, addr)).await;
+                if let Ok(Some(full)) = full {
+                    if full.len() <= limit {
+                        return Some(full);
+                    }
                 }
-                // The truncated answer is still an answer.
                 return Some(reply);
             }
             Ok(Some(reply)) => {
-                mark(*u, false);
+                mark(*u, true);
                 return Some(reply);
             }
             _ => {
                 tracing::debug!(upstream = %u, "no answer");
-                mark(*u, true);
+                mark(*u, false);
             }
         }
     }

@@ -30,7 +30,16 @@ const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// A directory modified this recently may change again within the same
 /// mtime tick (the kernel's coarse clock): not trusted as "unchanged".
 const RACY: Duration = Duration::from_millis(50);
-const TICK: Duration = Duration::from_millis(200);
+/// How soon a new network's listener is up, and a change without a
+/// query seen.
+const TICK: Duration = Duration::from_millis(50);
+/// A full rebuild this often even when nothing moved: a container killed
+/// without its poststop is stale (and its names go) without a change of
+/// the record directory.
+const REBUILD: Duration = Duration::from_secs(5);
+/// Forwards in flight at once, over every client: beyond, SERVFAIL at
+/// once (each holds a socket and a buffer).
+const FORWARDS: usize = 256;
 const TCP_IDLE: Duration = Duration::from_secs(3);
 const TCP_CONNECTIONS: usize = 128;
 
@@ -49,6 +58,7 @@ struct Shared {
     limiter: Mutex<Limiter>,
     stats: Stats,
     tcp_slots: Arc<tokio::sync::Semaphore>,
+    forwards: tokio::sync::Semaphore,
 }
 
 fn mtime(p: &std::path::Path) -> Option<SystemTime> {
@@ -72,7 +82,10 @@ impl Shared {
         let racy = |m: Option<SystemTime>| {
             m.is_some_and(|m| seen.loaded.duration_since(m).map_or(true, |d| d < RACY))
         };
-        if seen.endpoints == e && seen.networks == n && !racy(e) && !racy(n) {
+        let old = now
+            .duration_since(seen.loaded)
+            .map_or(true, |d| d >= REBUILD);
+        if seen.endpoints == e && seen.networks == n && !racy(e) && !racy(n) && !old {
             return self
                 .catalog
                 .read()
@@ -132,20 +145,26 @@ impl Shared {
             return Local::Reply(None);
         };
         let cat = self.fresh();
-        let net = cat.networks.iter().position(|n| n.subnet.contains(&client));
-        let rate = net.map_or(ocinet_common::model::network::DEFAULT_DNS_RATE, |i| {
-            cat.networks[i].rate
-        });
+        // Anyone but the containers of a DNS-enabled network (the host, a
+        // neighbour on the segment) is refused before the limiter, which
+        // keeps a bucket per client it sees.
+        let Some(i) = cat.networks.iter().position(|n| n.subnet.contains(&client)) else {
+            self.stats.count(Outcome::Refused);
+            return match answer::decide(query, None) {
+                Decision::Reply(b, _) => Local::Reply(Some(b)),
+                _ => Local::Reply(None),
+            };
+        };
         let allowed = self
             .limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .allow(IpAddr::V4(client), rate, Instant::now());
+            .allow(IpAddr::V4(client), cat.networks[i].rate, Instant::now());
         if !allowed {
             self.stats.count(Outcome::Refused);
             return Local::Reply(None);
         }
-        match answer::decide(query, net.map(|i| &cat.networks[i])) {
+        match answer::decide(query, Some(&cat.networks[i])) {
             Decision::Reply(bytes, outcome) => {
                 self.stats.count(outcome);
                 Local::Reply(Some(bytes))
@@ -154,17 +173,24 @@ impl Shared {
                 self.stats.count(Outcome::Refused);
                 Local::Reply(None)
             }
-            Decision::Forward => Local::Forward(
-                net.map(|i| self.upstreams(&cat, client, i))
-                    .unwrap_or_default(),
-            ),
+            Decision::Forward => Local::Forward(self.upstreams(&cat, client, i)),
         }
     }
 
-    /// Forward `query`; the upstream's answer, or SERVFAIL.
-    async fn forwarded(&self, query: &[u8], upstreams: &[Ipv4Addr]) -> Option<Vec<u8>> {
+    /// Forward `query`; the upstream's answer, or SERVFAIL. `limit`: the
+    /// largest answer the client takes.
+    async fn forwarded(
+        &self,
+        query: &[u8],
+        upstreams: &[Ipv4Addr],
+        limit: usize,
+    ) -> Option<Vec<u8>> {
+        let Ok(_slot) = self.forwards.try_acquire() else {
+            self.stats.count(Outcome::ServFail);
+            return answer::servfail(query);
+        };
         let start = Instant::now();
-        match forward::forward(query, upstreams).await {
+        match forward::forward(query, upstreams, limit).await {
             Some(reply) => {
                 self.stats.count(Outcome::Forwarded);
                 self.stats.forward_took(start.elapsed());
@@ -181,7 +207,7 @@ impl Shared {
     async fn handle(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>> {
         match self.local(query, client) {
             Local::Reply(r) => r,
-            Local::Forward(ups) => self.forwarded(query, &ups).await,
+            Local::Forward(ups) => self.forwarded(query, &ups, usize::from(u16::MAX)).await,
         }
     }
 }
@@ -230,8 +256,12 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                 Local::Reply(None) => {}
                 Local::Forward(ups) => {
                     let (s, udp, q) = (s.clone(), udp.clone(), buf[..n].to_vec());
+                    // What the client takes over UDP: 512 bytes, or its
+                    // EDNS payload size.
+                    let limit = hickory_proto::op::Message::from_vec(&q)
+                        .map_or(512, |m| usize::from(m.max_payload()));
                     tokio::spawn(async move {
-                        if let Some(reply) = s.forwarded(&q, &ups).await {
+                        if let Some(reply) = s.forwarded(&q, &ups, limit).await {
                             let _ = udp.send_to(&reply, peer).await;
                         }
                     });
@@ -242,9 +272,22 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
     let s = shared.clone();
     let t = tokio::spawn(async move {
         loop {
-            let Ok((conn, peer)) = tcp.accept().await else {
-                continue;
+            let (conn, peer) = match tcp.accept().await {
+                Ok(c) => c,
+                Err(_) => {
+                    // Out of descriptors, say: not a busy loop.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
+            let known = match peer.ip() {
+                IpAddr::V4(ip) => s.fresh().network_of(ip).is_some(),
+                IpAddr::V6(_) => false,
+            };
+            if !known {
+                s.stats.count(Outcome::Refused);
+                continue;
+            }
             // Over the limit, a connection is closed at once.
             let Ok(permit) = s.tcp_slots.clone().try_acquire_owned() else {
                 continue;
@@ -296,6 +339,17 @@ pub fn run(state: StateDir, config: ConfigDir) -> Result<(), String> {
 
 async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
     let me = ProcessId::of(std::process::id() as i32).ok_or("cannot read own process")?;
+    // One resolver per state directory: a second one started meanwhile
+    // (two hooks racing, a port taken) ends at once.
+    state
+        .ensure_dns_dir()
+        .map_err(|e| format!("the dns directory: {e}"))?;
+    let Some(_one) = StateLock::try_acquire(&state.resolver_lock_file())
+        .map_err(|e| format!("the resolver lock: {e}"))?
+    else {
+        tracing::info!("another resolver runs for this state directory");
+        return Ok(());
+    };
     let shared = Arc::new(Shared {
         state,
         config,
@@ -309,6 +363,7 @@ async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
         limiter: Mutex::new(Limiter::default()),
         stats: Stats::default(),
         tcp_slots: Arc::new(tokio::sync::Semaphore::new(TCP_CONNECTIONS)),
+        forwards: tokio::sync::Semaphore::new(FORWARDS),
     });
     let mut listeners: HashMap<Ipv4Addr, [JoinHandle<()>; 2]> = HashMap::new();
     let mut announced = false;

@@ -86,6 +86,9 @@ fn containers_resolve_each_other_per_network(rt: Runtime) {
     );
     let conf = text(&h.in_container_fs(&b.id, &["cat", "/etc/resolv.conf"]));
     assert!(conf.contains("nameserver 10.64.0.1"), "{conf}");
+    // Read-only for the container (it lives on the host's /run).
+    let w = h.in_container_fs(&b.id, &["sh", "-c", "echo x >> /etc/resolv.conf"]);
+    assert!(!w.status.success(), "the container wrote its resolv.conf");
     for name in ["web-1", "app", "db", &a.id[..12]] {
         let out = lookup(&h, &b.id, name);
         assert!(out.contains(&format!("Address: {a_ip}")), "{name}: {out}");
@@ -301,6 +304,8 @@ fn bad_dns_settings_are_refused(rt: Runtime) {
             "at most three",
         ),
         ("io.ocinet.dns", "224.0.0.1", "not a unicast address"),
+        ("io.ocinet.dns", "127.0.0.53", "is the host's own"),
+        ("io.ocinet.dns", "10.64.0.9", "is in network web"),
     ] {
         let c = h.start(
             rt,
@@ -406,6 +411,15 @@ fn upstreams_servfail_and_the_exporters_figures() {
         "--dns-upstream",
         OUTSIDE_IP,
     ]));
+    // An internal network's containers get no way out through the resolver.
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "inner",
+        "--internal",
+        "--subnet",
+        "10.67.0.0/24",
+    ]));
     // An upstream nobody answers at (no such host on the segment).
     ok(h.ocinet(&[
         "network",
@@ -447,6 +461,20 @@ fn upstreams_servfail_and_the_exporters_figures() {
         t.elapsed()
     );
     assert!(lookup(&h, &a.id, "nobody").contains("NXDOMAIN"));
+    let mut i = started(
+        &h,
+        rt,
+        "i",
+        &Spec::default()
+            .ann("io.ocinet.network", "inner")
+            .ann("io.ocinet.name", "inside"),
+    );
+    let got = lookup(&h, &i.id, "outside.test");
+    assert!(
+        got.contains("REFUSED") && !got.contains("203.0.113"),
+        "{got}"
+    );
+    assert!(lookup(&h, &i.id, "inside").contains("Address: 10.67.0."));
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let _e = h.start_exporter(&[]);
     let metrics = ok(h.exec(&[
@@ -488,7 +516,7 @@ fn upstreams_servfail_and_the_exporters_figures() {
         "promtool: {}",
         text(&o)
     );
-    for c in [&mut a, &mut b, &mut d] {
+    for c in [&mut a, &mut b, &mut d, &mut i] {
         h.stop(c);
     }
 }

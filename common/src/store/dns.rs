@@ -18,6 +18,14 @@ impl StateDir {
         self.dns_dir().join("resolver.json")
     }
 
+    pub fn resolver_lock_file(&self) -> PathBuf {
+        self.dns_dir().join("resolver.lock")
+    }
+
+    pub fn ensure_dns_dir(&self) -> Result<()> {
+        self.dir(&self.dns_dir(), Need::Create).map(|_| ())
+    }
+
     pub fn dns_stats_path(&self) -> PathBuf {
         self.dns_dir().join("stats.json")
     }

@@ -16,6 +16,26 @@ pub struct StateLock {
 }
 
 impl StateLock {
+    /// The lock at `path` if no one holds it, else `None` (for the one
+    /// resolver per state directory).
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
+        let file = fsutil::open_nofollow(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600),
+            0,
+        )?;
+        fsutil::check_own_file(&file, path)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(StateLock { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(Error::io(path, std::io::Error::from(e))),
+        }
+    }
+
     pub fn acquire(path: &Path) -> Result<Self> {
         let _span = tracing::debug_span!("lock", path = %path.display()).entered();
         let file = fsutil::open_nofollow(
