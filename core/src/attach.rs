@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use ocinet_common::model::{AttachmentRequest, Endpoint, Network};
+use ocinet_common::model::{AttachmentRequest, Endpoint, Network, PortSpec};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
@@ -55,16 +55,16 @@ pub(crate) fn lease(
     })
 }
 
-/// Give back the leases of `ep`'s attachments and its port claims: a setup
+/// Give back the leases of `ep`'s attachments and the port claims the
+/// setup took (`ports`: taken before an attachment carries them): a setup
 /// that failed before its intent record was written.
-pub(crate) fn give_back(ctx: &Context, ep: &Endpoint) {
+pub(crate) fn give_back(ctx: &Context, ep: &Endpoint, ports: &[PortSpec]) {
     for a in &ep.attachments {
         if let (Some(ip), Ok(pool)) = (a.ipv4(), ctx.state.pool(&a.network)) {
             let _ = pool.release(ip, &ep.id);
         }
     }
-    let ports: Vec<_> = ep.ports().cloned().collect();
-    let _ = ctx.state.port_claims().release(&ep.id, &ports);
+    let _ = ctx.state.port_claims().release(&ep.id, ports);
 }
 
 /// The allocator's cursor moves past the addresses it found (once they
@@ -87,7 +87,8 @@ pub(crate) fn remember_leases(ctx: &Context, leases: &[(String, &Lease)]) {
 /// next hook for this id takes them again, and gc frees them otherwise.
 pub(crate) fn record_intent(ctx: &Context, ep: &Endpoint) -> Result<()> {
     if let Err(e) = ctx.state.save_setup(ep) {
-        give_back(ctx, ep);
+        let ports: Vec<_> = ep.ports().cloned().collect();
+        give_back(ctx, ep, &ports);
         return Err(e);
     }
     killpoint::reached("recorded");

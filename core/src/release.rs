@@ -32,7 +32,13 @@ pub fn teardown(ctx: &Context, id: &str) -> Result<()> {
 /// be undone, so a second poststop or `ocinet gc` can finish the job.
 /// Callers hold the lock.
 pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
-    let mut errors = unwire(ctx, ep, &ep.attachments, Subject::Leaving(&ep.id));
+    let mut errors = unwire(
+        ctx,
+        ep,
+        &ep.attachments,
+        Subject::Leaving(&ep.id),
+        Devices::BesideElements,
+    );
     if let Some(link) = &ep.netns_link {
         if let Err(e) = netns::unpin(link, ep.netns_id) {
             errors.push(e);
@@ -83,7 +89,7 @@ pub fn release_attachment(ctx: &Context, ep: &mut Endpoint, index: usize) -> Res
         return Err(Error::Many(errors));
     }
     killpoint::reached("teardown-unplugged");
-    let errors = unwire(ctx, ep, atts, Subject::Nobody);
+    let errors = unwire(ctx, ep, atts, Subject::Nobody, Devices::Gone);
     if !errors.is_empty() {
         return Err(Error::Many(errors));
     }
@@ -126,10 +132,25 @@ fn release_lease(ctx: &Context, id: &str, a: &Attachment) -> Result<()> {
     Ok(())
 }
 
+/// Whether `unwire` removes the interfaces too.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Devices {
+    /// Beside the element deletion (a container that is gone or going).
+    BesideElements,
+    /// Removed already, before the elements (a running container).
+    Gone,
+}
+
 /// Remove what `atts` made in the kernel: their firewall elements (and the
-/// conntrack entries of published ports), veths, macvlan interfaces.
-/// Returns every failure.
-fn unwire(ctx: &Context, ep: &Endpoint, atts: &[Attachment], subject: Subject) -> Vec<Error> {
+/// conntrack entries of published ports), and, unless `Devices::Gone`,
+/// veths and macvlan interfaces. Returns every failure.
+fn unwire(
+    ctx: &Context,
+    ep: &Endpoint,
+    atts: &[Attachment],
+    subject: Subject,
+    devices: Devices,
+) -> Vec<Error> {
     let mut errors = Vec::new();
     // An attachment whose address another container holds now was undone
     // already (its lease is given back only after this): its elements and
@@ -213,13 +234,17 @@ fn unwire(ctx: &Context, ep: &Endpoint, atts: &[Attachment], subject: Subject) -
             }
             errors
         });
-        delete_veths(atts, &mut errors);
+        if devices == Devices::BesideElements {
+            delete_veths(atts, &mut errors);
+        }
         match ports.join() {
             Ok(errs) => errors.extend(errs),
             Err(_) => errors.push(Error::Conflict("removing published ports panicked".into())),
         }
     });
-    remove_macvlans(ep, atts, &mut errors);
+    if devices == Devices::BesideElements {
+        remove_macvlans(ep, atts, &mut errors);
+    }
     errors
 }
 

@@ -192,8 +192,7 @@ fn join_networks(
                 leases.push((a.network.clone(), lease));
             }
             Err(e) => {
-                attach::give_back(ctx, &ep);
-                let _ = ctx.state.port_claims().release(&ep.id, &ports);
+                attach::give_back(ctx, &ep, &ports);
                 return Err(e);
             }
         }

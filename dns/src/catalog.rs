@@ -94,9 +94,11 @@ impl Catalog {
         }
     }
 
-    /// The network whose subnet holds `client`.
-    pub fn network_of(&self, client: Ipv4Addr) -> Option<&NetworkNames> {
-        self.networks.iter().find(|n| n.subnet.contains(&client))
+    /// The index in `networks` of the network whose subnet holds `client`.
+    pub fn network_index(&self, client: Ipv4Addr) -> Option<usize> {
+        self.networks
+            .iter()
+            .position(|n| n.subnet.contains(&client))
     }
 
     /// Whether any DNS-enabled network has a container: else the resolver

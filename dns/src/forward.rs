@@ -23,7 +23,8 @@ pub const DOWN_FOR: Duration = Duration::from_secs(2);
 /// answer (a recursion's cache miss) does not.
 pub const DOWN_AFTER: u32 = 2;
 
-/// Per upstream: consecutive unanswered queries, and since when it is down.
+/// Per upstream that missed lately: consecutive unanswered queries, and
+/// since when it is skipped once there were `DOWN_AFTER`.
 static HEALTH: std::sync::Mutex<Vec<(Ipv4Addr, u32, Option<Instant>)>> =
     std::sync::Mutex::new(Vec::new());
 
@@ -35,21 +36,27 @@ fn is_down(u: Ipv4Addr) -> bool {
 
 fn mark(u: Ipv4Addr, answered: bool) {
     let mut h = HEALTH.lock().unwrap_or_else(|p| p.into_inner());
-    h.retain(|(a, _, since)| *a != u || since.is_none_or(|t| t.elapsed() < DOWN_FOR) || answered);
-    match h.iter_mut().find(|(a, _, _)| *a == u) {
-        Some(e) if answered => *e = (u, 0, None),
-        Some(e) => {
-            e.1 += 1;
-            if e.1 >= DOWN_AFTER {
-                e.2 = Some(Instant::now());
-            }
-        }
-        None if !answered => h.push((u, 1, (DOWN_AFTER <= 1).then(Instant::now))),
-        None => {}
+    // An answer, or a skip that ran out, starts the count again.
+    h.retain(|(a, _, since)| {
+        *a != u || !(answered || since.is_some_and(|t| t.elapsed() >= DOWN_FOR))
+    });
+    if answered {
+        return;
     }
-    // Bounded: one entry per upstream ever named.
-    if h.len() > 1024 {
-        h.remove(0);
+    let e = match h.iter().position(|(a, _, _)| *a == u) {
+        Some(i) => &mut h[i],
+        None => {
+            // Bounded: the oldest upstream that missed makes room.
+            if h.len() >= 1024 {
+                h.remove(0);
+            }
+            h.push((u, 0, None));
+            h.last_mut().expect("just pushed")
+        }
+    };
+    e.1 += 1;
+    if e.1 >= DOWN_AFTER {
+        e.2 = Some(Instant::now());
     }
 }
 

@@ -148,7 +148,7 @@ impl Shared {
         // Anyone but the containers of a DNS-enabled network (the host, a
         // neighbour on the segment) is refused before the limiter, which
         // keeps a bucket per client it sees.
-        let Some(i) = cat.networks.iter().position(|n| n.subnet.contains(&client)) else {
+        let Some(i) = cat.network_index(client) else {
             self.stats.count(Outcome::Refused);
             return match answer::decide(query, None) {
                 Decision::Reply(b, _) => Local::Reply(Some(b)),
@@ -281,7 +281,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                 }
             };
             let known = match peer.ip() {
-                IpAddr::V4(ip) => s.fresh().network_of(ip).is_some(),
+                IpAddr::V4(ip) => s.fresh().network_index(ip).is_some(),
                 IpAddr::V6(_) => false,
             };
             if !known {

@@ -74,13 +74,20 @@ pub struct ProcessId {
     pub start_time: u64,
 }
 
+/// (state, start time) of process `pid` from /proc/PID/stat.
+fn stat_of(pid: i32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and ')': skip past
+    // the last ')'.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some((state, start_time))
+}
+
 impl ProcessId {
     pub fn of(pid: i32) -> Option<Self> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name (field 2) may contain spaces and ')': skip past
-        // the last ')'.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let start_time = rest.split_whitespace().nth(19)?.parse().ok()?;
+        let (_, start_time) = stat_of(pid)?;
         Some(ProcessId { pid, start_time })
     }
 
@@ -88,16 +95,8 @@ impl ProcessId {
     /// parent does not reap it, such as a daemon orphaned to an init
     /// that never waits, stays in the table as `Z`).
     pub fn is_alive(&self) -> bool {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
-            return false;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        let start = fields.nth(18).and_then(|s| s.parse::<u64>().ok());
-        start == Some(self.start_time) && state != "Z" && state != "X"
+        stat_of(self.pid)
+            .is_some_and(|(state, start)| start == self.start_time && state != 'Z' && state != 'X')
     }
 }
 
