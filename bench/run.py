@@ -642,15 +642,19 @@ def bench_dns(work, count, seq_n, total):
     oc = Ocinet(os.path.join(work, "s11"))
     oc.cli("network", "create", "named", "--subnet", "10.68.0.0/21", "--dns-upstream", "127.0.0.9",
            "--dns-rate-limit", "0")
+    # The network without DNS, for what DNS adds to a setup, holds as many
+    # containers (the same IPAM fill, the same number of records).
+    oc.cli("network", "create", "plain", "--subnet", "10.70.0.0/21", "--disable-dns")
     names = [f"n{i}" for i in range(count)]
-    nss = [f"{TAG}-c11-{i}" for i in range(count)]
+    fill = [(f"dn{i:05d}", "named", names[i]) for i in range(count)] + \
+           [(f"pn{i:05d}", "plain", f"p{i}") for i in range(count)]
+    nss = [f"{TAG}-c11-{cid}" for cid, _, _ in fill]
     subprocess.run(["ip", "-batch", "-"], input="".join(f"netns add {n}\n" for n in nss).encode(), check=True)
     created_ns.extend(nss)
-    for i, ns in enumerate(nss):
-        cid = f"dn{i:05d}"
-        b = oc.bundle(cid, ns, None, network="named")
+    for (cid, net, name), ns in zip(fill, nss):
+        b = oc.bundle(cid, ns, None, network=net)
         cfg = json.load(open(os.path.join(b, "config.json")))
-        cfg["annotations"]["io.ocinet.name"] = names[i]
+        cfg["annotations"]["io.ocinet.name"] = name
         json.dump(cfg, open(os.path.join(b, "config.json"), "w"))
         oc.hook("createRuntime", cid, b)
     pid_file = os.path.join(oc.state, "dns", "resolver.json")
@@ -688,7 +692,6 @@ def bench_dns(work, count, seq_n, total):
         os.kill(av_pid, 15)
     # What DNS adds to a setup: the hook on a DNS-enabled network (the
     # resolver already running) against one without.
-    oc.cli("network", "create", "plain", "--subnet", "10.70.0.0/24", "--disable-dns")
     t = {k: [] for k in ("dns setup", "dns teardown", "plain setup", "plain teardown")}
     # Each "container" a process in a mount namespace of its own and a root
     # file system, so the DNS-enabled setup does all it does for a real one
@@ -713,8 +716,8 @@ def bench_dns(work, count, seq_n, total):
             t[f"{kind} teardown"].append(oc.hook("poststop", cid, b))
             proc.kill()
             proc.wait()
-    for i in range(count):
-        oc.hook("poststop", f"dn{i:05d}", os.path.join(oc.bundles, f"dn{i:05d}"))
+    for cid, _, _ in fill:
+        oc.hook("poststop", cid, os.path.join(oc.bundles, cid))
     med = lambda side, col: statistics.median(r[col] for r in rows[side])
     md = [f"{count} names on one network, served by each resolver; one client in a container namespace on that network; "
           f"{seq_n} queries one after another (latency), then {total} with 32 in flight (throughput); A queries of random names, "
@@ -730,8 +733,9 @@ def bench_dns(work, count, seq_n, total):
     md.append("")
     md.append(f"Answers that were not a NOERROR with an address, over all runs: {bad:.0f}.")
     m = lambda k: median_ms(t[k])
-    md += ["", "What a DNS-enabled network adds to the hook (40 each, alternating, the resolver running; each container a process "
-           "in a mount namespace of its own with a root file system, so the DNS side generates and bind-mounts its resolv.conf):", "",
+    md += ["", f"What a DNS-enabled network adds to the hook (40 each, alternating, the resolver running, {count} containers already on each "
+           "network; each container a process in a mount namespace of its own with a root file system, so the DNS side generates and "
+           "bind-mounts its resolv.conf):", "",
            "| | DNS-enabled network | --disable-dns | difference |", "|---|---|---|---|",
            f"| setup | {m('dns setup'):.2f} ms | {m('plain setup'):.2f} ms | {m('dns setup') - m('plain setup'):+.2f} ms |",
            f"| teardown | {m('dns teardown'):.2f} ms | {m('plain teardown'):.2f} ms | {m('dns teardown') - m('plain teardown'):+.2f} ms |"]

@@ -85,9 +85,11 @@ fn target_in(rootfs: &Path) -> Result<PathBuf> {
     }
 }
 
-/// The bind mount, made by a child that enters the container's mount
-/// namespace (a process with threads cannot; the child does nothing but
-/// setns and mount before it exits).
+/// The bind mount, made by a thread of its own that enters the
+/// container's mount namespace: a thread may once it stops sharing its
+/// filesystem attributes (unshare CLONE_FS), and it ends there, so the
+/// hook's other threads never see the container's mounts. (A fork did
+/// the same, copying the hook's page tables and waiting for a process.)
 fn bind_in_namespace(pid: i32, src: &Path, target: &Path) -> Result<()> {
     let ns_path = format!("/proc/{pid}/ns/mnt");
     let ns = File::open(&ns_path).map_err(|e| Error::io(&ns_path, e))?;
@@ -96,50 +98,34 @@ fn bind_in_namespace(pid: i32, src: &Path, target: &Path) -> Result<()> {
             .map_err(|_| Error::invalid("path", p.display(), "contains a NUL byte"))
     };
     let (src_c, target_c) = (c(src)?, c(target)?);
-    // SAFETY: the child only calls setns, mount and _exit.
-    match unsafe { nix::unistd::fork() }.map_err(|e| Error::Conflict(format!("fork: {e}")))? {
-        nix::unistd::ForkResult::Child => {
-            let code = match nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS) {
-                Err(e) => 100 + e as i32,
-                Ok(()) => match nix::mount::mount(
-                    Some(src_c.as_c_str()),
-                    target_c.as_c_str(),
-                    None::<&str>,
-                    nix::mount::MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                // Read-only: the file lives on the host's /run, which the
-                // container must not be able to fill through it.
-                .and_then(|()| {
-                    nix::mount::mount(
-                        None::<&str>,
-                        target_c.as_c_str(),
-                        None::<&str>,
-                        nix::mount::MsFlags::MS_BIND
-                            | nix::mount::MsFlags::MS_REMOUNT
-                            | nix::mount::MsFlags::MS_RDONLY,
-                        None::<&str>,
-                    )
-                }) {
-                    Ok(()) => 0,
-                    Err(e) => e as i32,
-                },
-            };
-            unsafe { nix::libc::_exit(code) }
-        }
-        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => Err(Error::Conflict(format!(
-                "bind-mounting {} over {} in the container's mount namespace failed ({}: {})",
-                src.display(),
-                target.display(),
-                if code >= 100 { "setns" } else { "mount" },
-                nix::errno::Errno::from_raw(if code >= 100 { code - 100 } else { code })
-            ))),
-            other => Err(Error::Conflict(format!(
-                "the mount helper ended with {other:?}"
-            ))),
-        },
+    use nix::mount::MsFlags;
+    let enter_and_mount = || -> std::result::Result<(), (&'static str, nix::errno::Errno)> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).map_err(|e| ("unshare", e))?;
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| ("setns", e))?;
+        let none = None::<&str>;
+        nix::mount::mount(
+            Some(src_c.as_c_str()),
+            target_c.as_c_str(),
+            none,
+            MsFlags::MS_BIND,
+            none,
+        )
+        .map_err(|e| ("mount", e))?;
+        // Read-only: the file lives on the host's /run, which the
+        // container must not be able to fill through it.
+        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        nix::mount::mount(none, target_c.as_c_str(), none, ro, none).map_err(|e| ("remount", e))
+    };
+    let outcome = std::thread::scope(|s| s.spawn(enter_and_mount).join());
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err((step, e))) => Err(Error::Conflict(format!(
+            "bind-mounting {} over {} in the container's mount namespace failed ({step}: {e})",
+            src.display(),
+            target.display(),
+        ))),
+        Err(_) => Err(Error::Conflict("the mount thread panicked".into())),
     }
 }
 

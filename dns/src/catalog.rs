@@ -37,7 +37,10 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn build(networks: &[Network], records: &[Endpoint]) -> Catalog {
+    pub fn build<'a>(
+        networks: &[Network],
+        records: impl IntoIterator<Item = &'a Endpoint>,
+    ) -> Catalog {
         let mut by_name: BTreeMap<&str, NetworkNames> = networks
             .iter()
             .filter(|n| n.dns)
@@ -60,8 +63,12 @@ impl Catalog {
             })
             .collect();
         let mut client_servers = HashMap::new();
+        // Sorted by id, so that a name two containers share lists its
+        // addresses in one order whatever order the records came in.
+        let mut records: Vec<&Endpoint> = records.into_iter().collect();
+        records.sort_by(|a, b| a.id.cmp(&b.id));
         for e in records
-            .iter()
+            .into_iter()
             .filter(|e| e.phase == Phase::Ready && matches!(e.mode, Mode::Networks(_)))
         {
             for a in &e.attachments {

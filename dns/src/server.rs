@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ocinet_common::model::ProcessId;
 use ocinet_common::store::lock::StateLock;
 use ocinet_common::store::networks::ConfigDir;
+use ocinet_common::store::watch::FinishedRecords;
 use ocinet_common::store::StateDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -54,6 +55,7 @@ struct Shared {
     config: ConfigDir,
     catalog: RwLock<Arc<Catalog>>,
     seen: Mutex<Seen>,
+    records: Mutex<FinishedRecords>,
     host_upstreams: Mutex<(Option<SystemTime>, Vec<Ipv4Addr>)>,
     limiter: Mutex<Limiter>,
     stats: Stats,
@@ -66,11 +68,13 @@ fn mtime(p: &std::path::Path) -> Option<SystemTime> {
 }
 
 impl Shared {
-    fn load(&self) -> Catalog {
+    /// The catalog from the records, re-reading only the files that
+    /// changed; `recheck`: ask every container whether it is alive.
+    fn load(&self, recheck: bool) -> Catalog {
         let (networks, _) = self.config.list();
-        let (records, _) = self.state.list_endpoints();
-        let records: Vec<_> = records.into_iter().filter(|e| !e.is_stale()).collect();
-        Catalog::build(&networks, &records)
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        records.refresh(&self.state, recheck);
+        Catalog::build(&networks, records.live())
     }
 
     /// The catalog, rebuilt first if the state moved since it was built.
@@ -92,7 +96,7 @@ impl Shared {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
         }
-        let cat = Arc::new(self.load());
+        let cat = Arc::new(self.load(old));
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = cat.clone();
         *seen = Seen {
             endpoints: e,
@@ -359,6 +363,7 @@ async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
             networks: None,
             loaded: SystemTime::UNIX_EPOCH,
         }),
+        records: Mutex::new(FinishedRecords::default()),
         host_upstreams: Mutex::new((None, Vec::new())),
         limiter: Mutex::new(Limiter::default()),
         stats: Stats::default(),
@@ -425,7 +430,7 @@ fn done(shared: &Shared, me: &ProcessId) -> bool {
     let Ok(_lock) = StateLock::acquire(&shared.state.lock_file()) else {
         return false;
     };
-    if shared.load().serves_anyone() {
+    if shared.load(true).serves_anyone() {
         return false;
     }
     let _ = shared.state.forget_resolver(me);
