@@ -268,7 +268,8 @@ fn delete_veths(atts: &[Attachment], errors: &mut Vec<Error>) {
     }
 }
 
-/// Remove `atts`' macvlan interfaces from the container's namespace. One
+/// Remove `atts`' macvlan interfaces from the container's namespace, and
+/// the host's routes to them. One
 /// lives in that namespace and goes with it, unless something else keeps
 /// the namespace alive (the pin, the container itself when a setup died
 /// before pinning, a pod's namespace, or a running container being
@@ -277,6 +278,13 @@ fn remove_macvlans(ep: &Endpoint, atts: &[Attachment], errors: &mut Vec<Error>) 
     let macvlans: Vec<&Attachment> = atts.iter().filter(|a| a.parent.is_some()).collect();
     if macvlans.is_empty() {
         return;
+    }
+    // The host's routes to them through a DNS shim, whether or not the
+    // namespace is still there.
+    if let Err(e) = Netlink::new()
+        .and_then(|mut host| super::drivers::macvlan::remove_routes(&mut host, &macvlans))
+    {
+        errors.push(e);
     }
     match netns::of_endpoint(ep) {
         Some(ns) => {

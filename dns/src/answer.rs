@@ -183,7 +183,7 @@ mod tests {
         let ip = Ipv4Addr::new(10, 1, 0, 2);
         NetworkNames {
             name: "web".into(),
-            gateway: Ipv4Addr::new(10, 1, 0, 1),
+            address: Ipv4Addr::new(10, 1, 0, 1),
             subnet: "10.1.0.0/24".parse().unwrap(),
             upstreams: Vec::new(),
             rate: 0,

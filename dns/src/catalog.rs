@@ -1,5 +1,5 @@
 //! What the resolver answers, built from ocinet's state: for each
-//! DNS-enabled network, its gateway (where the resolver listens), its
+//! DNS-enabled network, its resolver address (where it listens), its
 //! subnet (whose clients it serves), and the names of its running
 //! containers (name, aliases, first 12 characters of the id) with their
 //! address on that network. A client sees only the names of the network
@@ -15,7 +15,9 @@ use ocinet_common::model::{Endpoint, Mode, Network, Phase};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkNames {
     pub name: String,
-    pub gateway: Ipv4Addr,
+    /// Where the resolver listens: the gateway (bridge), or the network's
+    /// DNS address on its shim (macvlan).
+    pub address: Ipv4Addr,
     pub subnet: Ipv4Net,
     pub upstreams: Vec<Ipv4Addr>,
     /// Queries per second per client; 0: no limit.
@@ -49,7 +51,7 @@ impl Catalog {
                     n.name.as_str(),
                     NetworkNames {
                         name: n.name.clone(),
-                        gateway: n.gateway(),
+                        address: n.resolver_address(),
                         subnet: n.subnet(),
                         upstreams: n.dns_upstreams.clone(),
                         rate: n
@@ -119,7 +121,7 @@ impl Catalog {
         self.networks
             .iter()
             .filter(|n| !n.reverse.is_empty())
-            .map(|n| n.gateway)
+            .map(|n| n.address)
             .collect()
     }
 }

@@ -161,7 +161,7 @@ pub enum NetworkCommand {
         #[arg(long, value_name = "MODE")]
         mode: Option<ocinet_common::model::MacvlanMode>,
         /// No name resolution between the network's containers (bridge
-        /// networks have it by default).
+        /// networks and macvlan ones in mode bridge have it by default).
         #[arg(long)]
         disable_dns: bool,
         /// Where the network's resolver forwards names that are not its
@@ -172,6 +172,11 @@ pub enum NetworkCommand {
         /// that in a burst; 0: no limit; default 2000).
         #[arg(long = "dns-rate-limit", value_name = "QPS")]
         dns_rate_limit: Option<u32>,
+        /// macvlan: the resolver's address on the parent's segment, which
+        /// must be free there (default: the highest free address of the
+        /// range).
+        #[arg(long = "dns-address", value_name = "IP")]
+        dns_address: Option<Ipv4Addr>,
     },
     /// List networks.
     Ls,

@@ -530,6 +530,10 @@ impl Host {
             OUTSIDE_IP,
             "--ip-range",
             "198.51.100.128/25",
+            // Name resolution is on (mode bridge): any forward goes to the
+            // outside namespace, never to the machine's resolvers.
+            "--dns-upstream",
+            OUTSIDE_IP,
         ]));
         parent
     }

@@ -526,7 +526,130 @@ fn upstreams_servfail_and_the_exporters_figures() {
     }
 }
 
+/// macvlan: names resolve through the network's shim (a sub-interface of
+/// the parent in the host namespace with the network's DNS address), which
+/// also lets the host reach its containers; the shim goes with the network.
+fn names_on_a_macvlan_network(rt: Runtime) {
+    let h = Host::new();
+    h.macvlan_network("mv");
+    let _up = fake_upstream(&h);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "mv"]))).unwrap_or_default();
+    assert_eq!(v[0]["DNSEnabled"], true, "{v}");
+    assert_eq!(v[0]["DNSAddress"], "198.51.100.254", "{v}");
+    let on = |name: &str| {
+        Spec::default()
+            .ann("io.ocinet.network", "mv")
+            .ann("io.ocinet.name", name)
+    };
+    let mut a = started(&h, rt, "mva", &on("web-1"));
+    let mut b = started(&h, rt, "mvb", &on("web-2"));
+    let a_ip = ip_of(&h, &a.id);
+    let shims: Vec<String> = h
+        .links("macvlan")
+        .into_iter()
+        .filter(|l| l.starts_with("ocd-"))
+        .collect();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let conf = text(&h.in_container_fs(&b.id, &["cat", "/etc/resolv.conf"]));
+    assert!(conf.contains("nameserver 198.51.100.254"), "{conf}");
+    let out = lookup(&h, &b.id, "web-1");
+    assert!(out.contains(&format!("Address: {a_ip}")), "{out}");
+    let out = lookup(&h, &b.id, "outside.test");
+    assert!(out.contains("Address: 203.0.113.7"), "{out}");
+    // The host reaches a macvlan container through the shim's route.
+    let routes = ok(h.exec(&["ip", "-4", "route", "show", "dev", &shims[0]]));
+    assert!(routes.contains(&a_ip), "{routes}");
+    ocinet_integration::answers(h.wget(&format!("http://{a_ip}:80/")), &a.id);
+    // A deleted shim (and its routes) comes back with `firewall reload`.
+    ok(h.exec(&["ip", "link", "del", &shims[0]]));
+    assert!(lookup(&h, &b.id, "web-1").contains("timed out"));
+    ok(h.ocinet(&["firewall", "reload"]));
+    let out = lookup(&h, &b.id, "web-1");
+    assert!(
+        out.contains(&format!("Address: {a_ip}")),
+        "after reload: {out}"
+    );
+    h.stop(&mut a);
+    let out = lookup(&h, &b.id, "web-1");
+    assert!(out.contains("NXDOMAIN"), "{out}");
+    let routes = ok(h.exec(&["ip", "-4", "route", "show", "dev", &shims[0]]));
+    assert!(!routes.contains(&a_ip), "{routes}");
+    h.stop(&mut b);
+    assert!(
+        h.resolver_ended(),
+        "the resolver outlived the last container"
+    );
+    ok(h.ocinet(&["network", "rm", "mv"]));
+    assert!(
+        !h.links("macvlan").contains(&shims[0]),
+        "network rm left the shim"
+    );
+    // Other modes cannot reach their containers from a shim: no names
+    // unless asked, and asked, refused naming the mode.
+    let parent = h.outside_link();
+    let mk = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "network",
+            "create",
+            name,
+            "--driver",
+            "macvlan",
+            "--parent",
+            &parent,
+            "--subnet",
+            "198.51.100.0/24",
+            "--gateway",
+            OUTSIDE_IP,
+        ];
+        args.extend_from_slice(extra);
+        h.ocinet(&args)
+    };
+    ok(mk("priv", &["--mode", "private"]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "priv"]))).unwrap_or_default();
+    assert_eq!(v[0]["DNSEnabled"], false, "{v}");
+    ok(h.ocinet(&["network", "rm", "priv"]));
+    for (extra, why) in [
+        (
+            vec!["--mode", "private", "--dns-upstream", OUTSIDE_IP],
+            "invalid mode \"private\": name resolution on a macvlan network needs mode bridge",
+        ),
+        (
+            vec!["--dns-address", OUTSIDE_IP, "--dns-upstream", OUTSIDE_IP],
+            "invalid dns-address \"198.51.100.2\": is the gateway address",
+        ),
+        (
+            vec!["--dns-address", "10.1.1.1", "--dns-upstream", OUTSIDE_IP],
+            "invalid dns-address \"10.1.1.1\": must be a host address in 198.51.100.0/24",
+        ),
+    ] {
+        let o = mk("bad", &extra);
+        assert!(
+            !o.status.success() && text(&o).contains(why),
+            "{extra:?}: {}",
+            text(&o)
+        );
+    }
+    let o = h.ocinet(&[
+        "network",
+        "create",
+        "b2",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-address",
+        "10.64.0.9",
+    ]);
+    assert!(
+        text(&o).contains("only applies to macvlan networks"),
+        "{}",
+        text(&o)
+    );
+    assert!(!h.config_dir().join("networks/bad.json").exists());
+}
+
 ocinet_integration::both_runtimes!(
+    names_on_a_macvlan_network,
     containers_resolve_each_other_per_network,
     two_networks_two_answers,
     bad_queries_and_a_flood,

@@ -74,6 +74,12 @@ pub struct Network {
     /// default, `DEFAULT_DNS_RATE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_rate_limit: Option<u32>,
+    /// macvlan with name resolution: the resolver's address on the
+    /// parent's segment (the gateway there is someone else's router), on
+    /// a bridge-mode sub-interface of the parent in the host namespace.
+    /// IPAM never hands it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_address: Option<Ipv4Addr>,
 }
 
 /// Queries per second one container may send its resolver by default:
@@ -291,6 +297,7 @@ impl Network {
             internal: false,
             gateway_mode: GatewayMode::Nat,
             aux_addresses: BTreeMap::new(),
+            dns_address: None,
             host_binding_ip: None,
             driver: Driver::Bridge,
             parent: None,
@@ -326,6 +333,7 @@ impl Network {
             internal,
             gateway_mode: GatewayMode::Nat,
             aux_addresses: BTreeMap::new(),
+            dns_address: None,
             host_binding_ip: None,
             driver: Driver::Bridge,
             parent: None,
@@ -441,10 +449,37 @@ impl Network {
             }
         }
         if self.driver == Driver::Macvlan && self.dns {
+            let mode = self.macvlan_mode.unwrap_or_default();
+            if mode != MacvlanMode::Bridge {
+                return Err(Error::invalid(
+                    "mode",
+                    mode.as_str(),
+                    "name resolution on a macvlan network needs mode bridge (the resolver reaches the containers through a bridge-mode sub-interface of the parent): pass --disable-dns",
+                ));
+            }
+            let ip = self.dns_address.ok_or_else(|| {
+                Error::invalid("dns-address", "none", "a macvlan network with name resolution needs the resolver's address on the segment")
+            })?;
+            let why = if !self.subnet().contains(&ip)
+                || ip == self.subnet().network()
+                || ip == self.subnet().broadcast()
+            {
+                Some(format!("must be a host address in {}", self.subnet()))
+            } else if ip == self.gateway() {
+                Some("is the gateway address (the segment's router)".into())
+            } else if let Some((name, _)) = self.aux_addresses.iter().find(|(_, a)| **a == ip) {
+                Some(format!("is the network's auxiliary address {name}"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::invalid("dns-address", ip, why));
+            }
+        } else if let Some(ip) = self.dns_address {
             return Err(Error::invalid(
-                "dns",
-                "on",
-                "a macvlan network has no name resolution yet (the host cannot reach its containers through the parent): pass --disable-dns",
+                "dns-address",
+                ip,
+                "only applies to macvlan networks with name resolution (a bridge network's resolver is on its gateway)",
             ));
         }
         if let (Some(r), false) = (self.dns_rate_limit, self.dns) {
@@ -455,13 +490,11 @@ impl Network {
             ));
         }
         for u in &self.dns_upstreams {
-            let why = if self.driver == Driver::Macvlan {
-                Some("a macvlan network has no name resolution yet".to_string())
-            } else if !self.dns {
+            let why = if !self.dns {
                 Some("does nothing with --disable-dns".to_string())
             } else if u.is_unspecified() || u.is_broadcast() || u.is_multicast() {
                 Some("is not a unicast address".to_string())
-            } else if *u == self.gateway() {
+            } else if *u == self.resolver_address() {
                 Some("is the network's own resolver".to_string())
             } else {
                 None
@@ -547,7 +580,30 @@ impl Network {
         if let Some((name, _)) = self.aux_addresses.iter().find(|(_, a)| **a == ip) {
             return Err(format!("is the network's auxiliary address {name}"));
         }
+        if self.dns_address == Some(ip) {
+            return Err("is the network's resolver address".into());
+        }
         Ok(())
+    }
+
+    /// Where its containers' resolver listens: the gateway of a bridge
+    /// network, the `dns_address` of a macvlan one.
+    pub fn resolver_address(&self) -> Ipv4Addr {
+        match (self.driver, self.dns_address) {
+            (Driver::Macvlan, Some(ip)) => ip,
+            _ => self.gateway(),
+        }
+    }
+
+    /// The address a macvlan network's resolver takes when none is given:
+    /// the highest of its range that nothing else has.
+    pub fn default_dns_address(&self) -> Option<Ipv4Addr> {
+        let r = self.range();
+        let (lo, hi) = (u32::from(r.network()), u32::from(r.broadcast()));
+        (lo + 1..hi)
+            .rev()
+            .map(Ipv4Addr::from)
+            .find(|ip| self.assignable(*ip).is_ok())
     }
 }
 
@@ -682,6 +738,60 @@ mod tests {
         )
         .unwrap();
         saved.validate().unwrap();
+    }
+
+    #[test]
+    fn a_macvlan_resolver_address_is_free_and_never_leased() {
+        let s: Ipv4Net = "192.168.5.0/24".parse().unwrap();
+        let mut n = Network {
+            driver: Driver::Macvlan,
+            parent: Some("eth1".into()),
+            bridge: String::new(),
+            dns: true,
+            ..Network::new(
+                "mv",
+                s,
+                Some("192.168.5.254".parse().unwrap()),
+                None,
+                None,
+                None,
+                false,
+            )
+            .unwrap()
+        };
+        n.aux_addresses
+            .insert("router2".into(), "192.168.5.253".parse().unwrap());
+        // Not the gateway (.254), not an aux address (.253).
+        let ip = n.default_dns_address().unwrap();
+        assert_eq!(ip, Ipv4Addr::new(192, 168, 5, 252));
+        assert!(n
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("dns-address"));
+        n.dns_address = Some(ip);
+        n.validate().unwrap();
+        assert_eq!(n.resolver_address(), ip);
+        assert!(n.assignable(ip).is_err());
+        n.macvlan_mode = Some(MacvlanMode::Private);
+        assert!(n
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("needs mode bridge"));
+        n.macvlan_mode = None;
+        n.dns_address = Some(n.gateway());
+        assert!(n
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("is the gateway"));
+        n.dns = false;
+        assert!(n
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("only applies"));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct NetworkWire {
     dns_upstreams: Vec<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dns_rate_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dns_address: Option<Ipv4Addr>,
 }
 
 impl From<Network> for NetworkWire {
@@ -66,6 +68,7 @@ impl From<Network> for NetworkWire {
             dns: n.dns,
             dns_upstreams: n.dns_upstreams,
             dns_rate_limit: n.dns_rate_limit,
+            dns_address: n.dns_address,
         }
     }
 }
@@ -122,6 +125,7 @@ impl TryFrom<NetworkWire> for Network {
             dns: w.dns,
             dns_upstreams: w.dns_upstreams,
             dns_rate_limit: w.dns_rate_limit,
+            dns_address: w.dns_address,
         })
     }
 }

@@ -34,6 +34,45 @@ impl Netlink {
         }
     }
 
+    /// A route to the one address `ip` on the link `oif`, from `src`.
+    /// Already there is fine.
+    pub fn add_host_route(&mut self, ip: Ipv4Addr, oif: u32, src: Ipv4Addr) -> Result<()> {
+        let _span = tracing::debug_span!("route_add_host", %ip, oif).entered();
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(ip, 32)
+            .output_interface(oif)
+            .pref_source(src)
+            .scope(netlink_packet_route::route::RouteScope::Link)
+            .build();
+        match self.ack(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add route to {ip} on link {oif}"),
+        ) {
+            Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Remove what `add_host_route` made; `Ok(false)` when it was not there.
+    pub fn delete_host_route(&mut self, ip: Ipv4Addr, oif: u32) -> Result<bool> {
+        let _span = tracing::debug_span!("route_delete_host", %ip, oif).entered();
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(ip, 32)
+            .output_interface(oif)
+            .scope(netlink_packet_route::route::RouteScope::Link)
+            .build();
+        match self.ack(
+            RouteNetlinkMessage::DelRoute(msg),
+            0,
+            &format!("delete route to {ip} on link {oif}"),
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, nix::libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// IPv4 routes of the main table.
     pub fn ipv4_routes(&mut self) -> Result<Vec<Route>> {
         let mut req = RouteMessage::default();

@@ -7,7 +7,12 @@
 //! As with any macvlan, the host itself cannot reach its containers
 //! through the parent (the kernel does not hand frames between a parent
 //! and its sub-interfaces); neighbours on the segment and other containers
-//! on the same parent (mode bridge) can.
+//! on the same parent (mode bridge) can. A network with name resolution
+//! therefore gets a shim: a bridge-mode sub-interface of the parent in the
+//! host namespace holding the network's DNS address (/32, so the host's
+//! own routes to the segment stay as they are), and a route to each
+//! container's address through it, so the resolver answers them (and a
+//! strict rp_filter takes their queries).
 
 use std::fs::File;
 
@@ -59,7 +64,11 @@ impl NetworkDriver for MacvlanDriver {
     }
 
     fn prepare(&self, _ctx: &Context, host: &mut Netlink) -> Result<Prepared> {
-        parent_link(&self.net, host).map(|l| Some(l.index))
+        let parent = parent_link(&self.net, host)?;
+        if self.net.dns {
+            ensure_shim(host, &self.net, &parent)?;
+        }
+        Ok(Some(parent.index))
     }
 
     fn wire(
@@ -74,6 +83,10 @@ impl NetworkDriver for MacvlanDriver {
         // passthru takes the parent's MAC whatever was asked: record the
         // one the interface has, which teardown looks for.
         att.mac = Some(validate::format_mac(&made));
+        if let (true, Some(ip), Some(dns)) = (self.net.dns, att.ipv4(), self.net.dns_address) {
+            let shim = ensure_shim(host, &self.net, &parent)?;
+            host.add_host_route(ip, shim, dns)?;
+        }
         Ok(())
     }
 
@@ -86,14 +99,23 @@ impl NetworkDriver for MacvlanDriver {
     }
 
     /// A macvlan sub-interface lives and dies with its container's
-    /// namespace: nothing on the host to restore.
+    /// namespace; on the host only the shim and its routes, if deleted.
     fn restore(
         &self,
         _ctx: &Context,
-        _host: &mut Netlink,
-        _running: &[&Attachment],
+        host: &mut Netlink,
+        running: &[&Attachment],
     ) -> Result<(usize, usize)> {
-        Ok((0, 0))
+        let (true, Some(dns)) = (self.net.dns, self.net.dns_address) else {
+            return Ok((0, 0));
+        };
+        let parent = parent_link(&self.net, host)?;
+        let made = host.link_by_name(&shim_name(&self.net.name))?.is_none();
+        let shim = ensure_shim(host, &self.net, &parent)?;
+        for ip in running.iter().filter_map(|a| a.ipv4()) {
+            host.add_host_route(ip, shim, dns)?;
+        }
+        Ok((usize::from(made), 0))
     }
 }
 
@@ -148,6 +170,87 @@ fn wire(
     })?;
     let link = inside::configure(ns, name, addr.addr(), addr.prefix_len(), att.gateway_v4())?;
     Ok(link.mac)
+}
+
+/// The host-side name of a network's shim, stable per network name.
+pub fn shim_name(network: &str) -> String {
+    format!(
+        "ocd-{:011x}",
+        validate::fnv1a64(network.as_bytes()) & 0x7ff_ffff_ffff
+    )
+}
+
+/// Whether `link` is a shim ocinet made: a macvlan with the MAC ocinet
+/// derives from its name (as for bridges, the kernel keeps the proof).
+pub fn is_shim(link: &Link) -> bool {
+    link.kind.as_deref() == Some("macvlan") && link.mac == bridge::device::bridge_mac(&link.name)
+}
+
+/// The network's shim up with its DNS address; made if missing. Returns its
+/// index.
+fn ensure_shim(host: &mut Netlink, net: &Network, parent: &Link) -> Result<u32> {
+    let name = shim_name(&net.name);
+    let _span = tracing::debug_span!("ensure_shim", shim = %name).entered();
+    let dns = net
+        .dns_address
+        .ok_or_else(|| Error::invalid("dns-address", "none", "needed for name resolution"))?;
+    let link = match host.link_by_name(&name)? {
+        Some(l) => l,
+        None => {
+            let here =
+                File::open("/proc/self/ns/net").map_err(|e| Error::io("/proc/self/ns/net", e))?;
+            host.create_macvlan(
+                &name,
+                parent.index,
+                ocinet_common::model::MacvlanMode::Bridge,
+                &bridge::device::bridge_mac(&name),
+                net.mtu.min(parent.mtu),
+                &here,
+            )?;
+            host.link_by_name(&name)?.ok_or_else(|| {
+                Error::NotFound(format!("shim {name} vanished right after creation"))
+            })?
+        }
+    };
+    if !is_shim(&link) {
+        return Err(Error::Conflict(format!(
+            "network {}: interface {name} (index {}) is not the shim ocinet makes; ocinet leaves it alone: remove it, or pass --disable-dns",
+            net.name, link.index
+        )));
+    }
+    if !link.up {
+        host.set_up(link.index, &format!("set {name} up"))?;
+    }
+    host.add_address(link.index, dns, 32)?;
+    Ok(link.index)
+}
+
+/// Remove the routes `wire` added on the host for `atts` (gone with the
+/// shim if that went first).
+pub(crate) fn remove_routes(host: &mut Netlink, atts: &[&Attachment]) -> Result<()> {
+    for a in atts {
+        let Some(ip) = a.ipv4() else { continue };
+        match host.link_by_name(&shim_name(&a.network))? {
+            Some(l) if is_shim(&l) => {
+                host.delete_host_route(ip, l.index)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Delete a network's shim, if it is ocinet's (`network rm`).
+pub fn remove_shim(host: &mut Netlink, network: &str) -> Result<()> {
+    let name = shim_name(network);
+    match host.link_by_name(&name)? {
+        Some(l) if is_shim(&l) => host.delete_link(&name).map(|_| ()),
+        Some(l) => {
+            tracing::warn!(interface = %l.name, "left alone: an interface of the shim's name that ocinet did not create");
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 /// Delete the attachment's macvlan interface from the namespace `ns`, if

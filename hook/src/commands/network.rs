@@ -34,6 +34,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             disable_dns,
             dns_upstream,
             dns_rate_limit,
+            dns_address,
         } => create(
             ctx,
             name,
@@ -50,7 +51,16 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 driver: *driver,
                 parent: parent.clone(),
                 macvlan_mode: *mode,
-                dns: *driver == Driver::Bridge && !*disable_dns,
+                // A macvlan network resolves names in mode bridge only (see
+                // Network::validate); asked for explicitly, other modes
+                // are refused there.
+                dns: !*disable_dns
+                    && (*driver == Driver::Bridge
+                        || mode.unwrap_or_default() == MacvlanMode::Bridge
+                        || !dns_upstream.is_empty()
+                        || dns_rate_limit.is_some()
+                        || dns_address.is_some()),
+                dns_address: *dns_address,
                 dns_upstreams: dns_upstream.clone(),
                 dns_rate_limit: *dns_rate_limit,
             },
@@ -134,8 +144,12 @@ fn create(
         dns: extra.dns,
         dns_upstreams: extra.dns_upstreams,
         dns_rate_limit: extra.dns_rate_limit,
+        dns_address: extra.dns_address,
         ..base
     };
+    if net.driver == Driver::Macvlan && net.dns && net.dns_address.is_none() {
+        net.dns_address = net.default_dns_address();
+    }
     net.validate()?;
     if let Some(ip) = net.host_binding_ip {
         if !HostAddresses::of(&mut nl)?.has(ip) {
@@ -192,6 +206,7 @@ struct Extra<'a> {
     dns: bool,
     dns_upstreams: Vec<std::net::Ipv4Addr>,
     dns_rate_limit: Option<u32>,
+    dns_address: Option<std::net::Ipv4Addr>,
 }
 
 /// `NAME=IP` entries, each name and address once.
@@ -323,6 +338,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "DNSEnabled": net.dns,
         "DNSUpstreams": net.dns_upstreams,
         "DNSRateLimit": net.dns.then(|| net.dns_rate_limit.unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE)),
+        "DNSAddress": net.dns.then(|| net.resolver_address()),
         "IPAM": {"Driver": "ocinet", "Config": ipam},
         "Options": match net.driver {
             Driver::Bridge => json!({
@@ -373,9 +389,12 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
     let mut nl = Netlink::new()?;
     let bridge = match net.driver {
         Driver::Bridge => nl.link_by_name(&net.bridge)?,
-        // Nothing on the host is the network's: its parent is not ocinet's.
+        // Its parent is not ocinet's; its DNS shim is (removed above).
         Driver::Macvlan => None,
     };
+    if net.driver == Driver::Macvlan {
+        macvlan::remove_shim(&mut nl, name)?;
+    }
     match bridge {
         Some(l) if bridge::is_ours(&l) => {
             nl.delete_link(&net.bridge)?;
