@@ -1,7 +1,11 @@
 //! Starting the resolver from a hook: a proper daemon (its own session,
 //! stdio on /dev/null, no descriptor of the runtime's), so that runc does
-//! not wait on it. (A foreground `crun run` is a child subreaper and
-//! waits for every descendant whatever it does: see the README.)
+//! not wait on it. On a host run by systemd it is started as a transient
+//! service instead (systemd-run), so it is nobody's descendant: a
+//! foreground `crun run`, a child subreaper that waits for every
+//! descendant, does not wait on it either, and it is not in the cgroup of
+//! whichever container's hook happened to start it. (Without systemd,
+//! that crun case remains: see the README.)
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -32,7 +36,23 @@ pub fn ensure(
     // The daemon works from /, not the hook's directory.
     let abs = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
     let (state_dir, config_dir) = (abs(state_dir)?, abs(config_dir)?);
-    let mut cmd = Command::new(exe);
+    let systemd = systemd_run();
+    let mut cmd = match &systemd {
+        Some(run) => {
+            let mut c = Command::new(run);
+            c.args([
+                "--quiet",
+                "--collect",
+                "--property=KillMode=mixed",
+                "--unit",
+            ])
+            .arg(unit_name(&state_dir))
+            .arg("--")
+            .arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     cmd.arg("--state-dir")
         .arg(&state_dir)
         .arg("--config-dir")
@@ -62,19 +82,28 @@ pub fn ensure(
     // Not waited for once running: it outlives the hook.
     let deadline = Instant::now() + READY;
     while Instant::now() < deadline {
-        if let Some(p) = state.resolver().filter(|p| p.pid == pid) {
+        if let Some(p) = state
+            .resolver()
+            .filter(|p| systemd.is_some() || p.pid == pid)
+        {
             tracing::info!(pid, "resolver started");
             return Ok(p);
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            // Another resolver held the lock (it is the one that runs), or
-            // this one could not start.
-            if let Some(p) = state.resolver() {
-                return Ok(p);
+        match child.try_wait() {
+            // systemd-run returns once the service is started; the
+            // resolver then writes its pid file as when started directly.
+            Ok(Some(status)) if systemd.is_some() && status.success() => {}
+            Ok(Some(status)) => {
+                // Another resolver held the lock (it is the one that
+                // runs), or this one could not start.
+                if let Some(p) = state.resolver() {
+                    return Ok(p);
+                }
+                return Err(Error::Conflict(format!(
+                    "the resolver exited at once ({status}); see the log"
+                )));
             }
-            return Err(Error::Conflict(format!(
-                "the resolver exited at once ({status}); see the log"
-            )));
+            _ => {}
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -82,4 +111,42 @@ pub fn ensure(
         "the resolver (pid {pid}) did not start listening within {} s; see the log",
         READY.as_secs()
     )))
+}
+
+/// `systemd-run`, when systemd runs this host (its own test:
+/// `/run/systemd/system` exists, sd_booted(3)) and the hook is in systemd's
+/// network and mount namespaces: a service starts in those, and the
+/// resolver must run in the hook's (one per host network namespace).
+fn systemd_run() -> Option<&'static Path> {
+    if !Path::new("/run/systemd/system").is_dir() {
+        return None;
+    }
+    let same = |ns: &str| {
+        let id = |pid: &str| {
+            std::fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+                .ok()
+                .map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    (m.dev(), m.ino())
+                })
+        };
+        id("self").is_some() && id("self") == id("1")
+    };
+    if !same("net") || !same("mnt") {
+        return None;
+    }
+    ["/usr/bin/systemd-run", "/bin/systemd-run"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+}
+
+/// One unit name per state directory, as there is one resolver per state
+/// directory.
+fn unit_name(state_dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    format!(
+        "ocinet-dns-{:016x}.service",
+        ocinet_common::validate::fnv1a64(state_dir.as_os_str().as_bytes())
+    )
 }
