@@ -164,6 +164,11 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
     ctx.state.save_endpoint(&ep)?;
     killpoint::reached("ready");
     if driver.network().dns {
+        if let Err(e) = crate::resolv::refresh(ctx, &ep) {
+            tracing::warn!(
+                "the container's resolv.conf does not name the new network's resolver: {e}"
+            );
+        }
         crate::resolv::ensure_resolver(ctx);
     }
     let att = &ep.attachments[index];
@@ -212,6 +217,9 @@ pub fn disconnect(ctx: &Context, network: &str, who: &str) -> Result<String> {
     let carried_route = att.gateway.is_some();
     release::release_attachment(ctx, &mut ep, index)?;
     tracing::info!(id = %ep.id, network, %interface, "disconnected");
+    if let Err(e) = crate::resolv::refresh(ctx, &ep) {
+        tracing::warn!("the container's resolv.conf still names the network's resolver: {e}");
+    }
     if carried_route {
         // Disconnected already: a failure here only leaves the container
         // without a default route, as it would be with no other network.

@@ -699,14 +699,40 @@ while True:
             OUTSIDE_IP,
         ]));
     }
+    // An image with its own resolv.conf: its search and options lines are
+    // kept, its servers are not.
+    let image = h.state_dir().with_file_name("image-with-resolv-conf");
+    ok(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(ocinet_integration::rootfs::path())
+        .arg(&image)
+        .output()
+        .expect("cp"));
+    std::fs::write(
+        image.join("etc/resolv.conf"),
+        "nameserver 192.0.2.53\nsearch corp.test\noptions ndots:2\n",
+    )
+    .expect("image resolv.conf");
+    let image_path = image.display().to_string();
     let mut a = started(
         &h,
         rt,
         "a",
         &Spec::default()
             .ann("io.ocinet.network", "web")
-            .ann("io.ocinet.name", "alpha"),
+            .ann("io.ocinet.name", "alpha")
+            .edit(move |c| c["root"]["path"] = serde_json::json!(image_path)),
     );
+    let conf = || text(&h.in_container_fs(&a.id, &["cat", "/etc/resolv.conf"]));
+    let first = conf();
+    for want in [
+        "nameserver 10.64.0.1",
+        "search corp.test",
+        "options ndots:2",
+    ] {
+        assert!(first.contains(want), "{want}: {first}");
+    }
+    assert!(!first.contains("192.0.2.53"), "{first}");
     let mut o = started(
         &h,
         rt,
@@ -759,8 +785,18 @@ print("id", int.from_bytes(r[:2], "big"), "rcode", r[3] & 15, "answers", int.fro
             "{name}: {got}"
         );
     }
+    // The container's resolv.conf follows connect and disconnect.
+    let connected = conf();
+    assert!(
+        connected.contains("nameserver 10.64.0.1\nnameserver 10.65.0.1\n"),
+        "{connected}"
+    );
+    assert!(connected.contains("search corp.test"), "{connected}");
     ok(h.ocinet(&["network", "disconnect", "other", &a.id]));
     assert!(lookup(&h, &o.id, "alpha").contains("NXDOMAIN"));
+    let after = conf();
+    assert!(!after.contains("10.65.0.1"), "{after}");
+    assert!(after.contains("nameserver 10.64.0.1"), "{after}");
     h.stop(&mut a);
     h.stop(&mut o);
     assert!(h.resolver_ended());

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::error::IoContext;
 use crate::model::ProcessId;
 use crate::store::{fsutil, Need, StateDir};
 use crate::{validate, Result};
@@ -83,6 +84,29 @@ impl StateDir {
         self.dir(&self.dns_dir().join("resolv"), Need::Create)?;
         fsutil::write_atomic_mode(&path, text.as_bytes(), fsutil::Durability::Runtime, 0o644)?;
         Ok(path)
+    }
+
+    /// Replace the content of a generated resolv.conf in place (it is
+    /// bind-mounted into the container: the inode must stay). The new
+    /// text is written over the old, then the file cut to its length.
+    pub fn rewrite_resolv_conf(&self, id: &str, text: &str) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let path = self.resolv_conf_path(id)?;
+        if !self.dir(&self.dns_dir(), Need::Existing)? {
+            return Ok(());
+        }
+        let f = match fsutil::open_nofollow(&path, std::fs::OpenOptions::new().write(true), 0) {
+            Ok(f) => f,
+            Err(crate::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        fsutil::check_own_file(&f, &path)?;
+        f.write_all_at(text.as_bytes(), 0).at(&path)?;
+        f.set_len(text.len() as u64).at(&path)
     }
 
     /// The containers a resolv.conf was generated for.
