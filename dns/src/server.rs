@@ -134,7 +134,13 @@ impl Shared {
             .host_upstreams
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if h.0 != m || m.is_none() {
+        // Changed within the mtime tick it was read in: read again.
+        let racy = m.is_some_and(|m| {
+            SystemTime::now()
+                .duration_since(m)
+                .map_or(true, |d| d < RACY)
+        });
+        if h.0 != m || m.is_none() || racy {
             let text = std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
             *h = (m, forward::nameservers(&text));
         }

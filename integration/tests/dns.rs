@@ -801,3 +801,70 @@ print("id", int.from_bytes(r[:2], "big"), "rcode", r[3] & 15, "answers", int.fro
     h.stop(&mut o);
     assert!(h.resolver_ended());
 }
+
+/// A network without `--dns-upstream` forwards to the host's
+/// /etc/resolv.conf, re-read when it changes. The resolver is started (by
+/// `gc`, after the first one is killed before any query) in a mount
+/// namespace of the test's own whose /etc/resolv.conf is a file of the
+/// test's naming upstreams in the outside namespace: no query reaches the
+/// machine's resolvers.
+#[test]
+fn the_hosts_resolv_conf_is_followed() {
+    let h = Host::new();
+    let out = h.outside();
+    let outside_link = format!("oo{}", &h.outside_link()[2..]);
+    ok(std::process::Command::new("ip")
+        .args([
+            "-n",
+            &out,
+            "addr",
+            "add",
+            "198.51.100.3/24",
+            "dev",
+            &outside_link,
+        ])
+        .output()
+        .expect("ip"));
+    let _first = fake_upstream_at(&h, OUTSIDE_IP, [203, 0, 113, 7]);
+    let _second = fake_upstream_at(&h, "198.51.100.3", [203, 0, 113, 8]);
+    ok(h.ocinet(&["network", "create", "web", "--subnet", "10.64.0.0/24"]));
+    let mut a = started(
+        &h,
+        Runtime::Runc,
+        "a",
+        &Spec::default().ann("io.ocinet.network", "web"),
+    );
+    let pid = h.resolver_pid().expect("a resolver");
+    ok(h.exec(&["kill", "-9", &pid.to_string()]));
+    assert!(h.resolver_ended());
+    let fake = h.state_dir().with_file_name("host-resolv.conf");
+    std::fs::write(&fake, format!("nameserver {OUTSIDE_IP}\n")).expect("fake resolv.conf");
+    let bin = ocinet_integration::ocinet_bin();
+    let (state, config) = (h.state_dir(), h.config_dir());
+    ok(h.exec(&[
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        r#"mount --bind "$1" /etc/resolv.conf && exec "$2" gc --state-dir "$3" --config-dir "$4""#,
+        "sh",
+        fake.to_str().unwrap_or_default(),
+        bin.to_str().unwrap_or_default(),
+        state.to_str().unwrap_or_default(),
+        config.to_str().unwrap_or_default(),
+    ]));
+    assert!(resolver_running(&h), "gc did not start the resolver");
+    let got = lookup(&h, &a.id, "outside.test");
+    assert!(got.contains("Address: 203.0.113.7"), "{got}");
+    // Rewritten in place (the bind mount holds the inode).
+    std::fs::write(&fake, "nameserver 198.51.100.3\n").expect("fake resolv.conf");
+    let got = lookup(&h, &a.id, "outside.test");
+    assert!(
+        got.contains("Address: 203.0.113.8"),
+        "after the change: {got}"
+    );
+    h.stop(&mut a);
+    assert!(h.resolver_ended());
+}
