@@ -4,10 +4,8 @@
 //! written), and the resolver process kept running while a DNS-enabled
 //! network has containers.
 
-use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -74,10 +72,17 @@ pub(crate) fn install(
     rootfs: &Path,
 ) -> Result<()> {
     let _span = tracing::debug_span!("resolv_conf").entered();
-    let target = target_in(rootfs)?;
-    let kept = kept_lines(&read_head(&target));
-    let src = ctx.state.save_resolv_conf(&ep.id, &text(nets, &kept))?;
-    bind_in_namespace(pid, &src, &target)
+    // Made if missing, with a clear error for a symlink; the mount below
+    // does not rely on these checks (it resolves the target itself).
+    target_in(rootfs)?;
+    let src = ctx.state.save_resolv_conf(&ep.id, &text(nets, &[]))?;
+    let image = bind_in_namespace(pid, &src, rootfs)?;
+    let kept = kept_lines(&image);
+    if !kept.is_empty() {
+        // In place: the mount shows the file's inode.
+        ctx.state.rewrite_resolv_conf(&ep.id, &text(nets, &kept))?;
+    }
+    Ok(())
 }
 
 /// After a connect or disconnect: the container's generated file (if it
@@ -147,40 +152,111 @@ fn target_in(rootfs: &Path) -> Result<PathBuf> {
 /// filesystem attributes (unshare CLONE_FS), and it ends there, so the
 /// hook's other threads never see the container's mounts. (A fork did
 /// the same, copying the hook's page tables and waiting for a process.)
-fn bind_in_namespace(pid: i32, src: &Path, target: &Path) -> Result<()> {
+///
+/// The target is resolved inside the root file system as the container
+/// will see it (openat2 RESOLVE_IN_ROOT, no symlink anywhere) and the file
+/// is mounted on that descriptor (open_tree + move_mount), so a symlink
+/// swapped in by a container sharing the root file system cannot send the
+/// mount elsewhere. Kernels without that API (before 5.6) get the mount by
+/// path. Returns what the image's file said (read through the same
+/// descriptor), for the lines worth keeping.
+fn bind_in_namespace(pid: i32, src: &Path, rootfs: &Path) -> Result<String> {
     let ns_path = format!("/proc/{pid}/ns/mnt");
     let ns = File::open(&ns_path).map_err(|e| Error::io(&ns_path, e))?;
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| Error::invalid("path", p.display(), "contains a NUL byte"))
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    // The file as a detached mount of its own, taken in the host's view.
+    let tree = match rustix::mount::open_tree(
+        rustix::fs::CWD,
+        src,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    ) {
+        Ok(t) => Some(t),
+        Err(rustix::io::Errno::NOSYS) => None,
+        Err(e) => return Err(Error::io(src, e.into())),
     };
-    let (src_c, target_c) = (c(src)?, c(target)?);
-    use nix::mount::MsFlags;
-    let enter_and_mount = || -> std::result::Result<(), (&'static str, nix::errno::Errno)> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).map_err(|e| ("unshare", e))?;
+    let enter_and_mount = || -> std::result::Result<String, (&'static str, rustix::io::Errno)> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)
+            .map_err(|e| ("unshare", rustix::io::Errno::from_raw_os_error(e as i32)))?;
         nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
-            .map_err(|e| ("setns", e))?;
-        let none = None::<&str>;
-        nix::mount::mount(
-            Some(src_c.as_c_str()),
-            target_c.as_c_str(),
-            none,
-            MsFlags::MS_BIND,
-            none,
+            .map_err(|e| ("setns", rustix::io::Errno::from_raw_os_error(e as i32)))?;
+        let ro = rustix::mount::MountFlags::BIND
+            | rustix::mount::MountFlags::RDONLY
+            | rustix::mount::MountFlags::NOSUID
+            | rustix::mount::MountFlags::NODEV
+            | rustix::mount::MountFlags::NOEXEC;
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let opened = rustix::fs::open(
+            rootfs,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
         )
-        .map_err(|e| ("mount", e))?;
-        // Read-only: the file lives on the host's /run, which the
-        // container must not be able to fill through it.
-        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        nix::mount::mount(none, target_c.as_c_str(), none, ro, none).map_err(|e| ("remount", e))
+        .map_err(|e| ("open the root file system", e))
+        .and_then(|root| {
+            rustix::fs::openat2(
+                &root,
+                "etc/resolv.conf",
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(|e| ("resolve etc/resolv.conf in the root file system", e))
+        });
+        match (tree.as_ref(), opened) {
+            (Some(tree), Ok(target)) => {
+                let st = rustix::fs::fstat(&target).map_err(|e| ("fstat", e))?;
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    != rustix::fs::FileType::RegularFile
+                {
+                    return Err((
+                        "etc/resolv.conf is not a regular file",
+                        rustix::io::Errno::INVAL,
+                    ));
+                }
+                // One read of a regular file gives what there is, up to
+                // the buffer.
+                let mut head = vec![0u8; 64 * 1024];
+                let n = rustix::io::read(&target, &mut head[..]).unwrap_or(0);
+                head.truncate(n);
+                rustix::mount::move_mount(
+                    tree,
+                    "",
+                    &target,
+                    "",
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+                .map_err(|e| ("move_mount", e))?;
+                // Read-only: the file lives on the host's /run, which the
+                // container must not be able to fill through it. The tree's
+                // descriptor names the mount now attached.
+                rustix::mount::mount_remount(
+                    format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(tree)).as_str(),
+                    ro,
+                    "",
+                )
+                .map_err(|e| ("remount read-only", e))?;
+                Ok(String::from_utf8_lossy(&head).into_owned())
+            }
+            (Some(_), Err((step, e))) if e != rustix::io::Errno::NOSYS => Err((step, e)),
+            // No new mount API (or no openat2): by path, as seen from
+            // inside.
+            _ => {
+                let target = rootfs.join("etc/resolv.conf");
+                let head = read_head(&target);
+                rustix::mount::mount_bind(src, &target).map_err(|e| ("mount", e))?;
+                rustix::mount::mount_remount(&target, ro, "")
+                    .map_err(|e| ("remount read-only", e))?;
+                Ok(head)
+            }
+        }
     };
     let outcome = std::thread::scope(|s| s.spawn(enter_and_mount).join());
     match outcome {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(head)) => Ok(head),
         Ok(Err((step, e))) => Err(Error::Conflict(format!(
-            "bind-mounting {} over {} in the container's mount namespace failed ({step}: {e})",
+            "bind-mounting {} over {}/etc/resolv.conf in the container's mount namespace failed ({step}: {e})",
             src.display(),
-            target.display(),
+            rootfs.display(),
         ))),
         Err(_) => Err(Error::Conflict("the mount thread panicked".into())),
     }

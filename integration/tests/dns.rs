@@ -868,3 +868,55 @@ fn the_hosts_resolv_conf_is_followed() {
     h.stop(&mut a);
     assert!(h.resolver_ended());
 }
+
+/// An image whose /etc/resolv.conf is a symlink keeps it: nothing is
+/// mounted through it, and the container still starts and is named.
+#[test]
+fn an_image_resolv_conf_symlink_is_not_followed() {
+    let h = Host::new();
+    h.outside();
+    let _up = fake_upstream(&h);
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "web",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-upstream",
+        OUTSIDE_IP,
+    ]));
+    let image = h.state_dir().with_file_name("image-with-symlink");
+    ok(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(ocinet_integration::rootfs::path())
+        .arg(&image)
+        .output()
+        .expect("cp"));
+    let _ = std::fs::remove_file(image.join("etc/resolv.conf"));
+    std::os::unix::fs::symlink("/etc/passwd", image.join("etc/resolv.conf")).expect("symlink");
+    let image_path = image.display().to_string();
+    let on = |name: &str| {
+        Spec::default()
+            .ann("io.ocinet.network", "web")
+            .ann("io.ocinet.name", name)
+    };
+    let mut a = started(
+        &h,
+        Runtime::Runc,
+        "a",
+        &on("linked").edit(move |c| c["root"]["path"] = serde_json::json!(image_path)),
+    );
+    let mut b = started(&h, Runtime::Runc, "b", &on("plain"));
+    let conf = text(&h.in_container_fs(&a.id, &["cat", "/etc/resolv.conf"]));
+    assert!(conf.starts_with("root:x:0:0"), "{conf}");
+    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    assert!(
+        log.contains("the container keeps its own resolv.conf"),
+        "{log}"
+    );
+    let a_ip = ip_of(&h, &a.id);
+    let out = lookup(&h, &b.id, "linked");
+    assert!(out.contains(&format!("Address: {a_ip}")), "{out}");
+    h.stop(&mut a);
+    h.stop(&mut b);
+}
