@@ -250,21 +250,29 @@ fn bind_in_namespace(pid: i32, src: &Path, rootfs: &Path) -> Result<String> {
             }
         }
     };
-    let outcome = std::thread::scope(|s| s.spawn(enter_and_mount).join());
+    // A small stack: the thread makes a few system calls.
+    let outcome = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn_scoped(s, enter_and_mount)
+            .map(|t| t.join())
+    });
     match outcome {
-        Ok(Ok(head)) => Ok(head),
-        Ok(Err((step, e))) => Err(Error::Conflict(format!(
+        Err(e) => Err(Error::Conflict(format!("no thread for the mount: {e}"))),
+        Ok(Ok(Ok(head))) => Ok(head),
+        Ok(Ok(Err((step, e)))) => Err(Error::Conflict(format!(
             "bind-mounting {} over {}/etc/resolv.conf in the container's mount namespace failed ({step}: {e})",
             src.display(),
             rootfs.display(),
         ))),
-        Err(_) => Err(Error::Conflict("the mount thread panicked".into())),
+        Ok(Err(_)) => Err(Error::Conflict("the mount thread panicked".into())),
     }
 }
 
 /// Keep the resolver running while some container is on a DNS-enabled
 /// network. Not the container's failure when it cannot: logged.
 pub(crate) fn ensure_resolver(ctx: &Context) {
+    let _span = tracing::debug_span!("ensure_resolver").entered();
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {

@@ -38,10 +38,45 @@ pub struct Catalog {
     pub client_servers: HashMap<Ipv4Addr, Vec<Ipv4Addr>>,
 }
 
+/// What the resolver keeps of a record: a finished container on networks,
+/// by its names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub id: String,
+    pub name: String,
+    pub dns_servers: Vec<Ipv4Addr>,
+    /// (network, address, aliases) of each attachment that is done.
+    pub attachments: Vec<(String, Ipv4Addr, Vec<String>)>,
+}
+
+impl Named {
+    /// None for a record with nothing to answer on the networks `dns`
+    /// (names of the DNS-enabled networks).
+    pub fn of(e: &Endpoint, dns: &std::collections::HashSet<&str>) -> Option<Named> {
+        if e.phase != Phase::Ready || !matches!(e.mode, Mode::Networks(_)) {
+            return None;
+        }
+        let attachments: Vec<_> = e
+            .attachments
+            .iter()
+            // Appears once its setup (or connect) is done, goes at
+            // teardown (or disconnect).
+            .filter(|a| a.changing.is_none() && dns.contains(a.network.as_str()))
+            .filter_map(|a| Some((a.network.clone(), a.ipv4()?, a.aliases.clone())))
+            .collect();
+        (!attachments.is_empty()).then(|| Named {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            dns_servers: e.dns_servers.clone(),
+            attachments,
+        })
+    }
+}
+
 impl Catalog {
     pub fn build<'a>(
         networks: &[Network],
-        records: impl IntoIterator<Item = &'a Endpoint>,
+        records: impl IntoIterator<Item = &'a Named>,
     ) -> Catalog {
         let mut by_name: BTreeMap<&str, NetworkNames> = networks
             .iter()
@@ -67,24 +102,17 @@ impl Catalog {
         let mut client_servers = HashMap::new();
         // Sorted by id, so that a name two containers share lists its
         // addresses in one order whatever order the records came in.
-        let mut records: Vec<&Endpoint> = records.into_iter().collect();
+        let mut records: Vec<&Named> = records.into_iter().collect();
         records.sort_by(|a, b| a.id.cmp(&b.id));
-        for e in records
-            .into_iter()
-            .filter(|e| e.phase == Phase::Ready && matches!(e.mode, Mode::Networks(_)))
-        {
-            for a in &e.attachments {
-                let (Some(net), Some(ip)) = (by_name.get_mut(a.network.as_str()), a.ipv4()) else {
+        for e in records {
+            for (network, ip, aliases) in &e.attachments {
+                let Some(net) = by_name.get_mut(network.as_str()) else {
                     continue;
                 };
-                // Appears once its setup (or connect) is done, goes at
-                // teardown (or disconnect).
-                if a.changing.is_some() {
-                    continue;
-                }
+                let ip = *ip;
                 let short = &e.id[..e.id.len().min(12)];
                 let mut keys = vec![e.name.to_ascii_lowercase(), short.to_ascii_lowercase()];
-                keys.extend(a.aliases.iter().map(|x| x.to_ascii_lowercase()));
+                keys.extend(aliases.iter().map(|x| x.to_ascii_lowercase()));
                 for k in keys {
                     let ips = net.names.entry(k).or_default();
                     if !ips.contains(&ip) {

@@ -1,9 +1,11 @@
 //! The resolver process: one per host network namespace, listening on UDP
 //! and TCP port 53 of each DNS-enabled network's gateway that has
-//! containers. It reads ocinet's state itself (no signal needed): before
-//! each query it looks at the record and network directories' mtimes and
-//! rebuilds its catalog when they moved, so a container that went is gone
-//! at the next query. It ends when no DNS-enabled network has a container
+//! containers. It reads ocinet's state itself (no signal needed): it
+//! watches the record directory (inotify) and, before each query, reads
+//! again the records named by the events since (the whole directory after
+//! an overflow, or by its mtime where no watch could be set), and the
+//! network definitions when their directory's mtime moved, so a container
+//! that went is gone at the next query. It ends when no DNS-enabled network has a container
 //! (deciding so under the state lock, so a hook starting a container
 //! either sees it gone and starts another, or is seen).
 
@@ -22,7 +24,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
 use crate::answer::{self, Decision, Outcome};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Named};
 use crate::forward;
 use crate::limit::Limiter;
 use crate::stats::Stats;
@@ -47,7 +49,90 @@ const TCP_CONNECTIONS: usize = 128;
 struct Seen {
     endpoints: Option<SystemTime>,
     networks: Option<SystemTime>,
+    /// When anything was last read (what "too recent to trust" counts from).
     loaded: SystemTime,
+    /// When every record was last read and every container asked.
+    rebuilt: SystemTime,
+}
+
+/// What moved in the record directory since the last look.
+enum Moved {
+    Nothing,
+    Names(Vec<std::ffi::OsString>),
+    All,
+}
+
+/// The watch on the record directory: the names of files renamed into,
+/// out of, deleted from or written in it. `None` after it broke (the
+/// directory removed): the mtime is looked at instead.
+struct Watch(Mutex<Option<nix::sys::inotify::Inotify>>);
+
+impl Watch {
+    fn on(dir: &std::path::Path) -> Watch {
+        use nix::sys::inotify::{AddWatchFlags as F, InitFlags, Inotify};
+        let w = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).and_then(|i| {
+            i.add_watch(
+                dir,
+                F::IN_MOVED_TO
+                    | F::IN_MOVED_FROM
+                    | F::IN_DELETE
+                    | F::IN_CLOSE_WRITE
+                    | F::IN_DELETE_SELF
+                    | F::IN_MOVE_SELF,
+            )
+            .map(|_| i)
+        });
+        match w {
+            Ok(i) => Watch(Mutex::new(Some(i))),
+            Err(e) => {
+                tracing::warn!("no watch on the record directory ({e}): its mtime is looked at");
+                Watch(Mutex::new(None))
+            }
+        }
+    }
+
+    /// `None`: no watch (look at the mtime).
+    fn drain(&self) -> Option<Moved> {
+        use nix::sys::inotify::AddWatchFlags as F;
+        let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let i = w.as_ref()?;
+        let mut names = Vec::new();
+        loop {
+            match i.read_events() {
+                Ok(events) => {
+                    for e in events {
+                        if e.mask.contains(F::IN_Q_OVERFLOW) {
+                            return Some(Moved::All);
+                        }
+                        if e.mask
+                            .intersects(F::IN_IGNORED | F::IN_DELETE_SELF | F::IN_MOVE_SELF)
+                        {
+                            *w = None;
+                            return Some(Moved::All);
+                        }
+                        if let Some(n) = e.name {
+                            names.push(n);
+                        }
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => {
+                    tracing::warn!(
+                        "the record directory's watch failed ({e}): its mtime is looked at"
+                    );
+                    *w = None;
+                    return Some(Moved::All);
+                }
+            }
+        }
+        Some(if names.is_empty() {
+            Moved::Nothing
+        } else {
+            names.sort();
+            names.dedup();
+            Moved::Names(names)
+        })
+    }
 }
 
 struct Shared {
@@ -55,7 +140,8 @@ struct Shared {
     config: ConfigDir,
     catalog: RwLock<Arc<Catalog>>,
     seen: Mutex<Seen>,
-    records: Mutex<FinishedRecords>,
+    records: Mutex<FinishedRecords<Named>>,
+    watch: Watch,
     host_upstreams: Mutex<(Option<SystemTime>, Vec<Ipv4Addr>)>,
     limiter: Mutex<Limiter>,
     stats: Stats,
@@ -68,40 +154,71 @@ fn mtime(p: &std::path::Path) -> Option<SystemTime> {
 }
 
 impl Shared {
-    /// The catalog from the records, re-reading only the files that
-    /// changed; `recheck`: ask every container whether it is alive.
-    fn load(&self, recheck: bool) -> Catalog {
+    /// The catalog from the records, re-reading the files that `moved`
+    /// (all of them when the networks did: which are DNS-enabled decides
+    /// what is kept); `recheck`: ask every container whether it is alive.
+    fn load(&self, recheck: bool, networks_moved: bool, moved: Moved) -> Catalog {
         let (networks, _) = self.config.list();
+        let dns: std::collections::HashSet<&str> = networks
+            .iter()
+            .filter(|n| n.dns)
+            .map(|n| n.name.as_str())
+            .collect();
+        let keep = |e: &ocinet_common::model::Endpoint| Named::of(e, &dns);
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        records.refresh(&self.state, recheck);
+        if networks_moved {
+            records.clear();
+        }
+        match moved {
+            Moved::Names(names) if !recheck && !networks_moved => {
+                records.refresh_names(&self.state, names.iter().map(|n| n.as_os_str()), keep);
+            }
+            Moved::Nothing if !recheck && !networks_moved => {}
+            _ => {
+                records.refresh(&self.state, recheck, keep);
+            }
+        }
         Catalog::build(&networks, records.live())
     }
 
-    /// The catalog, rebuilt first if the state moved since it was built.
+    /// The catalog, brought up to date first if the state moved since.
     fn fresh(&self) -> Arc<Catalog> {
         let now = SystemTime::now();
-        let e = mtime(&self.state.endpoints_dir());
         let n = mtime(&self.config.networks_dir());
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let racy = |m: Option<SystemTime>| {
             m.is_some_and(|m| seen.loaded.duration_since(m).map_or(true, |d| d < RACY))
         };
         let old = now
-            .duration_since(seen.loaded)
+            .duration_since(seen.rebuilt)
             .map_or(true, |d| d >= REBUILD);
-        if seen.endpoints == e && seen.networks == n && !racy(e) && !racy(n) && !old {
+        let networks_moved = seen.networks != n || racy(n);
+        let (moved, e) = match self.watch.drain() {
+            Some(m) => (m, seen.endpoints),
+            None => {
+                let e = mtime(&self.state.endpoints_dir());
+                let m = if seen.endpoints != e || racy(e) {
+                    Moved::All
+                } else {
+                    Moved::Nothing
+                };
+                (m, e)
+            }
+        };
+        if matches!(moved, Moved::Nothing) && !networks_moved && !old {
             return self
                 .catalog
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
         }
-        let cat = Arc::new(self.load(old));
+        let cat = Arc::new(self.load(old, networks_moved, moved));
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = cat.clone();
         *seen = Seen {
             endpoints: e,
             networks: n,
             loaded: now,
+            rebuilt: if old { now } else { seen.rebuilt },
         };
         cat
     }
@@ -360,6 +477,8 @@ async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
         tracing::info!("another resolver runs for this state directory");
         return Ok(());
     };
+    // Before the first read, so that no change falls between the two.
+    let watch = Watch::on(&state.endpoints_dir());
     let shared = Arc::new(Shared {
         state,
         config,
@@ -368,8 +487,10 @@ async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
             endpoints: None,
             networks: None,
             loaded: SystemTime::UNIX_EPOCH,
+            rebuilt: SystemTime::UNIX_EPOCH,
         }),
         records: Mutex::new(FinishedRecords::default()),
+        watch,
         host_upstreams: Mutex::new((None, Vec::new())),
         limiter: Mutex::new(Limiter::default()),
         stats: Stats::default(),
@@ -436,7 +557,7 @@ fn done(shared: &Shared, me: &ProcessId) -> bool {
     let Ok(_lock) = StateLock::acquire(&shared.state.lock_file()) else {
         return false;
     };
-    if shared.load(true).serves_anyone() {
+    if shared.load(true, false, Moved::All).serves_anyone() {
         return false;
     }
     let _ = shared.state.forget_resolver(me);

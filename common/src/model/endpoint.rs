@@ -196,6 +196,32 @@ impl Endpoint {
     /// Whether the container this endpoint serves is gone (its process, or
     /// for an unfinished setup its hook, no longer runs).
     pub fn is_stale(&self) -> bool {
+        self.liveness().is_stale()
+    }
+
+    /// What `is_stale` asks the system about, for a reader that keeps it
+    /// without the whole record.
+    pub fn liveness(&self) -> Liveness {
+        Liveness {
+            phase: self.phase,
+            container: self.container,
+            netns_id: self.netns_id,
+            hook: self.hook,
+        }
+    }
+}
+
+/// The part of a record that says which processes stand for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub phase: Phase,
+    pub container: Option<ProcessId>,
+    pub netns_id: Option<(u64, u64)>,
+    pub hook: Option<ProcessId>,
+}
+
+impl Liveness {
+    pub fn is_stale(&self) -> bool {
         if self.phase == Phase::Setup && !self.hook.is_some_and(|h| h.is_alive()) {
             return true;
         }

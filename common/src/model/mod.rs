@@ -11,7 +11,8 @@ pub mod request;
 
 pub use attachment::{Attachment, ChangeVerb, Changing};
 pub use endpoint::{
-    detached_sharers, shown_attachments, Endpoint, FirewallElement, Mode, Phase, ProcessId,
+    detached_sharers, shown_attachments, Endpoint, FirewallElement, Liveness, Mode, Phase,
+    ProcessId,
 };
 pub use network::{Driver, GatewayMode, MacvlanMode, Network, Subnet};
 pub use ports::{PortMapping, PortSpec, Protocol};

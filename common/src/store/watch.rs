@@ -1,16 +1,23 @@
-//! The finished records, kept by a long-lived reader (the resolver) and
-//! brought up to date by re-reading only the files that changed. Records
-//! are replaced by rename, so a file whose inode, mtime and size are
-//! those already read is the record already read. With a thousand
-//! containers, a start no longer costs the reader a thousand reads.
+//! The finished records, kept by a long-lived reader (the resolver) as
+//! the little it needs of each, and brought up to date by reading only the
+//! files that changed. Records are replaced by rename, so a file with the
+//! inode, mtime and size already read is the record already read, unless
+//! its mtime is so recent that another rename could follow within the same
+//! clock tick and reuse a freed inode (ext4 does): such a file is read
+//! again. With a thousand containers, a start costs the reader a listing,
+//! a stat per file and one file read, not a thousand reads.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
-use crate::model::Endpoint;
-use crate::store::{fsutil, StateDir};
+use crate::model::{Endpoint, Liveness};
+use crate::store::{fsutil, Need, StateDir};
 use crate::Error;
+
+/// A file this recently modified is not trusted to be unchanged.
+const RACY: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct FileKey {
@@ -19,71 +26,100 @@ struct FileKey {
     len: u64,
 }
 
-struct Entry {
-    key: FileKey,
-    record: Endpoint,
-    stale: bool,
+fn key_of(md: &std::fs::Metadata) -> FileKey {
+    FileKey {
+        ino: md.ino(),
+        mtime_ns: i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec()),
+        len: md.len(),
+    }
 }
 
-#[derive(Default)]
-pub struct FinishedRecords {
-    files: HashMap<PathBuf, Entry>,
+struct Entry<T> {
+    key: FileKey,
+    /// None: a record the reader has no use for (still listed, so that it
+    /// is not read again).
+    kept: Option<(T, Liveness, bool)>,
+}
+
+pub struct FinishedRecords<T> {
+    files: HashMap<OsString, Entry<T>>,
     /// Files read by the last `refresh` (for tests and logs).
     pub last_reads: usize,
 }
 
-impl FinishedRecords {
+impl<T> Default for FinishedRecords<T> {
+    fn default() -> Self {
+        FinishedRecords {
+            files: HashMap::new(),
+            last_reads: 0,
+        }
+    }
+}
+
+impl<T> FinishedRecords<T> {
     /// Bring the set up to date with `state`: finished records only (a
     /// record in setup is not a container yet, so `<id>.setup` files are
-    /// not read). `recheck`: ask again whether each container is alive,
-    /// which no file change tells (one killed without its poststop);
-    /// otherwise only records read now are checked. Returns the errors of
-    /// files that could not be read; they are left out.
-    pub fn refresh(&mut self, state: &StateDir, recheck: bool) -> Vec<Error> {
+    /// not read), each kept as `keep` makes it. `recheck`: ask again
+    /// whether each container is alive, which no file change tells (one
+    /// killed without its poststop); otherwise only records read now are
+    /// asked. Returns the errors of files that could not be read; they are
+    /// left out.
+    pub fn refresh(
+        &mut self,
+        state: &StateDir,
+        recheck: bool,
+        keep: impl Fn(&Endpoint) -> Option<T>,
+    ) -> Vec<Error> {
         let mut errors = Vec::new();
         self.last_reads = 0;
-        let files = match state.endpoint_files() {
-            Ok(f) => f,
+        let dir = state.endpoints_dir();
+        let entries = match state.dir(&dir, Need::Existing) {
+            Ok(false) => Vec::new(),
+            Ok(true) => match fsutil::dir_entries(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.files.clear();
+                    return vec![e];
+                }
+            },
             Err(e) => {
                 self.files.clear();
                 return vec![e];
             }
         };
-        let mut next = HashMap::with_capacity(files.len());
-        for (_, path) in files {
-            if path.extension().is_none_or(|x| x != "json") {
+        let mut next = HashMap::with_capacity(entries.len());
+        for entry in entries {
+            let name = entry.file_name();
+            let finished = name
+                .to_str()
+                .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json"));
+            if !finished {
                 continue;
             }
-            let key = match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_file() => FileKey {
-                    ino: m.ino(),
-                    mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-                    len: m.len(),
-                },
-                // Gone since listed, or not a file (read_json says which).
-                Ok(_) | Err(_) => FileKey {
-                    ino: 0,
-                    mtime_ns: 0,
-                    len: 0,
-                },
+            let Ok(md) = std::fs::symlink_metadata(entry.path()) else {
+                continue; // gone since listed
             };
-            if let Some(mut e) = self
-                .files
-                .remove(&path)
-                .filter(|e| e.key == key && key.ino != 0)
-            {
-                if recheck {
-                    e.stale = e.record.is_stale();
+            let key = key_of(&md);
+            let settled = md
+                .modified()
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_some_and(|age| age >= RACY);
+            if let Some(mut e) = self.files.remove(&name).filter(|e| settled && e.key == key) {
+                if let (true, Some((_, live, stale))) = (recheck, e.kept.as_mut()) {
+                    *stale = live.is_stale();
                 }
-                next.insert(path, e);
+                next.insert(name, e);
                 continue;
             }
             self.last_reads += 1;
-            match fsutil::read_json::<Endpoint>(&path) {
+            match fsutil::read_json::<Endpoint>(&entry.path()) {
                 Ok(Some(record)) => {
-                    let stale = record.is_stale();
-                    next.insert(path, Entry { key, record, stale });
+                    let live = record.liveness();
+                    let kept = keep(&record).map(|t| (t, live, live.is_stale()));
+                    next.insert(name, Entry { key, kept });
                 }
+                // Gone since listed.
                 Ok(None) => {}
                 Err(e) => errors.push(e),
             }
@@ -92,9 +128,64 @@ impl FinishedRecords {
         errors
     }
 
-    /// The records whose container is alive, in no particular order.
-    pub fn live(&self) -> impl Iterator<Item = &Endpoint> {
-        self.files.values().filter(|e| !e.stale).map(|e| &e.record)
+    /// Read again only the files `names` of the record directory (from a
+    /// watch on it): each finished record that is there read, each that is
+    /// not forgotten.
+    pub fn refresh_names<'n>(
+        &mut self,
+        state: &StateDir,
+        names: impl IntoIterator<Item = &'n std::ffi::OsStr>,
+        keep: impl Fn(&Endpoint) -> Option<T>,
+    ) -> Vec<Error> {
+        let mut errors = Vec::new();
+        self.last_reads = 0;
+        let dir = state.endpoints_dir();
+        for name in names {
+            let finished = name
+                .to_str()
+                .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json") && !n.contains('/'));
+            if !finished {
+                continue;
+            }
+            let path = dir.join(name);
+            self.files.remove(name);
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue; // gone
+            };
+            self.last_reads += 1;
+            match fsutil::read_json::<Endpoint>(&path) {
+                Ok(Some(record)) => {
+                    let live = record.liveness();
+                    let kept = keep(&record).map(|t| (t, live, live.is_stale()));
+                    self.files.insert(
+                        name.to_os_string(),
+                        Entry {
+                            key: key_of(&md),
+                            kept,
+                        },
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        errors
+    }
+
+    /// Forget everything: the next `refresh` reads every file (what
+    /// `keep` keeps has changed).
+    pub fn clear(&mut self) {
+        self.files.clear();
+    }
+
+    /// What was kept of the records whose container is alive, in no
+    /// particular order.
+    pub fn live(&self) -> impl Iterator<Item = &T> {
+        self.files
+            .values()
+            .filter_map(|e| e.kept.as_ref())
+            .filter(|(_, _, stale)| !stale)
+            .map(|(t, _, _)| t)
     }
 }
 
@@ -115,27 +206,54 @@ mod tests {
         let root = std::env::temp_dir().join(format!("ocinet-watch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let state = StateDir::new(&root);
-        for id in ["a", "b", "c"] {
+        for id in ["a", "b", "c", "skip"] {
             state.save_endpoint(&record(id)).unwrap();
         }
+        let settle = || std::thread::sleep(RACY + Duration::from_millis(10));
+        settle();
         let mut r = FinishedRecords::default();
-        assert!(r.refresh(&state, false).is_empty());
-        assert_eq!((r.last_reads, r.live().count()), (3, 3));
-        r.refresh(&state, false);
+        let names = |e: &Endpoint| (e.id != "skip").then(|| e.name.clone());
+        assert!(r.refresh(&state, false, names).is_empty());
+        assert_eq!((r.last_reads, r.live().count()), (4, 3));
+        r.refresh(&state, false, names);
         assert_eq!(r.last_reads, 0, "nothing changed");
         let mut b = record("b");
         b.name = "renamed".into();
         state.save_endpoint(&b).unwrap();
         state.remove_endpoint("c").unwrap();
         state.save_setup(&record("d")).unwrap();
-        r.refresh(&state, true);
+        settle();
+        r.refresh(&state, true, names);
         assert_eq!(r.last_reads, 1, "b only: c went, d is in setup");
-        let mut names: Vec<_> = r.live().map(|e| e.name.as_str()).collect();
-        names.sort();
-        assert_eq!(names, ["a", "renamed"]);
+        let mut live: Vec<_> = r.live().cloned().collect();
+        live.sort();
+        assert_eq!(live, ["a", "renamed"]);
         state.finish_setup("d").unwrap();
-        r.refresh(&state, false);
+        // Just renamed: read even though unsettled files would be anyway.
+        r.refresh(&state, false, names);
         assert_eq!((r.last_reads, r.live().count()), (1, 3));
+        // From a watch: only the names it gives.
+        let mut c = record("c");
+        c.name = "back".into();
+        state.save_endpoint(&c).unwrap();
+        state.remove_endpoint("b").unwrap();
+        let changed = [
+            std::ffi::OsString::from("c.json"),
+            "b.json".into(),
+            "x.setup".into(),
+        ];
+        r.refresh_names(&state, changed.iter().map(|n| n.as_os_str()), names);
+        assert_eq!(r.last_reads, 1);
+        let mut live: Vec<_> = r.live().cloned().collect();
+        live.sort();
+        assert_eq!(live, ["a", "back", "d"]);
+        // A file modified within the last tick is read again.
+        let mut a = record("a");
+        a.name = "again".into();
+        state.save_endpoint(&a).unwrap();
+        r.refresh(&state, false, names);
+        r.refresh(&state, false, names);
+        assert!(r.last_reads >= 1, "an unsettled file is not trusted");
         let _ = std::fs::remove_dir_all(&root);
     }
 }
