@@ -147,11 +147,11 @@ fn target_in(rootfs: &Path) -> Result<PathBuf> {
     }
 }
 
-/// The bind mount, made by a thread of its own that enters the
-/// container's mount namespace: a thread may once it stops sharing its
-/// filesystem attributes (unshare CLONE_FS), and it ends there, so the
-/// hook's other threads never see the container's mounts. (A fork did
-/// the same, copying the hook's page tables and waiting for a process.)
+/// The bind mount, made by this thread after it enters the container's
+/// mount namespace (a thread may once it stops sharing its filesystem
+/// attributes: unshare CLONE_FS) and before it returns to its own. (A
+/// fork did the same copying the hook's page tables and waiting for a
+/// process; a thread of its own, 0.1 ms more than this.)
 ///
 /// The target is resolved inside the root file system as the container
 /// will see it (openat2 RESOLVE_IN_ROOT, no symlink anywhere) and the file
@@ -250,22 +250,58 @@ fn bind_in_namespace(pid: i32, src: &Path, rootfs: &Path) -> Result<String> {
             }
         }
     };
-    // A small stack: the thread makes a few system calls.
-    let outcome = std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .stack_size(128 * 1024)
-            .spawn_scoped(s, enter_and_mount)
-            .map(|t| t.join())
-    });
-    match outcome {
-        Err(e) => Err(Error::Conflict(format!("no thread for the mount: {e}"))),
-        Ok(Ok(Ok(head))) => Ok(head),
-        Ok(Ok(Err((step, e)))) => Err(Error::Conflict(format!(
+    let back = Return::here()?;
+    let made = enter_and_mount();
+    back.go()?;
+    made.map_err(|(step, e)| {
+        Error::Conflict(format!(
             "bind-mounting {} over {}/etc/resolv.conf in the container's mount namespace failed ({step}: {e})",
             src.display(),
             rootfs.display(),
-        ))),
-        Ok(Err(_)) => Err(Error::Conflict("the mount thread panicked".into())),
+        ))
+    })
+}
+
+/// Where this thread is in the file system (its mount namespace, root and
+/// working directory), to return to after working in a container's mount
+/// namespace.
+struct Return {
+    ns: File,
+    root: rustix::fd::OwnedFd,
+    cwd: rustix::fd::OwnedFd,
+}
+
+impl Return {
+    fn here() -> Result<Return> {
+        use rustix::fs::{Mode, OFlags};
+        let dir = |p: &str| {
+            rustix::fs::open(
+                p,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io(p, e.into()))
+        };
+        Ok(Return {
+            ns: File::open("/proc/thread-self/ns/mnt")
+                .map_err(|e| Error::io("/proc/thread-self/ns/mnt", e))?,
+            root: dir("/")?,
+            cwd: dir(".")?,
+        })
+    }
+
+    fn go(self) -> Result<()> {
+        let failed = |what: &str, e: std::io::Error| {
+            Error::Conflict(format!(
+                "returning from the container's mount namespace ({what}): {e}"
+            ))
+        };
+        nix::sched::setns(self.ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| failed("setns", e.into()))?;
+        // setns put the root and working directory at the namespace's root.
+        rustix::process::fchdir(&self.root).map_err(|e| failed("root", e.into()))?;
+        rustix::process::chroot(".").map_err(|e| failed("root", e.into()))?;
+        rustix::process::fchdir(&self.cwd).map_err(|e| failed("working directory", e.into()))
     }
 }
 
