@@ -25,6 +25,9 @@ use crate::networks;
 pub struct ConnectOptions {
     pub ip: Option<Ipv4Addr>,
     pub aliases: Vec<String>,
+    /// The inside name (a CNI runtime's CNI_IFNAME); the next free `ethN`
+    /// when `None`.
+    pub interface: Option<String>,
 }
 
 /// The container `who` names: its runtime id, or its ocinet name if no
@@ -116,7 +119,19 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
     })?;
     let driver = drivers::for_network(net);
     driver.check(&[], "ports", &mut host)?;
-    let interface = free_ifname(ep.attachments.iter().map(|a| a.interface.as_str()));
+    let interface = match &opts.interface {
+        Some(name) => {
+            validate::ifname("interface", name)?;
+            if ep.attachments.iter().any(|a| &a.interface == name) {
+                return Err(Error::Conflict(format!(
+                    "container {} already has an interface {name}",
+                    ep.id
+                )));
+            }
+            name.clone()
+        }
+        None => free_ifname(ep.attachments.iter().map(|a| a.interface.as_str())),
+    };
     let req = AttachmentRequest {
         ip: opts.ip,
         ip_field: "--ip".into(),

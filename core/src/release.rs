@@ -318,3 +318,35 @@ fn clear_conntrack(fw: &Nft, a: &Attachment) -> Result<usize> {
     fw.forget_dnated(ip)?;
     Ok(deleted)
 }
+
+/// What container `id` holds with no record to say so (a setup killed
+/// between leasing and recording): its leases and port claims, released.
+/// For a front end told the container is gone (a CNI DEL), which cannot
+/// wait for `gc`. Callers hold the lock and have found no record.
+pub fn forget_unrecorded(ctx: &Context, id: &str) -> Result<()> {
+    let mut errors = Vec::new();
+    for net in ctx.state.leased_networks()? {
+        let pool = ctx.state.pool(&net)?;
+        for (ip, holder) in pool.leases()? {
+            if holder == id {
+                match pool.release(ip, id) {
+                    Ok(_) => tracing::info!(%ip, network = %net, "released an unrecorded lease"),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+    }
+    let claims = ctx.state.port_claims();
+    for claim in claims.list()? {
+        if claim.holder == id {
+            if let Err(e) = claims.release_claim(&claim) {
+                errors.push(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Many(errors))
+    }
+}

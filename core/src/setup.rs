@@ -48,6 +48,7 @@ pub fn setup(ctx: &Context, req: &Request) -> Result<()> {
         container: req.pid.and_then(ProcessId::of),
         netns_id,
         hook: ProcessId::of(std::process::id() as i32),
+        origin: req.origin,
         ..Endpoint::new(&req.id, &settings.name, settings.mode.clone())
     };
 

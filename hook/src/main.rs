@@ -12,6 +12,16 @@ use ocinet::{commands, hook, logging};
 use ocinet_core::context::Context;
 
 fn main() -> ExitCode {
+    // Run by a CNI runtime (podman's CNI backend, containerd, a kubelet's
+    // runtime) as the plugin `ocinet`: everything comes in the environment
+    // and on stdin, nothing in the arguments.
+    if std::env::var_os("CNI_COMMAND").is_some() {
+        let code = ocinet_cni::main(&|log_file| {
+            // The log is ocinet's own; the runtime reads only stdout.
+            let _ = logging::init(log_file, "info");
+        });
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     let what = match &cli.command {
         Command::Hook(h) => format!("hook {}", h.stage),

@@ -34,6 +34,7 @@ pub fn request(st: &OciState, defaults: &crate::cli::ContainerDefaults) -> Resul
         settings: crate::settings::resolve(&st.id, &annotations, defaults)?,
         netns: bundle.netns_path(st.pid)?,
         rootfs: bundle.rootfs(),
+        origin: ocinet_common::model::Origin::Oci,
     })
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+pub mod cni;
 pub mod legacy;
 pub mod rootfs;
 
@@ -118,7 +119,7 @@ impl Drop for BareContainer {
 
 /// Unmount and remove the hook's `/run/netns` pins of container `id`
 /// (named after its first 12 characters), whatever a test left.
-fn remove_pins(id: &str) {
+pub(crate) fn remove_pins(id: &str) {
     let pin = format!("ocinet-{}", &id[..12.min(id.len())]);
     for f in std::fs::read_dir("/run/netns")
         .into_iter()

@@ -147,8 +147,30 @@ pub struct Endpoint {
     /// own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolv_conf: Option<PathBuf>,
+    /// Which front end made it, and so whose the record's end is.
+    #[serde(default, skip_serializing_if = "Origin::is_oci")]
+    pub origin: Origin,
     /// Unix time of setup.
     pub created: u64,
+}
+
+/// The front end a container came through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// An OCI hook: poststop ends it, or gc once its process is gone.
+    #[default]
+    Oci,
+    /// A CNI runtime: its DEL ends it, or its GC. There is no process to
+    /// watch (the runtime owns the namespace), so ocinet's own gc leaves
+    /// it to them.
+    Cni,
+}
+
+impl Origin {
+    pub fn is_oci(&self) -> bool {
+        *self == Origin::Oci
+    }
 }
 
 impl Endpoint {
@@ -166,6 +188,7 @@ impl Endpoint {
             attachments: Vec::new(),
             dns_servers: Vec::new(),
             resolv_conf: None,
+            origin: Origin::Oci,
             created: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())

@@ -31,6 +31,8 @@ pub struct EndpointWire {
     dns_servers: Vec<std::net::Ipv4Addr>,
     #[serde(default)]
     resolv_conf: Option<PathBuf>,
+    #[serde(default)]
+    origin: super::endpoint::Origin,
     created: u64,
     // 0.1.0's flat fields.
     #[serde(default)]
@@ -96,6 +98,7 @@ impl From<EndpointWire> for Endpoint {
             attachments,
             dns_servers: w.dns_servers,
             resolv_conf: w.resolv_conf,
+            origin: w.origin,
             created: w.created,
         }
     }

@@ -11,7 +11,7 @@ pub mod request;
 
 pub use attachment::{Attachment, ChangeVerb, Changing};
 pub use endpoint::{
-    detached_sharers, shown_attachments, Endpoint, FirewallElement, Liveness, Mode, Phase,
+    detached_sharers, shown_attachments, Endpoint, FirewallElement, Liveness, Mode, Origin, Phase,
     ProcessId,
 };
 pub use network::{Driver, GatewayMode, MacvlanMode, Network, Subnet};

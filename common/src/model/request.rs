@@ -75,4 +75,5 @@ pub struct Request {
     /// at a hook): where the generated resolv.conf goes.
     pub rootfs: Option<PathBuf>,
     pub settings: Settings,
+    pub origin: super::Origin,
 }

@@ -80,6 +80,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             &connect::ConnectOptions {
                 ip: *ip,
                 aliases: alias.clone(),
+                interface: None,
             },
         ),
         NetworkCommand::Disconnect { network, container } => {

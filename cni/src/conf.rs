@@ -1,0 +1,344 @@
+//! The network configuration on stdin: CNI's own keys (through
+//! rscni-types' `NetConf`) and ocinet's, each checked and named when
+//! wrong.
+//!
+//! ```json
+//! {"cniVersion": "1.0.0", "name": "pods", "type": "ocinet",
+//!  "network": "pods", "subnet": "10.90.0.0/24",
+//!  "stateDir": "/run/ocinet", "configDir": "/etc/ocinet",
+//!  "capabilities": {"portMappings": true, "ips": true, "mac": true, "aliases": true}}
+//! ```
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use ocinet_common::model::{PortSpec, Protocol};
+use rscni_types::error::Error as CniError;
+use rscni_types::types::NetConf;
+use serde_json::Value;
+
+/// ocinet's defaults, the hook's.
+pub const DEFAULT_STATE_DIR: &str = "/run/ocinet";
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/ocinet";
+
+/// A network's definition given inline: made on the first ADD, and must
+/// agree with a definition of the same name that exists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inline {
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub bridge: Option<String>,
+    pub mtu: Option<u32>,
+    pub internal: Option<bool>,
+    pub disable_dns: Option<bool>,
+    pub dns_upstreams: Option<Vec<Ipv4Addr>>,
+}
+
+impl Inline {
+    pub fn is_empty(&self) -> bool {
+        *self == Inline::default()
+    }
+}
+
+/// What the runtime asks for this container (`runtimeConfig`, from the
+/// capabilities the entry declares).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub ports: Vec<PortSpec>,
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<String>,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Conf {
+    pub net: NetConf,
+    /// The ocinet network attached to (`network`, else the conflist's
+    /// `name`).
+    pub network: String,
+    pub state_dir: PathBuf,
+    pub config_dir: PathBuf,
+    pub inline: Inline,
+    pub wanted: Wanted,
+    /// GC: the attachments still valid (`cni.dev/valid-attachments`, or
+    /// the spec text's `cni.dev/attachments`).
+    pub valid: Option<Vec<(String, String)>>,
+}
+
+fn invalid(key: &str, value: &Value, why: &str) -> CniError {
+    CniError::InvalidNetworkConfig(format!("invalid {key} {value}: {why}"))
+}
+
+fn string(custom: &serde_json::Map<String, Value>, key: &str) -> Result<Option<String>, CniError> {
+    match custom.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(invalid(key, v, "must be a string")),
+    }
+}
+
+fn parsed<T: std::str::FromStr>(
+    custom: &serde_json::Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, CniError> {
+    match string(custom, key)? {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(key, &Value::String(s), &format!("not {what}"))),
+    }
+}
+
+fn list<T: std::str::FromStr>(
+    custom: &serde_json::Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<Vec<T>>, CniError> {
+    match custom.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| invalid(key, v, &format!("not {what}")))
+            })
+            .collect::<Result<Vec<T>, _>>()
+            .map(Some),
+        Some(v) => Err(invalid(key, v, "must be a list")),
+    }
+}
+
+fn flag(custom: &serde_json::Map<String, Value>, key: &str) -> Result<Option<bool>, CniError> {
+    match custom.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(invalid(key, v, "must be true or false")),
+    }
+}
+
+fn dir(
+    custom: &serde_json::Map<String, Value>,
+    key: &str,
+    default: &str,
+) -> Result<PathBuf, CniError> {
+    let p = PathBuf::from(string(custom, key)?.unwrap_or_else(|| default.to_string()));
+    if !p.is_absolute() {
+        return Err(invalid(
+            key,
+            &Value::String(p.display().to_string()),
+            "must be an absolute path",
+        ));
+    }
+    Ok(p)
+}
+
+impl Conf {
+    pub fn parse(stdin: &[u8]) -> Result<Conf, CniError> {
+        let net: NetConf = serde_json::from_slice(stdin)
+            .map_err(|e| CniError::FailedToDecode(format!("the network configuration: {e}")))?;
+        let custom: serde_json::Map<String, Value> = net.custom.clone().into_iter().collect();
+        let network = string(&custom, "network")?.unwrap_or_else(|| net.name.clone());
+        ocinet_common::validate::name("network", &network)
+            .map_err(|e| CniError::InvalidNetworkConfig(e.to_string()))?;
+        let mtu = match custom.get("mtu") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .ok_or_else(|| invalid("mtu", v, "not a number"))?,
+            ),
+        };
+        let inline = Inline {
+            subnet: parsed(&custom, "subnet", "an IPv4 CIDR")?,
+            gateway: parsed(&custom, "gateway", "an IPv4 address")?,
+            bridge: string(&custom, "bridge")?,
+            mtu,
+            internal: flag(&custom, "internal")?,
+            disable_dns: flag(&custom, "disableDns")?,
+            dns_upstreams: list(&custom, "dnsUpstreams", "an IPv4 address")?,
+        };
+        if let Some(v) = custom.get("noMasquerade") {
+            return Err(CniError::UnsupportedNetworkConfiguration(format!(
+                "noMasquerade {v}: not supported yet"
+            )));
+        }
+        let wanted = match &net.runtime_config {
+            Some(rc) => wanted(rc, &network)?,
+            None => Wanted::default(),
+        };
+        let valid = match (&net.valid_attachments, custom.get("cni.dev/attachments")) {
+            (Some(v), _) => Some(
+                v.iter()
+                    .map(|a| (a.container_id.clone(), a.ifname.clone()))
+                    .collect(),
+            ),
+            (None, Some(v)) => {
+                let items: Vec<rscni_types::types::GcAttachment> =
+                    serde_json::from_value(v.clone())
+                        .map_err(|e| invalid("cni.dev/attachments", v, &e.to_string()))?;
+                Some(
+                    items
+                        .into_iter()
+                        .map(|a| (a.container_id, a.ifname))
+                        .collect(),
+                )
+            }
+            (None, None) => None,
+        };
+        Ok(Conf {
+            state_dir: dir(&custom, "stateDir", DEFAULT_STATE_DIR)?,
+            config_dir: dir(&custom, "configDir", DEFAULT_CONFIG_DIR)?,
+            net,
+            network,
+            inline,
+            wanted,
+            valid,
+        })
+    }
+}
+
+fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted, CniError> {
+    let mut w = Wanted::default();
+    for (i, p) in rc.port_mappings.iter().enumerate() {
+        let field = format!("runtimeConfig.portMappings[{i}]");
+        let port = |v: u32, what: &str| {
+            u16::try_from(v).ok().filter(|p| *p != 0).ok_or_else(|| {
+                CniError::InvalidNetworkConfig(format!("invalid {field}.{what} {v}: not a port"))
+            })
+        };
+        let protocol = match p.protocol {
+            None | Some(rscni_types::types::Protocol::Tcp) => Protocol::Tcp,
+            Some(rscni_types::types::Protocol::Udp) => Protocol::Udp,
+            Some(rscni_types::types::Protocol::Sctp) => {
+                return Err(CniError::UnsupportedNetworkConfiguration(format!(
+                    "invalid {field}.protocol \"sctp\": ocinet publishes tcp and udp"
+                )))
+            }
+        };
+        let host_ip = match p.custom.get("hostIP") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() || s == "0.0.0.0" => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(|s| s.parse::<Ipv4Addr>().ok())
+                    .ok_or_else(|| invalid(&format!("{field}.hostIP"), v, "not an IPv4 address"))?,
+            ),
+        };
+        w.ports.push(PortSpec {
+            host_ip,
+            host_port: port(p.host_port, "hostPort")?,
+            count: 1,
+            container_port: port(p.container_port, "containerPort")?,
+            protocol,
+        });
+    }
+    if let Some(v) = rc.custom.get("ips") {
+        let items = v
+            .as_array()
+            .ok_or_else(|| invalid("runtimeConfig.ips", v, "must be a list"))?;
+        for item in items {
+            let s = item
+                .as_str()
+                .ok_or_else(|| invalid("runtimeConfig.ips", item, "not an address"))?;
+            // With or without a prefix; IPv6 is not configured yet.
+            let addr = s.split('/').next().unwrap_or(s);
+            match addr.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(ip)) if w.ip.is_none() => w.ip = Some(ip),
+                Ok(std::net::IpAddr::V4(_)) => {
+                    return Err(invalid(
+                        "runtimeConfig.ips",
+                        v,
+                        "one IPv4 address per attachment",
+                    ))
+                }
+                Ok(std::net::IpAddr::V6(_)) => {
+                    return Err(CniError::UnsupportedNetworkConfiguration(format!(
+                        "invalid runtimeConfig.ips {item}: IPv6 is not supported yet"
+                    )))
+                }
+                Err(_) => return Err(invalid("runtimeConfig.ips", item, "not an address")),
+            }
+        }
+    }
+    match rc.custom.get("mac") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(m)) => w.mac = Some(m.clone()),
+        Some(v) => return Err(invalid("runtimeConfig.mac", v, "must be a string")),
+    }
+    match rc.custom.get("aliases") {
+        None | Some(Value::Null) => {}
+        // The convention's list, or podman's map of network name to list.
+        Some(Value::Array(items)) => w.aliases = names(items, "runtimeConfig.aliases")?,
+        Some(Value::Object(by_net)) => {
+            if let Some(v) = by_net.get(network) {
+                let items = v
+                    .as_array()
+                    .ok_or_else(|| invalid("runtimeConfig.aliases", v, "must be a list"))?;
+                w.aliases = names(items, "runtimeConfig.aliases")?;
+            }
+        }
+        Some(v) => return Err(invalid("runtimeConfig.aliases", v, "must be a list")),
+    }
+    Ok(w)
+}
+
+fn names(items: &[Value], key: &str) -> Result<Vec<String>, CniError> {
+    items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| invalid(key, v, "not a name"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ocinet_keys_and_capabilities_are_read() {
+        let c = Conf::parse(
+            br#"{"cniVersion":"1.0.0","name":"pods","type":"ocinet","subnet":"10.90.0.0/24",
+                "stateDir":"/run/x","runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}],
+                "ips":["10.90.0.9/24"],"aliases":{"pods":["web"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.network, "pods");
+        assert_eq!(c.state_dir, PathBuf::from("/run/x"));
+        assert_eq!(c.config_dir, PathBuf::from(DEFAULT_CONFIG_DIR));
+        assert_eq!(c.inline.subnet, Some("10.90.0.0/24".parse().unwrap()));
+        assert_eq!(c.wanted.ports[0].host_port, 8080);
+        assert_eq!(c.wanted.ip, Some(Ipv4Addr::new(10, 90, 0, 9)));
+        assert_eq!(c.wanted.aliases, ["web"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (conf, key) in [
+            (
+                r#"{"name":"n","type":"ocinet","subnet":"nope"}"#,
+                "invalid subnet",
+            ),
+            (
+                r#"{"name":"n","type":"ocinet","stateDir":"rel"}"#,
+                "invalid stateDir",
+            ),
+            (r#"{"name":"n","type":"ocinet","mtu":"x"}"#, "invalid mtu"),
+            (
+                r#"{"name":"n","type":"ocinet","runtimeConfig":{"portMappings":[{"hostPort":0,"containerPort":80}]}}"#,
+                "hostPort 0",
+            ),
+            (r#"{"name":"n","type":"ocinet","network":"a/b"}"#, "network"),
+        ] {
+            let e = Conf::parse(conf.as_bytes()).unwrap_err();
+            assert!(e.details().contains(key), "{conf}: {e:?}");
+        }
+        assert!(Conf::parse(b"{not json").is_err());
+    }
+}

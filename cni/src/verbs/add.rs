@@ -1,0 +1,133 @@
+//! ADD: attach the container to the configuration's network as
+//! `CNI_IFNAME`. The first attachment of a container is a setup, a later
+//! one (another network, another interface) a connect. Asked again for an
+//! attachment it made, it answers with what it made (idempotent per
+//! container id, interface and network); an interface of that name that
+//! is not ocinet's stays an error, as the spec wants.
+
+use ocinet_common::model::{AttachmentRequest, DnsRequest, Mode, Origin, Request, Settings};
+use ocinet_common::validate;
+use ocinet_core::connect::{self, ConnectOptions};
+use ocinet_core::context::Context;
+use rscni_types::error::Error as CniError;
+use rscni_types::version::SpecVersion;
+
+use super::{attachment_index, network};
+use crate::conf::Conf;
+use crate::env::Invocation;
+use crate::errors::to_cni;
+use crate::result;
+
+pub fn run(
+    ctx: &Context,
+    inv: &Invocation,
+    conf: &Conf,
+    version: SpecVersion,
+) -> Result<String, CniError> {
+    let netns = inv
+        .netns
+        .clone()
+        .ok_or_else(|| CniError::missing_env(&["CNI_NETNS"]))?;
+    let net = network::ensure(ctx, conf)?;
+    let ip = conf.wanted.ip.or(inv.args.ip);
+    let mac = match conf.wanted.mac.as_deref().or(inv.args.mac.as_deref()) {
+        Some(m) => Some(
+            validate::mac("runtimeConfig.mac", m)
+                .map_err(|e| CniError::InvalidNetworkConfig(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let existing = ctx.state.load_endpoint(&inv.container_id).map_err(to_cni)?;
+    match &existing {
+        Some(ep) if attachment_index(ep, conf, &inv.ifname).is_some() => {
+            tracing::info!("already attached");
+        }
+        Some(ep) if ep.origin != Origin::Cni => {
+            return Err(to_cni(ocinet_common::Error::Conflict(format!(
+                "container {} has networking set up by ocinet's OCI hook: it is not the CNI runtime's to change",
+                ep.id
+            ))))
+        }
+        Some(_) => {
+            if !conf.wanted.ports.is_empty() {
+                return Err(CniError::UnsupportedNetworkConfiguration(format!(
+                    "runtimeConfig.portMappings on a second attachment ({}): ports are published on a container's first network",
+                    inv.ifname
+                )));
+            }
+            if mac.is_some() {
+                return Err(CniError::UnsupportedNetworkConfiguration(
+                    "a MAC for a second attachment: its MAC follows its address".into(),
+                ));
+            }
+            connect::connect(
+                ctx,
+                &conf.network,
+                &inv.container_id,
+                &ConnectOptions {
+                    ip,
+                    aliases: conf.wanted.aliases.clone(),
+                    interface: Some(inv.ifname.clone()),
+                },
+            )
+            .map_err(to_cni)?;
+        }
+        None => {
+            let name = inv
+                .args
+                .pod_name
+                .clone()
+                .filter(|n| validate::name("K8S_POD_NAME", n).is_ok())
+                .unwrap_or_else(|| inv.container_id.chars().take(12).collect());
+            let req = Request {
+                id: inv.container_id.clone(),
+                pid: None,
+                netns: Some(netns.clone()),
+                rootfs: None,
+                origin: Origin::Cni,
+                settings: Settings {
+                    mode: Mode::Networks(vec![conf.network.clone()]),
+                    name,
+                    attachments: vec![AttachmentRequest {
+                        interface: Some(inv.ifname.clone()),
+                        ip,
+                        ip_field: "runtimeConfig.ips".into(),
+                        mac,
+                        mac_field: "runtimeConfig.mac".into(),
+                        aliases: conf.wanted.aliases.clone(),
+                        ..AttachmentRequest::new(&conf.network)
+                    }],
+                    ports: conf.wanted.ports.clone(),
+                    ports_field: "runtimeConfig.portMappings".into(),
+                    dns: DnsRequest::Networks,
+                },
+            };
+            ocinet_core::setup::setup(ctx, &req).map_err(to_cni)?;
+        }
+    }
+    let ep = ctx
+        .state
+        .load_endpoint(&inv.container_id)
+        .map_err(to_cni)?
+        .ok_or_else(|| {
+            CniError::Custom(
+                crate::errors::FAILED,
+                "ocinet failed".into(),
+                "the record vanished after ADD".into(),
+            )
+        })?;
+    let att = attachment_index(&ep, conf, &inv.ifname)
+        .map(|i| &ep.attachments[i])
+        .ok_or_else(|| {
+            CniError::Custom(
+                crate::errors::FAILED,
+                "ocinet failed".into(),
+                "the attachment vanished after ADD".into(),
+            )
+        })?;
+    let ours = result::of(att, &net, &netns);
+    Ok(result::render(
+        version,
+        result::after(conf.net.prev_result.as_ref(), ours),
+    ))
+}

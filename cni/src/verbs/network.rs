@@ -1,0 +1,107 @@
+//! The ocinet network a configuration names: made from its inline
+//! definition on the first ADD, checked against it afterwards.
+
+use ocinet_common::model::Network;
+use ocinet_common::netlink::Netlink;
+use ocinet_core::context::Context;
+use rscni_types::error::Error as CniError;
+
+use crate::conf::{Conf, Inline};
+use crate::errors::to_cni;
+
+/// The network, made first if the configuration defines it and it does
+/// not exist yet.
+pub fn ensure(ctx: &Context, conf: &Conf) -> Result<Network, CniError> {
+    let _lock = ctx.lock().map_err(to_cni)?;
+    let mut nl = Netlink::new().map_err(to_cni)?;
+    if let Some(existing) = ctx.config.load(&conf.network).map_err(to_cni)? {
+        agrees(&existing, &conf.inline)?;
+        return Ok(existing);
+    }
+    if conf.inline.is_empty() {
+        return ocinet_core::networks::get(ctx, &conf.network, &mut nl).map_err(to_cni);
+    }
+    let i = &conf.inline;
+    let subnet = i.subnet.ok_or_else(|| {
+        CniError::InvalidNetworkConfig(format!(
+            "network {} does not exist: an inline definition needs subnet",
+            conf.network
+        ))
+    })?;
+    let base = Network::new(
+        &conf.network,
+        subnet,
+        i.gateway,
+        None,
+        i.bridge.as_deref(),
+        i.mtu,
+        i.internal.unwrap_or(false),
+    )
+    .map_err(to_cni)?;
+    let net = Network {
+        dns: !i.disable_dns.unwrap_or(false),
+        dns_upstreams: i.dns_upstreams.clone().unwrap_or_default(),
+        ..base
+    };
+    net.validate().map_err(to_cni)?;
+    ocinet_core::networks::check_conflicts(ctx, &net, &mut nl).map_err(to_cni)?;
+    if let Some(l) = nl.link_by_name(&net.bridge).map_err(to_cni)? {
+        return Err(CniError::InvalidNetworkConfig(format!(
+            "invalid bridge {:?}: interface {} (index {}) already exists on the host",
+            net.bridge, l.name, l.index
+        )));
+    }
+    ctx.config.save(&net).map_err(to_cni)?;
+    tracing::info!(network = %net.name, subnet = %net.subnet(), "network created from the CNI configuration");
+    Ok(net)
+}
+
+/// Every key the configuration gives must say what the definition says.
+fn agrees(net: &Network, i: &Inline) -> Result<(), CniError> {
+    let differs = |key: &str, given: String, saved: String| {
+        Err(CniError::InvalidNetworkConfig(format!(
+            "invalid {key} {given:?}: network {} exists with {key} {saved:?}",
+            net.name
+        )))
+    };
+    if let Some(s) = i.subnet {
+        if s != net.subnet() {
+            return differs("subnet", s.to_string(), net.subnet().to_string());
+        }
+    }
+    if let Some(g) = i.gateway {
+        if g != net.gateway() {
+            return differs("gateway", g.to_string(), net.gateway().to_string());
+        }
+    }
+    if let Some(b) = &i.bridge {
+        if *b != net.bridge {
+            return differs("bridge", b.clone(), net.bridge.clone());
+        }
+    }
+    if let Some(m) = i.mtu {
+        if m != net.mtu {
+            return differs("mtu", m.to_string(), net.mtu.to_string());
+        }
+    }
+    if let Some(x) = i.internal {
+        if x != net.internal {
+            return differs("internal", x.to_string(), net.internal.to_string());
+        }
+    }
+    if let Some(d) = i.disable_dns {
+        if d == net.dns {
+            return differs("disableDns", d.to_string(), (!net.dns).to_string());
+        }
+    }
+    if let Some(u) = &i.dns_upstreams {
+        if *u != net.dns_upstreams {
+            return differs(
+                "dnsUpstreams",
+                format!("{u:?}"),
+                format!("{:?}", net.dns_upstreams),
+            );
+        }
+    }
+    Ok(())
+}

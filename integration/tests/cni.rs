@@ -1,0 +1,411 @@
+//! Issue 16: ocinet as a CNI plugin, executed by the tests' own runtime
+//! (`ocinet_integration::cni`) exactly as the spec says, alone and chained
+//! with Debian's reference plugins. Every network names its DNS upstream in
+//! the outside namespace (nothing reaches the machine's resolvers).
+
+use ocinet_integration::cni::{self, Call, Chain, Pod};
+use ocinet_integration::{ok, text, Host, HOST_LINK_IP, OUTSIDE_IP, WGET};
+use serde_json::{json, Value};
+
+fn pods_network(extra: Value) -> Value {
+    let mut v = json!({"subnet": "10.90.0.0/24", "dnsUpstreams": [OUTSIDE_IP]});
+    if let (Some(o), Some(x)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(x.clone());
+    }
+    v
+}
+
+/// A web server in the pod answering with `body`.
+fn serve(h: &Host, pod: &mut Pod, body: &str) {
+    let www = h.state_dir().with_file_name(format!("www-{}", pod.name));
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), body).expect("index");
+    pod.spawn(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        www.to_str().unwrap_or_default(),
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+}
+
+fn from_outside(h: &Host, port: u16) -> String {
+    text(&h.exec_outside(&[WGET, &[&format!("http://{HOST_LINK_IP}:{port}/")]].concat()))
+}
+
+/// ADD, CHECK, ADD again, DEL, DEL again, at every version; the result is
+/// laid out as the reference bridge plugin's, and the published port
+/// answers from the outside.
+#[test]
+fn every_verb_at_every_version() {
+    let h = Host::new();
+    h.outside();
+    for (i, v) in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"].iter().enumerate() {
+        let mut pod = Pod::new(&h, &format!("v{i}"));
+        let port = 8080 + i as u16;
+        let conf = cni::single(
+            &h,
+            v,
+            "pods",
+            pods_network(json!({
+                "capabilities": {"portMappings": true},
+                "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]},
+            })),
+        );
+        let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+        let r = cni::exec(&h, "ocinet", &call, &conf).ok();
+        assert_eq!(r["cniVersion"], *v, "{r}");
+        let ifs = r["interfaces"].as_array().cloned().unwrap_or_default();
+        let inside = ifs
+            .iter()
+            .position(|x| x["name"] == "eth0" && x["sandbox"] == pod.path())
+            .unwrap_or_else(|| panic!("no eth0 with its sandbox: {r}"));
+        assert_eq!(inside, 2, "bridge, host veth, then the container's: {r}");
+        assert!(
+            ifs.iter()
+                .all(|x| x["mac"].as_str().is_some_and(|m| m.len() == 17)),
+            "{r}"
+        );
+        let ip = &r["ips"][0];
+        assert_eq!(ip["interface"], 2, "{r}");
+        let addr = ip["address"].as_str().unwrap_or_default().to_string();
+        assert!(addr.starts_with("10.90.0.") && addr.ends_with("/24"), "{r}");
+        assert_eq!(ip["gateway"], "10.90.0.1", "{r}");
+        if v.starts_with("0.") {
+            assert_eq!(ip["version"], "4", "0.x results say the family: {r}");
+        } else {
+            assert!(ip.get("version").is_none(), "{r}");
+        }
+        assert_eq!(r["routes"][0]["dst"], "0.0.0.0/0", "{r}");
+        assert_eq!(r["dns"]["nameservers"][0], "10.90.0.1", "{r}");
+        let plain = addr.trim_end_matches("/24");
+        let shown = ok(pod.exec(&["ip", "-4", "addr", "show", "eth0"]));
+        assert!(shown.contains(&addr), "{shown}");
+        // ocinet's own view: the container is in `ps` like a hook's.
+        let e = h
+            .endpoint(&pod.id)
+            .unwrap_or_else(|| panic!("not in ps: {:?}", h.ps()));
+        assert_eq!(e["ip"], plain, "{e}");
+        serve(&h, &mut pod, &format!("pod {v}\n"));
+        assert!(
+            from_outside(&h, port).contains(&format!("pod {v}")),
+            "port {port}"
+        );
+        if *v != "0.3.1" {
+            cni::exec(&h, "ocinet", &call.command("CHECK"), &conf).ok();
+        }
+        // ADD again for the same container, interface and network: what
+        // was made, not a second one.
+        let again = cni::exec(&h, "ocinet", &call, &conf).ok();
+        assert_eq!(again["ips"][0]["address"], addr, "{again}");
+        cni::exec(&h, "ocinet", &call.command("DEL"), &conf).ok();
+        cni::exec(&h, "ocinet", &call.command("DEL"), &conf).ok();
+        ocinet_integration::assert_clean(&h, &pod.id);
+        assert!(h.leases("pods").is_empty(), "{:?}", h.leases("pods"));
+        if *v != "0.3.1" {
+            cni::exec(&h, "ocinet", &call.command("CHECK"), &conf).refused(3, "no ocinet record");
+        }
+        assert!(!from_outside(&h, port).contains("pod "), "the port outlived DEL");
+    }
+    let ver = cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("VERSION", "", "", ""),
+        &json!({"cniVersion": "1.0.0"}),
+    )
+    .ok();
+    assert_eq!(ver["cniVersion"], "1.0.0");
+    assert!(ver["supportedVersions"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x == "1.1.0")));
+}
+
+/// DEL with nothing set up, without CNI_NETNS, and after the namespace
+/// went: success, and nothing left.
+#[test]
+fn del_always_succeeds_and_leaves_nothing() {
+    let h = Host::new();
+    let conf = cni::single(&h, "1.0.0", "pods", pods_network(json!({})));
+    let r = cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("DEL", "never-added", "", "eth0"),
+        &conf,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut pod = Pod::new(&h, "gone");
+    let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+    cni::exec(&h, "ocinet", &call, &conf).ok();
+    let veth = h
+        .endpoint(&pod.id)
+        .and_then(|e| e["host_veth"].as_str().map(str::to_string));
+    pod.remove();
+    let del = Call {
+        netns: String::new(),
+        ..call.command("DEL")
+    };
+    cni::exec(&h, "ocinet", &del, &conf).ok();
+    ocinet_integration::assert_clean(&h, &pod.id);
+    if let Some(v) = veth {
+        assert!(!h.links("veth").contains(&v), "{v} left");
+    }
+}
+
+/// Bad input gets the spec's error object with the right code, naming the
+/// field or variable, and leaves nothing.
+#[test]
+fn bad_input_is_refused_with_the_specs_codes() {
+    let h = Host::new();
+    let pod = Pod::new(&h, "bad");
+    let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+    let good = cni::single(&h, "1.0.0", "pods", pods_network(json!({})));
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    for (conf, call, code, text) in [
+        (
+            good.clone(),
+            Call {
+                container_id: String::new(),
+                ..call.clone()
+            },
+            4,
+            "CNI_CONTAINERID",
+        ),
+        (
+            good.clone(),
+            Call {
+                ifname: "far-too-long-ifname".into(),
+                ..call.clone()
+            },
+            4,
+            "CNI_IFNAME",
+        ),
+        (
+            good.clone(),
+            Call {
+                args: "Unknown=1".into(),
+                ..call.clone()
+            },
+            2,
+            "Unknown",
+        ),
+        (with("cniVersion", json!("2.0.0")), call.clone(), 1, "2.0.0"),
+        (
+            with("subnet", json!("nope")),
+            call.clone(),
+            7,
+            "invalid subnet",
+        ),
+        (
+            with("stateDir", json!("relative")),
+            call.clone(),
+            7,
+            "invalid stateDir",
+        ),
+        (
+            with(
+                "runtimeConfig",
+                json!({"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "sctp"}]}),
+            ),
+            call.clone(),
+            2,
+            "sctp",
+        ),
+        (
+            with("runtimeConfig", json!({"ips": ["10.99.0.5/24"]})),
+            call.clone(),
+            7,
+            "10.99.0.5",
+        ),
+    ] {
+        cni::exec(&h, "ocinet", &call, &conf).refused(code, text);
+        assert!(h.endpoint(&pod.id).is_none(), "{text}: a record was left");
+    }
+    let r = cni::exec_raw(&h, "ocinet", &call, b"{not json");
+    r.refused(6, "network configuration");
+    // Nothing of the refused configurations was saved.
+    assert!(!h.config_dir().join("networks/pods.json").exists() || h.leases("pods").is_empty());
+    // A second definition of an existing network must agree with it.
+    cni::exec(&h, "ocinet", &call, &good).ok();
+    let other = Pod::new(&h, "bad2");
+    let call2 = Call::new("ADD", &other.id, &other.path(), "eth0");
+    cni::exec(&h, "ocinet", &call2, &with("subnet", json!("10.91.0.0/24")))
+        .refused(7, "network pods exists with subnet \"10.90.0.0/24\"");
+    assert!(h.endpoint(&other.id).is_none());
+    cni::exec(&h, "ocinet", &call.command("DEL"), &good).ok();
+    ocinet_integration::assert_clean(&h, &pod.id);
+    ocinet_integration::assert_clean(&h, &other.id);
+}
+
+/// GC releases every attachment of the network that the runtime does not
+/// list (either key the spec's history used), and nothing else.
+#[test]
+fn gc_releases_what_the_runtime_no_longer_lists() {
+    let h = Host::new();
+    let conf = cni::single(&h, "1.1.0", "pods", pods_network(json!({})));
+    let (a, b) = (Pod::new(&h, "gca"), Pod::new(&h, "gcb"));
+    for p in [&a, &b] {
+        cni::exec(
+            &h,
+            "ocinet",
+            &Call::new("ADD", &p.id, &p.path(), "eth0"),
+            &conf,
+        )
+        .ok();
+    }
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": a.id, "ifname": "eth0"}]);
+    let r = cni::exec(&h, "ocinet", &Call::new("GC", "", "", ""), &gc);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        h.endpoint(&a.id).is_some(),
+        "a listed attachment was released"
+    );
+    ocinet_integration::assert_clean(&h, &b.id);
+    let mut gc = conf.clone();
+    gc["cni.dev/attachments"] = json!([]);
+    cni::exec(&h, "ocinet", &Call::new("GC", "", "", ""), &gc).ok();
+    ocinet_integration::assert_clean(&h, &a.id);
+}
+
+/// STATUS: available, then not once the pool is full (code 50), then
+/// available again after DEL.
+#[test]
+fn status_says_whether_an_add_could_be_served() {
+    let h = Host::new();
+    // A /30: one address besides the gateway.
+    let conf = cni::single(
+        &h,
+        "1.1.0",
+        "tiny",
+        json!({"subnet": "10.92.0.0/30", "dnsUpstreams": [OUTSIDE_IP]}),
+    );
+    let status = Call::new("STATUS", "", "", "");
+    assert_eq!(cni::exec(&h, "ocinet", &status, &conf).code, 0);
+    let pod = Pod::new(&h, "full");
+    let add = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+    cni::exec(&h, "ocinet", &add, &conf).ok();
+    cni::exec(&h, "ocinet", &status, &conf).refused(50, "every address");
+    cni::exec(&h, "ocinet", &add.command("DEL"), &conf).ok();
+    assert_eq!(cni::exec(&h, "ocinet", &status, &conf).code, 0);
+}
+
+/// First in a conflist followed by Debian's `tuning`, which reads ocinet's
+/// result as its prevResult and changes the interface it names; CHECK and
+/// DEL run the chain in reverse with the cached result.
+#[test]
+fn chained_with_debian_tuning() {
+    let h = Host::new();
+    let pod = Pod::new(&h, "tun");
+    let mut chain = Chain::new(json!({
+        "cniVersion": "1.0.0",
+        "name": "pods",
+        "plugins": [
+            cni::ocinet_entry(&h, pods_network(json!({}))),
+            {"type": "tuning", "mtu": 1400, "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"}},
+        ],
+    }));
+    let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+    let r = chain.add(&h, &call, &json!({})).ok();
+    assert_eq!(
+        r["interfaces"][2]["name"], "eth0",
+        "tuning passed ocinet's result on: {r}"
+    );
+    let link = ok(pod.exec(&["ip", "link", "show", "eth0"]));
+    assert!(
+        link.contains("mtu 1400"),
+        "tuning did not act on eth0: {link}"
+    );
+    let notify = ok(pod.exec(&["cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify"]));
+    assert_eq!(notify.trim(), "1");
+    let c = chain.reverse(&h, "CHECK", &call, &json!({}));
+    assert_eq!(c.code, 0, "{c:?}");
+    let d = chain.reverse(&h, "DEL", &call, &json!({}));
+    assert_eq!(d.code, 0, "{d:?}");
+    ocinet_integration::assert_clean(&h, &pod.id);
+}
+
+/// A second network for the same container (another conflist, another
+/// interface) is a connect; DEL of one leaves the other.
+#[test]
+fn two_networks_for_one_container() {
+    let h = Host::new();
+    let pod = Pod::new(&h, "two");
+    let front = cni::single(&h, "1.0.0", "front", pods_network(json!({})));
+    let back = cni::single(
+        &h,
+        "1.0.0",
+        "back",
+        json!({"subnet": "10.93.0.0/24", "dnsUpstreams": [OUTSIDE_IP]}),
+    );
+    cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("ADD", &pod.id, &pod.path(), "eth0"),
+        &front,
+    )
+    .ok();
+    let r = cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("ADD", &pod.id, &pod.path(), "net1"),
+        &back,
+    )
+    .ok();
+    assert!(
+        r["ips"][0]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("10.93.0.")),
+        "{r}"
+    );
+    assert!(ok(pod.exec(&["ip", "-4", "addr", "show", "net1"])).contains("10.93.0."));
+    cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("DEL", &pod.id, &pod.path(), "net1"),
+        &back,
+    )
+    .ok();
+    assert!(
+        !pod.exec(&["ip", "link", "show", "net1"]).status.success(),
+        "net1 outlived its DEL"
+    );
+    assert!(
+        h.endpoint(&pod.id).is_some(),
+        "eth0's attachment went with net1's"
+    );
+    cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("DEL", &pod.id, &pod.path(), "eth0"),
+        &front,
+    )
+    .ok();
+    ocinet_integration::assert_clean(&h, &pod.id);
+}
+
+/// A plugin SIGKILLed at each step of ADD: DEL afterwards leaves nothing,
+/// and the next ADD works.
+#[test]
+fn a_killed_add_is_undone_by_del() {
+    let h = Host::new();
+    let conf = cni::single(&h, "1.0.0", "pods", pods_network(json!({})));
+    for step in ["leased", "recorded", "bridge", "veth", "firewall", "pinned"] {
+        let pod = Pod::new(&h, &format!("k{}", &step[..3]));
+        let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+        let r = cni::exec_with_env(&h, "ocinet", &call, &conf, &[("OCINET_TEST_KILL_AT", step)]);
+        assert_ne!(r.code, 0, "{step}: not killed");
+        cni::exec(&h, "ocinet", &call.command("DEL"), &conf).ok();
+        ocinet_integration::assert_clean(&h, &pod.id);
+        cni::exec(&h, "ocinet", &call, &conf).ok();
+        cni::exec(&h, "ocinet", &call.command("DEL"), &conf).ok();
+        ocinet_integration::assert_clean(&h, &pod.id);
+    }
+    assert!(h.leases("pods").is_empty(), "{:?}", h.leases("pods"));
+}
