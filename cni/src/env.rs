@@ -57,7 +57,11 @@ impl Invocation {
             validate::ifname("CNI_IFNAME", &ifname)
                 .map_err(|e| CniError::InvalidEnvValue(e.to_string()))?;
         }
-        let netns = var("CNI_NETNS").map(PathBuf::from);
+        // libcni asks VERSION with CNI_NETNS=dummy: only the verbs that
+        // use it check it.
+        let netns = var("CNI_NETNS")
+            .filter(|_| matches!(command, Cmd::Add | Cmd::Check | Cmd::Del))
+            .map(PathBuf::from);
         if let Some(p) = &netns {
             if !p.is_absolute() {
                 return Err(CniError::InvalidEnvValue(format!(

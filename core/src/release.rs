@@ -18,6 +18,12 @@ pub fn teardown(ctx: &Context, id: &str) -> Result<()> {
             tracing::info!("no endpoint recorded; nothing to tear down");
             Ok(())
         }
+        // A CNI runtime's container (one that also carries io.ocinet
+        // annotations, so the hook runs for it too): its DEL ends it.
+        Some(ep) if ep.origin == ocinet_common::model::Origin::Cni => {
+            tracing::info!("set up through CNI: left to the runtime's DEL");
+            Ok(())
+        }
         Some(ep) => {
             release(ctx, &ep)?;
             tracing::info!(mode = %ep.mode.label(), "torn down");

@@ -855,6 +855,34 @@ impl Host {
     /// workarounds of ENVIRONMENT.md apply: crun needs the cgroup v2 mount
     /// out of sight (a private mount namespace) and rlimits cannot be raised.
     pub fn podman(&self, args: &[&str]) -> Output {
+        self.podman_in(args, None)
+    }
+
+    /// `podman` with its CNI backend: a containers.conf of this test's
+    /// own naming `conflist_dir` and `cni::plugin_path`, and libcni's
+    /// cache (always /var/lib/cni) on a tmpfs of the private mount
+    /// namespace.
+    pub fn podman_cni(&self, conflist_dir: &Path, args: &[&str]) -> Output {
+        let conf = self.dir.join("containers-cni.conf");
+        if !conf.exists() {
+            let dirs: Vec<String> = cni::plugin_path(self)
+                .split(':')
+                .map(|d| format!("{d:?}"))
+                .collect();
+            std::fs::write(
+                &conf,
+                format!(
+                    "[network]\nnetwork_backend = \"cni\"\nnetwork_config_dir = {:?}\ncni_plugin_dirs = [{}]\n",
+                    conflist_dir.display().to_string(),
+                    dirs.join(", ")
+                ),
+            )
+            .expect("containers.conf");
+        }
+        self.podman_in(args, Some(&conf))
+    }
+
+    fn podman_in(&self, args: &[&str], containers_conf: Option<&Path>) -> Output {
         // podman 4.3 opens its lock segment (/dev/shm/libpod_lock, one name
         // whatever --root says) and creates it when missing: the first two
         // podman calls on a fresh machine, from tests running in parallel,
@@ -873,16 +901,34 @@ impl Host {
         let (root, runroot, tmp) = (p.join("root"), p.join("runroot"), p.join("tmp"));
         let mut c = Command::new("nsenter");
         c.arg(format!("--net=/run/netns/{}", self.name))
-            .args([
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                "umount /sys/fs/cgroup/unified 2>/dev/null; exec podman \"$@\"",
-                "podman",
-            ])
+            .args(match containers_conf {
+                // podman makes the pod's namespace entry in /run/netns
+                // itself, and a later call (stop, rm) must find it: that
+                // mount (shared) propagates to the host, and nothing else
+                // does (the root and the cgroup mounts made private first).
+                Some(_) => [
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "unchanged",
+                    "sh",
+                    "-c",
+                    "mount --make-private / && mount --make-rprivate /sys/fs/cgroup || exit 1; \
+                     umount /sys/fs/cgroup/unified 2>/dev/null; \
+                     mount -t tmpfs tmpfs /var/lib || exit 1; exec podman \"$@\"",
+                    "podman",
+                ],
+                None => [
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    "umount /sys/fs/cgroup/unified 2>/dev/null; exec podman \"$@\"",
+                    "podman",
+                ],
+            })
             .arg("--root")
             .arg(root)
             .arg("--runroot")
@@ -900,6 +946,9 @@ impl Host {
             ])
             .arg(hooks)
             .args(args);
+        if let Some(conf) = containers_conf {
+            c.env("CONTAINERS_CONF", conf);
+        }
         run_cmd(&mut c)
     }
 

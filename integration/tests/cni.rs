@@ -108,7 +108,10 @@ fn every_verb_at_every_version() {
         if *v != "0.3.1" {
             cni::exec(&h, "ocinet", &call.command("CHECK"), &conf).refused(3, "no ocinet record");
         }
-        assert!(!from_outside(&h, port).contains("pod "), "the port outlived DEL");
+        assert!(
+            !from_outside(&h, port).contains("pod "),
+            "the port outlived DEL"
+        );
     }
     let ver = cni::exec(
         &h,
@@ -408,4 +411,80 @@ fn a_killed_add_is_undone_by_del() {
         ocinet_integration::assert_clean(&h, &pod.id);
     }
     assert!(h.leases("pods").is_empty(), "{:?}", h.leases("pods"));
+}
+
+/// podman 4.3 with its CNI backend and an ocinet conflist: `podman run
+/// --network NAME -p 8080:80` gets its address and published port from
+/// ocinet (with crun), and `podman rm` leaves nothing.
+#[test]
+fn podman_cni_backend() {
+    let h = Host::new();
+    h.outside();
+    let conflists = h.dir.join("cni-net.d");
+    std::fs::create_dir_all(&conflists).expect("conflist dir");
+    let list = json!({
+        "cniVersion": "0.4.0",
+        "name": "ocnet",
+        "plugins": [cni::ocinet_entry(&h, json!({
+            "subnet": "10.94.0.0/24",
+            "dnsUpstreams": [OUTSIDE_IP],
+            "capabilities": {"portMappings": true, "aliases": true},
+        }))],
+    });
+    std::fs::write(conflists.join("ocnet.conflist"), list.to_string()).expect("conflist");
+    let www = h.dir.join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "hello through cni\n").expect("index");
+    let vol = format!("{}:/www:ro", www.display());
+    let root = ocinet_integration::rootfs::path().display().to_string();
+    let run = [
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "ocnet",
+        "-p",
+        "8080:80",
+        "-v",
+        &vol,
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--rootfs",
+        &root,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ];
+    let id = ok(h.podman_cni(&conflists, &run)).trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let ep = h
+        .endpoint(&id)
+        .unwrap_or_else(|| panic!("no ocinet record for {id}: {:?}", h.ps()));
+    let ip = ep["ip"].as_str().unwrap_or_default().to_string();
+    assert!(ip.starts_with("10.94.0."), "{ep}");
+    // The container's eth0 has it. (podman's own inspect shows no
+    // address here: each podman call runs in a mount namespace of its own,
+    // where the previous call's /run/netns entry is not, so podman finds
+    // no network namespace to report on.)
+    let inside = ok(h.podman_cni(
+        &conflists,
+        &["exec", "web", "/bin/busybox", "ip", "-4", "addr", "show", "eth0"],
+    ));
+    assert!(inside.contains(&format!("inet {ip}/24")), "{inside}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(from_outside(&h, 8080).trim(), "hello through cni");
+    ok(h.podman_cni(&conflists, &["stop", "--time", "1", "web"]));
+    ok(h.podman_cni(&conflists, &["rm", "web"]));
+    ocinet_integration::assert_clean(&h, &id);
+    assert!(h.ps().is_empty(), "{:?}", h.ps());
+    assert!(
+        !from_outside(&h, 8080).contains("hello"),
+        "the port outlived podman rm"
+    );
 }
