@@ -33,6 +33,7 @@ pub struct Inline {
     pub internal: Option<bool>,
     pub disable_dns: Option<bool>,
     pub dns_upstreams: Option<Vec<Ipv4Addr>>,
+    pub no_masquerade: Option<Vec<Ipv4Net>>,
 }
 
 impl Inline {
@@ -160,12 +161,8 @@ impl Conf {
             internal: flag(&custom, "internal")?,
             disable_dns: flag(&custom, "disableDns")?,
             dns_upstreams: list(&custom, "dnsUpstreams", "an IPv4 address")?,
+            no_masquerade: list(&custom, "noMasquerade", "an IPv4 CIDR")?,
         };
-        if let Some(v) = custom.get("noMasquerade") {
-            return Err(CniError::UnsupportedNetworkConfiguration(format!(
-                "noMasquerade {v}: not supported yet"
-            )));
-        }
         let wanted = match &net.runtime_config {
             Some(rc) => wanted(rc, &network)?,
             None => Wanted::default(),

@@ -177,6 +177,11 @@ pub enum NetworkCommand {
         /// range).
         #[arg(long = "dns-address", value_name = "IP")]
         dns_address: Option<Ipv4Addr>,
+        /// Neither masquerade traffic to CIDR nor keep its sources out
+        /// (repeatable): a cluster's pod CIDR, whose nodes route each
+        /// other's pod subnets.
+        #[arg(long = "no-masquerade", value_name = "CIDR")]
+        no_masquerade: Vec<ipnet::Ipv4Net>,
     },
     /// List networks.
     Ls,

@@ -474,7 +474,16 @@ fn podman_cni_backend() {
     // no network namespace to report on.)
     let inside = ok(h.podman_cni(
         &conflists,
-        &["exec", "web", "/bin/busybox", "ip", "-4", "addr", "show", "eth0"],
+        &[
+            "exec",
+            "web",
+            "/bin/busybox",
+            "ip",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ],
     ));
     assert!(inside.contains(&format!("inet {ip}/24")), "{inside}");
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -487,4 +496,119 @@ fn podman_cni_backend() {
         !from_outside(&h, 8080).contains("hello"),
         "the port outlived podman rm"
     );
+}
+
+/// An HTTP server answering with the address the request came from.
+const ECHO_CLIENT: &str = r#"import http.server as s, sys
+class H(s.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = ("from " + self.client_address[0] + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+s.HTTPServer((sys.argv[1], 8001), H).serve_forever()
+"#;
+
+/// Two simulated nodes: two host namespaces joined by a veth (the wire),
+/// each running ocinet through CNI with its own pod subnet of one cluster
+/// CIDR, and a route on each to the other's pod subnet. Pods reach each
+/// other with their own addresses (`noMasquerade` the cluster CIDR), and
+/// are still masqueraded to the outside.
+#[test]
+fn two_nodes_route_pods_without_masquerade() {
+    let (a, b) = (Host::new(), Host::new());
+    a.outside();
+    let wire = |h: &Host, args: &[&str]| ok(h.exec(args));
+    ok(std::process::Command::new("ip")
+        .args([
+            "-n", &a.name, "link", "add", "wa", "type", "veth", "peer", "name", "wb", "netns",
+            &b.name,
+        ])
+        .output()
+        .expect("ip"));
+    wire(&a, &["ip", "addr", "add", "192.0.2.1/24", "dev", "wa"]);
+    wire(&b, &["ip", "addr", "add", "192.0.2.2/24", "dev", "wb"]);
+    wire(&a, &["ip", "link", "set", "wa", "up"]);
+    wire(&b, &["ip", "link", "set", "wb", "up"]);
+    // What a cloud or a routing daemon installs: each node's pod subnet
+    // via that node.
+    wire(
+        &a,
+        &["ip", "route", "add", "10.100.2.0/24", "via", "192.0.2.2"],
+    );
+    wire(
+        &b,
+        &["ip", "route", "add", "10.100.1.0/24", "via", "192.0.2.1"],
+    );
+    let node = |h: &Host, subnet: &str| {
+        cni::single(
+            h,
+            "1.0.0",
+            "pods",
+            json!({"subnet": subnet, "noMasquerade": ["10.100.0.0/16"], "disableDns": true}),
+        )
+    };
+    let (conf_a, conf_b) = (node(&a, "10.100.1.0/24"), node(&b, "10.100.2.0/24"));
+    let mut pa = Pod::new(&a, "na");
+    let mut pb = Pod::new(&b, "nb");
+    let ra = cni::exec(
+        &a,
+        "ocinet",
+        &Call::new("ADD", &pa.id, &pa.path(), "eth0"),
+        &conf_a,
+    )
+    .ok();
+    let rb = cni::exec(
+        &b,
+        "ocinet",
+        &Call::new("ADD", &pb.id, &pb.path(), "eth0"),
+        &conf_b,
+    )
+    .ok();
+    let ip = |r: &Value| {
+        r["ips"][0]["address"]
+            .as_str()
+            .and_then(|s| s.split('/').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (ip_a, ip_b) = (ip(&ra), ip(&rb));
+    pb.spawn(&["python3", "-c", ECHO_CLIENT, "0.0.0.0"]);
+    pa.spawn(&["python3", "-c", ECHO_CLIENT, "0.0.0.0"]);
+    let _outside = a.spawn_outside(&["python3", "-c", ECHO_CLIENT, OUTSIDE_IP]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let get = |pod: &Pod, url: &str| text(&pod.exec(&[WGET, &[url]].concat()));
+    // Pod to pod across the nodes, both ways: their own addresses.
+    let got = get(&pa, &format!("http://{ip_b}:8001/"));
+    assert!(got.contains(&format!("from {ip_a}")), "a to b: {got}");
+    let got = get(&pb, &format!("http://{ip_a}:8001/"));
+    assert!(got.contains(&format!("from {ip_b}")), "b to a: {got}");
+    // To the outside: masqueraded to the node's address.
+    let got = get(&pa, &format!("http://{OUTSIDE_IP}:8001/"));
+    assert!(
+        got.contains(&format!("from {HOST_LINK_IP}")),
+        "to the outside: {got}"
+    );
+    let v: Value =
+        serde_json::from_str(&ok(a.ocinet(&["network", "inspect", "pods"]))).unwrap_or_default();
+    assert_eq!(v[0]["NoMasquerade"][0], "10.100.0.0/16", "{v}");
+    cni::exec(
+        &a,
+        "ocinet",
+        &Call::new("DEL", &pa.id, &pa.path(), "eth0"),
+        &conf_a,
+    )
+    .ok();
+    cni::exec(
+        &b,
+        "ocinet",
+        &Call::new("DEL", &pb.id, &pb.path(), "eth0"),
+        &conf_b,
+    )
+    .ok();
+    ocinet_integration::assert_clean(&a, &pa.id);
+    ocinet_integration::assert_clean(&b, &pb.id);
 }

@@ -41,6 +41,7 @@ pub fn ensure(ctx: &Context, conf: &Conf) -> Result<Network, CniError> {
     let net = Network {
         dns: !i.disable_dns.unwrap_or(false),
         dns_upstreams: i.dns_upstreams.clone().unwrap_or_default(),
+        no_masquerade: i.no_masquerade.clone().unwrap_or_default(),
         ..base
     };
     net.validate().map_err(to_cni)?;
@@ -100,6 +101,15 @@ fn agrees(net: &Network, i: &Inline) -> Result<(), CniError> {
                 "dnsUpstreams",
                 format!("{u:?}"),
                 format!("{:?}", net.dns_upstreams),
+            );
+        }
+    }
+    if let Some(n) = &i.no_masquerade {
+        if *n != net.no_masquerade {
+            return differs(
+                "noMasquerade",
+                format!("{n:?}"),
+                format!("{:?}", net.no_masquerade),
             );
         }
     }

@@ -36,6 +36,8 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
+/// The inclusive end of a range in a concatenated interval set.
+const NFTA_SET_ELEM_KEY_END: u16 = 10;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFPROTO_INET: u8 = 1;
@@ -53,6 +55,9 @@ pub enum Verb {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireElement {
     pub key: Vec<u8>,
+    /// A concatenated interval set's element is one range: the start in
+    /// `key`, the inclusive end here (no interval-end element).
+    pub key_end: Option<Vec<u8>>,
     pub data: Option<Vec<u8>>,
     pub interval_end: bool,
 }
@@ -167,6 +172,7 @@ pub fn encode(set: &str, key: &Value, value: Option<&Value>) -> Result<Vec<WireE
         let net = ipnet::Ipv4Net::new(addr, len as u8).map_err(|e| bad(set, key, e))?;
         let mut out = vec![WireElement {
             key: net.network().octets().to_vec(),
+            key_end: None,
             data,
             interval_end: false,
         }];
@@ -174,17 +180,72 @@ pub fn encode(set: &str, key: &Value, value: Option<&Value>) -> Result<Vec<WireE
         if let Some(end) = u32::from(net.broadcast()).checked_add(1) {
             out.push(WireElement {
                 key: end.to_be_bytes().to_vec(),
+                key_end: None,
                 data: None,
                 interval_end: true,
             });
         }
         return Ok(out);
     }
+    if spec.interval && spec.key.len() > 1 {
+        let (start, end) = encode_range(spec, key)?;
+        return Ok(vec![WireElement {
+            key: start,
+            key_end: Some(end),
+            data,
+            interval_end: false,
+        }]);
+    }
     Ok(vec![WireElement {
         key: encode_key(spec, key)?,
+        key_end: None,
         data,
         interval_end: false,
     }])
+}
+
+/// A concatenated interval element: each part a value or an IPv4 prefix;
+/// the start of every part, then the (inclusive) end of every part.
+fn encode_range(spec: &SetSpec, key: &Value) -> Result<(Vec<u8>, Vec<u8>)> {
+    let parts = key
+        .get("concat")
+        .and_then(Value::as_array)
+        .filter(|p| p.len() == spec.key.len())
+        .ok_or_else(|| {
+            bad(
+                spec.name,
+                key,
+                format!("expected a concatenation of {} fields", spec.key.len()),
+            )
+        })?;
+    let (mut start, mut end) = (Vec::new(), Vec::new());
+    for (f, p) in spec.key.iter().zip(parts) {
+        match (f, p.get("prefix")) {
+            (Field::Ipv4, Some(prefix)) => {
+                let addr = prefix
+                    .get("addr")
+                    .and_then(Value::as_str)
+                    .and_then(|a| a.parse::<Ipv4Addr>().ok());
+                let len = prefix
+                    .get("len")
+                    .and_then(Value::as_u64)
+                    .filter(|l| *l <= 32);
+                let (Some(addr), Some(len)) = (addr, len) else {
+                    return Err(bad(spec.name, key, "not an IPv4 prefix"));
+                };
+                let net =
+                    ipnet::Ipv4Net::new(addr, len as u8).map_err(|e| bad(spec.name, key, e))?;
+                start.extend(net.network().octets());
+                end.extend(net.broadcast().octets());
+            }
+            _ => {
+                let b = encode_field(*f, p, spec.name, true)?;
+                start.extend(&b);
+                end.extend(&b);
+            }
+        }
+    }
+    Ok((start, end))
 }
 
 /// Builds one nfnetlink batch.
@@ -298,6 +359,11 @@ impl Batch {
                         push_nested(buf, NFTA_SET_ELEM_KEY, |buf| {
                             push_attr(buf, NFTA_DATA_VALUE, &e.key)
                         });
+                        if let Some(end) = &e.key_end {
+                            push_nested(buf, NFTA_SET_ELEM_KEY_END, |buf| {
+                                push_attr(buf, NFTA_DATA_VALUE, end)
+                            });
+                        }
                         if let (true, Some(d)) = (with_data, &e.data) {
                             push_nested(buf, NFTA_SET_ELEM_DATA, |buf| {
                                 push_attr(buf, NFTA_DATA_VALUE, d)
@@ -347,7 +413,8 @@ impl WireElement {
     fn list_bytes(&self) -> usize {
         let data = self.data.as_ref().map_or(0, |d| 8 + padded(d.len()));
         let flags = if self.interval_end { 8 } else { 0 };
-        4 + 8 + padded(self.key.len()) + data + flags
+        let end = self.key_end.as_ref().map_or(0, |k| 8 + padded(k.len()));
+        4 + 8 + padded(self.key.len()) + end + data + flags
     }
 }
 

@@ -10,7 +10,7 @@ use crate::model::Network;
 pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
-pub const SCHEMA_MARKER: &str = "schema_v5";
+pub const SCHEMA_MARKER: &str = "schema_v6";
 
 /// The marker set's one element: touched by every batch, put in by every
 /// rebuild, looked up by `Firewall::may_have_dnated`.
@@ -43,6 +43,11 @@ pub const SET_BRIDGES: &str = "bridges";
 pub const SET_INTERNAL_BRIDGES: &str = "internal_bridges";
 pub const SET_BRIDGE_SELF: &str = "bridge_self";
 pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
+/// subnet . CIDR: a network's traffic to and from those CIDRs is neither
+/// masqueraded nor kept out (`--no-masquerade`, Kubernetes'
+/// non-masquerade cluster CIDR: pods of other nodes reach these
+/// containers at their own addresses, and are reached so).
+pub const SET_NO_MASQ: &str = "no_masq";
 /// Bridges of `gateway_mode: nat` networks: nothing from outside reaches
 /// their containers but replies and published ports.
 pub const SET_PROTECTED_BRIDGES: &str = "protected_bridges";
@@ -134,6 +139,10 @@ pub const SETS: &[SetSpec] = &[
     SetSpec {
         interval: true,
         ..set_spec(SET_MASQ_SUBNETS, &[Ipv4])
+    },
+    SetSpec {
+        interval: true,
+        ..set_spec(SET_NO_MASQ, &[Ipv4, Ipv4])
     },
     set_spec(SET_DNAT_SEEN, &[Ipv4]),
     set_spec(SET_PROTECTED_BRIDGES, &[Ifname]),
@@ -249,6 +258,7 @@ pub fn skeleton() -> Vec<Value> {
     let dnat_status =
         json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
     let saddr = json!({"payload": {"protocol": "ip", "field": "saddr"}});
+    let daddr = json!({"payload": {"protocol": "ip", "field": "daddr"}});
     let mut out = vec![json!({"add": {"table": {"family": FAMILY, "name": TABLE}}})];
     out.extend(declare_sets(FAMILY));
     out.extend([
@@ -340,6 +350,15 @@ pub fn skeleton() -> Vec<Value> {
                 drop.clone()
             ]),
         ),
+        // The network's --no-masquerade CIDRs (another node's pods) reach
+        // its containers directly, protected or not.
+        rule(
+            "forward",
+            json!([
+                is(json!({"concat": [daddr.clone(), saddr.clone()]}), set_ref(SET_NO_MASQ)),
+                accept.clone()
+            ]),
+        ),
         // Direct routing: a neighbour that routes a protected network's
         // subnet via this host reaches none of its ports (moby #48724).
         // Replies, the network's own traffic and published ports were
@@ -347,6 +366,16 @@ pub fn skeleton() -> Vec<Value> {
         rule(
             "forward",
             json!([is(meta("oifname"), set_ref(SET_PROTECTED_BRIDGES)), drop]),
+        ),
+        // Not masqueraded to the network's --no-masquerade CIDRs (leaving
+        // the host; the hairpin below still applies on a bridge).
+        rule(
+            "postrouting",
+            json!([
+                is(json!({"concat": [saddr.clone(), daddr.clone()]}), set_ref(SET_NO_MASQ)),
+                is_not(meta("oifname"), set_ref(SET_BRIDGES)),
+                accept.clone()
+            ]),
         ),
         // Outbound masquerade, not for traffic staying on an ocinet bridge.
         rule(
@@ -585,10 +614,14 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
         if n.gateway_mode == crate::model::network::GatewayMode::Nat {
             out.push((SET_PROTECTED_BRIDGES, json!(n.bridge)));
         }
-        out.push((
-            SET_MASQ_SUBNETS,
-            json!({"prefix": {"addr": n.subnet().network().to_string(), "len": n.subnet().prefix_len()}}),
-        ));
+        let prefix = |net: &ipnet::Ipv4Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
+        out.push((SET_MASQ_SUBNETS, prefix(&n.subnet())));
+        for cidr in &n.no_masquerade {
+            out.push((
+                SET_NO_MASQ,
+                json!({"concat": [prefix(&n.subnet()), prefix(cidr)]}),
+            ));
+        }
     }
     out
 }

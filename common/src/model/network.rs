@@ -80,6 +80,11 @@ pub struct Network {
     /// IPAM never hands it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_address: Option<Ipv4Addr>,
+    /// Destinations not masqueraded, whose sources also reach the
+    /// containers directly (`--no-masquerade`: a cluster's pod CIDR, whose
+    /// nodes route each other's pod subnets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_masquerade: Vec<Ipv4Net>,
 }
 
 /// Queries per second one container may send its resolver by default:
@@ -298,6 +303,7 @@ impl Network {
             gateway_mode: GatewayMode::Nat,
             aux_addresses: BTreeMap::new(),
             dns_address: None,
+            no_masquerade: Vec::new(),
             host_binding_ip: None,
             driver: Driver::Bridge,
             parent: None,
@@ -334,6 +340,7 @@ impl Network {
             gateway_mode: GatewayMode::Nat,
             aux_addresses: BTreeMap::new(),
             dns_address: None,
+            no_masquerade: Vec::new(),
             host_binding_ip: None,
             driver: Driver::Bridge,
             parent: None,
@@ -501,6 +508,20 @@ impl Network {
             };
             if let Some(why) = why {
                 return Err(Error::invalid("dns-upstream", u, why));
+            }
+        }
+        for c in &self.no_masquerade {
+            let why = if self.driver != Driver::Bridge {
+                Some("only applies to bridge networks (a macvlan network has no NAT)")
+            } else if self.internal {
+                Some("does nothing on an --internal network: nothing leaves it")
+            } else if c.trunc() != *c {
+                Some("must be a network address (host bits zero)")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::invalid("no-masquerade", c, why));
             }
         }
         if self.subnet().prefix_len() > 30 {
@@ -738,6 +759,19 @@ mod tests {
         )
         .unwrap();
         saved.validate().unwrap();
+    }
+
+    #[test]
+    fn no_masquerade_cidrs_are_networks_of_nat_bridges() {
+        let s: Ipv4Net = "10.100.1.0/24".parse().unwrap();
+        let mut n = Network::new("pods", s, None, None, None, None, false).unwrap();
+        n.no_masquerade = vec!["10.100.0.0/16".parse().unwrap()];
+        n.validate().unwrap();
+        n.no_masquerade = vec!["10.100.0.1/16".parse().unwrap()];
+        assert!(n.validate().unwrap_err().to_string().contains("host bits"));
+        n.no_masquerade = vec!["10.100.0.0/16".parse().unwrap()];
+        n.internal = true;
+        assert!(n.validate().unwrap_err().to_string().contains("--internal"));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct NetworkWire {
     dns_rate_limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dns_address: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    no_masquerade: Vec<Ipv4Net>,
 }
 
 impl From<Network> for NetworkWire {
@@ -69,6 +71,7 @@ impl From<Network> for NetworkWire {
             dns_upstreams: n.dns_upstreams,
             dns_rate_limit: n.dns_rate_limit,
             dns_address: n.dns_address,
+            no_masquerade: n.no_masquerade,
         }
     }
 }
@@ -126,6 +129,7 @@ impl TryFrom<NetworkWire> for Network {
             dns_upstreams: w.dns_upstreams,
             dns_rate_limit: w.dns_rate_limit,
             dns_address: w.dns_address,
+            no_masquerade: w.no_masquerade,
         })
     }
 }

@@ -35,6 +35,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             dns_upstream,
             dns_rate_limit,
             dns_address,
+            no_masquerade,
         } => create(
             ctx,
             name,
@@ -61,6 +62,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                         || dns_rate_limit.is_some()
                         || dns_address.is_some()),
                 dns_address: *dns_address,
+                no_masquerade: no_masquerade.clone(),
                 dns_upstreams: dns_upstream.clone(),
                 dns_rate_limit: *dns_rate_limit,
             },
@@ -146,6 +148,7 @@ fn create(
         dns_upstreams: extra.dns_upstreams,
         dns_rate_limit: extra.dns_rate_limit,
         dns_address: extra.dns_address,
+        no_masquerade: extra.no_masquerade,
         ..base
     };
     if net.driver == Driver::Macvlan && net.dns && net.dns_address.is_none() {
@@ -208,6 +211,7 @@ struct Extra<'a> {
     dns_upstreams: Vec<std::net::Ipv4Addr>,
     dns_rate_limit: Option<u32>,
     dns_address: Option<std::net::Ipv4Addr>,
+    no_masquerade: Vec<ipnet::Ipv4Net>,
 }
 
 /// `NAME=IP` entries, each name and address once.
@@ -340,6 +344,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "DNSUpstreams": net.dns_upstreams,
         "DNSRateLimit": net.dns.then(|| net.dns_rate_limit.unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE)),
         "DNSAddress": net.dns.then(|| net.resolver_address()),
+        "NoMasquerade": net.no_masquerade,
         "IPAM": {"Driver": "ocinet", "Config": ipam},
         "Options": match net.driver {
             Driver::Bridge => json!({
