@@ -612,3 +612,31 @@ fn two_nodes_route_pods_without_masquerade() {
     ocinet_integration::assert_clean(&a, &pa.id);
     ocinet_integration::assert_clean(&b, &pb.id);
 }
+
+/// Chained before Debian's `portmap`, which reads the container's address
+/// from ocinet's result (the interface entry named CNI_IFNAME with its
+/// sandbox) and publishes the port with its own iptables rules; ocinet's
+/// forward rules let the DNATed traffic through. DEL removes both.
+#[test]
+fn chained_with_debian_portmap() {
+    let h = Host::new();
+    h.outside();
+    let mut pod = Pod::new(&h, "pm");
+    let mut chain = Chain::new(json!({
+        "cniVersion": "1.0.0",
+        "name": "pods",
+        "plugins": [
+            cni::ocinet_entry(&h, pods_network(json!({}))),
+            {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
+        ],
+    }));
+    let caps = json!({"portMappings": [{"hostPort": 8095, "containerPort": 80, "protocol": "tcp"}]});
+    let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+    chain.add(&h, &call, &caps).ok();
+    serve(&h, &mut pod, "published by portmap\n");
+    assert_eq!(from_outside(&h, 8095).trim(), "published by portmap");
+    let d = chain.reverse(&h, "DEL", &call, &caps);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(!from_outside(&h, 8095).contains("portmap"), "the port outlived DEL");
+    ocinet_integration::assert_clean(&h, &pod.id);
+}
