@@ -786,6 +786,88 @@ def bench_dns(work, count, seq_n, total):
     results.append(("11. Name resolution: ocinet's resolver vs aardvark-dns", "\n".join(md)))
 
 
+def bench_cni(work, n):
+    """12. One container with one port mapping, ADD then DEL through CNI:
+    ocinet's plugin against Debian's reference chain bridge + host-local +
+    portmap, on the same subnet and port, each in a host namespace of its
+    own, alternating; the plugins executed as libcni does (environment,
+    stdin, prevResult)."""
+    plugins = "/usr/lib/cni"
+    bindir = os.path.join(work, "cni-bin")
+    os.makedirs(bindir)
+    os.symlink(OCINET, os.path.join(bindir, "ocinet"))
+    path = f"{bindir}:{plugins}"
+    hosts = {"ocinet": netns_add(f"{TAG}-h12o"), "reference": netns_add(f"{TAG}-h12r")}
+    for h in hosts.values():
+        sh("ip", "-n", h, "link", "set", "lo", "up")
+    state = os.path.join(work, "s12")
+    caps = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
+    lists = {
+        "ocinet": [{"type": "ocinet", "subnet": "10.95.0.0/24", "disableDns": True,
+                    "stateDir": os.path.join(state, "state"), "configDir": os.path.join(state, "config"),
+                    "capabilities": {"portMappings": True}}],
+        "reference": [{"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True,
+                       "ipam": {"type": "host-local", "subnet": "10.95.0.0/24", "dataDir": os.path.join(work, "hl"),
+                                "routes": [{"dst": "0.0.0.0/0"}]}},
+                      {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}],
+    }
+
+    def request(entry, prev):
+        conf = dict(entry, name="pods", cniVersion="1.0.0")
+        if any(conf.get("capabilities", {}).get(k) for k in caps):
+            conf["runtimeConfig"] = {k: v for k, v in caps.items() if conf["capabilities"].get(k)}
+        if prev is not None:
+            conf["prevResult"] = prev
+        return json.dumps(conf).encode()
+
+    def run(host, entry, verb, cid, netns, prev):
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": verb, "CNI_CONTAINERID": cid,
+               "CNI_NETNS": netns, "CNI_IFNAME": "eth0", "CNI_ARGS": "", "CNI_PATH": path}
+        exe = next(os.path.join(d, entry["type"]) for d in path.split(":") if os.path.exists(os.path.join(d, entry["type"])))
+        r = subprocess.run(["nsenter", f"--net=/run/netns/{host}", exe], input=request(entry, prev), env=env,
+                           capture_output=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{entry['type']} {verb}: {r.stdout.decode()[-300:]} {r.stderr.decode()[-300:]}")
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    def cycle(side, i):
+        pod = netns_add(f"{TAG}-p12{side[0]}{i}")
+        cid = f"bench12{side[0]}{i:04d}"
+        t0 = time.perf_counter()
+        prev = None
+        for e in lists[side]:
+            prev = run(hosts[side], e, "ADD", cid, f"/run/netns/{pod}", prev)
+        t1 = time.perf_counter()
+        for e in reversed(lists[side]):
+            run(hosts[side], e, "DEL", cid, f"/run/netns/{pod}", prev)
+        t2 = time.perf_counter()
+        sh("ip", "netns", "del", pod)
+        created_ns.remove(pod)
+        return t1 - t0, t2 - t1
+
+    t = {(side, step): [] for side in lists for step in ("add", "del")}
+    for side in lists:  # warm up: the bridge, the tables, page cache
+        cycle(side, 9999)
+    for i in range(n):
+        for side in (lists if i % 2 else list(reversed(list(lists)))):
+            a, d = cycle(side, i)
+            t[side, "add"].append(a)
+            t[side, "del"].append(d)
+    m = lambda side, step: median_ms(t[side, step])
+    cyc = lambda side: median_ms([a + d for a, d in zip(t[side, "add"], t[side, "del"])])
+    md = [f"ADD then DEL of one container with one port mapping (8080:80/tcp), cniVersion 1.0.0, {n} cycles each, alternating; "
+          "each side in a host namespace of its own on the same subnet (10.95.0.0/24), the plugins executed as libcni does. "
+          "The reference chain is Debian's containernetworking-plugins 1.1.1: `bridge` (isGateway, ipMasq) with `host-local`, "
+          "then `portmap` (snat; it drives iptables-nft).", "",
+          "| | ocinet (CNI) | bridge + host-local + portmap | reference / ocinet |", "|---|---|---|---|"]
+    for name, f in (("ADD", lambda s: m(s, "add")), ("DEL", lambda s: m(s, "del")), ("ADD + DEL", cyc)):
+        o, r = f("ocinet"), f("reference")
+        md.append(f"| {name} | {o:.1f} ms | {r:.1f} ms | {r / o:.1f}x |")
+    ratio = cyc("reference") / cyc("ocinet")
+    md += ["", f"Target: at least 10x faster per cycle: {'met' if ratio >= 10 else 'missed'} ({ratio:.1f}x)."]
+    results.append(("12. CNI: ADD + DEL against the reference chain", "\n".join(md)))
+
+
 def podman_cmd(work, *args):
     p = os.path.join(work, "podman")
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", 'umount /sys/fs/cgroup/unified 2>/dev/null; exec podman "$@"', "podman",
@@ -826,7 +908,7 @@ def bench_podman(work, n, rootfs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
-    ap.add_argument("--only", default="1,2,3,4,5,6,8,9,10,11")
+    ap.add_argument("--only", default="1,2,3,4,5,6,8,9,10,11,12")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     a = ap.parse_args()
     only = set(a.only.split(","))
@@ -860,6 +942,7 @@ def main():
             ("9", lambda: bench_macvlan(work, 5 if q else 20)),
             ("10", lambda: bench_two_networks(work, 5 if q else 20)),
             ("11", lambda: bench_dns(work, 200 if q else 1000, 1000 if q else 5000, 5000 if q else 50000)),
+            ("12", lambda: bench_cni(work, 5 if q else 30)),
         ]
         for key, fn in sections:
             if key in only:
@@ -890,7 +973,7 @@ def main():
         with open(soak) as f:
             text += "\n\n" + f.read().strip()
     analysis = os.path.join(ROOT, "bench/ANALYSIS.md")
-    if os.path.exists(analysis) and not q and only == set("123456") | {"8", "9", "10", "11"}:
+    if os.path.exists(analysis) and not q and only == set("123456") | {"8", "9", "10", "11", "12"}:
         with open(analysis) as f:
             text += "\n\n" + f.read().strip()
     print(text)

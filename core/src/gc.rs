@@ -131,6 +131,12 @@ pub fn run(ctx: &Context) -> Result<String> {
         };
         out += &format!("released published ports {shown}{more} of {holder}\n");
     }
+    // Host veths a teardown retired whose reaper never ran (killed).
+    match crate::reaper::reap(&[]) {
+        Ok(0) => {}
+        Ok(n) => out += &format!("deleted {n} retired host veth(s)\n"),
+        Err(e) => errors.push(e),
+    }
     // The resolver, while a DNS-enabled network has containers (started
     // again if it died), and no generated resolv.conf without its record.
     let (networks, _) = ctx.config.list();

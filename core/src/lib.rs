@@ -24,6 +24,7 @@ pub mod naming;
 pub mod networks;
 mod pin;
 pub mod ports;
+pub mod reaper;
 pub mod release;
 pub mod resolv;
 pub mod restore;

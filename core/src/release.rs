@@ -38,12 +38,27 @@ pub fn teardown(ctx: &Context, id: &str) -> Result<()> {
 /// be undone, so a second poststop or `ocinet gc` can finish the job.
 /// Callers hold the lock.
 pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
+    release_with(ctx, ep, Veths::Delete)
+}
+
+/// How a teardown removes host veths.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Veths {
+    /// Deleted before it returns.
+    Delete,
+    /// Retired at once and deleted by a detached reaper (`reaper.rs`): for
+    /// a front end whose caller waits on it (a CNI DEL).
+    Retire,
+}
+
+/// `release`, with the host veths removed as `veths` says.
+pub fn release_with(ctx: &Context, ep: &Endpoint, veths: Veths) -> Result<()> {
     let mut errors = unwire(
         ctx,
         ep,
         &ep.attachments,
         Subject::Leaving(&ep.id),
-        Devices::BesideElements,
+        Devices::BesideElements(veths),
     );
     if let Some(link) = &ep.netns_link {
         if let Err(e) = netns::unpin(link, ep.netns_id) {
@@ -89,7 +104,7 @@ pub fn release_attachment(ctx: &Context, ep: &mut Endpoint, index: usize) -> Res
     // the anti-spoofing guard no longer covers.
     let atts = std::slice::from_ref(&att);
     let mut errors = Vec::new();
-    delete_veths(atts, &mut errors);
+    delete_veths(ctx, atts, Veths::Delete, &mut errors);
     remove_macvlans(ep, atts, &mut errors);
     if !errors.is_empty() {
         return Err(Error::Many(errors));
@@ -142,7 +157,7 @@ fn release_lease(ctx: &Context, id: &str, a: &Attachment) -> Result<()> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Devices {
     /// Beside the element deletion (a container that is gone or going).
-    BesideElements,
+    BesideElements(Veths),
     /// Removed already, before the elements (a running container).
     Gone,
 }
@@ -240,15 +255,15 @@ fn unwire(
             }
             errors
         });
-        if devices == Devices::BesideElements {
-            delete_veths(atts, &mut errors);
+        if let Devices::BesideElements(how) = devices {
+            delete_veths(ctx, atts, how, &mut errors);
         }
         match ports.join() {
             Ok(errs) => errors.extend(errs),
             Err(_) => errors.push(Error::Conflict("removing published ports panicked".into())),
         }
     });
-    if devices == Devices::BesideElements {
+    if matches!(devices, Devices::BesideElements(_)) {
         remove_macvlans(ep, atts, &mut errors);
     }
     errors
@@ -262,16 +277,30 @@ fn address_taken_by_another(ctx: &Context, id: &str, a: &Attachment) -> bool {
         .is_ok_and(|h| h.is_some_and(|h| h != id))
 }
 
-/// Delete the host ends of `atts`' veths. Deleting one end removes both;
-/// gone already (the namespace died with the container) is fine.
-fn delete_veths(atts: &[Attachment], errors: &mut Vec<Error>) {
+/// Delete (or retire, for a reaper) the host ends of `atts`' veths.
+/// Deleting one end removes both; gone already (the namespace died with
+/// the container) is fine.
+fn delete_veths(ctx: &Context, atts: &[Attachment], how: Veths, errors: &mut Vec<Error>) {
+    let mut retired = Vec::new();
     for veth in atts.iter().filter_map(|a| a.host_veth.as_deref()) {
         let _span = tracing::debug_span!("delete_veth", veth).entered();
-        match Netlink::new().and_then(|mut nl| nl.delete_link(veth)) {
-            Ok(existed) => tracing::debug!(veth, existed, "host veth removed"),
+        let outcome = Netlink::new().and_then(|mut nl| match how {
+            Veths::Delete => nl.delete_link(veth),
+            Veths::Retire => {
+                let name = crate::reaper::retired_name(veth);
+                let found = nl.retire_link(veth, &name)?;
+                if found {
+                    retired.push(name);
+                }
+                Ok(found)
+            }
+        });
+        match outcome {
+            Ok(existed) => tracing::debug!(veth, existed, ?how, "host veth removed"),
             Err(e) => errors.push(e),
         }
     }
+    crate::reaper::reap_later(ctx, &retired);
 }
 
 /// Remove `atts`' macvlan interfaces from the container's namespace, and

@@ -45,6 +45,9 @@ pub enum Command {
     /// first container joins one; ends when none has containers).
     #[command(name = "dns-server", hide = true)]
     DnsServer,
+    /// Delete host veths a teardown retired (started by it, detached).
+    #[command(name = "reap-links", hide = true)]
+    ReapLinks { names: Vec<String> },
 }
 
 #[derive(Debug, Args)]

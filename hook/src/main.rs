@@ -17,8 +17,11 @@ fn main() -> ExitCode {
     // and on stdin, nothing in the arguments.
     if std::env::var_os("CNI_COMMAND").is_some() {
         let code = ocinet_cni::main(&|log_file| {
-            // The log is ocinet's own; the runtime reads only stdout.
-            let _ = logging::init(log_file, "info");
+            // The log is ocinet's own; the runtime reads only stdout. A
+            // plugin has no arguments: its level comes from the
+            // environment (the runtime passes its own on).
+            let level = std::env::var("OCINET_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+            let _ = logging::init(log_file, &level);
         });
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         Command::Firewall(_) => "firewall".into(),
         Command::InstallPodmanHook(_) => "install-podman-hook".into(),
         Command::DnsServer => "dns-server".into(),
+        Command::ReapLinks { .. } => "reap-links".into(),
     };
     let ctx = Context {
         state: StateDir::new(&cli.state_dir),
@@ -55,6 +59,10 @@ fn main() -> ExitCode {
         Command::InstallPodmanHook(a) => {
             commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, a)
         }
+        Command::ReapLinks { names } => ocinet_core::reaper::reap(names).map(|n| {
+            tracing::debug!(deleted = n, "retired links deleted");
+            String::new()
+        }),
         Command::DnsServer => {
             let _span = tracing::info_span!("resolver", pid = std::process::id()).entered();
             ocinet_dns::server::run(ctx.state, ctx.config)

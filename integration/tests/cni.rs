@@ -32,6 +32,26 @@ fn serve(h: &Host, pod: &mut Pod, body: &str) {
     std::thread::sleep(std::time::Duration::from_millis(200));
 }
 
+/// DEL hands the host veth's deletion (which waits for an RCU grace
+/// period) to a detached reaper: it is gone soon after, renamed `ocx-…`
+/// until then.
+#[track_caller]
+fn retired_veths_go(h: &Host) {
+    let retired = || {
+        h.links("veth")
+            .into_iter()
+            .filter(|l| l.starts_with("ocx-"))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..100 {
+        if retired().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("retired veths left: {:?}", retired());
+}
+
 fn from_outside(h: &Host, port: u16) -> String {
     text(&h.exec_outside(&[WGET, &[&format!("http://{HOST_LINK_IP}:{port}/")]].concat()))
 }
@@ -105,6 +125,13 @@ fn every_verb_at_every_version() {
         cni::exec(&h, "ocinet", &call.command("DEL"), &conf).ok();
         ocinet_integration::assert_clean(&h, &pod.id);
         assert!(h.leases("pods").is_empty(), "{:?}", h.leases("pods"));
+        // The pod's namespace stays (the runtime removes it after DEL):
+        // the reaper deletes the pair.
+        retired_veths_go(&h);
+        assert!(
+            !pod.exec(&["ip", "link", "show", "eth0"]).status.success(),
+            "eth0 outlived DEL"
+        );
         if *v != "0.3.1" {
             cni::exec(&h, "ocinet", &call.command("CHECK"), &conf).refused(3, "no ocinet record");
         }
@@ -155,6 +182,25 @@ fn del_always_succeeds_and_leaves_nothing() {
     if let Some(v) = veth {
         assert!(!h.links("veth").contains(&v), "{v} left");
     }
+    retired_veths_go(&h);
+    // A retired veth whose reaper was killed: `ocinet gc` deletes it.
+    ok(h.exec(&[
+        "ip",
+        "link",
+        "add",
+        "ocx-00000000001",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "ocxpeer",
+    ]));
+    ok(h.ocinet(&["gc"]));
+    assert!(
+        !h.links("veth").iter().any(|l| l.starts_with("ocx-")),
+        "{:?}",
+        h.links("veth")
+    );
 }
 
 /// Bad input gets the spec's error object with the right code, naming the
@@ -630,13 +676,17 @@ fn chained_with_debian_portmap() {
             {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
         ],
     }));
-    let caps = json!({"portMappings": [{"hostPort": 8095, "containerPort": 80, "protocol": "tcp"}]});
+    let caps =
+        json!({"portMappings": [{"hostPort": 8095, "containerPort": 80, "protocol": "tcp"}]});
     let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
     chain.add(&h, &call, &caps).ok();
     serve(&h, &mut pod, "published by portmap\n");
     assert_eq!(from_outside(&h, 8095).trim(), "published by portmap");
     let d = chain.reverse(&h, "DEL", &call, &caps);
     assert_eq!(d.code, 0, "{d:?}");
-    assert!(!from_outside(&h, 8095).contains("portmap"), "the port outlived DEL");
+    assert!(
+        !from_outside(&h, 8095).contains("portmap"),
+        "the port outlived DEL"
+    );
     ocinet_integration::assert_clean(&h, &pod.id);
 }

@@ -37,7 +37,9 @@ pub fn run(ctx: &Context, inv: &Invocation, conf: &Conf) -> Result<(), CniError>
         return Ok(());
     };
     if ep.attachments.len() == 1 {
-        release::release(ctx, &ep).map_err(to_cni)?;
+        // The runtime waits for DEL: the veth's deletion (an RCU grace
+        // period, most of the time a DEL takes) goes to a reaper.
+        release::release_with(ctx, &ep, release::Veths::Retire).map_err(to_cni)?;
     } else {
         release::release_attachment(ctx, &mut ep, index).map_err(to_cni)?;
     }

@@ -264,6 +264,24 @@ impl Netlink {
         self.ack(RouteNetlinkMessage::NewLink(msg), 0, what)
     }
 
+    /// Take a link out of service at once, for a later `delete_link`
+    /// under `new_name`: down, out of its bridge, renamed (none of which
+    /// waits for an RCU grace period, as a deletion does). `Ok(false)` if
+    /// it did not exist.
+    pub fn retire_link(&mut self, name: &str, new_name: &str) -> Result<bool> {
+        let _span = tracing::debug_span!("link_retire", name, new_name).entered();
+        let Some(link) = self.link_by_name(name)? else {
+            return Ok(false);
+        };
+        let msg = LinkUnspec::new_with_index(link.index)
+            .down()
+            .nocontroller()
+            .name(new_name)
+            .build();
+        self.set_link(msg, &format!("retire link {name} as {new_name}"))?;
+        Ok(true)
+    }
+
     /// Delete a link by name; `Ok(false)` if it did not exist.
     pub fn delete_link(&mut self, name: &str) -> Result<bool> {
         let _span = tracing::debug_span!("link_delete", name).entered();
