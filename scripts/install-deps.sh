@@ -5,8 +5,9 @@
 set -euo pipefail
 
 # containernetworking-plugins and iptables: the CNI tests chain Debian's reference
-# plugins (tuning, portmap; portmap drives iptables) after ocinet.
-PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3 containernetworking-plugins iptables)
+# plugins (tuning, portmap; portmap drives iptables) after ocinet; containerd:
+# the CNI test with `ctr run --cni`.
+PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3 containernetworking-plugins iptables containerd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -23,7 +24,7 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl stop prometheus || true
 fi
-for tool in runc crun nft busybox conntrack prometheus promtool curl openssl python3 cargo iptables; do
+for tool in runc crun nft busybox conntrack prometheus promtool curl openssl python3 cargo iptables containerd ctr; do
     command -v "$tool" >/dev/null || { echo "missing $tool after install" >&2; exit 1; }
 done
 [ -x /usr/lib/cni/tuning ] && [ -x /usr/lib/cni/portmap ] || { echo "missing the CNI reference plugins after install" >&2; exit 1; }

@@ -690,3 +690,72 @@ fn chained_with_debian_portmap() {
     );
     ocinet_integration::assert_clean(&h, &pod.id);
 }
+
+/// containerd 1.6 (Debian's) with `ctr run --cni`: its own root, state,
+/// socket and shim directory, and go-cni's fixed directories (/opt/cni/bin,
+/// /etc/cni/net.d) replaced in a private mount namespace by the test's.
+/// The container gets its address from ocinet; ctr's DEL at exit (with no
+/// CNI_NETNS) leaves nothing.
+#[test]
+fn containerd_ctr_run_cni() {
+    let h = Host::new();
+    let w = h.dir.join("containerd");
+    let net_d = w.join("net.d");
+    std::fs::create_dir_all(&net_d).expect("net.d");
+    let list = json!({
+        "cniVersion": "1.0.0",
+        "name": "ctrnet",
+        "plugins": [cni::ocinet_entry(&h, json!({"subnet": "10.96.0.0/24", "disableDns": true}))],
+    });
+    std::fs::write(net_d.join("10-ocinet.conflist"), list.to_string()).expect("conflist");
+    std::fs::write(
+        w.join("config.toml"),
+        format!(
+            "version = 2\nroot = {:?}\nstate = {:?}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = {:?}\n",
+            w.join("root").display().to_string(),
+            w.join("state").display().to_string(),
+            w.join("containerd.sock").display().to_string(),
+        ),
+    )
+    .expect("config.toml");
+    let script = r#"set -e
+W="$1"; OCINET="$2"; ROOTFS="$3"
+mount -t tmpfs tmpfs /run/containerd 2>/dev/null || { mkdir -p /run/containerd; mount -t tmpfs tmpfs /run/containerd; }
+mount -t tmpfs tmpfs /opt
+mkdir -p /opt/cni/bin
+ln -s "$OCINET" /opt/cni/bin/ocinet
+ln -s /usr/lib/cni/loopback /opt/cni/bin/loopback
+mount --bind "$W/net.d" /etc/cni/net.d
+containerd --config "$W/config.toml" > "$W/containerd.log" 2>&1 &
+CPID=$!
+trap 'kill $CPID; wait $CPID' EXIT
+for i in $(seq 100); do [ -S "$W/containerd.sock" ] && break; sleep 0.05; done
+ctr --address "$W/containerd.sock" run --rm --cni --rootfs "$ROOTFS" ctrtest /bin/busybox ip -4 addr show eth0
+"#;
+    let bin = ocinet_integration::ocinet_bin();
+    let root = ocinet_integration::rootfs::path();
+    let o = h.exec(&[
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        w.to_str().unwrap_or_default(),
+        bin.to_str().unwrap_or_default(),
+        root.to_str().unwrap_or_default(),
+    ]);
+    let out = text(&o);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        std::fs::read_to_string(w.join("containerd.log")).unwrap_or_default()
+    );
+    assert!(out.contains("inet 10.96.0."), "{out}");
+    // ctr's container id is namespaced: <namespace>-<id>.
+    ocinet_integration::assert_clean(&h, "default-ctrtest");
+    assert!(h.ps().is_empty(), "{:?}", h.ps());
+    retired_veths_go(&h);
+}
