@@ -452,8 +452,20 @@ fn a_killed_add_is_undone_by_del() {
         assert_ne!(r.code, 0, "{step}: not killed");
         cni::exec(&h, "ocinet", &call.command("DEL"), &conf).ok();
         ocinet_integration::assert_clean(&h, &pod.id);
+        // Killed again, then the next ADD without a DEL between.
+        let r = cni::exec_with_env(&h, "ocinet", &call, &conf, &[("OCINET_TEST_KILL_AT", step)]);
+        assert_ne!(r.code, 0, "{step}: not killed");
         cni::exec(&h, "ocinet", &call, &conf).ok();
+        cni::exec(&h, "ocinet", &call.command("CHECK"), &conf).ok();
         cni::exec(&h, "ocinet", &call.command("DEL"), &conf).ok();
+        ocinet_integration::assert_clean(&h, &pod.id);
+        // Killed, then GC with nothing listed.
+        let r = cni::exec_with_env(&h, "ocinet", &call, &conf, &[("OCINET_TEST_KILL_AT", step)]);
+        assert_ne!(r.code, 0, "{step}: not killed");
+        let mut gc = conf.clone();
+        gc["cniVersion"] = json!("1.1.0");
+        gc["cni.dev/valid-attachments"] = json!([]);
+        cni::exec(&h, "ocinet", &Call::new("GC", "", "", ""), &gc).ok();
         ocinet_integration::assert_clean(&h, &pod.id);
     }
     assert!(h.leases("pods").is_empty(), "{:?}", h.leases("pods"));

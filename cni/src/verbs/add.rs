@@ -5,7 +5,7 @@
 //! container id, interface and network); an interface of that name that
 //! is not ocinet's stays an error, as the spec wants.
 
-use ocinet_common::model::{AttachmentRequest, DnsRequest, Mode, Origin, Request, Settings};
+use ocinet_common::model::{AttachmentRequest, DnsRequest, Mode, Origin, Phase, Request, Settings};
 use ocinet_common::validate;
 use ocinet_core::connect::{self, ConnectOptions};
 use ocinet_core::context::Context;
@@ -37,9 +37,18 @@ pub fn run(
         ),
         None => None,
     };
-    let existing = ctx.state.load_endpoint(&inv.container_id).map_err(to_cni)?;
+    // A record of a setup killed midway is no container: the setup below
+    // undoes it first (the core does, as for a hook's).
+    let existing = ctx
+        .state
+        .load_endpoint(&inv.container_id)
+        .map_err(to_cni)?
+        .filter(|ep| ep.phase == Phase::Ready);
     match &existing {
-        Some(ep) if attachment_index(ep, conf, &inv.ifname).is_some() => {
+        Some(ep)
+            if attachment_index(ep, conf, &inv.ifname)
+                .is_some_and(|i| ep.attachments[i].changing.is_none()) =>
+        {
             tracing::info!("already attached");
         }
         Some(ep) if ep.origin != Origin::Cni => {

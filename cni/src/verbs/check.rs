@@ -1,7 +1,8 @@
 //! CHECK: what the record says this attachment is, against the kernel: the
 //! interface in the namespace (its MAC unless a later plugin of the chain
 //! changed it, as the spec allows: then the previous result's), its
-//! address, its default route, and on a bridge the host end. Every
+//! address, its default route, its firewall elements, and on a bridge the
+//! host end. Every
 //! difference is reported, not only the first.
 
 use ocinet_common::netlink::Netlink;
@@ -91,6 +92,25 @@ pub fn run(ctx: &Context, inv: &Invocation, conf: &Conf) -> Result<(), CniError>
                     wrong.push(format!("no default route through {}", att.interface));
                 }
             }
+        }
+    }
+    // Its firewall elements (the anti-spoofing identity, membership):
+    // every set element the record derives. (Map elements, the published
+    // ports, are not looked up: a lookup takes a plain key.)
+    for el in ocinet_common::firewall::ruleset::elements_of_attachment(att)
+        .iter()
+        .filter(|e| e.value.is_none())
+    {
+        match ocinet_common::firewall::elements::contains(&el.set, &el.key) {
+            Ok(true) => {}
+            Ok(false) => wrong.push(format!(
+                "firewall element {} of set {} is missing",
+                el.key, el.set
+            )),
+            Err(e) => wrong.push(format!(
+                "firewall element {} of set {}: {e}",
+                el.key, el.set
+            )),
         }
     }
     if let Some(veth) = &att.host_veth {

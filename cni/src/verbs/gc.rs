@@ -59,6 +59,22 @@ pub fn run(ctx: &Context, conf: &Conf) -> Result<(), CniError> {
             Err(e) => failures.push(format!("{}: {e}", ep.id)),
         }
     }
+    // Leases of this network held by an ADD killed before it recorded
+    // anything, for a container the runtime does not list.
+    let listed: BTreeSet<&str> = valid.iter().map(|(id, _)| id.as_str()).collect();
+    let (records, _) = ctx.state.list_endpoints();
+    let recorded: BTreeSet<String> = records.into_iter().map(|e| e.id).collect();
+    if let Ok(pool) = ctx.state.pool(&conf.network) {
+        for (ip, holder) in pool.leases().unwrap_or_default() {
+            if !recorded.contains(&holder) && !listed.contains(holder.as_str()) {
+                if let Err(e) = release::forget_unrecorded(ctx, &holder) {
+                    failures.push(format!("{holder}: {e}"));
+                } else {
+                    tracing::info!(%ip, %holder, "released an unrecorded lease");
+                }
+            }
+        }
+    }
     if failures.is_empty() {
         Ok(())
     } else {
