@@ -7,6 +7,7 @@ pub mod firewall;
 pub mod model;
 pub mod netlink;
 pub mod netns;
+pub mod process;
 pub mod store;
 pub mod sysctl;
 pub mod validate;

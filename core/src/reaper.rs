@@ -5,8 +5,7 @@
 //! pod's namespace, which takes the pair along). `ocinet gc` deletes what
 //! a killed reaper left.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ocinet_common::netlink::Netlink;
 use ocinet_common::validate;
@@ -33,9 +32,8 @@ pub fn retired_name(name: &str) -> String {
 /// The hidden subcommand of the `ocinet` binary that deletes retired links.
 pub const SUBCOMMAND: &str = "reap-links";
 
-/// Start a detached `ocinet reap-links NAMES` (its own session, stdio on
-/// /dev/null, no descriptor of the caller's: the runtime does not wait on
-/// it). Best effort: a failure leaves the links to `gc`.
+/// Start a detached `ocinet reap-links NAMES` (the runtime does not wait
+/// on it). Best effort: a failure leaves the links to `gc`.
 pub fn reap_later(ctx: &Context, names: &[String]) {
     if names.is_empty() {
         return;
@@ -53,47 +51,41 @@ pub fn reap_later(ctx: &Context, names: &[String]) {
         .arg("--config-dir")
         .arg(ctx.config.root())
         .arg(SUBCOMMAND)
-        .args(names)
-        .current_dir("/")
-        .env_remove("CNI_COMMAND")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: between fork and exec only async-signal-safe calls.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-                for fd in 3..4096 {
-                    nix::libc::close(fd);
-                }
-            }
-            Ok(())
-        });
-    }
-    if let Err(e) = cmd.spawn() {
+        .args(names);
+    if let Err(e) = ocinet_common::process::spawn_detached(&mut cmd) {
         tracing::warn!("retired links left to gc: {e}");
     }
+}
+
+/// Whether `name` is one `retired_name` gives.
+fn is_retired(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .is_some_and(|h| h.len() == 11 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Delete retired links (`names`, or every one when empty); only names
 /// with the retired prefix are touched. Returns how many went.
 pub fn reap(names: &[String]) -> ocinet_common::Result<usize> {
     let mut nl = Netlink::new()?;
-    let names: Vec<String> = if names.is_empty() {
-        nl.links()?
-            .into_iter()
-            .filter(|l| l.kind.as_deref() == Some("veth"))
-            .map(|l| l.name)
-            .collect()
-    } else {
-        names.to_vec()
-    };
-    let mut gone = 0;
-    for n in names.iter().filter(|n| n.starts_with(PREFIX)) {
-        if nl.delete_link(n)? {
-            gone += 1;
+    // Only veths: a retired name is ocinet's only on the link it renamed.
+    let veths: Vec<String> = nl
+        .links()?
+        .into_iter()
+        .filter(|l| l.kind.as_deref() == Some("veth") && is_retired(&l.name))
+        .map(|l| l.name)
+        .filter(|n| names.is_empty() || names.contains(n))
+        .collect();
+    let (mut gone, mut errors) = (0, Vec::new());
+    for n in veths {
+        match nl.delete_link(&n) {
+            Ok(true) => gone += 1,
+            Ok(false) => {}
+            Err(e) => errors.push(e),
         }
     }
-    Ok(gone)
+    if errors.is_empty() {
+        Ok(gone)
+    } else {
+        Err(ocinet_common::Error::Many(errors))
+    }
 }

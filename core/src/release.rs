@@ -53,6 +53,9 @@ pub enum Veths {
 
 /// `release`, with the host veths removed as `veths` says.
 pub fn release_with(ctx: &Context, ep: &Endpoint, veths: Veths) -> Result<()> {
+    if veths == Veths::Retire {
+        retire_inside(ep);
+    }
     let mut errors = unwire(
         ctx,
         ep,
@@ -275,6 +278,29 @@ fn address_taken_by_another(ctx: &Context, id: &str, a: &Attachment) -> bool {
         .pool(&a.network)
         .and_then(|p| p.holder(ip))
         .is_ok_and(|h| h.is_some_and(|h| h != id))
+}
+
+/// The container's ends of its veths retired too, while its namespace is
+/// still there: an ADD into the same namespace before the reaper ran finds
+/// its interface name free. Best effort: the reaper takes them either way.
+fn retire_inside(ep: &Endpoint) {
+    let Some(ns) = netns::of_endpoint(ep) else {
+        return;
+    };
+    let inside = Netlink::new_in(&ns).and_then(|mut nl| {
+        for a in ep.attachments.iter().filter(|a| a.host_veth.is_some()) {
+            if nl
+                .link_by_name(&a.interface)?
+                .is_some_and(|l| l.kind.as_deref() == Some("veth"))
+            {
+                nl.retire_link(&a.interface, &crate::reaper::retired_name(&a.interface))?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = inside {
+        tracing::warn!("the container's end of its veth keeps its name until the reaper runs: {e}");
+    }
 }
 
 /// Delete (or retire, for a reaper) the host ends of `atts`' veths.

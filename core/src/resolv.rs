@@ -229,12 +229,16 @@ fn bind_in_namespace(pid: i32, src: &Path, rootfs: &Path) -> Result<String> {
                 // Read-only: the file lives on the host's /run, which the
                 // container must not be able to fill through it. The tree's
                 // descriptor names the mount now attached.
-                rustix::mount::mount_remount(
-                    format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(tree)).as_str(),
-                    ro,
-                    "",
-                )
-                .map_err(|e| ("remount read-only", e))?;
+                let attached = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(tree));
+                if let Err(e) = rustix::mount::mount_remount(attached.as_str(), ro, "") {
+                    // Never a writable file of the host's /run in the
+                    // container: take the mount off again.
+                    let _ = rustix::mount::unmount(
+                        attached.as_str(),
+                        rustix::mount::UnmountFlags::DETACH,
+                    );
+                    return Err(("remount read-only", e));
+                }
                 Ok(String::from_utf8_lossy(&head).into_owned())
             }
             (Some(_), Err((step, e))) if e != rustix::io::Errno::NOSYS => Err((step, e)),
@@ -244,15 +248,23 @@ fn bind_in_namespace(pid: i32, src: &Path, rootfs: &Path) -> Result<String> {
                 let target = rootfs.join("etc/resolv.conf");
                 let head = read_head(&target);
                 rustix::mount::mount_bind(src, &target).map_err(|e| ("mount", e))?;
-                rustix::mount::mount_remount(&target, ro, "")
-                    .map_err(|e| ("remount read-only", e))?;
+                if let Err(e) = rustix::mount::mount_remount(&target, ro, "") {
+                    let _ = rustix::mount::unmount(&target, rustix::mount::UnmountFlags::DETACH);
+                    return Err(("remount read-only", e));
+                }
                 Ok(head)
             }
         }
     };
     let back = Return::here()?;
     let made = enter_and_mount();
-    back.go()?;
+    if let Err(e) = back.go() {
+        // Everything after this would act on the container's view of the
+        // file system: die instead (a dead hook is what gc and the next
+        // call recover from).
+        tracing::error!("{e}");
+        std::process::abort();
+    }
     made.map_err(|(step, e)| {
         Error::Conflict(format!(
             "bind-mounting {} over {}/etc/resolv.conf in the container's mount namespace failed ({step}: {e})",

@@ -188,6 +188,7 @@ mod tests {
             upstreams: Vec::new(),
             rate: 0,
             internal: false,
+            members_only: false,
             names: HashMap::from([("web-1".to_string(), vec![ip])]),
             reverse: HashMap::from([(ip, "web-1".to_string())]),
         }

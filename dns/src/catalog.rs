@@ -25,6 +25,10 @@ pub struct NetworkNames {
     /// No way out: its containers' other names are not forwarded (the
     /// resolver would be their way out).
     pub internal: bool,
+    /// Only its containers are answered, not every address of its subnet:
+    /// a macvlan network's subnet is a segment with other hosts on it,
+    /// which must not get an open resolver.
+    pub members_only: bool,
     /// Lower-case name -> addresses.
     pub names: HashMap<String, Vec<Ipv4Addr>>,
     /// Address -> the container's name.
@@ -93,6 +97,7 @@ impl Catalog {
                             .dns_rate_limit
                             .unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE),
                         internal: n.internal,
+                        members_only: n.driver == ocinet_common::model::Driver::Macvlan,
                         names: HashMap::new(),
                         reverse: HashMap::new(),
                     },
@@ -131,11 +136,13 @@ impl Catalog {
         }
     }
 
-    /// The index in `networks` of the network whose subnet holds `client`.
+    /// The index in `networks` of the network whose subnet holds `client`
+    /// (and, for a macvlan network, whose container it is): the one it is
+    /// answered for; none, refused.
     pub fn network_index(&self, client: Ipv4Addr) -> Option<usize> {
-        self.networks
-            .iter()
-            .position(|n| n.subnet.contains(&client))
+        self.networks.iter().position(|n| {
+            n.subnet.contains(&client) && (!n.members_only || n.reverse.contains_key(&client))
+        })
     }
 
     /// Whether any DNS-enabled network has a container: else the resolver

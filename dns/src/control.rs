@@ -7,9 +7,8 @@
 //! whichever container's hook happened to start it. (Without systemd,
 //! that crun case remains: see the README.)
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ocinet_common::model::ProcessId;
@@ -57,27 +56,9 @@ pub fn ensure(
         .arg(&state_dir)
         .arg("--config-dir")
         .arg(&config_dir)
-        .current_dir("/")
-        .arg(SUBCOMMAND)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: between fork and exec only async-signal-safe calls.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            // No descriptor of the runtime's (runc waits for its pipes to
-            // close): close everything above stdio (one by one on kernels
-            // before 5.9, which have no close_range).
-            if nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-                for fd in 3..4096 {
-                    nix::libc::close(fd);
-                }
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| Error::io(exe, e))?;
+        .arg(SUBCOMMAND);
+    let mut child =
+        ocinet_common::process::spawn_detached(&mut cmd).map_err(|e| Error::io(exe, e))?;
     let pid = child.id() as i32;
     // Not waited for once running: it outlives the hook.
     let deadline = Instant::now() + READY;

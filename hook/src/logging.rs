@@ -20,7 +20,7 @@ pub fn init(log_file: &Path, level: &str) -> Result<(), String> {
     .and_then(|f| fsutil::check_own_file(&f, log_file).map(|()| f))
     .map_err(|e| format!("log file: {e}"))?;
     let filter = EnvFilter::try_new(format!(
-        "ocinet={level},ocinet_common={level},ocinet_core={level},ocinet_dns={level}"
+        "ocinet={level},ocinet_common={level},ocinet_core={level},ocinet_dns={level},ocinet_cni={level}"
     ))
     .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
     // At debug and trace, every kernel operation's span logs its duration

@@ -15,7 +15,10 @@ fn main() -> ExitCode {
     // Run by a CNI runtime (podman's CNI backend, containerd, a kubelet's
     // runtime) as the plugin `ocinet`: everything comes in the environment
     // and on stdin, nothing in the arguments.
-    if std::env::var_os("CNI_COMMAND").is_some() {
+    // (A runtime runs a plugin with no arguments; the processes ocinet
+    // starts itself, the resolver and the reaper, have some, and may
+    // inherit CNI_COMMAND from a plugin that started them.)
+    if std::env::args_os().len() == 1 && std::env::var_os("CNI_COMMAND").is_some() {
         let code = ocinet_cni::main(&|log_file| {
             // The log is ocinet's own; the runtime reads only stdout. A
             // plugin has no arguments: its level comes from the

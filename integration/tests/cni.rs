@@ -771,3 +771,40 @@ ctr --address "$W/containerd.sock" run --rm --cni --rootfs "$ROOTFS" ctrtest /bi
     assert!(h.ps().is_empty(), "{:?}", h.ps());
     retired_veths_go(&h);
 }
+
+/// Pods attached through CNI resolve each other by name (`K8S_POD_NAME`)
+/// through the network's resolver, which the plugin starts; it ends with
+/// the last pod.
+#[test]
+fn cni_pods_resolve_each_other() {
+    let h = Host::new();
+    h.outside();
+    let conf = cni::single(&h, "1.0.0", "pods", pods_network(json!({})));
+    let (a, b) = (Pod::new(&h, "dna"), Pod::new(&h, "dnb"));
+    let add = |p: &Pod, name: &str| {
+        let call = Call {
+            args: format!("IgnoreUnknown=1;K8S_POD_NAME={name}"),
+            ..Call::new("ADD", &p.id, &p.path(), "eth0")
+        };
+        cni::exec(&h, "ocinet", &call, &conf).ok()
+    };
+    add(&a, "alpha");
+    let rb = add(&b, "beta");
+    let b_ip = rb["ips"][0]["address"]
+        .as_str()
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let got = text(&a.exec(&["timeout", "3", "busybox", "nslookup", "beta", "10.90.0.1"]));
+    assert!(got.contains(&format!("Address: {b_ip}")), "{got}");
+    for p in [&a, &b] {
+        cni::exec(
+            &h,
+            "ocinet",
+            &Call::new("DEL", &p.id, &p.path(), "eth0"),
+            &conf,
+        )
+        .ok();
+    }
+    assert!(h.resolver_ended(), "the resolver outlived the last pod");
+}

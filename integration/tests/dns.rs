@@ -557,6 +557,20 @@ fn names_on_a_macvlan_network(rt: Runtime) {
     assert!(out.contains(&format!("Address: {a_ip}")), "{out}");
     let out = lookup(&h, &b.id, "outside.test");
     assert!(out.contains("Address: 203.0.113.7"), "{out}");
+    // Another host of the segment (the outside) is no container: refused,
+    // not an open resolver on the LAN.
+    let nb = text(&h.exec_outside(&[
+        "timeout",
+        "3",
+        "busybox",
+        "nslookup",
+        "web-1",
+        "198.51.100.254",
+    ]));
+    assert!(
+        !nb.contains(&format!("Address: {a_ip}")),
+        "a neighbour was answered: {nb}"
+    );
     // The host reaches a macvlan container through the shim's route.
     let routes = ok(h.exec(&["ip", "-4", "route", "show", "dev", &shims[0]]));
     assert!(routes.contains(&a_ip), "{routes}");

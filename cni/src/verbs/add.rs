@@ -44,6 +44,17 @@ pub fn run(
         .load_endpoint(&inv.container_id)
         .map_err(to_cni)?
         .filter(|ep| ep.phase == Phase::Ready);
+    // The same container id in another namespace: the runtime made the
+    // container again without a DEL; what the old one had goes first.
+    let existing = match existing {
+        Some(ep) if ep.origin == Origin::Cni && ep.netns_id != netns_id_of(&netns) => {
+            let _lock = ctx.lock().map_err(to_cni)?;
+            tracing::warn!("recorded in another network namespace: releasing that first");
+            ocinet_core::release::release(ctx, &ep).map_err(to_cni)?;
+            None
+        }
+        other => other,
+    };
     match &existing {
         Some(ep)
             if attachment_index(ep, conf, &inv.ifname)
@@ -139,4 +150,10 @@ pub fn run(
         version,
         result::after(conf.net.prev_result.as_ref(), ours),
     ))
+}
+
+fn netns_id_of(path: &std::path::Path) -> Option<(u64, u64)> {
+    ocinet_common::netns::open_netns(path)
+        .and_then(|f| ocinet_common::netns::id_of_fd(&f))
+        .ok()
 }

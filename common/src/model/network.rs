@@ -510,8 +510,18 @@ impl Network {
                 return Err(Error::invalid("dns-upstream", u, why));
             }
         }
-        for c in &self.no_masquerade {
-            let why = if self.driver != Driver::Bridge {
+        for (i, c) in self.no_masquerade.iter().enumerate() {
+            let overlaps = self.no_masquerade[..i]
+                .iter()
+                .find(|o| o.contains(&c.network()) || c.contains(&o.network()));
+            let why = if let Some(o) = overlaps {
+                // The kernel's set of ranges refuses overlapping ones.
+                return Err(Error::invalid(
+                    "no-masquerade",
+                    c,
+                    format!("overlaps {o}: give each range once"),
+                ));
+            } else if self.driver != Driver::Bridge {
                 Some("only applies to bridge networks (a macvlan network has no NAT)")
             } else if self.internal {
                 Some("does nothing on an --internal network: nothing leaves it")
@@ -769,6 +779,11 @@ mod tests {
         n.validate().unwrap();
         n.no_masquerade = vec!["10.100.0.1/16".parse().unwrap()];
         assert!(n.validate().unwrap_err().to_string().contains("host bits"));
+        n.no_masquerade = vec![
+            "10.100.0.0/16".parse().unwrap(),
+            "10.100.4.0/24".parse().unwrap(),
+        ];
+        assert!(n.validate().unwrap_err().to_string().contains("overlaps"));
         n.no_masquerade = vec!["10.100.0.0/16".parse().unwrap()];
         n.internal = true;
         assert!(n.validate().unwrap_err().to_string().contains("--internal"));

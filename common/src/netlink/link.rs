@@ -273,12 +273,17 @@ impl Netlink {
         let Some(link) = self.link_by_name(name)? else {
             return Ok(false);
         };
-        let msg = LinkUnspec::new_with_index(link.index)
+        // Down first, then renamed: kernels before 6.2 refuse to rename an
+        // interface that is up (EBUSY), and rename before they apply flags.
+        let down = LinkUnspec::new_with_index(link.index)
             .down()
             .nocontroller()
+            .build();
+        self.set_link(down, &format!("take link {name} down"))?;
+        let rename = LinkUnspec::new_with_index(link.index)
             .name(new_name)
             .build();
-        self.set_link(msg, &format!("retire link {name} as {new_name}"))?;
+        self.set_link(rename, &format!("rename link {name} to {new_name}"))?;
         Ok(true)
     }
 
