@@ -309,6 +309,21 @@ pub struct Host {
     containers: Mutex<Vec<(String, Runtime, Option<u32>)>>,
 }
 
+/// An HTTP server (python3 -c ECHO_CLIENT_PY ADDRESS PORT) answering
+/// with the address the request came from.
+pub const ECHO_CLIENT_PY: &str = r#"import http.server as s, sys
+class H(s.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = ("from " + self.client_address[0] + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+s.HTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+"#;
+
 /// `timeout` rather than `wget -T`, which segfaults in Debian's busybox.
 pub const WGET: &[&str] = &["timeout", "3", "busybox", "wget", "-q", "-O", "-"];
 
@@ -537,6 +552,24 @@ impl Host {
             OUTSIDE_IP,
         ]));
         parent
+    }
+
+    /// Run shell `script` (its arguments `args`, as `$1`...) in the host
+    /// namespace and a private mount namespace of its own: mounts it makes
+    /// go with it.
+    pub fn exec_private_mounts(&self, script: &str, args: &[&str]) -> Output {
+        let mut all = vec![
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ];
+        all.extend_from_slice(args);
+        self.exec(&all)
     }
 
     /// Run `args` in the outside namespace.

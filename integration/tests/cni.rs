@@ -4,7 +4,7 @@
 //! the outside namespace (nothing reaches the machine's resolvers).
 
 use ocinet_integration::cni::{self, Call, Chain, Pod};
-use ocinet_integration::{ok, text, Host, HOST_LINK_IP, OUTSIDE_IP, WGET};
+use ocinet_integration::{ok, text, Host, ECHO_CLIENT_PY, HOST_LINK_IP, OUTSIDE_IP, WGET};
 use serde_json::{json, Value};
 
 fn pods_network(extra: Value) -> Value {
@@ -556,20 +556,6 @@ fn podman_cni_backend() {
     );
 }
 
-/// An HTTP server answering with the address the request came from.
-const ECHO_CLIENT: &str = r#"import http.server as s, sys
-class H(s.BaseHTTPRequestHandler):
-    def do_GET(self):
-        b = ("from " + self.client_address[0] + "\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(b)))
-        self.end_headers()
-        self.wfile.write(b)
-    def log_message(self, *a):
-        pass
-s.HTTPServer((sys.argv[1], 8001), H).serve_forever()
-"#;
-
 /// Two simulated nodes: two host namespaces joined by a veth (the wire),
 /// each running ocinet through CNI with its own pod subnet of one cluster
 /// CIDR, and a route on each to the other's pod subnet. Pods reach each
@@ -634,9 +620,9 @@ fn two_nodes_route_pods_without_masquerade() {
             .to_string()
     };
     let (ip_a, ip_b) = (ip(&ra), ip(&rb));
-    pb.spawn(&["python3", "-c", ECHO_CLIENT, "0.0.0.0"]);
-    pa.spawn(&["python3", "-c", ECHO_CLIENT, "0.0.0.0"]);
-    let _outside = a.spawn_outside(&["python3", "-c", ECHO_CLIENT, OUTSIDE_IP]);
+    pb.spawn(&["python3", "-c", ECHO_CLIENT_PY, "0.0.0.0", "8001"]);
+    pa.spawn(&["python3", "-c", ECHO_CLIENT_PY, "0.0.0.0", "8001"]);
+    let _outside = a.spawn_outside(&["python3", "-c", ECHO_CLIENT_PY, OUTSIDE_IP, "8001"]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let get = |pod: &Pod, url: &str| text(&pod.exec(&[WGET, &[url]].concat()));
     // Pod to pod across the nodes, both ways: their own addresses.
@@ -746,19 +732,14 @@ ctr --address "$W/containerd.sock" run --rm --cni --rootfs "$ROOTFS" ctrtest /bi
 "#;
     let bin = ocinet_integration::ocinet_bin();
     let root = ocinet_integration::rootfs::path();
-    let o = h.exec(&[
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
+    let o = h.exec_private_mounts(
         script,
-        "sh",
-        w.to_str().unwrap_or_default(),
-        bin.to_str().unwrap_or_default(),
-        root.to_str().unwrap_or_default(),
-    ]);
+        &[
+            w.to_str().unwrap_or_default(),
+            bin.to_str().unwrap_or_default(),
+            root.to_str().unwrap_or_default(),
+        ],
+    );
     let out = text(&o);
     assert!(
         o.status.success(),

@@ -855,20 +855,15 @@ fn the_hosts_resolv_conf_is_followed() {
     std::fs::write(&fake, format!("nameserver {OUTSIDE_IP}\n")).expect("fake resolv.conf");
     let bin = ocinet_integration::ocinet_bin();
     let (state, config) = (h.state_dir(), h.config_dir());
-    ok(h.exec(&[
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
+    ok(h.exec_private_mounts(
         r#"mount --bind "$1" /etc/resolv.conf && exec "$2" gc --state-dir "$3" --config-dir "$4""#,
-        "sh",
-        fake.to_str().unwrap_or_default(),
-        bin.to_str().unwrap_or_default(),
-        state.to_str().unwrap_or_default(),
-        config.to_str().unwrap_or_default(),
-    ]));
+        &[
+            fake.to_str().unwrap_or_default(),
+            bin.to_str().unwrap_or_default(),
+            state.to_str().unwrap_or_default(),
+            config.to_str().unwrap_or_default(),
+        ],
+    ));
     assert!(resolver_running(&h), "gc did not start the resolver");
     let got = lookup(&h, &a.id, "outside.test");
     assert!(got.contains("Address: 203.0.113.7"), "{got}");

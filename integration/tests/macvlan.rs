@@ -27,19 +27,13 @@ fn refused(h: &Host, args: &[&str], why: &str) {
 /// An HTTP server in the outside namespace that answers with the address
 /// the request came from.
 fn echo_client_address(h: &Host) -> Proc {
-    let script = r#"import http.server as s
-class H(s.BaseHTTPRequestHandler):
-    def do_GET(self):
-        b = ("from " + self.client_address[0] + "\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(b)))
-        self.end_headers()
-        self.wfile.write(b)
-    def log_message(self, *a):
-        pass
-s.HTTPServer(("198.51.100.2", 8001), H).serve_forever()
-"#;
-    let server = h.spawn_outside(&["python3", "-c", script]);
+    let server = h.spawn_outside(&[
+        "python3",
+        "-c",
+        ocinet_integration::ECHO_CLIENT_PY,
+        OUTSIDE_IP,
+        "8001",
+    ]);
     for _ in 0..100 {
         if h.wget(&format!("http://{OUTSIDE_IP}:8001/"))
             .status

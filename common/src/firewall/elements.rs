@@ -158,18 +158,7 @@ pub fn encode(set: &str, key: &Value, value: Option<&Value>) -> Result<Vec<WireE
         (None, Some(_)) => return Err(bad(set, key, "a set element takes no value")),
     };
     if let (true, Some(prefix)) = (spec.interval, key.get("prefix")) {
-        let addr = prefix
-            .get("addr")
-            .and_then(Value::as_str)
-            .and_then(|a| a.parse::<Ipv4Addr>().ok());
-        let len = prefix
-            .get("len")
-            .and_then(Value::as_u64)
-            .filter(|l| *l <= 32);
-        let (Some(addr), Some(len)) = (addr, len) else {
-            return Err(bad(set, key, "not an IPv4 prefix"));
-        };
-        let net = ipnet::Ipv4Net::new(addr, len as u8).map_err(|e| bad(set, key, e))?;
+        let net = parse_prefix(set, key, prefix)?;
         let mut out = vec![WireElement {
             key: net.network().octets().to_vec(),
             key_end: None,
@@ -204,6 +193,22 @@ pub fn encode(set: &str, key: &Value, value: Option<&Value>) -> Result<Vec<WireE
     }])
 }
 
+/// `{"addr": "10.0.0.0", "len": 8}` (nftables JSON's prefix), of `key`.
+fn parse_prefix(set: &str, key: &Value, prefix: &Value) -> Result<ipnet::Ipv4Net> {
+    let addr = prefix
+        .get("addr")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<Ipv4Addr>().ok());
+    let len = prefix
+        .get("len")
+        .and_then(Value::as_u64)
+        .filter(|l| *l <= 32);
+    let (Some(addr), Some(len)) = (addr, len) else {
+        return Err(bad(set, key, "not an IPv4 prefix"));
+    };
+    ipnet::Ipv4Net::new(addr, len as u8).map_err(|e| bad(set, key, e))
+}
+
 /// A concatenated interval element: each part a value or an IPv4 prefix;
 /// the start of every part, then the (inclusive) end of every part.
 fn encode_range(spec: &SetSpec, key: &Value) -> Result<(Vec<u8>, Vec<u8>)> {
@@ -222,19 +227,7 @@ fn encode_range(spec: &SetSpec, key: &Value) -> Result<(Vec<u8>, Vec<u8>)> {
     for (f, p) in spec.key.iter().zip(parts) {
         match (f, p.get("prefix")) {
             (Field::Ipv4, Some(prefix)) => {
-                let addr = prefix
-                    .get("addr")
-                    .and_then(Value::as_str)
-                    .and_then(|a| a.parse::<Ipv4Addr>().ok());
-                let len = prefix
-                    .get("len")
-                    .and_then(Value::as_u64)
-                    .filter(|l| *l <= 32);
-                let (Some(addr), Some(len)) = (addr, len) else {
-                    return Err(bad(spec.name, key, "not an IPv4 prefix"));
-                };
-                let net =
-                    ipnet::Ipv4Net::new(addr, len as u8).map_err(|e| bad(spec.name, key, e))?;
+                let net = parse_prefix(spec.name, key, prefix)?;
                 start.extend(net.network().octets());
                 end.extend(net.broadcast().octets());
             }
