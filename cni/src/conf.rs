@@ -50,6 +50,12 @@ pub struct Wanted {
     pub ip: Option<Ipv4Addr>,
     pub mac: Option<String>,
     pub aliases: Vec<String>,
+    /// The `dns` capability: servers the resolver tries first for the
+    /// container's other names (as `io.ocinet.dns`), and the search
+    /// domains and options its result names.
+    pub dns_servers: Vec<Ipv4Addr>,
+    pub dns_searches: Vec<String>,
+    pub dns_options: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +266,52 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
                 Err(_) => return Err(invalid("runtimeConfig.ips", item, "not an address")),
             }
         }
+    }
+    if let Some(d) = rc.custom.get("dns").filter(|d| !d.is_null()) {
+        let strings = |key: &str| -> Result<Vec<String>, CniError> {
+            match d.get(key) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Array(items)) => names(items, &format!("runtimeConfig.dns.{key}")),
+                Some(v) => Err(invalid(
+                    &format!("runtimeConfig.dns.{key}"),
+                    v,
+                    "must be a list",
+                )),
+            }
+        };
+        for s in strings("servers")? {
+            match s.parse::<std::net::IpAddr>() {
+                // The host's own addresses (a node's 127.0.0.53) and
+                // non-unicast ones are not the container's to use: left out.
+                Ok(std::net::IpAddr::V4(ip))
+                    if ip.is_loopback()
+                        || ip.is_unspecified()
+                        || ip.is_multicast()
+                        || ip.is_broadcast()
+                        || ip.is_link_local() =>
+                {
+                    tracing::warn!(%ip, "runtimeConfig.dns server left out: not usable from a container");
+                }
+                Ok(std::net::IpAddr::V4(ip)) => w.dns_servers.push(ip),
+                // The resolver forwards over IPv4 only today.
+                Ok(std::net::IpAddr::V6(_)) => {}
+                Err(_) => {
+                    return Err(invalid(
+                        "runtimeConfig.dns.servers",
+                        &Value::String(s),
+                        "not an address",
+                    ))
+                }
+            }
+        }
+        if w.dns_servers.len() > 3 {
+            return Err(CniError::InvalidNetworkConfig(format!(
+                "invalid runtimeConfig.dns.servers {:?}: at most three",
+                w.dns_servers
+            )));
+        }
+        w.dns_searches = strings("searches")?;
+        w.dns_options = strings("options")?;
     }
     match rc.custom.get("mac") {
         None | Some(Value::Null) => {}

@@ -771,6 +771,29 @@ fn cni_pods_resolve_each_other() {
     };
     add(&a, "alpha");
     let rb = add(&b, "beta");
+    // The dns capability: the runtime's search domains and options come
+    // back in the result (which the runtime writes into resolv.conf).
+    let mut with_dns = conf.clone();
+    with_dns["capabilities"] = json!({"dns": true});
+    with_dns["runtimeConfig"] = json!({"dns": {"servers": [OUTSIDE_IP, "127.0.0.53"], "searches": ["corp.test"], "options": ["ndots:2"]}});
+    let c = Pod::new(&h, "dnc");
+    let rc = cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("ADD", &c.id, &c.path(), "eth0"),
+        &with_dns,
+    )
+    .ok();
+    assert_eq!(rc["dns"]["nameservers"][0], "10.90.0.1", "{rc}");
+    assert_eq!(rc["dns"]["search"][0], "corp.test", "{rc}");
+    assert_eq!(rc["dns"]["options"][0], "ndots:2", "{rc}");
+    cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("DEL", &c.id, &c.path(), "eth0"),
+        &with_dns,
+    )
+    .ok();
     let b_ip = rb["ips"][0]["address"]
         .as_str()
         .and_then(|s| s.split('/').next())

@@ -119,7 +119,11 @@ pub fn run(
                     }],
                     ports: conf.wanted.ports.clone(),
                     ports_field: "runtimeConfig.portMappings".into(),
-                    dns: DnsRequest::Networks,
+                    dns: if conf.wanted.dns_servers.is_empty() {
+                        DnsRequest::Networks
+                    } else {
+                        DnsRequest::Servers(conf.wanted.dns_servers.clone())
+                    },
                 },
             };
             ocinet_core::setup::setup(ctx, &req).map_err(to_cni)?;
@@ -145,7 +149,17 @@ pub fn run(
                 "the attachment vanished after ADD".into(),
             )
         })?;
-    let ours = result::of(att, &net, &netns);
+    let mut ours = result::of(att, &net, &netns);
+    // The runtime writes the container's resolv.conf from the result: its
+    // own search domains and options go there beside the resolver.
+    if let Some(d) = ours.dns.as_mut() {
+        if !conf.wanted.dns_searches.is_empty() {
+            d.search = Some(conf.wanted.dns_searches.clone());
+        }
+        if !conf.wanted.dns_options.is_empty() {
+            d.options = Some(conf.wanted.dns_options.clone());
+        }
+    }
     Ok(result::render(
         version,
         result::after(conf.net.prev_result.as_ref(), ours),
