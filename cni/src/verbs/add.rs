@@ -46,8 +46,10 @@ pub fn run(
         .filter(|ep| ep.phase == Phase::Ready);
     // The same container id in another namespace: the runtime made the
     // container again without a DEL; what the old one had goes first.
+    let here = netns_id_of(&netns);
     let existing = match existing {
-        Some(ep) if ep.origin == Origin::Cni && ep.netns_id != netns_id_of(&netns) => {
+        // (A path that does not open says nothing: the setup refuses it.)
+        Some(ep) if ep.origin == Origin::Cni && here.is_some() && ep.netns_id != here => {
             let _lock = ctx.lock().map_err(to_cni)?;
             tracing::warn!("recorded in another network namespace: releasing that first");
             ocinet_core::release::release(ctx, &ep).map_err(to_cni)?;
