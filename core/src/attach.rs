@@ -41,8 +41,9 @@ pub(crate) fn lease(
     req: &AttachmentRequest,
     host: &mut Netlink,
 ) -> Result<Lease> {
+    let wanted = requested_ipv4(net, req)?;
     let pool = ctx.state.pool(&net.name)?;
-    let ip = pool.allocate(net, id, req.ip, &req.ip_field)?;
+    let ip = pool.allocate(net, id, wanted, &req.ip_field)?;
     killpoint::reached("leased");
     if let Err(e) = check_mac(ctx, net, id, req, ip, host) {
         let _ = pool.release(ip, id);
@@ -51,8 +52,34 @@ pub(crate) fn lease(
     Ok(Lease {
         ip,
         mac: req.mac.unwrap_or_else(|| mac_for(ip)),
-        requested: req.ip.is_some(),
+        requested: wanted.is_some(),
     })
+}
+
+/// The IPv4 address asked for, if any: one per attachment, and none of
+/// another family while networks have IPv4 subnets only.
+fn requested_ipv4(net: &Network, req: &AttachmentRequest) -> Result<Option<Ipv4Addr>> {
+    let mut wanted = None;
+    for a in &req.addresses {
+        match a {
+            std::net::IpAddr::V4(ip) if wanted.is_none() => wanted = Some(*ip),
+            std::net::IpAddr::V4(_) => {
+                return Err(Error::invalid(
+                    &req.ip_field,
+                    a,
+                    "one IPv4 address per attachment",
+                ))
+            }
+            std::net::IpAddr::V6(_) => {
+                return Err(Error::invalid(
+                    &req.ip_field,
+                    a,
+                    format!("network {} has no IPv6 subnet", net.name),
+                ))
+            }
+        }
+    }
+    Ok(wanted)
 }
 
 /// Give back the leases of `ep`'s attachments and the port claims the
@@ -120,4 +147,30 @@ pub(crate) fn rollback_incomplete(e: Error, undo: Error) -> Error {
     Error::Conflict(format!(
         "{e}; rollback incomplete (ocinet gc will retry): {undo}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_ipv4_address_per_attachment_and_no_ipv6_yet() {
+        let net = Network::default_network();
+        let mut req = AttachmentRequest::new(&net.name);
+        assert_eq!(requested_ipv4(&net, &req).unwrap(), None);
+        req.addresses = vec!["10.88.0.5".parse().unwrap()];
+        assert_eq!(
+            requested_ipv4(&net, &req).unwrap(),
+            Some(Ipv4Addr::new(10, 88, 0, 5))
+        );
+        req.addresses.push("fd00::5".parse().unwrap());
+        let e = requested_ipv4(&net, &req).unwrap_err().to_string();
+        assert!(
+            e.contains("ip") && e.contains("fd00::5") && e.contains("no IPv6 subnet"),
+            "{e}"
+        );
+        req.addresses[1] = "10.88.0.6".parse().unwrap();
+        let e = requested_ipv4(&net, &req).unwrap_err().to_string();
+        assert!(e.contains("10.88.0.6") && e.contains("one IPv4"), "{e}");
+    }
 }

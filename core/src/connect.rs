@@ -4,8 +4,6 @@
 //! makes it, so that a hook killed on the way leaves gc (or the next
 //! connect or disconnect of the container) an attachment to undo.
 
-use std::net::Ipv4Addr;
-
 use ocinet_common::model::{
     AttachmentRequest, ChangeVerb, Changing, Endpoint, Mode, Phase, ProcessId,
 };
@@ -23,7 +21,8 @@ use crate::networks;
 /// What `connect` asks for besides the network and the container.
 #[derive(Debug, Default, Clone)]
 pub struct ConnectOptions {
-    pub ip: Option<Ipv4Addr>,
+    /// Static addresses on the network (`--ip`).
+    pub addresses: Vec<std::net::IpAddr>,
     pub aliases: Vec<String>,
     /// The inside name (a CNI runtime's CNI_IFNAME); the next free `ethN`
     /// when `None`.
@@ -133,7 +132,7 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
         None => free_ifname(ep.attachments.iter().map(|a| a.interface.as_str())),
     };
     let req = AttachmentRequest {
-        ip: opts.ip,
+        addresses: opts.addresses.clone(),
         ip_field: "--ip".into(),
         aliases: opts.aliases.clone(),
         ..AttachmentRequest::new(network)

@@ -25,8 +25,14 @@ pub(crate) fn with_host_ip(ports: &[PortSpec], ip: Option<Ipv4Addr>) -> Vec<Port
 
 /// Claim the published ports for container `id`, first freeing any held
 /// by a container that is gone (its runtime died without poststop) or by a
-/// hook that died before recording, so they do not wait for gc.
-pub(crate) fn claim_ports(ctx: &Context, id: &str, ports: &[PortSpec]) -> Result<()> {
+/// hook that died before recording, so they do not wait for gc. The
+/// claims name `network`, the one the ports are published from.
+pub(crate) fn claim_ports(
+    ctx: &Context,
+    id: &str,
+    network: &str,
+    ports: &[PortSpec],
+) -> Result<()> {
     if ports.is_empty() {
         return Ok(());
     }
@@ -62,7 +68,7 @@ pub(crate) fn claim_ports(ctx: &Context, id: &str, ports: &[PortSpec]) -> Result
             }
         }
     }
-    claims.claim(id, ports)
+    claims.claim(id, network, ports)
 }
 
 /// Ports need a network with a way in, and host addresses that are this

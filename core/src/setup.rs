@@ -182,7 +182,9 @@ fn join_networks(
         ep.dns_servers = s.clone();
     }
 
-    claim_ports(ctx, &ep.id, &ports)?;
+    if let Some(d) = drivers.get(publisher) {
+        claim_ports(ctx, &ep.id, &d.network().name, &ports)?;
+    }
     let mut leases: Vec<(String, Lease)> = Vec::new();
     for (i, (d, a)) in drivers.iter().zip(&settings.attachments).enumerate() {
         match attach::lease(ctx, d.network(), &ep.id, a, &mut host) {

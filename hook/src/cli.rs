@@ -198,9 +198,10 @@ pub enum NetworkCommand {
         network: String,
         /// The runtime's container id, or the container's ocinet name.
         container: String,
-        /// Static IPv4 address on this network.
+        /// Static address on this network (IPv4: an IPv6 one is refused
+        /// until networks have IPv6 subnets).
         #[arg(long, value_name = "IP")]
-        ip: Option<Ipv4Addr>,
+        ip: Option<std::net::IpAddr>,
         /// Another name for the container on this network (repeatable).
         #[arg(long = "alias", value_name = "NAME")]
         alias: Vec<String>,

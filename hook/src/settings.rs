@@ -196,7 +196,7 @@ pub fn resolve(
             Ok(AttachmentRequest {
                 network: net.clone(),
                 interface: None,
-                ip,
+                addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
                 ip_field,
                 mac: if i == 0 { mac } else { None },
                 mac_field: mac_field.to_string(),
@@ -328,7 +328,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.mode, Mode::network("ocinet"));
-        assert_eq!(s.attachments[0].ip, None);
+        assert!(s.attachments[0].addresses.is_empty());
     }
 
     #[test]
@@ -353,7 +353,10 @@ mod tests {
         .unwrap();
         assert_eq!(s.mode, Mode::network("db"));
         assert_eq!(s.name, "pg-1");
-        assert_eq!(s.attachments[0].ip, Some(Ipv4Addr::new(10, 1, 0, 5)));
+        assert_eq!(
+            s.attachments[0].addresses,
+            [std::net::IpAddr::V4(Ipv4Addr::new(10, 1, 0, 5))]
+        );
         assert_eq!(s.attachments[0].mac, Some([2, 0, 0, 0, 0, 1]));
         assert_eq!(
             resolve("c1", &ann(&[]), &ContainerDefaults::default())
@@ -405,7 +408,7 @@ mod tests {
             .map(|a| {
                 (
                     a.network.as_str(),
-                    a.ip.map(|i| i.to_string()),
+                    a.addresses.first().map(|i| i.to_string()),
                     a.mac.is_some(),
                     a.ip_field.as_str(),
                 )

@@ -438,7 +438,19 @@ impl Host {
     /// Every claimed host port as (`<proto>-<port>` or
     /// `<proto>-<port>.d/<address>`, holder), a range claimed whole
     /// expanded to its ports.
+    /// Every claimed port and its holder's container id (an entry names
+    /// `<id>@<network>`).
     pub fn port_claims(&self) -> Vec<(String, String)> {
+        let mut out = self.port_claim_entries();
+        for (_, holder) in out.iter_mut() {
+            if let Some((id, _)) = holder.split_once('@') {
+                *holder = id.to_string();
+            }
+        }
+        out
+    }
+
+    fn port_claim_entries(&self) -> Vec<(String, String)> {
         let dir = self.state_dir().join("ports");
         let mut out = symlinks(&dir);
         for (name, holder) in symlinks(&dir.join("ranges")) {

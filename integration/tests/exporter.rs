@@ -179,6 +179,9 @@ fn conntrack_metrics_and_open_connections_per_published_port() {
     let m = scrape(&h);
     let labels = [
         "container=\"api\"",
+        // The attachment the ports are published from.
+        "network=\"ocinet\"",
+        "interface=\"eth0\"",
         "protocol=\"tcp\"",
         "host_ip=\"0.0.0.0\"",
         "host_port=\"8080\"",

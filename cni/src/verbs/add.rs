@@ -87,7 +87,7 @@ pub fn run(
                 &conf.network,
                 &inv.container_id,
                 &ConnectOptions {
-                    ip,
+                    addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
                     aliases: conf.wanted.aliases.clone(),
                     interface: Some(inv.ifname.clone()),
                 },
@@ -112,7 +112,7 @@ pub fn run(
                     name,
                     attachments: vec![AttachmentRequest {
                         interface: Some(inv.ifname.clone()),
-                        ip,
+                        addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
                         ip_field: "runtimeConfig.ips".into(),
                         mac,
                         mac_field: "runtimeConfig.mac".into(),

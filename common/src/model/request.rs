@@ -2,7 +2,7 @@
 //! for: a container and the networks it joins, validated, with the name
 //! of the field each value came from so that errors can name it.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use super::{Mode, PortSpec};
@@ -13,8 +13,10 @@ pub struct AttachmentRequest {
     pub network: String,
     /// Inside name; `None`: the first free `ethN`.
     pub interface: Option<String>,
-    pub ip: Option<Ipv4Addr>,
-    /// Where the address came from (annotation or flag), for errors.
+    /// Static addresses. Only IPv4 is configured on networks yet: the core
+    /// refuses an IPv6 one, and a second IPv4 one, naming `ip_field`.
+    pub addresses: Vec<IpAddr>,
+    /// Where the addresses came from (annotation or flag), for errors.
     pub ip_field: String,
     pub mac: Option<[u8; 6]>,
     pub mac_field: String,
@@ -26,7 +28,7 @@ impl AttachmentRequest {
         AttachmentRequest {
             network: network.to_string(),
             interface: None,
-            ip: None,
+            addresses: Vec::new(),
             ip_field: "ip".into(),
             mac: None,
             mac_field: "mac".into(),

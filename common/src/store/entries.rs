@@ -1,5 +1,8 @@
 //! Leases and port claims are one symlink each, named for what is held and
-//! pointing at the holder's container id: taking one is one symlink(2),
+//! pointing at the holder: a lease at the container id (the network is its
+//! directory), a port claim at `<id>@<network>`, the network its ports are
+//! published from (claims made before 0.2 name the container only; `@` is
+//! in neither ids nor network names). Taking one is one symlink(2),
 //! atomic and exclusive, and giving it back one unlink(2). The entries are
 //! never followed, only read with readlink(2). Callers that change entries
 //! hold the state lock, so a holder check and the unlink after it never
@@ -34,6 +37,14 @@ pub(crate) fn holder_at(state: &StateDir, path: &Path) -> Result<Option<String>>
     }
 }
 
+/// The container id of an entry's holder, and the network it names, if any.
+pub(crate) fn split_holder(raw: &str) -> (&str, Option<&str>) {
+    match raw.split_once('@') {
+        Some((id, net)) => (id, Some(net)),
+        None => (raw, None),
+    }
+}
+
 /// What taking an entry found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Taken {
@@ -45,19 +56,34 @@ pub(crate) enum Taken {
     HeldBy(String),
 }
 
-/// Make `path` a symlink to `id`, creating its (private) directory if
-/// needed.
-pub(crate) fn take_entry(state: &StateDir, path: &Path, id: &str) -> Result<Taken> {
+/// Make `path` a symlink to `id` (`id@network` when a network is named),
+/// creating its (private) directory if needed. An entry of `id` is taken
+/// already whatever network it names.
+pub(crate) fn take_entry(
+    state: &StateDir,
+    path: &Path,
+    id: &str,
+    network: Option<&str>,
+) -> Result<Taken> {
     validate::container_id("container id", id)?;
+    let target = match network {
+        Some(n) => {
+            validate::name("network", n)?;
+            format!("{id}@{n}")
+        }
+        None => id.to_string(),
+    };
     let dir = parent(path)?;
     state.dir(dir, Need::Create)?;
     let mut tried_dir = false;
     loop {
-        match std::os::unix::fs::symlink(id, path) {
+        match std::os::unix::fs::symlink(&target, path) {
             Ok(()) => return Ok(Taken::Made),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 return Ok(match holder_at(state, path)? {
-                    Some(h) if h != id => Taken::HeldBy(h),
+                    Some(h) if split_holder(&h).0 != id => {
+                        Taken::HeldBy(split_holder(&h).0.to_string())
+                    }
                     _ => Taken::Already,
                 });
             }
@@ -75,8 +101,9 @@ pub(crate) fn take_entry(state: &StateDir, path: &Path, id: &str) -> Result<Take
 
 /// Remove the entry at `path` if `id` holds it; whether it did.
 pub(crate) fn drop_entry(state: &StateDir, path: &Path, id: &str) -> Result<bool> {
-    if holder_at(state, path)?.as_deref() != Some(id) {
-        return Ok(false);
+    match holder_at(state, path)? {
+        Some(h) if split_holder(&h).0 == id => {}
+        _ => return Ok(false),
     }
     match fs::remove_file(path) {
         Ok(()) => Ok(true),

@@ -77,7 +77,7 @@ impl Pool {
     /// Lease `ip` to `id`: `None` when `id` holds it now, else its holder.
     pub fn take(&self, ip: Ipv4Addr, id: &str) -> Result<Option<String>> {
         let _span = tracing::debug_span!("lease", %ip).entered();
-        Ok(match take_entry(&self.state, &self.entry(ip), id)? {
+        Ok(match take_entry(&self.state, &self.entry(ip), id, None)? {
             Taken::HeldBy(holder) => Some(holder),
             Taken::Made | Taken::Already => None,
         })
@@ -444,7 +444,7 @@ mod tests {
         );
         let claims = s.0.port_claims();
         let ports = crate::model::ports::parse_list("p", "8080:80").unwrap();
-        let e = claims.claim("b", &ports).unwrap_err().to_string();
+        let e = claims.claim("b", "n", &ports).unwrap_err().to_string();
         assert!(e.contains("ports.json"), "{e}");
         // Giving back still works, and so does another network.
         assert!(p.release(held, "a").unwrap());

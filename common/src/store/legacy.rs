@@ -110,7 +110,7 @@ impl StateDir {
                     tracing::warn!("port claim with an invalid holder not converted");
                     continue;
                 }
-                if let Err(e) = claims.take_all(&c.id, &c.ports) {
+                if let Err(e) = claims.take_all(&c.id, None, &c.ports) {
                     tracing::warn!(id = %c.id, "port claim not converted: {e}");
                 }
             }

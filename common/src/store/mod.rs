@@ -320,7 +320,10 @@ mod tests {
             ),
             (
                 root.join("ports"),
-                Box::new(|st| st.port_claims().claim("c1", &parse_list("p", "8080:80")?)),
+                Box::new(|st| {
+                    st.port_claims()
+                        .claim("c1", "n", &parse_list("p", "8080:80")?)
+                }),
             ),
             (
                 root.join("ports"),
@@ -338,7 +341,7 @@ mod tests {
                 root.join("ports/tcp-8080.d"),
                 Box::new(|st| {
                     st.port_claims()
-                        .claim("c1", &parse_list("p", "127.0.0.1:8080:80")?)
+                        .claim("c1", "n", &parse_list("p", "127.0.0.1:8080:80")?)
                 }),
             ),
             (
@@ -444,7 +447,7 @@ mod tests {
                     .err(),
                 "claim" => st
                     .port_claims()
-                    .claim("c1", &parse_list("p", "8080:80").unwrap())
+                    .claim("c1", "n", &parse_list("p", "8080:80").unwrap())
                     .err(),
                 _ => st
                     .save_endpoint(&Endpoint::new("c1", "web", Mode::None))
@@ -486,10 +489,10 @@ mod tests {
         let st = s.next_process();
         let claims = st.port_claims();
         let one = parse_list("p", "127.0.0.1:8080:80").unwrap();
-        claims.claim("a", &one).unwrap();
+        claims.claim("a", "n", &one).unwrap();
         // Another process removes the per-port directory and the pool.
         fs::remove_dir_all(st.ports_dir()).unwrap();
-        claims.claim("b", &one).unwrap();
+        claims.claim("b", "n", &one).unwrap();
         assert_eq!(claims.list().unwrap()[0].holder, "b");
         let pool = st.pool("web").unwrap();
         pool.allocate(&net(), "a", None, "io.ocinet.ip").unwrap();

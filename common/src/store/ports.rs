@@ -1,6 +1,7 @@
 //! Which container holds which host port: one symlink per claimed port
-//! under `<state>/ports/`, named for the port and pointing at the holder's
-//! container id, so a conflict check and a claim cost the same at 1 or
+//! under `<state>/ports/`, named for the port and pointing at the holder,
+//! `<container id>@<network>` (the network the ports are published from),
+//! so a conflict check and a claim cost the same at 1 or
 //! 1,000 containers (no file of every claim to parse and rewrite).
 //!
 //! A port published on every address is `<proto>-<port>`; one published on
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 
 use crate::model::ports::{conflicts, Protocol};
 use crate::model::{PortMapping, PortSpec};
-use crate::store::entries::{drop_entry, holder_at, take_entry, Taken};
+use crate::store::entries::{drop_entry, holder_at, split_holder, take_entry, Taken};
 use crate::store::{fsutil, legacy, Need, StateDir};
 use crate::{Error, Result};
 
@@ -36,27 +37,41 @@ pub struct Claim {
     pub count: u16,
     /// `None`: every address.
     pub host_ip: Option<Ipv4Addr>,
+    /// The holder's container id.
     pub holder: String,
+    /// The network the holder publishes the ports from (`None`: a claim
+    /// made before claims named it).
+    pub network: Option<String>,
+}
+
+/// A holder as its entry names it.
+type Holder = (String, Option<String>);
+
+fn holder(raw: String) -> Holder {
+    let (id, net) = split_holder(&raw);
+    (id.to_string(), net.map(str::to_string))
 }
 
 impl Claim {
-    fn of(m: &PortMapping, holder: String) -> Self {
+    fn of(m: &PortMapping, (holder, network): Holder) -> Self {
         Claim {
             protocol: m.protocol,
             host_port: m.host_port,
             count: 1,
             host_ip: m.host_ip,
             holder,
+            network,
         }
     }
 
-    fn of_range(s: &PortSpec, holder: String) -> Self {
+    fn of_range(s: &PortSpec, (holder, network): Holder) -> Self {
         Claim {
             protocol: s.protocol,
             host_port: s.host_port,
             count: s.count,
             host_ip: s.host_ip,
             holder,
+            network,
         }
     }
 
@@ -192,13 +207,15 @@ impl PortClaims {
             if last <= first {
                 continue;
             }
-            if let Some(holder) = holder_at(&self.state, &e.path())? {
+            if let Some(raw) = holder_at(&self.state, &e.path())? {
+                let (holder, network) = holder(raw);
                 out.push(Claim {
                     protocol,
                     host_port: first,
                     count: last - first + 1,
                     host_ip,
                     holder,
+                    network,
                 });
             }
         }
@@ -225,13 +242,15 @@ impl PortClaims {
             let Some(ip) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
                 continue;
             };
-            if let Some(holder) = holder_at(&self.state, &e.path())? {
+            if let Some(raw) = holder_at(&self.state, &e.path())? {
+                let (holder, network) = holder(raw);
                 out.push(Claim {
                     protocol,
                     host_port: port,
                     count: 1,
                     host_ip: Some(ip),
                     holder,
+                    network,
                 });
             }
         }
@@ -245,16 +264,15 @@ impl PortClaims {
         let mut out = Vec::new();
         for m in ports.iter().flat_map(|s| s.mappings()) {
             let mut held = Vec::new();
-            if let Some(holder) =
-                holder_at(&self.state, &self.all_addresses(m.protocol, m.host_port))?
+            if let Some(raw) = holder_at(&self.state, &self.all_addresses(m.protocol, m.host_port))?
             {
-                held.push(Claim::of(&PortMapping { host_ip: None, ..m }, holder));
+                held.push(Claim::of(&PortMapping { host_ip: None, ..m }, holder(raw)));
             }
             match m.host_ip {
                 None => held.extend(self.single_address_claims(m.protocol, m.host_port)?),
                 Some(_) => {
-                    if let Some(holder) = holder_at(&self.state, &self.entry(&m))? {
-                        held.push(Claim::of(&m, holder));
+                    if let Some(raw) = holder_at(&self.state, &self.entry(&m))? {
+                        held.push(Claim::of(&m, holder(raw)));
                     }
                 }
             }
@@ -263,7 +281,7 @@ impl PortClaims {
                 held.into_iter()
                     .filter(|c| c.holder != id && (c.count > 1 || conflicts(&m, &c.as_mapping())))
                     .map(|c| Overlap {
-                        wanted: Claim::of(&m, id.to_string()),
+                        wanted: Claim::of(&m, (id.to_string(), None)),
                         held: c,
                     }),
             );
@@ -271,21 +289,27 @@ impl PortClaims {
         Ok(out)
     }
 
-    /// Claim every port of `ports` for `id`; ports it holds already are
-    /// kept. Nothing is claimed when one is held by another container (the
-    /// caller checked with `overlaps`, so that means the state changed
-    /// under a lock it should hold).
-    pub fn claim(&self, id: &str, ports: &[PortSpec]) -> Result<()> {
+    /// Claim every port of `ports` for `id`, publishing them from
+    /// `network`; ports it holds already are kept. Nothing is claimed when
+    /// one is held by another container (the caller checked with
+    /// `overlaps`, so that means the state changed under a lock it should
+    /// hold).
+    pub fn claim(&self, id: &str, network: &str, ports: &[PortSpec]) -> Result<()> {
         if ports.is_empty() {
             return Ok(());
         }
         legacy::unconverted(&self.legacy)?;
-        self.take_all(id, ports)
+        self.take_all(id, Some(network), ports)
     }
 
     /// `claim` without the check for an unconverted old file (the
-    /// conversion itself).
-    pub(crate) fn take_all(&self, id: &str, ports: &[PortSpec]) -> Result<()> {
+    /// conversion itself, which may not know the network).
+    pub(crate) fn take_all(
+        &self,
+        id: &str,
+        network: Option<&str>,
+        ports: &[PortSpec],
+    ) -> Result<()> {
         let _span = tracing::debug_span!("port_claim").entered();
         let mut made: Vec<&PortSpec> = Vec::new();
         let result = (|| {
@@ -296,7 +320,7 @@ impl PortClaims {
                             .mappings()
                             .next()
                             .ok_or_else(|| Error::invalid("ports", s, "has no port"))?;
-                        (self.entry(&m), Claim::of(&m, id.to_string()))
+                        (self.entry(&m), Claim::of(&m, (id.to_string(), None)))
                     }
                     _ => {
                         // One entry cannot collide with the single claims
@@ -307,10 +331,13 @@ impl PortClaims {
                                 o.held, o.held.holder
                             )));
                         }
-                        (self.range_entry(s), Claim::of_range(s, id.to_string()))
+                        (
+                            self.range_entry(s),
+                            Claim::of_range(s, (id.to_string(), None)),
+                        )
                     }
                 };
-                match take_entry(&self.state, &entry, id)? {
+                match take_entry(&self.state, &entry, id, network)? {
                     Taken::Made => made.push(s),
                     Taken::Already => {}
                     Taken::HeldBy(holder) => {
@@ -409,13 +436,15 @@ impl PortClaims {
             };
             if single {
                 out.extend(self.single_address_claims(protocol, port)?);
-            } else if let Some(holder) = holder_at(&self.state, &e.path())? {
+            } else if let Some(raw) = holder_at(&self.state, &e.path())? {
+                let (holder, network) = holder(raw);
                 out.push(Claim {
                     protocol,
                     host_port: port,
                     count: 1,
                     host_ip: None,
                     holder,
+                    network,
                 });
             }
         }
@@ -467,7 +496,7 @@ mod tests {
     fn claims_overlap_by_protocol_port_and_address() {
         let s = Scratch::new("overlap");
         let c = s.0.port_claims();
-        c.claim("a", &p("8080:80,127.0.0.1:9000:90")).unwrap();
+        c.claim("a", "n", &p("8080:80,127.0.0.1:9000:90")).unwrap();
         assert_eq!(
             holders(&c.overlaps("b", &p("8080:81")).unwrap()),
             ["0.0.0.0:8080/tcp a"]
@@ -483,10 +512,10 @@ mod tests {
         );
         let free = p("8080:80/udp,127.0.0.2:9000:90");
         assert!(c.overlaps("b", &free).unwrap().is_empty());
-        c.claim("b", &free).unwrap();
+        c.claim("b", "n", &free).unwrap();
         // Claiming one's own ports again is fine; releasing frees them.
         assert!(c.overlaps("a", &p("8080:80")).unwrap().is_empty());
-        c.claim("a", &p("8080:80")).unwrap();
+        c.claim("a", "n", &p("8080:80")).unwrap();
         assert_eq!(c.release("a", &p("8080:80,127.0.0.1:9000:90")).unwrap(), 2);
         assert!(c.overlaps("c", &p("8080:80")).unwrap().is_empty());
         // b still holds 127.0.0.2:9000, so its directory stays.
@@ -507,10 +536,13 @@ mod tests {
     fn a_refused_claim_claims_nothing() {
         let s = Scratch::new("refused");
         let c = s.0.port_claims();
-        c.claim("a", &p("8082:80")).unwrap();
+        c.claim("a", "n", &p("8082:80")).unwrap();
         // Claimed behind the check's back: the claim names the holder and
         // takes back the ports it had made.
-        let e = c.claim("b", &p("8080-8083:80-83")).unwrap_err().to_string();
+        let e = c
+            .claim("b", "n", &p("8080-8083:80-83"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("0.0.0.0:8082/tcp") && e.contains("container a"),
             "{e}"
@@ -529,11 +561,20 @@ mod tests {
     fn list_and_release_a_single_claim() {
         let s = Scratch::new("list");
         let c = s.0.port_claims();
-        c.claim("a", &p("127.0.0.1:53:53/udp,2000-2001:20-21/sctp"))
+        c.claim("a", "n", &p("127.0.0.1:53:53/udp,2000-2001:20-21/sctp"))
             .unwrap();
         let all = c.list().unwrap();
-        let shown: Vec<String> = all.iter().map(|c| format!("{c} {}", c.holder)).collect();
-        assert_eq!(shown, ["127.0.0.1:53/udp a", "0.0.0.0:2000-2001/sctp a"]);
+        let shown: Vec<String> = all
+            .iter()
+            .map(|c| format!("{c} {} {:?}", c.holder, c.network))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "127.0.0.1:53/udp a Some(\"n\")",
+                "0.0.0.0:2000-2001/sctp a Some(\"n\")"
+            ]
+        );
         for claim in &all {
             assert!(c.release_claim(claim).unwrap());
         }
@@ -541,10 +582,30 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_that_names_no_network_is_still_its_containers() {
+        // As claims were made before they named the network.
+        let s = Scratch::new("oldholder");
+        let c = s.0.port_claims();
+        fs::create_dir_all(&c.dir).unwrap();
+        std::os::unix::fs::symlink("a", c.dir.join("tcp-8080")).unwrap();
+        let all = c.list().unwrap();
+        assert_eq!(
+            (all[0].holder.as_str(), all[0].network.as_deref()),
+            ("a", None)
+        );
+        // Claimed again by its holder: kept; by another: refused, naming it.
+        c.claim("a", "n", &p("8080:80")).unwrap();
+        let e = c.claim("b", "n", &p("8080:80")).unwrap_err().to_string();
+        assert!(e.contains("by container a"), "{e}");
+        assert_eq!(c.release("a", &p("8080:80")).unwrap(), 1);
+        assert!(c.list().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_range_is_one_entry_and_overlaps_like_its_ports() {
         let s = Scratch::new("ranges");
         let c = s.0.port_claims();
-        c.claim("a", &p("30000-30099:80-179")).unwrap();
+        c.claim("a", "n", &p("30000-30099:80-179")).unwrap();
         assert_eq!(fs::read_dir(c.ranges_dir()).unwrap().count(), 1);
         // A single port inside it, another range across its end, and one
         // address of it: all held by a.
@@ -562,9 +623,9 @@ mod tests {
             .unwrap()
             .is_empty());
         // A range over a single claim is refused by claim itself, too.
-        c.claim("b", &p("40005:80")).unwrap();
+        c.claim("b", "n", &p("40005:80")).unwrap();
         let e = c
-            .claim("c", &p("40000-40009:80-89"))
+            .claim("c", "n", &p("40000-40009:80-89"))
             .unwrap_err()
             .to_string();
         assert!(
@@ -572,8 +633,10 @@ mod tests {
             "{e}"
         );
         // Ranges on one address each do not meet.
-        c.claim("d", &p("127.0.0.1:50000-50009:80-89")).unwrap();
-        c.claim("e", &p("127.0.0.2:50000-50009:80-89")).unwrap();
+        c.claim("d", "n", &p("127.0.0.1:50000-50009:80-89"))
+            .unwrap();
+        c.claim("e", "n", &p("127.0.0.2:50000-50009:80-89"))
+            .unwrap();
         assert_eq!(
             holders(&c.overlaps("f", &p("50005:80")).unwrap()).len(),
             2,
@@ -600,6 +663,7 @@ mod tests {
         for m in old.iter().flat_map(|s| s.mappings()) {
             c.claim(
                 "a",
+                "n",
                 &[PortSpec {
                     count: 1,
                     ..old[0].clone()

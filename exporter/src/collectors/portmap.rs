@@ -24,8 +24,12 @@ impl Collector for Portmap {
                 "ocinet_port_mapping_connections",
                 "Conntrack entries currently DNATed to a published port.",
             ),
+            // The network and interface of the attachment the ports are
+            // published from, as the per-interface series name it.
             &[
                 "container",
+                "network",
+                "interface",
                 "protocol",
                 "host_ip",
                 "host_port",
@@ -38,13 +42,15 @@ impl Collector for Portmap {
         // (host address or None for all, labels); several host addresses may
         // publish the same host port to the same container port.
         type Key = (Ipv4Addr, Protocol, u16, u16);
-        let mut index: HashMap<Key, Vec<(Option<Ipv4Addr>, [String; 5])>> = HashMap::new();
+        let mut index: HashMap<Key, Vec<(Option<Ipv4Addr>, [String; 7])>> = HashMap::new();
         for ep in snap.endpoints.iter() {
             let Some(att) = ep.publishing() else { continue };
             let Some(ip) = att.ipv4() else { continue };
             for m in att.ports.iter().flat_map(|p| p.mappings()) {
                 let labels = [
                     ep.name.clone(),
+                    att.network.clone(),
+                    att.interface.clone(),
                     m.protocol.name().to_string(),
                     m.host_ip
                         .map(|i| i.to_string())

@@ -80,7 +80,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             network,
             container,
             &connect::ConnectOptions {
-                ip: *ip,
+                addresses: ip.iter().copied().collect(),
                 aliases: alias.clone(),
                 interface: None,
             },
