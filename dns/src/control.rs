@@ -4,8 +4,9 @@
 //! service instead (systemd-run), so it is nobody's descendant: a
 //! foreground `crun run`, a child subreaper that waits for every
 //! descendant, does not wait on it either, and it is not in the cgroup of
-//! whichever container's hook happened to start it. (Without systemd,
-//! that crun case remains: see the README.)
+//! whichever container's hook happened to start it. Without systemd, a
+//! resolver the host's service manager runs (`dns-server --persistent`)
+//! is found here and none is started: see the README.
 
 use std::path::Path;
 use std::process::Command;

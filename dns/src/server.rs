@@ -454,17 +454,33 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
     Ok([u, t])
 }
 
-/// Run until no DNS-enabled network has a container. The pid file is
-/// written once the listeners are bound (a hook waits for it).
-pub fn run(state: StateDir, config: ConfigDir) -> Result<(), String> {
+/// How long the resolver runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Started by a hook: until no DNS-enabled network has a container.
+    OnDemand,
+    /// Run by a service manager (`--persistent`): until SIGTERM or SIGINT.
+    /// Hooks find it and start none, so it is in no runtime's process
+    /// tree: a foreground `crun run` (a child subreaper that waits for
+    /// every descendant) does not wait on it.
+    Persistent,
+}
+
+/// Run until `lifetime` ends (SIGTERM and SIGINT end either). The pid file
+/// is written once the listeners are bound (a hook waits for it), at once
+/// when persistent.
+pub fn run(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    rt.block_on(serve(state, config))
+    rt.block_on(serve(state, config, lifetime))
 }
 
-async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
+async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
     let me = ProcessId::of(std::process::id() as i32).ok_or("cannot read own process")?;
     // One resolver per state directory: a second one started meanwhile
     // (two hooks racing, a port taken) ends at once.
@@ -498,7 +514,16 @@ async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
         forwards: tokio::sync::Semaphore::new(FORWARDS),
     });
     let mut listeners: HashMap<Ipv4Addr, [JoinHandle<()>; 2]> = HashMap::new();
-    let mut announced = false;
+    let persistent = lifetime == Lifetime::Persistent;
+    if persistent {
+        // Hooks that come before any network has containers find it.
+        shared
+            .state
+            .save_resolver(&me)
+            .map_err(|e| format!("writing the pid file: {e}"))?;
+        tracing::info!("persistent: runs until SIGTERM");
+    }
+    let mut announced = persistent;
     let mut last_stats = None;
     let mut stats_at = Instant::now();
     loop {
@@ -524,7 +549,7 @@ async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
                 Err(e) => tracing::error!(%ip, "cannot listen on port 53: {e}"),
             }
         }
-        if want.is_empty() && done(&shared, &me) {
+        if want.is_empty() && !persistent && done(&shared, &me) {
             let _ = shared.state.save_dns_stats(&shared.stats.snapshot());
             tracing::info!("no container on a DNS-enabled network: exiting");
             return Ok(());
@@ -546,8 +571,20 @@ async fn serve(state: StateDir, config: ConfigDir) -> Result<(), String> {
             }
             stats_at = Instant::now();
         }
-        tokio::time::sleep(TICK).await;
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = term.recv() => return Ok(stop(&shared, &me, "SIGTERM")),
+            _ = int.recv() => return Ok(stop(&shared, &me, "SIGINT")),
+        }
     }
+}
+
+/// Ended by a signal: the figures kept and the pid file gone, so the next
+/// hook starts a resolver at once.
+fn stop(shared: &Shared, me: &ProcessId, why: &str) {
+    let _ = shared.state.save_dns_stats(&shared.stats.snapshot());
+    let _ = shared.state.forget_resolver(me);
+    tracing::info!("{why}: exiting");
 }
 
 /// Whether to end: decided under the state lock, with the state read

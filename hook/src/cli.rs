@@ -41,10 +41,17 @@ pub enum Command {
     /// Write podman hooks.d files that run this binary for containers
     /// carrying an io.ocinet.* annotation.
     InstallPodmanHook(InstallPodmanHookArgs),
-    /// The resolver of DNS-enabled networks (started by the hook when the
-    /// first container joins one; ends when none has containers).
-    #[command(name = "dns-server", hide = true)]
-    DnsServer,
+    /// The resolver of DNS-enabled networks. The hook starts it when the
+    /// first container joins one, and it ends when none has containers;
+    /// run it with --persistent under a service manager on a host without
+    /// systemd where containers are run by a foreground `crun run`.
+    #[command(name = "dns-server")]
+    DnsServer {
+        /// Keep running when no network has containers (until SIGTERM);
+        /// hooks then use this one and start none.
+        #[arg(long)]
+        persistent: bool,
+    },
     /// Delete host veths a teardown retired (started by it, detached).
     #[command(name = "reap-links", hide = true)]
     ReapLinks { names: Vec<String> },

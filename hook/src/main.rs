@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         Command::Gc => "gc".into(),
         Command::Firewall(_) => "firewall".into(),
         Command::InstallPodmanHook(_) => "install-podman-hook".into(),
-        Command::DnsServer => "dns-server".into(),
+        Command::DnsServer { .. } => "dns-server".into(),
         Command::ReapLinks { .. } => "reap-links".into(),
     };
     let ctx = Context {
@@ -66,9 +66,14 @@ fn main() -> ExitCode {
             tracing::debug!(deleted = n, "retired links deleted");
             String::new()
         }),
-        Command::DnsServer => {
+        Command::DnsServer { persistent } => {
             let _span = tracing::info_span!("resolver", pid = std::process::id()).entered();
-            ocinet_dns::server::run(ctx.state, ctx.config)
+            let lifetime = if *persistent {
+                ocinet_dns::server::Lifetime::Persistent
+            } else {
+                ocinet_dns::server::Lifetime::OnDemand
+            };
+            ocinet_dns::server::run(ctx.state, ctx.config, lifetime)
                 .map(|()| String::new())
                 .map_err(ocinet_common::Error::Conflict)
         }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -756,6 +756,55 @@ impl Host {
         )
         .expect("config.json");
         bundle
+    }
+
+    /// Run a container whose process ends by itself with its runtime in
+    /// the foreground (`run` without `--detach`, also for crun, a child
+    /// subreaper then), as a person at a shell does; returns at once.
+    pub fn run_in_foreground(&self, rt: Runtime, tag: &str, spec: &Spec) -> Container {
+        let id = format!("{}-{tag}", unique_hex());
+        let bundle = self.write_bundle(rt, &id, spec);
+        let stdout = std::fs::File::create(bundle.join("stdout")).expect("stdout file");
+        let stderr = std::fs::File::create(bundle.join("stderr")).expect("stderr file");
+        let args = ["run", "--bundle", bundle.to_str().unwrap_or_default(), &id];
+        let mut cmd = rt.command(&self.name, &args);
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        let child = cmd.spawn().expect("spawn runtime");
+        self.containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id.clone(), rt, Some(child.id())));
+        Container {
+            id,
+            runtime: rt,
+            bundle,
+            child: Some(child),
+            exit: None,
+            detached: false,
+        }
+    }
+
+    /// Wait up to `limit` for the foreground runtime of `c` to exit; its
+    /// status, or `None` while it still runs.
+    pub fn wait_runtime(&self, c: &mut Container, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = c.child.as_mut()?;
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                c.child = None;
+                c.exit = Some(st);
+                // Reaped: its pid is no longer ours to kill.
+                let mut list = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+                for e in list.iter_mut().filter(|e| e.0 == c.id) {
+                    e.2 = None;
+                }
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stop a container (SIGKILL through its runtime) and wait for the

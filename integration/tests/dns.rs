@@ -662,7 +662,127 @@ fn names_on_a_macvlan_network(rt: Runtime) {
     assert!(!h.config_dir().join("networks/bad.json").exists());
 }
 
+/// A container run by its runtime in the foreground, as at a shell. With
+/// the resolver its hook started, runc returns when the process ends, and
+/// crun (a child subreaper, waiting for every descendant) only once the
+/// resolver ends too: while another container keeps it serving, it waits.
+/// A resolver the host's service manager runs (`dns-server --persistent`,
+/// here this test's own child) is in no runtime's tree: hooks use it,
+/// both runtimes return at once, and it stays after the last container,
+/// until SIGTERM, which removes its pid file.
+fn foreground_runs_and_a_persistent_resolver(rt: Runtime) {
+    use std::time::Duration;
+    let h = Host::new();
+    h.outside();
+    let _up = fake_upstream(&h);
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "web",
+        "--subnet",
+        "10.64.0.0/24",
+        "--dns-upstream",
+        OUTSIDE_IP,
+    ]));
+    let on = |name: &str| {
+        Spec::default()
+            .ann("io.ocinet.network", "web")
+            .ann("io.ocinet.name", name)
+    };
+    let run = |name: &str, cmd: &[&str]| Spec {
+        args: Some(cmd.iter().map(|a| a.to_string()).collect()),
+        ..on(name)
+    };
+    // The hook of a foreground run starts the resolver; another container
+    // keeps it serving after the first one's process ended.
+    let mut a = h.run_in_foreground(rt, "a", &run("fg-a", &["sleep", "2"]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !resolver_running(&h) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no resolver: {}",
+            a.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut b = started(&h, rt, "b", &on("fg-b"));
+    let waited = h.wait_runtime(&mut a, Duration::from_secs(8));
+    match rt {
+        Runtime::Runc => assert!(waited.is_some_and(|s| s.success()), "{}", a.output()),
+        Runtime::Crun => {
+            assert!(waited.is_none(), "crun returned with the resolver running");
+            // It returns once the resolver ends, with the last container.
+            h.stop(&mut b);
+            let st = h.wait_runtime(&mut a, Duration::from_secs(15));
+            assert!(st.is_some(), "crun still waits after the resolver ended");
+        }
+    }
+    h.stop(&mut a);
+    h.stop(&mut b);
+    assert!(
+        h.resolver_ended(),
+        "the on-demand resolver outlived its containers"
+    );
+
+    // The resolver as a service: hooks find it and start none.
+    let bin = ocinet_integration::ocinet_bin();
+    let (state, config) = (h.state_dir(), h.config_dir());
+    let mut service = h.spawn(&[
+        bin.to_str().unwrap_or_default(),
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+        "--config-dir",
+        config.to_str().unwrap_or_default(),
+        "dns-server",
+        "--persistent",
+    ]);
+    let pid = i64::from(service.0.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while h.resolver_pid() != Some(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service resolver did not announce itself"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = started(&h, rt, "c", &on("fg-c"));
+    let c_ip = ip_of(&h, &c.id);
+    let mut d = h.run_in_foreground(rt, "d", &run("fg-d", &["/bin/busybox", "nslookup", "fg-c"]));
+    let st = h.wait_runtime(&mut d, Duration::from_secs(15));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "the foreground run did not return: {:?} {}",
+        st,
+        d.output()
+    );
+    assert!(
+        d.output().contains(&format!("Address: {c_ip}")),
+        "{}",
+        d.output()
+    );
+    assert_eq!(
+        h.resolver_pid(),
+        Some(pid),
+        "a hook started another resolver"
+    );
+    h.stop(&mut d);
+    h.stop(&mut c);
+    // It stays after the last container, still answering nobody else.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.resolver_pid(), Some(pid), "the persistent resolver ended");
+    service.terminate();
+    assert!(h.resolver_pid().is_none());
+    assert!(
+        !h.state_dir().join("dns/resolver.json").exists(),
+        "pid file left"
+    );
+    for id in [&a.id, &b.id, &c.id, &d.id] {
+        ocinet_integration::assert_clean(&h, id);
+    }
+}
+
 ocinet_integration::both_runtimes!(
+    foreground_runs_and_a_persistent_resolver,
     names_on_a_macvlan_network,
     containers_resolve_each_other_per_network,
     two_networks_two_answers,

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use ocinet_integration::{
     answers, assert_clean, both_runtimes, ok, text, Container, Host, Runtime, Spec, EXPORTER_ADDR,
-    HOST_LINK_IP,
+    HOST_LINK_IP, OUTSIDE_IP,
 };
 use serde_json::Value;
 
@@ -546,10 +546,748 @@ fn bad_network_lists_are_refused_by_name(rt: Runtime) {
     );
 }
 
+/// `ocinet ARGS` is refused (non-zero exit) and its output says `why`.
+#[track_caller]
+fn refused_with(h: &Host, args: &[&str], why: &str) -> String {
+    let o = h.ocinet(args);
+    let t = text(&o);
+    assert!(!o.status.success(), "{args:?} succeeded: {t}");
+    assert!(t.contains(why), "{args:?}: {t:?} lacks {why:?}");
+    t
+}
+
+/// Whether the lease entry's holder is container `id` (an entry may also
+/// name `<id>@<network>`).
+fn held_by(holder: &str, id: &str) -> bool {
+    holder == id
+        || holder
+            .strip_prefix(id)
+            .is_some_and(|rest| rest.starts_with('@'))
+}
+
+/// The names of the interfaces inside container `id`.
+fn ifnames_in(h: &Host, id: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(&ip_in(h, id, &["-j", "link"])).unwrap_or_default();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The MAC `interface` really has inside container `id`.
+fn mac_inside(h: &Host, id: &str, interface: &str) -> String {
+    let out = ip_in(h, id, &["-j", "link", "show", interface]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_default();
+    v[0]["address"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no MAC for {interface} in {id}: {out}"))
+}
+
+/// The host namespace's conntrack entries whose original direction has
+/// `ip` as its source (`dir` "-s") or destination ("-d").
+fn conntrack(h: &Host, dir: &str, ip: &str) -> Vec<String> {
+    let o = h.exec(&["conntrack", "-L", dir, ip]);
+    assert!(o.status.success(), "conntrack -L {dir} {ip}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// ocinet's nftables elements (as JSON text) that name `what` as a whole
+/// string (an address, a MAC, an interface).
+fn elements_naming(h: &Host, what: &str) -> Vec<String> {
+    let quoted = format!("\"{what}\"");
+    h.nft_elements()
+        .iter()
+        .map(Value::to_string)
+        .filter(|e| e.contains(&quoted))
+        .collect()
+}
+
+/// Whether `network ls` has a row for network `name`.
+fn listed(h: &Host, name: &str) -> bool {
+    ok(h.ocinet(&["network", "ls"]))
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().next() == Some(name))
+}
+
+fn host_pings(h: &Host, to: &str) -> bool {
+    h.exec(&["ping", "-c", "1", "-W", "1", to]).status.success()
+}
+
+fn outside_pings(h: &Host, to: &str) -> bool {
+    h.exec_outside(&["ping", "-c", "1", "-W", "1", to])
+        .status
+        .success()
+}
+
+/// Refusals of connect and disconnect name the value that is wrong (the
+/// container, the address) and leave nothing behind: no attachment, no
+/// interface inside, no veth, no lease.
+fn refusals_name_the_container_and_the_address(rt: Runtime) {
+    let h = Host::new();
+    networks(&h);
+    let mut c = started(
+        &h,
+        rt,
+        "refuse",
+        &Spec::default()
+            .ann("io.ocinet.network", "front")
+            .ann("io.ocinet.name", "web-1"),
+    );
+    // Unknown containers, as a name and as something shaped like an id
+    // (the record of `c` does not stand in for either).
+    let ghost = format!("{}-ghost", ocinet_integration::unique_hex());
+    for who in ["nobody-here", ghost.as_str()] {
+        let why = format!("container \"{who}\": no ocinet container has that id or name");
+        for args in [
+            ["network", "disconnect", "front", who],
+            ["network", "connect", "back", who],
+        ] {
+            let t = refused_with(&h, &args, &why);
+            assert!(!t.contains(&c.id), "{args:?} names another container: {t}");
+        }
+    }
+    assert_eq!(attachments(&h, &c.id).len(), 1);
+
+    let veths = h.links("veth");
+    let ifnames = ifnames_in(&h, &c.id);
+    let front_ip = format!("{FRONT}.9");
+    let cases: [(&str, &str, String); 6] = [
+        (
+            c.id.as_str(),
+            "x",
+            "invalid value 'x' for '--ip <IP>'".to_string(),
+        ),
+        (
+            c.id.as_str(),
+            "10.62.0.300",
+            "invalid value '10.62.0.300' for '--ip <IP>'".to_string(),
+        ),
+        (
+            c.id.as_str(),
+            "10.99.0.1",
+            format!("invalid --ip \"10.99.0.1\": is outside the subnet {BACK}.0/24"),
+        ),
+        // An address of the container's other network is not one of back's.
+        (
+            c.id.as_str(),
+            &front_ip,
+            format!("invalid --ip \"{front_ip}\": is outside the subnet {BACK}.0/24"),
+        ),
+        // By name, the same.
+        (
+            "web-1",
+            "10.99.0.1",
+            format!("invalid --ip \"10.99.0.1\": is outside the subnet {BACK}.0/24"),
+        ),
+        // An IPv6 address: the network has no IPv6 subnet (yet).
+        (
+            c.id.as_str(),
+            "fd00::5",
+            "invalid --ip \"fd00::5\": network back has no IPv6 subnet".to_string(),
+        ),
+    ];
+    for (who, ip, why) in &cases {
+        let args = ["network", "connect", "back", who, "--ip", ip];
+        refused_with(&h, &args, why);
+        let atts = attachments(&h, &c.id);
+        assert!(
+            atts.len() == 1 && atts[0]["network"] == "front",
+            "{args:?} left an attachment: {atts:?}"
+        );
+        assert!(
+            h.leases("back").is_empty(),
+            "{args:?} left a lease: {:?}",
+            h.leases("back")
+        );
+        assert_eq!(ifnames_in(&h, &c.id), ifnames, "{args:?} left an interface");
+        assert_eq!(h.links("veth"), veths, "{args:?} left a veth");
+        let insp: Value = serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "back"])))
+            .unwrap_or_default();
+        assert_eq!(
+            insp[0]["Containers"],
+            serde_json::json!({}),
+            "{args:?}: {insp}"
+        );
+    }
+    // Nothing was half done: the same connect with a good address works.
+    let out = ok(h.ocinet(&[
+        "network",
+        "connect",
+        "back",
+        &c.id,
+        "--ip",
+        &format!("{BACK}.70"),
+    ]));
+    assert!(out.starts_with(&format!("eth1 {BACK}.70/24")), "{out}");
+    let leases = h.leases("back");
+    assert!(
+        leases.len() == 1 && leases[0].0 == format!("{BACK}.70") && held_by(&leases[0].1, &c.id),
+        "{leases:?}"
+    );
+    let veths = host_veths(&h, &c.id);
+    h.stop(&mut c);
+    all_gone(&h, &c.id, &veths);
+}
+
+/// `disconnect` takes the attachment's connections with it: the host's
+/// conntrack entries of its address (either direction) go, those of the
+/// remaining attachment stay; and so for its nftables elements.
+fn disconnect_clears_the_attachments_conntrack_and_elements(rt: Runtime) {
+    let h = Host::new();
+    networks(&h);
+    let mut c = started(
+        &h,
+        rt,
+        "ct",
+        &Spec::default().ann("io.ocinet.network", "front"),
+    );
+    let peer = started(
+        &h,
+        rt,
+        "ctpeer",
+        &Spec::default().ann("io.ocinet.network", "back"),
+    );
+    let peer_ip = h
+        .endpoint(&peer.id)
+        .and_then(|e| e["ip"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let back_ip = format!("{BACK}.60");
+    ok(h.ocinet(&["network", "connect", "back", &c.id, "--ip", &back_ip]));
+    let atts = attachments(&h, &c.id);
+    let field = |net: &str, f: &str| {
+        attachment(&atts, net)[f]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("{net} has no {f}: {atts:?}"))
+    };
+    let (front_ip, front_veth, front_mac) = (
+        field("front", "ip"),
+        field("front", "host_interface"),
+        field("front", "mac"),
+    );
+    let (back_veth, back_mac) = (field("back", "host_interface"), field("back", "mac"));
+
+    // Connections the host namespace tracks: the host to the container on
+    // each network, the container to its neighbour on back, and the
+    // neighbour's HTTP request to it.
+    assert!(
+        host_pings(&h, &back_ip),
+        "the host does not reach {back_ip}"
+    );
+    assert!(
+        host_pings(&h, &front_ip),
+        "the host does not reach {front_ip}"
+    );
+    assert!(pings(&h, &c.id, &peer_ip), "{peer_ip} is unreachable");
+    answers(h.wget_from(&peer.id, &format!("http://{back_ip}/")), &c.id);
+    let to_back = conntrack(&h, "-d", &back_ip);
+    let from_back = conntrack(&h, "-s", &back_ip);
+    assert!(
+        to_back.iter().any(|l| l.contains("icmp")) && to_back.iter().any(|l| l.contains("tcp")),
+        "no entries to {back_ip}: {to_back:?}"
+    );
+    assert!(
+        from_back.iter().any(|l| l.contains("icmp")),
+        "no entries from {back_ip}: {from_back:?}"
+    );
+    assert!(
+        !conntrack(&h, "-d", &front_ip).is_empty(),
+        "no entries to {front_ip}"
+    );
+    for what in [
+        &back_ip,
+        &back_veth,
+        &back_mac,
+        &front_ip,
+        &front_veth,
+        &front_mac,
+    ] {
+        assert!(
+            !elements_naming(&h, what).is_empty(),
+            "no element names {what}: {:?}",
+            h.nft_elements()
+        );
+    }
+
+    assert_eq!(
+        ok(h.ocinet(&["network", "disconnect", "back", &c.id])),
+        "eth1\n"
+    );
+    let to_back = conntrack(&h, "-d", &back_ip);
+    let from_back = conntrack(&h, "-s", &back_ip);
+    assert!(
+        to_back.is_empty() && from_back.is_empty(),
+        "conntrack entries of {back_ip} left: {to_back:?} {from_back:?}"
+    );
+    // The remaining attachment's connections are its own.
+    assert!(
+        !conntrack(&h, "-d", &front_ip).is_empty(),
+        "the entries of {front_ip} went too"
+    );
+    for gone in [&back_ip, &back_veth, &back_mac] {
+        let left = elements_naming(&h, gone);
+        assert!(left.is_empty(), "elements naming {gone} left: {left:?}");
+    }
+    for kept in [&front_ip, &front_veth, &front_mac, &peer_ip] {
+        assert!(
+            !elements_naming(&h, kept).is_empty(),
+            "the elements of {kept} went too: {:?}",
+            h.nft_elements()
+        );
+    }
+    assert!(!h.links("veth").contains(&back_veth));
+    let veths = host_veths(&h, &c.id);
+    h.stop(&mut c);
+    all_gone(&h, &c.id, &veths);
+}
+
+/// A macvlan attachment of a container on a bridge network, disconnected:
+/// its interface, address and lease go; the bridge attachment is all
+/// that is left, and poststop leaves nothing.
+fn macvlan_disconnect_leaves_only_the_bridge(rt: Runtime) {
+    let h = Host::new();
+    networks(&h);
+    let parent = h.macvlan_network("mv");
+    let mut c = started(
+        &h,
+        rt,
+        "mvdis",
+        &Spec::default().ann("io.ocinet.network", "front"),
+    );
+    let out = ok(h.ocinet(&["network", "connect", "mv", &c.id]));
+    let atts = attachments(&h, &c.id);
+    assert_eq!(atts.len(), 2, "{atts:?}");
+    let mv = attachment(&atts, "mv");
+    assert_eq!(mv["interface"], "eth1", "{atts:?}");
+    assert_eq!(mv["parent"], parent.as_str(), "{atts:?}");
+    assert_eq!(mv["default_route"], false, "{atts:?}");
+    let mv_ip = mv["ip"].as_str().unwrap_or_default().to_string();
+    let octets: Vec<u8> = mv_ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    assert!(
+        octets.len() == 4 && octets[..3] == [198, 51, 100] && octets[3] >= 128,
+        "{mv_ip} is not of mv's range"
+    );
+    assert!(out.starts_with(&format!("eth1 {mv_ip}/24")), "{out}");
+    assert!(
+        h.leases("mv")
+            .iter()
+            .any(|(ip, holder)| ip == &mv_ip && held_by(holder, &c.id)),
+        "{:?}",
+        h.leases("mv")
+    );
+    let addrs = ip_in(&h, &c.id, &["-4", "-o", "addr", "show", "eth1"]);
+    assert!(addrs.contains(&format!("inet {mv_ip}/24")), "{addrs}");
+    // A host of the segment: the outside reaches it directly.
+    assert!(
+        outside_pings(&h, &mv_ip),
+        "the outside does not reach {mv_ip}"
+    );
+    let veths = host_veths(&h, &c.id);
+    assert_eq!(veths.len(), 1, "a macvlan has no host end: {veths:?}");
+
+    assert_eq!(
+        ok(h.ocinet(&["network", "disconnect", "mv", &c.id])),
+        "eth1\n"
+    );
+    let names = ifnames_in(&h, &c.id);
+    assert!(!names.iter().any(|n| n == "eth1"), "{names:?}");
+    assert!(names.iter().any(|n| n == "eth0"), "{names:?}");
+    let addrs = ip_in(&h, &c.id, &["-4", "-o", "addr"]);
+    assert!(!addrs.contains(&format!("inet {mv_ip}/")), "{addrs}");
+    assert!(h.leases("mv").is_empty(), "{:?}", h.leases("mv"));
+    let ep = h.endpoint(&c.id).expect("still running");
+    let atts = ep["attachments"].as_array().cloned().unwrap_or_default();
+    assert!(
+        atts.len() == 1
+            && atts[0]["network"] == "front"
+            && atts[0]["interface"] == "eth0"
+            && atts[0]["default_route"] == true,
+        "{atts:?}"
+    );
+    assert_eq!(ep["network"], "front", "{ep}");
+    let insp: Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "mv"]))).unwrap_or_default();
+    assert_eq!(insp[0]["Containers"], serde_json::json!({}), "{insp}");
+    assert!(
+        !outside_pings(&h, &mv_ip),
+        "{mv_ip} still answers on the segment"
+    );
+    h.stop(&mut c);
+    all_gone(&h, &c.id, &veths);
+    assert!(h.leases("mv").is_empty(), "{:?}", h.leases("mv"));
+    assert!(h.links("veth").contains(&parent), "the parent went away");
+}
+
+/// The MAC `ps --json` and `network inspect` show for each attachment is
+/// the one its interface has inside the container (a bridge attachment
+/// made at setup, one connected later, a macvlan one).
+fn ps_and_inspect_show_the_macs_the_interfaces_have(rt: Runtime) {
+    let h = Host::new();
+    networks(&h);
+    h.macvlan_network("mv");
+    let mut c = started(
+        &h,
+        rt,
+        "macs",
+        &Spec::default().ann("io.ocinet.network", "front"),
+    );
+    ok(h.ocinet(&["network", "connect", "back", &c.id]));
+    ok(h.ocinet(&["network", "connect", "mv", &c.id]));
+    let ep = h.endpoint(&c.id).expect("endpoint");
+    let atts = ep["attachments"].as_array().cloned().unwrap_or_default();
+    assert_eq!(atts.len(), 3, "{atts:?}");
+    let mut real = Vec::new();
+    for a in &atts {
+        let (net, iface) = (
+            a["network"].as_str().unwrap_or_default(),
+            a["interface"].as_str().unwrap_or_default(),
+        );
+        let mac = mac_inside(&h, &c.id, iface);
+        assert_eq!(a["mac"], mac.as_str(), "ps --json, {net} ({iface}): {a}");
+        let v: Value =
+            serde_json::from_str(&ok(h.ocinet(&["network", "inspect", net]))).unwrap_or_default();
+        let me = &v[0]["Containers"][&c.id];
+        assert_eq!(me["Interface"], iface, "{v}");
+        assert_eq!(me["MacAddress"], mac.as_str(), "inspect {net}: {v}");
+        real.push((iface.to_string(), mac));
+    }
+    let eth0 = real
+        .iter()
+        .find(|(i, _)| i == "eth0")
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
+    assert_eq!(ep["mac"], eth0.as_str(), "{ep}");
+    let mut macs: Vec<&String> = real.iter().map(|(_, m)| m).collect();
+    macs.sort();
+    macs.dedup();
+    assert_eq!(macs.len(), 3, "{real:?}");
+    let table = ok(h.ocinet(&["ps"]));
+    let in_order: Vec<String> = atts
+        .iter()
+        .filter_map(|a| a["mac"].as_str().map(str::to_string))
+        .collect();
+    assert!(table.contains(&in_order.join(",")), "{table}");
+    let veths = host_veths(&h, &c.id);
+    h.stop(&mut c);
+    all_gone(&h, &c.id, &veths);
+}
+
+/// The packets counted so far by the rule of the outside's `watch` chain
+/// that matches `selector` (e.g. "ip saddr 10.62.0.0/24").
+fn outside_count(h: &Host, selector: &str) -> u64 {
+    let rules = ok(h.exec_outside(&["nft", "list", "chain", "ip", "watch", "in"]));
+    rules
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(selector))
+        .and_then(|l| l.split("packets ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter for {selector}: {rules}"))
+}
+
+/// An `--internal` network as a container's second attachment stays
+/// closed: the container reaches the outside through its first network,
+/// never through the internal one, and a container only on the internal
+/// network reaches nothing outside, even with a route of its own. The
+/// outside routes the internal subnet back to the host, so only ocinet's
+/// firewall stands in the way; a counter there sees nothing of it.
+fn an_internal_second_network_stays_closed(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "front",
+        "--subnet",
+        &format!("{FRONT}.0/24"),
+    ]));
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "back",
+        "--internal",
+        "--subnet",
+        &format!("{BACK}.0/24"),
+    ]));
+    ok(h.exec_outside(&[
+        "ip",
+        "route",
+        "add",
+        &format!("{BACK}.0/24"),
+        "via",
+        HOST_LINK_IP,
+    ]));
+    for cmd in [
+        &["nft", "add", "table", "ip", "watch"][..],
+        &[
+            "nft",
+            "add",
+            "chain",
+            "ip",
+            "watch",
+            "in",
+            "{",
+            "type",
+            "filter",
+            "hook",
+            "prerouting",
+            "priority",
+            "0",
+            ";",
+            "}",
+        ],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "ip",
+            "watch",
+            "in",
+            "ip",
+            "saddr",
+            &format!("{BACK}.0/24"),
+            "counter",
+        ],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "ip",
+            "watch",
+            "in",
+            "ip",
+            "saddr",
+            HOST_LINK_IP,
+            "icmp",
+            "type",
+            "echo-request",
+            "counter",
+        ],
+    ] {
+        ok(h.exec_outside(cmd));
+    }
+    let server = h.spawn_outside(&[
+        "python3",
+        "-c",
+        ocinet_integration::ECHO_CLIENT_PY,
+        OUTSIDE_IP,
+        "8001",
+    ]);
+    let url = format!("http://{OUTSIDE_IP}:8001/");
+    let up = (0..100).any(|_| {
+        let o = h.wget(&url);
+        if !o.status.success() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        o.status.success()
+    });
+    assert!(up, "the outside's server did not start");
+    let mut x = started(
+        &h,
+        rt,
+        "twonets",
+        &Spec::default().ann("io.ocinet.network", "front,back"),
+    );
+    // The gateway address is the host's, on back's bridge (made with the
+    // first container): a route via it is a real way out, were it open.
+    let v: Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "back"]))).unwrap_or_default();
+    let bridge = v[0]["Options"]["bridge"].as_str().unwrap_or_default();
+    let on_bridge = ok(h.exec(&["ip", "-4", "-o", "addr", "show", "dev", bridge]));
+    assert!(
+        on_bridge.contains(&format!("inet {BACK}.1/24")),
+        "{bridge}: {on_bridge}"
+    );
+
+    let atts = attachments(&h, &x.id);
+    assert_eq!(attachment(&atts, "back")["interface"], "eth1", "{atts:?}");
+    assert_eq!(
+        attachment(&atts, "back")["default_route"],
+        false,
+        "{atts:?}"
+    );
+    let x_back = attachment(&atts, "back")["ip"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        pings(&h, &x.id, OUTSIDE_IP),
+        "front does not reach the outside"
+    );
+    let out = text(&h.wget_from(&x.id, &url));
+    assert!(out.contains(&format!("from {HOST_LINK_IP}")), "{out}");
+    // Forced through back's gateway: nothing gets out.
+    let via_back = [
+        "route",
+        "add",
+        &format!("{OUTSIDE_IP}/32"),
+        "via",
+        &format!("{BACK}.1"),
+        "dev",
+        "eth1",
+    ];
+    ip_in(&h, &x.id, &via_back);
+    assert!(
+        !pings(&h, &x.id, OUTSIDE_IP),
+        "reached the outside through internal back"
+    );
+    assert!(
+        !h.wget_from(&x.id, &url).status.success(),
+        "HTTP to the outside through internal back"
+    );
+    ip_in(&h, &x.id, &["route", "del", &format!("{OUTSIDE_IP}/32")]);
+    assert!(
+        pings(&h, &x.id, OUTSIDE_IP),
+        "front no longer reaches the outside"
+    );
+
+    let mut y = started(
+        &h,
+        rt,
+        "backonly",
+        &Spec::default().ann("io.ocinet.network", "back"),
+    );
+    let y_ip = h
+        .endpoint(&y.id)
+        .and_then(|e| e["ip"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let routes = ip_in(&h, &y.id, &["-4", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(
+        !pings(&h, &y.id, OUTSIDE_IP),
+        "a container only on back reached the outside"
+    );
+    // Even with a default route of its own via back's gateway.
+    ip_in(
+        &h,
+        &y.id,
+        &["route", "add", "default", "via", &format!("{BACK}.1")],
+    );
+    assert!(
+        !pings(&h, &y.id, OUTSIDE_IP),
+        "a container only on back reached the outside by its own route"
+    );
+    assert!(
+        !h.wget_from(&y.id, &url).status.success(),
+        "a container only on back reached the outside's server"
+    );
+    // Nor does the outside get in.
+    for ip in [&y_ip, &x_back] {
+        assert!(!outside_pings(&h, ip), "the outside reached {ip} on back");
+    }
+    assert_eq!(
+        outside_count(&h, &format!("ip saddr {BACK}.0/24")),
+        0,
+        "packets from back reached the outside"
+    );
+    assert!(
+        outside_count(&h, &format!("ip saddr {HOST_LINK_IP}")) > 0,
+        "the counter saw not even front's (masqueraded) pings"
+    );
+    drop(server);
+    for c in [&mut x, &mut y] {
+        h.stop(c);
+        assert_clean(&h, &c.id);
+    }
+}
+
+/// A refused `network create` (a malformed --host-binding-ip, one that
+/// is no address of this host) names the field and the value and leaves
+/// no network: not in `ls`, not for `inspect`, no config, no bridge.
+fn refused_network_creates_leave_no_network(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    let bridges = h.links("bridge");
+    let config_of = |name: &str| h.config_dir().join("networks").join(format!("{name}.json"));
+    for (ip, why) in [
+        (
+            "x",
+            "invalid value 'x' for '--host-binding-ip <IP>'".to_string(),
+        ),
+        (
+            "198.51.100.300",
+            "invalid value '198.51.100.300' for '--host-binding-ip <IP>'".to_string(),
+        ),
+        (
+            "203.0.113.9",
+            "invalid host-binding-ip \"203.0.113.9\": is not an address of this host".to_string(),
+        ),
+        // The machine's own address is not one of the test's host.
+        (
+            "192.0.2.2",
+            "invalid host-binding-ip \"192.0.2.2\": is not an address of this host".to_string(),
+        ),
+    ] {
+        let args = [
+            "network",
+            "create",
+            "bound",
+            "--subnet",
+            "10.70.0.0/24",
+            "--host-binding-ip",
+            ip,
+        ];
+        refused_with(&h, &args, &why);
+        assert!(!listed(&h, "bound"), "{args:?} left a network");
+        refused_with(
+            &h,
+            &["network", "inspect", "bound"],
+            "network \"bound\" does not exist",
+        );
+        assert!(!config_of("bound").exists(), "{args:?} left a config");
+        assert_eq!(h.links("bridge"), bridges, "{args:?} left a bridge");
+        assert!(h.leases("bound").is_empty());
+    }
+    // With an address of the host it is made, and is seen where the
+    // refused ones were not.
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "bound",
+        "--subnet",
+        "10.70.0.0/24",
+        "--host-binding-ip",
+        HOST_LINK_IP,
+    ]));
+    assert!(listed(&h, "bound"), "{}", ok(h.ocinet(&["network", "ls"])));
+    assert!(config_of("bound").exists());
+    let v: Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "bound"]))).unwrap_or_default();
+    assert_eq!(v[0]["Options"]["host_binding_ipv4"], HOST_LINK_IP, "{v}");
+    let mut c = started(
+        &h,
+        rt,
+        "bound",
+        &Spec::default()
+            .ann("io.ocinet.network", "bound")
+            .ann("io.ocinet.ports", "8080:80"),
+    );
+    answers(
+        h.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")),
+        &c.id,
+    );
+    h.stop(&mut c);
+    assert_clean(&h, &c.id);
+}
+
 both_runtimes!(
     eth0_and_eth1_on_two_networks,
     default_route_skips_internal_networks,
     connect_and_disconnect_a_running_container,
     disconnecting_the_default_route_hands_it_over,
     bad_network_lists_are_refused_by_name,
+    refusals_name_the_container_and_the_address,
+    disconnect_clears_the_attachments_conntrack_and_elements,
+    macvlan_disconnect_leaves_only_the_bridge,
+    ps_and_inspect_show_the_macs_the_interfaces_have,
+    an_internal_second_network_stays_closed,
+    refused_network_creates_leave_no_network,
 );
