@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz the parsers of untrusted input (port specs, annotations, the OCI
-# state and state files) for SECONDS each (default 30), starting from the
+# state and state files, the resolver's queries) for SECONDS each (default 30), starting from the
 # committed corpus in fuzz/corpus. New inputs go to a scratch directory, so
 # a short run never dirties the tree; `cargo fuzz cmin` them into the corpus
 # by hand after a long run.
@@ -17,7 +17,7 @@ export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-for t in port_spec annotations state_file; do
+for t in port_spec annotations state_file dns_query; do
   mkdir -p "$scratch/$t"
   echo "fuzz $t for ${secs}s"
   cargo fuzz run -s none "$t" "$scratch/$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units)|panicked|ERROR|SUMMARY|Test unit written" || true

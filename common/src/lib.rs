@@ -4,6 +4,7 @@
 pub mod conntrack;
 pub mod error;
 pub mod firewall;
+pub mod logging;
 pub mod model;
 pub mod netlink;
 pub mod netns;

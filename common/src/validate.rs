@@ -86,6 +86,12 @@ pub fn ifname(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `ip` can be a server to send queries to: not 0.0.0.0, the
+/// broadcast address or a multicast group.
+pub fn is_unicast(ip: std::net::Ipv4Addr) -> bool {
+    !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast())
+}
+
 /// A unicast, non-zero Ethernet address written as six colon-separated bytes.
 pub fn mac(field: &str, value: &str) -> Result<[u8; 6]> {
     let parts: Vec<&str> = value.split(':').collect();

@@ -31,7 +31,37 @@ pub enum Decision {
     Drop,
 }
 
-pub fn decide(query: &[u8], net: Option<&NetworkNames>) -> Decision {
+/// What the client over UDP takes: 512 bytes, or the payload size its
+/// EDNS record offers (never more than a buffer this size).
+const UDP_MOST: u16 = 4096;
+
+/// The decision on `query`; `udp`: it came over UDP, where an answer
+/// longer than the client takes is sent truncated (TC), header and
+/// question only, and the client asks again over TCP (a name many
+/// containers share as an alias has as many addresses).
+pub fn decide(query: &[u8], net: Option<&NetworkNames>, udp: bool) -> Decision {
+    let d = decide_in_full(query, net);
+    let Decision::Reply(bytes, outcome) = &d else {
+        return d;
+    };
+    if !udp || bytes.len() <= 512 {
+        return d;
+    }
+    let Ok(msg) = Message::from_vec(query) else {
+        return d;
+    };
+    if bytes.len() <= usize::from(msg.max_payload().clamp(512, UDP_MOST)) {
+        return d;
+    }
+    let mut r = response(&msg, ResponseCode::NoError, *outcome);
+    r.set_truncated(true);
+    match r.to_vec() {
+        Ok(b) => Decision::Reply(b, *outcome),
+        Err(_) => Decision::Drop,
+    }
+}
+
+fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
     let msg = match Message::from_vec(query) {
         Ok(m) => m,
         Err(_) => return header_only(query, ResponseCode::FormErr),
@@ -123,6 +153,16 @@ fn reverse_of(name: &str) -> Option<Ipv4Addr> {
 
 /// An answer to `msg` with the same id, question and RD flag.
 fn reply(msg: &Message, code: ResponseCode, answers: Vec<Record>, outcome: Outcome) -> Decision {
+    let mut r = response(msg, code, outcome);
+    r.add_answers(answers);
+    match r.to_vec() {
+        Ok(bytes) => Decision::Reply(bytes, outcome),
+        Err(_) => Decision::Drop,
+    }
+}
+
+/// The response to `msg` without answers: its id, question and RD flag.
+fn response(msg: &Message, code: ResponseCode, outcome: Outcome) -> Message {
     let mut r = Message::new();
     r.set_id(msg.id())
         .set_message_type(MessageType::Response)
@@ -134,11 +174,7 @@ fn reply(msg: &Message, code: ResponseCode, answers: Vec<Record>, outcome: Outco
     for q in msg.queries() {
         r.add_query(q.clone());
     }
-    r.add_answers(answers);
-    match r.to_vec() {
-        Ok(bytes) => Decision::Reply(bytes, outcome),
-        Err(_) => Decision::Drop,
-    }
+    r
 }
 
 /// SERVFAIL for a query that was to be forwarded and got no answer.
@@ -195,7 +231,7 @@ mod tests {
     }
 
     fn answer(q: &[u8], n: Option<&NetworkNames>) -> (Message, Outcome) {
-        match decide(q, n) {
+        match decide(q, n, true) {
             Decision::Reply(b, o) => (Message::from_vec(&b).unwrap(), o),
             d => panic!("{d:?}"),
         }
@@ -227,7 +263,11 @@ mod tests {
         );
         assert_eq!(m.response_code(), ResponseCode::NXDomain);
         assert!(matches!(
-            decide(&query_bytes(12, "example.org.", RecordType::A), Some(&n)),
+            decide(
+                &query_bytes(12, "example.org.", RecordType::A),
+                Some(&n),
+                true
+            ),
             Decision::Forward
         ));
         let (m, o) = answer(&query_bytes(13, "web-1", RecordType::A), None);
@@ -240,9 +280,40 @@ mod tests {
         junk.extend([0xff; 20]);
         let (m, _) = answer(&junk, Some(&n));
         assert_eq!((m.id(), m.response_code()), (0xabcd, ResponseCode::FormErr));
-        assert!(matches!(decide(&[1, 2, 3], Some(&n)), Decision::Drop));
+        assert!(matches!(decide(&[1, 2, 3], Some(&n), true), Decision::Drop));
         let sf = Message::from_vec(&servfail(&query_bytes(14, "x.org", RecordType::A)).unwrap())
             .unwrap();
         assert_eq!((sf.id(), sf.response_code()), (14, ResponseCode::ServFail));
+    }
+
+    #[test]
+    fn an_answer_longer_than_the_client_takes_over_udp_is_truncated() {
+        let mut n = net();
+        let many: Vec<Ipv4Addr> = (2..=101).map(|i| Ipv4Addr::new(10, 1, 0, i)).collect();
+        n.names.insert("shared".into(), many);
+        let q = query_bytes(21, "shared", RecordType::A);
+        // UDP without EDNS: 512 bytes at most, so TC and no answers.
+        let (m, o) = answer(&q, Some(&n));
+        assert!(m.truncated(), "not truncated");
+        assert_eq!((m.id(), m.answers().len(), o), (21, 0, Outcome::Answered));
+        assert_eq!(m.queries().len(), 1);
+        // Over TCP, every address.
+        let Decision::Reply(b, _) = decide(&q, Some(&n), false) else {
+            panic!("no reply over TCP");
+        };
+        let m = Message::from_vec(&b).unwrap();
+        assert!(!m.truncated());
+        assert_eq!(m.answers().len(), 100);
+        // Over UDP with an EDNS payload of 4,096 bytes it fits.
+        let mut e = Message::from_vec(&q).unwrap();
+        let mut edns = hickory_proto::op::Edns::new();
+        edns.set_max_payload(4096);
+        e.set_edns(edns);
+        let (m, _) = answer(&e.to_vec().unwrap(), Some(&n));
+        assert!(!m.truncated());
+        assert_eq!(m.answers().len(), 100);
+        // A short answer is never truncated.
+        let (m, _) = answer(&query_bytes(22, "web-1", RecordType::A), Some(&n));
+        assert!(!m.truncated() && m.answers().len() == 1);
     }
 }

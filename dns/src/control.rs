@@ -5,7 +5,7 @@
 //! foreground `crun run`, a child subreaper that waits for every
 //! descendant, does not wait on it either, and it is not in the cgroup of
 //! whichever container's hook happened to start it. Without systemd, a
-//! resolver the host's service manager runs (`dns-server --persistent`)
+//! resolver the host's service manager runs (`ocinet-dns --persistent`)
 //! is found here and none is started: see the README.
 
 use std::path::Path;
@@ -16,13 +16,28 @@ use ocinet_common::model::ProcessId;
 use ocinet_common::store::StateDir;
 use ocinet_common::{Error, Result};
 
-/// The subcommand of the `ocinet` binary that is the resolver.
+/// The resolver's own binary, looked for beside the hook's.
+pub const BINARY: &str = "ocinet-dns";
+/// The subcommand of the `ocinet` binary that is the resolver too (where
+/// `ocinet-dns` is not installed).
 pub const SUBCOMMAND: &str = "dns-server";
 /// How long a hook waits for a resolver it started to be listening.
 const READY: Duration = Duration::from_secs(2);
 
-/// Make sure a resolver runs for `state`; start `exe SUBCOMMAND` if not.
-/// Callers hold the state lock (the resolver decides to end under it).
+/// What starts the resolver: `ocinet-dns` beside `exe` (the hook's own
+/// binary), else `exe dns-server`.
+fn resolver_command(exe: &Path) -> (std::path::PathBuf, Option<&'static str>) {
+    use std::os::unix::fs::PermissionsExt;
+    let own = exe.with_file_name(BINARY);
+    match std::fs::metadata(&own) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => (own, None),
+        _ => (exe.to_path_buf(), Some(SUBCOMMAND)),
+    }
+}
+
+/// Make sure a resolver runs for `state`; start one if not (see
+/// `resolver_command`). Callers hold the state lock (the resolver decides
+/// to end under it).
 pub fn ensure(
     state: &StateDir,
     state_dir: &Path,
@@ -36,6 +51,8 @@ pub fn ensure(
     // The daemon works from /, not the hook's directory.
     let abs = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
     let (state_dir, config_dir) = (abs(state_dir)?, abs(config_dir)?);
+    let (exe, subcommand) = resolver_command(exe);
+    let exe = exe.as_path();
     let systemd = systemd_run();
     let mut cmd = match &systemd {
         Some(run) => {
@@ -57,7 +74,7 @@ pub fn ensure(
         .arg(&state_dir)
         .arg("--config-dir")
         .arg(&config_dir)
-        .arg(SUBCOMMAND);
+        .args(subcommand);
     let mut child =
         ocinet_common::process::spawn_detached(&mut cmd).map_err(|e| Error::io(exe, e))?;
     let pid = child.id() as i32;

@@ -45,6 +45,9 @@ const REBUILD: Duration = Duration::from_secs(5);
 const FORWARDS: usize = 256;
 const TCP_IDLE: Duration = Duration::from_secs(3);
 const TCP_CONNECTIONS: usize = 128;
+/// Connections one client holds at once, so that one container cannot
+/// take every slot from the others.
+const TCP_PER_CLIENT: usize = 8;
 
 struct Seen {
     endpoints: Option<SystemTime>,
@@ -146,7 +149,45 @@ struct Shared {
     limiter: Mutex<Limiter>,
     stats: Stats,
     tcp_slots: Arc<tokio::sync::Semaphore>,
+    tcp_clients: Mutex<HashMap<IpAddr, usize>>,
     forwards: tokio::sync::Semaphore,
+}
+
+/// One of a client's TCP connections, counted until dropped.
+struct ClientSlot {
+    shared: Arc<Shared>,
+    client: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(shared: &Arc<Shared>, client: IpAddr) -> Option<ClientSlot> {
+        let mut m = shared.tcp_clients.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(client).or_default();
+        if *n >= TCP_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            shared: shared.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .shared
+            .tcp_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.client);
+            }
+        }
+    }
 }
 
 fn mtime(p: &std::path::Path) -> Option<SystemTime> {
@@ -264,9 +305,10 @@ impl Shared {
         h.1.clone()
     }
 
-    /// One query from `client`, as far as it can go without waiting: the
-    /// reply (or nothing to send), or the upstreams to forward it to.
-    fn local(&self, query: &[u8], client: IpAddr) -> Local {
+    /// One query from `client` (over UDP: `udp`), as far as it can go
+    /// without waiting: the reply (or nothing to send), or the upstreams to
+    /// forward it to.
+    fn local(&self, query: &[u8], client: IpAddr, udp: bool) -> Local {
         let IpAddr::V4(client) = client else {
             self.stats.count(Outcome::Refused);
             return Local::Reply(None);
@@ -277,7 +319,7 @@ impl Shared {
         // keeps a bucket per client it sees.
         let Some(i) = cat.network_index(client) else {
             self.stats.count(Outcome::Refused);
-            return match answer::decide(query, None) {
+            return match answer::decide(query, None, udp) {
                 Decision::Reply(b, _) => Local::Reply(Some(b)),
                 _ => Local::Reply(None),
             };
@@ -291,7 +333,7 @@ impl Shared {
             self.stats.count(Outcome::Refused);
             return Local::Reply(None);
         }
-        match answer::decide(query, Some(&cat.networks[i])) {
+        match answer::decide(query, Some(&cat.networks[i]), udp) {
             Decision::Reply(bytes, outcome) => {
                 self.stats.count(outcome);
                 Local::Reply(Some(bytes))
@@ -330,9 +372,9 @@ impl Shared {
         }
     }
 
-    /// One query from `client`: the reply to send, if any.
-    async fn handle(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>> {
-        match self.local(query, client) {
+    /// One query from `client` over TCP: the reply to send, if any.
+    async fn handle_tcp(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        match self.local(query, client, false) {
             Local::Reply(r) => r,
             Local::Forward(ups) => self.forwarded(query, &ups, usize::from(u16::MAX)).await,
         }
@@ -376,7 +418,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
             };
             // A local answer goes at once; a forward on a task of its own,
             // so a slow upstream holds up no one.
-            match s.local(&buf[..n], peer.ip()) {
+            match s.local(&buf[..n], peer.ip(), true) {
                 Local::Reply(Some(reply)) => {
                     let _ = udp.send_to(&reply, peer).await;
                 }
@@ -415,13 +457,17 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                 s.stats.count(Outcome::Refused);
                 continue;
             }
-            // Over the limit, a connection is closed at once.
+            // Over a limit, a connection is closed at once.
+            let Some(mine) = ClientSlot::take(&s, peer.ip()) else {
+                s.stats.count(Outcome::Refused);
+                continue;
+            };
             let Ok(permit) = s.tcp_slots.clone().try_acquire_owned() else {
                 continue;
             };
             let s = s.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                let _permit = (permit, mine);
                 let mut conn = conn;
                 loop {
                     let mut lb = [0u8; 2];
@@ -436,7 +482,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                     {
                         return;
                     }
-                    let Some(reply) = s.handle(&q, peer.ip()).await else {
+                    let Some(reply) = s.handle_tcp(&q, peer.ip()).await else {
                         return;
                     };
                     let Ok(len) = u16::try_from(reply.len()) else {
@@ -511,6 +557,7 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
         limiter: Mutex::new(Limiter::default()),
         stats: Stats::default(),
         tcp_slots: Arc::new(tokio::sync::Semaphore::new(TCP_CONNECTIONS)),
+        tcp_clients: Mutex::new(HashMap::new()),
         forwards: tokio::sync::Semaphore::new(FORWARDS),
     });
     let mut listeners: HashMap<Ipv4Addr, [JoinHandle<()>; 2]> = HashMap::new();

@@ -7,6 +7,6 @@
 pub mod cli;
 pub mod commands;
 pub mod hook;
-pub mod logging;
+pub use ocinet_common::logging;
 pub mod oci;
 pub mod settings;

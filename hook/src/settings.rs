@@ -264,7 +264,7 @@ fn parse_servers(v: &str) -> Result<Vec<Ipv4Addr>> {
         let ip: Ipv4Addr = s
             .parse()
             .map_err(|_| Error::invalid(ANN_DNS, s, "not an IPv4 address, nor off"))?;
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+        if !validate::is_unicast(ip) {
             return Err(Error::invalid(ANN_DNS, ip, "is not a unicast address"));
         }
         // The resolver forwards from the host's namespace: the container

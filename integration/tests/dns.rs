@@ -84,6 +84,10 @@ fn containers_resolve_each_other_per_network(rt: Runtime) {
         resolver_running(&h),
         "no resolver after the first DNS container"
     );
+    // The resolver's own binary, installed beside the hook's.
+    let exe = std::fs::read_link(format!("/proc/{}/exe", h.resolver_pid().unwrap_or(0)))
+        .expect("the resolver's binary");
+    assert!(exe.ends_with("ocinet-dns"), "{exe:?}");
     let conf = text(&h.in_container_fs(&b.id, &["cat", "/etc/resolv.conf"]));
     assert!(conf.contains("nameserver 10.64.0.1"), "{conf}");
     // Read-only for the container (it lives on the host's /run).
@@ -666,8 +670,8 @@ fn names_on_a_macvlan_network(rt: Runtime) {
 /// the resolver its hook started, runc returns when the process ends, and
 /// crun (a child subreaper, waiting for every descendant) only once the
 /// resolver ends too: while another container keeps it serving, it waits.
-/// A resolver the host's service manager runs (`dns-server --persistent`,
-/// here this test's own child) is in no runtime's tree: hooks use it,
+/// A resolver the host's service manager runs (`ocinet dns-server
+/// --persistent`, here this test's own child) is in no runtime's tree: hooks use it,
 /// both runtimes return at once, and it stays after the last container,
 /// until SIGTERM, which removes its pid file.
 fn foreground_runs_and_a_persistent_resolver(rt: Runtime) {
@@ -899,6 +903,29 @@ print("id", int.from_bytes(r[:2], "big"), "rcode", r[3] & 15, "answers", int.fro
         out.contains(&format!("id 77 rcode 0 answers 1 {a_ip}")),
         "{out}"
     );
+    // One client holds at most 8 connections: the rest are closed at once.
+    let hold = r#"import socket, sys, time
+held = [socket.create_connection((sys.argv[1], 53), timeout=3) for _ in range(12)]
+time.sleep(0.5)
+closed = 0
+for s in held:
+    s.settimeout(0.3)
+    try:
+        closed += s.recv(1) == b""
+    except ConnectionResetError:
+        closed += 1
+    except socket.timeout:
+        pass
+print("open", len(held) - closed, "closed", closed)
+"#;
+    let out = text(
+        &std::process::Command::new("nsenter")
+            .arg(format!("--net={}", h.netns_of(&a.id)))
+            .args(["python3", "-c", hold, "10.64.0.1"])
+            .output()
+            .expect("python"),
+    );
+    assert!(out.contains("open 8 closed 4"), "{out}");
     // Connected to other: its name answers there, with its address there;
     // disconnected: gone there at once.
     assert!(lookup(&h, &o.id, "alpha").contains("NXDOMAIN"));

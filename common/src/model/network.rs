@@ -499,7 +499,7 @@ impl Network {
         for u in &self.dns_upstreams {
             let why = if !self.dns {
                 Some("does nothing with --disable-dns".to_string())
-            } else if u.is_unspecified() || u.is_broadcast() || u.is_multicast() {
+            } else if !crate::validate::is_unicast(*u) {
                 Some("is not a unicast address".to_string())
             } else if *u == self.resolver_address() {
                 Some("is the network's own resolver".to_string())

@@ -90,10 +90,7 @@ impl<T> FinishedRecords<T> {
         let mut next = HashMap::with_capacity(entries.len());
         for entry in entries {
             let name = entry.file_name();
-            let finished = name
-                .to_str()
-                .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json"));
-            if !finished {
+            if !is_finished(&name) {
                 continue;
             }
             let Ok(md) = std::fs::symlink_metadata(entry.path()) else {
@@ -113,11 +110,9 @@ impl<T> FinishedRecords<T> {
                 continue;
             }
             self.last_reads += 1;
-            match fsutil::read_json::<Endpoint>(&entry.path()) {
-                Ok(Some(record)) => {
-                    let live = record.liveness();
-                    let kept = keep(&record).map(|t| (t, live, live.is_stale()));
-                    next.insert(name, Entry { key, kept });
+            match read_entry(&entry.path(), key, &keep) {
+                Ok(Some(e)) => {
+                    next.insert(name, e);
                 }
                 // Gone since listed.
                 Ok(None) => {}
@@ -141,10 +136,7 @@ impl<T> FinishedRecords<T> {
         self.last_reads = 0;
         let dir = state.endpoints_dir();
         for name in names {
-            let finished = name
-                .to_str()
-                .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json") && !n.contains('/'));
-            if !finished {
+            if !is_finished(name) {
                 continue;
             }
             let path = dir.join(name);
@@ -153,17 +145,9 @@ impl<T> FinishedRecords<T> {
                 continue; // gone
             };
             self.last_reads += 1;
-            match fsutil::read_json::<Endpoint>(&path) {
-                Ok(Some(record)) => {
-                    let live = record.liveness();
-                    let kept = keep(&record).map(|t| (t, live, live.is_stale()));
-                    self.files.insert(
-                        name.to_os_string(),
-                        Entry {
-                            key: key_of(&md),
-                            kept,
-                        },
-                    );
+            match read_entry(&path, key_of(&md), &keep) {
+                Ok(Some(e)) => {
+                    self.files.insert(name.to_os_string(), e);
                 }
                 Ok(None) => {}
                 Err(e) => errors.push(e),
@@ -187,6 +171,28 @@ impl<T> FinishedRecords<T> {
             .filter(|(_, _, stale)| !stale)
             .map(|(t, _, _)| t)
     }
+}
+
+/// A finished record's file name (setups under way are `.`-prefixed).
+fn is_finished(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json") && !n.contains('/'))
+}
+
+/// The record at `path` as an entry keyed `key`: what `keep` keeps of it
+/// and whether its container is alive. `None`: gone.
+fn read_entry<T>(
+    path: &std::path::Path,
+    key: FileKey,
+    keep: &impl Fn(&Endpoint) -> Option<T>,
+) -> Result<Option<Entry<T>>, Error> {
+    Ok(fsutil::read_json::<Endpoint>(path)?.map(|record| {
+        let live = record.liveness();
+        Entry {
+            key,
+            kept: keep(&record).map(|t| (t, live, live.is_stale())),
+        }
+    }))
 }
 
 #[cfg(test)]
