@@ -65,10 +65,14 @@ impl NetworkDriver for MacvlanDriver {
 
     fn prepare(&self, _ctx: &Context, host: &mut Netlink) -> Result<Prepared> {
         let parent = parent_link(&self.net, host)?;
-        if self.net.dns {
-            ensure_shim(host, &self.net, &parent)?;
-        }
-        Ok(Some(parent.index))
+        let dns_link = match self.net.dns {
+            true => Some(ensure_shim(host, &self.net, &parent)?),
+            false => None,
+        };
+        Ok(Prepared {
+            link: Some(parent.index),
+            dns_link,
+        })
     }
 
     fn wire(
@@ -76,7 +80,7 @@ impl NetworkDriver for MacvlanDriver {
         host: &mut Netlink,
         att: &mut Attachment,
         ns: &File,
-        _prepared: Prepared,
+        prepared: Prepared,
     ) -> Result<()> {
         let parent = parent_link(&self.net, host)?;
         let made = wire(host, &self.net, att, &parent, ns)?;
@@ -84,7 +88,10 @@ impl NetworkDriver for MacvlanDriver {
         // one the interface has, which teardown looks for.
         att.mac = Some(validate::format_mac(&made));
         if let (true, Some(ip), Some(dns)) = (self.net.dns, att.ipv4(), self.net.dns_address) {
-            let shim = ensure_shim(host, &self.net, &parent)?;
+            let shim = match prepared.dns_link {
+                Some(i) => i,
+                None => ensure_shim(host, &self.net, &parent)?,
+            };
             host.add_host_route(ip, shim, dns)?;
         }
         Ok(())

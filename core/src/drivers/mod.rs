@@ -19,8 +19,15 @@ pub mod macvlan;
 use crate::attach::Lease;
 use crate::context::Context;
 
-/// What the host side of a network gave `prepare` (a bridge's index).
-pub type Prepared = Option<u32>;
+/// What the host side of a network gave `prepare`: the index of the link
+/// its attachments hang from (a bridge), and of the one its resolver is
+/// reached through (a macvlan network's shim), so `wire` need not look
+/// them up again for each attachment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prepared {
+    pub link: Option<u32>,
+    pub dns_link: Option<u32>,
+}
 
 pub trait NetworkDriver {
     fn network(&self) -> &Network;

@@ -52,7 +52,10 @@ impl NetworkDriver for BridgeDriver {
     }
 
     fn prepare(&self, ctx: &Context, host: &mut Netlink) -> Result<Prepared> {
-        prepare_bridge(ctx, host, &self.net).map(Some)
+        prepare_bridge(ctx, host, &self.net).map(|b| Prepared {
+            link: Some(b),
+            dns_link: None,
+        })
     }
 
     fn wire(
@@ -62,7 +65,7 @@ impl NetworkDriver for BridgeDriver {
         ns: &File,
         prepared: Prepared,
     ) -> Result<()> {
-        veth::wire_container(host, &self.net, att, ns, prepared.unwrap_or_default())
+        veth::wire_container(host, &self.net, att, ns, prepared.link.unwrap_or_default())
     }
 
     fn uses_firewall(&self) -> bool {
