@@ -603,34 +603,10 @@ impl Host {
     }
 
     pub fn start_id(&self, rt: Runtime, id: &str, spec: &Spec) -> Container {
-        let bundle = self.write_bundle(rt, id, spec);
-        let stdout = std::fs::File::create(bundle.join("stdout")).expect("stdout file");
-        let stderr = std::fs::File::create(bundle.join("stderr")).expect("stderr file");
         // crun in the foreground is a child subreaper and waits for every
         // descendant, the resolver a hook starts included: run it
         // detached, as podman and containerd do (create, then start).
-        let detach: &[&str] = match rt {
-            Runtime::Runc => &[],
-            Runtime::Crun => &["--detach"],
-        };
-        let mut args = vec!["run"];
-        args.extend_from_slice(detach);
-        args.extend(["--bundle", bundle.to_str().unwrap_or_default(), id]);
-        let mut cmd = rt.command(&self.name, &args);
-        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-        let child = cmd.spawn().expect("spawn runtime");
-        self.containers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((id.to_string(), rt, Some(child.id())));
-        let mut c = Container {
-            id: id.to_string(),
-            runtime: rt,
-            bundle,
-            child: Some(child),
-            exit: None,
-            detached: false,
-        };
+        let mut c = self.spawn_runtime(rt, id, spec, rt == Runtime::Crun);
         let deadline = Instant::now() + Duration::from_secs(30);
         let ready = self
             .state_dir()
@@ -763,19 +739,30 @@ impl Host {
     /// subreaper then), as a person at a shell does; returns at once.
     pub fn run_in_foreground(&self, rt: Runtime, tag: &str, spec: &Spec) -> Container {
         let id = format!("{}-{tag}", unique_hex());
-        let bundle = self.write_bundle(rt, &id, spec);
+        self.spawn_runtime(rt, &id, spec, false)
+    }
+
+    /// Write the bundle of `id` and spawn `RUNTIME run [--detach]` on it,
+    /// its output to the bundle's stdout and stderr files; the runtime
+    /// process is killed by its pid at the end if it still runs.
+    fn spawn_runtime(&self, rt: Runtime, id: &str, spec: &Spec, detach: bool) -> Container {
+        let bundle = self.write_bundle(rt, id, spec);
         let stdout = std::fs::File::create(bundle.join("stdout")).expect("stdout file");
         let stderr = std::fs::File::create(bundle.join("stderr")).expect("stderr file");
-        let args = ["run", "--bundle", bundle.to_str().unwrap_or_default(), &id];
+        let mut args = vec!["run"];
+        if detach {
+            args.push("--detach");
+        }
+        args.extend(["--bundle", bundle.to_str().unwrap_or_default(), id]);
         let mut cmd = rt.command(&self.name, &args);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         let child = cmd.spawn().expect("spawn runtime");
         self.containers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((id.clone(), rt, Some(child.id())));
+            .push((id.to_string(), rt, Some(child.id())));
         Container {
-            id,
+            id: id.to_string(),
             runtime: rt,
             bundle,
             child: Some(child),
