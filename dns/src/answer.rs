@@ -35,10 +35,16 @@ pub enum Decision {
 /// EDNS record offers (never more than a buffer this size).
 const UDP_MOST: u16 = 4096;
 
+/// The longest answer the client of `msg` takes over UDP.
+pub fn udp_limit(msg: &Message) -> usize {
+    usize::from(msg.max_payload().clamp(512, UDP_MOST))
+}
+
 /// The decision on `query`; `udp`: it came over UDP, where an answer
-/// longer than the client takes is sent truncated (TC), header and
-/// question only, and the client asks again over TCP (a name many
-/// containers share as an alias has as many addresses).
+/// longer than the client takes (a name many containers share as an
+/// alias has as many addresses) keeps the records that fit and is marked
+/// truncated (TC), as Docker's embedded DNS does: a client that asks again
+/// over TCP gets them all, one that does not still has some.
 pub fn decide(query: &[u8], net: Option<&NetworkNames>, udp: bool) -> Decision {
     let d = decide_in_full(query, net);
     let Decision::Reply(bytes, outcome) = &d else {
@@ -50,14 +56,33 @@ pub fn decide(query: &[u8], net: Option<&NetworkNames>, udp: bool) -> Decision {
     let Ok(msg) = Message::from_vec(query) else {
         return d;
     };
-    if bytes.len() <= usize::from(msg.max_payload().clamp(512, UDP_MOST)) {
+    let limit = udp_limit(&msg);
+    if bytes.len() <= limit {
         return d;
     }
-    let mut r = response(&msg, ResponseCode::NoError, *outcome);
+    let Ok(full) = Message::from_vec(bytes) else {
+        return Decision::Drop;
+    };
+    let mut r = response(&msg, full.response_code(), *outcome);
     r.set_truncated(true);
-    match r.to_vec() {
-        Ok(b) => Decision::Reply(b, *outcome),
-        Err(_) => Decision::Drop,
+    let Ok(base) = r.to_vec() else {
+        return Decision::Drop;
+    };
+    // The records are alike (one name, one type): as many as the room
+    // left takes at their mean size, fewer if that is still too long.
+    let answers = full.answers();
+    let each = (bytes.len() - base.len())
+        .div_ceil(answers.len().max(1))
+        .max(1);
+    let mut n = (limit.saturating_sub(base.len()) / each).min(answers.len());
+    loop {
+        let mut t = r.clone();
+        t.add_answers(answers[..n].iter().cloned());
+        match t.to_vec() {
+            Ok(b) if b.len() <= limit || n == 0 => return Decision::Reply(b, *outcome),
+            Ok(_) => n -= 1,
+            Err(_) => return Decision::Drop,
+        }
     }
 }
 
@@ -292,11 +317,28 @@ mod tests {
         let many: Vec<Ipv4Addr> = (2..=101).map(|i| Ipv4Addr::new(10, 1, 0, i)).collect();
         n.names.insert("shared".into(), many);
         let q = query_bytes(21, "shared", RecordType::A);
-        // UDP without EDNS: 512 bytes at most, so TC and no answers.
+        // UDP without EDNS: 512 bytes at most, so TC with what fits.
         let (m, o) = answer(&q, Some(&n));
         assert!(m.truncated(), "not truncated");
-        assert_eq!((m.id(), m.answers().len(), o), (21, 0, Outcome::Answered));
+        assert_eq!((m.id(), o), (21, Outcome::Answered));
         assert_eq!(m.queries().len(), 1);
+        let kept = m.answers().len();
+        assert!((20..100).contains(&kept), "{kept} answers kept");
+        assert!(m.to_vec().unwrap().len() <= 512);
+        // One more would not have fitted.
+        let Decision::Reply(b, _) = decide(&q, Some(&n), false) else {
+            panic!("no reply over TCP");
+        };
+        let mut more = Message::from_vec(&b).unwrap();
+        more.take_answers();
+        more.add_answers(m.answers().iter().cloned());
+        more.add_answer(Record::from_rdata(
+            m.queries()[0].name().clone(),
+            TTL,
+            RData::A(A(Ipv4Addr::new(10, 1, 0, 200))),
+        ));
+        more.set_truncated(true);
+        assert!(more.to_vec().unwrap().len() > 512);
         // Over TCP, every address.
         let Decision::Reply(b, _) = decide(&q, Some(&n), false) else {
             panic!("no reply over TCP");

@@ -151,12 +151,11 @@ impl Catalog {
         self.networks.iter().any(|n| !n.reverse.is_empty())
     }
 
-    /// Where to listen: the gateways of networks with containers.
+    /// Where to listen: the resolver address (gateway, or a macvlan
+    /// network's DNS address) of every DNS-enabled network, with containers
+    /// or not yet, so that a network's first container is answered from its
+    /// first query (sockets bind before the address exists: IP_FREEBIND).
     pub fn listen_addresses(&self) -> Vec<Ipv4Addr> {
-        self.networks
-            .iter()
-            .filter(|n| !n.reverse.is_empty())
-            .map(|n| n.address)
-            .collect()
+        self.networks.iter().map(|n| n.address).collect()
     }
 }

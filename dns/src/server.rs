@@ -428,7 +428,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                     // What the client takes over UDP: 512 bytes, or its
                     // EDNS payload size.
                     let limit = hickory_proto::op::Message::from_vec(&q)
-                        .map_or(512, |m| usize::from(m.max_payload()));
+                        .map_or(512, |m| answer::udp_limit(&m));
                     tokio::spawn(async move {
                         if let Some(reply) = s.forwarded(&q, &ups, limit).await {
                             let _ = udp.send_to(&reply, peer).await;
@@ -533,11 +533,27 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
     state
         .ensure_dns_dir()
         .map_err(|e| format!("the dns directory: {e}"))?;
-    let Some(_one) = StateLock::try_acquire(&state.resolver_lock_file())
-        .map_err(|e| format!("the resolver lock: {e}"))?
-    else {
-        tracing::info!("another resolver runs for this state directory");
-        return Ok(());
+    let _one = loop {
+        match StateLock::try_acquire(&state.resolver_lock_file())
+            .map_err(|e| format!("the resolver lock: {e}"))?
+        {
+            Some(lock) => break lock,
+            None if lifetime == Lifetime::OnDemand => {
+                tracing::info!("another resolver runs for this state directory");
+                return Ok(());
+            }
+            // A service started while one a hook started still runs (it
+            // was restarted, and a hook came in between): it takes over
+            // when that one ends, rather than leave the host to it.
+            None => {
+                tracing::info!("another resolver runs: waiting for it to end");
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = term.recv() => return Ok(()),
+                    _ = int.recv() => return Ok(()),
+                }
+            }
+        }
     };
     // Before the first read, so that no change falls between the two.
     let watch = Watch::on(&state.endpoints_dir());
@@ -575,7 +591,11 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
     let mut stats_at = Instant::now();
     loop {
         let cat = shared.fresh();
-        let want = cat.listen_addresses();
+        let want = if cat.serves_anyone() || persistent {
+            cat.listen_addresses()
+        } else {
+            Vec::new()
+        };
         listeners.retain(|ip, tasks| {
             let keep = want.contains(ip);
             if !keep {

@@ -616,18 +616,18 @@ impl Host {
             if let Some(ch) = c.child.as_mut() {
                 if let Ok(Some(st)) = ch.try_wait() {
                     c.child = None;
-                    if !(rt == Runtime::Crun && st.success()) {
-                        c.exit = Some(st);
-                        break;
-                    }
-                    // Detached and started: the container runs on, and
-                    // the runtime process is gone (its pid is no longer
-                    // ours to kill).
-                    c.detached = true;
+                    // Reaped: its pid is no longer ours to kill.
                     let mut list = self.containers.lock().unwrap_or_else(|p| p.into_inner());
                     for e in list.iter_mut().filter(|e| e.0 == id) {
                         e.2 = None;
                     }
+                    drop(list);
+                    if !(rt == Runtime::Crun && st.success()) {
+                        c.exit = Some(st);
+                        break;
+                    }
+                    // Detached and started: the container runs on.
+                    c.detached = true;
                 }
             }
             if let Ok(s) = std::fs::read_to_string(&ready) {
@@ -775,7 +775,9 @@ impl Host {
     /// status, or `None` while it still runs.
     pub fn wait_runtime(&self, c: &mut Container, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
-        let child = c.child.as_mut()?;
+        let Some(child) = c.child.as_mut() else {
+            return c.exit;
+        };
         loop {
             if let Ok(Some(st)) = child.try_wait() {
                 c.child = None;

@@ -671,9 +671,10 @@ fn names_on_a_macvlan_network(rt: Runtime) {
 /// crun (a child subreaper, waiting for every descendant) only once the
 /// resolver ends too: while another container keeps it serving, it waits.
 /// A resolver the host's service manager runs (`ocinet dns-server
-/// --persistent`, here this test's own child) is in no runtime's tree: hooks use it,
-/// both runtimes return at once, and it stays after the last container,
-/// until SIGTERM, which removes its pid file.
+/// --persistent`, here this test's own child) is in no runtime's tree:
+/// started while the hook's one runs, it waits and takes over when that
+/// one ends; hooks then use it, both runtimes return at once, and it stays
+/// after the last container, until SIGTERM, which removes its pid file.
 fn foreground_runs_and_a_persistent_resolver(rt: Runtime) {
     use std::time::Duration;
     let h = Host::new();
@@ -699,7 +700,8 @@ fn foreground_runs_and_a_persistent_resolver(rt: Runtime) {
     };
     // The hook of a foreground run starts the resolver; another container
     // keeps it serving after the first one's process ended.
-    let mut a = h.run_in_foreground(rt, "a", &run("fg-a", &["sleep", "2"]));
+    // (Its process lives long enough for the other container to be up.)
+    let mut a = h.run_in_foreground(rt, "a", &run("fg-a", &["sleep", "5"]));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !resolver_running(&h) {
         assert!(
@@ -710,25 +712,9 @@ fn foreground_runs_and_a_persistent_resolver(rt: Runtime) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut b = started(&h, rt, "b", &on("fg-b"));
-    let waited = h.wait_runtime(&mut a, Duration::from_secs(8));
-    match rt {
-        Runtime::Runc => assert!(waited.is_some_and(|s| s.success()), "{}", a.output()),
-        Runtime::Crun => {
-            assert!(waited.is_none(), "crun returned with the resolver running");
-            // It returns once the resolver ends, with the last container.
-            h.stop(&mut b);
-            let st = h.wait_runtime(&mut a, Duration::from_secs(15));
-            assert!(st.is_some(), "crun still waits after the resolver ended");
-        }
-    }
-    h.stop(&mut a);
-    h.stop(&mut b);
-    assert!(
-        h.resolver_ended(),
-        "the on-demand resolver outlived its containers"
-    );
-
-    // The resolver as a service: hooks find it and start none.
+    let on_demand = h.resolver_pid().expect("the hook's resolver");
+    // The resolver as a service, started while the hook's one runs: it
+    // waits, and takes over when that one ends.
     let bin = ocinet_integration::ocinet_bin();
     let (state, config) = (h.state_dir(), h.config_dir());
     let mut service = h.spawn(&[
@@ -741,11 +727,31 @@ fn foreground_runs_and_a_persistent_resolver(rt: Runtime) {
         "--persistent",
     ]);
     let pid = i64::from(service.0.id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let waited = h.wait_runtime(&mut a, Duration::from_secs(11));
+    match rt {
+        Runtime::Runc => assert!(waited.is_some_and(|s| s.success()), "{}", a.output()),
+        Runtime::Crun => {
+            assert!(waited.is_none(), "crun returned with the resolver running");
+        }
+    }
+    assert!(
+        matches!(service.0.try_wait(), Ok(None)),
+        "the service ended while another resolver ran"
+    );
+    assert_eq!(h.resolver_pid(), Some(on_demand));
+    // The hook's resolver ends with the last container; crun returns then.
+    h.stop(&mut b);
+    if rt == Runtime::Crun {
+        let st = h.wait_runtime(&mut a, Duration::from_secs(15));
+        assert!(st.is_some(), "crun still waits after the resolver ended");
+    }
+    h.stop(&mut a);
+    // Hooks find the service and start none.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
     while h.resolver_pid() != Some(pid) {
         assert!(
             std::time::Instant::now() < deadline,
-            "the service resolver did not announce itself"
+            "the service resolver did not take over"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -904,18 +910,17 @@ print("id", int.from_bytes(r[:2], "big"), "rcode", r[3] & 15, "answers", int.fro
         "{out}"
     );
     // One client holds at most 8 connections: the rest are closed at once.
-    let hold = r#"import socket, sys, time
+    // (One look at all of them, well before the 3 s idle close.)
+    let hold = r#"import select, socket, sys, time
 held = [socket.create_connection((sys.argv[1], 53), timeout=3) for _ in range(12)]
 time.sleep(0.5)
+ready, _, _ = select.select(held, [], [], 0.2)
 closed = 0
-for s in held:
-    s.settimeout(0.3)
+for s in ready:
     try:
         closed += s.recv(1) == b""
     except ConnectionResetError:
         closed += 1
-    except socket.timeout:
-        pass
 print("open", len(held) - closed, "closed", closed)
 "#;
     let out = text(

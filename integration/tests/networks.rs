@@ -556,8 +556,9 @@ fn refused_with(h: &Host, args: &[&str], why: &str) -> String {
     t
 }
 
-/// Whether the lease entry's holder is container `id` (an entry may also
-/// name `<id>@<network>`).
+/// Whether the lease entry's holder is container `id` (port claims name
+/// `<id>@<network>`; a lease names the container only, but either reads
+/// as its holder here).
 fn held_by(holder: &str, id: &str) -> bool {
     holder == id
         || holder
