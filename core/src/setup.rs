@@ -14,7 +14,7 @@ use ocinet_common::{netns, Error, Result};
 
 use super::attach::{self, Lease};
 use super::drivers::{self, NetworkDriver};
-use super::naming::container_ifname;
+use super::naming::{container_ifname, free_ifname};
 use super::pin::{netns_link_for, pin};
 use super::ports::{claim_ports, with_host_ip};
 use super::{attachments, release, resolv};
@@ -259,18 +259,85 @@ fn join_networks(
 
 /// The inside names: as asked, else `ethN` by position; each once.
 fn interface_names(settings: &Settings) -> Result<Vec<String>> {
+    let given: Vec<&str> = settings
+        .attachments
+        .iter()
+        .filter_map(|a| a.interface.as_deref())
+        .collect();
     let mut names: Vec<String> = Vec::new();
     for (i, a) in settings.attachments.iter().enumerate() {
-        let name = a.interface.clone().unwrap_or_else(|| container_ifname(i));
-        ocinet_common::validate::ifname("interface", &name)?;
-        if names.contains(&name) {
-            return Err(Error::invalid(
-                "interface",
-                &name,
-                format!("given to two networks of {}", settings.mode.label()),
-            ));
-        }
+        let name = match &a.interface {
+            Some(n) => {
+                ocinet_common::validate::ifname(&a.interface_field, n)?;
+                if names.contains(n) {
+                    return Err(Error::invalid(
+                        &a.interface_field,
+                        n,
+                        format!("given to two networks of {}", settings.mode.label()),
+                    ));
+                }
+                n.clone()
+            }
+            // Its position's ethN, unless another attachment was given
+            // that name: then the first free one.
+            None => {
+                let own = container_ifname(i);
+                if given.contains(&own.as_str()) || names.contains(&own) {
+                    free_ifname(
+                        given
+                            .iter()
+                            .copied()
+                            .chain(names.iter().map(String::as_str)),
+                    )
+                } else {
+                    own
+                }
+            }
+        };
         names.push(name);
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocinet_common::model::request::{AttachmentRequest, DnsRequest};
+    use ocinet_common::model::Mode;
+
+    fn settings(given: &[Option<&str>]) -> Settings {
+        let attachments: Vec<AttachmentRequest> = given
+            .iter()
+            .enumerate()
+            .map(|(i, g)| AttachmentRequest {
+                interface: g.map(str::to_string),
+                interface_field: format!("io.ocinet.interface.n{i}"),
+                ..AttachmentRequest::new(&format!("n{i}"))
+            })
+            .collect();
+        Settings {
+            mode: Mode::Networks(attachments.iter().map(|a| a.network.clone()).collect()),
+            name: "c".into(),
+            attachments,
+            ports: Vec::new(),
+            ports_field: "ports".into(),
+            dns: DnsRequest::Networks,
+        }
+    }
+
+    #[test]
+    fn positions_name_interfaces_unless_a_given_name_took_one() {
+        let names = |g: &[Option<&str>]| interface_names(&settings(g)).unwrap();
+        assert_eq!(names(&[None, None]), ["eth0", "eth1"]);
+        assert_eq!(names(&[None, Some("backnet")]), ["eth0", "backnet"]);
+        assert_eq!(names(&[None, Some("eth0")]), ["eth1", "eth0"]);
+        assert_eq!(names(&[Some("eth1"), None, None]), ["eth1", "eth0", "eth2"]);
+        let e = interface_names(&settings(&[Some("a1"), Some("a1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("io.ocinet.interface.n1") && e.contains("a1"),
+            "{e}"
+        );
+    }
 }

@@ -21,6 +21,9 @@ pub const ANN_ALIASES: &str = "io.ocinet.aliases";
 pub const ANN_DNS: &str = "io.ocinet.dns";
 /// `io.ocinet.ip.<network>`: the static address on that network.
 const ANN_IP_ON: &str = "io.ocinet.ip.";
+/// `io.ocinet.interface.<network>`: the inside name of the interface on
+/// that network (instead of the next `ethN`).
+const ANN_IF_ON: &str = "io.ocinet.interface.";
 const ANN_PREFIX: &str = "io.ocinet.";
 const KNOWN: &[&str] = &[
     ANN_NETWORK,
@@ -45,15 +48,14 @@ pub fn resolve(
         .filter(|k| k.starts_with(ANN_PREFIX))
         .collect();
     keys.sort();
-    if let Some(k) = keys
-        .into_iter()
-        .find(|k| !KNOWN.contains(&k.as_str()) && !k.starts_with(ANN_IP_ON))
-    {
+    if let Some(k) = keys.into_iter().find(|k| {
+        !KNOWN.contains(&k.as_str()) && !k.starts_with(ANN_IP_ON) && !k.starts_with(ANN_IF_ON)
+    }) {
         return Err(Error::invalid(
             "annotation",
             k,
             format!(
-                "unknown; known are {}, {ANN_IP_ON}<network>",
+                "unknown; known are {}, {ANN_IP_ON}<network>, {ANN_IF_ON}<network>",
                 KNOWN.join(", ")
             ),
         ));
@@ -150,29 +152,22 @@ pub fn resolve(
             ));
         }
     }
-    // Per-network addresses, each for a network of the list.
+    // Per-network addresses and interface names, each for a network of
+    // the list.
     let mut ip_on: HashMap<&str, (String, Ipv4Addr)> = HashMap::new();
-    let mut per_network: Vec<(&String, &String)> = annotations
-        .iter()
-        .filter(|(k, _)| k.starts_with(ANN_IP_ON))
-        .collect();
-    per_network.sort();
-    for (k, v) in per_network {
-        let net = &k[ANN_IP_ON.len()..];
-        if !networks.iter().any(|n| n == net) {
-            return Err(Error::invalid(
-                "annotation",
-                k,
-                format!(
-                    "names network {net:?}, which the container is not on ({ANN_NETWORK}={})",
-                    mode.label()
-                ),
-            ));
-        }
+    for (net, k, v) in per_network(annotations, ANN_IP_ON, &networks, &mode)? {
         let addr = v
             .parse::<Ipv4Addr>()
             .map_err(|_| Error::invalid(k, v, "not an IPv4 address"))?;
         ip_on.insert(net, (k.clone(), addr));
+    }
+    let mut if_on: HashMap<&str, (String, String)> = HashMap::new();
+    for (net, k, v) in per_network(annotations, ANN_IF_ON, &networks, &mode)? {
+        validate::ifname(k, v)?;
+        if let Some((other, _)) = if_on.values().find(|(_, name)| name == v) {
+            return Err(Error::invalid(k, v, format!("is given by {other} too")));
+        }
+        if_on.insert(net, (k.clone(), v.clone()));
     }
     let attachments = networks
         .iter()
@@ -193,9 +188,14 @@ pub fn resolve(
                 (None, 0) => (ip_field.to_string(), ip),
                 (None, _) => (format!("{ANN_IP_ON}{net}"), None),
             };
+            let (interface_field, interface) = match if_on.remove(net.as_str()) {
+                Some((k, name)) => (k, Some(name)),
+                None => ("interface".to_string(), None),
+            };
             Ok(AttachmentRequest {
                 network: net.clone(),
-                interface: None,
+                interface,
+                interface_field,
                 addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
                 ip_field,
                 mac: if i == 0 { mac } else { None },
@@ -254,6 +254,38 @@ fn parse_aliases(v: &str, name: &str) -> Result<Vec<String>> {
         out.push(a.to_string());
     }
     Ok(out)
+}
+
+/// The annotations `<prefix><network>`, sorted, each naming a network of
+/// the container's list: (network, key, value).
+fn per_network<'a>(
+    annotations: &'a HashMap<String, String>,
+    prefix: &str,
+    networks: &[String],
+    mode: &Mode,
+) -> Result<Vec<(&'a str, &'a String, &'a String)>> {
+    let mut found: Vec<(&String, &String)> = annotations
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .map(|(k, v)| {
+            let net = &k[prefix.len()..];
+            if !networks.iter().any(|n| n == net) {
+                return Err(Error::invalid(
+                    "annotation",
+                    k,
+                    format!(
+                        "names network {net:?}, which the container is not on ({ANN_NETWORK}={})",
+                        mode.label()
+                    ),
+                ));
+            }
+            Ok((net, k, v))
+        })
+        .collect()
 }
 
 /// `io.ocinet.dns`: IPv4 servers, a comma list of at most three (as
@@ -451,6 +483,30 @@ mod tests {
     }
 
     #[test]
+    fn interface_names_per_network() {
+        let d = ContainerDefaults::default();
+        let s = resolve(
+            "c1",
+            &ann(&[(ANN_NETWORK, "a,b,c"), ("io.ocinet.interface.b", "backnet")]),
+            &d,
+        )
+        .unwrap();
+        let got: Vec<(Option<&str>, &str)> = s
+            .attachments
+            .iter()
+            .map(|a| (a.interface.as_deref(), a.interface_field.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (None, "interface"),
+                (Some("backnet"), "io.ocinet.interface.b"),
+                (None, "interface")
+            ]
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_annotation_and_value() {
         let d = ContainerDefaults::default();
         let cases: &[(&[(&str, &str)], &str)] = &[
@@ -479,6 +535,29 @@ mod tests {
             (
                 &[(ANN_NETWORK, "none"), ("io.ocinet.ip.none", "10.0.0.1")],
                 "annotation",
+            ),
+            (
+                &[(ANN_NETWORK, "a"), ("io.ocinet.interface.b", "net1")],
+                "annotation",
+            ),
+            (
+                &[(ANN_NETWORK, "a"), ("io.ocinet.interface.a", "bad/name")],
+                "io.ocinet.interface.a",
+            ),
+            (
+                &[
+                    (ANN_NETWORK, "a"),
+                    ("io.ocinet.interface.a", &"x".repeat(16)),
+                ],
+                "io.ocinet.interface.a",
+            ),
+            (
+                &[
+                    (ANN_NETWORK, "a,b"),
+                    ("io.ocinet.interface.a", "net1"),
+                    ("io.ocinet.interface.b", "net1"),
+                ],
+                "io.ocinet.interface.b",
             ),
             (
                 &[(ANN_NETWORK, "none"), (ANN_IP, "10.1.0.5")],

@@ -1279,7 +1279,92 @@ fn refused_network_creates_leave_no_network(rt: Runtime) {
     assert_clean(&h, &c.id);
 }
 
+/// `io.ocinet.interface.<network>` names the interface on that network;
+/// the others keep their position's `ethN`, or the first free one when a
+/// given name took it. Bad names are refused naming the annotation, and
+/// nothing is left.
+fn interfaces_named_per_network(rt: Runtime) {
+    let h = Host::new();
+    networks(&h);
+    let mut c = started(
+        &h,
+        rt,
+        "named",
+        &Spec::default()
+            .ann("io.ocinet.network", "front,back")
+            .ann("io.ocinet.interface.back", "backnet"),
+    );
+    let names = ifnames_in(&h, &c.id);
+    assert!(
+        names.contains(&"eth0".to_string()) && names.contains(&"backnet".to_string()),
+        "{names:?}"
+    );
+    let atts = attachments(&h, &c.id);
+    assert_eq!(
+        attachment(&atts, "back")["interface"],
+        "backnet",
+        "{atts:?}"
+    );
+    let back_ip = attachment(&atts, "back")["ip"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let inside = ip_in(&h, &c.id, &["-o", "-4", "addr", "show", "backnet"]);
+    assert!(inside.contains(&back_ip), "{inside}");
+    // eth0 given to the second network: the first takes eth1.
+    let mut d = started(
+        &h,
+        rt,
+        "swapped",
+        &Spec::default()
+            .ann("io.ocinet.network", "front,back")
+            .ann("io.ocinet.interface.back", "eth0"),
+    );
+    let atts = attachments(&h, &d.id);
+    assert_eq!(
+        (
+            attachment(&atts, "front")["interface"].as_str(),
+            attachment(&atts, "back")["interface"].as_str()
+        ),
+        (Some("eth1"), Some("eth0")),
+        "{atts:?}"
+    );
+    let veths = host_veths(&h, &d.id);
+    h.stop(&mut d);
+    all_gone(&h, &d.id, &veths);
+    // Refused, naming the annotation and the value; nothing left.
+    for (k, v, why) in [
+        (
+            "io.ocinet.interface.back",
+            "bad/name",
+            "invalid io.ocinet.interface.back \"bad/name\"",
+        ),
+        (
+            "io.ocinet.interface.other",
+            "x1",
+            "invalid annotation \"io.ocinet.interface.other\"",
+        ),
+    ] {
+        let bad = h.start(
+            rt,
+            "badname",
+            &Spec::default()
+                .ann("io.ocinet.network", "front,back")
+                .ann(k, v),
+        );
+        assert!(bad.exit.is_some_and(|s| !s.success()), "{k}={v} started");
+        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        assert!(log.contains(why), "{why} not in the log");
+        assert!(h.endpoint(&bad.id).is_none(), "{k}={v}: a record left");
+        assert_clean(&h, &bad.id);
+    }
+    let veths = host_veths(&h, &c.id);
+    h.stop(&mut c);
+    all_gone(&h, &c.id, &veths);
+}
+
 both_runtimes!(
+    interfaces_named_per_network,
     eth0_and_eth1_on_two_networks,
     default_route_skips_internal_networks,
     connect_and_disconnect_a_running_container,

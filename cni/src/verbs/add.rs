@@ -112,6 +112,7 @@ pub fn run(
                     name,
                     attachments: vec![AttachmentRequest {
                         interface: Some(inv.ifname.clone()),
+                        interface_field: "CNI_IFNAME".into(),
                         addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
                         ip_field: "runtimeConfig.ips".into(),
                         mac,

@@ -11,8 +11,11 @@ use super::{Mode, PortSpec};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentRequest {
     pub network: String,
-    /// Inside name; `None`: the first free `ethN`.
+    /// Inside name; `None`: `eth<position>`, or the first free `ethN` if
+    /// another attachment was given that name.
     pub interface: Option<String>,
+    /// Where the name came from (annotation, CNI_IFNAME), for errors.
+    pub interface_field: String,
     /// Static addresses. Only IPv4 is configured on networks yet: the core
     /// refuses an IPv6 one, and a second IPv4 one, naming `ip_field`.
     pub addresses: Vec<IpAddr>,
@@ -28,6 +31,7 @@ impl AttachmentRequest {
         AttachmentRequest {
             network: network.to_string(),
             interface: None,
+            interface_field: "interface".into(),
             addresses: Vec::new(),
             ip_field: "ip".into(),
             mac: None,
