@@ -414,6 +414,99 @@ fn a_connect_or_disconnect_killed_at_any_step_is_recovered_by_gc_or_the_next_cal
     tear_down(&h, &v, "after the connects");
 }
 
+/// The same for a macvlan attachment connected to a container on a bridge
+/// network: its interface lives in the container's namespace, so whichever
+/// way a killed connect or disconnect is recovered, the container has eth0
+/// and either no eth1 and no lease on the macvlan network, or one whole
+/// attachment (a retried connect).
+#[test]
+fn a_macvlan_connect_or_disconnect_killed_at_any_step_is_recovered() {
+    let h = Host::new();
+    h.macvlan_network("mv");
+    let v = h.bare_container("mvconn", ports());
+    set_up(&h, &v, &[], "before connecting");
+    let inside = |v: &BareContainer| -> Vec<String> {
+        let o = std::process::Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", v.proc.0.id()))
+            .args(["ip", "-o", "link", "show"])
+            .output()
+            .expect("ip link");
+        text(&o)
+            .lines()
+            .filter_map(|l| {
+                l.split(": ")
+                    .nth(1)
+                    .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            })
+            .collect()
+    };
+    let attachments = |h: &Host| {
+        h.endpoint(&v.id)
+            .and_then(|e| e["attachments"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let run =
+        |verb: &str, env: &[(&str, &str)]| h.ocinet_with_env(&["network", verb, "mv", &v.id], env);
+    let only_eth0 = |when: &str| {
+        assert_eq!(attachments(&h).len(), 1, "{when}: {:?}", attachments(&h));
+        assert!(h.leases("mv").is_empty(), "{when}: {:?}", h.leases("mv"));
+        let names = inside(&v);
+        assert!(
+            names.contains(&"eth0".to_string()) && !names.contains(&"eth1".to_string()),
+            "{when}: {names:?}"
+        );
+    };
+    let whole = |when: &str| {
+        let atts = attachments(&h);
+        assert_eq!(atts.len(), 2, "{when}: {atts:?}");
+        assert_eq!(atts[1]["state"], "ready", "{when}");
+        assert_eq!(h.leases("mv").len(), 1, "{when}: {:?}", h.leases("mv"));
+        assert!(
+            inside(&v).contains(&"eth1".to_string()),
+            "{when}: {:?}",
+            inside(&v)
+        );
+    };
+    for step in SETUP_STEPS.iter().filter(|s| **s != "pinned") {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("macvlan connect killed at {step}, recovered by {recovery:?}");
+            let o = run("connect", &[("OCINET_TEST_KILL_AT", *step)]);
+            assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+            match recovery {
+                Recovery::Gc => {
+                    ok(h.ocinet(&["gc"]));
+                    only_eth0(&when);
+                }
+                Recovery::NextHook => {
+                    ok(run("connect", &[]));
+                    whole(&when);
+                    ok(run("disconnect", &[]));
+                    only_eth0(&when);
+                }
+            }
+        }
+    }
+    for step in [
+        "teardown-unplugged",
+        "teardown-unwired",
+        "teardown-unleased",
+    ] {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("macvlan disconnect killed at {step}, recovered by {recovery:?}");
+            ok(run("connect", &[]));
+            whole(&when);
+            let o = run("disconnect", &[("OCINET_TEST_KILL_AT", step)]);
+            assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+            match recovery {
+                Recovery::Gc => ok(h.ocinet(&["gc"])),
+                Recovery::NextHook => ok(run("disconnect", &[])),
+            };
+            only_eth0(&when);
+        }
+    }
+    tear_down(&h, &v, "after the macvlan connects");
+}
+
 /// On a DNS-enabled network: a setup killed at any step, then gc or the
 /// next call; the container's name answers once it is set up (and not
 /// before), the resolver runs while a container is there and ends after
