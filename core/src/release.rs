@@ -3,7 +3,6 @@
 
 use ocinet_common::firewall::{Change, Firewall, Nft};
 use ocinet_common::model::{Attachment, ChangeVerb, Changing, Endpoint, ProcessId};
-use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
 use crate::context::{Context, Subject};
@@ -54,7 +53,7 @@ pub enum Veths {
 /// `release`, with the host veths removed as `veths` says.
 pub fn release_with(ctx: &Context, ep: &Endpoint, veths: Veths) -> Result<()> {
     if veths == Veths::Retire {
-        retire_inside(ep);
+        super::drivers::bridge::veth::retire_inside(ep);
     }
     let mut errors = unwire(
         ctx,
@@ -107,8 +106,8 @@ pub fn release_attachment(ctx: &Context, ep: &mut Endpoint, index: usize) -> Res
     // the anti-spoofing guard no longer covers.
     let atts = std::slice::from_ref(&att);
     let mut errors = Vec::new();
-    delete_veths(ctx, atts, Veths::Delete, &mut errors);
-    remove_macvlans(ep, atts, &mut errors);
+    super::drivers::bridge::veth::remove_host_ends(ctx, atts, Veths::Delete, &mut errors);
+    super::drivers::macvlan::remove(ep, atts, &mut errors);
     if !errors.is_empty() {
         return Err(Error::Many(errors));
     }
@@ -259,7 +258,7 @@ fn unwire(
             errors
         });
         if let Devices::BesideElements(how) = devices {
-            delete_veths(ctx, atts, how, &mut errors);
+            super::drivers::bridge::veth::remove_host_ends(ctx, atts, how, &mut errors);
         }
         match ports.join() {
             Ok(errs) => errors.extend(errs),
@@ -267,7 +266,7 @@ fn unwire(
         }
     });
     if matches!(devices, Devices::BesideElements(_)) {
-        remove_macvlans(ep, atts, &mut errors);
+        super::drivers::macvlan::remove(ep, atts, &mut errors);
     }
     errors
 }
@@ -278,86 +277,6 @@ fn address_taken_by_another(ctx: &Context, id: &str, a: &Attachment) -> bool {
         .pool(&a.network)
         .and_then(|p| p.holder(ip))
         .is_ok_and(|h| h.is_some_and(|h| h != id))
-}
-
-/// The container's ends of its veths retired too, while its namespace is
-/// still there: an ADD into the same namespace before the reaper ran finds
-/// its interface name free. Best effort: the reaper takes them either way.
-fn retire_inside(ep: &Endpoint) {
-    let Some(ns) = netns::of_endpoint(ep) else {
-        return;
-    };
-    let inside = Netlink::new_in(&ns).and_then(|mut nl| {
-        for a in ep.attachments.iter().filter(|a| a.host_veth.is_some()) {
-            if nl
-                .link_by_name(&a.interface)?
-                .is_some_and(|l| l.kind.as_deref() == Some("veth"))
-            {
-                nl.retire_link(&a.interface, &crate::reaper::retired_name(&a.interface))?;
-            }
-        }
-        Ok(())
-    });
-    if let Err(e) = inside {
-        tracing::warn!("the container's end of its veth keeps its name until the reaper runs: {e}");
-    }
-}
-
-/// Delete (or retire, for a reaper) the host ends of `atts`' veths.
-/// Deleting one end removes both; gone already (the namespace died with
-/// the container) is fine.
-fn delete_veths(ctx: &Context, atts: &[Attachment], how: Veths, errors: &mut Vec<Error>) {
-    let mut retired = Vec::new();
-    for veth in atts.iter().filter_map(|a| a.host_veth.as_deref()) {
-        let _span = tracing::debug_span!("delete_veth", veth).entered();
-        let outcome = Netlink::new().and_then(|mut nl| match how {
-            Veths::Delete => nl.delete_link(veth),
-            Veths::Retire => {
-                let name = crate::reaper::retired_name(veth);
-                let found = nl.retire_link(veth, &name)?;
-                if found {
-                    retired.push(name);
-                }
-                Ok(found)
-            }
-        });
-        match outcome {
-            Ok(existed) => tracing::debug!(veth, existed, ?how, "host veth removed"),
-            Err(e) => errors.push(e),
-        }
-    }
-    crate::reaper::reap_later(ctx, &retired);
-}
-
-/// Remove `atts`' macvlan interfaces from the container's namespace, and
-/// the host's routes to them. One
-/// lives in that namespace and goes with it, unless something else keeps
-/// the namespace alive (the pin, the container itself when a setup died
-/// before pinning, a pod's namespace, or a running container being
-/// disconnected): then its address must not stay on the segment.
-fn remove_macvlans(ep: &Endpoint, atts: &[Attachment], errors: &mut Vec<Error>) {
-    let macvlans: Vec<&Attachment> = atts.iter().filter(|a| a.parent.is_some()).collect();
-    if macvlans.is_empty() {
-        return;
-    }
-    // The host's routes to them through a DNS shim, whether or not the
-    // namespace is still there.
-    if let Err(e) = Netlink::new()
-        .and_then(|mut host| super::drivers::macvlan::remove_routes(&mut host, &macvlans))
-    {
-        errors.push(e);
-    }
-    match netns::of_endpoint(ep) {
-        Some(ns) => {
-            for a in macvlans {
-                match super::drivers::macvlan::remove_sub_interface(&ns, a) {
-                    Ok(removed) => tracing::debug!(removed, "macvlan interface"),
-                    Err(e) => errors.push(e),
-                }
-            }
-        }
-        None => tracing::debug!("the container's namespace is gone, and its macvlan with it"),
-    }
 }
 
 /// Delete the conntrack entries of `a`'s published ports, walking the

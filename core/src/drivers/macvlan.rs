@@ -16,10 +16,10 @@
 
 use std::fs::File;
 
-use ocinet_common::model::{Attachment, Network, PortSpec};
+use ocinet_common::model::{Attachment, Endpoint, Network, PortSpec};
 use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::Netlink;
-use ocinet_common::{validate, Error, Result};
+use ocinet_common::{netns, validate, Error, Result};
 
 use super::{bridge, described, NetworkDriver, Prepared};
 use crate::attach::Lease;
@@ -277,4 +277,33 @@ pub fn remove_sub_interface(ns: &File, att: &Attachment) -> Result<bool> {
         return Ok(false);
     }
     inner.delete_link(name)
+}
+
+/// Remove `atts`' macvlan interfaces from the container's namespace, and
+/// the host's routes to them. One
+/// lives in that namespace and goes with it, unless something else keeps
+/// the namespace alive (the pin, the container itself when a setup died
+/// before pinning, a pod's namespace, or a running container being
+/// disconnected): then its address must not stay on the segment.
+pub(crate) fn remove(ep: &Endpoint, atts: &[Attachment], errors: &mut Vec<Error>) {
+    let macvlans: Vec<&Attachment> = atts.iter().filter(|a| a.parent.is_some()).collect();
+    if macvlans.is_empty() {
+        return;
+    }
+    // The host's routes to them through a DNS shim, whether or not the
+    // namespace is still there.
+    if let Err(e) = Netlink::new().and_then(|mut host| remove_routes(&mut host, &macvlans)) {
+        errors.push(e);
+    }
+    match netns::of_endpoint(ep) {
+        Some(ns) => {
+            for a in macvlans {
+                match remove_sub_interface(&ns, a) {
+                    Ok(removed) => tracing::debug!(removed, "macvlan interface"),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        None => tracing::debug!("the container's namespace is gone, and its macvlan with it"),
+    }
 }

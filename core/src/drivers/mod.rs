@@ -5,7 +5,10 @@
 //! says what it refuses, what it will make, and makes it. Teardown is one
 //! shared path driven by what the record says was made (`release.rs`), so
 //! it does not depend on the network definition still being there or of
-//! the same kind.
+//! the same kind (no driver is built for it: a record's attachment names
+//! a host veth or a macvlan parent); the removal of each kind of device
+//! lives in its driver's module (`bridge::veth::remove_host_ends`,
+//! `macvlan::remove`).
 
 use std::fs::File;
 

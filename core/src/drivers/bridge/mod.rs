@@ -4,7 +4,7 @@
 //! each; restoring a lost bridge is `restore.rs`.
 
 pub mod device;
-mod veth;
+pub(crate) mod veth;
 
 use std::fs::File;
 

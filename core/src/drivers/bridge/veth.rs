@@ -1,13 +1,16 @@
 //! A container's veth: the host end on the bridge, the inside end made
-//! directly in the container's namespace with its address and route.
+//! directly in the container's namespace with its address and route; and
+//! their removal at teardown.
 
 use std::fs::File;
 
-use ocinet_common::model::{Attachment, Network};
+use ocinet_common::model::{Attachment, Endpoint, Network};
 use ocinet_common::netlink::{LinkRef, Netlink};
-use ocinet_common::{Error, Result};
+use ocinet_common::{netns, Error, Result};
 
+use crate::context::Context;
 use crate::inside;
+use crate::release::Veths;
 
 pub(crate) fn wire_container(
     host: &mut Netlink,
@@ -57,4 +60,61 @@ pub(crate) fn wire_container(
         att.gateway_v4(),
     )?;
     Ok(())
+}
+
+// Teardown: driven by what the record says was made (`release.rs`), so
+// it works whatever became of the network definition.
+
+/// The container's ends of its veths retired too, while its namespace is
+/// still there: an ADD into the same namespace before the reaper ran finds
+/// its interface name free. Best effort: the reaper takes them either way.
+pub(crate) fn retire_inside(ep: &Endpoint) {
+    let Some(ns) = netns::of_endpoint(ep) else {
+        return;
+    };
+    let inside = Netlink::new_in(&ns).and_then(|mut nl| {
+        for a in ep.attachments.iter().filter(|a| a.host_veth.is_some()) {
+            if nl
+                .link_by_name(&a.interface)?
+                .is_some_and(|l| l.kind.as_deref() == Some("veth"))
+            {
+                nl.retire_link(&a.interface, &crate::reaper::retired_name(&a.interface))?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = inside {
+        tracing::warn!("the container's end of its veth keeps its name until the reaper runs: {e}");
+    }
+}
+
+/// Delete (or retire, for a reaper) the host ends of `atts`' veths.
+/// Deleting one end removes both; gone already (the namespace died with
+/// the container) is fine.
+pub(crate) fn remove_host_ends(
+    ctx: &Context,
+    atts: &[Attachment],
+    how: Veths,
+    errors: &mut Vec<Error>,
+) {
+    let mut retired = Vec::new();
+    for veth in atts.iter().filter_map(|a| a.host_veth.as_deref()) {
+        let _span = tracing::debug_span!("delete_veth", veth).entered();
+        let outcome = Netlink::new().and_then(|mut nl| match how {
+            Veths::Delete => nl.delete_link(veth),
+            Veths::Retire => {
+                let name = crate::reaper::retired_name(veth);
+                let found = nl.retire_link(veth, &name)?;
+                if found {
+                    retired.push(name);
+                }
+                Ok(found)
+            }
+        });
+        match outcome {
+            Ok(existed) => tracing::debug!(veth, existed, ?how, "host veth removed"),
+            Err(e) => errors.push(e),
+        }
+    }
+    crate::reaper::reap_later(ctx, &retired);
 }
