@@ -71,7 +71,9 @@ pub fn decide(query: &[u8], net: Option<&NetworkNames>, udp: bool) -> Decision {
     // The records are alike (one name, one type): as many as the room
     // left takes at their mean size, fewer if that is still too long.
     let answers = full.answers();
-    let each = (bytes.len() - base.len())
+    let each = bytes
+        .len()
+        .saturating_sub(base.len())
         .div_ceil(answers.len().max(1))
         .max(1);
     let mut n = (limit.saturating_sub(base.len()) / each).min(answers.len());
@@ -79,7 +81,9 @@ pub fn decide(query: &[u8], net: Option<&NetworkNames>, udp: bool) -> Decision {
         let mut t = r.clone();
         t.add_answers(answers[..n].iter().cloned());
         match t.to_vec() {
-            Ok(b) if b.len() <= limit || n == 0 => return Decision::Reply(b, *outcome),
+            Ok(b) if b.len() <= limit => return Decision::Reply(b, *outcome),
+            // The question alone does not fit: nothing is sent.
+            Ok(_) if n == 0 => return Decision::Drop,
             Ok(_) => n -= 1,
             Err(_) => return Decision::Drop,
         }
@@ -97,8 +101,11 @@ fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
     if msg.op_code() != OpCode::Query {
         return reply(&msg, ResponseCode::NotImp, Vec::new(), Outcome::Refused);
     }
+    // Not one question: FORMERR, the header alone (the questions echoed
+    // would make a reply as long as the query; fuzzing found one over the
+    // UDP limit).
     let [q] = msg.queries() else {
-        return reply(&msg, ResponseCode::FormErr, Vec::new(), Outcome::Refused);
+        return header_only(query, ResponseCode::FormErr);
     };
     // Only the containers of a DNS-enabled network ask here.
     let Some(net) = net else {
@@ -354,6 +361,17 @@ mod tests {
         let (m, _) = answer(&e.to_vec().unwrap(), Some(&n));
         assert!(!m.truncated());
         assert_eq!(m.answers().len(), 100);
+        // Two questions: FORMERR, the header alone.
+        let mut two = Message::from_vec(&q).unwrap();
+        two.add_query(Query::query(
+            Name::from_ascii("web-1.").unwrap(),
+            RecordType::A,
+        ));
+        let Decision::Reply(b, _) = decide(&two.to_vec().unwrap(), Some(&n), true) else {
+            panic!("no reply to two questions");
+        };
+        assert_eq!(b.len(), 12);
+        assert_eq!(b[3] & 0x0f, u8::from(ResponseCode::FormErr.low()));
         // A short answer is never truncated.
         let (m, _) = answer(&query_bytes(22, "web-1", RecordType::A), Some(&n));
         assert!(!m.truncated() && m.answers().len() == 1);
