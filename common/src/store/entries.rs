@@ -1,8 +1,8 @@
 //! Leases and port claims are one symlink each, named for what is held and
 //! pointing at the holder: a lease at the container id (the network is its
 //! directory), a port claim at `<id>@<network>`, the network its ports are
-//! published from (claims made before 0.2 name the container only; `@` is
-//! in neither ids nor network names). Taking one is one symlink(2),
+//! published from (claims made by 0.1.0 name the container only; `@` is in
+//! neither ids nor network names). Taking one is one symlink(2),
 //! atomic and exclusive, and giving it back one unlink(2). The entries are
 //! never followed, only read with readlink(2). Callers that change entries
 //! hold the state lock, so a holder check and the unlink after it never
