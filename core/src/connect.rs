@@ -183,7 +183,7 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
                 "the container's resolv.conf does not name the new network's resolver: {e}"
             );
         }
-        crate::resolv::ensure_resolver(ctx);
+        crate::resolv::ensure_resolver(ctx, &[driver.network()]);
     }
     let att = &ep.attachments[index];
     tracing::info!(id = %ep.id, network, interface = %att.interface, ip = ?att.ipv4(), "connected");

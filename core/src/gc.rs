@@ -151,7 +151,7 @@ pub fn run(ctx: &Context) -> Result<String> {
             .any(|a| dns_nets.contains(&a.network.as_str()))
     });
     if wants_dns && ctx.state.resolver().is_none() {
-        crate::resolv::ensure_resolver(ctx);
+        crate::resolv::ensure_resolver(ctx, &[]);
         if ctx.state.resolver().is_some() {
             out += "started the resolver\n";
         }

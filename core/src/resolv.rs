@@ -318,8 +318,14 @@ impl Return {
 }
 
 /// Keep the resolver running while some container is on a DNS-enabled
-/// network. Not the container's failure when it cannot: logged.
-pub(crate) fn ensure_resolver(ctx: &Context) {
+/// network, listening on the resolver addresses of `nets` (those with name
+/// resolution). Not the container's failure when it cannot: logged.
+pub(crate) fn ensure_resolver(ctx: &Context, nets: &[&Network]) {
+    let addresses: Vec<std::net::Ipv4Addr> = nets
+        .iter()
+        .filter(|n| n.dns)
+        .map(|n| n.resolver_address())
+        .collect();
     let _span = tracing::debug_span!("ensure_resolver").entered();
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -328,9 +334,13 @@ pub(crate) fn ensure_resolver(ctx: &Context) {
             return;
         }
     };
-    if let Err(e) =
-        ocinet_dns::control::ensure(&ctx.state, ctx.state.root(), ctx.config.root(), &exe)
-    {
+    if let Err(e) = ocinet_dns::control::ensure(
+        &ctx.state,
+        ctx.state.root(),
+        ctx.config.root(),
+        &exe,
+        &addresses,
+    ) {
         tracing::warn!("names do not resolve: {e}");
     }
 }

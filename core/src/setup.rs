@@ -249,7 +249,7 @@ fn join_networks(
     }
     attach::conclude(ctx, &ep, wired)?;
     if resolv::any(&nets) {
-        resolv::ensure_resolver(ctx);
+        resolv::ensure_resolver(ctx, &nets);
     }
     for a in &ep.attachments {
         tracing::info!(network = %a.network, interface = %a.interface, ip = ?a.ipv4(), "set up");

@@ -8,6 +8,7 @@
 //! resolver the host's service manager runs (`ocinet-dns --persistent`)
 //! is found here and none is started: see the README.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,6 +24,9 @@ pub const BINARY: &str = "ocinet-dns";
 pub const SUBCOMMAND: &str = "dns-server";
 /// How long a hook waits for a resolver it started to be listening.
 const READY: Duration = Duration::from_secs(2);
+/// How long a hook waits for a running resolver to listen on its
+/// network's address (it looks at the networks every 50 ms).
+const NEW_ADDRESS: Duration = Duration::from_millis(500);
 
 /// What starts the resolver: `ocinet-dns` beside `exe` (the hook's own
 /// binary), else `exe dns-server`.
@@ -35,18 +39,60 @@ fn resolver_command(exe: &Path) -> (std::path::PathBuf, Option<&'static str>) {
     }
 }
 
-/// Make sure a resolver runs for `state`; start one if not (see
-/// `resolver_command`). Callers hold the state lock (the resolver decides
-/// to end under it).
+/// Make sure a resolver runs for `state` and listens on `addresses` (the
+/// resolver addresses of the caller's networks); start one if none runs
+/// (see `resolver_command`). Callers hold the state lock (the resolver
+/// decides to end under it).
 pub fn ensure(
     state: &StateDir,
     state_dir: &Path,
     config_dir: &Path,
     exe: &Path,
+    addresses: &[Ipv4Addr],
 ) -> Result<ProcessId> {
-    if let Some(p) = state.resolver() {
-        return Ok(p);
+    let p = match state.resolver_state() {
+        Some(s) => s.process,
+        None => start(state, state_dir, config_dir, exe)?,
+    };
+    listening(state, &p, addresses)?;
+    Ok(p)
+}
+
+/// Wait until the resolver `p` says it listens on every one of
+/// `addresses`: a network created since it last looked is bound within a
+/// tick, and a container's first query must find it. (A resolver of an
+/// earlier version says nothing: not waited for.)
+fn listening(state: &StateDir, p: &ProcessId, addresses: &[Ipv4Addr]) -> Result<()> {
+    let deadline = Instant::now() + NEW_ADDRESS;
+    loop {
+        let missing: Vec<Ipv4Addr> = match state.resolver_state() {
+            Some(s) if s.process == *p => match s.listening {
+                Some(l) => addresses
+                    .iter()
+                    .filter(|a| !l.contains(a))
+                    .copied()
+                    .collect(),
+                None => return Ok(()),
+            },
+            // Gone meanwhile: the next hook, or gc, starts another.
+            _ => return Ok(()),
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Conflict(format!(
+                "the resolver (pid {}) does not listen on {missing:?} within {} ms; see the log",
+                p.pid,
+                NEW_ADDRESS.as_millis()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Start a resolver; its pid once its pid file names it.
+fn start(state: &StateDir, state_dir: &Path, config_dir: &Path, exe: &Path) -> Result<ProcessId> {
     let _span = tracing::info_span!("start_resolver").entered();
     // The daemon works from /, not the hook's directory.
     let abs = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));

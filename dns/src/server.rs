@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ocinet_common::model::ProcessId;
+use ocinet_common::store::dns::ResolverState;
 use ocinet_common::store::lock::StateLock;
 use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::watch::FinishedRecords;
@@ -579,14 +580,10 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
     let mut listeners: HashMap<Ipv4Addr, [JoinHandle<()>; 2]> = HashMap::new();
     let persistent = lifetime == Lifetime::Persistent;
     if persistent {
-        // Hooks that come before any network has containers find it.
-        shared
-            .state
-            .save_resolver(&me)
-            .map_err(|e| format!("writing the pid file: {e}"))?;
         tracing::info!("persistent: runs until SIGTERM");
     }
-    let mut announced = persistent;
+    // What the pid file says it listens on, once written.
+    let mut announced: Option<Vec<Ipv4Addr>> = None;
     let mut last_stats = None;
     let mut stats_at = Instant::now();
     loop {
@@ -621,12 +618,21 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
             tracing::info!("no container on a DNS-enabled network: exiting");
             return Ok(());
         }
-        if !announced && !listeners.is_empty() {
+        // Written once listening (at once when persistent: hooks that come
+        // before any network has containers find it), and again when the
+        // addresses change: a hook waits for its network's.
+        let mut bound: Vec<Ipv4Addr> = listeners.keys().copied().collect();
+        bound.sort();
+        if (persistent || !bound.is_empty()) && announced.as_ref() != Some(&bound) {
+            let s = ResolverState {
+                process: me,
+                listening: Some(bound.clone()),
+            };
             shared
                 .state
-                .save_resolver(&me)
+                .save_resolver(&s)
                 .map_err(|e| format!("writing the pid file: {e}"))?;
-            announced = true;
+            announced = Some(bound);
         }
         if stats_at.elapsed() >= Duration::from_secs(1) {
             let snap = shared.stats.snapshot();

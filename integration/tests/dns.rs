@@ -88,6 +88,16 @@ fn containers_resolve_each_other_per_network(rt: Runtime) {
     let exe = std::fs::read_link(format!("/proc/{}/exe", h.resolver_pid().unwrap_or(0)))
         .expect("the resolver's binary");
     assert!(exe.ends_with("ocinet-dns"), "{exe:?}");
+    // Its state says where it listens: each DNS-enabled network's gateway.
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(h.state_dir().join("dns/resolver.json")).expect("resolver.json"),
+    )
+    .expect("resolver.json is JSON");
+    assert_eq!(
+        state["listening"],
+        serde_json::json!(["10.64.0.1", "10.65.0.1"]),
+        "{state}"
+    );
     let conf = text(&h.in_container_fs(&b.id, &["cat", "/etc/resolv.conf"]));
     assert!(conf.contains("nameserver 10.64.0.1"), "{conf}");
     // Read-only for the container (it lives on the host's /run).

@@ -1,14 +1,29 @@
-//! The resolver's files under `<state>/dns/`: its pid (`resolver.json`),
+//! The resolver's files under `<state>/dns/`: its pid and the addresses it
+//! listens on (`resolver.json`),
 //! its figures (`stats.json`), and the resolv.conf generated for each
 //! container (`resolv/<id>.conf`, 0644: the container's processes read it
 //! under any uid).
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::IoContext;
 use crate::model::ProcessId;
 use crate::store::{fsutil, Need, StateDir};
 use crate::{validate, Result};
+
+/// What `resolver.json` says of the running resolver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolverState {
+    #[serde(flatten)]
+    pub process: ProcessId,
+    /// The addresses its UDP and TCP port 53 listeners are bound to; `None`
+    /// in a file of a resolver that did not say (an earlier version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listening: Option<Vec<Ipv4Addr>>,
+}
 
 impl StateDir {
     pub fn dns_dir(&self) -> PathBuf {
@@ -38,16 +53,21 @@ impl StateDir {
 
     /// The running resolver, if its pid file names a live process.
     pub fn resolver(&self) -> Option<ProcessId> {
+        self.resolver_state().map(|s| s.process)
+    }
+
+    /// The running resolver and where it listens.
+    pub fn resolver_state(&self) -> Option<ResolverState> {
         if !self.dir(&self.dns_dir(), Need::Existing).ok()? {
             return None;
         }
-        let p: ProcessId = fsutil::read_json(&self.resolver_pid_path()).ok()??;
-        p.is_alive().then_some(p)
+        let s: ResolverState = fsutil::read_json(&self.resolver_pid_path()).ok()??;
+        s.process.is_alive().then_some(s)
     }
 
-    pub fn save_resolver(&self, p: &ProcessId) -> Result<()> {
+    pub fn save_resolver(&self, s: &ResolverState) -> Result<()> {
         self.dir(&self.dns_dir(), Need::Create)?;
-        fsutil::write_json(&self.resolver_pid_path(), p, fsutil::Durability::Runtime)
+        fsutil::write_json(&self.resolver_pid_path(), s, fsutil::Durability::Runtime)
     }
 
     /// Forget the resolver, if the pid file names `p` (a newer one keeps
