@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ocinet_common::model::ProcessId;
+use ocinet_common::store::dns::ResolverState;
 use ocinet_common::store::StateDir;
 use ocinet_common::{Error, Result};
 
@@ -50,22 +51,28 @@ pub fn ensure(
     exe: &Path,
     addresses: &[Ipv4Addr],
 ) -> Result<ProcessId> {
-    let p = match state.resolver_state() {
-        Some(s) => s.process,
-        None => start(state, state_dir, config_dir, exe)?,
+    let (p, read) = match state.resolver_state() {
+        Some(s) => (s.process, Some(s)),
+        None => (start(state, state_dir, config_dir, exe)?, None),
     };
-    listening(state, &p, addresses)?;
+    listening(state, &p, read, addresses)?;
     Ok(p)
 }
 
 /// Wait until the resolver `p` says it listens on every one of
 /// `addresses`: a network created since it last looked is bound within a
 /// tick, and a container's first query must find it. (A resolver of an
-/// earlier version says nothing: not waited for.)
-fn listening(state: &StateDir, p: &ProcessId, addresses: &[Ipv4Addr]) -> Result<()> {
+/// earlier version says nothing: not waited for.) `read`: its state as
+/// the caller just read it, looked at first.
+fn listening(
+    state: &StateDir,
+    p: &ProcessId,
+    mut read: Option<ResolverState>,
+    addresses: &[Ipv4Addr],
+) -> Result<()> {
     let deadline = Instant::now() + NEW_ADDRESS;
     loop {
-        let missing: Vec<Ipv4Addr> = match state.resolver_state() {
+        let missing: Vec<Ipv4Addr> = match read.take().or_else(|| state.resolver_state()) {
             Some(s) if s.process == *p => match s.listening {
                 Some(l) => addresses
                     .iter()

@@ -646,8 +646,14 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
         }
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
-            _ = term.recv() => return Ok(stop(&shared, &me, "SIGTERM")),
-            _ = int.recv() => return Ok(stop(&shared, &me, "SIGINT")),
+            _ = term.recv() => {
+                stop(&shared, &me, "SIGTERM");
+                return Ok(());
+            }
+            _ = int.recv() => {
+                stop(&shared, &me, "SIGINT");
+                return Ok(());
+            }
         }
     }
 }

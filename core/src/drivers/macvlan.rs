@@ -87,11 +87,10 @@ impl NetworkDriver for MacvlanDriver {
         // passthru takes the parent's MAC whatever was asked: record the
         // one the interface has, which teardown looks for.
         att.mac = Some(validate::format_mac(&made));
-        if let (true, Some(ip), Some(dns)) = (self.net.dns, att.ipv4(), self.net.dns_address) {
-            let shim = match prepared.dns_link {
-                Some(i) => i,
-                None => ensure_shim(host, &self.net, &parent)?,
-            };
+        // `prepare` made the shim of a DNS-enabled network.
+        if let (Some(ip), Some(dns), Some(shim)) =
+            (att.ipv4(), self.net.dns_address, prepared.dns_link)
+        {
             host.add_host_route(ip, shim, dns)?;
         }
         Ok(())

@@ -23,9 +23,9 @@ use crate::attach::Lease;
 use crate::context::Context;
 
 /// What the host side of a network gave `prepare`: the index of the link
-/// its attachments hang from (a bridge), and of the one its resolver is
-/// reached through (a macvlan network's shim), so `wire` need not look
-/// them up again for each attachment.
+/// its attachments hang from (a bridge, a macvlan parent), and of the one
+/// its resolver is reached through (a macvlan network's shim, made once
+/// per setup rather than for each attachment).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prepared {
     pub link: Option<u32>,
