@@ -156,6 +156,19 @@ pub fn run(ctx: &Context) -> Result<String> {
             out += "started the resolver\n";
         }
     }
+    // One a hook started and nothing needs (it ends by itself when it
+    // notices; one that cannot, ends here).
+    if !wants_dns {
+        match ocinet_dns::control::stop_idle(&ctx.state) {
+            Ok(Some(pid)) => {
+                out += &format!(
+                    "ended the resolver (pid {pid}): no container on a DNS-enabled network\n"
+                )
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
     for id in ctx.state.resolv_conf_ids().unwrap_or_default() {
         if !records.contains_key(&id) {
             match ctx.state.remove_resolv_conf(&id) {

@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
@@ -101,6 +101,11 @@ fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
     if msg.op_code() != OpCode::Query {
         return reply(&msg, ResponseCode::NotImp, Vec::new(), Outcome::Refused);
     }
+    // EDNS version 0 is the one there is; a later one is answered BADVERS
+    // (RFC 6891 6.1.3), so that a client speaking it falls back.
+    if msg.extensions().as_ref().is_some_and(|e| e.version() > 0) {
+        return reply(&msg, ResponseCode::BADVERS, Vec::new(), Outcome::Refused);
+    }
     // Not one question: FORMERR, the header alone (the questions echoed
     // would make a reply as long as the query; fuzzing found one over the
     // UDP limit).
@@ -118,7 +123,7 @@ fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
     let name = name.trim_end_matches('.');
     if let Some(ip) = reverse_of(name) {
         if !net.subnet.contains(&ip) {
-            return Decision::Forward;
+            return forward_unless_internal(&msg, net);
         }
         return match (q.query_type(), net.reverse.get(&ip)) {
             (RecordType::PTR, Some(owner)) => match Name::from_ascii(format!("{owner}.")) {
@@ -162,9 +167,16 @@ fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
     if !name.is_empty() && !name.contains('.') && address {
         return reply(&msg, ResponseCode::NXDomain, Vec::new(), Outcome::NxDomain);
     }
-    // An internal network has no way out, through the resolver neither.
+    forward_unless_internal(&msg, net)
+}
+
+/// Every name that is not the network's own goes to an upstream, except
+/// from an internal network: it has no way out, and a resolver that
+/// forwarded for it would be one (any name, reverse ones too, carries data
+/// out in its labels and back in its answer).
+fn forward_unless_internal(msg: &Message, net: &NetworkNames) -> Decision {
     if net.internal {
-        return reply(&msg, ResponseCode::Refused, Vec::new(), Outcome::Refused);
+        return reply(msg, ResponseCode::Refused, Vec::new(), Outcome::Refused);
     }
     Decision::Forward
 }
@@ -205,6 +217,16 @@ fn response(msg: &Message, code: ResponseCode, outcome: Outcome) -> Message {
         .set_response_code(code);
     for q in msg.queries() {
         r.add_query(q.clone());
+    }
+    // A query with an OPT record gets one back (RFC 6891 7): version 0,
+    // the payload size this resolver reads, and the DO bit as asked
+    // (RFC 3225 3). BADVERS's upper bits travel in it.
+    if let Some(asked) = msg.extensions() {
+        let mut e = Edns::new();
+        e.set_version(0)
+            .set_max_payload(UDP_MOST)
+            .set_dnssec_ok(asked.flags().dnssec_ok);
+        r.set_edns(e);
     }
     r
 }
@@ -316,6 +338,91 @@ mod tests {
         let sf = Message::from_vec(&servfail(&query_bytes(14, "x.org", RecordType::A)).unwrap())
             .unwrap();
         assert_eq!((sf.id(), sf.response_code()), (14, ResponseCode::ServFail));
+    }
+
+    /// Issue 21.1: from an internal network nothing is forwarded, reverse
+    /// names outside its subnet included, whatever the type.
+    #[test]
+    fn an_internal_network_forwards_nothing() {
+        let mut n = net();
+        let out = [
+            ("7.7.7.7.in-addr.arpa.", RecordType::PTR),
+            ("4.3.2.1.in-addr.arpa.", RecordType::TXT),
+            ("4.3.2.1.in-addr.arpa.", RecordType::ANY),
+            ("data.exfil.example.", RecordType::TXT),
+            ("upstream.test.", RecordType::A),
+        ];
+        for (name, t) in out {
+            assert!(
+                matches!(
+                    decide(&query_bytes(1, name, t), Some(&n), true),
+                    Decision::Forward
+                ),
+                "{name} {t} not forwarded from a routed network"
+            );
+        }
+        n.internal = true;
+        for (name, t) in out {
+            let (m, o) = answer(&query_bytes(2, name, t), Some(&n));
+            assert_eq!(
+                (m.response_code(), o),
+                (ResponseCode::Refused, Outcome::Refused),
+                "{name} {t}"
+            );
+        }
+        // What is the network's own is still answered.
+        let (m, _) = answer(&query_bytes(3, "web-1", RecordType::A), Some(&n));
+        assert_eq!(m.answers().len(), 1);
+        let (m, _) = answer(
+            &query_bytes(4, "2.0.1.10.in-addr.arpa.", RecordType::PTR),
+            Some(&n),
+        );
+        assert_eq!(m.answers()[0].data().to_string(), "web-1.");
+    }
+
+    /// Issue 21.6: RFC 6891. An OPT record in, one out; a version past 0,
+    /// BADVERS; no OPT in, none out.
+    #[test]
+    fn edns_as_the_rfc_says() {
+        let n = net();
+        let with = |version: u8, dnssec_ok: bool| {
+            let mut m = Message::from_vec(&query_bytes(5, "web-1", RecordType::A)).unwrap();
+            let mut e = Edns::new();
+            e.set_version(version)
+                .set_max_payload(1232)
+                .set_dnssec_ok(dnssec_ok);
+            m.set_edns(e);
+            m.to_vec().unwrap()
+        };
+        let (m, o) = answer(&with(0, true), Some(&n));
+        let e = m.extensions().as_ref().expect("no OPT in the reply");
+        assert_eq!((e.version(), e.max_payload()), (0, UDP_MOST));
+        assert!(e.flags().dnssec_ok, "DO not copied");
+        assert_eq!((m.answers().len(), o), (1, Outcome::Answered));
+        let (m, _) = answer(&with(0, false), Some(&n));
+        assert!(!m.extensions().as_ref().unwrap().flags().dnssec_ok);
+        // Version 1: BADVERS (16: 0 in the header, 1 in the OPT's upper
+        // bits), no answers, OPT version 0.
+        let Decision::Reply(b, o) = decide(&with(1, false), Some(&n), true) else {
+            panic!("no reply to EDNS version 1");
+        };
+        assert_eq!((b[3] & 0x0f, o), (0, Outcome::Refused));
+        let m = Message::from_vec(&b).unwrap();
+        let e = m.extensions().as_ref().expect("no OPT with BADVERS");
+        assert_eq!((e.rcode_high(), e.version()), (1, 0));
+        assert!(m.answers().is_empty());
+        // Refusals and NXDOMAIN carry it too; no OPT asked, none given.
+        let mut q = Message::from_vec(&with(0, false)).unwrap();
+        q.take_queries();
+        q.add_query(Query::query(
+            Name::from_ascii("nobody.").unwrap(),
+            RecordType::A,
+        ));
+        let (m, _) = answer(&q.to_vec().unwrap(), Some(&n));
+        assert_eq!(m.response_code(), ResponseCode::NXDomain);
+        assert!(m.extensions().is_some());
+        let (m, _) = answer(&query_bytes(6, "web-1", RecordType::A), Some(&n));
+        assert!(m.extensions().is_none());
     }
 
     #[test]

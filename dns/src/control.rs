@@ -59,6 +59,37 @@ pub fn ensure(
     Ok(p)
 }
 
+/// End the resolver a hook started, when no container needs it (`gc`):
+/// SIGTERM (it keeps its figures and removes its pid file), SIGKILL if it
+/// has not ended within 2 s. A persistent one is its service manager's
+/// and is left alone. Callers hold the state lock, so no hook counts on
+/// it meanwhile. The pid, when one was ended.
+pub fn stop_idle(state: &StateDir) -> Result<Option<i32>> {
+    use nix::sys::signal::{kill, Signal};
+    let Some(s) = state.resolver_state().filter(|s| !s.persistent) else {
+        return Ok(None);
+    };
+    let p = s.process;
+    let pid = nix::unistd::Pid::from_raw(p.pid);
+    let _span = tracing::info_span!("stop_resolver", pid = p.pid).entered();
+    // Looked at just now (resolver_state): its pid and start time.
+    if let Err(e) = kill(pid, Signal::SIGTERM) {
+        return Err(Error::Conflict(format!(
+            "ending the resolver (pid {}): {e}",
+            p.pid
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while p.is_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if p.is_alive() {
+        let _ = kill(pid, Signal::SIGKILL);
+        state.forget_resolver(&p)?;
+    }
+    Ok(Some(p.pid))
+}
+
 /// Wait until the resolver `p` says it listens on every one of
 /// `addresses`: a network created since it last looked is bound within a
 /// tick, and a container's first query must find it. (A resolver of an

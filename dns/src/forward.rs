@@ -3,7 +3,8 @@
 //! and again over TCP when the answer is truncated, within one deadline
 //! after which the client gets SERVFAIL rather than its own timeout.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,64 +15,104 @@ use tokio::time::timeout;
 pub const PER_UPSTREAM: Duration = Duration::from_millis(1000);
 /// The whole forward: well under the 5 s clients wait by default.
 pub const DEADLINE: Duration = Duration::from_millis(2500);
-/// An upstream that did not answer is skipped this long, so that the
-/// queries behind the first (a client's retries, its AAAA beside its A)
-/// get SERVFAIL at once instead of each waiting out the timeout.
+/// An upstream that did not answer a client is skipped for that client
+/// this long, so that the queries behind the first (its retries, its AAAA
+/// beside its A) get SERVFAIL at once instead of each waiting out the
+/// timeout.
 pub const DOWN_FOR: Duration = Duration::from_secs(2);
 
 /// Consecutive unanswered queries that mark an upstream down: one slow
 /// answer (a recursion's cache miss) does not.
 pub const DOWN_AFTER: u32 = 2;
 
-/// Per upstream that missed lately: consecutive unanswered queries, and
-/// since when it is skipped once there were `DOWN_AFTER`.
-static HEALTH: std::sync::Mutex<Vec<(Ipv4Addr, u32, Option<Instant>)>> =
-    std::sync::Mutex::new(Vec::new());
+/// Bounds on what `Health` remembers (clients and upstreams that missed).
+const REMEMBERED: usize = 4096;
 
-fn is_down(u: Ipv4Addr) -> bool {
-    let h = HEALTH.lock().unwrap_or_else(|p| p.into_inner());
-    h.iter()
-        .any(|(a, _, since)| *a == u && since.is_some_and(|t| t.elapsed() < DOWN_FOR))
+/// What the forwarder knows of its upstreams. A query that went unanswered
+/// while its upstream answered someone else is a slow name, not a dead
+/// server, and counts for nothing; a miss counts only against the client
+/// that asked (issue 21: one container asking for names its upstream
+/// never answers made every other container's forwards fail), so a client
+/// only ever skips an upstream on its own evidence.
+#[derive(Default)]
+pub struct Health(std::sync::Mutex<HealthInner>);
+
+#[derive(Default)]
+struct HealthInner {
+    /// When each upstream last answered anyone.
+    answered: HashMap<Ipv4Addr, Instant>,
+    /// Per (client, upstream): consecutive misses, and since when it is
+    /// skipped once there were `DOWN_AFTER`.
+    misses: HashMap<(IpAddr, Ipv4Addr), (u32, Option<Instant>)>,
 }
 
-fn mark(u: Ipv4Addr, answered: bool) {
-    let mut h = HEALTH.lock().unwrap_or_else(|p| p.into_inner());
-    // An answer, or a skip that ran out, starts the count again.
-    h.retain(|(a, _, since)| {
-        *a != u || !(answered || since.is_some_and(|t| t.elapsed() >= DOWN_FOR))
-    });
-    if answered {
-        return;
+impl Health {
+    fn inner(&self) -> std::sync::MutexGuard<'_, HealthInner> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-    let e = match h.iter().position(|(a, _, _)| *a == u) {
-        Some(i) => &mut h[i],
-        None => {
-            // Bounded: the oldest upstream that missed makes room.
-            if h.len() >= 1024 {
-                h.remove(0);
-            }
-            h.push((u, 0, None));
-            h.last_mut().expect("just pushed")
+
+    pub fn is_down(&self, client: IpAddr, u: Ipv4Addr) -> bool {
+        self.inner()
+            .misses
+            .get(&(client, u))
+            .is_some_and(|(_, since)| since.is_some_and(|t| t.elapsed() < DOWN_FOR))
+    }
+
+    pub fn answered(&self, client: IpAddr, u: Ipv4Addr) {
+        let mut h = self.inner();
+        if h.answered.len() >= REMEMBERED && !h.answered.contains_key(&u) {
+            h.answered.clear();
         }
-    };
-    e.1 += 1;
-    if e.1 >= DOWN_AFTER {
-        e.2 = Some(Instant::now());
+        h.answered.insert(u, Instant::now());
+        h.misses.remove(&(client, u));
+    }
+
+    /// `client`'s query, sent to `u` at `sent`, got no answer.
+    pub fn missed(&self, client: IpAddr, u: Ipv4Addr, sent: Instant) {
+        let mut h = self.inner();
+        if h.answered.get(&u).is_some_and(|t| *t >= sent) {
+            return;
+        }
+        if h.misses.len() >= REMEMBERED && !h.misses.contains_key(&(client, u)) {
+            // Forget what ran out first; past that, everything (a client
+            // that keeps missing is back within DOWN_AFTER queries).
+            h.misses
+                .retain(|_, (_, since)| since.is_some_and(|t| t.elapsed() < DOWN_FOR));
+            if h.misses.len() >= REMEMBERED {
+                h.misses.clear();
+            }
+        }
+        let e = h.misses.entry((client, u)).or_insert((0, None));
+        if e.1.is_some_and(|t| t.elapsed() >= DOWN_FOR) {
+            // The skip ran out: counting starts again.
+            *e = (0, None);
+        }
+        e.0 += 1;
+        if e.0 >= DOWN_AFTER {
+            e.1 = Some(Instant::now());
+        }
     }
 }
 
 /// The first upstream's answer to `query`, or `None` when none answered
 /// in time. `limit`: the largest answer the client takes (its UDP payload
 /// size, or 65535 over TCP).
-pub async fn forward(query: &[u8], upstreams: &[Ipv4Addr], limit: usize) -> Option<Vec<u8>> {
+pub async fn forward(
+    query: &[u8],
+    upstreams: &[Ipv4Addr],
+    limit: usize,
+    health: &Health,
+    client: IpAddr,
+) -> Option<Vec<u8>> {
     let start = Instant::now();
-    for u in upstreams.iter().filter(|u| !is_down(**u)) {
+    for u in upstreams.iter().filter(|u| !health.is_down(client, **u)) {
         let left = DEADLINE.checked_sub(start.elapsed())?;
         let budget = left.min(PER_UPSTREAM);
         let addr = SocketAddr::from((*u, 53));
+        let sent = Instant::now();
         match timeout(budget, ask_udp(query, addr)).await {
             Ok(Some(reply)) if truncated(&reply) => {
-                mark(*u, true);
+                health.answered(client, *u);
                 let left = DEADLINE.checked_sub(start.elapsed())?;
                 // Over TCP; relayed to a UDP client only if it fits what
                 // that client takes (no amplification): else the
@@ -85,12 +126,12 @@ pub async fn forward(query: &[u8], upstreams: &[Ipv4Addr], limit: usize) -> Opti
                 return Some(reply);
             }
             Ok(Some(reply)) => {
-                mark(*u, true);
+                health.answered(client, *u);
                 return Some(reply);
             }
             _ => {
                 tracing::debug!(upstream = %u, "no answer");
-                mark(*u, false);
+                health.missed(client, *u, sent);
             }
         }
     }
@@ -145,6 +186,37 @@ pub fn nameservers(text: &str) -> Vec<Ipv4Addr> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A slow name (the upstream answered someone meanwhile) marks
+    /// nothing; misses count per client.
+    #[test]
+    fn a_slow_name_is_not_a_dead_server_and_misses_are_the_clients_own() {
+        let h = Health::default();
+        let (flood, calm): (IpAddr, IpAddr) =
+            ("10.1.0.2".parse().unwrap(), "10.2.0.2".parse().unwrap());
+        let up: Ipv4Addr = "192.0.2.53".parse().unwrap();
+        let sent = Instant::now();
+        h.answered(calm, up);
+        for _ in 0..10 {
+            h.missed(flood, up, sent);
+        }
+        assert!(
+            !h.is_down(flood, up),
+            "a slow name marked the upstream down"
+        );
+        // Nobody answered since: the flooder's own misses mark it, for the
+        // flooder alone.
+        let later = Instant::now();
+        for _ in 0..DOWN_AFTER {
+            h.missed(flood, up, later);
+        }
+        assert!(h.is_down(flood, up));
+        assert!(!h.is_down(calm, up), "another client's misses counted");
+        h.answered(flood, up);
+        assert!(!h.is_down(flood, up));
+    }
+
     #[test]
     fn nameservers_of_a_resolv_conf() {
         let t = "# x\nnameserver 10.0.0.1\nsearch a\nnameserver fe80::1\nnameserver 10.0.0.2 # c\n";

@@ -5,13 +5,15 @@
 //! per host network namespace, started by the hook (`control`), reading
 //! ocinet's state itself (`catalog`), deciding each answer without I/O
 //! (`answer`), forwarding with a deadline (`forward`), limiting each
-//! client (`limit`) and keeping figures the exporter reads (`stats`).
+//! client (`limit`), keeping figures the exporter reads (`stats`) and
+//! ending when what it serves is gone (`gone`).
 //! Wire parsing and building are hickory-proto's.
 
 pub mod answer;
 pub mod catalog;
 pub mod control;
 pub mod forward;
+pub mod gone;
 pub mod limit;
 pub mod server;
 pub mod stats;

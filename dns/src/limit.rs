@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Default)]
@@ -37,9 +38,74 @@ impl Limiter {
     }
 }
 
+/// How many of something (TCP connections, forwards in flight) each
+/// client holds at once, so that one container cannot take every slot
+/// from the others.
+pub struct PerClient {
+    most: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One of a client's slots, given back when dropped.
+pub struct Held {
+    of: Arc<PerClient>,
+    client: IpAddr,
+}
+
+impl PerClient {
+    pub fn new(most: usize) -> Arc<PerClient> {
+        Arc::new(PerClient {
+            most,
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for `client`; none while it holds `most`.
+    pub fn take(self: &Arc<Self>, client: IpAddr) -> Option<Held> {
+        let mut m = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(client).or_default();
+        if *n >= self.most {
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            of: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut m = self.of.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.client);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_per_client() {
+        let p = PerClient::new(2);
+        let (a, b) = ("10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap());
+        let one = p.take(a).unwrap();
+        let _two = p.take(a).unwrap();
+        assert!(p.take(a).is_none(), "a third slot");
+        assert!(p.take(b).is_some(), "another client held up");
+        drop(one);
+        assert!(p.take(a).is_some(), "a slot given back is not free");
+        assert!(
+            p.held.lock().unwrap().get(&b).is_none(),
+            "a client with none is kept"
+        );
+    }
 
     #[test]
     fn a_burst_then_the_rate() {

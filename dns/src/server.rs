@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use crate::answer::{self, Decision, Outcome};
 use crate::catalog::{Catalog, Named};
 use crate::forward;
-use crate::limit::Limiter;
+use crate::limit::{Limiter, PerClient};
 use crate::stats::Stats;
 
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -44,6 +44,10 @@ const REBUILD: Duration = Duration::from_secs(5);
 /// Forwards in flight at once, over every client: beyond, SERVFAIL at
 /// once (each holds a socket and a buffer).
 const FORWARDS: usize = 256;
+/// Forwards one client has in flight at once: a container asking for
+/// names its upstream never answers (each held up to the deadline) keeps
+/// at most this many of the others' slots.
+const FORWARDS_PER_CLIENT: usize = 32;
 const TCP_IDLE: Duration = Duration::from_secs(3);
 const TCP_CONNECTIONS: usize = 128;
 /// Connections one client holds at once, so that one container cannot
@@ -150,45 +154,10 @@ struct Shared {
     limiter: Mutex<Limiter>,
     stats: Stats,
     tcp_slots: Arc<tokio::sync::Semaphore>,
-    tcp_clients: Mutex<HashMap<IpAddr, usize>>,
+    tcp_clients: Arc<PerClient>,
     forwards: tokio::sync::Semaphore,
-}
-
-/// One of a client's TCP connections, counted until dropped.
-struct ClientSlot {
-    shared: Arc<Shared>,
-    client: IpAddr,
-}
-
-impl ClientSlot {
-    fn take(shared: &Arc<Shared>, client: IpAddr) -> Option<ClientSlot> {
-        let mut m = shared.tcp_clients.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(client).or_default();
-        if *n >= TCP_PER_CLIENT {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            shared: shared.clone(),
-            client,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut m = self
-            .shared
-            .tcp_clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.client);
-            }
-        }
-    }
+    client_forwards: Arc<PerClient>,
+    health: forward::Health,
 }
 
 fn mtime(p: &std::path::Path) -> Option<SystemTime> {
@@ -347,20 +316,24 @@ impl Shared {
         }
     }
 
-    /// Forward `query`; the upstream's answer, or SERVFAIL. `limit`: the
-    /// largest answer the client takes.
+    /// Forward `client`'s `query`; the upstream's answer, or SERVFAIL.
+    /// `limit`: the largest answer the client takes.
     async fn forwarded(
         &self,
         query: &[u8],
+        client: IpAddr,
         upstreams: &[Ipv4Addr],
         limit: usize,
     ) -> Option<Vec<u8>> {
-        let Ok(_slot) = self.forwards.try_acquire() else {
+        let (Some(_mine), Ok(_slot)) = (
+            self.client_forwards.take(client),
+            self.forwards.try_acquire(),
+        ) else {
             self.stats.count(Outcome::ServFail);
             return answer::servfail(query);
         };
         let start = Instant::now();
-        match forward::forward(query, upstreams, limit).await {
+        match forward::forward(query, upstreams, limit, &self.health, client).await {
             Some(reply) => {
                 self.stats.count(Outcome::Forwarded);
                 self.stats.forward_took(start.elapsed());
@@ -377,7 +350,10 @@ impl Shared {
     async fn handle_tcp(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>> {
         match self.local(query, client, false) {
             Local::Reply(r) => r,
-            Local::Forward(ups) => self.forwarded(query, &ups, usize::from(u16::MAX)).await,
+            Local::Forward(ups) => {
+                self.forwarded(query, client, &ups, usize::from(u16::MAX))
+                    .await
+            }
         }
     }
 }
@@ -431,7 +407,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                     let limit = hickory_proto::op::Message::from_vec(&q)
                         .map_or(512, |m| answer::udp_limit(&m));
                     tokio::spawn(async move {
-                        if let Some(reply) = s.forwarded(&q, &ups, limit).await {
+                        if let Some(reply) = s.forwarded(&q, peer.ip(), &ups, limit).await {
                             let _ = udp.send_to(&reply, peer).await;
                         }
                     });
@@ -459,7 +435,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                 continue;
             }
             // Over a limit, a connection is closed at once.
-            let Some(mine) = ClientSlot::take(&s, peer.ip()) else {
+            let Some(mine) = s.tcp_clients.take(peer.ip()) else {
                 s.stats.count(Outcome::Refused);
                 continue;
             };
@@ -556,6 +532,8 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
             }
         }
     };
+    let served = crate::gone::Served::now(state.root());
+    let mut looked_gone = Instant::now();
     // Before the first read, so that no change falls between the two.
     let watch = Watch::on(&state.endpoints_dir());
     let shared = Arc::new(Shared {
@@ -574,8 +552,10 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
         limiter: Mutex::new(Limiter::default()),
         stats: Stats::default(),
         tcp_slots: Arc::new(tokio::sync::Semaphore::new(TCP_CONNECTIONS)),
-        tcp_clients: Mutex::new(HashMap::new()),
+        tcp_clients: PerClient::new(TCP_PER_CLIENT),
         forwards: tokio::sync::Semaphore::new(FORWARDS),
+        client_forwards: PerClient::new(FORWARDS_PER_CLIENT),
+        health: forward::Health::default(),
     });
     let mut listeners: HashMap<Ipv4Addr, [JoinHandle<()>; 2]> = HashMap::new();
     let persistent = lifetime == Lifetime::Persistent;
@@ -627,12 +607,23 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
             let s = ResolverState {
                 process: me,
                 listening: Some(bound.clone()),
+                persistent,
             };
             shared
                 .state
                 .save_resolver(&s)
                 .map_err(|e| format!("writing the pid file: {e}"))?;
             announced = Some(bound);
+        }
+        // Persistent or not: nobody reaches it again (and `done` cannot
+        // take a lock in a state directory that is gone).
+        if looked_gone.elapsed() >= Duration::from_secs(1) {
+            if let Some(why) = served.gone() {
+                let _ = shared.state.forget_resolver(&me);
+                tracing::warn!("{why}: exiting");
+                return Ok(());
+            }
+            looked_gone = Instant::now();
         }
         if stats_at.elapsed() >= Duration::from_secs(1) {
             let snap = shared.stats.snapshot();

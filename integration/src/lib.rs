@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 pub mod cni;
 pub mod legacy;
 pub mod rootfs;
+pub mod upstream;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -867,6 +868,37 @@ impl Host {
         (state != "Z" && Some(start) == p["start_time"].as_u64()).then_some(pid)
     }
 
+    /// Running resolvers (hook-started or persistent) of this host's state
+    /// directory, whatever their pid file says: by their command line.
+    pub fn resolvers(&self) -> Vec<i32> {
+        let state = self.state_dir();
+        let want = [
+            b"--state-dir".as_slice(),
+            state.as_os_str().as_encoded_bytes(),
+        ];
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                    return false;
+                };
+                let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+                let resolver = args.first().is_some_and(|a| a.ends_with(b"ocinet-dns"))
+                    || args.iter().any(|a| *a == b"dns-server");
+                // Not a zombie: nothing reaps an orphan on this machine.
+                let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('Z')))
+                    .unwrap_or(true);
+                resolver && !zombie && args.windows(2).any(|w| w == want)
+            })
+            .collect()
+    }
+
     /// Wait up to 5 s for the resolver to end by itself (after the last
     /// container of a DNS-enabled network); whether it did.
     pub fn resolver_ended(&self) -> bool {
@@ -1283,14 +1315,6 @@ impl Drop for Host {
             }
             remove_pins(&id);
         }
-        // The resolver the hook started for this host's state, by the pid
-        // its pid file names (and only if that process is still the one
-        // it names).
-        if let Some(pid) = self.resolver_pid() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
         if let Some(o) = self
             .outside
             .lock()
@@ -1304,6 +1328,26 @@ impl Drop for Host {
             .status();
         if std::env::var_os("OCINET_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        // Every resolver started for this host ends by itself once its
+        // namespace and state directory are gone (issue 21: one ran on for
+        // 25 minutes). One that does not is ended here, by its pid, and
+        // fails the test.
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while !self.resolvers().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let left = self.resolvers();
+        for pid in &left {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!(
+                "resolver(s) {left:?} of {} outlived its namespace and state directory",
+                self.name
+            );
         }
     }
 }

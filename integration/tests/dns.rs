@@ -2,32 +2,19 @@
 //! network names its upstream explicitly: a fake resolver this test runs
 //! in the outside namespace (queries never reach the machine's resolvers).
 
-use ocinet_integration::{ok, text, Container, Host, Proc, Runtime, Spec, OUTSIDE_IP};
+use ocinet_integration::upstream::Upstream;
+use ocinet_integration::{ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP};
 
 /// A resolver in the outside namespace that answers every A query with
 /// 203.0.113.7 (and, for `outside.test`, nothing else matters).
-fn fake_upstream(h: &Host) -> Proc {
+fn fake_upstream(h: &Host) -> Upstream {
     fake_upstream_at(h, OUTSIDE_IP, [203, 0, 113, 7])
 }
 
 /// The same, listening on `at` (an address of the outside namespace) and
 /// answering `answer`.
-fn fake_upstream_at(h: &Host, at: &str, answer: [u8; 4]) -> Proc {
-    let script = r#"import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 53))
-answer = bytes(int(x) for x in sys.argv[2].split("."))
-while True:
-    q, peer = s.recvfrom(4096)
-    end = q.index(b"\0", 12) + 5
-    r = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end]
-    r += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + answer
-    s.sendto(r, peer)
-"#;
-    let answer = answer.map(|o| o.to_string()).join(".");
-    let p = h.spawn_outside(&["python3", "-c", script, at, &answer]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    p
+fn fake_upstream_at(h: &Host, at: &str, answer: [u8; 4]) -> Upstream {
+    Upstream::start(h, at, answer)
 }
 
 fn started(h: &Host, rt: Runtime, tag: &str, spec: &Spec) -> Container {

@@ -10,7 +10,7 @@ use crate::model::Network;
 pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
-pub const SCHEMA_MARKER: &str = "schema_v6";
+pub const SCHEMA_MARKER: &str = "schema_v7";
 
 /// The marker set's one element: touched by every batch, put in by every
 /// rebuild, looked up by `Firewall::may_have_dnated`.
@@ -48,6 +48,16 @@ pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
 /// non-masquerade cluster CIDR: pods of other nodes reach these
 /// containers at their own addresses, and are reached so).
 pub const SET_NO_MASQ: &str = "no_masq";
+/// Sources only ocinet's own interfaces lead to: each bridge network's
+/// subnet, and each macvlan container's address (routed through its
+/// network's shim). A packet from one of them that did not come in by the
+/// interface the host's route to it goes out of is forged: the port
+/// guards stop forgeries from containers, this stops them from the
+/// uplink, where `rp_filter` is off in a new namespace and loose on
+/// Debian (issue 21: 150,000 queries sent from outside with a
+/// container's source spent its resolver rate limit and were answered
+/// into it).
+pub const SET_OWN_SOURCES: &str = "own_sources";
 /// Bridges of `gateway_mode: nat` networks: nothing from outside reaches
 /// their containers but replies and published ports.
 pub const SET_PROTECTED_BRIDGES: &str = "protected_bridges";
@@ -145,6 +155,10 @@ pub const SETS: &[SetSpec] = &[
         ..set_spec(SET_NO_MASQ, &[Ipv4, Ipv4])
     },
     set_spec(SET_DNAT_SEEN, &[Ipv4]),
+    SetSpec {
+        interval: true,
+        ..set_spec(SET_OWN_SOURCES, &[Ipv4])
+    },
     set_spec(SET_PROTECTED_BRIDGES, &[Ifname]),
     map_spec(MAP_PUB_ANY_ADDR, PROTO_PORT, Ipv4),
     map_spec(MAP_PUB_ANY_PORT, PROTO_PORT, InetService),
@@ -301,6 +315,23 @@ pub fn skeleton() -> Vec<Value> {
                 is(
                     json!({"payload": {"protocol": "ip", "field": "daddr"}}),
                     json!({"prefix": {"addr": "127.0.0.0", "len": 8}})
+                ),
+                drop.clone()
+            ]),
+        ),
+        // A source of ours comes in by the interface that leads to it
+        // (a reverse-path check, as a strict rp_filter, for these sources
+        // only: the host's other traffic is none of ocinet's business).
+        // From lo come the host's own packets, sent from its gateway
+        // addresses.
+        rule(
+            "prerouting_guard",
+            json!([
+                is_not(meta("iifname"), json!("lo")),
+                is(saddr.clone(), set_ref(SET_OWN_SOURCES)),
+                is(
+                    json!({"fib": {"result": "oif", "flags": ["saddr", "iif"]}}),
+                    json!(false)
                 ),
                 drop.clone()
             ]),
@@ -530,6 +561,13 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
         (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, bridge),
         _ => Vec::new(),
     };
+    if a.parent.is_some() {
+        out.push(crate::model::FirewallElement {
+            set: SET_OWN_SOURCES.into(),
+            key: json!({"prefix": {"addr": ip.to_string(), "len": 32}}),
+            value: None,
+        });
+    }
     out.extend(port_elements(ip, &a.ports));
     out
 }
@@ -604,9 +642,11 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     if n.driver != crate::model::network::Driver::Bridge {
         return Vec::new();
     }
+    let prefix = |net: &ipnet::Ipv4Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
     let mut out = vec![
         (SET_BRIDGES, json!(n.bridge)),
         (SET_BRIDGE_SELF, json!({"concat": [n.bridge, n.bridge]})),
+        (SET_OWN_SOURCES, prefix(&n.subnet())),
     ];
     if n.internal {
         out.push((SET_INTERNAL_BRIDGES, json!(n.bridge)));
@@ -614,7 +654,6 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
         if n.gateway_mode == crate::model::network::GatewayMode::Nat {
             out.push((SET_PROTECTED_BRIDGES, json!(n.bridge)));
         }
-        let prefix = |net: &ipnet::Ipv4Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
         out.push((SET_MASQ_SUBNETS, prefix(&n.subnet())));
         for cidr in &n.no_masquerade {
             out.push((

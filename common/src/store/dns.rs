@@ -23,6 +23,10 @@ pub struct ResolverState {
     /// in a file of a resolver that did not say (an earlier version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listening: Option<Vec<Ipv4Addr>>,
+    /// Run by a service manager (`--persistent`): `gc` leaves it alone
+    /// with no container to serve, where it ends one a hook started.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persistent: bool,
 }
 
 impl StateDir {

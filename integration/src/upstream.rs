@@ -1,0 +1,103 @@
+//! Fake upstream resolvers for the DNS tests, run in a host's outside
+//! namespace (a test's queries never reach the machine's resolvers), and
+//! DNS clients run inside a container's network namespace.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{text, Host, Proc};
+
+/// A UDP resolver on `at:53` of the outside namespace: every query is
+/// logged (its name, a line each) and answered with one A record,
+/// `answer`, except names whose first label starts with `slow`, which are
+/// never answered (as an upstream that cannot resolve them in time).
+pub struct Upstream {
+    _proc: Proc,
+    log: PathBuf,
+}
+
+const UPSTREAM_PY: &str = r#"import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+answer = bytes(int(x) for x in sys.argv[2].split("."))
+log = open(sys.argv[3], "a", buffering=1)
+while True:
+    q, peer = s.recvfrom(4096)
+    labels, i = [], 12
+    try:
+        while q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace"))
+            i += 1 + q[i]
+    except IndexError:
+        continue
+    end = i + 5
+    log.write(".".join(labels) + "\n")
+    if labels and labels[0].startswith("slow"):
+        continue
+    r = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end]
+    r += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + answer
+    s.sendto(r, peer)
+"#;
+
+impl Upstream {
+    /// Started on `at` (an address of the outside namespace), answering
+    /// `answer`.
+    pub fn start(h: &Host, at: &str, answer: [u8; 4]) -> Upstream {
+        let log = h.dir.join(format!("upstream-{at}.log"));
+        let answer = answer.map(|o| o.to_string()).join(".");
+        let p = h.spawn_outside(&[
+            "python3",
+            "-c",
+            UPSTREAM_PY,
+            at,
+            &answer,
+            log.to_str().expect("utf-8 test dir"),
+        ]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Upstream { _proc: p, log }
+    }
+
+    /// The names it was asked for, in order.
+    pub fn asked(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A DNS client for scripts run in a container's namespace: `q(id, name,
+/// type)` builds a query, `ask(name, type)` sends one to `gw` and returns
+/// (rcode, answer count), or (-1, 0) after a 2 s timeout.
+pub const CLIENT_PY: &str = r#"import socket, struct, sys, time
+def q(i, name, t=1):
+    h = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0)
+    return h + b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", t, 1)
+def ask(gw, name, t=1, i=4242):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(q(i, name, t), (gw, 53))
+    try:
+        while True:
+            r, _ = s.recvfrom(4096)
+            if r[:2] == struct.pack(">H", i):
+                return (r[3] & 15, struct.unpack(">H", r[6:8])[0])
+    except socket.timeout:
+        return (-1, 0)
+    finally:
+        s.close()
+"#;
+
+/// Run python `script` (after `CLIENT_PY`) in the network namespace of
+/// container `id` of `h`; its output.
+pub fn in_container_py(h: &Host, id: &str, script: &str) -> String {
+    let ns = h.netns_of(id);
+    text(
+        &Command::new("nsenter")
+            .arg(format!("--net={ns}"))
+            .args(["python3", "-c", &format!("{CLIENT_PY}\n{script}")])
+            .output()
+            .expect("python3"),
+    )
+}
