@@ -4,6 +4,7 @@
 pub mod conntrack;
 pub mod error;
 pub mod firewall;
+pub mod health;
 pub mod logging;
 pub mod model;
 pub mod netlink;

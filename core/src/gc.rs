@@ -69,6 +69,8 @@ pub fn run(ctx: &Context) -> Result<String> {
             Err(e) => errors.push(e),
         }
     }
+    // Macvlan attachments whose interface went with a deleted parent.
+    crate::drivers::macvlan::gc_gone(records.values().flatten(), &mut out, &mut errors);
     // Leases and port claims their holder's record does not account for:
     // a hook died between leasing and recording (or a record was deleted by
     // hand).

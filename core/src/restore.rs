@@ -4,6 +4,7 @@
 //! says how (`NetworkDriver::restore`); the firewall half of the repair is
 //! `Context::rebuild_firewall`.
 
+use ocinet_common::health::Health;
 use ocinet_common::model::{Attachment, Endpoint, Network, Phase};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
@@ -100,9 +101,31 @@ pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
     for e in bad {
         tracing::warn!("restore: skipping {e}");
     }
+    // A macvlan interface that went with its parent is not there to be
+    // routed to: its attachment is left out (and shown by `ps`).
+    let health = ocinet_common::health::of_macvlans(&endpoints)?;
     let (mut made, mut ports) = (0, 0);
     for net in networks {
-        let running = running_on(&endpoints, &net.name);
+        let running: Vec<&Attachment> = endpoints
+            .iter()
+            .filter(|e| e.phase == Phase::Ready && !e.is_stale())
+            .filter_map(|e| Some((e, e.attachment_on(&net.name)?)))
+            .filter(|(e, a)| {
+                let h = health.get(&(e.id.clone(), a.network.clone()));
+                let broken = h.is_some_and(|h| *h != Health::Ok);
+                if broken {
+                    tracing::warn!(
+                        id = %e.id,
+                        network = %a.network,
+                        interface = %a.interface,
+                        state = h.map(|h| h.as_str()),
+                        "not put back: the container's macvlan interface went with its parent"
+                    );
+                }
+                !broken
+            })
+            .map(|(_, a)| a)
+            .collect();
         let name = net.name.clone();
         let (m, p) = drivers::for_network(net).restore(ctx, &mut host, &running)?;
         if m + p > 0 {

@@ -5,11 +5,13 @@
 //! address on that network. A client sees only the names of the network
 //! its address belongs to.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use ocinet_common::model::{Endpoint, Mode, Network, Phase};
+use ocinet_common::model::network::shim_name;
+use ocinet_common::model::{Driver, Endpoint, Mode, Network, Phase};
+use ocinet_common::netlink::Netlink;
 
 /// One DNS-enabled network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +80,52 @@ impl Named {
 }
 
 impl Catalog {
+    /// The catalog of `networks` and `records`. A macvlan network's
+    /// container is answered only while the resolver can reach it: its
+    /// network's parent is on the host (the kernel deletes a macvlan with
+    /// its parent), and, when the shim is there, the host has the route to
+    /// the container through it (a container whose interface went with a
+    /// parent of before gets none back when the parent is made again; a
+    /// shim deleted by hand takes every route with it, and is not held
+    /// against its containers: `firewall reload` puts both back).
+    /// Learnt here, at each (re)build, from one dump of the host's links
+    /// and routes when there is such a network, never per query; the
+    /// resolver rebuilds at least every few seconds.
     pub fn build<'a>(
         networks: &[Network],
         records: impl IntoIterator<Item = &'a Named>,
     ) -> Catalog {
+        let any = networks
+            .iter()
+            .any(|n| n.dns && n.driver == Driver::Macvlan);
+        let host = match any {
+            false => None,
+            true => match HostView::read() {
+                Ok(v) => Some(v),
+                // Unknown is not gone: answer as before.
+                Err(e) => {
+                    tracing::warn!("cannot read the host's interfaces and routes: {e}");
+                    None
+                }
+            },
+        };
+        Self::build_with(networks, records, |net, ip| {
+            host.as_ref().is_none_or(|h| h.reaches(net, ip))
+        })
+    }
+
+    /// `build`, with `reachable` saying whether a macvlan network's
+    /// container at an address is reachable (see `build`).
+    pub fn build_with<'a>(
+        networks: &[Network],
+        records: impl IntoIterator<Item = &'a Named>,
+        reachable: impl Fn(&Network, Ipv4Addr) -> bool,
+    ) -> Catalog {
+        let macvlans: HashMap<&str, &Network> = networks
+            .iter()
+            .filter(|n| n.driver == Driver::Macvlan)
+            .map(|n| (n.name.as_str(), n))
+            .collect();
         let mut by_name: BTreeMap<&str, NetworkNames> = networks
             .iter()
             .filter(|n| n.dns)
@@ -97,7 +141,7 @@ impl Catalog {
                             .dns_rate_limit
                             .unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE),
                         internal: n.internal,
-                        members_only: n.driver == ocinet_common::model::Driver::Macvlan,
+                        members_only: n.driver == Driver::Macvlan,
                         names: HashMap::new(),
                         reverse: HashMap::new(),
                     },
@@ -111,6 +155,12 @@ impl Catalog {
         records.sort_by(|a, b| a.id.cmp(&b.id));
         for e in records {
             for (network, ip, aliases) in &e.attachments {
+                if macvlans
+                    .get(network.as_str())
+                    .is_some_and(|n| !reachable(n, *ip))
+                {
+                    continue;
+                }
                 let Some(net) = by_name.get_mut(network.as_str()) else {
                     continue;
                 };
@@ -157,5 +207,100 @@ impl Catalog {
     /// first query (sockets bind before the address exists: IP_FREEBIND).
     pub fn listen_addresses(&self) -> Vec<Ipv4Addr> {
         self.networks.iter().map(|n| n.address).collect()
+    }
+}
+
+/// What the catalog needs of the host's kernel to tell which macvlan
+/// containers are reachable.
+struct HostView {
+    links: HashMap<String, u32>,
+    routes: HashSet<(Ipv4Addr, u32)>,
+}
+
+impl HostView {
+    fn read() -> ocinet_common::Result<HostView> {
+        let mut nl = Netlink::new()?;
+        let links = nl.links()?.into_iter().map(|l| (l.name, l.index)).collect();
+        let routes = nl
+            .ipv4_routes()?
+            .into_iter()
+            .filter(|r| r.destination.prefix_len() == 32)
+            .filter_map(|r| Some((r.destination.addr(), r.oif?)))
+            .collect();
+        Ok(HostView { links, routes })
+    }
+
+    fn reaches(&self, net: &Network, ip: Ipv4Addr) -> bool {
+        let Some(parent) = net.parent.as_deref() else {
+            return true;
+        };
+        if !self.links.contains_key(parent) {
+            return false;
+        }
+        match self.links.get(&shim_name(&net.name)) {
+            Some(shim) => self.routes.contains(&(ip, *shim)),
+            None => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn macvlan(name: &str, parent: &str, subnet: &str) -> Network {
+        let subnet: Ipv4Net = subnet.parse().unwrap();
+        let mut n = Network::default_network().with_subnet(subnet);
+        n.name = name.into();
+        n.bridge = String::new();
+        n.driver = Driver::Macvlan;
+        n.parent = Some(parent.into());
+        n.macvlan_mode = Some(ocinet_common::model::MacvlanMode::Bridge);
+        n.dns = true;
+        n.dns_address = n.default_dns_address();
+        n
+    }
+
+    fn named(id: &str, name: &str, on: &[(&str, &str)]) -> Named {
+        Named {
+            id: id.into(),
+            name: name.into(),
+            dns_servers: Vec::new(),
+            attachments: on
+                .iter()
+                .map(|(n, ip)| (n.to_string(), ip.parse().unwrap(), vec![]))
+                .collect(),
+        }
+    }
+
+    /// Issue 21: a macvlan network whose parent was deleted has lost its
+    /// containers' interfaces; their names are not answered (the other
+    /// networks' are), and come back with the parent.
+    #[test]
+    fn names_on_a_gone_parent_are_not_answered() {
+        let nets = [
+            macvlan("mv1", "up0", "10.80.0.0/24"),
+            macvlan("mv2", "gone0", "10.81.0.0/24"),
+        ];
+        let recs = [
+            named("aaaa", "a", &[("mv1", "10.80.0.5")]),
+            named("bbbb", "b", &[("mv2", "10.81.0.5")]),
+        ];
+        let cat = Catalog::build_with(&nets, &recs, |n, _| n.parent.as_deref() == Some("up0"));
+        let names = |n: &str| {
+            cat.networks
+                .iter()
+                .find(|x| x.name == n)
+                .map(|x| x.names.len())
+                .unwrap()
+        };
+        assert!(names("mv1") > 0);
+        assert_eq!(names("mv2"), 0);
+        assert!(cat.network_index("10.81.0.5".parse().unwrap()).is_none());
+        assert!(cat.network_index("10.80.0.5".parse().unwrap()).is_some());
+        // Still listened on: the parent may come back.
+        assert_eq!(cat.listen_addresses().len(), 2);
+        let back = Catalog::build_with(&nets, &recs, |_, _| true);
+        assert!(back.network_index("10.81.0.5".parse().unwrap()).is_some());
     }
 }

@@ -62,4 +62,8 @@ pub struct Cli {
     /// Disable the dns collector (the resolver's queries and forward latency).
     #[arg(long = "no-collector.dns")]
     pub no_dns: bool,
+    /// Disable the attachments collector (macvlan attachments that lost
+    /// their interface with their parent).
+    #[arg(long = "no-collector.attachments")]
+    pub no_attachments: bool,
 }

@@ -238,7 +238,7 @@ fn bad_macvlan_networks_are_refused(rt: Runtime) {
             "--subnet",
             "10.74.0.0/24",
         ],
-        "invalid parent \"ocinet0\": is a bridge of an ocinet network",
+        "invalid --parent \"ocinet0\": is a bridge of an ocinet network",
     );
     // A parent that went away after the network was made: setup says so.
     // (This kernel has no dummy driver: a veth pair stands in.)

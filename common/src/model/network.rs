@@ -12,6 +12,11 @@ pub const DEFAULT_BRIDGE: &str = "ocinet0";
 /// range `podman network create` hands out.
 pub const DEFAULT_SUBNET: &str = "10.87.0.0/16";
 pub const DEFAULT_MTU: u32 = 1500;
+/// The largest MTU ocinet writes or reads: the kernel's bound for a
+/// bridge, veth or macvlan (ETH_MAX_MTU); a loopback parent's 65536 is
+/// beyond it.
+pub const MAX_MTU: u32 = 65535;
+pub const MIN_MTU: u32 = 68;
 
 /// Names a network may not take because annotations give them a meaning.
 const RESERVED: &[&str] = &["none", "host", "bridge", "default"];
@@ -583,8 +588,12 @@ impl Network {
                 return Err(Error::invalid("aux-address", format!("{name}={ip}"), why));
             }
         }
-        if !(68..=65535).contains(&self.mtu) {
-            return Err(Error::invalid("mtu", self.mtu, "must be 68 to 65535"));
+        if !(MIN_MTU..=MAX_MTU).contains(&self.mtu) {
+            return Err(Error::invalid(
+                "mtu",
+                self.mtu,
+                format!("must be {MIN_MTU} to {MAX_MTU}"),
+            ));
         }
         Ok(())
     }
@@ -642,9 +651,18 @@ fn first_host(net: &Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(net.network()) + 1)
 }
 
+/// The host-side name of a macvlan network's DNS shim, stable per network
+/// name (the resolver finds it by this name too).
+pub fn shim_name(network: &str) -> String {
+    format!(
+        "ocd-{:011x}",
+        validate::fnv1a64(network.as_bytes()) & 0x7ff_ffff_ffff
+    )
+}
+
 /// `br-` plus a stable hash of the name, like Docker's `br-<id>`, always
 /// within IFNAMSIZ.
-fn bridge_name_for(name: &str) -> String {
+pub fn bridge_name_for(name: &str) -> String {
     format!(
         "br-{:012x}",
         validate::fnv1a64(name.as_bytes()) & 0xffff_ffff_ffff

@@ -32,6 +32,11 @@ pub struct Link {
     pub oper_up: bool,
     /// Interface counters (64-bit), as the kernel keeps them.
     pub stats: Option<netlink_packet_route::link::Stats64>,
+    /// Whether its frames are Ethernet frames (ARPHRD_ETHER): what the
+    /// kernel asks of a macvlan's lower device.
+    pub ethernet: bool,
+    /// IFF_LOOPBACK: the kernel refuses it as a macvlan lower.
+    pub loopback: bool,
 }
 
 impl Link {
@@ -46,6 +51,8 @@ impl Link {
             kind: None,
             oper_up: false,
             stats: None,
+            ethernet: m.header.link_layer_type == netlink_packet_route::link::LinkLayerType::Ether,
+            loopback: m.header.flags.contains(LinkFlags::Loopback),
         };
         for a in &m.attributes {
             match a {

@@ -242,6 +242,15 @@ pub fn read_config_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
     }
 }
 
+/// The bytes of the configuration file at `path`; None if there is none.
+pub fn read_config_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(data) => Ok(Some(data)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 /// The contents of the state file at `path`, parsed; `CorruptState` naming
 /// the path when they cannot be (this is what the state fuzz target
 /// drives).

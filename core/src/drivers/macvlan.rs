@@ -16,6 +16,7 @@
 
 use std::fs::File;
 
+use ocinet_common::health::Health;
 use ocinet_common::model::{Attachment, Endpoint, Network, PortSpec};
 use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::Netlink;
@@ -115,7 +116,21 @@ impl NetworkDriver for MacvlanDriver {
         let (true, Some(dns)) = (self.net.dns, self.net.dns_address) else {
             return Ok((0, 0));
         };
-        let parent = parent_link(&self.net, host)?;
+        // A deleted parent took the containers' interfaces (and the shim)
+        // with it: nothing to route to. (`restore_all` leaves out the
+        // attachments whose interface is gone with a parent of before.)
+        let parent = match parent_link(&self.net, host) {
+            Ok(p) => p,
+            Err(Error::NotFound(why)) => {
+                tracing::warn!(
+                    network = %self.net.name,
+                    containers = running.len(),
+                    "{why}: its shim and its containers' routes are not put back (see `ocinet ps`)"
+                );
+                return Ok((0, 0));
+            }
+            Err(e) => return Err(e),
+        };
         let made = host.link_by_name(&shim_name(&self.net.name))?.is_none();
         let shim = ensure_shim(host, &self.net, &parent)?;
         for ip in running.iter().filter_map(|a| a.ipv4()) {
@@ -125,8 +140,8 @@ impl NetworkDriver for MacvlanDriver {
     }
 }
 
-/// The parent: it must exist, and must not be a bridge ocinet made (its
-/// containers' traffic would bypass the bridge's firewall).
+/// The parent: it must exist and be a device the kernel takes as a macvlan
+/// lower (see `unfit_parent`).
 pub fn parent_link(net: &Network, host: &mut Netlink) -> Result<Link> {
     let parent = net.parent.as_deref().unwrap_or_default();
     let link = host.link_by_name(parent)?.ok_or_else(|| {
@@ -135,14 +150,59 @@ pub fn parent_link(net: &Network, host: &mut Netlink) -> Result<Link> {
             net.name
         ))
     })?;
-    if bridge::is_ours(&link) {
-        return Err(Error::invalid(
-            "parent",
-            parent,
-            "is a bridge of an ocinet network: give macvlan a host interface",
-        ));
+    if let Some(why) = unfit_parent(&link, host)? {
+        return Err(Error::invalid("--parent", parent, why));
     }
     Ok(link)
+}
+
+/// Why `link` cannot be a macvlan parent, if it cannot. Judged from what
+/// the kernel says of the device, not its name: `macvlan_port_create`
+/// refuses a device that is not ARPHRD_ETHER or is IFF_LOOPBACK (EINVAL),
+/// and one whose frames another device already takes (a bridge or bond
+/// port: EBUSY). ocinet's own devices are refused even where the kernel
+/// would take them: a macvlan of an ocinet bridge bypasses its firewall,
+/// and a shim is itself a macvlan of the real parent.
+pub fn unfit_parent(link: &Link, host: &mut Netlink) -> Result<Option<String>> {
+    let kind = link.kind.as_deref().unwrap_or("physical");
+    if link.loopback {
+        return Ok(Some(
+            "is a loopback interface: its frames never leave the host, and the kernel takes no macvlan on it; give an Ethernet interface".into(),
+        ));
+    }
+    if !link.ethernet {
+        return Ok(Some(format!(
+            "is a {kind} interface, not an Ethernet device: the kernel takes a macvlan only on Ethernet"
+        )));
+    }
+    if bridge::is_ours(link) {
+        return Ok(Some(
+            "is a bridge of an ocinet network: give macvlan a host interface".into(),
+        ));
+    }
+    if is_shim(link) {
+        return Ok(Some(
+            "is the DNS shim ocinet made for a macvlan network: give that network's parent itself"
+                .into(),
+        ));
+    }
+    let Some(controller) = link.controller else {
+        return Ok(None);
+    };
+    let controller = host.links()?.into_iter().find(|l| l.index == controller);
+    Ok(match controller {
+        Some(c) if bridge::is_ours(&c) => Some(format!(
+            "is the host end of a container's veth (a port of ocinet bridge {}): give macvlan a host interface",
+            c.name
+        )),
+        Some(c) if matches!(c.kind.as_deref(), Some("bridge" | "bond" | "team")) => Some(format!(
+            "is a port of {} {}: that device takes its frames, so the kernel refuses a macvlan on it; give {} itself",
+            c.kind.as_deref().unwrap_or_default(),
+            c.name,
+            c.name
+        )),
+        _ => None,
+    })
 }
 
 fn wire(
@@ -180,10 +240,7 @@ fn wire(
 
 /// The host-side name of a network's shim, stable per network name.
 pub fn shim_name(network: &str) -> String {
-    format!(
-        "ocd-{:011x}",
-        validate::fnv1a64(network.as_bytes()) & 0x7ff_ffff_ffff
-    )
+    ocinet_common::model::network::shim_name(network)
 }
 
 /// Whether `link` is a shim ocinet made: a macvlan with the MAC ocinet
@@ -304,5 +361,57 @@ pub(crate) fn remove(ep: &Endpoint, atts: &[Attachment], errors: &mut Vec<Error>
             }
         }
         None => tracing::debug!("the container's namespace is gone, and its macvlan with it"),
+    }
+}
+
+/// `gc`'s part: each running container's macvlan attachment whose
+/// interface went with a deleted parent is reported, and the host route to
+/// its address through the network's shim deleted (gone with the shim if
+/// the parent took it; left if the parent came back and something made
+/// the shim again). The record and its lease stay: the container is
+/// running and keeps its address for when its user recovers it (README:
+/// the parent made again, then `network disconnect` and `connect`, or the
+/// container restarted).
+pub fn gc_gone<'a>(
+    eps: impl Iterator<Item = &'a Endpoint>,
+    out: &mut String,
+    errors: &mut Vec<Error>,
+) {
+    let eps: Vec<Endpoint> = eps.cloned().collect();
+    let health = match ocinet_common::health::of_macvlans(&eps) {
+        Ok(h) => h,
+        Err(e) => return errors.push(e),
+    };
+    let mut gone: Vec<(&Endpoint, &Attachment, Health)> = eps
+        .iter()
+        .flat_map(|e| e.attachments.iter().map(move |a| (e, a)))
+        .filter_map(
+            |(e, a)| match health.get(&(e.id.clone(), a.network.clone())) {
+                Some(h) if *h != Health::Ok => Some((e, a, *h)),
+                _ => None,
+            },
+        )
+        .collect();
+    gone.sort_by(|x, y| (&x.0.id, &x.1.network).cmp(&(&y.0.id, &y.1.network)));
+    if gone.is_empty() {
+        return;
+    }
+    let atts: Vec<&Attachment> = gone.iter().map(|(_, a, _)| *a).collect();
+    if let Err(e) = Netlink::new().and_then(|mut host| remove_routes(&mut host, &atts)) {
+        errors.push(e);
+    }
+    for (e, a, h) in gone {
+        *out += &format!(
+            "{}: container {} lost {} on network {} (parent {}); its address stays leased: make the parent again, then `ocinet network disconnect {} {}` and `ocinet network connect {} {}`, or restart the container\n",
+            h.as_str(),
+            e.id,
+            a.interface,
+            a.network,
+            a.parent.as_deref().unwrap_or_default(),
+            a.network,
+            e.id,
+            a.network,
+            e.id,
+        );
     }
 }

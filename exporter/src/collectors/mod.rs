@@ -3,6 +3,7 @@
 //! collector drops only its own metrics and reports itself failed while the
 //! others still answer.
 
+mod attachments;
 mod conntrack;
 mod dns;
 mod endpoints;
@@ -66,6 +67,9 @@ impl Collectors {
         }
         if !cli.no_dns {
             list.push(Box::new(dns::Dns));
+        }
+        if !cli.no_attachments {
+            list.push(Box::new(attachments::Attachments));
         }
         let state = StateDir::reader(&cli.state_dir);
         Collectors {

@@ -3,8 +3,11 @@
 use std::collections::BTreeMap;
 
 use ocinet_common::firewall::Change;
+use ocinet_common::health::Health;
+use ocinet_common::model::network::MAX_MTU;
 use ocinet_common::model::{Driver, GatewayMode, MacvlanMode, Network};
 use ocinet_common::netlink::Netlink;
+use ocinet_common::store::networks::{Broken, Definition};
 use ocinet_common::{Error, Result};
 use serde_json::json;
 
@@ -154,6 +157,9 @@ fn create(
     if net.driver == Driver::Macvlan && net.dns && net.dns_address.is_none() {
         net.dns_address = net.default_dns_address();
     }
+    // Checked here for the flags' own errors; `save` checks the final
+    // definition again (after the parent's MTU is taken), with the same
+    // function the reader uses.
     net.validate()?;
     if let Some(ip) = net.host_binding_ip {
         if !HostAddresses::of(&mut nl)?.has(ip) {
@@ -176,10 +182,26 @@ fn create(
         }
         Driver::Macvlan => {
             let parent = macvlan::parent_link(&net, &mut nl)?;
+            let (eps, _) = ctx.state.list_endpoints();
+            if let Some(e) = eps.iter().find(|e| {
+                e.attachments
+                    .iter()
+                    .any(|a| a.host_veth.as_deref() == Some(parent.name.as_str()))
+            }) {
+                return Err(Error::invalid(
+                    "--parent",
+                    &parent.name,
+                    format!(
+                        "is the host end of container {}'s veth: give macvlan a host interface",
+                        e.id
+                    ),
+                ));
+            }
             // As Docker: the parent's MTU unless one is given, and never
-            // more than it (the kernel refuses a larger sub-interface).
+            // more than it (the kernel refuses a larger sub-interface), nor
+            // more than a macvlan can have.
             match mtu {
-                None => net.mtu = parent.mtu,
+                None => net.mtu = parent.mtu.min(MAX_MTU),
                 Some(m) if m > parent.mtu => {
                     return Err(Error::invalid(
                         "mtu",
@@ -256,10 +278,8 @@ fn free_subnet(ctx: &Context, nl: &mut Netlink) -> Result<ipnet::Ipv4Net> {
 }
 
 fn ls(ctx: &Context) -> Result<String> {
-    let (nets, bad) = ctx.config.list();
-    for e in &bad {
-        eprintln!("ocinet: skipping {e}");
-    }
+    let (nets, _) = ctx.config.list();
+    let broken = ctx.config.broken();
     let (eps, _) = ctx.state.list_endpoints();
     let mut rows = vec![[
         "NAME",
@@ -287,16 +307,37 @@ fn ls(ctx: &Context) -> Result<String> {
             count.to_string(),
         ]);
     }
+    // A definition ocinet cannot use is listed, not skipped: it still
+    // holds its name, and `network rm` removes it.
+    for b in &broken {
+        eprintln!("ocinet: network {}: {}", b.name, b.error());
+        let dash = || "-".to_string();
+        rows.push(vec![
+            b.name.clone(),
+            "broken".to_string(),
+            dash(),
+            dash(),
+            dash(),
+            dash(),
+            eps.iter().filter(|e| e.is_on(&b.name)).count().to_string(),
+        ]);
+    }
+    rows[1..].sort_by(|a, b| a[0].cmp(&b[0]));
     let out = super::table(&rows);
     Ok(out)
 }
 
 fn inspect(ctx: &Context, name: &str) -> Result<String> {
-    let net = ctx
-        .config
-        .load(name)?
-        .ok_or_else(|| Error::NotFound(format!("network {name:?} does not exist")))?;
+    let net = match ctx.config.probe(name)? {
+        Definition::Good(n) => n,
+        Definition::Missing => {
+            return Err(Error::NotFound(format!("network {name:?} does not exist")))
+        }
+        // Said as it is (the file, why, and the way out), not "not found".
+        Definition::Broken(b) => return Err(b.error()),
+    };
     let (eps, _) = ctx.state.list_endpoints();
+    let health = ocinet_common::health::of_macvlans(&eps).unwrap_or_default();
     let containers: BTreeMap<_, _> = eps
         .iter()
         .filter_map(|e| Some((e, e.attachment_on(name)?)))
@@ -312,7 +353,10 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
                     "Aliases": a.aliases,
                     "DefaultRoute": a.gateway.is_some(),
                     "NetworkNamespace": e.netns_link,
-                    "State": attachment_state(e, a),
+                    "State": match health.get(&(e.id.clone(), name.to_string())) {
+                        Some(h) if *h != Health::Ok => h.as_str().to_string(),
+                        _ => attachment_state(e, a),
+                    },
                     "Ports": a.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 }),
             )
@@ -368,10 +412,14 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
 
 fn rm(ctx: &Context, name: &str) -> Result<String> {
     let _lock = ctx.lock()?;
-    let net = ctx
-        .config
-        .load(name)?
-        .ok_or_else(|| Error::NotFound(format!("network {name:?} does not exist")))?;
+    let def = match ctx.config.probe(name)? {
+        Definition::Missing => {
+            return Err(Error::NotFound(format!("network {name:?} does not exist")))
+        }
+        d => d,
+    };
+    // Whether containers use it is the records' say (`is_on` reads the
+    // attachments), not the definition's: a broken one is checked the same.
     let (eps, unreadable) = ctx.state.list_endpoints();
     // A record that cannot be read may be a running container of this
     // network: removing the bridge would cut it off (gc is as careful).
@@ -393,6 +441,11 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
         )));
     }
     let mut nl = Netlink::new()?;
+    let net = match def {
+        Definition::Good(n) => n,
+        Definition::Broken(b) => return rm_broken(ctx, &b, &mut nl),
+        Definition::Missing => unreachable!("returned above"),
+    };
     let bridge = match net.driver {
         Driver::Bridge => nl.link_by_name(&net.bridge)?,
         // Its parent is not ocinet's; its DNS shim is (removed above).
@@ -421,6 +474,49 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
     )?;
     ctx.state.pool(name)?.remove()?;
     ctx.config.remove(name)?;
+    tracing::info!(network = name, "network removed");
+    Ok(format!("{name}\n"))
+}
+
+/// Remove a definition ocinet cannot use (a file edited by hand, or one
+/// an earlier version wrote and this one refuses), with what ocinet may
+/// have made for it: its DNS shim and bridge (each only if ocinet made it
+/// and no good network names it), its leases, and its firewall elements
+/// (the table is rebuilt from the definitions that are left).
+fn rm_broken(ctx: &Context, b: &Broken, nl: &mut Netlink) -> Result<String> {
+    let name = b.name.as_str();
+    let warning = format!(
+        "network {name}: its definition {} is unusable ({}); removing it anyway",
+        b.path.display(),
+        b.reason
+    );
+    tracing::warn!("{warning}");
+    eprintln!("ocinet: warning: {warning}");
+    macvlan::remove_shim(nl, name)?;
+    let (good, _) = ctx.config.list();
+    let mut bridges: Vec<String> = b
+        .bridge
+        .iter()
+        .cloned()
+        .chain(b.parsed.iter().map(|n| n.bridge.clone()))
+        .chain([ocinet_common::model::network::bridge_name_for(name)])
+        .filter(|br| !br.is_empty())
+        .collect();
+    bridges.sort();
+    bridges.dedup();
+    for br in bridges {
+        if good.iter().any(|n| n.bridge == br) {
+            continue;
+        }
+        if let Some(l) = nl.link_by_name(&br)? {
+            if bridge::is_ours(&l) {
+                nl.delete_link(&br)?;
+            }
+        }
+    }
+    ctx.state.pool(name)?.remove()?;
+    ctx.config.remove(name)?;
+    ctx.rebuild_firewall(&ctx.firewall()?, Subject::Nobody, &[])?;
     tracing::info!(network = name, "network removed");
     Ok(format!("{name}\n"))
 }

@@ -1,5 +1,6 @@
 //! `ocinet ps`: every container and each of its attachments.
 
+use ocinet_common::health::Health;
 use ocinet_common::model::{detached_sharers, shown_attachments, Attachment, Endpoint, Mode};
 use ocinet_common::{Error, Result};
 use serde_json::json;
@@ -13,6 +14,24 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
         eprintln!("ocinet: skipping {e}");
     }
     let detached = detached_sharers(&eps);
+    // Macvlan attachments whose interface went with a deleted parent: the
+    // record still says ready.
+    let health = ocinet_common::health::of_macvlans(&eps).unwrap_or_else(|e| {
+        eprintln!("ocinet: cannot check macvlan attachments: {e}");
+        Default::default()
+    });
+    let state_of =
+        |e: &Endpoint, a: &Attachment| match health.get(&(e.id.clone(), a.network.clone())) {
+            Some(h) if *h != Health::Ok => h.as_str().to_string(),
+            _ => attachment_state(e, a),
+        };
+    for b in ctx.config.broken() {
+        eprintln!(
+            "ocinet: network {}: unusable definition: {}",
+            b.name,
+            b.error()
+        );
+    }
     // A detached sharer shows no interface: its target's went with it.
     let rows: Vec<(&Endpoint, &[Attachment], String, Option<String>)> = eps
         .iter()
@@ -26,13 +45,13 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                     .unwrap_or_default()
             };
             // The table has one state per container: a connect or
-            // disconnect under way shows there (`--json` has each
-            // attachment's).
+            // disconnect under way, or a broken macvlan attachment, shows
+            // there (`--json` has each attachment's).
             let changing = e
                 .attachments
                 .iter()
-                .map(|a| attachment_state(e, a))
-                .find(|s| s.ends_with("ing"));
+                .map(|a| state_of(e, a))
+                .find(|s| s.ends_with("ing") || s.ends_with("-gone"));
             (e, shown_attachments(e, &eps), state, changing)
         })
         .collect();
@@ -47,7 +66,7 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
     if as_json {
         let rows: Vec<_> = rows
             .iter()
-            .map(|(e, atts, state, _)| {
+            .map(|(e, atts, state, changing)| {
                 // The first attachment's fields stand at the top, as before
                 // there could be several.
                 let first = atts.first();
@@ -56,7 +75,10 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                     "ip": first.and_then(|a| a.ipv4()),
                     "mac": first.and_then(|a| a.mac.clone()),
                     "host_interface": first.and_then(|a| a.host_veth.clone()),
-                    "state": state,
+                    // A broken attachment shows here as in the table;
+                    // `phase` keeps what the record says.
+                    "state": changing.as_ref().filter(|c| c.ends_with("-gone")).unwrap_or(state),
+                    "phase": state,
                     "detached": state == "detached",
                     "netns": e.netns_link, "pid": e.container.map(|p| p.pid),
                     "ports": e.ports().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -71,7 +93,7 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                         "default_route": a.gateway.is_some(),
                         "aliases": a.aliases,
                         "ports": a.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                        "state": attachment_state(e, a),
+                        "state": state_of(e, a),
                     })).collect::<Vec<_>>(),
                 })
             })
