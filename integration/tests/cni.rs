@@ -623,8 +623,18 @@ fn two_nodes_route_pods_without_masquerade() {
     pb.spawn(&["python3", "-c", ECHO_CLIENT_PY, "0.0.0.0", "8001"]);
     pa.spawn(&["python3", "-c", ECHO_CLIENT_PY, "0.0.0.0", "8001"]);
     let _outside = a.spawn_outside(&["python3", "-c", ECHO_CLIENT_PY, OUTSIDE_IP, "8001"]);
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let get = |pod: &Pod, url: &str| text(&pod.exec(&[WGET, &[url]].concat()));
+    // Until the servers listen (python starts slowly on a loaded machine:
+    // a fixed half second was once too short under the full suite).
+    let get = |pod: &Pod, url: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = text(&pod.exec(&[WGET, &[url]].concat()));
+            if !got.contains("Connection refused") || std::time::Instant::now() >= deadline {
+                return got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
     // Pod to pod across the nodes, both ways: their own addresses.
     let got = get(&pa, &format!("http://{ip_b}:8001/"));
     assert!(got.contains(&format!("from {ip_a}")), "a to b: {got}");
