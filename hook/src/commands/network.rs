@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ocinet_common::firewall::Change;
-use ocinet_common::model::{Driver, GatewayMode, MacvlanMode, Network};
+use ocinet_common::model::{Driver, GatewayMode, MacvlanMode, Network, Origin};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 use serde_json::json;
@@ -83,6 +83,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 addresses: ip.iter().copied().collect(),
                 aliases: alias.clone(),
                 interface: None,
+                by: Origin::Oci,
             },
         ),
         NetworkCommand::Disconnect { network, container } => {
