@@ -56,6 +56,9 @@ pub struct Wanted {
     pub dns_servers: Vec<Ipv4Addr>,
     pub dns_searches: Vec<String>,
     pub dns_options: Vec<String>,
+    /// `dns.servers` left out, and why: logged by the verb (the log is
+    /// set up only once the configuration names the state directory).
+    pub dns_left_out: Vec<(std::net::IpAddr, &'static str)>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +150,13 @@ impl Conf {
     pub fn parse(stdin: &[u8]) -> Result<Conf, CniError> {
         let net: NetConf = serde_json::from_slice(stdin)
             .map_err(|e| CniError::FailedToDecode(format!("the network configuration: {e}")))?;
+        // The spec requires it (libcni refuses a list without one); a
+        // runtime that sent none is not one ocinet can name a network for.
+        if net.name.is_empty() {
+            return Err(CniError::InvalidNetworkConfig(
+                "invalid name \"\": the network configuration must have a name (the CNI spec requires it)".into(),
+            ));
+        }
         let custom: serde_json::Map<String, Value> = net.custom.clone().into_iter().collect();
         let network = string(&custom, "network")?.unwrap_or_else(|| net.name.clone());
         ocinet_common::validate::name("network", &network)
@@ -290,11 +300,15 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
                         || ip.is_broadcast()
                         || ip.is_link_local() =>
                 {
-                    tracing::warn!(%ip, "runtimeConfig.dns server left out: not usable from a container");
+                    w.dns_left_out
+                        .push((ip.into(), "not usable from a container"));
                 }
                 Ok(std::net::IpAddr::V4(ip)) => w.dns_servers.push(ip),
-                // The resolver forwards over IPv4 only today.
-                Ok(std::net::IpAddr::V6(_)) => {}
+                // The resolver forwards over IPv4 only today: said, so
+                // that a pod missing its IPv6 server can be explained.
+                Ok(std::net::IpAddr::V6(ip)) => w
+                    .dns_left_out
+                    .push((ip.into(), "IPv6 servers are not supported yet")),
                 Err(_) => {
                     return Err(invalid(
                         "runtimeConfig.dns.servers",
@@ -389,5 +403,40 @@ mod tests {
             assert!(e.details().contains(key), "{conf}: {e:?}");
         }
         assert!(Conf::parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn a_configuration_without_name_is_refused() {
+        for conf in [
+            r#"{"cniVersion":"1.0.0","type":"ocinet","network":"pods"}"#,
+            r#"{"cniVersion":"1.0.0","name":"","type":"ocinet"}"#,
+        ] {
+            let e = Conf::parse(conf.as_bytes()).unwrap_err();
+            assert_eq!(u32::from(&e), 7, "{conf}");
+            assert!(e.details().contains("invalid name"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn dns_servers_left_out_are_kept_to_be_logged() {
+        let c = Conf::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"ocinet","runtimeConfig":{"dns":
+                {"servers":["10.0.0.53","2001:db8::53","127.0.0.53"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.wanted.dns_servers, [Ipv4Addr::new(10, 0, 0, 53)]);
+        let left: Vec<String> = c
+            .wanted
+            .dns_left_out
+            .iter()
+            .map(|(ip, why)| format!("{ip} {why}"))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                "2001:db8::53 IPv6 servers are not supported yet",
+                "127.0.0.53 not usable from a container"
+            ]
+        );
     }
 }

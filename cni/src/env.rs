@@ -171,5 +171,31 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(e.details().contains("CNI_IFNAME"), "{e:?}");
+        // Names the kernel keeps or refuses: code 4, naming the value.
+        for bad in [
+            "all",
+            "default",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "sixteen-chars-xx",
+        ] {
+            let e = Invocation::from_env(|k: &str| match k {
+                "CNI_COMMAND" => Some("ADD".into()),
+                "CNI_CONTAINERID" => Some("c1".into()),
+                "CNI_NETNS" => Some("/run/netns/x".into()),
+                "CNI_IFNAME" => Some(bad.into()),
+                _ => None,
+            })
+            .unwrap_err();
+            assert_eq!(u32::from(&e), 4, "{bad:?}: {e:?}");
+            assert!(
+                e.details().contains("CNI_IFNAME") && e.details().contains(&format!("{bad:?}")),
+                "{bad:?}: {e:?}"
+            );
+        }
     }
 }

@@ -45,6 +45,12 @@ pub fn id_of(path: &Path) -> Result<(u64, u64)> {
     Ok((md.dev(), md.ino()))
 }
 
+/// The network namespace the calling thread is in (the hook's, the
+/// plugin's: the host's).
+pub fn own_id() -> Result<(u64, u64)> {
+    id_of(Path::new("/proc/thread-self/ns/net"))
+}
+
 pub fn id_of_fd(f: &File) -> Result<(u64, u64)> {
     let md = f
         .metadata()

@@ -76,6 +76,15 @@ pub fn ifname(field: &str, value: &str) -> Result<()> {
     if value == "." || value == ".." {
         return Err(Error::invalid(field, value, "not a valid interface name"));
     }
+    // /proc/sys/net/ipv{4,6}/conf/{all,default} are the kernel's own: an
+    // interface of either name would have no sysctls of its own.
+    if value == "all" || value == "default" {
+        return Err(Error::invalid(
+            field,
+            value,
+            "reserved by the kernel (net.ipv4.conf.all and .default are not interfaces)",
+        ));
+    }
     if !value.chars().all(is_word_char) {
         return Err(Error::invalid(
             field,
@@ -181,7 +190,18 @@ mod tests {
     fn ifnames() {
         ifname("bridge", "ocinet0").unwrap();
         ifname("bridge", "a23456789012345").unwrap();
-        for bad in ["", "a234567890123456", "..", "br 0", "br/0", "br:0"] {
+        for bad in [
+            "",
+            "a234567890123456",
+            ".",
+            "..",
+            "br 0",
+            "br\t0",
+            "br/0",
+            "br:0",
+            "all",
+            "default",
+        ] {
             assert!(ifname("bridge", bad).is_err(), "{bad:?}");
         }
     }

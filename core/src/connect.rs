@@ -5,7 +5,7 @@
 //! connect or disconnect of the container) an attachment to undo.
 
 use ocinet_common::model::{
-    AttachmentRequest, ChangeVerb, Changing, Endpoint, Mode, Phase, ProcessId,
+    AttachmentRequest, ChangeVerb, Changing, Endpoint, Mode, Origin, Phase, ProcessId,
 };
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, validate, Error, Result};
@@ -27,6 +27,11 @@ pub struct ConnectOptions {
     /// The inside name (a CNI runtime's CNI_IFNAME); the next free `ethN`
     /// when `None`.
     pub interface: Option<String>,
+    /// The front end asking: a container is changed only through the one
+    /// that made it (a CNI runtime's DEL knows nothing of an attachment
+    /// `ocinet network connect` added, and the hook's poststop nothing of
+    /// one a CNI ADD added).
+    pub by: Origin,
 }
 
 /// The container `who` names: its runtime id, or its ocinet name if no
@@ -63,11 +68,24 @@ pub fn find_container(ctx: &Context, who: &str) -> Result<Endpoint> {
     }
 }
 
-/// A container that can be connected or disconnected: set up, running,
-/// on networks of its own; what dead hooks left unfinished is undone
-/// first (returned: the networks of disconnects so finished).
-fn changeable(ctx: &Context, who: &str) -> Result<(Endpoint, Vec<String>)> {
+/// A container that can be connected or disconnected: made by the front
+/// end `by`, set up, running, on networks of its own; what dead hooks
+/// left unfinished is undone first (returned: the networks of disconnects
+/// so finished).
+fn changeable(ctx: &Context, who: &str, by: Origin) -> Result<(Endpoint, Vec<String>)> {
     let mut ep = find_container(ctx, who)?;
+    if ep.origin != by {
+        return Err(Error::Conflict(match ep.origin {
+            Origin::Cni => format!(
+                "container {} ({}) is managed by its CNI runtime: its networks are the runtime's to change (another ADD or DEL), as its DEL would leave what ocinet network connect or disconnect changed",
+                ep.id, ep.name
+            ),
+            Origin::Oci => format!(
+                "container {} ({}) has networking set up by ocinet's OCI hook: it is not the CNI runtime's to change",
+                ep.id, ep.name
+            ),
+        }));
+    }
     if !matches!(ep.mode, Mode::Networks(_)) {
         return Err(Error::Conflict(format!(
             "container {} is in network mode {}: only a container on networks of its own can be connected or disconnected",
@@ -102,7 +120,7 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
     }
     let _lock = ctx.lock()?;
     let mut host = Netlink::new()?;
-    let (mut ep, _) = changeable(ctx, who)?;
+    let (mut ep, _) = changeable(ctx, who, opts.by)?;
     if ep.is_on(network) {
         return Err(Error::Conflict(format!(
             "container {} ({}) is already connected to network {network}",
@@ -195,10 +213,12 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
     ))
 }
 
+/// The CLI's disconnect (a CNI runtime's is its DEL): of hook-made
+/// containers only.
 pub fn disconnect(ctx: &Context, network: &str, who: &str) -> Result<String> {
     validate::name("network", network)?;
     let _lock = ctx.lock()?;
-    let (mut ep, finished) = changeable(ctx, who)?;
+    let (mut ep, finished) = changeable(ctx, who, Origin::Oci)?;
     let Some(index) = ep.attachments.iter().position(|a| a.network == network) else {
         if finished.iter().any(|n| n == network) {
             // A disconnect killed on the way, retried: done now.

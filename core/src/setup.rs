@@ -26,6 +26,15 @@ pub fn setup(ctx: &Context, req: &Request) -> Result<()> {
     let settings = &req.settings;
     let ns = req.netns.as_deref().map(netns::open_netns).transpose()?;
     let netns_id = ns.as_ref().map(netns::id_of_fd).transpose()?;
+    if matches!(settings.mode, Mode::Networks(_) | Mode::None) {
+        if let (Some(path), Some(id)) = (&req.netns, netns_id) {
+            refuse_own_netns(&req.netns_field, path, id)?;
+        }
+    }
+    // Every front end's ports (the hook's annotation, a CNI runtime's
+    // portMappings) pass the one check: a host port published twice by one
+    // request would otherwise reach nftables as a duplicate map element.
+    ocinet_common::model::ports::check_unique(&settings.ports_field, &settings.ports)?;
 
     let _lock = ctx.lock()?;
     if let Some(existing) = ctx.state.load_endpoint(&req.id)? {
@@ -74,6 +83,21 @@ pub fn setup(ctx: &Context, req: &Request) -> Result<()> {
             join_networks(ctx, ep, req, ns, ns_path)
         }
     }
+}
+
+/// A container's namespace that is the one ocinet runs in (the host's:
+/// `/proc/self/ns/net`, a `/run/netns` entry of it) would have the
+/// container's interface, address and routes put into the host itself.
+/// Compared by nsfs device and inode, so any path to it is caught.
+pub fn refuse_own_netns(field: &str, path: &Path, id: (u64, u64)) -> Result<()> {
+    if netns::own_id()? == id {
+        return Err(Error::invalid(
+            field,
+            path.display(),
+            "is the network namespace ocinet runs in (the host's), not one of the container's own",
+        ));
+    }
+    Ok(())
 }
 
 fn require_netns<'a>(ns: Option<&'a File>, settings: &Settings) -> Result<&'a File> {

@@ -33,6 +33,7 @@ pub fn request(st: &OciState, defaults: &crate::cli::ContainerDefaults) -> Resul
         pid: st.pid,
         settings: crate::settings::resolve(&st.id, &annotations, defaults)?,
         netns: bundle.netns_path(st.pid)?,
+        netns_field: "config.json linux.namespaces network path".into(),
         rootfs: bundle.rootfs(),
         origin: ocinet_common::model::Origin::Oci,
     })

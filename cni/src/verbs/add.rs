@@ -28,6 +28,16 @@ pub fn run(
         .netns
         .clone()
         .ok_or_else(|| CniError::missing_env(&["CNI_NETNS"]))?;
+    // Before anything else: a record of this container elsewhere would be
+    // released below, and the network made, for a request that cannot be
+    // served.
+    let here = netns_id_of(&netns);
+    if let Some(id) = here {
+        ocinet_core::setup::refuse_own_netns("CNI_NETNS", &netns, id).map_err(to_cni)?;
+    }
+    for (ip, why) in &conf.wanted.dns_left_out {
+        tracing::warn!(%ip, "runtimeConfig.dns.servers entry left out: {why}");
+    }
     let net = network::ensure(ctx, conf)?;
     let ip = conf.wanted.ip.or(inv.args.ip);
     let mac = match conf.wanted.mac.as_deref().or(inv.args.mac.as_deref()) {
@@ -46,7 +56,6 @@ pub fn run(
         .filter(|ep| ep.phase == Phase::Ready);
     // The same container id in another namespace: the runtime made the
     // container again without a DEL; what the old one had goes first.
-    let here = netns_id_of(&netns);
     let existing = match existing {
         // (A path that does not open says nothing: the setup refuses it.)
         Some(ep) if ep.origin == Origin::Cni && here.is_some() && ep.netns_id != here => {
@@ -90,21 +99,31 @@ pub fn run(
                     addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
                     aliases: conf.wanted.aliases.clone(),
                     interface: Some(inv.ifname.clone()),
+                    by: Origin::Cni,
                 },
             )
             .map_err(to_cni)?;
         }
         None => {
+            // A pod name that cannot be a container name (a DNS name, a
+            // file name) is not the container's name: the short id is.
             let name = inv
                 .args
                 .pod_name
                 .clone()
-                .filter(|n| validate::name("K8S_POD_NAME", n).is_ok())
+                .filter(|n| match validate::name("CNI_ARGS K8S_POD_NAME", n) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("{e}: ignored, the container is named by its id");
+                        false
+                    }
+                })
                 .unwrap_or_else(|| inv.container_id.chars().take(12).collect());
             let req = Request {
                 id: inv.container_id.clone(),
                 pid: None,
                 netns: Some(netns.clone()),
+                netns_field: "CNI_NETNS".into(),
                 rootfs: None,
                 origin: Origin::Cni,
                 settings: Settings {

@@ -1,14 +1,22 @@
-//! CHECK: what the record says this attachment is, against the kernel: the
-//! interface in the namespace (its MAC unless a later plugin of the chain
-//! changed it, as the spec allows: then the previous result's), its
-//! address, its default route, its firewall elements, and on a bridge the
-//! host end. Every
-//! difference is reported, not only the first.
+//! CHECK: ocinet's record of this attachment against the kernel: the
+//! namespace (CNI_NETNS must be the one the container was set up in), the
+//! interface in it, up, with the MAC ocinet gave it (the anti-spoofing
+//! guard passes that MAC only, so another one cuts the container off,
+//! whoever set it), its address, its default route, its firewall
+//! elements, and on a bridge the host end. The record, not the
+//! `prevResult`, is what the kernel is held to: a `prevResult` that
+//! disagrees with the record about this interface (another MAC, address
+//! or sandbox) is itself reported. Every difference is reported, not only
+//! the first.
 
+use std::path::Path;
+
+use ocinet_common::model::Attachment;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, validate};
 use ocinet_core::context::Context;
 use rscni_types::error::Error as CniError;
+use rscni_types::types::CNIResult;
 
 use super::attachment_index;
 use crate::conf::Conf;
@@ -38,61 +46,30 @@ pub fn run(ctx: &Context, inv: &Invocation, conf: &Conf) -> Result<(), CniError>
         .netns
         .clone()
         .ok_or_else(|| CniError::missing_env(&["CNI_NETNS"]))?;
-    let ns = netns::open_netns(&path).map_err(to_cni)?;
-    let mut inside = Netlink::new_in(&ns).map_err(to_cni)?;
     let mut wrong = Vec::new();
-    match inside.link_by_name(&att.interface).map_err(to_cni)? {
-        None => wrong.push(format!("interface {} is missing", att.interface)),
-        Some(link) => {
-            let mac = validate::format_mac(&link.mac);
-            // A later plugin (tuning) may have set another MAC: the
-            // previous result says which.
-            let expected: Vec<String> = att
-                .mac
-                .iter()
-                .cloned()
-                .chain(
-                    conf.net
-                        .prev_result
-                        .iter()
-                        .flat_map(|r| r.interfaces.iter())
-                        .filter(|i| i.name == att.interface && i.sandbox.is_some())
-                        .map(|i| i.mac.clone()),
-                )
-                .collect();
-            if !expected.is_empty() && !expected.iter().any(|m| m.eq_ignore_ascii_case(&mac)) {
-                wrong.push(format!(
-                    "interface {} has MAC {mac}, not {}",
-                    att.interface,
-                    expected.join(" or ")
-                ));
-            }
-            if !link.up {
-                wrong.push(format!("interface {} is down", att.interface));
-            }
-            if let Some(want) = att.ipv4_net() {
-                let has = inside
-                    .ipv4_addresses()
-                    .map_err(to_cni)?
-                    .iter()
-                    .any(|(i, ip, p)| {
-                        *i == link.index && *ip == want.addr() && *p == want.prefix_len()
-                    });
-                if !has {
-                    wrong.push(format!("interface {} lacks address {want}", att.interface));
-                }
-            }
-            if att.gateway.is_some() {
-                let has = inside
-                    .ipv4_routes()
-                    .map_err(to_cni)?
-                    .iter()
-                    .any(|r| r.destination.prefix_len() == 0 && r.oif == Some(link.index));
-                if !has {
-                    wrong.push(format!("no default route through {}", att.interface));
-                }
-            }
-        }
+    let given = netns::open_netns(&path).map_err(to_cni)?;
+    let given_id = netns::id_of_fd(&given).map_err(to_cni)?;
+    // The kernel is looked at in the namespace the record names; CNI_NETNS
+    // naming another one is a difference of its own.
+    let ns = if ep.netns_id == Some(given_id) {
+        Some(given)
+    } else {
+        wrong.push(format!(
+            "CNI_NETNS {} is not the network namespace container {} was set up in",
+            path.display(),
+            ep.id
+        ));
+        netns::of_endpoint(&ep)
+    };
+    if let Some(prev) = &conf.net.prev_result {
+        wrong.extend(prev_disagrees(prev, att, &path, ep.netns_id));
+    }
+    match ns {
+        None => wrong.push(format!(
+            "the network namespace of container {} cannot be found (neither its pin nor CNI_NETNS holds it)",
+            ep.id
+        )),
+        Some(ns) => kernel_disagrees(&ns, att, &mut wrong)?,
     }
     // Its firewall elements (the anti-spoofing identity, membership):
     // every set element the record derives. (Map elements, the published
@@ -127,5 +104,180 @@ pub fn run(ctx: &Context, inv: &Invocation, conf: &Conf) -> Result<(), CniError>
             "the attachment is not as recorded".into(),
             wrong.join("; "),
         ))
+    }
+}
+
+/// The container's side in its namespace `ns`, against the record.
+fn kernel_disagrees(
+    ns: &std::fs::File,
+    att: &Attachment,
+    wrong: &mut Vec<String>,
+) -> Result<(), CniError> {
+    let mut inside = Netlink::new_in(ns).map_err(to_cni)?;
+    let Some(link) = inside.link_by_name(&att.interface).map_err(to_cni)? else {
+        wrong.push(format!("interface {} is missing", att.interface));
+        return Ok(());
+    };
+    let mac = validate::format_mac(&link.mac);
+    if let Some(want) = &att.mac {
+        if !want.eq_ignore_ascii_case(&mac) {
+            wrong.push(format!(
+                "interface {} has MAC {mac}, not {want} (ocinet's anti-spoofing passes {want} only)",
+                att.interface
+            ));
+        }
+    }
+    if !link.up {
+        wrong.push(format!("interface {} is down", att.interface));
+    }
+    if let Some(want) = att.ipv4_net() {
+        let has = inside
+            .ipv4_addresses()
+            .map_err(to_cni)?
+            .iter()
+            .any(|(i, ip, p)| *i == link.index && *ip == want.addr() && *p == want.prefix_len());
+        if !has {
+            wrong.push(format!("interface {} lacks address {want}", att.interface));
+        }
+    }
+    if att.gateway.is_some() {
+        let has = inside
+            .ipv4_routes()
+            .map_err(to_cni)?
+            .iter()
+            .any(|r| r.destination.prefix_len() == 0 && r.oif == Some(link.index));
+        if !has {
+            wrong.push(format!("no default route through {}", att.interface));
+        }
+    }
+    Ok(())
+}
+
+/// What `prev` (the runtime's cached result) says of the attachment's
+/// interface and the record does not: another MAC, another sandbox,
+/// another address. Other interfaces (a later plugin's, such as
+/// bandwidth's ifb) are not ocinet's to judge.
+fn prev_disagrees(
+    prev: &CNIResult,
+    att: &Attachment,
+    netns_path: &Path,
+    recorded: Option<(u64, u64)>,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let ours: Vec<usize> = prev
+        .interfaces
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| {
+            i.name == att.interface && i.sandbox.as_deref().is_some_and(|s| !s.is_empty())
+        })
+        .map(|(n, _)| n)
+        .collect();
+    if ours.is_empty() {
+        wrong.push(format!(
+            "prevResult names no interface {} in a sandbox",
+            att.interface
+        ));
+    }
+    for &n in &ours {
+        let i = &prev.interfaces[n];
+        if let Some(want) = &att.mac {
+            if !i.mac.is_empty() && !i.mac.eq_ignore_ascii_case(want) {
+                wrong.push(format!(
+                    "prevResult gives interface {} MAC {}, ocinet gave it {want}",
+                    i.name, i.mac
+                ));
+            }
+        }
+        let sandbox = i.sandbox.as_deref().unwrap_or_default();
+        // The same path as CNI_NETNS, or another path to the recorded
+        // namespace (a runtime may name one namespace two ways).
+        let same = Path::new(sandbox) == netns_path
+            || (recorded.is_some()
+                && netns::open_netns(Path::new(sandbox))
+                    .and_then(|f| netns::id_of_fd(&f))
+                    .ok()
+                    == recorded);
+        if !same {
+            wrong.push(format!(
+                "prevResult gives interface {} sandbox {sandbox:?}, not CNI_NETNS {:?}",
+                i.name,
+                netns_path.display()
+            ));
+        }
+        let want = att.ipv4_net();
+        for ip in prev.ips.iter().filter(|ip| ip.interface == Some(n as u32)) {
+            let matches = match (ip.address, want) {
+                (ipnet::IpNet::V4(a), Some(w)) => a == w,
+                _ => false,
+            };
+            if !matches {
+                wrong.push(format!(
+                    "prevResult gives interface {} address {}, ocinet recorded {}",
+                    i.name,
+                    ip.address,
+                    want.map(|w| w.to_string()).unwrap_or_else(|| "none".into())
+                ));
+            }
+        }
+    }
+    wrong
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded() -> Attachment {
+        serde_json::from_value(serde_json::json!({
+            "network": "pods", "interface": "eth0",
+            "addresses": ["10.90.0.2/24"], "mac": "02:00:0a:5a:00:02",
+            "bridge": "ocibr0", "host_veth": "ocivabc"
+        }))
+        .unwrap()
+    }
+
+    fn prev(mac: &str, sandbox: &str, address: &str) -> CNIResult {
+        serde_json::from_value(serde_json::json!({
+            "interfaces": [
+                {"name": "ocibr0", "mac": "02:00:00:00:00:01"},
+                {"name": "ocivabc", "mac": "02:00:00:00:00:02"},
+                {"name": "eth0", "mac": mac, "sandbox": sandbox},
+                {"name": "bwp1234", "mac": "02:00:00:00:00:03"}
+            ],
+            "ips": [{"address": address, "gateway": "10.90.0.1", "interface": 2}]
+        }))
+        .unwrap()
+    }
+
+    const NS: &str = "/run/netns/pod";
+
+    #[test]
+    fn a_prev_result_that_agrees_with_the_record_passes() {
+        let p = prev("02:00:0A:5A:00:02", NS, "10.90.0.2/24");
+        assert!(prev_disagrees(&p, &recorded(), Path::new(NS), None).is_empty());
+    }
+
+    #[test]
+    fn a_prev_result_that_disagrees_with_the_record_is_reported() {
+        let other_mac = prev("02:00:0a:5a:00:99", NS, "10.90.0.2/24");
+        let w = prev_disagrees(&other_mac, &recorded(), Path::new(NS), None).join("; ");
+        assert!(
+            w.contains("MAC 02:00:0a:5a:00:99") && w.contains("02:00:0a:5a:00:02"),
+            "{w}"
+        );
+        let other_sandbox = prev("02:00:0a:5a:00:02", "/run/netns/elsewhere", "10.90.0.2/24");
+        let w = prev_disagrees(&other_sandbox, &recorded(), Path::new(NS), Some((1, 2))).join("; ");
+        assert!(w.contains("sandbox \"/run/netns/elsewhere\""), "{w}");
+        let other_address = prev("02:00:0a:5a:00:02", NS, "10.90.0.77/24");
+        let w = prev_disagrees(&other_address, &recorded(), Path::new(NS), None).join("; ");
+        assert!(
+            w.contains("address 10.90.0.77/24") && w.contains("10.90.0.2/24"),
+            "{w}"
+        );
+        let none: CNIResult =
+            serde_json::from_value(serde_json::json!({"interfaces": []})).unwrap();
+        let w = prev_disagrees(&none, &recorded(), Path::new(NS), None).join("; ");
+        assert!(w.contains("names no interface eth0"), "{w}");
     }
 }

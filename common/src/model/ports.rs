@@ -216,19 +216,28 @@ pub fn check_unique(field: &str, specs: &[PortSpec]) -> Result<()> {
             format!("at most {MAX_PORTS} ports per container"),
         ));
     }
-    for s in specs {
+    let mut by: Vec<usize> = Vec::new();
+    for (i, s) in specs.iter().enumerate() {
         for m in s.mappings() {
-            if let Some(o) = seen.iter().find(|o| conflicts(o, &m)) {
+            if let Some(k) = seen.iter().position(|o| conflicts(o, &m)) {
+                let o = &seen[k];
+                let other = &specs[by[k]];
+                let also = if by[k] == i {
+                    String::new()
+                } else {
+                    format!(", also by {other}")
+                };
                 return Err(Error::invalid(
                     field,
                     s.to_string(),
                     format!(
-                        "host port {}/{} is published twice",
+                        "host port {}/{} is published twice{also}",
                         o.host_port, o.protocol
                     ),
                 ));
             }
             seen.push(m);
+            by.push(i);
         }
     }
     Ok(())
@@ -297,6 +306,13 @@ mod tests {
             assert!(e.starts_with("invalid io.ocinet.ports"), "{bad}: {e}");
             assert!(e.contains(why), "{bad}: {e}");
         }
+        let e = parse_list("p", "8081:80,127.0.0.1:8081:80")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"127.0.0.1:8081:80/tcp\"") && e.contains("also by 8081:80/tcp"),
+            "{e}"
+        );
         // Same port, different protocols or different host IPs: fine.
         parse_list("p", "53:53/udp,53:53/tcp,127.0.0.1:80:80,127.0.0.2:80:80").unwrap();
     }

@@ -77,6 +77,9 @@ pub struct Request {
     pub pid: Option<i32>,
     /// Its network namespace; `None`: it has none of its own.
     pub netns: Option<PathBuf>,
+    /// Where the namespace's path came from (config.json, CNI_NETNS), for
+    /// errors.
+    pub netns_field: String,
     /// Its root file system as the runtime mounted it (before pivot_root,
     /// at a hook): where the generated resolv.conf goes.
     pub rootfs: Option<PathBuf>,

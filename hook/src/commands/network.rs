@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use ocinet_common::firewall::Change;
 use ocinet_common::health::Health;
 use ocinet_common::model::network::MAX_MTU;
-use ocinet_common::model::{Driver, GatewayMode, MacvlanMode, Network};
+use ocinet_common::model::{Driver, GatewayMode, MacvlanMode, Network, Origin};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::store::networks::{Broken, Definition};
 use ocinet_common::{Error, Result};
@@ -86,6 +86,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 addresses: ip.iter().copied().collect(),
                 aliases: alias.clone(),
                 interface: None,
+                by: Origin::Oci,
             },
         ),
         NetworkCommand::Disconnect { network, container } => {
