@@ -24,6 +24,8 @@ pub struct ConnectOptions {
     /// Static addresses on the network (`--ip`).
     pub addresses: Vec<std::net::IpAddr>,
     pub aliases: Vec<String>,
+    /// Where the aliases came from, for errors (empty: `--alias`).
+    pub aliases_field: String,
     /// The inside name (a CNI runtime's CNI_IFNAME); the next free `ethN`
     /// when `None`.
     pub interface: Option<String>,
@@ -97,9 +99,13 @@ fn changeable(ctx: &Context, who: &str) -> Result<(Endpoint, Vec<String>)> {
 
 pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -> Result<String> {
     validate::name("network", network)?;
-    for a in &opts.aliases {
-        validate::name("--alias", a)?;
-    }
+    // The container's own name is not checked against: a CNI runtime may
+    // well pass it among its aliases, which is harmless.
+    let aliases_field = match opts.aliases_field.as_str() {
+        "" => "--alias",
+        f => f,
+    };
+    validate::aliases(aliases_field, &opts.aliases, None)?;
     let _lock = ctx.lock()?;
     let mut host = Netlink::new()?;
     let (mut ep, _) = changeable(ctx, who)?;
@@ -110,6 +116,13 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
         )));
     }
     let net = networks::get(ctx, network, &mut host)?;
+    if let (false, Some(a)) = (net.dns, opts.aliases.first()) {
+        return Err(Error::invalid(
+            aliases_field,
+            a,
+            format!("network {network} has no name resolution (--disable-dns): the alias would never answer"),
+        ));
+    }
     let ns = netns::of_endpoint(&ep).ok_or_else(|| {
         Error::NotFound(format!(
             "container {}: its network namespace cannot be found (neither its pin nor its process holds it)",

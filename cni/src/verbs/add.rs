@@ -89,6 +89,7 @@ pub fn run(
                 &ConnectOptions {
                     addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
                     aliases: conf.wanted.aliases.clone(),
+                    aliases_field: "runtimeConfig.aliases".into(),
                     interface: Some(inv.ifname.clone()),
                 },
             )
@@ -99,7 +100,7 @@ pub fn run(
                 .args
                 .pod_name
                 .clone()
-                .filter(|n| validate::name("K8S_POD_NAME", n).is_ok())
+                .filter(|n| validate::container_name("K8S_POD_NAME", n).is_ok())
                 .unwrap_or_else(|| inv.container_id.chars().take(12).collect());
             let req = Request {
                 id: inv.container_id.clone(),
@@ -118,6 +119,7 @@ pub fn run(
                         mac,
                         mac_field: "runtimeConfig.mac".into(),
                         aliases: conf.wanted.aliases.clone(),
+                        aliases_field: "runtimeConfig.aliases".into(),
                         ..AttachmentRequest::new(&conf.network)
                     }],
                     ports: conf.wanted.ports.clone(),
