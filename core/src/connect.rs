@@ -31,16 +31,24 @@ pub struct ConnectOptions {
     pub interface: Option<String>,
 }
 
-/// The container `who` names: its runtime id, or its ocinet name if no
-/// record has that id (and exactly one has that name).
+/// The container `who` names: the one whose runtime id or ocinet name it
+/// is. An argument that is one container's id and another's name (or the
+/// name of several) is refused naming every match, as the README says:
+/// picking the id silently would act on a container the user may not have
+/// meant. (Docker prefers an exact id; ocinet does not guess.)
 pub fn find_container(ctx: &Context, who: &str) -> Result<Endpoint> {
-    if validate::container_id("container", who).is_ok() {
+    let (eps, bad) = ctx.state.list_endpoints();
+    let mut named: Vec<Endpoint> = eps
+        .into_iter()
+        .filter(|e| e.id == who || e.name == who)
+        .collect();
+    // A record that could not be listed (being renamed between its setup
+    // and final names) is still found by its id.
+    if named.is_empty() && validate::container_id("container", who).is_ok() {
         if let Some(ep) = ctx.state.load_endpoint(who)? {
-            return Ok(ep);
+            named.push(ep);
         }
     }
-    let (eps, bad) = ctx.state.list_endpoints();
-    let mut named: Vec<Endpoint> = eps.into_iter().filter(|e| e.name == who).collect();
     match named.len() {
         1 => Ok(named.remove(0)),
         0 => {
@@ -53,14 +61,15 @@ pub fn find_container(ctx: &Context, who: &str) -> Result<Endpoint> {
                 "container {who:?}: no ocinet container has that id or name{unreadable}"
             )))
         }
+        // Listed in the order of their ids.
         _ => Err(Error::Conflict(format!(
-            "container {who:?}: {} containers have that name ({}); give the id",
-            named.len(),
-            named
-                .iter()
-                .map(|e| e.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+                "container {who:?} is ambiguous: it is the id or name of {} containers ({}); give an argument only one of them has",
+                named.len(),
+                named
+                    .iter()
+                    .map(|e| format!("id {} name {}", e.id, e.name))
+                    .collect::<Vec<_>>()
+                    .join("; ")
         ))),
     }
 }

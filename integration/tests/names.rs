@@ -1,8 +1,9 @@
-//! Issue 21, item 5: names that could never answer are refused where they
-//! enter (annotations, `network connect --alias`, a CNI runtime's
-//! aliases). Every network names its upstream: an address in the outside
-//! namespace (nothing here is forwarded: every name asked is a
-//! container's).
+//! Issue 21, items 5 and 14: names that could never answer are refused
+//! where they enter (annotations, `network connect --alias`, a CNI
+//! runtime's aliases), and a CONTAINER argument that matches two
+//! containers is refused. Every network names its upstream: an address
+//! in the outside namespace (nothing here is forwarded: every name asked
+//! is a container's).
 
 use ocinet_integration::{ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP};
 
@@ -218,6 +219,50 @@ fn names_that_cannot_answer_are_refused(rt: Runtime) {
     ocinet_integration::assert_clean(&h, &b.id);
 }
 
+/// A CONTAINER argument that is one container's id and another's name
+/// matches both: refused naming each, nothing changed.
+fn an_argument_matching_two_containers_is_refused(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    dns_network(&h, "web", "10.64.0.0/24");
+    dns_network(&h, "other", "10.65.0.0/24");
+    let mut a = started(
+        &h,
+        rt,
+        "a",
+        &Spec::default().ann("io.ocinet.network", "web"),
+    );
+    let mut b = started(
+        &h,
+        rt,
+        "b",
+        &Spec::default()
+            .ann("io.ocinet.network", "web")
+            .ann("io.ocinet.name", &a.id),
+    );
+    for args in [
+        vec!["network", "connect", "other", a.id.as_str()],
+        vec!["network", "disconnect", "web", a.id.as_str()],
+    ] {
+        let o = h.ocinet(&args);
+        let t = text(&o);
+        assert!(!o.status.success(), "{args:?}: {t}");
+        assert!(
+            t.contains("is ambiguous")
+                && t.contains(&format!("id {} name {}", a.id, a.id))
+                && t.contains(&format!("id {} name {}", b.id, a.id)),
+            "{args:?}: {t}"
+        );
+    }
+    assert_eq!(networks_of(&h, &a.id), ["web"]);
+    assert_eq!(networks_of(&h, &b.id), ["web"]);
+    // Each one's own id that nobody has as a name still works.
+    ok(h.ocinet(&["network", "connect", "other", &b.id]));
+    assert_eq!(networks_of(&h, &b.id), ["web", "other"]);
+    h.stop(&mut a);
+    h.stop(&mut b);
+}
+
 /// A CNI runtime's aliases (the convention's list, or podman's map of
 /// network to list) meet the same rule, with the spec's code 7 naming the
 /// key and value; a network without name resolution takes none.
@@ -274,4 +319,7 @@ fn cni_aliases_that_cannot_answer_are_refused() {
     ocinet_integration::assert_clean(&h, &pod.id);
 }
 
-ocinet_integration::both_runtimes!(names_that_cannot_answer_are_refused,);
+ocinet_integration::both_runtimes!(
+    names_that_cannot_answer_are_refused,
+    an_argument_matching_two_containers_is_refused,
+);
