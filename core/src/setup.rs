@@ -144,6 +144,19 @@ fn join_networks(
         )?));
     }
     aliases_answer(settings, &drivers)?;
+    let nets: Vec<&ocinet_common::model::Network> = drivers.iter().map(|d| d.network()).collect();
+    // The generated resolv.conf goes over the container's own when it is on
+    // a DNS-enabled network, has a process to find the mount namespace by
+    // and a root file system, and did not say `io.ocinet.dns=off`.
+    let resolv = match (&settings.dns, req.pid, &req.rootfs) {
+        (DnsRequest::Off, _, _) => None,
+        (_, Some(pid), Some(rootfs)) if resolv::any(&nets) => Some((pid, rootfs.clone())),
+        _ => None,
+    };
+    if let Some((_, rootfs)) = &resolv {
+        // Before anything is claimed: nothing to undo.
+        resolv::check_mount_point(rootfs)?;
+    }
     let route = drivers.iter().position(|d| !d.network().internal);
     let publisher = route.unwrap_or(0);
     let ports = match drivers.get(publisher) {
@@ -206,16 +219,6 @@ fn join_networks(
     // The pin is named after the container id, so it goes into the intent
     // too (one record write fewer; unpinning a pin never made is a no-op).
     ep.netns_link = Some(netns_link_for(&ep.id));
-    let nets: Vec<&ocinet_common::model::Network> = drivers.iter().map(|d| d.network()).collect();
-    // The generated resolv.conf goes over the container's own when it is on
-    // a DNS-enabled network, has a process to find the mount namespace by
-    // and a root file system, and did not say `io.ocinet.dns=off`.
-    let resolv = match (&settings.dns, req.pid, &req.rootfs) {
-        (DnsRequest::Off, _, _) => None,
-        (_, Some(pid), Some(rootfs)) if resolv::any(&nets) => Some((pid, rootfs.clone())),
-        _ => None,
-    };
-
     if resolv.is_some() {
         ep.resolv_conf = Some(ctx.state.resolv_conf_path(&ep.id)?);
     }

@@ -1,9 +1,10 @@
-//! Issue 21, items 5 and 14: names that could never answer are refused
-//! where they enter (annotations, `network connect --alias`, a CNI
-//! runtime's aliases), and a CONTAINER argument that matches two
-//! containers is refused. Every network names its upstream: an address
-//! in the outside namespace (nothing here is forwarded: every name asked
-//! is a container's).
+//! Issue 21, items 5, 14 and 15: names that could never answer are
+//! refused where they enter (annotations, `network connect --alias`, a
+//! CNI runtime's aliases), a CONTAINER argument that matches two containers is refused, and an image
+//! without `/etc` on a DNS-enabled network is refused before anything is
+//! set up (ocinet does not write the image). Every network names its
+//! upstream: an address in the outside namespace (nothing here is
+//! forwarded: every name asked is a container's).
 
 use ocinet_integration::{ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP};
 
@@ -263,6 +264,49 @@ fn an_argument_matching_two_containers_is_refused(rt: Runtime) {
     h.stop(&mut b);
 }
 
+/// An image without /etc on a DNS-enabled network: refused before
+/// anything is set up, naming the root file system, and the image is not
+/// written; with io.ocinet.dns=off it runs.
+fn an_image_without_etc_is_refused_and_not_written(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    dns_network(&h, "web", "10.64.0.0/24");
+    let image = h.state_dir().with_file_name("image-without-etc");
+    ok(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(ocinet_integration::rootfs::path())
+        .arg(&image)
+        .output()
+        .expect("cp"));
+    std::fs::remove_dir_all(image.join("etc")).expect("rm etc");
+    let image_path = image.display().to_string();
+    let spec = |extra: &[(&str, &str)]| {
+        let p = image_path.clone();
+        let mut s = Spec::default().ann("io.ocinet.network", "web");
+        for (k, v) in extra {
+            s = s.ann(k, v);
+        }
+        s.edit(move |c| c["root"]["path"] = serde_json::json!(p))
+    };
+    let c = h.start(rt, "noetc", &spec(&[]));
+    assert!(c.exit.is_some_and(|s| !s.success()), "started without /etc");
+    let l = log(&h);
+    assert!(
+        l.contains(&format!(
+            "invalid config.json root.path {image_path:?}: has no /etc"
+        )) && l.contains("io.ocinet.dns=off"),
+        "{l}"
+    );
+    ocinet_integration::assert_clean(&h, &c.id);
+    assert!(!image.join("etc").exists(), "the image was written");
+    let mut off = started(&h, rt, "off", &spec(&[("io.ocinet.dns", "off")]));
+    assert_eq!(networks_of(&h, &off.id), ["web"]);
+    h.stop(&mut off);
+    ocinet_integration::assert_clean(&h, &off.id);
+    assert!(!image.join("etc").exists(), "the image was written");
+    let _ = std::fs::remove_dir_all(&image);
+}
+
 /// A CNI runtime's aliases (the convention's list, or podman's map of
 /// network to list) meet the same rule, with the spec's code 7 naming the
 /// key and value; a network without name resolution takes none.
@@ -322,4 +366,5 @@ fn cni_aliases_that_cannot_answer_are_refused() {
 ocinet_integration::both_runtimes!(
     names_that_cannot_answer_are_refused,
     an_argument_matching_two_containers_is_refused,
+    an_image_without_etc_is_refused_and_not_written,
 );
