@@ -346,6 +346,10 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
         }
         Some(v) => return Err(invalid("runtimeConfig.aliases", v, "must be a list")),
     }
+    // The same rule as the hook's annotation and `network connect --alias`
+    // (the runtime may list the container's own name: harmless).
+    ocinet_common::validate::aliases("runtimeConfig.aliases", &w.aliases, None)
+        .map_err(|e| CniError::InvalidNetworkConfig(e.to_string()))?;
     Ok(w)
 }
 

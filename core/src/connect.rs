@@ -24,6 +24,8 @@ pub struct ConnectOptions {
     /// Static addresses on the network (`--ip`).
     pub addresses: Vec<std::net::IpAddr>,
     pub aliases: Vec<String>,
+    /// Where the aliases came from, for errors (empty: `--alias`).
+    pub aliases_field: String,
     /// The inside name (a CNI runtime's CNI_IFNAME); the next free `ethN`
     /// when `None`.
     pub interface: Option<String>,
@@ -34,16 +36,24 @@ pub struct ConnectOptions {
     pub by: Origin,
 }
 
-/// The container `who` names: its runtime id, or its ocinet name if no
-/// record has that id (and exactly one has that name).
+/// The container `who` names: the one whose runtime id or ocinet name it
+/// is. An argument that is one container's id and another's name (or the
+/// name of several) is refused naming every match, as the README says:
+/// picking the id silently would act on a container the user may not have
+/// meant. (Docker prefers an exact id; ocinet does not guess.)
 pub fn find_container(ctx: &Context, who: &str) -> Result<Endpoint> {
-    if validate::container_id("container", who).is_ok() {
+    let (eps, bad) = ctx.state.list_endpoints();
+    let mut named: Vec<Endpoint> = eps
+        .into_iter()
+        .filter(|e| e.id == who || e.name == who)
+        .collect();
+    // A record that could not be listed (being renamed between its setup
+    // and final names) is still found by its id.
+    if named.is_empty() && validate::container_id("container", who).is_ok() {
         if let Some(ep) = ctx.state.load_endpoint(who)? {
-            return Ok(ep);
+            named.push(ep);
         }
     }
-    let (eps, bad) = ctx.state.list_endpoints();
-    let mut named: Vec<Endpoint> = eps.into_iter().filter(|e| e.name == who).collect();
     match named.len() {
         1 => Ok(named.remove(0)),
         0 => {
@@ -56,14 +66,15 @@ pub fn find_container(ctx: &Context, who: &str) -> Result<Endpoint> {
                 "container {who:?}: no ocinet container has that id or name{unreadable}"
             )))
         }
+        // Listed in the order of their ids.
         _ => Err(Error::Conflict(format!(
-            "container {who:?}: {} containers have that name ({}); give the id",
-            named.len(),
-            named
-                .iter()
-                .map(|e| e.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+                "container {who:?} is ambiguous: it is the id or name of {} containers ({}); give an argument only one of them has",
+                named.len(),
+                named
+                    .iter()
+                    .map(|e| format!("id {} name {}", e.id, e.name))
+                    .collect::<Vec<_>>()
+                    .join("; ")
         ))),
     }
 }
@@ -115,9 +126,13 @@ fn changeable(ctx: &Context, who: &str, by: Origin) -> Result<(Endpoint, Vec<Str
 
 pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -> Result<String> {
     validate::name("network", network)?;
-    for a in &opts.aliases {
-        validate::name("--alias", a)?;
-    }
+    // The container's own name is not checked against: a CNI runtime may
+    // well pass it among its aliases, which is harmless.
+    let aliases_field = match opts.aliases_field.as_str() {
+        "" => "--alias",
+        f => f,
+    };
+    validate::aliases(aliases_field, &opts.aliases, None)?;
     let _lock = ctx.lock()?;
     let mut host = Netlink::new()?;
     let (mut ep, _) = changeable(ctx, who, opts.by)?;
@@ -128,6 +143,13 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
         )));
     }
     let net = networks::get(ctx, network, &mut host)?;
+    if let (false, Some(a)) = (net.dns, opts.aliases.first()) {
+        return Err(Error::invalid(
+            aliases_field,
+            a,
+            format!("network {network} has no name resolution (--disable-dns): the alias would never answer"),
+        ));
+    }
     let ns = netns::of_endpoint(&ep).ok_or_else(|| {
         Error::NotFound(format!(
             "container {}: its network namespace cannot be found (neither its pin nor its process holds it)",

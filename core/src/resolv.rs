@@ -104,6 +104,30 @@ pub(crate) fn refresh(ctx: &Context, ep: &Endpoint) -> Result<()> {
     ctx.state.rewrite_resolv_conf(&ep.id, &text(&nets, &kept))
 }
 
+/// Refuse a root file system without `/etc`, before anything is set up:
+/// the generated file is mounted at `/etc/resolv.conf`, and a missing
+/// directory could only be made by adding it to the image for good (a
+/// plain bundle's rootfs is the image itself; the empty file `target_in`
+/// makes in an existing `/etc`, as runtimes make a missing mount target,
+/// is as far as ocinet goes), or by laying a file system over the whole
+/// root in the container's mount namespace (an overlay with a tmpfs upper
+/// layer, which would hide the runtime's mounts already made under it and
+/// send the container's writes to memory). Without a resolv.conf the
+/// container would have no name resolution and only a log line to say so.
+/// (`/etc` as a symlink, or a file, is left as before: the container keeps
+/// what it has, logged.)
+pub(crate) fn check_mount_point(rootfs: &Path) -> Result<()> {
+    let etc = rootfs.join("etc");
+    match std::fs::symlink_metadata(&etc) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::invalid(
+            "config.json root.path",
+            rootfs.display(),
+            "has no /etc, where the container's resolv.conf for its DNS-enabled networks is mounted, and ocinet does not add directories to the image: add an /etc directory to the image, or set io.ocinet.dns=off (its names still answer for other containers)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `<rootfs>/etc/resolv.conf`, made (empty) if the image has none, as the
 /// runtimes make a missing bind-mount target. Neither it nor `etc` may be
 /// a symlink: before pivot_root an absolute one points into the host.

@@ -167,6 +167,20 @@ fn join_networks(
             ctx, &a.network, &mut host,
         )?));
     }
+    aliases_answer(settings, &drivers)?;
+    let nets: Vec<&ocinet_common::model::Network> = drivers.iter().map(|d| d.network()).collect();
+    // The generated resolv.conf goes over the container's own when it is on
+    // a DNS-enabled network, has a process to find the mount namespace by
+    // and a root file system, and did not say `io.ocinet.dns=off`.
+    let resolv = match (&settings.dns, req.pid, &req.rootfs) {
+        (DnsRequest::Off, _, _) => None,
+        (_, Some(pid), Some(rootfs)) if resolv::any(&nets) => Some((pid, rootfs.clone())),
+        _ => None,
+    };
+    if let Some((_, rootfs)) = &resolv {
+        // Before anything is claimed: nothing to undo.
+        resolv::check_mount_point(rootfs)?;
+    }
     let route = drivers.iter().position(|d| !d.network().internal);
     let publisher = route.unwrap_or(0);
     let ports = match drivers.get(publisher) {
@@ -214,7 +228,9 @@ fn join_networks(
         match attach::lease(ctx, d.network(), &ep.id, a, &mut host) {
             Ok(lease) => {
                 let mut att = d.describe(&ep.id, &names[i], &lease, Some(i) == route, ports_of(i));
-                att.aliases = a.aliases.clone();
+                if d.network().dns {
+                    att.aliases = a.aliases.clone();
+                }
                 ep.attachments.push(att);
                 leases.push((a.network.clone(), lease));
             }
@@ -227,16 +243,6 @@ fn join_networks(
     // The pin is named after the container id, so it goes into the intent
     // too (one record write fewer; unpinning a pin never made is a no-op).
     ep.netns_link = Some(netns_link_for(&ep.id));
-    let nets: Vec<&ocinet_common::model::Network> = drivers.iter().map(|d| d.network()).collect();
-    // The generated resolv.conf goes over the container's own when it is on
-    // a DNS-enabled network, has a process to find the mount namespace by
-    // and a root file system, and did not say `io.ocinet.dns=off`.
-    let resolv = match (&settings.dns, req.pid, &req.rootfs) {
-        (DnsRequest::Off, _, _) => None,
-        (_, Some(pid), Some(rootfs)) if resolv::any(&nets) => Some((pid, rootfs.clone())),
-        _ => None,
-    };
-
     if resolv.is_some() {
         ep.resolv_conf = Some(ctx.state.resolv_conf_path(&ep.id)?);
     }
@@ -279,6 +285,50 @@ fn join_networks(
         tracing::info!(network = %a.network, interface = %a.interface, ip = ?a.ipv4(), "set up");
     }
     Ok(())
+}
+
+/// Aliases answer only on a network with name resolution: every front
+/// end's are checked here once more (`validate::aliases`, the rule the
+/// front ends apply naming their own field), refused when no network they
+/// are given for has name resolution (they would never answer: `network
+/// connect --alias` and a CNI runtime name one network), and not recorded,
+/// with a warning, on those of a container's several networks that have
+/// none (`io.ocinet.aliases` names the container's every network).
+fn aliases_answer(settings: &Settings, drivers: &[Box<dyn NetworkDriver>]) -> Result<()> {
+    let mut quiet: Vec<&str> = Vec::new();
+    let mut answered = false;
+    let mut first: Option<(&str, &str)> = None;
+    for (a, d) in settings.attachments.iter().zip(drivers) {
+        ocinet_common::validate::aliases(&a.aliases_field, &a.aliases, None)?;
+        let Some(alias) = a.aliases.first() else {
+            continue;
+        };
+        first.get_or_insert((&a.aliases_field, alias));
+        if d.network().dns {
+            answered = true;
+        } else {
+            quiet.push(&a.network);
+        }
+    }
+    match first {
+        Some((field, alias)) if !answered => Err(Error::invalid(
+            field,
+            alias,
+            format!(
+                "network {} has no name resolution (--disable-dns): the alias would never answer",
+                quiet.join(", ")
+            ),
+        )),
+        _ => {
+            for n in quiet {
+                tracing::warn!(
+                    network = n,
+                    "the container's aliases are not recorded on network {n}: it has no name resolution (--disable-dns)"
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The inside names: as asked, else `ethN` by position; each once.

@@ -168,7 +168,14 @@ impl Catalog {
                 let short = &e.id[..e.id.len().min(12)];
                 let mut keys = vec![e.name.to_ascii_lowercase(), short.to_ascii_lowercase()];
                 keys.extend(aliases.iter().map(|x| x.to_ascii_lowercase()));
-                for k in keys {
+                // A name no client can ask for (a container named after
+                // an id like `a..b`, `localhost`, or a record an earlier
+                // version accepted) is not served: the resolver keeps
+                // `localhost` and the reverse names for itself.
+                for k in keys
+                    .into_iter()
+                    .filter(|k| ocinet_common::validate::resolvable(k))
+                {
                     let ips = net.names.entry(k).or_default();
                     if !ips.contains(&ip) {
                         ips.push(ip);
@@ -302,5 +309,42 @@ mod tests {
         assert_eq!(cat.listen_addresses().len(), 2);
         let back = Catalog::build_with(&nets, &recs, |_, _| true);
         assert!(back.network_index("10.81.0.5".parse().unwrap()).is_some());
+    }
+
+    #[test]
+    fn names_no_client_can_ask_for_are_not_served() {
+        let mut net = Network::new(
+            "web",
+            "10.1.0.0/24".parse().unwrap(),
+            None,
+            None,
+            None,
+            None,
+            false,
+        )
+        .unwrap();
+        net.dns = true;
+        let ip = Ipv4Addr::new(10, 1, 0, 2);
+        // As a record of an earlier version, or a name taken from an id.
+        let named = |id: &str, name: &str, aliases: &[&str]| Named {
+            id: id.into(),
+            name: name.into(),
+            dns_servers: Vec::new(),
+            attachments: vec![(
+                "web".into(),
+                ip,
+                aliases.iter().map(|a| a.to_string()).collect(),
+            )],
+        };
+        let c = Catalog::build(
+            &[net],
+            &[
+                named("localhost", "localhost", &["x.", "a..b", "db"]),
+                named("c2", "web_1", &["2.0.1.10.in-addr.arpa"]),
+            ],
+        );
+        let mut names: Vec<&str> = c.networks[0].names.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["c2", "db", "web_1"]);
     }
 }

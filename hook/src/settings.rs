@@ -107,7 +107,7 @@ pub fn resolve(
         .transpose()?;
     let name = match pick(ANN_NAME, "--name", &defaults.name) {
         Some((field, v)) => {
-            validate::name(field, &v)?;
+            validate::container_name(field, &v)?;
             v
         }
         None => id.to_string(),
@@ -201,6 +201,7 @@ pub fn resolve(
                 mac: if i == 0 { mac } else { None },
                 mac_field: mac_field.to_string(),
                 aliases: Vec::new(),
+                aliases_field: ANN_ALIASES.to_string(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -243,16 +244,11 @@ pub fn resolve(
 }
 
 /// `io.ocinet.aliases`: other names of the container on each of its
-/// networks, each a valid name, once, and not its own name.
+/// networks (`validate::aliases`: DNS names, each once, not its own name,
+/// at most `validate::MAX_ALIASES`).
 fn parse_aliases(v: &str, name: &str) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for a in v.split(',').map(str::trim) {
-        validate::name(ANN_ALIASES, a)?;
-        if a.eq_ignore_ascii_case(name) || out.iter().any(|o| o.eq_ignore_ascii_case(a)) {
-            return Err(Error::invalid(ANN_ALIASES, v, format!("names {a} twice")));
-        }
-        out.push(a.to_string());
-    }
+    let out: Vec<String> = v.split(',').map(|a| a.trim().to_string()).collect();
+    validate::aliases(ANN_ALIASES, &out, Some(name))?;
     Ok(out)
 }
 
@@ -507,6 +503,21 @@ mod tests {
     }
 
     #[test]
+    fn a_name_from_the_id_is_not_checked_and_underscores_stay_valid() {
+        let d = ContainerDefaults::default();
+        assert_eq!(resolve("a..b", &ann(&[]), &d).unwrap().name, "a..b");
+        let s = resolve(
+            "c1",
+            &ann(&[(ANN_NAME, "web_1"), (ANN_ALIASES, "db, cache")]),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(s.name, "web_1");
+        assert_eq!(s.attachments[0].aliases, ["db", "cache"]);
+        assert_eq!(s.attachments[0].aliases_field, ANN_ALIASES);
+    }
+
+    #[test]
     fn bad_values_name_the_annotation_and_value() {
         let d = ContainerDefaults::default();
         let cases: &[(&[(&str, &str)], &str)] = &[
@@ -519,7 +530,20 @@ mod tests {
             (&[(ANN_MAC, "01:00:5e:00:00:01")], "io.ocinet.mac"),
             (&[(ANN_MAC, "nope")], "io.ocinet.mac"),
             (&[(ANN_NAME, "bad\nname")], "io.ocinet.name"),
-            (&[(ANN_NAME, &"x".repeat(64))], "io.ocinet.name"),
+            (&[(ANN_NAME, &"x".repeat(64))], "io.ocinet.name \"xxx"),
+            (&[(ANN_NAME, "nm.")], "io.ocinet.name \"nm.\""),
+            (&[(ANN_NAME, "a..b")], "io.ocinet.name \"a..b\""),
+            (&[(ANN_NAME, "localhost")], "io.ocinet.name \"localhost\""),
+            (&[(ANN_ALIASES, "x.")], "io.ocinet.aliases \"x.\""),
+            (&[(ANN_ALIASES, "db,a..b")], "io.ocinet.aliases \"a..b\""),
+            (
+                &[(ANN_ALIASES, "localhost")],
+                "io.ocinet.aliases \"localhost\"",
+            ),
+            (
+                &[(ANN_ALIASES, "c1")],
+                "io.ocinet.aliases \"c1\": is the container's own name",
+            ),
             (&[("io.ocinet.netwrok", "web")], "annotation"),
             (&[(ANN_NETWORK, "a,a")], "io.ocinet.network"),
             (&[(ANN_NETWORK, "a,")], "io.ocinet.network"),

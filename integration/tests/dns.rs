@@ -302,7 +302,11 @@ fn bad_dns_settings_are_refused(rt: Runtime) {
             "bad/alias",
             "invalid io.ocinet.aliases \"bad/alias\"",
         ),
-        ("io.ocinet.aliases", "a,a", "names a twice"),
+        (
+            "io.ocinet.aliases",
+            "a,a",
+            "invalid io.ocinet.aliases \"a\": is given twice",
+        ),
         ("io.ocinet.dns", "nope", "invalid io.ocinet.dns \"nope\""),
         (
             "io.ocinet.dns",

@@ -98,6 +98,7 @@ pub fn run(
                 &ConnectOptions {
                     addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
                     aliases: conf.wanted.aliases.clone(),
+                    aliases_field: "runtimeConfig.aliases".into(),
                     interface: Some(inv.ifname.clone()),
                     by: Origin::Cni,
                 },
@@ -111,7 +112,7 @@ pub fn run(
                 .args
                 .pod_name
                 .clone()
-                .filter(|n| match validate::name("CNI_ARGS K8S_POD_NAME", n) {
+                .filter(|n| match validate::container_name("CNI_ARGS K8S_POD_NAME", n) {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::warn!("{e}: ignored, the container is named by its id");
@@ -137,6 +138,7 @@ pub fn run(
                         mac,
                         mac_field: "runtimeConfig.mac".into(),
                         aliases: conf.wanted.aliases.clone(),
+                        aliases_field: "runtimeConfig.aliases".into(),
                         ..AttachmentRequest::new(&conf.network)
                     }],
                     ports: conf.wanted.ports.clone(),

@@ -24,6 +24,9 @@ pub struct AttachmentRequest {
     pub mac: Option<[u8; 6]>,
     pub mac_field: String,
     pub aliases: Vec<String>,
+    /// Where the aliases came from (annotation, flag, CNI capability), for
+    /// errors.
+    pub aliases_field: String,
 }
 
 impl AttachmentRequest {
@@ -37,6 +40,7 @@ impl AttachmentRequest {
             mac: None,
             mac_field: "mac".into(),
             aliases: Vec::new(),
+            aliases_field: "aliases".into(),
         }
     }
 }

@@ -85,6 +85,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             &connect::ConnectOptions {
                 addresses: ip.iter().copied().collect(),
                 aliases: alias.clone(),
+                aliases_field: "--alias".into(),
                 interface: None,
                 by: Origin::Oci,
             },
