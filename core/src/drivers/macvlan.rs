@@ -17,6 +17,7 @@
 use std::fs::File;
 
 use ocinet_common::health::Health;
+use ocinet_common::model::network::shim_name;
 use ocinet_common::model::{Attachment, Endpoint, Network, PortSpec};
 use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::Netlink;
@@ -236,11 +237,6 @@ fn wire(
     })?;
     let link = inside::configure(ns, name, addr.addr(), addr.prefix_len(), att.gateway_v4())?;
     Ok(link.mac)
-}
-
-/// The host-side name of a network's shim, stable per network name.
-pub fn shim_name(network: &str) -> String {
-    ocinet_common::model::network::shim_name(network)
 }
 
 /// Whether `link` is a shim ocinet made: a macvlan with the MAC ocinet
