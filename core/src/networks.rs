@@ -1,35 +1,20 @@
 //! Looking networks up, creating the default one on first use, and checking
 //! a new network against the others and the host's routes.
 
-use ipnet::Ipv4Net;
 use ocinet_common::model::network::{find_conflict, DEFAULT_NETWORK};
 use ocinet_common::model::Network;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
 use crate::context::Context;
-
-/// The host's IPv4 routes as (destination, device name).
-pub fn host_routes(nl: &mut Netlink) -> Result<Vec<(Ipv4Net, String)>> {
-    let links = nl.links()?;
-    let name = |idx: Option<u32>| {
-        idx.and_then(|i| links.iter().find(|l| l.index == i))
-            .map(|l| l.name.clone())
-            .unwrap_or_else(|| "?".into())
-    };
-    Ok(nl
-        .ipv4_routes()?
-        .into_iter()
-        .map(|r| (r.destination, name(r.oif)))
-        .collect())
-}
+use crate::host;
 
 pub fn check_conflicts(ctx: &Context, candidate: &Network, nl: &mut Netlink) -> Result<()> {
     let (existing, bad) = ctx.config.list();
     for e in bad {
         tracing::warn!("skipping unreadable network definition: {e}");
     }
-    match find_conflict(candidate, &existing, &host_routes(nl)?) {
+    match find_conflict(candidate, &existing, &host::routes(nl)?) {
         Some(why) => Err(Error::Conflict(format!(
             "network {}: {why}",
             candidate.name

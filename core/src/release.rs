@@ -6,6 +6,7 @@ use ocinet_common::model::{Attachment, ChangeVerb, Changing, Endpoint, ProcessId
 use ocinet_common::{netns, Error, Result};
 
 use crate::context::{Context, Subject};
+pub use crate::drivers::bridge::Veths;
 use crate::killpoint;
 
 /// Undo a container's setup from its saved state. The container's process
@@ -38,16 +39,6 @@ pub fn teardown(ctx: &Context, id: &str) -> Result<()> {
 /// Callers hold the lock.
 pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
     release_with(ctx, ep, Veths::Delete)
-}
-
-/// How a teardown removes host veths.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Veths {
-    /// Deleted before it returns.
-    Delete,
-    /// Retired at once and deleted by a detached reaper (`reaper.rs`): for
-    /// a front end whose caller waits on it (a CNI DEL).
-    Retire,
 }
 
 /// `release`, with the host veths removed as `veths` says.

@@ -22,10 +22,11 @@ use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, validate, Error, Result};
 
-use super::{bridge, described, NetworkDriver, Prepared};
-use crate::attach::Lease;
+use super::owned::{device_mac, is_our_bridge, is_our_shim};
+use super::{described, NetworkDriver, Prepared};
 use crate::context::Context;
 use crate::inside;
+use crate::ipam::Lease;
 
 pub struct MacvlanDriver {
     pub net: Network,
@@ -175,7 +176,7 @@ pub fn unfit_parent(link: &Link, host: &mut Netlink) -> Result<Option<String>> {
             "is a {kind} interface, not an Ethernet device: the kernel takes a macvlan only on Ethernet"
         )));
     }
-    if bridge::is_ours(link) {
+    if is_our_bridge(link) {
         return Ok(Some(
             "is a bridge of an ocinet network: give macvlan a host interface".into(),
         ));
@@ -191,7 +192,7 @@ pub fn unfit_parent(link: &Link, host: &mut Netlink) -> Result<Option<String>> {
     };
     let controller = host.links()?.into_iter().find(|l| l.index == controller);
     Ok(match controller {
-        Some(c) if bridge::is_ours(&c) => Some(format!(
+        Some(c) if is_our_bridge(&c) => Some(format!(
             "is the host end of a container's veth (a port of ocinet bridge {}): give macvlan a host interface",
             c.name
         )),
@@ -246,7 +247,7 @@ pub fn shim_name(network: &str) -> String {
 /// Whether `link` is a shim ocinet made: a macvlan with the MAC ocinet
 /// derives from its name (as for bridges, the kernel keeps the proof).
 pub fn is_shim(link: &Link) -> bool {
-    link.kind.as_deref() == Some("macvlan") && link.mac == bridge::device::bridge_mac(&link.name)
+    is_our_shim(link)
 }
 
 /// The network's shim up with its DNS address; made if missing. Returns its
@@ -266,7 +267,7 @@ fn ensure_shim(host: &mut Netlink, net: &Network, parent: &Link) -> Result<u32> 
                 &name,
                 parent.index,
                 ocinet_common::model::MacvlanMode::Bridge,
-                &bridge::device::bridge_mac(&name),
+                &device_mac(&name),
                 net.mtu.min(parent.mtu),
                 &here,
             )?;

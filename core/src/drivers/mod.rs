@@ -12,15 +12,16 @@
 
 use std::fs::File;
 
-use ocinet_common::model::{Attachment, Driver, Network, PortSpec};
+use ocinet_common::model::{Attachment, Driver, Endpoint, Network, Phase, PortSpec};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::Result;
 
 pub mod bridge;
 pub mod macvlan;
+pub mod owned;
 
-use crate::attach::Lease;
 use crate::context::Context;
+use crate::ipam::Lease;
 
 /// What the host side of a network gave `prepare`: the index of the link
 /// its attachments hang from (a bridge, a macvlan parent), and of the one
@@ -109,4 +110,22 @@ pub fn for_network(net: Network) -> Box<dyn NetworkDriver> {
         Driver::Bridge => Box::new(bridge::BridgeDriver { net }),
         Driver::Macvlan => Box::new(macvlan::MacvlanDriver { net }),
     }
+}
+
+/// The records that can be read; the others are logged and skipped.
+pub(crate) fn readable_endpoints(ctx: &Context) -> Vec<Endpoint> {
+    let (endpoints, bad) = ctx.state.list_endpoints();
+    for e in bad {
+        tracing::warn!("restore: skipping {e}");
+    }
+    endpoints
+}
+
+/// Attachments on `net` that should be in place now.
+pub(crate) fn running_on<'a>(endpoints: &'a [Endpoint], net: &str) -> Vec<&'a Attachment> {
+    endpoints
+        .iter()
+        .filter(|e| e.phase == Phase::Ready && !e.is_stale())
+        .filter_map(|e| e.attachment_on(net))
+        .collect()
 }

@@ -15,8 +15,8 @@ use crate::cli::NetworkCommand;
 use ocinet_core::connect;
 use ocinet_core::context::{Context, Subject};
 use ocinet_core::drivers::{bridge, macvlan};
+use ocinet_core::host::{self, HostAddresses};
 use ocinet_core::networks;
-use ocinet_core::ports::HostAddresses;
 
 pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
     match cmd {
@@ -259,7 +259,7 @@ fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, std::net::
 /// conflicts with nothing.
 fn free_subnet(ctx: &Context, nl: &mut Netlink) -> Result<ipnet::Ipv4Net> {
     let (existing, _) = ctx.config.list();
-    let routes = networks::host_routes(nl)?;
+    let routes = host::routes(nl)?;
     for i in 0..512u32 {
         let base = u32::from(std::net::Ipv4Addr::new(10, 90, 0, 0)) + (i << 8);
         let cand =

@@ -10,7 +10,6 @@ use ocinet_common::{netns, Error, Result};
 
 use crate::context::Context;
 use crate::inside;
-use crate::release::Veths;
 
 pub(crate) fn wire_container(
     host: &mut Netlink,
@@ -60,6 +59,16 @@ pub(crate) fn wire_container(
         att.gateway_v4(),
     )?;
     Ok(())
+}
+
+/// How a teardown removes host veths.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Veths {
+    /// Deleted before it returns.
+    Delete,
+    /// Retired at once and deleted by a detached reaper (`reaper.rs`): for
+    /// a front end whose caller waits on it (a CNI DEL).
+    Retire,
 }
 
 // Teardown: driven by what the record says was made (`release.rs`), so
