@@ -16,4 +16,4 @@ pub use endpoint::{
 };
 pub use network::{Driver, GatewayMode, MacvlanMode, Network, Subnet};
 pub use ports::{PortMapping, PortSpec, Protocol};
-pub use request::{AttachmentRequest, DnsRequest, Request, Settings};
+pub use request::{AttachmentRequest, DnsRequest, NetworkRequest, Request, Settings};

@@ -4,6 +4,7 @@
 //! containers back on a bridge that was lost have a file each.
 
 pub mod device;
+mod network;
 mod reattach;
 pub(crate) mod veth;
 
@@ -14,6 +15,7 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
 pub use device::{ensure_bridge, is_ours};
+pub use network::Bridge;
 pub use veth::Veths;
 
 use super::{described, NetworkDriver, Prepared};

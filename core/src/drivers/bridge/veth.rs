@@ -77,12 +77,12 @@ pub enum Veths {
 /// The container's ends of its veths retired too, while its namespace is
 /// still there: an ADD into the same namespace before the reaper ran finds
 /// its interface name free. Best effort: the reaper takes them either way.
-pub(crate) fn retire_inside(ep: &Endpoint) {
+pub(crate) fn retire_inside(ep: &Endpoint, atts: &[&Attachment]) {
     let Some(ns) = netns::of_endpoint(ep) else {
         return;
     };
     let inside = Netlink::new_in(&ns).and_then(|mut nl| {
-        for a in ep.attachments.iter().filter(|a| a.host_veth.is_some()) {
+        for a in atts.iter().filter(|a| a.host_veth.is_some()) {
             if nl
                 .link_by_name(&a.interface)?
                 .is_some_and(|l| l.kind.as_deref() == Some("veth"))
@@ -102,7 +102,7 @@ pub(crate) fn retire_inside(ep: &Endpoint) {
 /// the container) is fine.
 pub(crate) fn remove_host_ends(
     ctx: &Context,
-    atts: &[Attachment],
+    atts: &[&Attachment],
     how: Veths,
     errors: &mut Vec<Error>,
 ) {
