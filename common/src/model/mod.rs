@@ -5,6 +5,7 @@ pub mod attachment;
 pub mod endpoint;
 mod endpoint_wire;
 pub mod network;
+mod network_drivers;
 mod network_wire;
 pub mod ports;
 pub mod request;
