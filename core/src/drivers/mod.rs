@@ -13,7 +13,8 @@
 //! rollback; the order of `network create`'s checks) are the lifecycle's
 //! (`attachments.rs`, `networks.rs`). Adding a driver is a module that
 //! implements both traits, a `Driver` variant (with the definition's
-//! checks, `Network::validate`), and one entry in `KINDS`.
+//! checks, `Network::validate`), one arm in `kind` and one entry in
+//! `KINDS` (a unit test fails when the two disagree).
 //!
 //! Teardown is driven by what the record says was made, not by the
 //! network definition: the definition may be gone, broken, or a network
