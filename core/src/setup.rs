@@ -12,13 +12,14 @@ use ocinet_common::model::{
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
-use super::attach::{self, Lease};
+use super::attach;
 use super::drivers::{self, NetworkDriver};
 use super::naming::{container_ifname, free_ifname};
 use super::pin::{netns_link_for, pin};
 use super::ports::{claim_ports, with_host_ip};
 use super::{attachments, release, resolv};
 use crate::context::{Context, Subject};
+use crate::ipam::Lease;
 use crate::killpoint;
 use crate::networks;
 
