@@ -121,17 +121,23 @@ impl Drop for BareContainer {
 /// Unmount and remove the hook's `/run/netns` pins of container `id`
 /// (named after its first 12 characters), whatever a test left.
 pub(crate) fn remove_pins(id: &str) {
+    for p in pins_of(id) {
+        let _ = Command::new("umount").arg("-l").arg(&p).status();
+        let _ = std::fs::remove_file(&p);
+    }
+}
+
+/// The hook's `/run/netns` pins of container `id`: `ocinet-<first 12
+/// characters>`, with a hash after it where that name was taken.
+fn pins_of(id: &str) -> Vec<PathBuf> {
     let pin = format!("ocinet-{}", &id[..12.min(id.len())]);
-    for f in std::fs::read_dir("/run/netns")
+    std::fs::read_dir("/run/netns")
         .into_iter()
         .flatten()
         .flatten()
-    {
-        if f.file_name().to_string_lossy().starts_with(&pin) {
-            let _ = Command::new("umount").arg("-l").arg(f.path()).status();
-            let _ = std::fs::remove_file(f.path());
-        }
-    }
+        .filter(|f| f.file_name().to_string_lossy().starts_with(&pin))
+        .map(|f| f.path())
+        .collect()
 }
 
 /// The ocinet binary: $OCINET_BIN, or the one cargo built beside this test.
@@ -1306,16 +1312,7 @@ impl Host {
         {
             namespaces.push(format!("/proc/{pid}/ns/net"));
         }
-        let pin = format!("ocinet-{}", &id[..12.min(id.len())]);
-        for f in std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if f.file_name().to_string_lossy().starts_with(&pin) {
-                namespaces.push(f.path().display().to_string());
-            }
-        }
+        namespaces.extend(pins_of(id).iter().map(|p| p.display().to_string()));
         let veths = |o: Output| -> Vec<Value> {
             serde_json::from_slice::<Value>(&o.stdout)
                 .ok()
