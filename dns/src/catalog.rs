@@ -100,7 +100,7 @@ impl Catalog {
             .any(|n| n.dns && n.driver == Driver::Macvlan);
         let host = match any {
             false => None,
-            true => match HostView::read() {
+            true => match HostView::read(networks) {
                 Ok(v) => Some(v),
                 // Unknown is not gone: answer as before.
                 Err(e) => {
@@ -232,15 +232,27 @@ struct HostView {
 }
 
 impl HostView {
-    fn read() -> ocinet_common::Result<HostView> {
+    /// The host's links, and the /32 routes through the shims of
+    /// `networks` (one filtered dump per shim, not the whole table).
+    fn read(networks: &[Network]) -> ocinet_common::Result<HostView> {
         let mut nl = Netlink::new()?;
-        let links = nl.links()?.into_iter().map(|l| (l.name, l.index)).collect();
-        let routes = nl
-            .ipv4_routes()?
-            .into_iter()
-            .filter(|r| r.destination.prefix_len() == 32)
-            .filter_map(|r| Some((r.destination.addr(), r.oif?)))
-            .collect();
+        let links: HashMap<String, u32> =
+            nl.links()?.into_iter().map(|l| (l.name, l.index)).collect();
+        let mut routes = HashSet::new();
+        for n in networks
+            .iter()
+            .filter(|n| n.dns && n.driver == Driver::Macvlan)
+        {
+            let Some(shim) = links.get(&shim_name(&n.name)) else {
+                continue;
+            };
+            routes.extend(
+                nl.ipv4_routes_via(*shim)?
+                    .into_iter()
+                    .filter(|r| r.destination.prefix_len() == 32)
+                    .map(|r| (r.destination.addr(), *shim)),
+            );
+        }
         Ok(HostView { links, routes })
     }
 

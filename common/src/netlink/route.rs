@@ -75,15 +75,32 @@ impl Netlink {
 
     /// IPv4 routes of the main table.
     pub fn ipv4_routes(&mut self) -> Result<Vec<Route>> {
+        self.main_routes(None)
+    }
+
+    /// IPv4 routes of the main table out of `oif`: the kernel filters the
+    /// dump (see `strict_dumps`), so a host with a full routing table is
+    /// not walked for the few routes through one interface.
+    pub fn ipv4_routes_via(&mut self, oif: u32) -> Result<Vec<Route>> {
+        self.strict_dumps()?;
+        self.main_routes(Some(oif))
+    }
+
+    fn main_routes(&mut self, via: Option<u32>) -> Result<Vec<Route>> {
+        let main = netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN;
         let mut req = RouteMessage::default();
         req.header.address_family = netlink_packet_route::AddressFamily::Inet;
+        if let Some(oif) = via {
+            req.header.table = main;
+            req.attributes.push(RouteAttribute::Oif(oif));
+        }
         let replies = self.get(RouteNetlinkMessage::GetRoute(req), true, "dump routes")?;
         let mut out = Vec::new();
         for r in replies {
             let RouteNetlinkMessage::NewRoute(m) = r else {
                 continue;
             };
-            if m.header.table != netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN {
+            if m.header.table != main {
                 continue;
             }
             let mut dst = Ipv4Addr::UNSPECIFIED;
@@ -94,6 +111,10 @@ impl Netlink {
                     RouteAttribute::Oif(i) => oif = Some(*i),
                     _ => {}
                 }
+            }
+            // Again here: a kernel without strict checking dumps them all.
+            if via.is_some() && oif != via {
+                continue;
             }
             if let Ok(destination) = Ipv4Net::new(dst, m.header.destination_prefix_length) {
                 out.push(Route { destination, oif });

@@ -35,6 +35,17 @@ impl Netlink {
         crate::netns::with_netns(ns, Netlink::new)?
     }
 
+    /// Have the kernel apply a dump request's filters (table, output
+    /// interface) instead of dumping everything (NETLINK_GET_STRICT_CHK,
+    /// Linux 4.20 and later; an older kernel dumps all, which callers
+    /// filter again).
+    pub fn strict_dumps(&mut self) -> Result<()> {
+        self.t
+            .socket
+            .set_netlink_get_strict_chk(true)
+            .map_err(|e| Error::io("netlink socket (strict dump checking)", e))
+    }
+
     /// Send one request and wait for its ACK (or error).
     pub fn ack(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str) -> Result<()> {
         self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags, op)
