@@ -22,23 +22,53 @@ pub struct Context {
     pub config: ConfigDir,
 }
 
+/// The context with the state lock held: the proof an operation that
+/// reads state and then changes it (leases, port claims, records, network
+/// definitions, the firewall, the resolvers) asks for, so that no front
+/// end can call one without the lock. Only `Context::lock` makes one; it
+/// derefs to the `Context`, and the lock goes when it is dropped.
+pub struct Locked<'a> {
+    ctx: &'a Context,
+    lock: StateLock,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        self.ctx
+    }
+}
+
+impl Locked<'_> {
+    /// The lock itself, for the resolver's control functions (`ocinet_dns`
+    /// cannot know this type).
+    pub fn state_lock(&self) -> &StateLock {
+        &self.lock
+    }
+}
+
 impl Context {
     /// The state lock; the state is in this version's layout once it is
     /// held (a host upgraded with containers running keeps their leases
-    /// and port claims).
-    pub fn lock(&self) -> Result<StateLock> {
+    /// and port claims). Taken by the operations that are whole
+    /// transactions (setup, teardown, connect, disconnect, gc, firewall
+    /// reload); a front end takes it only to run several under one lock
+    /// (a CNI ADD, DEL or GC, network create and rm). flock does not nest:
+    /// the steps inside take `&Locked` and never lock again.
+    pub fn lock(&self) -> Result<Locked<'_>> {
         let lock = StateLock::acquire(&self.state.lock_file())?;
+        let lock = Locked { ctx: self, lock };
         // A file that cannot be converted stops only what it holds: its
         // network's allocations, or new port claims. Teardown, gc and the
         // other networks go on.
-        let (done, failed) = self.state.migrate_legacy();
+        let (done, failed) = self.state.migrate_legacy(&lock.lock);
         for path in done {
             tracing::info!(file = %path.display(), "converted to per-entry leases and claims");
         }
         for e in failed {
             tracing::error!("state of the previous layout not converted: {e}");
         }
-        let (done, failed) = self.state.convert_records();
+        let (done, failed) = self.state.convert_records(&lock.lock);
         for id in done {
             tracing::info!(id, "record converted to one with attachments");
         }
@@ -51,11 +81,12 @@ impl Context {
     pub fn firewall(&self) -> Result<Nft> {
         Nft::new()
     }
+}
 
+impl Locked<'_> {
     /// Apply a change; if ocinet's table is gone (a flushed ruleset) or was
     /// made by another version, rebuild it from the saved state instead, so
     /// the next hook call restores service for every running container.
-    /// Callers hold the lock.
     pub fn apply_firewall(&self, change: &Change, subject: Subject) -> Result<()> {
         let pending = self.firewall()?.start_apply(change)?;
         self.finish_firewall(pending, change, subject)

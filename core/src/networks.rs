@@ -7,7 +7,7 @@ use ocinet_common::model::Network;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
-use crate::context::Context;
+use crate::context::Locked;
 
 /// The host's IPv4 routes as (destination, device name).
 pub fn host_routes(nl: &mut Netlink) -> Result<Vec<(Ipv4Net, String)>> {
@@ -24,7 +24,7 @@ pub fn host_routes(nl: &mut Netlink) -> Result<Vec<(Ipv4Net, String)>> {
         .collect())
 }
 
-pub fn check_conflicts(ctx: &Context, candidate: &Network, nl: &mut Netlink) -> Result<()> {
+pub fn check_conflicts(ctx: &Locked, candidate: &Network, nl: &mut Netlink) -> Result<()> {
     let (existing, bad) = ctx.config.list();
     for e in bad {
         tracing::warn!("skipping unreadable network definition: {e}");
@@ -39,8 +39,7 @@ pub fn check_conflicts(ctx: &Context, candidate: &Network, nl: &mut Netlink) -> 
 }
 
 /// Load a network; the default network is created (and checked) on first use.
-/// Callers hold the state lock.
-pub fn get(ctx: &Context, name: &str, nl: &mut Netlink) -> Result<Network> {
+pub fn get(ctx: &Locked, name: &str, nl: &mut Netlink) -> Result<Network> {
     if let Some(n) = ctx.config.load(name)? {
         return Ok(n);
     }

@@ -10,7 +10,7 @@ use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
 use super::drivers;
-use crate::context::Context;
+use crate::context::{Context, Locked, Subject};
 
 /// The records that can be read; the others are logged and skipped.
 fn readable_endpoints(ctx: &Context) -> Vec<Endpoint> {
@@ -32,8 +32,8 @@ fn running_on<'a>(endpoints: &'a [Endpoint], net: &str) -> Vec<&'a Attachment> {
 
 /// Put every running attachment of `net` whose host veth is not a port of
 /// `bridge` back on it (with hairpin for publishing ones, as setup does).
-/// Returns how many were put back. Callers hold the lock.
-pub fn reattach(ctx: &Context, host: &mut Netlink, net: &Network, bridge: u32) -> Result<usize> {
+/// Returns how many were put back.
+pub fn reattach(ctx: &Locked, host: &mut Netlink, net: &Network, bridge: u32) -> Result<usize> {
     let endpoints = readable_endpoints(ctx);
     reattach_these(host, net, bridge, &running_on(&endpoints, &net.name))
 }
@@ -93,8 +93,8 @@ pub(crate) fn reattach_these(
 
 /// Every network that has running containers gets what its driver needs
 /// back (a bridge made again, its ports put back on it). Returns (devices
-/// made, ports put back). Callers hold the lock.
-pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
+/// made, ports put back).
+pub fn restore_all(ctx: &Locked) -> Result<(usize, usize)> {
     let mut host = Netlink::new()?;
     let endpoints = readable_endpoints(ctx);
     let (networks, bad) = ctx.config.list();
@@ -135,4 +135,17 @@ pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
         ports += p;
     }
     Ok((made, ports))
+}
+
+/// `ocinet firewall reload`, under the state lock (taken here): the table
+/// rebuilt from the saved state, then what the drivers need put back.
+/// Returns ((networks, container interfaces) in the table, (devices made,
+/// ports put back)).
+pub fn reload(ctx: &Context) -> Result<((usize, usize), (usize, usize))> {
+    let ctx = &ctx.lock()?;
+    let (networks, attachments) = ctx.rebuild_firewall(&ctx.firewall()?, Subject::Nobody, &[])?;
+    tracing::info!(networks, attachments, "firewall rebuilt");
+    let (bridges, ports) = restore_all(ctx)?;
+    tracing::info!(bridges, ports, "bridges restored");
+    Ok(((networks, attachments), (bridges, ports)))
 }

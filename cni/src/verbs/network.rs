@@ -3,7 +3,7 @@
 
 use ocinet_common::model::Network;
 use ocinet_common::netlink::Netlink;
-use ocinet_core::context::Context;
+use ocinet_core::context::Locked;
 use rscni_types::error::Error as CniError;
 
 use crate::conf::{Conf, Inline};
@@ -11,8 +11,7 @@ use crate::errors::to_cni;
 
 /// The network, made first if the configuration defines it and it does
 /// not exist yet.
-pub fn ensure(ctx: &Context, conf: &Conf) -> Result<Network, CniError> {
-    let _lock = ctx.lock().map_err(to_cni)?;
+pub fn ensure(ctx: &Locked, conf: &Conf) -> Result<Network, CniError> {
     let mut nl = Netlink::new().map_err(to_cni)?;
     if let Some(existing) = ctx.config.load(&conf.network).map_err(to_cni)? {
         agrees(&existing, &conf.inline)?;

@@ -24,7 +24,7 @@ use ocinet_common::{netns, validate, Error, Result};
 
 use super::{bridge, described, NetworkDriver, Prepared};
 use crate::attach::Lease;
-use crate::context::Context;
+use crate::context::Locked;
 use crate::inside;
 
 pub struct MacvlanDriver {
@@ -64,7 +64,7 @@ impl NetworkDriver for MacvlanDriver {
         }
     }
 
-    fn prepare(&self, _ctx: &Context, host: &mut Netlink) -> Result<Prepared> {
+    fn prepare(&self, _ctx: &Locked, host: &mut Netlink) -> Result<Prepared> {
         let parent = parent_link(&self.net, host)?;
         let dns_link = match self.net.dns {
             true => Some(ensure_shim(host, &self.net, &parent)?),
@@ -109,7 +109,7 @@ impl NetworkDriver for MacvlanDriver {
     /// namespace; on the host only the shim and its routes, if deleted.
     fn restore(
         &self,
-        _ctx: &Context,
+        _ctx: &Locked,
         host: &mut Netlink,
         running: &[&Attachment],
     ) -> Result<(usize, usize)> {

@@ -20,7 +20,7 @@ pub mod bridge;
 pub mod macvlan;
 
 use crate::attach::Lease;
-use crate::context::Context;
+use crate::context::Locked;
 
 /// What the host side of a network gave `prepare`: the index of the link
 /// its attachments hang from (a bridge, a macvlan parent), and of the one
@@ -51,8 +51,8 @@ pub trait NetworkDriver {
     ) -> Attachment;
 
     /// What the network's containers share on the host (a bridge), made or
-    /// checked before any of them is wired. Called with the lock held.
-    fn prepare(&self, ctx: &Context, host: &mut Netlink) -> Result<Prepared>;
+    /// checked before any of them is wired.
+    fn prepare(&self, ctx: &Locked, host: &mut Netlink) -> Result<Prepared>;
 
     /// Make `att` in the namespace `ns`. What was made may differ from
     /// what was described (`att` is corrected): passthru's MAC, or a name
@@ -80,7 +80,7 @@ pub trait NetworkDriver {
     /// (a deleted bridge). Returns (devices made, ports put back).
     fn restore(
         &self,
-        ctx: &Context,
+        ctx: &Locked,
         host: &mut Netlink,
         running: &[&Attachment],
     ) -> Result<(usize, usize)>;

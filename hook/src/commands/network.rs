@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::cli::NetworkCommand;
 use ocinet_core::connect;
-use ocinet_core::context::{Context, Subject};
+use ocinet_core::context::{Context, Locked, Subject};
 use ocinet_core::drivers::{bridge, macvlan};
 use ocinet_core::networks;
 use ocinet_core::ports::HostAddresses;
@@ -108,7 +108,7 @@ fn create(
     internal: bool,
     extra: Extra,
 ) -> Result<String> {
-    let _lock = ctx.lock()?;
+    let ctx = &ctx.lock()?;
     let mut nl = Netlink::new()?;
     if ctx.config.load(name)?.is_some() {
         return Err(Error::Conflict(format!("network {name} already exists")));
@@ -413,7 +413,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
 }
 
 fn rm(ctx: &Context, name: &str) -> Result<String> {
-    let _lock = ctx.lock()?;
+    let ctx = &ctx.lock()?;
     let def = match ctx.config.probe(name)? {
         Definition::Missing => {
             return Err(Error::NotFound(format!("network {name:?} does not exist")))
@@ -485,7 +485,7 @@ fn rm(ctx: &Context, name: &str) -> Result<String> {
 /// have made for it: its DNS shim and bridge (each only if ocinet made it
 /// and no good network names it), its leases, and its firewall elements
 /// (the table is rebuilt from the definitions that are left).
-fn rm_broken(ctx: &Context, b: &Broken, nl: &mut Netlink) -> Result<String> {
+fn rm_broken(ctx: &Locked, b: &Broken, nl: &mut Netlink) -> Result<String> {
     let name = b.name.as_str();
     let warning = format!(
         "network {name}: its definition {} is unusable ({}); removing it anyway",
