@@ -30,6 +30,23 @@ pub struct Context {
 pub struct Locked<'a> {
     ctx: &'a Context,
     lock: StateLock,
+    /// Not `Send` (a guard's trick): `HELD` is the taking thread's.
+    _thread: std::marker::PhantomData<std::sync::MutexGuard<'static, ()>>,
+}
+
+thread_local! {
+    /// Whether this thread holds a `Locked`. flock does not nest (a second
+    /// lock on a new descriptor waits for the first forever), and a
+    /// `Locked` derefs to the `Context` that can lock again: taken twice,
+    /// the second is refused (EDEADLK) instead of hanging the hook until
+    /// the runtime's timeout.
+    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(false));
+    }
 }
 
 impl std::ops::Deref for Locked<'_> {
@@ -53,11 +70,22 @@ impl Context {
     /// and port claims). Taken by the operations that are whole
     /// transactions (setup, teardown, connect, disconnect, gc, firewall
     /// reload); a front end takes it only to run several under one lock
-    /// (a CNI ADD, DEL or GC, network create and rm). flock does not nest:
-    /// the steps inside take `&Locked` and never lock again.
+    /// (a CNI ADD, DEL or GC, network create and rm). The steps inside
+    /// take `&Locked` and never lock again (see `HELD`).
     pub fn lock(&self) -> Result<Locked<'_>> {
+        if HELD.with(|h| h.get()) {
+            return Err(ocinet_common::Error::io(
+                self.state.lock_file(),
+                std::io::Error::from(nix::errno::Errno::EDEADLK),
+            ));
+        }
         let lock = StateLock::acquire(&self.state.lock_file())?;
-        let lock = Locked { ctx: self, lock };
+        HELD.with(|h| h.set(true));
+        let lock = Locked {
+            ctx: self,
+            lock,
+            _thread: std::marker::PhantomData,
+        };
         // A file that cannot be converted stops only what it holds: its
         // network's allocations, or new port claims. Teardown, gc and the
         // other networks go on.
@@ -162,5 +190,28 @@ impl Locked<'_> {
         };
         fw.rebuild(&networks, &contents)?;
         Ok((networks.len(), contents.attachments.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_taken_twice_on_one_thread_is_refused_not_waited_for() {
+        let root = std::env::temp_dir().join(format!("ocinet-locked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("state")).unwrap();
+        let ctx = Context {
+            state: StateDir::new(root.join("state")),
+            config: ConfigDir::new(root.join("config")),
+        };
+        let held = ctx.lock().unwrap();
+        let e = held.lock().err().unwrap().to_string();
+        assert!(e.contains("deadlock"), "{e}");
+        drop(held);
+        // Dropped: this thread may take it again.
+        drop(ctx.lock().unwrap());
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
