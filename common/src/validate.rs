@@ -177,8 +177,10 @@ pub fn resolvable(value: &str) -> bool {
 }
 
 /// A name that is asked for only to answer in DNS (an alias): a host name
-/// (RFC 1123): labels of letters, digits and '-', not starting or ending
-/// with '-', 1 to 63 characters each, at most 253 in all, separated by
+/// (RFC 1123) with '_' besides, as container names have it and Docker
+/// takes it in aliases (`my_db` of a compose file): labels of letters,
+/// digits, '_' and '-', not starting or ending with '-', 1 to 63
+/// characters each, at most 253 in all, separated by
 /// single dots, no trailing dot; not an address, not a name the resolver
 /// keeps for itself.
 pub fn dns_name(field: &str, value: &str) -> Result<()> {
@@ -194,12 +196,12 @@ pub fn dns_name(field: &str, value: &str) -> Result<()> {
     }
     if let Some(c) = value
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.')))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
         return Err(Error::invalid(
             field,
             value,
-            format!("{c:?} is not allowed: a DNS name is labels of letters, digits and '-', separated by '.'"),
+            format!("{c:?} is not allowed: a DNS name is labels of letters, digits, '_' and '-', separated by '.'"),
         ));
     }
     answerable(field, value)?;
@@ -387,6 +389,7 @@ mod tests {
             "a1",
             "1a",
             "x.y-z.example",
+            "my_db",
             "a.0x1g",
             "host.123",
             "123456789012",
@@ -405,7 +408,7 @@ mod tests {
             ("nm.", "must not end with '.'"),
             ("a..b", "empty label"),
             (".a", "empty label"),
-            ("a_b", "'_' is not allowed"),
+            ("a:b", "':' is not allowed"),
             ("a/b", "'/' is not allowed"),
             ("a b", "' ' is not allowed"),
             ("é", "is not allowed"),

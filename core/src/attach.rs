@@ -5,7 +5,6 @@
 
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
 use ocinet_common::model::{AttachmentRequest, Endpoint, Network, PortSpec};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
@@ -14,23 +13,8 @@ use super::mac::check_mac;
 use super::naming::mac_for;
 use super::release;
 use crate::context::Locked;
+use crate::ipam::Lease;
 use crate::killpoint;
-
-/// An address leased for an attachment, and the MAC it will have.
-pub struct Lease {
-    pub ip: Ipv4Addr,
-    pub mac: [u8; 6],
-    /// Whether the address was asked for (a free one found by the
-    /// allocator moves its cursor once recorded).
-    pub requested: bool,
-}
-
-impl Lease {
-    /// The address with the network's prefix length.
-    pub fn net(&self, net: &Network) -> Ipv4Net {
-        Ipv4Net::new(self.ip, net.subnet().prefix_len()).unwrap_or_else(|_| self.ip.into())
-    }
-}
 
 /// Lease an address on `net` for container `id` (the requested one, or
 /// the next free) and check the MAC; on failure the lease is given back.

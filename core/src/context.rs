@@ -69,8 +69,8 @@ impl Context {
     /// held (a host upgraded with containers running keeps their leases
     /// and port claims). Taken by the operations that are whole
     /// transactions (setup, teardown, connect, disconnect, gc, firewall
-    /// reload); a front end takes it only to run several under one lock
-    /// (a CNI ADD, DEL or GC, network create and rm). The steps inside
+    /// reload, network create and rm); a front end takes it only to run
+    /// several under one lock (a CNI ADD, DEL or GC). The steps inside
     /// take `&Locked` and never lock again (see `HELD`).
     pub fn lock(&self) -> Result<Locked<'_>> {
         if HELD.with(|h| h.get()) {

@@ -10,7 +10,8 @@
 //! inside take `&context::Locked`, which only `Context::lock` makes, so
 //! none runs without it. A front end that must run several under one
 //! lock (a CNI ADD, DEL or GC) takes it and calls the steps, or
-//! `setup_locked`/`connect_locked`, with the guard.
+//! `setup_locked`/`connect_locked`/`networks::create_locked`, with the
+//! guard.
 //!
 //! A request's path to the kernel: `setup` (mode dispatch, the order of
 //! the steps) -> `ports` (claims) -> `attach` (lease, MAC check, intent
@@ -23,7 +24,9 @@ pub mod connect;
 pub mod context;
 pub mod drivers;
 pub mod gc;
+pub mod host;
 mod inside;
+pub mod ipam;
 mod killpoint;
 mod mac;
 pub mod naming;

@@ -6,7 +6,7 @@ use ocinet_common::model::{AttachmentRequest, Driver, Network};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
 
-use super::drivers::bridge::device::bridge_mac;
+use super::drivers::owned::device_mac as bridge_mac;
 use crate::context::Locked;
 
 /// A MAC is one port's on a bridge: once a second port sends with it, the

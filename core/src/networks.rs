@@ -1,35 +1,27 @@
-//! Looking networks up, creating the default one on first use, and checking
-//! a new network against the others and the host's routes.
+//! Networks for every front end: looking them up (the default one created
+//! on first use), creating one from a `NetworkRequest`, checking it against
+//! the others and the host's routes, and removing one.
 
-use ipnet::Ipv4Net;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ocinet_common::firewall::Change;
 use ocinet_common::model::network::{find_conflict, DEFAULT_NETWORK};
-use ocinet_common::model::Network;
+use ocinet_common::model::{Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
+use ocinet_common::store::networks::{Broken, Definition};
 use ocinet_common::{Error, Result};
 
-use crate::context::Locked;
-
-/// The host's IPv4 routes as (destination, device name).
-pub fn host_routes(nl: &mut Netlink) -> Result<Vec<(Ipv4Net, String)>> {
-    let links = nl.links()?;
-    let name = |idx: Option<u32>| {
-        idx.and_then(|i| links.iter().find(|l| l.index == i))
-            .map(|l| l.name.clone())
-            .unwrap_or_else(|| "?".into())
-    };
-    Ok(nl
-        .ipv4_routes()?
-        .into_iter()
-        .map(|r| (r.destination, name(r.oif)))
-        .collect())
-}
+use crate::context::{Context, Locked, Subject};
+use crate::drivers;
+use crate::host::{self, HostAddresses};
 
 pub fn check_conflicts(ctx: &Locked, candidate: &Network, nl: &mut Netlink) -> Result<()> {
     let (existing, bad) = ctx.config.list();
     for e in bad {
         tracing::warn!("skipping unreadable network definition: {e}");
     }
-    match find_conflict(candidate, &existing, &host_routes(nl)?) {
+    match find_conflict(candidate, &existing, &host::routes(nl)?) {
         Some(why) => Err(Error::Conflict(format!(
             "network {}: {why}",
             candidate.name
@@ -51,4 +43,169 @@ pub fn get(ctx: &Locked, name: &str, nl: &mut Netlink) -> Result<Network> {
     ctx.config.save(&n)?;
     tracing::info!(network = %n.name, subnet = %n.subnet(), "created the default network");
     Ok(n)
+}
+
+/// Create a network from a front end's request: one path for the CLI and
+/// CNI. The network's driver (`drivers::kind`) fills in its defaults and
+/// checks the host; the checks every network has (the name free, a valid
+/// definition, no overlap with another network or a host route) are
+/// here, in that order. Nothing is made on the host: a bridge or a shim
+/// is made by the first container's setup. Under the state lock (taken
+/// here).
+pub fn create(ctx: &Context, req: &NetworkRequest) -> Result<Network> {
+    create_locked(&ctx.lock()?, req)
+}
+
+/// `create` for a front end that holds the lock for more than it (a CNI
+/// ADD: the network made, then the container set up on it).
+pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
+    let name = req.name.as_str();
+    let mut nl = Netlink::new()?;
+    if ctx.config.load(name)?.is_some() {
+        return Err(Error::Conflict(format!("network {name} already exists")));
+    }
+    let kind = drivers::kind(req.driver);
+    let subnet = match req.subnet {
+        Some(s) => s,
+        None => kind.default_subnet(ctx, &mut nl)?,
+    };
+    kind.refuse(req)?;
+    let base = Network::new(
+        name,
+        subnet,
+        req.gateway,
+        req.ip_range,
+        req.bridge.as_deref(),
+        req.mtu,
+        req.internal,
+    )?;
+    let mut net = Network {
+        driver: req.driver,
+        parent: req.parent.clone(),
+        macvlan_mode: req.macvlan_mode,
+        gateway_mode: req.gateway_mode,
+        aux_addresses: parse_aux_addresses(&req.aux_addresses)?,
+        host_binding_ip: req.host_binding_ip.filter(|ip| !ip.is_unspecified()),
+        dns_upstreams: req.dns_upstreams.clone(),
+        dns_rate_limit: req.dns_rate_limit,
+        dns_address: req.dns_address,
+        no_masquerade: req.no_masquerade.clone(),
+        ..base
+    };
+    kind.shape(req, &mut net);
+    // Checked here for the request's own errors; `save` checks the final
+    // definition again (after the driver took what it takes from the
+    // host), with the same function the reader uses.
+    net.validate()?;
+    if let Some(ip) = net.host_binding_ip {
+        if !HostAddresses::of(&mut nl)?.has(ip) {
+            return Err(Error::invalid(
+                "host-binding-ip",
+                ip,
+                "is not an address of this host",
+            ));
+        }
+    }
+    check_conflicts(ctx, &net, &mut nl)?;
+    kind.check_host(ctx, &mut nl, &mut net, req.mtu)?;
+    ctx.config.save(&net)?;
+    tracing::info!(network = name, driver = net.driver.as_str(), subnet = %net.subnet(), "network created");
+    Ok(net)
+}
+
+/// `NAME=IP` entries, each name and address once.
+fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, Ipv4Addr>> {
+    let mut out = BTreeMap::new();
+    for e in entries {
+        let bad = |why: &str| Error::invalid("aux-address", e, why);
+        let (name, ip) = e.split_once('=').ok_or_else(|| bad("must be NAME=IP"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address after ="))?;
+        if let Some((other, _)) = out.iter().find(|(_, a)| **a == ip) {
+            return Err(bad(&format!("{ip} is already given as {other}")));
+        }
+        if out.insert(name.to_string(), ip).is_some() {
+            return Err(bad(&format!("{name} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// Remove a network no container is on (checked here, from the records):
+/// what its driver made on the host, its firewall elements, its leases
+/// and its definition. A definition ocinet cannot use is removed too,
+/// with what any driver may have made for it. Returns a warning for the
+/// user when the definition was unusable. Under the state lock (taken
+/// here): no container may join between the check and the removal.
+pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
+    let ctx = &ctx.lock()?;
+    let def = match ctx.config.probe(name)? {
+        Definition::Missing => {
+            return Err(Error::NotFound(format!("network {name:?} does not exist")))
+        }
+        d => d,
+    };
+    // Whether containers use it is the records' say (`is_on` reads the
+    // attachments), not the definition's: a broken one is checked the same.
+    let (eps, unreadable) = ctx.state.list_endpoints();
+    // A record that cannot be read may be a running container of this
+    // network: removing the bridge would cut it off (gc is as careful).
+    if let Some(e) = unreadable.first() {
+        return Err(Error::Conflict(format!(
+            "network {name}: cannot tell whether every container has left it: {e}; fix or remove that record first"
+        )));
+    }
+    let attached: Vec<&str> = eps
+        .iter()
+        .filter(|e| e.is_on(name))
+        .map(|e| e.id.as_str())
+        .collect();
+    if !attached.is_empty() {
+        return Err(Error::Conflict(format!(
+            "network {name} has {} attached container(s): {}",
+            attached.len(),
+            attached.join(", ")
+        )));
+    }
+    let mut nl = Netlink::new()?;
+    let net = match def {
+        Definition::Good(n) => n,
+        Definition::Broken(b) => return remove_broken(ctx, &b, &mut nl).map(Some),
+        Definition::Missing => unreachable!("returned above"),
+    };
+    drivers::kind(net.driver).remove(ctx, &mut nl, &net)?;
+    ctx.apply_firewall(
+        &Change {
+            networks_removed: vec![net.clone()],
+            ..Default::default()
+        },
+        Subject::Nobody,
+    )?;
+    ctx.state.pool(name)?.remove()?;
+    ctx.config.remove(name)?;
+    tracing::info!(network = name, "network removed");
+    Ok(None)
+}
+
+/// Remove a definition ocinet cannot use (a file edited by hand, or one
+/// an earlier version wrote and this one refuses), with what ocinet may
+/// have made for it: whatever each driver can prove it made and no good
+/// network names (a DNS shim, a bridge), its leases, and its firewall
+/// elements (the table is rebuilt from the definitions that are left).
+fn remove_broken(ctx: &Locked, b: &Broken, nl: &mut Netlink) -> Result<String> {
+    let name = b.name.as_str();
+    let warning = format!(
+        "network {name}: its definition {} is unusable ({}); removing it anyway",
+        b.path.display(),
+        b.reason
+    );
+    tracing::warn!("{warning}");
+    let (good, _) = ctx.config.list();
+    for kind in drivers::kinds() {
+        kind.remove_broken(ctx, nl, b, &good)?;
+    }
+    ctx.state.pool(name)?.remove()?;
+    ctx.config.remove(name)?;
+    ctx.rebuild_firewall(&ctx.firewall()?, Subject::Nobody, &[])?;
+    tracing::info!(network = name, "network removed");
+    Ok(warning)
 }

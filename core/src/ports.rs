@@ -4,8 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use ocinet_common::model::{Network, PortSpec};
-use ocinet_common::netlink::Netlink;
+use ocinet_common::model::PortSpec;
 use ocinet_common::{validate, Error, Result};
 
 use super::release;
@@ -64,62 +63,4 @@ pub(crate) fn claim_ports(ctx: &Locked, id: &str, network: &str, ports: &[PortSp
         }
     }
     claims.claim(id, network, ports)
-}
-
-/// Ports need a network with a way in, and host addresses that are this
-/// host's.
-/// The host's IPv4 addresses, to check a port binding against: one of
-/// them, or loopback (every 127/8 address is the host's).
-pub struct HostAddresses(Vec<Ipv4Addr>);
-
-impl HostAddresses {
-    pub fn of(host: &mut Netlink) -> Result<Self> {
-        Ok(HostAddresses(
-            host.ipv4_addresses()?
-                .into_iter()
-                .map(|(_, ip, _)| ip)
-                .collect(),
-        ))
-    }
-
-    pub fn has(&self, ip: Ipv4Addr) -> bool {
-        ip.is_loopback() || self.0.contains(&ip)
-    }
-}
-
-pub(crate) fn check_ports(
-    net: &Network,
-    ports: &[PortSpec],
-    ports_field: &str,
-    host: &mut Netlink,
-) -> Result<()> {
-    let Some(first) = ports.first() else {
-        return Ok(());
-    };
-    if net.internal {
-        return Err(Error::invalid(
-            ports_field,
-            first,
-            format!(
-                "network {} is internal: nothing can be published from it",
-                net.name
-            ),
-        ));
-    }
-    if ports.iter().all(|p| p.host_ip.is_none()) {
-        return Ok(());
-    }
-    let local = HostAddresses::of(host)?;
-    for p in ports {
-        if let Some(ip) = p.host_ip {
-            if !local.has(ip) {
-                return Err(Error::invalid(
-                    ports_field,
-                    p,
-                    format!("{ip} is not an address of this host"),
-                ));
-            }
-        }
-    }
-    Ok(())
 }

@@ -6,6 +6,8 @@ use ocinet_common::model::{Attachment, ChangeVerb, Changing, Endpoint, ProcessId
 use ocinet_common::{netns, Error, Result};
 
 use crate::context::{Context, Locked, Subject};
+use crate::drivers;
+pub use crate::drivers::Veths;
 use crate::killpoint;
 
 /// Undo a container's setup from its saved state. The container's process
@@ -39,20 +41,10 @@ pub fn release(ctx: &Locked, ep: &Endpoint) -> Result<()> {
     release_with(ctx, ep, Veths::Delete)
 }
 
-/// How a teardown removes host veths.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Veths {
-    /// Deleted before it returns.
-    Delete,
-    /// Retired at once and deleted by a detached reaper (`reaper.rs`): for
-    /// a front end whose caller waits on it (a CNI DEL).
-    Retire,
-}
-
 /// `release`, with the host veths removed as `veths` says.
 pub fn release_with(ctx: &Locked, ep: &Endpoint, veths: Veths) -> Result<()> {
     if veths == Veths::Retire {
-        super::drivers::bridge::veth::retire_inside(ep);
+        drivers::retire_inside(ep, &ep.attachments);
     }
     let mut errors = unwire(
         ctx,
@@ -105,8 +97,7 @@ pub fn release_attachment(ctx: &Locked, ep: &mut Endpoint, index: usize) -> Resu
     // the anti-spoofing guard no longer covers.
     let atts = std::slice::from_ref(&att);
     let mut errors = Vec::new();
-    super::drivers::bridge::veth::remove_host_ends(ctx, atts, Veths::Delete, &mut errors);
-    super::drivers::macvlan::remove(ep, atts, &mut errors);
+    drivers::remove_devices(ctx, ep, atts, Veths::Delete, &mut errors);
     if !errors.is_empty() {
         return Err(Error::Many(errors));
     }
@@ -165,7 +156,8 @@ enum Devices {
 
 /// Remove what `atts` made in the kernel: their firewall elements (and the
 /// conntrack entries of published ports), and, unless `Devices::Gone`,
-/// veths and macvlan interfaces. Returns every failure.
+/// the devices, each by the driver the record says made it. Returns every
+/// failure.
 fn unwire(
     ctx: &Locked,
     ep: &Endpoint,
@@ -257,16 +249,13 @@ fn unwire(
             errors
         });
         if let Devices::BesideElements(how) = devices {
-            super::drivers::bridge::veth::remove_host_ends(ctx, atts, how, &mut errors);
+            drivers::remove_devices(ctx, ep, atts, how, &mut errors);
         }
         match ports.join() {
             Ok(errs) => errors.extend(errs),
             Err(_) => errors.push(Error::Conflict("removing published ports panicked".into())),
         }
     });
-    if matches!(devices, Devices::BesideElements(_)) {
-        super::drivers::macvlan::remove(ep, atts, &mut errors);
-    }
     errors
 }
 

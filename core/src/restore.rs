@@ -5,98 +5,19 @@
 //! `Context::rebuild_firewall`.
 
 use ocinet_common::health::Health;
-use ocinet_common::model::{Attachment, Endpoint, Network, Phase};
-use ocinet_common::netlink::{LinkRef, Netlink};
-use ocinet_common::{Error, Result};
+use ocinet_common::model::{Attachment, Phase};
+use ocinet_common::netlink::Netlink;
+use ocinet_common::Result;
 
 use super::drivers;
 use crate::context::{Context, Locked, Subject};
-
-/// The records that can be read; the others are logged and skipped.
-fn readable_endpoints(ctx: &Context) -> Vec<Endpoint> {
-    let (endpoints, bad) = ctx.state.list_endpoints();
-    for e in bad {
-        tracing::warn!("restore: skipping {e}");
-    }
-    endpoints
-}
-
-/// Attachments on `net` that should be in place now.
-fn running_on<'a>(endpoints: &'a [Endpoint], net: &str) -> Vec<&'a Attachment> {
-    endpoints
-        .iter()
-        .filter(|e| e.phase == Phase::Ready && !e.is_stale())
-        .filter_map(|e| e.attachment_on(net))
-        .collect()
-}
-
-/// Put every running attachment of `net` whose host veth is not a port of
-/// `bridge` back on it (with hairpin for publishing ones, as setup does).
-/// Returns how many were put back.
-pub fn reattach(ctx: &Locked, host: &mut Netlink, net: &Network, bridge: u32) -> Result<usize> {
-    let endpoints = readable_endpoints(ctx);
-    reattach_these(host, net, bridge, &running_on(&endpoints, &net.name))
-}
-
-pub(crate) fn reattach_these(
-    host: &mut Netlink,
-    net: &Network,
-    bridge: u32,
-    running: &[&Attachment],
-) -> Result<usize> {
-    let _span = tracing::debug_span!("reattach", bridge = %net.bridge).entered();
-    let mut errors = Vec::new();
-    let mut count = 0;
-    for att in running {
-        let Some(veth) = &att.host_veth else { continue };
-        let link = match host.link_by_name(veth) {
-            Ok(Some(l)) => l,
-            // Its namespace died with the container; poststop or gc will
-            // clear the record.
-            Ok(None) => continue,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        if link.controller == Some(bridge) && link.up {
-            continue;
-        }
-        let attached = host
-            .attach(
-                link.index,
-                bridge,
-                &format!("put {veth} back on {}", net.bridge),
-            )
-            .and_then(|()| {
-                if att.ports.is_empty() {
-                    Ok(())
-                } else {
-                    host.set_bridge_port(
-                        LinkRef::Index(link.index),
-                        true,
-                        &format!("set hairpin on {veth}"),
-                    )
-                }
-            });
-        match attached {
-            Ok(()) => count += 1,
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty() {
-        Ok(count)
-    } else {
-        Err(Error::Many(errors))
-    }
-}
 
 /// Every network that has running containers gets what its driver needs
 /// back (a bridge made again, its ports put back on it). Returns (devices
 /// made, ports put back).
 pub fn restore_all(ctx: &Locked) -> Result<(usize, usize)> {
     let mut host = Netlink::new()?;
-    let endpoints = readable_endpoints(ctx);
+    let endpoints = drivers::readable_endpoints(ctx);
     let (networks, bad) = ctx.config.list();
     for e in bad {
         tracing::warn!("restore: skipping {e}");

@@ -12,13 +12,14 @@ use ocinet_common::model::{
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{netns, Error, Result};
 
-use super::attach::{self, Lease};
+use super::attach;
 use super::drivers::{self, NetworkDriver};
 use super::naming::{container_ifname, free_ifname};
 use super::pin::{netns_link_for, pin};
 use super::ports::{claim_ports, with_host_ip};
 use super::{attachments, release, resolv};
 use crate::context::{Context, Locked, Subject};
+use crate::ipam::Lease;
 use crate::killpoint;
 use crate::networks;
 
@@ -94,13 +95,22 @@ pub fn setup_locked(ctx: &Locked, req: &Request) -> Result<()> {
 /// A container's namespace that is the one ocinet runs in (the host's:
 /// `/proc/self/ns/net`, a `/run/netns` entry of it) would have the
 /// container's interface, address and routes put into the host itself.
-/// Compared by nsfs device and inode, so any path to it is caught.
+/// Compared by nsfs device and inode, so any path to it is caught. The
+/// init process's namespace is refused too: where ocinet itself runs in
+/// another (nested, or a test's host), that one is still the machine's.
 pub fn refuse_own_netns(field: &str, path: &Path, id: (u64, u64)) -> Result<()> {
     if netns::own_id()? == id {
         return Err(Error::invalid(
             field,
             path.display(),
             "is the network namespace ocinet runs in (the host's), not one of the container's own",
+        ));
+    }
+    if netns::id_of(Path::new("/proc/1/ns/net")).is_ok_and(|init| init == id) {
+        return Err(Error::invalid(
+            field,
+            path.display(),
+            "is the network namespace of the machine's init process, not one of the container's own",
         ));
     }
     Ok(())
@@ -417,6 +427,24 @@ mod tests {
             .to_string();
         assert!(
             e.contains("io.ocinet.interface.n1") && e.contains("a1"),
+            "{e}"
+        );
+    }
+
+    /// The machine's namespace (init's) is refused even where ocinet runs
+    /// in another; looked at without any container (no interface is ever
+    /// made in the machine's namespace by a test).
+    #[test]
+    fn the_init_namespace_is_refused() {
+        let init = std::path::Path::new("/proc/1/ns/net");
+        let Ok(id) = netns::id_of(init) else {
+            return; // not root: nothing to look at
+        };
+        let e = refuse_own_netns("CNI_NETNS", init, id)
+            .expect_err("init's namespace accepted")
+            .to_string();
+        assert!(
+            e.contains("CNI_NETNS") && e.contains("/proc/1/ns/net"),
             "{e}"
         );
     }

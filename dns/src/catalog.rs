@@ -202,6 +202,13 @@ impl Catalog {
         })
     }
 
+    /// The network `client` is answered for when it asks at the resolver
+    /// address `at`: its own network's, only there.
+    pub fn serving(&self, client: Ipv4Addr, at: Ipv4Addr) -> Option<usize> {
+        self.network_index(client)
+            .filter(|i| self.networks[*i].address == at)
+    }
+
     /// Whether any DNS-enabled network has a container: else the resolver
     /// has nothing to serve and ends.
     pub fn serves_anyone(&self) -> bool {

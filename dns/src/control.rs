@@ -64,11 +64,15 @@ pub fn ensure(
 /// End the resolver a hook started, when no container needs it (`gc`):
 /// SIGTERM (it keeps its figures and removes its pid file), SIGKILL if it
 /// has not ended within 2 s. A persistent one is its service manager's
-/// and is left alone. Under the state lock (`_held`), so no hook counts
+/// and is left alone, and so is one whose pid file does not say (an
+/// earlier version's). Under the state lock (`_held`), so no hook counts
 /// on it meanwhile. The pid, when one was ended.
 pub fn stop_idle(_held: &StateLock, state: &StateDir) -> Result<Option<i32>> {
     use nix::sys::signal::{kill, Signal};
-    let Some(s) = state.resolver_state().filter(|s| !s.persistent) else {
+    let Some(s) = state
+        .resolver_state()
+        .filter(|s| s.persistent == Some(false))
+    else {
         return Ok(None);
     };
     let p = s.process;
@@ -87,6 +91,12 @@ pub fn stop_idle(_held: &StateLock, state: &StateDir) -> Result<Option<i32>> {
     }
     if p.is_alive() {
         let _ = kill(pid, Signal::SIGKILL);
+        // Gone before the lock is given back: a hook that comes next
+        // starts a resolver that must find the resolver lock free.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while p.is_alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         state.forget_resolver(&p)?;
     }
     Ok(Some(p.pid))

@@ -25,7 +25,7 @@ pub const DOWN_FOR: Duration = Duration::from_secs(2);
 /// answer (a recursion's cache miss) does not.
 pub const DOWN_AFTER: u32 = 2;
 
-/// Bounds on what `Health` remembers (clients and upstreams that missed).
+/// Bounds on what `UpstreamHealth` remembers (clients and upstreams that missed).
 const REMEMBERED: usize = 4096;
 
 /// What the forwarder knows of its upstreams. A query that went unanswered
@@ -35,7 +35,7 @@ const REMEMBERED: usize = 4096;
 /// never answers made every other container's forwards fail), so a client
 /// only ever skips an upstream on its own evidence.
 #[derive(Default)]
-pub struct Health(std::sync::Mutex<HealthInner>);
+pub struct UpstreamHealth(std::sync::Mutex<HealthInner>);
 
 #[derive(Default)]
 struct HealthInner {
@@ -46,7 +46,7 @@ struct HealthInner {
     misses: HashMap<(IpAddr, Ipv4Addr), (u32, Option<Instant>)>,
 }
 
-impl Health {
+impl UpstreamHealth {
     fn inner(&self) -> std::sync::MutexGuard<'_, HealthInner> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -101,7 +101,7 @@ pub async fn forward(
     query: &[u8],
     upstreams: &[Ipv4Addr],
     limit: usize,
-    health: &Health,
+    health: &UpstreamHealth,
     client: IpAddr,
 ) -> Option<Vec<u8>> {
     let start = Instant::now();
@@ -192,7 +192,7 @@ mod tests {
     /// nothing; misses count per client.
     #[test]
     fn a_slow_name_is_not_a_dead_server_and_misses_are_the_clients_own() {
-        let h = Health::default();
+        let h = UpstreamHealth::default();
         let (flood, calm): (IpAddr, IpAddr) =
             ("10.1.0.2".parse().unwrap(), "10.2.0.2".parse().unwrap());
         let up: Ipv4Addr = "192.0.2.53".parse().unwrap();

@@ -157,7 +157,7 @@ struct Shared {
     tcp_clients: Arc<PerClient>,
     forwards: tokio::sync::Semaphore,
     client_forwards: Arc<PerClient>,
-    health: forward::Health,
+    health: forward::UpstreamHealth,
 }
 
 fn mtime(p: &std::path::Path) -> Option<SystemTime> {
@@ -275,10 +275,10 @@ impl Shared {
         h.1.clone()
     }
 
-    /// One query from `client` (over UDP: `udp`), as far as it can go
-    /// without waiting: the reply (or nothing to send), or the upstreams to
-    /// forward it to.
-    fn local(&self, query: &[u8], client: IpAddr, udp: bool) -> Local {
+    /// One query from `client` to the resolver address `at` (over UDP:
+    /// `udp`), as far as it can go without waiting: the reply (or nothing
+    /// to send), or the upstreams to forward it to.
+    fn local(&self, query: &[u8], client: IpAddr, at: Ipv4Addr, udp: bool) -> Local {
         let IpAddr::V4(client) = client else {
             self.stats.count(Outcome::Refused);
             return Local::Reply(None);
@@ -286,8 +286,11 @@ impl Shared {
         let cat = self.fresh();
         // Anyone but the containers of a DNS-enabled network (the host, a
         // neighbour on the segment) is refused before the limiter, which
-        // keeps a bucket per client it sees.
-        let Some(i) = cat.network_index(client) else {
+        // keeps a bucket per client it sees; so is a container asking at
+        // another network's address (the host routes it there: isolation
+        // holds for the resolver too, and a source forged on a macvlan
+        // segment reaches only that network's address).
+        let Some(i) = cat.serving(client, at) else {
             self.stats.count(Outcome::Refused);
             return match answer::decide(query, None, udp) {
                 Decision::Reply(b, _) => Local::Reply(Some(b)),
@@ -347,8 +350,8 @@ impl Shared {
     }
 
     /// One query from `client` over TCP: the reply to send, if any.
-    async fn handle_tcp(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>> {
-        match self.local(query, client, false) {
+    async fn handle_tcp(&self, query: &[u8], client: IpAddr, at: Ipv4Addr) -> Option<Vec<u8>> {
+        match self.local(query, client, at, false) {
             Local::Reply(r) => r,
             Local::Forward(ups) => {
                 self.forwarded(query, client, &ups, usize::from(u16::MAX))
@@ -395,7 +398,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
             };
             // A local answer goes at once; a forward on a task of its own,
             // so a slow upstream holds up no one.
-            match s.local(&buf[..n], peer.ip(), true) {
+            match s.local(&buf[..n], peer.ip(), ip, true) {
                 Local::Reply(Some(reply)) => {
                     let _ = udp.send_to(&reply, peer).await;
                 }
@@ -427,7 +430,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                 }
             };
             let known = match peer.ip() {
-                IpAddr::V4(ip) => s.fresh().network_index(ip).is_some(),
+                IpAddr::V4(client) => s.fresh().serving(client, ip).is_some(),
                 IpAddr::V6(_) => false,
             };
             if !known {
@@ -459,7 +462,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                     {
                         return;
                     }
-                    let Some(reply) = s.handle_tcp(&q, peer.ip()).await else {
+                    let Some(reply) = s.handle_tcp(&q, peer.ip(), ip).await else {
                         return;
                     };
                     let Ok(len) = u16::try_from(reply.len()) else {
@@ -555,7 +558,7 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
         tcp_clients: PerClient::new(TCP_PER_CLIENT),
         forwards: tokio::sync::Semaphore::new(FORWARDS),
         client_forwards: PerClient::new(FORWARDS_PER_CLIENT),
-        health: forward::Health::default(),
+        health: forward::UpstreamHealth::default(),
     });
     let mut listeners: HashMap<Ipv4Addr, [JoinHandle<()>; 2]> = HashMap::new();
     let persistent = lifetime == Lifetime::Persistent;
@@ -607,7 +610,7 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
             let s = ResolverState {
                 process: me,
                 listening: Some(bound.clone()),
-                persistent,
+                persistent: Some(persistent),
             };
             shared
                 .state
@@ -661,7 +664,9 @@ fn stop(shared: &Shared, me: &ProcessId, why: &str) {
 /// again, so a hook that just set up a container is either seen, or finds
 /// the pid file gone and starts a new resolver.
 fn done(shared: &Shared, me: &ProcessId) -> bool {
-    let Ok(_lock) = StateLock::acquire(&shared.state.lock_file()) else {
+    // Not waited for: whoever holds it may be `gc` ending this resolver,
+    // and a signal is only handled back in the loop.
+    let Ok(Some(_lock)) = StateLock::try_acquire(&shared.state.lock_file()) else {
         return false;
     };
     if shared.load(true, false, Moved::All).serves_anyone() {

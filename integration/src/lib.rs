@@ -1071,7 +1071,19 @@ impl Host {
     /// `tag`.
     pub fn bare_container(&self, tag: &str, annotations: Value) -> BareContainer {
         let id = format!("{}-{tag}", unique_hex());
-        let proc = self.spawn(&["unshare", "-n", "sleep", "600"]);
+        // A mount namespace of its own too, as a runtime's container has:
+        // the hook mounts the resolv.conf of a DNS-enabled network there
+        // (the bundle's rootfs has the /etc it needs), and it goes with the
+        // process.
+        let proc = self.spawn(&[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "-n",
+            "sleep",
+            "600",
+        ]);
         let pid = proc.0.id();
         // unshare must have made the namespace and become sleep before the
         // hook looks.
@@ -1090,7 +1102,7 @@ impl Host {
             std::thread::sleep(Duration::from_millis(10));
         }
         let bundle = self.dir.join("bundles").join(&id);
-        std::fs::create_dir_all(&bundle).expect("bundle");
+        std::fs::create_dir_all(bundle.join("rootfs/etc")).expect("bundle");
         let config = serde_json::json!({
             "ociVersion": "1.0.2", "root": {"path": "rootfs"},
             "annotations": annotations,

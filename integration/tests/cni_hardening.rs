@@ -221,6 +221,43 @@ fn check_holds_the_kernel_to_the_record() {
         &format!("CNI_NETNS {} is not the network namespace", other.path()),
     );
 
+    // The host end out of its bridge, or down: cut off as well.
+    let veth = added["interfaces"][1]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let bridge = added["interfaces"][0]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ok(h.exec(&["ip", "link", "set", &veth, "nomaster"]));
+    cni::exec(&h, "ocinet", &check, &with_prev(&added)).refused(
+        100,
+        &format!("host end {veth} of the veth is not a port of {bridge}"),
+    );
+    ok(h.exec(&["ip", "link", "set", &veth, "master", &bridge]));
+    ok(h.exec(&["ip", "link", "set", &veth, "down"]));
+    cni::exec(&h, "ocinet", &check, &with_prev(&added))
+        .refused(100, &format!("host end {veth} of the veth is down"));
+    ok(h.exec(&["ip", "link", "set", &veth, "up"]));
+    cni::exec(&h, "ocinet", &check, &with_prev(&added)).ok();
+    // A sandbox that is a FIFO is looked at, not opened (an open would
+    // wait for a writer for good).
+    let fifo = h.dir.join("sandbox-fifo");
+    ok(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .output()
+        .expect("mkfifo"));
+    let mut lying = added.clone();
+    lying["interfaces"][2]["sandbox"] = json!(fifo.to_str().unwrap_or_default());
+    let t = std::time::Instant::now();
+    cni::exec(&h, "ocinet", &check, &with_prev(&lying)).refused(100, "sandbox");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+
     // The container's MAC changed inside: cut off by the anti-spoofing
     // guard, so CHECK fails, with the ADD's result and with a prevResult
     // naming the new MAC alike.

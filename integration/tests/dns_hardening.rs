@@ -129,6 +129,14 @@ print(n)
     let other = calm(&far.id, "10.65.0.1");
     assert_eq!(near.trim(), "25", "answered on the flooder's network");
     assert_eq!(other.trim(), "25", "answered on another network");
+    // A container is answered only at its own network's address: asked
+    // at the other network's (the host routes it there), REFUSED.
+    let elsewhere = in_container_py(&h, &neighbour.id, r#"print(*ask("10.65.0.1", "far"))"#);
+    assert_eq!(
+        elsewhere.trim(),
+        "5 0",
+        "answered at another network's address"
+    );
     let slow = up.asked().iter().filter(|n| n.starts_with("slow")).count();
     assert!(slow > 20, "the flood hardly reached the upstream: {slow}");
     h.stop(&mut flooder);

@@ -105,7 +105,7 @@ fn names_that_cannot_answer_are_refused(rt: Runtime) {
             "10.64.0.9",
             "reads as an IPv4 address",
         ),
-        ("web", "io.ocinet.aliases", "db_1", "'_' is not allowed"),
+        ("web", "io.ocinet.aliases", "db:1", "':' is not allowed"),
         (
             "web",
             "io.ocinet.aliases",

@@ -92,8 +92,26 @@ pub fn run(ctx: &Context, inv: &Invocation, conf: &Conf) -> Result<(), CniError>
     }
     if let Some(veth) = &att.host_veth {
         let mut host = Netlink::new().map_err(to_cni)?;
-        if host.link_by_name(veth).map_err(to_cni)?.is_none() {
-            wrong.push(format!("host end {veth} of the veth is missing"));
+        match host.link_by_name(veth).map_err(to_cni)? {
+            None => wrong.push(format!("host end {veth} of the veth is missing")),
+            // Down, or out of its bridge, it cuts the container off as
+            // surely as a missing one.
+            Some(l) => {
+                if !l.up {
+                    wrong.push(format!("host end {veth} of the veth is down"));
+                }
+                if let Some(bridge) = &att.bridge {
+                    let port_of = match host.link_by_name(bridge).map_err(to_cni)? {
+                        Some(b) => l.controller == Some(b.index),
+                        None => false,
+                    };
+                    if !port_of {
+                        wrong.push(format!(
+                            "host end {veth} of the veth is not a port of {bridge}"
+                        ));
+                    }
+                }
+            }
         }
     }
     if wrong.is_empty() {
@@ -192,12 +210,10 @@ fn prev_disagrees(
         let sandbox = i.sandbox.as_deref().unwrap_or_default();
         // The same path as CNI_NETNS, or another path to the recorded
         // namespace (a runtime may name one namespace two ways).
+        // A stat, not an open: prevResult is the caller's word, and
+        // opening what it names (a FIFO) could block the plugin for good.
         let same = Path::new(sandbox) == netns_path
-            || (recorded.is_some()
-                && netns::open_netns(Path::new(sandbox))
-                    .and_then(|f| netns::id_of_fd(&f))
-                    .ok()
-                    == recorded);
+            || (recorded.is_some() && netns::id_of(Path::new(sandbox)).ok() == recorded);
         if !same {
             wrong.push(format!(
                 "prevResult gives interface {} sandbox {sandbox:?}, not CNI_NETNS {:?}",

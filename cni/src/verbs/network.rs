@@ -1,7 +1,7 @@
 //! The ocinet network a configuration names: made from its inline
 //! definition on the first ADD, checked against it afterwards.
 
-use ocinet_common::model::Network;
+use ocinet_common::model::{Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
 use ocinet_core::context::Locked;
 use rscni_types::error::Error as CniError;
@@ -27,32 +27,21 @@ pub fn ensure(ctx: &Locked, conf: &Conf) -> Result<Network, CniError> {
             conf.network
         ))
     })?;
-    let base = Network::new(
-        &conf.network,
-        subnet,
-        i.gateway,
-        None,
-        i.bridge.as_deref(),
-        i.mtu,
-        i.internal.unwrap_or(false),
-    )
-    .map_err(to_cni)?;
-    let net = Network {
-        dns: !i.disable_dns.unwrap_or(false),
+    // The CLI's `network create`, with what an inline definition can say.
+    let req = NetworkRequest {
+        name: conf.network.clone(),
+        subnet: Some(subnet),
+        gateway: i.gateway,
+        bridge: i.bridge.clone(),
+        mtu: i.mtu,
+        internal: i.internal.unwrap_or(false),
+        disable_dns: i.disable_dns.unwrap_or(false),
         dns_upstreams: i.dns_upstreams.clone().unwrap_or_default(),
         no_masquerade: i.no_masquerade.clone().unwrap_or_default(),
-        ..base
+        ..NetworkRequest::default()
     };
-    net.validate().map_err(to_cni)?;
-    ocinet_core::networks::check_conflicts(ctx, &net, &mut nl).map_err(to_cni)?;
-    if let Some(l) = nl.link_by_name(&net.bridge).map_err(to_cni)? {
-        return Err(CniError::InvalidNetworkConfig(format!(
-            "invalid bridge {:?}: interface {} (index {}) already exists on the host",
-            net.bridge, l.name, l.index
-        )));
-    }
-    ctx.config.save(&net).map_err(to_cni)?;
-    tracing::info!(network = %net.name, subnet = %net.subnet(), "network created from the CNI configuration");
+    let net = ocinet_core::networks::create_locked(ctx, &req).map_err(to_cni)?;
+    tracing::info!(network = %net.name, "network created from the CNI configuration");
     Ok(net)
 }
 

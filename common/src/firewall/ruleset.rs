@@ -49,14 +49,15 @@ pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
 /// containers at their own addresses, and are reached so).
 pub const SET_NO_MASQ: &str = "no_masq";
 /// Sources only ocinet's own interfaces lead to: each bridge network's
-/// subnet, and each macvlan container's address (routed through its
-/// network's shim). A packet from one of them that did not come in by the
+/// subnet. A packet from one of them that did not come in by the
 /// interface the host's route to it goes out of is forged: the port
 /// guards stop forgeries from containers, this stops them from the
 /// uplink, where `rp_filter` is off in a new namespace and loose on
 /// Debian (issue 21: 150,000 queries sent from outside with a
 /// container's source spent its resolver rate limit and were answered
-/// into it).
+/// into it). Not macvlan containers: they are hosts of their segment,
+/// whose traffic may reach the host by any route (and a network without
+/// name resolution has no shim route to them at all).
 pub const SET_OWN_SOURCES: &str = "own_sources";
 /// Bridges of `gateway_mode: nat` networks: nothing from outside reaches
 /// their containers but replies and published ports.
@@ -561,13 +562,7 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
         (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, bridge),
         _ => Vec::new(),
     };
-    if a.parent.is_some() {
-        out.push(crate::model::FirewallElement {
-            set: SET_OWN_SOURCES.into(),
-            key: json!({"prefix": {"addr": ip.to_string(), "len": 32}}),
-            value: None,
-        });
-    }
+
     out.extend(port_elements(ip, &a.ports));
     out
 }

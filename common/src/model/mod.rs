@@ -5,6 +5,7 @@ pub mod attachment;
 pub mod endpoint;
 mod endpoint_wire;
 pub mod network;
+mod network_drivers;
 mod network_wire;
 pub mod ports;
 pub mod request;
@@ -16,4 +17,4 @@ pub use endpoint::{
 };
 pub use network::{Driver, GatewayMode, MacvlanMode, Network, Subnet};
 pub use ports::{PortMapping, PortSpec, Protocol};
-pub use request::{AttachmentRequest, DnsRequest, Request, Settings};
+pub use request::{AttachmentRequest, DnsRequest, NetworkRequest, Request, Settings};

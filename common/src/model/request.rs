@@ -90,3 +90,36 @@ pub struct Request {
     pub settings: Settings,
     pub origin: super::Origin,
 }
+
+/// A network to create, as a front end read it (`network create`'s
+/// flags, a CNI configuration's inline definition): what was given, with
+/// what was left out left `None`, so that the network's driver decides
+/// the defaults (`ocinet_core::networks::create`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkRequest {
+    pub name: String,
+    pub driver: super::Driver,
+    /// `None`: the driver's default (a free private /24 for a bridge;
+    /// refused for macvlan, whose subnet is the parent's segment).
+    pub subnet: Option<ipnet::Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<ipnet::Ipv4Net>,
+    pub bridge: Option<String>,
+    /// `None`: 1500 for a bridge, the parent's MTU for macvlan.
+    pub mtu: Option<u32>,
+    pub internal: bool,
+    pub gateway_mode: super::GatewayMode,
+    /// `NAME=IP` entries, as Docker's `--aux-address` takes them.
+    pub aux_addresses: Vec<String>,
+    /// `0.0.0.0` is the same as none.
+    pub host_binding_ip: Option<Ipv4Addr>,
+    pub parent: Option<String>,
+    pub macvlan_mode: Option<super::MacvlanMode>,
+    /// Name resolution is on unless this says so (and, on macvlan, unless
+    /// the mode cannot have it and no DNS option asked for it).
+    pub disable_dns: bool,
+    pub dns_upstreams: Vec<Ipv4Addr>,
+    pub dns_rate_limit: Option<u32>,
+    pub dns_address: Option<Ipv4Addr>,
+    pub no_masquerade: Vec<ipnet::Ipv4Net>,
+}

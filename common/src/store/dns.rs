@@ -25,8 +25,10 @@ pub struct ResolverState {
     pub listening: Option<Vec<Ipv4Addr>>,
     /// Run by a service manager (`--persistent`): `gc` leaves it alone
     /// with no container to serve, where it ends one a hook started.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub persistent: bool,
+    /// `None` in a file of an earlier version, which did not say: left
+    /// alone too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent: Option<bool>,
 }
 
 impl StateDir {

@@ -230,20 +230,12 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     parse_json(path, &data).map(Some)
 }
 
-/// `read_json` for configuration, which may be a symlink (config
-/// management links files into /etc): the config directory is the
-/// administrator's, unlike the state directory, which only ocinet writes.
-pub fn read_config_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    let _span = tracing::debug_span!("config_read", file = ?path.file_name()).entered();
-    match fs::read(path) {
-        Ok(data) => parse_json(path, &data).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
 /// The bytes of the configuration file at `path`; None if there is none.
+/// Followed if a symlink (config management links files into /etc): the
+/// config directory is the administrator's, unlike the state directory,
+/// which only ocinet writes.
 pub fn read_config_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    let _span = tracing::debug_span!("config_read", file = ?path.file_name()).entered();
     match fs::read(path) {
         Ok(data) => Ok(Some(data)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

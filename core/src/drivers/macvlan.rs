@@ -16,16 +16,159 @@
 
 use std::fs::File;
 
+use ipnet::Ipv4Net;
 use ocinet_common::health::Health;
-use ocinet_common::model::{Attachment, Endpoint, Network, PortSpec};
+use ocinet_common::model::network::{shim_name, MAX_MTU};
+use ocinet_common::model::{
+    Attachment, Driver, Endpoint, MacvlanMode, Network, NetworkRequest, PortSpec,
+};
 use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::Netlink;
+use ocinet_common::store::networks::Broken;
 use ocinet_common::{netns, validate, Error, Result};
+use serde_json::json;
 
-use super::{bridge, described, NetworkDriver, Prepared};
-use crate::attach::Lease;
+use super::owned::{device_mac, is_our_bridge, is_our_shim};
+use super::{described, NetworkDriver, NetworkKind, Prepared, Veths};
 use crate::context::Locked;
 use crate::inside;
+use crate::ipam::Lease;
+
+/// The macvlan kind of network.
+pub struct Macvlan;
+
+impl NetworkKind for Macvlan {
+    fn driver(&self) -> Driver {
+        Driver::Macvlan
+    }
+
+    fn for_network(&self, net: Network) -> Box<dyn NetworkDriver> {
+        Box::new(MacvlanDriver { net })
+    }
+
+    /// A free private range means nothing on someone else's segment.
+    fn default_subnet(&self, _ctx: &Locked, _host: &mut Netlink) -> Result<Ipv4Net> {
+        Err(Error::invalid(
+            "subnet",
+            "none",
+            "--driver macvlan needs --subnet, the parent's segment",
+        ))
+    }
+
+    fn refuse(&self, req: &NetworkRequest) -> Result<()> {
+        match &req.bridge {
+            Some(b) => Err(Error::invalid(
+                "bridge",
+                b,
+                "only applies to bridge networks: a macvlan network has no bridge",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// No bridge; mode bridge unless asked otherwise; name resolution in
+    /// mode bridge only (see `Network::validate`), unless a DNS option
+    /// asks for it in another mode, which `validate` then refuses by name;
+    /// with it, the resolver on an address of the segment.
+    fn shape(&self, req: &NetworkRequest, net: &mut Network) {
+        let mode = req.macvlan_mode.unwrap_or_default();
+        net.bridge = String::new();
+        net.macvlan_mode = Some(mode);
+        net.dns = !req.disable_dns
+            && (mode == MacvlanMode::Bridge
+                || !req.dns_upstreams.is_empty()
+                || req.dns_rate_limit.is_some()
+                || req.dns_address.is_some());
+        if net.dns && net.dns_address.is_none() {
+            net.dns_address = net.default_dns_address();
+        }
+    }
+
+    fn check_host(
+        &self,
+        ctx: &Locked,
+        host: &mut Netlink,
+        net: &mut Network,
+        mtu: Option<u32>,
+    ) -> Result<()> {
+        let parent = parent_link(net, host)?;
+        let (eps, _) = ctx.state.list_endpoints();
+        if let Some(e) = eps.iter().find(|e| {
+            e.attachments
+                .iter()
+                .any(|a| a.host_veth.as_deref() == Some(parent.name.as_str()))
+        }) {
+            return Err(Error::invalid(
+                "--parent",
+                &parent.name,
+                format!(
+                    "is the host end of container {}'s veth: give macvlan a host interface",
+                    e.id
+                ),
+            ));
+        }
+        // As Docker: the parent's MTU unless one is given, and never more
+        // than it (the kernel refuses a larger sub-interface), nor more
+        // than a macvlan can have.
+        match mtu {
+            None => net.mtu = parent.mtu.min(MAX_MTU),
+            Some(m) if m > parent.mtu => {
+                return Err(Error::invalid(
+                    "mtu",
+                    m,
+                    format!(
+                        "is larger than the MTU {} of parent {}",
+                        parent.mtu, parent.name
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Its parent is not ocinet's; its DNS shim is.
+    fn remove(&self, _ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<()> {
+        remove_shim(host, &net.name)
+    }
+
+    fn remove_broken(
+        &self,
+        _ctx: &Locked,
+        host: &mut Netlink,
+        b: &Broken,
+        _good: &[Network],
+    ) -> Result<()> {
+        remove_shim(host, &b.name)
+    }
+
+    fn options(&self, net: &Network) -> serde_json::Value {
+        json!({
+            "parent": net.parent,
+            "macvlan_mode": net.macvlan_mode.unwrap_or_default().as_str(),
+            "mtu": net.mtu,
+        })
+    }
+
+    fn device<'a>(&self, _net: &'a Network) -> Option<&'a str> {
+        None
+    }
+
+    fn made(&self, att: &Attachment) -> bool {
+        att.parent.is_some()
+    }
+
+    fn remove_devices(
+        &self,
+        _ctx: &Locked,
+        ep: &Endpoint,
+        atts: &[&Attachment],
+        _how: Veths,
+        errors: &mut Vec<Error>,
+    ) {
+        remove(ep, atts, errors);
+    }
+}
 
 pub struct MacvlanDriver {
     pub net: Network,
@@ -175,7 +318,7 @@ pub fn unfit_parent(link: &Link, host: &mut Netlink) -> Result<Option<String>> {
             "is a {kind} interface, not an Ethernet device: the kernel takes a macvlan only on Ethernet"
         )));
     }
-    if bridge::is_ours(link) {
+    if is_our_bridge(link) {
         return Ok(Some(
             "is a bridge of an ocinet network: give macvlan a host interface".into(),
         ));
@@ -191,7 +334,7 @@ pub fn unfit_parent(link: &Link, host: &mut Netlink) -> Result<Option<String>> {
     };
     let controller = host.links()?.into_iter().find(|l| l.index == controller);
     Ok(match controller {
-        Some(c) if bridge::is_ours(&c) => Some(format!(
+        Some(c) if is_our_bridge(&c) => Some(format!(
             "is the host end of a container's veth (a port of ocinet bridge {}): give macvlan a host interface",
             c.name
         )),
@@ -238,15 +381,10 @@ fn wire(
     Ok(link.mac)
 }
 
-/// The host-side name of a network's shim, stable per network name.
-pub fn shim_name(network: &str) -> String {
-    ocinet_common::model::network::shim_name(network)
-}
-
 /// Whether `link` is a shim ocinet made: a macvlan with the MAC ocinet
 /// derives from its name (as for bridges, the kernel keeps the proof).
 pub fn is_shim(link: &Link) -> bool {
-    link.kind.as_deref() == Some("macvlan") && link.mac == bridge::device::bridge_mac(&link.name)
+    is_our_shim(link)
 }
 
 /// The network's shim up with its DNS address; made if missing. Returns its
@@ -266,7 +404,7 @@ fn ensure_shim(host: &mut Netlink, net: &Network, parent: &Link) -> Result<u32> 
                 &name,
                 parent.index,
                 ocinet_common::model::MacvlanMode::Bridge,
-                &bridge::device::bridge_mac(&name),
+                &device_mac(&name),
                 net.mtu.min(parent.mtu),
                 &here,
             )?;
@@ -341,8 +479,12 @@ pub fn remove_sub_interface(ns: &File, att: &Attachment) -> Result<bool> {
 /// the namespace alive (the pin, the container itself when a setup died
 /// before pinning, a pod's namespace, or a running container being
 /// disconnected): then its address must not stay on the segment.
-pub(crate) fn remove(ep: &Endpoint, atts: &[Attachment], errors: &mut Vec<Error>) {
-    let macvlans: Vec<&Attachment> = atts.iter().filter(|a| a.parent.is_some()).collect();
+pub(crate) fn remove(ep: &Endpoint, atts: &[&Attachment], errors: &mut Vec<Error>) {
+    let macvlans: Vec<&Attachment> = atts
+        .iter()
+        .copied()
+        .filter(|a| a.parent.is_some())
+        .collect();
     if macvlans.is_empty() {
         return;
     }

@@ -7,22 +7,8 @@ use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{sysctl, validate, Error, Result};
 
-/// A stable bridge MAC: otherwise a bridge takes the lowest MAC of its ports
-/// and changes it as containers come and go, breaking neighbours' caches.
-/// It is also how ocinet knows its own bridges (`is_ours`).
-pub(crate) fn bridge_mac(bridge: &str) -> [u8; 6] {
-    let h = validate::fnv1a64(bridge.as_bytes()).to_be_bytes();
-    [0x02, 0x6e, h[0], h[1], h[2], h[3]]
-}
-
-/// Whether `link` is a bridge ocinet made. The record is the MAC it gave
-/// the bridge when it created it: the kernel keeps it with the interface,
-/// so it cannot outlive the bridge or be wrong about one that someone else
-/// made again under the same name (a record in the state directory could
-/// be both), and bridges made by earlier versions carry it too.
-pub fn is_ours(link: &Link) -> bool {
-    link.kind.as_deref() == Some("bridge") && link.mac == bridge_mac(&link.name)
-}
+use crate::drivers::owned::device_mac as bridge_mac;
+pub use crate::drivers::owned::is_our_bridge as is_ours;
 
 /// Refuse an interface of the bridge's name that ocinet did not make:
 /// never configure or delete someone else's interface.
@@ -77,12 +63,4 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
         )?;
     }
     Ok((link.index, created))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bridge_macs_are_unicast() {
-        assert_eq!(super::bridge_mac("ocinet0")[0] & 1, 0);
-    }
 }

@@ -1,25 +1,28 @@
 //! The bridge driver, Docker's bridge driver's way: a bridge with the
 //! gateway address, a veth per attachment with `ethN` inside, an address,
-//! a route and masquerade. The bridge device and the veth have a file
-//! each; restoring a lost bridge is `restore.rs`.
+//! a route and masquerade. The bridge device, the veth and putting
+//! containers back on a bridge that was lost have a file each.
 
 pub mod device;
+mod network;
+mod reattach;
 pub(crate) mod veth;
 
 use std::fs::File;
 
 use ocinet_common::model::{Attachment, Network, PortSpec};
 use ocinet_common::netlink::Netlink;
-use ocinet_common::Result;
+use ocinet_common::{Error, Result};
 
 pub use device::{ensure_bridge, is_ours};
+pub use network::Bridge;
+pub use veth::Veths;
 
 use super::{described, NetworkDriver, Prepared};
-use crate::attach::Lease;
 use crate::context::Locked;
+use crate::host::HostAddresses;
+use crate::ipam::Lease;
 use crate::naming::host_veth_name;
-use crate::ports::check_ports;
-use crate::restore;
 
 /// The bridge driver.
 pub struct BridgeDriver {
@@ -82,7 +85,7 @@ impl NetworkDriver for BridgeDriver {
             return Ok((0, 0));
         }
         let (index, created) = ensure_bridge(host, &self.net)?;
-        let ports = restore::reattach_these(host, &self.net, index, running)?;
+        let ports = reattach::reattach_these(host, &self.net, index, running)?;
         Ok((usize::from(created), ports))
     }
 }
@@ -94,7 +97,7 @@ fn prepare_bridge(ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<u32
     let (bridge, created) = ensure_bridge(host, net)?;
     if created {
         // Not this container's failure: it is set up either way.
-        match restore::reattach(ctx, host, net, bridge) {
+        match reattach::reattach(ctx, host, net, bridge) {
             Ok(0) => {}
             Ok(n) => {
                 tracing::warn!(bridge = %net.bridge, ports = n, "bridge was gone: put the running containers back on it")
@@ -105,4 +108,43 @@ fn prepare_bridge(ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<u32
         }
     }
     Ok(bridge)
+}
+
+/// Ports need a network with a way in, and host addresses that are this
+/// host's.
+fn check_ports(
+    net: &Network,
+    ports: &[PortSpec],
+    ports_field: &str,
+    host: &mut Netlink,
+) -> Result<()> {
+    let Some(first) = ports.first() else {
+        return Ok(());
+    };
+    if net.internal {
+        return Err(Error::invalid(
+            ports_field,
+            first,
+            format!(
+                "network {} is internal: nothing can be published from it",
+                net.name
+            ),
+        ));
+    }
+    if ports.iter().all(|p| p.host_ip.is_none()) {
+        return Ok(());
+    }
+    let local = HostAddresses::of(host)?;
+    for p in ports {
+        if let Some(ip) = p.host_ip {
+            if !local.has(ip) {
+                return Err(Error::invalid(
+                    ports_field,
+                    p,
+                    format!("{ip} is not an address of this host"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

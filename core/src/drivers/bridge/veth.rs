@@ -10,7 +10,6 @@ use ocinet_common::{netns, Error, Result};
 
 use crate::context::Context;
 use crate::inside;
-use crate::release::Veths;
 
 pub(crate) fn wire_container(
     host: &mut Netlink,
@@ -62,18 +61,28 @@ pub(crate) fn wire_container(
     Ok(())
 }
 
+/// How a teardown removes host veths.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Veths {
+    /// Deleted before it returns.
+    Delete,
+    /// Retired at once and deleted by a detached reaper (`reaper.rs`): for
+    /// a front end whose caller waits on it (a CNI DEL).
+    Retire,
+}
+
 // Teardown: driven by what the record says was made (`release.rs`), so
 // it works whatever became of the network definition.
 
 /// The container's ends of its veths retired too, while its namespace is
 /// still there: an ADD into the same namespace before the reaper ran finds
 /// its interface name free. Best effort: the reaper takes them either way.
-pub(crate) fn retire_inside(ep: &Endpoint) {
+pub(crate) fn retire_inside(ep: &Endpoint, atts: &[&Attachment]) {
     let Some(ns) = netns::of_endpoint(ep) else {
         return;
     };
     let inside = Netlink::new_in(&ns).and_then(|mut nl| {
-        for a in ep.attachments.iter().filter(|a| a.host_veth.is_some()) {
+        for a in atts.iter().filter(|a| a.host_veth.is_some()) {
             if nl
                 .link_by_name(&a.interface)?
                 .is_some_and(|l| l.kind.as_deref() == Some("veth"))
@@ -93,7 +102,7 @@ pub(crate) fn retire_inside(ep: &Endpoint) {
 /// the container) is fine.
 pub(crate) fn remove_host_ends(
     ctx: &Context,
-    atts: &[Attachment],
+    atts: &[&Attachment],
     how: Veths,
     errors: &mut Vec<Error>,
 ) {
