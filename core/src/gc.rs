@@ -8,7 +8,7 @@ use ocinet_common::model::Endpoint;
 use ocinet_common::Result;
 
 use crate::context::Context;
-use crate::release;
+use crate::{held, release};
 
 pub fn run(ctx: &Context) -> Result<String> {
     let ctx = &ctx.lock()?;
@@ -74,11 +74,6 @@ pub fn run(ctx: &Context) -> Result<String> {
     // Leases and port claims their holder's record does not account for:
     // a hook died between leasing and recording (or a record was deleted by
     // hand).
-    let accounted = |holder: &str, holds: &dyn Fn(&Endpoint) -> bool| match records.get(holder) {
-        None => false,
-        Some(None) => true,
-        Some(Some(ep)) => holds(ep),
-    };
     for net in ctx.state.leased_networks()? {
         let pool = ctx.state.pool(&net)?;
         let leases = match pool.leases() {
@@ -89,11 +84,7 @@ pub fn run(ctx: &Context) -> Result<String> {
             }
         };
         for (ip, holder) in leases {
-            let held = |ep: &Endpoint| {
-                ep.attachment_on(&net)
-                    .is_some_and(|a| a.holds(std::net::IpAddr::V4(ip)))
-            };
-            if accounted(&holder, &held) {
+            if held::accounts_for_lease(&records, &holder, &net, ip) {
                 continue;
             }
             match pool.release(ip, &holder) {
@@ -107,11 +98,7 @@ pub fn run(ctx: &Context) -> Result<String> {
     // One line per holder: a range of published ports is many claims.
     let mut freed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for claim in claims.list()? {
-        let held = |ep: &Endpoint| {
-            let ports: Vec<_> = ep.ports().cloned().collect();
-            claim.is_held_by(&ports)
-        };
-        if accounted(&claim.holder, &held) {
+        if held::accounts_for_claim(&records, &claim) {
             continue;
         }
         match claims.release_claim(&claim) {

@@ -24,6 +24,7 @@ pub mod connect;
 pub mod context;
 pub mod drivers;
 pub mod gc;
+pub mod held;
 pub mod host;
 mod inside;
 pub mod ipam;

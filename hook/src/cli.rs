@@ -33,8 +33,17 @@ pub enum Command {
     Network(NetworkCommand),
     /// List container endpoints.
     Ps(PsArgs),
+    /// List every address lease and its holder, with those no record
+    /// accounts for (what `gc` releases).
+    Leases(LeasesArgs),
+    /// List every claimed host port and its holder, with those no record
+    /// accounts for (what `gc` releases).
+    Ports(PsArgs),
     /// Remove endpoints whose container no longer exists.
     Gc,
+    /// The resolver of DNS-enabled networks.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// Manage ocinet's nftables table.
     #[command(subcommand)]
     Firewall(FirewallCommand),
@@ -221,6 +230,23 @@ pub enum NetworkCommand {
         /// The runtime's container id, or the container's ocinet name.
         container: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct LeasesArgs {
+    /// Only this network's leases.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Whether the resolver runs, its pid, where it listens, and the
+    /// queries it counted.
+    Status(PsArgs),
 }
 
 #[derive(Debug, Args)]

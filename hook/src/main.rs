@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         Command::Hook(h) => format!("hook {}", h.stage),
         Command::Network(_) => "network".into(),
         Command::Ps(_) => "ps".into(),
+        Command::Leases(_) => "leases".into(),
+        Command::Ports(_) => "ports".into(),
         Command::Gc => "gc".into(),
+        Command::Dns(_) => "dns".into(),
         Command::Firewall(_) => "firewall".into(),
         Command::InstallPodmanHook(_) => "install-podman-hook".into(),
         Command::DnsServer { .. } => "dns-server".into(),
@@ -57,7 +60,10 @@ fn main() -> ExitCode {
         }
         Command::Network(cmd) => commands::network::run(&ctx, cmd),
         Command::Ps(a) => commands::ps::run(&ctx, a.json),
+        Command::Leases(a) => commands::held::leases(&ctx, a.network.as_deref(), a.json),
+        Command::Ports(a) => commands::held::ports(&ctx, a.json),
         Command::Gc => ocinet_core::gc::run(&ctx),
+        Command::Dns(ocinet::cli::DnsCommand::Status(a)) => commands::dns::status(&ctx, a.json),
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
         Command::InstallPodmanHook(a) => {
             commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, a)

@@ -242,6 +242,39 @@ fn gc_cleans_up_after_a_dead_runtime() {
     std::os::unix::fs::symlink("ghost", h.state_dir().join("ports/udp-5353")).expect("ghost claim");
     let corrupt = h.state_dir().join("endpoints/broken.json");
     std::fs::write(&corrupt, "{\"id\": \"bro").expect("corrupt");
+    // `leases` and `ports` show them, as what gc would release, beside
+    // what the live container holds.
+    let rows = |args: &[&str]| -> Vec<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(&ok(h.ocinet(args)))
+            .expect("json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let leases = rows(&["leases", "--json", "--network", "ocinet"]);
+    let ip = h.endpoint(&id).expect("record")["ip"].clone();
+    assert!(
+        leases.contains(
+            &serde_json::json!({"Network": "ocinet", "IPAddress": "10.87.9.9",
+            "Container": "ghost", "Orphaned": true})
+        ) && leases.contains(&serde_json::json!({"Network": "ocinet", "IPAddress": ip,
+            "Container": id, "Orphaned": false})),
+        "{leases:?}"
+    );
+    assert_eq!(
+        rows(&["ports", "--json"]),
+        vec![
+            serde_json::json!({"Protocol": "udp", "HostIp": "0.0.0.0", "HostPort": "5353",
+            "Container": "ghost", "Network": null, "Orphaned": true})
+        ]
+    );
+    let table = ok(h.ocinet(&["leases"]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("10.87.9.9") && l.contains("ghost") && l.ends_with("orphaned")),
+        "{table}"
+    );
 
     sleeper.kill().expect("kill sleeper");
     sleeper.wait().expect("reap");

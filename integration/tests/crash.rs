@@ -77,7 +77,7 @@ fn set_up(h: &Host, v: &BareContainer, extra: &[&str], when: &str) -> String {
         vec![("tcp-8080".to_string(), v.id.clone())],
         "{when}: exactly one port claim"
     );
-    let veth = ocinet_integration::host_veth_name(&v.id);
+    let veth = h.host_veth(&v.id);
     assert!(h.links("veth").contains(&veth), "{when}: no veth");
     let elements = h
         .nft_elements()
@@ -317,11 +317,7 @@ fn a_connect_or_disconnect_killed_at_any_step_is_recovered_by_gc_or_the_next_cal
             .into_iter()
             .filter(|l| l.starts_with("oc"))
             .collect();
-        assert_eq!(
-            veths,
-            vec![ocinet_integration::host_veth_name(&v.id)],
-            "{when}"
-        );
+        assert_eq!(veths, vec![h.host_veth(&v.id)], "{when}");
     }
     // A connect has no pin of its own to make.
     for step in SETUP_STEPS.iter().filter(|s| **s != "pinned") {

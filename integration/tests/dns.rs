@@ -75,13 +75,10 @@ fn containers_resolve_each_other_per_network(rt: Runtime) {
     let exe = std::fs::read_link(format!("/proc/{}/exe", h.resolver_pid().unwrap_or(0)))
         .expect("the resolver's binary");
     assert!(exe.ends_with("ocinet-dns"), "{exe:?}");
-    // Its state says where it listens: each DNS-enabled network's gateway.
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(h.state_dir().join("dns/resolver.json")).expect("resolver.json"),
-    )
-    .expect("resolver.json is JSON");
+    // It says where it listens: each DNS-enabled network's gateway.
+    let state = h.dns_status();
     assert_eq!(
-        state["listening"],
+        state["Listening"],
         serde_json::json!(["10.64.0.1", "10.65.0.1"]),
         "{state}"
     );
@@ -250,10 +247,7 @@ print(" ".join(out))
     assert!(resolver_running(&h));
     // The flood was limited: refusals were counted.
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let stats: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(h.state_dir().join("dns/stats.json")).expect("stats"),
-    )
-    .expect("json");
+    let stats = h.dns_status()["Queries"].clone();
     assert!(stats["refused"].as_u64().unwrap_or(0) > 1000, "{stats}");
     h.stop(&mut a);
     h.stop(&mut b);
@@ -740,6 +734,7 @@ fn foreground_runs_and_a_persistent_resolver(rt: Runtime) {
         "the service ended while another resolver ran"
     );
     assert_eq!(h.resolver_pid(), Some(on_demand));
+    assert_eq!(h.dns_status()["Persistent"], false, "the hook's resolver");
     // The hook's resolver ends with the last container; crun returns then.
     h.stop(&mut b);
     if rt == Runtime::Crun {
@@ -756,6 +751,7 @@ fn foreground_runs_and_a_persistent_resolver(rt: Runtime) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(h.dns_status()["Persistent"], true, "the service");
     let mut c = started(&h, rt, "c", &on("fg-c"));
     let c_ip = ip_of(&h, &c.id);
     let mut d = h.run_in_foreground(rt, "d", &run("fg-d", &["/bin/busybox", "nslookup", "fg-c"]));

@@ -74,7 +74,7 @@ fn a_deleted_bridge_and_a_flushed_ruleset_are_restored_by_firewall_reload() {
     );
     // Hairpin is back too: A reaches its own published port via the host.
     answers(h.wget_from(&a.id, &published_url()), &a.id);
-    let veth = ocinet_integration::host_veth_name(&a.id);
+    let veth = h.host_veth(&a.id);
     assert!(master_of(&h, &veth).contains("master ocinet0"));
     // Nothing to do the second time.
     let out = ok(h.ocinet(&["firewall", "reload"]));

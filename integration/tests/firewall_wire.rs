@@ -118,11 +118,11 @@ fn netlink_elements_match_what_nft_declares() {
 
     // Deletion over netlink takes away exactly what nft would not have
     // declared for the remaining containers.
+    let veth = h.host_veth(&a.id);
     ok(h.hook("poststop", &a.stopped_state(), &[]));
     let after_delete = elements_by_set(&h);
     ok(h.ocinet(&["firewall", "reload"]));
     assert_eq!(after_delete, elements_by_set(&h), "after a teardown");
-    let veth = ocinet_integration::host_veth_name(&a.id);
     assert!(
         !after_delete.values().flatten().any(|e| e.contains(&veth)),
         "{veth} left in {after_delete:#?}"

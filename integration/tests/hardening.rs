@@ -127,7 +127,7 @@ fn a_mac_belongs_to_one_container(rt: Runtime) {
     let _ = in_t(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.87.0.1"]);
     assert_eq!(pings(&h, &vip), 5, "the victim lost its traffic");
     let fdb = ok(h.exec(&["bridge", "fdb", "show", "br", "ocinet0"]));
-    let vport = ocinet_integration::host_veth_name(&victim.id);
+    let vport = h.host_veth(&victim.id);
     let line = fdb
         .lines()
         .find(|l| l.starts_with(&vmac))

@@ -8,9 +8,7 @@
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ocinet_integration::{
-    assert_clean, both_runtimes, host_veth_name, Container, Host, Runtime, Spec,
-};
+use ocinet_integration::{assert_clean, both_runtimes, Container, Host, Runtime, Spec};
 
 /// The state directory as the hook would make it, so a test can plant
 /// things in it before the first setup.
@@ -188,6 +186,18 @@ impl Drop for Planted {
     }
 }
 
+/// FNV-1a of the id, as the hook hashes it for the second pin name. This
+/// test squats the very names the hook would pick, so it has to derive them
+/// itself: no interface of ocinet names a pin before it exists.
+fn fnv1a64(id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 const DANGLING: &str = "/nonexistent/ocinet-test-target";
 
 /// The first `taken` pin names of `id`, as the hook derives them: the
@@ -195,7 +205,7 @@ const DANGLING: &str = "/nonexistent/ocinet-test-target";
 /// last 8 hex digits of its veth name).
 fn pin_names(id: &str, taken: usize) -> Vec<PathBuf> {
     let short = &id[..12];
-    let hash = &host_veth_name(id)[6..];
+    let hash = &format!("{:016x}", fnv1a64(id))[8..];
     [
         format!("/run/netns/ocinet-{short}"),
         format!("/run/netns/ocinet-{short}-{hash}"),

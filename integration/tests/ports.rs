@@ -245,6 +245,7 @@ fn teardown_removes_exactly_its_elements_and_conntrack(rt: Runtime) {
     // The packet path recorded that it reached this container, and only it.
     assert_eq!(dnat_seen(&h), vec![ip_of(&h, &c.id)]);
     drop(echo);
+    let veth = format!("\"{}\"", h.host_veth(&c.id));
     h.stop(&mut c);
     assert!(dnat_seen(&h).is_empty(), "record outlived the container");
     assert!(h.leftovers(&c.id).is_empty(), "{:?}", h.leftovers(&c.id));
@@ -253,7 +254,6 @@ fn teardown_removes_exactly_its_elements_and_conntrack(rt: Runtime) {
     // Four port elements (address and port per mapping) and the four that
     // pin its bridge port to its MAC and address and its MAC to the port.
     assert_eq!(removed.len(), 8, "exactly its own elements go: {removed:?}");
-    let veth = format!("\"{}\"", ocinet_integration::host_veth_name(&c.id));
     assert!(
         removed
             .iter()

@@ -1,4 +1,6 @@
+pub mod dns;
 pub mod firewall;
+pub mod held;
 pub mod network;
 pub mod podman;
 pub mod ps;
