@@ -12,14 +12,14 @@ use ocinet_common::{Error, Result};
 use super::mac::check_mac;
 use super::naming::mac_for;
 use super::release;
-use crate::context::Context;
+use crate::context::Locked;
 use crate::ipam::Lease;
 use crate::killpoint;
 
 /// Lease an address on `net` for container `id` (the requested one, or
 /// the next free) and check the MAC; on failure the lease is given back.
 pub(crate) fn lease(
-    ctx: &Context,
+    ctx: &Locked,
     net: &Network,
     id: &str,
     req: &AttachmentRequest,
@@ -69,7 +69,7 @@ fn requested_ipv4(net: &Network, req: &AttachmentRequest) -> Result<Option<Ipv4A
 /// Give back the leases of `ep`'s attachments and the port claims the
 /// setup took (`ports`: taken before an attachment carries them): a setup
 /// that failed before its intent record was written.
-pub(crate) fn give_back(ctx: &Context, ep: &Endpoint, ports: &[PortSpec]) {
+pub(crate) fn give_back(ctx: &Locked, ep: &Endpoint, ports: &[PortSpec]) {
     for a in &ep.attachments {
         if let (Some(ip), Ok(pool)) = (a.ipv4(), ctx.state.pool(&a.network)) {
             let _ = pool.release(ip, &ep.id);
@@ -81,7 +81,7 @@ pub(crate) fn give_back(ctx: &Context, ep: &Endpoint, ports: &[PortSpec]) {
 /// The allocator's cursor moves past the addresses it found (once they
 /// are recorded, so a hook killed before starts from the same place and
 /// takes them again).
-pub(crate) fn remember_leases(ctx: &Context, leases: &[(String, &Lease)]) {
+pub(crate) fn remember_leases(ctx: &Locked, leases: &[(String, &Lease)]) {
     for (network, l) in leases.iter().filter(|(_, l)| !l.requested) {
         if let Err(e) = ctx.state.pool(network).and_then(|p| p.remember_last(l.ip)) {
             tracing::warn!(
@@ -96,7 +96,7 @@ pub(crate) fn remember_leases(ctx: &Context, leases: &[(String, &Lease)]) {
 /// here on leaves a record that gc (or the next hook for this id) undoes.
 /// One killed before it leaves leases and claims without a record: the
 /// next hook for this id takes them again, and gc frees them otherwise.
-pub(crate) fn record_intent(ctx: &Context, ep: &Endpoint) -> Result<()> {
+pub(crate) fn record_intent(ctx: &Locked, ep: &Endpoint) -> Result<()> {
     if let Err(e) = ctx.state.save_setup(ep) {
         let ports: Vec<_> = ep.ports().cloned().collect();
         give_back(ctx, ep, &ports);
@@ -110,7 +110,7 @@ pub(crate) fn record_intent(ctx: &Context, ep: &Endpoint) -> Result<()> {
 /// a failure undoes everything the record names, as it stands now (what
 /// turned out not to be ours, such as an interface that already existed,
 /// was dropped from it).
-pub(crate) fn conclude(ctx: &Context, ep: &Endpoint, wired: Result<()>) -> Result<()> {
+pub(crate) fn conclude(ctx: &Locked, ep: &Endpoint, wired: Result<()>) -> Result<()> {
     match wired.and_then(|()| ctx.state.finish_setup(&ep.id)) {
         Ok(()) => {
             killpoint::reached("ready");

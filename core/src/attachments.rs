@@ -11,7 +11,7 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::Result;
 
 use super::drivers::NetworkDriver;
-use crate::context::{Context, Subject};
+use crate::context::{Locked, Subject};
 use crate::killpoint;
 
 /// Make the attachments of `ep` that `made` names (index, its driver), in
@@ -19,7 +19,7 @@ use crate::killpoint;
 /// `NetworkDriver::wire`) is put in `ep` and saved with `save` at once; on
 /// failure `ep` says what there is to undo.
 pub(crate) fn wire(
-    ctx: &Context,
+    ctx: &Locked,
     host: &mut Netlink,
     ep: &mut Endpoint,
     made: &[(usize, &dyn NetworkDriver)],

@@ -14,7 +14,7 @@ use super::attach::{self, rollback_incomplete};
 use super::drivers;
 use super::naming::free_ifname;
 use super::{attachments, release};
-use crate::context::{Context, Subject};
+use crate::context::{Context, Locked, Subject};
 use crate::killpoint;
 use crate::networks;
 
@@ -83,7 +83,7 @@ pub fn find_container(ctx: &Context, who: &str) -> Result<Endpoint> {
 /// end `by`, set up, running, on networks of its own; what dead hooks
 /// left unfinished is undone first (returned: the networks of disconnects
 /// so finished).
-fn changeable(ctx: &Context, who: &str, by: Origin) -> Result<(Endpoint, Vec<String>)> {
+fn changeable(ctx: &Locked, who: &str, by: Origin) -> Result<(Endpoint, Vec<String>)> {
     let mut ep = find_container(ctx, who)?;
     if ep.origin != by {
         return Err(Error::Conflict(match ep.origin {
@@ -124,7 +124,19 @@ fn changeable(ctx: &Context, who: &str, by: Origin) -> Result<(Endpoint, Vec<Str
     Ok((ep, finished))
 }
 
+/// Connect `who` to `network`, under the state lock (taken here).
 pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -> Result<String> {
+    connect_locked(&ctx.lock()?, network, who, opts)
+}
+
+/// `connect` for a front end that holds the lock for more than it (a CNI
+/// ADD).
+pub fn connect_locked(
+    ctx: &Locked,
+    network: &str,
+    who: &str,
+    opts: &ConnectOptions,
+) -> Result<String> {
     validate::name("network", network)?;
     // The container's own name is not checked against: a CNI runtime may
     // well pass it among its aliases, which is harmless.
@@ -133,7 +145,6 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
         f => f,
     };
     validate::aliases(aliases_field, &opts.aliases, None)?;
-    let _lock = ctx.lock()?;
     let mut host = Netlink::new()?;
     let (mut ep, _) = changeable(ctx, who, opts.by)?;
     if ep.is_on(network) {
@@ -239,7 +250,7 @@ pub fn connect(ctx: &Context, network: &str, who: &str, opts: &ConnectOptions) -
 /// containers only.
 pub fn disconnect(ctx: &Context, network: &str, who: &str) -> Result<String> {
     validate::name("network", network)?;
-    let _lock = ctx.lock()?;
+    let ctx = &ctx.lock()?;
     let (mut ep, finished) = changeable(ctx, who, Origin::Oci)?;
     let Some(index) = ep.attachments.iter().position(|a| a.network == network) else {
         if finished.iter().any(|n| n == network) {

@@ -22,23 +22,81 @@ pub struct Context {
     pub config: ConfigDir,
 }
 
+/// The context with the state lock held: the proof an operation that
+/// reads state and then changes it (leases, port claims, records, network
+/// definitions, the firewall, the resolvers) asks for, so that no front
+/// end can call one without the lock. Only `Context::lock` makes one; it
+/// derefs to the `Context`, and the lock goes when it is dropped.
+pub struct Locked<'a> {
+    ctx: &'a Context,
+    lock: StateLock,
+    /// Not `Send` (a guard's trick): `HELD` is the taking thread's.
+    _thread: std::marker::PhantomData<std::sync::MutexGuard<'static, ()>>,
+}
+
+thread_local! {
+    /// Whether this thread holds a `Locked`. flock does not nest (a second
+    /// lock on a new descriptor waits for the first forever), and a
+    /// `Locked` derefs to the `Context` that can lock again: taken twice,
+    /// the second is refused (EDEADLK) instead of hanging the hook until
+    /// the runtime's timeout.
+    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(false));
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        self.ctx
+    }
+}
+
+impl Locked<'_> {
+    /// The lock itself, for the resolver's control functions (`ocinet_dns`
+    /// cannot know this type).
+    pub fn state_lock(&self) -> &StateLock {
+        &self.lock
+    }
+}
+
 impl Context {
     /// The state lock; the state is in this version's layout once it is
     /// held (a host upgraded with containers running keeps their leases
-    /// and port claims).
-    pub fn lock(&self) -> Result<StateLock> {
+    /// and port claims). Taken by the operations that are whole
+    /// transactions (setup, teardown, connect, disconnect, gc, firewall
+    /// reload, network create and rm); a front end takes it only to run
+    /// several under one lock (a CNI ADD, DEL or GC). The steps inside
+    /// take `&Locked` and never lock again (see `HELD`).
+    pub fn lock(&self) -> Result<Locked<'_>> {
+        if HELD.with(|h| h.get()) {
+            return Err(ocinet_common::Error::io(
+                self.state.lock_file(),
+                std::io::Error::from(nix::errno::Errno::EDEADLK),
+            ));
+        }
         let lock = StateLock::acquire(&self.state.lock_file())?;
+        HELD.with(|h| h.set(true));
+        let lock = Locked {
+            ctx: self,
+            lock,
+            _thread: std::marker::PhantomData,
+        };
         // A file that cannot be converted stops only what it holds: its
         // network's allocations, or new port claims. Teardown, gc and the
         // other networks go on.
-        let (done, failed) = self.state.migrate_legacy();
+        let (done, failed) = self.state.migrate_legacy(&lock.lock);
         for path in done {
             tracing::info!(file = %path.display(), "converted to per-entry leases and claims");
         }
         for e in failed {
             tracing::error!("state of the previous layout not converted: {e}");
         }
-        let (done, failed) = self.state.convert_records();
+        let (done, failed) = self.state.convert_records(&lock.lock);
         for id in done {
             tracing::info!(id, "record converted to one with attachments");
         }
@@ -51,11 +109,12 @@ impl Context {
     pub fn firewall(&self) -> Result<Nft> {
         Nft::new()
     }
+}
 
+impl Locked<'_> {
     /// Apply a change; if ocinet's table is gone (a flushed ruleset) or was
     /// made by another version, rebuild it from the saved state instead, so
     /// the next hook call restores service for every running container.
-    /// Callers hold the lock.
     pub fn apply_firewall(&self, change: &Change, subject: Subject) -> Result<()> {
         let pending = self.firewall()?.start_apply(change)?;
         self.finish_firewall(pending, change, subject)
@@ -131,5 +190,28 @@ impl Context {
         };
         fw.rebuild(&networks, &contents)?;
         Ok((networks.len(), contents.attachments.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_taken_twice_on_one_thread_is_refused_not_waited_for() {
+        let root = std::env::temp_dir().join(format!("ocinet-locked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("state")).unwrap();
+        let ctx = Context {
+            state: StateDir::new(root.join("state")),
+            config: ConfigDir::new(root.join("config")),
+        };
+        let held = ctx.lock().unwrap();
+        let e = held.lock().err().unwrap().to_string();
+        assert!(e.contains("deadlock"), "{e}");
+        drop(held);
+        // Dropped: this thread may take it again.
+        drop(ctx.lock().unwrap());
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::{held, release};
 
 pub fn run(ctx: &Context) -> Result<String> {
-    let _lock = ctx.lock()?;
+    let ctx = &ctx.lock()?;
     let mut out = String::new();
     // A record that exists but cannot be read counts (as `None`) for
     // everything its container might hold: its veth and firewall elements
@@ -148,7 +148,7 @@ pub fn run(ctx: &Context) -> Result<String> {
     // One a hook started and nothing needs (it ends by itself when it
     // notices; one that cannot, ends here).
     if !wants_dns {
-        match ocinet_dns::control::stop_idle(&ctx.state) {
+        match ocinet_dns::control::stop_idle(ctx.state_lock(), &ctx.state) {
             Ok(Some(pid)) => {
                 out += &format!(
                     "ended the resolver (pid {pid}): no container on a DNS-enabled network\n"

@@ -6,6 +6,13 @@
 //! steps every driver shares (lease, intent record, firewall, pin,
 //! rollback) live here, in a module each.
 //!
+//! Each of those entry points takes the state lock itself; the steps
+//! inside take `&context::Locked`, which only `Context::lock` makes, so
+//! none runs without it. A front end that must run several under one
+//! lock (a CNI ADD, DEL or GC) takes it and calls the steps, or
+//! `setup_locked`/`connect_locked`/`networks::create_locked`, with the
+//! guard.
+//!
 //! A request's path to the kernel: `setup` (mode dispatch, the order of
 //! the steps) -> `ports` (claims) -> `attach` (lease, MAC check, intent
 //! record) -> `attachments` (each driver's `prepare`, the firewall

@@ -7,18 +7,18 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
 
 use super::drivers::owned::device_mac as bridge_mac;
-use crate::context::Context;
+use crate::context::Locked;
 
 /// A MAC is one port's on a bridge: once a second port sends with it, the
 /// bridge moves the address to that port and the first container loses
 /// its traffic. So a static MAC may not be the bridge's, another
 /// container's on this network, nor `02:6f:<address>` of an address in the
 /// subnet other than the container's own (ocinet derives those for the
-/// containers that get the addresses). Called under the state lock, as
+/// containers that get the addresses). Under the state lock (`&Locked`), as
 /// leasing is, so two setups cannot both take one MAC; the kernel refuses
 /// a second owner too (`ruleset::MAP_MAC_OWNER`).
 pub(crate) fn check_mac(
-    ctx: &Context,
+    ctx: &Locked,
     net: &Network,
     id: &str,
     req: &AttachmentRequest,

@@ -12,11 +12,11 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::store::networks::{Broken, Definition};
 use ocinet_common::{Error, Result};
 
-use crate::context::{Context, Subject};
+use crate::context::{Context, Locked, Subject};
 use crate::drivers;
 use crate::host::{self, HostAddresses};
 
-pub fn check_conflicts(ctx: &Context, candidate: &Network, nl: &mut Netlink) -> Result<()> {
+pub fn check_conflicts(ctx: &Locked, candidate: &Network, nl: &mut Netlink) -> Result<()> {
     let (existing, bad) = ctx.config.list();
     for e in bad {
         tracing::warn!("skipping unreadable network definition: {e}");
@@ -31,8 +31,7 @@ pub fn check_conflicts(ctx: &Context, candidate: &Network, nl: &mut Netlink) -> 
 }
 
 /// Load a network; the default network is created (and checked) on first use.
-/// Callers hold the state lock.
-pub fn get(ctx: &Context, name: &str, nl: &mut Netlink) -> Result<Network> {
+pub fn get(ctx: &Locked, name: &str, nl: &mut Netlink) -> Result<Network> {
     if let Some(n) = ctx.config.load(name)? {
         return Ok(n);
     }
@@ -51,8 +50,15 @@ pub fn get(ctx: &Context, name: &str, nl: &mut Netlink) -> Result<Network> {
 /// checks the host; the checks every network has (the name free, a valid
 /// definition, no overlap with another network or a host route) are
 /// here, in that order. Nothing is made on the host: a bridge or a shim
-/// is made by the first container's setup. Callers hold the lock.
+/// is made by the first container's setup. Under the state lock (taken
+/// here).
 pub fn create(ctx: &Context, req: &NetworkRequest) -> Result<Network> {
+    create_locked(&ctx.lock()?, req)
+}
+
+/// `create` for a front end that holds the lock for more than it (a CNI
+/// ADD: the network made, then the container set up on it).
+pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
     let name = req.name.as_str();
     let mut nl = Netlink::new()?;
     if ctx.config.load(name)?.is_some() {
@@ -128,8 +134,10 @@ fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, Ipv4Addr>>
 /// what its driver made on the host, its firewall elements, its leases
 /// and its definition. A definition ocinet cannot use is removed too,
 /// with what any driver may have made for it. Returns a warning for the
-/// user when the definition was unusable. Callers hold the lock.
+/// user when the definition was unusable. Under the state lock (taken
+/// here): no container may join between the check and the removal.
 pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
+    let ctx = &ctx.lock()?;
     let def = match ctx.config.probe(name)? {
         Definition::Missing => {
             return Err(Error::NotFound(format!("network {name:?} does not exist")))
@@ -164,7 +172,7 @@ pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
         Definition::Broken(b) => return remove_broken(ctx, &b, &mut nl).map(Some),
         Definition::Missing => unreachable!("returned above"),
     };
-    drivers::kind(net.driver).remove(&mut nl, &net)?;
+    drivers::kind(net.driver).remove(ctx, &mut nl, &net)?;
     ctx.apply_firewall(
         &Change {
             networks_removed: vec![net.clone()],
@@ -183,7 +191,7 @@ pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
 /// have made for it: whatever each driver can prove it made and no good
 /// network names (a DNS shim, a bridge), its leases, and its firewall
 /// elements (the table is rebuilt from the definitions that are left).
-fn remove_broken(ctx: &Context, b: &Broken, nl: &mut Netlink) -> Result<String> {
+fn remove_broken(ctx: &Locked, b: &Broken, nl: &mut Netlink) -> Result<String> {
     let name = b.name.as_str();
     let warning = format!(
         "network {name}: its definition {} is unusable ({}); removing it anyway",
@@ -193,7 +201,7 @@ fn remove_broken(ctx: &Context, b: &Broken, nl: &mut Netlink) -> Result<String> 
     tracing::warn!("{warning}");
     let (good, _) = ctx.config.list();
     for kind in drivers::kinds() {
-        kind.remove_broken(nl, b, &good)?;
+        kind.remove_broken(ctx, nl, b, &good)?;
     }
     ctx.state.pool(name)?.remove()?;
     ctx.config.remove(name)?;

@@ -8,7 +8,7 @@ use ocinet_common::model::PortSpec;
 use ocinet_common::{validate, Error, Result};
 
 use super::release;
-use crate::context::Context;
+use crate::context::Locked;
 
 /// The network's default host address on the mappings that name none
 /// (`--host-binding-ip`): claimed, published and recorded as if written.
@@ -26,12 +26,7 @@ pub(crate) fn with_host_ip(ports: &[PortSpec], ip: Option<Ipv4Addr>) -> Vec<Port
 /// by a container that is gone (its runtime died without poststop) or by a
 /// hook that died before recording, so they do not wait for gc. The
 /// claims name `network`, the one the ports are published from.
-pub(crate) fn claim_ports(
-    ctx: &Context,
-    id: &str,
-    network: &str,
-    ports: &[PortSpec],
-) -> Result<()> {
+pub(crate) fn claim_ports(ctx: &Locked, id: &str, network: &str, ports: &[PortSpec]) -> Result<()> {
     if ports.is_empty() {
         return Ok(());
     }

@@ -5,7 +5,7 @@ use ocinet_common::firewall::{Change, Firewall, Nft};
 use ocinet_common::model::{Attachment, ChangeVerb, Changing, Endpoint, ProcessId};
 use ocinet_common::{netns, Error, Result};
 
-use crate::context::{Context, Subject};
+use crate::context::{Context, Locked, Subject};
 use crate::drivers;
 pub use crate::drivers::Veths;
 use crate::killpoint;
@@ -13,7 +13,7 @@ use crate::killpoint;
 /// Undo a container's setup from its saved state. The container's process
 /// and namespace may be gone already; a second call finds nothing to do.
 pub fn teardown(ctx: &Context, id: &str) -> Result<()> {
-    let _lock = ctx.lock()?;
+    let ctx = &ctx.lock()?;
     match ctx.state.load_endpoint(id)? {
         None => {
             tracing::info!("no endpoint recorded; nothing to tear down");
@@ -37,13 +37,12 @@ pub fn teardown(ctx: &Context, id: &str) -> Result<()> {
 /// the record. Goes on past a failing step and reports every failure at
 /// the end. The record (and the leases) are kept when something could not
 /// be undone, so a second poststop or `ocinet gc` can finish the job.
-/// Callers hold the lock.
-pub fn release(ctx: &Context, ep: &Endpoint) -> Result<()> {
+pub fn release(ctx: &Locked, ep: &Endpoint) -> Result<()> {
     release_with(ctx, ep, Veths::Delete)
 }
 
 /// `release`, with the host veths removed as `veths` says.
-pub fn release_with(ctx: &Context, ep: &Endpoint, veths: Veths) -> Result<()> {
+pub fn release_with(ctx: &Locked, ep: &Endpoint, veths: Veths) -> Result<()> {
     if veths == Veths::Retire {
         drivers::retire_inside(ep, &ep.attachments);
     }
@@ -80,7 +79,7 @@ pub fn release_with(ctx: &Context, ep: &Endpoint, veths: Veths) -> Result<()> {
 /// as leaving in the record first, so that a hook killed on the way leaves
 /// gc (or the next connect or disconnect) something to finish; removed
 /// from the record once everything it made is gone.
-pub fn release_attachment(ctx: &Context, ep: &mut Endpoint, index: usize) -> Result<()> {
+pub fn release_attachment(ctx: &Locked, ep: &mut Endpoint, index: usize) -> Result<()> {
     let Some(att) = ep.attachments.get_mut(index) else {
         return Ok(());
     };
@@ -126,8 +125,8 @@ pub fn release_attachment(ctx: &Context, ep: &mut Endpoint, index: usize) -> Res
 
 /// Finish what connects and disconnects of `ep` left behind when their
 /// hook died: each such attachment is undone. Returns what each was
-/// (network, the change it was in). Callers hold the lock.
-pub fn finish_abandoned(ctx: &Context, ep: &mut Endpoint) -> Result<Vec<(String, ChangeVerb)>> {
+/// (network, the change it was in).
+pub fn finish_abandoned(ctx: &Locked, ep: &mut Endpoint) -> Result<Vec<(String, ChangeVerb)>> {
     let mut done = Vec::new();
     while let Some(i) = ep.attachments.iter().position(|a| a.change_abandoned()) {
         let att = &ep.attachments[i];
@@ -139,7 +138,7 @@ pub fn finish_abandoned(ctx: &Context, ep: &mut Endpoint) -> Result<Vec<(String,
     Ok(done)
 }
 
-fn release_lease(ctx: &Context, id: &str, a: &Attachment) -> Result<()> {
+fn release_lease(ctx: &Locked, id: &str, a: &Attachment) -> Result<()> {
     if let Some(ip) = a.ipv4() {
         ctx.state.pool(&a.network)?.release(ip, id)?;
     }
@@ -160,7 +159,7 @@ enum Devices {
 /// the devices, each by the driver the record says made it. Returns every
 /// failure.
 fn unwire(
-    ctx: &Context,
+    ctx: &Locked,
     ep: &Endpoint,
     atts: &[Attachment],
     subject: Subject,
@@ -291,8 +290,8 @@ fn clear_conntrack(fw: &Nft, a: &Attachment) -> Result<usize> {
 /// What container `id` holds with no record to say so (a setup killed
 /// between leasing and recording): its leases and port claims, released.
 /// For a front end told the container is gone (a CNI DEL), which cannot
-/// wait for `gc`. Callers hold the lock and have found no record.
-pub fn forget_unrecorded(ctx: &Context, id: &str) -> Result<()> {
+/// wait for `gc`. Callers have found no record.
+pub fn forget_unrecorded(ctx: &Locked, id: &str) -> Result<()> {
     let mut errors = Vec::new();
     for net in ctx.state.leased_networks()? {
         let pool = ctx.state.pool(&net)?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ocinet_common::model::{Endpoint, Network};
 use ocinet_common::{Error, Result};
 
-use crate::context::Context;
+use crate::context::{Context, Locked};
 
 /// What the generated file says: each DNS-enabled network's resolver, in
 /// the container's interface order (at most three, as resolv.conf takes),
@@ -344,7 +344,7 @@ impl Return {
 /// Keep the resolver running while some container is on a DNS-enabled
 /// network, listening on the resolver addresses of `nets` (those with name
 /// resolution). Not the container's failure when it cannot: logged.
-pub(crate) fn ensure_resolver(ctx: &Context, nets: &[&Network]) {
+pub(crate) fn ensure_resolver(ctx: &Locked, nets: &[&Network]) {
     let addresses: Vec<std::net::Ipv4Addr> = nets
         .iter()
         .filter(|n| n.dns)
@@ -359,6 +359,7 @@ pub(crate) fn ensure_resolver(ctx: &Context, nets: &[&Network]) {
         }
     };
     if let Err(e) = ocinet_dns::control::ensure(
+        ctx.state_lock(),
         &ctx.state,
         ctx.state.root(),
         ctx.config.root(),

@@ -10,12 +10,12 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::Result;
 
 use super::drivers;
-use crate::context::Context;
+use crate::context::{Context, Locked, Subject};
 
 /// Every network that has running containers gets what its driver needs
 /// back (a bridge made again, its ports put back on it). Returns (devices
-/// made, ports put back). Callers hold the lock.
-pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
+/// made, ports put back).
+pub fn restore_all(ctx: &Locked) -> Result<(usize, usize)> {
     let mut host = Netlink::new()?;
     let endpoints = drivers::readable_endpoints(ctx);
     let (networks, bad) = ctx.config.list();
@@ -56,4 +56,17 @@ pub fn restore_all(ctx: &Context) -> Result<(usize, usize)> {
         ports += p;
     }
     Ok((made, ports))
+}
+
+/// `ocinet firewall reload`, under the state lock (taken here): the table
+/// rebuilt from the saved state, then what the drivers need put back.
+/// Returns ((networks, container interfaces) in the table, (devices made,
+/// ports put back)).
+pub fn reload(ctx: &Context) -> Result<((usize, usize), (usize, usize))> {
+    let ctx = &ctx.lock()?;
+    let (networks, attachments) = ctx.rebuild_firewall(&ctx.firewall()?, Subject::Nobody, &[])?;
+    tracing::info!(networks, attachments, "firewall rebuilt");
+    let (bridges, ports) = restore_all(ctx)?;
+    tracing::info!(bridges, ports, "bridges restored");
+    Ok(((networks, attachments), (bridges, ports)))
 }

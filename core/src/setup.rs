@@ -18,12 +18,19 @@ use super::naming::{container_ifname, free_ifname};
 use super::pin::{netns_link_for, pin};
 use super::ports::{claim_ports, with_host_ip};
 use super::{attachments, release, resolv};
-use crate::context::{Context, Subject};
+use crate::context::{Context, Locked, Subject};
 use crate::ipam::Lease;
 use crate::killpoint;
 use crate::networks;
 
+/// Set the container up, under the state lock (taken here).
 pub fn setup(ctx: &Context, req: &Request) -> Result<()> {
+    setup_locked(&ctx.lock()?, req)
+}
+
+/// `setup` for a front end that holds the lock for more than it (a CNI
+/// ADD: the network made, a record of another namespace released first).
+pub fn setup_locked(ctx: &Locked, req: &Request) -> Result<()> {
     let settings = &req.settings;
     let ns = req.netns.as_deref().map(netns::open_netns).transpose()?;
     let netns_id = ns.as_ref().map(netns::id_of_fd).transpose()?;
@@ -37,7 +44,6 @@ pub fn setup(ctx: &Context, req: &Request) -> Result<()> {
     // request would otherwise reach nftables as a duplicate map element.
     ocinet_common::model::ports::check_unique(&settings.ports_field, &settings.ports)?;
 
-    let _lock = ctx.lock()?;
     if let Some(existing) = ctx.state.load_endpoint(&req.id)? {
         if existing.phase == Phase::Ready && existing.netns_id == netns_id {
             // Both createRuntime and prestart configured, or a retried hook.
@@ -123,7 +129,7 @@ fn require_netns<'a>(ns: Option<&'a File>, settings: &Settings) -> Result<&'a Fi
     })
 }
 
-fn save_ready(ctx: &Context, mut ep: Endpoint) -> Result<()> {
+fn save_ready(ctx: &Locked, mut ep: Endpoint) -> Result<()> {
     ep.phase = Phase::Ready;
     ctx.state.save_endpoint(&ep)?;
     tracing::info!(mode = %ep.mode.label(), "set up");
@@ -163,7 +169,7 @@ fn check_shared(ctx: &Context, ep: &Endpoint, target: &str) -> Result<()> {
 /// not internal, and the published ports are DNATed to that attachment
 /// (to the first one if every network is internal, which refuses them).
 fn join_networks(
-    ctx: &Context,
+    ctx: &Locked,
     mut ep: Endpoint,
     req: &Request,
     ns: &File,

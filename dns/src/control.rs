@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use ocinet_common::model::ProcessId;
 use ocinet_common::store::dns::ResolverState;
+use ocinet_common::store::lock::StateLock;
 use ocinet_common::store::StateDir;
 use ocinet_common::{Error, Result};
 
@@ -42,9 +43,10 @@ fn resolver_command(exe: &Path) -> (std::path::PathBuf, Option<&'static str>) {
 
 /// Make sure a resolver runs for `state` and listens on `addresses` (the
 /// resolver addresses of the caller's networks); start one if none runs
-/// (see `resolver_command`). Callers hold the state lock (the resolver
-/// decides to end under it).
+/// (see `resolver_command`). Under the state lock (`_held`), as the
+/// resolver decides to end under it.
 pub fn ensure(
+    _held: &StateLock,
     state: &StateDir,
     state_dir: &Path,
     config_dir: &Path,
@@ -63,9 +65,9 @@ pub fn ensure(
 /// SIGTERM (it keeps its figures and removes its pid file), SIGKILL if it
 /// has not ended within 2 s. A persistent one is its service manager's
 /// and is left alone, and so is one whose pid file does not say (an
-/// earlier version's). Callers hold the state lock, so no hook counts on
-/// it meanwhile. The pid, when one was ended.
-pub fn stop_idle(state: &StateDir) -> Result<Option<i32>> {
+/// earlier version's). Under the state lock (`_held`), so no hook counts
+/// on it meanwhile. The pid, when one was ended.
+pub fn stop_idle(_held: &StateLock, state: &StateDir) -> Result<Option<i32>> {
     use nix::sys::signal::{kill, Signal};
     let Some(s) = state
         .resolver_state()

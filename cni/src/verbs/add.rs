@@ -38,6 +38,9 @@ pub fn run(
     for (ip, why) in &conf.wanted.dns_left_out {
         tracing::warn!(%ip, "runtimeConfig.dns.servers entry left out: {why}");
     }
+    // One lock for the whole ADD: the network made, what the record says
+    // decided on, the setup or connect, and the result read back.
+    let ctx = &ctx.lock().map_err(to_cni)?;
     let net = network::ensure(ctx, conf)?;
     let ip = conf.wanted.ip.or(inv.args.ip);
     let mac = match conf.wanted.mac.as_deref().or(inv.args.mac.as_deref()) {
@@ -59,7 +62,6 @@ pub fn run(
     let existing = match existing {
         // (A path that does not open says nothing: the setup refuses it.)
         Some(ep) if ep.origin == Origin::Cni && here.is_some() && ep.netns_id != here => {
-            let _lock = ctx.lock().map_err(to_cni)?;
             tracing::warn!("recorded in another network namespace: releasing that first");
             ocinet_core::release::release(ctx, &ep).map_err(to_cni)?;
             None
@@ -91,7 +93,7 @@ pub fn run(
                     "a MAC for a second attachment: its MAC follows its address".into(),
                 ));
             }
-            connect::connect(
+            connect::connect_locked(
                 ctx,
                 &conf.network,
                 &inv.container_id,
@@ -150,7 +152,7 @@ pub fn run(
                     },
                 },
             };
-            ocinet_core::setup::setup(ctx, &req).map_err(to_cni)?;
+            ocinet_core::setup::setup_locked(ctx, &req).map_err(to_cni)?;
         }
     }
     let ep = ctx

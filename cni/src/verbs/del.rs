@@ -14,7 +14,7 @@ use crate::env::Invocation;
 use crate::errors::to_cni;
 
 pub fn run(ctx: &Context, inv: &Invocation, conf: &Conf) -> Result<(), CniError> {
-    let _lock = ctx.lock().map_err(to_cni)?;
+    let ctx = &ctx.lock().map_err(to_cni)?;
     let Some(mut ep) = ctx.state.load_endpoint(&inv.container_id).map_err(to_cni)? else {
         // An ADD killed between leasing and recording holds an address
         // (or ports) no record names.

@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, conf: &Conf) -> Result<(), CniError> {
         })?
         .into_iter()
         .collect();
-    let _lock = ctx.lock().map_err(to_cni)?;
+    let ctx = &ctx.lock().map_err(to_cni)?;
     let (records, unreadable) = ctx.state.list_endpoints();
     for e in unreadable {
         tracing::warn!("skipped by GC: {e}");

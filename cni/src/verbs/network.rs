@@ -3,7 +3,7 @@
 
 use ocinet_common::model::{Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
-use ocinet_core::context::Context;
+use ocinet_core::context::Locked;
 use rscni_types::error::Error as CniError;
 
 use crate::conf::{Conf, Inline};
@@ -11,8 +11,7 @@ use crate::errors::to_cni;
 
 /// The network, made first if the configuration defines it and it does
 /// not exist yet.
-pub fn ensure(ctx: &Context, conf: &Conf) -> Result<Network, CniError> {
-    let _lock = ctx.lock().map_err(to_cni)?;
+pub fn ensure(ctx: &Locked, conf: &Conf) -> Result<Network, CniError> {
     let mut nl = Netlink::new().map_err(to_cni)?;
     if let Some(existing) = ctx.config.load(&conf.network).map_err(to_cni)? {
         agrees(&existing, &conf.inline)?;
@@ -41,7 +40,7 @@ pub fn ensure(ctx: &Context, conf: &Conf) -> Result<Network, CniError> {
         no_masquerade: i.no_masquerade.clone().unwrap_or_default(),
         ..NetworkRequest::default()
     };
-    let net = ocinet_core::networks::create(ctx, &req).map_err(to_cni)?;
+    let net = ocinet_core::networks::create_locked(ctx, &req).map_err(to_cni)?;
     tracing::info!(network = %net.name, "network created from the CNI configuration");
     Ok(net)
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use crate::error::IoContext;
 use crate::firewall::ruleset;
 use crate::model::{Endpoint, Phase};
+use crate::store::lock::StateLock;
 use crate::store::{fsutil, Need, StateDir};
 use crate::{validate, Error, Result};
 
@@ -161,8 +162,8 @@ impl StateDir {
     /// on the record) in this version's, once: a host upgraded with
     /// containers running. Reading converts too (`EndpointWire`), so a
     /// record that fails here still works; it is reported and tried again
-    /// next time. Returns the ids converted. Callers hold the lock.
-    pub fn convert_records(&self) -> (Vec<String>, Vec<Error>) {
+    /// next time. Returns the ids converted.
+    pub fn convert_records(&self, _held: &StateLock) -> (Vec<String>, Vec<Error>) {
         let dir = self.endpoints_dir();
         let mark = dir.join(LAYOUT_MARK);
         match std::fs::symlink_metadata(&mark) {

@@ -251,6 +251,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::lock::StateLock;
 
     struct Scratch(StateDir);
 
@@ -416,7 +417,8 @@ mod tests {
         .unwrap();
         let p = s.0.pool("web.json").unwrap();
         let ip = lease(&p, &n, "a").unwrap();
-        let (done, failed) = s.0.migrate_legacy();
+        let lock = StateLock::acquire(&s.0.lock_file()).unwrap();
+        let (done, failed) = s.0.migrate_legacy(&lock);
         assert!(done.is_empty() && failed.is_empty(), "{done:?} {failed:?}");
         assert_eq!(s.0.leased_networks().unwrap(), vec!["web.json".to_string()]);
         let web = s.0.pool("web").unwrap();
@@ -432,7 +434,8 @@ mod tests {
         let held = lease(&p, &n, "a").unwrap();
         fs::write(s.0.legacy_leases_path("t"), "{\"leases\": [").unwrap();
         fs::write(s.0.legacy_ports_path(), "not json").unwrap();
-        let (done, failed) = s.0.migrate_legacy();
+        let lock = StateLock::acquire(&s.0.lock_file()).unwrap();
+        let (done, failed) = s.0.migrate_legacy(&lock);
         assert_eq!((done.len(), failed.len()), (0, 2), "{failed:?}");
         let e = p
             .allocate(&n, "b", None, "io.ocinet.ip")
@@ -471,9 +474,10 @@ mod tests {
         // Readers without the lock see the old file as it is.
         assert_eq!(p.leases().unwrap(), old.leases);
         assert_eq!(s.0.leased_networks().unwrap(), vec!["t".to_string()]);
-        let (done, failed) = s.0.migrate_legacy();
+        let lock = StateLock::acquire(&s.0.lock_file()).unwrap();
+        let (done, failed) = s.0.migrate_legacy(&lock);
         assert_eq!((done.len(), failed.len()), (1, 0));
-        assert_eq!(s.0.migrate_legacy().0, Vec::<PathBuf>::new());
+        assert_eq!(s.0.migrate_legacy(&lock).0, Vec::<PathBuf>::new());
         assert_eq!(p.leases().unwrap(), old.leases);
         assert_eq!(lease(&p, &n, "new").unwrap(), Ipv4Addr::new(10, 1, 0, 8));
         assert!(p.release(Ipv4Addr::new(10, 1, 0, 7), "old").unwrap());

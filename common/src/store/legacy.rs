@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::PortSpec;
+use crate::store::lock::StateLock;
 use crate::store::{fsutil, Need, StateDir};
 use crate::{validate, Error, Result};
 
@@ -50,8 +51,8 @@ impl StateDir {
     /// they hold refuse new entries until they are fixed, see
     /// [`unconverted`]). A file is removed only once all of it is in the new
     /// layout, so a hook killed midway converts it again next time (taking
-    /// an entry that is already there is a no-op). Callers hold the lock.
-    pub fn migrate_legacy(&self) -> (Vec<PathBuf>, Vec<Error>) {
+    /// an entry that is already there is a no-op).
+    pub fn migrate_legacy(&self, _held: &StateLock) -> (Vec<PathBuf>, Vec<Error>) {
         let mut done = Vec::new();
         let mut failed = Vec::new();
         let ipam = self.ipam_dir();

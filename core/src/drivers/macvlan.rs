@@ -30,7 +30,7 @@ use serde_json::json;
 
 use super::owned::{device_mac, is_our_bridge, is_our_shim};
 use super::{described, NetworkDriver, NetworkKind, Prepared, Veths};
-use crate::context::Context;
+use crate::context::Locked;
 use crate::inside;
 use crate::ipam::Lease;
 
@@ -47,7 +47,7 @@ impl NetworkKind for Macvlan {
     }
 
     /// A free private range means nothing on someone else's segment.
-    fn default_subnet(&self, _ctx: &Context, _host: &mut Netlink) -> Result<Ipv4Net> {
+    fn default_subnet(&self, _ctx: &Locked, _host: &mut Netlink) -> Result<Ipv4Net> {
         Err(Error::invalid(
             "subnet",
             "none",
@@ -86,7 +86,7 @@ impl NetworkKind for Macvlan {
 
     fn check_host(
         &self,
-        ctx: &Context,
+        ctx: &Locked,
         host: &mut Netlink,
         net: &mut Network,
         mtu: Option<u32>,
@@ -128,11 +128,17 @@ impl NetworkKind for Macvlan {
     }
 
     /// Its parent is not ocinet's; its DNS shim is.
-    fn remove(&self, host: &mut Netlink, net: &Network) -> Result<()> {
+    fn remove(&self, _ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<()> {
         remove_shim(host, &net.name)
     }
 
-    fn remove_broken(&self, host: &mut Netlink, b: &Broken, _good: &[Network]) -> Result<()> {
+    fn remove_broken(
+        &self,
+        _ctx: &Locked,
+        host: &mut Netlink,
+        b: &Broken,
+        _good: &[Network],
+    ) -> Result<()> {
         remove_shim(host, &b.name)
     }
 
@@ -154,7 +160,7 @@ impl NetworkKind for Macvlan {
 
     fn remove_devices(
         &self,
-        _ctx: &Context,
+        _ctx: &Locked,
         ep: &Endpoint,
         atts: &[&Attachment],
         _how: Veths,
@@ -201,7 +207,7 @@ impl NetworkDriver for MacvlanDriver {
         }
     }
 
-    fn prepare(&self, _ctx: &Context, host: &mut Netlink) -> Result<Prepared> {
+    fn prepare(&self, _ctx: &Locked, host: &mut Netlink) -> Result<Prepared> {
         let parent = parent_link(&self.net, host)?;
         let dns_link = match self.net.dns {
             true => Some(ensure_shim(host, &self.net, &parent)?),
@@ -246,7 +252,7 @@ impl NetworkDriver for MacvlanDriver {
     /// namespace; on the host only the shim and its routes, if deleted.
     fn restore(
         &self,
-        _ctx: &Context,
+        _ctx: &Locked,
         host: &mut Netlink,
         running: &[&Attachment],
     ) -> Result<(usize, usize)> {

@@ -38,7 +38,7 @@ pub mod bridge;
 pub mod macvlan;
 pub mod owned;
 
-use crate::context::Context;
+use crate::context::{Context, Locked};
 use crate::ipam::Lease;
 
 /// What the host side of a network gave `prepare`: the index of the link
@@ -70,8 +70,8 @@ pub trait NetworkDriver {
     ) -> Attachment;
 
     /// What the network's containers share on the host (a bridge), made or
-    /// checked before any of them is wired. Called with the lock held.
-    fn prepare(&self, ctx: &Context, host: &mut Netlink) -> Result<Prepared>;
+    /// checked before any of them is wired.
+    fn prepare(&self, ctx: &Locked, host: &mut Netlink) -> Result<Prepared>;
 
     /// Make `att` in the namespace `ns`. What was made may differ from
     /// what was described (`att` is corrected): passthru's MAC, or a name
@@ -99,7 +99,7 @@ pub trait NetworkDriver {
     /// (a deleted bridge). Returns (devices made, ports put back).
     fn restore(
         &self,
-        ctx: &Context,
+        ctx: &Locked,
         host: &mut Netlink,
         running: &[&Attachment],
     ) -> Result<(usize, usize)>;
@@ -123,7 +123,8 @@ pub(crate) fn described(
 }
 
 /// A kind of network (one per `Driver`): its life outside any one
-/// attachment. Callers of the methods that change the host hold the lock.
+/// attachment. What decides from the state and then changes it or the
+/// host takes `&Locked`.
 pub trait NetworkKind: Sync {
     fn driver(&self) -> Driver;
 
@@ -133,7 +134,7 @@ pub trait NetworkKind: Sync {
     // `network create`, in the order `networks::create` calls them.
 
     /// The subnet of a new network whose request names none.
-    fn default_subnet(&self, ctx: &Context, host: &mut Netlink) -> Result<Ipv4Net>;
+    fn default_subnet(&self, ctx: &Locked, host: &mut Netlink) -> Result<Ipv4Net>;
 
     /// Refuse what the request asks that this kind cannot have and that
     /// `Network::new` would otherwise fill in (a bridge name), before the
@@ -152,7 +153,7 @@ pub trait NetworkKind: Sync {
     /// MTU from its parent's); `mtu` is the one the request gave.
     fn check_host(
         &self,
-        ctx: &Context,
+        ctx: &Locked,
         host: &mut Netlink,
         net: &mut Network,
         mtu: Option<u32>,
@@ -161,14 +162,20 @@ pub trait NetworkKind: Sync {
     // `network rm`, once no container is on the network.
 
     /// Remove what the network has on the host (its bridge, its DNS
-    /// shim), only what ocinet made.
-    fn remove(&self, host: &mut Netlink, net: &Network) -> Result<()>;
+    /// shim), only what ocinet made; the caller found no container on it.
+    fn remove(&self, ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<()>;
 
     /// Remove what a network of this kind named `b.name` may have made,
     /// when its definition cannot be used: the kind is not known, so every
     /// kind is asked, each deleting only what it can prove is its own and
     /// no good definition (`good`) names.
-    fn remove_broken(&self, host: &mut Netlink, b: &Broken, good: &[Network]) -> Result<()>;
+    fn remove_broken(
+        &self,
+        ctx: &Locked,
+        host: &mut Netlink,
+        b: &Broken,
+        good: &[Network],
+    ) -> Result<()>;
 
     // What `network inspect` and `ls` show of it.
 
@@ -193,7 +200,7 @@ pub trait NetworkKind: Sync {
     /// veths as `how` says; push every failure to `errors` and go on.
     fn remove_devices(
         &self,
-        ctx: &Context,
+        ctx: &Locked,
         ep: &Endpoint,
         atts: &[&Attachment],
         how: Veths,
@@ -239,7 +246,7 @@ pub(crate) fn retire_inside(ep: &Endpoint, atts: &[Attachment]) {
 
 /// Remove the devices `atts` made, each by the kind whose record it is.
 pub(crate) fn remove_devices(
-    ctx: &Context,
+    ctx: &Locked,
     ep: &Endpoint,
     atts: &[Attachment],
     how: Veths,

@@ -85,7 +85,6 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
 }
 
 fn create(ctx: &Context, req: &NetworkRequest) -> Result<String> {
-    let _lock = ctx.lock()?;
     networks::create(ctx, req)?;
     Ok(format!("{}\n", req.name))
 }
@@ -212,7 +211,6 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
 }
 
 fn rm(ctx: &Context, name: &str) -> Result<String> {
-    let _lock = ctx.lock()?;
     if let Some(warning) = networks::remove(ctx, name)? {
         eprintln!("ocinet: warning: {warning}");
     }

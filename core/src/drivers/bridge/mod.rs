@@ -19,7 +19,7 @@ pub use network::Bridge;
 pub use veth::Veths;
 
 use super::{described, NetworkDriver, Prepared};
-use crate::context::Context;
+use crate::context::Locked;
 use crate::host::HostAddresses;
 use crate::ipam::Lease;
 use crate::naming::host_veth_name;
@@ -54,7 +54,7 @@ impl NetworkDriver for BridgeDriver {
         }
     }
 
-    fn prepare(&self, ctx: &Context, host: &mut Netlink) -> Result<Prepared> {
+    fn prepare(&self, ctx: &Locked, host: &mut Netlink) -> Result<Prepared> {
         prepare_bridge(ctx, host, &self.net).map(|b| Prepared {
             link: Some(b),
             dns_link: None,
@@ -77,7 +77,7 @@ impl NetworkDriver for BridgeDriver {
 
     fn restore(
         &self,
-        _ctx: &Context,
+        _ctx: &Locked,
         host: &mut Netlink,
         running: &[&Attachment],
     ) -> Result<(usize, usize)> {
@@ -93,7 +93,7 @@ impl NetworkDriver for BridgeDriver {
 /// `ensure_bridge`, and if the bridge had to be made again while
 /// containers were on it (someone deleted it), those containers' ports put
 /// back on it. Returns its index.
-fn prepare_bridge(ctx: &Context, host: &mut Netlink, net: &Network) -> Result<u32> {
+fn prepare_bridge(ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<u32> {
     let (bridge, created) = ensure_bridge(host, net)?;
     if created {
         // Not this container's failure: it is set up either way.

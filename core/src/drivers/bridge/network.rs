@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::veth::{self, Veths};
 use super::{device, BridgeDriver};
-use crate::context::Context;
+use crate::context::Locked;
 use crate::drivers::{NetworkDriver, NetworkKind};
 use crate::host;
 
@@ -30,7 +30,7 @@ impl NetworkKind for Bridge {
 
     /// The first /24 of 10.90.0.0/15 (past the ranges Podman hands out)
     /// that conflicts with nothing.
-    fn default_subnet(&self, ctx: &Context, host: &mut Netlink) -> Result<Ipv4Net> {
+    fn default_subnet(&self, ctx: &Locked, host: &mut Netlink) -> Result<Ipv4Net> {
         let (existing, _) = ctx.config.list();
         let routes = host::routes(host)?;
         for i in 0..512u32 {
@@ -57,7 +57,7 @@ impl NetworkKind for Bridge {
 
     fn check_host(
         &self,
-        _ctx: &Context,
+        _ctx: &Locked,
         host: &mut Netlink,
         net: &mut Network,
         _mtu: Option<u32>,
@@ -75,7 +75,7 @@ impl NetworkKind for Bridge {
         }
     }
 
-    fn remove(&self, host: &mut Netlink, net: &Network) -> Result<()> {
+    fn remove(&self, _ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<()> {
         match host.link_by_name(&net.bridge)? {
             Some(l) if device::is_ours(&l) => {
                 host.delete_link(&net.bridge)?;
@@ -92,7 +92,13 @@ impl NetworkKind for Bridge {
 
     /// Every bridge the definition may have meant: the one its file names,
     /// the one of its parsed contents, and the default for its name.
-    fn remove_broken(&self, host: &mut Netlink, b: &Broken, good: &[Network]) -> Result<()> {
+    fn remove_broken(
+        &self,
+        _ctx: &Locked,
+        host: &mut Netlink,
+        b: &Broken,
+        good: &[Network],
+    ) -> Result<()> {
         let mut bridges: Vec<String> = b
             .bridge
             .iter()
@@ -141,7 +147,7 @@ impl NetworkKind for Bridge {
 
     fn remove_devices(
         &self,
-        ctx: &Context,
+        ctx: &Locked,
         _ep: &Endpoint,
         atts: &[&Attachment],
         how: Veths,

@@ -7,12 +7,12 @@ use ocinet_common::model::{Attachment, Network};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
-use crate::context::Context;
+use crate::context::Locked;
 
 /// Put every running attachment of `net` whose host veth is not a port of
 /// `bridge` back on it (with hairpin for publishing ones, as setup does).
-/// Returns how many were put back. Callers hold the lock.
-pub fn reattach(ctx: &Context, host: &mut Netlink, net: &Network, bridge: u32) -> Result<usize> {
+/// Returns how many were put back.
+pub fn reattach(ctx: &Locked, host: &mut Netlink, net: &Network, bridge: u32) -> Result<usize> {
     let endpoints = crate::drivers::readable_endpoints(ctx);
     reattach_these(
         host,
