@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ocinet_common::firewall::Change;
+use ocinet_common::ipam;
 use ocinet_common::model::network::{find_conflict, DEFAULT_NETWORK};
 use ocinet_common::model::{Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
@@ -172,7 +173,7 @@ pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
         },
         Subject::Nobody,
     )?;
-    ctx.state.pool(name)?.remove()?;
+    ipam::open(&ctx.state, name)?.remove()?;
     ctx.config.remove(name)?;
     tracing::info!(network = name, "network removed");
     Ok(None)
@@ -195,7 +196,7 @@ fn remove_broken(ctx: &Context, b: &Broken, nl: &mut Netlink) -> Result<String> 
     for kind in drivers::kinds() {
         kind.remove_broken(nl, b, &good)?;
     }
-    ctx.state.pool(name)?.remove()?;
+    ipam::open(&ctx.state, name)?.remove()?;
     ctx.config.remove(name)?;
     ctx.rebuild_firewall(&ctx.firewall()?, Subject::Nobody, &[])?;
     tracing::info!(network = name, "network removed");
