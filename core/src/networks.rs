@@ -3,7 +3,7 @@
 //! the others and the host's routes, and removing one.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ocinet_common::firewall::Change;
 use ocinet_common::ipam;
@@ -109,12 +109,15 @@ pub fn create(ctx: &Context, req: &NetworkRequest) -> Result<Network> {
 }
 
 /// `NAME=IP` entries, each name and address once.
-fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, Ipv4Addr>> {
+fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, IpAddr>> {
     let mut out = BTreeMap::new();
     for e in entries {
         let bad = |why: &str| Error::invalid("aux-address", e, why);
         let (name, ip) = e.split_once('=').ok_or_else(|| bad("must be NAME=IP"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address after ="))?;
+        let ip: IpAddr = ip
+            .parse::<Ipv4Addr>()
+            .map_err(|_| bad("not an IPv4 address after ="))?
+            .into();
         if let Some((other, _)) = out.iter().find(|(_, a)| **a == ip) {
             return Err(bad(&format!("{ip} is already given as {other}")));
         }
