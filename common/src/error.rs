@@ -42,7 +42,7 @@ pub enum Error {
     PoolExhausted { network: String, range: String },
     #[error("address {ip} in network {network} is already in use by container {holder}")]
     AddressInUse {
-        ip: std::net::Ipv4Addr,
+        ip: std::net::IpAddr,
         network: String,
         holder: String,
     },

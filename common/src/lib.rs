@@ -5,6 +5,7 @@ pub mod conntrack;
 pub mod error;
 pub mod firewall;
 pub mod health;
+pub mod ipam;
 pub mod logging;
 pub mod model;
 pub mod netlink;

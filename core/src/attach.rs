@@ -3,8 +3,9 @@
 //! change, then conclude by renaming the record, or roll back everything
 //! recorded. Each gives back what it took when it fails.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
+use ocinet_common::ipam;
 use ocinet_common::model::{AttachmentRequest, Endpoint, Network, PortSpec};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
@@ -26,18 +27,31 @@ pub(crate) fn lease(
     host: &mut Netlink,
 ) -> Result<Lease> {
     let wanted = requested_ipv4(net, req)?;
-    let pool = ctx.state.pool(&net.name)?;
-    let ip = pool.allocate(net, id, wanted, &req.ip_field)?;
+    let pool = ipam::open(&ctx.state, &net.name)?;
+    let ip = pool.allocate(net, id, wanted.map(IpAddr::V4), &req.ip_field)?;
     killpoint::reached("leased");
-    if let Err(e) = check_mac(ctx, net, id, req, ip, host) {
-        let _ = pool.release(ip, id);
-        return Err(e);
+    let mac = check_mac(ctx, net, id, req, ip, host).and_then(|()| match (req.mac, ip) {
+        (Some(mac), _) => Ok(mac),
+        (None, IpAddr::V4(v4)) => Ok(mac_for(v4)),
+        // Nothing leases IPv6 addresses yet (requests of one are refused
+        // above); how an IPv6 attachment's MAC is derived comes with it.
+        (None, IpAddr::V6(_)) => Err(Error::invalid(
+            &req.ip_field,
+            ip,
+            "no MAC is derived from an IPv6 address",
+        )),
+    });
+    match mac {
+        Ok(mac) => Ok(Lease {
+            ip,
+            mac,
+            requested: wanted.is_some(),
+        }),
+        Err(e) => {
+            let _ = pool.release(ip, id);
+            Err(e)
+        }
     }
-    Ok(Lease {
-        ip,
-        mac: req.mac.unwrap_or_else(|| mac_for(ip)),
-        requested: wanted.is_some(),
-    })
 }
 
 /// The IPv4 address asked for, if any: one per attachment, and none of
@@ -71,8 +85,10 @@ fn requested_ipv4(net: &Network, req: &AttachmentRequest) -> Result<Option<Ipv4A
 /// that failed before its intent record was written.
 pub(crate) fn give_back(ctx: &Locked, ep: &Endpoint, ports: &[PortSpec]) {
     for a in &ep.attachments {
-        if let (Some(ip), Ok(pool)) = (a.ipv4(), ctx.state.pool(&a.network)) {
-            let _ = pool.release(ip, &ep.id);
+        if let Ok(pool) = ipam::open(&ctx.state, &a.network) {
+            for ip in a.addresses.iter().map(|n| n.addr()) {
+                let _ = pool.release(ip, &ep.id);
+            }
         }
     }
     let _ = ctx.state.port_claims().release(&ep.id, ports);
@@ -83,7 +99,7 @@ pub(crate) fn give_back(ctx: &Locked, ep: &Endpoint, ports: &[PortSpec]) {
 /// takes them again).
 pub(crate) fn remember_leases(ctx: &Locked, leases: &[(String, &Lease)]) {
     for (network, l) in leases.iter().filter(|(_, l)| !l.requested) {
-        if let Err(e) = ctx.state.pool(network).and_then(|p| p.remember_last(l.ip)) {
+        if let Err(e) = ipam::open(&ctx.state, network).and_then(|p| p.remember_last(l.ip)) {
             tracing::warn!(
                 network,
                 "next allocation starts from the beginning of the range: {e}"

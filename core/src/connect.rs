@@ -4,6 +4,7 @@
 //! makes it, so that a hook killed on the way leaves gc (or the next
 //! connect or disconnect of the container) an attachment to undo.
 
+use ocinet_common::ipam;
 use ocinet_common::model::{
     AttachmentRequest, ChangeVerb, Changing, Endpoint, Mode, Origin, Phase, ProcessId,
 };
@@ -201,10 +202,7 @@ pub fn connect_locked(
     ep.attachments.push(att);
     let index = ep.attachments.len() - 1;
     if let Err(e) = ctx.state.save_endpoint(&ep) {
-        let _ = ctx
-            .state
-            .pool(network)
-            .and_then(|p| p.release(lease.ip, &ep.id));
+        let _ = ipam::open(&ctx.state, network).and_then(|p| p.release(lease.ip, &ep.id));
         return Err(e);
     }
     killpoint::reached("recorded");

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use ocinet_common::ipam;
 use ocinet_common::model::Endpoint;
 use ocinet_common::Result;
 
@@ -74,8 +75,8 @@ pub fn run(ctx: &Context) -> Result<String> {
     // Leases and port claims their holder's record does not account for:
     // a hook died between leasing and recording (or a record was deleted by
     // hand).
-    for net in ctx.state.leased_networks()? {
-        let pool = ctx.state.pool(&net)?;
+    for net in ipam::leased_networks(&ctx.state)? {
+        let pool = ipam::open(&ctx.state, &net)?;
         let leases = match pool.leases() {
             Ok(l) => l,
             Err(e) => {

@@ -4,8 +4,9 @@
 //! releases those no record accounts for, by the same rule.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
+use ocinet_common::ipam;
 use ocinet_common::model::Endpoint;
 use ocinet_common::store::ports::Claim;
 use ocinet_common::{Error, Result};
@@ -44,10 +45,9 @@ fn accounted(records: &Records, holder: &str, holds: impl Fn(&Endpoint) -> bool)
 }
 
 /// Whether `holder`'s record has `ip` on `network`.
-pub fn accounts_for_lease(records: &Records, holder: &str, network: &str, ip: Ipv4Addr) -> bool {
+pub fn accounts_for_lease(records: &Records, holder: &str, network: &str, ip: IpAddr) -> bool {
     accounted(records, holder, |ep| {
-        ep.attachment_on(network)
-            .is_some_and(|a| a.holds(IpAddr::V4(ip)))
+        ep.attachment_on(network).is_some_and(|a| a.holds(ip))
     })
 }
 
@@ -63,7 +63,7 @@ pub fn accounts_for_claim(records: &Records, claim: &Claim) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub network: String,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub holder: String,
     /// No record accounts for it (`ocinet gc` releases it).
     pub orphaned: bool,
@@ -76,8 +76,8 @@ pub struct Lease {
 pub fn leases(ctx: &Context, records: &Records) -> Result<(Vec<Lease>, Vec<Error>)> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
-    for network in ctx.state.leased_networks()? {
-        let leases = match ctx.state.pool(&network).and_then(|p| p.leases()) {
+    for network in ipam::leased_networks(&ctx.state)? {
+        let leases = match ipam::open(&ctx.state, &network).and_then(|p| p.leases()) {
             Ok(l) => l,
             Err(e) => {
                 bad.push(e);

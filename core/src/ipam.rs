@@ -1,16 +1,17 @@
 //! What IPAM hands an attachment: a leased address and the MAC that goes
-//! with it. Leasing itself (the pool, the MAC check) is `attach::lease`;
-//! this is the type every driver describes its attachments from, kept
-//! apart from the lifecycle so drivers depend on it and not on `attach`.
+//! with it. Leasing itself (through `ocinet_common::ipam`, the MAC check)
+//! is `attach::lease`; this is the type every driver describes its
+//! attachments from, kept apart from the lifecycle so drivers depend on it
+//! and not on `attach`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use ocinet_common::model::Network;
 
 /// An address leased for an attachment, and the MAC it will have.
 pub struct Lease {
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: [u8; 6],
     /// Whether the address was asked for (a free one found by the
     /// allocator moves its cursor once recorded).
@@ -18,8 +19,22 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The address with the network's prefix length.
-    pub fn net(&self, net: &Network) -> Ipv4Net {
-        Ipv4Net::new(self.ip, net.subnet().prefix_len()).unwrap_or_else(|_| self.ip.into())
+    /// The address with the prefix length of the network's subnet of its
+    /// family (the host route alone when the network has none).
+    pub fn net(&self, net: &Network) -> IpNet {
+        let prefix = net
+            .subnets
+            .iter()
+            .map(|s| s.subnet)
+            .find(|s| s.contains(&self.ip))
+            .map_or(host_prefix(self.ip), |s| s.prefix_len());
+        IpNet::new(self.ip, prefix).unwrap_or_else(|_| self.ip.into())
+    }
+}
+
+fn host_prefix(ip: IpAddr) -> u8 {
+    match ip {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
     }
 }

@@ -1,7 +1,8 @@
 //! Whether a container may have the MAC it asks for.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
+use ocinet_common::ipam;
 use ocinet_common::model::{AttachmentRequest, Driver, Network};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
@@ -22,7 +23,7 @@ pub(crate) fn check_mac(
     net: &Network,
     id: &str,
     req: &AttachmentRequest,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     host: &mut Netlink,
 ) -> Result<()> {
     let Some(mac) = req.mac else {
@@ -43,8 +44,10 @@ pub(crate) fn check_mac(
     }
     if mac[..2] == [0x02, 0x6f] {
         let derived_for = Ipv4Addr::new(mac[2], mac[3], mac[4], mac[5]);
-        if derived_for != ip && net.subnet().contains(&derived_for) {
-            let holder = ctx.state.pool(&net.name)?.leases()?.remove(&derived_for);
+        if IpAddr::V4(derived_for) != ip && net.subnet().contains(&derived_for) {
+            let holder = ipam::open(&ctx.state, &net.name)?
+                .leases()?
+                .remove(&derived_for.into());
             return refuse(match holder {
                 Some(h) => format!("is the MAC of container {h} (derived from its address {derived_for})"),
                 None => format!(

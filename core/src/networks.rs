@@ -3,9 +3,10 @@
 //! the others and the host's routes, and removing one.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ocinet_common::firewall::Change;
+use ocinet_common::ipam;
 use ocinet_common::model::network::{find_conflict, DEFAULT_NETWORK};
 use ocinet_common::model::{Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
@@ -114,12 +115,15 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
 }
 
 /// `NAME=IP` entries, each name and address once.
-fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, Ipv4Addr>> {
+fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, IpAddr>> {
     let mut out = BTreeMap::new();
     for e in entries {
         let bad = |why: &str| Error::invalid("aux-address", e, why);
         let (name, ip) = e.split_once('=').ok_or_else(|| bad("must be NAME=IP"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address after ="))?;
+        let ip: IpAddr = ip
+            .parse::<Ipv4Addr>()
+            .map_err(|_| bad("not an IPv4 address after ="))?
+            .into();
         if let Some((other, _)) = out.iter().find(|(_, a)| **a == ip) {
             return Err(bad(&format!("{ip} is already given as {other}")));
         }
@@ -180,7 +184,7 @@ pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
         },
         Subject::Nobody,
     )?;
-    ctx.state.pool(name)?.remove()?;
+    ipam::open(&ctx.state, name)?.remove()?;
     ctx.config.remove(name)?;
     tracing::info!(network = name, "network removed");
     Ok(None)
@@ -203,7 +207,7 @@ fn remove_broken(ctx: &Locked, b: &Broken, nl: &mut Netlink) -> Result<String> {
     for kind in drivers::kinds() {
         kind.remove_broken(ctx, nl, b, &good)?;
     }
-    ctx.state.pool(name)?.remove()?;
+    ipam::open(&ctx.state, name)?.remove()?;
     ctx.config.remove(name)?;
     ctx.rebuild_firewall(&ctx.firewall()?, Subject::Nobody, &[])?;
     tracing::info!(network = name, "network removed");

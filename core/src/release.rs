@@ -2,6 +2,7 @@
 //! rollback of a failed setup or connect, disconnect, and gc.
 
 use ocinet_common::firewall::{Change, Firewall, Nft};
+use ocinet_common::ipam;
 use ocinet_common::model::{Attachment, ChangeVerb, Changing, Endpoint, ProcessId};
 use ocinet_common::{netns, Error, Result};
 
@@ -139,8 +140,12 @@ pub fn finish_abandoned(ctx: &Locked, ep: &mut Endpoint) -> Result<Vec<(String, 
 }
 
 fn release_lease(ctx: &Locked, id: &str, a: &Attachment) -> Result<()> {
-    if let Some(ip) = a.ipv4() {
-        ctx.state.pool(&a.network)?.release(ip, id)?;
+    if a.addresses.is_empty() {
+        return Ok(());
+    }
+    let pool = ipam::open(&ctx.state, &a.network)?;
+    for ip in a.addresses.iter().map(|n| n.addr()) {
+        pool.release(ip, id)?;
     }
     Ok(())
 }
@@ -261,9 +266,8 @@ fn unwire(
 
 fn address_taken_by_another(ctx: &Context, id: &str, a: &Attachment) -> bool {
     let Some(ip) = a.ipv4() else { return false };
-    ctx.state
-        .pool(&a.network)
-        .and_then(|p| p.holder(ip))
+    ipam::open(&ctx.state, &a.network)
+        .and_then(|p| p.holder(ip.into()))
         .is_ok_and(|h| h.is_some_and(|h| h != id))
 }
 
@@ -293,8 +297,8 @@ fn clear_conntrack(fw: &Nft, a: &Attachment) -> Result<usize> {
 /// wait for `gc`. Callers have found no record.
 pub fn forget_unrecorded(ctx: &Locked, id: &str) -> Result<()> {
     let mut errors = Vec::new();
-    for net in ctx.state.leased_networks()? {
-        let pool = ctx.state.pool(&net)?;
+    for net in ipam::leased_networks(&ctx.state)? {
+        let pool = ipam::open(&ctx.state, &net)?;
         for (ip, holder) in pool.leases()? {
             if holder == id {
                 match pool.release(ip, id) {

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, conf: &Conf) -> Result<(), CniError> {
     let listed: BTreeSet<&str> = valid.iter().map(|(id, _)| id.as_str()).collect();
     let (records, _) = ctx.state.list_endpoints();
     let recorded: BTreeSet<String> = records.into_iter().map(|e| e.id).collect();
-    if let Ok(pool) = ctx.state.pool(&conf.network) {
+    if let Ok(pool) = ocinet_common::ipam::open(&ctx.state, &conf.network) {
         for (ip, holder) in pool.leases().unwrap_or_default() {
             if !recorded.contains(&holder) && !listed.contains(holder.as_str()) {
                 if let Err(e) = release::forget_unrecorded(ctx, &holder) {

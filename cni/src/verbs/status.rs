@@ -31,9 +31,7 @@ pub fn run(ctx: &Context, conf: &Conf) -> Result<(), CniError> {
         .hosts()
         .filter(|ip| net.assignable(*ip).is_ok())
         .count();
-    let leased = ctx
-        .state
-        .pool(&net.name)
+    let leased = ocinet_common::ipam::open(&ctx.state, &net.name)
         .and_then(|p| p.leases())
         .map(|l| l.len())
         .unwrap_or(0);

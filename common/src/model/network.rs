@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -47,8 +47,10 @@ pub struct Network {
     pub gateway_mode: GatewayMode,
     /// Addresses of the subnet that IPAM never hands out, by name (Docker's
     /// `--aux-address`): a router, a DNS server, a host on the segment.
+    /// Of either family in the type; IPv4 only until networks have IPv6
+    /// subnets (the saved definition refuses others).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    pub aux_addresses: BTreeMap<String, IpAddr>,
     /// The host address ports are published on when the mapping names none
     /// (Docker's `com.docker.network.bridge.host_binding_ipv4`); every
     /// local address when unset.
@@ -479,14 +481,18 @@ impl Network {
         }
         for (name, ip) in &self.aux_addresses {
             validate::name("aux-address name", name)?;
-            let why = if !self.subnet().contains(ip) {
-                Some(format!("is outside the subnet {}", self.subnet()))
-            } else if *ip == self.gateway() {
-                Some("is the gateway address".into())
-            } else if *ip == self.subnet().network() || *ip == self.subnet().broadcast() {
-                Some("is the subnet's network or broadcast address".into())
-            } else {
-                None
+            let why = match *ip {
+                IpAddr::V4(ip) if !self.subnet().contains(&ip) => {
+                    Some(format!("is outside the subnet {}", self.subnet()))
+                }
+                IpAddr::V6(_) => Some(format!("is outside the subnet {}", self.subnet())),
+                IpAddr::V4(ip) if ip == self.gateway() => Some("is the gateway address".into()),
+                IpAddr::V4(ip)
+                    if ip == self.subnet().network() || ip == self.subnet().broadcast() =>
+                {
+                    Some("is the subnet's network or broadcast address".into())
+                }
+                IpAddr::V4(_) => None,
             };
             if let Some(why) = why {
                 return Err(Error::invalid("aux-address", format!("{name}={ip}"), why));
@@ -521,7 +527,11 @@ impl Network {
         if ip == self.gateway() {
             return Err("is the gateway address".into());
         }
-        if let Some((name, _)) = self.aux_addresses.iter().find(|(_, a)| **a == ip) {
+        if let Some((name, _)) = self
+            .aux_addresses
+            .iter()
+            .find(|(_, a)| **a == IpAddr::V4(ip))
+        {
             return Err(format!("is the network's auxiliary address {name}"));
         }
         if self.dns_address == Some(ip) {

@@ -104,7 +104,11 @@ impl Network {
                 Some(format!("must be a host address in {}", self.subnet()))
             } else if ip == self.gateway() {
                 Some("is the gateway address (the segment's router)".into())
-            } else if let Some((name, _)) = self.aux_addresses.iter().find(|(_, a)| **a == ip) {
+            } else if let Some((name, _)) = self
+                .aux_addresses
+                .iter()
+                .find(|(_, a)| **a == std::net::IpAddr::V4(ip))
+            {
                 Some(format!("is the network's auxiliary address {name}"))
             } else {
                 None

@@ -29,7 +29,7 @@ pub struct NetworkWire {
     #[serde(default)]
     gateway_mode: GatewayMode,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    aux_addresses: BTreeMap<String, Ipv4Addr>,
+    aux_addresses: BTreeMap<String, IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     host_binding_ip: Option<Ipv4Addr>,
     #[serde(default)]
@@ -113,6 +113,13 @@ impl TryFrom<NetworkWire> for Network {
                 ))
             }
         };
+        // The same text as when the field was IPv4 only; an IPv6 one waits
+        // for networks with IPv6 subnets, as the subnets do.
+        if let Some((name, ip)) = w.aux_addresses.iter().find(|(_, a)| a.is_ipv6()) {
+            return Err(format!(
+                "aux-address {name}={ip}: IPv6 is not supported yet"
+            ));
+        }
         Ok(Network {
             name: w.name,
             subnets: vec![Subnet::ipv4(subnet, gateway, ip_range)],
@@ -176,5 +183,27 @@ mod tests {
                 .to_string();
             assert!(e.contains(why), "{e}");
         }
+    }
+
+    #[test]
+    fn aux_addresses_read_and_write_the_text_they_always_had() {
+        // Saved when the field was IPv4 only.
+        let text = r#"{"name":"n","subnet":"10.1.0.0/24","gateway":"10.1.0.1","bridge":"br-n","mtu":1500,"internal":false,"gateway_mode":"nat","aux_addresses":{"router":"10.1.0.2"},"driver":"bridge","dns":false}"#;
+        let n: Network = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            n.aux_addresses.get("router"),
+            Some(&IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2)))
+        );
+        let again = serde_json::to_value(&n).unwrap();
+        assert_eq!(
+            again["aux_addresses"],
+            serde_json::json!({"router": "10.1.0.2"})
+        );
+        let mut v6 = again.clone();
+        v6["aux_addresses"]["r6"] = "fd00::2".into();
+        let e = serde_json::from_value::<Network>(v6)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r6=fd00::2") && e.contains("IPv6"), "{e}");
     }
 }

@@ -3,16 +3,21 @@
 //! the address. One JSON file per network, parsed and rewritten whole on
 //! every setup and teardown, cost 1.2 ms a setup at 1,000 containers (with
 //! the port claims); this costs the same at 1 and at 1,000. Callers that
-//! change leases hold the state lock.
+//! change leases hold the state lock. This is the host's implementation
+//! of `crate::ipam::Ipam`, which is how callers reach it.
+//!
+//! Entries are per address, of either family (an IPv6 one is named by the
+//! address's canonical text), so a pool never stores a subnet whole.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use crate::error::IoContext;
+use crate::ipam::{Fill, Ipam};
 use crate::model::Network;
 use crate::store::entries::{drop_entry, holder_at, take_entry, Taken};
 use crate::store::{fsutil, legacy, Need, StateDir};
@@ -21,11 +26,22 @@ use crate::{validate, Error, Result};
 /// Where the next dynamic allocation starts: after the address handed out
 /// last (as host-local does), so a freed address is not reused at once
 /// while stale conntrack entries or ARP caches may still point at it.
+/// One hint per family, each as wide as its longest address.
 const LAST: &str = "last";
+const LAST6: &str = "last6";
+
+/// The hint file of `ip`'s family and the width its text is padded to.
+fn hint_of(ip: IpAddr) -> (&'static str, usize) {
+    match ip {
+        IpAddr::V4(_) => (LAST, 15),
+        IpAddr::V6(_) => (LAST6, 39),
+    }
+}
 
 /// One network's leases.
 #[derive(Debug, Clone)]
 pub struct Pool {
+    network: String,
     state: StateDir,
     dir: PathBuf,
     legacy: PathBuf,
@@ -35,6 +51,7 @@ impl StateDir {
     pub fn pool(&self, network: &str) -> Result<Pool> {
         validate::name("network name", network)?;
         Ok(Pool {
+            network: network.to_string(),
             state: self.clone(),
             dir: self.ipam_dir().join(network),
             legacy: self.legacy_leases_path(network),
@@ -70,12 +87,12 @@ impl StateDir {
 }
 
 impl Pool {
-    fn entry(&self, ip: Ipv4Addr) -> PathBuf {
+    fn entry(&self, ip: IpAddr) -> PathBuf {
         self.dir.join(ip.to_string())
     }
 
     /// Lease `ip` to `id`: `None` when `id` holds it now, else its holder.
-    pub fn take(&self, ip: Ipv4Addr, id: &str) -> Result<Option<String>> {
+    pub fn take(&self, ip: IpAddr, id: &str) -> Result<Option<String>> {
         let _span = tracing::debug_span!("lease", %ip).entered();
         Ok(match take_entry(&self.state, &self.entry(ip), id, None)? {
             Taken::HeldBy(holder) => Some(holder),
@@ -83,46 +100,54 @@ impl Pool {
         })
     }
 
-    /// Lease `requested`, or the next free address after the last one
-    /// handed out. An address `id` already holds counts as free for it: a
-    /// hook killed after leasing and before recording finds its own lease
-    /// again (the last address is remembered only once the record exists).
-    pub fn allocate(
+    /// Lease `requested` (checked against `net`) to `id`.
+    fn take_requested(
         &self,
         net: &Network,
         id: &str,
-        requested: Option<Ipv4Addr>,
+        requested: IpAddr,
         field: &str,
-    ) -> Result<Ipv4Addr> {
-        let _span = tracing::debug_span!("allocate", network = %net.name).entered();
-        // Checks ipam/ before the old-layout file in it is looked at.
-        self.state.dir(&self.dir, Need::Create)?;
-        legacy::unconverted(&self.legacy)?;
-        if let Some(ip) = requested {
-            net.assignable(ip)
-                .map_err(|why| Error::invalid(field, ip, why))?;
-            return match self.take(ip, id)? {
-                None => Ok(ip),
-                Some(holder) => Err(Error::AddressInUse {
-                    ip,
-                    network: net.name.clone(),
-                    holder,
-                }),
-            };
+    ) -> Result<IpAddr> {
+        match requested {
+            IpAddr::V4(ip) => net
+                .assignable(ip)
+                .map_err(|why| Error::invalid(field, ip, why))?,
+            IpAddr::V6(_) => {
+                return Err(Error::invalid(
+                    field,
+                    requested,
+                    format!("network {} has no IPv6 subnet", net.name),
+                ))
+            }
         }
+        match self.take(requested, id)? {
+            None => Ok(requested),
+            Some(holder) => Err(Error::AddressInUse {
+                ip: requested,
+                network: net.name.clone(),
+                holder,
+            }),
+        }
+    }
+
+    /// The next free address of `net`'s IPv4 range after the last one
+    /// handed out, leased to `id`. The range is walked address by address:
+    /// an IPv4 one is at most 2^32 (and in practice a /16 or smaller);
+    /// IPv6 leasing will search, not walk, its /64.
+    fn take_free_ipv4(&self, net: &Network, id: &str) -> Result<IpAddr> {
         let range = net.range();
         let first = u32::from(range.network());
         let last = u32::from(range.broadcast());
         let size = u64::from(last - first) + 1;
-        let start = match self.last() {
-            Some(l) if range.contains(&l) => u32::from(l).wrapping_add(1),
+        let start = match self.last(LAST) {
+            Some(IpAddr::V4(l)) if range.contains(&l) => u32::from(l).wrapping_add(1),
             _ => first,
         };
         for step in 0..size {
             let offset = (u64::from(start.wrapping_sub(first)) + step) % size;
             let ip = Ipv4Addr::from(first + offset as u32);
-            if net.assignable(ip).is_ok() && self.take(ip, id)?.is_none() {
-                return Ok(ip);
+            if net.assignable(ip).is_ok() && self.take(ip.into(), id)?.is_none() {
+                return Ok(ip.into());
             }
         }
         Err(Error::PoolExhausted {
@@ -131,39 +156,8 @@ impl Pool {
         })
     }
 
-    /// Who holds `ip`, if anyone (one readlink).
-    pub fn holder(&self, ip: Ipv4Addr) -> Result<Option<String>> {
-        holder_at(&self.state, &self.entry(ip))
-    }
-
-    /// Give `ip` back if `id` holds it; whether it did.
-    pub fn release(&self, ip: Ipv4Addr, id: &str) -> Result<bool> {
-        let _span = tracing::debug_span!("unlease", %ip).entered();
-        drop_entry(&self.state, &self.entry(ip), id)
-    }
-
-    /// Record where the next dynamic allocation starts. Written in place,
-    /// not through a renamed temporary file: it is a hint, read under the
-    /// lock and checked on reading, and a wrong value only moves where the
-    /// search starts. Fixed width, so a shorter address overwrites all of
-    /// a longer one.
-    pub fn remember_last(&self, ip: Ipv4Addr) -> Result<()> {
-        let _span = tracing::debug_span!("state_write", file = LAST).entered();
-        let path = self.dir.join(LAST);
-        self.state.dir(&self.dir, Need::Create)?;
-        let f = fsutil::open_nofollow(
-            &path,
-            fs::OpenOptions::new().write(true).create(true).mode(0o600),
-            0,
-        )?;
-        // Written in place, so not through a second name.
-        fsutil::check_own_file(&f, &path)?;
-        f.write_all_at(format!("{ip:<15}\n").as_bytes(), 0)
-            .at(&path)
-    }
-
-    fn last(&self) -> Option<Ipv4Addr> {
-        let _span = tracing::debug_span!("state_read", file = LAST).entered();
+    fn last(&self, file: &str) -> Option<IpAddr> {
+        let _span = tracing::debug_span!("state_read", file).entered();
         if !self.state.dir(&self.dir, Need::Existing).ok()? {
             return None;
         }
@@ -171,33 +165,10 @@ impl Pool {
         fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(self.dir.join(LAST))
+            .open(self.dir.join(file))
             .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text))
             .ok()?;
         text.trim().parse().ok()
-    }
-
-    /// Every lease: address -> holder. Reads an old-layout file not yet
-    /// converted, for readers that hold no lock.
-    pub fn leases(&self) -> Result<BTreeMap<Ipv4Addr, String>> {
-        if let Some(old) = self.old_leases()? {
-            return Ok(old.leases);
-        }
-        let mut out = BTreeMap::new();
-        for ip in self.addresses_in_dir()? {
-            if let Some(holder) = holder_at(&self.state, &self.entry(ip))? {
-                out.insert(ip, holder);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The leased addresses, without reading who holds them.
-    pub fn addresses(&self) -> Result<Vec<Ipv4Addr>> {
-        if let Some(old) = self.old_leases()? {
-            return Ok(old.leases.into_keys().collect());
-        }
-        self.addresses_in_dir()
     }
 
     /// Whether ipam/ (where an old-layout file would be) is there, checked.
@@ -208,28 +179,142 @@ impl Pool {
         }
     }
 
-    fn old_leases(&self) -> Result<Option<legacy::Leases>> {
+    /// The leases of an old-layout file not yet converted (IPv4 only: the
+    /// only family that layout had).
+    fn old_leases(&self) -> Result<Option<BTreeMap<IpAddr, String>>> {
         if !self.old_leases_dir_ok()? {
             return Ok(None);
         }
-        legacy::read_leases(&self.legacy)
+        Ok(legacy::read_leases(&self.legacy)?.map(|old| {
+            old.leases
+                .into_iter()
+                .map(|(ip, holder)| (IpAddr::V4(ip), holder))
+                .collect()
+        }))
     }
 
-    fn addresses_in_dir(&self) -> Result<Vec<Ipv4Addr>> {
+    fn addresses_in_dir(&self) -> Result<Vec<IpAddr>> {
         let _span = tracing::debug_span!("state_read", dir = %self.dir.display()).entered();
         if !self.state.dir(&self.dir, Need::Existing)? {
             return Ok(Vec::new());
         }
-        let mut out: Vec<Ipv4Addr> = fsutil::dir_entries(&self.dir)?
+        let mut out: Vec<IpAddr> = fsutil::dir_entries(&self.dir)?
             .into_iter()
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect();
         out.sort();
         Ok(out)
     }
+}
 
-    /// Forget the network's leases (`network rm`, with nothing attached).
-    pub fn remove(&self) -> Result<()> {
+impl Ipam for Pool {
+    fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// Lease `requested`, or the next free address after the last one
+    /// handed out. An address `id` already holds counts as free for it: a
+    /// hook killed after leasing and before recording finds its own lease
+    /// again (the last address is remembered only once the record exists).
+    fn allocate(
+        &self,
+        net: &Network,
+        id: &str,
+        requested: Option<IpAddr>,
+        field: &str,
+    ) -> Result<IpAddr> {
+        let _span = tracing::debug_span!("allocate", network = %net.name).entered();
+        // Checks ipam/ before the old-layout file in it is looked at.
+        self.state.dir(&self.dir, Need::Create)?;
+        legacy::unconverted(&self.legacy)?;
+        match requested {
+            Some(ip) => self.take_requested(net, id, ip, field),
+            None => self.take_free_ipv4(net, id),
+        }
+    }
+
+    /// Written in place, not through a renamed temporary file: it is a
+    /// hint, read under the lock and checked on reading, and a wrong value
+    /// only moves where the search starts. Fixed width, so a shorter
+    /// address overwrites all of a longer one.
+    fn remember_last(&self, ip: IpAddr) -> Result<()> {
+        let (file, width) = hint_of(ip);
+        let _span = tracing::debug_span!("state_write", file).entered();
+        let path = self.dir.join(file);
+        self.state.dir(&self.dir, Need::Create)?;
+        let f = fsutil::open_nofollow(
+            &path,
+            fs::OpenOptions::new().write(true).create(true).mode(0o600),
+            0,
+        )?;
+        // Written in place, so not through a second name.
+        fsutil::check_own_file(&f, &path)?;
+        f.write_all_at(format!("{:<width$}\n", ip.to_string()).as_bytes(), 0)
+            .at(&path)
+    }
+
+    /// One readlink.
+    fn holder(&self, ip: IpAddr) -> Result<Option<String>> {
+        holder_at(&self.state, &self.entry(ip))
+    }
+
+    fn release(&self, ip: IpAddr, id: &str) -> Result<bool> {
+        let _span = tracing::debug_span!("unlease", %ip).entered();
+        drop_entry(&self.state, &self.entry(ip), id)
+    }
+
+    /// Reads an old-layout file not yet converted, for readers that hold
+    /// no lock.
+    fn leases(&self) -> Result<BTreeMap<IpAddr, String>> {
+        if let Some(old) = self.old_leases()? {
+            return Ok(old);
+        }
+        let mut out = BTreeMap::new();
+        for ip in self.addresses_in_dir()? {
+            if let Some(holder) = holder_at(&self.state, &self.entry(ip))? {
+                out.insert(ip, holder);
+            }
+        }
+        Ok(out)
+    }
+
+    fn addresses(&self) -> Result<Vec<IpAddr>> {
+        if let Some(old) = self.old_leases()? {
+            return Ok(old.into_keys().collect());
+        }
+        self.addresses_in_dir()
+    }
+
+    /// The range's size less its network, broadcast and gateway addresses
+    /// and the leases in it; static addresses outside `--ip-range` take
+    /// nothing from the range's free pool.
+    fn fill(&self, net: &Network) -> Result<Fill> {
+        let range = net.range();
+        let size =
+            u64::from(u32::from(range.broadcast())) - u64::from(u32::from(range.network())) + 1;
+        let reserved = [
+            net.subnet().network(),
+            net.subnet().broadcast(),
+            net.gateway(),
+        ]
+        .iter()
+        .filter(|a| range.contains(*a))
+        .count() as u64;
+        let leased = self.addresses()?;
+        let in_range = leased
+            .iter()
+            .filter(|ip| match ip {
+                IpAddr::V4(ip) => range.contains(ip),
+                IpAddr::V6(_) => false,
+            })
+            .count() as u64;
+        Ok(Fill {
+            allocated: leased.len() as u64,
+            free: size.saturating_sub(reserved + in_range),
+        })
+    }
+
+    fn remove(&self) -> Result<()> {
         // A symlink there is refused, not removed: someone put it there,
         // and the error names it for them.
         let exists = self.state.dir(&self.dir, Need::Existing)?;
@@ -286,7 +371,7 @@ mod tests {
     }
 
     /// Allocate as setup does: lease, then (once recorded) remember it.
-    fn lease(p: &Pool, n: &Network, id: &str) -> Result<Ipv4Addr> {
+    fn lease(p: &Pool, n: &Network, id: &str) -> Result<IpAddr> {
         let ip = p.allocate(n, id, None, "io.ocinet.ip")?;
         p.remember_last(ip)?;
         Ok(ip)
@@ -299,7 +384,7 @@ mod tests {
         let got: Vec<_> = (0..5)
             .map(|i| lease(&p, &n, &format!("c{i}")).unwrap())
             .collect();
-        let want: Vec<Ipv4Addr> = (2..=6).map(|h| Ipv4Addr::new(10, 1, 0, h)).collect();
+        let want: Vec<IpAddr> = (2..=6).map(|h| Ipv4Addr::new(10, 1, 0, h).into()).collect();
         assert_eq!(got, want);
         let e = lease(&p, &n, "c9").unwrap_err().to_string();
         assert!(e.contains("no address left in network t"), "{e}");
@@ -344,7 +429,7 @@ mod tests {
     fn static_requests() {
         let s = Scratch::new("static");
         let (p, n) = (s.pool(), net("10.1.0.0/24", None));
-        let ip = Ipv4Addr::new(10, 1, 0, 50);
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 1, 0, 50));
         assert_eq!(p.allocate(&n, "a", Some(ip), "io.ocinet.ip").unwrap(), ip);
         assert_eq!(p.allocate(&n, "a", Some(ip), "io.ocinet.ip").unwrap(), ip);
         let e = p
@@ -365,6 +450,74 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_request_on_an_ipv4_network_is_refused_and_nothing_is_leased() {
+        let s = Scratch::new("v6");
+        let (p, n) = (s.pool(), net("10.1.0.0/24", None));
+        let e = p
+            .allocate(&n, "a", "fd00::5".parse().ok(), "io.ocinet.ip")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("io.ocinet.ip") && e.contains("fd00::5") && e.contains("no IPv6 subnet"),
+            "{e}"
+        );
+        assert!(p.leases().unwrap().is_empty());
+    }
+
+    #[test]
+    fn entries_of_either_family_are_leases() {
+        // A per-address entry named by an IPv6 address is a lease like an
+        // IPv4 one: the layout holds both families without a subnet walk.
+        let s = Scratch::new("fam");
+        let (p, n) = (s.pool(), net("10.1.0.0/24", None));
+        let v4 = lease(&p, &n, "a").unwrap();
+        let v6: IpAddr = "fd00:1::7".parse().unwrap();
+        assert_eq!(p.take(v6, "a").unwrap(), None);
+        assert_eq!(p.take(v6, "b").unwrap().as_deref(), Some("a"));
+        assert!(fs::symlink_metadata(p.dir.join("fd00:1::7")).is_ok());
+        assert_eq!(p.addresses().unwrap(), vec![v4, v6]);
+        assert_eq!(p.holder(v6).unwrap().as_deref(), Some("a"));
+        assert!(p.release(v6, "a").unwrap());
+        assert_eq!(p.addresses().unwrap(), vec![v4]);
+    }
+
+    #[test]
+    fn fill_counts_the_range_less_reserved_and_leased() {
+        let s = Scratch::new("fill");
+        let (p, n) = (s.pool(), net("10.1.0.0/29", None)); // 8, less .0 .1 .7
+        assert_eq!(
+            p.fill(&n).unwrap(),
+            Fill {
+                allocated: 0,
+                free: 5
+            }
+        );
+        lease(&p, &n, "a").unwrap();
+        // A static address outside --ip-range takes nothing from it.
+        let (q, r) = (
+            s.0.pool("u").unwrap(),
+            net("10.1.0.0/24", Some("10.1.0.128/30")),
+        );
+        q.allocate(&r, "s", "10.1.0.9".parse().ok(), "io.ocinet.ip")
+            .unwrap();
+        lease(&q, &r, "d").unwrap();
+        assert_eq!(
+            p.fill(&n).unwrap(),
+            Fill {
+                allocated: 1,
+                free: 4
+            }
+        );
+        assert_eq!(
+            q.fill(&r).unwrap(),
+            Fill {
+                allocated: 2,
+                free: 3
+            }
+        );
+    }
+
+    #[test]
     fn ip_range_limits_dynamic_allocation() {
         let s = Scratch::new("range");
         let (p, n) = (s.pool(), net("10.1.0.0/24", Some("10.1.0.128/30")));
@@ -374,8 +527,8 @@ mod tests {
         assert_eq!(
             got,
             (128..=131)
-                .map(|h| Ipv4Addr::new(10, 1, 0, h))
-                .collect::<Vec<_>>()
+                .map(|h| Ipv4Addr::new(10, 1, 0, h).into())
+                .collect::<Vec<IpAddr>>()
         );
         assert!(lease(&p, &n, "z").is_err());
     }
@@ -388,18 +541,25 @@ mod tests {
         fs::write(p.dir.join(LAST), "not an address").unwrap();
         fs::write(p.dir.join("10.1.0.3"), "a plain file").unwrap();
         let b = lease(&p, &n, "b").unwrap();
-        assert_eq!(b, Ipv4Addr::new(10, 1, 0, 4));
+        assert_eq!(b, IpAddr::V4(Ipv4Addr::new(10, 1, 0, 4)));
         assert_eq!(
             p.leases()
                 .unwrap()
-                .get(&Ipv4Addr::new(10, 1, 0, 3))
+                .get(&Ipv4Addr::new(10, 1, 0, 3).into())
                 .map(String::as_str),
             Some("?")
         );
         // A longer address remembered before a shorter one leaves no tail.
-        p.remember_last(Ipv4Addr::new(10, 1, 0, 200)).unwrap();
-        p.remember_last(Ipv4Addr::new(10, 1, 0, 9)).unwrap();
-        assert_eq!(p.last(), Some(Ipv4Addr::new(10, 1, 0, 9)));
+        p.remember_last(Ipv4Addr::new(10, 1, 0, 200).into())
+            .unwrap();
+        p.remember_last(Ipv4Addr::new(10, 1, 0, 9).into()).unwrap();
+        assert_eq!(p.last(LAST), Some(Ipv4Addr::new(10, 1, 0, 9).into()));
+        // Each family has its own hint, as wide as its longest address.
+        p.remember_last("fd00::1:2:3:4:5:6".parse().unwrap())
+            .unwrap();
+        p.remember_last("fd00::9".parse().unwrap()).unwrap();
+        assert_eq!(p.last(LAST6), "fd00::9".parse().ok());
+        assert_eq!(p.last(LAST), Some(Ipv4Addr::new(10, 1, 0, 9).into()));
     }
 
     #[test]
@@ -471,15 +631,23 @@ mod tests {
             serde_json::to_vec(&old).unwrap(),
         )
         .unwrap();
+        let as_ips: BTreeMap<IpAddr, String> = old
+            .leases
+            .iter()
+            .map(|(ip, h)| (IpAddr::V4(*ip), h.clone()))
+            .collect();
         // Readers without the lock see the old file as it is.
-        assert_eq!(p.leases().unwrap(), old.leases);
+        assert_eq!(p.leases().unwrap(), as_ips);
         assert_eq!(s.0.leased_networks().unwrap(), vec!["t".to_string()]);
         let lock = StateLock::acquire(&s.0.lock_file()).unwrap();
         let (done, failed) = s.0.migrate_legacy(&lock);
         assert_eq!((done.len(), failed.len()), (1, 0));
         assert_eq!(s.0.migrate_legacy(&lock).0, Vec::<PathBuf>::new());
-        assert_eq!(p.leases().unwrap(), old.leases);
-        assert_eq!(lease(&p, &n, "new").unwrap(), Ipv4Addr::new(10, 1, 0, 8));
-        assert!(p.release(Ipv4Addr::new(10, 1, 0, 7), "old").unwrap());
+        assert_eq!(p.leases().unwrap(), as_ips);
+        assert_eq!(
+            lease(&p, &n, "new").unwrap(),
+            IpAddr::V4(Ipv4Addr::new(10, 1, 0, 8))
+        );
+        assert!(p.release(Ipv4Addr::new(10, 1, 0, 7).into(), "old").unwrap());
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ipam::Ipam;
 use crate::model::PortSpec;
 use crate::store::lock::StateLock;
 use crate::store::{fsutil, Need, StateDir};
@@ -92,12 +93,12 @@ impl StateDir {
                     tracing::warn!(%ip, "lease with an invalid holder not converted");
                     continue;
                 }
-                if let Some(other) = pool.take(*ip, id)? {
+                if let Some(other) = pool.take((*ip).into(), id)? {
                     tracing::warn!(%ip, holder = %other, old_holder = %id, "lease already held: kept");
                 }
             }
             if let Some(last) = old.last {
-                pool.remember_last(last)?;
+                pool.remember_last(last.into())?;
             }
         }
         fsutil::remove_if_exists(path)

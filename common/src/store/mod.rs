@@ -208,6 +208,7 @@ mod tests {
     //! What a hostile hand can put in the state directory: each is refused
     //! with an error naming the path, and nothing lands outside.
     use super::*;
+    use crate::ipam::Ipam;
     use crate::model::ports::parse_list;
     use crate::model::{Endpoint, Mode, Network};
     use std::fs;

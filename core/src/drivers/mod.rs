@@ -115,7 +115,7 @@ pub(crate) fn described(
     default_route: bool,
 ) -> Attachment {
     Attachment {
-        addresses: vec![lease.net(net).into()],
+        addresses: vec![lease.net(net)],
         gateway: (default_route && !net.internal).then_some(std::net::IpAddr::V4(net.gateway())),
         mac: Some(ocinet_common::validate::format_mac(&lease.mac)),
         ..Attachment::new(&net.name, interface)

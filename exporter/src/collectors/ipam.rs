@@ -1,5 +1,6 @@
 //! Address pool use and endpoint count per network, from the hook's state.
 
+use ocinet_common::ipam;
 use prometheus::{IntGaugeVec, Opts, Registry};
 
 use super::{register, CollectResult, Collector, Snapshot};
@@ -31,32 +32,23 @@ impl Collector for Ipam {
         register(reg, &addresses)?;
         register(reg, &endpoints)?;
         for n in &snap.networks {
-            let range = n.range();
-            let size = (u64::from(u32::from(range.broadcast()))
-                - u64::from(u32::from(range.network()))
-                + 1) as i64;
-            let reserved = [n.subnet().network(), n.subnet().broadcast(), n.gateway()]
-                .iter()
-                .filter(|a| range.contains(*a))
-                .count() as i64;
-            let leased = snap
-                .state
-                .pool(&n.name)
-                .and_then(|p| p.addresses())
+            let fill = ipam::open(&snap.state, &n.name)
+                .and_then(|p| p.fill(n))
                 .map_err(|e| e.to_string())?;
-            let allocated = leased.len() as i64;
-            // Static addresses may lie outside --ip-range: they take nothing
-            // from the range's free pool.
-            let in_range = leased.iter().filter(|ip| range.contains(*ip)).count() as i64;
             addresses
                 .with_label_values(&[&n.name, "allocated"])
-                .set(allocated);
+                .set(gauge(fill.allocated));
             addresses
                 .with_label_values(&[&n.name, "free"])
-                .set((size - reserved - in_range).max(0));
+                .set(gauge(fill.free));
             let count = snap.endpoints.iter().filter(|e| e.is_on(&n.name)).count() as i64;
             endpoints.with_label_values(&[&n.name]).set(count);
         }
         Ok(())
     }
+}
+
+/// A count as a gauge's value (no range of 2^63 addresses is leased).
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
