@@ -571,11 +571,12 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
     let mut stats_at = Instant::now();
     loop {
         let cat = shared.fresh();
-        let want = if cat.serves_anyone() || persistent {
-            cat.listen_addresses()
-        } else {
-            Vec::new()
-        };
+        // Every DNS-enabled network's address, for as long as it runs,
+        // serving anyone or not: the pid file says where it listens, and a
+        // hook that reads it while this resolver is about to end (or cannot
+        // end yet: the state lock is busy, with that very hook's setup)
+        // trusts it, so its container's first query must find a socket.
+        let want = cat.listen_addresses();
         listeners.retain(|ip, tasks| {
             let keep = want.contains(ip);
             if !keep {
@@ -596,7 +597,7 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
                 Err(e) => tracing::error!(%ip, "cannot listen on port 53: {e}"),
             }
         }
-        if want.is_empty() && !persistent && done(&shared, &me) {
+        if !cat.serves_anyone() && !persistent && done(&shared, &me) {
             let _ = shared.state.save_dns_stats(&shared.stats.snapshot());
             tracing::info!("no container on a DNS-enabled network: exiting");
             return Ok(());
