@@ -88,8 +88,13 @@ run() { # $@: iperf3 client options; prints bits per second
     python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]; print(int((e.get("sum_sent") or e["sum"])["bits_per_second"]))'
 }
 declare -A res
+# The order swaps every round: the second run of a pair is favoured
+# (measured: 10% with the same rule in both, when "deleted" always ran
+# second).
 for r in $(seq "$rounds"); do
-  for state in on off; do
+  order="on off"
+  [ $((r % 2)) = 0 ] && order="off on"
+  for state in $order; do
     [ "$state" = off ] && rule_off
     res[tcp_$state]+="$(run) "
     res[udp_$state]+="$(run -u -l 64 -b 0) "
