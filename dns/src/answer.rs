@@ -478,7 +478,7 @@ mod tests {
             panic!("no reply to two questions");
         };
         assert_eq!(b.len(), 12);
-        assert_eq!(b[3] & 0x0f, u8::from(ResponseCode::FormErr.low()));
+        assert_eq!(b[3] & 0x0f, ResponseCode::FormErr.low());
         // A short answer is never truncated.
         let (m, _) = answer(&query_bytes(22, "web-1", RecordType::A), Some(&n));
         assert!(!m.truncated() && m.answers().len() == 1);
