@@ -71,7 +71,7 @@ pub fn run(ctx: &Context) -> Result<String> {
         }
     }
     // Macvlan attachments whose interface went with a deleted parent.
-    crate::drivers::macvlan::gc_gone(records.values().flatten(), &mut out, &mut errors);
+    let lost = crate::drivers::macvlan::gc_gone(records.values().flatten(), &mut out, &mut errors);
     // Leases and port claims their holder's record does not account for:
     // a hook died between leasing and recording (or a record was deleted by
     // hand).
@@ -135,10 +135,14 @@ pub fn run(ctx: &Context) -> Result<String> {
         .filter(|n| n.dns)
         .map(|n| n.name.as_str())
         .collect();
+    // An attachment that lost its interface (a deleted macvlan parent) is
+    // not served by the resolver either: counted, gc would start a
+    // resolver at every run that then ends for want of anyone to serve.
     let wants_dns = records.values().flatten().any(|e| {
-        e.attachments
-            .iter()
-            .any(|a| dns_nets.contains(&a.network.as_str()))
+        e.attachments.iter().any(|a| {
+            dns_nets.contains(&a.network.as_str())
+                && !lost.iter().any(|(id, n)| *id == e.id && *n == a.network)
+        })
     });
     if wants_dns && ctx.state.resolver().is_none() {
         crate::resolv::ensure_resolver(ctx, &[]);

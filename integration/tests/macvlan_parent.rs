@@ -293,6 +293,12 @@ fn a_deleted_parent_is_seen_and_recovered(rt: Runtime) {
     );
     // The record and lease stay for the recovery.
     assert!(h.endpoint(&a.id).is_some());
+    // The resolver, serving no one now, ends (by itself, or by that gc),
+    // and gc does not start it again for a container it cannot serve.
+    assert!(h.resolver_ended(), "the resolver serves no one and runs on");
+    let again = ok(h.ocinet(&["gc"]));
+    assert!(!again.contains("started the resolver"), "{again}");
+    assert!(h.resolver_ended());
     let reload = h.ocinet(&["firewall", "reload"]);
     assert!(reload.status.success(), "{}", text(&reload));
     let routes = ok(h.exec(&["ip", "-4", "route", "show"]));

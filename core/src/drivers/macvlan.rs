@@ -513,16 +513,20 @@ pub(crate) fn remove(ep: &Endpoint, atts: &[&Attachment], errors: &mut Vec<Error
 /// the shim again). The record and its lease stay: the container is
 /// running and keeps its address for when its user recovers it (README:
 /// the parent made again, then `network disconnect` and `connect`, or the
-/// container restarted).
+/// container restarted). Returns the (container, network) of each lost
+/// attachment.
 pub fn gc_gone<'a>(
     eps: impl Iterator<Item = &'a Endpoint>,
     out: &mut String,
     errors: &mut Vec<Error>,
-) {
+) -> Vec<(String, String)> {
     let eps: Vec<Endpoint> = eps.cloned().collect();
     let health = match ocinet_common::health::of_macvlans(&eps) {
         Ok(h) => h,
-        Err(e) => return errors.push(e),
+        Err(e) => {
+            errors.push(e);
+            return Vec::new();
+        }
     };
     let mut gone: Vec<(&Endpoint, &Attachment, Health)> = eps
         .iter()
@@ -536,8 +540,12 @@ pub fn gc_gone<'a>(
         .collect();
     gone.sort_by(|x, y| (&x.0.id, &x.1.network).cmp(&(&y.0.id, &y.1.network)));
     if gone.is_empty() {
-        return;
+        return Vec::new();
     }
+    let lost = gone
+        .iter()
+        .map(|(e, a, _)| (e.id.clone(), a.network.clone()))
+        .collect();
     let atts: Vec<&Attachment> = gone.iter().map(|(_, a, _)| *a).collect();
     if let Err(e) = Netlink::new().and_then(|mut host| remove_routes(&mut host, &atts)) {
         errors.push(e);
@@ -556,4 +564,5 @@ pub fn gc_gone<'a>(
             e.id,
         );
     }
+    lost
 }
