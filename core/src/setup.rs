@@ -23,22 +23,48 @@ use crate::ipam::Lease;
 use crate::killpoint;
 use crate::networks;
 
-/// Set the container up, under the state lock (taken here).
+/// The container's network namespace, opened and checked before the
+/// state lock is taken: its path is the caller's (config.json,
+/// `CNI_NETNS`) and may name something whose open blocks (a FIFO), which
+/// must hold up that one call, not every hook of the host behind the lock.
+pub struct Target {
+    ns: Option<File>,
+    id: Option<(u64, u64)>,
+}
+
+impl Target {
+    /// `req`'s namespace, opened now.
+    pub fn open(req: &Request) -> Result<Target> {
+        let ns = req.netns.as_deref().map(netns::open_netns).transpose()?;
+        Target::of(req, ns)
+    }
+
+    /// `req`'s namespace as the caller opened it (`ns`), checked: never
+    /// the namespace ocinet runs in, for a container that needs its own.
+    pub fn of(req: &Request, ns: Option<File>) -> Result<Target> {
+        let id = ns.as_ref().map(netns::id_of_fd).transpose()?;
+        if matches!(req.settings.mode, Mode::Networks(_) | Mode::None) {
+            if let (Some(path), Some(id)) = (&req.netns, id) {
+                refuse_own_netns(&req.netns_field, path, id)?;
+            }
+        }
+        Ok(Target { ns, id })
+    }
+}
+
+/// Set the container up, under the state lock (taken here, once its
+/// namespace is open).
 pub fn setup(ctx: &Context, req: &Request) -> Result<()> {
-    setup_locked(&ctx.lock()?, req)
+    let target = Target::open(req)?;
+    setup_locked(&ctx.lock()?, req, target)
 }
 
 /// `setup` for a front end that holds the lock for more than it (a CNI
-/// ADD: the network made, a record of another namespace released first).
-pub fn setup_locked(ctx: &Locked, req: &Request) -> Result<()> {
+/// ADD: the network made, a record of another namespace released first),
+/// with the namespace it opened before taking the lock.
+pub fn setup_locked(ctx: &Locked, req: &Request, target: Target) -> Result<()> {
     let settings = &req.settings;
-    let ns = req.netns.as_deref().map(netns::open_netns).transpose()?;
-    let netns_id = ns.as_ref().map(netns::id_of_fd).transpose()?;
-    if matches!(settings.mode, Mode::Networks(_) | Mode::None) {
-        if let (Some(path), Some(id)) = (&req.netns, netns_id) {
-            refuse_own_netns(&req.netns_field, path, id)?;
-        }
-    }
+    let Target { ns, id: netns_id } = target;
     // Every front end's ports (the hook's annotation, a CNI runtime's
     // portMappings) pass the one check: a host port published twice by one
     // request would otherwise reach nftables as a duplicate map element.

@@ -418,6 +418,70 @@ fn an_old_records_mac_owner_goes_with_it(rt: Runtime) {
     assert!(again.exit.is_none(), "{}", again.output());
 }
 
+/// A network namespace path that blocks when opened (a FIFO in
+/// config.json) holds up its own hook only: the namespace is opened
+/// before the state lock is taken, so every other call (here `gc`, which
+/// takes the lock) goes on.
+#[test]
+fn a_namespace_path_that_blocks_holds_up_only_its_own_hook() {
+    use std::io::Write;
+    let h = Host::new();
+    let fifo = h.dir.join("netns-fifo");
+    ok(run_cmd(Command::new("mkfifo").arg(&fifo)));
+    let bundle = h.dir.join("bundles/fifo");
+    std::fs::create_dir_all(bundle.join("rootfs/etc")).expect("bundle");
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+        "annotations": {"io.ocinet.network": "ocinet"},
+        "linux": {"namespaces": [{"type": "network", "path": fifo}]}
+    });
+    std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
+    let state = serde_json::json!({
+        "ociVersion": "1.0", "id": format!("{}-fifo", ocinet_integration::unique_hex()),
+        "status": "creating", "pid": std::process::id(), "bundle": bundle,
+    });
+    let spawn = |args: &[&str]| {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", h.name))
+            .arg(ocinet_integration::ocinet_bin())
+            .arg("--state-dir")
+            .arg(h.state_dir())
+            .arg("--config-dir")
+            .arg(h.config_dir())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ocinet")
+    };
+    let mut hook = Proc(spawn(&["hook", "createRuntime"]));
+    if let Some(mut i) = hook.0.stdin.take() {
+        let _ = i.write_all(state.to_string().as_bytes());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        matches!(hook.0.try_wait(), Ok(None)),
+        "the hook did not block on the FIFO"
+    );
+    let mut gc = Proc(spawn(&["gc"]));
+    drop(gc.0.stdin.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let done = loop {
+        if let Ok(Some(s)) = gc.0.try_wait() {
+            break Some(s);
+        }
+        if std::time::Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        done.is_some_and(|s| s.success()),
+        "gc waited behind a hook blocked on its namespace path: {done:?}"
+    );
+}
+
 both_runtimes!(
     an_old_records_mac_owner_goes_with_it,
     a_mac_belongs_to_one_container,

@@ -31,7 +31,13 @@ pub fn run(
     // Before anything else: a record of this container elsewhere would be
     // released below, and the network made, for a request that cannot be
     // served.
-    let here = netns_id_of(&netns);
+    // Opened before the lock (a path that blocks on open holds up this
+    // call alone), and kept for the setup.
+    let opened = ocinet_common::netns::open_netns(&netns);
+    let here = opened
+        .as_ref()
+        .ok()
+        .and_then(|f| ocinet_common::netns::id_of_fd(f).ok());
     if let Some(id) = here {
         ocinet_core::setup::refuse_own_netns("CNI_NETNS", &netns, id).map_err(to_cni)?;
     }
@@ -152,7 +158,10 @@ pub fn run(
                     },
                 },
             };
-            ocinet_core::setup::setup_locked(ctx, &req).map_err(to_cni)?;
+            // A path that does not open is refused here, naming it.
+            let target = ocinet_core::setup::Target::of(&req, Some(opened.map_err(to_cni)?))
+                .map_err(to_cni)?;
+            ocinet_core::setup::setup_locked(ctx, &req, target).map_err(to_cni)?;
         }
     }
     let ep = ctx
@@ -190,10 +199,4 @@ pub fn run(
         version,
         result::after(conf.net.prev_result.as_ref(), ours),
     ))
-}
-
-fn netns_id_of(path: &std::path::Path) -> Option<(u64, u64)> {
-    ocinet_common::netns::open_netns(path)
-        .and_then(|f| ocinet_common::netns::id_of_fd(&f))
-        .ok()
 }
