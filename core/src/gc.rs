@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use ocinet_common::ipam;
-use ocinet_common::model::Endpoint;
 use ocinet_common::Result;
 
 use crate::context::Context;
@@ -18,15 +17,9 @@ pub fn run(ctx: &Context) -> Result<String> {
     // everything its container might hold: its veth and firewall elements
     // may be there. An unlistable directory stops gc rather than making
     // every lease look orphaned.
-    let mut records: BTreeMap<String, Option<Endpoint>> = BTreeMap::new();
-    for (id, read) in ctx.state.read_endpoints()? {
-        match read {
-            Ok(ep) => records.insert(id, Some(ep)),
-            Err(e) => {
-                out += &format!("skipped: {e}\n");
-                records.insert(id, None)
-            }
-        };
+    let (mut records, unreadable) = held::records(ctx)?;
+    for e in unreadable {
+        out += &format!("skipped: {e}\n");
     }
     let mut errors = Vec::new();
     let mut removed = Vec::new();

@@ -89,8 +89,9 @@ impl Catalog {
     /// shim deleted by hand takes every route with it, and is not held
     /// against its containers: `firewall reload` puts both back).
     /// Learnt here, at each (re)build, from one dump of the host's links
-    /// and routes when there is such a network, never per query; the
-    /// resolver rebuilds at least every few seconds.
+    /// and one kernel-filtered route dump per shim when there is such a
+    /// network, never per query; the resolver rebuilds at least every few
+    /// seconds.
     pub fn build<'a>(
         networks: &[Network],
         records: impl IntoIterator<Item = &'a Named>,

@@ -85,21 +85,26 @@ pub fn stop_idle(_held: &StateLock, state: &StateDir) -> Result<Option<i32>> {
             p.pid
         )));
     }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while p.is_alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if p.is_alive() {
+    if !ended_within(&p, Duration::from_secs(2)) {
         let _ = kill(pid, Signal::SIGKILL);
         // Gone before the lock is given back: a hook that comes next
         // starts a resolver that must find the resolver lock free.
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while p.is_alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        ended_within(&p, Duration::from_secs(1));
         state.forget_resolver(&p)?;
     }
     Ok(Some(p.pid))
+}
+
+/// Whether `p` ended within `limit`.
+fn ended_within(p: &ProcessId, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while p.is_alive() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 /// Wait until the resolver `p` says it listens on every one of

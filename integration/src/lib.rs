@@ -140,6 +140,15 @@ fn pins_of(id: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether process `pid` runs: it exists and is not a zombie (nothing
+/// reaps an orphan on this machine, so an ended daemon stays one).
+pub fn running(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(!s[s.rfind(')')? + 2..].starts_with('Z')))
+        .unwrap_or(false)
+}
+
 /// The ocinet binary: $OCINET_BIN, or the one cargo built beside this test.
 pub fn ocinet_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("OCINET_BIN") {
@@ -947,12 +956,7 @@ impl Host {
                 let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
                 let resolver = args.first().is_some_and(|a| a.ends_with(b"ocinet-dns"))
                     || args.iter().any(|a| *a == b"dns-server");
-                // Not a zombie: nothing reaps an orphan on this machine.
-                let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .ok()
-                    .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('Z')))
-                    .unwrap_or(true);
-                resolver && !zombie && args.windows(2).any(|w| w == want)
+                resolver && running(i64::from(*pid)) && args.windows(2).any(|w| w == want)
             })
             .collect()
     }

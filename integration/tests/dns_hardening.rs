@@ -192,11 +192,7 @@ print("sent")
 fn gone_within(pid: i64, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| Some(!s[s.rfind(')')? + 2..].starts_with('Z')))
-            .unwrap_or(false);
-        if !alive {
+        if !ocinet_integration::running(pid) {
             return true;
         }
         if Instant::now() >= deadline {
