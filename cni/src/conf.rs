@@ -32,7 +32,7 @@ pub struct Inline {
     pub mtu: Option<u32>,
     pub internal: Option<bool>,
     pub disable_dns: Option<bool>,
-    pub dns_upstreams: Option<Vec<Ipv4Addr>>,
+    pub dns_upstreams: Option<Vec<std::net::IpAddr>>,
     pub no_masquerade: Option<Vec<Ipv4Net>>,
 }
 
@@ -176,7 +176,7 @@ impl Conf {
             mtu,
             internal: flag(&custom, "internal")?,
             disable_dns: flag(&custom, "disableDns")?,
-            dns_upstreams: list(&custom, "dnsUpstreams", "an IPv4 address")?,
+            dns_upstreams: list(&custom, "dnsUpstreams", "an IP address")?,
             no_masquerade: list(&custom, "noMasquerade", "an IPv4 CIDR")?,
         };
         let wanted = match &net.runtime_config {

@@ -35,6 +35,18 @@ pub trait Ipam: Send + Sync {
         field: &str,
     ) -> Result<IpAddr>;
 
+    /// `allocate` on `net`'s IPv6 subnet (a dual-stack network): the
+    /// requested address, or a free one found by searching from the last
+    /// one handed out, never by walking the subnet: at most as many steps
+    /// as there are leases and reserved addresses, plus one.
+    fn allocate6(
+        &self,
+        net: &Network,
+        id: &str,
+        requested: Option<std::net::Ipv6Addr>,
+        field: &str,
+    ) -> Result<std::net::Ipv6Addr>;
+
     /// A dynamically found `ip` is recorded: the next search starts after
     /// it (a freed address is not reused at once, while stale conntrack
     /// entries or neighbour caches may still point at it).
@@ -54,6 +66,10 @@ pub trait Ipam: Send + Sync {
 
     /// How full `net`'s range is (the exporter's gauges).
     fn fill(&self, net: &Network) -> Result<Fill>;
+
+    /// How full `net`'s IPv6 range is, if it has one (`free` saturates at
+    /// `u64::MAX` for a range of 2^64 addresses or more).
+    fn fill6(&self, net: &Network) -> Result<Option<Fill>>;
 
     /// Forget every lease (`network rm`, with nothing attached).
     fn remove(&self) -> Result<()>;

@@ -24,3 +24,22 @@ pub fn write(path: &str, value: &str) -> Result<()> {
 pub fn enable_ipv4_forwarding() -> Result<()> {
     write("/proc/sys/net/ipv4/ip_forward", "1")
 }
+
+/// IPv6 forwarding on every interface, for a dual-stack network that is
+/// not internal. Like Docker and netavark with IPv6, this is host-wide:
+/// an interface with `accept_ra=1` stops taking router advertisements
+/// once the host forwards (set `accept_ra=2` on an uplink configured by
+/// SLAAC; the README says so).
+pub fn enable_ipv6_forwarding() -> Result<()> {
+    write("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+}
+
+/// IPv6 on `ifname` (a bridge of a dual-stack network): a host booted
+/// with `net.ipv6.conf.default.disable_ipv6=1` makes new interfaces
+/// without it.
+pub fn enable_ipv6_on(ifname: &str) -> Result<()> {
+    write(
+        &format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        "0",
+    )
+}

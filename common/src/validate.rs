@@ -293,6 +293,15 @@ pub fn is_unicast(ip: std::net::Ipv4Addr) -> bool {
     !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast())
 }
 
+/// `is_unicast` for either family (an IPv6 one neither unspecified nor
+/// multicast).
+pub fn is_unicast_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => is_unicast(v4),
+        std::net::IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
 /// A unicast, non-zero Ethernet address written as six colon-separated bytes.
 pub fn mac(field: &str, value: &str) -> Result<[u8; 6]> {
     let parts: Vec<&str> = value.split(':').collect();

@@ -3,7 +3,7 @@
 //! change, then conclude by renaming the record, or roll back everything
 //! recorded. Each gives back what it took when it fails.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ocinet_common::ipam;
 use ocinet_common::model::{AttachmentRequest, Endpoint, Network, PortSpec};
@@ -26,9 +26,19 @@ pub(crate) fn lease(
     req: &AttachmentRequest,
     host: &mut Netlink,
 ) -> Result<Lease> {
-    let wanted = requested_ipv4(net, req)?;
+    let (wanted, wanted6) = requested_addresses(net, req)?;
     let pool = ipam::open(&ctx.state, &net.name)?;
     let ip = pool.allocate(net, id, wanted.map(IpAddr::V4), &req.ip_field)?;
+    let ip6 = match net.v6() {
+        None => None,
+        Some(_) => match pool.allocate6(net, id, wanted6, &req.ip6_field) {
+            Ok(ip6) => Some((ip6, wanted6.is_some())),
+            Err(e) => {
+                let _ = pool.release(ip, id);
+                return Err(e);
+            }
+        },
+    };
     killpoint::reached("leased");
     let mac = check_mac(ctx, net, id, req, ip, host).and_then(|()| match (req.mac, ip) {
         (Some(mac), _) => Ok(mac),
@@ -46,38 +56,53 @@ pub(crate) fn lease(
             ip,
             mac,
             requested: wanted.is_some(),
+            ip6,
         }),
         Err(e) => {
             let _ = pool.release(ip, id);
+            if let Some((ip6, _)) = ip6 {
+                let _ = pool.release(ip6.into(), id);
+            }
             Err(e)
         }
     }
 }
 
-/// The IPv4 address asked for, if any: one per attachment, and none of
-/// another family while networks have IPv4 subnets only.
-fn requested_ipv4(net: &Network, req: &AttachmentRequest) -> Result<Option<Ipv4Addr>> {
-    let mut wanted = None;
+/// The addresses asked for, one per family at most, an IPv6 one only on
+/// a network with an IPv6 subnet.
+fn requested_addresses(
+    net: &Network,
+    req: &AttachmentRequest,
+) -> Result<(Option<Ipv4Addr>, Option<Ipv6Addr>)> {
+    let (mut v4, mut v6) = (None, None);
     for a in &req.addresses {
         match a {
-            std::net::IpAddr::V4(ip) if wanted.is_none() => wanted = Some(*ip),
-            std::net::IpAddr::V4(_) => {
+            IpAddr::V4(ip) if v4.is_none() => v4 = Some(*ip),
+            IpAddr::V4(_) => {
                 return Err(Error::invalid(
                     &req.ip_field,
                     a,
                     "one IPv4 address per attachment",
                 ))
             }
-            std::net::IpAddr::V6(_) => {
+            IpAddr::V6(_) if net.v6().is_none() => {
                 return Err(Error::invalid(
-                    &req.ip_field,
+                    &req.ip6_field,
                     a,
                     format!("network {} has no IPv6 subnet", net.name),
                 ))
             }
+            IpAddr::V6(ip) if v6.is_none() => v6 = Some(*ip),
+            IpAddr::V6(_) => {
+                return Err(Error::invalid(
+                    &req.ip6_field,
+                    a,
+                    "one IPv6 address per attachment",
+                ))
+            }
         }
     }
-    Ok(wanted)
+    Ok((v4, v6))
 }
 
 /// Give back the leases of `ep`'s attachments and the port claims the
@@ -98,8 +123,11 @@ pub(crate) fn give_back(ctx: &Locked, ep: &Endpoint, ports: &[PortSpec]) {
 /// are recorded, so a hook killed before starts from the same place and
 /// takes them again).
 pub(crate) fn remember_leases(ctx: &Locked, leases: &[(String, &Lease)]) {
-    for (network, l) in leases.iter().filter(|(_, l)| !l.requested) {
-        if let Err(e) = ipam::open(&ctx.state, network).and_then(|p| p.remember_last(l.ip)) {
+    for (network, ip) in leases
+        .iter()
+        .flat_map(|(n, l)| l.found().map(move |ip| (n, ip)))
+    {
+        if let Err(e) = ipam::open(&ctx.state, network).and_then(|p| p.remember_last(ip)) {
             tracing::warn!(
                 network,
                 "next allocation starts from the beginning of the range: {e}"
@@ -154,23 +182,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_ipv4_address_per_attachment_and_no_ipv6_yet() {
+    fn one_address_per_family_and_ipv6_only_on_a_dual_stack_network() {
         let net = Network::default_network();
         let mut req = AttachmentRequest::new(&net.name);
-        assert_eq!(requested_ipv4(&net, &req).unwrap(), None);
+        assert_eq!(requested_addresses(&net, &req).unwrap(), (None, None));
         req.addresses = vec!["10.88.0.5".parse().unwrap()];
         assert_eq!(
-            requested_ipv4(&net, &req).unwrap(),
-            Some(Ipv4Addr::new(10, 88, 0, 5))
+            requested_addresses(&net, &req).unwrap(),
+            (Some(Ipv4Addr::new(10, 88, 0, 5)), None)
         );
+        req.ip6_field = "io.ocinet.ip6".into();
         req.addresses.push("fd00::5".parse().unwrap());
-        let e = requested_ipv4(&net, &req).unwrap_err().to_string();
+        let e = requested_addresses(&net, &req).unwrap_err().to_string();
         assert!(
-            e.contains("ip") && e.contains("fd00::5") && e.contains("no IPv6 subnet"),
+            e.contains("io.ocinet.ip6") && e.contains("fd00::5") && e.contains("no IPv6 subnet"),
             "{e}"
         );
+        let dual = net
+            .clone()
+            .with_ipv6("fd00::/64".parse().unwrap(), None, None);
+        assert_eq!(
+            requested_addresses(&dual, &req).unwrap().1,
+            Some("fd00::5".parse().unwrap())
+        );
+        req.addresses.push("fd00::6".parse().unwrap());
+        let e = requested_addresses(&dual, &req).unwrap_err().to_string();
+        assert!(e.contains("fd00::6") && e.contains("one IPv6"), "{e}");
         req.addresses[1] = "10.88.0.6".parse().unwrap();
-        let e = requested_ipv4(&net, &req).unwrap_err().to_string();
+        let e = requested_addresses(&net, &req).unwrap_err().to_string();
         assert!(e.contains("10.88.0.6") && e.contains("one IPv4"), "{e}");
     }
 }

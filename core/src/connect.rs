@@ -186,6 +186,7 @@ pub fn connect_locked(
     let req = AttachmentRequest {
         addresses: opts.addresses.clone(),
         ip_field: "--ip".into(),
+        ip6_field: "--ip6".into(),
         aliases: opts.aliases.clone(),
         ..AttachmentRequest::new(network)
     };
@@ -320,8 +321,15 @@ fn hand_over_default_route(ctx: &Context, ep: &mut Endpoint) -> Result<Option<St
         // Recorded first: a route the record does not name would be
         // added again by the next connect.
         ep.attachments[i].gateway = Some(std::net::IpAddr::V4(net.gateway()));
+        let gateway6 = net
+            .gateway6()
+            .filter(|_| ep.attachments[i].ipv6().is_some());
+        ep.attachments[i].gateway6 = gateway6;
         ctx.state.save_endpoint(ep)?;
         inner.add_default_route(net.gateway(), link.index)?;
+        if let Some(gw6) = gateway6 {
+            inner.add_default_route6(gw6, link.index)?;
+        }
         return Ok(Some(interface));
     }
     Ok(None)

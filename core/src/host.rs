@@ -23,6 +23,21 @@ pub fn routes(nl: &mut Netlink) -> Result<Vec<(Ipv4Net, String)>> {
         .collect())
 }
 
+/// The host's IPv6 routes with their device's name (`?` when it has none).
+pub fn routes6(nl: &mut Netlink) -> Result<Vec<(ipnet::Ipv6Net, String)>> {
+    let links = nl.links()?;
+    Ok(nl
+        .ipv6_routes()?
+        .into_iter()
+        .map(|(dst, oif)| {
+            let dev = oif
+                .and_then(|i| links.iter().find(|l| l.index == i))
+                .map_or_else(|| "?".to_string(), |l| l.name.clone());
+            (dst, dev)
+        })
+        .collect())
+}
+
 /// The host's IPv4 addresses, to check a port binding against: one of
 /// them, or loopback (every 127/8 address is the host's).
 pub struct HostAddresses(Vec<Ipv4Addr>);

@@ -44,3 +44,26 @@ pub(crate) fn configure(
     }
     Ok(link)
 }
+
+/// The IPv6 half of a dual-stack attachment, on `ifname` configured
+/// already: its address, usable at once (no duplicate address
+/// detection: IPAM leased it to this interface alone), and the default
+/// route via `gateway` when there is one.
+pub(crate) fn configure6(
+    ns: &File,
+    ifname: &str,
+    addr: ipnet::Ipv6Net,
+    gateway: Option<std::net::Ipv6Addr>,
+) -> Result<()> {
+    let mut inner = Netlink::new_in(ns)?;
+    let link = inner.link_by_name(ifname)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "{ifname} vanished from the container right after creation"
+        ))
+    })?;
+    inner.add_address6(link.index, addr.addr(), addr.prefix_len())?;
+    if let Some(gw) = gateway {
+        inner.add_default_route6(gw, link.index)?;
+    }
+    Ok(())
+}

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ocinet_common::firewall::Change;
 use ocinet_common::ipam;
-use ocinet_common::model::network::{find_conflict, DEFAULT_NETWORK};
+use ocinet_common::model::network::{find_conflict, find_conflict6, free_ula64, DEFAULT_NETWORK};
 use ocinet_common::model::{Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::store::networks::{Broken, Definition};
@@ -22,7 +22,13 @@ pub fn check_conflicts(ctx: &Locked, candidate: &Network, nl: &mut Netlink) -> R
     for e in bad {
         tracing::warn!("skipping unreadable network definition: {e}");
     }
-    match find_conflict(candidate, &existing, &host::routes(nl)?) {
+    let why = match find_conflict(candidate, &existing, &host::routes(nl)?) {
+        None if candidate.subnet6().is_some() => {
+            find_conflict6(candidate, &existing, &host::routes6(nl)?)
+        }
+        why => why,
+    };
+    match why {
         Some(why) => Err(Error::Conflict(format!(
             "network {}: {why}",
             candidate.name
@@ -93,6 +99,21 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
         no_masquerade: req.no_masquerade.clone(),
         ..base
     };
+    if req.ipv6 {
+        let subnet6 = match req.subnet6 {
+            Some(s) => s,
+            None => {
+                let (existing, _) = ctx.config.list();
+                free_ula64(&existing, &host::routes6(&mut nl)?).ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "network {name}: no free /64 is left in {}: give --subnet with an IPv6 subnet",
+                        ocinet_common::model::network::ULA_POOL6
+                    ))
+                })?
+            }
+        };
+        net = net.with_ipv6(subnet6, req.gateway6, req.ip_range6);
+    }
     kind.shape(req, &mut net);
     // Checked here for the request's own errors; `save` checks the final
     // definition again (after the driver took what it takes from the

@@ -137,7 +137,14 @@ impl Catalog {
                         name: n.name.clone(),
                         address: n.resolver_address(),
                         subnet: n.subnet(),
-                        upstreams: n.dns_upstreams.clone(),
+                        upstreams: n
+                            .dns_upstreams
+                            .iter()
+                            .filter_map(|u| match u {
+                                std::net::IpAddr::V4(v4) => Some(*v4),
+                                std::net::IpAddr::V6(_) => None,
+                            })
+                            .collect(),
                         rate: n
                             .dns_rate_limit
                             .unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE),

@@ -2,7 +2,6 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ipnet::Ipv4Net;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -142,12 +141,26 @@ pub enum NetworkCommand {
     /// Create a network (bridge or macvlan).
     Create {
         name: String,
+        /// The network's subnet, one per family (repeat it with an IPv6
+        /// one for dual stack).
+        #[arg(long, value_name = "CIDR")]
+        subnet: Vec<ipnet::IpNet>,
+        /// The gateway of the subnet of its family (default: its first
+        /// address); one per family.
+        #[arg(long, value_name = "IP")]
+        gateway: Vec<std::net::IpAddr>,
+        /// Where addresses are handed out from, inside the subnet of its
+        /// family; one per family.
+        #[arg(long, value_name = "CIDR")]
+        ip_range: Vec<ipnet::IpNet>,
+        /// Dual stack: containers get an IPv6 address too (from a free /64
+        /// of fd87:6f63:6900::/48 unless --subnet gives an IPv6 one).
         #[arg(long)]
-        subnet: Option<Ipv4Net>,
-        #[arg(long)]
-        gateway: Option<Ipv4Addr>,
-        #[arg(long)]
-        ip_range: Option<Ipv4Net>,
+        ipv6: bool,
+        /// IPv4 on the network; `--ipv4=false` would make it IPv6-only,
+        /// which is refused for now.
+        #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+        ipv4: bool,
         #[arg(long, value_name = "IFNAME")]
         bridge: Option<String>,
         #[arg(long)]
@@ -186,7 +199,7 @@ pub enum NetworkCommand {
         /// Where the network's resolver forwards names that are not its
         /// containers' (repeatable; default: the host's /etc/resolv.conf).
         #[arg(long = "dns-upstream", value_name = "IP")]
-        dns_upstream: Vec<Ipv4Addr>,
+        dns_upstream: Vec<std::net::IpAddr>,
         /// Queries per second the resolver takes from one container (twice
         /// that in a burst; 0: no limit; default 2000).
         #[arg(long = "dns-rate-limit", value_name = "QPS")]
@@ -214,10 +227,12 @@ pub enum NetworkCommand {
         network: String,
         /// The runtime's container id, or the container's ocinet name.
         container: String,
-        /// Static address on this network (IPv4: an IPv6 one is refused
-        /// until networks have IPv6 subnets).
+        /// Static IPv4 address on this network.
         #[arg(long, value_name = "IP")]
-        ip: Option<std::net::IpAddr>,
+        ip: Option<std::net::Ipv4Addr>,
+        /// Static IPv6 address on this network (a dual-stack one).
+        #[arg(long, value_name = "IP")]
+        ip6: Option<std::net::Ipv6Addr>,
         /// Another name for the container on this network (repeatable).
         #[arg(long = "alias", value_name = "NAME")]
         alias: Vec<String>,

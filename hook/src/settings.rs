@@ -3,7 +3,7 @@
 //! anything touches the kernel.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ocinet_common::model::network::DEFAULT_NETWORK;
 use ocinet_common::model::ports::parse_list;
@@ -14,6 +14,8 @@ use crate::cli::ContainerDefaults;
 
 pub const ANN_NETWORK: &str = "io.ocinet.network";
 pub const ANN_IP: &str = "io.ocinet.ip";
+/// The static IPv6 address on the first network (a dual-stack one).
+pub const ANN_IP6: &str = "io.ocinet.ip6";
 pub const ANN_MAC: &str = "io.ocinet.mac";
 pub const ANN_NAME: &str = "io.ocinet.name";
 pub const ANN_PORTS: &str = "io.ocinet.ports";
@@ -21,6 +23,8 @@ pub const ANN_ALIASES: &str = "io.ocinet.aliases";
 pub const ANN_DNS: &str = "io.ocinet.dns";
 /// `io.ocinet.ip.<network>`: the static address on that network.
 const ANN_IP_ON: &str = "io.ocinet.ip.";
+/// `io.ocinet.ip6.<network>`: the static IPv6 address on that network.
+const ANN_IP6_ON: &str = "io.ocinet.ip6.";
 /// `io.ocinet.interface.<network>`: the inside name of the interface on
 /// that network (instead of the next `ethN`).
 const ANN_IF_ON: &str = "io.ocinet.interface.";
@@ -28,6 +32,7 @@ const ANN_PREFIX: &str = "io.ocinet.";
 const KNOWN: &[&str] = &[
     ANN_NETWORK,
     ANN_IP,
+    ANN_IP6,
     ANN_MAC,
     ANN_NAME,
     ANN_PORTS,
@@ -49,13 +54,16 @@ pub fn resolve(
         .collect();
     keys.sort();
     if let Some(k) = keys.into_iter().find(|k| {
-        !KNOWN.contains(&k.as_str()) && !k.starts_with(ANN_IP_ON) && !k.starts_with(ANN_IF_ON)
+        !KNOWN.contains(&k.as_str())
+            && !k.starts_with(ANN_IP_ON)
+            && !k.starts_with(ANN_IP6_ON)
+            && !k.starts_with(ANN_IF_ON)
     }) {
         return Err(Error::invalid(
             "annotation",
             k,
             format!(
-                "unknown; known are {}, {ANN_IP_ON}<network>, {ANN_IF_ON}<network>",
+                "unknown; known are {}, {ANN_IP_ON}<network>, {ANN_IP6_ON}<network>, {ANN_IF_ON}<network>",
                 KNOWN.join(", ")
             ),
         ));
@@ -102,6 +110,13 @@ pub fn resolve(
                 .map_err(|_| Error::invalid(field, &v, "not an IPv4 address"))
         })
         .transpose()?;
+    let ip6 = annotations
+        .get(ANN_IP6)
+        .map(|v| {
+            v.parse::<Ipv6Addr>()
+                .map_err(|_| Error::invalid(ANN_IP6, v, "not an IPv6 address"))
+        })
+        .transpose()?;
     let mac = pick(ANN_MAC, "--mac", &defaults.mac)
         .map(|(field, v)| validate::mac(field, &v))
         .transpose()?;
@@ -144,6 +159,13 @@ pub fn resolve(
                 format!("only applies to bridge networks, not {}", mode.label()),
             ));
         }
+        if let Some(ip6) = ip6 {
+            return Err(Error::invalid(
+                ANN_IP6,
+                ip6,
+                format!("only applies to bridge networks, not {}", mode.label()),
+            ));
+        }
         if mac.is_some() {
             return Err(Error::invalid(
                 mac_field,
@@ -160,6 +182,13 @@ pub fn resolve(
             .parse::<Ipv4Addr>()
             .map_err(|_| Error::invalid(k, v, "not an IPv4 address"))?;
         ip_on.insert(net, (k.clone(), addr));
+    }
+    let mut ip6_on: HashMap<&str, (String, Ipv6Addr)> = HashMap::new();
+    for (net, k, v) in per_network(annotations, ANN_IP6_ON, &networks, &mode)? {
+        let addr = v
+            .parse::<Ipv6Addr>()
+            .map_err(|_| Error::invalid(k, v, "not an IPv6 address"))?;
+        ip6_on.insert(net, (k.clone(), addr));
     }
     let mut if_on: HashMap<&str, (String, String)> = HashMap::new();
     for (net, k, v) in per_network(annotations, ANN_IF_ON, &networks, &mode)? {
@@ -188,6 +217,21 @@ pub fn resolve(
                 (None, 0) => (ip_field.to_string(), ip),
                 (None, _) => (format!("{ANN_IP_ON}{net}"), None),
             };
+            let (ip6_field, ip6) = match (ip6_on.remove(net.as_str()), i) {
+                (Some((k, a)), 0) if ip6.is_some_and(|ip6| ip6 != a) => {
+                    return Err(Error::invalid(
+                        k,
+                        a,
+                        format!(
+                            "contradicts {ANN_IP6}={} for the same network",
+                            ip6.unwrap_or(a)
+                        ),
+                    ))
+                }
+                (Some((k, a)), _) => (k, Some(a)),
+                (None, 0) => (ANN_IP6.to_string(), ip6),
+                (None, _) => (format!("{ANN_IP6_ON}{net}"), None),
+            };
             let (interface_field, interface) = match if_on.remove(net.as_str()) {
                 Some((k, name)) => (k, Some(name)),
                 None => ("interface".to_string(), None),
@@ -196,8 +240,13 @@ pub fn resolve(
                 network: net.clone(),
                 interface,
                 interface_field,
-                addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
+                addresses: ip
+                    .map(std::net::IpAddr::V4)
+                    .into_iter()
+                    .chain(ip6.map(std::net::IpAddr::V6))
+                    .collect(),
                 ip_field,
+                ip6_field,
                 mac: if i == 0 { mac } else { None },
                 mac_field: mac_field.to_string(),
                 aliases: Vec::new(),

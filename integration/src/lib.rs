@@ -340,6 +340,9 @@ pub const WGET: &[&str] = &["timeout", "3", "busybox", "wget", "-q", "-O", "-"];
 
 pub const HOST_LINK_IP: &str = "198.51.100.1";
 pub const OUTSIDE_IP: &str = "198.51.100.2";
+/// The same link's IPv6 addresses (documentation prefix, RFC 3849).
+pub const HOST_LINK_IP6: &str = "2001:db8:100::1";
+pub const OUTSIDE_IP6: &str = "2001:db8:100::2";
 /// Where tests run the exporter (inside each host's own namespace).
 pub const EXPORTER_ADDR: &str = "127.0.0.1:19870";
 
@@ -575,7 +578,9 @@ impl Host {
     }
 
     /// An "outside" namespace joined to this host by a veth:
-    /// host 198.51.100.1/24 <-> outside 198.51.100.2/24.
+    /// host 198.51.100.1/24 <-> outside 198.51.100.2/24, and
+    /// host 2001:db8:100::1/64 <-> outside 2001:db8:100::2/64 (no
+    /// duplicate address detection, so both are usable at once).
     pub fn outside(&self) -> String {
         let mut o = self.outside.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = o.as_ref() {
@@ -597,10 +602,27 @@ impl Host {
             "dev",
             &hv,
         ]));
+        ok(self.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{HOST_LINK_IP6}/64"),
+            "dev",
+            &hv,
+            "nodad",
+        ]));
         ok(self.exec(&["ip", "link", "set", &hv, "up"]));
         let in_out = |args: &[&str]| ok(run_cmd(Command::new("ip").args(["-n", &name]).args(args)));
         in_out(&["link", "set", "lo", "up"]);
         in_out(&["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", &ov]);
+        in_out(&[
+            "addr",
+            "add",
+            &format!("{OUTSIDE_IP6}/64"),
+            "dev",
+            &ov,
+            "nodad",
+        ]);
         in_out(&["link", "set", &ov, "up"]);
         name
     }

@@ -2,7 +2,7 @@
 //! network, recorded as typed values (the firewall backend derives its
 //! elements from them, see `firewall::ruleset::elements_of_attachment`).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -30,14 +30,20 @@ pub struct Attachment {
     pub network: String,
     /// Its name inside the container (`eth0`, `eth1`, ...).
     pub interface: String,
-    /// Addresses with their prefix length. Only IPv4 is configured today;
-    /// the type is what IPv6 will be saved in.
+    /// Addresses with their prefix length: the IPv4 one, and on a
+    /// dual-stack network the IPv6 one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<IpNet>,
     /// The default route's next hop, on the one attachment that carries
     /// the container's default route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<IpAddr>,
+    /// The IPv6 default route's next hop, on the attachment that carries
+    /// the default routes, when its network is dual stack. (Beside
+    /// `gateway` rather than in a list, so a record stays readable by
+    /// the previous release.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
     /// bridge driver: the bridge and the host end of the veth.
@@ -73,6 +79,7 @@ impl Attachment {
             interface: interface.to_string(),
             addresses: Vec::new(),
             gateway: None,
+            gateway6: None,
             mac: None,
             bridge: None,
             host_veth: None,
@@ -84,7 +91,19 @@ impl Attachment {
         }
     }
 
-    /// The IPv4 address, the only kind configured today.
+    /// The IPv6 address, on a dual-stack network.
+    pub fn ipv6(&self) -> Option<Ipv6Addr> {
+        self.ipv6_net().map(|n| n.addr())
+    }
+
+    pub fn ipv6_net(&self) -> Option<ipnet::Ipv6Net> {
+        self.addresses.iter().find_map(|a| match a {
+            IpNet::V6(n) => Some(*n),
+            IpNet::V4(_) => None,
+        })
+    }
+
+    /// The IPv4 address.
     pub fn ipv4(&self) -> Option<Ipv4Addr> {
         self.ipv4_net().map(|n| n.addr())
     }

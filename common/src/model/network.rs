@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::{validate, Error, Result};
@@ -21,13 +21,13 @@ pub const MIN_MTU: u32 = 68;
 /// Names a network may not take because annotations give them a meaning.
 const RESERVED: &[&str] = &["none", "host", "bridge", "default"];
 
-/// A network's definition. Its subnets are a list of `Subnet`s (the
-/// types IPv6 will use), saved with 0.1.0's single IPv4
-/// `subnet`/`gateway`/`ip_range` beside them, so that the previous release
-/// still reads a network this one saved (see `network_wire.rs`). Only IPv4
-/// is configured today: a network has exactly one IPv4 subnet (checked by
-/// `validate` and on loading), which `subnet()`, `gateway()` and
-/// `ip_range()` give.
+/// A network's definition. Its subnets are a list of `Subnet`s, saved
+/// with 0.1.0's single IPv4 `subnet`/`gateway`/`ip_range` beside them, so
+/// that the previous release still reads an IPv4 network this one saved
+/// (see `network_wire.rs`). A network has one IPv4 subnet, first, and
+/// may have one IPv6 subnet after it (dual stack; checked by `validate`
+/// and on loading): `subnet()`, `gateway()` and `ip_range()` give the
+/// IPv4 one, `v6()` the IPv6 one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     try_from = "super::network_wire::NetworkWire",
@@ -45,10 +45,9 @@ pub struct Network {
     /// containers directly. Networks saved before this field are `nat`.
     #[serde(default)]
     pub gateway_mode: GatewayMode,
-    /// Addresses of the subnet that IPAM never hands out, by name (Docker's
+    /// Addresses of the subnets that IPAM never hands out, by name (Docker's
     /// `--aux-address`): a router, a DNS server, a host on the segment.
-    /// Of either family in the type; IPv4 only until networks have IPv6
-    /// subnets (the saved definition refuses others).
+    /// Of either family, each inside the network's subnet of its family.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, IpAddr>,
     /// The host address ports are published on when the mapping names none
@@ -72,10 +71,10 @@ pub struct Network {
     /// networks saved before it existed.
     #[serde(default)]
     pub dns: bool,
-    /// Where the resolver forwards other names (`--dns-upstream`); the
-    /// host's /etc/resolv.conf when empty.
+    /// Where the resolver forwards other names (`--dns-upstream`), of
+    /// either family; the host's /etc/resolv.conf when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns_upstreams: Vec<Ipv4Addr>,
+    pub dns_upstreams: Vec<IpAddr>,
     /// Queries per second the resolver takes from one container of this
     /// network (twice that in a burst); `Some(0)`: no limit. `None`: the
     /// default, `DEFAULT_DNS_RATE`.
@@ -246,6 +245,34 @@ impl Subnet {
         }
     }
 
+    pub fn ipv6(subnet: Ipv6Net, gateway: Ipv6Addr, ip_range: Option<Ipv6Net>) -> Self {
+        Subnet {
+            subnet: subnet.into(),
+            gateway: Some(gateway.into()),
+            ip_range: ip_range.map(Into::into),
+        }
+    }
+
+    /// The IPv6 subnet with an IPv6 gateway, if this is one.
+    fn as_ipv6(&self) -> Option<V6> {
+        let ipnet::IpNet::V6(subnet) = self.subnet else {
+            return None;
+        };
+        let Some(std::net::IpAddr::V6(gateway)) = self.gateway else {
+            return None;
+        };
+        let range = match self.ip_range {
+            None => None,
+            Some(ipnet::IpNet::V6(r)) => Some(r),
+            Some(ipnet::IpNet::V4(_)) => return None,
+        };
+        Some(V6 {
+            subnet,
+            gateway,
+            ip_range: range,
+        })
+    }
+
     /// (subnet, gateway, range) of an IPv4 subnet with an IPv4 gateway.
     fn as_ipv4(&self) -> Option<(Ipv4Net, Ipv4Addr, Option<Ipv4Net>)> {
         let ipnet::IpNet::V4(subnet) = self.subnet else {
@@ -263,7 +290,63 @@ impl Subnet {
     }
 }
 
+/// A network's IPv6 subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V6 {
+    pub subnet: Ipv6Net,
+    /// The bridge's address (a bridge network), the segment's router
+    /// (macvlan).
+    pub gateway: Ipv6Addr,
+    pub ip_range: Option<Ipv6Net>,
+}
+
+impl V6 {
+    /// Where addresses are handed out from.
+    pub fn range(&self) -> Ipv6Net {
+        self.ip_range.unwrap_or(self.subnet)
+    }
+}
+
+/// The smallest IPv6 subnet a network may have: 256 addresses, as
+/// Docker's lower bound for an IPv6 pool is about (and so that the
+/// leasing search, which never walks a /64, has room to search).
+pub const MAX_PREFIX6: u8 = 120;
+/// Where `--ipv6` without `--subnet` takes a /64 from: a ULA /48 of
+/// ocinet's own ("oci" in ASCII after fd87), one /64 per network.
+pub const ULA_POOL6: &str = "fd87:6f63:6900::/48";
+
 impl Network {
+    /// The IPv6 subnet of a dual-stack network.
+    pub fn v6(&self) -> Option<V6> {
+        self.subnets.iter().find_map(Subnet::as_ipv6)
+    }
+
+    pub fn subnet6(&self) -> Option<Ipv6Net> {
+        self.v6().map(|v| v.subnet)
+    }
+
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.v6().map(|v| v.gateway)
+    }
+
+    /// The same network with an IPv6 subnet (replacing any), its gateway
+    /// the subnet's first address unless given.
+    pub fn with_ipv6(
+        mut self,
+        subnet: Ipv6Net,
+        gateway: Option<Ipv6Addr>,
+        ip_range: Option<Ipv6Net>,
+    ) -> Self {
+        let subnet = subnet.trunc();
+        self.subnets.retain(|s| s.subnet.addr().is_ipv4());
+        self.subnets.push(Subnet::ipv6(
+            subnet,
+            gateway.unwrap_or_else(|| first_host6(&subnet)),
+            ip_range,
+        ));
+        self
+    }
+
     /// The IPv4 subnet: (subnet, gateway, range). A network without one
     /// is refused by `validate` and on loading; the zero values stand in
     /// for it only in a definition being validated.
@@ -377,19 +460,20 @@ impl Network {
     pub fn validate(&self) -> Result<()> {
         validate::name("network name", &self.name)?;
         match self.subnets.as_slice() {
-            [one] if one.as_ipv4().is_some() => {}
-            [one] => {
+            [v4] | [v4, _] if v4.as_ipv4().is_none() => {
                 return Err(Error::invalid(
                     "subnet",
-                    one.subnet,
-                    "IPv6 is not supported yet: give an IPv4 subnet with an IPv4 gateway",
+                    v4.subnet,
+                    "IPv6-only networks are not supported yet: give an IPv4 subnet too (with an IPv4 gateway)",
                 ))
             }
+            [_] => {}
+            [_, v6] => self.validate_v6(v6)?,
             all => {
                 return Err(Error::invalid(
                     "subnets",
                     all.len(),
-                    "a network has exactly one IPv4 subnet today",
+                    "a network has one IPv4 subnet and at most one IPv6 subnet",
                 ))
             }
         }
@@ -410,9 +494,11 @@ impl Network {
         for u in &self.dns_upstreams {
             let why = if !self.dns {
                 Some("does nothing with --disable-dns".to_string())
-            } else if !crate::validate::is_unicast(*u) {
+            } else if !crate::validate::is_unicast_ip(*u) {
                 Some("is not a unicast address".to_string())
-            } else if *u == self.resolver_address() {
+            } else if *u == IpAddr::V4(self.resolver_address())
+                || Some(*u) == self.gateway6().map(IpAddr::V6)
+            {
                 Some("is the network's own resolver".to_string())
             } else {
                 None
@@ -485,7 +571,6 @@ impl Network {
                 IpAddr::V4(ip) if !self.subnet().contains(&ip) => {
                     Some(format!("is outside the subnet {}", self.subnet()))
                 }
-                IpAddr::V6(_) => Some(format!("is outside the subnet {}", self.subnet())),
                 IpAddr::V4(ip) if ip == self.gateway() => Some("is the gateway address".into()),
                 IpAddr::V4(ip)
                     if ip == self.subnet().network() || ip == self.subnet().broadcast() =>
@@ -493,6 +578,17 @@ impl Network {
                     Some("is the subnet's network or broadcast address".into())
                 }
                 IpAddr::V4(_) => None,
+                IpAddr::V6(ip) => match self.v6() {
+                    None => Some("is IPv6, and the network has no IPv6 subnet".into()),
+                    Some(v6) if !v6.subnet.contains(&ip) => {
+                        Some(format!("is outside the subnet {}", v6.subnet))
+                    }
+                    Some(v6) if ip == v6.gateway => Some("is the gateway address".into()),
+                    Some(v6) if ip == v6.subnet.network() => {
+                        Some("is the subnet's network address".into())
+                    }
+                    Some(_) => None,
+                },
             };
             if let Some(why) = why {
                 return Err(Error::invalid("aux-address", format!("{name}={ip}"), why));
@@ -510,6 +606,90 @@ impl Network {
 
     pub fn range(&self) -> Ipv4Net {
         self.ip_range().unwrap_or(self.subnet())
+    }
+
+    /// The checks of an IPv6 subnet, its gateway and its range.
+    fn validate_v6(&self, s: &Subnet) -> Result<()> {
+        let Some(v6) = s.as_ipv6() else {
+            return Err(Error::invalid(
+                "subnet",
+                s.subnet,
+                "the second subnet must be IPv6, with an IPv6 gateway (one subnet per family)",
+            ));
+        };
+        let net = v6.subnet;
+        if net.prefix_len() > MAX_PREFIX6 {
+            return Err(Error::invalid(
+                "subnet",
+                net,
+                format!("must be /{MAX_PREFIX6} or larger"),
+            ));
+        }
+        if net.trunc() != net {
+            return Err(Error::invalid(
+                "subnet",
+                net,
+                "must be a network address (host bits zero)",
+            ));
+        }
+        if let Some(why) = unusable6(&net) {
+            return Err(Error::invalid(
+                "subnet",
+                net,
+                format!("{why}: containers cannot use it"),
+            ));
+        }
+        if !net.contains(&v6.gateway) || v6.gateway == net.network() {
+            return Err(Error::invalid(
+                "gateway",
+                v6.gateway,
+                format!("must be a host address in {net}"),
+            ));
+        }
+        if let Some(r) = v6.ip_range {
+            if r.trunc() != r || !net.contains(&r) || r.prefix_len() > MAX_PREFIX6 {
+                return Err(Error::invalid(
+                    "ip-range",
+                    r,
+                    format!("must be a network inside {net}, /{MAX_PREFIX6} or larger"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether IPv6 `ip` may be leased: inside the IPv6 subnet and not its
+    /// subnet-router anycast (network) address, the gateway or an
+    /// auxiliary address.
+    pub fn assignable6(&self, ip: Ipv6Addr) -> std::result::Result<(), String> {
+        let Some(v6) = self.v6() else {
+            return Err(format!("network {} has no IPv6 subnet", self.name));
+        };
+        if !v6.subnet.contains(&ip) {
+            return Err(format!("is outside the subnet {}", v6.subnet));
+        }
+        if ip == v6.subnet.network() {
+            return Err("is the subnet's network (subnet-router anycast) address".into());
+        }
+        if ip == v6.gateway {
+            return Err("is the gateway address".into());
+        }
+        if let Some((name, _)) = self
+            .aux_addresses
+            .iter()
+            .find(|(_, a)| **a == IpAddr::V6(ip))
+        {
+            return Err(format!("is the network's auxiliary address {name}"));
+        }
+        Ok(())
+    }
+
+    /// `assignable` or `assignable6`, by `ip`'s family.
+    pub fn assignable_ip(&self, ip: IpAddr) -> std::result::Result<(), String> {
+        match ip {
+            IpAddr::V4(v4) => self.assignable(v4),
+            IpAddr::V6(v6) => self.assignable6(v6),
+        }
     }
 
     /// Whether `ip` may be leased: inside the subnet and not its network,
@@ -563,6 +743,28 @@ impl Network {
 
 fn first_host(net: &Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(net.network()) + 1)
+}
+
+fn first_host6(net: &Ipv6Net) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(net.network()) + 1)
+}
+
+/// Why no container network can use IPv6 `net`, if so.
+fn unusable6(net: &Ipv6Net) -> Option<&'static str> {
+    const RANGES: &[(&str, &str)] = &[
+        (
+            "::/8",
+            "is reserved (::/8, with the unspecified, loopback and IPv4-compatible addresses)",
+        ),
+        ("::ffff:0:0/96", "is IPv4-mapped (::ffff:0:0/96)"),
+        ("fe80::/10", "is link-local (fe80::/10)"),
+        ("fec0::/10", "is site-local, deprecated (fec0::/10)"),
+        ("ff00::/8", "is multicast (ff00::/8)"),
+    ];
+    RANGES.iter().find_map(|(range, why)| {
+        let range: Ipv6Net = range.parse().ok()?;
+        (range.contains(&net.network()) || net.contains(&range.network())).then_some(*why)
+    })
 }
 
 /// The host-side name of a macvlan network's DNS shim, stable per network
@@ -892,6 +1094,47 @@ pub fn find_conflict(
         }
     }
     None
+}
+
+/// `find_conflict` for the IPv6 subnet of a dual-stack `candidate`:
+/// against the other networks' IPv6 subnets and the host's IPv6 routes
+/// (destination, device), its own bridge's excepted.
+pub fn find_conflict6(
+    candidate: &Network,
+    existing: &[Network],
+    routes: &[(Ipv6Net, String)],
+) -> Option<String> {
+    let mine = candidate.subnet6()?;
+    let overlaps = |a: &Ipv6Net, b: &Ipv6Net| a.contains(&b.network()) || b.contains(&a.network());
+    for n in existing.iter().filter(|n| n.name != candidate.name) {
+        if let Some(theirs) = n.subnet6().filter(|t| overlaps(t, &mine)) {
+            return Some(format!(
+                "subnet {mine} overlaps network {} ({theirs})",
+                n.name
+            ));
+        }
+    }
+    routes
+        .iter()
+        .filter(|(dst, dev)| dst.prefix_len() != 0 && dev != &candidate.bridge)
+        .find(|(dst, _)| overlaps(dst, &mine))
+        .map(|(dst, dev)| format!("subnet {mine} overlaps the host route {dst} on {dev}"))
+}
+
+/// The first /64 of `ULA_POOL6` no network in `existing` overlaps and no
+/// host route (`routes`) covers: `--ipv6` without an IPv6 subnet.
+pub fn free_ula64(existing: &[Network], routes: &[(Ipv6Net, String)]) -> Option<Ipv6Net> {
+    let pool: Ipv6Net = ULA_POOL6.parse().ok()?;
+    let overlaps = |a: &Ipv6Net, b: &Ipv6Net| a.contains(&b.network()) || b.contains(&a.network());
+    pool.subnets(64).ok()?.take(65536).find(|c| {
+        !existing
+            .iter()
+            .filter_map(Network::subnet6)
+            .any(|s| overlaps(&s, c))
+            && !routes
+                .iter()
+                .any(|(r, _)| r.prefix_len() != 0 && overlaps(r, c))
+    })
 }
 
 #[cfg(test)]

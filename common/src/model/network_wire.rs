@@ -41,7 +41,7 @@ pub struct NetworkWire {
     #[serde(default)]
     dns: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    dns_upstreams: Vec<Ipv4Addr>,
+    dns_upstreams: Vec<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dns_rate_limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,7 +86,9 @@ impl TryFrom<NetworkWire> for Network {
             ([one], flat) => {
                 let v4 = |n: IpNet| match n {
                     IpNet::V4(n) => Ok(n),
-                    IpNet::V6(n) => Err(format!("subnet {n}: IPv6 is not supported yet")),
+                    IpNet::V6(n) => Err(format!(
+                        "subnet {n}: IPv6-only networks are not supported yet"
+                    )),
                 };
                 let s = v4(one.subnet)?;
                 let gateway = match one.gateway {
@@ -106,20 +108,25 @@ impl TryFrom<NetworkWire> for Network {
                 }
                 (s, gateway, ip_range)
             }
+            ([one, v6], flat) if one.subnet.addr().is_ipv4() && v6.subnet.addr().is_ipv6() => {
+                // Dual stack: the IPv4 subnet as for one, the IPv6 one as
+                // saved (`Network::validate` checks it on loading).
+                let w1 = NetworkWire {
+                    subnets: vec![one.clone()],
+                    subnet: flat,
+                    ..w
+                };
+                let mut n = Network::try_from(w1)?;
+                n.subnets.push(v6.clone());
+                return Ok(n);
+            }
             (more, _) => {
                 return Err(format!(
-                    "{} subnets: one IPv4 subnet per network is supported yet",
+                    "{} subnets: a network has one IPv4 subnet first and at most one IPv6 subnet",
                     more.len()
                 ))
             }
         };
-        // The same text as when the field was IPv4 only; an IPv6 one waits
-        // for networks with IPv6 subnets, as the subnets do.
-        if let Some((name, ip)) = w.aux_addresses.iter().find(|(_, a)| a.is_ipv6()) {
-            return Err(format!(
-                "aux-address {name}={ip}: IPv6 is not supported yet"
-            ));
-        }
         Ok(Network {
             name: w.name,
             subnets: vec![Subnet::ipv4(subnet, gateway, ip_range)],
@@ -186,6 +193,17 @@ mod tests {
     }
 
     #[test]
+    fn a_dual_stack_network_keeps_both_subnets_and_the_flat_ipv4_one() {
+        let n = Network::default_network().with_ipv6("fd00:1::/64".parse().unwrap(), None, None);
+        n.validate().unwrap();
+        let v = serde_json::to_value(&n).unwrap();
+        assert_eq!(v["subnet"], "10.87.0.0/16");
+        assert_eq!(v["subnets"][1]["subnet"], "fd00:1::/64");
+        assert_eq!(v["subnets"][1]["gateway"], "fd00:1::1");
+        assert_eq!(serde_json::from_value::<Network>(v).unwrap(), n);
+    }
+
+    #[test]
     fn aux_addresses_read_and_write_the_text_they_always_had() {
         // Saved when the field was IPv4 only.
         let text = r#"{"name":"n","subnet":"10.1.0.0/24","gateway":"10.1.0.1","bridge":"br-n","mtu":1500,"internal":false,"gateway_mode":"nat","aux_addresses":{"router":"10.1.0.2"},"driver":"bridge","dns":false}"#;
@@ -201,7 +219,10 @@ mod tests {
         );
         let mut v6 = again.clone();
         v6["aux_addresses"]["r6"] = "fd00::2".into();
+        // Read, and refused by the checks every loaded definition gets.
         let e = serde_json::from_value::<Network>(v6)
+            .unwrap()
+            .validate()
             .unwrap_err()
             .to_string();
         assert!(e.contains("r6=fd00::2") && e.contains("IPv6"), "{e}");

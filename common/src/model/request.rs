@@ -16,11 +16,13 @@ pub struct AttachmentRequest {
     pub interface: Option<String>,
     /// Where the name came from (annotation, CNI_IFNAME), for errors.
     pub interface_field: String,
-    /// Static addresses. Only IPv4 is configured on networks yet: the core
-    /// refuses an IPv6 one, and a second IPv4 one, naming `ip_field`.
+    /// Static addresses: one per family, an IPv6 one only on a network
+    /// with an IPv6 subnet (the core refuses others, naming `ip_field`).
     pub addresses: Vec<IpAddr>,
-    /// Where the addresses came from (annotation or flag), for errors.
+    /// Where the addresses came from (annotation or flag), for errors: the
+    /// IPv4 one, and the IPv6 one (`io.ocinet.ip6`, `--ip6`).
     pub ip_field: String,
+    pub ip6_field: String,
     pub mac: Option<[u8; 6]>,
     pub mac_field: String,
     pub aliases: Vec<String>,
@@ -37,6 +39,7 @@ impl AttachmentRequest {
             interface_field: "interface".into(),
             addresses: Vec::new(),
             ip_field: "ip".into(),
+            ip6_field: "ip6".into(),
             mac: None,
             mac_field: "mac".into(),
             aliases: Vec::new(),
@@ -104,6 +107,13 @@ pub struct NetworkRequest {
     pub subnet: Option<ipnet::Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<ipnet::Ipv4Net>,
+    /// The IPv6 subnet of a dual-stack network; with `ipv6` and no
+    /// subnet, a free /64 of `network::ULA_POOL6`.
+    pub subnet6: Option<ipnet::Ipv6Net>,
+    pub gateway6: Option<std::net::Ipv6Addr>,
+    pub ip_range6: Option<ipnet::Ipv6Net>,
+    /// `--ipv6`: dual stack (implied by an IPv6 subnet).
+    pub ipv6: bool,
     pub bridge: Option<String>,
     /// `None`: 1500 for a bridge, the parent's MTU for macvlan.
     pub mtu: Option<u32>,
@@ -118,8 +128,98 @@ pub struct NetworkRequest {
     /// Name resolution is on unless this says so (and, on macvlan, unless
     /// the mode cannot have it and no DNS option asked for it).
     pub disable_dns: bool,
-    pub dns_upstreams: Vec<Ipv4Addr>,
+    pub dns_upstreams: Vec<IpAddr>,
     pub dns_rate_limit: Option<u32>,
     pub dns_address: Option<Ipv4Addr>,
     pub no_masquerade: Vec<ipnet::Ipv4Net>,
+}
+
+impl NetworkRequest {
+    /// The request with `--subnet`, `--gateway` and `--ip-range` sorted by
+    /// family (each at most once per family, a gateway or range only with
+    /// a subnet of its family, or with `--ipv6` for the IPv6 gateway and
+    /// range of the /64 taken for it), and `--ipv4`/`--ipv6`. An
+    /// IPv6-only network (`--ipv4=false`, or only IPv6 subnets) is refused
+    /// for now, naming what asked for it.
+    pub fn with_families(
+        mut self,
+        subnets: &[ipnet::IpNet],
+        gateways: &[IpAddr],
+        ranges: &[ipnet::IpNet],
+        ipv4: bool,
+        ipv6: bool,
+    ) -> crate::Result<Self> {
+        use crate::Error;
+        use ipnet::IpNet;
+        fn once<T: Copy + std::fmt::Display>(
+            field: &str,
+            slot: &mut Option<T>,
+            value: T,
+            family: &str,
+        ) -> crate::Result<()> {
+            match slot.replace(value) {
+                Some(first) => Err(Error::invalid(
+                    field,
+                    value,
+                    format!("one {family} {field} per network ({first} given already)"),
+                )),
+                None => Ok(()),
+            }
+        }
+        for s in subnets {
+            match s {
+                IpNet::V4(n) => once("subnet", &mut self.subnet, *n, "IPv4")?,
+                IpNet::V6(n) => once("subnet", &mut self.subnet6, *n, "IPv6")?,
+            }
+        }
+        for g in gateways {
+            match g {
+                IpAddr::V4(a) => once("gateway", &mut self.gateway, *a, "IPv4")?,
+                IpAddr::V6(a) => once("gateway", &mut self.gateway6, *a, "IPv6")?,
+            }
+        }
+        for r in ranges {
+            match r {
+                IpNet::V4(n) => once("ip-range", &mut self.ip_range, *n, "IPv4")?,
+                IpNet::V6(n) => once("ip-range", &mut self.ip_range6, *n, "IPv6")?,
+            }
+        }
+        self.ipv6 = ipv6 || self.subnet6.is_some();
+        if !ipv4 {
+            if let Some(s) = self.subnet {
+                return Err(Error::invalid(
+                    "subnet",
+                    s,
+                    "is IPv4, and --ipv4=false asks for no IPv4",
+                ));
+            }
+            let why = if self.ipv6 {
+                "IPv6-only networks are not supported yet: leave IPv4 on for a dual-stack network"
+            } else {
+                "leaves the network no address family: give --ipv6 (IPv6-only networks are not supported yet)"
+            };
+            return Err(Error::invalid("ipv4", "false", why));
+        }
+        if self.subnet.is_none() && self.subnet6.is_some() {
+            return Err(Error::invalid(
+                "subnet",
+                self.subnet6.map(|s| s.to_string()).unwrap_or_default(),
+                "IPv6-only networks are not supported yet: give an IPv4 --subnet too, or none for a free one",
+            ));
+        }
+        if !self.ipv6 {
+            let stray = self
+                .gateway6
+                .map(|g| ("gateway", g.to_string()))
+                .or(self.ip_range6.map(|r| ("ip-range", r.to_string())));
+            if let Some((field, value)) = stray {
+                return Err(Error::invalid(
+                    field,
+                    value,
+                    "is IPv6, and the network has no IPv6 subnet (give one, or --ipv6)",
+                ));
+            }
+        }
+        Ok(self)
+    }
 }

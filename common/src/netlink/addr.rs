@@ -1,7 +1,9 @@
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::AddressMessageBuilder;
 
@@ -22,6 +24,29 @@ impl Netlink {
             let brd = Ipv4Addr::from(u32::from(ip) | host_bits);
             msg.attributes.push(AddressAttribute::Broadcast(brd));
         }
+        match self.ack(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add address {ip}/{prefix_len}"),
+        ) {
+            Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Add an IPv6 address usable at once: no duplicate address detection
+    /// (IFA_F_NODAD), since IPAM leased it to this interface alone and a
+    /// process may connect in its first millisecond. An address that is
+    /// already there is fine.
+    pub fn add_address6(&mut self, index: u32, ip: Ipv6Addr, prefix_len: u8) -> Result<()> {
+        let _span = tracing::debug_span!("addr_add6", index, %ip, prefix_len).entered();
+        let mut msg = AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(ip, prefix_len)
+            .build();
+        msg.header.flags |= AddressHeaderFlags::Nodad;
+        msg.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
         match self.ack(
             RouteNetlinkMessage::NewAddress(msg),
             NLM_F_CREATE | NLM_F_EXCL,

@@ -1,6 +1,6 @@
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -32,6 +32,64 @@ impl Netlink {
             Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
             r => r,
         }
+    }
+
+    /// The IPv6 default route via `gateway` out of `oif`. Already there is
+    /// fine.
+    pub fn add_default_route6(&mut self, gateway: Ipv6Addr, oif: u32) -> Result<()> {
+        let _span = tracing::debug_span!("route_add_default6", %gateway).entered();
+        let msg = RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gateway)
+            .output_interface(oif)
+            .build();
+        match self.ack(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add default route via {gateway}"),
+        ) {
+            Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// IPv6 routes of the main table (destination and output link), for
+    /// the conflict checks of a dual-stack network. Link-local and
+    /// multicast routes every interface has are left out.
+    pub fn ipv6_routes(&mut self) -> Result<Vec<(Ipv6Net, Option<u32>)>> {
+        let main = netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN;
+        let mut req = RouteMessage::default();
+        req.header.address_family = netlink_packet_route::AddressFamily::Inet6;
+        let replies = match self.get(RouteNetlinkMessage::GetRoute(req), true, "dump IPv6 routes") {
+            // A kernel booted with ipv6.disable=1 has no IPv6 routes.
+            Err(e) if is_errno(&e, nix::libc::EAFNOSUPPORT) => return Ok(Vec::new()),
+            r => r?,
+        };
+        let mut out = Vec::new();
+        for r in replies {
+            let RouteNetlinkMessage::NewRoute(m) = r else {
+                continue;
+            };
+            if m.header.table != main {
+                continue;
+            }
+            let mut dst = Ipv6Addr::UNSPECIFIED;
+            let mut oif = None;
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => dst = *ip,
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    _ => {}
+                }
+            }
+            let Ok(net) = Ipv6Net::new(dst, m.header.destination_prefix_length) else {
+                continue;
+            };
+            let link_local = (dst.segments()[0] & 0xffc0) == 0xfe80;
+            if !link_local && !dst.is_multicast() {
+                out.push((net, oif));
+            }
+        }
+        Ok(out)
     }
 
     /// A route to the one address `ip` on the link `oif`, from `src`.

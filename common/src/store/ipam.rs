@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
@@ -108,18 +108,8 @@ impl Pool {
         requested: IpAddr,
         field: &str,
     ) -> Result<IpAddr> {
-        match requested {
-            IpAddr::V4(ip) => net
-                .assignable(ip)
-                .map_err(|why| Error::invalid(field, ip, why))?,
-            IpAddr::V6(_) => {
-                return Err(Error::invalid(
-                    field,
-                    requested,
-                    format!("network {} has no IPv6 subnet", net.name),
-                ))
-            }
-        }
+        net.assignable_ip(requested)
+            .map_err(|why| Error::invalid(field, requested, why))?;
         match self.take(requested, id)? {
             None => Ok(requested),
             Some(holder) => Err(Error::AddressInUse {
@@ -154,6 +144,38 @@ impl Pool {
             network: net.name.clone(),
             range: range.to_string(),
         })
+    }
+
+    /// The next free address of `net`'s IPv6 range after the last one
+    /// handed out, leased to `id`. Addresses are tried in order from
+    /// there, wrapping at the range's end; each one tried is either free
+    /// (and taken), or leased or reserved, so the search ends within
+    /// leases + reserved + 1 steps, whatever the range's size (a /64 is
+    /// never walked).
+    fn take_free_ipv6(&self, net: &Network, id: &str) -> Result<Ipv6Addr> {
+        let exhausted = || Error::PoolExhausted {
+            network: net.name.clone(),
+            range: net.v6().map(|v| v.range().to_string()).unwrap_or_default(),
+        };
+        let v6 = net.v6().ok_or_else(exhausted)?;
+        let range = v6.range();
+        let first = u128::from(range.network());
+        // Host bits of the range: a /0 would overflow; none is allowed.
+        let size = 1u128 << (128 - u32::from(range.prefix_len()));
+        let start = match self.last(LAST6) {
+            Some(IpAddr::V6(l)) if range.contains(&l) => u128::from(l).wrapping_add(1),
+            _ => first,
+        };
+        let taken = self.addresses_in_dir()?.len() as u128;
+        let bound = size.min(taken + net.aux_addresses.len() as u128 + 3);
+        for step in 0..bound {
+            let offset = (start.wrapping_sub(first) + step) % size;
+            let ip = Ipv6Addr::from(first + offset);
+            if net.assignable6(ip).is_ok() && self.take(ip.into(), id)?.is_none() {
+                return Ok(ip);
+            }
+        }
+        Err(exhausted())
     }
 
     fn last(&self, file: &str) -> Option<IpAddr> {
@@ -233,6 +255,22 @@ impl Ipam for Pool {
         }
     }
 
+    fn allocate6(
+        &self,
+        net: &Network,
+        id: &str,
+        requested: Option<Ipv6Addr>,
+        field: &str,
+    ) -> Result<Ipv6Addr> {
+        let _span = tracing::debug_span!("allocate6", network = %net.name).entered();
+        self.state.dir(&self.dir, Need::Create)?;
+        legacy::unconverted(&self.legacy)?;
+        match requested {
+            Some(ip) => self.take_requested(net, id, ip.into(), field).map(|_| ip),
+            None => self.take_free_ipv6(net, id),
+        }
+    }
+
     /// Written in place, not through a renamed temporary file: it is a
     /// hint, read under the lock and checked on reading, and a wrong value
     /// only moves where the search starts. Fixed width, so a shorter
@@ -309,9 +347,32 @@ impl Ipam for Pool {
             })
             .count() as u64;
         Ok(Fill {
-            allocated: leased.len() as u64,
+            allocated: leased.iter().filter(|ip| ip.is_ipv4()).count() as u64,
             free: size.saturating_sub(reserved + in_range),
         })
+    }
+
+    fn fill6(&self, net: &Network) -> Result<Option<Fill>> {
+        let Some(v6) = net.v6() else {
+            return Ok(None);
+        };
+        let range = v6.range();
+        let size = 1u128 << (128 - u32::from(range.prefix_len()));
+        let reserved = [v6.subnet.network(), v6.gateway]
+            .iter()
+            .filter(|a| range.contains(*a))
+            .count() as u128;
+        let leased = self.addresses()?;
+        let in_range = leased
+            .iter()
+            .filter(|ip| matches!(ip, IpAddr::V6(ip) if range.contains(ip)))
+            .count() as u128;
+        let allocated = leased.iter().filter(|ip| ip.is_ipv6()).count() as u64;
+        let free = size.saturating_sub(reserved + in_range);
+        Ok(Some(Fill {
+            allocated,
+            free: u64::try_from(free).unwrap_or(u64::MAX),
+        }))
     }
 
     fn remove(&self) -> Result<()> {
@@ -392,6 +453,59 @@ mod tests {
             p.leases().unwrap().get(&want[2]).map(String::as_str),
             Some("c2")
         );
+    }
+
+    #[test]
+    fn ipv6_leases_are_searched_not_walked_and_skip_reserved() {
+        let s = Scratch::new("v6");
+        let p = s.pool();
+        let mut n = net("10.1.0.0/24", None).with_ipv6("fd00:1::/64".parse().unwrap(), None, None);
+        n.aux_addresses
+            .insert("r".into(), "fd00:1::3".parse().unwrap());
+        let mut got = Vec::new();
+        for i in 0..3 {
+            let ip = p
+                .allocate6(&n, &format!("c{i}"), None, "io.ocinet.ip6")
+                .unwrap();
+            p.remember_last(ip.into()).unwrap();
+            got.push(ip.to_string());
+        }
+        // ::1 is the gateway, ::3 an aux address.
+        assert_eq!(got, ["fd00:1::2", "fd00:1::4", "fd00:1::5"]);
+        let e = p
+            .allocate6(&n, "x", Some("fd00:1::4".parse().unwrap()), "io.ocinet.ip6")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fd00:1::4") && e.contains("c1"), "{e}");
+        for (bad, why) in [
+            ("fd00:2::5", "outside"),
+            ("fd00:1::1", "gateway"),
+            ("fd00:1::", "network"),
+        ] {
+            let e = p
+                .allocate6(&n, "x", Some(bad.parse().unwrap()), "io.ocinet.ip6")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("io.ocinet.ip6") && e.contains(why), "{bad}: {e}");
+        }
+        let f = p.fill6(&n).unwrap().unwrap();
+        assert_eq!(f.allocated, 3);
+        // 2^64 less the network address, the gateway and the three leases.
+        assert_eq!(f.free, u64::MAX - 4);
+        // A full /120 range is exhausted after its 254 hosts, found without
+        // walking further than the leases.
+        let small = net("10.2.0.0/24", None).with_ipv6("fd00:2::/120".parse().unwrap(), None, None);
+        let s2 = Scratch::new("v6full");
+        let p2 = s2.pool();
+        for i in 0..254 {
+            let ip = p2.allocate6(&small, &format!("c{i}"), None, "f").unwrap();
+            p2.remember_last(ip.into()).unwrap();
+        }
+        let e = p2
+            .allocate6(&small, "last", None, "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no address left"), "{e}");
     }
 
     #[test]

@@ -114,9 +114,11 @@ pub(crate) fn described(
     lease: &Lease,
     default_route: bool,
 ) -> Attachment {
+    let route = default_route && !net.internal;
     Attachment {
-        addresses: vec![lease.net(net)],
-        gateway: (default_route && !net.internal).then_some(std::net::IpAddr::V4(net.gateway())),
+        addresses: lease.nets(net),
+        gateway: route.then_some(std::net::IpAddr::V4(net.gateway())),
+        gateway6: net.gateway6().filter(|_| route && lease.ip6.is_some()),
         mac: Some(ocinet_common::validate::format_mac(&lease.mac)),
         ..Attachment::new(&net.name, interface)
     }

@@ -21,6 +21,8 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             subnet,
             gateway,
             ip_range,
+            ipv6,
+            ipv4,
             bridge,
             mtu,
             internal,
@@ -40,9 +42,6 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             &NetworkRequest {
                 name: name.clone(),
                 driver: *driver,
-                subnet: *subnet,
-                gateway: *gateway,
-                ip_range: *ip_range,
                 bridge: bridge.clone(),
                 mtu: *mtu,
                 internal: *internal,
@@ -56,7 +55,9 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 dns_rate_limit: *dns_rate_limit,
                 dns_address: *dns_address,
                 no_masquerade: no_masquerade.clone(),
-            },
+                ..Default::default()
+            }
+            .with_families(subnet, gateway, ip_range, *ipv4, *ipv6)?,
         ),
         NetworkCommand::Ls => ls(ctx),
         NetworkCommand::Inspect { name } => inspect(ctx, name),
@@ -65,13 +66,18 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             network,
             container,
             ip,
+            ip6,
             alias,
         } => connect::connect(
             ctx,
             network,
             container,
             &connect::ConnectOptions {
-                addresses: ip.iter().copied().collect(),
+                addresses: ip
+                    .map(std::net::IpAddr::V4)
+                    .into_iter()
+                    .chain(ip6.map(std::net::IpAddr::V6))
+                    .collect(),
                 aliases: alias.clone(),
                 aliases_field: "--alias".into(),
                 interface: None,
@@ -113,8 +119,16 @@ fn ls(ctx: &Context) -> Result<String> {
                 .device(&n)
                 .unwrap_or("-")
                 .to_string(),
-            n.subnet().to_string(),
-            n.gateway().to_string(),
+            n.subnets
+                .iter()
+                .map(|s| s.subnet.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            n.subnets
+                .iter()
+                .filter_map(|s| s.gateway.map(|g| g.to_string()))
+                .collect::<Vec<_>>()
+                .join(","),
             n.internal.to_string(),
             count.to_string(),
         ]);
@@ -160,6 +174,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
                     "Name": e.name,
                     "MacAddress": a.mac,
                     "IPv4Address": a.ipv4_net().map(|n| n.to_string()),
+                    "IPv6Address": a.ipv6_net().map(|n| n.to_string()),
                     "HostInterface": a.host_veth,
                     "Interface": a.interface,
                     "Aliases": a.aliases,
@@ -186,8 +201,13 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
             if let Some(r) = s.ip_range {
                 c["IPRange"] = json!(r.to_string());
             }
-            if s.subnet.addr().is_ipv4() && !net.aux_addresses.is_empty() {
-                c["AuxiliaryAddresses"] = json!(net.aux_addresses);
+            let aux: BTreeMap<_, _> = net
+                .aux_addresses
+                .iter()
+                .filter(|(_, ip)| s.subnet.contains(*ip))
+                .collect();
+            if !aux.is_empty() {
+                c["AuxiliaryAddresses"] = json!(aux);
             }
             c
         })
@@ -196,6 +216,8 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "Name": net.name,
         "Driver": net.driver.as_str(),
         "Internal": net.internal,
+        "EnableIPv4": true,
+        "EnableIPv6": net.v6().is_some(),
         "DNSEnabled": net.dns,
         "DNSUpstreams": net.dns_upstreams,
         "DNSRateLimit": net.dns.then(|| net.dns_rate_limit.unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE)),

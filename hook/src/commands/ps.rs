@@ -73,6 +73,7 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                 json!({
                     "id": e.id, "name": e.name, "network": network(e, atts),
                     "ip": first.and_then(|a| a.ipv4()),
+                    "ip6": first.and_then(|a| a.ipv6()),
                     "mac": first.and_then(|a| a.mac.clone()),
                     "host_interface": first.and_then(|a| a.host_veth.clone()),
                     // A broken attachment shows here as in the table;
@@ -87,6 +88,8 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                         "interface": a.interface,
                         "ip": a.ipv4(),
                         "address": a.ipv4_net().map(|n| n.to_string()),
+                        "ip6": a.ipv6(),
+                        "address6": a.ipv6_net().map(|n| n.to_string()),
                         "mac": a.mac,
                         "host_interface": a.host_veth,
                         "parent": a.parent,

@@ -53,6 +53,13 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
         nl.set_up(link.index, &format!("set {} up", net.bridge))?;
     }
     nl.add_address(link.index, net.gateway(), net.subnet().prefix_len())?;
+    if let Some(v6) = net.v6() {
+        sysctl::enable_ipv6_on(&net.bridge)?;
+        nl.add_address6(link.index, v6.gateway, v6.subnet.prefix_len())?;
+        if !net.internal {
+            sysctl::enable_ipv6_forwarding()?;
+        }
+    }
     if !net.internal {
         sysctl::enable_ipv4_forwarding()?;
         // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced

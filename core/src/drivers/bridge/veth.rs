@@ -58,6 +58,9 @@ pub(crate) fn wire_container(
         addr.prefix_len(),
         att.gateway_v4(),
     )?;
+    if let Some(addr6) = att.ipv6_net() {
+        inside::configure6(ns, &inside_name, addr6, att.gateway6)?;
+    }
     Ok(())
 }
 
