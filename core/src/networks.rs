@@ -3,7 +3,7 @@
 //! the others and the host's routes, and removing one.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use ocinet_common::firewall::Change;
 use ocinet_common::ipam;
@@ -141,10 +141,7 @@ fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, IpAddr>> {
     for e in entries {
         let bad = |why: &str| Error::invalid("aux-address", e, why);
         let (name, ip) = e.split_once('=').ok_or_else(|| bad("must be NAME=IP"))?;
-        let ip: IpAddr = ip
-            .parse::<Ipv4Addr>()
-            .map_err(|_| bad("not an IPv4 address after ="))?
-            .into();
+        let ip: IpAddr = ip.parse().map_err(|_| bad("not an IP address after ="))?;
         if let Some((other, _)) = out.iter().find(|(_, a)| **a == ip) {
             return Err(bad(&format!("{ip} is already given as {other}")));
         }

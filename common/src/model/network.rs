@@ -752,11 +752,11 @@ fn first_host6(net: &Ipv6Net) -> Ipv6Addr {
 /// Why no container network can use IPv6 `net`, if so.
 fn unusable6(net: &Ipv6Net) -> Option<&'static str> {
     const RANGES: &[(&str, &str)] = &[
+        ("::ffff:0:0/96", "is IPv4-mapped (::ffff:0:0/96)"),
         (
             "::/8",
             "is reserved (::/8, with the unspecified, loopback and IPv4-compatible addresses)",
         ),
-        ("::ffff:0:0/96", "is IPv4-mapped (::ffff:0:0/96)"),
         ("fe80::/10", "is link-local (fe80::/10)"),
         ("fec0::/10", "is site-local, deprecated (fec0::/10)"),
         ("ff00::/8", "is multicast (ff00::/8)"),

@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod link;
+pub mod neigh;
 pub mod route;
 mod socket;
 

@@ -154,5 +154,6 @@ impl NetworkKind for Bridge {
         errors: &mut Vec<Error>,
     ) {
         veth::remove_host_ends(ctx, atts, how, errors);
+        veth::forget_neighbours6(atts, errors);
     }
 }

@@ -130,3 +130,28 @@ pub(crate) fn remove_host_ends(
     }
     crate::reaper::reap_later(ctx, &retired);
 }
+
+/// The bridges' neighbour entries of `atts`' IPv6 addresses, after their
+/// veths went (see `Netlink::delete_neighbour6`). IPv4 needs none: the
+/// MAC is derived from the IPv4 address, so an entry is right for the
+/// next holder too.
+pub(crate) fn forget_neighbours6(atts: &[&Attachment], errors: &mut Vec<Error>) {
+    let mut on_bridge = atts
+        .iter()
+        .filter_map(|a| Some((a.bridge.as_deref()?, a.ipv6()?)))
+        .peekable();
+    if on_bridge.peek().is_none() {
+        return;
+    }
+    let outcome = Netlink::new().and_then(|mut nl| {
+        for (bridge, ip) in on_bridge {
+            if let Some(link) = nl.link_by_name(bridge)? {
+                nl.delete_neighbour6(link.index, ip)?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        errors.push(e);
+    }
+}
