@@ -31,13 +31,16 @@ pub(crate) fn lease(
     let ip = pool.allocate(net, id, wanted.map(IpAddr::V4), &req.ip_field)?;
     let ip6 = match net.v6() {
         None => None,
-        Some(_) => match pool.allocate6(net, id, wanted6, &req.ip6_field) {
-            Ok(ip6) => Some((ip6, wanted6.is_some())),
-            Err(e) => {
-                let _ = pool.release(ip, id);
-                return Err(e);
+        Some(_) => {
+            killpoint::reached("leased-ipv4");
+            match pool.allocate6(net, id, wanted6, &req.ip6_field) {
+                Ok(ip6) => Some((ip6, wanted6.is_some())),
+                Err(e) => {
+                    let _ = pool.release(ip, id);
+                    return Err(e);
+                }
             }
-        },
+        }
     };
     killpoint::reached("leased");
     let mac = check_mac(ctx, net, id, req, ip, host).and_then(|()| match (req.mac, ip) {

@@ -584,3 +584,70 @@ fn a_dns_setup_killed_at_any_step_is_recovered_and_names_answer() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Issue 22: the same on a dual-stack network, with the kill point
+/// between the two leases: whatever is recovered, neither family's lease
+/// nor the IPv6 neighbour entry is left, and both addresses can be had
+/// again.
+#[test]
+fn a_dual_stack_setup_killed_at_any_step_is_recovered_by_gc_or_the_next_call() {
+    let h = Host::new();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "ds",
+        "--subnet",
+        "10.76.0.0/24",
+        "--subnet",
+        "fd76::/64",
+    ]));
+    let ds = || serde_json::json!({"io.ocinet.network": "ds", "io.ocinet.ports": "8080:80"});
+    let steps = ["leased-ipv4"].iter().chain(SETUP_STEPS);
+    for (n, step) in steps.enumerate() {
+        for recovery in [Recovery::Gc, Recovery::NextHook] {
+            let when = format!("dual stack, killed at {step}, recovered by {recovery:?}");
+            let v = h.bare_container(&format!("dkill{n}-{recovery:?}").to_lowercase(), ds());
+            killed_at(&h, "createRuntime", &v, step);
+            let held: Vec<String> = h.leases("ds").into_iter().map(|(ip, _)| ip).collect();
+            let want = if *step == "leased-ipv4" { 1 } else { 2 };
+            assert_eq!(held.len(), want, "{when}: {held:?}");
+            match recovery {
+                Recovery::Gc => {
+                    ok(h.ocinet(&["gc"]));
+                    assert!(h.leases("ds").is_empty(), "{when}: {:?}", h.leases("ds"));
+                    assert!(
+                        h.leftovers(&v.id).is_empty(),
+                        "{when}: {:?}",
+                        h.leftovers(&v.id)
+                    );
+                }
+                Recovery::NextHook => {}
+            }
+            let o = h.hook("createRuntime", &v.state, &[]);
+            assert!(o.status.success(), "{when}: {}", text(&o));
+            let ep = h.endpoint(&v.id).expect("endpoint");
+            let ip6 = ep["attachments"][0]["ip6"]
+                .as_str()
+                .expect("ip6")
+                .to_string();
+            assert_eq!(h.leases("ds").len(), 2, "{when}: {:?}", h.leases("ds"));
+            let addr = ok(h.exec(&[
+                "nsenter",
+                &format!("--net=/proc/{}/ns/net", v.proc.0.id()),
+                "ip",
+                "-6",
+                "addr",
+            ]));
+            assert!(addr.contains(&format!("inet6 {ip6}/64")), "{when}: {addr}");
+            ok(h.hook("poststop", &v.stopped_state(), &[]));
+            assert!(h.leases("ds").is_empty(), "{when}: {:?}", h.leases("ds"));
+            assert!(
+                h.leftovers(&v.id).is_empty(),
+                "{when}: {:?}",
+                h.leftovers(&v.id)
+            );
+            let neigh = text(&h.exec(&["ip", "-6", "neigh", "show", &ip6]));
+            assert!(!neigh.contains("lladdr"), "{when}: {neigh}");
+        }
+    }
+}
