@@ -102,6 +102,16 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
     if req.ipv6 {
         let subnet6 = match req.subnet6 {
             Some(s) => s,
+            None if req.driver != ocinet_common::model::Driver::Bridge => {
+                return Err(Error::invalid(
+                    "ipv6",
+                    "true",
+                    format!(
+                        "--driver {} needs an IPv6 --subnet, the parent's segment's",
+                        req.driver.as_str()
+                    ),
+                ))
+            }
             None => {
                 let (existing, _) = ctx.config.list();
                 free_ula64(&existing, &host::routes6(&mut nl)?).ok_or_else(|| {

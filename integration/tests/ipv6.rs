@@ -100,7 +100,75 @@ fn reaches_the_outside_over_ipv6_masqueraded(rt: Runtime) {
     server.terminate();
 }
 
+/// A dual-stack macvlan network on the outside's segment: containers are
+/// hosts there with both families, the outside their IPv6 router.
+fn macvlan_carries_both_families(rt: Runtime) {
+    let h = Host::new();
+    let parent = h.outside_link();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "mv6",
+        "--driver",
+        "macvlan",
+        "--parent",
+        &parent,
+        "--subnet",
+        "198.51.100.0/24",
+        "--gateway",
+        ocinet_integration::OUTSIDE_IP,
+        "--ip-range",
+        "198.51.100.128/25",
+        "--subnet",
+        "2001:db8:100::/64",
+        "--gateway",
+        OUTSIDE_IP6,
+        "--ip-range",
+        "2001:db8:100::8000/113",
+        "--disable-dns",
+    ]));
+    let mut server = h.spawn_outside(&["python3", "-c", &ECHO6, "::", "8081"]);
+    let spec = Spec::default().ann("io.ocinet.network", "mv6");
+    let mut a = h.start(rt, "a", &spec);
+    assert!(a.exit.is_none(), "{}", a.output());
+    let ip6 = ip6_of(&h, &a.id);
+    assert!(ip6.starts_with("2001:db8:100::8"), "{ip6}");
+    let routes = ok(h.in_container(&a.id, &["ip", "-6", "route"]));
+    assert!(
+        routes.contains(&format!("default via {OUTSIDE_IP6} dev eth0")),
+        "{routes}"
+    );
+    // No NAT: the outside sees the container's own IPv6 address, and
+    // reaches it directly.
+    let url = format!("http://[{OUTSIDE_IP6}]:8081/");
+    let mut got = String::new();
+    for _ in 0..30 {
+        let o = h.wget_from(&a.id, &url);
+        if o.status.success() {
+            got = text(&o);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(got.trim(), format!("from {ip6}"));
+    let direct = ok(h.exec_outside(&[
+        "timeout",
+        "3",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://[{ip6}]:80/"),
+    ]));
+    assert_eq!(direct.trim(), format!("hello from {}", a.id));
+    h.stop(&mut a);
+    assert_clean(&h, &a.id);
+    server.terminate();
+}
+
 both_runtimes!(
+    macvlan_carries_both_families,
     dual_stack_container_gets_both_families,
     reaches_the_outside_over_ipv6_masqueraded,
 );

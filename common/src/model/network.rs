@@ -1114,9 +1114,15 @@ pub fn find_conflict6(
             ));
         }
     }
+    // As for IPv4: a bridge's own route, or a macvlan parent's segment,
+    // is the network itself.
+    let own = |dev: &String| match candidate.driver {
+        Driver::Bridge => dev == &candidate.bridge,
+        Driver::Macvlan => Some(dev) == candidate.parent.as_ref(),
+    };
     routes
         .iter()
-        .filter(|(dst, dev)| dst.prefix_len() != 0 && dev != &candidate.bridge)
+        .filter(|(dst, dev)| dst.prefix_len() != 0 && !own(dev))
         .find(|(dst, _)| overlaps(dst, &mine))
         .map(|(dst, dev)| format!("subnet {mine} overlaps the host route {dst} on {dev}"))
 }

@@ -62,13 +62,6 @@ impl Network {
             Error::invalid("parent", "none", "--driver macvlan needs --parent IFNAME")
         })?;
         validate::ifname("parent", parent)?;
-        if let Some(v6) = self.subnet6() {
-            return Err(Error::invalid(
-                "subnet",
-                v6,
-                "IPv6 on macvlan networks is not supported yet (bridge networks carry both families)",
-            ));
-        }
         let bridge_only = [
             (
                 "bridge",

@@ -378,6 +378,9 @@ fn wire(
         e => e,
     })?;
     let link = inside::configure(ns, name, addr.addr(), addr.prefix_len(), att.gateway_v4())?;
+    if let Some(addr6) = att.ipv6_net() {
+        inside::configure6(ns, name, addr6, att.gateway6)?;
+    }
     Ok(link.mac)
 }
 
