@@ -167,7 +167,37 @@ fn macvlan_carries_both_families(rt: Runtime) {
     server.terminate();
 }
 
+/// A dual-stack network's deleted bridge comes back with both gateway
+/// addresses (`firewall reload`), and its containers reach each other over
+/// IPv6 again.
+fn a_deleted_dual_stack_bridge_is_restored_by_firewall_reload(rt: Runtime) {
+    let h = Host::new();
+    dual(&h, "ds", "10.63.0.0/24", "fd63::/64");
+    let spec = Spec::default().ann("io.ocinet.network", "ds");
+    let a = h.start(rt, "a", &spec);
+    let b = h.start(rt, "b", &spec);
+    let url = format!("http://[{}]/", ip6_of(&h, &a.id));
+    ok(h.wget_from(&b.id, &url));
+    let bridge = bridge_of(&h, "ds");
+    ok(h.exec(&["ip", "link", "del", &bridge]));
+    assert!(!h.wget_from(&b.id, &url).status.success());
+    let out = ok(h.ocinet(&["firewall", "reload"]));
+    assert!(out.contains("bridges made again: 1"), "{out}");
+    let br = ok(h.exec(&["ip", "addr", "show", "dev", &bridge]));
+    assert!(br.contains("inet6 fd63::1/64") && br.contains("inet 10.63.0.1/24"), "{br}");
+    let mut got = h.wget_from(&b.id, &url);
+    for _ in 0..30 {
+        if got.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        got = h.wget_from(&b.id, &url);
+    }
+    assert_eq!(text(&got).trim(), format!("hello from {}", a.id));
+}
+
 both_runtimes!(
+    a_deleted_dual_stack_bridge_is_restored_by_firewall_reload,
     macvlan_carries_both_families,
     dual_stack_container_gets_both_families,
     reaches_the_outside_over_ipv6_masqueraded,
