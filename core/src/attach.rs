@@ -11,7 +11,7 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
 use super::mac::check_mac;
-use super::naming::mac_for;
+use super::naming::{mac_for, mac_for6};
 use super::release;
 use crate::context::Locked;
 use crate::ipam::Lease;
@@ -28,44 +28,53 @@ pub(crate) fn lease(
 ) -> Result<Lease> {
     let (wanted, wanted6) = requested_addresses(net, req)?;
     let pool = ipam::open(&ctx.state, &net.name)?;
-    let ip = pool.allocate(net, id, wanted.map(IpAddr::V4), &req.ip_field)?;
+    let ip4 = match net.v4() {
+        Some(_) => Some(pool.allocate(net, id, wanted.map(IpAddr::V4), &req.ip_field)?),
+        None => None,
+    };
+    let give_back = |ip6: Option<Ipv6Addr>| {
+        for ip in ip4.into_iter().chain(ip6.map(IpAddr::V6)) {
+            let _ = pool.release(ip, id);
+        }
+    };
     let ip6 = match net.v6() {
         None => None,
         Some(_) => {
             killpoint::reached("leased-ipv4");
             match pool.allocate6(net, id, wanted6, &req.ip6_field) {
-                Ok(ip6) => Some((ip6, wanted6.is_some())),
+                Ok(ip6) => Some(ip6),
                 Err(e) => {
-                    let _ = pool.release(ip, id);
+                    give_back(None);
                     return Err(e);
                 }
             }
         }
     };
     killpoint::reached("leased");
-    let mac = check_mac(ctx, net, id, req, ip, host).and_then(|()| match (req.mac, ip) {
-        (Some(mac), _) => Ok(mac),
-        (None, IpAddr::V4(v4)) => Ok(mac_for(v4)),
-        // Nothing leases IPv6 addresses yet (requests of one are refused
-        // above); how an IPv6 attachment's MAC is derived comes with it.
-        (None, IpAddr::V6(_)) => Err(Error::invalid(
-            &req.ip_field,
-            ip,
-            "no MAC is derived from an IPv6 address",
+    let first = ip4.or(ip6.map(IpAddr::V6));
+    let mac = match first {
+        Some(ip) => check_mac(ctx, net, id, req, ip, host).map(|()| match (req.mac, ip) {
+            (Some(mac), _) => mac,
+            (None, IpAddr::V4(v4)) => mac_for(v4),
+            (None, IpAddr::V6(v6)) => mac_for6(v6),
+        }),
+        None => Err(Error::invalid(
+            "subnet",
+            "none",
+            format!("network {} has no subnet", net.name),
         )),
-    });
+    };
     match mac {
         Ok(mac) => Ok(Lease {
-            ip,
+            ip4: ip4.and_then(|ip| match ip {
+                IpAddr::V4(v4) => Some((v4, wanted.is_some())),
+                IpAddr::V6(_) => None,
+            }),
+            ip6: ip6.map(|ip| (ip, wanted6.is_some())),
             mac,
-            requested: wanted.is_some(),
-            ip6,
         }),
         Err(e) => {
-            let _ = pool.release(ip, id);
-            if let Some((ip6, _)) = ip6 {
-                let _ = pool.release(ip6.into(), id);
-            }
+            give_back(ip6);
             Err(e)
         }
     }
@@ -80,6 +89,13 @@ fn requested_addresses(
     let (mut v4, mut v6) = (None, None);
     for a in &req.addresses {
         match a {
+            IpAddr::V4(_) if !net.has_ipv4() => {
+                return Err(Error::invalid(
+                    &req.ip_field,
+                    a,
+                    format!("network {} is IPv6-only", net.name),
+                ))
+            }
             IpAddr::V4(ip) if v4.is_none() => v4 = Some(*ip),
             IpAddr::V4(_) => {
                 return Err(Error::invalid(

@@ -193,7 +193,7 @@ pub fn connect_locked(
     let lease = attach::lease(ctx, driver.network(), &ep.id, &req, &mut host)?;
     // The default route stays where it is; a container that had none
     // (only internal networks) gets it here.
-    let default_route = !ep.attachments.iter().any(|a| a.gateway.is_some());
+    let default_route = !ep.attachments.iter().any(|a| a.carries_default_route());
     let mut att = driver.describe(&ep.id, &interface, &lease, default_route, &[]);
     att.aliases = opts.aliases.clone();
     att.changing = ProcessId::of(std::process::id() as i32).map(|by| Changing {
@@ -203,7 +203,11 @@ pub fn connect_locked(
     ep.attachments.push(att);
     let index = ep.attachments.len() - 1;
     if let Err(e) = ctx.state.save_endpoint(&ep) {
-        let _ = ipam::open(&ctx.state, network).and_then(|p| p.release(lease.ip, &ep.id));
+        if let Ok(pool) = ipam::open(&ctx.state, network) {
+            for ip in lease.addresses() {
+                let _ = pool.release(ip, &ep.id);
+            }
+        }
         return Err(e);
     }
     killpoint::reached("recorded");
@@ -280,7 +284,7 @@ pub fn disconnect(ctx: &Context, network: &str, who: &str) -> Result<String> {
         )));
     }
     let interface = att.interface.clone();
-    let carried_route = att.gateway.is_some();
+    let carried_route = att.carries_default_route();
     release::release_attachment(ctx, &mut ep, index)?;
     tracing::info!(id = %ep.id, network, %interface, "disconnected");
     if let Err(e) = crate::resolv::refresh(ctx, &ep) {
@@ -320,13 +324,19 @@ fn hand_over_default_route(ctx: &Context, ep: &mut Endpoint) -> Result<Option<St
         let _span = tracing::debug_span!("default_route", %interface).entered();
         // Recorded first: a route the record does not name would be
         // added again by the next connect.
-        ep.attachments[i].gateway = Some(std::net::IpAddr::V4(net.gateway()));
+        let gateway = net
+            .v4()
+            .filter(|_| ep.attachments[i].ipv4().is_some())
+            .map(|v4| v4.gateway);
         let gateway6 = net
             .gateway6()
             .filter(|_| ep.attachments[i].ipv6().is_some());
+        ep.attachments[i].gateway = gateway.map(std::net::IpAddr::V4);
         ep.attachments[i].gateway6 = gateway6;
         ctx.state.save_endpoint(ep)?;
-        inner.add_default_route(net.gateway(), link.index)?;
+        if let Some(gw) = gateway {
+            inner.add_default_route(gw, link.index)?;
+        }
         if let Some(gw6) = gateway6 {
             inner.add_default_route6(gw6, link.index)?;
         }

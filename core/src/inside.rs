@@ -21,13 +21,13 @@ pub(crate) fn enter(ns: &File) -> Result<Netlink> {
 }
 
 /// `ifname`, just made in the namespace: no IPv6 autoconf (set before it
-/// comes up, so no link-local is made), up, its address, and the default
-/// route via `gateway` when there is one. Returns the link.
+/// comes up, so no link-local is made), up, its IPv4 address (none on an
+/// IPv6-only network), and the default route via `gateway` when there is
+/// one. Returns the link.
 pub(crate) fn configure(
     ns: &File,
     ifname: &str,
-    ip: Ipv4Addr,
-    prefix_len: u8,
+    v4: Option<ipnet::Ipv4Net>,
     gateway: Option<Ipv4Addr>,
 ) -> Result<Link> {
     let mut inner = enter(ns)?;
@@ -38,7 +38,9 @@ pub(crate) fn configure(
     })?;
     inner.disable_ipv6_autoconf(LinkRef::Index(link.index))?;
     inner.set_up(link.index, &format!("set {ifname} up"))?;
-    inner.add_address(link.index, ip, prefix_len)?;
+    if let Some(addr) = v4 {
+        inner.add_address(link.index, addr.addr(), addr.prefix_len())?;
+    }
     if let Some(gw) = gateway {
         inner.add_default_route(gw, link.index)?;
     }

@@ -1,57 +1,59 @@
-//! What IPAM hands an attachment: a leased address and the MAC that goes
-//! with it. Leasing itself (through `ocinet_common::ipam`, the MAC check)
+//! What IPAM hands an attachment: its leased addresses and the MAC that
+//! goes with them. Leasing itself (through `ocinet_common::ipam`, the MAC check)
 //! is `attach::lease`; this is the type every driver describes its
 //! attachments from, kept apart from the lifecycle so drivers depend on it
 //! and not on `attach`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use ocinet_common::model::Network;
 
-/// An address leased for an attachment, and the MAC it will have.
+/// The addresses leased for an attachment, one per family of its
+/// network, and the MAC it will have.
 pub struct Lease {
-    pub ip: IpAddr,
+    /// The IPv4 address (none on an IPv6-only network), and whether it was
+    /// asked for (a free one found by the allocator moves its cursor once
+    /// recorded).
+    pub ip4: Option<(Ipv4Addr, bool)>,
+    /// The IPv6 address on a network with an IPv6 subnet, and whether it
+    /// was asked for.
+    pub ip6: Option<(Ipv6Addr, bool)>,
     pub mac: [u8; 6],
-    /// Whether the address was asked for (a free one found by the
-    /// allocator moves its cursor once recorded).
-    pub requested: bool,
-    /// The IPv6 address on a dual-stack network, and whether it was
-    /// asked for.
-    pub ip6: Option<(std::net::Ipv6Addr, bool)>,
 }
 
 impl Lease {
+    /// The leased addresses, IPv4 first.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self.ip4.map(|(ip, _)| IpAddr::V4(ip));
+        v4.into_iter().chain(self.ip6.map(|(ip, _)| IpAddr::V6(ip)))
+    }
+
     /// Every leased address with its subnet's prefix length, IPv4 first.
     pub fn nets(&self, net: &Network) -> Vec<IpNet> {
-        let mut out = vec![self.net(net)];
-        if let Some((ip6, _)) = self.ip6 {
-            let prefix = net.subnet6().map_or(128, |s| s.prefix_len());
-            out.push(IpNet::new(ip6.into(), prefix).unwrap_or_else(|_| IpAddr::V6(ip6).into()));
-        }
-        out
+        self.addresses()
+            .map(|ip| {
+                let prefix = net
+                    .subnets
+                    .iter()
+                    .map(|s| s.subnet)
+                    .find(|s| s.contains(&ip))
+                    .map_or(host_prefix(ip), |s| s.prefix_len());
+                IpNet::new(ip, prefix).unwrap_or_else(|_| ip.into())
+            })
+            .collect()
     }
 
     /// The addresses the allocator found itself (not asked for), whose
     /// family's cursor moves past them once recorded.
     pub fn found(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        let v4 = (!self.requested).then_some(self.ip);
+        let v4 = self
+            .ip4
+            .and_then(|(ip, requested)| (!requested).then_some(IpAddr::V4(ip)));
         let v6 = self
             .ip6
             .and_then(|(ip, requested)| (!requested).then_some(IpAddr::V6(ip)));
         v4.into_iter().chain(v6)
-    }
-
-    /// The address with the prefix length of the network's subnet of its
-    /// family (the host route alone when the network has none).
-    pub fn net(&self, net: &Network) -> IpNet {
-        let prefix = net
-            .subnets
-            .iter()
-            .map(|s| s.subnet)
-            .find(|s| s.contains(&self.ip))
-            .map_or(host_prefix(self.ip), |s| s.prefix_len());
-        IpNet::new(self.ip, prefix).unwrap_or_else(|_| self.ip.into())
     }
 }
 

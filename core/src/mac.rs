@@ -44,7 +44,8 @@ pub(crate) fn check_mac(
     }
     if mac[..2] == [0x02, 0x6f] {
         let derived_for = Ipv4Addr::new(mac[2], mac[3], mac[4], mac[5]);
-        if IpAddr::V4(derived_for) != ip && net.subnet().contains(&derived_for) {
+        let in_subnet = net.v4().is_some_and(|v4| v4.subnet.contains(&derived_for));
+        if IpAddr::V4(derived_for) != ip && in_subnet {
             let holder = ipam::open(&ctx.state, &net.name)?
                 .leases()?
                 .remove(&derived_for.into());

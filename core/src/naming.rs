@@ -41,6 +41,17 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x6f, o[0], o[1], o[2], o[3]]
 }
 
+/// The MAC of an IPv6-only attachment: derived from the address's last
+/// four bytes under another prefix (02:6e) than IPv4's, so the two never
+/// meet. A network's addresses differ in their last four bytes unless
+/// its IPv6 range is wider than a /96; a wider one may derive one MAC for
+/// two addresses, which the MAC owner map refuses at setup (the kernel
+/// holds each MAC to one port of a bridge) rather than letting it pass.
+pub fn mac_for6(ip: std::net::Ipv6Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x6e, o[12], o[13], o[14], o[15]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,20 +72,24 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
         return Err(Error::Conflict(format!("network {name} already exists")));
     }
     let kind = drivers::kind(req.driver);
-    let subnet = match req.subnet {
-        Some(s) => s,
-        None => kind.default_subnet(ctx, &mut nl)?,
-    };
     kind.refuse(req)?;
-    let base = Network::new(
-        name,
-        subnet,
-        req.gateway,
-        req.ip_range,
-        req.bridge.as_deref(),
-        req.mtu,
-        req.internal,
-    )?;
+    let base = if req.ipv6_only {
+        Network::without_subnets(name, req.bridge.as_deref(), req.mtu, req.internal)
+    } else {
+        let subnet = match req.subnet {
+            Some(s) => s,
+            None => kind.default_subnet(ctx, &mut nl)?,
+        };
+        Network::new(
+            name,
+            subnet,
+            req.gateway,
+            req.ip_range,
+            req.bridge.as_deref(),
+            req.mtu,
+            req.internal,
+        )?
+    };
     let mut net = Network {
         driver: req.driver,
         parent: req.parent.clone(),
@@ -141,7 +145,8 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
     check_conflicts(ctx, &net, &mut nl)?;
     kind.check_host(ctx, &mut nl, &mut net, req.mtu)?;
     ctx.config.save(&net)?;
-    tracing::info!(network = name, driver = net.driver.as_str(), subnet = %net.subnet(), "network created");
+    let subnets: Vec<String> = net.subnets.iter().map(|s| s.subnet.to_string()).collect();
+    tracing::info!(network = name, driver = net.driver.as_str(), subnets = %subnets.join(","), "network created");
     Ok(net)
 }
 

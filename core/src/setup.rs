@@ -247,7 +247,7 @@ fn join_networks(
         let (all, _) = ctx.config.list();
         if let Some((ip, n)) = s.iter().find_map(|ip| {
             all.iter()
-                .find(|n| n.subnet().contains(ip))
+                .find(|n| n.v4().is_some_and(|v4| v4.subnet.contains(ip)))
                 .map(|n| (ip, n))
         }) {
             return Err(Error::invalid(

@@ -184,7 +184,10 @@ fn a_deleted_dual_stack_bridge_is_restored_by_firewall_reload(rt: Runtime) {
     let out = ok(h.ocinet(&["firewall", "reload"]));
     assert!(out.contains("bridges made again: 1"), "{out}");
     let br = ok(h.exec(&["ip", "addr", "show", "dev", &bridge]));
-    assert!(br.contains("inet6 fd63::1/64") && br.contains("inet 10.63.0.1/24"), "{br}");
+    assert!(
+        br.contains("inet6 fd63::1/64") && br.contains("inet 10.63.0.1/24"),
+        "{br}"
+    );
     let mut got = h.wget_from(&b.id, &url);
     for _ in 0..30 {
         if got.status.success() {
@@ -196,7 +199,67 @@ fn a_deleted_dual_stack_bridge_is_restored_by_firewall_reload(rt: Runtime) {
     assert_eq!(text(&got).trim(), format!("hello from {}", a.id));
 }
 
+/// IPv6-only networks: `--ipv4=false --ipv6`, or only an IPv6 subnet.
+/// Containers have no IPv4 address at all, and reach each other and the
+/// host over IPv6.
+fn ipv6_only_containers_have_no_ipv4(rt: Runtime) {
+    let h = Host::new();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "six",
+        "--ipv4=false",
+        "--ipv6",
+        "--disable-dns",
+    ]));
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "six2",
+        "--subnet",
+        "fd65::/64",
+        "--disable-dns",
+    ]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "six2"]))).expect("json");
+    assert_eq!(v[0]["EnableIPv4"], false, "{v}");
+    assert_eq!(v[0]["EnableIPv6"], true, "{v}");
+    assert_eq!(
+        v[0]["IPAM"]["Config"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    let spec = Spec::default().ann("io.ocinet.network", "six2");
+    let mut a = h.start(rt, "a", &spec);
+    assert!(a.exit.is_none(), "{}", a.output());
+    let b = h.start(rt, "b", &spec);
+    let att = attachment(&h, &a.id);
+    assert!(att["ip"].is_null(), "{att}");
+    assert_eq!(att["address6"], "fd65::2/64", "{att}");
+    assert_eq!(att["default_route"], true, "{att}");
+    let v4 = ok(h.in_container(&a.id, &["ip", "-4", "addr", "show", "dev", "eth0"]));
+    assert!(!v4.contains("inet "), "{v4}");
+    let routes = ok(h.in_container(&a.id, &["ip", "-6", "route"]));
+    assert!(routes.contains("default via fd65::1 dev eth0"), "{routes}");
+    let got = ok(h.wget_from(&b.id, &format!("http://[{}]/", ip6_of(&h, &a.id))));
+    assert_eq!(got.trim(), format!("hello from {}", a.id));
+    let br = ok(h.exec(&["ip", "-4", "addr", "show", "dev", &bridge_of(&h, "six2")]));
+    assert!(!br.contains("inet "), "{br}");
+    // Static addresses: an IPv4 one is refused naming the network.
+    let bad = h.start(
+        rt,
+        "bad",
+        &Spec::default()
+            .ann("io.ocinet.network", "six2")
+            .ann("io.ocinet.ip", "10.65.0.5"),
+    );
+    assert!(bad.exit.is_some());
+    h.stop(&mut a);
+    assert_clean(&h, &a.id);
+}
+
 both_runtimes!(
+    ipv6_only_containers_have_no_ipv4,
     a_deleted_dual_stack_bridge_is_restored_by_firewall_reload,
     macvlan_carries_both_families,
     dual_stack_container_gets_both_families,

@@ -122,8 +122,16 @@ fn malformed_ipv6_networks_are_refused_by_name() {
             "fd70::1",
         ),
         (&["--ipv4=false"], "ipv4", "false"),
-        (&["--ipv4=false", "--ipv6"], "ipv4", "false"),
-        (&["--subnet", "fd70::/64"], "subnet", "fd70::/64"),
+        (
+            &["--ipv4=false", "--subnet", "10.70.0.0/24", "--ipv6"],
+            "subnet",
+            "10.70.0.0/24",
+        ),
+        (
+            &["--subnet", "fd70::/64", "--gateway", "10.70.0.1"],
+            "gateway",
+            "10.70.0.1",
+        ),
         (
             &[
                 "--subnet",

@@ -640,20 +640,21 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     let mut out = vec![
         (SET_BRIDGES, json!(n.bridge)),
         (SET_BRIDGE_SELF, json!({"concat": [n.bridge, n.bridge]})),
-        (SET_OWN_SOURCES, prefix(&n.subnet())),
     ];
+    // An IPv6-only network has no IPv4 subnet to name.
+    let v4 = n.v4().map(|v| v.subnet);
+    out.extend(v4.iter().map(|s| (SET_OWN_SOURCES, prefix(s))));
     if n.internal {
         out.push((SET_INTERNAL_BRIDGES, json!(n.bridge)));
     } else {
         if n.gateway_mode == crate::model::network::GatewayMode::Nat {
             out.push((SET_PROTECTED_BRIDGES, json!(n.bridge)));
         }
-        out.push((SET_MASQ_SUBNETS, prefix(&n.subnet())));
-        for cidr in &n.no_masquerade {
-            out.push((
-                SET_NO_MASQ,
-                json!({"concat": [prefix(&n.subnet()), prefix(cidr)]}),
-            ));
+        if let Some(v4) = &v4 {
+            out.push((SET_MASQ_SUBNETS, prefix(v4)));
+            for cidr in &n.no_masquerade {
+                out.push((SET_NO_MASQ, json!({"concat": [prefix(v4), prefix(cidr)]})));
+            }
         }
     }
     out

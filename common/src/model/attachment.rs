@@ -124,6 +124,12 @@ impl Attachment {
         }
     }
 
+    /// Whether this attachment carries the container's default route (of
+    /// either family).
+    pub fn carries_default_route(&self) -> bool {
+        self.gateway.is_some() || self.gateway6.is_some()
+    }
+
     /// The recorded MAC as bytes.
     pub fn mac_bytes(&self) -> crate::Result<Option<[u8; 6]>> {
         self.mac

@@ -290,6 +290,21 @@ impl Subnet {
     }
 }
 
+/// A network's IPv4 subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4 {
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub ip_range: Option<Ipv4Net>,
+}
+
+impl V4 {
+    /// Where addresses are handed out from.
+    pub fn range(&self) -> Ipv4Net {
+        self.ip_range.unwrap_or(self.subnet)
+    }
+}
+
 /// A network's IPv6 subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct V6 {
@@ -347,10 +362,27 @@ impl Network {
         self
     }
 
-    /// The IPv4 subnet: (subnet, gateway, range). A network without one
-    /// is refused by `validate` and on loading; the zero values stand in
-    /// for it only in a definition being validated.
-    fn v4(&self) -> (Ipv4Net, Ipv4Addr, Option<Ipv4Net>) {
+    /// The IPv4 subnet, unless the network is IPv6-only.
+    pub fn v4(&self) -> Option<V4> {
+        self.subnets
+            .iter()
+            .find_map(Subnet::as_ipv4)
+            .map(|(subnet, gateway, ip_range)| V4 {
+                subnet,
+                gateway,
+                ip_range,
+            })
+    }
+
+    /// Whether the network has an IPv4 subnet.
+    pub fn has_ipv4(&self) -> bool {
+        self.v4().is_some()
+    }
+
+    /// The IPv4 subnet: (subnet, gateway, range), for the accessors below,
+    /// which are for networks with an IPv4 subnet (callers that may see an
+    /// IPv6-only one ask `v4()`); zero values stand in otherwise.
+    fn v4_parts(&self) -> (Ipv4Net, Ipv4Addr, Option<Ipv4Net>) {
         self.subnets.iter().find_map(Subnet::as_ipv4).unwrap_or((
             Ipv4Net::default(),
             Ipv4Addr::UNSPECIFIED,
@@ -360,17 +392,17 @@ impl Network {
 
     /// The IPv4 subnet.
     pub fn subnet(&self) -> Ipv4Net {
-        self.v4().0
+        self.v4_parts().0
     }
 
     /// The IPv4 subnet's gateway (the bridge's address).
     pub fn gateway(&self) -> Ipv4Addr {
-        self.v4().1
+        self.v4_parts().1
     }
 
     /// Where IPv4 addresses are handed out from, if narrower than the subnet.
     pub fn ip_range(&self) -> Option<Ipv4Net> {
-        self.v4().2
+        self.v4_parts().2
     }
 
     /// The same network with `subnet` (and its first address as gateway)
@@ -457,23 +489,53 @@ impl Network {
         Ok(net)
     }
 
+    /// A network without subnets yet, for `with_ipv6` (an IPv6-only
+    /// network); `validate` refuses it until it has one.
+    pub fn without_subnets(
+        name: &str,
+        bridge: Option<&str>,
+        mtu: Option<u32>,
+        internal: bool,
+    ) -> Self {
+        Network {
+            name: name.into(),
+            subnets: Vec::new(),
+            bridge: bridge
+                .map(str::to_string)
+                .unwrap_or_else(|| bridge_name_for(name)),
+            mtu: mtu.unwrap_or(DEFAULT_MTU),
+            internal,
+            gateway_mode: GatewayMode::Nat,
+            aux_addresses: BTreeMap::new(),
+            dns_address: None,
+            no_masquerade: Vec::new(),
+            host_binding_ip: None,
+            driver: Driver::Bridge,
+            parent: None,
+            macvlan_mode: None,
+            dns: false,
+            dns_upstreams: Vec::new(),
+            dns_rate_limit: None,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         validate::name("network name", &self.name)?;
         match self.subnets.as_slice() {
-            [v4] | [v4, _] if v4.as_ipv4().is_none() => {
-                return Err(Error::invalid(
-                    "subnet",
-                    v4.subnet,
-                    "IPv6-only networks are not supported yet: give an IPv4 subnet too (with an IPv4 gateway)",
-                ))
-            }
+            [] => return Err(Error::invalid("subnet", "none", "a network needs a subnet")),
+            [v6] if v6.as_ipv6().is_some() => self.validate_v6(v6)?,
+            [v4] | [v4, _] if v4.as_ipv4().is_none() => return Err(Error::invalid(
+                "subnet",
+                v4.subnet,
+                "must be an IPv4 subnet with an IPv4 gateway, or an IPv6 one with an IPv6 gateway",
+            )),
             [_] => {}
             [_, v6] => self.validate_v6(v6)?,
             all => {
                 return Err(Error::invalid(
                     "subnets",
                     all.len(),
-                    "a network has one IPv4 subnet and at most one IPv6 subnet",
+                    "a network has at most one IPv4 subnet (first) and one IPv6 subnet",
                 ))
             }
         }
@@ -520,6 +582,8 @@ impl Network {
                 ));
             } else if self.driver != Driver::Bridge {
                 Some("only applies to bridge networks (a macvlan network has no NAT)")
+            } else if !self.has_ipv4() {
+                Some("is IPv4, and the network has no IPv4 subnet")
             } else if self.internal {
                 Some("does nothing on an --internal network: nothing leaves it")
             } else if c.trunc() != *c {
@@ -531,43 +595,48 @@ impl Network {
                 return Err(Error::invalid("no-masquerade", c, why));
             }
         }
-        if self.subnet().prefix_len() > 30 {
-            return Err(Error::invalid(
-                "subnet",
-                self.subnet(),
-                "must be /30 or larger",
-            ));
-        }
-        if self.subnet().prefix_len() < 8 {
-            return Err(Error::invalid(
-                "subnet",
-                self.subnet(),
-                "must be /8 or smaller",
-            ));
-        }
-        let gw = self.gateway();
-        if !self.subnet().contains(&gw)
-            || gw == self.subnet().network()
-            || gw == self.subnet().broadcast()
-        {
-            return Err(Error::invalid(
-                "gateway",
-                gw,
-                format!("must be a host address in {}", self.subnet()),
-            ));
-        }
-        if let Some(r) = self.ip_range() {
-            if r.trunc() != r || !self.subnet().contains(&r) {
+        if self.has_ipv4() {
+            if self.subnet().prefix_len() > 30 {
                 return Err(Error::invalid(
-                    "ip-range",
-                    r,
-                    format!("must be a network inside {}", self.subnet()),
+                    "subnet",
+                    self.subnet(),
+                    "must be /30 or larger",
                 ));
+            }
+            if self.subnet().prefix_len() < 8 {
+                return Err(Error::invalid(
+                    "subnet",
+                    self.subnet(),
+                    "must be /8 or smaller",
+                ));
+            }
+            let gw = self.gateway();
+            if !self.subnet().contains(&gw)
+                || gw == self.subnet().network()
+                || gw == self.subnet().broadcast()
+            {
+                return Err(Error::invalid(
+                    "gateway",
+                    gw,
+                    format!("must be a host address in {}", self.subnet()),
+                ));
+            }
+            if let Some(r) = self.ip_range() {
+                if r.trunc() != r || !self.subnet().contains(&r) {
+                    return Err(Error::invalid(
+                        "ip-range",
+                        r,
+                        format!("must be a network inside {}", self.subnet()),
+                    ));
+                }
             }
         }
         for (name, ip) in &self.aux_addresses {
             validate::name("aux-address name", name)?;
             let why = match *ip {
+                IpAddr::V4(_) if !self.has_ipv4() => {
+                    Some("is IPv4, and the network has no IPv4 subnet".into())
+                }
                 IpAddr::V4(ip) if !self.subnet().contains(&ip) => {
                     Some(format!("is outside the subnet {}", self.subnet()))
                 }
@@ -695,6 +764,9 @@ impl Network {
     /// Whether `ip` may be leased: inside the subnet and not its network,
     /// broadcast or gateway address.
     pub fn assignable(&self, ip: Ipv4Addr) -> std::result::Result<(), String> {
+        if !self.has_ipv4() {
+            return Err(format!("network {} has no IPv4 subnet", self.name));
+        }
         if !self.subnet().contains(&ip) {
             return Err(format!("is outside the subnet {}", self.subnet()));
         }
@@ -732,7 +804,7 @@ impl Network {
     /// The address a macvlan network's resolver takes when none is given:
     /// the highest of its range that nothing else has.
     pub fn default_dns_address(&self) -> Option<Ipv4Addr> {
-        let r = self.range();
+        let r = self.v4()?.range();
         let (lo, hi) = (u32::from(r.network()), u32::from(r.broadcast()));
         (lo + 1..hi)
             .rev()
@@ -1057,12 +1129,13 @@ pub fn find_conflict(
         } else {
             format!("network {}", n.name)
         };
-        if overlaps(&n.subnet(), &candidate.subnet()) {
-            return Some(format!(
-                "subnet {} overlaps {whose} ({})",
-                candidate.subnet(),
-                n.subnet()
-            ));
+        if let (Some(theirs), Some(mine)) = (n.v4(), candidate.v4()) {
+            if overlaps(&theirs.subnet, &mine.subnet) {
+                return Some(format!(
+                    "subnet {} overlaps {whose} ({})",
+                    mine.subnet, theirs.subnet
+                ));
+            }
         }
         if n.driver == Driver::Bridge
             && candidate.driver == Driver::Bridge
@@ -1081,7 +1154,7 @@ pub fn find_conflict(
             Driver::Bridge => dev == &candidate.bridge,
             Driver::Macvlan => Some(dev) == candidate.parent.as_ref(),
         };
-        if dst.prefix_len() == 0 || own {
+        if dst.prefix_len() == 0 || own || !candidate.has_ipv4() {
             continue;
         }
         if overlaps(dst, &candidate.subnet()) {
@@ -1096,7 +1169,7 @@ pub fn find_conflict(
     None
 }
 
-/// `find_conflict` for the IPv6 subnet of a dual-stack `candidate`:
+/// `find_conflict` for the IPv6 subnet of `candidate`:
 /// against the other networks' IPv6 subnets and the host's IPv6 routes
 /// (destination, device), its own bridge's excepted.
 pub fn find_conflict6(

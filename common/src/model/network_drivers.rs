@@ -12,6 +12,13 @@ impl Network {
     /// about the way in on an internal network.
     pub(super) fn validate_bridge(&self) -> Result<()> {
         validate::ifname("bridge", &self.bridge)?;
+        if self.dns && !self.has_ipv4() {
+            return Err(Error::invalid(
+                "dns",
+                "on",
+                "name resolution on IPv6-only networks is not supported yet: pass --disable-dns",
+            ));
+        }
         // Nothing gets in or out of an internal network: options
         // about the way in would do nothing.
         if self.internal {
@@ -83,6 +90,13 @@ impl Network {
                 *flag,
                 value,
                 "only applies to bridge networks: a macvlan network has no bridge, no NAT and no published ports",
+            ));
+        }
+        if self.dns && !self.has_ipv4() {
+            return Err(Error::invalid(
+                "dns",
+                "on",
+                "name resolution on an IPv6-only macvlan network is not supported yet (its resolver is reached at an IPv4 address on the segment): pass --disable-dns",
             ));
         }
         if self.dns {

@@ -52,10 +52,11 @@ pub struct NetworkWire {
 
 impl From<Network> for NetworkWire {
     fn from(n: Network) -> Self {
+        let v4 = n.v4();
         NetworkWire {
-            subnet: Some(n.subnet()),
-            gateway: Some(n.gateway()),
-            ip_range: n.ip_range(),
+            subnet: v4.map(|v| v.subnet),
+            gateway: v4.map(|v| v.gateway),
+            ip_range: v4.and_then(|v| v.ip_range),
             subnets: n.subnets,
             name: n.name,
             bridge: n.bridge,
@@ -83,11 +84,24 @@ impl TryFrom<NetworkWire> for Network {
         let (subnet, gateway, ip_range) = match (w.subnets.as_slice(), w.subnet) {
             ([], None) => return Err("no subnet".into()),
             ([], Some(s)) => (s, w.gateway.ok_or("subnet without a gateway")?, w.ip_range),
+            ([v6], None) if v6.subnet.addr().is_ipv6() => {
+                // IPv6-only: no flat IPv4 fields (the previous release
+                // refuses the definition, as it must: it has no IPv6).
+                let w1 = NetworkWire {
+                    subnets: Vec::new(),
+                    subnet: Some(Ipv4Net::default()),
+                    gateway: Some(Ipv4Addr::UNSPECIFIED),
+                    ..w
+                };
+                let mut n = Network::try_from(w1)?;
+                n.subnets = vec![v6.clone()];
+                return Ok(n);
+            }
             ([one], flat) => {
                 let v4 = |n: IpNet| match n {
                     IpNet::V4(n) => Ok(n),
                     IpNet::V6(n) => Err(format!(
-                        "subnet {n}: IPv6-only networks are not supported yet"
+                        "subnets ({n}, IPv6 only) and subnet (IPv4) disagree"
                     )),
                 };
                 let s = v4(one.subnet)?;
@@ -200,6 +214,24 @@ mod tests {
         assert_eq!(v["subnet"], "10.87.0.0/16");
         assert_eq!(v["subnets"][1]["subnet"], "fd00:1::/64");
         assert_eq!(v["subnets"][1]["gateway"], "fd00:1::1");
+        assert_eq!(serde_json::from_value::<Network>(v).unwrap(), n);
+    }
+
+    #[test]
+    fn an_ipv6_only_network_has_no_flat_ipv4_fields() {
+        let n = Network::without_subnets("six", None, None, false).with_ipv6(
+            "fd00:6::/64".parse().unwrap(),
+            None,
+            None,
+        );
+        n.validate().unwrap();
+        assert!(!n.has_ipv4());
+        let v = serde_json::to_value(&n).unwrap();
+        assert!(
+            v.get("subnet").is_none() && v.get("gateway").is_none(),
+            "{v}"
+        );
+        assert_eq!(v["subnets"][0]["subnet"], "fd00:6::/64");
         assert_eq!(serde_json::from_value::<Network>(v).unwrap(), n);
     }
 

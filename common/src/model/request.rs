@@ -114,6 +114,9 @@ pub struct NetworkRequest {
     pub ip_range6: Option<ipnet::Ipv6Net>,
     /// `--ipv6`: dual stack (implied by an IPv6 subnet).
     pub ipv6: bool,
+    /// No IPv4 on the network (`--ipv4=false`, or only IPv6 subnets
+    /// given): IPv6-only.
+    pub ipv6_only: bool,
     pub bridge: Option<String>,
     /// `None`: 1500 for a bridge, the parent's MTU for macvlan.
     pub mtu: Option<u32>,
@@ -138,9 +141,8 @@ impl NetworkRequest {
     /// The request with `--subnet`, `--gateway` and `--ip-range` sorted by
     /// family (each at most once per family, a gateway or range only with
     /// a subnet of its family, or with `--ipv6` for the IPv6 gateway and
-    /// range of the /64 taken for it), and `--ipv4`/`--ipv6`. An
-    /// IPv6-only network (`--ipv4=false`, or only IPv6 subnets) is refused
-    /// for now, naming what asked for it.
+    /// range of the /64 taken for it), and `--ipv4`/`--ipv6`:
+    /// `--ipv4=false`, or only IPv6 subnets, make an IPv6-only network.
     pub fn with_families(
         mut self,
         subnets: &[ipnet::IpNet],
@@ -185,27 +187,29 @@ impl NetworkRequest {
             }
         }
         self.ipv6 = ipv6 || self.subnet6.is_some();
-        if !ipv4 {
-            if let Some(s) = self.subnet {
+        // Only IPv6 subnets given, or --ipv4=false: IPv6-only (Docker 28's
+        // `--ipv4=false --ipv6`).
+        self.ipv6_only = !ipv4 || (self.subnet.is_none() && self.subnet6.is_some());
+        if self.ipv6_only {
+            let v4 = self
+                .subnet
+                .map(|s| ("subnet", s.to_string()))
+                .or(self.gateway.map(|g| ("gateway", g.to_string())))
+                .or(self.ip_range.map(|r| ("ip-range", r.to_string())));
+            if let Some((field, value)) = v4 {
                 return Err(Error::invalid(
-                    "subnet",
-                    s,
+                    field,
+                    value,
                     "is IPv4, and --ipv4=false asks for no IPv4",
                 ));
             }
-            let why = if self.ipv6 {
-                "IPv6-only networks are not supported yet: leave IPv4 on for a dual-stack network"
-            } else {
-                "leaves the network no address family: give --ipv6 (IPv6-only networks are not supported yet)"
-            };
-            return Err(Error::invalid("ipv4", "false", why));
-        }
-        if self.subnet.is_none() && self.subnet6.is_some() {
-            return Err(Error::invalid(
-                "subnet",
-                self.subnet6.map(|s| s.to_string()).unwrap_or_default(),
-                "IPv6-only networks are not supported yet: give an IPv4 --subnet too, or none for a free one",
-            ));
+            if !self.ipv6 {
+                return Err(Error::invalid(
+                    "ipv4",
+                    "false",
+                    "leaves the network no address family: give --ipv6 or an IPv6 --subnet",
+                ));
+            }
         }
         if !self.ipv6 {
             let stray = self

@@ -327,6 +327,12 @@ impl Ipam for Pool {
     /// and the leases in it; static addresses outside `--ip-range` take
     /// nothing from the range's free pool.
     fn fill(&self, net: &Network) -> Result<Fill> {
+        if !net.has_ipv4() {
+            return Ok(Fill {
+                allocated: 0,
+                free: 0,
+            });
+        }
         let range = net.range();
         let size =
             u64::from(u32::from(range.broadcast())) - u64::from(u32::from(range.network())) + 1;

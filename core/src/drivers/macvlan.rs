@@ -74,8 +74,11 @@ impl NetworkKind for Macvlan {
         let mode = req.macvlan_mode.unwrap_or_default();
         net.bridge = String::new();
         net.macvlan_mode = Some(mode);
+        // An IPv6-only network has no IPv4 address for the resolver's
+        // shim: name resolution there only when asked (and then refused
+        // by `validate`, naming why).
         net.dns = !req.disable_dns
-            && (mode == MacvlanMode::Bridge
+            && ((mode == MacvlanMode::Bridge && net.has_ipv4())
                 || !req.dns_upstreams.is_empty()
                 || req.dns_rate_limit.is_some()
                 || req.dns_address.is_some());
@@ -357,9 +360,6 @@ fn wire(
 ) -> Result<Vec<u8>> {
     let name = att.interface.as_str();
     let mac = att.mac_bytes()?.unwrap_or_default();
-    let addr = att
-        .ipv4_net()
-        .ok_or_else(|| Error::Conflict(format!("attachment {name} has no IPv4 address")))?;
     // A sub-interface cannot be larger than its parent (EINVAL): a parent
     // made smaller since the network was created caps it.
     let mtu = net.mtu.min(parent.mtu);
@@ -377,7 +377,7 @@ fn wire(
         }
         e => e,
     })?;
-    let link = inside::configure(ns, name, addr.addr(), addr.prefix_len(), att.gateway_v4())?;
+    let link = inside::configure(ns, name, att.ipv4_net(), att.gateway_v4())?;
     if let Some(addr6) = att.ipv6_net() {
         inside::configure6(ns, name, addr6, att.gateway6)?;
     }

@@ -117,7 +117,10 @@ pub(crate) fn described(
     let route = default_route && !net.internal;
     Attachment {
         addresses: lease.nets(net),
-        gateway: route.then_some(std::net::IpAddr::V4(net.gateway())),
+        gateway: net
+            .v4()
+            .filter(|_| route && lease.ip4.is_some())
+            .map(|v4| std::net::IpAddr::V4(v4.gateway)),
         gateway6: net.gateway6().filter(|_| route && lease.ip6.is_some()),
         mac: Some(ocinet_common::validate::format_mac(&lease.mac)),
         ..Attachment::new(&net.name, interface)

@@ -178,7 +178,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
                     "HostInterface": a.host_veth,
                     "Interface": a.interface,
                     "Aliases": a.aliases,
-                    "DefaultRoute": a.gateway.is_some(),
+                    "DefaultRoute": a.carries_default_route(),
                     "NetworkNamespace": e.netns_link,
                     "State": match health.get(&(e.id.clone(), name.to_string())) {
                         Some(h) if *h != Health::Ok => h.as_str().to_string(),
@@ -216,7 +216,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "Name": net.name,
         "Driver": net.driver.as_str(),
         "Internal": net.internal,
-        "EnableIPv4": true,
+        "EnableIPv4": net.has_ipv4(),
         "EnableIPv6": net.v6().is_some(),
         "DNSEnabled": net.dns,
         "DNSUpstreams": net.dns_upstreams,

@@ -93,7 +93,7 @@ pub fn run(ctx: &Context, as_json: bool) -> Result<String> {
                         "mac": a.mac,
                         "host_interface": a.host_veth,
                         "parent": a.parent,
-                        "default_route": a.gateway.is_some(),
+                        "default_route": a.carries_default_route(),
                         "aliases": a.aliases,
                         "ports": a.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                         "state": state_of(e, a),

@@ -52,7 +52,9 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
     if !link.up {
         nl.set_up(link.index, &format!("set {} up", net.bridge))?;
     }
-    nl.add_address(link.index, net.gateway(), net.subnet().prefix_len())?;
+    if let Some(v4) = net.v4() {
+        nl.add_address(link.index, v4.gateway, v4.subnet.prefix_len())?;
+    }
     if let Some(v6) = net.v6() {
         sysctl::enable_ipv6_on(&net.bridge)?;
         nl.add_address6(link.index, v6.gateway, v6.subnet.prefix_len())?;
@@ -60,7 +62,7 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
             sysctl::enable_ipv6_forwarding()?;
         }
     }
-    if !net.internal {
+    if !net.internal && net.has_ipv4() {
         sysctl::enable_ipv4_forwarding()?;
         // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced
         // packets be routed out of the bridge (they are masqueraded there).

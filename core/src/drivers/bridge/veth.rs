@@ -48,16 +48,7 @@ pub(crate) fn wire_container(
         )?;
     }
 
-    let addr = att
-        .ipv4_net()
-        .ok_or_else(|| Error::Conflict(format!("attachment {inside_name} has no IPv4 address")))?;
-    inside::configure(
-        ns,
-        &inside_name,
-        addr.addr(),
-        addr.prefix_len(),
-        att.gateway_v4(),
-    )?;
+    inside::configure(ns, &inside_name, att.ipv4_net(), att.gateway_v4())?;
     if let Some(addr6) = att.ipv6_net() {
         inside::configure6(ns, &inside_name, addr6, att.gateway6)?;
     }
