@@ -22,8 +22,10 @@ use crate::networks;
 /// What `connect` asks for besides the network and the container.
 #[derive(Debug, Default, Clone)]
 pub struct ConnectOptions {
-    /// Static addresses on the network (`--ip`).
+    /// Static addresses on the network (`--ip`, `--ip6`), one per family.
     pub addresses: Vec<std::net::IpAddr>,
+    /// The flag an IPv6 one came from, for errors (empty: `--ip6`).
+    pub ip6_field: String,
     pub aliases: Vec<String>,
     /// Where the aliases came from, for errors (empty: `--alias`).
     pub aliases_field: String,
@@ -186,7 +188,11 @@ pub fn connect_locked(
     let req = AttachmentRequest {
         addresses: opts.addresses.clone(),
         ip_field: "--ip".into(),
-        ip6_field: "--ip6".into(),
+        ip6_field: if opts.ip6_field.is_empty() {
+            "--ip6".into()
+        } else {
+            opts.ip6_field.clone()
+        },
         aliases: opts.aliases.clone(),
         ..AttachmentRequest::new(network)
     };

@@ -156,7 +156,9 @@ fn parse_aux_addresses(entries: &[String]) -> Result<BTreeMap<String, IpAddr>> {
     for e in entries {
         let bad = |why: &str| Error::invalid("aux-address", e, why);
         let (name, ip) = e.split_once('=').ok_or_else(|| bad("must be NAME=IP"))?;
-        let ip: IpAddr = ip.parse().map_err(|_| bad("not an IP address after ="))?;
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| bad("not an IPv4 address (nor an IPv6 one) after ="))?;
         if let Some((other, _)) = out.iter().find(|(_, a)| **a == ip) {
             return Err(bad(&format!("{ip} is already given as {other}")));
         }

@@ -227,9 +227,10 @@ pub enum NetworkCommand {
         network: String,
         /// The runtime's container id, or the container's ocinet name.
         container: String,
-        /// Static IPv4 address on this network.
+        /// Static address on this network (IPv4; an IPv6 one is taken as
+        /// --ip6).
         #[arg(long, value_name = "IP")]
-        ip: Option<std::net::Ipv4Addr>,
+        ip: Option<std::net::IpAddr>,
         /// Static IPv6 address on this network (a dual-stack one).
         #[arg(long, value_name = "IP")]
         ip6: Option<std::net::Ipv6Addr>,

@@ -105,6 +105,7 @@ pub fn run(
                 &inv.container_id,
                 &ConnectOptions {
                     addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
+                    ip6_field: String::new(),
                     aliases: conf.wanted.aliases.clone(),
                     aliases_field: "runtimeConfig.aliases".into(),
                     interface: Some(inv.ifname.clone()),

@@ -74,10 +74,15 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             container,
             &connect::ConnectOptions {
                 addresses: ip
-                    .map(std::net::IpAddr::V4)
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .chain(ip6.map(std::net::IpAddr::V6))
                     .collect(),
+                ip6_field: if ip.is_some_and(|a| a.is_ipv6()) {
+                    "--ip".into()
+                } else {
+                    String::new()
+                },
                 aliases: alias.clone(),
                 aliases_field: "--alias".into(),
                 interface: None,
