@@ -6,12 +6,19 @@
 use std::time::Duration;
 
 use ocinet_integration::{
-    answers, both_runtimes, ok, text, Host, Proc, Runtime, Spec, HOST_LINK_IP,
+    answers, assert_clean, both_runtimes, ok, text, Host, Proc, Runtime, Spec, HOST_LINK_IP,
     HOST_LINK_IP6, OUTSIDE_IP, OUTSIDE_IP6,
 };
 
 fn dual(h: &Host, name: &str, v4: &str, v6: &str) {
     ok(h.ocinet(&["network", "create", name, "--subnet", v4, "--subnet", v6]));
+}
+
+fn ip6_of(h: &Host, id: &str) -> String {
+    h.endpoint(id).expect("endpoint")["attachments"][0]["ip6"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no ip6 for {id}"))
+        .to_string()
 }
 
 fn published(
@@ -247,9 +254,60 @@ fn hairpin_over_ipv6(rt: Runtime) {
     answers(h.wget_from(&b.id, &url6("fd74::1", 8080)), &a.id);
 }
 
+fn teardown_removes_the_ipv6_conntrack_entries(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    dual(&h, "ds", "10.76.0.0/24", "fd76::/64");
+    let mut c = published(&h, rt, "ct", "ds", "8080:80,5353:53/udp");
+    let ip6 = ip6_of(&h, &c.id);
+    answers_soon(|| h.wget_outside(&url6(HOST_LINK_IP6, 8080)), &c.id);
+    // A UDP flow too: it is the one that would keep going to a dead
+    // address.
+    let send = format!(
+        "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n\
+         s.sendto(b'x',('{HOST_LINK_IP6}',5353))\n"
+    );
+    ok(h.exec_outside(&["python3", "-c", &send]));
+    let entries = || text(&h.exec(&["conntrack", "-L", "-f", "ipv6"]));
+    let before = entries();
+    assert!(
+        before
+            .lines()
+            .any(|l| l.contains(&ip6) && l.contains("tcp")),
+        "no conntrack entry DNATed to {ip6}: {before}"
+    );
+    assert!(
+        before
+            .lines()
+            .any(|l| l.contains(&ip6) && l.contains("udp")),
+        "no UDP entry DNATed to {ip6}: {before}"
+    );
+    // The packet path recorded it, in the IPv6 set.
+    let seen = h.nft_elements();
+    assert!(
+        seen.iter().any(|e| e.as_str() == Some(ip6.as_str())),
+        "{ip6} not in dnat_seen6: {seen:?}"
+    );
+    h.stop(&mut c);
+    let after = entries();
+    assert!(
+        !after.lines().any(|l| l.contains(&ip6)),
+        "conntrack entries left for {ip6}: {after}"
+    );
+    let left: Vec<String> = h
+        .nft_elements()
+        .iter()
+        .map(|e| e.to_string())
+        .filter(|e| e.contains(&ip6))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_clean(&h, &c.id);
+}
+
 both_runtimes!(
     bare_and_any_ports_answer_over_both_families,
     host_ipv6_binding_answers_only_there,
     container_sees_the_clients_ipv6_address,
     hairpin_over_ipv6,
+    teardown_removes_the_ipv6_conntrack_entries,
 );
