@@ -42,7 +42,9 @@ impl Collector for Portmap {
         // (host address or None for all, labels); several host addresses may
         // publish the same host port to the same container port.
         type Key = (IpAddr, Protocol, u16, u16);
-        let mut index: HashMap<Key, Vec<(Option<IpAddr>, [String; 7])>> = HashMap::new();
+        // (host address or None for all addresses, the series' labels)
+        type Labelled = (Option<IpAddr>, [String; 7]);
+        let mut index: HashMap<Key, Vec<Labelled>> = HashMap::new();
         for ep in snap.endpoints.iter() {
             let Some(att) = ep.publishing() else { continue };
             let Some(ip) = att.ipv4().map(IpAddr::from) else {
