@@ -304,6 +304,100 @@ fn teardown_removes_the_ipv6_conntrack_entries(rt: Runtime) {
     assert_clean(&h, &c.id);
 }
 
+/// The port elements of both families for 8080 and 8081 (bare and `[::]`
+/// each publish in both).
+fn port_elements(h: &Host) -> Vec<String> {
+    h.nft_elements()
+        .iter()
+        .map(|e| e.to_string())
+        .filter(|e| e.contains("8080") || e.contains("8081"))
+        .collect()
+}
+
+/// The hook SIGKILLed at each step of a dual-stack publishing setup, and of
+/// its teardown: gc or the next call leaves no IPv6 element, lease or claim.
+#[test]
+fn a_dual_stack_publisher_killed_at_any_step_is_recovered() {
+    use std::os::unix::process::ExitStatusExt;
+    let h = Host::new();
+    dual(&h, "ds", "10.77.0.0/24", "fd77::/64");
+    let ann =
+        serde_json::json!({"io.ocinet.network": "ds", "io.ocinet.ports": "8080:80,[::]:8081:80"});
+    let clean = |id: &str, when: &str| {
+        let left = h.leftovers(id);
+        assert!(left.is_empty(), "{when}: {left:?}");
+        assert!(h.leases("ds").is_empty(), "{when}: {:?}", h.leases("ds"));
+        assert!(h.port_claims().is_empty(), "{when}: {:?}", h.port_claims());
+        assert!(
+            port_elements(&h).is_empty(),
+            "{when}: {:?}",
+            port_elements(&h)
+        );
+    };
+    let kill = |stage: &str, state: &str, step: &str| {
+        let o = h.hook_with_env(stage, state, &[], &[("OCINET_TEST_KILL_AT", step)]);
+        assert_eq!(
+            o.status.signal(),
+            Some(9),
+            "{stage} at {step}: {}",
+            text(&o)
+        );
+    };
+    let steps = [
+        "leased",
+        "recorded",
+        "bridge",
+        "firewall-started",
+        "veth",
+        "firewall",
+        "pinned",
+    ];
+    for (n, step) in steps.iter().enumerate() {
+        for gc in [true, false] {
+            let when = format!(
+                "killed at {step}, recovered by {}",
+                if gc { "gc" } else { "the next hook" }
+            );
+            let v = h.bare_container(&format!("k{n}{gc}"), ann.clone());
+            kill("createRuntime", &v.state, step);
+            if gc {
+                ok(h.ocinet(&["gc"]));
+                clean(&v.id, &when);
+            }
+            ok(h.hook("createRuntime", &v.state, &[]));
+            let ip6 = ip6_of(&h, &v.id);
+            // Both ports in both families: four maps' two elements each.
+            let mine: Vec<String> = port_elements(&h);
+            assert_eq!(mine.len(), 8, "{when}: {mine:?}");
+            assert_eq!(
+                mine.iter()
+                    .filter(|e| e.contains(&format!("\"{ip6}\"")))
+                    .count(),
+                2,
+                "{when}: {mine:?}"
+            );
+            ok(h.hook("poststop", &v.stopped_state(), &[]));
+            clean(&v.id, &when);
+        }
+    }
+    for (n, step) in ["teardown-unwired", "teardown-unleased"].iter().enumerate() {
+        for gc in [true, false] {
+            let when = format!("poststop killed at {step}, gc {gc}");
+            let mut v = h.bare_container(&format!("t{n}{gc}"), ann.clone());
+            ok(h.hook("createRuntime", &v.state, &[]));
+            v.kill();
+            let stop = v.stopped_state();
+            kill("poststop", &stop, step);
+            if gc {
+                ok(h.ocinet(&["gc"]));
+            } else {
+                ok(h.hook("poststop", &stop, &[]));
+            }
+            clean(&v.id, &when);
+        }
+    }
+}
+
 both_runtimes!(
     bare_and_any_ports_answer_over_both_families,
     host_ipv6_binding_answers_only_there,
