@@ -242,7 +242,7 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
             ),
         };
         w.ports.push(PortSpec {
-            host_ip,
+            host_ip: host_ip.map(std::net::IpAddr::V4),
             host_port: port(p.host_port, "hostPort")?,
             count: 1,
             container_port: port(p.container_port, "containerPort")?,

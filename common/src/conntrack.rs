@@ -2,7 +2,7 @@
 //! ports at teardown (otherwise a UDP flow keeps being sent to the dead
 //! address, a known Docker and CNI portmap bug).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use netlink_packet_core::NLM_F_ACK;
 use netlink_packet_netfilter::conntrack::{
@@ -18,20 +18,43 @@ use crate::netlink::Transport;
 use crate::{Error, Result};
 
 fn message(inner: ConntrackMessage) -> NetfilterMessage {
-    NetfilterMessage::new(
-        NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0),
-        inner,
-    )
+    message_in(Family::V4, inner)
+}
+
+/// Which of the kernel's conntrack tables (a dump lists one family's
+/// entries, and a delete reads its tuple in the message's family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv6() {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+}
+
+fn message_in(family: Family, inner: ConntrackMessage) -> NetfilterMessage {
+    let f = match family {
+        Family::V4 => NetfilterProtoFamily::IPv4,
+        Family::V6 => NetfilterProtoFamily::IPv6,
+    };
+    NetfilterMessage::new(NetfilterHeader::new(f, 0, 0), inner)
 }
 
 /// (source address, protocol, source port) of a tuple.
-fn tuple_source(t: &[Tuple]) -> (Option<Ipv4Addr>, Option<CtProto>, Option<u16>) {
+fn tuple_source(t: &[Tuple]) -> (Option<IpAddr>, Option<CtProto>, Option<u16>) {
     let (mut ip, mut proto, mut port) = (None, None, None);
     for part in t {
         match part {
             Tuple::Ip(ips) => {
                 for i in ips {
-                    if let IPTuple::SourceAddress(IpAddr::V4(a)) = i {
+                    if let IPTuple::SourceAddress(a) = i {
                         ip = Some(*a);
                     }
                 }
@@ -52,13 +75,13 @@ fn tuple_source(t: &[Tuple]) -> (Option<Ipv4Addr>, Option<CtProto>, Option<u16>)
 }
 
 /// (destination address, destination port) of a tuple.
-fn tuple_destination(t: &[Tuple]) -> (Option<Ipv4Addr>, Option<u16>) {
+fn tuple_destination(t: &[Tuple]) -> (Option<IpAddr>, Option<u16>) {
     let (mut ip, mut port) = (None, None);
     for part in t {
         match part {
             Tuple::Ip(ips) => {
                 for i in ips {
-                    if let IPTuple::DestinationAddress(IpAddr::V4(a)) = i {
+                    if let IPTuple::DestinationAddress(a) = i {
                         ip = Some(*a);
                     }
                 }
@@ -80,14 +103,14 @@ fn tuple_destination(t: &[Tuple]) -> (Option<Ipv4Addr>, Option<u16>) {
 pub struct Entry {
     pub orig: Vec<Tuple>,
     /// Who started it.
-    pub orig_src: Option<Ipv4Addr>,
+    pub orig_src: Option<IpAddr>,
     /// Who answers: for a DNATed connection, the container.
-    pub reply_src: Option<Ipv4Addr>,
+    pub reply_src: Option<IpAddr>,
     pub reply_sport: Option<u16>,
     pub protocol: Option<Protocol>,
     /// Where the client sent it: for a published port, the host address and
     /// host port.
-    pub orig_dst: Option<Ipv4Addr>,
+    pub orig_dst: Option<IpAddr>,
     pub orig_dport: Option<u16>,
 }
 
@@ -103,9 +126,18 @@ fn protocol_of(p: &CtProto) -> Option<Protocol> {
 /// Walk the IPv4 conntrack table of the current network namespace with one
 /// streamed dump: entries are handed to `f` as they arrive and never
 /// collected (100k entries stream in a few MB; collected they took 127 MB).
-pub fn for_each_entry(t: &mut Transport, mut f: impl FnMut(Entry)) -> Result<()> {
+pub fn for_each_entry(t: &mut Transport, f: impl FnMut(Entry)) -> Result<()> {
+    for_each_entry_in(t, Family::V4, f)
+}
+
+/// `for_each_entry` over one family's table.
+pub fn for_each_entry_in(
+    t: &mut Transport,
+    family: Family,
+    mut f: impl FnMut(Entry),
+) -> Result<()> {
     t.run(
-        message(ConntrackMessage::Get(vec![])),
+        message_in(family, ConntrackMessage::Get(vec![])),
         netlink_packet_core::NLM_F_DUMP,
         "dump conntrack",
         &mut |m: NetfilterMessage| {
@@ -149,12 +181,13 @@ pub fn open() -> Result<Transport> {
 /// Delete every conntrack entry whose reply comes from `ip` on one of the
 /// container ports of `mappings`. One streamed dump (only the matches are
 /// kept), then one delete per match. Returns how many were deleted.
-pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
+pub fn delete_for(ip: impl Into<IpAddr>, mappings: &[PortMapping]) -> Result<usize> {
+    let ip: IpAddr = ip.into();
     let _span = tracing::debug_span!("conntrack_delete", %ip, ports = mappings.len()).entered();
     if mappings.is_empty() {
         return Ok(0);
     }
-    delete_where(|e| {
+    delete_where(Family::of(ip), |e| {
         e.reply_src == Some(ip)
             && mappings
                 .iter()
@@ -166,12 +199,15 @@ pub fn delete_for(ip: Ipv4Addr, mappings: &[PortMapping]) -> Result<usize> {
 /// it started, masqueraded or not, or that was made to it): an address
 /// taken off a running container keeps none, or the container given it
 /// next would inherit its flows.
-pub fn delete_address(ip: Ipv4Addr) -> Result<usize> {
+pub fn delete_address(ip: impl Into<IpAddr>) -> Result<usize> {
+    let ip: IpAddr = ip.into();
     let _span = tracing::debug_span!("conntrack_delete_address", %ip).entered();
-    delete_where(|e| e.orig_src == Some(ip) || e.reply_src == Some(ip))
+    delete_where(Family::of(ip), |e| {
+        e.orig_src == Some(ip) || e.reply_src == Some(ip)
+    })
 }
 
-fn delete_where(matches: impl Fn(&Entry) -> bool) -> Result<usize> {
+fn delete_where(family: Family, matches: impl Fn(&Entry) -> bool) -> Result<usize> {
     // The dump walks the kernel's whole hash table (262,144 buckets here,
     // ~8 ms however few entries there are) with bottom halves off, which
     // also holds up the RCU grace period the concurrent veth deletion waits
@@ -183,7 +219,7 @@ fn delete_where(matches: impl Fn(&Entry) -> bool) -> Result<usize> {
     }
     let mut t = open()?;
     let mut doomed: Vec<Vec<Tuple>> = Vec::new();
-    for_each_entry(&mut t, |e| {
+    for_each_entry_in(&mut t, family, |e| {
         if matches(&e) {
             doomed.push(e.orig);
         }
@@ -191,9 +227,10 @@ fn delete_where(matches: impl Fn(&Entry) -> bool) -> Result<usize> {
     let mut deleted = 0;
     for orig in doomed {
         match t.run(
-            message(ConntrackMessage::Delete(vec![
-                ConntrackAttribute::CtaTupleOrig(orig),
-            ])),
+            message_in(
+                family,
+                ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(orig)]),
+            ),
             NLM_F_ACK,
             "delete conntrack entry",
             &mut |_| {},

@@ -185,7 +185,11 @@ impl Locked<'_> {
             dnated: eps
                 .iter()
                 .filter(|e| Some(e.id.as_str()) != arriving)
-                .filter_map(|e| e.publishing()?.ipv4())
+                .filter_map(|e| e.publishing())
+                .flat_map(|a| {
+                    let v4 = a.ipv4().map(std::net::IpAddr::from);
+                    v4.into_iter().chain(a.ipv6().map(std::net::IpAddr::from))
+                })
                 .collect(),
         };
         fw.rebuild(&networks, &contents)?;

@@ -2,8 +2,6 @@
 //! against: its IPv4 addresses and routes. A leaf: drivers and the
 //! lifecycle both read it.
 
-use std::net::Ipv4Addr;
-
 use ipnet::Ipv4Net;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::Result;
@@ -38,21 +36,27 @@ pub fn routes6(nl: &mut Netlink) -> Result<Vec<(ipnet::Ipv6Net, String)>> {
         .collect())
 }
 
-/// The host's IPv4 addresses, to check a port binding against: one of
-/// them, or loopback (every 127/8 address is the host's).
-pub struct HostAddresses(Vec<Ipv4Addr>);
+/// The host's addresses, to check a port binding against: one of them, or
+/// IPv4 loopback (every 127/8 address is the host's).
+pub struct HostAddresses(Vec<std::net::IpAddr>);
 
 impl HostAddresses {
     pub fn of(host: &mut Netlink) -> Result<Self> {
-        Ok(HostAddresses(
-            host.ipv4_addresses()?
+        let mut all: Vec<std::net::IpAddr> = host
+            .ipv4_addresses()?
+            .into_iter()
+            .map(|(_, ip, _)| ip.into())
+            .collect();
+        all.extend(
+            host.ipv6_addresses()?
                 .into_iter()
-                .map(|(_, ip, _)| ip)
-                .collect(),
-        ))
+                .map(|(_, ip, _)| std::net::IpAddr::from(ip)),
+        );
+        Ok(HostAddresses(all))
     }
 
-    pub fn has(&self, ip: Ipv4Addr) -> bool {
-        ip.is_loopback() || self.0.contains(&ip)
+    pub fn has(&self, ip: impl Into<std::net::IpAddr>) -> bool {
+        let ip = ip.into();
+        (ip.is_ipv4() && ip.is_loopback()) || self.0.contains(&ip)
     }
 }

@@ -2,7 +2,7 @@
 //! addresses, defaulted to the network's host address, and claimed (after
 //! freeing those of holders that are gone).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ocinet_common::model::PortSpec;
 use ocinet_common::{validate, Error, Result};
@@ -16,7 +16,7 @@ pub(crate) fn with_host_ip(ports: &[PortSpec], ip: Option<Ipv4Addr>) -> Vec<Port
     ports
         .iter()
         .map(|p| PortSpec {
-            host_ip: p.host_ip.or(ip),
+            host_ip: p.host_ip.or(ip.map(IpAddr::V4)),
             ..p.clone()
         })
         .collect()

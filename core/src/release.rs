@@ -107,11 +107,16 @@ pub fn release_attachment(ctx: &Locked, ep: &mut Endpoint, index: usize) -> Resu
     if !errors.is_empty() {
         return Err(Error::Many(errors));
     }
-    if let (Some(ip), false) = (att.ipv4(), address_taken_by_another(ctx, &ep.id, &att)) {
-        // Best effort, as for published ports: entries left only age out.
-        match ocinet_common::conntrack::delete_address(ip) {
-            Ok(n) => tracing::debug!(deleted = n, %ip, "conntrack entries of the address deleted"),
-            Err(e) => tracing::warn!(%ip, "conntrack entries left to expire: {e}"),
+    if !address_taken_by_another(ctx, &ep.id, &att) {
+        let v4 = att.ipv4().map(std::net::IpAddr::from);
+        for ip in v4.into_iter().chain(att.ipv6().map(std::net::IpAddr::from)) {
+            // Best effort, as for published ports: entries left only age out.
+            match ocinet_common::conntrack::delete_address(ip) {
+                Ok(n) => {
+                    tracing::debug!(deleted = n, %ip, "conntrack entries of the address deleted")
+                }
+                Err(e) => tracing::warn!(%ip, "conntrack entries left to expire: {e}"),
+            }
         }
     }
     killpoint::reached("teardown-unwired");
@@ -276,18 +281,26 @@ fn address_taken_by_another(ctx: &Context, id: &str, a: &Attachment) -> bool {
 /// Called once the DNAT elements are gone, so no new entry can appear
 /// meanwhile.
 fn clear_conntrack(fw: &Nft, a: &Attachment) -> Result<usize> {
-    let Some(ip) = a.ipv4() else { return Ok(0) };
-    let seen = fw.may_have_dnated(ip).unwrap_or_else(|e| {
-        tracing::warn!("cannot tell whether {ip} was reached through a published port: {e}");
-        true
-    });
-    if !seen {
-        tracing::debug!(%ip, "no connection was DNATed to it: no conntrack walk");
-        return Ok(0);
+    let mut deleted = 0;
+    // Each family's table, its own record of DNATed connections.
+    let addresses = a
+        .ipv4()
+        .map(std::net::IpAddr::from)
+        .into_iter()
+        .chain(a.ipv6().map(std::net::IpAddr::from));
+    for ip in addresses {
+        let seen = fw.may_have_dnated(ip).unwrap_or_else(|e| {
+            tracing::warn!("cannot tell whether {ip} was reached through a published port: {e}");
+            true
+        });
+        if !seen {
+            tracing::debug!(%ip, "no connection was DNATed to it: no conntrack walk");
+            continue;
+        }
+        let mappings: Vec<_> = a.ports.iter().flat_map(|p| p.mappings()).collect();
+        deleted += ocinet_common::conntrack::delete_for(ip, &mappings)?;
+        fw.forget_dnated(ip)?;
     }
-    let mappings: Vec<_> = a.ports.iter().flat_map(|p| p.mappings()).collect();
-    let deleted = ocinet_common::conntrack::delete_for(ip, &mappings)?;
-    fw.forget_dnated(ip)?;
     Ok(deleted)
 }
 

@@ -11,7 +11,7 @@
 //! `integration/tests/firewall_wire.rs`.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{NLA_F_NESTED, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
 use netlink_sys::protocols::NETLINK_NETFILTER;
@@ -103,6 +103,11 @@ fn encode_field(field: Field, v: &Value, set: &str, concat: bool) -> Result<Vec<
             .map_err(|e| bad(set, v, e))?
             .octets()
             .to_vec(),
+        Field::Ipv6 => text()?
+            .parse::<Ipv6Addr>()
+            .map_err(|e| bad(set, v, e))?
+            .octets()
+            .to_vec(),
         Field::EtherAddr => validate::mac(&format!("element of set {set}"), text()?)?.to_vec(),
         Field::InetProto => vec![match v {
             Value::String(s) => Protocol::from_name(s)
@@ -157,6 +162,24 @@ pub fn encode(set: &str, key: &Value, value: Option<&Value>) -> Result<Vec<WireE
         (Some(_), None) => return Err(bad(set, key, "a map element needs a value")),
         (None, Some(_)) => return Err(bad(set, key, "a set element takes no value")),
     };
+    if let (true, Some(prefix), [Field::Ipv6]) = (spec.interval, key.get("prefix"), spec.key) {
+        let net = parse_prefix6(set, key, prefix)?;
+        let mut out = vec![WireElement {
+            key: net.network().octets().to_vec(),
+            key_end: None,
+            data,
+            interval_end: false,
+        }];
+        if let Some(end) = u128::from(net.broadcast()).checked_add(1) {
+            out.push(WireElement {
+                key: end.to_be_bytes().to_vec(),
+                key_end: None,
+                data: None,
+                interval_end: true,
+            });
+        }
+        return Ok(out);
+    }
     if let (true, Some(prefix)) = (spec.interval, key.get("prefix")) {
         let net = parse_prefix(set, key, prefix)?;
         let mut out = vec![WireElement {
@@ -207,6 +230,22 @@ fn parse_prefix(set: &str, key: &Value, prefix: &Value) -> Result<ipnet::Ipv4Net
         return Err(bad(set, key, "not an IPv4 prefix"));
     };
     ipnet::Ipv4Net::new(addr, len as u8).map_err(|e| bad(set, key, e))
+}
+
+/// `{"addr": "fd00::", "len": 64}`, of `key`.
+fn parse_prefix6(set: &str, key: &Value, prefix: &Value) -> Result<ipnet::Ipv6Net> {
+    let addr = prefix
+        .get("addr")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<Ipv6Addr>().ok());
+    let len = prefix
+        .get("len")
+        .and_then(Value::as_u64)
+        .filter(|l| *l <= 128);
+    let (Some(addr), Some(len)) = (addr, len) else {
+        return Err(bad(set, key, "not an IPv6 prefix"));
+    };
+    ipnet::Ipv6Net::new(addr, len as u8).map_err(|e| bad(set, key, e))
 }
 
 /// A concatenated interval element: each part a value or an IPv4 prefix;

@@ -7,7 +7,7 @@ pub mod elements;
 mod nft;
 pub mod ruleset;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::model::{Attachment, Network};
 use crate::Result;
@@ -36,7 +36,7 @@ pub struct Contents<'a> {
     pub attachments: Vec<&'a Attachment>,
     /// Addresses a connection may have been DNATed to (their teardown
     /// must still clear conntrack).
-    pub dnated: Vec<Ipv4Addr>,
+    pub dnated: Vec<IpAddr>,
 }
 
 /// A transaction under way; `wait` for its outcome.
@@ -64,9 +64,9 @@ pub trait Firewall {
     /// Whether a connection may have been DNATed to `ip` since the record
     /// of it was last forgotten; true whenever the table cannot tell (it
     /// is missing, or of another version).
-    fn may_have_dnated(&self, ip: Ipv4Addr) -> Result<bool>;
+    fn may_have_dnated(&self, ip: IpAddr) -> Result<bool>;
     /// Forget that record, once `ip`'s conntrack entries are gone.
-    fn forget_dnated(&self, ip: Ipv4Addr) -> Result<()>;
+    fn forget_dnated(&self, ip: IpAddr) -> Result<()>;
     /// Throw the table away and rebuild it from the given state.
     fn rebuild(&self, networks: &[Network], contents: &Contents) -> Result<()>;
     /// Number of rules in ocinet's table (for tests and benchmarks).

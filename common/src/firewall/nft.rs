@@ -4,7 +4,7 @@
 //! go straight over netlink (`elements.rs`), one batch per hook call.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -316,14 +316,15 @@ impl Firewall for Nft {
         self.transaction(change)?.commit()
     }
 
-    fn may_have_dnated(&self, ip: Ipv4Addr) -> Result<bool> {
+    fn may_have_dnated(&self, ip: IpAddr) -> Result<bool> {
         if !elements::contains(ruleset::SCHEMA_MARKER, &ruleset::marker_key())? {
             return Ok(true);
         }
-        elements::contains(ruleset::SET_DNAT_SEEN, &ruleset::dnat_seen_element(ip).key)
+        let seen = ruleset::dnat_seen_element(ip);
+        elements::contains(&seen.set, &seen.key)
     }
 
-    fn forget_dnated(&self, ip: Ipv4Addr) -> Result<()> {
+    fn forget_dnated(&self, ip: IpAddr) -> Result<()> {
         let seen = [ruleset::dnat_seen_element(ip)];
         match self
             .element_transaction(&[], &[], &seen, &[])

@@ -10,7 +10,7 @@ use crate::model::Network;
 pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
-pub const SCHEMA_MARKER: &str = "schema_v7";
+pub const SCHEMA_MARKER: &str = "schema_v8";
 
 /// The marker set's one element: touched by every batch, put in by every
 /// rebuild, looked up by `Firewall::may_have_dnated`.
@@ -43,6 +43,10 @@ pub const SET_BRIDGES: &str = "bridges";
 pub const SET_INTERNAL_BRIDGES: &str = "internal_bridges";
 pub const SET_BRIDGE_SELF: &str = "bridge_self";
 pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
+/// The IPv6 subnets of non-internal dual-stack networks: hairpin
+/// connections from them to a published port are masqueraded, as
+/// `masq_subnets` does for IPv4.
+pub const SET_MASQ_SUBNETS6: &str = "masq_subnets6";
 /// subnet . CIDR: a network's traffic to and from those CIDRs is neither
 /// masqueraded nor kept out (`--no-masquerade`, Kubernetes'
 /// non-masquerade cluster CIDR: pods of other nodes reach these
@@ -66,6 +70,8 @@ pub const SET_PROTECTED_BRIDGES: &str = "protected_bridges";
 /// with bottom halves off) only for an address found here: a container
 /// nobody reached through a published port has no entry to clear.
 pub const SET_DNAT_SEEN: &str = "dnat_seen";
+/// Its IPv6 twin (a set holds one address family).
+pub const SET_DNAT_SEEN6: &str = "dnat_seen6";
 /// Published ports on every local address, keyed proto . port: the
 /// container address in one map, its port in the other. (nft 1.0.6's JSON
 /// cannot declare a map with concatenated data, so no single
@@ -75,6 +81,12 @@ pub const MAP_PUB_ANY_PORT: &str = "pub_any_port";
 /// Published ports bound to one host address, keyed daddr . proto . port.
 pub const MAP_PUB_IP_ADDR: &str = "pub_ip_addr";
 pub const MAP_PUB_IP_PORT: &str = "pub_ip_port";
+/// The IPv6 twins: published ports of containers with an IPv6 address,
+/// on every host IPv6 address (bare, `[::]`) or on one (`[fd00::1]`).
+pub const MAP_PUB_ANY_ADDR6: &str = "pub_any_addr6";
+pub const MAP_PUB_ANY_PORT6: &str = "pub_any_port6";
+pub const MAP_PUB_IP_ADDR6: &str = "pub_ip_addr6";
+pub const MAP_PUB_IP_PORT6: &str = "pub_ip_port6";
 
 /// The family of the table a set lives in.
 pub fn family_of(set: &str) -> &'static str {
@@ -87,6 +99,7 @@ pub enum Field {
     Mark,
     Ifname,
     Ipv4,
+    Ipv6,
     EtherAddr,
     InetProto,
     InetService,
@@ -98,6 +111,7 @@ impl Field {
             Field::Mark => "mark",
             Field::Ifname => "ifname",
             Field::Ipv4 => "ipv4_addr",
+            Field::Ipv6 => "ipv6_addr",
             Field::EtherAddr => "ether_addr",
             Field::InetProto => "inet_proto",
             Field::InetService => "inet_service",
@@ -140,6 +154,7 @@ const fn map_spec(name: &'static str, key: &'static [Field], data: Field) -> Set
 use Field::*;
 const PROTO_PORT: &[Field] = &[InetProto, InetService];
 const ADDR_PROTO_PORT: &[Field] = &[Ipv4, InetProto, InetService];
+const ADDR6_PROTO_PORT: &[Field] = &[Ipv6, InetProto, InetService];
 
 pub const SETS: &[SetSpec] = &[
     set_spec(SCHEMA_MARKER, &[Mark]),
@@ -152,9 +167,14 @@ pub const SETS: &[SetSpec] = &[
     },
     SetSpec {
         interval: true,
+        ..set_spec(SET_MASQ_SUBNETS6, &[Ipv6])
+    },
+    SetSpec {
+        interval: true,
         ..set_spec(SET_NO_MASQ, &[Ipv4, Ipv4])
     },
     set_spec(SET_DNAT_SEEN, &[Ipv4]),
+    set_spec(SET_DNAT_SEEN6, &[Ipv6]),
     SetSpec {
         interval: true,
         ..set_spec(SET_OWN_SOURCES, &[Ipv4])
@@ -164,6 +184,10 @@ pub const SETS: &[SetSpec] = &[
     map_spec(MAP_PUB_ANY_PORT, PROTO_PORT, InetService),
     map_spec(MAP_PUB_IP_ADDR, ADDR_PROTO_PORT, Ipv4),
     map_spec(MAP_PUB_IP_PORT, ADDR_PROTO_PORT, InetService),
+    map_spec(MAP_PUB_ANY_ADDR6, PROTO_PORT, Ipv6),
+    map_spec(MAP_PUB_ANY_PORT6, PROTO_PORT, InetService),
+    map_spec(MAP_PUB_IP_ADDR6, ADDR6_PROTO_PORT, Ipv6),
+    map_spec(MAP_PUB_IP_PORT6, ADDR6_PROTO_PORT, InetService),
     in_bridge_table(set_spec(SET_GUARDED_PORTS, &[Ifname])),
     in_bridge_table(set_spec(SET_PORT_MAC, &[Ifname, EtherAddr])),
     in_bridge_table(set_spec(SET_PORT_IP, &[Ifname, Ipv4])),
@@ -207,9 +231,9 @@ fn declare_sets(family: &str) -> Vec<Value> {
         .collect()
 }
 
-/// `dnat ip to KEY map @ADDR : KEY map @PORT`
-fn dnat_via(key: Value, addr_map: &str, port_map: &str) -> Value {
-    json!({"dnat": {"family": "ip",
+/// `dnat ip to KEY map @ADDR : KEY map @PORT` (`ip6` for `family` "ip6")
+fn dnat_via(family: &str, key: Value, addr_map: &str, port_map: &str) -> Value {
+    json!({"dnat": {"family": family,
         "addr": {"map": {"key": key.clone(), "data": set_ref(addr_map)}},
         "port": {"map": {"key": key, "data": set_ref(port_map)}}}})
 }
@@ -255,14 +279,30 @@ pub fn skeleton() -> Vec<Value> {
     let drop = json!({"drop": null});
     let dport = json!({"payload": {"protocol": "th", "field": "dport"}});
     let dnat_ip = dnat_via(
+        "ip",
         json!({"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, meta("l4proto"), dport.clone()]}),
         MAP_PUB_IP_ADDR,
         MAP_PUB_IP_PORT,
     );
     let dnat_any = dnat_via(
-        json!({"concat": [meta("l4proto"), dport]}),
+        "ip",
+        json!({"concat": [meta("l4proto"), dport.clone()]}),
         MAP_PUB_ANY_ADDR,
         MAP_PUB_ANY_PORT,
+    );
+    let daddr6 = json!({"payload": {"protocol": "ip6", "field": "daddr"}});
+    let saddr6 = json!({"payload": {"protocol": "ip6", "field": "saddr"}});
+    let dnat_ip6 = dnat_via(
+        "ip6",
+        json!({"concat": [daddr6.clone(), meta("l4proto"), dport.clone()]}),
+        MAP_PUB_IP_ADDR6,
+        MAP_PUB_IP_PORT6,
+    );
+    let dnat_any6 = dnat_via(
+        "ip6",
+        json!({"concat": [meta("l4proto"), dport]}),
+        MAP_PUB_ANY_ADDR6,
+        MAP_PUB_ANY_PORT6,
     );
     // DNAT only what is addressed to this host, never traffic passing through.
     let local = is(
@@ -301,6 +341,15 @@ pub fn skeleton() -> Vec<Value> {
                 {"set": {"op": "add",
                     "elem": {"payload": {"protocol": "ip", "field": "daddr"}},
                     "set": set_ref(SET_DNAT_SEEN)}}
+            ]),
+        ),
+        rule(
+            "track_dnat",
+            json!([
+                {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}},
+                dnat_status.clone(),
+                is(meta("oifname"), set_ref(SET_BRIDGES)),
+                {"set": {"op": "add", "elem": daddr6.clone(), "set": set_ref(SET_DNAT_SEEN6)}}
             ]),
         ),
         // Loopback destinations only ever come from lo. Without this, a
@@ -426,6 +475,15 @@ pub fn skeleton() -> Vec<Value> {
             is(saddr.clone(), set_ref(SET_MASQ_SUBNETS)),
             {"masquerade": null}]),
         ),
+        // The same over IPv6.
+        rule(
+            "postrouting",
+            json!([
+            dnat_status.clone(),
+            is(meta("oifname"), set_ref(SET_BRIDGES)),
+            is(saddr6, set_ref(SET_MASQ_SUBNETS6)),
+            {"masquerade": null}]),
+        ),
         // 127.0.0.1:PORT from the host: loopback sources cannot leave on a
         // bridge (route_localnet lets them be routed there at all).
         rule(
@@ -437,9 +495,22 @@ pub fn skeleton() -> Vec<Value> {
             {"masquerade": null}]),
         ),
     ]);
+    // IPv6 loopback is left to the host: no route_localnet for IPv6, so a
+    // packet from ::1 DNATed to a container would be lost (netavark#790);
+    // not DNATed, a connection to ::1:PORT is refused at once (or reaches
+    // a host service there) instead of hanging.
+    let not_loopback6 = is_not(daddr6, json!("::1"));
     for chain in ["prerouting", "output"] {
         out.push(rule(chain, json!([local.clone(), dnat_ip.clone()])));
         out.push(rule(chain, json!([local.clone(), dnat_any.clone()])));
+        out.push(rule(
+            chain,
+            json!([local.clone(), not_loopback6.clone(), dnat_ip6.clone()]),
+        ));
+        out.push(rule(
+            chain,
+            json!([local.clone(), not_loopback6.clone(), dnat_any6.clone()]),
+        ));
     }
     out.extend(anti_spoofing());
     out
@@ -563,6 +634,9 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
     };
 
     out.extend(port_elements(ip, &a.ports));
+    if let Some(ip6) = a.ipv6() {
+        out.extend(port_elements6(ip6, &a.ports));
+    }
     out
 }
 
@@ -586,9 +660,15 @@ pub fn mac_owner_element(bridge: &str, mac: &str, port: &str) -> crate::model::F
 /// The record that a connection may have been DNATed to `ip`: put back for
 /// every publishing container when the table is rebuilt, since the
 /// packet path's records went with the old table.
-pub fn dnat_seen_element(ip: std::net::Ipv4Addr) -> crate::model::FirewallElement {
+pub fn dnat_seen_element(ip: impl Into<std::net::IpAddr>) -> crate::model::FirewallElement {
+    let ip: std::net::IpAddr = ip.into();
     crate::model::FirewallElement {
-        set: SET_DNAT_SEEN.into(),
+        set: if ip.is_ipv6() {
+            SET_DNAT_SEEN6
+        } else {
+            SET_DNAT_SEEN
+        }
+        .into(),
         key: json!(ip.to_string()),
         value: None,
     }
@@ -602,31 +682,77 @@ pub fn port_elements(
     ports
         .iter()
         .flat_map(|s| s.mappings())
+        .filter(|m| crate::model::ports::answers_ipv4(m.host_ip))
         .flat_map(|m| {
-            let proto = m.protocol.name();
-            let (addr_map, port_map, key) = match m.host_ip {
-                Some(hip) => (
+            let host_ip = m.host_ip.filter(|h| !h.is_unspecified());
+            map_elements(
+                [
                     MAP_PUB_IP_ADDR,
                     MAP_PUB_IP_PORT,
-                    json!({"concat": [hip.to_string(), proto, m.host_port]}),
-                ),
-                None => (
                     MAP_PUB_ANY_ADDR,
                     MAP_PUB_ANY_PORT,
-                    json!({"concat": [proto, m.host_port]}),
-                ),
-            };
-            let elem = |set: &str, value: Value| crate::model::FirewallElement {
-                set: set.into(),
-                key: key.clone(),
-                value: Some(value),
-            };
-            [
-                elem(addr_map, json!(ip.to_string())),
-                elem(port_map, json!(m.container_port)),
-            ]
+                ],
+                host_ip,
+                &m,
+                ip.to_string(),
+            )
         })
         .collect()
+}
+
+/// The map elements that publish `ports` over IPv6 to the container at
+/// `ip`: bare mappings, `[::]` and IPv6 host addresses.
+pub fn port_elements6(
+    ip: std::net::Ipv6Addr,
+    ports: &[crate::model::PortSpec],
+) -> Vec<crate::model::FirewallElement> {
+    ports
+        .iter()
+        .flat_map(|s| s.mappings())
+        .filter(|m| crate::model::ports::answers_ipv6(m.host_ip))
+        .flat_map(|m| {
+            let host_ip = m.host_ip.filter(|h| !h.is_unspecified());
+            map_elements(
+                [
+                    MAP_PUB_IP_ADDR6,
+                    MAP_PUB_IP_PORT6,
+                    MAP_PUB_ANY_ADDR6,
+                    MAP_PUB_ANY_PORT6,
+                ],
+                host_ip,
+                &m,
+                ip.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// One mapping's address and port elements in one family's maps:
+/// `[ip_addr, ip_port, any_addr, any_port]`.
+fn map_elements(
+    maps: [&str; 4],
+    host_ip: Option<std::net::IpAddr>,
+    m: &crate::model::PortMapping,
+    container: String,
+) -> [crate::model::FirewallElement; 2] {
+    let proto = m.protocol.name();
+    let (addr_map, port_map, key) = match host_ip {
+        Some(hip) => (
+            maps[0],
+            maps[1],
+            json!({"concat": [hip.to_string(), proto, m.host_port]}),
+        ),
+        None => (maps[2], maps[3], json!({"concat": [proto, m.host_port]})),
+    };
+    let elem = |set: &str, value: Value| crate::model::FirewallElement {
+        set: set.into(),
+        key: key.clone(),
+        value: Some(value),
+    };
+    [
+        elem(addr_map, json!(container)),
+        elem(port_map, json!(m.container_port)),
+    ]
 }
 
 /// The elements a network contributes: (set name, element).
@@ -655,6 +781,12 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
             for cidr in &n.no_masquerade {
                 out.push((SET_NO_MASQ, json!({"concat": [prefix(v4), prefix(cidr)]})));
             }
+        }
+        if let Some(net6) = n.subnet6() {
+            out.push((
+                SET_MASQ_SUBNETS6,
+                json!({"prefix": {"addr": net6.network().to_string(), "len": net6.prefix_len()}}),
+            ));
         }
     }
     out

@@ -1,8 +1,15 @@
 //! Published ports, `docker run -p` style:
-//! `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp|/sctp]`.
+//! `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp|/sctp]`, an
+//! IPv6 HOST_IP in brackets (`[fd00::1]:8080:80`).
+//!
+//! What the host address means: none (bare `8080:80`) is every address of
+//! both families, IPv6 ones when the container has an IPv6 address (Docker
+//! treats it so); `0.0.0.0` is every IPv4 address only; `[::]` is every
+//! address of both families, as a socket bound to `::` is, and needs a
+//! container with IPv6; anything else is that one address.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -51,9 +58,10 @@ impl fmt::Display for Protocol {
 /// One entry of a port list, ranges kept as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortSpec {
-    /// `None`: every local address.
+    /// `None`: every local address of both families; `0.0.0.0` and `::`
+    /// are kept as written (see the module's comment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     /// Number of ports in the range (1 for a single port).
     pub count: u16,
@@ -64,7 +72,7 @@ pub struct PortSpec {
 /// One published port, ranges expanded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortMapping {
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
     pub protocol: Protocol,
@@ -83,8 +91,10 @@ impl PortSpec {
 
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ip) = self.host_ip {
-            write!(f, "{ip}:")?;
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
         }
         let range = |start: u16| {
             if self.count > 1 {
@@ -159,14 +169,22 @@ pub fn parse_entry(field: &str, entry: &str) -> Result<PortSpec> {
             })?,
         ),
     };
-    let parts: Vec<&str> = body.split(':').collect();
-    let (host_ip, host, ctr) = match parts.as_slice() {
-        [h, c] => (None, *h, *c),
-        [ip, h, c] => {
+    let (host_ip, ports) = host_address(field, entry, body)?;
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (host, ctr) = match (host_ip, parts.as_slice()) {
+        (_, [h, c]) => (*h, *c),
+        (None, [ip, h, c]) => {
             let ip: Ipv4Addr = ip.parse().map_err(|_| {
                 Error::invalid(field, entry, format!("{ip:?} is not an IPv4 address"))
             })?;
-            (if ip.is_unspecified() { None } else { Some(ip) }, *h, *c)
+            return finish(field, entry, Some(IpAddr::V4(ip)), h, c, protocol);
+        }
+        (None, [_, _, _, _, ..]) => {
+            return Err(Error::invalid(
+                field,
+                entry,
+                "an IPv6 host address is written in brackets, as [::1]:8080:80",
+            ))
         }
         _ => {
             return Err(Error::invalid(
@@ -176,6 +194,74 @@ pub fn parse_entry(field: &str, entry: &str) -> Result<PortSpec> {
             ))
         }
     };
+    finish(field, entry, host_ip, host, ctr, protocol)
+}
+
+/// A bracketed IPv6 host address at the start of `body`, and what follows
+/// its colon; `(None, body)` when `body` does not start with a bracket.
+fn host_address<'a>(field: &str, entry: &str, body: &'a str) -> Result<(Option<IpAddr>, &'a str)> {
+    let Some(inner) = body.strip_prefix('[') else {
+        return Ok((None, body));
+    };
+    let Some((addr, rest)) = inner.split_once(']') else {
+        return Err(Error::invalid(
+            field,
+            entry,
+            "the host address's bracket is not closed",
+        ));
+    };
+    let Some(rest) = rest.strip_prefix(':') else {
+        return Err(Error::invalid(
+            field,
+            entry,
+            "expected [IPV6]:HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO]",
+        ));
+    };
+    if addr.is_empty() {
+        return Err(Error::invalid(
+            field,
+            entry,
+            "the brackets hold no address (every IPv6 address is [::])",
+        ));
+    }
+    if addr.parse::<Ipv4Addr>().is_ok() {
+        return Err(Error::invalid(
+            field,
+            entry,
+            format!("brackets are for IPv6 addresses; write {addr} without them"),
+        ));
+    }
+    let ip: Ipv6Addr = addr
+        .parse()
+        .map_err(|_| Error::invalid(field, entry, format!("{addr:?} is not an IPv6 address")))?;
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Err(Error::invalid(
+            field,
+            entry,
+            format!("{ip} is an IPv4-mapped address; write {v4} without brackets"),
+        ));
+    }
+    if ip.is_loopback() {
+        // No route_localnet for IPv6: the kernel will not route a packet
+        // from ::1 to a container once DNATed (netavark#790, podman#14491).
+        return Err(Error::invalid(
+            field,
+            entry,
+            "[::1] cannot be published: the kernel does not forward IPv6 loopback traffic \
+             to a container; publish on 127.0.0.1 or on one of the host's IPv6 addresses",
+        ));
+    }
+    Ok((Some(IpAddr::V6(ip)), rest))
+}
+
+fn finish(
+    field: &str,
+    entry: &str,
+    host_ip: Option<IpAddr>,
+    host: &str,
+    ctr: &str,
+    protocol: Protocol,
+) -> Result<PortSpec> {
     let (host_port, count) = range(field, entry, host)?;
     let (container_port, ccount) = range(field, entry, ctr)?;
     if count != ccount {
@@ -244,11 +330,36 @@ pub fn check_unique(field: &str, specs: &[PortSpec]) -> Result<()> {
 }
 
 /// Two mappings claim the same host port: same protocol and port, and the
-/// addresses overlap (an unspecified address overlaps every address).
+/// addresses overlap.
 pub fn conflicts(a: &PortMapping, b: &PortMapping) -> bool {
     a.protocol == b.protocol
         && a.host_port == b.host_port
-        && (a.host_ip.is_none() || b.host_ip.is_none() || a.host_ip == b.host_ip)
+        && addresses_overlap(a.host_ip, b.host_ip)
+}
+
+/// Whether two host addresses of published ports share an address: none
+/// (bare) and `::` stand for every address of both families (a bare port
+/// is both families whether or not its container has IPv6 now, as in
+/// Docker, so which family a host port is free in does not depend on
+/// which container holds it), `0.0.0.0` for every IPv4 one.
+pub fn addresses_overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
+    let covers =
+        |wide: IpAddr, other: IpAddr| wide.is_unspecified() && (wide.is_ipv6() || other.is_ipv4());
+    match (a, b) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => a == b || covers(a, b) || covers(b, a),
+    }
+}
+
+/// Whether a mapping on `host_ip` answers on the host's IPv6 addresses
+/// (for a container that has one).
+pub fn answers_ipv6(host_ip: Option<IpAddr>) -> bool {
+    host_ip.is_none_or(|ip| ip.is_ipv6())
+}
+
+/// Whether a mapping on `host_ip` answers on the host's IPv4 addresses.
+pub fn answers_ipv4(host_ip: Option<IpAddr>) -> bool {
+    host_ip.is_none_or(|ip| ip.is_ipv4() || ip.is_unspecified())
 }
 
 #[cfg(test)]
@@ -272,7 +383,7 @@ mod tests {
                 protocol: Protocol::Tcp
             }
         );
-        assert_eq!(l[1].host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(l[1].host_ip, Some(Ipv4Addr::LOCALHOST.into()));
         assert_eq!(l[1].protocol, Protocol::Udp);
         assert_eq!(l[2].count, 3);
         assert_eq!(
@@ -281,7 +392,9 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(9000, 9100), (9001, 9101), (9002, 9102)]
         );
-        assert_eq!(l[3].host_ip, None);
+        // Written 0.0.0.0: every IPv4 address, and only those.
+        assert_eq!(l[3].host_ip, Some(Ipv4Addr::UNSPECIFIED.into()));
+        assert_eq!(l[3].to_string(), "0.0.0.0:443:8443/tcp");
         assert_eq!(l[1].to_string(), "127.0.0.1:5353:53/udp");
         assert_eq!(l[2].to_string(), "9000-9002:9100-9102/sctp");
     }
@@ -315,5 +428,89 @@ mod tests {
         );
         // Same port, different protocols or different host IPs: fine.
         parse_list("p", "53:53/udp,53:53/tcp,127.0.0.1:80:80,127.0.0.2:80:80").unwrap();
+    }
+
+    #[test]
+    fn parses_ipv6_host_addresses_in_brackets() {
+        let l = parse_list(
+            "p",
+            "[::]:8080:80,[fd00::1]:8081:81/udp,[2001:db8::1]:9000-9001:90-91",
+        )
+        .unwrap();
+        assert_eq!(l[0].host_ip, Some(Ipv6Addr::UNSPECIFIED.into()));
+        assert_eq!(l[1].host_ip, Some("fd00::1".parse().unwrap()));
+        assert_eq!(l[1].protocol, Protocol::Udp);
+        assert_eq!(l[2].count, 2);
+        assert_eq!(l[0].to_string(), "[::]:8080:80/tcp");
+        assert_eq!(l[1].to_string(), "[fd00::1]:8081:81/udp");
+        // What prints parses back to the same.
+        let printed: Vec<String> = l.iter().map(ToString::to_string).collect();
+        assert_eq!(parse_list("p", &printed.join(",")).unwrap(), l);
+        // Bare and 0.0.0.0 stay as they were written.
+        assert_eq!(parse_entry("p", "8080:80").unwrap().host_ip, None);
+        assert_eq!(
+            parse_entry("p", "0.0.0.0:8080:80").unwrap().host_ip,
+            Some(Ipv4Addr::UNSPECIFIED.into())
+        );
+    }
+
+    #[test]
+    fn refuses_bracket_errors_naming_them() {
+        for (bad, why) in [
+            ("[::1:8080:80", "bracket is not closed"),
+            ("::1:8080:80", "written in brackets"),
+            ("fd00::1:8080:80", "written in brackets"),
+            ("[]:8080:80", "hold no address"),
+            ("[1.2.3.4]:80:80", "write 1.2.3.4 without them"),
+            ("[::ffff:1.2.3.4]:80:80", "IPv4-mapped"),
+            ("[fd00::1]8080:80", "expected [IPV6]"),
+            ("[fd00::zz]:8080:80", "not an IPv6 address"),
+            ("[fe80::1%eth0]:8080:80", "not an IPv6 address"),
+            ("[::1]:8080:80", "[::1] cannot be published"),
+            ("[fd00::1]:8080", "expected"),
+            ("[fd00::1]:8080:80:90", "expected"),
+        ] {
+            let e = parse_list("io.ocinet.ports", bad).unwrap_err().to_string();
+            assert!(e.starts_with("invalid io.ocinet.ports"), "{bad}: {e}");
+            assert!(
+                e.contains(&format!("{bad:?}")),
+                "names the value: {bad}: {e}"
+            );
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn host_addresses_overlap_by_family() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let any4 = ip("0.0.0.0");
+        let any6 = ip("::");
+        let v4 = ip("10.0.0.1");
+        let v6 = ip("2001:db8::1");
+        for (a, b, want) in [
+            (None, any4, true),
+            (None, any6, true),
+            (None, v6, true),
+            (any4, any6, true),
+            (any4, v4, true),
+            (any4, v6, false),
+            (any6, v4, true),
+            (any6, v6, true),
+            (v4, v6, false),
+            (v6, v6, true),
+            (v6, ip("2001:db8::2"), false),
+        ] {
+            assert_eq!(addresses_overlap(a, b), want, "{a:?} {b:?}");
+            assert_eq!(addresses_overlap(b, a), want, "{b:?} {a:?}");
+        }
+        parse_list("p", "0.0.0.0:80:80,[2001:db8::1]:80:80").unwrap();
+        let e = parse_list("p", "8080:80,[::]:8080:80")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("published twice"), "{e}");
+        let e = parse_list("p", "0.0.0.0:8080:80,[::]:8080:80")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("published twice"), "{e}");
     }
 }

@@ -19,10 +19,10 @@
 
 use std::fmt;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::model::ports::{conflicts, Protocol};
+use crate::model::ports::{addresses_overlap, conflicts, Protocol};
 use crate::model::{PortMapping, PortSpec};
 use crate::store::entries::{drop_entry, holder_at, split_holder, take_entry, Taken};
 use crate::store::{fsutil, legacy, Need, StateDir};
@@ -35,8 +35,8 @@ pub struct Claim {
     /// The first port; `count` ports from here.
     pub host_port: u16,
     pub count: u16,
-    /// `None`: every address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// `None`: every address of both families.
+    pub host_ip: Option<IpAddr>,
     /// The holder's container id.
     pub holder: String,
     /// The network the holder publishes the ports from (`None`: a claim
@@ -95,7 +95,7 @@ impl Claim {
         let last = u32::from(self.host_port) + u32::from(self.count) - 1;
         m.protocol == self.protocol
             && (u32::from(self.host_port)..=last).contains(&u32::from(m.host_port))
-            && (m.host_ip.is_none() || self.host_ip.is_none() || m.host_ip == self.host_ip)
+            && addresses_overlap(m.host_ip, self.host_ip)
     }
 
     fn as_mapping(&self) -> PortMapping {
@@ -110,10 +110,11 @@ impl Claim {
 
 impl fmt::Display for Claim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let addr = self
-            .host_ip
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "0.0.0.0".into());
+        let addr = match self.host_ip {
+            Some(IpAddr::V6(i)) => format!("[{i}]"),
+            Some(i) => i.to_string(),
+            None => "0.0.0.0".into(),
+        };
         if self.count > 1 {
             let last = u32::from(self.host_port) + u32::from(self.count) - 1;
             write!(
@@ -269,12 +270,23 @@ impl PortClaims {
                 held.push(Claim::of(&PortMapping { host_ip: None, ..m }, holder(raw)));
             }
             match m.host_ip {
-                None => held.extend(self.single_address_claims(m.protocol, m.host_port)?),
-                Some(_) => {
+                // One address overlaps only its own entry, unless someone
+                // holds the port on 0.0.0.0 or :: (entries beside it).
+                Some(ip) if !ip.is_unspecified() => {
                     if let Some(raw) = holder_at(&self.state, &self.entry(&m))? {
                         held.push(Claim::of(&m, holder(raw)));
                     }
+                    for wide in [IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])] {
+                        let w = PortMapping {
+                            host_ip: Some(wide),
+                            ..m
+                        };
+                        if let Some(raw) = holder_at(&self.state, &self.entry(&w))? {
+                            held.push(Claim::of(&w, holder(raw)));
+                        }
+                    }
                 }
+                _ => held.extend(self.single_address_claims(m.protocol, m.host_port)?),
             }
             held.extend(ranges.iter().filter(|r| r.overlaps(&m)).cloned());
             out.extend(
@@ -490,6 +502,72 @@ mod tests {
         o.iter()
             .map(|o| format!("{} {}", o.held, o.held.holder))
             .collect()
+    }
+
+    #[test]
+    fn claims_overlap_by_address_family() {
+        let s = Scratch::new("family");
+        let c = s.0.port_claims();
+        c.claim(
+            "a",
+            "n",
+            &p("0.0.0.0:8080:80,[2001:db8::1]:8081:81,[::]:8082:82"),
+        )
+        .unwrap();
+        // 0.0.0.0 is IPv4 only: an IPv6 address's port is free.
+        assert!(c
+            .overlaps("b", &p("[2001:db8::1]:8080:80"))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            holders(&c.overlaps("b", &p("10.0.0.1:8080:80")).unwrap()),
+            ["0.0.0.0:8080/tcp a"]
+        );
+        // A bare port is both families: it overlaps 0.0.0.0 and one IPv6 address.
+        assert_eq!(
+            holders(&c.overlaps("b", &p("8080:80")).unwrap()),
+            ["0.0.0.0:8080/tcp a"]
+        );
+        assert_eq!(
+            holders(&c.overlaps("b", &p("8081:80")).unwrap()),
+            ["[2001:db8::1]:8081/tcp a"]
+        );
+        assert_eq!(
+            holders(&c.overlaps("b", &p("[::]:8081:80")).unwrap()),
+            ["[2001:db8::1]:8081/tcp a"]
+        );
+        assert!(c
+            .overlaps("b", &p("[2001:db8::2]:8081:80,0.0.0.0:8081:80"))
+            .unwrap()
+            .is_empty());
+        // [::] is every address of both families.
+        for wanted in [
+            "8082:80",
+            "0.0.0.0:8082:80",
+            "10.0.0.1:8082:80",
+            "[2001:db8::2]:8082:80",
+        ] {
+            assert_eq!(
+                holders(&c.overlaps("b", &p(wanted)).unwrap()),
+                ["[::]:8082/tcp a"],
+                "{wanted}"
+            );
+        }
+        let e = c
+            .claim("b", "n", &p("[::]:8082:80"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[::]:8082/tcp"), "{e}");
+        assert_eq!(c.list().unwrap().len(), 3);
+        assert_eq!(
+            c.release(
+                "a",
+                &p("0.0.0.0:8080:80,[2001:db8::1]:8081:81,[::]:8082:82")
+            )
+            .unwrap(),
+            3
+        );
+        assert!(c.list().unwrap().is_empty());
     }
 
     #[test]

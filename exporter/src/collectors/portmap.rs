@@ -3,7 +3,7 @@
 //! published ports, never by the number of connections.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use ocinet_common::conntrack;
 use ocinet_common::model::Protocol;
@@ -41,11 +41,15 @@ impl Collector for Portmap {
         // (container address, protocol, host port, container port) ->
         // (host address or None for all, labels); several host addresses may
         // publish the same host port to the same container port.
-        type Key = (Ipv4Addr, Protocol, u16, u16);
-        let mut index: HashMap<Key, Vec<(Option<Ipv4Addr>, [String; 7])>> = HashMap::new();
+        type Key = (IpAddr, Protocol, u16, u16);
+        // (host address or None for all addresses, the series' labels)
+        type Labelled = (Option<IpAddr>, [String; 7]);
+        let mut index: HashMap<Key, Vec<Labelled>> = HashMap::new();
         for ep in snap.endpoints.iter() {
             let Some(att) = ep.publishing() else { continue };
-            let Some(ip) = att.ipv4() else { continue };
+            let Some(ip) = att.ipv4().map(IpAddr::from) else {
+                continue;
+            };
             for m in att.ports.iter().flat_map(|p| p.mappings()) {
                 let labels = [
                     ep.name.clone(),
@@ -63,7 +67,8 @@ impl Collector for Portmap {
                 index
                     .entry((ip, m.protocol, m.host_port, m.container_port))
                     .or_default()
-                    .push((m.host_ip, labels));
+                    // 0.0.0.0 is "all addresses" (of the IPv4 table this reads).
+                    .push((m.host_ip.filter(|h| !h.is_unspecified()), labels));
             }
         }
         if index.is_empty() {

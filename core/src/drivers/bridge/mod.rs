@@ -131,12 +131,32 @@ fn check_ports(
             ),
         ));
     }
-    if ports.iter().all(|p| p.host_ip.is_none()) {
+    // An IPv6 host address needs a container with an IPv6 address to
+    // send to; a bare port answers over IPv6 only when it has one.
+    if net.v6().is_none() {
+        if let Some(p) = ports
+            .iter()
+            .find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv6()))
+        {
+            return Err(Error::invalid(
+                ports_field,
+                p,
+                format!(
+                    "network {} has no IPv6 subnet: the container has no IPv6 address to publish on an IPv6 host address",
+                    net.name
+                ),
+            ));
+        }
+    }
+    if ports
+        .iter()
+        .all(|p| p.host_ip.is_none_or(|ip| ip.is_unspecified()))
+    {
         return Ok(());
     }
     let local = HostAddresses::of(host)?;
     for p in ports {
-        if let Some(ip) = p.host_ip {
+        if let Some(ip) = p.host_ip.filter(|ip| !ip.is_unspecified()) {
             if !local.has(ip) {
                 return Err(Error::invalid(
                     ports_field,
