@@ -22,8 +22,11 @@ use crate::networks;
 /// What `connect` asks for besides the network and the container.
 #[derive(Debug, Default, Clone)]
 pub struct ConnectOptions {
-    /// Static addresses on the network (`--ip`).
+    /// Static addresses on the network (`--ip`, `--ip6`).
     pub addresses: Vec<std::net::IpAddr>,
+    /// Where the IPv4 and the IPv6 address came from, for errors.
+    pub ip_field: String,
+    pub ip6_field: String,
     pub aliases: Vec<String>,
     /// Where the aliases came from, for errors (empty: `--alias`).
     pub aliases_field: String,
@@ -185,8 +188,8 @@ pub fn connect_locked(
     };
     let req = AttachmentRequest {
         addresses: opts.addresses.clone(),
-        ip_field: "--ip".into(),
-        ip6_field: "--ip6".into(),
+        ip_field: opts.ip_field.clone(),
+        ip6_field: opts.ip6_field.clone(),
         aliases: opts.aliases.clone(),
         ..AttachmentRequest::new(network)
     };

@@ -49,6 +49,11 @@ pub fn run(
     let ctx = &ctx.lock().map_err(to_cni)?;
     let net = network::ensure(ctx, conf)?;
     let ip = conf.wanted.ip.or(inv.args.ip);
+    let addresses: Vec<std::net::IpAddr> = ip
+        .map(std::net::IpAddr::V4)
+        .into_iter()
+        .chain(conf.wanted.ip6.map(std::net::IpAddr::V6))
+        .collect();
     let mac = match conf.wanted.mac.as_deref().or(inv.args.mac.as_deref()) {
         Some(m) => Some(
             validate::mac("runtimeConfig.mac", m)
@@ -104,7 +109,9 @@ pub fn run(
                 &conf.network,
                 &inv.container_id,
                 &ConnectOptions {
-                    addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
+                    addresses: addresses.clone(),
+                    ip_field: "runtimeConfig.ips".into(),
+                    ip6_field: "runtimeConfig.ips".into(),
                     aliases: conf.wanted.aliases.clone(),
                     aliases_field: "runtimeConfig.aliases".into(),
                     interface: Some(inv.ifname.clone()),
@@ -141,8 +148,9 @@ pub fn run(
                     attachments: vec![AttachmentRequest {
                         interface: Some(inv.ifname.clone()),
                         interface_field: "CNI_IFNAME".into(),
-                        addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
+                        addresses,
                         ip_field: "runtimeConfig.ips".into(),
+                        ip6_field: "runtimeConfig.ips".into(),
                         mac,
                         mac_field: "runtimeConfig.mac".into(),
                         aliases: conf.wanted.aliases.clone(),

@@ -74,4 +74,30 @@ impl Netlink {
         }
         Ok(out)
     }
+
+    /// IPv6 addresses with their prefix length, per interface index (a
+    /// kernel without IPv6 has none).
+    pub fn ipv6_addresses(&mut self) -> Result<Vec<(u32, Ipv6Addr, u8)>> {
+        let mut req = AddressMessage::default();
+        req.header.family = netlink_packet_route::AddressFamily::Inet6;
+        let replies = match self.get(
+            RouteNetlinkMessage::GetAddress(req),
+            true,
+            "dump IPv6 addresses",
+        ) {
+            Err(e) if is_errno(&e, nix::libc::EAFNOSUPPORT) => return Ok(Vec::new()),
+            r => r?,
+        };
+        let mut out = Vec::new();
+        for r in replies {
+            if let RouteNetlinkMessage::NewAddress(m) = r {
+                for a in &m.attributes {
+                    if let AddressAttribute::Address(IpAddr::V6(ip)) = a {
+                        out.push((m.header.index, *ip, m.header.prefix_len));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }

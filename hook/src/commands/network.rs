@@ -78,6 +78,8 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                     .into_iter()
                     .chain(ip6.map(std::net::IpAddr::V6))
                     .collect(),
+                ip_field: "--ip".into(),
+                ip6_field: "--ip6".into(),
                 aliases: alias.clone(),
                 aliases_field: "--alias".into(),
                 interface: None,
