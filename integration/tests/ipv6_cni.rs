@@ -480,3 +480,105 @@ fn podman_cni_backend_dual_stack() {
     ocinet_integration::assert_clean(&h, &id);
     assert!(h.ps().is_empty(), "{:?}", h.ps());
 }
+
+/// podman through hooks.d (`--network none`, crun) on a dual-stack
+/// ocinet network: each container gets both addresses and its IPv6
+/// default route, one reaches the other over IPv6, and `podman rm`
+/// leaves nothing.
+#[test]
+fn podman_hooks_d_dual_stack() {
+    let h = Host::new();
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "pds",
+        "--subnet",
+        "10.91.0.0/24",
+        "--subnet",
+        "fd91::/64",
+    ]));
+    let www = h.dir.join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "hello over ipv6\n").expect("index");
+    let vol = format!("{}:/www:ro", www.display());
+    let root = ocinet_integration::rootfs::path().display().to_string();
+    let mut ids = Vec::new();
+    for name in ["pa", "pb"] {
+        let run = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--annotation",
+            "io.ocinet.network=pds",
+            "-v",
+            &vol,
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "--rootfs",
+            &root,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ];
+        ids.push(ok(h.podman(&run)).trim().to_string());
+    }
+    let a6 = |id: &str| {
+        let ep = h
+            .endpoint(id)
+            .unwrap_or_else(|| panic!("no endpoint for {id}"));
+        assert!(
+            ep["ip"]
+                .as_str()
+                .is_some_and(|ip| ip.starts_with("10.91.0.")),
+            "{ep}"
+        );
+        ep["attachments"][0]["ip6"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (ipa, ipb) = (a6(&ids[0]), a6(&ids[1]));
+    assert!(
+        ipa.starts_with("fd91::") && ipb.starts_with("fd91::") && ipa != ipb,
+        "{ipa} {ipb}"
+    );
+    let inside = ok(h.podman(&[
+        "exec",
+        "pa",
+        "/bin/busybox",
+        "ip",
+        "-6",
+        "addr",
+        "show",
+        "eth0",
+    ]));
+    assert!(inside.contains(&format!("inet6 {ipa}/64")), "{inside}");
+    let routes = ok(h.podman(&["exec", "pa", "/bin/busybox", "ip", "-6", "route"]));
+    assert!(routes.contains("default via fd91::1 dev eth0"), "{routes}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let got = ok(h.podman(&[
+        "exec",
+        "pa",
+        "/bin/busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://[{ipb}]/"),
+    ]));
+    assert_eq!(got.trim(), "hello over ipv6");
+    for (name, id) in ["pa", "pb"].iter().zip(&ids) {
+        ok(h.podman(&["stop", "--time", "1", name]));
+        ok(h.podman(&["rm", name]));
+        ocinet_integration::assert_clean(&h, id);
+    }
+    assert!(h.leases("pds").is_empty(), "{:?}", h.leases("pds"));
+}
