@@ -4,7 +4,7 @@
 //!
 //! ```json
 //! {"cniVersion": "1.0.0", "name": "pods", "type": "ocinet",
-//!  "network": "pods", "subnet": "10.90.0.0/24",
+//!  "network": "pods", "subnet": "10.90.0.0/24",   // or ["10.90.0.0/24", "fd90::/64"]
 //!  "stateDir": "/run/ocinet", "configDir": "/etc/ocinet",
 //!  "capabilities": {"portMappings": true, "ips": true, "mac": true, "aliases": true}}
 //! ```
