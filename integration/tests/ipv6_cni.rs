@@ -582,3 +582,70 @@ fn podman_hooks_d_dual_stack() {
     }
     assert!(h.leases("pds").is_empty(), "{:?}", h.leases("pds"));
 }
+
+/// A second attachment (another network, another CNI_IFNAME: a connect)
+/// on a dual-stack network takes its static IPv6 address from
+/// `runtimeConfig.ips` too, and a bad one is refused naming that field
+/// (not the CLI's `--ip6`), leaving the first attachment alone.
+#[test]
+fn a_second_attachment_takes_a_static_ipv6() {
+    let h = Host::new();
+    let pod = Pod::new(&h, "two");
+    let front = cni::single(
+        &h,
+        "1.0.0",
+        "front",
+        json!({"subnet": "10.89.0.0/24", "dnsUpstreams": [OUTSIDE_IP]}),
+    );
+    let back = |ips: Value| {
+        cni::single(
+            &h,
+            "1.0.0",
+            "back",
+            dual(
+                "10.88.0.0/24",
+                "fd88::/64",
+                json!({"capabilities": {"ips": true}, "runtimeConfig": {"ips": ips}}),
+            ),
+        )
+    };
+    let add = |ifname: &str, conf: &Value| {
+        cni::exec(
+            &h,
+            "ocinet",
+            &Call::new("ADD", &pod.id, &pod.path(), ifname),
+            conf,
+        )
+    };
+    let r = add("eth0", &front).ok();
+    assert_eq!(r["ips"].as_array().map(Vec::len), Some(1), "IPv4 only: {r}");
+    let r = add("net1", &back(json!(["fd87::1"])));
+    r.refused(7, "runtimeConfig.ips");
+    assert!(!r.stdout.contains("--ip6"), "{}", r.stdout);
+    assert!(!pod.exec(&["ip", "link", "show", "net1"]).status.success());
+    let r = add("net1", &back(json!(["fd88::77"]))).ok();
+    assert_eq!(r["ips"][1]["address"], "fd88::77/64", "{r}");
+    // The default routes stay on eth0: no IPv6 default route is added by
+    // the second attachment.
+    assert!(r["routes"].as_array().is_none_or(|a| a.is_empty()), "{r}");
+    let shown = ok(pod.exec(&["ip", "-6", "addr", "show", "net1"]));
+    assert!(shown.contains("inet6 fd88::77/64"), "{shown}");
+    cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("CHECK", &pod.id, &pod.path(), "net1"),
+        &back(json!(["fd88::77"])),
+    )
+    .ok();
+    for (ifname, conf) in [("net1", back(json!(["fd88::77"]))), ("eth0", front.clone())] {
+        cni::exec(
+            &h,
+            "ocinet",
+            &Call::new("DEL", &pod.id, &pod.path(), ifname),
+            &conf,
+        )
+        .ok();
+    }
+    ocinet_integration::assert_clean(&h, &pod.id);
+    assert!(h.leases("back").is_empty(), "{:?}", h.leases("back"));
+}
