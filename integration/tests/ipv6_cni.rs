@@ -252,6 +252,28 @@ fn ips_capability_sets_a_static_ipv6_and_check_sees_it_go() {
         assert!(h.leases("ds").is_empty(), "{ips}: {:?}", h.leases("ds"));
     }
 
+    // CNI_ARGS IP (host-local's form, one per family; what podman 4.3
+    // sends for --ip/--ip6), named as such when refused.
+    let plain = cni::single(
+        &h,
+        "1.0.0",
+        "ds",
+        dual("10.96.0.0/24", "fd96::/64", json!({})),
+    );
+    let p = Pod::new(&h, "ar");
+    let mut call = Call::new("ADD", &p.id, &p.path(), "eth0");
+    call.args = "IP=10.96.0.50,fd96::50".into();
+    let r = cni::exec(&h, "ocinet", &call, &plain).ok();
+    assert_eq!(r["ips"][0]["address"], "10.96.0.50/24", "{r}");
+    assert_eq!(r["ips"][1]["address"], "fd96::50/64", "{r}");
+    cni::exec(&h, "ocinet", &call.command("DEL"), &plain).ok();
+    call.args = "IP=fd97::50".into();
+    cni::exec(&h, "ocinet", &call, &plain)
+        .refused(4, "invalid CNI_ARGS IP \"fd97::50\": is outside the subnet");
+    call.args = "IP=fd96::50,fd96::51".into();
+    cni::exec(&h, "ocinet", &call, &plain).refused(4, "one address per family");
+    ocinet_integration::assert_clean(&h, &p.id);
+
     // An IPv6 address on an IPv4-only network.
     let v4 = cni::single(
         &h,
@@ -410,8 +432,9 @@ fn inline_definitions_are_compared_per_family() {
 }
 
 /// podman 4.3 with its CNI backend on a dual-stack ocinet conflist: the
-/// container has both addresses and its IPv6 default route, and
-/// `podman rm` leaves nothing.
+/// container has both addresses (its IPv6 one from `--ip6`, which podman
+/// passes as `CNI_ARGS IP=`) and its IPv6 default route, and `podman rm`
+/// leaves nothing.
 #[test]
 fn podman_cni_backend_dual_stack() {
     let h = Host::new();
@@ -437,6 +460,8 @@ fn podman_cni_backend_dual_stack() {
         "nofile=1024:1024",
         "--ulimit",
         "nproc=1024:1024",
+        "--ip6",
+        "fd92::42",
         "--rootfs",
         &root,
         "httpd",
@@ -452,7 +477,8 @@ fn podman_cni_backend_dual_stack() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert!(a6.starts_with("fd92::"), "{ep}");
+    // podman 4.3 hands --ip6 over as CNI_ARGS IP (host-local's form).
+    assert_eq!(a6, "fd92::42/64", "{ep}");
     let inside = ok(h.podman_cni(
         &conflists,
         &[
