@@ -401,6 +401,28 @@ fn inline_definitions_are_compared_per_family() {
     ] {
         add(&cni::single(&h, "1.0.0", "n6", conf.clone())).refused(7, said);
     }
+    // `ipv6: true` without an IPv6 subnet: a free /64 of the ULA pool,
+    // as --ipv6 takes.
+    let auto = cni::single(
+        &h,
+        "1.0.0",
+        "auto6",
+        json!({"subnet": "10.85.0.0/24", "ipv6": true, "dnsUpstreams": [OUTSIDE_IP]}),
+    );
+    let r = add(&auto).ok();
+    assert!(
+        r["ips"][1]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("fd87:6f63:6900:") && a.ends_with("/64")),
+        "{r}"
+    );
+    cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("DEL", &pod.id, &pod.path(), "eth0"),
+        &auto,
+    )
+    .ok();
     // New networks: the CLI's rules, naming the key.
     for (conf, said) in [
         (
