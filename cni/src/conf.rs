@@ -4,15 +4,15 @@
 //!
 //! ```json
 //! {"cniVersion": "1.0.0", "name": "pods", "type": "ocinet",
-//!  "network": "pods", "subnet": "10.90.0.0/24",
+//!  "network": "pods", "subnet": "10.90.0.0/24",   // or ["10.90.0.0/24", "fd90::/64"]
 //!  "stateDir": "/run/ocinet", "configDir": "/etc/ocinet",
 //!  "capabilities": {"portMappings": true, "ips": true, "mac": true, "aliases": true}}
 //! ```
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use ocinet_common::model::{PortSpec, Protocol};
 use rscni_types::error::Error as CniError;
 use rscni_types::types::NetConf;
@@ -28,6 +28,13 @@ pub const DEFAULT_CONFIG_DIR: &str = "/etc/ocinet";
 pub struct Inline {
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
+    /// A dual-stack network's IPv6 subnet and gateway: `subnet` and
+    /// `gateway` take one value per family, as a list (as the CLI's
+    /// repeated `--subnet` and `--gateway` do).
+    pub subnet6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
+    /// `ipv6: true` without an IPv6 subnet: a free /64 (`--ipv6`).
+    pub ipv6: Option<bool>,
     pub bridge: Option<String>,
     pub mtu: Option<u32>,
     pub internal: Option<bool>,
@@ -48,6 +55,8 @@ impl Inline {
 pub struct Wanted {
     pub ports: Vec<PortSpec>,
     pub ip: Option<Ipv4Addr>,
+    /// The IPv6 address of `runtimeConfig.ips`, on a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
     pub mac: Option<String>,
     pub aliases: Vec<String>,
     /// The `dns` capability: servers the resolver tries first for the
@@ -88,20 +97,6 @@ fn string(custom: &serde_json::Map<String, Value>, key: &str) -> Result<Option<S
     }
 }
 
-fn parsed<T: std::str::FromStr>(
-    custom: &serde_json::Map<String, Value>,
-    key: &str,
-    what: &str,
-) -> Result<Option<T>, CniError> {
-    match string(custom, key)? {
-        None => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| invalid(key, &Value::String(s), &format!("not {what}"))),
-    }
-}
-
 fn list<T: std::str::FromStr>(
     custom: &serde_json::Map<String, Value>,
     key: &str,
@@ -120,6 +115,39 @@ fn list<T: std::str::FromStr>(
             .map(Some),
         Some(v) => Err(invalid(key, v, "must be a list")),
     }
+}
+
+/// `key` as one value or a list of values, at most one per family (the
+/// CLI's repeated `--subnet`/`--gateway`), sorted into (IPv4, IPv6).
+fn per_family<T, V4, V6>(
+    custom: &serde_json::Map<String, Value>,
+    key: &str,
+    what: &str,
+    split: impl Fn(T) -> Result<V4, V6>,
+) -> Result<(Option<V4>, Option<V6>), CniError>
+where
+    T: std::str::FromStr,
+{
+    let items: Vec<Value> = match custom.get(key) {
+        None | Some(Value::Null) => return Ok((None, None)),
+        Some(Value::Array(items)) => items.clone(),
+        Some(v) => vec![v.clone()],
+    };
+    let (mut v4, mut v6) = (None, None);
+    for v in &items {
+        let parsed: T = v
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid(key, v, &format!("not {what}")))?;
+        let family = match split(parsed) {
+            Ok(a) => v4.replace(a).map(|_| "IPv4"),
+            Err(a) => v6.replace(a).map(|_| "IPv6"),
+        };
+        if let Some(family) = family {
+            return Err(invalid(key, v, &format!("one {family} {key} per network")));
+        }
+    }
+    Ok((v4, v6))
 }
 
 fn flag(custom: &serde_json::Map<String, Value>, key: &str) -> Result<Option<bool>, CniError> {
@@ -169,9 +197,21 @@ impl Conf {
                     .ok_or_else(|| invalid("mtu", v, "not a number"))?,
             ),
         };
+        let (subnet, subnet6) = per_family(&custom, "subnet", "a CIDR", |n: IpNet| match n {
+            IpNet::V4(n) => Ok(n),
+            IpNet::V6(n) => Err(n),
+        })?;
+        let (gateway, gateway6) =
+            per_family(&custom, "gateway", "an IP address", |a: IpAddr| match a {
+                IpAddr::V4(a) => Ok(a),
+                IpAddr::V6(a) => Err(a),
+            })?;
         let inline = Inline {
-            subnet: parsed(&custom, "subnet", "an IPv4 CIDR")?,
-            gateway: parsed(&custom, "gateway", "an IPv4 address")?,
+            subnet,
+            gateway,
+            subnet6,
+            gateway6,
+            ipv6: flag(&custom, "ipv6")?,
             bridge: string(&custom, "bridge")?,
             mtu,
             internal: flag(&custom, "internal")?,
@@ -257,24 +297,41 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
             let s = item
                 .as_str()
                 .ok_or_else(|| invalid("runtimeConfig.ips", item, "not an address"))?;
-            // With or without a prefix; IPv6 is not configured yet.
+            // With or without a prefix (the network's is used); one per
+            // family, an IPv6 one for the network's IPv6 subnet (the core
+            // refuses it on a network without one, naming the field).
             let addr = s.split('/').next().unwrap_or(s);
-            match addr.parse::<std::net::IpAddr>() {
-                Ok(std::net::IpAddr::V4(ip)) if w.ip.is_none() => w.ip = Some(ip),
-                Ok(std::net::IpAddr::V4(_)) => {
+            match addr.parse::<IpAddr>() {
+                Ok(IpAddr::V4(ip)) if w.ip.is_none() => w.ip = Some(ip),
+                Ok(IpAddr::V6(ip)) if w.ip6.is_none() => w.ip6 = Some(ip),
+                Ok(IpAddr::V4(_)) => {
                     return Err(invalid(
                         "runtimeConfig.ips",
                         v,
                         "one IPv4 address per attachment",
                     ))
                 }
-                Ok(std::net::IpAddr::V6(_)) => {
-                    return Err(CniError::UnsupportedNetworkConfiguration(format!(
-                        "invalid runtimeConfig.ips {item}: IPv6 is not supported yet"
-                    )))
+                Ok(IpAddr::V6(_)) => {
+                    return Err(invalid(
+                        "runtimeConfig.ips",
+                        v,
+                        "one IPv6 address per attachment",
+                    ))
                 }
                 Err(_) => return Err(invalid("runtimeConfig.ips", item, "not an address")),
             }
+        }
+    }
+    // A range per family to allocate from, per container: ocinet leases
+    // from the network's own range (`ip-range` at network create), so a
+    // runtime's other range would be silently ignored: refused instead.
+    match rc.custom.get("ipRanges") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.is_empty() => {}
+        Some(v) => {
+            return Err(CniError::UnsupportedNetworkConfiguration(format!(
+                "invalid runtimeConfig.ipRanges {v}: not supported: ocinet allocates from the network's ip-range (set at network create); ask for a static address with runtimeConfig.ips"
+            )))
         }
     }
     if let Some(d) = rc.custom.get("dns").filter(|d| !d.is_null()) {
@@ -442,5 +499,58 @@ mod tests {
                 "127.0.0.53 not usable from a container"
             ]
         );
+    }
+
+    #[test]
+    fn subnets_and_gateways_are_read_per_family() {
+        let c = Conf::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"ocinet",
+                "subnet":["10.91.0.0/24","fd91::/64"],"gateway":["fd91::1","10.91.0.1"],
+                "runtimeConfig":{"ips":["fd91::9/64","10.91.0.9"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.inline.subnet, Some("10.91.0.0/24".parse().unwrap()));
+        assert_eq!(c.inline.subnet6, Some("fd91::/64".parse().unwrap()));
+        assert_eq!(c.inline.gateway, Some(Ipv4Addr::new(10, 91, 0, 1)));
+        assert_eq!(c.inline.gateway6, Some("fd91::1".parse().unwrap()));
+        assert_eq!(c.wanted.ip, Some(Ipv4Addr::new(10, 91, 0, 9)));
+        assert_eq!(c.wanted.ip6, Some("fd91::9".parse().unwrap()));
+        // A single string is still one subnet of either family.
+        let c = Conf::parse(br#"{"name":"n","type":"ocinet","subnet":"fd92::/64"}"#).unwrap();
+        assert_eq!(
+            (c.inline.subnet, c.inline.subnet6),
+            (None, Some("fd92::/64".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn two_values_of_one_family_are_refused_naming_the_key() {
+        for (conf, text) in [
+            (
+                r#"{"name":"n","type":"ocinet","subnet":["fd1::/64","fd2::/64"]}"#,
+                "invalid subnet \"fd2::/64\": one IPv6 subnet per network",
+            ),
+            (
+                r#"{"name":"n","type":"ocinet","gateway":["10.0.0.1","10.0.0.2"]}"#,
+                "invalid gateway \"10.0.0.2\": one IPv4 gateway per network",
+            ),
+            (
+                r#"{"name":"n","type":"ocinet","subnet":["10.0.0.0/24","fd::/6x"]}"#,
+                "invalid subnet \"fd::/6x\": not a CIDR",
+            ),
+            (
+                r#"{"name":"n","type":"ocinet","runtimeConfig":{"ips":["fd::1","fd::2"]}}"#,
+                "one IPv6 address per attachment",
+            ),
+            (
+                r#"{"name":"n","type":"ocinet","runtimeConfig":{"ipRanges":[[{"subnet":"fd::/64"}]]}}"#,
+                "invalid runtimeConfig.ipRanges",
+            ),
+        ] {
+            let e = Conf::parse(conf.as_bytes()).unwrap_err();
+            assert!(e.details().contains(text), "{conf}: {e:?}");
+        }
+        // An empty list asks for nothing.
+        Conf::parse(br#"{"name":"n","type":"ocinet","runtimeConfig":{"ipRanges":[]}}"#).unwrap();
     }
 }

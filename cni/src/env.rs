@@ -24,7 +24,10 @@ pub struct Invocation {
 /// `CNI_ARGS`: `K=V;K=V`, the keys ocinet uses kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CniArgs {
+    /// `IP`: one address, or one per family separated by a comma (as the
+    /// reference host-local reads it; podman 4.3 sends `--ip6` there).
     pub ip: Option<Ipv4Addr>,
+    pub ip6: Option<std::net::Ipv6Addr>,
     pub mac: Option<String>,
     /// `K8S_POD_NAME` (podman sends the container's name there too): the
     /// name the container answers to in DNS.
@@ -107,11 +110,17 @@ impl CniArgs {
             match k.as_str() {
                 "IgnoreUnknown" => {}
                 "IP" => {
-                    out.ip = Some(v.parse().map_err(|_| {
-                        CniError::InvalidEnvValue(format!(
-                            "invalid CNI_ARGS IP {v:?}: not an IPv4 address"
-                        ))
-                    })?)
+                    for a in v.split(',') {
+                        let bad = |why: &str| {
+                            CniError::InvalidEnvValue(format!("invalid CNI_ARGS IP {v:?}: {why}"))
+                        };
+                        match a.trim().parse::<std::net::IpAddr>() {
+                            Ok(std::net::IpAddr::V4(ip)) if out.ip.is_none() => out.ip = Some(ip),
+                            Ok(std::net::IpAddr::V6(ip)) if out.ip6.is_none() => out.ip6 = Some(ip),
+                            Ok(_) => return Err(bad("one address per family")),
+                            Err(_) => return Err(bad(&format!("{a:?} is not an IP address"))),
+                        }
+                    }
                 }
                 "MAC" => out.mac = Some(v),
                 "K8S_POD_NAME" => out.pod_name = Some(v),
@@ -140,6 +149,11 @@ mod tests {
         assert_eq!(a.pod_name.as_deref(), Some("web"));
         assert!(CniArgs::parse("X=y").is_err());
         assert!(CniArgs::parse("IP=nope").is_err());
+        let a = CniArgs::parse("IP=10.1.0.5,fd00::5").unwrap();
+        assert_eq!(a.ip6, Some("fd00::5".parse().unwrap()));
+        assert_eq!(CniArgs::parse("IP=fd00::5").unwrap().ip, None);
+        assert!(CniArgs::parse("IP=fd00::5,fd00::6").is_err());
+        assert!(CniArgs::parse("IP=10.1.0.5,").is_err());
         assert!(CniArgs::parse("novalue").is_err());
     }
 

@@ -47,6 +47,12 @@ pub fn of(att: &Attachment, net: &Network, netns: &Path) -> CNIResult {
         att.mac.clone().unwrap_or_default(),
         Some(netns),
     ));
+    // Both families as the reference bridge plugin lays them out for a
+    // dual-stack network: the IPv4 address then the IPv6 one, each with
+    // its gateway and pointing at the container's interface; default
+    // routes in the same order (with their next hop, which the
+    // reference plugin leaves to the address's gateway).
+    let gateway6 = net.gateway6().filter(|_| !net.internal);
     let ips = att
         .ipv4_net()
         .map(|a| IpConfig {
@@ -55,19 +61,29 @@ pub fn of(att: &Attachment, net: &Network, netns: &Path) -> CNIResult {
             gateway: (!net.internal).then_some(IpAddr::V4(net.gateway())),
         })
         .into_iter()
+        .chain(att.ipv6_net().map(|a| IpConfig {
+            interface: Some(index),
+            address: IpNet::V6(a),
+            gateway: gateway6.map(IpAddr::V6),
+        }))
         .collect();
+    let route = |dst: IpNet, gw: IpAddr| Route {
+        dst,
+        gw: Some(gw),
+        mtu: None,
+        advmss: None,
+        priority: None,
+        table: None,
+        scope: None,
+    };
     let routes = att
         .gateway
-        .map(|gw| Route {
-            dst: "0.0.0.0/0".parse().unwrap_or_default(),
-            gw: Some(gw),
-            mtu: None,
-            advmss: None,
-            priority: None,
-            table: None,
-            scope: None,
-        })
+        .map(|gw| route(IpNet::V4(Default::default()), gw))
         .into_iter()
+        .chain(
+            att.gateway6
+                .map(|gw| route(IpNet::V6(Default::default()), IpAddr::V6(gw))),
+        )
         .collect();
     let dns = net.dns.then(|| Dns {
         nameservers: vec![net.resolver_address().to_string()],

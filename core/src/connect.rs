@@ -24,7 +24,9 @@ use crate::networks;
 pub struct ConnectOptions {
     /// Static addresses on the network (`--ip`, `--ip6`), one per family.
     pub addresses: Vec<std::net::IpAddr>,
-    /// The flag an IPv6 one came from, for errors (empty: `--ip6`).
+    /// Where the IPv4 and the IPv6 address came from, for errors (empty:
+    /// `--ip`, `--ip6`).
+    pub ip_field: String,
     pub ip6_field: String,
     pub aliases: Vec<String>,
     /// Where the aliases came from, for errors (empty: `--alias`).
@@ -187,7 +189,11 @@ pub fn connect_locked(
     };
     let req = AttachmentRequest {
         addresses: opts.addresses.clone(),
-        ip_field: "--ip".into(),
+        ip_field: if opts.ip_field.is_empty() {
+            "--ip".into()
+        } else {
+            opts.ip_field.clone()
+        },
         ip6_field: if opts.ip6_field.is_empty() {
             "--ip6".into()
         } else {

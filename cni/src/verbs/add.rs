@@ -48,7 +48,24 @@ pub fn run(
     // decided on, the setup or connect, and the result read back.
     let ctx = &ctx.lock().map_err(to_cni)?;
     let net = network::ensure(ctx, conf)?;
+    // runtimeConfig.ips first, CNI_ARGS IP otherwise, per family; errors
+    // name where each came from.
     let ip = conf.wanted.ip.or(inv.args.ip);
+    let ip6 = conf.wanted.ip6.or(inv.args.ip6);
+    let field = |from_conf: bool| {
+        if from_conf {
+            "runtimeConfig.ips"
+        } else {
+            "CNI_ARGS IP"
+        }
+    };
+    let ip_field = field(conf.wanted.ip.is_some()).to_string();
+    let ip6_field = field(conf.wanted.ip6.is_some()).to_string();
+    let addresses: Vec<std::net::IpAddr> = ip
+        .map(std::net::IpAddr::V4)
+        .into_iter()
+        .chain(ip6.map(std::net::IpAddr::V6))
+        .collect();
     let mac = match conf.wanted.mac.as_deref().or(inv.args.mac.as_deref()) {
         Some(m) => Some(
             validate::mac("runtimeConfig.mac", m)
@@ -104,8 +121,9 @@ pub fn run(
                 &conf.network,
                 &inv.container_id,
                 &ConnectOptions {
-                    addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
-                    ip6_field: String::new(),
+                    addresses: addresses.clone(),
+                    ip_field: ip_field.clone(),
+                    ip6_field: ip6_field.clone(),
                     aliases: conf.wanted.aliases.clone(),
                     aliases_field: "runtimeConfig.aliases".into(),
                     interface: Some(inv.ifname.clone()),
@@ -142,8 +160,9 @@ pub fn run(
                     attachments: vec![AttachmentRequest {
                         interface: Some(inv.ifname.clone()),
                         interface_field: "CNI_IFNAME".into(),
-                        addresses: ip.map(std::net::IpAddr::V4).into_iter().collect(),
-                        ip_field: "runtimeConfig.ips".into(),
+                        addresses,
+                        ip_field,
+                        ip6_field,
                         mac,
                         mac_field: "runtimeConfig.mac".into(),
                         aliases: conf.wanted.aliases.clone(),

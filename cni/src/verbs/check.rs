@@ -158,6 +158,29 @@ fn kernel_disagrees(
             wrong.push(format!("interface {} lacks address {want}", att.interface));
         }
     }
+    if let Some(want) = att.ipv6_net() {
+        let has = inside
+            .ipv6_addresses()
+            .map_err(to_cni)?
+            .iter()
+            .any(|(i, ip, p)| *i == link.index && *ip == want.addr() && *p == want.prefix_len());
+        if !has {
+            wrong.push(format!("interface {} lacks address {want}", att.interface));
+        }
+    }
+    if let Some(gw) = att.gateway6 {
+        let has = inside
+            .ipv6_routes()
+            .map_err(to_cni)?
+            .iter()
+            .any(|(dst, oif)| dst.prefix_len() == 0 && *oif == Some(link.index));
+        if !has {
+            wrong.push(format!(
+                "no IPv6 default route via {gw} through {}",
+                att.interface
+            ));
+        }
+    }
     if att.gateway.is_some() {
         let has = inside
             .ipv4_routes()
@@ -221,13 +244,13 @@ fn prev_disagrees(
                 netns_path.display()
             ));
         }
-        let want = att.ipv4_net();
         for ip in prev.ips.iter().filter(|ip| ip.interface == Some(n as u32)) {
-            let matches = match (ip.address, want) {
-                (ipnet::IpNet::V4(a), Some(w)) => a == w,
-                _ => false,
+            // Held to the recorded address of its own family.
+            let want = match ip.address {
+                ipnet::IpNet::V4(_) => att.ipv4_net().map(ipnet::IpNet::V4),
+                ipnet::IpNet::V6(_) => att.ipv6_net().map(ipnet::IpNet::V6),
             };
-            if !matches {
+            if want != Some(ip.address) {
                 wrong.push(format!(
                     "prevResult gives interface {} address {}, ocinet recorded {}",
                     i.name,
@@ -295,5 +318,28 @@ mod tests {
             serde_json::from_value(serde_json::json!({"interfaces": []})).unwrap();
         let w = prev_disagrees(&none, &recorded(), Path::new(NS), None).join("; ");
         assert!(w.contains("names no interface eth0"), "{w}");
+    }
+
+    #[test]
+    fn a_prev_result_is_held_to_the_address_of_each_family() {
+        let mut att = recorded();
+        att.addresses.push("fd90::2/64".parse().unwrap());
+        let mut p = prev("02:00:0a:5a:00:02", NS, "10.90.0.2/24");
+        p.ips.push(
+            serde_json::from_value(
+                serde_json::json!({"address": "fd90::2/64", "gateway": "fd90::1", "interface": 2}),
+            )
+            .unwrap(),
+        );
+        assert!(prev_disagrees(&p, &att, Path::new(NS), None).is_empty());
+        p.ips[1].address = "fd90::77/64".parse().unwrap();
+        let w = prev_disagrees(&p, &att, Path::new(NS), None).join("; ");
+        assert!(
+            w.contains("address fd90::77/64, ocinet recorded fd90::2/64"),
+            "{w}"
+        );
+        // An IPv6 address ocinet did not give (an IPv4-only record).
+        let w = prev_disagrees(&p, &recorded(), Path::new(NS), None).join("; ");
+        assert!(w.contains("ocinet recorded none"), "{w}");
     }
 }

@@ -21,17 +21,32 @@ pub fn ensure(ctx: &Locked, conf: &Conf) -> Result<Network, CniError> {
         return ocinet_core::networks::get(ctx, &conf.network, &mut nl).map_err(to_cni);
     }
     let i = &conf.inline;
-    let subnet = i.subnet.ok_or_else(|| {
-        CniError::InvalidNetworkConfig(format!(
-            "network {} does not exist: an inline definition needs subnet",
-            conf.network
-        ))
-    })?;
-    // The CLI's `network create`, with what an inline definition can say.
+    if i.subnet.is_none() {
+        return Err(CniError::InvalidNetworkConfig(format!(
+            "network {} does not exist: an inline definition needs an IPv4 subnet{}",
+            conf.network,
+            i.subnet6
+                .map(|s| format!(" ({s} alone would make an IPv6-only network, not supported yet)"))
+                .unwrap_or_default()
+        )));
+    }
+    // The CLI's `network create`, with what an inline definition can say;
+    // its per-family rules (a gateway only with a subnet of its family)
+    // are the CLI's too.
+    let subnets: Vec<ipnet::IpNet> = i
+        .subnet
+        .map(ipnet::IpNet::V4)
+        .into_iter()
+        .chain(i.subnet6.map(ipnet::IpNet::V6))
+        .collect();
+    let gateways: Vec<std::net::IpAddr> = i
+        .gateway
+        .map(std::net::IpAddr::V4)
+        .into_iter()
+        .chain(i.gateway6.map(std::net::IpAddr::V6))
+        .collect();
     let req = NetworkRequest {
         name: conf.network.clone(),
-        subnet: Some(subnet),
-        gateway: i.gateway,
         bridge: i.bridge.clone(),
         mtu: i.mtu,
         internal: i.internal.unwrap_or(false),
@@ -39,7 +54,9 @@ pub fn ensure(ctx: &Locked, conf: &Conf) -> Result<Network, CniError> {
         dns_upstreams: i.dns_upstreams.clone().unwrap_or_default(),
         no_masquerade: i.no_masquerade.clone().unwrap_or_default(),
         ..NetworkRequest::default()
-    };
+    }
+    .with_families(&subnets, &gateways, &[], true, i.ipv6.unwrap_or(false))
+    .map_err(to_cni)?;
     let net = ocinet_core::networks::create_locked(ctx, &req).map_err(to_cni)?;
     tracing::info!(network = %net.name, "network created from the CNI configuration");
     Ok(net)
@@ -61,6 +78,32 @@ fn agrees(net: &Network, i: &Inline) -> Result<(), CniError> {
     if let Some(g) = i.gateway {
         if g != net.gateway() {
             return differs("gateway", g.to_string(), net.gateway().to_string());
+        }
+    }
+    // A definition that names subnets names the network's families: an
+    // IPv6 subnet it lacks (or has that the network lacks) differs, as
+    // an IPv4 one would.
+    if (i.subnet.is_some() || i.subnet6.is_some()) && i.subnet6 != net.subnet6() {
+        let show = |s: Option<ipnet::Ipv6Net>| {
+            s.map(|s| s.to_string())
+                .unwrap_or_else(|| "no IPv6 subnet".into())
+        };
+        return differs("subnet", show(i.subnet6), show(net.subnet6()));
+    }
+    if let Some(g) = i.gateway6 {
+        if Some(g) != net.gateway6() {
+            return differs(
+                "gateway",
+                g.to_string(),
+                net.gateway6()
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "no IPv6 gateway".into()),
+            );
+        }
+    }
+    if let Some(x) = i.ipv6 {
+        if x != net.v6().is_some() {
+            return differs("ipv6", x.to_string(), net.v6().is_some().to_string());
         }
     }
     if let Some(b) = &i.bridge {

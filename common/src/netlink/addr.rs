@@ -75,8 +75,9 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Every IPv6 address of every link (none on a kernel without IPv6).
-    pub fn ipv6_addresses(&mut self) -> Result<Vec<(u32, std::net::Ipv6Addr, u8)>> {
+    /// IPv6 addresses with their prefix length, per interface index (a
+    /// kernel without IPv6 has none).
+    pub fn ipv6_addresses(&mut self) -> Result<Vec<(u32, Ipv6Addr, u8)>> {
         let mut req = AddressMessage::default();
         req.header.family = netlink_packet_route::AddressFamily::Inet6;
         let replies = match self.get(
@@ -84,7 +85,7 @@ impl Netlink {
             true,
             "dump IPv6 addresses",
         ) {
-            Err(e) if super::socket::is_errno(&e, nix::libc::EAFNOSUPPORT) => return Ok(Vec::new()),
+            Err(e) if is_errno(&e, nix::libc::EAFNOSUPPORT) => return Ok(Vec::new()),
             r => r?,
         };
         let mut out = Vec::new();

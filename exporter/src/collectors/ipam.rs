@@ -1,7 +1,8 @@
-//! Address pool use and endpoint count per network, from the hook's state.
+//! Address pool use per subnet and endpoint count per network, from the
+//! hook's state.
 
 use ocinet_common::ipam;
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 
 use super::{register, CollectResult, Collector, Snapshot};
 
@@ -13,12 +14,16 @@ impl Collector for Ipam {
     }
 
     fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
-        let addresses = IntGaugeVec::new(
+        // A float gauge: an IPv6 range's free count (2^64 for a /64,
+        // saturated at u64::MAX by fill6) does not fit an i64, and a
+        // float is what Prometheus stores anyway; IPv4 counts print as
+        // the same integers as before.
+        let addresses = GaugeVec::new(
             Opts::new(
                 "ocinet_network_addresses",
-                "Assignable addresses of a network, by state.",
+                "Assignable addresses of a network's subnet, by state.",
             ),
-            &["network", "state"],
+            &["network", "subnet", "state"],
         )
         .expect("valid metric");
         let endpoints = IntGaugeVec::new(
@@ -32,23 +37,23 @@ impl Collector for Ipam {
         register(reg, &addresses)?;
         register(reg, &endpoints)?;
         for n in &snap.networks {
-            let fill = ipam::open(&snap.state, &n.name)
-                .and_then(|p| p.fill(n))
-                .map_err(|e| e.to_string())?;
-            addresses
-                .with_label_values(&[&n.name, "allocated"])
-                .set(gauge(fill.allocated));
-            addresses
-                .with_label_values(&[&n.name, "free"])
-                .set(gauge(fill.free));
+            let pool = ipam::open(&snap.state, &n.name).map_err(|e| e.to_string())?;
+            let fill = pool.fill(n).map_err(|e| e.to_string())?;
+            let fill6 = pool.fill6(n).map_err(|e| e.to_string())?;
+            let v4 = n.subnet().to_string();
+            let v6 = n.subnet6().map(|s| s.to_string());
+            let per_subnet = std::iter::once((v4.as_str(), fill)).chain(v6.as_deref().zip(fill6));
+            for (subnet, fill) in per_subnet {
+                addresses
+                    .with_label_values(&[&n.name, subnet, "allocated"])
+                    .set(fill.allocated as f64);
+                addresses
+                    .with_label_values(&[&n.name, subnet, "free"])
+                    .set(fill.free as f64);
+            }
             let count = snap.endpoints.iter().filter(|e| e.is_on(&n.name)).count() as i64;
             endpoints.with_label_values(&[&n.name]).set(count);
         }
         Ok(())
     }
-}
-
-/// A count as a gauge's value (no range of 2^63 addresses is leased).
-fn gauge(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }

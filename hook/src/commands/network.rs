@@ -78,10 +78,11 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                     .copied()
                     .chain(ip6.map(std::net::IpAddr::V6))
                     .collect(),
+                ip_field: "--ip".into(),
                 ip6_field: if ip.is_some_and(|a| a.is_ipv6()) {
                     "--ip".into()
                 } else {
-                    String::new()
+                    "--ip6".into()
                 },
                 aliases: alias.clone(),
                 aliases_field: "--alias".into(),
