@@ -58,7 +58,10 @@ pub fn of(att: &Attachment, net: &Network, netns: &Path) -> CNIResult {
         .map(|a| IpConfig {
             interface: Some(index),
             address: IpNet::V4(a),
-            gateway: (!net.internal).then_some(IpAddr::V4(net.gateway())),
+            gateway: net
+                .v4()
+                .filter(|_| !net.internal)
+                .map(|v4| IpAddr::V4(v4.gateway)),
         })
         .into_iter()
         .chain(att.ipv6_net().map(|a| IpConfig {

@@ -70,14 +70,18 @@ fn agrees(net: &Network, i: &Inline) -> Result<(), CniError> {
             net.name
         )))
     };
+    let v4 = net.v4();
+    let none = || "no IPv4 subnet".to_string();
     if let Some(s) = i.subnet {
-        if s != net.subnet() {
-            return differs("subnet", s.to_string(), net.subnet().to_string());
+        if Some(s) != v4.map(|v| v.subnet) {
+            let saved = v4.map_or_else(none, |v| v.subnet.to_string());
+            return differs("subnet", s.to_string(), saved);
         }
     }
     if let Some(g) = i.gateway {
-        if g != net.gateway() {
-            return differs("gateway", g.to_string(), net.gateway().to_string());
+        if Some(g) != v4.map(|v| v.gateway) {
+            let saved = v4.map_or_else(none, |v| v.gateway.to_string());
+            return differs("gateway", g.to_string(), saved);
         }
     }
     // A definition that names subnets names the network's families: an

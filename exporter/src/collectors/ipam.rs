@@ -40,9 +40,13 @@ impl Collector for Ipam {
             let pool = ipam::open(&snap.state, &n.name).map_err(|e| e.to_string())?;
             let fill = pool.fill(n).map_err(|e| e.to_string())?;
             let fill6 = pool.fill6(n).map_err(|e| e.to_string())?;
-            let v4 = n.subnet().to_string();
+            let v4 = n.v4().map(|v| v.subnet.to_string());
             let v6 = n.subnet6().map(|s| s.to_string());
-            let per_subnet = std::iter::once((v4.as_str(), fill)).chain(v6.as_deref().zip(fill6));
+            let per_subnet = v4
+                .as_deref()
+                .map(|v4| (v4, fill))
+                .into_iter()
+                .chain(v6.as_deref().zip(fill6));
             for (subnet, fill) in per_subnet {
                 addresses
                     .with_label_values(&[&n.name, subnet, "allocated"])
