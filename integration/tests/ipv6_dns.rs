@@ -409,3 +409,36 @@ fn the_hosts_ipv6_nameservers_are_followed() {
     assert!(h.resolver_ended());
     assert_clean(&h, &a.id);
 }
+
+/// An IPv6 upstream the resolver could not reach (link-local: its zone
+/// cannot be given), or the network's own IPv6 resolver address, is
+/// refused naming the field and the value; nothing is made.
+#[test]
+fn bad_ipv6_upstreams_are_refused() {
+    let h = Host::new();
+    for (up, why) in [
+        ("fe80::1", "link-local"),
+        ("fd76::1", "the network's own resolver"),
+        ("ff02::1", "not a unicast address"),
+    ] {
+        let o = h.ocinet(&[
+            "network",
+            "create",
+            "bad",
+            "--subnet",
+            "10.76.0.0/24",
+            "--subnet",
+            "fd76::/64",
+            "--dns-upstream",
+            up,
+        ]);
+        let err = text(&o);
+        assert!(!o.status.success(), "{up} taken: {err}");
+        assert!(
+            err.contains("dns-upstream") && err.contains(up) && err.contains(why),
+            "{up}: {err}"
+        );
+        let ls = text(&h.ocinet(&["network", "ls"]));
+        assert!(!ls.contains("bad"), "{ls}");
+    }
+}
