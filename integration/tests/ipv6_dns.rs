@@ -154,18 +154,6 @@ fn names_over_ipv6(rt: Runtime) {
     create(
         &h,
         &[
-            "ds2",
-            "--subnet",
-            "10.73.0.0/24",
-            "--subnet",
-            "fd73::/64",
-            "--dns-upstream",
-            OUTSIDE_IP6,
-        ],
-    );
-    create(
-        &h,
-        &[
             "v4",
             "--subnet",
             "10.72.0.0/24",
@@ -178,6 +166,20 @@ fn names_over_ipv6(rt: Runtime) {
         rt,
         "a",
         &on("ds", "web-1").ann("io.ocinet.aliases", "app"),
+    );
+    // Made while the resolver runs: it binds the new network's IPv6
+    // gateway before the bridge (made with the first container) has it.
+    create(
+        &h,
+        &[
+            "ds2",
+            "--subnet",
+            "10.73.0.0/24",
+            "--subnet",
+            "fd73::/64",
+            "--dns-upstream",
+            OUTSIDE_IP6,
+        ],
     );
     let mut b = started(&h, rt, "b", &on("ds", "web-2"));
     let mut m = started(&h, rt, "m", &on("ds,v4", "both"));
@@ -254,8 +256,24 @@ fn names_over_ipv6(rt: Runtime) {
     is("fwd", "0:203.0.113.9");
     assert!(r["fwdptr"].starts_with("0:"), "{r:?}");
     // Another network's IPv6 resolver address answers nothing of it.
+    eprintln!(
+        "at another network's address: {} / tcp {}",
+        r["other"], r["othertcp"]
+    );
     assert!(!r["other"].starts_with("0:"), "{r:?}");
     assert!(!r["othertcp"].starts_with("0:"), "{r:?}");
+    // There, its own container is answered.
+    let d6 = addr(&h, &d.id, "ds2", "ip6");
+    let r = ask(
+        &h,
+        &d.id,
+        &[
+            ("own", "fd73::1", "other", AAAA, false),
+            ("owntcp", "fd73::1", "other", AAAA, true),
+        ],
+    );
+    assert_eq!(r["own"], format!("0:{d6}"), "{r:?}");
+    assert_eq!(r["owntcp"], format!("0:{d6}"), "{r:?}");
 
     // From the IPv4-only network: its own names have no AAAA (the name
     // exists: NOERROR, empty), and the other network's are not seen.
