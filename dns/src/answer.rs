@@ -2,10 +2,10 @@
 //! answer (a container's address, its name for a PTR, NXDOMAIN), a refusal,
 //! or "forward it". Wire parsing and building are hickory-proto's.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::catalog::NetworkNames;
@@ -122,10 +122,14 @@ fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
     let name = q.name().to_lowercase().to_ascii();
     let name = name.trim_end_matches('.');
     if let Some(ip) = reverse_of(name) {
-        if !net.subnet.contains(&ip) {
-            return forward_unless_internal(&msg, net);
-        }
-        return match (q.query_type(), net.reverse.get(&ip)) {
+        // A reverse name of the network's subnet (either family) is ours
+        // to answer; any other goes on, as any other name does.
+        let owner = match ip {
+            IpAddr::V4(ip) if net.subnet.contains(&ip) => net.reverse.get(&ip),
+            IpAddr::V6(ip) if net.subnet6.is_some_and(|s| s.contains(&ip)) => net.reverse6.get(&ip),
+            _ => return forward_unless_internal(&msg, net),
+        };
+        return match (q.query_type(), owner) {
             (RecordType::PTR, Some(owner)) => match Name::from_ascii(format!("{owner}.")) {
                 Ok(target) => reply(
                     &msg,
@@ -145,13 +149,25 @@ fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
             (_, Some(_)) => reply(&msg, ResponseCode::NoError, Vec::new(), Outcome::Answered),
         };
     }
-    if let Some(ips) = net.names.get(name) {
-        let answers = match q.query_type() {
-            RecordType::A | RecordType::ANY => ips
-                .iter()
+    let (v4, v6) = (net.names.get(name), net.names6.get(name));
+    if v4.is_some() || v6.is_some() {
+        let a = || {
+            v4.into_iter()
+                .flatten()
                 .map(|ip| Record::from_rdata(q.name().clone(), TTL, RData::A(A(*ip))))
-                .collect(),
-            // The name exists, with no record of that type (IPv4 only).
+        };
+        let aaaa = || {
+            v6.into_iter()
+                .flatten()
+                .map(|ip| Record::from_rdata(q.name().clone(), TTL, RData::AAAA(AAAA(*ip))))
+        };
+        let answers = match q.query_type() {
+            RecordType::A => a().collect(),
+            RecordType::AAAA => aaaa().collect(),
+            RecordType::ANY => a().chain(aaaa()).collect(),
+            // The name exists, with no record of that type (AAAA on an
+            // IPv4-only network among them: NOERROR, no answer, so a
+            // client asking both goes on with the A it got).
             _ => Vec::new(),
         };
         return reply(&msg, ResponseCode::NoError, answers, Outcome::Answered);
@@ -181,8 +197,25 @@ fn forward_unless_internal(msg: &Message, net: &NetworkNames) -> Decision {
     Decision::Forward
 }
 
-/// The address a `d.c.b.a.in-addr.arpa` name stands for.
-fn reverse_of(name: &str) -> Option<Ipv4Addr> {
+/// The address a `d.c.b.a.in-addr.arpa` name, or an ip6.arpa name of 32
+/// nibbles (RFC 3596 2.5, lowest first), stands for. A shorter name (a
+/// zone) is no address.
+fn reverse_of(name: &str) -> Option<IpAddr> {
+    if let Some(rest) = name.strip_suffix(".ip6.arpa") {
+        let mut bits: u128 = 0;
+        let mut n = 0;
+        for (i, p) in rest.split('.').enumerate() {
+            // One hex digit each ("0x1", "+1" and "01" are not nibbles).
+            let [c] = p.as_bytes() else { return None };
+            let v = char::from(*c).to_digit(16)?;
+            if i >= 32 {
+                return None;
+            }
+            bits |= u128::from(v) << (4 * i);
+            n += 1;
+        }
+        return (n == 32).then(|| IpAddr::V6(Ipv6Addr::from(bits)));
+    }
     let rest = name.strip_suffix(".in-addr.arpa")?;
     let o: Vec<u8> = rest
         .split('.')
@@ -190,7 +223,7 @@ fn reverse_of(name: &str) -> Option<Ipv4Addr> {
         .collect::<Result<_, _>>()
         .ok()?;
     match o.as_slice() {
-        [d, c, b, a] => Some(Ipv4Addr::new(*a, *b, *c, *d)),
+        [d, c, b, a] => Some(IpAddr::V4(Ipv4Addr::new(*a, *b, *c, *d))),
         _ => None,
     }
 }
@@ -275,12 +308,164 @@ mod tests {
             name: "web".into(),
             address: Ipv4Addr::new(10, 1, 0, 1),
             subnet: "10.1.0.0/24".parse().unwrap(),
+            address6: None,
+            subnet6: None,
             upstreams: Vec::new(),
             rate: 0,
             internal: false,
             members_only: false,
             names: HashMap::from([("web-1".to_string(), vec![ip])]),
             reverse: HashMap::from([(ip, "web-1".to_string())]),
+            names6: HashMap::new(),
+            reverse6: HashMap::new(),
+        }
+    }
+
+    /// `net()` made dual-stack: web-1 has fd00:1::2 too, and web-6 only an
+    /// IPv6 address (as a record could say).
+    fn net6() -> NetworkNames {
+        let mut n = net();
+        let ip6: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        n.address6 = Some("fd00:1::1".parse().unwrap());
+        n.subnet6 = Some("fd00:1::/64".parse().unwrap());
+        n.names6 = HashMap::from([("web-1".to_string(), vec![ip6])]);
+        n.reverse6 = HashMap::from([(ip6, "web-1".to_string())]);
+        n
+    }
+
+    /// The ip6.arpa name of `ip`.
+    fn arpa6(ip: &str) -> String {
+        let ip: Ipv6Addr = ip.parse().unwrap();
+        let hex: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
+        let mut s: String = hex.chars().rev().flat_map(|c| [c, '.']).collect();
+        s += "ip6.arpa.";
+        s
+    }
+
+    /// Issue 22: AAAA for a dual-stack network's names (alone, or beside
+    /// the A records for ANY); on an IPv4-only network the name exists
+    /// with no AAAA (NOERROR, empty), and A answers as before.
+    #[test]
+    fn aaaa_on_a_dual_stack_network() {
+        let n = net6();
+        let (m, o) = answer(&query_bytes(1, "web-1", RecordType::AAAA), Some(&n));
+        assert_eq!(
+            (m.response_code(), o),
+            (ResponseCode::NoError, Outcome::Answered)
+        );
+        let got: Vec<String> = m.answers().iter().map(|r| r.data().to_string()).collect();
+        assert_eq!(got, ["fd00:1::2"]);
+        let (m, _) = answer(&query_bytes(2, "WEB-1.", RecordType::A), Some(&n));
+        let got: Vec<String> = m.answers().iter().map(|r| r.data().to_string()).collect();
+        assert_eq!(got, ["10.1.0.2"]);
+        let (m, _) = answer(&query_bytes(3, "web-1", RecordType::ANY), Some(&n));
+        assert_eq!(m.answers().len(), 2);
+        let (m, o) = answer(&query_bytes(4, "nobody", RecordType::AAAA), Some(&n));
+        assert_eq!(
+            (m.response_code(), o),
+            (ResponseCode::NXDomain, Outcome::NxDomain)
+        );
+        let (m, _) = answer(&query_bytes(5, "web-1", RecordType::TXT), Some(&n));
+        assert_eq!(
+            (m.response_code(), m.answers().len()),
+            (ResponseCode::NoError, 0)
+        );
+        // IPv4-only: no AAAA, the name still exists.
+        let v4 = net();
+        let (m, _) = answer(&query_bytes(6, "web-1", RecordType::AAAA), Some(&v4));
+        assert_eq!(
+            (m.response_code(), m.answers().len()),
+            (ResponseCode::NoError, 0)
+        );
+        let (m, _) = answer(&query_bytes(7, "web-1", RecordType::ANY), Some(&v4));
+        assert_eq!(m.answers().len(), 1);
+    }
+
+    /// Issue 22: PTR under ip6.arpa for a container's IPv6 address;
+    /// another full address of the IPv6 subnet is NXDOMAIN, not
+    /// forwarded; one outside it (or a zone, not an address) goes on, and
+    /// from an internal network nothing does.
+    #[test]
+    fn ptr_under_ip6_arpa() {
+        let mut n = net6();
+        let (m, o) = answer(
+            &query_bytes(1, &arpa6("fd00:1::2"), RecordType::PTR),
+            Some(&n),
+        );
+        assert_eq!(o, Outcome::Answered);
+        assert_eq!(m.answers()[0].data().to_string(), "web-1.");
+        // Upper-case nibbles are the same name.
+        let upper = arpa6("fd00:1::2")
+            .to_ascii_uppercase()
+            .replace("IP6.ARPA", "ip6.arpa");
+        let (m, _) = answer(&query_bytes(2, &upper, RecordType::PTR), Some(&n));
+        assert_eq!(m.answers().len(), 1);
+        for ours in ["fd00:1::9", "fd00:1::ffff:ffff:ffff:ffff"] {
+            let (m, o) = answer(&query_bytes(3, &arpa6(ours), RecordType::PTR), Some(&n));
+            assert_eq!(
+                (m.response_code(), o),
+                (ResponseCode::NXDomain, Outcome::NxDomain),
+                "{ours}"
+            );
+        }
+        let theirs = [
+            arpa6("fd00:2::2"),
+            arpa6("2001:db8::1"),
+            // A zone, not an address: a nibble short.
+            arpa6("fd00:1::2")[2..].to_string(),
+            "1.0.0.d.f.ip6.arpa.".to_string(),
+        ];
+        for name in &theirs {
+            assert!(
+                matches!(
+                    decide(&query_bytes(4, name, RecordType::PTR), Some(&n), true),
+                    Decision::Forward
+                ),
+                "{name} not forwarded"
+            );
+        }
+        // An IPv4-only network does not own any IPv6 reverse name.
+        assert!(matches!(
+            decide(
+                &query_bytes(5, &arpa6("fd00:1::2"), RecordType::PTR),
+                Some(&net()),
+                true
+            ),
+            Decision::Forward
+        ));
+        n.internal = true;
+        for name in &theirs {
+            let (m, o) = answer(&query_bytes(6, name, RecordType::PTR), Some(&n));
+            assert_eq!(
+                (m.response_code(), o),
+                (ResponseCode::Refused, Outcome::Refused),
+                "{name}"
+            );
+        }
+        let (m, _) = answer(
+            &query_bytes(7, &arpa6("fd00:1::2"), RecordType::PTR),
+            Some(&n),
+        );
+        assert_eq!(m.answers()[0].data().to_string(), "web-1.");
+    }
+
+    #[test]
+    fn ip6_arpa_names_parse_as_nibbles_only() {
+        let good = "b.a.9.8.7.6.5.4.3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.1.2.3.4.0.0.d.f.ip6.arpa";
+        assert_eq!(
+            reverse_of(good),
+            Some(IpAddr::V6("fd00:4321::123:4567:89ab".parse().unwrap()))
+        );
+        let bad = [
+            // 33 nibbles, a two-digit label, a non-hex digit, an empty label.
+            format!("0.{good}"),
+            good.replacen("b.a", "ba.0", 1),
+            good.replacen("b.a", "g.a", 1),
+            good.replacen("b.a", ".a", 1),
+            "ip6.arpa".to_string(),
+        ];
+        for b in &bad {
+            assert_eq!(reverse_of(b), None, "{b}");
         }
     }
 

@@ -3,12 +3,14 @@
 //! subnet (whose clients it serves), and the names of its running
 //! containers (name, aliases, first 12 characters of the id) with their
 //! address on that network. A client sees only the names of the network
-//! its address belongs to.
+//! its address belongs to. A dual-stack network has its IPv6 side beside
+//! the IPv4 one: the resolver listens on its IPv6 gateway too, and its
+//! containers' names have their IPv6 addresses (AAAA) as well.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use ocinet_common::model::network::shim_name;
 use ocinet_common::model::{Driver, Endpoint, Mode, Network, Phase};
 use ocinet_common::netlink::Netlink;
@@ -21,7 +23,12 @@ pub struct NetworkNames {
     /// DNS address on its shim (macvlan).
     pub address: Ipv4Addr,
     pub subnet: Ipv4Net,
-    pub upstreams: Vec<Ipv4Addr>,
+    /// A dual-stack network's IPv6 side: where the resolver listens too
+    /// (the bridge's IPv6 address), and the subnet its IPv6 clients and
+    /// reverse names are in.
+    pub address6: Option<Ipv6Addr>,
+    pub subnet6: Option<Ipv6Net>,
+    pub upstreams: Vec<IpAddr>,
     /// Queries per second per client; 0: no limit.
     pub rate: u32,
     /// No way out: its containers' other names are not forwarded (the
@@ -35,13 +42,19 @@ pub struct NetworkNames {
     pub names: HashMap<String, Vec<Ipv4Addr>>,
     /// Address -> the container's name.
     pub reverse: HashMap<Ipv4Addr, String>,
+    /// Lower-case name -> IPv6 addresses (AAAA), on a dual-stack network.
+    pub names6: HashMap<String, Vec<Ipv6Addr>>,
+    /// IPv6 address -> the container's name. Also who is served over
+    /// IPv6: only containers' leased addresses (see `network_index`).
+    pub reverse6: HashMap<Ipv6Addr, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     pub networks: Vec<NetworkNames>,
-    /// A container's own upstream servers (`io.ocinet.dns`), by address.
-    pub client_servers: HashMap<Ipv4Addr, Vec<Ipv4Addr>>,
+    /// A container's own upstream servers (`io.ocinet.dns`), by each of
+    /// its addresses.
+    pub client_servers: HashMap<IpAddr, Vec<IpAddr>>,
 }
 
 /// What the resolver keeps of a record: a finished container on networks,
@@ -50,9 +63,29 @@ pub struct Catalog {
 pub struct Named {
     pub id: String,
     pub name: String,
-    pub dns_servers: Vec<Ipv4Addr>,
-    /// (network, address, aliases) of each attachment that is done.
-    pub attachments: Vec<(String, Ipv4Addr, Vec<String>)>,
+    pub dns_servers: Vec<IpAddr>,
+    /// Each attachment that is done.
+    pub attachments: Vec<Named1>,
+}
+
+/// A container's attachment as the resolver keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named1 {
+    pub network: String,
+    pub ip: Ipv4Addr,
+    /// Its IPv6 address, on a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
+    pub aliases: Vec<String>,
+}
+
+/// Where the resolver of `n` listens over IPv6: a dual-stack bridge
+/// network's IPv6 gateway (the bridge's address). None for an IPv4-only
+/// network, and for macvlan, whose IPv6 has no resolver address yet.
+pub fn resolver_address6(n: &Network) -> Option<Ipv6Addr> {
+    match n.driver {
+        Driver::Bridge => n.gateway6(),
+        _ => None,
+    }
 }
 
 impl Named {
@@ -68,12 +101,19 @@ impl Named {
             // Appears once its setup (or connect) is done, goes at
             // teardown (or disconnect).
             .filter(|a| a.changing.is_none() && dns.contains(a.network.as_str()))
-            .filter_map(|a| Some((a.network.clone(), a.ipv4()?, a.aliases.clone())))
+            .filter_map(|a| {
+                Some(Named1 {
+                    network: a.network.clone(),
+                    ip: a.ipv4()?,
+                    ip6: a.ipv6(),
+                    aliases: a.aliases.clone(),
+                })
+            })
             .collect();
         (!attachments.is_empty()).then(|| Named {
             id: e.id.clone(),
             name: e.name.clone(),
-            dns_servers: e.dns_servers.clone(),
+            dns_servers: e.dns_servers.iter().map(|s| IpAddr::V4(*s)).collect(),
             attachments,
         })
     }
@@ -137,14 +177,9 @@ impl Catalog {
                         name: n.name.clone(),
                         address: n.resolver_address(),
                         subnet: n.subnet(),
-                        upstreams: n
-                            .dns_upstreams
-                            .iter()
-                            .filter_map(|u| match u {
-                                std::net::IpAddr::V4(v4) => Some(*v4),
-                                std::net::IpAddr::V6(_) => None,
-                            })
-                            .collect(),
+                        address6: resolver_address6(n),
+                        subnet6: resolver_address6(n).and(n.subnet6()),
+                        upstreams: n.dns_upstreams.clone(),
                         rate: n
                             .dns_rate_limit
                             .unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE),
@@ -152,6 +187,8 @@ impl Catalog {
                         members_only: n.driver == Driver::Macvlan,
                         names: HashMap::new(),
                         reverse: HashMap::new(),
+                        names6: HashMap::new(),
+                        reverse6: HashMap::new(),
                     },
                 )
             })
@@ -162,7 +199,13 @@ impl Catalog {
         let mut records: Vec<&Named> = records.into_iter().collect();
         records.sort_by(|a, b| a.id.cmp(&b.id));
         for e in records {
-            for (network, ip, aliases) in &e.attachments {
+            for Named1 {
+                network,
+                ip,
+                ip6,
+                aliases,
+            } in &e.attachments
+            {
                 if macvlans
                     .get(network.as_str())
                     .is_some_and(|n| !reachable(n, *ip))
@@ -173,6 +216,8 @@ impl Catalog {
                     continue;
                 };
                 let ip = *ip;
+                // Only where the network has its IPv6 side.
+                let ip6 = ip6.filter(|a| net.subnet6.is_some_and(|s| s.contains(a)));
                 let short = &e.id[..e.id.len().min(12)];
                 let mut keys = vec![e.name.to_ascii_lowercase(), short.to_ascii_lowercase()];
                 keys.extend(aliases.iter().map(|x| x.to_ascii_lowercase()));
@@ -184,14 +229,26 @@ impl Catalog {
                     .into_iter()
                     .filter(|k| ocinet_common::validate::resolvable(k))
                 {
+                    if let Some(ip6) = ip6 {
+                        let ips = net.names6.entry(k.clone()).or_default();
+                        if !ips.contains(&ip6) {
+                            ips.push(ip6);
+                        }
+                    }
                     let ips = net.names.entry(k).or_default();
                     if !ips.contains(&ip) {
                         ips.push(ip);
                     }
                 }
                 net.reverse.insert(ip, e.name.clone());
+                if let Some(ip6) = ip6 {
+                    net.reverse6.insert(ip6, e.name.clone());
+                }
                 if !e.dns_servers.is_empty() {
-                    client_servers.insert(ip, e.dns_servers.clone());
+                    client_servers.insert(IpAddr::V4(ip), e.dns_servers.clone());
+                    if let Some(ip6) = ip6 {
+                        client_servers.insert(IpAddr::V6(ip6), e.dns_servers.clone());
+                    }
                 }
             }
         }
@@ -203,18 +260,35 @@ impl Catalog {
 
     /// The index in `networks` of the network whose subnet holds `client`
     /// (and, for a macvlan network, whose container it is): the one it is
-    /// answered for; none, refused.
-    pub fn network_index(&self, client: Ipv4Addr) -> Option<usize> {
-        self.networks.iter().position(|n| {
-            n.subnet.contains(&client) && (!n.members_only || n.reverse.contains_key(&client))
-        })
+    /// answered for; none, refused. Over IPv6, only a container's leased
+    /// address is served: a /64 gives a container more source addresses
+    /// than any per-client limit could keep buckets for, and nobody else
+    /// on the bridge needs the resolver.
+    pub fn network_index(&self, client: IpAddr) -> Option<usize> {
+        match client {
+            IpAddr::V4(c) => self.networks.iter().position(|n| {
+                n.subnet.contains(&c) && (!n.members_only || n.reverse.contains_key(&c))
+            }),
+            IpAddr::V6(c) => match c.to_ipv4_mapped() {
+                // An IPv4 client seen through an IPv6 socket.
+                Some(v4) => self.network_index(IpAddr::V4(v4)),
+                None => self.networks.iter().position(|n| {
+                    n.subnet6.is_some_and(|s| s.contains(&c)) && n.reverse6.contains_key(&c)
+                }),
+            },
+        }
     }
 
     /// The network `client` is answered for when it asks at the resolver
-    /// address `at`: its own network's, only there.
-    pub fn serving(&self, client: Ipv4Addr, at: Ipv4Addr) -> Option<usize> {
-        self.network_index(client)
-            .filter(|i| self.networks[*i].address == at)
+    /// address `at`: its own network's, only there (over either family).
+    pub fn serving(&self, client: IpAddr, at: IpAddr) -> Option<usize> {
+        self.network_index(client).filter(|i| {
+            let n = &self.networks[*i];
+            match at {
+                IpAddr::V4(at) => n.address == at,
+                IpAddr::V6(at) => n.address6 == Some(at),
+            }
+        })
     }
 
     /// Whether any DNS-enabled network has a container: else the resolver
@@ -226,9 +300,13 @@ impl Catalog {
     /// Where to listen: the resolver address (gateway, or a macvlan
     /// network's DNS address) of every DNS-enabled network, with containers
     /// or not yet, so that a network's first container is answered from its
-    /// first query (sockets bind before the address exists: IP_FREEBIND).
-    pub fn listen_addresses(&self) -> Vec<Ipv4Addr> {
-        self.networks.iter().map(|n| n.address).collect()
+    /// first query (sockets bind before the address exists: IP_FREEBIND,
+    /// IPV6_FREEBIND). A dual-stack network's IPv6 gateway too.
+    pub fn listen_addresses(&self) -> Vec<IpAddr> {
+        self.networks
+            .iter()
+            .flat_map(|n| std::iter::once(IpAddr::V4(n.address)).chain(n.address6.map(IpAddr::V6)))
+            .collect()
     }
 }
 
@@ -302,7 +380,12 @@ mod tests {
             dns_servers: Vec::new(),
             attachments: on
                 .iter()
-                .map(|(n, ip)| (n.to_string(), ip.parse().unwrap(), vec![]))
+                .map(|(n, ip)| Named1 {
+                    network: n.to_string(),
+                    ip: ip.parse().unwrap(),
+                    ip6: None,
+                    aliases: vec![],
+                })
                 .collect(),
         }
     }
@@ -338,6 +421,93 @@ mod tests {
         assert!(back.network_index("10.81.0.5".parse().unwrap()).is_some());
     }
 
+    fn bridge(name: &str, v4: &str, v6: Option<&str>) -> Network {
+        let mut n = Network::new(name, v4.parse().unwrap(), None, None, None, None, false).unwrap();
+        if let Some(v6) = v6 {
+            n = n.with_ipv6(v6.parse().unwrap(), None, None);
+        }
+        n.dns = true;
+        n
+    }
+
+    /// Issue 22: a dual-stack network's names have their IPv6 addresses,
+    /// its resolver listens on both gateways, and answers an IPv6 client
+    /// (a container's leased address only) at its own network's IPv6
+    /// gateway only; an IPv4-only network has no IPv6 side.
+    #[test]
+    fn a_dual_stack_network_in_the_catalog() {
+        let nets = [
+            bridge("dual", "10.1.0.0/24", Some("fd00:1::/64")),
+            bridge("v4", "10.2.0.0/24", None),
+            bridge("dual2", "10.3.0.0/24", Some("fd00:3::/64")),
+        ];
+        let ip6 = |s: &str| -> Option<Ipv6Addr> { Some(s.parse().unwrap()) };
+        let rec = Named {
+            id: "0123456789abcdef".into(),
+            name: "Web".into(),
+            dns_servers: vec!["10.9.9.9".parse().unwrap()],
+            attachments: vec![
+                Named1 {
+                    network: "dual".into(),
+                    ip: "10.1.0.2".parse().unwrap(),
+                    ip6: ip6("fd00:1::2"),
+                    aliases: vec!["db".into()],
+                },
+                // An IPv6 address the IPv4-only network cannot have is
+                // not taken from a record that says so.
+                Named1 {
+                    network: "v4".into(),
+                    ip: "10.2.0.2".parse().unwrap(),
+                    ip6: ip6("fd00:2::2"),
+                    aliases: vec![],
+                },
+                Named1 {
+                    network: "dual2".into(),
+                    ip: "10.3.0.2".parse().unwrap(),
+                    ip6: ip6("fd00:3::2"),
+                    aliases: vec![],
+                },
+            ],
+        };
+        let c = Catalog::build(&nets, [&rec]);
+        let by = |n: &str| c.networks.iter().find(|x| x.name == n).unwrap();
+        let dual = by("dual");
+        assert_eq!(dual.address6, ip6("fd00:1::1"));
+        for k in ["web", "db", "0123456789ab"] {
+            assert_eq!(dual.names6[k], [ip6("fd00:1::2").unwrap()], "{k}");
+            assert_eq!(dual.names[k], ["10.1.0.2".parse::<Ipv4Addr>().unwrap()]);
+        }
+        assert_eq!(dual.reverse6[&ip6("fd00:1::2").unwrap()], "Web");
+        let v4 = by("v4");
+        assert_eq!((v4.address6, v4.subnet6), (None, None));
+        assert!(v4.names6.is_empty() && v4.reverse6.is_empty());
+        let mut listen = c.listen_addresses();
+        listen.sort();
+        let want: Vec<IpAddr> = ["10.1.0.1", "10.2.0.1", "10.3.0.1", "fd00:1::1", "fd00:3::1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(listen, want);
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let i = c.networks.iter().position(|n| n.name == "dual");
+        assert_eq!(c.serving(ip("fd00:1::2"), ip("fd00:1::1")), i);
+        assert_eq!(c.serving(ip("10.1.0.2"), ip("10.1.0.1")), i);
+        // Another network's IPv6 gateway (the host routes it there):
+        // refused, as over IPv4.
+        assert_eq!(c.serving(ip("fd00:1::2"), ip("fd00:3::1")), None);
+        assert_eq!(c.serving(ip("10.1.0.2"), ip("10.3.0.1")), None);
+        // An address of the subnet no container has (a container that
+        // added one to its interface, the host's own gateway): refused.
+        assert_eq!(c.serving(ip("fd00:1::99"), ip("fd00:1::1")), None);
+        assert_eq!(c.serving(ip("fd00:1::1"), ip("fd00:1::1")), None);
+        assert_eq!(c.network_index(ip("fd00:2::2")), None);
+        // An IPv4 client through an IPv6 socket is the IPv4 client.
+        assert_eq!(c.network_index(ip("::ffff:10.1.0.2")), i);
+        // Its own servers, by either address.
+        assert!(c.client_servers.contains_key(&ip("fd00:1::2")));
+        assert!(c.client_servers.contains_key(&ip("10.1.0.2")));
+    }
+
     #[test]
     fn names_no_client_can_ask_for_are_not_served() {
         let mut net = Network::new(
@@ -357,11 +527,12 @@ mod tests {
             id: id.into(),
             name: name.into(),
             dns_servers: Vec::new(),
-            attachments: vec![(
-                "web".into(),
+            attachments: vec![Named1 {
+                network: "web".into(),
                 ip,
-                aliases.iter().map(|a| a.to_string()).collect(),
-            )],
+                ip6: None,
+                aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            }],
         };
         let c = Catalog::build(
             &[net],

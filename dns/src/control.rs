@@ -8,7 +8,7 @@
 //! resolver the host's service manager runs (`ocinet-dns --persistent`)
 //! is found here and none is started: see the README.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ pub fn ensure(
     state_dir: &Path,
     config_dir: &Path,
     exe: &Path,
-    addresses: &[Ipv4Addr],
+    addresses: &[IpAddr],
 ) -> Result<ProcessId> {
     let (p, read) = match state.resolver_state() {
         Some(s) => (s.process, Some(s)),
@@ -116,11 +116,11 @@ fn listening(
     state: &StateDir,
     p: &ProcessId,
     mut read: Option<ResolverState>,
-    addresses: &[Ipv4Addr],
+    addresses: &[IpAddr],
 ) -> Result<()> {
     let deadline = Instant::now() + NEW_ADDRESS;
     loop {
-        let missing: Vec<Ipv4Addr> = match read.take().or_else(|| state.resolver_state()) {
+        let missing: Vec<IpAddr> = match read.take().or_else(|| state.resolver_state()) {
             Some(s) if s.process == *p => match s.listening {
                 Some(l) => addresses
                     .iter()

@@ -4,7 +4,7 @@
 //! after which the client gets SERVFAIL rather than its own timeout.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,10 +40,10 @@ pub struct UpstreamHealth(std::sync::Mutex<HealthInner>);
 #[derive(Default)]
 struct HealthInner {
     /// When each upstream last answered anyone.
-    answered: HashMap<Ipv4Addr, Instant>,
+    answered: HashMap<IpAddr, Instant>,
     /// Per (client, upstream): consecutive misses, and since when it is
     /// skipped once there were `DOWN_AFTER`.
-    misses: HashMap<(IpAddr, Ipv4Addr), (u32, Option<Instant>)>,
+    misses: HashMap<(IpAddr, IpAddr), (u32, Option<Instant>)>,
 }
 
 impl UpstreamHealth {
@@ -51,14 +51,14 @@ impl UpstreamHealth {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn is_down(&self, client: IpAddr, u: Ipv4Addr) -> bool {
+    pub fn is_down(&self, client: IpAddr, u: IpAddr) -> bool {
         self.inner()
             .misses
             .get(&(client, u))
             .is_some_and(|(_, since)| since.is_some_and(|t| t.elapsed() < DOWN_FOR))
     }
 
-    pub fn answered(&self, client: IpAddr, u: Ipv4Addr) {
+    pub fn answered(&self, client: IpAddr, u: IpAddr) {
         let mut h = self.inner();
         if h.answered.len() >= REMEMBERED && !h.answered.contains_key(&u) {
             h.answered.clear();
@@ -68,7 +68,7 @@ impl UpstreamHealth {
     }
 
     /// `client`'s query, sent to `u` at `sent`, got no answer.
-    pub fn missed(&self, client: IpAddr, u: Ipv4Addr, sent: Instant) {
+    pub fn missed(&self, client: IpAddr, u: IpAddr, sent: Instant) {
         let mut h = self.inner();
         if h.answered.get(&u).is_some_and(|t| *t >= sent) {
             return;
@@ -99,7 +99,7 @@ impl UpstreamHealth {
 /// size, or 65535 over TCP).
 pub async fn forward(
     query: &[u8],
-    upstreams: &[Ipv4Addr],
+    upstreams: &[IpAddr],
     limit: usize,
     health: &UpstreamHealth,
     client: IpAddr,
@@ -145,7 +145,11 @@ fn truncated(reply: &[u8]) -> bool {
 /// An answer carries the query's id (anything else on the socket is not
 /// ours and is ignored).
 async fn ask_udp(query: &[u8], to: SocketAddr) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind(("0.0.0.0", 0)).await.ok()?;
+    let any: IpAddr = match to {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let sock = UdpSocket::bind((any, 0)).await.ok()?;
     sock.connect(to).await.ok()?;
     sock.send(query).await.ok()?;
     let mut buf = vec![0u8; 65535];
@@ -171,15 +175,22 @@ async fn ask_tcp(query: &[u8], to: SocketAddr) -> Option<Vec<u8>> {
     (buf.len() >= 12 && buf[..2] == query[..2]).then_some(buf)
 }
 
-/// The nameservers of a resolv.conf (IPv4 only, at most three, as the C
-/// library takes them).
-pub fn nameservers(text: &str) -> Vec<Ipv4Addr> {
+/// The nameservers of a resolv.conf, of either family (at most three, as
+/// the C library takes them). An IPv6 link-local one is skipped: it is
+/// reached only through the interface its zone names (`fe80::1%eth0`),
+/// which a socket address here does not carry, and every bridge has a
+/// link-local route of its own.
+pub fn nameservers(text: &str) -> Vec<IpAddr> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             (w.next() == Some("nameserver")).then(|| w.next()).flatten()
         })
-        .filter_map(|a| a.parse().ok())
+        .filter_map(|a| a.parse::<IpAddr>().ok())
+        .filter(|a| match a {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+        })
         .take(3)
         .collect()
 }
@@ -195,7 +206,7 @@ mod tests {
         let h = UpstreamHealth::default();
         let (flood, calm): (IpAddr, IpAddr) =
             ("10.1.0.2".parse().unwrap(), "10.2.0.2".parse().unwrap());
-        let up: Ipv4Addr = "192.0.2.53".parse().unwrap();
+        let up: IpAddr = "192.0.2.53".parse().unwrap();
         let sent = Instant::now();
         h.answered(calm, up);
         for _ in 0..10 {
@@ -217,15 +228,36 @@ mod tests {
         assert!(!h.is_down(flood, up));
     }
 
+    /// Issue 22: IPv6 clients and IPv6 upstreams are kept apart like any
+    /// others.
+    #[test]
+    fn ipv6_clients_and_upstreams() {
+        let h = UpstreamHealth::default();
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let (c6, c4, up6, up4) = (
+            ip("fd00:1::2"),
+            ip("10.1.0.2"),
+            ip("fd00:53::1"),
+            ip("192.0.2.53"),
+        );
+        let sent = Instant::now();
+        for _ in 0..DOWN_AFTER {
+            h.missed(c6, up6, sent);
+        }
+        assert!(h.is_down(c6, up6));
+        assert!(!h.is_down(c4, up6), "another client's misses counted");
+        assert!(!h.is_down(c6, up4), "another upstream marked");
+        h.answered(c6, up6);
+        assert!(!h.is_down(c6, up6));
+    }
+
     #[test]
     fn nameservers_of_a_resolv_conf() {
-        let t = "# x\nnameserver 10.0.0.1\nsearch a\nnameserver fe80::1\nnameserver 10.0.0.2 # c\n";
-        assert_eq!(
-            super::nameservers(t),
-            [
-                "10.0.0.1".parse::<std::net::Ipv4Addr>().unwrap(),
-                "10.0.0.2".parse().unwrap()
-            ]
-        );
+        let t = "# x\nnameserver 10.0.0.1\nsearch a\nnameserver fe80::1\nnameserver fe80::1%eth0\nnameserver 10.0.0.2 # c\nnameserver fd00::53\nnameserver 10.0.0.3\n";
+        let want: Vec<IpAddr> = ["10.0.0.1", "10.0.0.2", "fd00::53"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(super::nameservers(t), want);
     }
 }

@@ -107,6 +107,27 @@ mod tests {
         );
     }
 
+    /// Issue 22: IPv6 clients have slots and buckets of their own, apart
+    /// from the same container's IPv4 address and from each other.
+    #[test]
+    fn ipv6_clients_are_clients() {
+        let p = PerClient::new(1);
+        let (a4, a6, b6): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.2".parse().unwrap(),
+            "fd00::2".parse().unwrap(),
+            "fd00::3".parse().unwrap(),
+        );
+        let held = p.take(a6).unwrap();
+        assert!(p.take(a6).is_none());
+        assert!(p.take(b6).is_some() && p.take(a4).is_some());
+        drop(held);
+        assert!(p.take(a6).is_some());
+        let mut l = Limiter::default();
+        let t = Instant::now();
+        assert_eq!((0..100).filter(|_| l.allow(a6, 10, t)).count(), 20);
+        assert!(l.allow(b6, 10, t) && l.allow(a4, 10, t));
+    }
+
     #[test]
     fn a_burst_then_the_rate() {
         let mut l = Limiter::default();

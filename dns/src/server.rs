@@ -1,6 +1,6 @@
 //! The resolver process: one per host network namespace, listening on UDP
-//! and TCP port 53 of each DNS-enabled network's gateway that has
-//! containers. It reads ocinet's state itself (no signal needed): it
+//! and TCP port 53 of each DNS-enabled network's gateway (both gateways of
+//! a dual-stack network). It reads ocinet's state itself (no signal needed): it
 //! watches the record directory (inotify) and, before each query, reads
 //! again the records named by the events since (the whole directory after
 //! an overflow, or by its mtime where no watch could be set), and the
@@ -10,7 +10,7 @@
 //! either sees it gone and starts another, or is seen).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -150,7 +150,7 @@ struct Shared {
     seen: Mutex<Seen>,
     records: Mutex<FinishedRecords<Named>>,
     watch: Watch,
-    host_upstreams: Mutex<(Option<SystemTime>, Vec<Ipv4Addr>)>,
+    host_upstreams: Mutex<(Option<SystemTime>, Vec<IpAddr>)>,
     limiter: Mutex<Limiter>,
     stats: Stats,
     tcp_slots: Arc<tokio::sync::Semaphore>,
@@ -236,8 +236,8 @@ impl Shared {
 
     /// Where a query of `client` on network `net` is forwarded: the
     /// container's own servers, then the network's, else the host's.
-    fn upstreams(&self, cat: &Catalog, client: Ipv4Addr, net: usize) -> Vec<Ipv4Addr> {
-        let mut out: Vec<Ipv4Addr> = cat.client_servers.get(&client).cloned().unwrap_or_default();
+    fn upstreams(&self, cat: &Catalog, client: IpAddr, net: usize) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = cat.client_servers.get(&client).cloned().unwrap_or_default();
         let n = &cat.networks[net];
         if n.upstreams.is_empty() {
             out.extend(self.host_upstreams());
@@ -256,7 +256,7 @@ impl Shared {
     }
 
     /// The host's nameservers, read again when /etc/resolv.conf changed.
-    fn host_upstreams(&self) -> Vec<Ipv4Addr> {
+    fn host_upstreams(&self) -> Vec<IpAddr> {
         let m = mtime(std::path::Path::new(HOST_RESOLV_CONF));
         let mut h = self
             .host_upstreams
@@ -278,11 +278,7 @@ impl Shared {
     /// One query from `client` to the resolver address `at` (over UDP:
     /// `udp`), as far as it can go without waiting: the reply (or nothing
     /// to send), or the upstreams to forward it to.
-    fn local(&self, query: &[u8], client: IpAddr, at: Ipv4Addr, udp: bool) -> Local {
-        let IpAddr::V4(client) = client else {
-            self.stats.count(Outcome::Refused);
-            return Local::Reply(None);
-        };
+    fn local(&self, query: &[u8], client: IpAddr, at: IpAddr, udp: bool) -> Local {
         let cat = self.fresh();
         // Anyone but the containers of a DNS-enabled network (the host, a
         // neighbour on the segment) is refused before the limiter, which
@@ -301,7 +297,7 @@ impl Shared {
             .limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .allow(IpAddr::V4(client), cat.networks[i].rate, Instant::now());
+            .allow(client, cat.networks[i].rate, Instant::now());
         if !allowed {
             self.stats.count(Outcome::Refused);
             return Local::Reply(None);
@@ -325,7 +321,7 @@ impl Shared {
         &self,
         query: &[u8],
         client: IpAddr,
-        upstreams: &[Ipv4Addr],
+        upstreams: &[IpAddr],
         limit: usize,
     ) -> Option<Vec<u8>> {
         let (Some(_mine), Ok(_slot)) = (
@@ -350,7 +346,7 @@ impl Shared {
     }
 
     /// One query from `client` over TCP: the reply to send, if any.
-    async fn handle_tcp(&self, query: &[u8], client: IpAddr, at: Ipv4Addr) -> Option<Vec<u8>> {
+    async fn handle_tcp(&self, query: &[u8], client: IpAddr, at: IpAddr) -> Option<Vec<u8>> {
         match self.local(query, client, at, false) {
             Local::Reply(r) => r,
             Local::Forward(ups) => {
@@ -363,19 +359,31 @@ impl Shared {
 
 enum Local {
     Reply(Option<Vec<u8>>),
-    Forward(Vec<Ipv4Addr>),
+    Forward(Vec<IpAddr>),
 }
 
 /// A socket bound to `ip:53` before the address exists on the host
-/// (IP_FREEBIND): the bridge gets its address at the first setup.
-fn bind(ip: Ipv4Addr, kind: socket2::Type) -> std::io::Result<socket2::Socket> {
+/// (IP_FREEBIND, IPV6_FREEBIND): the bridge gets its addresses at the
+/// first setup. An IPv6 socket takes IPv6 alone (its IPv4 twin is bound
+/// on the IPv4 gateway).
+fn bind(ip: IpAddr, kind: socket2::Type) -> std::io::Result<socket2::Socket> {
     let proto = if kind == socket2::Type::DGRAM {
         socket2::Protocol::UDP
     } else {
         socket2::Protocol::TCP
     };
-    let s = socket2::Socket::new(socket2::Domain::IPV4, kind, Some(proto))?;
-    s.set_freebind_v4(true)?;
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address((ip, 53).into()),
+        kind,
+        Some(proto),
+    )?;
+    match ip {
+        IpAddr::V4(_) => s.set_freebind_v4(true)?,
+        IpAddr::V6(_) => {
+            s.set_only_v6(true)?;
+            s.set_freebind_v6(true)?;
+        }
+    }
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.bind(&SocketAddr::from((ip, 53)).into())?;
@@ -385,7 +393,7 @@ fn bind(ip: Ipv4Addr, kind: socket2::Type) -> std::io::Result<socket2::Socket> {
     Ok(s)
 }
 
-fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>; 2]> {
+fn listen(shared: &Arc<Shared>, ip: IpAddr) -> std::io::Result<[JoinHandle<()>; 2]> {
     let udp = UdpSocket::from_std(bind(ip, socket2::Type::DGRAM)?.into())?;
     let tcp = TcpListener::from_std(bind(ip, socket2::Type::STREAM)?.into())?;
     let udp = Arc::new(udp);
@@ -429,11 +437,7 @@ fn listen(shared: &Arc<Shared>, ip: Ipv4Addr) -> std::io::Result<[JoinHandle<()>
                     continue;
                 }
             };
-            let known = match peer.ip() {
-                IpAddr::V4(client) => s.fresh().serving(client, ip).is_some(),
-                IpAddr::V6(_) => false,
-            };
-            if !known {
+            if s.fresh().serving(peer.ip(), ip).is_none() {
                 s.stats.count(Outcome::Refused);
                 continue;
             }
@@ -560,13 +564,13 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
         client_forwards: PerClient::new(FORWARDS_PER_CLIENT),
         health: forward::UpstreamHealth::default(),
     });
-    let mut listeners: HashMap<Ipv4Addr, [JoinHandle<()>; 2]> = HashMap::new();
+    let mut listeners: HashMap<IpAddr, [JoinHandle<()>; 2]> = HashMap::new();
     let persistent = lifetime == Lifetime::Persistent;
     if persistent {
         tracing::info!("persistent: runs until SIGTERM");
     }
     // What the pid file says it listens on, once written.
-    let mut announced: Option<Vec<Ipv4Addr>> = None;
+    let mut announced: Option<Vec<IpAddr>> = None;
     let mut last_stats = None;
     let mut stats_at = Instant::now();
     loop {
@@ -605,7 +609,7 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
         // Written once listening (at once when persistent: hooks that come
         // before any network has containers find it), and again when the
         // addresses change: a hook waits for its network's.
-        let mut bound: Vec<Ipv4Addr> = listeners.keys().copied().collect();
+        let mut bound: Vec<IpAddr> = listeners.keys().copied().collect();
         bound.sort();
         if (persistent || !bound.is_empty()) && announced.as_ref() != Some(&bound) {
             let s = ResolverState {

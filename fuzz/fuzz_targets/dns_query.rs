@@ -6,7 +6,7 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
@@ -23,16 +23,31 @@ fn net() -> NetworkNames {
     }
     names.insert("shared".to_string(), shared);
     names.insert("web-1".to_string(), vec![Ipv4Addr::new(10, 1, 0, 2)]);
+    // Dual-stack: AAAA and ip6.arpa names are reached too.
+    let shared6: Vec<Ipv6Addr> = (2..=60u16)
+        .map(|i| Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, i))
+        .collect();
+    let reverse6 = shared6
+        .iter()
+        .map(|ip| (*ip, format!("c{}", ip.segments()[7])))
+        .collect();
+    let mut names6 = HashMap::new();
+    names6.insert("shared".to_string(), shared6);
+    names6.insert("web-1".to_string(), vec![Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 2)]);
     NetworkNames {
         name: "web".into(),
         address: Ipv4Addr::new(10, 1, 0, 1),
         subnet: "10.1.0.0/24".parse().expect("subnet"),
+        address6: Some("fd00:1::1".parse().expect("address")),
+        subnet6: Some("fd00:1::/64".parse().expect("subnet")),
         upstreams: Vec::new(),
         rate: 0,
         internal: false,
         members_only: false,
         names,
         reverse,
+        names6,
+        reverse6,
     }
 }
 

@@ -7,7 +7,8 @@ use std::process::Command;
 
 use crate::{text, Host, Proc};
 
-/// A UDP resolver on `at:53` of the outside namespace: every query is
+/// A UDP resolver on `at:53` of the outside namespace (`at` an IPv4
+/// address, or the outside's IPv6 one, `OUTSIDE_IP6`): every query is
 /// logged (its name, a line each) and answered with one A record,
 /// `answer`, except names whose first label starts with `slow`, which are
 /// never answered (as an upstream that cannot resolve them in time).
@@ -17,7 +18,7 @@ pub struct Upstream {
 }
 
 const UPSTREAM_PY: &str = r#"import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 53))
 answer = bytes(int(x) for x in sys.argv[2].split("."))
 log = open(sys.argv[3], "a", buffering=1)
@@ -43,7 +44,7 @@ impl Upstream {
     /// Started on `at` (an address of the outside namespace), answering
     /// `answer`.
     pub fn start(h: &Host, at: &str, answer: [u8; 4]) -> Upstream {
-        let log = h.dir.join(format!("upstream-{at}.log"));
+        let log = h.dir.join(format!("upstream-{}.log", at.replace(':', "_")));
         let answer = answer.map(|o| o.to_string()).join(".");
         let p = h.spawn_outside(&[
             "python3",
@@ -69,13 +70,14 @@ impl Upstream {
 
 /// A DNS client for scripts run in a container's namespace: `q(id, name,
 /// type)` builds a query, `ask(name, type)` sends one to `gw` and returns
-/// (rcode, answer count), or (-1, 0) after a 2 s timeout.
+/// (rcode, answer count), or (-1, 0) after a 2 s timeout; `gw` of either
+/// family.
 pub const CLIENT_PY: &str = r#"import socket, struct, sys, time
 def q(i, name, t=1):
     h = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0)
     return h + b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", t, 1)
 def ask(gw, name, t=1, i=4242):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in gw else socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(2)
     s.sendto(q(i, name, t), (gw, 53))
     try:

@@ -558,6 +558,10 @@ impl Network {
                 Some("does nothing with --disable-dns".to_string())
             } else if !crate::validate::is_unicast_ip(*u) {
                 Some("is not a unicast address".to_string())
+            } else if matches!(u, IpAddr::V6(v6) if v6.is_unicast_link_local()) {
+                // It is reached only through the interface its zone names,
+                // which an address here cannot carry.
+                Some("is link-local: name a global or unique local address".to_string())
             } else if *u == IpAddr::V4(self.resolver_address())
                 || Some(*u) == self.gateway6().map(IpAddr::V6)
             {

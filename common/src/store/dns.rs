@@ -4,7 +4,7 @@
 //! container (`resolv/<id>.conf`, 0644: the container's processes read it
 //! under any uid).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ pub struct ResolverState {
     /// The addresses its UDP and TCP port 53 listeners are bound to; `None`
     /// in a file of a resolver that did not say (an earlier version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listening: Option<Vec<Ipv4Addr>>,
+    pub listening: Option<Vec<IpAddr>>,
     /// Run by a service manager (`--persistent`): `gc` leaves it alone
     /// with no container to serve, where it ends one a hook started.
     /// `None` in a file of an earlier version, which did not say: left
