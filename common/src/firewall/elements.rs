@@ -11,7 +11,7 @@
 //! `integration/tests/firewall_wire.rs`.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{NLA_F_NESTED, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
 use netlink_sys::protocols::NETLINK_NETFILTER;
@@ -103,6 +103,11 @@ fn encode_field(field: Field, v: &Value, set: &str, concat: bool) -> Result<Vec<
             .map_err(|e| bad(set, v, e))?
             .octets()
             .to_vec(),
+        Field::Ipv6 => text()?
+            .parse::<Ipv6Addr>()
+            .map_err(|e| bad(set, v, e))?
+            .octets()
+            .to_vec(),
         Field::EtherAddr => validate::mac(&format!("element of set {set}"), text()?)?.to_vec(),
         Field::InetProto => vec![match v {
             Value::String(s) => Protocol::from_name(s)
@@ -158,17 +163,35 @@ pub fn encode(set: &str, key: &Value, value: Option<&Value>) -> Result<Vec<WireE
         (None, Some(_)) => return Err(bad(set, key, "a set element takes no value")),
     };
     if let (true, Some(prefix)) = (spec.interval, key.get("prefix")) {
-        let net = parse_prefix(set, key, prefix)?;
+        let (start, end) = match spec.key {
+            [Field::Ipv6] => {
+                let net = parse_prefix6(set, key, prefix)?;
+                let end = u128::from(net.broadcast()).checked_add(1);
+                (
+                    net.network().octets().to_vec(),
+                    end.map(|e| e.to_be_bytes().to_vec()),
+                )
+            }
+            _ => {
+                let net = parse_prefix(set, key, prefix)?;
+                let end = u32::from(net.broadcast()).checked_add(1);
+                (
+                    net.network().octets().to_vec(),
+                    end.map(|e| e.to_be_bytes().to_vec()),
+                )
+            }
+        };
         let mut out = vec![WireElement {
-            key: net.network().octets().to_vec(),
+            key: start,
             key_end: None,
             data,
             interval_end: false,
         }];
-        // A range reaching 255.255.255.255 has no end element (as nft).
-        if let Some(end) = u32::from(net.broadcast()).checked_add(1) {
+        // A range reaching the family's last address has no end element
+        // (as nft).
+        if let Some(end) = end {
             out.push(WireElement {
-                key: end.to_be_bytes().to_vec(),
+                key: end,
                 key_end: None,
                 data: None,
                 interval_end: true,
@@ -207,6 +230,22 @@ fn parse_prefix(set: &str, key: &Value, prefix: &Value) -> Result<ipnet::Ipv4Net
         return Err(bad(set, key, "not an IPv4 prefix"));
     };
     ipnet::Ipv4Net::new(addr, len as u8).map_err(|e| bad(set, key, e))
+}
+
+/// `{"addr": "fd00::", "len": 64}`, of `key`.
+fn parse_prefix6(set: &str, key: &Value, prefix: &Value) -> Result<ipnet::Ipv6Net> {
+    let addr = prefix
+        .get("addr")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<Ipv6Addr>().ok());
+    let len = prefix
+        .get("len")
+        .and_then(Value::as_u64)
+        .filter(|l| *l <= 128);
+    let (Some(addr), Some(len)) = (addr, len) else {
+        return Err(bad(set, key, "not an IPv6 prefix"));
+    };
+    ipnet::Ipv6Net::new(addr, len as u8).map_err(|e| bad(set, key, e))
 }
 
 /// A concatenated interval element: each part a value or an IPv4 prefix;
@@ -693,6 +732,43 @@ mod tests {
             (e[1].key.as_slice(), e[1].interval_end),
             (&[10, 89, 0, 0][..], true)
         );
+    }
+
+    #[test]
+    fn an_ipv6_prefix_is_a_start_and_an_end() {
+        let e = encode(
+            ruleset::SET_MASQ_SUBNETS6,
+            &json!({"prefix": {"addr": "fd61::", "len": 64}}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.len(), 2);
+        let start: std::net::Ipv6Addr = "fd61::".parse().unwrap();
+        let end: std::net::Ipv6Addr = "fd61:0:0:1::".parse().unwrap();
+        assert_eq!(
+            (e[0].key.as_slice(), e[0].interval_end),
+            (&start.octets()[..], false)
+        );
+        assert_eq!(
+            (e[1].key.as_slice(), e[1].interval_end),
+            (&end.octets()[..], true)
+        );
+        // A port and its IPv6 address: 16 + 16 bytes.
+        let e = encode(
+            ruleset::SET_PORT_IP6,
+            &json!({"concat": ["oc1", "fd61::2"]}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e[0].key.len(), 32);
+        assert_eq!(e[0].key[31], 2);
+        // An IPv4 address is not one.
+        assert!(encode(
+            ruleset::SET_OWN_SOURCES6,
+            &json!({"prefix": {"addr": "10.0.0.0", "len": 8}}),
+            None
+        )
+        .is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::model::Network;
 pub const TABLE: &str = "ocinet";
 /// Bumped whenever the skeleton changes: its marker set is named after it,
 /// so a table made by another version fails the fast path and is rebuilt.
-pub const SCHEMA_MARKER: &str = "schema_v7";
+pub const SCHEMA_MARKER: &str = "schema_v8";
 
 /// The marker set's one element: touched by every batch, put in by every
 /// rebuild, looked up by `Firewall::may_have_dnated`.
@@ -32,6 +32,9 @@ pub const SET_GUARDED_PORTS: &str = "guarded_ports";
 /// port . MAC and port . address pairs a guarded port may send from.
 pub const SET_PORT_MAC: &str = "port_mac";
 pub const SET_PORT_IP: &str = "port_ip";
+/// port . IPv6 address: the one IPv6 source a dual-stack container's
+/// port may send from (its leased address; it has no link-local).
+pub const SET_PORT_IP6: &str = "port_ip6";
 /// bridge . MAC -> the one port that may use it. No rule reads it: it is
 /// the kernel's guarantee that a MAC belongs to one port of a bridge, as
 /// adding a key that is there with another port fails the transaction
@@ -43,6 +46,8 @@ pub const SET_BRIDGES: &str = "bridges";
 pub const SET_INTERNAL_BRIDGES: &str = "internal_bridges";
 pub const SET_BRIDGE_SELF: &str = "bridge_self";
 pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
+/// The IPv6 subnets of dual-stack networks that are not internal.
+pub const SET_MASQ_SUBNETS6: &str = "masq_subnets6";
 /// subnet . CIDR: a network's traffic to and from those CIDRs is neither
 /// masqueraded nor kept out (`--no-masquerade`, Kubernetes'
 /// non-masquerade cluster CIDR: pods of other nodes reach these
@@ -58,6 +63,8 @@ pub const SET_NO_MASQ: &str = "no_masq";
 /// whose traffic may reach the host by any route (and a network without
 /// name resolution has no shim route to them at all).
 pub const SET_OWN_SOURCES: &str = "own_sources";
+/// `own_sources` for the IPv6 subnets of dual-stack bridge networks.
+pub const SET_OWN_SOURCES6: &str = "own_sources6";
 /// Bridges of `gateway_mode: nat` networks: nothing from outside reaches
 /// their containers but replies and published ports.
 pub const SET_PROTECTED_BRIDGES: &str = "protected_bridges";
@@ -87,6 +94,7 @@ pub enum Field {
     Mark,
     Ifname,
     Ipv4,
+    Ipv6,
     EtherAddr,
     InetProto,
     InetService,
@@ -98,6 +106,7 @@ impl Field {
             Field::Mark => "mark",
             Field::Ifname => "ifname",
             Field::Ipv4 => "ipv4_addr",
+            Field::Ipv6 => "ipv6_addr",
             Field::EtherAddr => "ether_addr",
             Field::InetProto => "inet_proto",
             Field::InetService => "inet_service",
@@ -152,12 +161,20 @@ pub const SETS: &[SetSpec] = &[
     },
     SetSpec {
         interval: true,
+        ..set_spec(SET_MASQ_SUBNETS6, &[Ipv6])
+    },
+    SetSpec {
+        interval: true,
         ..set_spec(SET_NO_MASQ, &[Ipv4, Ipv4])
     },
     set_spec(SET_DNAT_SEEN, &[Ipv4]),
     SetSpec {
         interval: true,
         ..set_spec(SET_OWN_SOURCES, &[Ipv4])
+    },
+    SetSpec {
+        interval: true,
+        ..set_spec(SET_OWN_SOURCES6, &[Ipv6])
     },
     set_spec(SET_PROTECTED_BRIDGES, &[Ifname]),
     map_spec(MAP_PUB_ANY_ADDR, PROTO_PORT, Ipv4),
@@ -167,6 +184,7 @@ pub const SETS: &[SetSpec] = &[
     in_bridge_table(set_spec(SET_GUARDED_PORTS, &[Ifname])),
     in_bridge_table(set_spec(SET_PORT_MAC, &[Ifname, EtherAddr])),
     in_bridge_table(set_spec(SET_PORT_IP, &[Ifname, Ipv4])),
+    in_bridge_table(set_spec(SET_PORT_IP6, &[Ifname, Ipv6])),
     in_bridge_table(map_spec(MAP_MAC_OWNER, &[Ifname, EtherAddr], Ifname)),
 ];
 
@@ -273,6 +291,8 @@ pub fn skeleton() -> Vec<Value> {
         json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
     let saddr = json!({"payload": {"protocol": "ip", "field": "saddr"}});
     let daddr = json!({"payload": {"protocol": "ip", "field": "daddr"}});
+    let saddr6 = json!({"payload": {"protocol": "ip6", "field": "saddr"}});
+    let daddr6 = json!({"payload": {"protocol": "ip6", "field": "daddr"}});
     let mut out = vec![json!({"add": {"table": {"family": FAMILY, "name": TABLE}}})];
     out.extend(declare_sets(FAMILY));
     out.extend([
@@ -319,6 +339,15 @@ pub fn skeleton() -> Vec<Value> {
                 drop.clone()
             ]),
         ),
+        // Its IPv6 twin: ::1 only ever comes from lo.
+        rule(
+            "prerouting_guard",
+            json!([
+                is_not(meta("iifname"), json!("lo")),
+                is(daddr6.clone(), json!("::1")),
+                drop.clone()
+            ]),
+        ),
         // A source of ours comes in by an ocinet bridge, or it is forged
         // (for these sources only: the host's other traffic is none of
         // ocinet's business). Which bridge, and which port of it, the
@@ -333,6 +362,15 @@ pub fn skeleton() -> Vec<Value> {
                 is_not(meta("iifname"), json!("lo")),
                 is_not(meta("iifname"), set_ref(SET_BRIDGES)),
                 is(saddr.clone(), set_ref(SET_OWN_SOURCES)),
+                drop.clone()
+            ]),
+        ),
+        rule(
+            "prerouting_guard",
+            json!([
+                is_not(meta("iifname"), json!("lo")),
+                is_not(meta("iifname"), set_ref(SET_BRIDGES)),
+                is(saddr6.clone(), set_ref(SET_OWN_SOURCES6)),
                 drop.clone()
             ]),
         ),
@@ -416,6 +454,15 @@ pub fn skeleton() -> Vec<Value> {
             is_not(meta("oifname"), set_ref(SET_BRIDGES)),
             {"masquerade": null}]),
         ),
+        // Its IPv6 twin, for dual-stack networks (a ULA subnet is not
+        // routed beyond the host, as Docker's default for IPv6 nat).
+        rule(
+            "postrouting",
+            json!([
+            is(saddr6.clone(), set_ref(SET_MASQ_SUBNETS6)),
+            is_not(meta("oifname"), set_ref(SET_BRIDGES)),
+            {"masquerade": null}]),
+        ),
         // Hairpin: a container reaching a published port through a host
         // address must see the reply come back through the host.
         rule(
@@ -424,6 +471,14 @@ pub fn skeleton() -> Vec<Value> {
             dnat_status.clone(),
             is(meta("oifname"), set_ref(SET_BRIDGES)),
             is(saddr.clone(), set_ref(SET_MASQ_SUBNETS)),
+            {"masquerade": null}]),
+        ),
+        rule(
+            "postrouting",
+            json!([
+            dnat_status.clone(),
+            is(meta("oifname"), set_ref(SET_BRIDGES)),
+            is(saddr6, set_ref(SET_MASQ_SUBNETS6)),
             {"masquerade": null}]),
         ),
         // 127.0.0.1:PORT from the host: loopback sources cannot leave on a
@@ -445,11 +500,24 @@ pub fn skeleton() -> Vec<Value> {
     out
 }
 
-/// A container may only send from its own MAC and IPv4 address, in IPv4,
+/// A container may only send from its own MAC and addresses, in IPv4,
 /// ARP or IPv6 frames (no VLAN tags to smuggle another header past the
-/// checks). Five rules whatever the container count: containers add
-/// elements. IPv6 is not configured by ocinet; a container's link-local
-/// IPv6 still has to use its own MAC.
+/// checks), and never as a router: no router advertisement, redirect or
+/// DHCPv6 server reply. Eight rules whatever the container count:
+/// containers add elements.
+///
+/// IPv6 sources are pinned like IPv4 ones, to the leased address alone: a
+/// container's interface has no link-local (addrgenmode none) and its
+/// address no duplicate address detection, so everything it sends (its
+/// neighbour solicitations and advertisements included) comes from that
+/// address. Not `::` either: what a container would send from it is only
+/// MLD reports (the kernel's source without a link-local), which the
+/// bridge does not need (no querier: it floods multicast) and a container
+/// must not steer. A port of an IPv4-only network has no `port_ip6`
+/// element, so it sends no IPv6 at all (its interface has none).
+/// Neighbour advertisements come from the sender's own address, but
+/// nothing here pins their target: nft 1.0.6 cannot declare, in JSON, the
+/// set a raw payload (the target) would be looked up in.
 fn anti_spoofing() -> Vec<Value> {
     let drop = json!({"drop": null});
     let port = meta("iifname");
@@ -459,6 +527,7 @@ fn anti_spoofing() -> Vec<Value> {
     let not_in = |left: Value, set: &str| is_not(left, set_ref(set));
     let arp = is(ether_type.clone(), json!("arp"));
     let ip = is(ether_type.clone(), json!("ip"));
+    let ip6 = is(ether_type.clone(), json!("ip6"));
     let mut out = vec![json!({"add": {"table": {"family": BRIDGE_FAMILY, "name": TABLE}}})];
     out.extend(declare_sets(BRIDGE_FAMILY));
     out.extend([
@@ -499,11 +568,40 @@ fn anti_spoofing() -> Vec<Value> {
             drop.clone()
         ]),
         json!([
-            guarded,
+            guarded.clone(),
             ip,
             not_in(
                 pair(json!({"payload": {"protocol": "ip", "field": "saddr"}})),
                 SET_PORT_IP
+            ),
+            drop.clone()
+        ]),
+        json!([
+            guarded.clone(),
+            ip6.clone(),
+            not_in(
+                pair(json!({"payload": {"protocol": "ip6", "field": "saddr"}})),
+                SET_PORT_IP6
+            ),
+            drop.clone()
+        ]),
+        // RA guard (RFC 6105): routers and redirects are the host's alone.
+        json!([
+            guarded.clone(),
+            ip6.clone(),
+            is(
+                json!({"payload": {"protocol": "icmpv6", "field": "type"}}),
+                json!({"set": ["nd-router-advert", "nd-redirect"]})
+            ),
+            drop.clone()
+        ]),
+        // No DHCPv6 server (or relay) answers from a container.
+        json!([
+            guarded,
+            ip6,
+            is(
+                json!({"payload": {"protocol": "udp", "field": "sport"}}),
+                json!(547)
             ),
             drop
         ]),
@@ -522,6 +620,7 @@ pub fn guard_elements(
     port: &str,
     mac: &str,
     ip: std::net::Ipv4Addr,
+    ip6: Option<std::net::Ipv6Addr>,
     bridge: &str,
 ) -> Vec<crate::model::FirewallElement> {
     let elem = |set: &str, key: Value| crate::model::FirewallElement {
@@ -529,12 +628,19 @@ pub fn guard_elements(
         key,
         value: None,
     };
-    vec![
+    let mut out = vec![
         elem(SET_GUARDED_PORTS, json!(port)),
         elem(SET_PORT_MAC, json!({"concat": [port, mac]})),
         elem(SET_PORT_IP, json!({"concat": [port, ip.to_string()]})),
         mac_owner_element(bridge, mac, port),
-    ]
+    ];
+    if let Some(ip6) = ip6 {
+        out.push(elem(
+            SET_PORT_IP6,
+            json!({"concat": [port, ip6.to_string()]}),
+        ));
+    }
+    out
 }
 
 /// The elements an attachment stands for: derived from what it records
@@ -558,7 +664,7 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
         return Vec::new();
     };
     let mut out = match (&a.host_veth, &a.mac, &a.bridge) {
-        (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, bridge),
+        (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, a.ipv6(), bridge),
         _ => Vec::new(),
     };
 
@@ -637,11 +743,14 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
         return Vec::new();
     }
     let prefix = |net: &ipnet::Ipv4Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
+    let prefix6 = |net: &ipnet::Ipv6Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
+    let subnet6 = n.subnet6();
     let mut out = vec![
         (SET_BRIDGES, json!(n.bridge)),
         (SET_BRIDGE_SELF, json!({"concat": [n.bridge, n.bridge]})),
         (SET_OWN_SOURCES, prefix(&n.subnet())),
     ];
+    out.extend(subnet6.map(|s| (SET_OWN_SOURCES6, prefix6(&s))));
     if n.internal {
         out.push((SET_INTERNAL_BRIDGES, json!(n.bridge)));
     } else {
@@ -649,6 +758,7 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
             out.push((SET_PROTECTED_BRIDGES, json!(n.bridge)));
         }
         out.push((SET_MASQ_SUBNETS, prefix(&n.subnet())));
+        out.extend(subnet6.map(|s| (SET_MASQ_SUBNETS6, prefix6(&s))));
         for cidr in &n.no_masquerade {
             out.push((
                 SET_NO_MASQ,
