@@ -1,0 +1,446 @@
+//! Issue 22: the firewall of dual-stack networks. IPv6 is masqueraded
+//! like IPv4, networks stay isolated from each other, internal networks
+//! closed and `nat` networks closed to direct routing over IPv6 too;
+//! forged IPv6 sources from the uplink and `::1` from anywhere but lo are
+//! dropped; a container sends IPv6 only from its own address and never as
+//! a router. Each test in its own throwaway host namespace, with real runc
+//! and crun; the outside namespace has 2001:db8:100::2 and nothing else
+//! of the Internet's.
+
+use std::process::{Command, Output};
+
+use ocinet_integration::{
+    both_runtimes, ok, run_cmd, text, Host, Runtime, Spec, HOST_LINK_IP6, OUTSIDE_IP6, WGET,
+};
+use serde_json::Value;
+
+fn dual(h: &Host, name: &str, v4: &str, v6: &str, extra: &[&str]) {
+    let mut args = vec!["network", "create", name, "--subnet", v4, "--subnet", v6];
+    args.extend_from_slice(extra);
+    ok(h.ocinet(&args));
+}
+
+fn on(net: &str) -> Spec {
+    Spec::default().ann("io.ocinet.network", net)
+}
+
+fn attachment(h: &Host, id: &str) -> Value {
+    h.endpoint(id).expect("endpoint")["attachments"][0].clone()
+}
+
+fn ip6_of(h: &Host, id: &str) -> String {
+    attachment(h, id)["ip6"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no ip6 for {id}"))
+        .to_string()
+}
+
+fn mac_of(h: &Host, id: &str) -> String {
+    h.endpoint(id).expect("endpoint")["mac"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no mac for {id}"))
+        .to_string()
+}
+
+fn bridge_of(h: &Host, net: &str) -> String {
+    let v: Value = serde_json::from_str(&ok(h.ocinet(&["network", "inspect", net]))).expect("json");
+    v[0]["Options"]["bridge"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no bridge in {v}"))
+}
+
+/// The MAC of a host interface.
+fn mac_of_link(h: &Host, ifname: &str) -> String {
+    let link: Value = serde_json::from_str(&ok(h.exec(&["ip", "-j", "link", "show", ifname])))
+        .expect("ip -j link");
+    link[0]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no MAC for {ifname}: {link}"))
+        .to_string()
+}
+
+/// A host tool (nft, ip, python3) run in a container's network namespace.
+fn in_ns(h: &Host, id: &str, args: &[&str]) -> Output {
+    run_cmd(
+        Command::new("nsenter")
+            .arg(format!("--net={}", h.netns_of(id)))
+            .args(args),
+    )
+}
+
+fn url(ip6: &str, port: u16) -> String {
+    format!("http://[{ip6}]:{port}/")
+}
+
+#[track_caller]
+fn silent(o: Output, what: &str) {
+    assert!(!o.status.success(), "{what}: {}", text(&o));
+}
+
+#[track_caller]
+fn answers(o: Output, id: &str, what: &str) {
+    let got = text(&o);
+    assert!(
+        o.status.success() && got.contains(&format!("hello from {id}")),
+        "{what}: {got}"
+    );
+}
+
+/// `ECHO_CLIENT_PY` on an IPv6 socket.
+static ECHO6: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    ocinet_integration::ECHO_CLIENT_PY.replace(
+        "s.HTTPServer((",
+        "import socket\nclass S(s.HTTPServer):\n    address_family = socket.AF_INET6\nS((",
+    )
+});
+
+/// The outside's IPv6 echo server on port 8080, answering once it listens.
+fn outside_echo6(h: &Host) -> ocinet_integration::Proc {
+    let server = h.spawn_outside(&["python3", "-c", &ECHO6, "::", "8080"]);
+    for _ in 0..50 {
+        if h.exec_outside(&["busybox", "nc", "-z", OUTSIDE_IP6, "8080"])
+            .status
+            .success()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server
+}
+
+fn wget_outside6(h: &Host, target: &str) -> Output {
+    h.exec_outside(&[WGET, &[target]].concat())
+}
+
+fn reaches_the_outside_over_ipv6_masqueraded(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    dual(&h, "ds", "10.62.0.0/24", "fd62::/64", &[]);
+    let mut server = outside_echo6(&h);
+    let a = h.start(rt, "a", &on("ds"));
+    // The outside has no route to fd62::/64: an answer proves the source
+    // was masqueraded to the host's link address.
+    let got = ok(h.wget_from(&a.id, &url(OUTSIDE_IP6, 8080)));
+    assert_eq!(got.trim(), format!("from {HOST_LINK_IP6}"));
+    server.terminate();
+}
+
+/// Two dual-stack networks reach neither other over IPv6, either way,
+/// while each reaches its own containers and the host forwards IPv6.
+fn dual_stack_networks_are_isolated_over_ipv6(rt: Runtime) {
+    let h = Host::new();
+    dual(&h, "red", "10.63.0.0/24", "fd63::/64", &[]);
+    dual(&h, "blue", "10.64.0.0/24", "fd64::/64", &[]);
+    let r1 = h.start(rt, "r1", &on("red"));
+    let r2 = h.start(rt, "r2", &on("red"));
+    let b1 = h.start(rt, "b1", &on("blue"));
+    let (r1ip, r2ip, b1ip) = (ip6_of(&h, &r1.id), ip6_of(&h, &r2.id), ip6_of(&h, &b1.id));
+    let forwarding = ok(h.exec(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]));
+    assert_eq!(forwarding.trim(), "1");
+    answers(h.wget_from(&r1.id, &url(&r2ip, 80)), &r2.id, "within red");
+    answers(h.wget(&url(&b1ip, 80)), &b1.id, "host to blue");
+    silent(h.wget_from(&r1.id, &url(&b1ip, 80)), "red reached blue");
+    silent(h.wget_from(&b1.id, &url(&r1ip, 80)), "blue reached red");
+    silent(
+        h.in_container(&b1.id, &["ping", "-6", "-c", "1", "-W", "1", &r2ip]),
+        "blue pinged red",
+    );
+}
+
+/// An internal dual-stack network: nothing in or out over IPv6, even with
+/// a default route added by hand inside and a route to it outside, while
+/// another network makes the host forward IPv6.
+fn internal_dual_stack_network_is_closed_over_ipv6(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    let mut server = outside_echo6(&h);
+    dual(&h, "open", "10.65.0.0/24", "fd65::/64", &[]);
+    dual(&h, "sealed", "10.66.0.0/24", "fd66::/64", &["--internal"]);
+    let o = h.start(rt, "o", &on("open"));
+    let a = h.start(rt, "a", &on("sealed"));
+    let b = h.start(rt, "b", &on("sealed"));
+    // The control: the open network does reach the outside.
+    let got = ok(h.wget_from(&o.id, &url(OUTSIDE_IP6, 8080)));
+    assert_eq!(got.trim(), format!("from {HOST_LINK_IP6}"));
+    let routes = ok(h.in_container(&a.id, &["ip", "-6", "route"]));
+    assert!(!routes.contains("default"), "{routes}");
+    ok(h.in_container(
+        &a.id,
+        &["ip", "-6", "route", "add", "default", "via", "fd66::1"],
+    ));
+    silent(
+        h.wget_from(&a.id, &url(OUTSIDE_IP6, 8080)),
+        "internal container reached the outside over IPv6",
+    );
+    silent(
+        h.wget_from(&a.id, &url(&ip6_of(&h, &o.id), 80)),
+        "internal container reached another network over IPv6",
+    );
+    answers(
+        h.wget_from(&a.id, &url(&ip6_of(&h, &b.id), 80)),
+        &b.id,
+        "within the internal network",
+    );
+    ok(h.exec_outside(&[
+        "ip",
+        "-6",
+        "route",
+        "add",
+        "fd66::/64",
+        "via",
+        HOST_LINK_IP6,
+    ]));
+    silent(
+        wget_outside6(&h, &url(&ip6_of(&h, &b.id), 80)),
+        "the outside reached an internal container over IPv6",
+    );
+    silent(
+        h.wget_from(&o.id, &url(&ip6_of(&h, &b.id), 80)),
+        "another network reached an internal container over IPv6",
+    );
+    server.terminate();
+}
+
+/// A neighbour that routes a `nat` network's IPv6 subnet via the host
+/// reaches none of its containers' ports; on `nat-unprotected` it does.
+fn direct_routing_over_ipv6_is_closed_on_nat_networks(rt: Runtime) {
+    let h = Host::new();
+    h.outside();
+    dual(&h, "prot", "10.67.0.0/24", "fd67::/64", &[]);
+    dual(
+        &h,
+        "unprot",
+        "10.68.0.0/24",
+        "fd68::/64",
+        &["--gateway-mode", "nat-unprotected"],
+    );
+    let a = h.start(rt, "a", &on("prot"));
+    let c = h.start(rt, "c", &on("unprot"));
+    for net in ["fd67::/64", "fd68::/64"] {
+        ok(h.exec_outside(&["ip", "-6", "route", "add", net, "via", HOST_LINK_IP6]));
+    }
+    silent(
+        wget_outside6(&h, &url(&ip6_of(&h, &a.id), 80)),
+        "direct routing reached a nat network's container over IPv6",
+    );
+    silent(
+        h.exec_outside(&["ping", "-6", "-c", "1", "-W", "1", &ip6_of(&h, &a.id)]),
+        "direct routing pinged a nat network's container over IPv6",
+    );
+    answers(
+        wget_outside6(&h, &url(&ip6_of(&h, &c.id), 80)),
+        &c.id,
+        "direct routing to a nat-unprotected container over IPv6",
+    );
+    // Its own traffic still goes out, and the host still reaches it.
+    answers(
+        h.wget(&url(&ip6_of(&h, &a.id), 80)),
+        &a.id,
+        "host to a nat container",
+    );
+}
+
+/// Counters in the host namespace that see what passes the prerouting
+/// guard (priority -150), in a chain of their own.
+fn install_host_spy(h: &Host, rules: &str) {
+    let text = format!(
+        "table inet spy {{
+            counter seen {{}}
+            chain pre {{
+                type filter hook prerouting priority -140; policy accept;
+                {rules} counter name seen
+            }}
+        }}"
+    );
+    let path = h.dir.join("host-spy.nft");
+    std::fs::write(&path, text).expect("spy rules");
+    ok(h.exec(&["nft", "-f", &path.display().to_string()]));
+}
+
+fn host_seen(h: &Host) -> u64 {
+    let o = ok(h.exec(&["nft", "-j", "list", "counter", "inet", "spy", "seen"]));
+    let v: Value = serde_json::from_str(&o).expect("nft json");
+    v["nftables"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
+        .unwrap_or_else(|| panic!("counter: {o}"))
+}
+
+/// UDP datagrams to [DST]:9 from SRC (python3 -c SEND6 SRC DST COUNT).
+const SEND6: &str = r#"import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+for i in range(int(sys.argv[3])):
+    s.sendto(b"forged", (sys.argv[2], 9))
+print("sent")
+"#;
+
+/// The uplink cannot send with a dual-stack network's IPv6 source: a
+/// neighbour routing its subnet via the host, sending as a container of
+/// it, is dropped before anything of the host (its resolver, published
+/// ports) sees it.
+fn forged_ipv6_sources_from_the_uplink_are_dropped(rt: Runtime) {
+    let h = Host::new();
+    let out = h.outside();
+    dual(&h, "ds", "10.69.0.0/24", "fd69::/64", &[]);
+    let mut a = h.start(rt, "a", &on("ds"));
+    let forged = "fd69::77";
+    // The outside takes a source of the network's subnet and routes the
+    // subnet via the host.
+    ok(run_cmd(Command::new("ip").args([
+        "-n",
+        &out,
+        "addr",
+        "add",
+        &format!("{forged}/128"),
+        "dev",
+        "lo",
+        "nodad",
+    ])));
+    ok(h.exec_outside(&[
+        "ip",
+        "-6",
+        "route",
+        "add",
+        "fd69::/64",
+        "via",
+        HOST_LINK_IP6,
+    ]));
+    // The outside knows the host's link address for good: its neighbour
+    // solicitations from the forged source would be answered towards the
+    // bridge, and the forgeries never sent at all.
+    let uplink = h.outside_link();
+    let outside_end = format!("oo{}", &uplink[2..]);
+    ok(run_cmd(Command::new("ip").args([
+        "-n",
+        &out,
+        "neigh",
+        "replace",
+        HOST_LINK_IP6,
+        "lladdr",
+        &mac_of_link(&h, &uplink),
+        "dev",
+        &outside_end,
+        "nud",
+        "permanent",
+    ])));
+    install_host_spy(&h, &format!("ip6 saddr {forged} udp dport 9"));
+    let sent = text(&h.exec_outside(&["python3", "-c", SEND6, forged, "fd69::1", "20"]));
+    assert!(sent.contains("sent"), "{sent}");
+    assert_eq!(host_seen(&h), 0, "a forged IPv6 source passed the guard");
+    // The genuine source is not affected: the container's own datagrams
+    // come through.
+    let sent = text(&in_ns(
+        &h,
+        &a.id,
+        &["python3", "-c", SEND6, &ip6_of(&h, &a.id), "fd69::1", "3"],
+    ));
+    assert!(sent.contains("sent"), "{sent}");
+    install_host_spy(&h, &format!("ip6 saddr {} udp dport 9", ip6_of(&h, &a.id)));
+    let before = host_seen(&h);
+    in_ns(
+        &h,
+        &a.id,
+        &["python3", "-c", SEND6, &ip6_of(&h, &a.id), "fd69::1", "3"],
+    );
+    assert!(host_seen(&h) >= before + 3, "the container's own datagrams");
+    // Control: without the guard the forgery arrives.
+    install_host_spy(&h, &format!("ip6 saddr {forged} udp dport 9"));
+    let before = host_seen(&h);
+    ok(h.exec(&[
+        "nft",
+        "flush",
+        "chain",
+        "inet",
+        "ocinet",
+        "prerouting_guard",
+    ]));
+    h.exec_outside(&["python3", "-c", SEND6, forged, "fd69::1", "5"]);
+    assert!(
+        host_seen(&h) >= before + 5,
+        "without the guard the forgery should arrive; the test cannot see it"
+    );
+    ok(h.ocinet(&["firewall", "reload"]));
+    h.stop(&mut a);
+}
+
+/// One UDP datagram in a whole Ethernet frame, sent as is from `ifname`
+/// (python3 -c FRAME6 IFNAME SRC_MAC DST_MAC SRC DST): how a container
+/// would get `::1` to the host's bridge, which routing never would.
+const FRAME6: &str = r#"import socket, struct, sys
+ifname, smac, dmac, src, dst = sys.argv[1:6]
+mac = lambda m: bytes(int(x, 16) for x in m.split(":"))
+sa, da = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+payload = b"loopback?"
+length = 8 + len(payload)
+pseudo = sa + da + struct.pack(">I3xB", length, 17)
+udp = struct.pack(">HHHH", 40000, 9, length, 0) + payload
+data = pseudo + udp + (b"\0" if len(udp) % 2 else b"")
+total = sum(struct.unpack(">%dH" % (len(data) // 2), data))
+while total >> 16:
+    total = (total & 0xffff) + (total >> 16)
+udp = udp[:6] + struct.pack(">H", (~total & 0xffff) or 0xffff) + udp[8:]
+ip6 = struct.pack(">IHBB", 6 << 28, length, 17, 64) + sa + da
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+for _ in range(5):
+    s.send(mac(dmac) + mac(smac) + b"\x86\xdd" + ip6 + udp)
+print("sent")
+"#;
+
+/// `::1` as a destination only ever comes from lo: a container that
+/// addresses its frame to the bridge with `::1` inside is dropped before
+/// the nat chains (where a published `[::1]` port would be DNATed).
+fn loopback_ipv6_destination_from_a_container_is_dropped(rt: Runtime) {
+    let h = Host::new();
+    dual(&h, "ds", "10.70.0.0/24", "fd70::/64", &[]);
+    let mut a = h.start(rt, "a", &on("ds"));
+    let bridge_mac = mac_of_link(&h, &bridge_of(&h, "ds"));
+    let send = || {
+        let o = in_ns(
+            &h,
+            &a.id,
+            &[
+                "python3",
+                "-c",
+                FRAME6,
+                "eth0",
+                &mac_of(&h, &a.id),
+                &bridge_mac,
+                &ip6_of(&h, &a.id),
+                "::1",
+            ],
+        );
+        assert!(text(&o).contains("sent"), "{}", text(&o));
+    };
+    install_host_spy(&h, "ip6 daddr ::1 udp dport 9");
+    send();
+    assert_eq!(host_seen(&h), 0, "::1 from a bridge passed the guard");
+    // Control: without the guard it reaches the nat chains' priority.
+    ok(h.exec(&[
+        "nft",
+        "flush",
+        "chain",
+        "inet",
+        "ocinet",
+        "prerouting_guard",
+    ]));
+    send();
+    assert!(
+        host_seen(&h) >= 5,
+        "without the guard the frames should arrive; the test cannot see them"
+    );
+    ok(h.ocinet(&["firewall", "reload"]));
+    h.stop(&mut a);
+}
+
+both_runtimes!(
+    reaches_the_outside_over_ipv6_masqueraded,
+    dual_stack_networks_are_isolated_over_ipv6,
+    internal_dual_stack_network_is_closed_over_ipv6,
+    direct_routing_over_ipv6_is_closed_on_nat_networks,
+    forged_ipv6_sources_from_the_uplink_are_dropped,
+    loopback_ipv6_destination_from_a_container_is_dropped,
+);
