@@ -436,6 +436,184 @@ fn loopback_ipv6_destination_from_a_container_is_dropped(rt: Runtime) {
     h.stop(&mut a);
 }
 
+/// ICMPv6 and DHCPv6 a router would send (python3 -c ROUTERISH KIND SRC
+/// DST): a router advertisement (`ra`), a redirect (`redirect`), a DHCPv6
+/// server's reply (`dhcp`), three of each.
+const ROUTERISH: &str = r#"import socket, struct, sys
+kind, src, dst = sys.argv[1:4]
+if kind == "dhcp":
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind((src, 547))
+    msg = bytes([7, 0, 0, 1])
+    port = 546
+else:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    s.bind((src, 0))
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+    if kind == "ra":
+        # Hop limit 64, no flags, router lifetime 1800 s.
+        msg = struct.pack(">BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+    else:
+        target = socket.inet_pton(socket.AF_INET6, src)
+        msg = struct.pack(">BBHI", 137, 0, 0, 0) + target + target
+    port = 0
+for _ in range(3):
+    s.sendto(msg, (dst, port))
+print("sent")
+"#;
+
+/// Named counters in C's namespace for each way A could show up.
+fn install_spy6(h: &Host, c: &str, a_ip: &str, others: &[&str]) {
+    let rules = format!(
+        "table inet spy {{
+            counter genuine {{}}
+            counter as_other {{}}
+            counter ra {{}}
+            counter redirects {{}}
+            counter dhcp {{}}
+            chain input {{
+                type filter hook input priority -300; policy accept;
+                ip6 saddr {a_ip} icmpv6 type echo-request counter name genuine
+                ip6 saddr {{ {others} }} counter name as_other
+                icmpv6 type nd-router-advert counter name ra
+                icmpv6 type nd-redirect counter name redirects
+                udp sport 547 counter name dhcp
+            }}
+        }}",
+        others = others.join(", "),
+    );
+    let path = h.dir.join("spy6.nft");
+    std::fs::write(&path, rules).expect("spy rules");
+    ok(in_ns(h, c, &["nft", "-f", &path.display().to_string()]));
+}
+
+fn count6(h: &Host, c: &str, name: &str) -> u64 {
+    let o = ok(in_ns(
+        h,
+        c,
+        &["nft", "-j", "list", "counter", "inet", "spy", name],
+    ));
+    let v: Value = serde_json::from_str(&o).expect("nft json");
+    v["nftables"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
+        .unwrap_or_else(|| panic!("counter {name}: {o}"))
+}
+
+/// A container sends IPv6 only from its own address, and nothing a router
+/// sends: not from another address (free, or a neighbour's), not a
+/// router advertisement, redirect or DHCPv6 server reply, even from its
+/// own address. Counters in C's namespace see what arrives; the same with
+/// the guard chain flushed must arrive, or they prove nothing.
+fn a_container_cannot_spoof_over_ipv6_or_act_as_a_router(rt: Runtime) {
+    let h = Host::new();
+    dual(&h, "ds", "10.71.0.0/24", "fd71::/64", &[]);
+    let a = h.start(rt, "a", &on("ds"));
+    let b = h.start(rt, "b", &on("ds"));
+    let c = h.start(rt, "c", &on("ds"));
+    let (a6, b6, c6) = (ip6_of(&h, &a.id), ip6_of(&h, &b.id), ip6_of(&h, &c.id));
+    let free = "fd71::99";
+    install_spy6(&h, &c.id, &a6, &[&b6, free]);
+    let routes_before = ok(in_ns(&h, &c.id, &["ip", "-6", "route"]));
+
+    // A as itself reaches C, and the counters see it.
+    let o = h.in_container(&a.id, &["ping", "-6", "-c", "2", "-W", "2", &c6]);
+    assert!(
+        o.status.success(),
+        "A cannot ping C over IPv6: {}",
+        text(&o)
+    );
+    assert!(count6(&h, &c.id, "genuine") >= 2);
+
+    // A never needs to solicit C (which it would from the spoofed source).
+    let c_mac = mac_of(&h, &c.id);
+    let knows_c = || {
+        ok(in_ns(
+            &h,
+            &a.id,
+            &[
+                "ip",
+                "-6",
+                "neigh",
+                "replace",
+                &c6,
+                "lladdr",
+                &c_mac,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ],
+        ))
+    };
+    knows_c();
+    for other in [free, b6.as_str()] {
+        ok(in_ns(
+            &h,
+            &a.id,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{other}/128"),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        ));
+    }
+    let spoof = || {
+        for other in [free, b6.as_str()] {
+            let _ = h.in_container(
+                &a.id,
+                &["ping", "-6", "-c", "2", "-W", "1", "-I", other, &c6],
+            );
+        }
+        for kind in ["ra", "redirect", "dhcp"] {
+            let o = in_ns(&h, &a.id, &["python3", "-c", ROUTERISH, kind, &a6, &c6]);
+            assert!(text(&o).contains("sent"), "{kind}: {}", text(&o));
+        }
+    };
+    spoof();
+    for name in ["as_other", "ra", "redirects", "dhcp"] {
+        assert_eq!(count6(&h, &c.id, name), 0, "{name} from A reached C");
+    }
+    let routes_after = ok(in_ns(&h, &c.id, &["ip", "-6", "route"]));
+    assert_eq!(routes_before, routes_after);
+
+    // Control: without the guard chain the same arrives.
+    ok(h.exec(&["nft", "flush", "chain", "bridge", "ocinet", "port_guard"]));
+    spoof();
+    for name in ["as_other", "ra", "redirects", "dhcp"] {
+        assert!(
+            count6(&h, &c.id, name) >= 1,
+            "without the guard {name} should arrive; the test cannot see it"
+        );
+    }
+    ok(h.ocinet(&["firewall", "reload"]));
+    for other in [free, b6.as_str()] {
+        ok(in_ns(
+            &h,
+            &a.id,
+            &["ip", "addr", "del", &format!("{other}/128"), "dev", "eth0"],
+        ));
+    }
+    // After the reload A is itself again, and still reaches C and B.
+    ok(in_ns(&h, &c.id, &["ip", "-6", "neigh", "flush", "all"]));
+    knows_c();
+    let o = h.in_container(&a.id, &["ping", "-6", "-c", "1", "-W", "2", &c6]);
+    assert!(
+        o.status.success(),
+        "A cannot ping C after reload: {}",
+        text(&o)
+    );
+    answers(
+        h.wget_from(&a.id, &url(&b6, 80)),
+        &b.id,
+        "A to B after reload",
+    );
+}
+
 both_runtimes!(
     reaches_the_outside_over_ipv6_masqueraded,
     dual_stack_networks_are_isolated_over_ipv6,
@@ -443,4 +621,5 @@ both_runtimes!(
     direct_routing_over_ipv6_is_closed_on_nat_networks,
     forged_ipv6_sources_from_the_uplink_are_dropped,
     loopback_ipv6_destination_from_a_container_is_dropped,
+    a_container_cannot_spoof_over_ipv6_or_act_as_a_router,
 );
