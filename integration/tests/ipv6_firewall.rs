@@ -614,6 +614,112 @@ fn a_container_cannot_spoof_over_ipv6_or_act_as_a_router(rt: Runtime) {
     );
 }
 
+/// Network namespaces made with `ip -batch`, deleted on drop.
+struct Namespaces(Vec<String>);
+
+impl Namespaces {
+    fn create(names: Vec<String>) -> Self {
+        ip_batch(names.iter().map(|n| format!("netns add {n}")));
+        Namespaces(names)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        ip_batch(self.0.iter().map(|n| format!("netns del {n}")));
+    }
+}
+
+fn ip_batch(lines: impl Iterator<Item = String>) {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["-force", "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("ip -batch");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for l in lines {
+        let _ = writeln!(stdin, "{l}");
+    }
+    drop(stdin);
+    let _ = child.wait();
+}
+
+fn elements_of_set(h: &Host, set: &str) -> usize {
+    let o = ok(h.exec(&["nft", "-j", "list", "set", "bridge", "ocinet", set]));
+    let v: Value = serde_json::from_str(&o).expect("nft json");
+    v["nftables"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find_map(|o| o["set"]["elem"].as_array().map(Vec::len))
+        })
+        .unwrap_or(0)
+}
+
+/// Dual-stack containers add elements, never rules: the same rule count
+/// for 1, 10 and 100 of them (set up by the hook directly, in namespaces
+/// made with `ip netns add`: this is about the firewall, not runtimes).
+/// An IPv4-only container beside them has no IPv6 element.
+#[test]
+fn rule_count_is_constant_for_dual_stack_containers() {
+    let h = Host::new();
+    dual(&h, "ds", "10.72.0.0/16", "fd72::/64", &[]);
+    let tag = ocinet_integration::unique_hex();
+    let n = 100;
+    let names: Vec<String> = (0..=n).map(|i| format!("{}-{i}", h.name)).collect();
+    let _ns = Namespaces::create(names.clone());
+    let mut counts = Vec::new();
+    let mut started = Vec::new();
+    let rules = || -> usize {
+        ok(h.ocinet(&["firewall", "rules"]))
+            .trim()
+            .parse()
+            .expect("count")
+    };
+    for (i, ns) in names.iter().enumerate() {
+        let id = format!("{}{i:04}-d", &tag[..8]);
+        // The last one is on the default network, IPv4 only.
+        let network = if i == n { "ocinet" } else { "ds" };
+        let bundle = h.dir.join("b").join(&id);
+        std::fs::create_dir_all(&bundle).expect("bundle");
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "annotations": {"io.ocinet.network": network,
+                            "io.ocinet.ports": format!("{}:80", 20000 + i)},
+            "linux": {"namespaces": [{"type": "network", "path": format!("/run/netns/{ns}")}]}
+        });
+        std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
+        let state = format!(
+            r#"{{"ociVersion":"1.0","id":"{id}","status":"creating","bundle":"{}"}}"#,
+            bundle.display()
+        );
+        let o = h.hook("createRuntime", &state, &[]);
+        assert!(o.status.success(), "setup {i}: {}", text(&o));
+        started.push((id, state));
+        if [1, 10, n, n + 1].contains(&(i + 1)) {
+            counts.push((i + 1, rules()));
+        }
+    }
+    assert_eq!(
+        elements_of_set(&h, "port_ip6"),
+        n,
+        "one port_ip6 per dual-stack container"
+    );
+    assert_eq!(elements_of_set(&h, "port_ip"), n + 1);
+    for (id, state) in &started {
+        let o = h.hook("poststop", state, &[]);
+        assert!(o.status.success(), "teardown {id}: {}", text(&o));
+    }
+    assert!(
+        counts.iter().all(|(_, c)| *c == counts[0].1),
+        "rule count grew: {counts:?}"
+    );
+    assert!(counts[0].1 > 0);
+    assert_eq!(elements_of_set(&h, "port_ip6"), 0, "elements left");
+    assert!(h.ps().is_empty());
+}
+
 both_runtimes!(
     reaches_the_outside_over_ipv6_masqueraded,
     dual_stack_networks_are_isolated_over_ipv6,
