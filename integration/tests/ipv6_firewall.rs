@@ -2,8 +2,8 @@
 //! like IPv4, networks stay isolated from each other, internal networks
 //! closed and `nat` networks closed to direct routing over IPv6 too;
 //! forged IPv6 sources from the uplink and `::1` from anywhere but lo are
-//! dropped; a container sends IPv6 only from its own address and never as
-//! a router. Each test in its own throwaway host namespace, with real runc
+//! dropped; a container sends IPv6 only from its own address, advertises
+//! no neighbour's address as its own and never acts as a router. Each test in its own throwaway host namespace, with real runc
 //! and crun; the outside namespace has 2001:db8:100::2 and nothing else
 //! of the Internet's.
 
@@ -437,8 +437,10 @@ fn loopback_ipv6_destination_from_a_container_is_dropped(rt: Runtime) {
 }
 
 /// ICMPv6 and DHCPv6 a router would send (python3 -c ROUTERISH KIND SRC
-/// DST): a router advertisement (`ra`), a redirect (`redirect`), a DHCPv6
-/// server's reply (`dhcp`), three of each.
+/// DST [TARGET MAC]): a router advertisement (`ra`), a redirect
+/// (`redirect`), a DHCPv6 server's reply (`dhcp`), or an unsolicited,
+/// overriding neighbour advertisement that TARGET is at MAC (`na`); three
+/// of each.
 const ROUTERISH: &str = r#"import socket, struct, sys
 kind, src, dst = sys.argv[1:4]
 if kind == "dhcp":
@@ -450,7 +452,11 @@ else:
     s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     s.bind((src, 0))
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
-    if kind == "ra":
+    if kind == "na":
+        target = socket.inet_pton(socket.AF_INET6, sys.argv[4])
+        mac = bytes(int(x, 16) for x in sys.argv[5].split(":"))
+        msg = struct.pack(">BBHI", 136, 0, 0, 0x20000000) + target + bytes([2, 1]) + mac
+    elif kind == "ra":
         # Hop limit 64, no flags, router lifetime 1800 s.
         msg = struct.pack(">BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
     else:
@@ -462,8 +468,9 @@ for _ in range(3):
 print("sent")
 "#;
 
-/// Named counters in C's namespace for each way A could show up.
-fn install_spy6(h: &Host, c: &str, a_ip: &str, others: &[&str]) {
+/// Named counters in C's namespace for each way A could show up
+/// (`others[0]` is B's address).
+fn install_spy6(h: &Host, c: &str, a_ip: &str, a_mac: &str, others: &[&str]) {
     let rules = format!(
         "table inet spy {{
             counter genuine {{}}
@@ -471,16 +478,26 @@ fn install_spy6(h: &Host, c: &str, a_ip: &str, others: &[&str]) {
             counter ra {{}}
             counter redirects {{}}
             counter dhcp {{}}
+            counter na_for_b {{}}
             chain input {{
                 type filter hook input priority -300; policy accept;
                 ip6 saddr {a_ip} icmpv6 type echo-request counter name genuine
-                ip6 saddr {{ {others} }} counter name as_other
+                ether saddr {a_mac} ip6 saddr {{ {others} }} counter name as_other
                 icmpv6 type nd-router-advert counter name ra
                 icmpv6 type nd-redirect counter name redirects
                 udp sport 547 counter name dhcp
+                ether saddr {a_mac} icmpv6 type nd-neighbor-advert @th,64,128 {b_target} counter name na_for_b
             }}
         }}",
         others = others.join(", "),
+        b_target = format_args!(
+            "0x{:032x}",
+            u128::from(
+                others[0]
+                    .parse::<std::net::Ipv6Addr>()
+                    .expect("B's address")
+            )
+        ),
     );
     let path = h.dir.join("spy6.nft");
     std::fs::write(&path, rules).expect("spy rules");
@@ -502,8 +519,9 @@ fn count6(h: &Host, c: &str, name: &str) -> u64 {
 
 /// A container sends IPv6 only from its own address, and nothing a router
 /// sends: not from another address (free, or a neighbour's), not a
-/// router advertisement, redirect or DHCPv6 server reply, even from its
-/// own address. Counters in C's namespace see what arrives; the same with
+/// router advertisement, redirect or DHCPv6 server reply, nor a neighbour
+/// advertisement for B's address (NDP spoofing), even from its own
+/// address. Counters in C's namespace see what arrives; the same with
 /// the guard chain flushed must arrive, or they prove nothing.
 fn a_container_cannot_spoof_over_ipv6_or_act_as_a_router(rt: Runtime) {
     let h = Host::new();
@@ -513,7 +531,7 @@ fn a_container_cannot_spoof_over_ipv6_or_act_as_a_router(rt: Runtime) {
     let c = h.start(rt, "c", &on("ds"));
     let (a6, b6, c6) = (ip6_of(&h, &a.id), ip6_of(&h, &b.id), ip6_of(&h, &c.id));
     let free = "fd71::99";
-    install_spy6(&h, &c.id, &a6, &[&b6, free]);
+    install_spy6(&h, &c.id, &a6, &mac_of(&h, &a.id), &[&b6, free]);
     let routes_before = ok(in_ns(&h, &c.id, &["ip", "-6", "route"]));
 
     // A as itself reaches C, and the counters see it.
@@ -527,6 +545,7 @@ fn a_container_cannot_spoof_over_ipv6_or_act_as_a_router(rt: Runtime) {
 
     // A never needs to solicit C (which it would from the spoofed source).
     let c_mac = mac_of(&h, &c.id);
+    let a_mac = mac_of(&h, &a.id);
     let knows_c = || {
         ok(in_ns(
             &h,
@@ -569,27 +588,41 @@ fn a_container_cannot_spoof_over_ipv6_or_act_as_a_router(rt: Runtime) {
                 &["ping", "-6", "-c", "2", "-W", "1", "-I", other, &c6],
             );
         }
-        for kind in ["ra", "redirect", "dhcp"] {
-            let o = in_ns(&h, &a.id, &["python3", "-c", ROUTERISH, kind, &a6, &c6]);
+        for kind in ["ra", "redirect", "dhcp", "na"] {
+            let o = in_ns(
+                &h,
+                &a.id,
+                &["python3", "-c", ROUTERISH, kind, &a6, &c6, &b6, &a_mac],
+            );
             assert!(text(&o).contains("sent"), "{kind}: {}", text(&o));
         }
     };
+    // C knows B, at B's MAC; an overriding advertisement would move it.
+    answers(h.wget_from(&c.id, &url(&b6, 80)), &b.id, "C to B");
+    let b_at = || ok(in_ns(&h, &c.id, &["ip", "-6", "neigh", "show", &b6]));
     spoof();
-    for name in ["as_other", "ra", "redirects", "dhcp"] {
+    for name in ["as_other", "ra", "redirects", "dhcp", "na_for_b"] {
         assert_eq!(count6(&h, &c.id, name), 0, "{name} from A reached C");
     }
+    let neigh = b_at();
+    assert!(!neigh.contains(&a_mac), "C thinks B is at A's MAC: {neigh}");
     let routes_after = ok(in_ns(&h, &c.id, &["ip", "-6", "route"]));
     assert_eq!(routes_before, routes_after);
 
     // Control: without the guard chain the same arrives.
     ok(h.exec(&["nft", "flush", "chain", "bridge", "ocinet", "port_guard"]));
     spoof();
-    for name in ["as_other", "ra", "redirects", "dhcp"] {
+    for name in ["as_other", "ra", "redirects", "dhcp", "na_for_b"] {
         assert!(
             count6(&h, &c.id, name) >= 1,
             "without the guard {name} should arrive; the test cannot see it"
         );
     }
+    let neigh = b_at();
+    assert!(
+        neigh.contains(&a_mac),
+        "without the guard C should take B to be at A's MAC: {neigh}"
+    );
     ok(h.ocinet(&["firewall", "reload"]));
     for other in [free, b6.as_str()] {
         ok(in_ns(
@@ -718,6 +751,83 @@ fn rule_count_is_constant_for_dual_stack_containers() {
     assert!(counts[0].1 > 0);
     assert_eq!(elements_of_set(&h, "port_ip6"), 0, "elements left");
     assert!(h.ps().is_empty());
+}
+
+/// The IPv6 sets' elements as `nft` lists them, by set.
+fn ipv6_elements(h: &Host) -> std::collections::BTreeMap<String, Vec<String>> {
+    let o = ok(h.exec(&["nft", "-j", "list", "ruleset"]));
+    let v: Value = serde_json::from_str(&o).expect("nft json");
+    let mut out = std::collections::BTreeMap::new();
+    for s in v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.get("set"))
+        .filter(|s| s["table"] == "ocinet")
+    {
+        let name = s["name"].as_str().unwrap_or("");
+        if !["masq_subnets6", "own_sources6", "port_ip6"].contains(&name) {
+            continue;
+        }
+        let mut elems: Vec<String> = s["elem"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(Value::to_string)
+            .collect();
+        elems.sort();
+        out.insert(name.to_string(), elems);
+    }
+    out
+}
+
+/// The IPv6 elements the hooks send over netlink are exactly those `nft`
+/// declares from the same records at a rebuild, and teardown takes them
+/// all away (as `firewall_wire.rs` checks for the IPv4 sets).
+#[test]
+fn ipv6_elements_over_netlink_match_what_nft_declares() {
+    let h = Host::new();
+    dual(&h, "w6", "10.73.0.0/24", "fd73::/64", &[]);
+    dual(
+        &h,
+        "w6i",
+        "10.74.0.0/24",
+        "fd74:0:0:1::/120",
+        &["--internal"],
+    );
+    let a = h.bare_container("w6-a", serde_json::json!({"io.ocinet.network": "w6"}));
+    let b = h.bare_container("w6-b", serde_json::json!({"io.ocinet.network": "w6i"}));
+    let c = h.bare_container("w6-c", serde_json::json!({}));
+    // The skeleton first, so that every element below comes over netlink.
+    ok(h.ocinet(&["firewall", "reload"]));
+    for x in [&a, &b, &c] {
+        ok(h.hook("createRuntime", &x.state, &[]));
+    }
+    let by_netlink = ipv6_elements(&h);
+    assert_eq!(
+        by_netlink["masq_subnets6"],
+        [r#"{"prefix":{"addr":"fd73::","len":64}}"#],
+        "only the network that is not internal is masqueraded"
+    );
+    assert_eq!(by_netlink["own_sources6"].len(), 2, "{by_netlink:#?}");
+    assert_eq!(
+        by_netlink["port_ip6"].len(),
+        2,
+        "one per dual-stack container, none for the IPv4-only one: {by_netlink:#?}"
+    );
+    ok(h.ocinet(&["firewall", "reload"]));
+    assert_eq!(
+        by_netlink,
+        ipv6_elements(&h),
+        "netlink-made elements differ from nft's"
+    );
+    for x in [&a, &b, &c] {
+        ok(h.hook("poststop", &x.stopped_state(), &[]));
+    }
+    ok(h.ocinet(&["network", "rm", "w6"]));
+    ok(h.ocinet(&["network", "rm", "w6i"]));
+    let left = ipv6_elements(&h);
+    assert!(left.values().all(Vec::is_empty), "left: {left:#?}");
 }
 
 both_runtimes!(
