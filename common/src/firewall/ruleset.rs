@@ -776,3 +776,70 @@ pub fn element(verb: &str, set: &str, key: &Value, value: Option<&Value>) -> Val
     };
     json!({verb: {"element": {"family": family_of(set), "table": TABLE, "name": set, "elem": [elem]}}})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(internal: bool, v6: bool) -> Network {
+        let n = Network::new(
+            "n",
+            "10.9.0.0/24".parse().unwrap(),
+            None,
+            None,
+            Some("br-n"),
+            None,
+            internal,
+        )
+        .unwrap();
+        if v6 {
+            n.with_ipv6("fd09::/64".parse().unwrap(), None, None)
+        } else {
+            n
+        }
+    }
+
+    fn sets(elements: &[(&'static str, Value)]) -> Vec<&'static str> {
+        elements.iter().map(|(s, _)| *s).collect()
+    }
+
+    #[test]
+    fn an_ipv4_network_has_no_ipv6_elements() {
+        assert_eq!(
+            sets(&network_elements(&net(false, false))),
+            [
+                SET_BRIDGES,
+                SET_BRIDGE_SELF,
+                SET_OWN_SOURCES,
+                SET_PROTECTED_BRIDGES,
+                SET_MASQ_SUBNETS
+            ]
+        );
+        let ip = "10.9.0.2".parse().unwrap();
+        let guard = guard_elements("oc1", "02:00:00:00:00:01", ip, None, "br-n");
+        assert_eq!(guard.len(), 4);
+        assert!(guard.iter().all(|e| e.set != SET_PORT_IP6));
+    }
+
+    #[test]
+    fn a_dual_stack_network_adds_its_ipv6_subnet() {
+        let all = network_elements(&net(false, true));
+        let six = json!({"prefix": {"addr": "fd09::", "len": 64}});
+        assert!(all.contains(&(SET_OWN_SOURCES6, six.clone())), "{all:?}");
+        assert!(all.contains(&(SET_MASQ_SUBNETS6, six.clone())), "{all:?}");
+        // Internal: never masqueraded, still its own sources.
+        let internal = network_elements(&net(true, true));
+        assert!(internal.contains(&(SET_OWN_SOURCES6, six)), "{internal:?}");
+        assert!(!sets(&internal).contains(&SET_MASQ_SUBNETS6));
+        let ip = "10.9.0.2".parse().unwrap();
+        let guard = guard_elements(
+            "oc1",
+            "02:00:00:00:00:01",
+            ip,
+            Some("fd09::2".parse().unwrap()),
+            "br-n",
+        );
+        assert_eq!(guard.len(), 5);
+        assert_eq!(guard[4].key, json!({"concat": ["oc1", "fd09::2"]}));
+    }
+}
