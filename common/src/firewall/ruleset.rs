@@ -473,6 +473,7 @@ pub fn skeleton() -> Vec<Value> {
             is(saddr.clone(), set_ref(SET_MASQ_SUBNETS)),
             {"masquerade": null}]),
         ),
+        // The hairpin's IPv6 twin.
         rule(
             "postrouting",
             json!([
@@ -503,7 +504,8 @@ pub fn skeleton() -> Vec<Value> {
 /// A container may only send from its own MAC and addresses, in IPv4,
 /// ARP or IPv6 frames (no VLAN tags to smuggle another header past the
 /// checks), and never as a router: no router advertisement, redirect or
-/// DHCPv6 server reply. Eight rules whatever the container count:
+/// DHCPv6 server reply. Eight rules here and one written over netlink
+/// (`elements::nd_target_guard`), whatever the container count:
 /// containers add elements.
 ///
 /// IPv6 sources are pinned like IPv4 ones, to the leased address alone: a
@@ -515,9 +517,9 @@ pub fn skeleton() -> Vec<Value> {
 /// bridge does not need (no querier: it floods multicast) and a container
 /// must not steer. A port of an IPv4-only network has no `port_ip6`
 /// element, so it sends no IPv6 at all (its interface has none).
-/// Neighbour advertisements come from the sender's own address, but
-/// nothing here pins their target: nft 1.0.6 cannot declare, in JSON, the
-/// set a raw payload (the target) would be looked up in.
+/// A neighbour advertisement must also name that address as its target;
+/// that rule is not here because nft 1.0.6 cannot write it (a raw payload,
+/// the target, looked up in an `ipv6_addr` set).
 fn anti_spoofing() -> Vec<Value> {
     let drop = json!({"drop": null});
     let port = meta("iifname");
