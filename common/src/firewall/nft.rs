@@ -267,9 +267,13 @@ impl Nft {
         let present = network_elements(networks_present);
         let removed = network_elements(networks_removed);
         let marker = ruleset::marker_key();
-        // Touching the marker set fails the batch (ENOENT) unless this
-        // version's skeleton is in place.
-        let mut ops = vec![op(Verb::Add, ruleset::SCHEMA_MARKER, &marker, None)];
+        // Deleting the marker's element fails the batch (ENOENT) unless
+        // this version's skeleton is in place, and complete (the element
+        // is added last by a rebuild, `prepare_rebuild_tail`).
+        let mut ops = vec![
+            op(Verb::Delete, ruleset::SCHEMA_MARKER, &marker, None),
+            op(Verb::Add, ruleset::SCHEMA_MARKER, &marker, None),
+        ];
         ops.extend(by_set(
             present
                 .iter()
@@ -352,21 +356,17 @@ impl Firewall for Nft {
         // All in the same transaction as the rebuild.
         let mut cmds = delete_tables();
         cmds.extend(ruleset::skeleton());
-        // The marker's element says "this version's table is in place" to
-        // lookups (may_have_dnated) as well as to batches.
-        cmds.push(ruleset::element(
-            "add",
-            ruleset::SCHEMA_MARKER,
-            &ruleset::marker_key(),
-            None,
-        ));
         cmds.extend(elements_of(networks, "add"));
         cmds.extend(
             elements
                 .iter()
                 .map(|e| ruleset::element("add", &e.set, &e.key, e.value.as_ref())),
         );
-        self.run(cmds, "rebuild")
+        self.run(cmds, "rebuild")?;
+        // The marker's element says "this version's table is in place, and
+        // complete" to lookups (may_have_dnated) as well as to batches;
+        // it comes with the rules nft cannot write.
+        elements::prepare_rebuild_tail(&ruleset::marker_key())?.commit()
     }
 
     fn rule_count(&self) -> Result<usize> {

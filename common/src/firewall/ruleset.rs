@@ -32,6 +32,9 @@ pub const SET_GUARDED_PORTS: &str = "guarded_ports";
 /// port . MAC and port . address pairs a guarded port may send from.
 pub const SET_PORT_MAC: &str = "port_mac";
 pub const SET_PORT_IP: &str = "port_ip";
+/// port . IPv6 address: the one IPv6 source a dual-stack container's
+/// port may send from (its leased address; it has no link-local).
+pub const SET_PORT_IP6: &str = "port_ip6";
 /// bridge . MAC -> the one port that may use it. No rule reads it: it is
 /// the kernel's guarantee that a MAC belongs to one port of a bridge, as
 /// adding a key that is there with another port fails the transaction
@@ -43,9 +46,9 @@ pub const SET_BRIDGES: &str = "bridges";
 pub const SET_INTERNAL_BRIDGES: &str = "internal_bridges";
 pub const SET_BRIDGE_SELF: &str = "bridge_self";
 pub const SET_MASQ_SUBNETS: &str = "masq_subnets";
-/// The IPv6 subnets of non-internal dual-stack networks: hairpin
-/// connections from them to a published port are masqueraded, as
-/// `masq_subnets` does for IPv4.
+/// The IPv6 subnets of networks that are not internal: masqueraded on
+/// the way out, and on a hairpin to a published port, as `masq_subnets`
+/// is for IPv4.
 pub const SET_MASQ_SUBNETS6: &str = "masq_subnets6";
 /// subnet . CIDR: a network's traffic to and from those CIDRs is neither
 /// masqueraded nor kept out (`--no-masquerade`, Kubernetes'
@@ -62,6 +65,8 @@ pub const SET_NO_MASQ: &str = "no_masq";
 /// whose traffic may reach the host by any route (and a network without
 /// name resolution has no shim route to them at all).
 pub const SET_OWN_SOURCES: &str = "own_sources";
+/// `own_sources` for the IPv6 subnets of dual-stack bridge networks.
+pub const SET_OWN_SOURCES6: &str = "own_sources6";
 /// Bridges of `gateway_mode: nat` networks: nothing from outside reaches
 /// their containers but replies and published ports.
 pub const SET_PROTECTED_BRIDGES: &str = "protected_bridges";
@@ -179,6 +184,10 @@ pub const SETS: &[SetSpec] = &[
         interval: true,
         ..set_spec(SET_OWN_SOURCES, &[Ipv4])
     },
+    SetSpec {
+        interval: true,
+        ..set_spec(SET_OWN_SOURCES6, &[Ipv6])
+    },
     set_spec(SET_PROTECTED_BRIDGES, &[Ifname]),
     map_spec(MAP_PUB_ANY_ADDR, PROTO_PORT, Ipv4),
     map_spec(MAP_PUB_ANY_PORT, PROTO_PORT, InetService),
@@ -191,6 +200,7 @@ pub const SETS: &[SetSpec] = &[
     in_bridge_table(set_spec(SET_GUARDED_PORTS, &[Ifname])),
     in_bridge_table(set_spec(SET_PORT_MAC, &[Ifname, EtherAddr])),
     in_bridge_table(set_spec(SET_PORT_IP, &[Ifname, Ipv4])),
+    in_bridge_table(set_spec(SET_PORT_IP6, &[Ifname, Ipv6])),
     in_bridge_table(map_spec(MAP_MAC_OWNER, &[Ifname, EtherAddr], Ifname)),
 ];
 
@@ -313,6 +323,8 @@ pub fn skeleton() -> Vec<Value> {
         json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
     let saddr = json!({"payload": {"protocol": "ip", "field": "saddr"}});
     let daddr = json!({"payload": {"protocol": "ip", "field": "daddr"}});
+    let saddr6 = json!({"payload": {"protocol": "ip6", "field": "saddr"}});
+    let daddr6 = json!({"payload": {"protocol": "ip6", "field": "daddr"}});
     let mut out = vec![json!({"add": {"table": {"family": FAMILY, "name": TABLE}}})];
     out.extend(declare_sets(FAMILY));
     out.extend([
@@ -368,6 +380,15 @@ pub fn skeleton() -> Vec<Value> {
                 drop.clone()
             ]),
         ),
+        // Its IPv6 twin: ::1 only ever comes from lo.
+        rule(
+            "prerouting_guard",
+            json!([
+                is_not(meta("iifname"), json!("lo")),
+                is(daddr6.clone(), json!("::1")),
+                drop.clone()
+            ]),
+        ),
         // A source of ours comes in by an ocinet bridge, or it is forged
         // (for these sources only: the host's other traffic is none of
         // ocinet's business). Which bridge, and which port of it, the
@@ -382,6 +403,15 @@ pub fn skeleton() -> Vec<Value> {
                 is_not(meta("iifname"), json!("lo")),
                 is_not(meta("iifname"), set_ref(SET_BRIDGES)),
                 is(saddr.clone(), set_ref(SET_OWN_SOURCES)),
+                drop.clone()
+            ]),
+        ),
+        rule(
+            "prerouting_guard",
+            json!([
+                is_not(meta("iifname"), json!("lo")),
+                is_not(meta("iifname"), set_ref(SET_BRIDGES)),
+                is(saddr6.clone(), set_ref(SET_OWN_SOURCES6)),
                 drop.clone()
             ]),
         ),
@@ -465,6 +495,15 @@ pub fn skeleton() -> Vec<Value> {
             is_not(meta("oifname"), set_ref(SET_BRIDGES)),
             {"masquerade": null}]),
         ),
+        // Its IPv6 twin, for dual-stack networks (a ULA subnet is not
+        // routed beyond the host, as Docker's default for IPv6 nat).
+        rule(
+            "postrouting",
+            json!([
+            is(saddr6.clone(), set_ref(SET_MASQ_SUBNETS6)),
+            is_not(meta("oifname"), set_ref(SET_BRIDGES)),
+            {"masquerade": null}]),
+        ),
         // Hairpin: a container reaching a published port through a host
         // address must see the reply come back through the host.
         rule(
@@ -475,7 +514,7 @@ pub fn skeleton() -> Vec<Value> {
             is(saddr.clone(), set_ref(SET_MASQ_SUBNETS)),
             {"masquerade": null}]),
         ),
-        // The same over IPv6.
+        // The hairpin's IPv6 twin.
         rule(
             "postrouting",
             json!([
@@ -516,11 +555,25 @@ pub fn skeleton() -> Vec<Value> {
     out
 }
 
-/// A container may only send from its own MAC and IPv4 address, in IPv4,
+/// A container may only send from its own MAC and addresses, in IPv4,
 /// ARP or IPv6 frames (no VLAN tags to smuggle another header past the
-/// checks). Five rules whatever the container count: containers add
-/// elements. IPv6 is not configured by ocinet; a container's link-local
-/// IPv6 still has to use its own MAC.
+/// checks), and never as a router: no router advertisement, redirect or
+/// DHCPv6 server reply. Eight rules here and one written over netlink
+/// (`elements::nd_target_guard`), whatever the container count:
+/// containers add elements.
+///
+/// IPv6 sources are pinned like IPv4 ones, to the leased address alone: a
+/// container's interface has no link-local (addrgenmode none) and its
+/// address no duplicate address detection, so everything it sends (its
+/// neighbour solicitations and advertisements included) comes from that
+/// address. Not `::` either: what a container would send from it is only
+/// MLD reports (the kernel's source without a link-local), which the
+/// bridge does not need (no querier: it floods multicast) and a container
+/// must not steer. A port of an IPv4-only network has no `port_ip6`
+/// element, so it sends no IPv6 at all (its interface has none).
+/// A neighbour advertisement must also name that address as its target;
+/// that rule is not here because nft 1.0.6 cannot write it (a raw payload,
+/// the target, looked up in an `ipv6_addr` set).
 fn anti_spoofing() -> Vec<Value> {
     let drop = json!({"drop": null});
     let port = meta("iifname");
@@ -530,6 +583,7 @@ fn anti_spoofing() -> Vec<Value> {
     let not_in = |left: Value, set: &str| is_not(left, set_ref(set));
     let arp = is(ether_type.clone(), json!("arp"));
     let ip = is(ether_type.clone(), json!("ip"));
+    let ip6 = is(ether_type.clone(), json!("ip6"));
     let mut out = vec![json!({"add": {"table": {"family": BRIDGE_FAMILY, "name": TABLE}}})];
     out.extend(declare_sets(BRIDGE_FAMILY));
     out.extend([
@@ -570,11 +624,40 @@ fn anti_spoofing() -> Vec<Value> {
             drop.clone()
         ]),
         json!([
-            guarded,
+            guarded.clone(),
             ip,
             not_in(
                 pair(json!({"payload": {"protocol": "ip", "field": "saddr"}})),
                 SET_PORT_IP
+            ),
+            drop.clone()
+        ]),
+        json!([
+            guarded.clone(),
+            ip6.clone(),
+            not_in(
+                pair(json!({"payload": {"protocol": "ip6", "field": "saddr"}})),
+                SET_PORT_IP6
+            ),
+            drop.clone()
+        ]),
+        // RA guard (RFC 6105): routers and redirects are the host's alone.
+        json!([
+            guarded.clone(),
+            ip6.clone(),
+            is(
+                json!({"payload": {"protocol": "icmpv6", "field": "type"}}),
+                json!({"set": ["nd-router-advert", "nd-redirect"]})
+            ),
+            drop.clone()
+        ]),
+        // No DHCPv6 server (or relay) answers from a container.
+        json!([
+            guarded,
+            ip6,
+            is(
+                json!({"payload": {"protocol": "udp", "field": "sport"}}),
+                json!(547)
             ),
             drop
         ]),
@@ -593,6 +676,7 @@ pub fn guard_elements(
     port: &str,
     mac: &str,
     ip: std::net::Ipv4Addr,
+    ip6: Option<std::net::Ipv6Addr>,
     bridge: &str,
 ) -> Vec<crate::model::FirewallElement> {
     let elem = |set: &str, key: Value| crate::model::FirewallElement {
@@ -600,12 +684,19 @@ pub fn guard_elements(
         key,
         value: None,
     };
-    vec![
+    let mut out = vec![
         elem(SET_GUARDED_PORTS, json!(port)),
         elem(SET_PORT_MAC, json!({"concat": [port, mac]})),
         elem(SET_PORT_IP, json!({"concat": [port, ip.to_string()]})),
         mac_owner_element(bridge, mac, port),
-    ]
+    ];
+    if let Some(ip6) = ip6 {
+        out.push(elem(
+            SET_PORT_IP6,
+            json!({"concat": [port, ip6.to_string()]}),
+        ));
+    }
+    out
 }
 
 /// The elements an attachment stands for: derived from what it records
@@ -629,7 +720,7 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
         return Vec::new();
     };
     let mut out = match (&a.host_veth, &a.mac, &a.bridge) {
-        (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, bridge),
+        (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, a.ipv6(), bridge),
         _ => Vec::new(),
     };
 
@@ -763,6 +854,8 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
         return Vec::new();
     }
     let prefix = |net: &ipnet::Ipv4Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
+    let prefix6 = |net: &ipnet::Ipv6Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
+    let subnet6 = n.subnet6();
     let mut out = vec![
         (SET_BRIDGES, json!(n.bridge)),
         (SET_BRIDGE_SELF, json!({"concat": [n.bridge, n.bridge]})),
@@ -770,6 +863,7 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     // An IPv6-only network has no IPv4 subnet to name.
     let v4 = n.v4().map(|v| v.subnet);
     out.extend(v4.iter().map(|s| (SET_OWN_SOURCES, prefix(s))));
+    out.extend(subnet6.map(|s| (SET_OWN_SOURCES6, prefix6(&s))));
     if n.internal {
         out.push((SET_INTERNAL_BRIDGES, json!(n.bridge)));
     } else {
@@ -782,12 +876,7 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
                 out.push((SET_NO_MASQ, json!({"concat": [prefix(v4), prefix(cidr)]})));
             }
         }
-        if let Some(net6) = n.subnet6() {
-            out.push((
-                SET_MASQ_SUBNETS6,
-                json!({"prefix": {"addr": net6.network().to_string(), "len": net6.prefix_len()}}),
-            ));
-        }
+        out.extend(subnet6.map(|s| (SET_MASQ_SUBNETS6, prefix6(&s))));
     }
     out
 }
@@ -798,4 +887,71 @@ pub fn element(verb: &str, set: &str, key: &Value, value: Option<&Value>) -> Val
         None => key.clone(),
     };
     json!({verb: {"element": {"family": family_of(set), "table": TABLE, "name": set, "elem": [elem]}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(internal: bool, v6: bool) -> Network {
+        let n = Network::new(
+            "n",
+            "10.9.0.0/24".parse().unwrap(),
+            None,
+            None,
+            Some("br-n"),
+            None,
+            internal,
+        )
+        .unwrap();
+        if v6 {
+            n.with_ipv6("fd09::/64".parse().unwrap(), None, None)
+        } else {
+            n
+        }
+    }
+
+    fn sets(elements: &[(&'static str, Value)]) -> Vec<&'static str> {
+        elements.iter().map(|(s, _)| *s).collect()
+    }
+
+    #[test]
+    fn an_ipv4_network_has_no_ipv6_elements() {
+        assert_eq!(
+            sets(&network_elements(&net(false, false))),
+            [
+                SET_BRIDGES,
+                SET_BRIDGE_SELF,
+                SET_OWN_SOURCES,
+                SET_PROTECTED_BRIDGES,
+                SET_MASQ_SUBNETS
+            ]
+        );
+        let ip = "10.9.0.2".parse().unwrap();
+        let guard = guard_elements("oc1", "02:00:00:00:00:01", ip, None, "br-n");
+        assert_eq!(guard.len(), 4);
+        assert!(guard.iter().all(|e| e.set != SET_PORT_IP6));
+    }
+
+    #[test]
+    fn a_dual_stack_network_adds_its_ipv6_subnet() {
+        let all = network_elements(&net(false, true));
+        let six = json!({"prefix": {"addr": "fd09::", "len": 64}});
+        assert!(all.contains(&(SET_OWN_SOURCES6, six.clone())), "{all:?}");
+        assert!(all.contains(&(SET_MASQ_SUBNETS6, six.clone())), "{all:?}");
+        // Internal: never masqueraded, still its own sources.
+        let internal = network_elements(&net(true, true));
+        assert!(internal.contains(&(SET_OWN_SOURCES6, six)), "{internal:?}");
+        assert!(!sets(&internal).contains(&SET_MASQ_SUBNETS6));
+        let ip = "10.9.0.2".parse().unwrap();
+        let guard = guard_elements(
+            "oc1",
+            "02:00:00:00:00:01",
+            ip,
+            Some("fd09::2".parse().unwrap()),
+            "br-n",
+        );
+        assert_eq!(guard.len(), 5);
+        assert_eq!(guard[4].key, json!({"concat": ["oc1", "fd09::2"]}));
+    }
 }
