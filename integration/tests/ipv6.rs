@@ -3,7 +3,7 @@
 //! namespace has an IPv6 address on its link to the test host
 //! (2001:db8:100::2) and no other.
 
-use ocinet_integration::{assert_clean, both_runtimes, ok, text, Host, Runtime, Spec};
+use ocinet_integration::{assert_clean, both_runtimes, ok, text, Host, Runtime, Spec, OUTSIDE_IP6};
 
 fn attachment(h: &Host, id: &str) -> serde_json::Value {
     h.endpoint(id).expect("endpoint")["attachments"][0].clone()
@@ -221,6 +221,34 @@ fn ipv6_only_containers_have_no_ipv4(rt: Runtime) {
     assert_eq!(got.trim(), format!("hello from {}", a.id));
     let br = ok(h.exec(&["ip", "-4", "addr", "show", "dev", &bridge_of(&h, "six2")]));
     assert!(!br.contains("inet "), "{br}");
+    // Its port is guarded like any other: a second IPv6 address does
+    // not get out, its own does.
+    ok(std::process::Command::new("nsenter")
+        .arg(format!("--net={}", h.netns_of(&b.id)))
+        .args([
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd65::99/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .output()
+        .expect("ip"));
+    let forged = h.in_container(
+        &b.id,
+        &[
+            "ping", "-6", "-c", "1", "-W", "1", "-I", "fd65::99", "fd65::1",
+        ],
+    );
+    assert!(!forged.status.success(), "a forged source got an answer");
+    let own = ip6_of(&h, &b.id);
+    ok(h.in_container(
+        &b.id,
+        &["ping", "-6", "-c", "1", "-W", "2", "-I", &own, "fd65::1"],
+    ));
     // Static addresses: an IPv4 one is refused naming the network.
     let bad = h.start(
         rt,
@@ -230,8 +258,31 @@ fn ipv6_only_containers_have_no_ipv4(rt: Runtime) {
             .ann("io.ocinet.ip", "10.65.0.5"),
     );
     assert!(bad.exit.is_some());
+    // Published ports answer over IPv6; an IPv4 host address is refused.
+    let mut p = h.start(
+        rt,
+        "pub",
+        &Spec::default()
+            .ann("io.ocinet.network", "six2")
+            .ann("io.ocinet.ports", "8080:80"),
+    );
+    assert!(p.exit.is_none(), "{}", p.output());
+    let url = format!("http://[{}]:8080/", ip6_of(&h, &a.id).replace("::2", "::1"));
+    // (From A: B now has a forged address its packets may leave from.)
+    let got = ok(h.wget_from(&a.id, &url));
+    assert_eq!(got.trim(), format!("hello from {}", p.id));
+    let refused = h.start(
+        rt,
+        "pub4",
+        &Spec::default()
+            .ann("io.ocinet.network", "six2")
+            .ann("io.ocinet.ports", "0.0.0.0:8081:80"),
+    );
+    assert!(refused.exit.is_some(), "an IPv4 host address was taken");
+    h.stop(&mut p);
     h.stop(&mut a);
     assert_clean(&h, &a.id);
+    assert_clean(&h, &p.id);
 }
 
 both_runtimes!(

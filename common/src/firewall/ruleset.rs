@@ -323,8 +323,6 @@ pub fn skeleton() -> Vec<Value> {
         json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
     let saddr = json!({"payload": {"protocol": "ip", "field": "saddr"}});
     let daddr = json!({"payload": {"protocol": "ip", "field": "daddr"}});
-    let saddr6 = json!({"payload": {"protocol": "ip6", "field": "saddr"}});
-    let daddr6 = json!({"payload": {"protocol": "ip6", "field": "daddr"}});
     let mut out = vec![json!({"add": {"table": {"family": FAMILY, "name": TABLE}}})];
     out.extend(declare_sets(FAMILY));
     out.extend([
@@ -675,7 +673,7 @@ fn anti_spoofing() -> Vec<Value> {
 pub fn guard_elements(
     port: &str,
     mac: &str,
-    ip: std::net::Ipv4Addr,
+    ip: Option<std::net::Ipv4Addr>,
     ip6: Option<std::net::Ipv6Addr>,
     bridge: &str,
 ) -> Vec<crate::model::FirewallElement> {
@@ -684,12 +682,15 @@ pub fn guard_elements(
         key,
         value: None,
     };
+    // The order (port, MAC, IPv4, owner, IPv6) is what records have always
+    // listed. A port of an IPv6-only container has no IPv4 pair, so it
+    // sends no IPv4 or ARP at all.
     let mut out = vec![
         elem(SET_GUARDED_PORTS, json!(port)),
         elem(SET_PORT_MAC, json!({"concat": [port, mac]})),
-        elem(SET_PORT_IP, json!({"concat": [port, ip.to_string()]})),
-        mac_owner_element(bridge, mac, port),
     ];
+    out.extend(ip.map(|ip| elem(SET_PORT_IP, json!({"concat": [port, ip.to_string()]}))));
+    out.push(mac_owner_element(bridge, mac, port));
     if let Some(ip6) = ip6 {
         out.push(elem(
             SET_PORT_IP6,
@@ -716,16 +717,18 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
         }
         return out;
     }
-    let Some(ip) = a.ipv4() else {
+    let (ip, ip6) = (a.ipv4(), a.ipv6());
+    if ip.is_none() && ip6.is_none() {
         return Vec::new();
-    };
+    }
     let mut out = match (&a.host_veth, &a.mac, &a.bridge) {
-        (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, a.ipv6(), bridge),
+        (Some(port), Some(mac), Some(bridge)) => guard_elements(port, mac, ip, ip6, bridge),
         _ => Vec::new(),
     };
-
-    out.extend(port_elements(ip, &a.ports));
-    if let Some(ip6) = a.ipv6() {
+    if let Some(ip) = ip {
+        out.extend(port_elements(ip, &a.ports));
+    }
+    if let Some(ip6) = ip6 {
         out.extend(port_elements6(ip6, &a.ports));
     }
     out
@@ -928,7 +931,7 @@ mod tests {
             ]
         );
         let ip = "10.9.0.2".parse().unwrap();
-        let guard = guard_elements("oc1", "02:00:00:00:00:01", ip, None, "br-n");
+        let guard = guard_elements("oc1", "02:00:00:00:00:01", Some(ip), None, "br-n");
         assert_eq!(guard.len(), 4);
         assert!(guard.iter().all(|e| e.set != SET_PORT_IP6));
     }
@@ -947,7 +950,7 @@ mod tests {
         let guard = guard_elements(
             "oc1",
             "02:00:00:00:00:01",
-            ip,
+            Some(ip),
             Some("fd09::2".parse().unwrap()),
             "br-n",
         );

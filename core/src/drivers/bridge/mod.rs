@@ -148,6 +148,23 @@ fn check_ports(
             ));
         }
     }
+    // And the other way round: an IPv6-only container has no IPv4 address
+    // for an IPv4 host address (0.0.0.0 included) to send to.
+    if !net.has_ipv4() {
+        if let Some(p) = ports
+            .iter()
+            .find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv4()))
+        {
+            return Err(Error::invalid(
+                ports_field,
+                p,
+                format!(
+                    "network {} is IPv6-only: the container has no IPv4 address to publish on an IPv4 host address (publish on [::] or an IPv6 address)",
+                    net.name
+                ),
+            ));
+        }
+    }
     if ports
         .iter()
         .all(|p| p.host_ip.is_none_or(|ip| ip.is_unspecified()))
