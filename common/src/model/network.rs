@@ -448,28 +448,12 @@ impl Network {
     ) -> Result<Self> {
         let subnet = subnet.trunc();
         let net = Network {
-            name: name.into(),
             subnets: vec![Subnet::ipv4(
                 subnet,
                 gateway.unwrap_or_else(|| first_host(&subnet)),
                 ip_range,
             )],
-            bridge: bridge
-                .map(str::to_string)
-                .unwrap_or_else(|| bridge_name_for(name)),
-            mtu: mtu.unwrap_or(DEFAULT_MTU),
-            internal,
-            gateway_mode: GatewayMode::Nat,
-            aux_addresses: BTreeMap::new(),
-            dns_address: None,
-            no_masquerade: Vec::new(),
-            host_binding_ip: None,
-            driver: Driver::Bridge,
-            parent: None,
-            macvlan_mode: None,
-            dns: false,
-            dns_upstreams: Vec::new(),
-            dns_rate_limit: None,
+            ..Network::without_subnets(name, bridge, mtu, internal)
         };
         net.validate()?;
         // Only for new networks: one an earlier version saved in such a
