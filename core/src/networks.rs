@@ -95,6 +95,7 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
         parent: req.parent.clone(),
         macvlan_mode: req.macvlan_mode,
         gateway_mode: req.gateway_mode,
+        gateway_mode6: req.gateway_mode6,
         aux_addresses: parse_aux_addresses(&req.aux_addresses)?,
         host_binding_ip: req.host_binding_ip.filter(|ip| !ip.is_unspecified()),
         dns_upstreams: req.dns_upstreams.clone(),

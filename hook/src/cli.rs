@@ -168,11 +168,20 @@ pub enum NetworkCommand {
         /// No outbound access and no masquerade.
         #[arg(long)]
         internal: bool,
-        /// nat: from outside the network only published ports reach its
+        /// Both families' gateway mode. nat (the default): masqueraded, and
+        /// from outside the network only published ports reach its
         /// containers; nat-unprotected: whoever routes the subnet via this
-        /// host reaches every port (Docker before 28).
-        #[arg(long, value_name = "MODE", default_value = "nat")]
-        gateway_mode: ocinet_common::model::GatewayMode,
+        /// host reaches every port (Docker before 28); routed: not
+        /// masqueraded, and from outside only published container ports
+        /// answer, at the containers' own addresses.
+        #[arg(long, value_name = "MODE")]
+        gateway_mode: Option<ocinet_common::model::GatewayMode>,
+        /// IPv4's gateway mode (overrides --gateway-mode for IPv4).
+        #[arg(long = "gateway-mode-ipv4", value_name = "MODE")]
+        gateway_mode_ipv4: Option<ocinet_common::model::GatewayMode>,
+        /// IPv6's gateway mode (overrides --gateway-mode for IPv6).
+        #[arg(long = "gateway-mode-ipv6", value_name = "MODE")]
+        gateway_mode_ipv6: Option<ocinet_common::model::GatewayMode>,
         /// NAME=IP: an address of the subnet that IPAM never hands out
         /// (repeatable).
         #[arg(long = "aux-address", value_name = "NAME=IP")]

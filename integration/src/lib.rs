@@ -335,6 +335,23 @@ class H(s.BaseHTTPRequestHandler):
 s.HTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
 "#;
 
+/// `ECHO_CLIENT_PY` on an IPv6 socket (python3 -c ECHO_CLIENT6_PY ADDRESS
+/// PORT), for servers of the IPv6 tests.
+pub const ECHO_CLIENT6_PY: &str = r#"import http.server as s, socket, sys
+class H(s.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = ("from " + self.client_address[0] + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+class S(s.HTTPServer):
+    address_family = socket.AF_INET6
+S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+"#;
+
 /// `timeout` rather than `wget -T`, which segfaults in Debian's busybox.
 pub const WGET: &[&str] = &["timeout", "3", "busybox", "wget", "-q", "-O", "-"];
 

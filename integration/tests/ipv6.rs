@@ -68,14 +68,6 @@ fn bridge_of(h: &Host, net: &str) -> String {
         .unwrap_or_else(|| panic!("no bridge in {v}"))
 }
 
-/// `ECHO_CLIENT_PY` on an IPv6 socket.
-static ECHO6: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    ocinet_integration::ECHO_CLIENT_PY.replace(
-        "s.HTTPServer((",
-        "import socket\nclass S(s.HTTPServer):\n    address_family = socket.AF_INET6\nS((",
-    )
-});
-
 /// A dual-stack macvlan network on the outside's segment: containers are
 /// hosts there with both families, the outside their IPv6 router.
 fn macvlan_carries_both_families(rt: Runtime) {
@@ -103,7 +95,13 @@ fn macvlan_carries_both_families(rt: Runtime) {
         "2001:db8:100::8000/113",
         "--disable-dns",
     ]));
-    let mut server = h.spawn_outside(&["python3", "-c", &ECHO6, "::", "8081"]);
+    let mut server = h.spawn_outside(&[
+        "python3",
+        "-c",
+        ocinet_integration::ECHO_CLIENT6_PY,
+        "::",
+        "8081",
+    ]);
     let spec = Spec::default().ann("io.ocinet.network", "mv6");
     let mut a = h.start(rt, "a", &spec);
     assert!(a.exit.is_none(), "{}", a.output());

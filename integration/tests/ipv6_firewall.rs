@@ -87,17 +87,15 @@ fn answers(o: Output, id: &str, what: &str) {
     );
 }
 
-/// `ECHO_CLIENT_PY` on an IPv6 socket.
-static ECHO6: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    ocinet_integration::ECHO_CLIENT_PY.replace(
-        "s.HTTPServer((",
-        "import socket\nclass S(s.HTTPServer):\n    address_family = socket.AF_INET6\nS((",
-    )
-});
-
 /// The outside's IPv6 echo server on port 8080, answering once it listens.
 fn outside_echo6(h: &Host) -> ocinet_integration::Proc {
-    let server = h.spawn_outside(&["python3", "-c", &ECHO6, "::", "8080"]);
+    let server = h.spawn_outside(&[
+        "python3",
+        "-c",
+        ocinet_integration::ECHO_CLIENT6_PY,
+        "::",
+        "8080",
+    ]);
     for _ in 0..50 {
         if h.exec_outside(&["busybox", "nc", "-z", OUTSIDE_IP6, "8080"])
             .status

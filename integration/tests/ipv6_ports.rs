@@ -181,14 +181,6 @@ fn host_ipv6_binding_answers_only_there(rt: Runtime) {
     }
 }
 
-/// `ECHO_CLIENT_PY` on an IPv6 socket (as ipv6.rs's ECHO6).
-fn echo6() -> String {
-    ocinet_integration::ECHO_CLIENT_PY.replace(
-        "s.HTTPServer((",
-        "import socket\nclass S(s.HTTPServer):\n    address_family = socket.AF_INET6\nS((",
-    )
-}
-
 /// The echo server in container `id`'s network namespace, on `port`.
 fn echo_in(h: &Host, id: &str, port: u16) -> Proc {
     let child = std::process::Command::new("nsenter")
@@ -198,7 +190,7 @@ fn echo_in(h: &Host, id: &str, port: u16) -> Proc {
             "60",
             "python3",
             "-c",
-            &echo6(),
+            ocinet_integration::ECHO_CLIENT6_PY,
             "::",
             &port.to_string(),
         ])

@@ -70,6 +70,15 @@ pub const SET_OWN_SOURCES6: &str = "own_sources6";
 /// Bridges of `gateway_mode: nat` networks: nothing from outside reaches
 /// their containers but replies and published ports.
 pub const SET_PROTECTED_BRIDGES: &str = "protected_bridges";
+/// The same for IPv6, whose gateway mode may differ from IPv4's
+/// (`--gateway-mode-ipv6`).
+pub const SET_PROTECTED_BRIDGES6: &str = "protected_bridges6";
+/// address . protocol . port: the published container ports of
+/// containers on a `routed` network (of that family), which answer from
+/// outside at the container's own address, before the protected
+/// bridges' drop.
+pub const SET_ROUTED_PORTS: &str = "routed_ports";
+pub const SET_ROUTED_PORTS6: &str = "routed_ports6";
 /// Container addresses that some connection was DNATed to, filled from the
 /// packet path. Teardown walks the conntrack table (262,144 buckets, ~8 ms
 /// with bottom halves off) only for an address found here: a container
@@ -189,6 +198,9 @@ pub const SETS: &[SetSpec] = &[
         ..set_spec(SET_OWN_SOURCES6, &[Ipv6])
     },
     set_spec(SET_PROTECTED_BRIDGES, &[Ifname]),
+    set_spec(SET_PROTECTED_BRIDGES6, &[Ifname]),
+    set_spec(SET_ROUTED_PORTS, ADDR_PROTO_PORT),
+    set_spec(SET_ROUTED_PORTS6, ADDR6_PROTO_PORT),
     map_spec(MAP_PUB_ANY_ADDR, PROTO_PORT, Ipv4),
     map_spec(MAP_PUB_ANY_PORT, PROTO_PORT, InetService),
     map_spec(MAP_PUB_IP_ADDR, ADDR_PROTO_PORT, Ipv4),
@@ -467,13 +479,47 @@ pub fn skeleton() -> Vec<Value> {
                 accept.clone()
             ]),
         ),
-        // Direct routing: a neighbour that routes a protected network's
-        // subnet via this host reaches none of its ports (moby #48724).
-        // Replies, the network's own traffic and published ports were
-        // accepted above.
+        // Routed mode: a published container port answers at the
+        // container's own address (no DNAT on the way).
         rule(
             "forward",
-            json!([is(meta("oifname"), set_ref(SET_PROTECTED_BRIDGES)), drop]),
+            json!([
+                is(
+                    json!({"concat": [daddr.clone(), meta("l4proto"), dport.clone()]}),
+                    set_ref(SET_ROUTED_PORTS)
+                ),
+                accept.clone()
+            ]),
+        ),
+        rule(
+            "forward",
+            json!([
+                is(
+                    json!({"concat": [daddr6.clone(), meta("l4proto"), dport.clone()]}),
+                    set_ref(SET_ROUTED_PORTS6)
+                ),
+                accept.clone()
+            ]),
+        ),
+        // Direct routing: a neighbour that routes a protected network's
+        // subnet via this host reaches none of its ports (moby #48724),
+        // per family, as each has its own gateway mode. Replies, the
+        // network's own traffic and published ports were accepted above.
+        rule(
+            "forward",
+            json!([
+                is(meta("nfproto"), json!("ipv4")),
+                is(meta("oifname"), set_ref(SET_PROTECTED_BRIDGES)),
+                drop.clone()
+            ]),
+        ),
+        rule(
+            "forward",
+            json!([
+                is(meta("nfproto"), json!("ipv6")),
+                is(meta("oifname"), set_ref(SET_PROTECTED_BRIDGES6)),
+                drop.clone()
+            ]),
         ),
         // Not masqueraded to the network's --no-masquerade CIDRs (leaving
         // the host; the hairpin below still applies on a bridge).
@@ -727,11 +773,35 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
     };
     if let Some(ip) = ip {
         out.extend(port_elements(ip, &a.ports));
+        if a.routed_ipv4 {
+            out.extend(routed_elements(SET_ROUTED_PORTS, ip.into(), &a.ports));
+        }
+    }
+    if let Some(ip6) = ip6.filter(|_| a.routed_ipv6) {
+        out.extend(routed_elements(SET_ROUTED_PORTS6, ip6.into(), &a.ports));
     }
     if let Some(ip6) = ip6 {
         out.extend(port_elements6(ip6, &a.ports));
     }
     out
+}
+
+/// The published container ports of a container on a routed network,
+/// at its address `ip`.
+fn routed_elements(
+    set: &str,
+    ip: std::net::IpAddr,
+    ports: &[crate::model::PortSpec],
+) -> Vec<crate::model::FirewallElement> {
+    ports
+        .iter()
+        .flat_map(|s| s.mappings())
+        .map(|m| crate::model::FirewallElement {
+            set: set.into(),
+            key: json!({"concat": [ip.to_string(), m.protocol.name(), m.container_port]}),
+            value: None,
+        })
+        .collect()
 }
 
 /// Every attachment's elements.
@@ -870,16 +940,22 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     if n.internal {
         out.push((SET_INTERNAL_BRIDGES, json!(n.bridge)));
     } else {
-        if n.gateway_mode == crate::model::network::GatewayMode::Nat {
+        let (mode4, mode6) = (n.gateway_mode, n.gateway_mode_v6());
+        if mode4.protects() {
             out.push((SET_PROTECTED_BRIDGES, json!(n.bridge)));
         }
-        if let Some(v4) = &v4 {
+        if subnet6.is_some() && mode6.protects() {
+            out.push((SET_PROTECTED_BRIDGES6, json!(n.bridge)));
+        }
+        if let Some(v4) = v4.as_ref().filter(|_| mode4.masquerades()) {
             out.push((SET_MASQ_SUBNETS, prefix(v4)));
             for cidr in &n.no_masquerade {
                 out.push((SET_NO_MASQ, json!({"concat": [prefix(v4), prefix(cidr)]})));
             }
         }
-        out.extend(subnet6.map(|s| (SET_MASQ_SUBNETS6, prefix6(&s))));
+        if mode6.masquerades() {
+            out.extend(subnet6.map(|s| (SET_MASQ_SUBNETS6, prefix6(&s))));
+        }
     }
     out
 }

@@ -64,6 +64,13 @@ pub struct Attachment {
     pub ports: Vec<PortSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changing: Option<Changing>,
+    /// Its network's IPv4 / IPv6 gateway mode is `routed`: its published
+    /// container ports answer from outside at its own addresses (recorded,
+    /// so teardown derives those elements whatever became of the network).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub routed_ipv4: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub routed_ipv6: bool,
     /// The nftables elements a record of version 0.1.0 listed, kept so
     /// that its teardown deletes exactly those. Empty for an attachment
     /// made now, and once a converted record's list was found to be what
@@ -87,6 +94,8 @@ impl Attachment {
             aliases: Vec::new(),
             ports: Vec::new(),
             changing: None,
+            routed_ipv4: false,
+            routed_ipv6: false,
             legacy_firewall: Vec::new(),
         }
     }

@@ -41,10 +41,15 @@ pub struct Network {
     /// No masquerade, no default route and no forwarding in or out.
     #[serde(default)]
     pub internal: bool,
-    /// Whether hosts that route the subnet via this host can reach its
+    /// IPv4's gateway mode (Docker's `gateway_mode_ipv4`): masquerade,
+    /// and whether hosts that route the subnet via this host reach its
     /// containers directly. Networks saved before this field are `nat`.
     #[serde(default)]
     pub gateway_mode: GatewayMode,
+    /// IPv6's (`gateway_mode_ipv6`), when set apart from IPv4's; `None`:
+    /// the same as `gateway_mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_mode6: Option<GatewayMode>,
     /// Addresses of the subnets that IPAM never hands out, by name (Docker's
     /// `--aux-address`): a router, a DNS server, a host on the segment.
     /// Of either family, each inside the network's subnet of its family.
@@ -175,17 +180,23 @@ impl std::str::FromStr for MacvlanMode {
     }
 }
 
-/// Docker's `gateway_mode_ipv4`, for the two modes it has with NAT.
+/// Docker's `gateway_mode_ipv4` / `gateway_mode_ipv6`: how a family's
+/// traffic leaves the network and what reaches it from outside.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GatewayMode {
-    /// New connections from outside the network reach its containers only
-    /// through a published port (Docker 28 and later).
+    /// Masqueraded out; new connections from outside the network reach
+    /// its containers only through a published port (Docker 28 and
+    /// later).
     #[default]
     Nat,
-    /// Anyone who can route to the subnet reaches every port (Docker
-    /// before 28).
+    /// Masqueraded out; anyone who can route to the subnet reaches every
+    /// port (Docker before 28).
     NatUnprotected,
+    /// Not masqueraded: the containers' addresses are routable, and from
+    /// outside only their published container ports answer, at the
+    /// containers' own addresses (Docker's routed mode).
+    Routed,
 }
 
 impl GatewayMode {
@@ -193,7 +204,19 @@ impl GatewayMode {
         match self {
             GatewayMode::Nat => "nat",
             GatewayMode::NatUnprotected => "nat-unprotected",
+            GatewayMode::Routed => "routed",
         }
+    }
+
+    /// Whether traffic of this mode leaves masqueraded.
+    pub fn masquerades(self) -> bool {
+        self != GatewayMode::Routed
+    }
+
+    /// Whether new connections from outside are kept out (but for
+    /// published ports).
+    pub fn protects(self) -> bool {
+        self != GatewayMode::NatUnprotected
     }
 }
 
@@ -203,10 +226,11 @@ impl std::str::FromStr for GatewayMode {
         match s {
             "nat" => Ok(GatewayMode::Nat),
             "nat-unprotected" => Ok(GatewayMode::NatUnprotected),
+            "routed" => Ok(GatewayMode::Routed),
             _ => Err(Error::invalid(
                 "gateway-mode",
                 s,
-                "must be nat or nat-unprotected",
+                "must be nat, nat-unprotected or routed",
             )),
         }
     }
@@ -336,6 +360,11 @@ impl Network {
         self.subnets.iter().find_map(Subnet::as_ipv6)
     }
 
+    /// IPv6's gateway mode.
+    pub fn gateway_mode_v6(&self) -> GatewayMode {
+        self.gateway_mode6.unwrap_or(self.gateway_mode)
+    }
+
     pub fn subnet6(&self) -> Option<Ipv6Net> {
         self.v6().map(|v| v.subnet)
     }
@@ -423,6 +452,7 @@ impl Network {
             mtu: DEFAULT_MTU,
             internal: false,
             gateway_mode: GatewayMode::Nat,
+            gateway_mode6: None,
             aux_addresses: BTreeMap::new(),
             dns_address: None,
             no_masquerade: Vec::new(),
@@ -490,6 +520,7 @@ impl Network {
             mtu: mtu.unwrap_or(DEFAULT_MTU),
             internal,
             gateway_mode: GatewayMode::Nat,
+            gateway_mode6: None,
             aux_addresses: BTreeMap::new(),
             dns_address: None,
             no_masquerade: Vec::new(),

@@ -29,13 +29,25 @@ impl Network {
                     "does nothing on an --internal network: nothing is published from it",
                 ));
             }
-            if self.gateway_mode != GatewayMode::Nat {
-                return Err(Error::invalid(
-                    "gateway-mode",
-                    self.gateway_mode.as_str(),
-                    "does nothing on an --internal network: nothing is routed in",
-                ));
+            for (field, mode) in [
+                ("gateway-mode-ipv4", Some(self.gateway_mode)),
+                ("gateway-mode-ipv6", self.gateway_mode6),
+            ] {
+                if let Some(m) = mode.filter(|m| *m != GatewayMode::Nat) {
+                    return Err(Error::invalid(
+                        field,
+                        m.as_str(),
+                        "does nothing on an --internal network: nothing is routed in or out",
+                    ));
+                }
             }
+        }
+        if let (Some(m), None) = (self.gateway_mode6, self.v6()) {
+            return Err(Error::invalid(
+                "gateway-mode-ipv6",
+                m.as_str(),
+                "does nothing on a network without an IPv6 subnet",
+            ));
         }
         if let Some(p) = &self.parent {
             return Err(Error::invalid(
@@ -79,6 +91,10 @@ impl Network {
                 "gateway-mode",
                 (self.gateway_mode != GatewayMode::Nat)
                     .then(|| self.gateway_mode.as_str().to_string()),
+            ),
+            (
+                "gateway-mode-ipv6",
+                self.gateway_mode6.map(|m| m.as_str().to_string()),
             ),
             (
                 "host-binding-ip",

@@ -28,6 +28,8 @@ pub struct NetworkWire {
     internal: bool,
     #[serde(default)]
     gateway_mode: GatewayMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway_mode6: Option<GatewayMode>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     aux_addresses: BTreeMap<String, IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +65,7 @@ impl From<Network> for NetworkWire {
             mtu: n.mtu,
             internal: n.internal,
             gateway_mode: n.gateway_mode,
+            gateway_mode6: n.gateway_mode6,
             aux_addresses: n.aux_addresses,
             host_binding_ip: n.host_binding_ip,
             driver: n.driver,
@@ -148,6 +151,7 @@ impl TryFrom<NetworkWire> for Network {
             mtu: w.mtu,
             internal: w.internal,
             gateway_mode: w.gateway_mode,
+            gateway_mode6: w.gateway_mode6,
             aux_addresses: w.aux_addresses,
             host_binding_ip: w.host_binding_ip,
             driver: w.driver,

@@ -122,6 +122,8 @@ pub struct NetworkRequest {
     pub mtu: Option<u32>,
     pub internal: bool,
     pub gateway_mode: super::GatewayMode,
+    /// IPv6's, when given apart from IPv4's (`--gateway-mode-ipv6`).
+    pub gateway_mode6: Option<super::GatewayMode>,
     /// `NAME=IP` entries, as Docker's `--aux-address` takes them.
     pub aux_addresses: Vec<String>,
     /// `0.0.0.0` is the same as none.

@@ -28,7 +28,7 @@ use std::fs::File;
 
 use ipnet::Ipv4Net;
 use ocinet_common::model::{
-    Attachment, Driver, Endpoint, Network, NetworkRequest, Phase, PortSpec,
+    Attachment, Driver, Endpoint, GatewayMode, Network, NetworkRequest, Phase, PortSpec,
 };
 use ocinet_common::netlink::Netlink;
 use ocinet_common::store::networks::Broken;
@@ -123,6 +123,8 @@ pub(crate) fn described(
             .map(|v4| std::net::IpAddr::V4(v4.gateway)),
         gateway6: net.gateway6().filter(|_| route && lease.ip6.is_some()),
         mac: Some(ocinet_common::validate::format_mac(&lease.mac)),
+        routed_ipv4: lease.ip4.is_some() && net.gateway_mode == GatewayMode::Routed,
+        routed_ipv6: lease.ip6.is_some() && net.gateway_mode_v6() == GatewayMode::Routed,
         ..Attachment::new(&net.name, interface)
     }
 }

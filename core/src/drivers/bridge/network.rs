@@ -127,6 +127,8 @@ impl NetworkKind for Bridge {
             "bridge": net.bridge,
             "mtu": net.mtu,
             "gateway_mode": net.gateway_mode.as_str(),
+            "gateway_mode_ipv4": net.gateway_mode.as_str(),
+            "gateway_mode_ipv6": net.v6().map(|_| net.gateway_mode_v6().as_str()),
             "host_binding_ipv4": net.host_binding_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
         })
     }
