@@ -89,7 +89,12 @@ pub fn of(att: &Attachment, net: &Network, netns: &Path) -> CNIResult {
         )
         .collect();
     let dns = net.dns.then(|| Dns {
-        nameservers: vec![net.resolver_address().to_string()],
+        // Each family's resolver address the network has (IPv4 first).
+        nameservers: net
+            .resolver_addresses()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         domain: None,
         search: None,
         options: None,

@@ -125,7 +125,7 @@ fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
         // A reverse name of the network's subnet (either family) is ours
         // to answer; any other goes on, as any other name does.
         let owner = match ip {
-            IpAddr::V4(ip) if net.subnet.contains(&ip) => net.reverse.get(&ip),
+            IpAddr::V4(ip) if net.subnet.is_some_and(|s| s.contains(&ip)) => net.reverse.get(&ip),
             IpAddr::V6(ip) if net.subnet6.is_some_and(|s| s.contains(&ip)) => net.reverse6.get(&ip),
             _ => return forward_unless_internal(&msg, net),
         };
@@ -166,8 +166,9 @@ fn decide_in_full(query: &[u8], net: Option<&NetworkNames>) -> Decision {
             RecordType::AAAA => aaaa().collect(),
             RecordType::ANY => a().chain(aaaa()).collect(),
             // The name exists, with no record of that type (AAAA on an
-            // IPv4-only network among them: NOERROR, no answer, so a
-            // client asking both goes on with the A it got).
+            // IPv4-only network, A on an IPv6-only one among them:
+            // NOERROR, no answer, so a client asking both goes on with
+            // the record it got).
             _ => Vec::new(),
         };
         return reply(&msg, ResponseCode::NoError, answers, Outcome::Answered);
@@ -306,8 +307,8 @@ mod tests {
         let ip = Ipv4Addr::new(10, 1, 0, 2);
         NetworkNames {
             name: "web".into(),
-            address: Ipv4Addr::new(10, 1, 0, 1),
-            subnet: "10.1.0.0/24".parse().unwrap(),
+            address: Some(Ipv4Addr::new(10, 1, 0, 1)),
+            subnet: Some("10.1.0.0/24".parse().unwrap()),
             address6: None,
             subnet6: None,
             upstreams: Vec::new(),
@@ -340,6 +341,51 @@ mod tests {
         let mut s: String = hex.chars().rev().flat_map(|c| [c, '.']).collect();
         s += "ip6.arpa.";
         s
+    }
+
+    /// `net6()` without its IPv4 side, as an IPv6-only network's names are.
+    fn net6_only() -> NetworkNames {
+        let mut n = net6();
+        n.address = None;
+        n.subnet = None;
+        n.names.clear();
+        n.reverse.clear();
+        n
+    }
+
+    /// Issue 22: on an IPv6-only network a name has AAAA records and no A
+    /// (NOERROR, empty, so a client asking both goes on with the AAAA);
+    /// PTR under ip6.arpa is answered; an in-addr.arpa name is nobody's
+    /// here and goes on (refused from an internal network).
+    #[test]
+    fn names_on_an_ipv6_only_network() {
+        let mut n = net6_only();
+        let (m, o) = answer(&query_bytes(1, "web-1", RecordType::A), Some(&n));
+        assert_eq!(
+            (m.response_code(), o, m.answers().len()),
+            (ResponseCode::NoError, Outcome::Answered, 0)
+        );
+        let (m, _) = answer(&query_bytes(2, "web-1", RecordType::AAAA), Some(&n));
+        let got: Vec<String> = m.answers().iter().map(|r| r.data().to_string()).collect();
+        assert_eq!(got, ["fd00:1::2"]);
+        let (m, _) = answer(&query_bytes(3, "web-1", RecordType::ANY), Some(&n));
+        assert_eq!(m.answers().len(), 1);
+        let (m, _) = answer(
+            &query_bytes(4, &arpa6("fd00:1::2"), RecordType::PTR),
+            Some(&n),
+        );
+        let got: Vec<String> = m.answers().iter().map(|r| r.data().to_string()).collect();
+        assert_eq!(got, ["web-1."]);
+        let (m, _) = answer(&query_bytes(5, "nobody", RecordType::A), Some(&n));
+        assert_eq!(m.response_code(), ResponseCode::NXDomain);
+        let v4 = "2.0.1.10.in-addr.arpa.";
+        assert!(matches!(
+            decide(&query_bytes(6, v4, RecordType::PTR), Some(&n), true),
+            Decision::Forward
+        ));
+        n.internal = true;
+        let (m, _) = answer(&query_bytes(7, v4, RecordType::PTR), Some(&n));
+        assert_eq!(m.response_code(), ResponseCode::Refused);
     }
 
     /// Issue 22: AAAA for a dual-stack network's names (alone, or beside

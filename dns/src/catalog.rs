@@ -5,7 +5,9 @@
 //! address on that network. A client sees only the names of the network
 //! its address belongs to. A dual-stack network has its IPv6 side beside
 //! the IPv4 one: the resolver listens on its IPv6 gateway too, and its
-//! containers' names have their IPv6 addresses (AAAA) as well.
+//! containers' names have their IPv6 addresses (AAAA) as well. An
+//! IPv6-only network has the IPv6 side alone: its names have AAAA records
+//! and no A, and the resolver listens on no IPv4 address for it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -19,13 +21,14 @@ use ocinet_common::netlink::Netlink;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkNames {
     pub name: String,
-    /// Where the resolver listens: the gateway (bridge), or the network's
-    /// DNS address on its shim (macvlan).
-    pub address: Ipv4Addr,
-    pub subnet: Ipv4Net,
-    /// A dual-stack network's IPv6 side: where the resolver listens too
-    /// (the bridge's IPv6 address), and the subnet its IPv6 clients and
-    /// reverse names are in.
+    /// Where the resolver listens over IPv4: the gateway (bridge), or the
+    /// network's DNS address on its shim (macvlan). None, with `subnet`,
+    /// on an IPv6-only network.
+    pub address: Option<Ipv4Addr>,
+    pub subnet: Option<Ipv4Net>,
+    /// The network's IPv6 side (dual-stack or IPv6-only): where the
+    /// resolver listens (the bridge's IPv6 address), and the subnet its
+    /// IPv6 clients and reverse names are in.
     pub address6: Option<Ipv6Addr>,
     pub subnet6: Option<Ipv6Net>,
     pub upstreams: Vec<IpAddr>,
@@ -38,11 +41,12 @@ pub struct NetworkNames {
     /// a macvlan network's subnet is a segment with other hosts on it,
     /// which must not get an open resolver.
     pub members_only: bool,
-    /// Lower-case name -> addresses.
+    /// Lower-case name -> IPv4 addresses (A). A name whose containers
+    /// have only IPv6 addresses is in `names6` alone.
     pub names: HashMap<String, Vec<Ipv4Addr>>,
     /// Address -> the container's name.
     pub reverse: HashMap<Ipv4Addr, String>,
-    /// Lower-case name -> IPv6 addresses (AAAA), on a dual-stack network.
+    /// Lower-case name -> IPv6 addresses (AAAA), on a network with IPv6.
     pub names6: HashMap<String, Vec<Ipv6Addr>>,
     /// IPv6 address -> the container's name. Also who is served over
     /// IPv6: only containers' leased addresses (see `network_index`).
@@ -72,20 +76,11 @@ pub struct Named {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named1 {
     pub network: String,
-    pub ip: Ipv4Addr,
-    /// Its IPv6 address, on a dual-stack network.
+    /// Its IPv4 address; none on an IPv6-only network.
+    pub ip: Option<Ipv4Addr>,
+    /// Its IPv6 address, on a network with IPv6. One of the two at least.
     pub ip6: Option<Ipv6Addr>,
     pub aliases: Vec<String>,
-}
-
-/// Where the resolver of `n` listens over IPv6: a dual-stack bridge
-/// network's IPv6 gateway (the bridge's address). None for an IPv4-only
-/// network, and for macvlan, whose IPv6 has no resolver address yet.
-pub fn resolver_address6(n: &Network) -> Option<Ipv6Addr> {
-    match n.driver {
-        Driver::Bridge => n.gateway6(),
-        _ => None,
-    }
 }
 
 impl Named {
@@ -101,13 +96,12 @@ impl Named {
             // Appears once its setup (or connect) is done, goes at
             // teardown (or disconnect).
             .filter(|a| a.changing.is_none() && dns.contains(a.network.as_str()))
-            .filter_map(|a| {
-                Some(Named1 {
-                    network: a.network.clone(),
-                    ip: a.ipv4()?,
-                    ip6: a.ipv6(),
-                    aliases: a.aliases.clone(),
-                })
+            .filter(|a| a.ipv4().is_some() || a.ipv6().is_some())
+            .map(|a| Named1 {
+                network: a.network.clone(),
+                ip: a.ipv4(),
+                ip6: a.ipv6(),
+                aliases: a.aliases.clone(),
             })
             .collect();
         (!attachments.is_empty()).then(|| Named {
@@ -176,9 +170,9 @@ impl Catalog {
                     NetworkNames {
                         name: n.name.clone(),
                         address: n.resolver_address(),
-                        subnet: n.subnet(),
-                        address6: resolver_address6(n),
-                        subnet6: resolver_address6(n).and(n.subnet6()),
+                        subnet: n.resolver_address().and(n.v4().map(|v4| v4.subnet)),
+                        address6: n.resolver_address6(),
+                        subnet6: n.resolver_address6().and(n.subnet6()),
                         upstreams: n.dns_upstreams.clone(),
                         rate: n
                             .dns_rate_limit
@@ -206,18 +200,23 @@ impl Catalog {
                 aliases,
             } in &e.attachments
             {
+                // A macvlan network's containers are reached (and
+                // answered) by their IPv4 address.
                 if macvlans
                     .get(network.as_str())
-                    .is_some_and(|n| !reachable(n, *ip))
+                    .is_some_and(|n| !ip.is_some_and(|ip| reachable(n, ip)))
                 {
                     continue;
                 }
                 let Some(net) = by_name.get_mut(network.as_str()) else {
                     continue;
                 };
-                let ip = *ip;
-                // Only where the network has its IPv6 side.
+                // Only the families the network has.
+                let ip = ip.filter(|a| net.subnet.is_some_and(|s| s.contains(a)));
                 let ip6 = ip6.filter(|a| net.subnet6.is_some_and(|s| s.contains(a)));
+                if ip.is_none() && ip6.is_none() {
+                    continue;
+                }
                 let short = &e.id[..e.id.len().min(12)];
                 let mut keys = vec![e.name.to_ascii_lowercase(), short.to_ascii_lowercase()];
                 keys.extend(aliases.iter().map(|x| x.to_ascii_lowercase()));
@@ -235,17 +234,23 @@ impl Catalog {
                             ips.push(ip6);
                         }
                     }
-                    let ips = net.names.entry(k).or_default();
-                    if !ips.contains(&ip) {
-                        ips.push(ip);
+                    if let Some(ip) = ip {
+                        let ips = net.names.entry(k).or_default();
+                        if !ips.contains(&ip) {
+                            ips.push(ip);
+                        }
                     }
                 }
-                net.reverse.insert(ip, e.name.clone());
+                if let Some(ip) = ip {
+                    net.reverse.insert(ip, e.name.clone());
+                }
                 if let Some(ip6) = ip6 {
                     net.reverse6.insert(ip6, e.name.clone());
                 }
                 if !e.dns_servers.is_empty() {
-                    client_servers.insert(IpAddr::V4(ip), e.dns_servers.clone());
+                    if let Some(ip) = ip {
+                        client_servers.insert(IpAddr::V4(ip), e.dns_servers.clone());
+                    }
                     if let Some(ip6) = ip6 {
                         client_servers.insert(IpAddr::V6(ip6), e.dns_servers.clone());
                     }
@@ -267,7 +272,8 @@ impl Catalog {
     pub fn network_index(&self, client: IpAddr) -> Option<usize> {
         match client {
             IpAddr::V4(c) => self.networks.iter().position(|n| {
-                n.subnet.contains(&c) && (!n.members_only || n.reverse.contains_key(&c))
+                n.subnet.is_some_and(|s| s.contains(&c))
+                    && (!n.members_only || n.reverse.contains_key(&c))
             }),
             IpAddr::V6(c) => match c.to_ipv4_mapped() {
                 // An IPv4 client seen through an IPv6 socket.
@@ -285,7 +291,7 @@ impl Catalog {
         self.network_index(client).filter(|i| {
             let n = &self.networks[*i];
             match at {
-                IpAddr::V4(at) => n.address == at,
+                IpAddr::V4(at) => n.address == Some(at),
                 IpAddr::V6(at) => n.address6 == Some(at),
             }
         })
@@ -294,18 +300,28 @@ impl Catalog {
     /// Whether any DNS-enabled network has a container: else the resolver
     /// has nothing to serve and ends.
     pub fn serves_anyone(&self) -> bool {
-        self.networks.iter().any(|n| !n.reverse.is_empty())
+        self.networks
+            .iter()
+            .any(|n| !n.reverse.is_empty() || !n.reverse6.is_empty())
     }
 
     /// Where to listen: the resolver address (gateway, or a macvlan
     /// network's DNS address) of every DNS-enabled network, with containers
     /// or not yet, so that a network's first container is answered from its
     /// first query (sockets bind before the address exists: IP_FREEBIND,
-    /// IPV6_FREEBIND). A dual-stack network's IPv6 gateway too.
+    /// IPV6_FREEBIND). A network's IPv6 gateway too; an IPv6-only
+    /// network's alone (never an unspecified address, which would be
+    /// every address of the host).
     pub fn listen_addresses(&self) -> Vec<IpAddr> {
         self.networks
             .iter()
-            .flat_map(|n| std::iter::once(IpAddr::V4(n.address)).chain(n.address6.map(IpAddr::V6)))
+            .flat_map(|n| {
+                n.address
+                    .map(IpAddr::V4)
+                    .into_iter()
+                    .chain(n.address6.map(IpAddr::V6))
+            })
+            .filter(|a| !a.is_unspecified())
             .collect()
     }
 }
@@ -382,7 +398,7 @@ mod tests {
                 .iter()
                 .map(|(n, ip)| Named1 {
                     network: n.to_string(),
-                    ip: ip.parse().unwrap(),
+                    ip: Some(ip.parse().unwrap()),
                     ip6: None,
                     aliases: vec![],
                 })
@@ -449,7 +465,7 @@ mod tests {
             attachments: vec![
                 Named1 {
                     network: "dual".into(),
-                    ip: "10.1.0.2".parse().unwrap(),
+                    ip: Some("10.1.0.2".parse().unwrap()),
                     ip6: ip6("fd00:1::2"),
                     aliases: vec!["db".into()],
                 },
@@ -457,13 +473,13 @@ mod tests {
                 // not taken from a record that says so.
                 Named1 {
                     network: "v4".into(),
-                    ip: "10.2.0.2".parse().unwrap(),
+                    ip: Some("10.2.0.2".parse().unwrap()),
                     ip6: ip6("fd00:2::2"),
                     aliases: vec![],
                 },
                 Named1 {
                     network: "dual2".into(),
-                    ip: "10.3.0.2".parse().unwrap(),
+                    ip: Some("10.3.0.2".parse().unwrap()),
                     ip6: ip6("fd00:3::2"),
                     aliases: vec![],
                 },
@@ -508,6 +524,66 @@ mod tests {
         assert!(c.client_servers.contains_key(&ip("10.1.0.2")));
     }
 
+    /// Issue 22: an IPv6-only network has no IPv4 side: the resolver
+    /// listens on its IPv6 gateway alone (never 0.0.0.0), its names have
+    /// AAAA records and no A, its containers are served at that address
+    /// only, and a network with them counts as serving someone.
+    #[test]
+    fn an_ipv6_only_network_in_the_catalog() {
+        let mut six = Network::default_network();
+        six.subnets.clear();
+        six = six.with_ipv6("fd00:6::/64".parse().unwrap(), None, None);
+        six.name = "six".into();
+        six.bridge = "six0".into();
+        six.dns = true;
+        assert!(!six.has_ipv4());
+        let nets = [six, bridge("v4", "10.2.0.0/24", None)];
+        let ip6 = |s: &str| -> Ipv6Addr { s.parse().unwrap() };
+        let on_six = |id: &str, name: &str, v4: Option<&str>, a: &str, aliases: &[&str]| Named {
+            id: id.into(),
+            name: name.into(),
+            dns_servers: vec!["10.9.9.9".parse().unwrap()],
+            attachments: vec![Named1 {
+                network: "six".into(),
+                ip: v4.map(|v| v.parse().unwrap()),
+                ip6: Some(ip6(a)),
+                aliases: aliases.iter().map(|x| x.to_string()).collect(),
+            }],
+        };
+        let recs = [
+            on_six("aaaaaaaaaaaaaaaa", "a", None, "fd00:6::2", &["db"]),
+            // An IPv4 address the network cannot have, as a record could
+            // say: not taken.
+            on_six("bbbbbbbbbbbbbbbb", "b", Some("10.6.0.3"), "fd00:6::3", &[]),
+        ];
+        let c = Catalog::build(&nets, &recs);
+        let six = c.networks.iter().find(|n| n.name == "six").unwrap();
+        assert_eq!((six.address, six.subnet), (None, None));
+        assert_eq!(six.address6, Some(ip6("fd00:6::1")));
+        assert!(six.names.is_empty() && six.reverse.is_empty(), "{six:?}");
+        assert_eq!(six.names6["db"], [ip6("fd00:6::2")]);
+        assert_eq!(six.names6["b"], [ip6("fd00:6::3")]);
+        assert_eq!(six.reverse6[&ip6("fd00:6::3")], "b");
+        let mut listen = c.listen_addresses();
+        listen.sort();
+        let want: Vec<IpAddr> = ["10.2.0.1", "fd00:6::1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(listen, want);
+        assert!(listen.iter().all(|a| !a.is_unspecified()));
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let i = c.networks.iter().position(|n| n.name == "six");
+        assert_eq!(c.serving(ip("fd00:6::2"), ip("fd00:6::1")), i);
+        assert_eq!(c.serving(ip("fd00:6::2"), ip("10.2.0.1")), None);
+        assert_eq!(c.serving(ip("fd00:6::2"), ip("0.0.0.0")), None);
+        assert_eq!(c.network_index(ip("10.6.0.3")), None);
+        assert_eq!(c.network_index(ip("0.0.0.0")), None);
+        assert!(!c.client_servers.contains_key(&ip("10.6.0.3")));
+        assert!(c.client_servers.contains_key(&ip("fd00:6::2")));
+        assert!(c.serves_anyone());
+    }
+
     #[test]
     fn names_no_client_can_ask_for_are_not_served() {
         let mut net = Network::new(
@@ -529,7 +605,7 @@ mod tests {
             dns_servers: Vec::new(),
             attachments: vec![Named1 {
                 network: "web".into(),
-                ip,
+                ip: Some(ip),
                 ip6: None,
                 aliases: aliases.iter().map(|a| a.to_string()).collect(),
             }],

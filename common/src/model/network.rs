@@ -577,7 +577,7 @@ impl Network {
                 // It is reached only through the interface its zone names,
                 // which an address here cannot carry.
                 Some("is link-local: name a global or unique local address".to_string())
-            } else if *u == IpAddr::V4(self.resolver_address())
+            } else if Some(*u) == self.resolver_address().map(IpAddr::V4)
                 || Some(*u) == self.gateway6().map(IpAddr::V6)
             {
                 Some("is the network's own resolver".to_string())
@@ -811,13 +811,36 @@ impl Network {
         Ok(())
     }
 
-    /// Where its containers' resolver listens: the gateway of a bridge
-    /// network, the `dns_address` of a macvlan one.
-    pub fn resolver_address(&self) -> Ipv4Addr {
+    /// Where its containers' resolver listens over IPv4: the gateway of a
+    /// bridge network, the `dns_address` of a macvlan one. None for an
+    /// IPv6-only network: it has no IPv4 address to listen on (never the
+    /// zero address, which would be every address of the host).
+    pub fn resolver_address(&self) -> Option<Ipv4Addr> {
         match (self.driver, self.dns_address) {
-            (Driver::Macvlan, Some(ip)) => ip,
-            _ => self.gateway(),
+            (Driver::Macvlan, Some(ip)) => Some(ip),
+            _ => self.v4().map(|v4| v4.gateway),
         }
+    }
+
+    /// Where its containers' resolver listens over IPv6: a bridge
+    /// network's IPv6 gateway (the bridge's address), on a dual-stack or
+    /// IPv6-only network. None for an IPv4-only network, and for macvlan,
+    /// whose IPv6 has no resolver address.
+    pub fn resolver_address6(&self) -> Option<Ipv6Addr> {
+        match self.driver {
+            Driver::Bridge => self.gateway6(),
+            _ => None,
+        }
+    }
+
+    /// Every address its containers' resolver listens on: the IPv4 one
+    /// first, then the IPv6 one.
+    pub fn resolver_addresses(&self) -> Vec<IpAddr> {
+        self.resolver_address()
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.resolver_address6().map(IpAddr::V6))
+            .collect()
     }
 
     /// The address a macvlan network's resolver takes when none is given:
@@ -1045,7 +1068,7 @@ mod tests {
             .contains("dns-address"));
         n.dns_address = Some(ip);
         n.validate().unwrap();
-        assert_eq!(n.resolver_address(), ip);
+        assert_eq!(n.resolver_address(), Some(ip));
         assert!(n.assignable(ip).is_err());
         n.macvlan_mode = Some(MacvlanMode::Private);
         assert!(n

@@ -12,13 +12,6 @@ impl Network {
     /// about the way in on an internal network.
     pub(super) fn validate_bridge(&self) -> Result<()> {
         validate::ifname("bridge", &self.bridge)?;
-        if self.dns && !self.has_ipv4() {
-            return Err(Error::invalid(
-                "dns",
-                "on",
-                "name resolution on IPv6-only networks is not supported yet: pass --disable-dns",
-            ));
-        }
         // Nothing gets in or out of an internal network: options
         // about the way in would do nothing.
         if self.internal {
