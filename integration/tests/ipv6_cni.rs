@@ -7,7 +7,7 @@
 //! names its DNS upstream in the outside namespace.
 
 use ocinet_integration::cni::{self, Call, Pod};
-use ocinet_integration::{ok, text, Host, OUTSIDE_IP};
+use ocinet_integration::{ok, text, Host, OUTSIDE_IP, OUTSIDE_IP6};
 use serde_json::{json, Value};
 
 fn dual(v4: &str, v6: &str, extra: Value) -> Value {
@@ -361,6 +361,28 @@ fn inline_definitions_are_compared_per_family() {
         "invalid subnet \"fd97::/64\": network n4 exists with subnet \"no IPv6 subnet\"",
     );
 
+    // An IPv6 subnet alone makes an IPv6-only network: the result has
+    // its address and route only.
+    let six = cni::single(
+        &h,
+        "1.0.0",
+        "only6",
+        json!({"subnet": "fd93::/64", "dnsUpstreams": [OUTSIDE_IP6]}),
+    );
+    let r = add(&six).ok();
+    let ips = r["ips"].as_array().cloned().unwrap_or_default();
+    assert_eq!(ips.len(), 1, "{r}");
+    assert_eq!(ips[0]["address"], "fd93::2/64", "{r}");
+    assert_eq!(r["routes"][0]["dst"], "::/0", "{r}");
+    assert_eq!(r["dns"]["nameservers"], json!(["fd93::1"]), "{r}");
+    cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("DEL", &pod.id, &pod.path(), "eth0"),
+        &six,
+    )
+    .ok();
+
     let ds = cni::single(
         &h,
         "1.0.0",
@@ -433,7 +455,6 @@ fn inline_definitions_are_compared_per_family() {
             json!({"subnet": ["10.93.0.0/24", "fd93::/6x"]}),
             "invalid subnet \"fd93::/6x\"",
         ),
-        (json!({"subnet": ["fd93::/64"]}), "IPv6-only"),
         (
             json!({"subnet": ["10.93.0.0/24", "fe80::/64"]}),
             "fe80::/64",

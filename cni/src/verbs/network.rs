@@ -21,13 +21,10 @@ pub fn ensure(ctx: &Locked, conf: &Conf) -> Result<Network, CniError> {
         return ocinet_core::networks::get(ctx, &conf.network, &mut nl).map_err(to_cni);
     }
     let i = &conf.inline;
-    if i.subnet.is_none() {
+    if i.subnet.is_none() && i.subnet6.is_none() {
         return Err(CniError::InvalidNetworkConfig(format!(
-            "network {} does not exist: an inline definition needs an IPv4 subnet{}",
-            conf.network,
-            i.subnet6
-                .map(|s| format!(" ({s} alone would make an IPv6-only network, not supported yet)"))
-                .unwrap_or_default()
+            "network {} does not exist: an inline definition needs a subnet",
+            conf.network
         )));
     }
     // The CLI's `network create`, with what an inline definition can say;
