@@ -267,13 +267,14 @@ impl Nft {
         let present = network_elements(networks_present);
         let removed = network_elements(networks_removed);
         let marker = ruleset::marker_key();
-        // Deleting the marker's element fails the batch (ENOENT) unless
-        // this version's skeleton is in place, and complete (the element
-        // is added last by a rebuild, `prepare_rebuild_tail`).
-        let mut ops = vec![
-            op(Verb::Delete, ruleset::SCHEMA_MARKER, &marker, None),
-            op(Verb::Add, ruleset::SCHEMA_MARKER, &marker, None),
-        ];
+        // Touching the marker set fails the batch (ENOENT) unless this
+        // version's skeleton is in place; whether it is complete (the
+        // marker's element, added last by a rebuild with the rules nft
+        // cannot write, `prepare_rebuild_tail`) is looked up before the
+        // batch (`checked_commit`). Not by deleting and re-adding the
+        // element in the batch: an element deletion costs the process an
+        // RCU grace period (a setup measured 8 ms slower with it).
+        let mut ops = vec![op(Verb::Add, ruleset::SCHEMA_MARKER, &marker, None)];
         ops.extend(by_set(
             present
                 .iter()
@@ -299,6 +300,17 @@ impl Nft {
     }
 }
 
+/// Commit `t` if this version's table is in place and complete (the
+/// marker's element is there, one lookup under the state lock, which
+/// every rebuild also holds); `FirewallMissing` otherwise, and the caller
+/// rebuilds.
+fn checked_commit(t: elements::Transaction) -> Result<()> {
+    if !elements::contains(ruleset::SCHEMA_MARKER, &ruleset::marker_key())? {
+        return Err(Error::FirewallMissing);
+    }
+    t.commit()
+}
+
 impl Firewall for Nft {
     fn start_apply(&self, change: &Change) -> Result<Pending> {
         // The transaction runs beside the caller's other kernel work (a
@@ -306,7 +318,7 @@ impl Firewall for Nft {
         let transaction = self.transaction(change)?;
         let worker = std::thread::Builder::new()
             .name("nf_tables".into())
-            .spawn(move || transaction.commit())
+            .spawn(move || checked_commit(transaction))
             .map_err(|e| Error::Firewall(format!("starting the nf_tables transaction: {e}")))?;
         Ok(Pending::new(move || {
             worker
@@ -317,7 +329,7 @@ impl Firewall for Nft {
 
     /// On the calling thread: nothing to overlap with.
     fn apply(&self, change: &Change) -> Result<()> {
-        self.transaction(change)?.commit()
+        checked_commit(self.transaction(change)?)
     }
 
     fn may_have_dnated(&self, ip: IpAddr) -> Result<bool> {
