@@ -65,25 +65,39 @@ fn byte_counters_follow_a_transfer_and_match_ip_link() {
         &format!("http://{}/big", ep["ip"].as_str().unwrap_or("")),
     ]));
     assert_eq!(got.trim(), "1048576");
-    let after = scrape(&h);
-    let (rx, tx) = host_veth_rx_tx(&h, &veth);
-    let ctr_tx = value(
-        &after,
-        "ocinet_container_network_transmit_bytes_total",
-        &[&label],
-    )
-    .expect("tx");
-    let ctr_rx = value(
-        &after,
-        "ocinet_container_network_receive_bytes_total",
-        &[
-            &label,
-            "interface=\"eth0\"",
-            "container=\"web\"",
-            "network=\"ocinet\"",
-        ],
-    )
-    .expect("rx");
+    // The bridge floods the odd frame of its own to every port (an IPv6
+    // duplicate-address solicitation of its link-local, 86 bytes, about a
+    // second after its first port came up): one landing between the
+    // scrape and `ip link` makes the two differ by it, so the pair is read
+    // again until a quiet moment (the counters only grow; a real
+    // disagreement stays).
+    let mut tries = 0;
+    let (after, ctr_tx, ctr_rx, rx, tx) = loop {
+        let after = scrape(&h);
+        let (rx, tx) = host_veth_rx_tx(&h, &veth);
+        let ctr_tx = value(
+            &after,
+            "ocinet_container_network_transmit_bytes_total",
+            &[&label],
+        )
+        .expect("tx");
+        let ctr_rx = value(
+            &after,
+            "ocinet_container_network_receive_bytes_total",
+            &[
+                &label,
+                "interface=\"eth0\"",
+                "container=\"web\"",
+                "network=\"ocinet\"",
+            ],
+        )
+        .expect("rx");
+        tries += 1;
+        if (ctr_tx as u64 == rx && ctr_rx as u64 == tx) || tries == 5 {
+            break (after, ctr_tx, ctr_rx, rx, tx);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
     assert!(
         ctr_tx - tx0 >= 1_048_576.0,
         "moved by {} only",
