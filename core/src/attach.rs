@@ -32,7 +32,7 @@ pub(crate) fn lease(
         Some(_) => Some(pool.allocate(net, id, wanted.map(IpAddr::V4), &req.ip_field)?),
         None => None,
     };
-    let give_back = |ip6: Option<Ipv6Addr>| {
+    let release_leased = |ip6: Option<Ipv6Addr>| {
         for ip in ip4.into_iter().chain(ip6.map(IpAddr::V6)) {
             let _ = pool.release(ip, id);
         }
@@ -44,7 +44,7 @@ pub(crate) fn lease(
             match pool.allocate6(net, id, wanted6, &req.ip6_field) {
                 Ok(ip6) => Some(ip6),
                 Err(e) => {
-                    give_back(None);
+                    release_leased(None);
                     return Err(e);
                 }
             }
@@ -74,7 +74,7 @@ pub(crate) fn lease(
             mac,
         }),
         Err(e) => {
-            give_back(ip6);
+            release_leased(ip6);
             Err(e)
         }
     }

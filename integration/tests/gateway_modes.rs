@@ -164,7 +164,7 @@ fn gateway_modes_are_checked_by_family() {
                 "--gateway-mode-ipv4",
                 "routed",
             ],
-            "gateway-mode-ipv4",
+            "gateway-mode",
             "routed",
         ),
         (

@@ -23,7 +23,8 @@ impl Network {
                 ));
             }
             for (field, mode) in [
-                ("gateway-mode-ipv4", Some(self.gateway_mode)),
+                // IPv4's is named as it always was.
+                ("gateway-mode", Some(self.gateway_mode)),
                 ("gateway-mode-ipv6", self.gateway_mode6),
             ] {
                 if let Some(m) = mode.filter(|m| *m != GatewayMode::Nat) {
