@@ -361,8 +361,9 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
                         .push((ip.into(), "not usable from a container"));
                 }
                 Ok(std::net::IpAddr::V4(ip)) => w.dns_servers.push(ip),
-                // The resolver forwards over IPv4 only today: said, so
-                // that a pod missing its IPv6 server can be explained.
+                // A container's own servers are kept as IPv4 addresses in
+                // its record today: said, so that a pod missing its IPv6
+                // server can be explained.
                 Ok(std::net::IpAddr::V6(ip)) => w
                     .dns_left_out
                     .push((ip.into(), "IPv6 servers are not supported yet")),

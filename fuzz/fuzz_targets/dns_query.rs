@@ -36,8 +36,8 @@ fn net() -> NetworkNames {
     names6.insert("web-1".to_string(), vec![Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 2)]);
     NetworkNames {
         name: "web".into(),
-        address: Ipv4Addr::new(10, 1, 0, 1),
-        subnet: "10.1.0.0/24".parse().expect("subnet"),
+        address: Some(Ipv4Addr::new(10, 1, 0, 1)),
+        subnet: Some("10.1.0.0/24".parse().expect("subnet")),
         address6: Some("fd00:1::1".parse().expect("address")),
         subnet6: Some("fd00:1::/64".parse().expect("subnet")),
         upstreams: Vec::new(),

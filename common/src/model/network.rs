@@ -249,7 +249,7 @@ const UNUSABLE: &[(&str, &str)] = &[
     ),
 ];
 
-/// One subnet of a network, in the type IPv6 will use too.
+/// One subnet of a network, of either family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subnet {
     pub subnet: ipnet::IpNet,
