@@ -165,6 +165,15 @@ def look(gw, name, t, tcp=False, i=4343):
     return "%d:%s" % (r[3] & 15, ",".join(vals))
 "#;
 
+/// The ip6.arpa name of `ip` (32 nibbles, lowest first), for `ask`.
+pub fn arpa6(ip: &str) -> String {
+    let ip: std::net::Ipv6Addr = ip.parse().expect("an IPv6 address");
+    let hex: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
+    let mut s: String = hex.chars().rev().flat_map(|c| [c, '.']).collect();
+    s += "ip6.arpa";
+    s
+}
+
 /// Record types, for `ask`.
 pub const A: u16 = 1;
 pub const PTR: u16 = 12;

@@ -5,9 +5,7 @@
 //! on its IPv6 address (2001:db8:100::2) or its IPv4 one; no query reaches
 //! the machine's resolvers.
 
-use std::collections::HashMap;
-
-use ocinet_integration::upstream::{in_container_py, Upstream};
+use ocinet_integration::upstream::{arpa6, ask, Upstream, A, AAAA, PTR};
 use ocinet_integration::{
     assert_clean, both_runtimes, ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP, OUTSIDE_IP6,
 };
@@ -37,96 +35,6 @@ fn addr(h: &Host, id: &str, net: &str, key: &str) -> String {
 
 fn create(h: &Host, args: &[&str]) {
     ok(h.ocinet(&[&["network", "create"], args].concat()));
-}
-
-/// The ip6.arpa name of `ip` (32 nibbles, lowest first).
-fn arpa6(ip: &str) -> String {
-    let ip: std::net::Ipv6Addr = ip.parse().expect("an IPv6 address");
-    let hex: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
-    let mut s: String = hex.chars().rev().flat_map(|c| [c, '.']).collect();
-    s += "ip6.arpa";
-    s
-}
-
-/// A DNS client over UDP or TCP, either family: `look(gw, name, type,
-/// tcp)` is "RCODE:" and the answers' data, comma-separated ("timeout"
-/// when none came within 2 s).
-const LOOK_PY: &str = r#"
-def name_at(r, i):
-    out = []
-    while r[i]:
-        if r[i] & 0xc0 == 0xc0:
-            out.append(name_at(r, ((r[i] & 0x3f) << 8) | r[i + 1])[0])
-            return ".".join(out), i + 2
-        out.append(r[i + 1:i + 1 + r[i]].decode())
-        i += 1 + r[i]
-    return ".".join(out), i + 1
-def recvall(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise OSError("closed")
-        b += c
-    return b
-def look(gw, name, t, tcp=False, i=4343):
-    fam = socket.AF_INET6 if ":" in gw else socket.AF_INET
-    m = q(i, name, t)
-    s = socket.socket(fam, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
-    s.settimeout(2)
-    try:
-        if tcp:
-            s.connect((gw, 53))
-            s.sendall(struct.pack(">H", len(m)) + m)
-            r = recvall(s, struct.unpack(">H", recvall(s, 2))[0])
-        else:
-            s.sendto(m, (gw, 53))
-            while True:
-                r, _ = s.recvfrom(4096)
-                if r[:2] == struct.pack(">H", i):
-                    break
-    except (socket.timeout, OSError):
-        return "timeout"
-    finally:
-        s.close()
-    an = struct.unpack(">H", r[6:8])[0]
-    _, j = name_at(r, 12)
-    j += 4
-    vals = []
-    for _ in range(an):
-        _, j = name_at(r, j)
-        rt, _, _, ln = struct.unpack(">HHIH", r[j:j + 10])
-        d = r[j + 10:j + 10 + ln]
-        if rt == 1:
-            vals.append(socket.inet_ntop(socket.AF_INET, d))
-        elif rt == 28:
-            vals.append(socket.inet_ntop(socket.AF_INET6, d))
-        elif rt == 12:
-            vals.append(name_at(r, j + 10)[0])
-        j += 10 + ln
-    return "%d:%s" % (r[3] & 15, ",".join(vals))
-"#;
-
-const A: u16 = 1;
-const PTR: u16 = 12;
-const AAAA: u16 = 28;
-
-/// Ask each of `asks` (key, server, name, type, over TCP) from inside
-/// container `id`, in one run; the results by key.
-fn ask(h: &Host, id: &str, asks: &[(&str, &str, &str, u16, bool)]) -> HashMap<String, String> {
-    let mut script = String::from(LOOK_PY);
-    for (key, gw, name, t, tcp) in asks {
-        let tcp = if *tcp { "True" } else { "False" };
-        script += &format!("print({key:?} + '=' + look({gw:?}, {name:?}, {t}, {tcp}))\n");
-    }
-    let out = in_container_py(h, id, &script);
-    let got: HashMap<String, String> = out
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    assert_eq!(got.len(), asks.len(), "{out}");
-    got
 }
 
 /// Containers on a dual-stack network resolve each other's names to

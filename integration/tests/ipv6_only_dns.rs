@@ -8,7 +8,7 @@
 //! resolvers.
 
 use ocinet_integration::cni::{self, Call, Pod};
-use ocinet_integration::upstream::{ask, Upstream, A, AAAA, PTR};
+use ocinet_integration::upstream::{arpa6, ask, Upstream, A, AAAA, PTR};
 use ocinet_integration::{
     assert_clean, both_runtimes, ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP, OUTSIDE_IP6,
 };
@@ -46,15 +46,6 @@ fn create(h: &Host, args: &[&str]) {
 
 fn inspect(h: &Host, net: &str) -> Value {
     serde_json::from_str(&ok(h.ocinet(&["network", "inspect", net]))).expect("inspect json")
-}
-
-/// The ip6.arpa name of `ip` (32 nibbles, lowest first).
-fn arpa6(ip: &str) -> String {
-    let ip: std::net::Ipv6Addr = ip.parse().expect("an IPv6 address");
-    let hex: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
-    let mut s: String = hex.chars().rev().flat_map(|c| [c, '.']).collect();
-    s += "ip6.arpa";
-    s
 }
 
 /// The nameserver lines of container `id`'s resolv.conf.
