@@ -2,37 +2,23 @@
 //! against: its IPv4 addresses and routes. A leaf: drivers and the
 //! lifecycle both read it.
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use ocinet_common::netlink::Netlink;
 use ocinet_common::Result;
 
-/// The host's IPv4 routes as (destination, device name).
-pub fn routes(nl: &mut Netlink) -> Result<Vec<(Ipv4Net, String)>> {
+/// The host's routes of both families as (destination, device name; `?`
+/// when it has none).
+pub fn routes(nl: &mut Netlink) -> Result<Vec<(IpNet, String)>> {
     let links = nl.links()?;
     let name = |idx: Option<u32>| {
         idx.and_then(|i| links.iter().find(|l| l.index == i))
-            .map(|l| l.name.clone())
-            .unwrap_or_else(|| "?".into())
+            .map_or_else(|| "?".to_string(), |l| l.name.clone())
     };
-    Ok(nl
-        .ipv4_routes()?
+    let mut all = nl.ipv4_routes()?;
+    all.extend(nl.ipv6_routes()?);
+    Ok(all
         .into_iter()
         .map(|r| (r.destination, name(r.oif)))
-        .collect())
-}
-
-/// The host's IPv6 routes with their device's name (`?` when it has none).
-pub fn routes6(nl: &mut Netlink) -> Result<Vec<(ipnet::Ipv6Net, String)>> {
-    let links = nl.links()?;
-    Ok(nl
-        .ipv6_routes()?
-        .into_iter()
-        .map(|(dst, oif)| {
-            let dev = oif
-                .and_then(|i| links.iter().find(|l| l.index == i))
-                .map_or_else(|| "?".to_string(), |l| l.name.clone());
-            (dst, dev)
-        })
         .collect())
 }
 

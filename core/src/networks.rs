@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ocinet_common::firewall::Change;
 use ocinet_common::ipam;
-use ocinet_common::model::network::{find_conflict, find_conflict6, free_ula64, DEFAULT_NETWORK};
+use ocinet_common::model::network::{find_conflict, free_ula64, DEFAULT_NETWORK};
 use ocinet_common::model::{Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::store::networks::{Broken, Definition};
@@ -22,13 +22,7 @@ pub fn check_conflicts(ctx: &Locked, candidate: &Network, nl: &mut Netlink) -> R
     for e in bad {
         tracing::warn!("skipping unreadable network definition: {e}");
     }
-    let why = match find_conflict(candidate, &existing, &host::routes(nl)?) {
-        None if candidate.subnet6().is_some() => {
-            find_conflict6(candidate, &existing, &host::routes6(nl)?)
-        }
-        why => why,
-    };
-    match why {
+    match find_conflict(candidate, &existing, &host::routes(nl)?) {
         Some(why) => Err(Error::Conflict(format!(
             "network {}: {why}",
             candidate.name
@@ -48,7 +42,7 @@ pub fn get(ctx: &Locked, name: &str, nl: &mut Netlink) -> Result<Network> {
     let n = Network::default_network();
     check_conflicts(ctx, &n, nl)?;
     ctx.config.save(&n)?;
-    tracing::info!(network = %n.name, subnet = %n.subnet(), "created the default network");
+    tracing::info!(network = %n.name, "created the default network");
     Ok(n)
 }
 
@@ -119,7 +113,7 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
             }
             None => {
                 let (existing, _) = ctx.config.list();
-                free_ula64(&existing, &host::routes6(&mut nl)?).ok_or_else(|| {
+                free_ula64(&existing, &host::routes(&mut nl)?).ok_or_else(|| {
                     Error::Conflict(format!(
                         "network {name}: no free /64 is left in {}: give --subnet with an IPv6 subnet",
                         ocinet_common::model::network::ULA_POOL6

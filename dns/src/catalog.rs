@@ -348,12 +348,12 @@ impl HostView {
             let Some(shim) = links.get(&shim_name(&n.name)) else {
                 continue;
             };
-            routes.extend(
-                nl.ipv4_routes_via(*shim)?
-                    .into_iter()
-                    .filter(|r| r.destination.prefix_len() == 32)
-                    .map(|r| (r.destination.addr(), *shim)),
-            );
+            routes.extend(nl.ipv4_routes_via(*shim)?.into_iter().filter_map(
+                |r| match r.destination {
+                    ipnet::IpNet::V4(d) if d.prefix_len() == 32 => Some((d.addr(), *shim)),
+                    _ => None,
+                },
+            ));
         }
         Ok(HostView { links, routes })
     }

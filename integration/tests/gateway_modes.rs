@@ -195,6 +195,26 @@ fn gateway_modes_are_checked_by_family() {
         serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "ok4"]))).expect("json");
     assert_eq!(v[0]["Options"]["gateway_mode"], "nat-unprotected", "{v}");
     assert!(v[0]["Options"]["gateway_mode_ipv6"].is_null(), "{v}");
+    // --gateway-mode is for every family the network has: with IPv4's
+    // set apart on an IPv4-only network, it names no IPv6 mode to refuse.
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "ok4b",
+        "--subnet",
+        "10.70.0.0/24",
+        "--gateway-mode",
+        "routed",
+        "--gateway-mode-ipv4",
+        "nat-unprotected",
+    ]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "ok4b"]))).expect("json");
+    assert_eq!(
+        v[0]["Options"]["gateway_mode_ipv4"], "nat-unprotected",
+        "{v}"
+    );
+    assert!(v[0]["Options"]["gateway_mode_ipv6"].is_null(), "{v}");
 }
 
 both_runtimes!(

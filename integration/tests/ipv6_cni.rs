@@ -375,6 +375,11 @@ fn inline_definitions_are_compared_per_family() {
     assert_eq!(ips[0]["address"], "fd93::2/64", "{r}");
     assert_eq!(r["routes"][0]["dst"], "::/0", "{r}");
     assert_eq!(r["dns"]["nameservers"], json!(["fd93::1"]), "{r}");
+    // STATUS judges the IPv6 pool (it once took the missing IPv4 subnet
+    // for 0.0.0.0/0 and walked it).
+    let mut six11 = six.clone();
+    six11["cniVersion"] = json!("1.1.0");
+    cni::exec(&h, "ocinet", &Call::new("STATUS", "", "", ""), &six11).ok();
     cni::exec(
         &h,
         "ocinet",

@@ -173,7 +173,7 @@ fn kernel_disagrees(
             .ipv6_routes()
             .map_err(to_cni)?
             .iter()
-            .any(|(dst, oif)| dst.prefix_len() == 0 && *oif == Some(link.index));
+            .any(|r| r.destination.prefix_len() == 0 && r.oif == Some(link.index));
         if !has {
             wrong.push(format!(
                 "no IPv6 default route via {gw} through {}",

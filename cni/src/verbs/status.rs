@@ -26,20 +26,31 @@ pub fn run(ctx: &Context, conf: &Conf) -> Result<(), CniError> {
         Ok(None) => return unavailable(format!("network {} does not exist", conf.network)),
         Err(e) => return unavailable(format!("network {}: {e}", conf.network)),
     };
-    let range = net.range();
-    let usable = range
-        .hosts()
-        .filter(|ip| net.assignable(*ip).is_ok())
-        .count();
-    let leased = ocinet_common::ipam::open(&ctx.state, &net.name)
-        .and_then(|p| p.leases())
-        .map(|l| l.len())
-        .unwrap_or(0);
-    if leased >= usable {
-        return unavailable(format!(
-            "network {}: every address of {range} is leased ({leased})",
-            net.name
-        ));
+    // Per family: a dual-stack ADD needs an address of each.
+    let fills = ocinet_common::ipam::open(&ctx.state, &net.name).and_then(|p| {
+        let v4 = net
+            .v4()
+            .map(|v4| p.fill(&net).map(|f| (v4.range().to_string(), f)));
+        let v6 = p
+            .fill6(&net)?
+            .zip(net.v6())
+            .map(|(f, v6)| (v6.range().to_string(), f));
+        v4.transpose()
+            .map(|v4| v4.into_iter().chain(v6).collect::<Vec<_>>())
+    });
+    match fills {
+        Ok(fills) => match fills.into_iter().find(|(_, f)| f.free == 0) {
+            Some((range, f)) => unavailable(format!(
+                "network {}: every address of {range} is leased ({})",
+                net.name, f.allocated
+            )),
+            None => Ok(()),
+        },
+        // As before: a pool not readable now is not taken for a full one
+        // (the ADD says what is wrong with it).
+        Err(e) => {
+            tracing::warn!(network = %net.name, "STATUS cannot read the pool: {e}");
+            Ok(())
+        }
     }
-    Ok(())
 }

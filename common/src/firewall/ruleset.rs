@@ -772,7 +772,7 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
         _ => Vec::new(),
     };
     if let Some(ip) = ip {
-        out.extend(port_elements(ip, &a.ports));
+        out.extend(port_elements(ip.into(), &a.ports));
         if a.routed_ipv4 {
             out.extend(routed_elements(SET_ROUTED_PORTS, ip.into(), &a.ports));
         }
@@ -781,7 +781,7 @@ pub fn elements_of_attachment(a: &crate::model::Attachment) -> Vec<crate::model:
         out.extend(routed_elements(SET_ROUTED_PORTS6, ip6.into(), &a.ports));
     }
     if let Some(ip6) = ip6 {
-        out.extend(port_elements6(ip6, &a.ports));
+        out.extend(port_elements(ip6.into(), &a.ports));
     }
     out
 }
@@ -838,55 +838,42 @@ pub fn dnat_seen_element(ip: impl Into<std::net::IpAddr>) -> crate::model::Firew
     }
 }
 
-/// The map elements that publish `ports` to the container at `ip`.
+/// The map elements that publish `ports` to the container at `ip`, in
+/// the maps of `ip`'s family: the mappings that answer in that family
+/// (bare ones in both; `0.0.0.0` and IPv4 host addresses in IPv4's, `[::]`
+/// and IPv6 host addresses in IPv6's).
 pub fn port_elements(
-    ip: std::net::Ipv4Addr,
+    ip: std::net::IpAddr,
     ports: &[crate::model::PortSpec],
 ) -> Vec<crate::model::FirewallElement> {
+    let (answers, maps): (fn(Option<std::net::IpAddr>) -> bool, _) = if ip.is_ipv4() {
+        (
+            crate::model::ports::answers_ipv4,
+            [
+                MAP_PUB_IP_ADDR,
+                MAP_PUB_IP_PORT,
+                MAP_PUB_ANY_ADDR,
+                MAP_PUB_ANY_PORT,
+            ],
+        )
+    } else {
+        (
+            crate::model::ports::answers_ipv6,
+            [
+                MAP_PUB_IP_ADDR6,
+                MAP_PUB_IP_PORT6,
+                MAP_PUB_ANY_ADDR6,
+                MAP_PUB_ANY_PORT6,
+            ],
+        )
+    };
     ports
         .iter()
         .flat_map(|s| s.mappings())
-        .filter(|m| crate::model::ports::answers_ipv4(m.host_ip))
+        .filter(|m| answers(m.host_ip))
         .flat_map(|m| {
             let host_ip = m.host_ip.filter(|h| !h.is_unspecified());
-            map_elements(
-                [
-                    MAP_PUB_IP_ADDR,
-                    MAP_PUB_IP_PORT,
-                    MAP_PUB_ANY_ADDR,
-                    MAP_PUB_ANY_PORT,
-                ],
-                host_ip,
-                &m,
-                ip.to_string(),
-            )
-        })
-        .collect()
-}
-
-/// The map elements that publish `ports` over IPv6 to the container at
-/// `ip`: bare mappings, `[::]` and IPv6 host addresses.
-pub fn port_elements6(
-    ip: std::net::Ipv6Addr,
-    ports: &[crate::model::PortSpec],
-) -> Vec<crate::model::FirewallElement> {
-    ports
-        .iter()
-        .flat_map(|s| s.mappings())
-        .filter(|m| crate::model::ports::answers_ipv6(m.host_ip))
-        .flat_map(|m| {
-            let host_ip = m.host_ip.filter(|h| !h.is_unspecified());
-            map_elements(
-                [
-                    MAP_PUB_IP_ADDR6,
-                    MAP_PUB_IP_PORT6,
-                    MAP_PUB_ANY_ADDR6,
-                    MAP_PUB_ANY_PORT6,
-                ],
-                host_ip,
-                &m,
-                ip.to_string(),
-            )
+            map_elements(maps, host_ip, &m, ip.to_string())
         })
         .collect()
 }
@@ -926,8 +913,7 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     if n.driver != crate::model::network::Driver::Bridge {
         return Vec::new();
     }
-    let prefix = |net: &ipnet::Ipv4Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
-    let prefix6 = |net: &ipnet::Ipv6Net| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
+    let prefix = |net: ipnet::IpNet| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
     let subnet6 = n.subnet6();
     let mut out = vec![
         (SET_BRIDGES, json!(n.bridge)),
@@ -935,8 +921,8 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     ];
     // An IPv6-only network has no IPv4 subnet to name.
     let v4 = n.v4().map(|v| v.subnet);
-    out.extend(v4.iter().map(|s| (SET_OWN_SOURCES, prefix(s))));
-    out.extend(subnet6.map(|s| (SET_OWN_SOURCES6, prefix6(&s))));
+    out.extend(v4.map(|s| (SET_OWN_SOURCES, prefix(s.into()))));
+    out.extend(subnet6.map(|s| (SET_OWN_SOURCES6, prefix(s.into()))));
     if n.internal {
         out.push((SET_INTERNAL_BRIDGES, json!(n.bridge)));
     } else {
@@ -947,14 +933,17 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
         if subnet6.is_some() && mode6.protects() {
             out.push((SET_PROTECTED_BRIDGES6, json!(n.bridge)));
         }
-        if let Some(v4) = v4.as_ref().filter(|_| mode4.masquerades()) {
-            out.push((SET_MASQ_SUBNETS, prefix(v4)));
+        if let Some(v4) = v4.filter(|_| mode4.masquerades()) {
+            out.push((SET_MASQ_SUBNETS, prefix(v4.into())));
             for cidr in &n.no_masquerade {
-                out.push((SET_NO_MASQ, json!({"concat": [prefix(v4), prefix(cidr)]})));
+                out.push((
+                    SET_NO_MASQ,
+                    json!({"concat": [prefix(v4.into()), prefix((*cidr).into())]}),
+                ));
             }
         }
         if mode6.masquerades() {
-            out.extend(subnet6.map(|s| (SET_MASQ_SUBNETS6, prefix6(&s))));
+            out.extend(subnet6.map(|s| (SET_MASQ_SUBNETS6, prefix(s.into()))));
         }
     }
     out

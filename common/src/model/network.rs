@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::{validate, Error, Result};
@@ -327,6 +327,45 @@ impl V4 {
     pub fn range(&self) -> Ipv4Net {
         self.ip_range.unwrap_or(self.subnet)
     }
+
+    /// The checks of an IPv4 subnet, its gateway and its range.
+    fn validate(&self) -> Result<()> {
+        if self.subnet.prefix_len() > 30 {
+            return Err(Error::invalid(
+                "subnet",
+                self.subnet,
+                "must be /30 or larger",
+            ));
+        }
+        if self.subnet.prefix_len() < 8 {
+            return Err(Error::invalid(
+                "subnet",
+                self.subnet,
+                "must be /8 or smaller",
+            ));
+        }
+        let gw = self.gateway;
+        if !self.subnet.contains(&gw)
+            || gw == self.subnet.network()
+            || gw == self.subnet.broadcast()
+        {
+            return Err(Error::invalid(
+                "gateway",
+                gw,
+                format!("must be a host address in {}", self.subnet),
+            ));
+        }
+        if let Some(r) = self.ip_range {
+            if r.trunc() != r || !self.subnet.contains(&r) {
+                return Err(Error::invalid(
+                    "ip-range",
+                    r,
+                    format!("must be a network inside {}", self.subnet),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A network's IPv6 subnet.
@@ -408,32 +447,6 @@ impl Network {
         self.v4().is_some()
     }
 
-    /// The IPv4 subnet: (subnet, gateway, range), for the accessors below,
-    /// which are for networks with an IPv4 subnet (callers that may see an
-    /// IPv6-only one ask `v4()`); zero values stand in otherwise.
-    fn v4_parts(&self) -> (Ipv4Net, Ipv4Addr, Option<Ipv4Net>) {
-        self.subnets.iter().find_map(Subnet::as_ipv4).unwrap_or((
-            Ipv4Net::default(),
-            Ipv4Addr::UNSPECIFIED,
-            None,
-        ))
-    }
-
-    /// The IPv4 subnet.
-    pub fn subnet(&self) -> Ipv4Net {
-        self.v4_parts().0
-    }
-
-    /// The IPv4 subnet's gateway (the bridge's address).
-    pub fn gateway(&self) -> Ipv4Addr {
-        self.v4_parts().1
-    }
-
-    /// Where IPv4 addresses are handed out from, if narrower than the subnet.
-    pub fn ip_range(&self) -> Option<Ipv4Net> {
-        self.v4_parts().2
-    }
-
     /// The same network with `subnet` (and its first address as gateway)
     /// as its IPv4 subnet.
     pub fn with_subnet(&self, subnet: Ipv4Net) -> Self {
@@ -492,10 +505,10 @@ impl Network {
             let range: Ipv4Net = range
                 .parse()
                 .map_err(|_| Error::invalid("range", range, "constant"))?;
-            if range.contains(&net.subnet().network()) || net.subnet().contains(&range.network()) {
+            if range.contains(&subnet.network()) || subnet.contains(&range.network()) {
                 return Err(Error::invalid(
                     "subnet",
-                    net.subnet(),
+                    subnet,
                     format!("{why}: containers cannot use it"),
                 ));
             }
@@ -614,58 +627,23 @@ impl Network {
                 return Err(Error::invalid("no-masquerade", c, why));
             }
         }
-        if self.has_ipv4() {
-            if self.subnet().prefix_len() > 30 {
-                return Err(Error::invalid(
-                    "subnet",
-                    self.subnet(),
-                    "must be /30 or larger",
-                ));
-            }
-            if self.subnet().prefix_len() < 8 {
-                return Err(Error::invalid(
-                    "subnet",
-                    self.subnet(),
-                    "must be /8 or smaller",
-                ));
-            }
-            let gw = self.gateway();
-            if !self.subnet().contains(&gw)
-                || gw == self.subnet().network()
-                || gw == self.subnet().broadcast()
-            {
-                return Err(Error::invalid(
-                    "gateway",
-                    gw,
-                    format!("must be a host address in {}", self.subnet()),
-                ));
-            }
-            if let Some(r) = self.ip_range() {
-                if r.trunc() != r || !self.subnet().contains(&r) {
-                    return Err(Error::invalid(
-                        "ip-range",
-                        r,
-                        format!("must be a network inside {}", self.subnet()),
-                    ));
-                }
-            }
+        if let Some(v4) = self.v4() {
+            v4.validate()?;
         }
         for (name, ip) in &self.aux_addresses {
             validate::name("aux-address name", name)?;
             let why = match *ip {
-                IpAddr::V4(_) if !self.has_ipv4() => {
-                    Some("is IPv4, and the network has no IPv4 subnet".into())
-                }
-                IpAddr::V4(ip) if !self.subnet().contains(&ip) => {
-                    Some(format!("is outside the subnet {}", self.subnet()))
-                }
-                IpAddr::V4(ip) if ip == self.gateway() => Some("is the gateway address".into()),
-                IpAddr::V4(ip)
-                    if ip == self.subnet().network() || ip == self.subnet().broadcast() =>
-                {
-                    Some("is the subnet's network or broadcast address".into())
-                }
-                IpAddr::V4(_) => None,
+                IpAddr::V4(ip) => match self.v4() {
+                    None => Some("is IPv4, and the network has no IPv4 subnet".into()),
+                    Some(v4) if !v4.subnet.contains(&ip) => {
+                        Some(format!("is outside the subnet {}", v4.subnet))
+                    }
+                    Some(v4) if ip == v4.gateway => Some("is the gateway address".into()),
+                    Some(v4) if ip == v4.subnet.network() || ip == v4.subnet.broadcast() => {
+                        Some("is the subnet's network or broadcast address".into())
+                    }
+                    Some(_) => None,
+                },
                 IpAddr::V6(ip) => match self.v6() {
                     None => Some("is IPv6, and the network has no IPv6 subnet".into()),
                     Some(v6) if !v6.subnet.contains(&ip) => {
@@ -690,10 +668,6 @@ impl Network {
             ));
         }
         Ok(())
-    }
-
-    pub fn range(&self) -> Ipv4Net {
-        self.ip_range().unwrap_or(self.subnet())
     }
 
     /// The checks of an IPv6 subnet, its gateway and its range.
@@ -783,19 +757,19 @@ impl Network {
     /// Whether `ip` may be leased: inside the subnet and not its network,
     /// broadcast or gateway address.
     pub fn assignable(&self, ip: Ipv4Addr) -> std::result::Result<(), String> {
-        if !self.has_ipv4() {
+        let Some(v4) = self.v4() else {
             return Err(format!("network {} has no IPv4 subnet", self.name));
+        };
+        if !v4.subnet.contains(&ip) {
+            return Err(format!("is outside the subnet {}", v4.subnet));
         }
-        if !self.subnet().contains(&ip) {
-            return Err(format!("is outside the subnet {}", self.subnet()));
-        }
-        if ip == self.subnet().network() {
+        if ip == v4.subnet.network() {
             return Err("is the network address".into());
         }
-        if ip == self.subnet().broadcast() {
+        if ip == v4.subnet.broadcast() {
             return Err("is the broadcast address".into());
         }
-        if ip == self.gateway() {
+        if ip == v4.gateway {
             return Err("is the gateway address".into());
         }
         if let Some((name, _)) = self
@@ -907,11 +881,12 @@ mod tests {
     fn default_network_is_valid() {
         let n = Network::default_network();
         n.validate().unwrap();
-        assert_eq!(n.gateway(), Ipv4Addr::new(10, 87, 0, 1));
+        let v4 = n.v4().unwrap();
+        assert_eq!(v4.gateway, Ipv4Addr::new(10, 87, 0, 1));
         let docker: Ipv4Net = "172.17.0.0/16".parse().unwrap();
         let podman: Ipv4Net = "10.88.0.0/16".parse().unwrap();
-        assert!(!n.subnet().contains(&docker.network()) && !docker.contains(&n.subnet().network()));
-        assert!(!n.subnet().contains(&podman.network()) && !podman.contains(&n.subnet().network()));
+        assert!(!v4.subnet.contains(&docker.network()) && !docker.contains(&v4.subnet.network()));
+        assert!(!v4.subnet.contains(&podman.network()) && !podman.contains(&v4.subnet.network()));
     }
 
     #[test]
@@ -1077,7 +1052,7 @@ mod tests {
             .to_string()
             .contains("needs mode bridge"));
         n.macvlan_mode = None;
-        n.dns_address = Some(n.gateway());
+        n.dns_address = n.v4().map(|v4| v4.gateway);
         assert!(n
             .validate()
             .unwrap_err()
@@ -1136,10 +1111,11 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(n.subnet().to_string(), "10.1.0.0/24");
-        assert_eq!(n.gateway(), Ipv4Addr::new(10, 1, 0, 1));
+        let v4 = n.v4().unwrap();
+        assert_eq!(v4.subnet.to_string(), "10.1.0.0/24");
+        assert_eq!(v4.gateway, Ipv4Addr::new(10, 1, 0, 1));
         assert!(n.bridge.starts_with("br-") && n.bridge.len() == 15);
-        assert!(n.assignable(n.gateway()).is_err());
+        assert!(n.assignable(v4.gateway).is_err());
         assert!(n.assignable("10.1.0.255".parse().unwrap()).is_err());
         assert!(n.assignable("10.1.0.0".parse().unwrap()).is_err());
         assert!(n.assignable("10.1.1.2".parse().unwrap()).is_err());
@@ -1148,19 +1124,20 @@ mod tests {
 }
 
 /// Why `candidate` cannot coexist with the existing networks and the host's
-/// routes (destination, device). Routes on the candidate's own bridge are
-/// its own, not a conflict.
+/// routes (destination, device), a subnet of either family overlapping one
+/// of the same family. Routes on the candidate's own bridge, or a macvlan
+/// parent's segment, are the network itself, not a conflict.
 pub fn find_conflict(
     candidate: &Network,
     existing: &[Network],
-    routes: &[(Ipv4Net, String)],
+    routes: &[(IpNet, String)],
 ) -> Option<String> {
-    let overlaps = |a: &Ipv4Net, b: &Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
     // Until the default network is made (at the first container that
     // names no network), its subnet and bridge are held for it: taken by
     // another network, every such container would fail.
     let default = Network::default_network();
     let reserved = (!existing.iter().any(|n| n.name == DEFAULT_NETWORK)).then_some(&default);
+    let mine = || candidate.subnets.iter().map(|s| s.subnet);
     for n in existing
         .iter()
         .chain(reserved)
@@ -1171,12 +1148,9 @@ pub fn find_conflict(
         } else {
             format!("network {}", n.name)
         };
-        if let (Some(theirs), Some(mine)) = (n.v4(), candidate.v4()) {
-            if overlaps(&theirs.subnet, &mine.subnet) {
-                return Some(format!(
-                    "subnet {} overlaps {whose} ({})",
-                    mine.subnet, theirs.subnet
-                ));
+        for theirs in n.subnets.iter().map(|s| s.subnet) {
+            if let Some(m) = mine().find(|m| overlaps(m, &theirs)) {
+                return Some(format!("subnet {m} overlaps {whose} ({theirs})"));
             }
         }
         if n.driver == Driver::Bridge
@@ -1189,48 +1163,6 @@ pub fn find_conflict(
             ));
         }
     }
-    for (dst, dev) in routes {
-        // A macvlan network lives on its parent's segment: the route there
-        // is the point, not a conflict.
-        let own = match candidate.driver {
-            Driver::Bridge => dev == &candidate.bridge,
-            Driver::Macvlan => Some(dev) == candidate.parent.as_ref(),
-        };
-        if dst.prefix_len() == 0 || own || !candidate.has_ipv4() {
-            continue;
-        }
-        if overlaps(dst, &candidate.subnet()) {
-            return Some(format!(
-                "subnet {} overlaps the host route {} on {}",
-                candidate.subnet(),
-                dst,
-                dev
-            ));
-        }
-    }
-    None
-}
-
-/// `find_conflict` for the IPv6 subnet of `candidate`:
-/// against the other networks' IPv6 subnets and the host's IPv6 routes
-/// (destination, device), its own bridge's excepted.
-pub fn find_conflict6(
-    candidate: &Network,
-    existing: &[Network],
-    routes: &[(Ipv6Net, String)],
-) -> Option<String> {
-    let mine = candidate.subnet6()?;
-    let overlaps = |a: &Ipv6Net, b: &Ipv6Net| a.contains(&b.network()) || b.contains(&a.network());
-    for n in existing.iter().filter(|n| n.name != candidate.name) {
-        if let Some(theirs) = n.subnet6().filter(|t| overlaps(t, &mine)) {
-            return Some(format!(
-                "subnet {mine} overlaps network {} ({theirs})",
-                n.name
-            ));
-        }
-    }
-    // As for IPv4: a bridge's own route, or a macvlan parent's segment,
-    // is the network itself.
     let own = |dev: &String| match candidate.driver {
         Driver::Bridge => dev == &candidate.bridge,
         Driver::Macvlan => Some(dev) == candidate.parent.as_ref(),
@@ -1238,23 +1170,31 @@ pub fn find_conflict6(
     routes
         .iter()
         .filter(|(dst, dev)| dst.prefix_len() != 0 && !own(dev))
-        .find(|(dst, _)| overlaps(dst, &mine))
-        .map(|(dst, dev)| format!("subnet {mine} overlaps the host route {dst} on {dev}"))
+        .find_map(|(dst, dev)| {
+            mine()
+                .find(|m| overlaps(m, dst))
+                .map(|m| format!("subnet {m} overlaps the host route {dst} on {dev}"))
+        })
+}
+
+/// Whether two networks share an address (never across families).
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// The first /64 of `ULA_POOL6` no network in `existing` overlaps and no
 /// host route (`routes`) covers: `--ipv6` without an IPv6 subnet.
-pub fn free_ula64(existing: &[Network], routes: &[(Ipv6Net, String)]) -> Option<Ipv6Net> {
+pub fn free_ula64(existing: &[Network], routes: &[(IpNet, String)]) -> Option<Ipv6Net> {
     let pool: Ipv6Net = ULA_POOL6.parse().ok()?;
-    let overlaps = |a: &Ipv6Net, b: &Ipv6Net| a.contains(&b.network()) || b.contains(&a.network());
     pool.subnets(64).ok()?.take(65536).find(|c| {
+        let c = IpNet::V6(*c);
         !existing
             .iter()
-            .filter_map(Network::subnet6)
-            .any(|s| overlaps(&s, c))
+            .flat_map(|n| n.subnets.iter())
+            .any(|s| overlaps(&s.subnet, &c))
             && !routes
                 .iter()
-                .any(|(r, _)| r.prefix_len() != 0 && overlaps(r, c))
+                .any(|(r, _)| r.prefix_len() != 0 && overlaps(r, &c))
     })
 }
 
@@ -1310,5 +1250,48 @@ mod conflict_tests {
         let c = find_conflict(&n("d", "10.87.5.0/24", "brd"), &with_default, &routes).unwrap();
         assert!(c.contains("overlaps network ocinet"), "{c}");
         assert!(find_conflict(&Network::default_network(), &existing, &routes).is_none());
+    }
+
+    #[test]
+    fn conflicts_per_family() {
+        let v6 = |s: &str| -> Ipv6Net { s.parse().unwrap() };
+        let a = n("a", "10.1.0.0/24", "bra").with_ipv6(v6("fd00:1::/64"), None, None);
+        let routes = vec![
+            ("::/0".parse().unwrap(), "eth0".to_string()),
+            ("fd00:9::/48".parse().unwrap(), "eth0".to_string()),
+            ("fd00:7::/64".parse().unwrap(), "brc".to_string()),
+        ];
+        let existing = vec![a];
+        let b = |v4: &str, s6: &str, br: &str| n("b", v4, br).with_ipv6(v6(s6), None, None);
+        let c = find_conflict(&b("10.2.0.0/24", "fd00:1::/56", "brb"), &existing, &routes).unwrap();
+        assert!(
+            c.contains("subnet fd00:1::/56 overlaps network a (fd00:1::/64)"),
+            "{c}"
+        );
+        let c = find_conflict(
+            &b("10.2.0.0/24", "fd00:9:0:1::/64", "brb"),
+            &existing,
+            &routes,
+        )
+        .unwrap();
+        assert!(c.contains("host route fd00:9::/48 on eth0"), "{c}");
+        // The IPv6 default route, and its own bridge's route, are none.
+        assert!(
+            find_conflict(&b("10.2.0.0/24", "fd00:7::/64", "brc"), &existing, &routes).is_none()
+        );
+        // An IPv6 subnet never overlaps an IPv4 one.
+        let only6 = Network::without_subnets("c", Some("brd"), None, false).with_ipv6(
+            v6("fd00:2::/64"),
+            None,
+            None,
+        );
+        assert!(find_conflict(&only6, &existing, &routes).is_none());
+        assert_eq!(
+            free_ula64(
+                &existing,
+                &[("fd87:6f63:6900::/63".parse().unwrap(), "x".into())]
+            ),
+            Some(v6("fd87:6f63:6900:2::/64"))
+        );
     }
 }

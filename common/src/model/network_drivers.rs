@@ -121,12 +121,16 @@ impl Network {
             let ip = self.dns_address.ok_or_else(|| {
                 Error::invalid("dns-address", "none", "a macvlan network with name resolution needs the resolver's address on the segment")
             })?;
-            let why = if !self.subnet().contains(&ip)
-                || ip == self.subnet().network()
-                || ip == self.subnet().broadcast()
+            // Name resolution here needs IPv4 (checked above).
+            let v4 = self
+                .v4()
+                .ok_or_else(|| Error::invalid("dns", "on", "needs an IPv4 subnet"))?;
+            let why = if !v4.subnet.contains(&ip)
+                || ip == v4.subnet.network()
+                || ip == v4.subnet.broadcast()
             {
-                Some(format!("must be a host address in {}", self.subnet()))
-            } else if ip == self.gateway() {
+                Some(format!("must be a host address in {}", v4.subnet))
+            } else if ip == v4.gateway {
                 Some("is the gateway address (the segment's router)".into())
             } else if let Some((name, _)) = self
                 .aux_addresses

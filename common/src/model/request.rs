@@ -228,4 +228,21 @@ impl NetworkRequest {
         }
         Ok(self)
     }
+
+    /// The request with its gateway modes: `--gateway-mode` for every
+    /// family the network has, the per-family flags over it (after
+    /// `with_families`, which says whether it has IPv6). IPv6's is kept
+    /// apart only when it differs from IPv4's, so that a network without
+    /// IPv6 refuses only an IPv6 mode the user gave by its own flag.
+    pub fn with_gateway_modes(
+        mut self,
+        both: Option<super::GatewayMode>,
+        ipv4: Option<super::GatewayMode>,
+        ipv6: Option<super::GatewayMode>,
+    ) -> Self {
+        self.gateway_mode = ipv4.or(both).unwrap_or_default();
+        let mode6 = ipv6.or(both.filter(|_| self.ipv6));
+        self.gateway_mode6 = mode6.filter(|m| *m != self.gateway_mode);
+        self
+    }
 }

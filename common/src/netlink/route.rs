@@ -1,8 +1,9 @@
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::RouteMessageBuilder;
 
@@ -10,10 +11,11 @@ use super::socket::is_errno;
 use super::Netlink;
 use crate::Result;
 
-/// An IPv4 route of the main table, reduced to what conflict checks need.
+/// A route of the main table, of either family, reduced to what conflict
+/// checks need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    pub destination: Ipv4Net,
+    pub destination: IpNet,
     pub oif: Option<u32>,
 }
 
@@ -50,46 +52,6 @@ impl Netlink {
             Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
             r => r,
         }
-    }
-
-    /// IPv6 routes of the main table (destination and output link), for
-    /// the conflict checks of a dual-stack network. Link-local and
-    /// multicast routes every interface has are left out.
-    pub fn ipv6_routes(&mut self) -> Result<Vec<(Ipv6Net, Option<u32>)>> {
-        let main = netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN;
-        let mut req = RouteMessage::default();
-        req.header.address_family = netlink_packet_route::AddressFamily::Inet6;
-        let replies = match self.get(RouteNetlinkMessage::GetRoute(req), true, "dump IPv6 routes") {
-            // A kernel booted with ipv6.disable=1 has no IPv6 routes.
-            Err(e) if is_errno(&e, nix::libc::EAFNOSUPPORT) => return Ok(Vec::new()),
-            r => r?,
-        };
-        let mut out = Vec::new();
-        for r in replies {
-            let RouteNetlinkMessage::NewRoute(m) = r else {
-                continue;
-            };
-            if m.header.table != main {
-                continue;
-            }
-            let mut dst = Ipv6Addr::UNSPECIFIED;
-            let mut oif = None;
-            for a in &m.attributes {
-                match a {
-                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => dst = *ip,
-                    RouteAttribute::Oif(i) => oif = Some(*i),
-                    _ => {}
-                }
-            }
-            let Ok(net) = Ipv6Net::new(dst, m.header.destination_prefix_length) else {
-                continue;
-            };
-            let link_local = (dst.segments()[0] & 0xffc0) == 0xfe80;
-            if !link_local && !dst.is_multicast() {
-                out.push((net, oif));
-            }
-        }
-        Ok(out)
     }
 
     /// A route to the one address `ip` on the link `oif`, from `src`.
@@ -133,7 +95,14 @@ impl Netlink {
 
     /// IPv4 routes of the main table.
     pub fn ipv4_routes(&mut self) -> Result<Vec<Route>> {
-        self.main_routes(None)
+        self.main_routes(AddressFamily::Inet, None)
+    }
+
+    /// IPv6 routes of the main table. Link-local and multicast routes,
+    /// which every interface has, are left out; a kernel booted with
+    /// ipv6.disable=1 has none.
+    pub fn ipv6_routes(&mut self) -> Result<Vec<Route>> {
+        self.main_routes(AddressFamily::Inet6, None)
     }
 
     /// IPv4 routes of the main table out of `oif`: the kernel filters the
@@ -141,18 +110,23 @@ impl Netlink {
     /// not walked for the few routes through one interface.
     pub fn ipv4_routes_via(&mut self, oif: u32) -> Result<Vec<Route>> {
         self.strict_dumps()?;
-        self.main_routes(Some(oif))
+        self.main_routes(AddressFamily::Inet, Some(oif))
     }
 
-    fn main_routes(&mut self, via: Option<u32>) -> Result<Vec<Route>> {
+    fn main_routes(&mut self, family: AddressFamily, via: Option<u32>) -> Result<Vec<Route>> {
         let main = netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN;
         let mut req = RouteMessage::default();
-        req.header.address_family = netlink_packet_route::AddressFamily::Inet;
+        req.header.address_family = family;
         if let Some(oif) = via {
             req.header.table = main;
             req.attributes.push(RouteAttribute::Oif(oif));
         }
-        let replies = self.get(RouteNetlinkMessage::GetRoute(req), true, "dump routes")?;
+        let replies = match self.get(RouteNetlinkMessage::GetRoute(req), true, "dump routes") {
+            Err(e) if family == AddressFamily::Inet6 && is_errno(&e, nix::libc::EAFNOSUPPORT) => {
+                return Ok(Vec::new())
+            }
+            r => r?,
+        };
         let mut out = Vec::new();
         for r in replies {
             let RouteNetlinkMessage::NewRoute(m) = r else {
@@ -161,11 +135,16 @@ impl Netlink {
             if m.header.table != main {
                 continue;
             }
-            let mut dst = Ipv4Addr::UNSPECIFIED;
+            // No destination attribute: the default route.
+            let mut dst = match family {
+                AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            };
             let mut oif = None;
             for a in &m.attributes {
                 match a {
-                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => dst = *ip,
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => dst = IpAddr::V4(*ip),
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => dst = IpAddr::V6(*ip),
                     RouteAttribute::Oif(i) => oif = Some(*i),
                     _ => {}
                 }
@@ -174,7 +153,14 @@ impl Netlink {
             if via.is_some() && oif != via {
                 continue;
             }
-            if let Ok(destination) = Ipv4Net::new(dst, m.header.destination_prefix_length) {
+            let everyones = match dst {
+                IpAddr::V6(d) => (d.segments()[0] & 0xffc0) == 0xfe80 || d.is_multicast(),
+                IpAddr::V4(_) => false,
+            };
+            if everyones {
+                continue;
+            }
+            if let Ok(destination) = IpNet::new(dst, m.header.destination_prefix_length) {
                 out.push(Route { destination, oif });
             }
         }

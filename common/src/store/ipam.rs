@@ -16,6 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
+use ipnet::IpNet;
+
 use crate::error::IoContext;
 use crate::ipam::{Fill, Ipam};
 use crate::model::Network;
@@ -124,8 +126,15 @@ impl Pool {
     /// handed out, leased to `id`. The range is walked address by address:
     /// an IPv4 one is at most 2^32 (and in practice a /16 or smaller);
     /// IPv6 leasing will search, not walk, its /64.
-    fn take_free_ipv4(&self, net: &Network, id: &str) -> Result<IpAddr> {
-        let range = net.range();
+    fn take_free_ipv4(&self, net: &Network, id: &str, field: &str) -> Result<IpAddr> {
+        let Some(v4) = net.v4() else {
+            return Err(Error::invalid(
+                field,
+                &net.name,
+                "the network has no IPv4 subnet",
+            ));
+        };
+        let range = v4.range();
         let first = u32::from(range.network());
         let last = u32::from(range.broadcast());
         let size = u64::from(last - first) + 1;
@@ -251,7 +260,7 @@ impl Ipam for Pool {
         legacy::unconverted(&self.legacy)?;
         match requested {
             Some(ip) => self.take_requested(net, id, ip, field),
-            None => self.take_free_ipv4(net, id),
+            None => self.take_free_ipv4(net, id, field),
         }
     }
 
@@ -327,58 +336,32 @@ impl Ipam for Pool {
     /// and the leases in it; static addresses outside `--ip-range` take
     /// nothing from the range's free pool.
     fn fill(&self, net: &Network) -> Result<Fill> {
-        if !net.has_ipv4() {
+        let Some(v4) = net.v4() else {
             return Ok(Fill {
                 allocated: 0,
                 free: 0,
             });
-        }
-        let range = net.range();
-        let size =
-            u64::from(u32::from(range.broadcast())) - u64::from(u32::from(range.network())) + 1;
-        let reserved = [
-            net.subnet().network(),
-            net.subnet().broadcast(),
-            net.gateway(),
-        ]
-        .iter()
-        .filter(|a| range.contains(*a))
-        .count() as u64;
-        let leased = self.addresses()?;
-        let in_range = leased
-            .iter()
-            .filter(|ip| match ip {
-                IpAddr::V4(ip) => range.contains(ip),
-                IpAddr::V6(_) => false,
-            })
-            .count() as u64;
-        Ok(Fill {
-            allocated: leased.iter().filter(|ip| ip.is_ipv4()).count() as u64,
-            free: size.saturating_sub(reserved + in_range),
-        })
+        };
+        let reserved = [v4.subnet.network(), v4.subnet.broadcast(), v4.gateway].map(IpAddr::V4);
+        Ok(fill_of(
+            net,
+            IpNet::V4(v4.range()),
+            &reserved,
+            &self.addresses()?,
+        ))
     }
 
     fn fill6(&self, net: &Network) -> Result<Option<Fill>> {
         let Some(v6) = net.v6() else {
             return Ok(None);
         };
-        let range = v6.range();
-        let size = 1u128 << (128 - u32::from(range.prefix_len()));
-        let reserved = [v6.subnet.network(), v6.gateway]
-            .iter()
-            .filter(|a| range.contains(*a))
-            .count() as u128;
-        let leased = self.addresses()?;
-        let in_range = leased
-            .iter()
-            .filter(|ip| matches!(ip, IpAddr::V6(ip) if range.contains(ip)))
-            .count() as u128;
-        let allocated = leased.iter().filter(|ip| ip.is_ipv6()).count() as u64;
-        let free = size.saturating_sub(reserved + in_range);
-        Ok(Some(Fill {
-            allocated,
-            free: u64::try_from(free).unwrap_or(u64::MAX),
-        }))
+        let reserved = [v6.subnet.network(), v6.gateway].map(IpAddr::V6);
+        Ok(Some(fill_of(
+            net,
+            IpNet::V6(v6.range()),
+            &reserved,
+            &self.addresses()?,
+        )))
     }
 
     fn remove(&self) -> Result<()> {
@@ -397,6 +380,30 @@ impl Ipam for Pool {
             fsutil::remove_if_exists(&self.legacy)?;
         }
         Ok(())
+    }
+}
+
+/// How full `range` is: its size (saturating at `u64::MAX` for 2^64
+/// addresses or more) less `reserved`, the network's auxiliary and
+/// resolver addresses and the `leased` addresses in it; `allocated`
+/// counts every lease of the range's family.
+fn fill_of(net: &Network, range: IpNet, reserved: &[IpAddr], leased: &[IpAddr]) -> Fill {
+    let bits = if range.addr().is_ipv4() { 32 } else { 128 };
+    let size = 1u128
+        .checked_shl(bits - u32::from(range.prefix_len()))
+        .unwrap_or(u128::MAX);
+    let held: std::collections::BTreeSet<IpAddr> = reserved
+        .iter()
+        .copied()
+        .chain(net.aux_addresses.values().copied())
+        .chain(net.dns_address.map(IpAddr::V4))
+        .chain(leased.iter().copied())
+        .filter(|a| range.contains(a))
+        .collect();
+    let family = |ip: &&IpAddr| ip.is_ipv4() == range.addr().is_ipv4();
+    Fill {
+        allocated: leased.iter().filter(family).count() as u64,
+        free: u64::try_from(size.saturating_sub(held.len() as u128)).unwrap_or(u64::MAX),
     }
 }
 
@@ -496,8 +503,9 @@ mod tests {
         }
         let f = p.fill6(&n).unwrap().unwrap();
         assert_eq!(f.allocated, 3);
-        // 2^64 less the network address, the gateway and the three leases.
-        assert_eq!(f.free, u64::MAX - 4);
+        // 2^64 less the network address, the gateway, the auxiliary
+        // address and the three leases.
+        assert_eq!(f.free, u64::MAX - 5);
         // A full /120 range is exhausted after its 254 hosts, found without
         // walking further than the leases.
         let small = net("10.2.0.0/24", None).with_ipv6("fd00:2::/120".parse().unwrap(), None, None);

@@ -47,14 +47,6 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 bridge: bridge.clone(),
                 mtu: *mtu,
                 internal: *internal,
-                gateway_mode: gateway_mode_ipv4.or(*gateway_mode).unwrap_or_default(),
-                // Kept apart only when it differs from IPv4's.
-                gateway_mode6: gateway_mode_ipv6.or(*gateway_mode).filter(|m| {
-                    Some(*m)
-                        != gateway_mode_ipv4
-                            .or(*gateway_mode)
-                            .or(Some(Default::default()))
-                }),
                 aux_addresses: aux_address.clone(),
                 host_binding_ip: *host_binding_ip,
                 parent: parent.clone(),
@@ -66,7 +58,8 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 no_masquerade: no_masquerade.clone(),
                 ..Default::default()
             }
-            .with_families(subnet, gateway, ip_range, *ipv4, *ipv6)?,
+            .with_families(subnet, gateway, ip_range, *ipv4, *ipv6)?
+            .with_gateway_modes(*gateway_mode, *gateway_mode_ipv4, *gateway_mode_ipv6),
         ),
         NetworkCommand::Ls => ls(ctx),
         NetworkCommand::Inspect { name } => inspect(ctx, name),
