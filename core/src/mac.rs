@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use ocinet_common::ipam;
-use ocinet_common::model::{AttachmentRequest, Driver, Network};
+use ocinet_common::model::{AttachmentRequest, Network};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{validate, Error, Result};
 
@@ -31,16 +31,15 @@ pub(crate) fn check_mac(
     };
     let text = validate::format_mac(&mac);
     let refuse = |why: String| Err(Error::invalid(&req.mac_field, &text, why));
-    let bridge_now = match net.driver {
-        Driver::Bridge => host.link_by_name(&net.bridge)?.map(|l| l.mac),
-        Driver::Macvlan => None,
-    };
-    let is_bridges = net.driver == Driver::Bridge && mac == bridge_mac(&net.bridge);
-    if is_bridges || bridge_now.as_deref() == Some(&mac[..]) {
-        return refuse(format!(
-            "is the MAC of bridge {} of network {}",
-            net.bridge, net.name
-        ));
+    // The bridge's MAC, as ocinet sets it and as it is now.
+    if let Some(bridge) = net.bridge_name() {
+        let now = host.link_by_name(bridge)?.map(|l| l.mac);
+        if mac == bridge_mac(bridge) || now.as_deref() == Some(&mac[..]) {
+            return refuse(format!(
+                "is the MAC of bridge {bridge} of network {}",
+                net.name
+            ));
+        }
     }
     if mac[..2] == [0x02, 0x6f] {
         let derived_for = Ipv4Addr::new(mac[2], mac[3], mac[4], mac[5]);

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use ocinet_common::firewall::Change;
 use ocinet_common::ipam;
-use ocinet_common::model::network::{find_conflict, free_ula64, DEFAULT_NETWORK};
+use ocinet_common::model::network::{
+    bridge_name_for, find_conflict, free_ula64, DriverOptions, DEFAULT_NETWORK,
+};
 use ocinet_common::model::{Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::store::networks::{Broken, Definition};
@@ -66,9 +68,11 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
         return Err(Error::Conflict(format!("network {name} already exists")));
     }
     let kind = drivers::kind(req.driver);
-    kind.refuse(req)?;
+    // What only another driver takes is refused first, by its flag.
+    let options =
+        DriverOptions::from_flat(req.driver, req.flat_options(), || bridge_name_for(name))?;
     let base = if req.ipv6_only {
-        Network::without_subnets(name, req.bridge.as_deref(), req.mtu, req.internal)
+        Network::without_subnets(name, None, req.mtu, req.internal)
     } else {
         let subnet = match req.subnet {
             Some(s) => s,
@@ -79,23 +83,16 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
             subnet,
             req.gateway,
             req.ip_range,
-            req.bridge.as_deref(),
+            None,
             req.mtu,
             req.internal,
         )?
     };
     let mut net = Network {
-        driver: req.driver,
-        parent: req.parent.clone(),
-        macvlan_mode: req.macvlan_mode,
-        gateway_mode: req.gateway_mode,
-        gateway_mode6: req.gateway_mode6,
         aux_addresses: parse_aux_addresses(&req.aux_addresses)?,
-        host_binding_ip: req.host_binding_ip.filter(|ip| !ip.is_unspecified()),
         dns_upstreams: req.dns_upstreams.clone(),
         dns_rate_limit: req.dns_rate_limit,
-        dns_address: req.dns_address,
-        no_masquerade: req.no_masquerade.clone(),
+        options,
         ..base
     };
     if req.ipv6 {
@@ -128,7 +125,7 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
     // definition again (after the driver took what it takes from the
     // host), with the same function the reader uses.
     net.validate()?;
-    if let Some(ip) = net.host_binding_ip {
+    if let Some(ip) = net.bridge().and_then(|b| b.host_binding_ip) {
         if !HostAddresses::of(&mut nl)?.has(ip) {
             return Err(Error::invalid(
                 "host-binding-ip",
@@ -141,7 +138,7 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
     kind.check_host(ctx, &mut nl, &mut net, req.mtu)?;
     ctx.config.save(&net)?;
     let subnets: Vec<String> = net.subnets.iter().map(|s| s.subnet.to_string()).collect();
-    tracing::info!(network = name, driver = net.driver.as_str(), subnets = %subnets.join(","), "network created");
+    tracing::info!(network = name, driver = net.driver().as_str(), subnets = %subnets.join(","), "network created");
     Ok(net)
 }
 
@@ -206,7 +203,7 @@ pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
         Definition::Broken(b) => return remove_broken(ctx, &b, &mut nl).map(Some),
         Definition::Missing => unreachable!("returned above"),
     };
-    drivers::kind(net.driver).remove(ctx, &mut nl, &net)?;
+    drivers::kind(net.driver()).remove(ctx, &mut nl, &net)?;
     ctx.apply_firewall(
         &Change {
             networks_removed: vec![net.clone()],

@@ -226,7 +226,10 @@ fn join_networks(
     let route = drivers.iter().position(|d| !d.network().internal);
     let publisher = route.unwrap_or(0);
     let ports = match drivers.get(publisher) {
-        Some(d) => with_host_ip(&settings.ports, d.network().host_binding_ip),
+        Some(d) => with_host_ip(
+            &settings.ports,
+            d.network().bridge().and_then(|b| b.host_binding_ip),
+        ),
         None => Vec::new(),
     };
     let ports_of = |i: usize| -> &[PortSpec] {

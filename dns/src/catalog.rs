@@ -132,7 +132,7 @@ impl Catalog {
     ) -> Catalog {
         let any = networks
             .iter()
-            .any(|n| n.dns && n.driver == Driver::Macvlan);
+            .any(|n| n.dns && n.driver() == Driver::Macvlan);
         let host = match any {
             false => None,
             true => match HostView::read(networks) {
@@ -158,7 +158,7 @@ impl Catalog {
     ) -> Catalog {
         let macvlans: HashMap<&str, &Network> = networks
             .iter()
-            .filter(|n| n.driver == Driver::Macvlan)
+            .filter(|n| n.driver() == Driver::Macvlan)
             .map(|n| (n.name.as_str(), n))
             .collect();
         let mut by_name: BTreeMap<&str, NetworkNames> = networks
@@ -178,7 +178,7 @@ impl Catalog {
                             .dns_rate_limit
                             .unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE),
                         internal: n.internal,
-                        members_only: n.driver == Driver::Macvlan,
+                        members_only: n.driver() == Driver::Macvlan,
                         names: HashMap::new(),
                         reverse: HashMap::new(),
                         names6: HashMap::new(),
@@ -343,7 +343,7 @@ impl HostView {
         let mut routes = HashSet::new();
         for n in networks
             .iter()
-            .filter(|n| n.dns && n.driver == Driver::Macvlan)
+            .filter(|n| n.dns && n.driver() == Driver::Macvlan)
         {
             let Some(shim) = links.get(&shim_name(&n.name)) else {
                 continue;
@@ -359,7 +359,7 @@ impl HostView {
     }
 
     fn reaches(&self, net: &Network, ip: Ipv4Addr) -> bool {
-        let Some(parent) = net.parent.as_deref() else {
+        let Some(parent) = net.parent() else {
             return true;
         };
         if !self.links.contains_key(parent) {
@@ -380,12 +380,14 @@ mod tests {
         let subnet: Ipv4Net = subnet.parse().unwrap();
         let mut n = Network::default_network().with_subnet(subnet);
         n.name = name.into();
-        n.bridge = String::new();
-        n.driver = Driver::Macvlan;
-        n.parent = Some(parent.into());
-        n.macvlan_mode = Some(ocinet_common::model::MacvlanMode::Bridge);
         n.dns = true;
-        n.dns_address = n.default_dns_address();
+        let dns_address = n.default_dns_address();
+        n.options =
+            ocinet_common::model::DriverOptions::Macvlan(ocinet_common::model::MacvlanOptions {
+                parent: parent.into(),
+                mode: ocinet_common::model::MacvlanMode::Bridge,
+                dns_address,
+            });
         n
     }
 
@@ -419,7 +421,7 @@ mod tests {
             named("aaaa", "a", &[("mv1", "10.80.0.5")]),
             named("bbbb", "b", &[("mv2", "10.81.0.5")]),
         ];
-        let cat = Catalog::build_with(&nets, &recs, |n, _| n.parent.as_deref() == Some("up0"));
+        let cat = Catalog::build_with(&nets, &recs, |n, _| n.parent() == Some("up0"));
         let names = |n: &str| {
             cat.networks
                 .iter()
@@ -534,7 +536,9 @@ mod tests {
         six.subnets.clear();
         six = six.with_ipv6("fd00:6::/64".parse().unwrap(), None, None);
         six.name = "six".into();
-        six.bridge = "six0".into();
+        six.options = ocinet_common::model::DriverOptions::Bridge(
+            ocinet_common::model::BridgeOptions::named("six0"),
+        );
         six.dns = true;
         assert!(!six.has_ipv4());
         let nets = [six, bridge("v4", "10.2.0.0/24", None)];

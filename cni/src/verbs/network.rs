@@ -108,8 +108,9 @@ fn agrees(net: &Network, i: &Inline) -> Result<(), CniError> {
         }
     }
     if let Some(b) = &i.bridge {
-        if *b != net.bridge {
-            return differs("bridge", b.clone(), net.bridge.clone());
+        let theirs = net.bridge_name().unwrap_or_default();
+        if b != theirs {
+            return differs("bridge", b.clone(), theirs.to_string());
         }
     }
     if let Some(m) = i.mtu {
@@ -137,12 +138,12 @@ fn agrees(net: &Network, i: &Inline) -> Result<(), CniError> {
         }
     }
     if let Some(n) = &i.no_masquerade {
-        if *n != net.no_masquerade {
-            return differs(
-                "noMasquerade",
-                format!("{n:?}"),
-                format!("{:?}", net.no_masquerade),
-            );
+        let theirs = net
+            .bridge()
+            .map(|b| b.no_masquerade.as_slice())
+            .unwrap_or_default();
+        if n.as_slice() != theirs {
+            return differs("noMasquerade", format!("{n:?}"), format!("{theirs:?}"));
         }
     }
     Ok(())

@@ -910,32 +910,32 @@ fn map_elements(
 pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
     // A macvlan network's traffic never crosses the host's forwarding path:
     // nothing to masquerade, publish or isolate.
-    if n.driver != crate::model::network::Driver::Bridge {
+    let Some(b) = n.bridge() else {
         return Vec::new();
-    }
+    };
     let prefix = |net: ipnet::IpNet| json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
     let subnet6 = n.subnet6();
     let mut out = vec![
-        (SET_BRIDGES, json!(n.bridge)),
-        (SET_BRIDGE_SELF, json!({"concat": [n.bridge, n.bridge]})),
+        (SET_BRIDGES, json!(b.bridge)),
+        (SET_BRIDGE_SELF, json!({"concat": [b.bridge, b.bridge]})),
     ];
     // An IPv6-only network has no IPv4 subnet to name.
     let v4 = n.v4().map(|v| v.subnet);
     out.extend(v4.map(|s| (SET_OWN_SOURCES, prefix(s.into()))));
     out.extend(subnet6.map(|s| (SET_OWN_SOURCES6, prefix(s.into()))));
     if n.internal {
-        out.push((SET_INTERNAL_BRIDGES, json!(n.bridge)));
+        out.push((SET_INTERNAL_BRIDGES, json!(b.bridge)));
     } else {
-        let (mode4, mode6) = (n.gateway_mode, n.gateway_mode_v6());
+        let (mode4, mode6) = (b.gateway_mode, b.gateway_mode_v6());
         if mode4.protects() {
-            out.push((SET_PROTECTED_BRIDGES, json!(n.bridge)));
+            out.push((SET_PROTECTED_BRIDGES, json!(b.bridge)));
         }
         if subnet6.is_some() && mode6.protects() {
-            out.push((SET_PROTECTED_BRIDGES6, json!(n.bridge)));
+            out.push((SET_PROTECTED_BRIDGES6, json!(b.bridge)));
         }
         if let Some(v4) = v4.filter(|_| mode4.masquerades()) {
             out.push((SET_MASQ_SUBNETS, prefix(v4.into())));
-            for cidr in &n.no_masquerade {
+            for cidr in &b.no_masquerade {
                 out.push((
                     SET_NO_MASQ,
                     json!({"concat": [prefix(v4.into()), prefix((*cidr).into())]}),

@@ -15,6 +15,8 @@ pub use endpoint::{
     detached_sharers, shown_attachments, Endpoint, FirewallElement, Liveness, Mode, Origin, Phase,
     ProcessId,
 };
-pub use network::{Driver, GatewayMode, MacvlanMode, Network, Subnet};
+pub use network::{
+    BridgeOptions, Driver, DriverOptions, GatewayMode, MacvlanMode, MacvlanOptions, Network, Subnet,
+};
 pub use ports::{PortMapping, PortSpec, Protocol};
 pub use request::{AttachmentRequest, DnsRequest, NetworkRequest, Request, Settings};

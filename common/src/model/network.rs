@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+pub use super::network_drivers::{BridgeOptions, DriverOptions, FlatOptions, MacvlanOptions};
 use crate::{validate, Error, Result};
 
 pub const DEFAULT_NETWORK: &str = "ocinet";
@@ -26,8 +27,9 @@ const RESERVED: &[&str] = &["none", "host", "bridge", "default"];
 /// that the previous release still reads an IPv4 network this one saved
 /// (see `network_wire.rs`). A network has one IPv4 subnet, first, and
 /// may have one IPv6 subnet after it (dual stack; checked by `validate`
-/// and on loading): `subnet()`, `gateway()` and `ip_range()` give the
-/// IPv4 one, `v6()` the IPv6 one.
+/// and on loading): `v4()` gives the IPv4 one, `v6()` the IPv6 one. What
+/// only its driver has is in `options`, typed per driver (saved flat, as
+/// before).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     try_from = "super::network_wire::NetworkWire",
@@ -36,66 +38,27 @@ const RESERVED: &[&str] = &["none", "host", "bridge", "default"];
 pub struct Network {
     pub name: String,
     pub subnets: Vec<Subnet>,
-    pub bridge: String,
     pub mtu: u32,
     /// No masquerade, no default route and no forwarding in or out.
-    #[serde(default)]
     pub internal: bool,
-    /// IPv4's gateway mode (Docker's `gateway_mode_ipv4`): masquerade,
-    /// and whether hosts that route the subnet via this host reach its
-    /// containers directly. Networks saved before this field are `nat`.
-    #[serde(default)]
-    pub gateway_mode: GatewayMode,
-    /// IPv6's (`gateway_mode_ipv6`), when set apart from IPv4's; `None`:
-    /// the same as `gateway_mode`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway_mode6: Option<GatewayMode>,
     /// Addresses of the subnets that IPAM never hands out, by name (Docker's
     /// `--aux-address`): a router, a DNS server, a host on the segment.
     /// Of either family, each inside the network's subnet of its family.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, IpAddr>,
-    /// The host address ports are published on when the mapping names none
-    /// (Docker's `com.docker.network.bridge.host_binding_ipv4`); every
-    /// local address when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_binding_ip: Option<Ipv4Addr>,
-    /// How containers are attached. Networks saved before this field are
-    /// bridge networks.
-    #[serde(default)]
-    pub driver: Driver,
-    /// macvlan: the host interface the containers' sub-interfaces hang off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<String>,
-    /// macvlan: how sub-interfaces of one parent reach each other.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub macvlan_mode: Option<MacvlanMode>,
     /// Containers resolve each other's names through ocinet's resolver on
     /// the gateway address. On for networks made by `network create`
     /// (unless `--disable-dns`); off for the default network and for
     /// networks saved before it existed.
-    #[serde(default)]
     pub dns: bool,
     /// Where the resolver forwards other names (`--dns-upstream`), of
     /// either family; the host's /etc/resolv.conf when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_upstreams: Vec<IpAddr>,
     /// Queries per second the resolver takes from one container of this
     /// network (twice that in a burst); `Some(0)`: no limit. `None`: the
     /// default, `DEFAULT_DNS_RATE`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_rate_limit: Option<u32>,
-    /// macvlan with name resolution: the resolver's address on the
-    /// parent's segment (the gateway there is someone else's router), on
-    /// a bridge-mode sub-interface of the parent in the host namespace.
-    /// IPAM never hands it out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns_address: Option<Ipv4Addr>,
-    /// Destinations not masqueraded, whose sources also reach the
-    /// containers directly (`--no-masquerade`: a cluster's pod CIDR, whose
-    /// nodes route each other's pod subnets).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub no_masquerade: Vec<Ipv4Net>,
+    /// Its driver, and what only that driver's networks have.
+    pub options: DriverOptions,
 }
 
 /// Queries per second one container may send its resolver by default:
@@ -399,9 +362,54 @@ impl Network {
         self.subnets.iter().find_map(Subnet::as_ipv6)
     }
 
-    /// IPv6's gateway mode.
+    /// Its driver.
+    pub fn driver(&self) -> Driver {
+        self.options.driver()
+    }
+
+    /// A bridge network's options.
+    pub fn bridge(&self) -> Option<&BridgeOptions> {
+        match &self.options {
+            DriverOptions::Bridge(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// A macvlan network's options.
+    pub fn macvlan(&self) -> Option<&MacvlanOptions> {
+        match &self.options {
+            DriverOptions::Macvlan(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// A bridge network's bridge.
+    pub fn bridge_name(&self) -> Option<&str> {
+        self.bridge().map(|b| b.bridge.as_str())
+    }
+
+    /// A macvlan network's parent.
+    pub fn parent(&self) -> Option<&str> {
+        self.macvlan().map(|m| m.parent.as_str())
+    }
+
+    /// A macvlan network's resolver address on its segment.
+    pub fn dns_address(&self) -> Option<Ipv4Addr> {
+        self.macvlan().and_then(|m| m.dns_address)
+    }
+
+    /// IPv4's gateway mode: a bridge network's; a network without NAT
+    /// (macvlan) is on its segment, which no mode here describes: `nat`,
+    /// whose protection has nothing to protect there.
+    pub fn gateway_mode_v4(&self) -> GatewayMode {
+        self.bridge().map_or(GatewayMode::Nat, |b| b.gateway_mode)
+    }
+
+    /// IPv6's gateway mode (as `gateway_mode_v4` for a network without
+    /// NAT).
     pub fn gateway_mode_v6(&self) -> GatewayMode {
-        self.gateway_mode6.unwrap_or(self.gateway_mode)
+        self.bridge()
+            .map_or(GatewayMode::Nat, BridgeOptions::gateway_mode_v6)
     }
 
     pub fn subnet6(&self) -> Option<Ipv6Net> {
@@ -461,21 +469,13 @@ impl Network {
         Network {
             name: DEFAULT_NETWORK.into(),
             subnets: vec![Subnet::ipv4(subnet, first_host(&subnet), None)],
-            bridge: DEFAULT_BRIDGE.into(),
             mtu: DEFAULT_MTU,
             internal: false,
-            gateway_mode: GatewayMode::Nat,
-            gateway_mode6: None,
             aux_addresses: BTreeMap::new(),
-            dns_address: None,
-            no_masquerade: Vec::new(),
-            host_binding_ip: None,
-            driver: Driver::Bridge,
-            parent: None,
-            macvlan_mode: None,
             dns: false,
             dns_upstreams: Vec::new(),
             dns_rate_limit: None,
+            options: DriverOptions::Bridge(BridgeOptions::named(DEFAULT_BRIDGE)),
         }
     }
 
@@ -527,23 +527,17 @@ impl Network {
         Network {
             name: name.into(),
             subnets: Vec::new(),
-            bridge: bridge
-                .map(str::to_string)
-                .unwrap_or_else(|| bridge_name_for(name)),
             mtu: mtu.unwrap_or(DEFAULT_MTU),
             internal,
-            gateway_mode: GatewayMode::Nat,
-            gateway_mode6: None,
             aux_addresses: BTreeMap::new(),
-            dns_address: None,
-            no_masquerade: Vec::new(),
-            host_binding_ip: None,
-            driver: Driver::Bridge,
-            parent: None,
-            macvlan_mode: None,
             dns: false,
             dns_upstreams: Vec::new(),
             dns_rate_limit: None,
+            options: DriverOptions::Bridge(BridgeOptions::named(
+                bridge
+                    .map(str::to_string)
+                    .unwrap_or_else(|| bridge_name_for(name)),
+            )),
         }
     }
 
@@ -570,10 +564,7 @@ impl Network {
         if RESERVED.contains(&self.name.as_str()) || self.name.starts_with("container") {
             return Err(Error::invalid("network name", &self.name, "is reserved"));
         }
-        match self.driver {
-            Driver::Bridge => self.validate_bridge()?,
-            Driver::Macvlan => self.validate_macvlan()?,
-        }
+        self.validate_driver()?;
         if let (Some(r), false) = (self.dns_rate_limit, self.dns) {
             return Err(Error::invalid(
                 "dns-rate-limit",
@@ -599,32 +590,6 @@ impl Network {
             };
             if let Some(why) = why {
                 return Err(Error::invalid("dns-upstream", u, why));
-            }
-        }
-        for (i, c) in self.no_masquerade.iter().enumerate() {
-            let overlaps = self.no_masquerade[..i]
-                .iter()
-                .find(|o| o.contains(&c.network()) || c.contains(&o.network()));
-            let why = if let Some(o) = overlaps {
-                // The kernel's set of ranges refuses overlapping ones.
-                return Err(Error::invalid(
-                    "no-masquerade",
-                    c,
-                    format!("overlaps {o}: give each range once"),
-                ));
-            } else if self.driver != Driver::Bridge {
-                Some("only applies to bridge networks (a macvlan network has no NAT)")
-            } else if !self.has_ipv4() {
-                Some("is IPv4, and the network has no IPv4 subnet")
-            } else if self.internal {
-                Some("does nothing on an --internal network: nothing leaves it")
-            } else if c.trunc() != *c {
-                Some("must be a network address (host bits zero)")
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Err(Error::invalid("no-masquerade", c, why));
             }
         }
         if let Some(v4) = self.v4() {
@@ -779,7 +744,7 @@ impl Network {
         {
             return Err(format!("is the network's auxiliary address {name}"));
         }
-        if self.dns_address == Some(ip) {
+        if self.dns_address() == Some(ip) {
             return Err("is the network's resolver address".into());
         }
         Ok(())
@@ -790,9 +755,9 @@ impl Network {
     /// IPv6-only network: it has no IPv4 address to listen on (never the
     /// zero address, which would be every address of the host).
     pub fn resolver_address(&self) -> Option<Ipv4Addr> {
-        match (self.driver, self.dns_address) {
-            (Driver::Macvlan, Some(ip)) => Some(ip),
-            _ => self.v4().map(|v4| v4.gateway),
+        match self.dns_address() {
+            Some(ip) => Some(ip),
+            None => self.v4().map(|v4| v4.gateway),
         }
     }
 
@@ -801,10 +766,7 @@ impl Network {
     /// IPv6-only network. None for an IPv4-only network, and for macvlan,
     /// whose IPv6 has no resolver address.
     pub fn resolver_address6(&self) -> Option<Ipv6Addr> {
-        match self.driver {
-            Driver::Bridge => self.gateway6(),
-            _ => None,
-        }
+        self.bridge().and(self.gateway6())
     }
 
     /// Every address its containers' resolver listens on: the IPv4 one
@@ -998,16 +960,18 @@ mod tests {
     fn no_masquerade_cidrs_are_networks_of_nat_bridges() {
         let s: Ipv4Net = "10.100.1.0/24".parse().unwrap();
         let mut n = Network::new("pods", s, None, None, None, None, false).unwrap();
-        n.no_masquerade = vec!["10.100.0.0/16".parse().unwrap()];
+        let set = |n: &mut Network, cidrs: &[&str]| {
+            if let DriverOptions::Bridge(b) = &mut n.options {
+                b.no_masquerade = cidrs.iter().map(|c| c.parse().unwrap()).collect();
+            }
+        };
+        set(&mut n, &["10.100.0.0/16"]);
         n.validate().unwrap();
-        n.no_masquerade = vec!["10.100.0.1/16".parse().unwrap()];
+        set(&mut n, &["10.100.0.1/16"]);
         assert!(n.validate().unwrap_err().to_string().contains("host bits"));
-        n.no_masquerade = vec![
-            "10.100.0.0/16".parse().unwrap(),
-            "10.100.4.0/24".parse().unwrap(),
-        ];
+        set(&mut n, &["10.100.0.0/16", "10.100.4.0/24"]);
         assert!(n.validate().unwrap_err().to_string().contains("overlaps"));
-        n.no_masquerade = vec!["10.100.0.0/16".parse().unwrap()];
+        set(&mut n, &["10.100.0.0/16"]);
         n.internal = true;
         assert!(n.validate().unwrap_err().to_string().contains("--internal"));
     }
@@ -1016,9 +980,11 @@ mod tests {
     fn a_macvlan_resolver_address_is_free_and_never_leased() {
         let s: Ipv4Net = "192.168.5.0/24".parse().unwrap();
         let mut n = Network {
-            driver: Driver::Macvlan,
-            parent: Some("eth1".into()),
-            bridge: String::new(),
+            options: DriverOptions::Macvlan(MacvlanOptions {
+                parent: "eth1".into(),
+                mode: MacvlanMode::Bridge,
+                dns_address: None,
+            }),
             dns: true,
             ..Network::new(
                 "mv",
@@ -1041,18 +1007,45 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("dns-address"));
-        n.dns_address = Some(ip);
+        let opts = |n: &mut Network| match &mut n.options {
+            DriverOptions::Macvlan(m) => m.clone(),
+            _ => unreachable!(),
+        };
+        let with = |n: &mut Network, m: MacvlanOptions| n.options = DriverOptions::Macvlan(m);
+        let m = opts(&mut n);
+        with(
+            &mut n,
+            MacvlanOptions {
+                dns_address: Some(ip),
+                ..m
+            },
+        );
         n.validate().unwrap();
         assert_eq!(n.resolver_address(), Some(ip));
         assert!(n.assignable(ip).is_err());
-        n.macvlan_mode = Some(MacvlanMode::Private);
+        let m = opts(&mut n);
+        with(
+            &mut n,
+            MacvlanOptions {
+                mode: MacvlanMode::Private,
+                ..m
+            },
+        );
         assert!(n
             .validate()
             .unwrap_err()
             .to_string()
             .contains("needs mode bridge"));
-        n.macvlan_mode = None;
-        n.dns_address = n.v4().map(|v4| v4.gateway);
+        let m = opts(&mut n);
+        let gw = n.v4().map(|v4| v4.gateway);
+        with(
+            &mut n,
+            MacvlanOptions {
+                mode: MacvlanMode::Bridge,
+                dns_address: gw,
+                ..m
+            },
+        );
         assert!(n
             .validate()
             .unwrap_err()
@@ -1114,7 +1107,8 @@ mod tests {
         let v4 = n.v4().unwrap();
         assert_eq!(v4.subnet.to_string(), "10.1.0.0/24");
         assert_eq!(v4.gateway, Ipv4Addr::new(10, 1, 0, 1));
-        assert!(n.bridge.starts_with("br-") && n.bridge.len() == 15);
+        let br = n.bridge_name().unwrap();
+        assert!(br.starts_with("br-") && br.len() == 15);
         assert!(n.assignable(v4.gateway).is_err());
         assert!(n.assignable("10.1.0.255".parse().unwrap()).is_err());
         assert!(n.assignable("10.1.0.0".parse().unwrap()).is_err());
@@ -1153,19 +1147,16 @@ pub fn find_conflict(
                 return Some(format!("subnet {m} overlaps {whose} ({theirs})"));
             }
         }
-        if n.driver == Driver::Bridge
-            && candidate.driver == Driver::Bridge
-            && n.bridge == candidate.bridge
+        if let Some(b) = candidate
+            .bridge_name()
+            .filter(|b| n.bridge_name() == Some(b))
         {
-            return Some(format!(
-                "bridge {} is already used by {whose}",
-                candidate.bridge
-            ));
+            return Some(format!("bridge {b} is already used by {whose}"));
         }
     }
-    let own = |dev: &String| match candidate.driver {
-        Driver::Bridge => dev == &candidate.bridge,
-        Driver::Macvlan => Some(dev) == candidate.parent.as_ref(),
+    let own = |dev: &String| match &candidate.options {
+        DriverOptions::Bridge(b) => dev == &b.bridge,
+        DriverOptions::Macvlan(m) => dev == &m.parent,
     };
     routes
         .iter()

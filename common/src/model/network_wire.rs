@@ -9,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
-use super::network::{Driver, GatewayMode, MacvlanMode, Network, Subnet};
+use super::network::{
+    Driver, DriverOptions, FlatOptions, GatewayMode, MacvlanMode, Network, Subnet,
+};
 
 #[derive(Serialize, Deserialize)]
 pub struct NetworkWire {
@@ -55,27 +57,30 @@ pub struct NetworkWire {
 impl From<Network> for NetworkWire {
     fn from(n: Network) -> Self {
         let v4 = n.v4();
+        let driver = n.driver();
+        let flat = n.options.to_flat();
         NetworkWire {
             subnet: v4.map(|v| v.subnet),
             gateway: v4.map(|v| v.gateway),
             ip_range: v4.and_then(|v| v.ip_range),
             subnets: n.subnets,
             name: n.name,
-            bridge: n.bridge,
+            // A macvlan network's is saved empty, as it always was.
+            bridge: flat.bridge.unwrap_or_default(),
             mtu: n.mtu,
             internal: n.internal,
-            gateway_mode: n.gateway_mode,
-            gateway_mode6: n.gateway_mode6,
+            gateway_mode: flat.gateway_mode,
+            gateway_mode6: flat.gateway_mode6,
             aux_addresses: n.aux_addresses,
-            host_binding_ip: n.host_binding_ip,
-            driver: n.driver,
-            parent: n.parent,
-            macvlan_mode: n.macvlan_mode,
+            host_binding_ip: flat.host_binding_ip,
+            driver,
+            parent: flat.parent,
+            macvlan_mode: flat.macvlan_mode,
             dns: n.dns,
             dns_upstreams: n.dns_upstreams,
             dns_rate_limit: n.dns_rate_limit,
-            dns_address: n.dns_address,
-            no_masquerade: n.no_masquerade,
+            dns_address: flat.dns_address,
+            no_masquerade: flat.no_masquerade,
         }
     }
 }
@@ -144,24 +149,29 @@ impl TryFrom<NetworkWire> for Network {
                 ))
             }
         };
-        Ok(Network {
-            name: w.name,
-            subnets: vec![Subnet::ipv4(subnet, gateway, ip_range)],
-            bridge: w.bridge,
-            mtu: w.mtu,
+        let flat = FlatOptions {
+            bridge: Some(w.bridge),
             internal: w.internal,
             gateway_mode: w.gateway_mode,
             gateway_mode6: w.gateway_mode6,
-            aux_addresses: w.aux_addresses,
             host_binding_ip: w.host_binding_ip,
-            driver: w.driver,
+            no_masquerade: w.no_masquerade,
             parent: w.parent,
             macvlan_mode: w.macvlan_mode,
+            dns_address: w.dns_address,
+        };
+        let options =
+            DriverOptions::from_flat(w.driver, flat, String::new).map_err(|e| e.to_string())?;
+        Ok(Network {
+            name: w.name,
+            subnets: vec![Subnet::ipv4(subnet, gateway, ip_range)],
+            mtu: w.mtu,
+            internal: w.internal,
+            aux_addresses: w.aux_addresses,
             dns: w.dns,
             dns_upstreams: w.dns_upstreams,
             dns_rate_limit: w.dns_rate_limit,
-            dns_address: w.dns_address,
-            no_masquerade: w.no_masquerade,
+            options,
         })
     }
 }

@@ -245,4 +245,20 @@ impl NetworkRequest {
         self.gateway_mode6 = mode6.filter(|m| *m != self.gateway_mode);
         self
     }
+
+    /// The driver options the request gives, as given (`from_flat` sorts
+    /// them for its driver).
+    pub fn flat_options(&self) -> super::network::FlatOptions {
+        super::network::FlatOptions {
+            bridge: self.bridge.clone(),
+            internal: self.internal,
+            gateway_mode: self.gateway_mode,
+            gateway_mode6: self.gateway_mode6,
+            host_binding_ip: self.host_binding_ip,
+            no_masquerade: self.no_masquerade.clone(),
+            parent: self.parent.clone(),
+            macvlan_mode: self.macvlan_mode,
+            dns_address: self.dns_address,
+        }
+    }
 }

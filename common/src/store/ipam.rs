@@ -396,7 +396,7 @@ fn fill_of(net: &Network, range: IpNet, reserved: &[IpAddr], leased: &[IpAddr]) 
         .iter()
         .copied()
         .chain(net.aux_addresses.values().copied())
-        .chain(net.dns_address.map(IpAddr::V4))
+        .chain(net.dns_address().map(IpAddr::V4))
         .chain(leased.iter().copied())
         .filter(|a| range.contains(a))
         .collect();

@@ -209,7 +209,9 @@ mod tests {
                 ..good.clone()
             },
             Network {
-                bridge: "not an ifname".into(),
+                options: crate::model::DriverOptions::Bridge(crate::model::BridgeOptions::named(
+                    "not an ifname",
+                )),
                 ..good.clone()
             },
         ] {

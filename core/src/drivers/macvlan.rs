@@ -18,7 +18,7 @@ use std::fs::File;
 
 use ipnet::Ipv4Net;
 use ocinet_common::health::Health;
-use ocinet_common::model::network::{shim_name, MAX_MTU};
+use ocinet_common::model::network::{shim_name, DriverOptions, MAX_MTU};
 use ocinet_common::model::{
     Attachment, Driver, Endpoint, MacvlanMode, Network, NetworkRequest, PortSpec,
 };
@@ -55,25 +55,14 @@ impl NetworkKind for Macvlan {
         ))
     }
 
-    fn refuse(&self, req: &NetworkRequest) -> Result<()> {
-        match &req.bridge {
-            Some(b) => Err(Error::invalid(
-                "bridge",
-                b,
-                "only applies to bridge networks: a macvlan network has no bridge",
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// No bridge; mode bridge unless asked otherwise; name resolution in
+    /// Name resolution in
     /// mode bridge only (see `Network::validate`), unless a DNS option
     /// asks for it in another mode, which `validate` then refuses by name;
     /// with it, the resolver on an address of the segment.
     fn shape(&self, req: &NetworkRequest, net: &mut Network) {
-        let mode = req.macvlan_mode.unwrap_or_default();
-        net.bridge = String::new();
-        net.macvlan_mode = Some(mode);
+        let Some(mode) = net.macvlan().map(|m| m.mode) else {
+            return;
+        };
         // An IPv6-only network has no IPv4 address for the resolver's
         // shim: name resolution there only when asked (and then refused
         // by `validate`, naming why).
@@ -82,8 +71,11 @@ impl NetworkKind for Macvlan {
                 || !req.dns_upstreams.is_empty()
                 || req.dns_rate_limit.is_some()
                 || req.dns_address.is_some());
-        if net.dns && net.dns_address.is_none() {
-            net.dns_address = net.default_dns_address();
+        let default = net.default_dns_address();
+        if let DriverOptions::Macvlan(m) = &mut net.options {
+            if net.dns && m.dns_address.is_none() {
+                m.dns_address = default;
+            }
         }
     }
 
@@ -147,8 +139,8 @@ impl NetworkKind for Macvlan {
 
     fn options(&self, net: &Network) -> serde_json::Value {
         json!({
-            "parent": net.parent,
-            "macvlan_mode": net.macvlan_mode.unwrap_or_default().as_str(),
+            "parent": net.parent(),
+            "macvlan_mode": net.macvlan().map(|m| m.mode).unwrap_or_default().as_str(),
             "mtu": net.mtu,
         })
     }
@@ -205,7 +197,7 @@ impl NetworkDriver for MacvlanDriver {
         _ports: &[PortSpec],
     ) -> Attachment {
         Attachment {
-            parent: self.net.parent.clone(),
+            parent: self.net.parent().map(str::to_string),
             ..described(&self.net, interface, lease, default_route)
         }
     }
@@ -236,7 +228,7 @@ impl NetworkDriver for MacvlanDriver {
         att.mac = Some(validate::format_mac(&made));
         // `prepare` made the shim of a DNS-enabled network.
         if let (Some(ip), Some(dns), Some(shim)) =
-            (att.ipv4(), self.net.dns_address, prepared.dns_link)
+            (att.ipv4(), self.net.dns_address(), prepared.dns_link)
         {
             host.add_host_route(ip, shim, dns)?;
         }
@@ -259,7 +251,7 @@ impl NetworkDriver for MacvlanDriver {
         host: &mut Netlink,
         running: &[&Attachment],
     ) -> Result<(usize, usize)> {
-        let (true, Some(dns)) = (self.net.dns, self.net.dns_address) else {
+        let (true, Some(dns)) = (self.net.dns, self.net.dns_address()) else {
             return Ok((0, 0));
         };
         // A deleted parent took the containers' interfaces (and the shim)
@@ -289,7 +281,7 @@ impl NetworkDriver for MacvlanDriver {
 /// The parent: it must exist and be a device the kernel takes as a macvlan
 /// lower (see `unfit_parent`).
 pub fn parent_link(net: &Network, host: &mut Netlink) -> Result<Link> {
-    let parent = net.parent.as_deref().unwrap_or_default();
+    let parent = net.parent().unwrap_or_default();
     let link = host.link_by_name(parent)?.ok_or_else(|| {
         Error::NotFound(format!(
             "network {}: parent interface {parent} does not exist on the host",
@@ -366,7 +358,7 @@ fn wire(
     host.create_macvlan(
         name,
         parent.index,
-        net.macvlan_mode.unwrap_or_default(),
+        net.macvlan().map(|m| m.mode).unwrap_or_default(),
         &mac,
         mtu,
         ns,
@@ -396,7 +388,7 @@ fn ensure_shim(host: &mut Netlink, net: &Network, parent: &Link) -> Result<u32> 
     let name = shim_name(&net.name);
     let _span = tracing::debug_span!("ensure_shim", shim = %name).entered();
     let dns = net
-        .dns_address
+        .dns_address()
         .ok_or_else(|| Error::invalid("dns-address", "none", "needed for name resolution"))?;
     let link = match host.link_by_name(&name)? {
         Some(l) => l,

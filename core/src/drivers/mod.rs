@@ -123,7 +123,7 @@ pub(crate) fn described(
             .map(|v4| std::net::IpAddr::V4(v4.gateway)),
         gateway6: net.gateway6().filter(|_| route && lease.ip6.is_some()),
         mac: Some(ocinet_common::validate::format_mac(&lease.mac)),
-        routed_ipv4: lease.ip4.is_some() && net.gateway_mode == GatewayMode::Routed,
+        routed_ipv4: lease.ip4.is_some() && net.gateway_mode_v4() == GatewayMode::Routed,
         routed_ipv6: lease.ip6.is_some() && net.gateway_mode_v6() == GatewayMode::Routed,
         ..Attachment::new(&net.name, interface)
     }
@@ -142,13 +142,6 @@ pub trait NetworkKind: Sync {
 
     /// The subnet of a new network whose request names none.
     fn default_subnet(&self, ctx: &Locked, host: &mut Netlink) -> Result<Ipv4Net>;
-
-    /// Refuse what the request asks that this kind cannot have and that
-    /// `Network::new` would otherwise fill in (a bridge name), before the
-    /// definition is built.
-    fn refuse(&self, _req: &NetworkRequest) -> Result<()> {
-        Ok(())
-    }
 
     /// This kind's part of a new definition built from `req`: its own
     /// fields and their defaults (name resolution on or off, the mode).
@@ -232,7 +225,7 @@ static KINDS: [&dyn NetworkKind; 2] = [&bridge::Bridge, &macvlan::Macvlan];
 
 /// The attachment wiring of `net`.
 pub fn for_network(net: Network) -> Box<dyn NetworkDriver> {
-    kind(net.driver).for_network(net)
+    kind(net.driver()).for_network(net)
 }
 
 /// Every kind of network, for what must ask each (a broken definition's

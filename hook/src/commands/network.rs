@@ -122,8 +122,8 @@ fn ls(ctx: &Context) -> Result<String> {
         let count = eps.iter().filter(|e| e.is_on(&n.name)).count();
         rows.push(vec![
             n.name.to_string(),
-            n.driver.as_str().to_string(),
-            drivers::kind(n.driver)
+            n.driver().as_str().to_string(),
+            drivers::kind(n.driver())
                 .device(&n)
                 .unwrap_or("-")
                 .to_string(),
@@ -222,7 +222,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         .collect();
     let doc = json!([{
         "Name": net.name,
-        "Driver": net.driver.as_str(),
+        "Driver": net.driver().as_str(),
         "Internal": net.internal,
         "EnableIPv4": net.has_ipv4(),
         "EnableIPv6": net.v6().is_some(),
@@ -231,9 +231,9 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "DNSRateLimit": net.dns.then(|| net.dns_rate_limit.unwrap_or(ocinet_common::model::network::DEFAULT_DNS_RATE)),
         "DNSAddress": net.dns.then(|| net.resolver_address()).flatten(),
         "DNSAddress6": net.dns.then(|| net.resolver_address6()).flatten(),
-        "NoMasquerade": net.no_masquerade,
+        "NoMasquerade": net.bridge().map(|b| b.no_masquerade.clone()).unwrap_or_default(),
         "IPAM": {"Driver": "ocinet", "Config": ipam},
-        "Options": drivers::kind(net.driver).options(&net),
+        "Options": drivers::kind(net.driver()).options(&net),
         "Containers": containers,
     }]);
     serde_json::to_string_pretty(&doc)

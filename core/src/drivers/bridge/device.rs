@@ -2,6 +2,7 @@
 //! gateway address and its sysctls), and told apart from interfaces
 //! ocinet did not make.
 
+use super::bridge_of;
 use ocinet_common::model::Network;
 use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::Netlink;
@@ -32,16 +33,16 @@ pub(crate) fn foreign(net: &Network, link: &Link) -> Error {
 /// and its sysctls; created if missing. Returns its index and whether it
 /// was created.
 pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
-    let _span = tracing::debug_span!("ensure_bridge", bridge = %net.bridge).entered();
+    let _span = tracing::debug_span!("ensure_bridge", bridge = %bridge_of(net)).entered();
     let mut created = false;
-    let link = match nl.link_by_name(&net.bridge)? {
+    let link = match nl.link_by_name(bridge_of(net))? {
         Some(l) => l,
         None => {
-            created = nl.create_bridge(&net.bridge, net.mtu, &bridge_mac(&net.bridge))?;
-            nl.link_by_name(&net.bridge)?.ok_or_else(|| {
+            created = nl.create_bridge(bridge_of(net), net.mtu, &bridge_mac(bridge_of(net)))?;
+            nl.link_by_name(bridge_of(net))?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "bridge {} vanished right after creation",
-                    net.bridge
+                    bridge_of(net)
                 ))
             })?
         }
@@ -50,13 +51,13 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
         return Err(foreign(net, &link));
     }
     if !link.up {
-        nl.set_up(link.index, &format!("set {} up", net.bridge))?;
+        nl.set_up(link.index, &format!("set {} up", bridge_of(net)))?;
     }
     if let Some(v4) = net.v4() {
         nl.add_address(link.index, v4.gateway, v4.subnet.prefix_len())?;
     }
     if let Some(v6) = net.v6() {
-        sysctl::enable_ipv6_on(&net.bridge)?;
+        sysctl::enable_ipv6_on(bridge_of(net))?;
         nl.add_address6(link.index, v6.gateway, v6.subnet.prefix_len())?;
         if !net.internal {
             sysctl::enable_ipv6_forwarding()?;
@@ -67,7 +68,7 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
         // 127.0.0.1:PORT is DNATed to a container: let loopback-sourced
         // packets be routed out of the bridge (they are masqueraded there).
         sysctl::write(
-            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge),
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", bridge_of(net)),
             "1",
         )?;
     }

@@ -24,6 +24,13 @@ use crate::host::HostAddresses;
 use crate::ipam::Lease;
 use crate::naming::host_veth_name;
 
+/// The name of `net`'s bridge. The bridge driver is given bridge networks
+/// only (`drivers::kind` picks it by the definition's driver): the empty
+/// name, which no link has, stands for what cannot reach here.
+pub(crate) fn bridge_of(net: &Network) -> &str {
+    net.bridge_name().unwrap_or_default()
+}
+
 /// The bridge driver.
 pub struct BridgeDriver {
     pub net: Network,
@@ -47,7 +54,7 @@ impl NetworkDriver for BridgeDriver {
         ports: &[PortSpec],
     ) -> Attachment {
         Attachment {
-            bridge: Some(self.net.bridge.clone()),
+            bridge: Some(bridge_of(&self.net).to_string()),
             host_veth: Some(host_veth_name(id, interface)),
             ports: ports.to_vec(),
             ..described(&self.net, interface, lease, default_route)
@@ -100,10 +107,10 @@ fn prepare_bridge(ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<u32
         match reattach::reattach(ctx, host, net, bridge) {
             Ok(0) => {}
             Ok(n) => {
-                tracing::warn!(bridge = %net.bridge, ports = n, "bridge was gone: put the running containers back on it")
+                tracing::warn!(bridge = %bridge_of(net), ports = n, "bridge was gone: put the running containers back on it")
             }
             Err(e) => {
-                tracing::warn!(bridge = %net.bridge, "bridge was gone; putting containers back on it failed: {e}")
+                tracing::warn!(bridge = %bridge_of(net), "bridge was gone; putting containers back on it failed: {e}")
             }
         }
     }

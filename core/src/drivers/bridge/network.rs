@@ -3,7 +3,7 @@
 //! and `ls` show, and the teardown of its attachments' veths by record.
 
 use ipnet::Ipv4Net;
-use ocinet_common::model::network::{bridge_name_for, find_conflict};
+use ocinet_common::model::network::{bridge_name_for, find_conflict, BridgeOptions, DriverOptions};
 use ocinet_common::model::{Attachment, Driver, Endpoint, Network, NetworkRequest};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::store::networks::Broken;
@@ -11,7 +11,7 @@ use ocinet_common::{Error, Result};
 use serde_json::json;
 
 use super::veth::{self, Veths};
-use super::{device, BridgeDriver};
+use super::{bridge_of, device, BridgeDriver};
 use crate::context::Locked;
 use crate::drivers::{NetworkDriver, NetworkKind};
 use crate::host;
@@ -39,7 +39,7 @@ impl NetworkKind for Bridge {
             // Nameless and bridgeless: only its subnet can conflict.
             let probe = Network {
                 name: String::new(),
-                bridge: String::new(),
+                options: DriverOptions::Bridge(BridgeOptions::named("")),
                 ..Network::default_network().with_subnet(cand)
             };
             if find_conflict(&probe, &existing, &routes).is_none() {
@@ -62,10 +62,10 @@ impl NetworkKind for Bridge {
         net: &mut Network,
         _mtu: Option<u32>,
     ) -> Result<()> {
-        match host.link_by_name(&net.bridge)? {
+        match host.link_by_name(bridge_of(net))? {
             Some(l) => Err(Error::invalid(
                 "bridge",
-                &net.bridge,
+                bridge_of(net),
                 format!(
                     "interface {} (index {}) already exists on the host",
                     l.name, l.index
@@ -76,9 +76,9 @@ impl NetworkKind for Bridge {
     }
 
     fn remove(&self, _ctx: &Locked, host: &mut Netlink, net: &Network) -> Result<()> {
-        match host.link_by_name(&net.bridge)? {
+        match host.link_by_name(bridge_of(net))? {
             Some(l) if device::is_ours(&l) => {
-                host.delete_link(&net.bridge)?;
+                host.delete_link(bridge_of(net))?;
             }
             Some(l) => tracing::warn!(
                 network = %net.name,
@@ -103,14 +103,18 @@ impl NetworkKind for Bridge {
             .bridge
             .iter()
             .cloned()
-            .chain(b.parsed.iter().map(|n| n.bridge.clone()))
+            .chain(
+                b.parsed
+                    .iter()
+                    .filter_map(|n| n.bridge_name().map(str::to_string)),
+            )
             .chain([bridge_name_for(&b.name)])
             .filter(|br| !br.is_empty())
             .collect();
         bridges.sort();
         bridges.dedup();
         for br in bridges {
-            if good.iter().any(|n| n.bridge == br) {
+            if good.iter().any(|n| n.bridge_name() == Some(br.as_str())) {
                 continue;
             }
             if let Some(l) = host.link_by_name(&br)? {
@@ -123,18 +127,21 @@ impl NetworkKind for Bridge {
     }
 
     fn options(&self, net: &Network) -> serde_json::Value {
+        let Some(b) = net.bridge() else {
+            return json!({});
+        };
         json!({
-            "bridge": net.bridge,
+            "bridge": b.bridge,
             "mtu": net.mtu,
-            "gateway_mode": net.gateway_mode.as_str(),
-            "gateway_mode_ipv4": net.gateway_mode.as_str(),
-            "gateway_mode_ipv6": net.v6().map(|_| net.gateway_mode_v6().as_str()),
-            "host_binding_ipv4": net.host_binding_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+            "gateway_mode": b.gateway_mode.as_str(),
+            "gateway_mode_ipv4": b.gateway_mode.as_str(),
+            "gateway_mode_ipv6": net.v6().map(|_| b.gateway_mode_v6().as_str()),
+            "host_binding_ipv4": b.host_binding_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
         })
     }
 
     fn device<'a>(&self, net: &'a Network) -> Option<&'a str> {
-        Some(&net.bridge)
+        net.bridge_name()
     }
 
     /// A veth made, or meant to be (a name that turned out to be someone

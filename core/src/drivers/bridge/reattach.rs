@@ -3,6 +3,7 @@
 //! a port off it by hand: at `prepare` of the next setup on the network,
 //! and from `restore::restore_all`.
 
+use super::bridge_of;
 use ocinet_common::model::{Attachment, Network};
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
@@ -28,7 +29,7 @@ pub(crate) fn reattach_these(
     bridge: u32,
     running: &[&Attachment],
 ) -> Result<usize> {
-    let _span = tracing::debug_span!("reattach", bridge = %net.bridge).entered();
+    let _span = tracing::debug_span!("reattach", bridge = %bridge_of(net)).entered();
     let mut errors = Vec::new();
     let mut count = 0;
     for att in running {
@@ -50,7 +51,7 @@ pub(crate) fn reattach_these(
             .attach(
                 link.index,
                 bridge,
-                &format!("put {veth} back on {}", net.bridge),
+                &format!("put {veth} back on {}", bridge_of(net)),
             )
             .and_then(|()| {
                 if att.ports.is_empty() {
