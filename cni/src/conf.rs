@@ -254,6 +254,33 @@ impl Conf {
     }
 }
 
+/// An IPv6 `hostIP`, read as the hook reads `[ADDR]:H:C`: through the one
+/// parser of port specs, so that both front ends take and refuse the same
+/// addresses (`[::]` is every address of both families, `[::1]` is what
+/// that parser says it is, an IPv4-mapped one is refused).
+fn host_ip6(
+    field: &str,
+    value: &Value,
+    written: &str,
+    ip: Ipv6Addr,
+    host_port: u16,
+    container_port: u16,
+    protocol: Protocol,
+) -> Result<Option<IpAddr>, CniError> {
+    // Formatted from the parsed address, never from the runtime's text:
+    // nothing of it can reach the entry's other parts.
+    let entry = format!("[{ip}]:{host_port}:{container_port}/{}", protocol.name());
+    match ocinet_common::model::ports::parse_entry(&format!("{field}.hostIP"), &entry) {
+        Ok(spec) => Ok(spec.host_ip),
+        Err(ocinet_common::Error::Invalid { reason, .. }) => {
+            Err(invalid(&format!("{field}.hostIP"), value, &reason))
+        }
+        Err(e) => Err(CniError::InvalidNetworkConfig(format!(
+            "invalid {field}.hostIP {written:?}: {e}"
+        ))),
+    }
+}
+
 fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted, CniError> {
     let mut w = Wanted::default();
     for (i, p) in rc.port_mappings.iter().enumerate() {
@@ -272,20 +299,30 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
                 )))
             }
         };
+        let host_port = port(p.host_port, "hostPort")?;
+        let container_port = port(p.container_port, "containerPort")?;
         let host_ip = match p.custom.get("hostIP") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.is_empty() || s == "0.0.0.0" => None,
-            Some(v) => Some(
-                v.as_str()
-                    .and_then(|s| s.parse::<Ipv4Addr>().ok())
-                    .ok_or_else(|| invalid(&format!("{field}.hostIP"), v, "not an IPv4 address"))?,
-            ),
+            Some(v) => match v.as_str().map(|s| (s, s.parse::<IpAddr>())) {
+                Some((_, Ok(IpAddr::V4(ip)))) => Some(IpAddr::V4(ip)),
+                Some((s, Ok(IpAddr::V6(ip)))) => {
+                    host_ip6(&field, v, s, ip, host_port, container_port, protocol)?
+                }
+                _ => {
+                    return Err(invalid(
+                        &format!("{field}.hostIP"),
+                        v,
+                        "not an IPv4 or IPv6 address",
+                    ))
+                }
+            },
         };
         w.ports.push(PortSpec {
-            host_ip: host_ip.map(std::net::IpAddr::V4),
-            host_port: port(p.host_port, "hostPort")?,
+            host_ip,
+            host_port,
             count: 1,
-            container_port: port(p.container_port, "containerPort")?,
+            container_port,
             protocol,
         });
     }
@@ -465,6 +502,48 @@ mod tests {
             assert!(e.details().contains(key), "{conf}: {e:?}");
         }
         assert!(Conf::parse(b"{not json").is_err());
+    }
+
+    /// An IPv6 `hostIP` is read as the hook reads `[ADDR]:H:C`; `""` and
+    /// `0.0.0.0` stay "every address", an IPv4 one stays that address.
+    #[test]
+    fn host_ips_of_both_families() {
+        let conf = |ip: &str| {
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"ocinet","runtimeConfig":{{"portMappings":
+                    [{{"hostPort":8080,"containerPort":80,"protocol":"udp","hostIP":"{ip}"}}]}}}}"#
+            )
+        };
+        let host_ip =
+            |ip: &str| Conf::parse(conf(ip).as_bytes()).map(|c| c.wanted.ports[0].clone());
+        for (written, want) in [
+            ("", None),
+            ("0.0.0.0", None),
+            ("10.0.0.1", Some("10.0.0.1")),
+            ("::", Some("::")),
+            ("fd00::1", Some("fd00::1")),
+            ("FD00:0::1", Some("fd00::1")),
+        ] {
+            let p = host_ip(written).unwrap();
+            assert_eq!(p.host_ip, want.map(|w| w.parse().unwrap()), "{written}");
+            assert_eq!((p.host_port, p.container_port), (8080, 80));
+            assert_eq!(p.protocol, Protocol::Udp);
+        }
+        for (written, why) in [
+            ("nope", "not an IPv4 or IPv6 address"),
+            ("[fd00::1]", "not an IPv4 or IPv6 address"),
+            ("fe80::1%eth0", "not an IPv4 or IPv6 address"),
+            ("::ffff:10.0.0.1", "IPv4-mapped"),
+        ] {
+            let e = host_ip(written).unwrap_err();
+            assert_eq!(u32::from(&e), 7, "{written}");
+            assert!(
+                e.details().contains(&format!(
+                    "invalid runtimeConfig.portMappings[0].hostIP \"{written}\": "
+                )) && e.details().contains(why),
+                "{written}: {e:?}"
+            );
+        }
     }
 
     #[test]
