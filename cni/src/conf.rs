@@ -62,7 +62,7 @@ pub struct Wanted {
     /// The `dns` capability: servers the resolver tries first for the
     /// container's other names (as `io.ocinet.dns`), and the search
     /// domains and options its result names.
-    pub dns_servers: Vec<Ipv4Addr>,
+    pub dns_servers: Vec<IpAddr>,
     pub dns_searches: Vec<String>,
     pub dns_options: Vec<String>,
     /// `dns.servers` left out, and why: logged by the verb (the log is
@@ -384,26 +384,15 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
             }
         };
         for s in strings("servers")? {
-            match s.parse::<std::net::IpAddr>() {
-                // The host's own addresses (a node's 127.0.0.53) and
-                // non-unicast ones are not the container's to use: left out.
-                Ok(std::net::IpAddr::V4(ip))
-                    if ip.is_loopback()
-                        || ip.is_unspecified()
-                        || ip.is_multicast()
-                        || ip.is_broadcast()
-                        || ip.is_link_local() =>
-                {
-                    w.dns_left_out
-                        .push((ip.into(), "not usable from a container"));
+            match s.parse::<IpAddr>() {
+                // The host's own addresses (a node's 127.0.0.53 or ::1),
+                // link-local and non-unicast ones are not the container's
+                // to use: left out (a runtime passes the node's resolv.conf
+                // as it is), where `io.ocinet.dns` refuses them.
+                Ok(ip) if ocinet_common::validate::container_dns_server(ip).is_some() => {
+                    w.dns_left_out.push((ip, "not usable from a container"));
                 }
-                Ok(std::net::IpAddr::V4(ip)) => w.dns_servers.push(ip),
-                // A container's own servers are kept as IPv4 addresses in
-                // its record today: said, so that a pod missing its IPv6
-                // server can be explained.
-                Ok(std::net::IpAddr::V6(ip)) => w
-                    .dns_left_out
-                    .push((ip.into(), "IPv6 servers are not supported yet")),
+                Ok(ip) => w.dns_servers.push(ip),
                 Err(_) => {
                     return Err(invalid(
                         "runtimeConfig.dns.servers",
@@ -562,10 +551,17 @@ mod tests {
     fn dns_servers_left_out_are_kept_to_be_logged() {
         let c = Conf::parse(
             br#"{"cniVersion":"1.0.0","name":"n","type":"ocinet","runtimeConfig":{"dns":
-                {"servers":["10.0.0.53","2001:db8::53","127.0.0.53"]}}}"#,
+                {"servers":["10.0.0.53","2001:db8::53","127.0.0.53","::1","fe80::1","::ffff:10.0.0.9"]}}}"#,
         )
         .unwrap();
-        assert_eq!(c.wanted.dns_servers, [Ipv4Addr::new(10, 0, 0, 53)]);
+        // Both families kept, in the order given.
+        assert_eq!(
+            c.wanted.dns_servers,
+            [
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 53)),
+                "2001:db8::53".parse::<IpAddr>().unwrap()
+            ]
+        );
         let left: Vec<String> = c
             .wanted
             .dns_left_out
@@ -575,10 +571,20 @@ mod tests {
         assert_eq!(
             left,
             [
-                "2001:db8::53 IPv6 servers are not supported yet",
-                "127.0.0.53 not usable from a container"
+                "127.0.0.53 not usable from a container",
+                "::1 not usable from a container",
+                "fe80::1 not usable from a container",
+                "::ffff:10.0.0.9 not usable from a container"
             ]
         );
+        // At most three of either family, counted after those left out.
+        let e = Conf::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"ocinet","runtimeConfig":{"dns":
+                {"servers":["10.0.0.53","2001:db8::53","10.0.0.54","fd00::53","::1"]}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(u32::from(&e), 7);
+        assert!(e.details().contains("at most three"), "{e:?}");
     }
 
     #[test]

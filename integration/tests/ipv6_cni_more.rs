@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use ocinet_integration::cni::{self, Call, Pod};
-use ocinet_integration::{text, Host, HOST_LINK_IP, HOST_LINK_IP6, OUTSIDE_IP};
+use ocinet_integration::upstream::{Upstream, CLIENT_PY, LOOK_PY};
+use ocinet_integration::{text, Host, HOST_LINK_IP, HOST_LINK_IP6, OUTSIDE_IP, OUTSIDE_IP6};
 use serde_json::{json, Value};
 
 fn dual(v4: &str, v6: &str, extra: Value) -> Value {
@@ -196,4 +197,93 @@ fn a_bad_ipv6_host_ip_is_refused_naming_it() {
         assert!(h.port_claims().is_empty(), "{host_ip}: {:?}", h.port_claims());
         assert!(h.leases(net).is_empty(), "{host_ip}: {:?}", h.leases(net));
     }
+}
+
+/// `look(server, name, A)` from inside `pod`: "RCODE:answers".
+fn look(pod: &Pod, server: &str, name: &str) -> String {
+    let script = format!("{CLIENT_PY}\n{LOOK_PY}\nprint(look({server:?}, {name:?}, 1))\n");
+    text(&pod.exec(&["python3", "-c", &script]))
+        .trim()
+        .to_string()
+}
+
+/// An IPv6 server in `runtimeConfig.dns.servers` now takes effect: the
+/// pod's other names go to it before the network's upstream (over either
+/// gateway), in the order given beside an IPv4 one; one the pod cannot use
+/// (`::1`) is still left out and logged; a pod without the capability
+/// keeps the network's upstream.
+#[test]
+fn ipv6_dns_servers_of_the_dns_capability_are_used() {
+    let h = Host::new();
+    h.outside();
+    let net_up = Upstream::start(&h, OUTSIDE_IP, [203, 0, 113, 7]);
+    let own6 = Upstream::start(&h, OUTSIDE_IP6, [203, 0, 113, 66]);
+    let plain_conf = cni::single(
+        &h,
+        "1.0.0",
+        "ds",
+        dual("10.91.0.0/24", "fd91::/64", json!({})),
+    );
+    let with_dns = |servers: Value| {
+        cni::single(
+            &h,
+            "1.0.0",
+            "ds",
+            dual(
+                "10.91.0.0/24",
+                "fd91::/64",
+                json!({"capabilities": {"dns": true}, "runtimeConfig": {"dns": {"servers": servers}}}),
+            ),
+        )
+    };
+    let plain = Pod::new(&h, "plain");
+    let plain_call = Call::new("ADD", &plain.id, &plain.path(), "eth0");
+    cni::exec(&h, "ocinet", &plain_call, &plain_conf).ok();
+    let six = Pod::new(&h, "six");
+    let six_conf = with_dns(json!(["::1", OUTSIDE_IP6]));
+    let six_call = Call::new("ADD", &six.id, &six.path(), "eth0");
+    cni::exec(&h, "ocinet", &six_call, &six_conf).ok();
+    // Behind an IPv4 server that answers: that one first.
+    let mixed = Pod::new(&h, "mixed");
+    let mixed_conf = with_dns(json!([OUTSIDE_IP, OUTSIDE_IP6]));
+    let mixed_call = Call::new("ADD", &mixed.id, &mixed.path(), "eth0");
+    cni::exec(&h, "ocinet", &mixed_call, &mixed_conf).ok();
+
+    assert_eq!(look(&six, "10.91.0.1", "six4.test"), "0:203.0.113.66");
+    assert_eq!(look(&six, "fd91::1", "six6.test"), "0:203.0.113.66");
+    assert_eq!(look(&mixed, "fd91::1", "mixed.test"), "0:203.0.113.7");
+    assert_eq!(look(&plain, "fd91::1", "plain.test"), "0:203.0.113.7");
+    let asked6 = own6.asked();
+    assert_eq!(
+        asked6,
+        ["six4.test", "six6.test"],
+        "the pod's own IPv6 server"
+    );
+    let asked = net_up.asked();
+    assert_eq!(asked, ["mixed.test", "plain.test"], "{asked:?}");
+    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("::1") && l.contains("not usable from a container")),
+        "{log}"
+    );
+
+    for (p, call, conf) in [
+        (&plain, &plain_call, &plain_conf),
+        (&six, &six_call, &six_conf),
+        (&mixed, &mixed_call, &mixed_conf),
+    ] {
+        cni::exec(&h, "ocinet", &call.command("DEL"), conf).ok();
+        ocinet_integration::assert_clean(&h, &p.id);
+    }
+    // More than three of either family: refused, naming the key.
+    let many = Pod::new(&h, "many");
+    cni::exec(
+        &h,
+        "ocinet",
+        &Call::new("ADD", &many.id, &many.path(), "eth0"),
+        &with_dns(json!([OUTSIDE_IP6, OUTSIDE_IP, "fd00::53", "10.0.0.53"])),
+    )
+    .refused(7, "invalid runtimeConfig.dns.servers");
+    ocinet_integration::assert_clean(&h, &many.id);
 }
