@@ -313,13 +313,16 @@ pub fn container_dns_server(ip: std::net::IpAddr) -> Option<&'static str> {
     if !is_unicast_ip(ip) {
         return Some("is not a unicast address");
     }
+    let hosts_own = match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
+    };
+    if hosts_own {
+        return Some(
+            "is the host's own (loopback or link-local): the resolver would query it for the container",
+        );
+    }
     match ip {
-        IpAddr::V4(v4) if v4.is_loopback() || v4.is_link_local() => {
-            Some("is the host's own (loopback or link-local): the resolver would query it for the container")
-        }
-        IpAddr::V6(v6) if v6.is_loopback() || v6.is_unicast_link_local() => {
-            Some("is the host's own (loopback or link-local): the resolver would query it for the container")
-        }
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
             Some("is an IPv4-mapped address: write the IPv4 address")
         }
