@@ -62,7 +62,7 @@ pub struct Wanted {
     /// The `dns` capability: servers the resolver tries first for the
     /// container's other names (as `io.ocinet.dns`), and the search
     /// domains and options its result names.
-    pub dns_servers: Vec<Ipv4Addr>,
+    pub dns_servers: Vec<IpAddr>,
     pub dns_searches: Vec<String>,
     pub dns_options: Vec<String>,
     /// `dns.servers` left out, and why: logged by the verb (the log is
@@ -254,6 +254,33 @@ impl Conf {
     }
 }
 
+/// An IPv6 `hostIP`, read as the hook reads `[ADDR]:H:C`: through the one
+/// parser of port specs, so that both front ends take and refuse the same
+/// addresses (`[::]` is every address of both families, `[::1]` is what
+/// that parser says it is, an IPv4-mapped one is refused).
+fn host_ip6(
+    field: &str,
+    value: &Value,
+    written: &str,
+    ip: Ipv6Addr,
+    host_port: u16,
+    container_port: u16,
+    protocol: Protocol,
+) -> Result<Option<IpAddr>, CniError> {
+    // Formatted from the parsed address, never from the runtime's text:
+    // nothing of it can reach the entry's other parts.
+    let entry = format!("[{ip}]:{host_port}:{container_port}/{}", protocol.name());
+    match ocinet_common::model::ports::parse_entry(&format!("{field}.hostIP"), &entry) {
+        Ok(spec) => Ok(spec.host_ip),
+        Err(ocinet_common::Error::Invalid { reason, .. }) => {
+            Err(invalid(&format!("{field}.hostIP"), value, &reason))
+        }
+        Err(e) => Err(CniError::InvalidNetworkConfig(format!(
+            "invalid {field}.hostIP {written:?}: {e}"
+        ))),
+    }
+}
+
 fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted, CniError> {
     let mut w = Wanted::default();
     for (i, p) in rc.port_mappings.iter().enumerate() {
@@ -272,20 +299,30 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
                 )))
             }
         };
+        let host_port = port(p.host_port, "hostPort")?;
+        let container_port = port(p.container_port, "containerPort")?;
         let host_ip = match p.custom.get("hostIP") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.is_empty() || s == "0.0.0.0" => None,
-            Some(v) => Some(
-                v.as_str()
-                    .and_then(|s| s.parse::<Ipv4Addr>().ok())
-                    .ok_or_else(|| invalid(&format!("{field}.hostIP"), v, "not an IPv4 address"))?,
-            ),
+            Some(v) => match v.as_str().map(|s| (s, s.parse::<IpAddr>())) {
+                Some((_, Ok(IpAddr::V4(ip)))) => Some(IpAddr::V4(ip)),
+                Some((s, Ok(IpAddr::V6(ip)))) => {
+                    host_ip6(&field, v, s, ip, host_port, container_port, protocol)?
+                }
+                _ => {
+                    return Err(invalid(
+                        &format!("{field}.hostIP"),
+                        v,
+                        "not an IPv4 or IPv6 address",
+                    ))
+                }
+            },
         };
         w.ports.push(PortSpec {
-            host_ip: host_ip.map(std::net::IpAddr::V4),
-            host_port: port(p.host_port, "hostPort")?,
+            host_ip,
+            host_port,
             count: 1,
-            container_port: port(p.container_port, "containerPort")?,
+            container_port,
             protocol,
         });
     }
@@ -347,26 +384,15 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
             }
         };
         for s in strings("servers")? {
-            match s.parse::<std::net::IpAddr>() {
-                // The host's own addresses (a node's 127.0.0.53) and
-                // non-unicast ones are not the container's to use: left out.
-                Ok(std::net::IpAddr::V4(ip))
-                    if ip.is_loopback()
-                        || ip.is_unspecified()
-                        || ip.is_multicast()
-                        || ip.is_broadcast()
-                        || ip.is_link_local() =>
-                {
-                    w.dns_left_out
-                        .push((ip.into(), "not usable from a container"));
+            match s.parse::<IpAddr>() {
+                // The host's own addresses (a node's 127.0.0.53 or ::1),
+                // link-local and non-unicast ones are not the container's
+                // to use: left out (a runtime passes the node's resolv.conf
+                // as it is), where `io.ocinet.dns` refuses them.
+                Ok(ip) if ocinet_common::validate::container_dns_server(ip).is_some() => {
+                    w.dns_left_out.push((ip, "not usable from a container"));
                 }
-                Ok(std::net::IpAddr::V4(ip)) => w.dns_servers.push(ip),
-                // A container's own servers are kept as IPv4 addresses in
-                // its record today: said, so that a pod missing its IPv6
-                // server can be explained.
-                Ok(std::net::IpAddr::V6(ip)) => w
-                    .dns_left_out
-                    .push((ip.into(), "IPv6 servers are not supported yet")),
+                Ok(ip) => w.dns_servers.push(ip),
                 Err(_) => {
                     return Err(invalid(
                         "runtimeConfig.dns.servers",
@@ -467,6 +493,48 @@ mod tests {
         assert!(Conf::parse(b"{not json").is_err());
     }
 
+    /// An IPv6 `hostIP` is read as the hook reads `[ADDR]:H:C`; `""` and
+    /// `0.0.0.0` stay "every address", an IPv4 one stays that address.
+    #[test]
+    fn host_ips_of_both_families() {
+        let conf = |ip: &str| {
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"ocinet","runtimeConfig":{{"portMappings":
+                    [{{"hostPort":8080,"containerPort":80,"protocol":"udp","hostIP":"{ip}"}}]}}}}"#
+            )
+        };
+        let host_ip =
+            |ip: &str| Conf::parse(conf(ip).as_bytes()).map(|c| c.wanted.ports[0].clone());
+        for (written, want) in [
+            ("", None),
+            ("0.0.0.0", None),
+            ("10.0.0.1", Some("10.0.0.1")),
+            ("::", Some("::")),
+            ("fd00::1", Some("fd00::1")),
+            ("FD00:0::1", Some("fd00::1")),
+        ] {
+            let p = host_ip(written).unwrap();
+            assert_eq!(p.host_ip, want.map(|w| w.parse().unwrap()), "{written}");
+            assert_eq!((p.host_port, p.container_port), (8080, 80));
+            assert_eq!(p.protocol, Protocol::Udp);
+        }
+        for (written, why) in [
+            ("nope", "not an IPv4 or IPv6 address"),
+            ("[fd00::1]", "not an IPv4 or IPv6 address"),
+            ("fe80::1%eth0", "not an IPv4 or IPv6 address"),
+            ("::ffff:10.0.0.1", "IPv4-mapped"),
+        ] {
+            let e = host_ip(written).unwrap_err();
+            assert_eq!(u32::from(&e), 7, "{written}");
+            assert!(
+                e.details().contains(&format!(
+                    "invalid runtimeConfig.portMappings[0].hostIP \"{written}\": "
+                )) && e.details().contains(why),
+                "{written}: {e:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_configuration_without_name_is_refused() {
         for conf in [
@@ -483,10 +551,17 @@ mod tests {
     fn dns_servers_left_out_are_kept_to_be_logged() {
         let c = Conf::parse(
             br#"{"cniVersion":"1.0.0","name":"n","type":"ocinet","runtimeConfig":{"dns":
-                {"servers":["10.0.0.53","2001:db8::53","127.0.0.53"]}}}"#,
+                {"servers":["10.0.0.53","2001:db8::53","127.0.0.53","::1","fe80::1","::ffff:10.0.0.9"]}}}"#,
         )
         .unwrap();
-        assert_eq!(c.wanted.dns_servers, [Ipv4Addr::new(10, 0, 0, 53)]);
+        // Both families kept, in the order given.
+        assert_eq!(
+            c.wanted.dns_servers,
+            [
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 53)),
+                "2001:db8::53".parse::<IpAddr>().unwrap()
+            ]
+        );
         let left: Vec<String> = c
             .wanted
             .dns_left_out
@@ -496,10 +571,20 @@ mod tests {
         assert_eq!(
             left,
             [
-                "2001:db8::53 IPv6 servers are not supported yet",
-                "127.0.0.53 not usable from a container"
+                "127.0.0.53 not usable from a container",
+                "::1 not usable from a container",
+                "fe80::1 not usable from a container",
+                "::ffff:10.0.0.9 not usable from a container"
             ]
         );
+        // At most three of either family, counted after those left out.
+        let e = Conf::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"ocinet","runtimeConfig":{"dns":
+                {"servers":["10.0.0.53","2001:db8::53","10.0.0.54","fd00::53","::1"]}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(u32::from(&e), 7);
+        assert!(e.details().contains("at most three"), "{e:?}");
     }
 
     #[test]

@@ -302,6 +302,34 @@ pub fn is_unicast_ip(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// Why `ip` cannot be a container's own DNS server (`io.ocinet.dns`, CNI's
+/// `dns.servers`), or `None` when it can. The resolver forwards for the
+/// container from the host's namespace: an address only the host reaches
+/// (loopback, link-local, or an IPv4-mapped IPv6 one, which a socket sends
+/// to as the IPv4 address it maps) would let the container ask through
+/// it what it could not ask itself.
+pub fn container_dns_server(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    if !is_unicast_ip(ip) {
+        return Some("is not a unicast address");
+    }
+    let hosts_own = match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
+    };
+    if hosts_own {
+        return Some(
+            "is the host's own (loopback or link-local): the resolver would query it for the container",
+        );
+    }
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            Some("is an IPv4-mapped address: write the IPv4 address")
+        }
+        _ => None,
+    }
+}
+
 /// A unicast, non-zero Ethernet address written as six colon-separated bytes.
 pub fn mac(field: &str, value: &str) -> Result<[u8; 6]> {
     let parts: Vec<&str> = value.split(':').collect();

@@ -248,11 +248,14 @@ fn join_networks(
         // The resolver forwards from the host's namespace, past the
         // isolation between networks: not to an address of one of them.
         let (all, _) = ctx.config.list();
-        if let Some((ip, n)) = s.iter().find_map(|ip| {
-            all.iter()
-                .find(|n| n.v4().is_some_and(|v4| v4.subnet.contains(ip)))
-                .map(|n| (ip, n))
-        }) {
+        let holds = |n: &&ocinet_common::model::Network, ip: &std::net::IpAddr| match ip {
+            std::net::IpAddr::V4(ip) => n.v4().is_some_and(|v4| v4.subnet.contains(ip)),
+            std::net::IpAddr::V6(ip) => n.v6().is_some_and(|v6| v6.subnet.contains(ip)),
+        };
+        if let Some((ip, n)) = s
+            .iter()
+            .find_map(|ip| all.iter().find(|n| holds(n, ip)).map(|n| (ip, n)))
+        {
             return Err(Error::invalid(
                 "io.ocinet.dns",
                 ip,
@@ -262,7 +265,7 @@ fn join_networks(
                 ),
             ));
         }
-        ep.dns_servers = s.clone();
+        ep.dns_servers = ocinet_common::model::endpoint::DnsServers(s.clone());
     }
 
     if let Some(d) = drivers.get(publisher) {

@@ -107,7 +107,7 @@ impl Named {
         (!attachments.is_empty()).then(|| Named {
             id: e.id.clone(),
             name: e.name.clone(),
-            dns_servers: e.dns_servers.iter().map(|s| IpAddr::V4(*s)).collect(),
+            dns_servers: e.dns_servers.to_vec(),
             attachments,
         })
     }

@@ -3,7 +3,7 @@
 //! anything touches the kernel.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ocinet_common::model::network::DEFAULT_NETWORK;
 use ocinet_common::model::ports::parse_list;
@@ -333,25 +333,16 @@ fn per_network<'a>(
         .collect()
 }
 
-/// `io.ocinet.dns`: IPv4 servers, a comma list of at most three (as
-/// resolv.conf takes).
-fn parse_servers(v: &str) -> Result<Vec<Ipv4Addr>> {
+/// `io.ocinet.dns`: servers of either family, a comma list of at most
+/// three (as resolv.conf takes), tried in the order given.
+fn parse_servers(v: &str) -> Result<Vec<IpAddr>> {
     let mut out = Vec::new();
     for s in v.split(',').map(str::trim) {
-        let ip: Ipv4Addr = s
+        let ip: IpAddr = s
             .parse()
-            .map_err(|_| Error::invalid(ANN_DNS, s, "not an IPv4 address, nor off"))?;
-        if !validate::is_unicast(ip) {
-            return Err(Error::invalid(ANN_DNS, ip, "is not a unicast address"));
-        }
-        // The resolver forwards from the host's namespace: the container
-        // must not reach through it what it could not reach itself.
-        if ip.is_loopback() || ip.is_link_local() {
-            return Err(Error::invalid(
-                ANN_DNS,
-                ip,
-                "is the host's own (loopback or link-local): the resolver would query it for the container",
-            ));
+            .map_err(|_| Error::invalid(ANN_DNS, s, "not an IPv4 or IPv6 address, nor off"))?;
+        if let Some(why) = validate::container_dns_server(ip) {
+            return Err(Error::invalid(ANN_DNS, ip, why));
         }
         out.push(ip);
     }

@@ -370,8 +370,8 @@ fn bad_ifnames_and_a_missing_name_are_refused() {
 }
 
 /// What is ignored is said in the log: a K8S_POD_NAME that cannot be a
-/// name (the container is named by its id), and IPv6 servers of the
-/// `dns` capability (not supported yet), each naming the value.
+/// name (the container is named by its id), and servers of the `dns`
+/// capability a container cannot use (link-local), each naming the value.
 #[test]
 fn what_is_ignored_is_logged() {
     let h = Host::new();
@@ -383,7 +383,7 @@ fn what_is_ignored_is_logged() {
         "pods",
         pods_network(json!({
             "capabilities": {"dns": true},
-            "runtimeConfig": {"dns": {"servers": [OUTSIDE_IP, "2001:db8::53"]}},
+            "runtimeConfig": {"dns": {"servers": [OUTSIDE_IP, "fe80::53"]}},
         })),
     );
     let call = Call {
@@ -399,7 +399,7 @@ fn what_is_ignored_is_logged() {
         "{l}"
     );
     assert!(
-        l.contains("2001:db8::53") && l.contains("IPv6 servers are not supported yet"),
+        l.contains("fe80::53") && l.contains("not usable from a container"),
         "{l}"
     );
     let e = h.endpoint(&pod.id).expect("recorded");

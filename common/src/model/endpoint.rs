@@ -141,8 +141,8 @@ pub struct Endpoint {
     pub attachments: Vec<Attachment>,
     /// Servers the resolver forwards this container's other names to
     /// before the network's (`io.ocinet.dns`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns_servers: Vec<std::net::Ipv4Addr>,
+    #[serde(flatten)]
+    pub dns_servers: DnsServers,
     /// The resolv.conf generated for the container and mounted over its
     /// own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +152,48 @@ pub struct Endpoint {
     pub origin: Origin,
     /// Unix time of setup.
     pub created: u64,
+}
+
+/// A container's own DNS servers, of either family, in the order given.
+///
+/// Written as `dns_servers`, its IPv4 ones (all a release before IPv6
+/// servers reads, and everything of an IPv4-only list, whose record is
+/// written as it always was), and, when it has an IPv6 one,
+/// `dns_servers_all`, the whole list in order. A release before IPv6
+/// servers then reads such a record (it ignores keys it does not know)
+/// and forwards to the IPv4 ones, rather than failing to read the record
+/// and losing the container's names (a resolver of that release may still
+/// be running while the new hook writes). Read by `EndpointWire`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsServers(pub Vec<std::net::IpAddr>);
+
+impl std::ops::Deref for DnsServers {
+    type Target = Vec<std::net::IpAddr>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Serialize for DnsServers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let v4: Vec<std::net::Ipv4Addr> = self
+            .0
+            .iter()
+            .filter_map(|ip| match ip {
+                std::net::IpAddr::V4(v4) => Some(*v4),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect();
+        let mut m = s.serialize_map(None)?;
+        if !v4.is_empty() {
+            m.serialize_entry("dns_servers", &v4)?;
+        }
+        if self.0.iter().any(std::net::IpAddr::is_ipv6) {
+            m.serialize_entry("dns_servers_all", &self.0)?;
+        }
+        m.end()
+    }
 }
 
 /// The front end a container came through.
@@ -186,7 +228,7 @@ impl Endpoint {
             hook: None,
             netns_link: None,
             attachments: Vec::new(),
-            dns_servers: Vec::new(),
+            dns_servers: DnsServers::default(),
             resolv_conf: None,
             origin: Origin::Oci,
             created: std::time::SystemTime::now()

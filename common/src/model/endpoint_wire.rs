@@ -29,6 +29,10 @@ pub struct EndpointWire {
     attachments: Vec<Attachment>,
     #[serde(default)]
     dns_servers: Vec<std::net::Ipv4Addr>,
+    /// Written beside `dns_servers` when the list has an IPv6 server (see
+    /// `DnsServers`).
+    #[serde(default)]
+    dns_servers_all: Option<Vec<IpAddr>>,
     #[serde(default)]
     resolv_conf: Option<PathBuf>,
     #[serde(default)]
@@ -96,7 +100,10 @@ impl From<EndpointWire> for Endpoint {
             hook: w.hook,
             netns_link: w.netns_link,
             attachments,
-            dns_servers: w.dns_servers,
+            dns_servers: super::endpoint::DnsServers(
+                w.dns_servers_all
+                    .unwrap_or_else(|| w.dns_servers.into_iter().map(IpAddr::V4).collect()),
+            ),
             resolv_conf: w.resolv_conf,
             origin: w.origin,
             created: w.created,
@@ -139,6 +146,60 @@ mod tests {
         );
         let again: Endpoint = serde_json::from_str(&text).unwrap();
         assert_eq!(again, ep);
+    }
+
+    /// What a release before IPv6 DNS servers reads of a record: its
+    /// `dns_servers` is IPv4 addresses, and keys it does not know are
+    /// ignored.
+    #[derive(Deserialize)]
+    struct Before {
+        #[serde(default)]
+        dns_servers: Vec<Ipv4Addr>,
+    }
+
+    #[test]
+    fn dns_servers_of_both_families_stay_readable_by_the_release_before() {
+        let mut ep = Endpoint::new("c1", "c1", Mode::network("n"));
+        // An IPv4-only list is written as it always was.
+        ep.dns_servers = super::super::endpoint::DnsServers(vec![
+            "10.0.0.53".parse().unwrap(),
+            "10.0.0.54".parse().unwrap(),
+        ]);
+        let v = serde_json::to_value(&ep).unwrap();
+        assert_eq!(
+            v["dns_servers"],
+            serde_json::json!(["10.0.0.53", "10.0.0.54"])
+        );
+        assert!(v.get("dns_servers_all").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<Endpoint>(v).unwrap(), ep);
+        // None at all: no key.
+        ep.dns_servers = Default::default();
+        let v = serde_json::to_value(&ep).unwrap();
+        assert!(
+            v.get("dns_servers").is_none() && v.get("dns_servers_all").is_none(),
+            "{v}"
+        );
+        // A mixed list keeps its order; the release before reads its IPv4
+        // servers and the record stays readable to it.
+        ep.dns_servers = super::super::endpoint::DnsServers(vec![
+            "2001:db8::53".parse().unwrap(),
+            "10.0.0.53".parse().unwrap(),
+            "fd00::53".parse().unwrap(),
+        ]);
+        let text = serde_json::to_string(&ep).unwrap();
+        let again: Endpoint = serde_json::from_str(&text).unwrap();
+        assert_eq!(again, ep);
+        let before: Before = serde_json::from_str(&text).unwrap();
+        assert_eq!(before.dns_servers, [Ipv4Addr::new(10, 0, 0, 53)]);
+        // IPv6 servers only: the release before sees none.
+        ep.dns_servers = super::super::endpoint::DnsServers(vec!["fd00::53".parse().unwrap()]);
+        let text = serde_json::to_string(&ep).unwrap();
+        assert!(!text.contains("\"dns_servers\""), "{text}");
+        assert!(serde_json::from_str::<Before>(&text)
+            .unwrap()
+            .dns_servers
+            .is_empty());
+        assert_eq!(serde_json::from_str::<Endpoint>(&text).unwrap(), ep);
     }
 
     #[test]

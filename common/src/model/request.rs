@@ -70,8 +70,9 @@ pub enum DnsRequest {
     /// Its DNS-enabled networks' resolvers in a generated resolv.conf.
     #[default]
     Networks,
-    /// As `Networks`, and these servers tried first for other names.
-    Servers(Vec<Ipv4Addr>),
+    /// As `Networks`, and these servers (either family, in the order
+    /// given) tried first for other names.
+    Servers(Vec<IpAddr>),
     /// Its own resolv.conf, left alone (`io.ocinet.dns=off`).
     Off,
 }

@@ -43,6 +43,41 @@ pub struct Collectors {
 
 /// Register a metric in a collector's registry; names are constants, so a
 /// failure is a programming error reported as a collector failure.
+/// `vec` with `label` left out of the samples where it is empty, so that
+/// a label added for IPv6 leaves the series that had no use for it exactly
+/// as they were: the info series of an IPv4-only interface keeps the
+/// labels it had before `ip6` existed, and a published port's IPv4 series
+/// the labels it had before `family` (a scraper that keeps empty labels,
+/// or a test comparing the exposition, sees no change). Prometheus treats
+/// an empty label as an absent one, so `{ip6=""}` still selects the
+/// IPv4-only ones.
+#[derive(Clone)]
+pub struct WithoutEmpty<C> {
+    pub vec: C,
+    pub label: &'static str,
+}
+
+impl<C: prometheus::core::Collector> prometheus::core::Collector for WithoutEmpty<C> {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.vec.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let mut families = self.vec.collect();
+        for f in &mut families {
+            for m in f.mut_metric() {
+                let labels = m
+                    .take_label()
+                    .into_iter()
+                    .filter(|l| !(l.name() == self.label && l.value().is_empty()))
+                    .collect();
+                m.set_label(labels);
+            }
+        }
+        families
+    }
+}
+
 pub fn register<C: prometheus::core::Collector + Clone + 'static>(
     reg: &Registry,
     c: &C,

@@ -9,7 +9,7 @@ use ocinet_common::model::{shown_attachments, Mode};
 use ocinet_common::netlink::{Netlink, Stats64};
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
-use super::{register, CollectResult, Collector, Snapshot};
+use super::{register, CollectResult, Collector, Snapshot, WithoutEmpty};
 
 pub struct Netdev;
 
@@ -153,39 +153,6 @@ impl Collector for Netdev {
             }
         }
         Ok(())
-    }
-}
-
-/// `vec` with `label` left out of the samples where it is empty: the info
-/// series of an IPv4-only interface keeps exactly the labels it had
-/// before `ip6` existed (a scraper that keeps empty labels, or a test
-/// comparing the exposition, sees no change), and a dual-stack one gains
-/// `ip6`. (Prometheus treats an empty label as an absent one, so
-/// `{ip6=""}` still selects the IPv4-only ones.)
-#[derive(Clone)]
-struct WithoutEmpty {
-    vec: GaugeVec,
-    label: &'static str,
-}
-
-impl prometheus::core::Collector for WithoutEmpty {
-    fn desc(&self) -> Vec<&prometheus::core::Desc> {
-        self.vec.desc()
-    }
-
-    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
-        let mut families = self.vec.collect();
-        for f in &mut families {
-            for m in f.mut_metric() {
-                let labels = m
-                    .take_label()
-                    .into_iter()
-                    .filter(|l| !(l.name() == self.label && l.value().is_empty()))
-                    .collect();
-                m.set_label(labels);
-            }
-        }
-        families
     }
 }
 
