@@ -303,7 +303,9 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
         let container_port = port(p.container_port, "containerPort")?;
         let host_ip = match p.custom.get("hostIP") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.is_empty() || s == "0.0.0.0" => None,
+            // "0.0.0.0" is every IPv4 address, as the hook's `0.0.0.0:H:C`
+            // and the reference portmap plugin read it: not IPv6's.
+            Some(Value::String(s)) if s.is_empty() => None,
             Some(v) => match v.as_str().map(|s| (s, s.parse::<IpAddr>())) {
                 Some((_, Ok(IpAddr::V4(ip)))) => Some(IpAddr::V4(ip)),
                 Some((s, Ok(IpAddr::V6(ip)))) => {
@@ -493,8 +495,9 @@ mod tests {
         assert!(Conf::parse(b"{not json").is_err());
     }
 
-    /// An IPv6 `hostIP` is read as the hook reads `[ADDR]:H:C`; `""` and
-    /// `0.0.0.0` stay "every address", an IPv4 one stays that address.
+    /// An IPv6 `hostIP` is read as the hook reads `[ADDR]:H:C`; `""` stays
+    /// "every address", `0.0.0.0` every IPv4 one, an IPv4 one that
+    /// address.
     #[test]
     fn host_ips_of_both_families() {
         let conf = |ip: &str| {
@@ -507,7 +510,7 @@ mod tests {
             |ip: &str| Conf::parse(conf(ip).as_bytes()).map(|c| c.wanted.ports[0].clone());
         for (written, want) in [
             ("", None),
-            ("0.0.0.0", None),
+            ("0.0.0.0", Some("0.0.0.0")),
             ("10.0.0.1", Some("10.0.0.1")),
             ("::", Some("::")),
             ("fd00::1", Some("fd00::1")),

@@ -59,8 +59,8 @@ fn silent(h: &Host, url: &str) {
 }
 
 /// A host IPv6 address as `hostIP` publishes there only, `::` on every
-/// address of both families, as `[ADDR]:H:C` and `[::]:H:C` do through
-/// the hook; `ps` shows them in the hook's form; DEL leaves nothing.
+/// address of both families, `0.0.0.0` on IPv4's only, as `[ADDR]:H:C`,
+/// `[::]:H:C` and `0.0.0.0:H:C` do through the hook; `ps` shows them in the hook's form; DEL leaves nothing.
 #[test]
 fn an_ipv6_host_ip_publishes_there() {
     let h = Host::new();
@@ -78,6 +78,7 @@ fn an_ipv6_host_ip_publishes_there() {
                 "runtimeConfig": {"portMappings": [
                     {"hostPort": 8090, "containerPort": 80, "protocol": "tcp", "hostIP": HOST_LINK_IP6},
                     {"hostPort": 8091, "containerPort": 80, "protocol": "tcp", "hostIP": "::"},
+                    {"hostPort": 8092, "containerPort": 80, "protocol": "tcp", "hostIP": "0.0.0.0"},
                 ]},
             }),
         ),
@@ -103,6 +104,13 @@ fn an_ipv6_host_ip_publishes_there() {
         Some("pod over ipv6"),
         ":: over IPv4"
     );
+    // 0.0.0.0 is every IPv4 address only, as the hook's 0.0.0.0:H:C.
+    assert_eq!(
+        fetch_outside(&h, &four(8092)).as_deref().map(str::trim),
+        Some("pod over ipv6"),
+        "0.0.0.0 over IPv4"
+    );
+    silent(&h, &six(8092));
     let e = h.endpoint(&pod.id).expect("in ps");
     let shown = e.to_string();
     assert!(
