@@ -280,6 +280,23 @@ pub fn single(h: &Host, version: &str, name: &str, extra: Value) -> Value {
 /// A pod's network namespace as a CNI runtime makes one (before ADD, and
 /// removed after DEL): `/run/netns/<host>-<tag>`, deleted on drop with
 /// what runs in it.
+/// An inline network definition: `base` with the keys of `extra` over it.
+pub fn inline(mut base: Value, extra: Value) -> Value {
+    if let (Some(o), Some(x)) = (base.as_object_mut(), extra.as_object()) {
+        o.extend(x.clone());
+    }
+    base
+}
+
+/// A dual-stack inline definition whose upstream is the outside
+/// namespace's, with `extra`'s keys.
+pub fn dual(v4: &str, v6: &str, extra: Value) -> Value {
+    inline(
+        json!({"subnet": [v4, v6], "dnsUpstreams": [crate::OUTSIDE_IP]}),
+        extra,
+    )
+}
+
 pub struct Pod {
     pub name: String,
     /// The container id a runtime would give it (the tag first, so that
@@ -316,6 +333,24 @@ impl Pod {
                 .args(["netns", "exec", &self.name])
                 .args(args),
         )
+    }
+
+    /// A web server in the pod answering `body` on port 80 (busybox
+    /// httpd listens on both families), ended on drop.
+    pub fn serve(&mut self, h: &Host, body: &str) {
+        let www = h.state_dir().with_file_name(format!("www-{}", self.name));
+        std::fs::create_dir_all(&www).expect("www");
+        std::fs::write(www.join("index.html"), body).expect("index");
+        self.spawn(&[
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            www.to_str().unwrap_or_default(),
+        ]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
     /// Start `args` in the pod's namespace, ended on drop.

@@ -274,6 +274,13 @@ impl std::fmt::Debug for ConfigEdit {
 }
 
 impl Spec {
+    /// A container on network `net` named `name`.
+    pub fn on(net: &str, name: &str) -> Self {
+        Spec::default()
+            .ann("io.ocinet.network", net)
+            .ann("io.ocinet.name", name)
+    }
+
     pub fn ann(mut self, k: &str, v: &str) -> Self {
         self.annotations.insert(k.into(), v.into());
         self
@@ -709,6 +716,13 @@ impl Host {
     /// Write a bundle and start the container in the foreground runtime
     /// process; returns once the hook finished (endpoint ready) or the
     /// runtime exited (setup failed).
+    /// `start`, asserting the container runs (its hooks succeeded).
+    pub fn started(&self, rt: Runtime, tag: &str, spec: &Spec) -> Container {
+        let c = self.start(rt, tag, spec);
+        assert!(c.exit.is_none(), "{tag}: {}", c.output());
+        c
+    }
+
     pub fn start(&self, rt: Runtime, tag: &str, spec: &Spec) -> Container {
         let id = format!("{}-{tag}", unique_hex());
         self.start_id(rt, &id, spec)

@@ -8,28 +8,10 @@ use ocinet_integration::{ok, text, Host, ECHO_CLIENT_PY, HOST_LINK_IP, OUTSIDE_I
 use serde_json::{json, Value};
 
 fn pods_network(extra: Value) -> Value {
-    let mut v = json!({"subnet": "10.90.0.0/24", "dnsUpstreams": [OUTSIDE_IP]});
-    if let (Some(o), Some(x)) = (v.as_object_mut(), extra.as_object()) {
-        o.extend(x.clone());
-    }
-    v
-}
-
-/// A web server in the pod answering with `body`.
-fn serve(h: &Host, pod: &mut Pod, body: &str) {
-    let www = h.state_dir().with_file_name(format!("www-{}", pod.name));
-    std::fs::create_dir_all(&www).expect("www");
-    std::fs::write(www.join("index.html"), body).expect("index");
-    pod.spawn(&[
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        www.to_str().unwrap_or_default(),
-    ]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    cni::inline(
+        json!({"subnet": "10.90.0.0/24", "dnsUpstreams": [OUTSIDE_IP]}),
+        extra,
+    )
 }
 
 /// DEL hands the host veth's deletion (which waits for an RCU grace
@@ -109,7 +91,7 @@ fn every_verb_at_every_version() {
             .endpoint(&pod.id)
             .unwrap_or_else(|| panic!("not in ps: {:?}", h.ps()));
         assert_eq!(e["ip"], plain, "{e}");
-        serve(&h, &mut pod, &format!("pod {v}\n"));
+        pod.serve(&h, &format!("pod {v}\n"));
         assert!(
             from_outside(&h, port).contains(&format!("pod {v}")),
             "port {port}"
@@ -688,7 +670,7 @@ fn chained_with_debian_portmap() {
         json!({"portMappings": [{"hostPort": 8095, "containerPort": 80, "protocol": "tcp"}]});
     let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
     chain.add(&h, &call, &caps).ok();
-    serve(&h, &mut pod, "published by portmap\n");
+    pod.serve(&h, "published by portmap\n");
     assert_eq!(from_outside(&h, 8095).trim(), "published by portmap");
     let d = chain.reverse(&h, "DEL", &call, &caps);
     assert_eq!(d.code, 0, "{d:?}");

@@ -10,31 +10,6 @@ use ocinet_integration::cni::{self, Call, Pod};
 use ocinet_integration::{ok, text, Host, OUTSIDE_IP, OUTSIDE_IP6};
 use serde_json::{json, Value};
 
-fn dual(v4: &str, v6: &str, extra: Value) -> Value {
-    let mut v = json!({"subnet": [v4, v6], "dnsUpstreams": [OUTSIDE_IP]});
-    if let (Some(o), Some(x)) = (v.as_object_mut(), extra.as_object()) {
-        o.extend(x.clone());
-    }
-    v
-}
-
-/// A web server in the pod (busybox httpd listens on both families).
-fn serve(h: &Host, pod: &mut Pod, body: &str) {
-    let www = h.state_dir().with_file_name(format!("www-{}", pod.name));
-    std::fs::create_dir_all(&www).expect("www");
-    std::fs::write(www.join("index.html"), body).expect("index");
-    pod.spawn(&[
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        www.to_str().unwrap_or_default(),
-    ]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-}
-
 /// What a result says, without the values that differ between plugins
 /// (MACs, names, addresses): the address families in order, the keys of
 /// each `ips` entry, the interface each points at, the routes' families.
@@ -100,7 +75,14 @@ fn reference_result(h: &Host, version: &str, tag: &str) -> Value {
 fn dual_stack_results_at_every_version() {
     let h = Host::new();
     let mut peer = Pod::new(&h, "peer");
-    let conf_of = |v: &str| cni::single(&h, v, "ds", dual("10.95.0.0/24", "fd95::/64", json!({})));
+    let conf_of = |v: &str| {
+        cni::single(
+            &h,
+            v,
+            "ds",
+            cni::dual("10.95.0.0/24", "fd95::/64", json!({})),
+        )
+    };
     let peer_call = Call::new("ADD", &peer.id, &peer.path(), "eth0");
     let r = cni::exec(&h, "ocinet", &peer_call, &conf_of("1.0.0")).ok();
     let peer6 = r["ips"][1]["address"]
@@ -109,7 +91,7 @@ fn dual_stack_results_at_every_version() {
         .trim_end_matches("/64")
         .to_string();
     assert_eq!(peer6, "fd95::2", "{r}");
-    serve(&h, &mut peer, "peer over ipv6\n");
+    peer.serve(&h, "peer over ipv6\n");
     for (i, v) in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"].iter().enumerate() {
         let pod = Pod::new(&h, &format!("v{i}"));
         let conf = conf_of(v);
@@ -200,7 +182,7 @@ fn ips_capability_sets_a_static_ipv6_and_check_sees_it_go() {
             &h,
             "1.0.0",
             "ds",
-            dual(
+            cni::dual(
                 "10.96.0.0/24",
                 "fd96::/64",
                 json!({"capabilities": {"ips": true}, "runtimeConfig": {"ips": ips}}),
@@ -258,7 +240,7 @@ fn ips_capability_sets_a_static_ipv6_and_check_sees_it_go() {
         &h,
         "1.0.0",
         "ds",
-        dual("10.96.0.0/24", "fd96::/64", json!({})),
+        cni::dual("10.96.0.0/24", "fd96::/64", json!({})),
     );
     let p = Pod::new(&h, "ar");
     let mut call = Call::new("ADD", &p.id, &p.path(), "eth0");
@@ -302,7 +284,7 @@ fn ips_capability_sets_a_static_ipv6_and_check_sees_it_go() {
         &h,
         "1.0.0",
         "ds",
-        dual(
+        cni::dual(
             "10.96.0.0/24",
             "fd96::/64",
             json!({"capabilities": {"ipRanges": true},
@@ -354,7 +336,7 @@ fn inline_definitions_are_compared_per_family() {
         &h,
         "1.0.0",
         "n4",
-        dual("10.97.0.0/24", "fd97::/64", json!({})),
+        cni::dual("10.97.0.0/24", "fd97::/64", json!({})),
     );
     add(&now_dual).refused(
         7,
@@ -392,7 +374,7 @@ fn inline_definitions_are_compared_per_family() {
         &h,
         "1.0.0",
         "n6",
-        dual(
+        cni::dual(
             "10.94.0.0/24",
             "fd94::/64",
             json!({"gateway": ["fd94::fe"]}),
@@ -417,7 +399,7 @@ fn inline_definitions_are_compared_per_family() {
             "invalid subnet \"no IPv6 subnet\": network n6 exists with subnet \"fd94::/64\"",
         ),
         (
-            dual("10.94.0.0/24", "fd93::/64", json!({})),
+            cni::dual("10.94.0.0/24", "fd93::/64", json!({})),
             "invalid subnet \"fd93::/64\"",
         ),
         (
@@ -491,7 +473,7 @@ fn podman_cni_backend_dual_stack() {
     let list = json!({
         "cniVersion": "0.4.0",
         "name": "ocds",
-        "plugins": [cni::ocinet_entry(&h, dual("10.92.0.0/24", "fd92::/64", json!({
+        "plugins": [cni::ocinet_entry(&h, cni::dual("10.92.0.0/24", "fd92::/64", json!({
             "capabilities": {"portMappings": true, "aliases": true, "ips": true},
         })))],
     });
@@ -676,7 +658,7 @@ fn a_second_attachment_takes_a_static_ipv6() {
             &h,
             "1.0.0",
             "back",
-            dual(
+            cni::dual(
                 "10.88.0.0/24",
                 "fd88::/64",
                 json!({"capabilities": {"ips": true}, "runtimeConfig": {"ips": ips}}),

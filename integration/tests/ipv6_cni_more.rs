@@ -10,32 +10,6 @@ use ocinet_integration::upstream::{Upstream, CLIENT_PY, LOOK_PY};
 use ocinet_integration::{text, Host, HOST_LINK_IP, HOST_LINK_IP6, OUTSIDE_IP, OUTSIDE_IP6};
 use serde_json::{json, Value};
 
-fn dual(v4: &str, v6: &str, extra: Value) -> Value {
-    let mut v = json!({"subnet": [v4, v6], "dnsUpstreams": [OUTSIDE_IP]});
-    if let (Some(o), Some(x)) = (v.as_object_mut(), extra.as_object()) {
-        o.extend(x.clone());
-    }
-    v
-}
-
-/// A web server in the pod answering `body` (busybox httpd listens on both
-/// families).
-fn serve(h: &Host, pod: &mut Pod, body: &str) {
-    let www = h.state_dir().with_file_name(format!("www-{}", pod.name));
-    std::fs::create_dir_all(&www).expect("www");
-    std::fs::write(www.join("index.html"), body).expect("index");
-    pod.spawn(&[
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        www.to_str().unwrap_or_default(),
-    ]);
-    std::thread::sleep(Duration::from_millis(200));
-}
-
 /// What the outside namespace gets from `url`, retried briefly (a first
 /// IPv6 packet may race the neighbour discovery of a new address).
 fn fetch_outside(h: &Host, url: &str) -> Option<String> {
@@ -70,7 +44,7 @@ fn an_ipv6_host_ip_publishes_there() {
         &h,
         "1.0.0",
         "ds",
-        dual(
+        cni::dual(
             "10.92.0.0/24",
             "fd92::/64",
             json!({
@@ -85,7 +59,7 @@ fn an_ipv6_host_ip_publishes_there() {
     );
     let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
     cni::exec(&h, "ocinet", &call, &conf).ok();
-    serve(&h, &mut pod, "pod over ipv6\n");
+    pod.serve(&h, "pod over ipv6\n");
     let six = |port: u16| format!("http://[{HOST_LINK_IP6}]:{port}/");
     let four = |port: u16| format!("http://{HOST_LINK_IP}:{port}/");
     assert_eq!(
@@ -140,7 +114,7 @@ fn a_bad_ipv6_host_ip_is_refused_naming_it() {
             ]},
         });
         let def = match v6 {
-            Some(v6) => dual(v4, v6, ports),
+            Some(v6) => cni::dual(v4, v6, ports),
             None => {
                 let mut d = json!({"subnet": v4, "dnsUpstreams": [OUTSIDE_IP]});
                 if let (Some(o), Some(x)) = (d.as_object_mut(), ports.as_object()) {
@@ -230,14 +204,14 @@ fn ipv6_dns_servers_of_the_dns_capability_are_used() {
         &h,
         "1.0.0",
         "ds",
-        dual("10.91.0.0/24", "fd91::/64", json!({})),
+        cni::dual("10.91.0.0/24", "fd91::/64", json!({})),
     );
     let with_dns = |servers: Value| {
         cni::single(
             &h,
             "1.0.0",
             "ds",
-            dual(
+            cni::dual(
                 "10.91.0.0/24",
                 "fd91::/64",
                 json!({"capabilities": {"dns": true}, "runtimeConfig": {"dns": {"servers": servers}}}),

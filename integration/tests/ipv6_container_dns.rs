@@ -9,7 +9,7 @@
 
 use ocinet_integration::upstream::{ask, Upstream, A, AAAA};
 use ocinet_integration::{
-    assert_clean, both_runtimes, ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP, OUTSIDE_IP6,
+    assert_clean, both_runtimes, ok, text, Host, Runtime, Spec, OUTSIDE_IP, OUTSIDE_IP6,
 };
 
 /// A second IPv4 address of the outside namespace, for a second upstream.
@@ -17,18 +17,6 @@ const OUTSIDE_IP_2: &str = "198.51.100.3";
 /// An address on the outside's segment nobody has: an upstream that never
 /// answers.
 const NOBODY: &str = "198.51.100.9";
-
-fn started(h: &Host, rt: Runtime, tag: &str, spec: &Spec) -> Container {
-    let c = h.start(rt, tag, spec);
-    assert!(c.exit.is_none(), "{tag}: {}", c.output());
-    c
-}
-
-fn on(net: &str, name: &str) -> Spec {
-    Spec::default()
-        .ann("io.ocinet.network", net)
-        .ann("io.ocinet.name", name)
-}
 
 fn create(h: &Host, args: &[&str]) {
     ok(h.ocinet(&[&["network", "create"], args].concat()));
@@ -109,36 +97,31 @@ fn own_ipv6_servers_come_first(rt: Runtime) {
             OUTSIDE_IP,
         ],
     );
-    let mut plain = started(&h, rt, "plain", &on("ds", "plain"));
-    let mut six = started(
-        &h,
+    let mut plain = h.started(rt, "plain", &Spec::on("ds", "plain"));
+    let mut six = h.started(
         rt,
         "six",
-        &on("ds", "six").ann("io.ocinet.dns", OUTSIDE_IP6),
+        &Spec::on("ds", "six").ann("io.ocinet.dns", OUTSIDE_IP6),
     );
-    let mut four = started(
-        &h,
+    let mut four = h.started(
         rt,
         "four",
-        &on("v4", "four").ann("io.ocinet.dns", OUTSIDE_IP6),
+        &Spec::on("v4", "four").ann("io.ocinet.dns", OUTSIDE_IP6),
     );
-    let mut v6_first = started(
-        &h,
+    let mut v6_first = h.started(
         rt,
         "m1",
-        &on("ds", "m1").ann("io.ocinet.dns", &format!("{OUTSIDE_IP6},{OUTSIDE_IP_2}")),
+        &Spec::on("ds", "m1").ann("io.ocinet.dns", &format!("{OUTSIDE_IP6},{OUTSIDE_IP_2}")),
     );
-    let mut v4_first = started(
-        &h,
+    let mut v4_first = h.started(
         rt,
         "m2",
-        &on("ds", "m2").ann("io.ocinet.dns", &format!("{OUTSIDE_IP_2}, {OUTSIDE_IP6}")),
+        &Spec::on("ds", "m2").ann("io.ocinet.dns", &format!("{OUTSIDE_IP_2}, {OUTSIDE_IP6}")),
     );
-    let mut dead_first = started(
-        &h,
+    let mut dead_first = h.started(
         rt,
         "m3",
-        &on("ds", "m3").ann("io.ocinet.dns", &format!("{NOBODY},{OUTSIDE_IP6}")),
+        &Spec::on("ds", "m3").ann("io.ocinet.dns", &format!("{NOBODY},{OUTSIDE_IP6}")),
     );
     let plain6 = addr(&h, &plain.id, "ds", "ip6");
 

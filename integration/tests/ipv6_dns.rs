@@ -7,20 +7,8 @@
 
 use ocinet_integration::upstream::{arpa6, ask, Upstream, A, AAAA, PTR};
 use ocinet_integration::{
-    assert_clean, both_runtimes, ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP, OUTSIDE_IP6,
+    assert_clean, both_runtimes, ok, text, Host, Runtime, Spec, OUTSIDE_IP, OUTSIDE_IP6,
 };
-
-fn started(h: &Host, rt: Runtime, tag: &str, spec: &Spec) -> Container {
-    let c = h.start(rt, tag, spec);
-    assert!(c.exit.is_none(), "{tag}: {}", c.output());
-    c
-}
-
-fn on(net: &str, name: &str) -> Spec {
-    Spec::default()
-        .ann("io.ocinet.network", net)
-        .ann("io.ocinet.name", name)
-}
 
 /// Container `id`'s address on `net` (`ip` or `ip6`).
 fn addr(h: &Host, id: &str, net: &str, key: &str) -> String {
@@ -69,11 +57,10 @@ fn names_over_ipv6(rt: Runtime) {
             OUTSIDE_IP,
         ],
     );
-    let mut a = started(
-        &h,
+    let mut a = h.started(
         rt,
         "a",
-        &on("ds", "web-1").ann("io.ocinet.aliases", "app"),
+        &Spec::on("ds", "web-1").ann("io.ocinet.aliases", "app"),
     );
     // Made while the resolver runs: it binds the new network's IPv6
     // gateway before the bridge (made with the first container) has it.
@@ -89,10 +76,10 @@ fn names_over_ipv6(rt: Runtime) {
             OUTSIDE_IP6,
         ],
     );
-    let mut b = started(&h, rt, "b", &on("ds", "web-2"));
-    let mut m = started(&h, rt, "m", &on("ds,v4", "both"));
-    let mut c = started(&h, rt, "c", &on("v4", "lonely"));
-    let mut d = started(&h, rt, "d", &on("ds2", "other"));
+    let mut b = h.started(rt, "b", &Spec::on("ds", "web-2"));
+    let mut m = h.started(rt, "m", &Spec::on("ds,v4", "both"));
+    let mut c = h.started(rt, "c", &Spec::on("v4", "lonely"));
+    let mut d = h.started(rt, "d", &Spec::on("ds2", "other"));
     let (a4, a6) = (addr(&h, &a.id, "ds", "ip"), addr(&h, &a.id, "ds", "ip6"));
     let m6 = addr(&h, &m.id, "ds", "ip6");
     let m4_v4 = addr(&h, &m.id, "v4", "ip");
@@ -252,7 +239,7 @@ fn an_internal_dual_stack_network_forwards_nothing(rt: Runtime) {
             OUTSIDE_IP6,
         ],
     );
-    let mut x = started(&h, rt, "x", &on("int", "x"));
+    let mut x = h.started(rt, "x", &Spec::on("int", "x"));
     let x6 = addr(&h, &x.id, "int", "ip6");
     let r = ask(
         &h,
@@ -298,7 +285,7 @@ fn the_hosts_ipv6_nameservers_are_followed() {
         &h,
         &["web", "--subnet", "10.75.0.0/24", "--subnet", "fd75::/64"],
     );
-    let mut a = started(&h, Runtime::Runc, "a", &on("web", "a"));
+    let mut a = h.started(Runtime::Runc, "a", &Spec::on("web", "a"));
     // The host's first packet to the outside over IPv6 waits for neighbour
     // discovery on a link that came up a moment ago: the kernel's first
     // solicitation there is lost and repeated after 1 s (a bare veth pair

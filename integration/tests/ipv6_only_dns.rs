@@ -10,21 +10,9 @@
 use ocinet_integration::cni::{self, Call, Pod};
 use ocinet_integration::upstream::{arpa6, ask, Upstream, A, AAAA, PTR};
 use ocinet_integration::{
-    assert_clean, both_runtimes, ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP, OUTSIDE_IP6,
+    assert_clean, both_runtimes, ok, text, Host, Runtime, Spec, OUTSIDE_IP, OUTSIDE_IP6,
 };
 use serde_json::{json, Value};
-
-fn started(h: &Host, rt: Runtime, tag: &str, spec: &Spec) -> Container {
-    let c = h.start(rt, tag, spec);
-    assert!(c.exit.is_none(), "{tag}: {}", c.output());
-    c
-}
-
-fn on(net: &str, name: &str) -> Spec {
-    Spec::default()
-        .ann("io.ocinet.network", net)
-        .ann("io.ocinet.name", name)
-}
 
 /// Container `id`'s address on `net` (`ip` or `ip6`), if it has one.
 fn addr(h: &Host, id: &str, net: &str, key: &str) -> Option<String> {
@@ -110,13 +98,12 @@ fn names_on_an_ipv6_only_network(rt: Runtime) {
         .to_string();
     assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], gw.as_str(), "{v}");
 
-    let mut a = started(
-        &h,
+    let mut a = h.started(
         rt,
         "a",
-        &on("six", "web-1").ann("io.ocinet.aliases", "app"),
+        &Spec::on("six", "web-1").ann("io.ocinet.aliases", "app"),
     );
-    let mut b = started(&h, rt, "b", &on("six", "web-2"));
+    let mut b = h.started(rt, "b", &Spec::on("six", "web-2"));
     assert!(addr(&h, &a.id, "six", "ip").is_none(), "{:?}", h.ps());
     let (a6, b6) = (ip6(&h, &a.id, "six"), ip6(&h, &b.id, "six"));
 
@@ -235,9 +222,9 @@ fn an_ipv6_only_network_beside_an_ipv4_only_one(rt: Runtime) {
             OUTSIDE_IP,
         ],
     );
-    let mut m = started(&h, rt, "m", &on("six,four", "both"));
-    let mut s = started(&h, rt, "s", &on("six", "s6"));
-    let mut c = started(&h, rt, "c", &on("four", "c4"));
+    let mut m = h.started(rt, "m", &Spec::on("six,four", "both"));
+    let mut s = h.started(rt, "s", &Spec::on("six", "s6"));
+    let mut c = h.started(rt, "c", &Spec::on("four", "c4"));
     let m6 = ip6(&h, &m.id, "six");
     let m4 = addr(&h, &m.id, "four", "ip").expect("m's IPv4 address");
     let s6 = ip6(&h, &s.id, "six");
@@ -341,7 +328,7 @@ fn an_internal_ipv6_only_network_forwards_nothing(rt: Runtime) {
             OUTSIDE_IP6,
         ],
     );
-    let mut x = started(&h, rt, "x", &on("int", "x"));
+    let mut x = h.started(rt, "x", &Spec::on("int", "x"));
     let x6 = ip6(&h, &x.id, "int");
     let r = ask(
         &h,

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use ocinet_integration::{
-    answers, assert_clean, both_runtimes, ok, text, Container, Host, Proc, Runtime, Spec,
-    EXPORTER_ADDR, OUTSIDE_IP,
+    answers, assert_clean, both_runtimes, ok, text, Host, Proc, Runtime, Spec, EXPORTER_ADDR,
+    OUTSIDE_IP,
 };
 
 #[track_caller]
@@ -19,12 +19,6 @@ fn refused(h: &Host, args: &[&str], why: &[&str]) -> String {
         assert!(t.contains(w), "{args:?}: {t:?} lacks {w:?}");
     }
     t
-}
-
-fn started(h: &Host, rt: Runtime, tag: &str, spec: &Spec) -> Container {
-    let c = h.start(rt, tag, spec);
-    assert!(c.exit.is_none(), "{tag}: {}", c.output());
-    c
 }
 
 fn create_macvlan(h: &Host, name: &str, parent: &str, subnet: &str) -> std::process::Output {
@@ -110,19 +104,14 @@ fn metric(m: &str, labels: &[&str]) -> Option<f64> {
 fn parents_that_cannot_carry_macvlan_are_refused(rt: Runtime) {
     let h = Host::new();
     // An ocinet bridge, and a container's host veth on it.
-    let mut c = started(&h, rt, "onbridge", &Spec::default());
+    let mut c = h.started(rt, "onbridge", &Spec::default());
     let veth = h
         .endpoint(&c.id)
         .and_then(|e| e["host_interface"].as_str().map(str::to_string))
         .expect("host veth");
     // A shim: a DNS-enabled macvlan network with a container.
     h.macvlan_network("mv");
-    let mut m = started(
-        &h,
-        rt,
-        "onmv",
-        &Spec::default().ann("io.ocinet.network", "mv"),
-    );
+    let mut m = h.started(rt, "onmv", &Spec::default().ann("io.ocinet.network", "mv"));
     let shim = h
         .links("macvlan")
         .into_iter()
@@ -183,12 +172,7 @@ fn a_broken_definition_is_shown_and_removed(rt: Runtime) {
             .expect("bridge")
             .to_string()
     };
-    let mut c = started(
-        &h,
-        rt,
-        "onbb",
-        &Spec::default().ann("io.ocinet.network", "bb"),
-    );
+    let mut c = h.started(rt, "onbb", &Spec::default().ann("io.ocinet.network", "bb"));
     assert!(h.links("bridge").contains(&bridge));
     // What earlier builds wrote for `--parent lo`: an MTU the reader refuses.
     let file = h.config_dir().join("networks/bb.json");
@@ -239,7 +223,7 @@ fn a_broken_definition_is_shown_and_removed(rt: Runtime) {
     let ls = text(&h.ocinet(&["network", "ls"]));
     assert!(!ls.contains("bb") && !ls.contains("junk"), "{ls}");
     // The rebuilt table is whole: a new container on the default network works.
-    let mut d = started(&h, rt, "after", &Spec::default());
+    let mut d = h.started(rt, "after", &Spec::default());
     h.stop(&mut d);
     assert_clean(&h, &d.id);
 }
@@ -257,7 +241,7 @@ fn a_deleted_parent_is_seen_and_recovered(rt: Runtime) {
             .ann("io.ocinet.network", "mvg")
             .ann("io.ocinet.name", name)
     };
-    let mut a = started(&h, rt, "pga", &on("web-1"));
+    let mut a = h.started(rt, "pga", &on("web-1"));
     let a_ip = ip_of(&h, &a.id);
     assert_eq!(states(&h, &a.id), ("ready".into(), "ready".into()));
     let _exporter = h.start_exporter(&["--no-collector.portmap", "--no-collector.conntrack"]);
@@ -312,7 +296,7 @@ fn a_deleted_parent_is_seen_and_recovered(rt: Runtime) {
     let routes = ok(h.exec(&["ip", "-4", "route", "show"]));
     assert!(!has_ip(&routes, &a_ip), "reload put back a route: {routes}");
     // A new container's resolver does not answer the lost one's name.
-    let mut b = started(&h, rt, "pgb", &on("web-2"));
+    let mut b = h.started(rt, "pgb", &on("web-2"));
     let out = text(&h.in_container_fs(&b.id, &["nslookup", "web-2"]));
     assert!(
         out.contains(&format!("Address: {}", ip_of(&h, &b.id))),

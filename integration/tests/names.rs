@@ -6,7 +6,7 @@
 //! upstream: an address in the outside namespace (nothing here is
 //! forwarded: every name asked is a container's).
 
-use ocinet_integration::{ok, text, Container, Host, Runtime, Spec, OUTSIDE_IP};
+use ocinet_integration::{ok, text, Host, Runtime, Spec, OUTSIDE_IP};
 
 fn dns_network(h: &Host, name: &str, subnet: &str) {
     ok(h.ocinet(&[
@@ -32,12 +32,6 @@ fn networks_of(h: &Host, id: &str) -> Vec<String> {
         .iter()
         .filter_map(|a| a["network"].as_str().map(str::to_string))
         .collect()
-}
-
-fn started(h: &Host, rt: Runtime, tag: &str, spec: &Spec) -> Container {
-    let c = h.start(rt, tag, spec);
-    assert!(c.exit.is_none(), "{tag}: {}", c.output());
-    c
 }
 
 /// `nslookup NAME` inside container `id`, through its resolv.conf.
@@ -133,8 +127,7 @@ fn names_that_cannot_answer_are_refused(rt: Runtime) {
     // (Docker's characters for container names), and a container whose
     // runtime id is no DNS name at all (its name is its id; it is simply
     // not a name the resolver serves).
-    let mut a = started(
-        &h,
+    let mut a = h.started(
         rt,
         "a",
         &Spec::default()
@@ -227,14 +220,8 @@ fn an_argument_matching_two_containers_is_refused(rt: Runtime) {
     h.outside();
     dns_network(&h, "web", "10.64.0.0/24");
     dns_network(&h, "other", "10.65.0.0/24");
-    let mut a = started(
-        &h,
-        rt,
-        "a",
-        &Spec::default().ann("io.ocinet.network", "web"),
-    );
-    let mut b = started(
-        &h,
+    let mut a = h.started(rt, "a", &Spec::default().ann("io.ocinet.network", "web"));
+    let mut b = h.started(
         rt,
         "b",
         &Spec::default()
@@ -299,7 +286,7 @@ fn an_image_without_etc_is_refused_and_not_written(rt: Runtime) {
     );
     ocinet_integration::assert_clean(&h, &c.id);
     assert!(!image.join("etc").exists(), "the image was written");
-    let mut off = started(&h, rt, "off", &spec(&[("io.ocinet.dns", "off")]));
+    let mut off = h.started(rt, "off", &spec(&[("io.ocinet.dns", "off")]));
     assert_eq!(networks_of(&h, &off.id), ["web"]);
     h.stop(&mut off);
     ocinet_integration::assert_clean(&h, &off.id);

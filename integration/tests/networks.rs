@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use ocinet_integration::{
-    answers, assert_clean, both_runtimes, ok, text, Container, Host, Runtime, Spec, EXPORTER_ADDR,
+    answers, assert_clean, both_runtimes, ok, text, Host, Runtime, Spec, EXPORTER_ADDR,
     HOST_LINK_IP, OUTSIDE_IP,
 };
 use serde_json::Value;
@@ -29,12 +29,6 @@ fn networks(h: &Host) {
         "--subnet",
         &format!("{BACK}.0/24"),
     ]));
-}
-
-fn started(h: &Host, rt: Runtime, tag: &str, spec: &Spec) -> Container {
-    let c = h.start(rt, tag, spec);
-    assert!(c.exit.is_none(), "{tag}: {}", c.output());
-    c
 }
 
 /// The attachments `ps --json` shows for `id`.
@@ -114,7 +108,7 @@ fn eth0_and_eth1_on_two_networks(rt: Runtime) {
         .ann("io.ocinet.network", "front,back")
         .ann("io.ocinet.ip.back", &format!("{BACK}.50"))
         .ann("io.ocinet.ports", "8080:80");
-    let mut c = started(&h, rt, "two", &two);
+    let mut c = h.started(rt, "two", &two);
     let atts = attachments(&h, &c.id);
     assert_eq!(atts.len(), 2, "{atts:?}");
     let (front, back) = (attachment(&atts, "front"), attachment(&atts, "back"));
@@ -153,14 +147,12 @@ fn eth0_and_eth1_on_two_networks(rt: Runtime) {
     );
     // A neighbour on back reaches it there; one on front only cannot reach
     // back's subnet (isolation between networks holds per attachment).
-    let b = started(
-        &h,
+    let b = h.started(
         rt,
         "onback",
         &Spec::default().ann("io.ocinet.network", "back"),
     );
-    let f = started(
-        &h,
+    let f = h.started(
         rt,
         "onfront",
         &Spec::default().ann("io.ocinet.network", "front"),
@@ -212,8 +204,7 @@ fn default_route_skips_internal_networks(rt: Runtime) {
         "10.63.0.0/24",
     ]));
     networks(&h);
-    let c = started(
-        &h,
+    let c = h.started(
         rt,
         "int",
         &Spec::default().ann("io.ocinet.network", "priv,front"),
@@ -252,8 +243,7 @@ fn default_route_skips_internal_networks(rt: Runtime) {
 fn disconnecting_the_default_route_hands_it_over(rt: Runtime) {
     let h = Host::new();
     networks(&h);
-    let mut c = started(
-        &h,
+    let mut c = h.started(
         rt,
         "hand",
         &Spec::default().ann("io.ocinet.network", "front,back"),
@@ -292,9 +282,8 @@ fn connect_and_disconnect_a_running_container(rt: Runtime) {
         .ann("io.ocinet.network", "front")
         .ann("io.ocinet.name", "web-1")
         .ann("io.ocinet.ports", "8080:80");
-    let mut c = started(&h, rt, "conn", &spec);
-    let peer = started(
-        &h,
+    let mut c = h.started(rt, "conn", &spec);
+    let peer = h.started(
         rt,
         "peer",
         &Spec::default().ann("io.ocinet.network", "back"),
@@ -397,8 +386,7 @@ fn connect_and_disconnect_a_running_container(rt: Runtime) {
         "carries the published ports",
     );
     refused(&["network", "disconnect", "front", &c.id], "8080:80/tcp");
-    let f = started(
-        &h,
+    let f = h.started(
         rt,
         "onfront",
         &Spec::default().ann("io.ocinet.network", "front"),
@@ -633,8 +621,7 @@ fn outside_pings(h: &Host, to: &str) -> bool {
 fn refusals_name_the_container_and_the_address(rt: Runtime) {
     let h = Host::new();
     networks(&h);
-    let mut c = started(
-        &h,
+    let mut c = h.started(
         rt,
         "refuse",
         &Spec::default()
@@ -743,14 +730,8 @@ fn refusals_name_the_container_and_the_address(rt: Runtime) {
 fn disconnect_clears_the_attachments_conntrack_and_elements(rt: Runtime) {
     let h = Host::new();
     networks(&h);
-    let mut c = started(
-        &h,
-        rt,
-        "ct",
-        &Spec::default().ann("io.ocinet.network", "front"),
-    );
-    let peer = started(
-        &h,
+    let mut c = h.started(rt, "ct", &Spec::default().ann("io.ocinet.network", "front"));
+    let peer = h.started(
         rt,
         "ctpeer",
         &Spec::default().ann("io.ocinet.network", "back"),
@@ -856,8 +837,7 @@ fn macvlan_disconnect_leaves_only_the_bridge(rt: Runtime) {
     let h = Host::new();
     networks(&h);
     let parent = h.macvlan_network("mv");
-    let mut c = started(
-        &h,
+    let mut c = h.started(
         rt,
         "mvdis",
         &Spec::default().ann("io.ocinet.network", "front"),
@@ -933,8 +913,7 @@ fn ps_and_inspect_show_the_macs_the_interfaces_have(rt: Runtime) {
     let h = Host::new();
     networks(&h);
     h.macvlan_network("mv");
-    let mut c = started(
-        &h,
+    let mut c = h.started(
         rt,
         "macs",
         &Spec::default().ann("io.ocinet.network", "front"),
@@ -1091,8 +1070,7 @@ fn an_internal_second_network_stays_closed(rt: Runtime) {
         o.status.success()
     });
     assert!(up, "the outside's server did not start");
-    let mut x = started(
-        &h,
+    let mut x = h.started(
         rt,
         "twonets",
         &Spec::default().ann("io.ocinet.network", "front,back"),
@@ -1150,8 +1128,7 @@ fn an_internal_second_network_stays_closed(rt: Runtime) {
         "front no longer reaches the outside"
     );
 
-    let mut y = started(
-        &h,
+    let mut y = h.started(
         rt,
         "backonly",
         &Spec::default().ann("io.ocinet.network", "back"),
@@ -1263,8 +1240,7 @@ fn refused_network_creates_leave_no_network(rt: Runtime) {
     let v: Value =
         serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "bound"]))).unwrap_or_default();
     assert_eq!(v[0]["Options"]["host_binding_ipv4"], HOST_LINK_IP, "{v}");
-    let mut c = started(
-        &h,
+    let mut c = h.started(
         rt,
         "bound",
         &Spec::default()
@@ -1286,8 +1262,7 @@ fn refused_network_creates_leave_no_network(rt: Runtime) {
 fn interfaces_named_per_network(rt: Runtime) {
     let h = Host::new();
     networks(&h);
-    let mut c = started(
-        &h,
+    let mut c = h.started(
         rt,
         "named",
         &Spec::default()
@@ -1312,8 +1287,7 @@ fn interfaces_named_per_network(rt: Runtime) {
     let inside = ip_in(&h, &c.id, &["-o", "-4", "addr", "show", "backnet"]);
     assert!(inside.contains(&back_ip), "{inside}");
     // eth0 given to the second network: the first takes eth1.
-    let mut d = started(
-        &h,
+    let mut d = h.started(
         rt,
         "swapped",
         &Spec::default()
