@@ -20,7 +20,7 @@ outside, routes to both container subnets via the host). From the outside:
 Every round runs every leg once, the order rotated each round; medians.
 Run as root after `cargo build --release --bins`:
 
-    python3 bench/ipv6_datapath.py [ROUNDS] [SECS]
+    python3 bench/ipv6_datapath.py [ROUNDS] [SECS] [nat-unprotected|routed]
 
 Needs iperf3 (scripts/install-deps.sh installs it). Traffic stays inside
 the namespaces this script makes; it deletes them (and its processes) at
@@ -32,6 +32,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OCINET = os.environ.get("OCINET_BIN") or os.path.join(ROOT, "target/release/ocinet")
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 SECS = float(sys.argv[2]) if len(sys.argv) > 2 else 3
+# nat-unprotected (section 6's), or routed (no masquerade; from outside
+# only published container ports answer, directly at the container's
+# addresses too: every port the legs use is published for that).
+MODE = sys.argv[3] if len(sys.argv) > 3 else "nat-unprotected"
 PID = os.getpid()
 work = tempfile.mkdtemp(prefix="dp6-", dir="/dev/shm")
 made, procs = [], []
@@ -71,6 +75,7 @@ n, end = 0, time.perf_counter() + secs
 start = time.perf_counter()
 while time.perf_counter() < end:
     s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(5)
     s.connect((addr, port))
     if s.recv(1) != b"x":
         raise SystemExit("no byte from the server")
@@ -97,14 +102,15 @@ def ocinet(host, *args):
 
 
 def iperf(out, target, port):
-    r = subprocess.run(["ip", "netns", "exec", out, "iperf3", "-c", target, "-p", str(port), "-t", str(SECS), "-J"],
-                       capture_output=True, text=True, check=True)
+    # iperf3 takes whole seconds (-t 0 would run forever).
+    r = subprocess.run(["ip", "netns", "exec", out, "iperf3", "-c", target, "-p", str(port), "-t", str(max(1, round(SECS))), "-J"],
+                       capture_output=True, text=True, check=True, timeout=SECS + 30)
     return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def conns(out, target, port):
-    r = subprocess.run(["ip", "netns", "exec", out, "python3", "-c", CLIENT, target, str(port), str(SECS)],
-                       capture_output=True, text=True, check=True)
+def conns(out, target, port, secs=SECS):
+    r = subprocess.run(["ip", "netns", "exec", out, "python3", "-c", CLIENT, target, str(port), str(secs)],
+                       capture_output=True, text=True, check=True, timeout=secs + 30)
     return float(r.stdout)
 
 
@@ -122,11 +128,11 @@ try:
     sh("ip", "-n", out, "route", "add", "fd88::/64", "via", HOST6)
 
     ocinet(host, "network", "create", "dp", "--subnet", "10.88.0.0/24", "--subnet", "fd88::/64",
-           "--gateway-mode", "nat-unprotected", "--disable-dns")
+           "--gateway-mode", MODE, "--disable-dns")
     bd = os.path.join(work, "b")
     os.makedirs(bd)
     json.dump({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
-               "annotations": {"io.ocinet.ports": "15201:5201,15202:5202", "io.ocinet.network": "dp"},
+               "annotations": {"io.ocinet.ports": "15201:5201,15202:5202,15203:5203", "io.ocinet.network": "dp"},
                "linux": {"namespaces": [{"type": "network", "path": f"/run/netns/{ctr}"}]}},
               open(os.path.join(bd, "config.json"), "w"))
     state = json.dumps({"ociVersion": "1.0", "id": "dp6", "status": "creating", "bundle": bd})
@@ -141,11 +147,11 @@ try:
         procs.append(subprocess.Popen(["ip", "netns", "exec", ctr, *a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     # A freshly-up link answers its first IPv6 packet only after the
     # kernel's repeated neighbour solicitation (~1 s): prime every path.
-    for target in (HOST6, ip6):
-        sh("ip", "netns", "exec", out, "ping", "-6", "-c", "1", "-W", "3", target)
-    for target in (HOST4, ip4):
-        sh("ip", "netns", "exec", out, "ping", "-c", "1", "-W", "3", target)
+    # (A TCP connection, not a ping: a routed network answers only
+    # published ports from outside.)
     time.sleep(0.5)
+    for target, port in ((HOST6, 15202), (ip6, 5203), (HOST4, 15202), (ip4, 5203)):
+        conns(out, target, port, 0.3)
 
     legs = {
         ("IPv6", "published"): (HOST6, 15201, 15202), ("IPv6", "direct"): (ip6, 5201, 5203),
@@ -163,7 +169,7 @@ try:
             target, p_bulk, p_conn = legs[k]
             rate[k].append(conns(out, target, p_conn))
     med = lambda xs: statistics.median(xs)
-    print(f"{ROUNDS} rounds, {SECS:g} s per run, medians; container {ip4} / {ip6}")
+    print(f"{ROUNDS} rounds, {SECS:g} s per run, medians; gateway mode {MODE}; container {ip4} / {ip6}")
     print("| family | throughput, published | throughput, direct | published / direct | connections/s, published | connections/s, direct | published / direct |")
     print("|---|---|---|---|---|---|---|")
     for fam in ("IPv6", "IPv4"):
