@@ -26,7 +26,7 @@ Needs iperf3 (scripts/install-deps.sh installs it). Traffic stays inside
 the namespaces this script makes; it deletes them (and its processes) at
 the end, even on failure.
 """
-import json, os, shutil, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OCINET = os.environ.get("OCINET_BIN") or os.path.join(ROOT, "target/release/ocinet")
@@ -113,6 +113,9 @@ def conns(out, target, port, secs=SECS):
                        capture_output=True, text=True, check=True, timeout=secs + 30)
     return float(r.stdout)
 
+
+# A SIGTERM (timeout, kill) ends the run through the cleanup below.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
 try:
     host, out, ctr = ns(f"dp6h{PID}"), ns(f"dp6o{PID}"), ns(f"dp6c{PID}")

@@ -13,7 +13,7 @@ rounds. Run as root:
 
 Everything lives in namespaces the script makes and deletes.
 """
-import os, statistics, subprocess, sys, time
+import os, signal, statistics, subprocess, sys, time
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 PID = os.getpid()
@@ -104,6 +104,9 @@ def cycle(hosts, name, i):
     made.remove(c)
     return pre, d
 
+
+# A SIGTERM (timeout, kill) ends the run through the cleanup below.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
 try:
     names = sys.argv[2].split(",") if len(sys.argv) > 2 else list(VARIANTS)
