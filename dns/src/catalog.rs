@@ -154,7 +154,7 @@ impl Catalog {
     pub fn build_with<'a>(
         networks: &[Network],
         records: impl IntoIterator<Item = &'a Named>,
-        reachable: impl Fn(&Network, Ipv4Addr) -> bool,
+        reachable: impl Fn(&Network, IpAddr) -> bool,
     ) -> Catalog {
         let macvlans: HashMap<&str, &Network> = networks
             .iter()
@@ -200,14 +200,15 @@ impl Catalog {
                 aliases,
             } in &e.attachments
             {
-                // A macvlan network's containers are reached (and
-                // answered) by their IPv4 address.
-                if macvlans
-                    .get(network.as_str())
-                    .is_some_and(|n| !ip.is_some_and(|ip| reachable(n, ip)))
-                {
-                    continue;
-                }
+                // A macvlan network's containers are answered by the
+                // addresses the resolver reaches them at.
+                let (ip, ip6) = match macvlans.get(network.as_str()) {
+                    Some(n) => (
+                        ip.filter(|a| reachable(n, IpAddr::V4(*a))),
+                        ip6.filter(|a| reachable(n, IpAddr::V6(*a))),
+                    ),
+                    None => (*ip, *ip6),
+                };
                 let Some(net) = by_name.get_mut(network.as_str()) else {
                     continue;
                 };
@@ -330,12 +331,13 @@ impl Catalog {
 /// containers are reachable.
 struct HostView {
     links: HashMap<String, u32>,
-    routes: HashSet<(Ipv4Addr, u32)>,
+    routes: HashSet<(IpAddr, u32)>,
 }
 
 impl HostView {
-    /// The host's links, and the /32 routes through the shims of
-    /// `networks` (one filtered dump per shim, not the whole table).
+    /// The host's links, and the /32 and /128 routes through the shims of
+    /// `networks` (one filtered dump per shim and family, not the whole
+    /// table).
     fn read(networks: &[Network]) -> ocinet_common::Result<HostView> {
         let mut nl = Netlink::new()?;
         let links: HashMap<String, u32> =
@@ -348,17 +350,20 @@ impl HostView {
             let Some(shim) = links.get(&shim_name(&n.name)) else {
                 continue;
             };
-            routes.extend(nl.ipv4_routes_via(*shim)?.into_iter().filter_map(
-                |r| match r.destination {
-                    ipnet::IpNet::V4(d) if d.prefix_len() == 32 => Some((d.addr(), *shim)),
-                    _ => None,
-                },
-            ));
+            let mut via = nl.ipv4_routes_via(*shim)?;
+            if n.dns_address6().is_some() {
+                via.extend(nl.ipv6_routes_via(*shim)?);
+            }
+            routes.extend(
+                via.into_iter()
+                    .filter(|r| r.destination.prefix_len() == r.destination.max_prefix_len())
+                    .map(|r| (r.destination.addr(), *shim)),
+            );
         }
         Ok(HostView { links, routes })
     }
 
-    fn reaches(&self, net: &Network, ip: Ipv4Addr) -> bool {
+    fn reaches(&self, net: &Network, ip: IpAddr) -> bool {
         let Some(parent) = net.parent() else {
             return true;
         };
@@ -387,6 +392,7 @@ mod tests {
                 parent: parent.into(),
                 mode: ocinet_common::model::MacvlanMode::Bridge,
                 dns_address,
+                dns_address6: None,
             });
         n
     }

@@ -214,10 +214,10 @@ pub enum NetworkCommand {
         #[arg(long = "dns-rate-limit", value_name = "QPS")]
         dns_rate_limit: Option<u32>,
         /// macvlan: the resolver's address on the parent's segment, which
-        /// must be free there (default: the highest free address of the
-        /// range).
+        /// must be free there, once per family (default: the highest free
+        /// address of each range).
         #[arg(long = "dns-address", value_name = "IP")]
-        dns_address: Option<Ipv4Addr>,
+        dns_address: Vec<std::net::IpAddr>,
         /// Neither masquerade traffic to CIDR nor keep its sources out
         /// (repeatable): a cluster's pod CIDR, whose nodes route each
         /// other's pod subnets.

@@ -398,6 +398,11 @@ impl Network {
         self.macvlan().and_then(|m| m.dns_address)
     }
 
+    /// A macvlan network's resolver address on its segment over IPv6.
+    pub fn dns_address6(&self) -> Option<Ipv6Addr> {
+        self.macvlan().and_then(|m| m.dns_address6)
+    }
+
     /// IPv4's gateway mode: a bridge network's; a network without NAT
     /// (macvlan) is on its segment, which no mode here describes: `nat`,
     /// whose protection has nothing to protect there.
@@ -582,7 +587,7 @@ impl Network {
                 // which an address here cannot carry.
                 Some("is link-local: name a global or unique local address".to_string())
             } else if Some(*u) == self.resolver_address().map(IpAddr::V4)
-                || Some(*u) == self.gateway6().map(IpAddr::V6)
+                || Some(*u) == self.resolver_address6().map(IpAddr::V6)
             {
                 Some("is the network's own resolver".to_string())
             } else {
@@ -708,6 +713,9 @@ impl Network {
         {
             return Err(format!("is the network's auxiliary address {name}"));
         }
+        if self.dns_address6() == Some(ip) {
+            return Err("is the network's resolver address".into());
+        }
         Ok(())
     }
 
@@ -755,18 +763,22 @@ impl Network {
     /// IPv6-only network: it has no IPv4 address to listen on (never the
     /// zero address, which would be every address of the host).
     pub fn resolver_address(&self) -> Option<Ipv4Addr> {
-        match self.dns_address() {
-            Some(ip) => Some(ip),
-            None => self.v4().map(|v4| v4.gateway),
+        match &self.options {
+            DriverOptions::Bridge(_) => self.v4().map(|v4| v4.gateway),
+            DriverOptions::Macvlan(m) => m.dns_address,
         }
     }
 
     /// Where its containers' resolver listens over IPv6: a bridge
-    /// network's IPv6 gateway (the bridge's address), on a dual-stack or
-    /// IPv6-only network. None for an IPv4-only network, and for macvlan,
-    /// whose IPv6 has no resolver address.
+    /// network's IPv6 gateway (the bridge's address), a macvlan network's
+    /// `dns_address6` on its segment. None for an IPv4-only network (and a
+    /// dual-stack macvlan one saved before it had an IPv6 resolver
+    /// address).
     pub fn resolver_address6(&self) -> Option<Ipv6Addr> {
-        self.bridge().and(self.gateway6())
+        match &self.options {
+            DriverOptions::Bridge(_) => self.gateway6(),
+            DriverOptions::Macvlan(m) => m.dns_address6,
+        }
     }
 
     /// Every address its containers' resolver listens on: the IPv4 one
@@ -777,6 +789,19 @@ impl Network {
             .into_iter()
             .chain(self.resolver_address6().map(IpAddr::V6))
             .collect()
+    }
+
+    /// The IPv6 address a macvlan network's resolver takes when none is
+    /// given: the highest of its IPv6 range that nothing else has (found
+    /// within a few steps down: only the gateway and auxiliary addresses
+    /// can be in the way).
+    pub fn default_dns_address6(&self) -> Option<Ipv6Addr> {
+        let r = self.v6()?.range();
+        let hi = u128::from(r.broadcast());
+        (0..=(self.aux_addresses.len() as u128 + 2))
+            .filter_map(|i| hi.checked_sub(i))
+            .map(Ipv6Addr::from)
+            .find(|ip| r.contains(ip) && self.assignable6(*ip).is_ok())
     }
 
     /// The address a macvlan network's resolver takes when none is given:
@@ -984,6 +1009,7 @@ mod tests {
                 parent: "eth1".into(),
                 mode: MacvlanMode::Bridge,
                 dns_address: None,
+                dns_address6: None,
             }),
             dns: true,
             ..Network::new(

@@ -7,7 +7,7 @@
 //! and whenever it is read. A new driver adds its options type here, its
 //! arm in `DriverOptions` and in `from_flat`.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::Ipv4Net;
 
@@ -74,6 +74,9 @@ pub struct MacvlanOptions {
     /// bridge-mode sub-interface of the parent in the host namespace.
     /// IPAM never hands it out.
     pub dns_address: Option<Ipv4Addr>,
+    /// The same over IPv6, on a network with an IPv6 subnet (networks
+    /// saved before it answer over IPv4 only).
+    pub dns_address6: Option<Ipv6Addr>,
 }
 
 /// A definition's driver options as a request or a saved file gives them:
@@ -90,6 +93,7 @@ pub struct FlatOptions {
     pub parent: Option<String>,
     pub macvlan_mode: Option<MacvlanMode>,
     pub dns_address: Option<Ipv4Addr>,
+    pub dns_address6: Option<Ipv6Addr>,
 }
 
 impl DriverOptions {
@@ -114,7 +118,8 @@ impl DriverOptions {
                         "only applies to --driver macvlan",
                     ));
                 }
-                if let Some(ip) = flat.dns_address {
+                let dns_address = flat.dns_address.map(IpAddr::V4);
+                if let Some(ip) = dns_address.or(flat.dns_address6.map(IpAddr::V6)) {
                     return Err(Error::invalid(
                         "dns-address",
                         ip,
@@ -174,6 +179,7 @@ impl DriverOptions {
                     parent,
                     mode: flat.macvlan_mode.unwrap_or_default(),
                     dns_address: flat.dns_address,
+                    dns_address6: flat.dns_address6,
                 }))
             }
         }
@@ -194,6 +200,7 @@ impl DriverOptions {
                 parent: Some(m.parent.clone()),
                 macvlan_mode: Some(m.mode),
                 dns_address: m.dns_address,
+                dns_address6: m.dns_address6,
                 ..FlatOptions::default()
             },
         }
@@ -286,8 +293,12 @@ impl Network {
                 "only applies to bridge networks: a macvlan network has no bridge, no NAT and no published ports",
             ));
         }
+        let given = m
+            .dns_address
+            .map(IpAddr::V4)
+            .or(m.dns_address6.map(IpAddr::V6));
         if !self.dns {
-            return match m.dns_address {
+            return match given {
                 Some(ip) => Err(Error::invalid(
                     "dns-address",
                     ip,
@@ -296,14 +307,6 @@ impl Network {
                 None => Ok(()),
             };
         }
-        // Its resolver is reached at an IPv4 address on the segment.
-        let Some(v4) = self.v4() else {
-            return Err(Error::invalid(
-                "dns",
-                "on",
-                "name resolution on an IPv6-only macvlan network is not supported yet (its resolver is reached at an IPv4 address on the segment): pass --disable-dns",
-            ));
-        };
         if m.mode != MacvlanMode::Bridge {
             return Err(Error::invalid(
                 "mode",
@@ -311,26 +314,57 @@ impl Network {
                 "name resolution on a macvlan network needs mode bridge (the resolver reaches the containers through a bridge-mode sub-interface of the parent): pass --disable-dns",
             ));
         }
-        let ip = m.dns_address.ok_or_else(|| {
-            Error::invalid("dns-address", "none", "a macvlan network with name resolution needs the resolver's address on the segment")
-        })?;
-        let why =
-            if !v4.subnet.contains(&ip) || ip == v4.subnet.network() || ip == v4.subnet.broadcast()
-            {
-                Some(format!("must be a host address in {}", v4.subnet))
-            } else if ip == v4.gateway {
-                Some("is the gateway address (the segment's router)".into())
-            } else if let Some((name, _)) = self
-                .aux_addresses
+        // Per family the network has: the resolver's address there, a
+        // host address of the subnet nothing else has. IPv4's is needed
+        // on a network with IPv4; IPv6's on an IPv6-only one (a dual-stack
+        // network saved before it answers over IPv4 only).
+        let why = match (self.v4(), m.dns_address) {
+            (Some(_), None) => {
+                return Err(Error::invalid("dns-address", "none", "a macvlan network with name resolution needs the resolver's address on the segment"))
+            }
+            (None, Some(ip)) => Some((IpAddr::V4(ip), "is IPv4, and the network has no IPv4 subnet".to_string())),
+            (Some(v4), Some(ip)) => {
+                if !v4.subnet.contains(&ip)
+                    || ip == v4.subnet.network()
+                    || ip == v4.subnet.broadcast()
+                {
+                    Some((ip.into(), format!("must be a host address in {}", v4.subnet)))
+                } else if ip == v4.gateway {
+                    Some((ip.into(), "is the gateway address (the segment's router)".into()))
+                } else {
+                    None
+                }
+            }
+            (None, None) => None,
+        };
+        let why = why.or(match (self.v6(), m.dns_address6) {
+            (Some(_), None) if !self.has_ipv4() => {
+                return Err(Error::invalid("dns-address", "none", "an IPv6-only macvlan network with name resolution needs the resolver's IPv6 address on the segment"))
+            }
+            (None, Some(ip)) => Some((IpAddr::V6(ip), "is IPv6, and the network has no IPv6 subnet".to_string())),
+            (Some(v6), Some(ip)) => {
+                if !v6.subnet.contains(&ip) || ip == v6.subnet.network() {
+                    Some((ip.into(), format!("must be a host address in {}", v6.subnet)))
+                } else if ip == v6.gateway {
+                    Some((ip.into(), "is the gateway address (the segment's router)".into()))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        });
+        let why = why.or_else(|| {
+            let mine = [
+                m.dns_address.map(IpAddr::V4),
+                m.dns_address6.map(IpAddr::V6),
+            ];
+            self.aux_addresses
                 .iter()
-                .find(|(_, a)| **a == std::net::IpAddr::V4(ip))
-            {
-                Some(format!("is the network's auxiliary address {name}"))
-            } else {
-                None
-            };
+                .find(|(_, a)| mine.contains(&Some(**a)))
+                .map(|(name, a)| (*a, format!("is the network's auxiliary address {name}")))
+        });
         match why {
-            Some(why) => Err(Error::invalid("dns-address", ip, why)),
+            Some((ip, why)) => Err(Error::invalid("dns-address", ip, why)),
             None => Ok(()),
         }
     }

@@ -50,6 +50,8 @@ pub struct NetworkWire {
     dns_rate_limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dns_address: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dns_address6: Option<std::net::Ipv6Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     no_masquerade: Vec<Ipv4Net>,
 }
@@ -80,6 +82,7 @@ impl From<Network> for NetworkWire {
             dns_upstreams: n.dns_upstreams,
             dns_rate_limit: n.dns_rate_limit,
             dns_address: flat.dns_address,
+            dns_address6: flat.dns_address6,
             no_masquerade: flat.no_masquerade,
         }
     }
@@ -159,6 +162,7 @@ impl TryFrom<NetworkWire> for Network {
             parent: w.parent,
             macvlan_mode: w.macvlan_mode,
             dns_address: w.dns_address,
+            dns_address6: w.dns_address6,
         };
         let options =
             DriverOptions::from_flat(w.driver, flat, String::new).map_err(|e| e.to_string())?;

@@ -137,6 +137,7 @@ pub struct NetworkRequest {
     pub dns_upstreams: Vec<IpAddr>,
     pub dns_rate_limit: Option<u32>,
     pub dns_address: Option<Ipv4Addr>,
+    pub dns_address6: Option<std::net::Ipv6Addr>,
     pub no_masquerade: Vec<ipnet::Ipv4Net>,
 }
 
@@ -247,6 +248,24 @@ impl NetworkRequest {
         self
     }
 
+    /// `--dns-address`, once per family.
+    pub fn with_dns_addresses(mut self, addresses: &[IpAddr]) -> crate::Result<Self> {
+        for a in addresses {
+            let first = match a {
+                IpAddr::V4(ip) => self.dns_address.replace(*ip).map(IpAddr::V4),
+                IpAddr::V6(ip) => self.dns_address6.replace(*ip).map(IpAddr::V6),
+            };
+            if let Some(first) = first {
+                return Err(crate::Error::invalid(
+                    "dns-address",
+                    a,
+                    format!("one per address family ({first} given already)"),
+                ));
+            }
+        }
+        Ok(self)
+    }
+
     /// The driver options the request gives, as given (`from_flat` sorts
     /// them for its driver).
     pub fn flat_options(&self) -> super::network::FlatOptions {
@@ -260,6 +279,7 @@ impl NetworkRequest {
             parent: self.parent.clone(),
             macvlan_mode: self.macvlan_mode,
             dns_address: self.dns_address,
+            dns_address6: self.dns_address6,
         }
     }
 }

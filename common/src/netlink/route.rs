@@ -54,16 +54,11 @@ impl Netlink {
         }
     }
 
-    /// A route to the one address `ip` on the link `oif`, from `src`.
-    /// Already there is fine.
-    pub fn add_host_route(&mut self, ip: Ipv4Addr, oif: u32, src: Ipv4Addr) -> Result<()> {
+    /// A route to the one address `ip` on the link `oif`, from `src` (of
+    /// `ip`'s family). Already there is fine.
+    pub fn add_host_route(&mut self, ip: IpAddr, oif: u32, src: IpAddr) -> Result<()> {
         let _span = tracing::debug_span!("route_add_host", %ip, oif).entered();
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(ip, 32)
-            .output_interface(oif)
-            .pref_source(src)
-            .scope(netlink_packet_route::route::RouteScope::Link)
-            .build();
+        let msg = host_route(ip, oif, Some(src));
         match self.ack(
             RouteNetlinkMessage::NewRoute(msg),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -75,13 +70,9 @@ impl Netlink {
     }
 
     /// Remove what `add_host_route` made; `Ok(false)` when it was not there.
-    pub fn delete_host_route(&mut self, ip: Ipv4Addr, oif: u32) -> Result<bool> {
+    pub fn delete_host_route(&mut self, ip: IpAddr, oif: u32) -> Result<bool> {
         let _span = tracing::debug_span!("route_delete_host", %ip, oif).entered();
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(ip, 32)
-            .output_interface(oif)
-            .scope(netlink_packet_route::route::RouteScope::Link)
-            .build();
+        let msg = host_route(ip, oif, None);
         match self.ack(
             RouteNetlinkMessage::DelRoute(msg),
             0,
@@ -111,6 +102,12 @@ impl Netlink {
     pub fn ipv4_routes_via(&mut self, oif: u32) -> Result<Vec<Route>> {
         self.strict_dumps()?;
         self.main_routes(AddressFamily::Inet, Some(oif))
+    }
+
+    /// IPv6 routes of the main table out of `oif`, as `ipv4_routes_via`.
+    pub fn ipv6_routes_via(&mut self, oif: u32) -> Result<Vec<Route>> {
+        self.strict_dumps()?;
+        self.main_routes(AddressFamily::Inet6, Some(oif))
     }
 
     fn main_routes(&mut self, family: AddressFamily, via: Option<u32>) -> Result<Vec<Route>> {
@@ -165,5 +162,33 @@ impl Netlink {
             }
         }
         Ok(out)
+    }
+}
+
+/// The route message for `add_host_route`/`delete_host_route`: `ip` alone,
+/// on the link, from `src` when given (a source of the other family is
+/// left out; the kernel would refuse it).
+fn host_route(ip: IpAddr, oif: u32, src: Option<IpAddr>) -> RouteMessage {
+    use netlink_packet_route::route::RouteScope;
+    match ip {
+        IpAddr::V4(ip) => {
+            let b = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(ip, 32)
+                .output_interface(oif)
+                .scope(RouteScope::Link);
+            match src {
+                Some(IpAddr::V4(s)) => b.pref_source(s).build(),
+                _ => b.build(),
+            }
+        }
+        IpAddr::V6(ip) => {
+            let b = RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(ip, 128)
+                .output_interface(oif);
+            match src {
+                Some(IpAddr::V6(s)) => b.pref_source(s).build(),
+                _ => b.build(),
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! strict rp_filter takes their queries).
 
 use std::fs::File;
+use std::net::IpAddr;
 
 use ipnet::Ipv4Net;
 use ocinet_common::health::Health;
@@ -67,14 +68,16 @@ impl NetworkKind for Macvlan {
         // shim: name resolution there only when asked (and then refused
         // by `validate`, naming why).
         net.dns = !req.disable_dns
-            && ((mode == MacvlanMode::Bridge && net.has_ipv4())
+            && (mode == MacvlanMode::Bridge
                 || !req.dns_upstreams.is_empty()
                 || req.dns_rate_limit.is_some()
-                || req.dns_address.is_some());
-        let default = net.default_dns_address();
+                || req.dns_address.is_some()
+                || req.dns_address6.is_some());
+        let (default4, default6) = (net.default_dns_address(), net.default_dns_address6());
         if let DriverOptions::Macvlan(m) = &mut net.options {
-            if net.dns && m.dns_address.is_none() {
-                m.dns_address = default;
+            if net.dns {
+                m.dns_address = m.dns_address.or(default4);
+                m.dns_address6 = m.dns_address6.or(default6);
             }
         }
     }
@@ -227,10 +230,8 @@ impl NetworkDriver for MacvlanDriver {
         // one the interface has, which teardown looks for.
         att.mac = Some(validate::format_mac(&made));
         // `prepare` made the shim of a DNS-enabled network.
-        if let (Some(ip), Some(dns), Some(shim)) =
-            (att.ipv4(), self.net.dns_address(), prepared.dns_link)
-        {
-            host.add_host_route(ip, shim, dns)?;
+        if let Some(shim) = prepared.dns_link {
+            add_routes(host, &self.net, shim, &[&*att])?;
         }
         Ok(())
     }
@@ -251,9 +252,9 @@ impl NetworkDriver for MacvlanDriver {
         host: &mut Netlink,
         running: &[&Attachment],
     ) -> Result<(usize, usize)> {
-        let (true, Some(dns)) = (self.net.dns, self.net.dns_address()) else {
+        if !self.net.dns {
             return Ok((0, 0));
-        };
+        }
         // A deleted parent took the containers' interfaces (and the shim)
         // with it: nothing to route to. (`restore_all` leaves out the
         // attachments whose interface is gone with a parent of before.)
@@ -271,9 +272,7 @@ impl NetworkDriver for MacvlanDriver {
         };
         let made = host.link_by_name(&shim_name(&self.net.name))?.is_none();
         let shim = ensure_shim(host, &self.net, &parent)?;
-        for ip in running.iter().filter_map(|a| a.ipv4()) {
-            host.add_host_route(ip, shim, dns)?;
-        }
+        add_routes(host, &self.net, shim, running)?;
         Ok((usize::from(made), 0))
     }
 }
@@ -387,9 +386,13 @@ pub fn is_shim(link: &Link) -> bool {
 fn ensure_shim(host: &mut Netlink, net: &Network, parent: &Link) -> Result<u32> {
     let name = shim_name(&net.name);
     let _span = tracing::debug_span!("ensure_shim", shim = %name).entered();
-    let dns = net
-        .dns_address()
-        .ok_or_else(|| Error::invalid("dns-address", "none", "needed for name resolution"))?;
+    if net.dns_address().is_none() && net.dns_address6().is_none() {
+        return Err(Error::invalid(
+            "dns-address",
+            "none",
+            "needed for name resolution",
+        ));
+    }
     let link = match host.link_by_name(&name)? {
         Some(l) => l,
         None => {
@@ -417,18 +420,50 @@ fn ensure_shim(host: &mut Netlink, net: &Network, parent: &Link) -> Result<u32> 
     if !link.up {
         host.set_up(link.index, &format!("set {name} up"))?;
     }
-    host.add_address(link.index, dns, 32)?;
+    if let Some(dns) = net.dns_address() {
+        host.add_address(link.index, dns, 32)?;
+    }
+    if let Some(dns6) = net.dns_address6() {
+        // A macvlan made here has IPv6 off, as ocinet's links have.
+        ocinet_common::sysctl::enable_ipv6_on(&name)?;
+        host.add_address6(link.index, dns6, 128)?;
+    }
     Ok(link.index)
+}
+
+/// The host's routes to `atts`' addresses through the shim, from the
+/// resolver's address of each family: the resolver's answers go out on
+/// the segment, not the host's default route.
+fn add_routes(host: &mut Netlink, net: &Network, shim: u32, atts: &[&Attachment]) -> Result<()> {
+    for a in atts {
+        if let (Some(ip), Some(dns)) = (a.ipv4(), net.dns_address()) {
+            host.add_host_route(ip.into(), shim, dns.into())?;
+        }
+        if let (Some(ip), Some(dns6)) = (a.ipv6(), net.dns_address6()) {
+            host.add_host_route(ip.into(), shim, dns6.into())?;
+        }
+    }
+    Ok(())
 }
 
 /// Remove the routes `wire` added on the host for `atts` (gone with the
 /// shim if that went first).
 pub(crate) fn remove_routes(host: &mut Netlink, atts: &[&Attachment]) -> Result<()> {
     for a in atts {
-        let Some(ip) = a.ipv4() else { continue };
+        let ips: Vec<IpAddr> = a
+            .ipv4()
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(a.ipv6().map(IpAddr::V6))
+            .collect();
+        if ips.is_empty() {
+            continue;
+        }
         match host.link_by_name(&shim_name(&a.network))? {
             Some(l) if is_shim(&l) => {
-                host.delete_host_route(ip, l.index)?;
+                for ip in ips {
+                    host.delete_host_route(ip, l.index)?;
+                }
             }
             _ => {}
         }

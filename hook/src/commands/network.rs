@@ -54,11 +54,11 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 disable_dns: *disable_dns,
                 dns_upstreams: dns_upstream.clone(),
                 dns_rate_limit: *dns_rate_limit,
-                dns_address: *dns_address,
                 no_masquerade: no_masquerade.clone(),
                 ..Default::default()
             }
             .with_families(subnet, gateway, ip_range, *ipv4, *ipv6)?
+            .with_dns_addresses(dns_address)?
             .with_gateway_modes(*gateway_mode, *gateway_mode_ipv4, *gateway_mode_ipv6),
         ),
         NetworkCommand::Ls => ls(ctx),
