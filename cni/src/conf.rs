@@ -68,6 +68,8 @@ pub struct Wanted {
     /// `dns.servers` left out, and why: logged by the verb (the log is
     /// set up only once the configuration names the state directory).
     pub dns_left_out: Vec<(std::net::IpAddr, &'static str)>,
+    /// The `ipRanges` capability: where to lease from, per family.
+    pub ranges: Vec<ocinet_common::model::AddressRange>,
 }
 
 #[derive(Debug, Clone)]
@@ -281,6 +283,83 @@ fn host_ip6(
     }
 }
 
+/// One range of `ipRanges` (`{"subnet", "rangeStart"?, "rangeEnd"?,
+/// "gateway"?}`): the subnet's hosts by default, the start and end inside
+/// it, in order, every address of one family.
+fn address_range(field: &str, r: &Value) -> Result<ocinet_common::model::AddressRange, CniError> {
+    use ipnet::IpNet;
+    let text = |key: &str| -> Result<Option<(&Value, &str)>, CniError> {
+        match r.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::String(s)) if !s.is_empty() => Ok(Some((v, s.as_str()))),
+            Some(v) => Err(invalid(&format!("{field}.{key}"), v, "not a string")),
+        }
+    };
+    let (sv, st) = text("subnet")?.ok_or_else(|| invalid(field, r, "has no subnet"))?;
+    let subnet: IpNet = st
+        .parse()
+        .map_err(|_| invalid(&format!("{field}.subnet"), sv, "not a CIDR subnet"))?;
+    if subnet.trunc() != subnet {
+        return Err(invalid(
+            &format!("{field}.subnet"),
+            sv,
+            "must be a network address (host bits zero)",
+        ));
+    }
+    let (net_bits, last_bits) = match subnet {
+        IpNet::V4(n) => (
+            u128::from(u32::from(n.network())),
+            u128::from(u32::from(n.broadcast())),
+        ),
+        IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
+    };
+    let at = |bits: u128| match subnet {
+        IpNet::V4(_) => IpAddr::V4(Ipv4Addr::from(bits as u32)),
+        IpNet::V6(_) => IpAddr::V6(Ipv6Addr::from(bits)),
+    };
+    // The subnet's hosts: past the network address; IPv4's broadcast too.
+    let host_last = if subnet.addr().is_ipv4() {
+        last_bits.saturating_sub(1)
+    } else {
+        last_bits
+    };
+    let mut ends = [at(net_bits.saturating_add(1)), at(host_last)];
+    let mut gateway = None;
+    for (i, key) in ["rangeStart", "rangeEnd", "gateway"]
+        .into_iter()
+        .enumerate()
+    {
+        let Some((v, t)) = text(key)? else { continue };
+        let ip: IpAddr = t
+            .parse()
+            .map_err(|_| invalid(&format!("{field}.{key}"), v, "not an address"))?;
+        if !subnet.contains(&ip) {
+            return Err(invalid(
+                &format!("{field}.{key}"),
+                v,
+                &format!("is not inside {subnet}"),
+            ));
+        }
+        match i {
+            0 | 1 => ends[i] = ip,
+            _ => gateway = Some(ip),
+        }
+    }
+    let bits = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    if bits(ends[0]) > bits(ends[1]) {
+        return Err(invalid(field, r, "rangeStart is past rangeEnd"));
+    }
+    Ok(ocinet_common::model::AddressRange {
+        subnet,
+        first: ends[0],
+        last: ends[1],
+        gateway,
+    })
+}
+
 fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted, CniError> {
     let mut w = Wanted::default();
     for (i, p) in rc.port_mappings.iter().enumerate() {
@@ -361,16 +440,35 @@ fn wanted(rc: &rscni_types::types::RuntimeConf, network: &str) -> Result<Wanted,
             }
         }
     }
-    // A range per family to allocate from, per container: ocinet leases
-    // from the network's own range (`ip-range` at network create), so a
-    // runtime's other range would be silently ignored: refused instead.
+    // A range per family to lease from, as host-local reads it: range
+    // sets (one per family), each a list of ranges tried in order. The
+    // core checks each against the network (inside its subnet, its
+    // gateway) when it is known.
     match rc.custom.get("ipRanges") {
         None | Some(Value::Null) => {}
-        Some(Value::Array(a)) if a.is_empty() => {}
+        Some(Value::Array(sets)) => {
+            for (i, set) in sets.iter().enumerate() {
+                let Some(ranges) = set.as_array() else {
+                    return Err(invalid(
+                        "runtimeConfig.ipRanges",
+                        set,
+                        "not a list of ranges",
+                    ));
+                };
+                for (j, r) in ranges.iter().enumerate() {
+                    w.ranges.push(address_range(
+                        &format!("runtimeConfig.ipRanges[{i}][{j}]"),
+                        r,
+                    )?);
+                }
+            }
+        }
         Some(v) => {
-            return Err(CniError::UnsupportedNetworkConfiguration(format!(
-                "invalid runtimeConfig.ipRanges {v}: not supported: ocinet allocates from the network's ip-range (set at network create); ask for a static address with runtimeConfig.ips"
-            )))
+            return Err(invalid(
+                "runtimeConfig.ipRanges",
+                v,
+                "not a list of range sets",
+            ))
         }
     }
     if let Some(d) = rc.custom.get("dns").filter(|d| !d.is_null()) {
@@ -631,15 +729,78 @@ mod tests {
                 r#"{"name":"n","type":"ocinet","runtimeConfig":{"ips":["fd::1","fd::2"]}}"#,
                 "one IPv6 address per attachment",
             ),
-            (
-                r#"{"name":"n","type":"ocinet","runtimeConfig":{"ipRanges":[[{"subnet":"fd::/64"}]]}}"#,
-                "invalid runtimeConfig.ipRanges",
-            ),
         ] {
             let e = Conf::parse(conf.as_bytes()).unwrap_err();
             assert!(e.details().contains(text), "{conf}: {e:?}");
         }
         // An empty list asks for nothing.
-        Conf::parse(br#"{"name":"n","type":"ocinet","runtimeConfig":{"ipRanges":[]}}"#).unwrap();
+        let c = Conf::parse(br#"{"name":"n","type":"ocinet","runtimeConfig":{"ipRanges":[]}}"#)
+            .unwrap();
+        assert!(c.wanted.ranges.is_empty());
+    }
+
+    /// `ipRanges` as host-local reads it: a range set per family, each
+    /// range the subnet's hosts unless `rangeStart`/`rangeEnd` narrow it;
+    /// every bad part refused naming it (code 7).
+    #[test]
+    fn ip_ranges_are_read_per_family_and_refused_naming_the_part() {
+        let c = Conf::parse(
+            br#"{"name":"n","type":"ocinet","runtimeConfig":{"ipRanges":[
+                [{"subnet":"10.9.0.0/24","rangeStart":"10.9.0.100","rangeEnd":"10.9.0.110","gateway":"10.9.0.1"}],
+                [{"subnet":"fd9::/64"}]]}}"#,
+        )
+        .unwrap();
+        let r = &c.wanted.ranges;
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].first.to_string(), r[0].last.to_string()),
+            ("10.9.0.100".into(), "10.9.0.110".into())
+        );
+        assert_eq!(r[0].gateway, Some("10.9.0.1".parse().unwrap()));
+        assert_eq!(
+            (r[1].first.to_string(), r[1].last.to_string()),
+            ("fd9::1".into(), "fd9::ffff:ffff:ffff:ffff".into())
+        );
+        let c = Conf::parse(
+            br#"{"name":"n","type":"ocinet","runtimeConfig":{"ipRanges":[[{"subnet":"10.9.0.0/30"}]]}}"#,
+        )
+        .unwrap();
+        let r = &c.wanted.ranges[0];
+        assert_eq!(
+            (r.first.to_string(), r.last.to_string()),
+            ("10.9.0.1".into(), "10.9.0.2".into())
+        );
+        for (ranges, text) in [
+            (
+                r#"[[{"subnet":"10.9.0.1/24"}]]"#,
+                "ipRanges[0][0].subnet \"10.9.0.1/24\": must be a network address",
+            ),
+            (
+                r#"[[{"subnet":"nope"}]]"#,
+                "ipRanges[0][0].subnet \"nope\": not a CIDR",
+            ),
+            (r#"[[{"rangeStart":"10.9.0.1"}]]"#, "ipRanges[0][0]"),
+            (
+                r#"[[{"subnet":"10.9.0.0/24","rangeStart":"10.9.1.1"}]]"#,
+                "rangeStart \"10.9.1.1\": is not inside 10.9.0.0/24",
+            ),
+            (
+                r#"[[{"subnet":"10.9.0.0/24","rangeEnd":"fd::1"}]]"#,
+                "rangeEnd \"fd::1\": is not inside",
+            ),
+            (
+                r#"[[{"subnet":"10.9.0.0/24","rangeStart":"10.9.0.9","rangeEnd":"10.9.0.8"}]]"#,
+                "rangeStart is past rangeEnd",
+            ),
+            (r#"[{"subnet":"10.9.0.0/24"}]"#, "not a list of ranges"),
+            (r#"{"subnet":"10.9.0.0/24"}"#, "not a list of range sets"),
+        ] {
+            let conf = format!(
+                r#"{{"name":"n","type":"ocinet","runtimeConfig":{{"ipRanges":{ranges}}}}}"#
+            );
+            let e = Conf::parse(conf.as_bytes()).unwrap_err();
+            assert_eq!(u32::from(&e), 7, "{ranges}");
+            assert!(e.details().contains(text), "{ranges}: {e:?}");
+        }
     }
 }

@@ -47,6 +47,18 @@ pub trait Ipam: Send + Sync {
         field: &str,
     ) -> Result<std::net::Ipv6Addr>;
 
+    /// A free address of `first..=last` (one family, inside `net`'s
+    /// subnet of it: a runtime's narrower range, CNI's `ipRanges`) leased
+    /// to `id`, found as `allocate6` finds one, never by walking; `None`
+    /// when every address there is taken.
+    fn allocate_between(
+        &self,
+        net: &Network,
+        id: &str,
+        first: IpAddr,
+        last: IpAddr,
+    ) -> Result<Option<IpAddr>>;
+
     /// A dynamically found `ip` is recorded: the next search starts after
     /// it (a freed address is not reused at once, while stale conntrack
     /// entries or neighbour caches may still point at it).

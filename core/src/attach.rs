@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ocinet_common::ipam;
-use ocinet_common::model::{AttachmentRequest, Endpoint, Network, PortSpec};
+use ocinet_common::model::{AddressRange, AttachmentRequest, Endpoint, Network, PortSpec};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
@@ -28,7 +28,31 @@ pub(crate) fn lease(
 ) -> Result<Lease> {
     let (wanted, wanted6) = requested_addresses(net, req)?;
     let pool = ipam::open(&ctx.state, &net.name)?;
+    let ranges = ranges_of(net, req)?;
+    let from_ranges = |v4: bool| -> Result<Option<IpAddr>> {
+        let mine: Vec<&AddressRange> = ranges.iter().filter(|r| r.first.is_ipv4() == v4).collect();
+        if mine.is_empty() {
+            return Ok(None);
+        }
+        for r in &mine {
+            if let Some(ip) = pool.allocate_between(net, id, r.first, r.last)? {
+                return Ok(Some(ip));
+            }
+        }
+        Err(Error::PoolExhausted {
+            network: net.name.clone(),
+            range: mine
+                .iter()
+                .map(|r| format!("{}-{}", r.first, r.last))
+                .collect::<Vec<_>>()
+                .join(","),
+        })
+    };
     let ip4 = match net.v4() {
+        Some(_) if wanted.is_none() => match from_ranges(true)? {
+            Some(ip) => Some(ip),
+            None => Some(pool.allocate(net, id, None, &req.ip_field)?),
+        },
         Some(_) => Some(pool.allocate(net, id, wanted.map(IpAddr::V4), &req.ip_field)?),
         None => None,
     };
@@ -41,7 +65,16 @@ pub(crate) fn lease(
         None => None,
         Some(_) => {
             killpoint::reached("leased-ipv4");
-            match pool.allocate6(net, id, wanted6, &req.ip6_field) {
+            let ranged = match wanted6 {
+                Some(_) => Ok(None),
+                None => from_ranges(false),
+            };
+            let got = match ranged {
+                Ok(Some(IpAddr::V6(ip6))) => Ok(ip6),
+                Ok(_) => pool.allocate6(net, id, wanted6, &req.ip6_field),
+                Err(e) => Err(e),
+            };
+            match got {
                 Ok(ip6) => Some(ip6),
                 Err(e) => {
                     release_leased(None);
@@ -82,6 +115,51 @@ pub(crate) fn lease(
 
 /// The addresses asked for, one per family at most, an IPv6 one only on
 /// a network with an IPv6 subnet.
+/// The request's ranges, checked against `net`: each inside the
+/// network's subnet of its family, its gateway (if named) the network's.
+/// A runtime's range the network cannot honour is refused, not ignored.
+fn ranges_of(net: &Network, req: &AttachmentRequest) -> Result<Vec<AddressRange>> {
+    for r in &req.ranges {
+        let (subnet, gateway) = match r.subnet {
+            ipnet::IpNet::V4(_) => match net.v4() {
+                Some(v4) => (ipnet::IpNet::V4(v4.subnet), IpAddr::V4(v4.gateway)),
+                None => {
+                    return Err(Error::invalid(
+                        &req.ranges_field,
+                        r.subnet,
+                        format!("network {} has no IPv4 subnet", net.name),
+                    ))
+                }
+            },
+            ipnet::IpNet::V6(_) => match net.v6() {
+                Some(v6) => (ipnet::IpNet::V6(v6.subnet), IpAddr::V6(v6.gateway)),
+                None => {
+                    return Err(Error::invalid(
+                        &req.ranges_field,
+                        r.subnet,
+                        format!("network {} has no IPv6 subnet", net.name),
+                    ))
+                }
+            },
+        };
+        if !subnet.contains(&r.subnet) {
+            return Err(Error::invalid(
+                &req.ranges_field,
+                r.subnet,
+                format!("is not inside network {}'s subnet {subnet}", net.name),
+            ));
+        }
+        if let Some(g) = r.gateway.filter(|g| *g != gateway) {
+            return Err(Error::invalid(
+                &req.ranges_field,
+                g,
+                format!("is not network {}'s gateway {gateway}", net.name),
+            ));
+        }
+    }
+    Ok(req.ranges.clone())
+}
+
 fn requested_addresses(
     net: &Network,
     req: &AttachmentRequest,

@@ -34,6 +34,10 @@ pub struct ConnectOptions {
     /// The inside name (a CNI runtime's CNI_IFNAME); the next free `ethN`
     /// when `None`.
     pub interface: Option<String>,
+    /// Narrower ranges to lease from (CNI's `ipRanges`), and where they
+    /// came from.
+    pub ranges: Vec<ocinet_common::model::AddressRange>,
+    pub ranges_field: String,
     /// The front end asking: a container is changed only through the one
     /// that made it (a CNI runtime's DEL knows nothing of an attachment
     /// `ocinet network connect` added, and the hook's poststop nothing of
@@ -200,6 +204,8 @@ pub fn connect_locked(
             opts.ip6_field.clone()
         },
         aliases: opts.aliases.clone(),
+        ranges: opts.ranges.clone(),
+        ranges_field: opts.ranges_field.clone(),
         ..AttachmentRequest::new(network)
     };
     let lease = attach::lease(ctx, driver.network(), &ep.id, &req, &mut host)?;

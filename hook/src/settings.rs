@@ -251,6 +251,7 @@ pub fn resolve(
                 mac_field: mac_field.to_string(),
                 aliases: Vec::new(),
                 aliases_field: ANN_ALIASES.to_string(),
+                ..AttachmentRequest::new(net)
             })
         })
         .collect::<Result<Vec<_>>>()?;

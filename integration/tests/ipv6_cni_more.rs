@@ -115,13 +115,7 @@ fn a_bad_ipv6_host_ip_is_refused_naming_it() {
         });
         let def = match v6 {
             Some(v6) => cni::dual(v4, v6, ports),
-            None => {
-                let mut d = json!({"subnet": v4, "dnsUpstreams": [OUTSIDE_IP]});
-                if let (Some(o), Some(x)) = (d.as_object_mut(), ports.as_object()) {
-                    o.extend(x.clone());
-                }
-                d
-            }
+            None => cni::inline(json!({"subnet": v4, "dnsUpstreams": [OUTSIDE_IP]}), ports),
         };
         cni::single(&h, "1.0.0", net, def)
     };
@@ -268,4 +262,92 @@ fn ipv6_dns_servers_of_the_dns_capability_are_used() {
     )
     .refused(7, "invalid runtimeConfig.dns.servers");
     ocinet_integration::assert_clean(&h, &many.id);
+}
+
+/// The `ipRanges` capability: each family's address is leased from the
+/// runtime's range (inside the network's subnet), the next pod's from the
+/// rest of it; a range the network cannot honour (outside its subnet,
+/// another gateway, a family it lacks) is refused naming the key, with
+/// nothing left; a full range is an exhausted pool.
+#[test]
+fn ip_ranges_narrow_where_addresses_are_leased() {
+    let h = Host::new();
+    let with = |ranges: Value| {
+        cni::single(
+            &h,
+            "1.0.0",
+            "rg",
+            cni::dual(
+                "10.94.0.0/24",
+                "fd94::/64",
+                json!({"capabilities": {"ipRanges": true}, "runtimeConfig": {"ipRanges": ranges}}),
+            ),
+        )
+    };
+    let good = with(json!([
+        [{"subnet": "10.94.0.0/24", "rangeStart": "10.94.0.200", "rangeEnd": "10.94.0.201", "gateway": "10.94.0.1"}],
+        [{"subnet": "fd94::/64", "rangeStart": "fd94::a:0", "rangeEnd": "fd94::a:ffff"}],
+    ]));
+    let mut leased = Vec::new();
+    let mut pods = Vec::new();
+    for tag in ["r1", "r2"] {
+        let pod = Pod::new(&h, tag);
+        let r = cni::exec(
+            &h,
+            "ocinet",
+            &Call::new("ADD", &pod.id, &pod.path(), "eth0"),
+            &good,
+        )
+        .ok();
+        let ips: Vec<String> = r["ips"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i["address"].as_str().map(str::to_string))
+            .collect();
+        leased.push(ips);
+        pods.push(pod);
+    }
+    assert_eq!(leased[0], ["10.94.0.200/24", "fd94::a:0/64"], "{leased:?}");
+    assert_eq!(leased[1], ["10.94.0.201/24", "fd94::a:1/64"], "{leased:?}");
+    // The IPv4 range is full now.
+    let third = Pod::new(&h, "r3");
+    let add3 = Call::new("ADD", &third.id, &third.path(), "eth0");
+    let full = cni::exec(&h, "ocinet", &add3, &good);
+    assert_ne!(full.code, 0, "{}", full.stdout);
+    assert!(
+        full.stdout.contains("10.94.0.200-10.94.0.201"),
+        "{}",
+        full.stdout
+    );
+    ocinet_integration::assert_clean(&h, &third.id);
+
+    for (ranges, said) in [
+        (
+            json!([[{"subnet": "10.95.0.0/24"}]]),
+            "invalid runtimeConfig.ipRanges \"10.95.0.0/24\": is not inside network rg's subnet 10.94.0.0/24",
+        ),
+        (
+            json!([[{"subnet": "10.94.0.0/25", "gateway": "10.94.0.7"}]]),
+            "invalid runtimeConfig.ipRanges \"10.94.0.7\": is not network rg's gateway 10.94.0.1",
+        ),
+        (
+            json!([[{"subnet": "fd95::/64"}]]),
+            "invalid runtimeConfig.ipRanges \"fd95::/64\": is not inside network rg's subnet fd94::/64",
+        ),
+    ] {
+        cni::exec(&h, "ocinet", &add3, &with(ranges)).refused(7, said);
+        ocinet_integration::assert_clean(&h, &third.id);
+    }
+    for pod in &pods {
+        cni::exec(
+            &h,
+            "ocinet",
+            &Call::new("DEL", &pod.id, &pod.path(), "eth0"),
+            &good,
+        )
+        .ok();
+        ocinet_integration::assert_clean(&h, &pod.id);
+    }
 }

@@ -126,6 +126,8 @@ pub fn run(
                     ip6_field: ip6_field.clone(),
                     aliases: conf.wanted.aliases.clone(),
                     aliases_field: "runtimeConfig.aliases".into(),
+                    ranges: conf.wanted.ranges.clone(),
+                    ranges_field: "runtimeConfig.ipRanges".into(),
                     interface: Some(inv.ifname.clone()),
                     by: Origin::Cni,
                 },
@@ -167,6 +169,8 @@ pub fn run(
                         mac_field: "runtimeConfig.mac".into(),
                         aliases: conf.wanted.aliases.clone(),
                         aliases_field: "runtimeConfig.aliases".into(),
+                        ranges: conf.wanted.ranges.clone(),
+                        ranges_field: "runtimeConfig.ipRanges".into(),
                         ..AttachmentRequest::new(&conf.network)
                     }],
                     ports: conf.wanted.ports.clone(),

@@ -19,4 +19,4 @@ pub use network::{
     BridgeOptions, Driver, DriverOptions, GatewayMode, MacvlanMode, MacvlanOptions, Network, Subnet,
 };
 pub use ports::{PortMapping, PortSpec, Protocol};
-pub use request::{AttachmentRequest, DnsRequest, NetworkRequest, Request, Settings};
+pub use request::{AddressRange, AttachmentRequest, DnsRequest, NetworkRequest, Request, Settings};

@@ -29,6 +29,22 @@ pub struct AttachmentRequest {
     /// Where the aliases came from (annotation, flag, CNI capability), for
     /// errors.
     pub aliases_field: String,
+    /// Narrower ranges to lease from (CNI's `ipRanges`), tried in order
+    /// per family: each inside the network's subnet of its family.
+    pub ranges: Vec<AddressRange>,
+    /// Where they came from, for errors.
+    pub ranges_field: String,
+}
+
+/// A range of addresses to lease from: `first..=last` of `subnet` (CNI's
+/// `rangeStart`/`rangeEnd`, the subnet's hosts by default), and the
+/// gateway the runtime expects, if it named one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressRange {
+    pub subnet: ipnet::IpNet,
+    pub first: IpAddr,
+    pub last: IpAddr,
+    pub gateway: Option<IpAddr>,
 }
 
 impl AttachmentRequest {
@@ -44,6 +60,8 @@ impl AttachmentRequest {
             mac_field: "mac".into(),
             aliases: Vec::new(),
             aliases_field: "aliases".into(),
+            ranges: Vec::new(),
+            ranges_field: "ranges".into(),
         }
     }
 }

@@ -187,6 +187,34 @@ impl Pool {
         Err(exhausted())
     }
 
+    /// The first free address of `first..=last` (one family), leased to
+    /// `id`: tried in order, each either free (and taken), or leased or
+    /// reserved, so at most leases + reserved + 1 are tried however large
+    /// the interval (an IPv6 one is never walked). `None` when every
+    /// address there is taken.
+    fn take_free_between(
+        &self,
+        net: &Network,
+        id: &str,
+        first: IpAddr,
+        last: IpAddr,
+    ) -> Result<Option<IpAddr>> {
+        let (lo, hi) = (addr_bits(first), addr_bits(last));
+        if first.is_ipv4() != last.is_ipv4() || lo > hi {
+            return Ok(None);
+        }
+        let taken = self.addresses_in_dir()?.len() as u128;
+        let reserved = net.aux_addresses.len() as u128 + 4;
+        let bound = (hi - lo).saturating_add(1).min(taken + reserved);
+        for step in 0..bound {
+            let ip = bits_addr(first, lo + step);
+            if net.assignable_ip(ip).is_ok() && self.take(ip, id)?.is_none() {
+                return Ok(Some(ip));
+            }
+        }
+        Ok(None)
+    }
+
     fn last(&self, file: &str) -> Option<IpAddr> {
         let _span = tracing::debug_span!("state_read", file).entered();
         if !self.state.dir(&self.dir, Need::Existing).ok()? {
@@ -278,6 +306,20 @@ impl Ipam for Pool {
             Some(ip) => self.take_requested(net, id, ip.into(), field).map(|_| ip),
             None => self.take_free_ipv6(net, id),
         }
+    }
+
+    fn allocate_between(
+        &self,
+        net: &Network,
+        id: &str,
+        first: IpAddr,
+        last: IpAddr,
+    ) -> Result<Option<IpAddr>> {
+        let _span =
+            tracing::debug_span!("allocate_between", network = %net.name, %first, %last).entered();
+        self.state.dir(&self.dir, Need::Create)?;
+        legacy::unconverted(&self.legacy)?;
+        self.take_free_between(net, id, first, last)
     }
 
     /// Written in place, not through a renamed temporary file: it is a
@@ -404,6 +446,22 @@ fn fill_of(net: &Network, range: IpNet, reserved: &[IpAddr], leased: &[IpAddr]) 
     Fill {
         allocated: leased.iter().filter(family).count() as u64,
         free: u64::try_from(size.saturating_sub(held.len() as u128)).unwrap_or(u64::MAX),
+    }
+}
+
+/// An address as a number, for interval arithmetic of either family.
+fn addr_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address of `like`'s family numbered `bits`.
+fn bits_addr(like: IpAddr, bits: u128) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(bits as u32)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(bits)),
     }
 }
 

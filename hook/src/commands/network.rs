@@ -88,6 +88,8 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 },
                 aliases: alias.clone(),
                 aliases_field: "--alias".into(),
+                ranges: Vec::new(),
+                ranges_field: String::new(),
                 interface: None,
                 by: Origin::Oci,
             },
