@@ -187,8 +187,9 @@ impl Pool {
         Err(exhausted())
     }
 
-    /// The first free address of `first..=last` (one family), leased to
-    /// `id`: tried in order, each either free (and taken), or leased or
+    /// A free address of `first..=last` (one family), leased to `id`:
+    /// tried in order from after the last one handed out, each either
+    /// free (and taken), or leased or
     /// reserved, so at most leases + reserved + 1 are tried however large
     /// the interval (an IPv6 one is never walked). `None` when every
     /// address there is taken.
@@ -203,11 +204,24 @@ impl Pool {
         if first.is_ipv4() != last.is_ipv4() || lo > hi {
             return Ok(None);
         }
+        // From after the last address handed out when it is in here, as
+        // the network's own search: a freed one is not reused at once.
+        let hint = self.last(if first.is_ipv4() { LAST } else { LAST6 });
+        let start = match hint.map(addr_bits) {
+            Some(l)
+                if hint.is_some_and(|h| h.is_ipv4() == first.is_ipv4())
+                    && (lo..hi).contains(&l) =>
+            {
+                l + 1
+            }
+            _ => lo,
+        };
+        let size = (hi - lo).saturating_add(1);
         let taken = self.addresses_in_dir()?.len() as u128;
         let reserved = net.aux_addresses.len() as u128 + 4;
-        let bound = (hi - lo).saturating_add(1).min(taken + reserved);
+        let bound = size.min(taken + reserved);
         for step in 0..bound {
-            let ip = bits_addr(first, lo + step);
+            let ip = bits_addr(first, lo + (start - lo + step) % size);
             if net.assignable_ip(ip).is_ok() && self.take(ip, id)?.is_none() {
                 return Ok(Some(ip));
             }
