@@ -43,18 +43,35 @@ pub fn ensure(_held: &StateLock, state: &StateDir, state_dir: &Path, exe: &Path)
 /// Have a running proxy read the records again (a container's ports
 /// went): `None` when none runs.
 pub fn sync(state: &StateDir) -> Result<Option<Status>> {
-    if state.proxy_state().is_none() {
-        return Ok(None);
-    }
-    request(state, "sync").map(Some)
+    if_running(state, "sync")
 }
 
 /// What a running proxy serves, without a change: `None` when none runs.
 pub fn status(state: &StateDir) -> Result<Option<Status>> {
+    if_running(state, "status")
+}
+
+/// `request`, when a proxy runs; one that died meanwhile (its socket
+/// refuses) is no error: nothing serves the ports until the next hook or
+/// gc starts another.
+fn if_running(state: &StateDir, what: &str) -> Result<Option<Status>> {
     if state.proxy_state().is_none() {
         return Ok(None);
     }
-    request(state, "status").map(Some)
+    match request(state, what) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            // A process killed closes its descriptors a moment before it
+            // is seen dead.
+            for _ in 0..10 {
+                if state.proxy_state().is_none() {
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e)
+        }
+    }
 }
 
 /// One request, its answer within `REPLY`.
