@@ -1017,7 +1017,7 @@ impl Host {
                 };
                 let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
                 let daemon = args.first().is_some_and(|a| a.ends_with(binary))
-                    || args.iter().any(|a| *a == subcommand);
+                    || args.contains(&subcommand);
                 daemon && running(i64::from(*pid)) && args.windows(2).any(|w| w == want)
             })
             .collect()
