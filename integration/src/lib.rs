@@ -1016,8 +1016,8 @@ impl Host {
                     return false;
                 };
                 let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-                let daemon = args.first().is_some_and(|a| a.ends_with(binary))
-                    || args.contains(&subcommand);
+                let daemon =
+                    args.first().is_some_and(|a| a.ends_with(binary)) || args.contains(&subcommand);
                 daemon && running(i64::from(*pid)) && args.windows(2).any(|w| w == want)
             })
             .collect()

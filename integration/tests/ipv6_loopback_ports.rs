@@ -359,6 +359,67 @@ fn the_port_is_free_at_once_after_stop(rt: Runtime) {
     assert_eq!(out.trim(), "open\nclosed", "{out}");
 }
 
+/// Reads to EOF, answers `got N SHA256`, closes (`PORT`): a half-close
+/// that does not pass through the proxy leaves it waiting.
+const COUNT_PY: &str = r#"import hashlib, socket, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+s.listen()
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    h, n = hashlib.sha256(), 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        h.update(d)
+        n += len(d)
+    c.sendall(("got %d %s" % (n, h.hexdigest())).encode())
+    c.close()
+"#;
+
+/// 8 MiB up, shut down, the answer read to EOF.
+const SEND_PY: &str = r#"import hashlib, os, socket, sys
+data = os.urandom(8 << 20)
+s = socket.create_connection(("::1", int(sys.argv[1])), timeout=20)
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+want = "got %d %s" % (len(data), hashlib.sha256(data).hexdigest())
+print("ok" if got.decode() == want else "mismatch: %r" % got)
+"#;
+
+/// Bulk data through the proxy arrives whole, and each end's EOF reaches
+/// the other (half-close): the server answers only after the client shut
+/// its side down, and the client reads that answer to EOF.
+fn half_close_and_bulk_data_pass_through(rt: Runtime) {
+    let h = Host::new();
+    dual(&h, "ds", "10.79.0.0/24", "fd79::/64");
+    for (tag, net, port) in [("dual", "ds", 8080u16), ("v4", "ocinet", 8081)] {
+        let c = published(&h, rt, tag, net, &format!("[::1]:{port}:9000"));
+        let _server = ready_in(
+            &h.netns_of(&c.id),
+            &["timeout", "60", "python3", "-c", COUNT_PY, "9000"],
+        );
+        let mut last = String::new();
+        for _ in 0..10 {
+            last = text(&h.exec(&["python3", "-c", SEND_PY, &port.to_string()]));
+            if last.trim() == "ok" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(last.trim(), "ok", "{tag}");
+    }
+}
+
 /// `[::1]` is a host address like any other for the port check; a host
 /// process holding `[::1]:PORT` fails an explicit mapping cleanly and
 /// leaves a bare one working elsewhere, logged.
@@ -543,6 +604,7 @@ fn poststop_frees_the_port_before_it_returns() {
 
 both_runtimes!(
     explicit_and_bare_ports_answer_on_ipv6_loopback,
+    half_close_and_bulk_data_pass_through,
     the_port_is_free_at_once_after_stop,
     conflicts_and_a_host_process_holding_the_port,
     a_killed_proxy_comes_back_with_every_port,

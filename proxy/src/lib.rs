@@ -13,4 +13,5 @@
 pub mod control;
 pub mod desired;
 pub mod server;
+mod splice;
 pub mod wire;

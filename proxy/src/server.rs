@@ -39,13 +39,13 @@ pub const UDP_IDLE: Duration = Duration::from_secs(90);
 /// UDP clients one port keeps flows for at once; datagrams of a client
 /// beyond are dropped until one ends.
 const UDP_FLOWS: usize = 1024;
-/// TCP connections over every port at once (each holds two descriptors
-/// and two 64 KiB buffers); beyond, a new one is closed at once.
+/// TCP connections over every port at once (each holds two sockets and
+/// two pipes); beyond, a new one is closed at once.
 const TCP_CONNECTIONS: usize = 4096;
 /// How long a connection to the container may take before the client's
 /// is reset.
 const CONNECT: Duration = Duration::from_secs(5);
-/// Each direction's copy buffer.
+/// Each direction's copy buffer, where no pipe can be had for splice(2).
 const BUFFER: usize = 64 * 1024;
 /// How long a control client has to send its request and take the answer.
 const CONTROL_IO: Duration = Duration::from_secs(1);
@@ -350,8 +350,21 @@ async fn copy_tcp(mut client: TcpStream, upstream: SocketAddr) {
     match tokio::time::timeout(CONNECT, TcpStream::connect(upstream)).await {
         Ok(Ok(mut up)) => {
             let _ = up.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, BUFFER, BUFFER)
-                .await;
+            match (crate::splice::pipe(), crate::splice::pipe()) {
+                (Some(ab), Some(ba)) => {
+                    let _ = crate::splice::both_ways(&client, &up, ab, ba).await;
+                }
+                // Out of descriptors for pipes: through buffers.
+                _ => {
+                    let _ = tokio::io::copy_bidirectional_with_sizes(
+                        &mut client,
+                        &mut up,
+                        BUFFER,
+                        BUFFER,
+                    )
+                    .await;
+                }
+            }
         }
         Ok(Err(e)) => {
             tracing::debug!(%upstream, "connecting to the container: {e}");
