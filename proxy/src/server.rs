@@ -381,9 +381,29 @@ async fn copy_tcp(mut client: TcpStream, upstream: SocketAddr) {
 /// replies go back to the client from the listening socket.
 struct Flow {
     up: Arc<UdpSocket>,
-    /// Milliseconds since `epoch` of the last datagram either way.
+    /// Milliseconds since the listener started of the last datagram
+    /// either way.
     last: Arc<AtomicU64>,
     task: tokio::task::AbortHandle,
+}
+
+thread_local! {
+    /// The one receive buffer of every UDP socket: the runtime has one
+    /// thread, and a datagram is sent on (`try_send`, no await) before the
+    /// next is read, so no port or flow keeps 64 KiB of its own.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 65535]);
+}
+
+/// A socket of its own towards `upstream` for one client.
+fn flow_socket(upstream: SocketAddr) -> std::io::Result<UdpSocket> {
+    let bind: SocketAddr = match upstream {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let s = std::net::UdpSocket::bind(bind)?;
+    s.connect(upstream)?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
 }
 
 async fn serve_udp(sock: Arc<UdpSocket>, upstream: SocketAddr, open: Arc<AtomicU64>) {
@@ -391,65 +411,85 @@ async fn serve_udp(sock: Arc<UdpSocket>, upstream: SocketAddr, open: Arc<AtomicU
     let now_ms = move || epoch.elapsed().as_millis() as u64;
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
     let mut tasks = JoinSet::new();
-    let mut buf = vec![0u8; 65535];
     loop {
-        let (n, client) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(_) => continue,
-            },
+        tokio::select! {
+            r = sock.readable() => if r.is_err() { continue },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {
                 flows.retain(|_, f| !f.task.is_finished());
                 open.store(flows.len() as u64, Ordering::Relaxed);
                 continue;
             }
-        };
-        if flows.get(&client).is_some_and(|f| f.task.is_finished()) {
-            flows.remove(&client);
         }
-        if !flows.contains_key(&client) {
-            if flows.len() >= UDP_FLOWS {
-                continue;
-            }
-            let bind: SocketAddr = match upstream {
-                SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-                SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-            };
-            let Ok(up) = UdpSocket::bind(bind).await else {
-                continue;
-            };
-            if up.connect(upstream).await.is_err() {
-                continue;
-            }
-            let up = Arc::new(up);
-            let last = Arc::new(AtomicU64::new(now_ms()));
-            let (u, l, s) = (up.clone(), last.clone(), sock.clone());
-            let task = tasks.spawn(async move {
-                let mut b = vec![0u8; 65535];
-                loop {
-                    match tokio::time::timeout(UDP_IDLE, u.recv(&mut b)).await {
-                        Ok(Ok(n)) => {
-                            l.store(now_ms(), Ordering::Relaxed);
-                            let _ = s.send_to(&b[..n], client).await;
-                        }
-                        // An ICMP error from the container's side (port
-                        // closed): the flow stays until idle.
-                        Ok(Err(_)) => {}
-                        Err(_) => {
-                            let idle = now_ms().saturating_sub(l.load(Ordering::Relaxed));
-                            if idle >= UDP_IDLE.as_millis() as u64 {
-                                return;
-                            }
-                        }
-                    }
+        // Every datagram queued, each sent on before the next is read.
+        loop {
+            let r = SCRATCH.with_borrow_mut(|buf| {
+                let (n, client) = sock.try_recv_from(buf)?;
+                if flows.get(&client).is_some_and(|f| f.task.is_finished()) {
+                    flows.remove(&client);
                 }
+                if !flows.contains_key(&client) {
+                    if flows.len() >= UDP_FLOWS {
+                        return Ok(());
+                    }
+                    let Ok(up) = flow_socket(upstream) else {
+                        return Ok(());
+                    };
+                    let up = Arc::new(up);
+                    let last = Arc::new(AtomicU64::new(now_ms()));
+                    let (u, l, s) = (up.clone(), last.clone(), sock.clone());
+                    let task = tasks.spawn(replies(u, s, client, l, now_ms));
+                    flows.insert(client, Flow { up, last, task });
+                    open.store(flows.len() as u64, Ordering::Relaxed);
+                }
+                if let Some(f) = flows.get(&client) {
+                    f.last.store(now_ms(), Ordering::Relaxed);
+                    // A full socket buffer drops the datagram, as the
+                    // network may.
+                    let _ = f.up.try_send(&buf[..n]);
+                }
+                Ok::<(), std::io::Error>(())
             });
-            flows.insert(client, Flow { up, last, task });
-            open.store(flows.len() as u64, Ordering::Relaxed);
+            match r {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {}
+            }
         }
-        if let Some(f) = flows.get(&client) {
-            f.last.store(now_ms(), Ordering::Relaxed);
-            let _ = f.up.send(&buf[..n]).await;
+    }
+}
+
+/// A flow's replies, back to `client` from the listening socket, until
+/// `UDP_IDLE` passed without a datagram either way.
+async fn replies(
+    up: Arc<UdpSocket>,
+    listening: Arc<UdpSocket>,
+    client: SocketAddr,
+    last: Arc<AtomicU64>,
+    now_ms: impl Fn() -> u64,
+) {
+    loop {
+        match tokio::time::timeout(UDP_IDLE, up.readable()).await {
+            Ok(Ok(())) => loop {
+                let r = SCRATCH.with_borrow_mut(|buf| {
+                    let n = up.try_recv(buf)?;
+                    let _ = listening.try_send_to(&buf[..n], client);
+                    Ok::<(), std::io::Error>(())
+                });
+                match r {
+                    Ok(()) => last.store(now_ms(), Ordering::Relaxed),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    // An ICMP error from the container's side (port
+                    // closed): the flow stays until idle.
+                    Err(_) => {}
+                }
+            },
+            Ok(Err(_)) => {}
+            Err(_) => {
+                let idle = now_ms().saturating_sub(last.load(Ordering::Relaxed));
+                if idle >= UDP_IDLE.as_millis() as u64 {
+                    return;
+                }
+            }
         }
     }
 }
