@@ -604,8 +604,44 @@ fn poststop_frees_the_port_before_it_returns() {
     }
 }
 
+/// Run by a service manager (`ocinet-proxy --persistent`): hooks use it
+/// and start none, it stays after the last port and through gc, and
+/// SIGTERM ends it, its pid file and socket gone.
+fn a_persistent_proxy_is_used_and_left_alone(rt: Runtime) {
+    let h = Host::new();
+    dual(&h, "ds", "10.78.0.0/24", "fd78::/64");
+    let bin = ocinet_integration::ocinet_bin().with_file_name("ocinet-proxy");
+    let state = h.state_dir();
+    let mut service = h.spawn(&[
+        bin.to_str().unwrap_or_default(),
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+        "--persistent",
+    ]);
+    let pid = i64::from(service.0.id());
+    assert!(
+        within(Duration::from_secs(5), || h.proxy_pid() == Some(pid)),
+        "the service did not come up"
+    );
+    assert_eq!(h.proxy_status()["Persistent"], true);
+    let mut a = published(&h, rt, "a", "ds", "[::1]:8080:80");
+    tcp_answers(&h, 8080, &a.id);
+    assert_eq!(h.proxies(), [pid as i32], "a hook started another");
+    h.stop(&mut a);
+    silent(h.wget(&loopback(8080)));
+    ok(h.ocinet(&["gc"]));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(h.proxy_pid(), Some(pid), "the persistent proxy ended");
+    service.terminate();
+    assert!(h.proxy_pid().is_none());
+    assert!(!state.join("proxy/proxy.json").exists(), "pid file left");
+    assert!(!state.join("proxy/control.sock").exists(), "socket left");
+    assert_clean(&h, &a.id);
+}
+
 both_runtimes!(
     explicit_and_bare_ports_answer_on_ipv6_loopback,
+    a_persistent_proxy_is_used_and_left_alone,
     half_close_and_bulk_data_pass_through,
     the_port_is_free_at_once_after_stop,
     conflicts_and_a_host_process_holding_the_port,
