@@ -21,7 +21,6 @@ pub(crate) fn ensure(ctx: &Locked, ep: &Endpoint) -> Result<()> {
         return Ok(());
     }
     let _span = tracing::debug_span!("port_proxy").entered();
-    let explicit = wanted.iter().filter(|l| l.explicit);
     let status = std::env::current_exe()
         .map_err(|e| Error::Conflict(format!("cannot start the port proxy: {e}")))
         .and_then(|exe| {
@@ -30,7 +29,7 @@ pub(crate) fn ensure(ctx: &Locked, ep: &Endpoint) -> Result<()> {
     let status = match status {
         Ok(s) => s,
         Err(e) => {
-            if let Some(l) = explicit.clone().next() {
+            if let Some(l) = wanted.iter().find(|l| l.explicit) {
                 return Err(Error::Conflict(format!(
                     "{} cannot be published: {e}",
                     l.key
