@@ -22,6 +22,9 @@ work = tempfile.mkdtemp(prefix="lp-", dir="/dev/shm")
 host = f"lph{PID}"
 made = []
 procs = []
+# Every container the hook was run for: torn down even when a step fails
+# (the hook pins its namespace under /run/netns).
+started = []
 dirs = ["--state-dir", os.path.join(work, "s"), "--config-dir", os.path.join(work, "c")]
 
 
@@ -51,6 +54,7 @@ def container(name, ports):
            "linux": {"namespaces": [{"type": "network", "path": f"/run/netns/{name}"}]}}
     json.dump(cfg, open(os.path.join(bd, "config.json"), "w"))
     st = json.dumps({"ociVersion": "1.0", "id": name, "status": "creating", "bundle": bd}).encode()
+    started.append(st)
     run(in_host([OCINET, "hook", "createRuntime", *dirs]), input=st)
     return st
 
@@ -75,7 +79,7 @@ try:
     subprocess.run(["ip", "-n", host, "link", "set", "lo", "up"], check=True)
     ocinet("network", "create", "ds", "--subnet", "10.91.0.0/24", "--subnet", "fd91::/64", "--disable-dns")
     c = f"lpc{PID}"
-    stop = [container(c, "[::1]:5201:5201")]
+    container(c, "[::1]:5201:5201")
     ip6 = [a["ip6"] for a in json.loads(ocinet("ps", "--json"))[0]["attachments"]][0]
     procs.append(subprocess.Popen(["nsenter", f"--net=/run/netns/{c}", "iperf3", "-s"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -92,7 +96,7 @@ try:
             got[side].append(iperf(target))
     peak = rss(pid)["VmHWM"]
     # 100 more ports (200 sockets: tcp and udp) in one more container.
-    stop.append(container(f"lpd{PID}", "[::1]:20000-20099:20000-20099,[::1]:20000-20099:20000-20099/udp"))
+    container(f"lpd{PID}", "[::1]:20000-20099:20000-20099,[::1]:20000-20099:20000-20099/udp")
     more = rss(pid)["VmRSS"]
     p, d = statistics.median(got["proxy"]), statistics.median(got["direct"])
     print(f"runs {RUNS} x {SECS} s, iperf3 TCP, one stream")
@@ -100,9 +104,10 @@ try:
     print(f"| direct to [{ip6}] | {d:.2f} Gbit/s | runs {', '.join(f'{x:.2f}' for x in got['direct'])} |")
     print(f"| proxy / direct | {100 * p / d:.0f}% | |")
     print(f"proxy RSS: idle with 1 port {idle} KiB, peak during the runs {peak} KiB, with 201 sockets {more} KiB")
-    for name, st in zip([c, f"lpd{PID}"], stop):
-        run(in_host([OCINET, "hook", "poststop", *dirs]), input=st)
 finally:
+    for st in reversed(started):
+        subprocess.run(in_host([OCINET, "hook", "poststop", *dirs]), input=st,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for p in procs:
         p.kill()
         p.wait()
