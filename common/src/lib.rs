@@ -4,6 +4,7 @@
 pub mod conntrack;
 pub mod error;
 pub mod firewall;
+pub mod gone;
 pub mod health;
 pub mod ipam;
 pub mod logging;

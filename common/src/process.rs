@@ -35,3 +35,42 @@ pub fn spawn_detached(cmd: &mut Command) -> std::io::Result<Child> {
     }
     cmd.spawn()
 }
+
+/// `systemd-run`, when systemd runs this host (its own test:
+/// `/run/systemd/system` exists, sd_booted(3)) and the hook is in systemd's
+/// network and mount namespaces: a service starts in those, and the
+/// resolver and the port proxy must run in the hook's (one per host
+/// network namespace).
+pub fn systemd_run() -> Option<&'static std::path::Path> {
+    if !std::path::Path::new("/run/systemd/system").is_dir() {
+        return None;
+    }
+    let same = |ns: &str| {
+        let id = |pid: &str| {
+            std::fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+                .ok()
+                .map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    (m.dev(), m.ino())
+                })
+        };
+        id("self").is_some() && id("self") == id("1")
+    };
+    if !same("net") || !same("mnt") {
+        return None;
+    }
+    ["/usr/bin/systemd-run", "/bin/systemd-run"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| p.is_file())
+}
+
+/// One unit name per daemon and state directory, as there is one resolver
+/// (and one port proxy) per state directory.
+pub fn unit_name(daemon: &str, state_dir: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    format!(
+        "{daemon}-{:016x}.service",
+        crate::validate::fnv1a64(state_dir.as_os_str().as_bytes())
+    )
+}

@@ -156,6 +156,45 @@ pub fn run(ctx: &Context) -> Result<String> {
             Err(e) => errors.push(e),
         }
     }
+    // The port proxy, while a record asks for a port on [::1]: started
+    // again if it died (it binds every such port from the records), told
+    // to look again if it runs (the ports of what gc just removed close),
+    // ended when nothing asks.
+    let wants_proxy = records
+        .values()
+        .flatten()
+        .any(|e| !ocinet_proxy::desired::of_endpoint(e).is_empty());
+    if wants_proxy {
+        let running = ctx.state.proxy_state().is_some();
+        let exe =
+            std::env::current_exe().map_err(|e| ocinet_common::Error::io("/proc/self/exe", e));
+        match exe.and_then(|exe| {
+            ocinet_proxy::control::ensure(ctx.state_lock(), &ctx.state, ctx.state.root(), &exe)
+        }) {
+            Ok(status) => {
+                if !running {
+                    out += &format!("started the port proxy (pid {})\n", status.pid);
+                }
+                for s in status.listeners.iter().filter(|s| s.error.is_some()) {
+                    out += &format!(
+                        "port proxy: {} of {}: {}\n",
+                        s.listener.key,
+                        s.listener.owner,
+                        s.error.as_deref().unwrap_or_default()
+                    );
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    } else {
+        match ocinet_proxy::control::stop_idle(ctx.state_lock(), &ctx.state) {
+            Ok(Some(pid)) => {
+                out += &format!("ended the port proxy (pid {pid}): no port published on [::1]\n")
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
     for id in ctx.state.resolv_conf_ids().unwrap_or_default() {
         if !records.contains_key(&id) {
             match ctx.state.remove_resolv_conf(&id) {

@@ -4,7 +4,8 @@
 //! that died there. Release builds compile this to nothing.
 //!
 //! Steps, in the order setup and teardown reach them: leased, recorded,
-//! bridge, firewall-started, veth, firewall, pinned, ready,
+//! bridge, firewall-started, veth, firewall, pinned, proxied (only with
+//! a port on `[::1]`), ready,
 //! teardown-unwired, teardown-unleased. `network connect` reaches those of
 //! setup but pinned; `disconnect` reaches teardown-unplugged (its
 //! interface gone, its elements not yet), then those of teardown.

@@ -34,6 +34,7 @@ pub mod naming;
 pub mod networks;
 mod pin;
 pub mod ports;
+pub mod proxy;
 pub mod reaper;
 pub mod release;
 pub mod resolv;

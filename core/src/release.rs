@@ -73,7 +73,9 @@ pub fn release_with(ctx: &Locked, ep: &Endpoint, veths: Veths) -> Result<()> {
         // Its mount went with the container's mount namespace.
         ctx.state.remove_resolv_conf(&ep.id)?;
     }
-    ctx.state.remove_endpoint(&ep.id)
+    ctx.state.remove_endpoint(&ep.id)?;
+    crate::proxy::released(ctx, ep);
+    Ok(())
 }
 
 /// One attachment (`disconnect`, or the rollback of a `connect`): marked
@@ -125,8 +127,15 @@ pub fn release_attachment(ctx: &Locked, ep: &mut Endpoint, index: usize) -> Resu
         ctx.state.port_claims().release(&ep.id, &att.ports)?;
     }
     killpoint::reached("teardown-unleased");
-    ep.attachments.remove(index);
-    ctx.state.save_endpoint(ep)
+    let removed = ep.attachments.remove(index);
+    ctx.state.save_endpoint(ep)?;
+    if !removed.ports.is_empty() {
+        // Its [::1] ports close with it.
+        let mut was = ep.clone();
+        was.attachments.push(removed);
+        crate::proxy::released(ctx, &was);
+    }
+    Ok(())
 }
 
 /// Finish what connects and disconnects of `ep` left behind when their

@@ -317,6 +317,13 @@ fn join_networks(
         pin(&mut ep, ns_path)?;
         killpoint::reached("pinned");
         Ok(())
+    })
+    .and_then(|()| {
+        // Its `[::1]` ports accepting before the hook returns (the record
+        // as saved names them), or the setup fails and is rolled back.
+        crate::proxy::ensure(ctx, &ep)?;
+        killpoint::reached("proxied");
+        Ok(())
     });
     if let (Ok(()), Some((pid, rootfs))) = (&wired, &resolv) {
         // Without it the container still has its network; its names

@@ -154,7 +154,7 @@ fn start(state: &StateDir, state_dir: &Path, config_dir: &Path, exe: &Path) -> R
     let (state_dir, config_dir) = (abs(state_dir)?, abs(config_dir)?);
     let (exe, subcommand) = resolver_command(exe);
     let exe = exe.as_path();
-    let systemd = systemd_run();
+    let systemd = ocinet_common::process::systemd_run();
     let mut cmd = match &systemd {
         Some(run) => {
             let mut c = Command::new(run);
@@ -164,7 +164,7 @@ fn start(state: &StateDir, state_dir: &Path, config_dir: &Path, exe: &Path) -> R
                 "--property=KillMode=mixed",
                 "--unit",
             ])
-            .arg(unit_name(&state_dir))
+            .arg(ocinet_common::process::unit_name("ocinet-dns", &state_dir))
             .arg("--")
             .arg(exe);
             c
@@ -211,42 +211,4 @@ fn start(state: &StateDir, state_dir: &Path, config_dir: &Path, exe: &Path) -> R
         "the resolver (pid {pid}) did not start listening within {} s; see the log",
         READY.as_secs()
     )))
-}
-
-/// `systemd-run`, when systemd runs this host (its own test:
-/// `/run/systemd/system` exists, sd_booted(3)) and the hook is in systemd's
-/// network and mount namespaces: a service starts in those, and the
-/// resolver must run in the hook's (one per host network namespace).
-fn systemd_run() -> Option<&'static Path> {
-    if !Path::new("/run/systemd/system").is_dir() {
-        return None;
-    }
-    let same = |ns: &str| {
-        let id = |pid: &str| {
-            std::fs::metadata(format!("/proc/{pid}/ns/{ns}"))
-                .ok()
-                .map(|m| {
-                    use std::os::unix::fs::MetadataExt;
-                    (m.dev(), m.ino())
-                })
-        };
-        id("self").is_some() && id("self") == id("1")
-    };
-    if !same("net") || !same("mnt") {
-        return None;
-    }
-    ["/usr/bin/systemd-run", "/bin/systemd-run"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-}
-
-/// One unit name per state directory, as there is one resolver per state
-/// directory.
-fn unit_name(state_dir: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    format!(
-        "ocinet-dns-{:016x}.service",
-        ocinet_common::validate::fnv1a64(state_dir.as_os_str().as_bytes())
-    )
 }

@@ -13,7 +13,8 @@ pub mod answer;
 pub mod catalog;
 pub mod control;
 pub mod forward;
-pub mod gone;
+/// Moved to `ocinet_common::gone` (the port proxy ends the same way).
+pub use ocinet_common::gone;
 pub mod limit;
 pub mod server;
 pub mod stats;

@@ -60,6 +60,21 @@ pub enum Command {
         #[arg(long)]
         persistent: bool,
     },
+    /// The port proxy that serves published ports on the host's IPv6
+    /// loopback [::1]. The hook starts it when the first container with
+    /// such a port is set up, and it ends when none is left; run it with
+    /// --persistent under a service manager where a foreground `crun run`
+    /// must not wait on it (see the README).
+    #[command(name = "port-proxy")]
+    PortProxy {
+        /// Keep running when no port is published on [::1] (until
+        /// SIGTERM); hooks then use this one and start none.
+        #[arg(long)]
+        persistent: bool,
+    },
+    /// The port proxy serving published ports on [::1].
+    #[command(subcommand)]
+    Proxy(ProxyCommand),
     /// Delete host veths a teardown retired (started by it, detached).
     #[command(name = "reap-links", hide = true)]
     ReapLinks { names: Vec<String> },
@@ -271,6 +286,13 @@ pub struct LeasesArgs {
 pub enum DnsCommand {
     /// Whether the resolver runs, its pid, where it listens, and the
     /// queries it counted.
+    Status(PsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Whether the port proxy runs, its pid, and each port it serves on
+    /// [::1] (the container it goes to, whether it is accepting).
     Status(PsArgs),
 }
 

@@ -41,6 +41,8 @@ fn main() -> ExitCode {
         Command::InstallPodmanHook(_) => "install-podman-hook".into(),
         Command::DnsServer { .. } => "dns-server".into(),
         Command::ReapLinks { .. } => "reap-links".into(),
+        Command::PortProxy { .. } => "port-proxy".into(),
+        Command::Proxy(_) => "proxy".into(),
     };
     let ctx = Context {
         state: StateDir::new(&cli.state_dir),
@@ -64,6 +66,9 @@ fn main() -> ExitCode {
         Command::Ports(a) => commands::held::ports(&ctx, a.json),
         Command::Gc => ocinet_core::gc::run(&ctx),
         Command::Dns(ocinet::cli::DnsCommand::Status(a)) => commands::dns::status(&ctx, a.json),
+        Command::Proxy(ocinet::cli::ProxyCommand::Status(a)) => {
+            commands::proxy::status(&ctx, a.json)
+        }
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
         Command::InstallPodmanHook(a) => {
             commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, a)
@@ -80,6 +85,17 @@ fn main() -> ExitCode {
                 ocinet_dns::server::Lifetime::OnDemand
             };
             ocinet_dns::server::run(ctx.state, ctx.config, lifetime)
+                .map(|()| String::new())
+                .map_err(ocinet_common::Error::Conflict)
+        }
+        Command::PortProxy { persistent } => {
+            let _span = tracing::info_span!("proxy", pid = std::process::id()).entered();
+            let lifetime = if *persistent {
+                ocinet_proxy::server::Lifetime::Persistent
+            } else {
+                ocinet_proxy::server::Lifetime::OnDemand
+            };
+            ocinet_proxy::server::run(ctx.state, lifetime)
                 .map(|()| String::new())
                 .map_err(ocinet_common::Error::Conflict)
         }

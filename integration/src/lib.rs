@@ -991,6 +991,29 @@ impl Host {
     /// Running resolvers (hook-started or persistent) of this host's state
     /// directory, whatever their pid file says: by their command line.
     pub fn resolvers(&self) -> Vec<i32> {
+        self.daemons(b"ocinet-dns", b"dns-server")
+    }
+
+    /// `ocinet proxy status --json`.
+    pub fn proxy_status(&self) -> Value {
+        self.ocinet_json(&["proxy", "status", "--json"])
+    }
+
+    /// The pid of the port proxy serving this host's state, while it runs
+    /// (its answer over the control socket).
+    pub fn proxy_pid(&self) -> Option<i64> {
+        self.proxy_status()["Pid"].as_i64()
+    }
+
+    /// Running port proxies of this host's state directory, by their
+    /// command line.
+    pub fn proxies(&self) -> Vec<i32> {
+        self.daemons(b"ocinet-proxy", b"port-proxy")
+    }
+
+    /// Running processes of `binary` (or `ocinet subcommand`) for this
+    /// host's state directory.
+    fn daemons(&self, binary: &[u8], subcommand: &[u8]) -> Vec<i32> {
         let state = self.state_dir();
         let want = [
             b"--state-dir".as_slice(),
@@ -1007,9 +1030,9 @@ impl Host {
                     return false;
                 };
                 let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-                let resolver = args.first().is_some_and(|a| a.ends_with(b"ocinet-dns"))
-                    || args.iter().any(|a| *a == b"dns-server");
-                resolver && running(i64::from(*pid)) && args.windows(2).any(|w| w == want)
+                let daemon =
+                    args.first().is_some_and(|a| a.ends_with(binary)) || args.contains(&subcommand);
+                daemon && running(i64::from(*pid)) && args.windows(2).any(|w| w == want)
             })
             .collect()
     }
@@ -1446,6 +1469,16 @@ impl Host {
                 left.push(format!("nftables element {e}"));
             }
         }
+        // A [::1] port the port proxy still serves for it (issue 22).
+        let proxy = self.store_view(&["proxy", "status", "--json"]);
+        if let Some(ports) = proxy["Ports"].as_array() {
+            for p in ports.iter().filter(|p| p["Container"] == id) {
+                left.push(format!(
+                    "[::1]:{}/{} served by the port proxy",
+                    p["HostPort"], p["Protocol"]
+                ));
+            }
+        }
         left
     }
 }
@@ -1492,11 +1525,17 @@ impl Drop for Host {
         // namespace and state directory are gone (issue 21: one ran on for
         // 25 minutes). One that does not is ended here, by its pid, and
         // fails the test.
+        // The port proxy too (issue 22): it looks once a second.
+        let daemons = || {
+            let mut all = self.resolvers();
+            all.extend(self.proxies());
+            all
+        };
         let deadline = Instant::now() + Duration::from_secs(4);
-        while !self.resolvers().is_empty() && Instant::now() < deadline {
+        while !daemons().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let left = self.resolvers();
+        let left = daemons();
         for pid in &left {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
@@ -1504,7 +1543,7 @@ impl Drop for Host {
         }
         if !left.is_empty() && !std::thread::panicking() {
             panic!(
-                "resolver(s) {left:?} of {} outlived its namespace and state directory",
+                "resolver(s) or port proxies {left:?} of {} outlived its namespace and state directory",
                 self.name
             );
         }

@@ -90,10 +90,12 @@ fn bare_and_any_ports_answer_over_both_families(rt: Runtime) {
         &c.id,
     );
     silent(h.wget_outside(&url6(HOST_LINK_IP6, 8082)));
-    // IPv6 loopback is not DNATed (the kernel would drop it): refused at
-    // once by the host rather than hanging.
+    // IPv6 loopback is not DNATed (the kernel would drop it): the port
+    // proxy answers there for a container with IPv6 (ipv6_loopback_ports.rs),
+    // and a 0.0.0.0 port is refused at once rather than hanging.
+    answers(h.wget(&url6("::1", 8080)), &c.id);
     let t = std::time::Instant::now();
-    silent(h.wget(&url6("::1", 8080)));
+    silent(h.wget(&url6("::1", 8082)));
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     let ps = ok(h.ocinet(&["ps"]));
     assert!(
@@ -145,7 +147,8 @@ fn host_ipv6_binding_answers_only_there(rt: Runtime) {
     assert!(log_of(&h).contains("already published"), "{}", log_of(&h));
     assert!(h.leftovers(&bare.id).is_empty());
     // Refused, naming the entry: an address that is not the host's, an
-    // IPv6 address or [::] for a container without IPv6, and ::1.
+    // IPv6 address or [::] for a container without IPv6, sctp on [::1]
+    // (the port proxy carries tcp and udp).
     for (tag, net, ports, why) in [
         (
             "notmine",
@@ -160,7 +163,12 @@ fn host_ipv6_binding_answers_only_there(rt: Runtime) {
             &format!("[{HOST_LINK_IP6}]:8086:80"),
             "has no IPv6 subnet",
         ),
-        ("loop6", "ds", "[::1]:8087:80", "[::1] cannot be published"),
+        (
+            "loop6",
+            "ds",
+            "[::1]:8087:80/sctp",
+            "sctp cannot be published on [::1]",
+        ),
         ("bracket", "ds", "[::1:8088:80", "bracket is not closed"),
     ] {
         let bad = h.start(

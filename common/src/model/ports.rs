@@ -7,6 +7,11 @@
 //! treats it so); `0.0.0.0` is every IPv4 address only; `[::]` is every
 //! address of both families, as a socket bound to `::` is, and needs a
 //! container with IPv6; anything else is that one address.
+//!
+//! IPv6 loopback is not the kernel's to forward (no route_localnet for
+//! IPv6: netavark#790, podman#14491): `[::1]` and the `::1` side of bare
+//! and `[::]` mappings are served by the port proxy (`ocinet-proxy`), not
+//! by DNAT (see `loopback6`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -241,16 +246,6 @@ fn host_address<'a>(field: &str, entry: &str, body: &'a str) -> Result<(Option<I
             format!("{ip} is an IPv4-mapped address; write {v4} without brackets"),
         ));
     }
-    if ip.is_loopback() {
-        // No route_localnet for IPv6: the kernel will not route a packet
-        // from ::1 to a container once DNATed (netavark#790, podman#14491).
-        return Err(Error::invalid(
-            field,
-            entry,
-            "[::1] cannot be published: the kernel does not forward IPv6 loopback traffic \
-             to a container; publish on 127.0.0.1 or on one of the host's IPv6 addresses",
-        ));
-    }
     Ok((Some(IpAddr::V6(ip)), rest))
 }
 
@@ -352,9 +347,29 @@ pub fn addresses_overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
 }
 
 /// Whether a mapping on `host_ip` answers on the host's IPv6 addresses
-/// (for a container that has one).
+/// through the kernel (DNAT, for a container that has one): not `[::1]`,
+/// which the port proxy serves.
 pub fn answers_ipv6(host_ip: Option<IpAddr>) -> bool {
-    host_ip.is_none_or(|ip| ip.is_ipv6())
+    host_ip.is_none_or(|ip| ip.is_ipv6() && !ip.is_loopback())
+}
+
+/// How a mapping on `host_ip` answers on the host's `[::1]` (through the
+/// port proxy), for a container with an IPv6 address (`has_ipv6`):
+/// `Some(true)` written `[::1]` (whatever the container's families: the
+/// proxy connects to its IPv4 address when it has no IPv6 one),
+/// `Some(false)` bare or `[::]` on a container with IPv6 (as a socket
+/// bound to `::` answers on `::1`), `None` not at all (an IPv4-only
+/// container's bare port stays IPv4, as before). TCP and UDP only.
+pub fn loopback6(host_ip: Option<IpAddr>, protocol: Protocol, has_ipv6: bool) -> Option<bool> {
+    if protocol == Protocol::Sctp {
+        return None;
+    }
+    match host_ip {
+        Some(IpAddr::V6(ip)) if ip.is_loopback() => Some(true),
+        None => has_ipv6.then_some(false),
+        Some(IpAddr::V6(ip)) if ip.is_unspecified() => has_ipv6.then_some(false),
+        _ => None,
+    }
 }
 
 /// Whether a mapping on `host_ip` answers on the host's IPv4 addresses.
@@ -466,7 +481,6 @@ mod tests {
             ("[fd00::1]8080:80", "expected [IPV6]"),
             ("[fd00::zz]:8080:80", "not an IPv6 address"),
             ("[fe80::1%eth0]:8080:80", "not an IPv6 address"),
-            ("[::1]:8080:80", "[::1] cannot be published"),
             ("[fd00::1]:8080", "expected"),
             ("[fd00::1]:8080:80:90", "expected"),
         ] {
@@ -478,6 +492,32 @@ mod tests {
             );
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    /// Issue 22: `[::1]` parses (the port proxy serves it), is a host
+    /// address like any other for conflicts, and is never a DNAT element.
+    #[test]
+    fn ipv6_loopback_is_the_proxys() {
+        let l = parse_list("p", "[::1]:8080:80,[::1]:5353:53/udp").unwrap();
+        assert_eq!(l[0].host_ip, Some(Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(l[0].to_string(), "[::1]:8080:80/tcp");
+        let lo = l[0].host_ip;
+        assert!(!answers_ipv6(lo) && !answers_ipv4(lo));
+        assert_eq!(loopback6(lo, Protocol::Tcp, false), Some(true));
+        assert_eq!(loopback6(lo, Protocol::Sctp, true), None);
+        assert_eq!(loopback6(None, Protocol::Udp, true), Some(false));
+        assert_eq!(loopback6(None, Protocol::Udp, false), None);
+        let any6 = Some(Ipv6Addr::UNSPECIFIED.into());
+        assert_eq!(loopback6(any6, Protocol::Tcp, true), Some(false));
+        let any4 = Some(Ipv4Addr::UNSPECIFIED.into());
+        assert_eq!(loopback6(any4, Protocol::Tcp, true), None);
+        assert!(addresses_overlap(None, lo) && addresses_overlap(any6, lo));
+        assert!(!addresses_overlap(any4, lo));
+        assert!(!addresses_overlap(Some(Ipv4Addr::LOCALHOST.into()), lo));
+        let e = parse_list("p", "8080:80,[::1]:8080:80")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("published twice"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod legacy;
 pub mod lock;
 pub mod networks;
 pub mod ports;
+pub mod proxy;
 pub mod watch;
 
 use std::collections::HashSet;

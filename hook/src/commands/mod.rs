@@ -3,6 +3,7 @@ pub mod firewall;
 pub mod held;
 pub mod network;
 pub mod podman;
+pub mod proxy;
 pub mod ps;
 
 /// Rows as aligned columns, each as wide as its widest cell (header

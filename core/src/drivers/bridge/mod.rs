@@ -9,8 +9,9 @@ mod reattach;
 pub(crate) mod veth;
 
 use std::fs::File;
+use std::net::IpAddr;
 
-use ocinet_common::model::{Attachment, Network, PortSpec};
+use ocinet_common::model::{Attachment, Network, PortSpec, Protocol};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
@@ -138,12 +139,26 @@ fn check_ports(
             ),
         ));
     }
+    let loopback6 = |ip: &IpAddr| ip.is_ipv6() && ip.is_loopback();
+    // `[::1]` is served by the port proxy, which carries TCP and UDP.
+    if let Some(p) = ports
+        .iter()
+        .find(|p| p.host_ip.is_some_and(|ip| loopback6(&ip)) && p.protocol == Protocol::Sctp)
+    {
+        return Err(Error::invalid(
+            ports_field,
+            p,
+            "sctp cannot be published on [::1]: the port proxy that serves IPv6 loopback carries tcp and udp",
+        ));
+    }
     // An IPv6 host address needs a container with an IPv6 address to
     // send to; a bare port answers over IPv6 only when it has one.
+    // (`[::1]` is the port proxy's, which connects to an IPv4-only
+    // container's IPv4 address.)
     if net.v6().is_none() {
         if let Some(p) = ports
             .iter()
-            .find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv6()))
+            .find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv6() && !loopback6(&ip)))
         {
             return Err(Error::invalid(
                 ports_field,
@@ -172,15 +187,17 @@ fn check_ports(
             ));
         }
     }
+    // `[::1]` is checked by binding it (the port proxy reports a failure).
+    let specific = |ip: &IpAddr| !ip.is_unspecified() && !loopback6(ip);
     if ports
         .iter()
-        .all(|p| p.host_ip.is_none_or(|ip| ip.is_unspecified()))
+        .all(|p| p.host_ip.is_none_or(|ip| !specific(&ip)))
     {
         return Ok(());
     }
     let local = HostAddresses::of(host)?;
     for p in ports {
-        if let Some(ip) = p.host_ip.filter(|ip| !ip.is_unspecified()) {
+        if let Some(ip) = p.host_ip.filter(specific) {
             if !local.has(ip) {
                 return Err(Error::invalid(
                     ports_field,

@@ -1,7 +1,8 @@
-//! Whether what the resolver serves is gone: its state directory (removed,
+//! Whether what a daemon of ocinet's (the resolver, the port proxy) serves
+//! is gone: its state directory (removed,
 //! or replaced by another), or the network namespace it runs in (no longer
 //! named in /run/netns after it was there when the resolver started: `ip
-//! netns del`). Either way nobody can reach it again, and a resolver left
+//! netns del`). Either way nobody can reach it again, and a daemon left
 //! running would hold the deleted namespace and files alive for good
 //! (issue 21: one ran 25 minutes after its test had cleaned up).
 
