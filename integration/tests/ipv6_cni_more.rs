@@ -351,3 +351,54 @@ fn ip_ranges_narrow_where_addresses_are_leased() {
         ocinet_integration::assert_clean(&h, &pod.id);
     }
 }
+
+/// `hostIP: "::1"` publishes on the host's IPv6 loopback through the port
+/// proxy, as the hook's `[::1]:H:C` does, and a bare mapping of a
+/// dual-stack pod answers there too; DEL closes both before it returns.
+#[test]
+fn ipv6_loopback_host_ip_answers_through_the_proxy() {
+    let h = Host::new();
+    let mut pod = Pod::new(&h, "lo6");
+    let conf = cni::single(
+        &h,
+        "1.0.0",
+        "lo",
+        cni::dual(
+            "10.97.0.0/24",
+            "fd97::/64",
+            json!({
+                "capabilities": {"portMappings": true},
+                "runtimeConfig": {"portMappings": [
+                    {"hostPort": 8094, "containerPort": 80, "protocol": "tcp", "hostIP": "::1"},
+                    {"hostPort": 8095, "containerPort": 80, "protocol": "tcp"},
+                ]},
+            }),
+        ),
+    );
+    let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+    cni::exec(&h, "ocinet", &call, &conf).ok();
+    pod.serve(&h, "pod on ::1\n");
+    let at = |port: u16| {
+        let url = format!("http://[::1]:{port}/");
+        (0..20)
+            .find_map(|_| {
+                let o = h.wget(&url);
+                if o.status.success() {
+                    return Some(text(&o));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(at(8094).trim(), "pod on ::1");
+    assert_eq!(at(8095).trim(), "pod on ::1");
+    let shown = h.endpoint(&pod.id).expect("in ps").to_string();
+    assert!(shown.contains("[::1]:8094:80/tcp"), "{shown}");
+    cni::exec(&h, "ocinet", &call.command("DEL"), &conf).ok();
+    ocinet_integration::assert_clean(&h, &pod.id);
+    for port in [8094, 8095] {
+        let o = h.wget(&format!("http://[::1]:{port}/"));
+        assert!(!o.status.success(), "{port} still answers: {}", text(&o));
+    }
+}
