@@ -81,9 +81,40 @@ pub fn assert_clean(h: &Host, id: &str) {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // Its descendants first, found by pid while it still holds them: a
+        // `timeout` or `ip netns exec` wrapper in front of the server does
+        // not pass SIGKILL on, and its child would outlive the test.
+        for pid in descendants(self.0.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Every process below `pid` (children, theirs, ...), from the kernel's
+/// per-task child lists.
+fn descendants(pid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for k in kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()) {
+                if let Ok(k32) = i32::try_from(k) {
+                    out.push(k32);
+                }
+                todo.push(k);
+            }
+        }
+    }
+    out
 }
 
 /// A stand-in container for tests that call the hook themselves: a process
