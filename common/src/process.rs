@@ -74,3 +74,37 @@ pub fn unit_name(daemon: &str, state_dir: &std::path::Path) -> String {
         crate::validate::fnv1a64(state_dir.as_os_str().as_bytes())
     )
 }
+
+/// End daemon `p` (named `what` in errors): SIGTERM, and SIGKILL if it has
+/// not ended within 2 s, then up to 1 s more for it to go. Whether it had
+/// to be killed (its state file, which it removes on a clean exit, is the
+/// caller's to forget then).
+pub fn end_daemon(p: &crate::model::ProcessId, what: &str) -> crate::Result<bool> {
+    use nix::sys::signal::{kill, Signal};
+    use std::time::Duration;
+    let pid = nix::unistd::Pid::from_raw(p.pid);
+    if let Err(e) = kill(pid, Signal::SIGTERM) {
+        return Err(crate::Error::Conflict(format!(
+            "ending the {what} (pid {}): {e}",
+            p.pid
+        )));
+    }
+    if ended_within(p, Duration::from_secs(2)) {
+        return Ok(false);
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    ended_within(p, Duration::from_secs(1));
+    Ok(true)
+}
+
+/// Whether `p` ended within `limit`.
+pub fn ended_within(p: &crate::model::ProcessId, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while p.is_alive() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}

@@ -68,7 +68,6 @@ pub fn ensure(
 /// earlier version's). Under the state lock (`_held`), so no hook counts
 /// on it meanwhile. The pid, when one was ended.
 pub fn stop_idle(_held: &StateLock, state: &StateDir) -> Result<Option<i32>> {
-    use nix::sys::signal::{kill, Signal};
     let Some(s) = state
         .resolver_state()
         .filter(|s| s.persistent == Some(false))
@@ -76,35 +75,14 @@ pub fn stop_idle(_held: &StateLock, state: &StateDir) -> Result<Option<i32>> {
         return Ok(None);
     };
     let p = s.process;
-    let pid = nix::unistd::Pid::from_raw(p.pid);
     let _span = tracing::info_span!("stop_resolver", pid = p.pid).entered();
-    // Looked at just now (resolver_state): its pid and start time.
-    if let Err(e) = kill(pid, Signal::SIGTERM) {
-        return Err(Error::Conflict(format!(
-            "ending the resolver (pid {}): {e}",
-            p.pid
-        )));
-    }
-    if !ended_within(&p, Duration::from_secs(2)) {
-        let _ = kill(pid, Signal::SIGKILL);
-        // Gone before the lock is given back: a hook that comes next
-        // starts a resolver that must find the resolver lock free.
-        ended_within(&p, Duration::from_secs(1));
+    // Looked at just now (resolver_state): its pid and start time. Gone
+    // before the lock is given back: a hook that comes next starts a
+    // resolver that must find the resolver lock free.
+    if ocinet_common::process::end_daemon(&p, "resolver")? {
         state.forget_resolver(&p)?;
     }
     Ok(Some(p.pid))
-}
-
-/// Whether `p` ended within `limit`.
-fn ended_within(p: &ProcessId, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while p.is_alive() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
 }
 
 /// Wait until the resolver `p` says it listens on every one of

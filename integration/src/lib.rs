@@ -106,7 +106,10 @@ fn descendants(pid: u32) -> Vec<i32> {
         };
         for t in tasks.flatten() {
             let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            for k in kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()) {
+            for k in kids
+                .split_whitespace()
+                .filter_map(|k| k.parse::<u32>().ok())
+            {
                 if let Ok(k32) = i32::try_from(k) {
                     out.push(k32);
                 }

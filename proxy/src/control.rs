@@ -162,35 +162,14 @@ fn request(state: &StateDir, what: &str) -> Result<Status> {
 /// its service manager's and is left alone. Under the state lock
 /// (`_held`). The pid, when one was ended.
 pub fn stop_idle(_held: &StateLock, state: &StateDir) -> Result<Option<i32>> {
-    use nix::sys::signal::{kill, Signal};
     let Some(s) = state.proxy_state().filter(|s| !s.persistent) else {
         return Ok(None);
     };
     let p = s.process;
-    let pid = nix::unistd::Pid::from_raw(p.pid);
-    if let Err(e) = kill(pid, Signal::SIGTERM) {
-        return Err(Error::Conflict(format!(
-            "ending the port proxy (pid {}): {e}",
-            p.pid
-        )));
-    }
-    if !ended_within(&p, Duration::from_secs(2)) {
-        let _ = kill(pid, Signal::SIGKILL);
-        ended_within(&p, Duration::from_secs(1));
+    if ocinet_common::process::end_daemon(&p, "port proxy")? {
         state.forget_proxy(&p)?;
     }
     Ok(Some(p.pid))
-}
-
-fn ended_within(p: &ProcessId, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while p.is_alive() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
 }
 
 /// What starts the proxy: `ocinet-proxy` beside `exe` (the hook's own
