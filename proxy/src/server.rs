@@ -5,7 +5,8 @@
 //! socket, under the state lock: the hook's answer says the port is
 //! accepting, or why not), when the record directory's mtime moves, and
 //! every few seconds (a container killed without its poststop is stale
-//! and its port closed). It ends when no record asks for a port (deciding
+//! and its port closed). It ends when no record has asked for a port for
+//! `LINGER` (deciding
 //! so under the state lock, so a hook either sees it gone and starts
 //! another, or is seen), or when its state directory or namespace is gone.
 
@@ -49,6 +50,10 @@ const CONNECT: Duration = Duration::from_secs(5);
 const BUFFER: usize = 64 * 1024;
 /// How long a control client has to send its request and take the answer.
 const CONTROL_IO: Duration = Duration::from_secs(1);
+/// How long an on-demand proxy stays once no record asks for a port: a
+/// container set up again at once (a `run --rm` loop, a restart) finds it
+/// running instead of waiting for a new one to start.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// How long the proxy runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +108,8 @@ struct Proxy {
     seen: Option<SystemTime>,
     loaded: Instant,
     slots: Arc<Semaphore>,
+    /// Since when no record has asked for a port.
+    unwanted_since: Option<Instant>,
 }
 
 impl Proxy {
@@ -240,6 +247,15 @@ impl Proxy {
     /// another proxy.
     async fn done(&mut self) -> bool {
         if self.persistent || !self.want.is_empty() {
+            self.unwanted_since = None;
+            return false;
+        }
+        if self
+            .unwanted_since
+            .get_or_insert_with(Instant::now)
+            .elapsed()
+            < LINGER
+        {
             return false;
         }
         // Not waited for: whoever holds it may be `gc` ending this proxy.
@@ -546,6 +562,7 @@ async fn serve(state: StateDir, lifetime: Lifetime) -> Result<(), String> {
         seen: None,
         loaded: Instant::now(),
         slots: Arc::new(Semaphore::new(TCP_CONNECTIONS)),
+        unwanted_since: None,
     };
     // Every port the records ask for, before the pid file says this proxy
     // runs (a proxy started after a crash serves them all again).
