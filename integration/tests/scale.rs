@@ -1,7 +1,9 @@
 //! Issue 3: the firewall's rule count does not grow with containers. 1,000
 //! endpoints, each publishing a port, set up by the hook directly (network
 //! namespaces made with `ip netns add`, no runtime: this test is about the
-//! firewall, and runtimes would only make it slow).
+//! firewall, and runtimes would only make it slow). Issue 22: every
+//! second one is on a dual-stack network, so its IPv6 elements are among
+//! them.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -46,14 +48,28 @@ fn rule_count_is_the_same_for_1_100_and_1000_containers() {
         .collect();
     let names: Vec<String> = (0..1000).map(|i| format!("{}-{i}", h.name)).collect();
     let _ns = Namespaces::create(names.clone());
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        "ds",
+        "--subnet",
+        "10.73.0.0/22",
+        "--subnet",
+        "fd73::/64",
+        "--disable-dns",
+    ]));
     let mut counts = Vec::new();
     let mut started = Vec::new();
     for (i, (id, ns)) in ids.iter().zip(&names).enumerate() {
+        // The first on the default network (IPv4 only), then every second
+        // one dual stack.
+        let network = if i % 2 == 1 { "ds" } else { "ocinet" };
         let bundle = h.dir.join("b").join(id);
         std::fs::create_dir_all(&bundle).expect("bundle");
         let config = serde_json::json!({
             "ociVersion": "1.0.2", "root": {"path": "rootfs"},
-            "annotations": {"io.ocinet.ports": format!("{}:80", 20000 + i)},
+            "annotations": {"io.ocinet.network": network,
+                            "io.ocinet.ports": format!("{}:80", 20000 + i)},
             "linux": {"namespaces": [{"type": "network", "path": format!("/run/netns/{ns}")}]}
         });
         std::fs::write(bundle.join("config.json"), config.to_string()).expect("config");
@@ -83,9 +99,12 @@ fn rule_count_is_the_same_for_1_100_and_1000_containers() {
     );
     assert!(counts[0].1 > 0);
     // 1,000 containers are 2,000 port-map elements and 3,000 anti-spoofing
-    // elements, plus the network's own.
-    assert!(elements >= 5000, "only {elements} elements");
+    // elements, plus the networks' own; the 500 dual-stack ones 1,000
+    // IPv6 port-map elements and their IPv6 anti-spoofing ones besides.
+    assert!(elements >= 6500, "only {elements} elements");
     assert!(h.ps().is_empty());
+    // The dual-stack network's own elements go with it.
+    ok(h.ocinet(&["network", "rm", "ds"]));
     assert!(
         h.nft_elements().len() < 10,
         "elements left: {}",
