@@ -166,25 +166,11 @@ impl Pool {
             network: net.name.clone(),
             range: net.v6().map(|v| v.range().to_string()).unwrap_or_default(),
         };
-        let v6 = net.v6().ok_or_else(exhausted)?;
-        let range = v6.range();
-        let first = u128::from(range.network());
-        // Host bits of the range: a /0 would overflow; none is allowed.
-        let size = 1u128 << (128 - u32::from(range.prefix_len()));
-        let start = match self.last(LAST6) {
-            Some(IpAddr::V6(l)) if range.contains(&l) => u128::from(l).wrapping_add(1),
-            _ => first,
-        };
-        let taken = self.addresses_in_dir()?.len() as u128;
-        let bound = size.min(taken + net.aux_addresses.len() as u128 + 3);
-        for step in 0..bound {
-            let offset = (start.wrapping_sub(first) + step) % size;
-            let ip = Ipv6Addr::from(first + offset);
-            if net.assignable6(ip).is_ok() && self.take(ip.into(), id)?.is_none() {
-                return Ok(ip);
-            }
+        let range = net.v6().ok_or_else(exhausted)?.range();
+        match self.take_free_between(net, id, range.network().into(), range.broadcast().into())? {
+            Some(IpAddr::V6(ip)) => Ok(ip),
+            _ => Err(exhausted()),
         }
-        Err(exhausted())
     }
 
     /// A free address of `first..=last` (one family), leased to `id`:

@@ -15,7 +15,6 @@
 //! strict rp_filter takes their queries).
 
 use std::fs::File;
-use std::net::IpAddr;
 
 use ipnet::Ipv4Net;
 use ocinet_common::health::Health;
@@ -450,18 +449,12 @@ fn add_routes(host: &mut Netlink, net: &Network, shim: u32, atts: &[&Attachment]
 /// shim if that went first).
 pub(crate) fn remove_routes(host: &mut Netlink, atts: &[&Attachment]) -> Result<()> {
     for a in atts {
-        let ips: Vec<IpAddr> = a
-            .ipv4()
-            .map(IpAddr::V4)
-            .into_iter()
-            .chain(a.ipv6().map(IpAddr::V6))
-            .collect();
-        if ips.is_empty() {
+        if a.addresses.is_empty() {
             continue;
         }
         match host.link_by_name(&shim_name(&a.network))? {
             Some(l) if is_shim(&l) => {
-                for ip in ips {
+                for ip in a.addresses.iter().map(|n| n.addr()) {
                     host.delete_host_route(ip, l.index)?;
                 }
             }
