@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+pub mod cluster;
 pub mod cni;
 pub mod legacy;
 pub mod rootfs;
