@@ -6,8 +6,10 @@ set -euo pipefail
 
 # containernetworking-plugins and iptables: the CNI tests chain Debian's reference
 # plugins (tuning, portmap; portmap drives iptables) after ocinet; containerd:
-# the CNI test with `ctr run --cni`.
-PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3 containernetworking-plugins iptables containerd)
+# the CNI test with `ctr run --cni`; etcd-server and etcd-client: the overlay
+# tests run a real etcd in their underlay namespace; protobuf-compiler and
+# libprotobuf-dev: the etcd-client crate compiles etcd's gRPC API at build time.
+PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3 containernetworking-plugins iptables containerd etcd-server etcd-client protobuf-compiler libprotobuf-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -24,7 +26,12 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl stop prometheus || true
 fi
-for tool in runc crun nft busybox conntrack prometheus promtool curl openssl python3 cargo iptables containerd ctr; do
+# Debian's etcd-server starts a server on install where systemd runs; the
+# overlay tests start their own in a namespace of theirs.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+    systemctl stop etcd || true
+fi
+for tool in runc crun nft busybox conntrack prometheus promtool curl openssl python3 cargo iptables containerd ctr etcd etcdctl protoc; do
     command -v "$tool" >/dev/null || { echo "missing $tool after install" >&2; exit 1; }
 done
 [ -x /usr/lib/cni/tuning ] && [ -x /usr/lib/cni/portmap ] || { echo "missing the CNI reference plugins after install" >&2; exit 1; }

@@ -43,3 +43,24 @@ pub fn enable_ipv6_on(ifname: &str) -> Result<()> {
         "0",
     )
 }
+
+/// Proxy ARP on `ifname` (an overlay network's bridge): a container ARPing
+/// for a container on another host, on-link in the same subnet, gets the
+/// bridge's MAC and its frames are routed by the host through the VXLAN
+/// device. Per interface, in the calling thread's namespace.
+pub fn set_proxy_arp(ifname: &str, on: bool) -> Result<()> {
+    // The name becomes a path component: refuse one that names another
+    // directory, or `all`/`default`, which would act on every interface.
+    if ifname.is_empty() || ifname.contains('/') || matches!(ifname, "." | ".." | "all" | "default")
+    {
+        return Err(Error::invalid(
+            "interface name",
+            ifname,
+            "not usable as a sysctl path component",
+        ));
+    }
+    write(
+        &format!("/proc/sys/net/ipv4/conf/{ifname}/proxy_arp"),
+        if on { "1" } else { "0" },
+    )
+}

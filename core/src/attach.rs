@@ -49,6 +49,15 @@ pub(crate) fn lease(
         })
     };
     let ip4 = match net.v4() {
+        // From this host's blocks of the cluster's subnet.
+        Some(_) if net.overlay().is_some() => Some(IpAddr::V4(crate::overlay::lease::allocate(
+            ctx,
+            net,
+            id,
+            wanted,
+            &req.ip_field,
+            pool.as_ref(),
+        )?)),
         Some(_) if wanted.is_none() => match from_ranges(true)? {
             Some(ip) => Some(ip),
             None => Some(pool.allocate(net, id, None, &req.ip_field)?),

@@ -249,6 +249,7 @@ pub fn connect_locked(
     ep.attachments[index].changing = None;
     ctx.state.save_endpoint(&ep)?;
     killpoint::reached("ready");
+    crate::overlay::names::registered(ctx, &ep);
     if driver.network().dns {
         if let Err(e) = crate::resolv::refresh(ctx, &ep) {
             tracing::warn!(

@@ -32,6 +32,7 @@ mod killpoint;
 mod mac;
 pub mod naming;
 pub mod networks;
+pub mod overlay;
 mod pin;
 pub mod ports;
 pub mod proxy;

@@ -39,6 +39,13 @@ pub fn get(ctx: &Locked, name: &str, nl: &mut Netlink) -> Result<Network> {
         return Ok(n);
     }
     if name != DEFAULT_NETWORK {
+        // An overlay network made on another member: its definition from
+        // the cluster store, the first time this host uses it.
+        if crate::overlay::joined(ctx) && ocinet_common::validate::name("network", name).is_ok() {
+            if let Some(n) = crate::overlay::definitions::fetch(ctx, name, nl)? {
+                return Ok(n);
+            }
+        }
         return ctx.config.get(name);
     }
     let n = Network::default_network();
@@ -68,6 +75,16 @@ pub fn create_locked(ctx: &Locked, req: &NetworkRequest) -> Result<Network> {
         return Err(Error::Conflict(format!("network {name} already exists")));
     }
     let kind = drivers::kind(req.driver);
+    let picked;
+    let req = if req.driver == ocinet_common::model::Driver::Overlay && req.vni.is_none() {
+        picked = NetworkRequest {
+            vni: Some(crate::overlay::definitions::free_vni(ctx)?),
+            ..req.clone()
+        };
+        &picked
+    } else {
+        req
+    };
     // What only another driver takes is refused first, by its flag.
     let options =
         DriverOptions::from_flat(req.driver, req.flat_options(), || bridge_name_for(name))?;
@@ -203,7 +220,22 @@ pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
         Definition::Broken(b) => return remove_broken(ctx, &b, &mut nl).map(Some),
         Definition::Missing => unreachable!("returned above"),
     };
-    drivers::kind(net.driver()).remove(ctx, &mut nl, &net)?;
+    if net.overlay().is_some() {
+        // Everywhere, once no host has a container on it (refused
+        // otherwise, naming them); the other members' agents remove
+        // their copies.
+        crate::overlay::definitions::unpublish(ctx, &net)?;
+    }
+    remove_local(ctx, &net)?;
+    Ok(None)
+}
+
+/// What a network has on this host, its firewall elements, its leases and
+/// its definition, once the caller found no container of this host on it.
+pub(crate) fn remove_local(ctx: &Locked, net: &Network) -> Result<()> {
+    let name = net.name.as_str();
+    let mut nl = Netlink::new()?;
+    drivers::kind(net.driver()).remove(ctx, &mut nl, net)?;
     ctx.apply_firewall(
         &Change {
             networks_removed: vec![net.clone()],
@@ -214,7 +246,7 @@ pub fn remove(ctx: &Context, name: &str) -> Result<Option<String>> {
     ipam::open(&ctx.state, name)?.remove()?;
     ctx.config.remove(name)?;
     tracing::info!(network = name, "network removed");
-    Ok(None)
+    Ok(())
 }
 
 /// Remove a definition ocinet cannot use (a file edited by hand, or one

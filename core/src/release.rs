@@ -75,6 +75,7 @@ pub fn release_with(ctx: &Locked, ep: &Endpoint, veths: Veths) -> Result<()> {
     }
     ctx.state.remove_endpoint(&ep.id)?;
     crate::proxy::released(ctx, ep);
+    crate::overlay::names::released(ctx, ep, &ep.attachments);
     Ok(())
 }
 
@@ -129,6 +130,7 @@ pub fn release_attachment(ctx: &Locked, ep: &mut Endpoint, index: usize) -> Resu
     killpoint::reached("teardown-unleased");
     let removed = ep.attachments.remove(index);
     ctx.state.save_endpoint(ep)?;
+    crate::overlay::names::released(ctx, ep, std::slice::from_ref(&removed));
     if !removed.ports.is_empty() {
         // Its [::1] ports close with it.
         let mut was = ep.clone();

@@ -333,6 +333,7 @@ fn join_networks(
         }
     }
     attach::conclude(ctx, &ep, wired)?;
+    crate::overlay::names::registered(ctx, &ep);
     if resolv::any(&nets) {
         resolv::ensure_resolver(ctx, &nets);
     }

@@ -189,13 +189,40 @@ impl Shared {
                 records.refresh(&self.state, recheck, keep);
             }
         }
-        Catalog::build(&networks, records.live())
+        // Containers of other hosts on overlay networks, as this host's
+        // agent last read them from the cluster store.
+        let remote: Vec<Named> = self
+            .state
+            .remote_names()
+            .into_iter()
+            .filter(|r| dns.contains(r.network.as_str()))
+            .filter_map(|r| {
+                let ip = r.addresses.iter().find_map(|a| match a {
+                    IpAddr::V4(v4) => Some(*v4),
+                    IpAddr::V6(_) => None,
+                })?;
+                Some(Named {
+                    id: r.id,
+                    name: r.name.unwrap_or_default(),
+                    dns_servers: Vec::new(),
+                    attachments: vec![crate::catalog::Named1 {
+                        network: r.network,
+                        ip: Some(ip),
+                        ip6: None,
+                        aliases: r.aliases,
+                    }],
+                })
+            })
+            .collect();
+        Catalog::build(&networks, records.live().chain(remote.iter()))
     }
 
     /// The catalog, brought up to date first if the state moved since.
     fn fresh(&self) -> Arc<Catalog> {
         let now = SystemTime::now();
-        let n = mtime(&self.config.networks_dir());
+        // The other hosts' names (overlay networks) count as the
+        // networks do: a change rebuilds the catalog.
+        let n = mtime(&self.config.networks_dir()).max(mtime(&self.state.remote_names_file()));
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let racy = |m: Option<SystemTime>| {
             m.is_some_and(|m| seen.loaded.duration_since(m).map_or(true, |d| d < RACY))

@@ -72,6 +72,19 @@ pub enum Command {
         #[arg(long)]
         persistent: bool,
     },
+    /// This host's membership of a cluster (overlay networks across
+    /// hosts, coordinated through etcd).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// The overlay agent: keeps this host's cluster lease alive and the
+    /// kernel's VXLAN routes in step with the cluster store. The hook
+    /// starts it at the first overlay container and `cluster join` does;
+    /// run it with --persistent under a service manager.
+    Agent {
+        /// Started by a service manager (recorded for `cluster status`).
+        #[arg(long)]
+        persistent: bool,
+    },
     /// The port proxy serving published ports on [::1].
     #[command(subcommand)]
     Proxy(ProxyCommand),
@@ -153,7 +166,7 @@ pub struct HookArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
-    /// Create a network (bridge or macvlan).
+    /// Create a network (bridge, macvlan or overlay).
     Create {
         name: String,
         /// The network's subnet, one per family (repeat it with an IPv6
@@ -205,8 +218,9 @@ pub enum NetworkCommand {
         /// none (default: every address of the host).
         #[arg(long, value_name = "IP")]
         host_binding_ip: Option<Ipv4Addr>,
-        /// bridge (a Linux bridge with NAT and published ports) or macvlan
-        /// (sub-interfaces of --parent on its segment).
+        /// bridge (a Linux bridge with NAT and published ports), macvlan
+        /// (sub-interfaces of --parent on its segment) or overlay (one
+        /// subnet across the hosts of a cluster: `ocinet cluster join`).
         #[arg(long, value_name = "DRIVER", default_value = "bridge")]
         driver: ocinet_common::model::Driver,
         /// macvlan: the host interface the containers hang off.
@@ -238,6 +252,10 @@ pub enum NetworkCommand {
         /// other's pod subnets.
         #[arg(long = "no-masquerade", value_name = "CIDR")]
         no_masquerade: Vec<ipnet::Ipv4Net>,
+        /// overlay: the VXLAN network identifier, 1-16777215 (default: the
+        /// lowest free one from 4096, as the cluster store says).
+        #[arg(long, value_name = "N")]
+        vni: Option<u32>,
     },
     /// List networks.
     Ls,
@@ -301,4 +319,47 @@ pub struct PsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Make this host a member: its config (0600) names the store, the
+    /// host registers there on a lease its agent keeps alive.
+    Join(JoinArgs),
+    /// The members: advertise address, up or down since when, and their
+    /// overlay containers.
+    Ls(PsArgs),
+    /// Leave the cluster (refused while overlay containers run here,
+    /// naming them): this host's keys leave the store, its overlay
+    /// devices go.
+    Leave,
+    /// This host's membership and agent, from local files only (works
+    /// with the store down).
+    Status(PsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The etcd endpoints, comma-separated: http://IP:2379 or https://...
+    #[arg(long, value_name = "URL[,URL]", value_delimiter = ',', required = true)]
+    pub store: Vec<String>,
+    /// This host's address the other hosts reach it at (VXLAN goes there).
+    #[arg(long = "advertise-addr", value_name = "IP")]
+    pub advertise_addr: std::net::Ipv4Addr,
+    /// This host's name in the cluster (default: its hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// TLS to the store: the CA that signed its certificate.
+    #[arg(long = "store-cacert", value_name = "FILE")]
+    pub store_cacert: Option<std::path::PathBuf>,
+    /// TLS to the store: this host's client certificate.
+    #[arg(long = "store-cert", value_name = "FILE")]
+    pub store_cert: Option<std::path::PathBuf>,
+    /// TLS to the store: this host's client key.
+    #[arg(long = "store-key", value_name = "FILE")]
+    pub store_key: Option<std::path::PathBuf>,
+    /// Seconds this host's lease lives without its agent: how soon the
+    /// other hosts forget a host that died.
+    #[arg(long = "lease-ttl", value_name = "SECONDS", default_value_t = 10)]
+    pub lease_ttl: u32,
 }

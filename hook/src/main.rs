@@ -43,6 +43,8 @@ fn main() -> ExitCode {
         Command::ReapLinks { .. } => "reap-links".into(),
         Command::PortProxy { .. } => "port-proxy".into(),
         Command::Proxy(_) => "proxy".into(),
+        Command::Cluster(_) => "cluster".into(),
+        Command::Agent { .. } => "agent".into(),
     };
     let ctx = Context {
         state: StateDir::new(&cli.state_dir),
@@ -70,6 +72,8 @@ fn main() -> ExitCode {
             commands::proxy::status(&ctx, a.json)
         }
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
+        Command::Cluster(cmd) => commands::cluster::run(&ctx, cmd),
+        Command::Agent { persistent } => commands::cluster::agent_main(ctx, *persistent),
         Command::InstallPodmanHook(a) => {
             commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, a)
         }

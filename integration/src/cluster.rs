@@ -509,3 +509,111 @@ fn make_certs(dir: &Path) -> Tls {
         server_key: p("server.key"),
     }
 }
+
+/// A simulated cluster: hosts on one underlay with an etcd there. Fields
+/// drop in order: the hosts (their containers, agents and namespaces)
+/// before etcd, etcd before the underlay.
+pub struct Cluster {
+    pub hosts: Vec<Host>,
+    pub etcd: Etcd,
+    pub ul: Underlay,
+}
+
+/// The lease TTL the tests join with: short, so that a dead host is
+/// forgotten within seconds.
+pub const TEST_TTL: &str = "5";
+
+impl Cluster {
+    /// `n` hosts on an underlay with a plain-http etcd, none joined yet.
+    pub fn new(n: usize) -> Cluster {
+        Self::with_etcd(n, false)
+    }
+
+    /// The same with an etcd that wants TLS client certificates.
+    pub fn new_tls(n: usize) -> Cluster {
+        Self::with_etcd(n, true)
+    }
+
+    fn with_etcd(n: usize, tls: bool) -> Cluster {
+        let ul = Underlay::new();
+        let etcd = if tls {
+            Etcd::start_tls(&ul)
+        } else {
+            Etcd::start(&ul)
+        };
+        let hosts: Vec<Host> = (0..n).map(|_| Host::new()).collect();
+        for (i, h) in hosts.iter().enumerate() {
+            ul.join(h, i as u8 + 1);
+        }
+        Cluster { hosts, etcd, ul }
+    }
+
+    /// `n` hosts, each a member (`h1`, `h2`, ...).
+    pub fn joined(n: usize) -> Cluster {
+        let c = Self::new(n);
+        for i in 0..n {
+            ok(c.join(i));
+        }
+        c
+    }
+
+    /// Host `i`'s underlay address.
+    pub fn addr(&self, i: usize) -> String {
+        format!("10.99.0.{}", i + 1)
+    }
+
+    /// Host `i`'s node name.
+    pub fn node(&self, i: usize) -> String {
+        format!("h{}", i + 1)
+    }
+
+    /// `ocinet cluster join` on host `i`, with this etcd and the test TTL.
+    pub fn join(&self, i: usize) -> Output {
+        let mut args: Vec<String> = vec![
+            "cluster".into(),
+            "join".into(),
+            "--store".into(),
+            self.etcd.endpoint(),
+            "--advertise-addr".into(),
+            self.addr(i),
+            "--node".into(),
+            self.node(i),
+            "--lease-ttl".into(),
+            TEST_TTL.into(),
+        ];
+        if let (Some(ca), Some(cert), Some(key)) =
+            (self.etcd.ca(), self.etcd.cert(), self.etcd.key())
+        {
+            for (flag, p) in [
+                ("--store-cacert", ca),
+                ("--store-cert", cert),
+                ("--store-key", key),
+            ] {
+                args.push(flag.into());
+                args.push(p.display().to_string());
+            }
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.hosts[i].ocinet(&refs)
+    }
+
+    /// `cluster ls --json` on host `i`.
+    pub fn members(&self, i: usize) -> Vec<serde_json::Value> {
+        let out = ok(self.hosts[i].ocinet(&["cluster", "ls", "--json"]));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("cluster ls --json: {e}: {out}"))
+    }
+
+    /// Wait up to `limit` for `f` to hold; whether it did.
+    pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if f() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -1046,6 +1046,11 @@ impl Host {
         self.daemons(b"ocinet-proxy", b"port-proxy")
     }
 
+    /// Running overlay agents of this host's state directory.
+    pub fn agents(&self) -> Vec<i32> {
+        self.daemons(b"ocinet-agent", b"agent")
+    }
+
     /// Running processes of `binary` (or `ocinet subcommand`) for this
     /// host's state directory.
     fn daemons(&self, binary: &[u8], subcommand: &[u8]) -> Vec<i32> {
@@ -1541,6 +1546,14 @@ impl Drop for Host {
                     .status();
             }
             remove_pins(&id);
+        }
+        // The overlay agent (started by a join or an overlay container)
+        // ends once the config is gone, within a store timeout or two:
+        // ended here by its pid rather than waited for.
+        for pid in self.agents() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         if let Some(o) = self
             .outside

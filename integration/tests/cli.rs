@@ -150,6 +150,7 @@ fn network_ls_columns_line_up_with_long_names_and_wide_subnets() {
     let starts: Vec<usize> = [
         "NAME",
         "DRIVER",
+        "SCOPE",
         "BRIDGE",
         "SUBNET",
         "GATEWAY",
@@ -174,7 +175,7 @@ fn network_ls_columns_line_up_with_long_names_and_wide_subnets() {
     }
     let row = lines.iter().find(|l| l.starts_with(long)).unwrap_or(&"");
     assert_eq!(
-        row.get(starts[3]..starts[3] + 15),
+        row.get(starts[4]..starts[4] + 15),
         Some("10.200.100.0/24"),
         "{ls}"
     );

@@ -919,6 +919,16 @@ pub fn network_elements(n: &Network) -> Vec<(&'static str, Value)> {
         (SET_BRIDGES, json!(b.bridge)),
         (SET_BRIDGE_SELF, json!({"concat": [b.bridge, b.bridge]})),
     ];
+    // An overlay network's VXLAN device is the rest of its network: in
+    // the bridges (never masqueraded to, its subnet's sources are not
+    // forged when they come in by it, no other network forwards to it)
+    // and forwarding between it and the bridge is the network's own.
+    if let Some(o) = n.overlay() {
+        let dev = o.device();
+        out.push((SET_BRIDGES, json!(dev)));
+        out.push((SET_BRIDGE_SELF, json!({"concat": [b.bridge, dev]})));
+        out.push((SET_BRIDGE_SELF, json!({"concat": [dev, b.bridge]})));
+    }
     // An IPv6-only network has no IPv4 subnet to name.
     let v4 = n.v4().map(|v| v.subnet);
     out.extend(v4.map(|s| (SET_OWN_SOURCES, prefix(s.into()))));

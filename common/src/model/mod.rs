@@ -16,7 +16,8 @@ pub use endpoint::{
     ProcessId,
 };
 pub use network::{
-    BridgeOptions, Driver, DriverOptions, GatewayMode, MacvlanMode, MacvlanOptions, Network, Subnet,
+    BridgeOptions, Driver, DriverOptions, GatewayMode, MacvlanMode, MacvlanOptions, Network,
+    OverlayOptions, Subnet, VXLAN_PORT,
 };
 pub use ports::{PortMapping, PortSpec, Protocol};
 pub use request::{AddressRange, AttachmentRequest, DnsRequest, NetworkRequest, Request, Settings};

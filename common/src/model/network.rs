@@ -4,7 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
-pub use super::network_drivers::{BridgeOptions, DriverOptions, FlatOptions, MacvlanOptions};
+pub use super::network_drivers::{
+    BridgeOptions, DriverOptions, FlatOptions, MacvlanOptions, OverlayOptions, VXLAN_PORT,
+};
 use crate::{validate, Error, Result};
 
 pub const DEFAULT_NETWORK: &str = "ocinet";
@@ -78,6 +80,12 @@ pub enum Driver {
     /// parent's segment with an address of its own: no NAT, no bridge, no
     /// published ports (Docker's macvlan driver).
     Macvlan,
+    /// One subnet across the members of a cluster (`ocinet cluster
+    /// join`): on each host a bridge network whose addresses come from
+    /// the host's blocks of the subnet, routed to the other hosts' blocks
+    /// over VXLAN in the kernel, coordinated through etcd (Docker's
+    /// overlay driver, without Swarm).
+    Overlay,
 }
 
 impl Driver {
@@ -85,6 +93,16 @@ impl Driver {
         match self {
             Driver::Bridge => "bridge",
             Driver::Macvlan => "macvlan",
+            Driver::Overlay => "overlay",
+        }
+    }
+
+    /// Docker's scope: an overlay network is the cluster's, every other
+    /// one this host's.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Driver::Overlay => "global",
+            _ => "local",
         }
     }
 }
@@ -95,7 +113,12 @@ impl std::str::FromStr for Driver {
         match s {
             "bridge" => Ok(Driver::Bridge),
             "macvlan" => Ok(Driver::Macvlan),
-            _ => Err(Error::invalid("driver", s, "must be bridge or macvlan")),
+            "overlay" => Ok(Driver::Overlay),
+            _ => Err(Error::invalid(
+                "driver",
+                s,
+                "must be bridge, macvlan or overlay",
+            )),
         }
     }
 }
@@ -367,10 +390,21 @@ impl Network {
         self.options.driver()
     }
 
-    /// A bridge network's options.
+    /// A bridge network's options, and an overlay network's local
+    /// bridge's (on each host an overlay network is a bridge network
+    /// routed to the other hosts).
     pub fn bridge(&self) -> Option<&BridgeOptions> {
         match &self.options {
             DriverOptions::Bridge(b) => Some(b),
+            DriverOptions::Overlay(o) => Some(&o.bridge),
+            _ => None,
+        }
+    }
+
+    /// An overlay network's options.
+    pub fn overlay(&self) -> Option<&OverlayOptions> {
+        match &self.options {
+            DriverOptions::Overlay(o) => Some(o),
             _ => None,
         }
     }
@@ -764,7 +798,7 @@ impl Network {
     /// zero address, which would be every address of the host).
     pub fn resolver_address(&self) -> Option<Ipv4Addr> {
         match &self.options {
-            DriverOptions::Bridge(_) => self.v4().map(|v4| v4.gateway),
+            DriverOptions::Bridge(_) | DriverOptions::Overlay(_) => self.v4().map(|v4| v4.gateway),
             DriverOptions::Macvlan(m) => m.dns_address,
         }
     }
@@ -776,7 +810,7 @@ impl Network {
     /// address).
     pub fn resolver_address6(&self) -> Option<Ipv6Addr> {
         match &self.options {
-            DriverOptions::Bridge(_) => self.gateway6(),
+            DriverOptions::Bridge(_) | DriverOptions::Overlay(_) => self.gateway6(),
             DriverOptions::Macvlan(m) => m.dns_address6,
         }
     }
@@ -1182,6 +1216,7 @@ pub fn find_conflict(
     }
     let own = |dev: &String| match &candidate.options {
         DriverOptions::Bridge(b) => dev == &b.bridge,
+        DriverOptions::Overlay(o) => dev == &o.bridge.bridge || dev == &o.device(),
         DriverOptions::Macvlan(m) => dev == &m.parent,
     };
     routes

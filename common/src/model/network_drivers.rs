@@ -19,6 +19,26 @@ use crate::{validate, Error, Result};
 pub enum DriverOptions {
     Bridge(BridgeOptions),
     Macvlan(MacvlanOptions),
+    Overlay(OverlayOptions),
+}
+
+/// The UDP port VXLAN travels on between hosts (IANA's).
+pub const VXLAN_PORT: u16 = 4789;
+
+/// An overlay network's options: its local bridge on each host, and the
+/// VXLAN network identifier its traffic between hosts carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayOptions {
+    pub bridge: BridgeOptions,
+    pub vni: u32,
+}
+
+impl OverlayOptions {
+    /// The VXLAN device of the network on each host, named by its VNI so
+    /// that the name is the same everywhere and at most 15 bytes.
+    pub fn device(&self) -> String {
+        format!("ocv{}", self.vni)
+    }
 }
 
 /// A bridge network's options.
@@ -94,6 +114,7 @@ pub struct FlatOptions {
     pub macvlan_mode: Option<MacvlanMode>,
     pub dns_address: Option<Ipv4Addr>,
     pub dns_address6: Option<Ipv6Addr>,
+    pub vni: Option<u32>,
 }
 
 impl DriverOptions {
@@ -107,6 +128,9 @@ impl DriverOptions {
     ) -> Result<Self> {
         match driver {
             Driver::Bridge => {
+                if let Some(v) = flat.vni {
+                    return Err(Error::invalid("vni", v, "only applies to --driver overlay"));
+                }
                 let macvlan_only = [
                     ("parent", flat.parent.clone()),
                     ("mode", flat.macvlan_mode.map(|m| m.as_str().to_string())),
@@ -134,7 +158,34 @@ impl DriverOptions {
                     no_masquerade: flat.no_masquerade,
                 }))
             }
+            Driver::Overlay => {
+                let vni = flat.vni.ok_or_else(|| {
+                    Error::invalid(
+                        "vni",
+                        "none",
+                        "an overlay network needs a VXLAN network identifier",
+                    )
+                })?;
+                let bridge = match DriverOptions::from_flat(
+                    Driver::Bridge,
+                    FlatOptions { vni: None, ..flat },
+                    bridge,
+                )? {
+                    DriverOptions::Bridge(b) => b,
+                    other => {
+                        return Err(Error::invalid(
+                            "driver",
+                            other.driver().as_str(),
+                            "is not a bridge",
+                        ))
+                    }
+                };
+                Ok(DriverOptions::Overlay(OverlayOptions { bridge, vni }))
+            }
             Driver::Macvlan => {
+                if let Some(v) = flat.vni {
+                    return Err(Error::invalid("vni", v, "only applies to --driver overlay"));
+                }
                 if let Some(b) = flat.bridge.filter(|b| !b.is_empty()) {
                     return Err(Error::invalid(
                         "bridge",
@@ -196,6 +247,10 @@ impl DriverOptions {
                 no_masquerade: b.no_masquerade.clone(),
                 ..FlatOptions::default()
             },
+            DriverOptions::Overlay(o) => FlatOptions {
+                vni: Some(o.vni),
+                ..DriverOptions::Bridge(o.bridge.clone()).to_flat()
+            },
             DriverOptions::Macvlan(m) => FlatOptions {
                 parent: Some(m.parent.clone()),
                 macvlan_mode: Some(m.mode),
@@ -210,6 +265,7 @@ impl DriverOptions {
         match self {
             DriverOptions::Bridge(_) => Driver::Bridge,
             DriverOptions::Macvlan(_) => Driver::Macvlan,
+            DriverOptions::Overlay(_) => Driver::Overlay,
         }
     }
 }
@@ -221,7 +277,58 @@ impl Network {
         match &self.options {
             DriverOptions::Bridge(b) => self.validate_bridge(b),
             DriverOptions::Macvlan(m) => self.validate_macvlan(m),
+            DriverOptions::Overlay(o) => self.validate_overlay(o),
         }
+    }
+
+    /// An overlay network: a bridge network (on each host) with a VNI
+    /// VXLAN can carry, IPv4, and containers reached directly across
+    /// hosts (so no routed gateway mode, which is about hosts outside).
+    fn validate_overlay(&self, o: &OverlayOptions) -> Result<()> {
+        self.validate_bridge(&o.bridge)?;
+        if o.vni == 0 || o.vni > 0x00ff_ffff {
+            return Err(Error::invalid(
+                "vni",
+                o.vni,
+                "must be 1 to 16777215 (24 bits)",
+            ));
+        }
+        let Some(v4) = self.v4() else {
+            return Err(Error::invalid(
+                "subnet",
+                self.subnets.first().map(|s| s.subnet.to_string()).unwrap_or_default(),
+                "an overlay network needs an IPv4 subnet (its blocks are leased per host over IPv4; IPv6 on overlay networks is not built yet)",
+            ));
+        };
+        if let Some(v6) = self.v6() {
+            return Err(Error::invalid(
+                "subnet",
+                v6.subnet,
+                "IPv6 on overlay networks is not built yet: give only an IPv4 subnet",
+            ));
+        }
+        if v4.subnet.prefix_len() > 28 {
+            return Err(Error::invalid(
+                "subnet",
+                v4.subnet,
+                "an overlay subnet must be /28 or larger: each host leases a block of it",
+            ));
+        }
+        if v4.ip_range.is_some() {
+            return Err(Error::invalid(
+                "ip-range",
+                v4.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                "does not apply to overlay networks: each host leases blocks of the whole subnet",
+            ));
+        }
+        if o.bridge.gateway_mode != GatewayMode::Nat || o.bridge.gateway_mode6.is_some() {
+            return Err(Error::invalid(
+                "gateway-mode",
+                o.bridge.gateway_mode.as_str(),
+                "does not apply to overlay networks (containers reach each other across hosts directly, and the world through masquerade)",
+            ));
+        }
+        Ok(())
     }
 
     /// A bridge network: a valid bridge name, nothing about the way in on

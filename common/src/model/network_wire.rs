@@ -54,6 +54,8 @@ pub struct NetworkWire {
     dns_address6: Option<std::net::Ipv6Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     no_masquerade: Vec<Ipv4Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vni: Option<u32>,
 }
 
 impl From<Network> for NetworkWire {
@@ -84,6 +86,7 @@ impl From<Network> for NetworkWire {
             dns_address: flat.dns_address,
             dns_address6: flat.dns_address6,
             no_masquerade: flat.no_masquerade,
+            vni: flat.vni,
         }
     }
 }
@@ -163,6 +166,7 @@ impl TryFrom<NetworkWire> for Network {
             macvlan_mode: w.macvlan_mode,
             dns_address: w.dns_address,
             dns_address6: w.dns_address6,
+            vni: w.vni,
         };
         let options =
             DriverOptions::from_flat(w.driver, flat, String::new).map_err(|e| e.to_string())?;

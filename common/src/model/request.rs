@@ -157,6 +157,8 @@ pub struct NetworkRequest {
     pub dns_address: Option<Ipv4Addr>,
     pub dns_address6: Option<std::net::Ipv6Addr>,
     pub no_masquerade: Vec<ipnet::Ipv4Net>,
+    /// An overlay network's VXLAN network identifier (`--vni`).
+    pub vni: Option<u32>,
 }
 
 impl NetworkRequest {
@@ -298,6 +300,7 @@ impl NetworkRequest {
             macvlan_mode: self.macvlan_mode,
             dns_address: self.dns_address,
             dns_address6: self.dns_address6,
+            vni: self.vni,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod link;
 pub mod neigh;
 pub mod route;
 mod socket;
+pub mod vxlan;
 
 pub use link::LinkRef;
 pub use netlink_packet_route::link::Stats64;

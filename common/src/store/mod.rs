@@ -3,6 +3,7 @@
 //! written atomically; leases and claims are one symlink each, made and
 //! removed in one system call; every change happens under one lock.
 
+pub mod cluster;
 pub mod dns;
 pub mod endpoints;
 pub mod entries;

@@ -36,6 +36,7 @@ use ocinet_common::{Error, Result};
 
 pub mod bridge;
 pub mod macvlan;
+pub mod overlay;
 pub mod owned;
 
 use crate::context::{Context, Locked};
@@ -215,13 +216,14 @@ pub fn kind(driver: Driver) -> &'static dyn NetworkKind {
     match driver {
         Driver::Bridge => &bridge::Bridge,
         Driver::Macvlan => &macvlan::Macvlan,
+        Driver::Overlay => &overlay::Overlay,
     }
 }
 
 /// Every kind, in the order teardown visits them: a record does not say
 /// which driver made it (records of every earlier version must still be
 /// torn down), so each kind is asked whether it `made` an attachment.
-static KINDS: [&dyn NetworkKind; 2] = [&bridge::Bridge, &macvlan::Macvlan];
+static KINDS: [&dyn NetworkKind; 3] = [&bridge::Bridge, &macvlan::Macvlan, &overlay::Overlay];
 
 /// The attachment wiring of `net`.
 pub fn for_network(net: Network) -> Box<dyn NetworkDriver> {
@@ -284,10 +286,10 @@ mod tests {
 
     #[test]
     fn every_driver_has_a_kind_that_teardown_visits() {
-        for d in [Driver::Bridge, Driver::Macvlan] {
+        for d in [Driver::Bridge, Driver::Macvlan, Driver::Overlay] {
             // Exhaustive: a new driver does not compile until listed here.
             match d {
-                Driver::Bridge | Driver::Macvlan => {}
+                Driver::Bridge | Driver::Macvlan | Driver::Overlay => {}
             }
             assert_eq!(kind(d).driver(), d);
             assert!(KINDS.iter().any(|k| k.driver() == d), "{d:?}");

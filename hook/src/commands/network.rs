@@ -39,6 +39,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
             dns_rate_limit,
             dns_address,
             no_masquerade,
+            vni,
         } => create(
             ctx,
             &NetworkRequest {
@@ -55,6 +56,7 @@ pub fn run(ctx: &Context, cmd: &NetworkCommand) -> Result<String> {
                 dns_upstreams: dns_upstream.clone(),
                 dns_rate_limit: *dns_rate_limit,
                 no_masquerade: no_masquerade.clone(),
+                vni: *vni,
                 ..Default::default()
             }
             .with_families(subnet, gateway, ip_range, *ipv4, *ipv6)?
@@ -106,12 +108,19 @@ fn create(ctx: &Context, req: &NetworkRequest) -> Result<String> {
 }
 
 fn ls(ctx: &Context) -> Result<String> {
+    // A member lists the cluster's overlay networks, wherever made.
+    if ocinet_core::overlay::joined(ctx) {
+        if let Err(e) = ocinet_core::overlay::definitions::sync(ctx) {
+            eprintln!("ocinet: overlay networks of the cluster not listed: {e}");
+        }
+    }
     let (nets, _) = ctx.config.list();
     let broken = ctx.config.broken();
     let (eps, _) = ctx.state.list_endpoints();
     let mut rows = vec![[
         "NAME",
         "DRIVER",
+        "SCOPE",
         "BRIDGE",
         "SUBNET",
         "GATEWAY",
@@ -125,6 +134,7 @@ fn ls(ctx: &Context) -> Result<String> {
         rows.push(vec![
             n.name.to_string(),
             n.driver().as_str().to_string(),
+            n.driver().scope().to_string(),
             drivers::kind(n.driver())
                 .device(&n)
                 .unwrap_or("-")
@@ -151,6 +161,7 @@ fn ls(ctx: &Context) -> Result<String> {
         rows.push(vec![
             b.name.clone(),
             "broken".to_string(),
+            dash(),
             dash(),
             dash(),
             dash(),
@@ -225,6 +236,7 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
     let doc = json!([{
         "Name": net.name,
         "Driver": net.driver().as_str(),
+        "Scope": net.driver().scope(),
         "Internal": net.internal,
         "EnableIPv4": net.has_ipv4(),
         "EnableIPv6": net.v6().is_some(),

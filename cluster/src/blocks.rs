@@ -1,0 +1,98 @@
+//! An overlay subnet cut into per-host blocks (flannel's layout): a host
+//! leases a whole block by one transaction and hands out its addresses
+//! locally, so a container's setup costs no store round trip for its
+//! address once its host holds a block with room, and the other hosts
+//! route one prefix per block, not one entry per container.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+/// The length of a block of `subnet`: /24 blocks of a /16 (256 hosts of
+/// 253 containers), down to /28 blocks for small subnets; never fewer
+/// than 4 blocks unless the subnet itself is a /27 or /28.
+pub fn block_len(subnet: Ipv4Net) -> u8 {
+    let p = subnet.prefix_len();
+    (p + 2).clamp(24, 28).max(p)
+}
+
+/// The blocks of `subnet`, in order.
+pub fn all(subnet: Ipv4Net) -> impl Iterator<Item = Ipv4Net> {
+    let len = block_len(subnet);
+    subnet.subnets(len).into_iter().flatten()
+}
+
+/// The block of `subnet` holding `ip`.
+pub fn of(subnet: Ipv4Net, ip: Ipv4Addr) -> Option<Ipv4Net> {
+    subnet
+        .contains(&ip)
+        .then(|| Ipv4Net::new(ip, block_len(subnet)).ok().map(|b| b.trunc()))
+        .flatten()
+}
+
+/// The addresses of `block` a container may get: not the block's first
+/// (the host's VXLAN address on the network, which the other hosts route
+/// the block via), not the subnet's gateway (every host's bridge) nor its
+/// network or broadcast address.
+pub fn usable(subnet: Ipv4Net, gateway: Ipv4Addr, block: Ipv4Net) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let first = u32::from(block.network()) + 1;
+    let mut last = u32::from(block.broadcast());
+    if block.broadcast() == subnet.broadcast() {
+        last -= 1;
+    }
+    let mut first = first;
+    if first == u32::from(gateway) {
+        first += 1;
+    }
+    if last == u32::from(gateway) {
+        last -= 1;
+    }
+    (first <= last).then(|| (Ipv4Addr::from(first), Ipv4Addr::from(last)))
+}
+
+/// The host's VXLAN address on the network: its first block's first.
+pub fn vtep_address(block: Ipv4Net) -> Ipv4Addr {
+    block.network()
+}
+
+/// A host's VXLAN MAC, the same on every overlay network, derived from its
+/// advertise address so that no host has to publish it: locally
+/// administered, unicast (0a:58, as CNI's bridge uses for its gateways).
+pub fn vtep_mac(advertise: Ipv4Addr) -> [u8; 6] {
+    let o = advertise.octets();
+    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_the_subnet_and_skip_reserved_addresses() {
+        let s: Ipv4Net = "10.77.0.0/16".parse().unwrap();
+        assert_eq!(block_len(s), 24);
+        assert_eq!(all(s).count(), 256);
+        assert_eq!(block_len("10.0.0.0/24".parse().unwrap()), 28);
+        assert_eq!(block_len("10.0.0.0/28".parse().unwrap()), 28);
+        assert_eq!(block_len("10.0.0.0/8".parse().unwrap()), 24);
+        let g = Ipv4Addr::new(10, 77, 0, 1);
+        let b0: Ipv4Net = "10.77.0.0/24".parse().unwrap();
+        assert_eq!(
+            usable(s, g, b0),
+            Some((Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 255)))
+        );
+        let last: Ipv4Net = "10.77.255.0/24".parse().unwrap();
+        assert_eq!(
+            usable(s, g, last).unwrap().1,
+            Ipv4Addr::new(10, 77, 255, 254)
+        );
+        assert_eq!(
+            of(s, Ipv4Addr::new(10, 77, 3, 9)),
+            Some("10.77.3.0/24".parse().unwrap())
+        );
+        assert_eq!(
+            vtep_mac(Ipv4Addr::new(10, 99, 0, 1)),
+            [0x0a, 0x58, 10, 99, 0, 1]
+        );
+    }
+}

@@ -1,0 +1,674 @@
+//! The kernel side of an overlay network's data plane: the VXLAN device,
+//! its forwarding database (which remote host holds which MAC), permanent
+//! neighbours (a remote block's gateway address -> that host's MAC) and
+//! on-link routes to remote blocks through the device. Every entry is
+//! written with replace semantics, so reconciling with etcd is "write
+//! what should be, delete what should not", with no read-modify races.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo,
+};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::{LinkUnspec, LinkVxlan, RouteMessageBuilder};
+
+use super::socket::is_errno;
+use super::Netlink;
+use crate::{Error, Result};
+
+/// What ocinet needs to know of a VXLAN device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanInfo {
+    pub index: u32,
+    pub vni: u32,
+    /// The underlay source address; `None` for a device made without one.
+    pub local: Option<Ipv4Addr>,
+    /// UDP destination port (4789 for ocinet's devices).
+    pub port: u16,
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    pub mac: Vec<u8>,
+}
+
+/// aa:bb:cc:dd:ee:ff, for messages and spans.
+fn mac_str(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// An entry that is not there: ENOENT (FDB, neighbours), ESRCH (routes),
+/// ENODEV (the device itself is gone, and its entries with it).
+fn is_absent(e: &Error) -> bool {
+    is_errno(e, nix::libc::ENOENT)
+        || is_errno(e, nix::libc::ESRCH)
+        || is_errno(e, nix::libc::ENODEV)
+}
+
+/// A 6-byte MAC from an attribute, if it is one.
+fn mac6(bytes: &[u8]) -> Option<[u8; 6]> {
+    bytes.try_into().ok()
+}
+
+/// An FDB entry of a VXLAN device (AF_BRIDGE, NTF_SELF: the device's own
+/// table, not a bridge's): frames to `mac` go in UDP to `dst`.
+fn fdb_message(index: u32, mac: [u8; 6], dst: Ipv4Addr) -> NeighbourMessage {
+    let mut m = NeighbourMessage::default();
+    m.header.family = AddressFamily::Bridge;
+    m.header.ifindex = index;
+    m.header.state = NeighbourState::Permanent;
+    m.header.flags = NeighbourFlags::Own;
+    m.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    m.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(dst)));
+    m
+}
+
+fn neigh4_message(index: u32, ip: Ipv4Addr) -> NeighbourMessage {
+    let mut m = NeighbourMessage::default();
+    m.header.family = AddressFamily::Inet;
+    m.header.ifindex = index;
+    m.header.state = NeighbourState::Permanent;
+    m.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+    m
+}
+
+/// A neighbour-table dump of `family` limited to device `index`. The
+/// device goes in NDA_IFINDEX, not in the header: a strict dump request
+/// must have a zero header index. Strict checking is on (see `dump_neigh`)
+/// so the kernel filters; callers filter again for older kernels.
+fn neigh_dump_request(family: AddressFamily, index: u32) -> NeighbourMessage {
+    let mut m = NeighbourMessage::default();
+    m.header.family = family;
+    m.attributes.push(NeighbourAttribute::IfIndex(index));
+    m
+}
+
+fn onlink_route(dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(dest.network(), dest.prefix_len())
+        .gateway(via)
+        .output_interface(oif)
+        .onlink()
+        .build()
+}
+
+impl Netlink {
+    /// Create the VXLAN device `name` (VNI `vni`, underlay source `local`,
+    /// UDP port `port`), down, with learning off and no remote or group:
+    /// every destination comes from FDB entries ocinet writes, so nothing
+    /// is flooded to the underlay and no MAC is learnt from it.
+    /// `Ok(false)` if a VXLAN device of that name and VNI was already
+    /// there (its other settings are left as they are: see `vxlan_info`);
+    /// an error naming it if the name is taken by another kind of device
+    /// or by a VXLAN device of another VNI.
+    pub fn create_vxlan(
+        &mut self,
+        name: &str,
+        vni: u32,
+        local: Ipv4Addr,
+        port: u16,
+        mtu: u32,
+        mac: [u8; 6],
+    ) -> Result<bool> {
+        let _span = tracing::debug_span!("vxlan_create", name, vni, %local, port, mtu).entered();
+        let msg = LinkVxlan::new(name, vni)
+            .local(local)
+            .port(port)
+            .learning(false)
+            .mtu(mtu)
+            .address(mac.to_vec())
+            .build();
+        match self.ack(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("create vxlan {name} (VNI {vni}, local {local}, port {port})"),
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, nix::libc::EEXIST) => match self.vxlan_info(name)? {
+                Some(info) if info.vni == vni => Ok(false),
+                Some(info) => Err(Error::Conflict(format!(
+                    "interface {name} exists as a vxlan device with VNI {}, not {vni}",
+                    info.vni
+                ))),
+                None => Err(Error::Conflict(format!(
+                    "interface {name} was reported to exist but is gone"
+                ))),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The VXLAN device `name`; `None` if there is no interface of that
+    /// name, an error naming it if it is another kind of interface.
+    pub fn vxlan_info(&mut self, name: &str) -> Result<Option<VxlanInfo>> {
+        let _span = tracing::debug_span!("vxlan_get", name).entered();
+        let msg = LinkUnspec::new_with_name(name).build();
+        let replies = match self.get(
+            RouteNetlinkMessage::GetLink(msg),
+            false,
+            &format!("get link {name}"),
+        ) {
+            Ok(r) => r,
+            Err(e) if is_errno(&e, nix::libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(m) = replies.into_iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(m) => Some(m),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let mut info = VxlanInfo {
+            index: m.header.index,
+            vni: 0,
+            local: None,
+            port: 0,
+            mtu: 0,
+            up: m.header.flags.contains(LinkFlags::Up),
+            mac: Vec::new(),
+        };
+        let mut kind = None;
+        let mut vni = None;
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::Mtu(v) => info.mtu = *v,
+                LinkAttribute::Address(a) => info.mac = a.clone(),
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        match i {
+                            LinkInfo::Kind(k) => kind = Some(k.clone()),
+                            LinkInfo::Data(InfoData::Vxlan(data)) => {
+                                for d in data {
+                                    match d {
+                                        InfoVxlan::Id(v) => vni = Some(*v),
+                                        InfoVxlan::Local(ip) => info.local = Some(*ip),
+                                        InfoVxlan::Port(p) => info.port = *p,
+                                        _ => {}
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        match (kind, vni) {
+            (Some(InfoKind::Vxlan), Some(v)) => {
+                info.vni = v;
+                Ok(Some(info))
+            }
+            (Some(InfoKind::Vxlan), None) => Err(Error::Conflict(format!(
+                "vxlan device {name} has no VNI (a metadata-only device)"
+            ))),
+            (Some(k), _) => Err(Error::Conflict(format!(
+                "interface {name} exists as a {k} device, not vxlan"
+            ))),
+            (None, _) => Err(Error::Conflict(format!(
+                "interface {name} exists and is not a vxlan device"
+            ))),
+        }
+    }
+
+    /// Frames to `mac` on VXLAN device `index` go to the underlay address
+    /// `dst`: a permanent entry, replacing any destination the MAC had
+    /// (a host that changed address), so repeating it is fine.
+    pub fn fdb_add(&mut self, index: u32, mac: [u8; 6], dst: Ipv4Addr) -> Result<()> {
+        let mac_s = mac_str(&mac);
+        let _span = tracing::debug_span!("fdb_add", index, mac = %mac_s, %dst).entered();
+        self.ack(
+            RouteNetlinkMessage::NewNeighbour(fdb_message(index, mac, dst)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &format!("add fdb entry {mac_s} dst {dst} on link {index}"),
+        )
+    }
+
+    /// Remove the FDB entry `mac` -> `dst` of device `index`; `Ok(false)`
+    /// if it was not there (or the device is gone).
+    pub fn fdb_del(&mut self, index: u32, mac: [u8; 6], dst: Ipv4Addr) -> Result<bool> {
+        let mac_s = mac_str(&mac);
+        let _span = tracing::debug_span!("fdb_del", index, mac = %mac_s, %dst).entered();
+        match self.ack(
+            RouteNetlinkMessage::DelNeighbour(fdb_message(index, mac, dst)),
+            0,
+            &format!("delete fdb entry {mac_s} dst {dst} on link {index}"),
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if is_absent(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The FDB entries of device `index` that have an IPv4 destination
+    /// (not the device's own or multicast addresses), in the kernel's order.
+    pub fn fdb_list(&mut self, index: u32) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
+        let _span = tracing::debug_span!("fdb_list", index).entered();
+        let replies = self.dump_neigh(
+            neigh_dump_request(AddressFamily::Bridge, index),
+            &format!("dump fdb of link {index}"),
+        )?;
+        let mut out = Vec::new();
+        for m in replies {
+            if m.header.ifindex != index {
+                continue;
+            }
+            let mut mac = None;
+            let mut dst = None;
+            for a in &m.attributes {
+                match a {
+                    NeighbourAttribute::LinkLayerAddress(l) => mac = mac6(l),
+                    // AF_BRIDGE entries carry the VXLAN remote as raw
+                    // bytes: 4 of them for IPv4.
+                    NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+                        dst = <[u8; 4]>::try_from(b.as_slice()).ok().map(Ipv4Addr::from)
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => dst = Some(*ip),
+                    _ => {}
+                }
+            }
+            if let (Some(mac), Some(dst)) = (mac, dst) {
+                out.push((mac, dst));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `ip` on device `index` is at `mac`, permanently (no ARP on the
+    /// overlay device: the answer is known from etcd). Replaces any
+    /// entry `ip` had.
+    pub fn neigh_set4(&mut self, index: u32, ip: Ipv4Addr, mac: [u8; 6]) -> Result<()> {
+        let mac_s = mac_str(&mac);
+        let _span = tracing::debug_span!("neigh_set4", index, %ip, mac = %mac_s).entered();
+        let mut msg = neigh4_message(index, ip);
+        msg.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        self.ack(
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &format!("set neighbour {ip} lladdr {mac_s} on link {index}"),
+        )
+    }
+
+    /// Remove the neighbour entry of `ip` on device `index`; `Ok(false)`
+    /// if there was none (or the device is gone).
+    pub fn neigh_del4(&mut self, index: u32, ip: Ipv4Addr) -> Result<bool> {
+        let _span = tracing::debug_span!("neigh_del4", index, %ip).entered();
+        match self.ack(
+            RouteNetlinkMessage::DelNeighbour(neigh4_message(index, ip)),
+            0,
+            &format!("delete neighbour {ip} on link {index}"),
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if is_absent(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The permanent IPv4 neighbours of device `index` (learnt ones, which
+    /// ocinet did not write, are left out).
+    pub fn neigh_list4(&mut self, index: u32) -> Result<Vec<(Ipv4Addr, [u8; 6])>> {
+        let _span = tracing::debug_span!("neigh_list4", index).entered();
+        let replies = self.dump_neigh(
+            neigh_dump_request(AddressFamily::Inet, index),
+            &format!("dump neighbours of link {index}"),
+        )?;
+        let mut out = Vec::new();
+        for m in replies {
+            if m.header.ifindex != index || m.header.state != NeighbourState::Permanent {
+                continue;
+            }
+            let mut ip = None;
+            let mut mac = None;
+            for a in &m.attributes {
+                match a {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(i)) => ip = Some(*i),
+                    NeighbourAttribute::LinkLayerAddress(l) => mac = mac6(l),
+                    _ => {}
+                }
+            }
+            if let (Some(ip), Some(mac)) = (ip, mac) {
+                out.push((ip, mac));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A route in the main table to `dest` via `via` out of `oif`, on-link
+    /// (RTNH_F_ONLINK): `via` is no address of any local subnet, the
+    /// kernel takes it as reachable on `oif` and resolves it there through
+    /// the neighbour table. Replaces a route to `dest` that was there.
+    /// `oif` must be up (the kernel refuses an on-link next hop on a
+    /// device that is down).
+    pub fn route_onlink_add(&mut self, dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> Result<()> {
+        let _span = tracing::debug_span!("route_onlink_add", %dest, %via, oif).entered();
+        self.ack(
+            RouteNetlinkMessage::NewRoute(onlink_route(dest, via, oif)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &format!("add route {dest} via {via} on link {oif} onlink"),
+        )
+    }
+
+    /// Remove what `route_onlink_add` made; `Ok(false)` if it was not there.
+    pub fn route_onlink_del(&mut self, dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> Result<bool> {
+        let _span = tracing::debug_span!("route_onlink_del", %dest, %via, oif).entered();
+        match self.ack(
+            RouteNetlinkMessage::DelRoute(onlink_route(dest, via, oif)),
+            0,
+            &format!("delete route {dest} via {via} on link {oif}"),
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if is_absent(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The on-link IPv4 routes of the main table out of `oif` that have a
+    /// gateway: (destination, gateway).
+    pub fn routes_onlink_via(&mut self, oif: u32) -> Result<Vec<(Ipv4Net, Ipv4Addr)>> {
+        let _span = tracing::debug_span!("routes_onlink_via", oif).entered();
+        self.strict_dumps()?;
+        let main = RouteHeader::RT_TABLE_MAIN;
+        let mut req = RouteMessage::default();
+        req.header.address_family = AddressFamily::Inet;
+        req.header.table = main;
+        req.attributes.push(RouteAttribute::Oif(oif));
+        let replies = self.get(
+            RouteNetlinkMessage::GetRoute(req),
+            true,
+            &format!("dump routes on link {oif}"),
+        )?;
+        let mut out = Vec::new();
+        for r in replies {
+            let RouteNetlinkMessage::NewRoute(m) = r else {
+                continue;
+            };
+            if m.header.table != main || !m.header.flags.contains(RouteFlags::Onlink) {
+                continue;
+            }
+            let mut dst = Ipv4Addr::UNSPECIFIED;
+            let mut gw = None;
+            let mut out_if = None;
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => dst = *ip,
+                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gw = Some(*ip),
+                    RouteAttribute::Oif(i) => out_if = Some(*i),
+                    _ => {}
+                }
+            }
+            // Again here: a kernel without strict checking dumps them all.
+            if out_if != Some(oif) {
+                continue;
+            }
+            if let (Some(gw), Ok(net)) = (gw, Ipv4Net::new(dst, m.header.destination_prefix_length))
+            {
+                out.push((net, gw));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A neighbour/FDB dump with strict checking on, so the kernel applies
+    /// the NDA_IFINDEX filter. Without it, the kernel would read an
+    /// AF_BRIDGE request longer than a bare header as the older
+    /// ifinfomsg form and misparse the filter.
+    fn dump_neigh(&mut self, req: NeighbourMessage, op: &str) -> Result<Vec<NeighbourMessage>> {
+        self.strict_dumps()?;
+        Ok(self
+            .get(RouteNetlinkMessage::GetNeighbour(req), true, op)?
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewNeighbour(m) => Some(m),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    const MAC1: [u8; 6] = [0x0a, 0x58, 10, 98, 0, 2];
+    const MAC2: [u8; 6] = [0x0a, 0x58, 10, 98, 0, 3];
+
+    /// Run `args` in the network namespace of the calling thread.
+    fn in_ns(args: &[&str]) -> String {
+        let ns = format!(
+            "--net=/proc/{}/task/{}/ns/net",
+            std::process::id(),
+            nix::unistd::gettid()
+        );
+        let out = Command::new("nsenter")
+            .arg(&ns)
+            .args(args)
+            .output()
+            .expect("run nsenter");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().expect("test prefix")
+    }
+
+    /// The whole test, on a thread alone in a fresh network namespace:
+    /// the namespace and everything in it go away with the thread, even
+    /// when an assertion fails.
+    fn in_fresh_netns(f: impl FnOnce() + Send + 'static) {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (network namespaces)");
+            return;
+        }
+        let t = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare netns");
+            f()
+        });
+        if let Err(p) = t.join() {
+            std::panic::resume_unwind(p);
+        }
+    }
+
+    /// lo up, and a veth pair with 10.98.0.1/24 (the underlay address).
+    fn underlay(nl: &mut Netlink) -> Ipv4Addr {
+        let lo = nl.link_by_name("lo").unwrap().expect("lo");
+        nl.set_up(lo.index, "lo up").unwrap();
+        let veth = rtnetlink::LinkVeth::new("ul0", "ul1").up().build();
+        nl.ack(
+            RouteNetlinkMessage::NewLink(veth),
+            NLM_F_CREATE | NLM_F_EXCL,
+            "create veth",
+        )
+        .unwrap();
+        let ul = nl.link_by_name("ul0").unwrap().expect("ul0");
+        let local = Ipv4Addr::new(10, 98, 0, 1);
+        nl.add_address(ul.index, local, 24).unwrap();
+        local
+    }
+
+    #[test]
+    fn vxlan_device_create_and_info() {
+        in_fresh_netns(|| {
+            let mut nl = Netlink::new().unwrap();
+            let local = underlay(&mut nl);
+            let mac = [0x0a, 0x58, 10, 98, 0, 1];
+            assert_eq!(nl.vxlan_info("ocv42").unwrap(), None);
+            assert!(nl
+                .create_vxlan("ocv42", 42, local, 4789, 1450, mac)
+                .unwrap());
+            // Again, same VNI: there already, fine.
+            assert!(!nl
+                .create_vxlan("ocv42", 42, local, 4789, 1450, mac)
+                .unwrap());
+            let info = nl.vxlan_info("ocv42").unwrap().expect("ocv42");
+            assert_eq!(
+                info,
+                VxlanInfo {
+                    index: info.index,
+                    vni: 42,
+                    local: Some(local),
+                    port: 4789,
+                    mtu: 1450,
+                    up: false,
+                    mac: mac.to_vec(),
+                }
+            );
+            let e = nl
+                .create_vxlan("ocv42", 43, local, 4789, 1450, mac)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("ocv42") && e.contains("VNI 42"), "{e}");
+            let e = nl
+                .create_vxlan("ul0", 42, local, 4789, 1450, mac)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("ul0") && e.contains("veth"), "{e}");
+            assert!(nl.vxlan_info("ul0").is_err());
+
+            let shown = in_ns(&["ip", "-d", "link", "show", "ocv42"]);
+            for want in [
+                "mtu 1450",
+                "link/ether 0a:58:0a:62:00:01",
+                "vxlan id 42",
+                "local 10.98.0.1",
+                "dstport 4789",
+                "nolearning",
+            ] {
+                assert!(shown.contains(want), "no {want:?} in {shown}");
+            }
+            assert!(
+                !shown.contains("remote") && !shown.contains("group"),
+                "{shown}"
+            );
+            assert!(!shown.contains(",UP"), "created up: {shown}");
+
+            nl.set_up(info.index, "ocv42 up").unwrap();
+            assert!(nl.vxlan_info("ocv42").unwrap().expect("ocv42").up);
+            assert!(nl.delete_link("ocv42").unwrap());
+            assert_eq!(nl.vxlan_info("ocv42").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn vxlan_fdb_neighbours_and_routes() {
+        in_fresh_netns(|| {
+            let mut nl = Netlink::new().unwrap();
+            let local = underlay(&mut nl);
+            nl.create_vxlan("ocv7", 7, local, 4789, 1450, [0x0a, 0x58, 10, 98, 0, 1])
+                .unwrap();
+            let dev = nl.vxlan_info("ocv7").unwrap().expect("ocv7").index;
+            nl.set_up(dev, "ocv7 up").unwrap();
+            nl.add_address(dev, Ipv4Addr::new(10, 77, 0, 0), 32)
+                .unwrap();
+            let (r1, r2, r3) = (
+                Ipv4Addr::new(10, 98, 0, 2),
+                Ipv4Addr::new(10, 98, 0, 3),
+                Ipv4Addr::new(10, 98, 0, 4),
+            );
+
+            // FDB
+            assert_eq!(nl.fdb_list(dev).unwrap(), vec![]);
+            nl.fdb_add(dev, MAC1, r1).unwrap();
+            nl.fdb_add(dev, MAC1, r1).unwrap();
+            nl.fdb_add(dev, MAC2, r2).unwrap();
+            let mut fdb = nl.fdb_list(dev).unwrap();
+            fdb.sort();
+            assert_eq!(fdb, vec![(MAC1, r1), (MAC2, r2)]);
+            // The same MAC at a new address: replaced, not appended.
+            nl.fdb_add(dev, MAC1, r3).unwrap();
+            let mut fdb = nl.fdb_list(dev).unwrap();
+            fdb.sort();
+            assert_eq!(fdb, vec![(MAC1, r3), (MAC2, r2)]);
+            let shown = in_ns(&["bridge", "fdb", "show", "dev", "ocv7"]);
+            assert!(
+                shown.contains("0a:58:0a:62:00:02 dst 10.98.0.4 self permanent"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("0a:58:0a:62:00:03 dst 10.98.0.3 self permanent"),
+                "{shown}"
+            );
+            assert!(!shown.contains("10.98.0.2"), "{shown}");
+            assert!(!nl.fdb_del(dev, MAC1, r1).unwrap());
+            assert!(nl.fdb_del(dev, MAC1, r3).unwrap());
+            assert!(!nl.fdb_del(dev, MAC1, r3).unwrap());
+            assert_eq!(nl.fdb_list(dev).unwrap(), vec![(MAC2, r2)]);
+
+            // Neighbours
+            let b1 = Ipv4Addr::new(10, 77, 1, 0);
+            let b2 = Ipv4Addr::new(10, 77, 2, 0);
+            assert_eq!(nl.neigh_list4(dev).unwrap(), vec![]);
+            nl.neigh_set4(dev, b1, MAC2).unwrap();
+            nl.neigh_set4(dev, b1, MAC1).unwrap();
+            nl.neigh_set4(dev, b2, MAC2).unwrap();
+            let mut neigh = nl.neigh_list4(dev).unwrap();
+            neigh.sort();
+            assert_eq!(neigh, vec![(b1, MAC1), (b2, MAC2)]);
+            let shown = in_ns(&["ip", "neigh", "show", "dev", "ocv7"]);
+            assert!(
+                shown.contains("10.77.1.0 lladdr 0a:58:0a:62:00:02 PERMANENT"),
+                "{shown}"
+            );
+            assert!(nl.neigh_del4(dev, b1).unwrap());
+            assert!(!nl.neigh_del4(dev, b1).unwrap());
+            assert_eq!(nl.neigh_list4(dev).unwrap(), vec![(b2, MAC2)]);
+
+            // Routes
+            let (n1, n2) = (net("10.77.1.0/24"), net("10.77.2.0/24"));
+            assert_eq!(nl.routes_onlink_via(dev).unwrap(), vec![]);
+            nl.route_onlink_add(n1, b1, dev).unwrap();
+            nl.route_onlink_add(n1, b1, dev).unwrap();
+            nl.route_onlink_add(n2, b2, dev).unwrap();
+            let mut routes = nl.routes_onlink_via(dev).unwrap();
+            routes.sort();
+            assert_eq!(routes, vec![(n1, b1), (n2, b2)]);
+            let shown = in_ns(&["ip", "route", "show", "dev", "ocv7"]);
+            assert!(
+                shown.contains("10.77.1.0/24 via 10.77.1.0 onlink"),
+                "{shown}"
+            );
+            // The underlay's own routes are not on-link routes of ocv7.
+            let ul = nl.link_by_name("ul0").unwrap().expect("ul0").index;
+            assert_eq!(nl.routes_onlink_via(ul).unwrap(), vec![]);
+            assert!(nl.route_onlink_del(n1, b1, dev).unwrap());
+            assert!(!nl.route_onlink_del(n1, b1, dev).unwrap());
+            assert_eq!(nl.routes_onlink_via(dev).unwrap(), vec![(n2, b2)]);
+
+            // proxy_arp on a bridge-like interface, in this namespace only.
+            crate::sysctl::set_proxy_arp("ul0", true).unwrap();
+            let p = "/proc/sys/net/ipv4/conf/ul0/proxy_arp";
+            assert_eq!(std::fs::read_to_string(p).unwrap().trim(), "1");
+            crate::sysctl::set_proxy_arp("ul0", false).unwrap();
+            assert_eq!(std::fs::read_to_string(p).unwrap().trim(), "0");
+            assert!(crate::sysctl::set_proxy_arp("../all", true).is_err());
+
+            // Deleting the device takes its entries with it.
+            assert!(nl.delete_link("ocv7").unwrap());
+            assert!(!nl.fdb_del(dev, MAC2, r2).unwrap());
+            assert!(!nl.neigh_del4(dev, b2).unwrap());
+            assert_eq!(nl.fdb_list(dev).unwrap(), vec![]);
+            assert_eq!(nl.neigh_list4(dev).unwrap(), vec![]);
+            assert_eq!(nl.routes_onlink_via(dev).unwrap(), vec![]);
+        });
+    }
+}

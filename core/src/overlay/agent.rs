@@ -1,0 +1,494 @@
+//! The per-host agent (`ocinet agent`): keeps this host's store lease
+//! alive, watches the store and keeps the kernel in step with it. Started
+//! by the hook at the first overlay container (as the resolver is), by
+//! `cluster join`, or by a service manager.
+//!
+//! One pass (`reconcile`) reads the whole cluster state once (a few
+//! hundred bytes per host and network) and makes this host agree:
+//! - overlay definitions: new ones copied into the config directory,
+//!   removed ones removed here once no container of this host is on them;
+//! - each local VXLAN device: routes, neighbour and FDB entries for the
+//!   blocks other hosts hold (`dataplane::program`);
+//! - this host's own keys: its blocks and container entries put back on
+//!   the lease when they are missing (a new lease after the old one
+//!   expired; the store restored), entries without a local record and
+//!   empty blocks removed (a hook killed half-way);
+//! - other hosts' container names, for the resolver (`names.json`);
+//! - members whose lease is gone marked down, with the time.
+//!
+//! A pass runs when the store reports a change, and at least every
+//! `PERIOD`; a store that cannot be reached is retried every `RETRY`
+//! without a restart, while the kernel keeps what it has (containers
+//! keep talking across hosts).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ocinet_cluster::store::Kv;
+use ocinet_cluster::values::{self, Container, Member as MemberValue, NetworkValue, Node, VERSION};
+use ocinet_cluster::{keys, ClusterConfig, Store};
+use ocinet_common::model::{Network, ProcessId};
+use ocinet_common::netlink::Netlink;
+use ocinet_common::store::cluster::{AgentState, RemoteName};
+use ocinet_common::store::lock::StateLock;
+use ocinet_common::{Error, Result};
+
+use super::{dataplane, definitions, lease, names, Member};
+use crate::context::{Context, Locked};
+
+/// A pass at least this often, changes or not.
+const PERIOD: Duration = Duration::from_secs(2);
+/// Between attempts to reach a store that did not answer.
+const RETRY: Duration = Duration::from_millis(500);
+/// How long a hook waits for an agent it started to register the host.
+const READY: Duration = Duration::from_secs(4);
+
+/// The subcommand of the `ocinet` binary that is the agent.
+pub const SUBCOMMAND: &str = "agent";
+
+/// Make sure this host's agent runs and registered the host; start one
+/// if none does. Bounded by `READY`.
+pub fn ensure(ctx: &Locked, cfg: &ClusterConfig) -> Result<()> {
+    if ctx.state.agent_state().is_some_and(|s| s.lease != 0) {
+        return Ok(());
+    }
+    start(ctx, cfg)
+}
+
+/// Start the agent unless one runs; wait until it registered the host.
+pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
+    let _span = tracing::info_span!("start_agent").entered();
+    let mut child = None;
+    if ctx.state.agent_state().is_none() {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::Conflict(format!("cannot start the agent: {e}")))?;
+        let state_dir =
+            std::path::absolute(ctx.state.root()).map_err(|e| Error::io(ctx.state.root(), e))?;
+        let config_dir =
+            std::path::absolute(ctx.config.root()).map_err(|e| Error::io(ctx.config.root(), e))?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg(SUBCOMMAND)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .arg("--config-dir")
+            .arg(&config_dir);
+        child =
+            Some(ocinet_common::process::spawn_detached(&mut cmd).map_err(|e| Error::io(&exe, e))?);
+    }
+    let deadline = Instant::now() + READY;
+    while Instant::now() < deadline {
+        if ctx.state.agent_state().is_some_and(|s| s.lease != 0) {
+            return Ok(());
+        }
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                if ctx.state.agent_state().is_none() {
+                    return Err(Error::Conflict(format!(
+                        "the overlay agent exited ({status}) before registering host {}: see {}",
+                        cfg.node,
+                        ctx.state.log_file().display()
+                    )));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(Error::Conflict(format!(
+        "the overlay agent did not register host {} in the cluster store {} within {} s: see {}",
+        cfg.node,
+        cfg.store.join(","),
+        READY.as_secs(),
+        ctx.state.log_file().display()
+    )))
+}
+
+/// End this host's agent (`cluster leave`): by its pid, once.
+pub fn stop(ctx: &Context) -> Result<bool> {
+    match ctx.state.agent_state() {
+        Some(s) => {
+            let ended = ocinet_common::process::end_daemon(&s.process, "overlay agent")?;
+            let _ = ctx.state.forget_agent(&s.process);
+            Ok(ended)
+        }
+        None => Ok(false),
+    }
+}
+
+/// The agent itself, until this host leaves the cluster (its config is
+/// gone) or it is ended. One per state directory (its instance lock).
+pub fn run(ctx: &Context, persistent: bool) -> Result<()> {
+    ctx.state.ensure_cluster_dir()?;
+    let Some(_instance) = StateLock::try_acquire(&ctx.state.agent_lock_file())? else {
+        tracing::info!("an overlay agent already runs for this state directory");
+        return Ok(());
+    };
+    let me = ProcessId::of(std::process::id() as i32)
+        .ok_or_else(|| Error::Conflict("cannot read this process's start time".into()))?;
+    ctx.state.save_agent(&AgentState {
+        process: me,
+        lease: 0,
+        persistent,
+    })?;
+    tracing::info!(pid = me.pid, "overlay agent started");
+    let mut lease = 0i64;
+    loop {
+        let cfg = match ClusterConfig::load(ctx.config.root()) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                tracing::info!("this host left the cluster: the agent ends");
+                let _ = ctx.state.forget_agent(&me);
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!("cluster config: {e}");
+                std::thread::sleep(RETRY);
+                continue;
+            }
+        };
+        match session(ctx, &cfg, &me, persistent, &mut lease) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!("overlay agent: {e}; retrying");
+                std::thread::sleep(RETRY);
+            }
+        }
+    }
+}
+
+/// Connected to the store: register, then passes until the store fails.
+fn session(
+    ctx: &Context,
+    cfg: &ClusterConfig,
+    me: &ProcessId,
+    persistent: bool,
+    lease: &mut i64,
+) -> Result<()> {
+    let mut m = Member {
+        cfg: cfg.clone(),
+        store: Store::connect(cfg)?,
+    };
+    *lease = register(&mut m, *lease)?;
+    ctx.state.save_agent(&AgentState {
+        process: *me,
+        lease: *lease,
+        persistent,
+    })?;
+    let mut kept = Instant::now();
+    let mut revision = 0;
+    loop {
+        if kept.elapsed() >= Duration::from_secs(u64::from(cfg.ttl) / 3) {
+            match m.store.keep_alive(*lease)? {
+                Some(_) => kept = Instant::now(),
+                None => {
+                    tracing::warn!(
+                        lease = *lease,
+                        "this host's lease expired: registering again"
+                    );
+                    *lease = register(&mut m, 0)?;
+                    ctx.state.save_agent(&AgentState {
+                        process: *me,
+                        lease: *lease,
+                        persistent,
+                    })?;
+                    kept = Instant::now();
+                }
+            }
+        }
+        match ClusterConfig::load(ctx.config.root()) {
+            Ok(Some(c)) if c == *cfg => {}
+            _ => return Ok(()),
+        }
+        revision = reconcile(ctx, &mut m, *lease)?.max(revision);
+        let wait =
+            PERIOD.min(Duration::from_secs(u64::from(cfg.ttl) / 3).saturating_sub(kept.elapsed()));
+        m.store
+            .wait_change(keys::ROOT, revision, wait.max(Duration::from_millis(50)))?;
+    }
+}
+
+/// This host's node key on a live lease (`old`'s if it is still alive,
+/// else a new one), and its member key up.
+fn register(m: &mut Member, old: i64) -> Result<i64> {
+    let node_key = keys::node(&m.cfg.node);
+    let existing = m
+        .store
+        .get(&node_key)?
+        .map(|kv| kv.lease)
+        .filter(|l| *l != 0);
+    let candidate = if old != 0 { Some(old) } else { existing };
+    let lease = match candidate {
+        Some(l) if m.store.lease_ttl(l)?.is_some() => l,
+        _ => m.store.lease_grant(m.cfg.ttl)?,
+    };
+    let node = Node {
+        version: VERSION,
+        node: m.cfg.node.clone(),
+        advertise: m.cfg.advertise,
+    };
+    m.store.put(&node_key, values::encode(&node), Some(lease))?;
+    let member_key = keys::member(&m.cfg.node);
+    let joined = match m.store.get(&member_key)? {
+        Some(kv) => MemberValue::read(&kv.key, &m.cfg.node, &kv.value)
+            .map(|v| v.joined)
+            .unwrap_or_else(|_| values::now()),
+        None => values::now(),
+    };
+    let member = MemberValue {
+        version: VERSION,
+        node: m.cfg.node.clone(),
+        advertise: m.cfg.advertise,
+        joined,
+        down_since: None,
+    };
+    m.store.put(&member_key, values::encode(&member), None)?;
+    tracing::info!(node = %m.cfg.node, lease, "host registered in the cluster store");
+    Ok(lease)
+}
+
+/// The cluster as one read shows it.
+struct View {
+    revision: i64,
+    members: BTreeMap<String, (Kv, MemberValue)>,
+    up: BTreeSet<String>,
+    networks: BTreeMap<String, Network>,
+    /// network -> its blocks.
+    blocks: BTreeMap<String, BTreeMap<ipnet::Ipv4Net, values::Block>>,
+    /// (network, node, id) -> entry.
+    containers: BTreeMap<(String, String, String), (Kv, Container)>,
+}
+
+fn read_view(store: &mut Store) -> Result<View> {
+    let (kvs, revision) = store.list(keys::ROOT)?;
+    let mut v = View {
+        revision,
+        members: BTreeMap::new(),
+        up: BTreeSet::new(),
+        networks: BTreeMap::new(),
+        blocks: BTreeMap::new(),
+        containers: BTreeMap::new(),
+    };
+    let skip = |e: Error| tracing::warn!("cluster store: skipping {e}");
+    for kv in &kvs {
+        if let Some(n) = keys::name_under(&kv.key, &keys::members()) {
+            match MemberValue::read(&kv.key, n, &kv.value) {
+                Ok(m) => {
+                    v.members.insert(n.to_string(), (kv.clone(), m));
+                }
+                Err(e) => skip(e),
+            }
+        } else if let Some(n) = keys::name_under(&kv.key, &keys::nodes()) {
+            match Node::read(&kv.key, n, &kv.value) {
+                Ok(_) => {
+                    v.up.insert(n.to_string());
+                }
+                Err(e) => skip(e),
+            }
+        } else if let Some(n) = keys::name_under(&kv.key, &keys::networks()) {
+            match NetworkValue::read(&kv.key, n, &kv.value) {
+                Ok(net) => {
+                    v.networks.insert(n.to_string(), net);
+                }
+                Err(e) => skip(e),
+            }
+        }
+    }
+    for (name, net) in &v.networks {
+        if let Some((subnet, _)) = definitions::subnet_of(net) {
+            v.blocks
+                .insert(name.clone(), lease::parse_blocks(&kvs, name, subnet));
+        }
+    }
+    for kv in &kvs {
+        let Some((net, node, id)) = keys::parse_container(&kv.key) else {
+            continue;
+        };
+        let Some((subnet, _)) = v.networks.get(&net).and_then(definitions::subnet_of) else {
+            continue;
+        };
+        match Container::read(&kv.key, &node, &id, subnet, &kv.value) {
+            Ok(c) => {
+                v.containers.insert((net, node, id), (kv.clone(), c));
+            }
+            Err(e) => skip(e),
+        }
+    }
+    Ok(v)
+}
+
+/// One pass (see the module's documentation): the store's revision read.
+pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
+    let _span = tracing::debug_span!("agent_pass").entered();
+    let view = read_view(&mut m.store)?;
+    let me = m.cfg.node.clone();
+    let (records, unreadable) = ctx.state.list_endpoints();
+    let (local, _) = ctx.config.list();
+    let local_overlays: Vec<&Network> = local.iter().filter(|n| n.overlay().is_some()).collect();
+
+    // Definitions: what the store has and this host lacks, or has older.
+    let missing: Vec<&Network> = view
+        .networks
+        .values()
+        .filter(|n| !local.iter().any(|l| l == *n))
+        .collect();
+    let gone: Vec<&&Network> = local_overlays
+        .iter()
+        .filter(|n| {
+            !view.networks.contains_key(&n.name) && !records.iter().any(|e| e.is_on(&n.name))
+        })
+        .collect();
+    if !missing.is_empty() || !gone.is_empty() {
+        let locked = ctx.lock()?;
+        let mut nl = Netlink::new()?;
+        for n in missing {
+            if local
+                .iter()
+                .any(|l| l.name == n.name && l.overlay().is_none())
+            {
+                tracing::warn!(network = %n.name, "an overlay network of the cluster has the name of a local network: not used on this host");
+                continue;
+            }
+            if let Err(e) = definitions::adopt(&locked, n, &mut nl) {
+                tracing::warn!("{e}");
+            }
+        }
+        for n in gone {
+            forget_network(&locked, &mut nl, n);
+        }
+    }
+
+    // The kernel: each local device to the blocks the store has.
+    let mut nl = Netlink::new()?;
+    for n in &local_overlays {
+        let held = view.blocks.get(&n.name).cloned().unwrap_or_default();
+        if let Err(e) = dataplane::program(&mut nl, &m.cfg, n, &held) {
+            tracing::warn!(network = %n.name, "programming the VXLAN device: {e}");
+        }
+    }
+
+    // This host's keys, from its records. An unreadable record may be a
+    // running container: nothing of this host's is removed then.
+    let careful = !unreadable.is_empty();
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    for ep in records
+        .iter()
+        .filter(|e| e.phase == ocinet_common::model::Phase::Ready)
+    {
+        for a in &ep.attachments {
+            let Some(net) = local_overlays.iter().find(|n| n.name == a.network) else {
+                continue;
+            };
+            wanted.insert((a.network.clone(), ep.id.clone()));
+            let value = names::entry(m, ep, a);
+            let have = view
+                .containers
+                .get(&(a.network.clone(), me.clone(), ep.id.clone()));
+            if have.is_none_or(|(kv, _)| kv.value != value || kv.lease != lease) {
+                m.store
+                    .put(&keys::container(&net.name, &me, &ep.id), value, Some(lease))?;
+            }
+            // Its block, on this lease (a new lease after an expiry).
+            if let (Some(ip), Some((subnet, _))) = (a.ipv4(), definitions::subnet_of(net)) {
+                if let Some(b) = ocinet_cluster::blocks::of(subnet, ip) {
+                    let held = view.blocks.get(&net.name).and_then(|h| h.get(&b));
+                    match held {
+                        Some(v) if v.node != me => tracing::error!(
+                            network = %net.name, block = %b, holder = %v.node,
+                            "a block with running containers of this host is leased to another host: their addresses may be given twice"
+                        ),
+                        // Missing: its key went with an expired lease.
+                        None => {
+                            lease::claim(m, &net.name, b, lease)?;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    if !careful {
+        for (net, node, id) in view.containers.keys() {
+            if *node == me
+                && !wanted.contains(&(net.clone(), id.clone()))
+                && !records
+                    .iter()
+                    .any(|e| e.id == *id && e.phase != ocinet_common::model::Phase::Ready)
+            {
+                tracing::info!(network = %net, id = %id, "removing the store entry of a container this host no longer has");
+                m.store.delete(&keys::container(net, &me, id))?;
+            }
+        }
+        // Empty blocks of ours (a setup killed after taking one), under
+        // the state lock so that no setup is between block and lease.
+        let empty_candidates = local_overlays.iter().any(|n| {
+            view.blocks.get(&n.name).is_some_and(|h| {
+                h.iter().any(|(b, v)| {
+                    v.node == me
+                        && !records.iter().any(|e| {
+                            e.attachment_on(&n.name)
+                                .and_then(|a| a.ipv4())
+                                .is_some_and(|ip| b.contains(&ip))
+                        })
+                })
+            })
+        });
+        if empty_candidates {
+            let locked = ctx.lock()?;
+            for n in &local_overlays {
+                lease::release_empty(&locked, m, n)?;
+            }
+        }
+    }
+
+    // Names of other hosts' containers, for the resolver.
+    let remote: Vec<RemoteName> = view
+        .containers
+        .iter()
+        .filter(|((_, node, _), _)| *node != me)
+        .map(|((net, node, id), (_, c))| RemoteName {
+            network: net.clone(),
+            node: node.clone(),
+            id: id.clone(),
+            name: c.name.clone(),
+            aliases: c.aliases.clone(),
+            addresses: c.addresses.clone(),
+        })
+        .collect();
+    if ctx.state.remote_names() != remote {
+        // The resolver looks at the file's time before each query.
+        ctx.state.save_remote_names(&remote)?;
+    }
+
+    // Members whose lease is gone: down since now, as this host saw it.
+    for (node, (kv, mv)) in &view.members {
+        if !view.up.contains(node) && mv.down_since.is_none() {
+            let down = MemberValue {
+                down_since: Some(values::now()),
+                ..mv.clone()
+            };
+            m.store
+                .create_or_replace(&kv.key, values::encode(&down), Some(&kv.value), None)?;
+        }
+    }
+    Ok(view.revision)
+}
+
+/// A local copy of an overlay network the cluster no longer has, with no
+/// container of this host on it: its devices and definition go.
+fn forget_network(ctx: &Locked, nl: &mut Netlink, n: &Network) {
+    if let Err(e) = dataplane::remove_device(nl, n) {
+        tracing::warn!(network = %n.name, "{e}");
+    }
+    if let Err(e) = crate::networks::remove_local(ctx, n) {
+        tracing::warn!(network = %n.name, "the removed overlay network's local copy stays: {e}");
+    } else {
+        tracing::info!(network = %n.name, "overlay network removed in the cluster: local copy removed");
+    }
+}
+
+/// `cluster join`'s registration check from a front end: whether the
+/// config dir names a cluster.
+pub fn config_dir_joined(config_dir: &Path) -> bool {
+    ClusterConfig::path(config_dir).exists()
+}

@@ -1,0 +1,204 @@
+//! Addresses on an overlay network: from this host's blocks of the
+//! subnet. A block is leased to the host by a transaction that succeeds
+//! only while no host holds it, on the host's store lease, so an address
+//! is never given to containers of two hosts however their setups
+//! interleave; inside a block the host's own IPAM (under the state lock)
+//! keeps its containers apart.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+use ocinet_cluster::values::{self, Block, VERSION};
+use ocinet_cluster::{blocks, keys};
+use ocinet_common::ipam::Ipam;
+use ocinet_common::model::Network;
+use ocinet_common::{Error, Result};
+
+use super::definitions::subnet_of;
+use super::{agent, Member};
+use crate::context::Locked;
+
+/// The blocks of `net` in the store: block -> (host, advertise address).
+/// Refused values are logged and skipped.
+pub fn held(m: &mut Member, net: &Network) -> Result<BTreeMap<Ipv4Net, Block>> {
+    let Some((subnet, _)) = subnet_of(net) else {
+        return Ok(BTreeMap::new());
+    };
+    let (kvs, _) = m.store.list(&keys::blocks(&net.name))?;
+    Ok(parse_blocks(&kvs, &net.name, subnet))
+}
+
+/// Blocks of one network from its keys, each checked to be a block of
+/// its subnet.
+pub fn parse_blocks(
+    kvs: &[ocinet_cluster::store::Kv],
+    network: &str,
+    subnet: Ipv4Net,
+) -> BTreeMap<Ipv4Net, Block> {
+    let mut out = BTreeMap::new();
+    for kv in kvs {
+        let Some((net, block)) = keys::parse_block(&kv.key) else {
+            continue;
+        };
+        if net != network {
+            continue;
+        }
+        if block.prefix_len() != blocks::block_len(subnet) || !subnet.contains(&block) {
+            tracing::warn!(key = %kv.key, "cluster store: skipping a block that is not one of {subnet}'s");
+            continue;
+        }
+        match Block::read(&kv.key, &kv.value) {
+            Ok(b) => {
+                out.insert(block, b);
+            }
+            Err(e) => tracing::warn!("cluster store: skipping {e}"),
+        }
+    }
+    out
+}
+
+/// This host's value for its blocks.
+pub fn mine(m: &Member) -> Vec<u8> {
+    values::encode(&Block {
+        version: VERSION,
+        node: m.cfg.node.clone(),
+        advertise: m.cfg.advertise,
+    })
+}
+
+/// Lease `block` to this host on its store lease: whether it is ours now
+/// (it was free, or already ours).
+pub fn claim(m: &mut Member, network: &str, block: Ipv4Net, lease: i64) -> Result<bool> {
+    let value = mine(m);
+    let _span = tracing::debug_span!("block_claim", network, %block).entered();
+    m.store.create_or_replace(
+        &keys::block(network, block),
+        value.clone(),
+        Some(&value),
+        Some(lease),
+    )
+}
+
+/// An IPv4 address of `net` for container `id`: `wanted` (in a block of
+/// this host's, or a free block it then takes), or a free one of this
+/// host's blocks, taking a new block when they are full.
+pub fn allocate(
+    ctx: &Locked,
+    net: &Network,
+    id: &str,
+    wanted: Option<Ipv4Addr>,
+    field: &str,
+    pool: &dyn Ipam,
+) -> Result<Ipv4Addr> {
+    let (subnet, gateway) = subnet_of(net).ok_or_else(|| {
+        Error::invalid(
+            "subnet",
+            "none",
+            format!("overlay network {} has no IPv4 subnet", net.name),
+        )
+    })?;
+    let mut m = Member::connect(ctx)?;
+    agent::ensure(ctx, &m.cfg)?;
+    let lease = m.lease()?;
+    let taken = held(&mut m, net)?;
+    let me = m.cfg.node.clone();
+    if let Some(ip) = wanted {
+        if !super::definitions::assignable(net, ip) {
+            return Err(Error::invalid(
+                field,
+                ip,
+                format!("is reserved on overlay network {} (a block's first address is its host's VXLAN address; the gateway and broadcast are the network's)", net.name),
+            ));
+        }
+        let block = blocks::of(subnet, ip)
+            .ok_or_else(|| Error::invalid(field, ip, format!("is not in {subnet}")))?;
+        match taken.get(&block) {
+            Some(b) if b.node != me => {
+                return Err(Error::invalid(
+                    field,
+                    ip,
+                    format!(
+                        "is in block {block} of overlay network {}, leased to host {}",
+                        net.name, b.node
+                    ),
+                ))
+            }
+            Some(_) => {}
+            None => {
+                if !claim(&mut m, &net.name, block, lease)? {
+                    return Err(Error::invalid(
+                        field,
+                        ip,
+                        format!("block {block} was just leased by another host"),
+                    ));
+                }
+            }
+        }
+        return match pool.allocate(net, id, Some(IpAddr::V4(ip)), field)? {
+            IpAddr::V4(v4) => Ok(v4),
+            IpAddr::V6(v6) => Err(Error::invalid(field, v6, "is not IPv4")),
+        };
+    }
+    let found = |b: Ipv4Net| -> Result<Option<Ipv4Addr>> {
+        let Some((first, last)) = blocks::usable(subnet, gateway, b) else {
+            return Ok(None);
+        };
+        Ok(
+            match pool.allocate_between(net, id, first.into(), last.into())? {
+                Some(IpAddr::V4(v4)) => Some(v4),
+                _ => None,
+            },
+        )
+    };
+    for (b, _) in taken.iter().filter(|(_, v)| v.node == me) {
+        if let Some(ip) = found(*b)? {
+            return Ok(ip);
+        }
+    }
+    // A new block: the first free one. A transaction lost to another
+    // host's setup moves on to the next.
+    for b in blocks::all(subnet).filter(|b| !taken.contains_key(b)) {
+        if claim(&mut m, &net.name, b, lease)? {
+            tracing::info!(network = %net.name, block = %b, "block leased to this host");
+            if let Some(ip) = found(b)? {
+                return Ok(ip);
+            }
+        }
+    }
+    Err(Error::PoolExhausted {
+        network: net.name.clone(),
+        range: format!("{subnet}: every block is leased to a host or full"),
+    })
+}
+
+/// Give back this host's blocks of `net` that hold no lease of its IPAM
+/// (none of its containers has an address there): only while they are
+/// still ours. Under the state lock, so no setup is between its block
+/// and its lease.
+pub fn release_empty(ctx: &Locked, m: &mut Member, net: &Network) -> Result<usize> {
+    let Some((subnet, _)) = subnet_of(net) else {
+        return Ok(0);
+    };
+    let leased: Vec<Ipv4Addr> = ocinet_common::ipam::open(&ctx.state, &net.name)?
+        .addresses()?
+        .into_iter()
+        .filter_map(|ip| match ip {
+            IpAddr::V4(v4) => Some(v4),
+            _ => None,
+        })
+        .collect();
+    let me = m.cfg.node.clone();
+    let value = mine(m);
+    let mut n = 0;
+    for (b, _) in held(m, net)?.into_iter().filter(|(_, v)| v.node == me) {
+        if leased.iter().any(|ip| b.contains(ip)) || !subnet.contains(&b) {
+            continue;
+        }
+        if m.store.delete_if(&keys::block(&net.name, b), &value)? {
+            tracing::info!(network = %net.name, block = %b, "block given back");
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,82 @@
+//! Overlay networks across the members of a cluster: what the lifecycle
+//! asks of the cluster store. The data plane is the kernel's (VXLAN,
+//! routes, neighbour and FDB entries: `dataplane.rs`), kept in step with
+//! the store by this host's agent (`agent.rs`); the hook only leases
+//! addresses (per-host blocks, `lease.rs`) and says which containers it
+//! has (`names.rs`), a few store round trips per setup.
+//!
+//! Layout (flannel's): each host leases whole blocks of the subnet by a
+//! transaction and hands out their addresses itself; the other hosts
+//! route each block via its host's VXLAN MAC. On each host the network
+//! is a bridge network with the same gateway everywhere and proxy ARP on
+//! the bridge, so containers see one subnet.
+
+pub mod agent;
+pub mod dataplane;
+pub mod definitions;
+pub mod lease;
+pub mod names;
+
+use std::path::Path;
+
+use ocinet_cluster::{keys, ClusterConfig, Store};
+use ocinet_common::Result;
+
+use crate::context::Context;
+
+/// This host's membership and a connection to the store.
+pub struct Member {
+    pub cfg: ClusterConfig,
+    pub store: Store,
+}
+
+impl Member {
+    /// The membership (refused on a host that did not join) with the
+    /// store connected, within `ocinet_cluster::TIMEOUT`.
+    pub fn connect(ctx: &Context) -> Result<Member> {
+        Self::connect_in(ctx.config.root())
+    }
+
+    pub fn connect_in(config_dir: &Path) -> Result<Member> {
+        let cfg = ClusterConfig::required(config_dir)?;
+        let store = Store::connect(&cfg)?;
+        Ok(Member { cfg, store })
+    }
+
+    pub fn node(&self) -> &str {
+        &self.cfg.node
+    }
+
+    /// The lease this host's keys go on: its node key's, which the agent
+    /// keeps alive.
+    pub fn lease(&mut self) -> Result<i64> {
+        let key = keys::node(&self.cfg.node);
+        match self.store.get(&key)? {
+            Some(kv) if kv.lease != 0 => Ok(kv.lease),
+            _ => Err(ocinet_common::Error::Conflict(format!(
+                "host {} is not registered in the cluster store {} (its agent is not running): see `ocinet cluster ls` and the log",
+                self.cfg.node,
+                self.store.endpoints()
+            ))),
+        }
+    }
+}
+
+/// Whether this host joined a cluster (a host that did not never talks to
+/// a store).
+pub fn joined(ctx: &Context) -> bool {
+    ClusterConfig::path(ctx.config.root()).exists()
+}
+
+/// `cluster leave`: every local overlay network's devices and local copy
+/// go (the caller found no container on them).
+pub fn forget_all(ctx: &Context) -> Result<()> {
+    let locked = ctx.lock()?;
+    let (nets, _) = locked.config.list();
+    let mut nl = ocinet_common::netlink::Netlink::new()?;
+    for n in nets.iter().filter(|n| n.overlay().is_some()) {
+        dataplane::remove_device(&mut nl, n)?;
+        crate::networks::remove_local(&locked, n)?;
+    }
+    Ok(())
+}
