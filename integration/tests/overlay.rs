@@ -83,3 +83,191 @@ fn containers_on_two_hosts_reach_each_other_by_address_and_name() {
         "{members:?}"
     );
 }
+
+fn reaches(h: &ocinet_integration::Host, id: &str, ip: &str) -> bool {
+    Cluster::eventually(Duration::from_secs(4), || {
+        h.in_container(id, &["ping", "-c1", "-W1", ip])
+            .status
+            .success()
+    })
+}
+
+fn unreachable(h: &ocinet_integration::Host, id: &str, ip: &str) -> bool {
+    (0..3).all(|_| {
+        !h.in_container(id, &["ping", "-c1", "-W1", ip])
+            .status
+            .success()
+    })
+}
+
+/// A CNI pod on one host and a runc container on another share the
+/// overlay network; the pod's DEL takes its entry out of the store.
+#[test]
+fn a_cni_pod_and_a_runc_container_on_two_hosts() {
+    use ocinet_integration::cni::{self, Call, Pod};
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    ok(h1.ocinet(&[
+        "network",
+        "create",
+        "ov",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.78.0.0/16",
+    ]));
+    let b = h2.started(Runtime::Runc, "b", &Spec::on("ov", "beta"));
+    let ipb = ip_of(h2, &b.id, "ov");
+    let pod = Pod::new(h1, "p");
+    let conf = cni::single(h1, "1.1.0", "ov", serde_json::json!({"network": "ov"}));
+    let call = Call::new("ADD", &pod.id, &pod.path(), "eth0");
+    let r = cni::exec(h1, "ocinet", &call, &conf).ok();
+    let ipp = r["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(ipp.starts_with("10.78."), "{r}");
+    let from_pod = Cluster::eventually(Duration::from_secs(4), || {
+        pod.exec(&["ping", "-c1", "-W1", &ipb]).status.success()
+    });
+    assert!(
+        from_pod,
+        "the CNI pod on h1 does not reach beta {ipb} on h2"
+    );
+    assert!(
+        reaches(h2, &b.id, &ipp),
+        "beta does not reach the pod {ipp}"
+    );
+    let in_store = |id: &str| {
+        c.etcd
+            .keys("/ocinet/v1/containers/ov/")
+            .iter()
+            .any(|k| k.ends_with(id))
+    };
+    assert!(in_store(&pod.id));
+    cni::exec(h1, "ocinet", &call.command("DEL"), &conf).ok();
+    assert!(!in_store(&pod.id), "{:?}", c.etcd.keys("/ocinet/v1/"));
+    // h1 has no container on it now: its block and VXLAN device are gone.
+    let links = text(&h1.exec(&["ip", "-o", "link", "show"]));
+    assert!(!links.contains("ocv"), "{links}");
+    let blocks = text(
+        &c.etcd
+            .etcdctl(&["get", "--prefix", "/ocinet/v1/blocks/ov/"]),
+    );
+    assert!(
+        blocks.contains(r#""node":"h2""#) && !blocks.contains(r#""node":"h1""#),
+        "{blocks}"
+    );
+}
+
+/// Two overlay networks stay apart across hosts; `network connect` puts a
+/// container on the second one, `disconnect` takes it off again.
+#[test]
+fn isolation_connect_and_disconnect_across_hosts() {
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    ok(h1.ocinet(&[
+        "network",
+        "create",
+        "red",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.81.0.0/16",
+    ]));
+    ok(h1.ocinet(&[
+        "network",
+        "create",
+        "blue",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.82.0.0/16",
+    ]));
+    let a = h1.started(Runtime::Runc, "a", &Spec::on("red", "a"));
+    // h1 has a container on blue too, so it routes blue's blocks.
+    let _x = h1.started(Runtime::Crun, "x", &Spec::on("blue", "x"));
+    let b = h2.started(Runtime::Crun, "b", &Spec::on("blue", "b"));
+    let ipb = ip_of(h2, &b.id, "blue");
+    let ipx = ip_of(h1, &_x.id, "blue");
+    assert!(reaches(h2, &b.id, &ipx), "blue does not work across hosts");
+    assert!(
+        unreachable(h1, &a.id, &ipb),
+        "a on red reaches b on blue {ipb}"
+    );
+    ok(h1.ocinet(&["network", "connect", "blue", &a.id]));
+    let ipa_blue = ip_of(h1, &a.id, "blue");
+    assert!(
+        reaches(h1, &a.id, &ipb),
+        "a connected to blue does not reach b"
+    );
+    assert!(
+        reaches(h2, &b.id, &ipa_blue),
+        "b does not reach a's blue address"
+    );
+    assert!(
+        c.etcd
+            .keys("/ocinet/v1/containers/blue/h1/")
+            .iter()
+            .any(|k| k.ends_with(&a.id)),
+        "{:?}",
+        c.etcd.keys("/ocinet/v1/containers/")
+    );
+    ok(h1.ocinet(&["network", "disconnect", "blue", &a.id]));
+    assert!(
+        unreachable(h2, &b.id, &ipa_blue),
+        "a's blue address still answers after disconnect"
+    );
+    assert!(!c
+        .etcd
+        .keys("/ocinet/v1/containers/blue/h1/")
+        .iter()
+        .any(|k| k.ends_with(&a.id)));
+}
+
+/// A container's published port answers on the host it runs on, and its
+/// traffic to the world leaves through its own host, masqueraded.
+#[test]
+fn published_ports_and_the_way_out_are_the_hosts() {
+    use ocinet_integration::{HOST_LINK_IP, OUTSIDE_IP};
+    let c = Cluster::joined(2);
+    let h1 = &c.hosts[0];
+    h1.outside();
+    ok(h1.ocinet(&[
+        "network",
+        "create",
+        "ov",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.79.0.0/16",
+    ]));
+    let a = h1.started(
+        Runtime::Runc,
+        "web",
+        &Spec::on("ov", "web").ann("io.ocinet.ports", "8080:80"),
+    );
+    ocinet_integration::answers(
+        h1.wget_outside(&format!("http://{HOST_LINK_IP}:8080/")),
+        &a.id,
+    );
+    let _srv = h1.spawn_outside(&[
+        "python3",
+        "-c",
+        ocinet_integration::ECHO_CLIENT_PY,
+        OUTSIDE_IP,
+        "8000",
+    ]);
+    let seen = Cluster::eventually(Duration::from_secs(5), || {
+        text(&h1.wget_from(&a.id, &format!("http://{OUTSIDE_IP}:8000/")))
+            .contains(&format!("from {HOST_LINK_IP}"))
+    });
+    assert!(
+        seen,
+        "{}",
+        text(&h1.wget_from(&a.id, &format!("http://{OUTSIDE_IP}:8000/")))
+    );
+}

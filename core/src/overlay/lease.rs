@@ -98,10 +98,26 @@ pub fn allocate(
             format!("overlay network {} has no IPv4 subnet", net.name),
         )
     })?;
-    let mut m = Member::connect(ctx)?;
+    super::with_member(ctx, |m| {
+        allocate_with(ctx, m, net, id, wanted, field, pool, subnet, gateway)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn allocate_with(
+    ctx: &Locked,
+    m: &mut Member,
+    net: &Network,
+    id: &str,
+    wanted: Option<Ipv4Addr>,
+    field: &str,
+    pool: &dyn Ipam,
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+) -> Result<Ipv4Addr> {
     agent::ensure(ctx, &m.cfg)?;
-    let lease = m.lease()?;
-    let taken = held(&mut m, net)?;
+    let lease = m.lease_of(ctx)?;
+    let taken = held(m, net)?;
     let me = m.cfg.node.clone();
     if let Some(ip) = wanted {
         if !super::definitions::assignable(net, ip) {
@@ -126,7 +142,7 @@ pub fn allocate(
             }
             Some(_) => {}
             None => {
-                if !claim(&mut m, &net.name, block, lease)? {
+                if !claim(m, &net.name, block, lease)? {
                     return Err(Error::invalid(
                         field,
                         ip,
@@ -159,7 +175,7 @@ pub fn allocate(
     // A new block: the first free one. A transaction lost to another
     // host's setup moves on to the next.
     for b in blocks::all(subnet).filter(|b| !taken.contains_key(b)) {
-        if claim(&mut m, &net.name, b, lease)? {
+        if claim(m, &net.name, b, lease)? {
             tracing::info!(network = %net.name, block = %b, "block leased to this host");
             if let Some(ip) = found(b)? {
                 return Ok(ip);

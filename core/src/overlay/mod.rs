@@ -48,7 +48,15 @@ impl Member {
     }
 
     /// The lease this host's keys go on: its node key's, which the agent
-    /// keeps alive.
+    /// keeps alive (as the agent's pid file says, else as the store does).
+    pub fn lease_of(&mut self, ctx: &Context) -> Result<i64> {
+        match ctx.state.agent_state() {
+            Some(a) if a.lease != 0 => Ok(a.lease),
+            _ => self.lease(),
+        }
+    }
+
+    /// The lease of this host's node key in the store.
     pub fn lease(&mut self) -> Result<i64> {
         let key = keys::node(&self.cfg.node);
         match self.store.get(&key)? {
@@ -60,6 +68,32 @@ impl Member {
             ))),
         }
     }
+}
+
+thread_local! {
+    /// One connection per process: a setup leases and then registers, a
+    /// CNI front end may run several verbs; each would otherwise pay a
+    /// TCP and HTTP/2 handshake.
+    static CONNECTED: std::cell::RefCell<Option<Member>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with this host's membership and a store connection, reused
+/// within the process while the config is the same; a failure drops it
+/// (the next call connects again).
+pub fn with_member<T>(ctx: &Context, f: impl FnOnce(&mut Member) -> Result<T>) -> Result<T> {
+    let cfg = ClusterConfig::required(ctx.config.root())?;
+    let mut m = match CONNECTED.with(|c| c.borrow_mut().take()) {
+        Some(m) if m.cfg == cfg => m,
+        _ => Member {
+            store: Store::connect(&cfg)?,
+            cfg,
+        },
+    };
+    let r = f(&mut m);
+    if r.is_ok() {
+        CONNECTED.with(|c| *c.borrow_mut() = Some(m));
+    }
+    r
 }
 
 /// Whether this host joined a cluster (a host that did not never talks to

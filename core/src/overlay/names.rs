@@ -7,7 +7,6 @@ use ocinet_cluster::keys;
 use ocinet_cluster::values::{self, Container, VERSION};
 use ocinet_common::model::{Attachment, Endpoint, Network};
 use ocinet_common::netlink::Netlink;
-use ocinet_common::Result;
 
 use super::{lease, Member};
 use crate::context::Locked;
@@ -42,16 +41,16 @@ pub fn registered(ctx: &Locked, ep: &Endpoint) {
     if atts.is_empty() {
         return;
     }
-    let put = || -> Result<()> {
-        let mut m = Member::connect(ctx)?;
-        let lease = m.lease()?;
+    let put = super::with_member(ctx, |m| {
+        let lease = m.lease_of(ctx)?;
         for (a, net) in &atts {
             let key = keys::container(&net.name, &m.cfg.node, &ep.id);
-            m.store.put(&key, entry(&m, ep, a), Some(lease))?;
+            let value = entry(m, ep, a);
+            m.store.put(&key, value, Some(lease))?;
         }
         Ok(())
-    };
-    if let Err(e) = put() {
+    });
+    if let Err(e) = put {
         tracing::warn!(id = %ep.id, "the other hosts do not know the container's name yet (the agent retries): {e}");
     }
 }
@@ -73,18 +72,17 @@ pub fn released(ctx: &Locked, ep: &Endpoint, atts: &[Attachment]) {
         return;
     }
     let (others, _) = ctx.state.list_endpoints();
-    let result = (|| -> Result<()> {
-        let mut m = Member::connect(ctx)?;
+    let result = super::with_member(ctx, |m| {
         for (name, net) in &nets {
             m.store
                 .delete(&keys::container(name, &m.cfg.node, &ep.id))?;
             let left = others.iter().any(|e| e.id != ep.id && e.is_on(name));
             if !left {
-                lease::release_empty(ctx, &mut m, net)?;
+                lease::release_empty(ctx, m, net)?;
             }
         }
         Ok(())
-    })();
+    });
     if let Err(e) = result {
         tracing::warn!(id = %ep.id, "the cluster store still lists the container (the agent removes it): {e}");
     }
