@@ -271,3 +271,103 @@ fn published_ports_and_the_way_out_are_the_hosts() {
         text(&h1.wget_from(&a.id, &format!("http://{OUTSIDE_IP}:8000/")))
     );
 }
+
+/// podman through hooks.d on one host, runc on another: one network. A
+/// container stopped on one host stops answering by name on the other
+/// at once (its entry leaves the store at its teardown; the agent's
+/// watch rewrites the names the resolver reads).
+#[test]
+fn podman_and_runc_on_two_hosts_and_a_stopped_name_goes() {
+    const ULIMITS: &[&str] = &[
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+    ];
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    ok(h1.ocinet(&[
+        "network",
+        "create",
+        "ov",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.80.0.0/16",
+    ]));
+    let root = ocinet_integration::rootfs::path().display().to_string();
+    let args = [
+        &[
+            "run",
+            "-d",
+            "--name",
+            "pweb",
+            "--network",
+            "none",
+            "--annotation",
+            "io.ocinet.network=ov",
+        ][..],
+        ULIMITS,
+        &["--rootfs", &root, "sleep", "600"],
+    ]
+    .concat();
+    let id = ok(h1.podman(&args)).trim().to_string();
+    let ipp = ip_of(h1, &id, "ov");
+    let mut b = h2.started(Runtime::Runc, "b", &Spec::on("ov", "beta"));
+    let ipb = ip_of(h2, &b.id, "ov");
+    assert!(
+        reaches(h2, &b.id, &ipp),
+        "beta on h2 does not reach the podman container {ipp} on h1"
+    );
+    // Asked from a container of h1 (the resolver answers its network's
+    // containers only).
+    let probe = h1.started(Runtime::Runc, "probe", &Spec::on("ov", "probe"));
+    let lookup = |name: &str| text(&h1.in_container(&probe.id, &["nslookup", name, "10.80.0.1"]));
+    assert!(
+        Cluster::eventually(Duration::from_secs(4), || lookup("beta").contains(&ipb)),
+        "{}",
+        lookup("beta")
+    );
+    h2.stop(&mut b);
+    // The bound the README gives is 1 s; the test allows more, as speed
+    // lives in the benchmark.
+    assert!(
+        Cluster::eventually(Duration::from_secs(5), || !lookup("beta").contains(&ipb)),
+        "beta still resolves on h1 after it stopped on h2: {}",
+        lookup("beta")
+    );
+    ok(h1.podman(&["stop", "--time", "1", "pweb"]));
+    ok(h1.podman(&["rm", "pweb"]));
+    assert!(h1.endpoint(&id).is_none());
+}
+
+/// An internal overlay network: containers reach each other across
+/// hosts, nothing leaves for the world.
+#[test]
+fn an_internal_overlay_network_spans_hosts_and_keeps_to_itself() {
+    use ocinet_integration::OUTSIDE_IP;
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    h1.outside();
+    ok(h1.ocinet(&[
+        "network",
+        "create",
+        "priv",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.83.0.0/24",
+        "--internal",
+    ]));
+    let a = h1.started(Runtime::Crun, "a", &Spec::on("priv", "a"));
+    let b = h2.started(Runtime::Runc, "b", &Spec::on("priv", "b"));
+    let (ipa, ipb) = (ip_of(h1, &a.id, "priv"), ip_of(h2, &b.id, "priv"));
+    assert!(
+        reaches(h1, &a.id, &ipb) && reaches(h2, &b.id, &ipa),
+        "{ipa} {ipb}"
+    );
+    assert!(
+        unreachable(h1, &a.id, OUTSIDE_IP),
+        "an internal network's container reaches the outside"
+    );
+}

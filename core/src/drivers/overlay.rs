@@ -159,6 +159,11 @@ impl NetworkDriver for OverlayDriver {
             // in the subnet) is answered with the bridge's MAC.
             sysctl::set_proxy_arp(b, true)?;
         }
+        // Between the bridge and the VXLAN device the host routes, an
+        // internal network's too (the firewall keeps it from anything
+        // else; the bridge kind turns forwarding on only for networks
+        // with a way out).
+        sysctl::enable_ipv4_forwarding()?;
         dataplane::ensure_device(host, &cfg, net)?;
         Ok(prepared)
     }
