@@ -17,7 +17,7 @@ export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-for t in port_spec annotations state_file dns_query; do
+for t in port_spec annotations state_file dns_query cluster_value; do
   mkdir -p "$scratch/$t"
   echo "fuzz $t for ${secs}s"
   cargo fuzz run -s none "$t" "$scratch/$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units)|panicked|ERROR|SUMMARY|Test unit written" || true

@@ -74,6 +74,14 @@ fn containers_on_two_hosts_reach_each_other_by_address_and_name() {
             text(&h1.in_container_fs(&a.id, &["nslookup", name]))
         );
     }
+    let insp: serde_json::Value =
+        serde_json::from_str(&ok(h2.ocinet(&["network", "inspect", "ov"]))).expect("inspect json");
+    let peers: Vec<&str> = insp[0]["Peers"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|x| x["Name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(peers, ["h1", "h2"], "{insp}");
+    assert_eq!(insp[0]["Scope"], "global", "{insp}");
     let members = c.members(0);
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(

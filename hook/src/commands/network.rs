@@ -233,7 +233,33 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
             c
         })
         .collect();
-    let doc = json!([{
+    // An overlay network's hosts, as Docker's `Peers`: each host holding
+    // a block of it, with its underlay address (from the store; left out,
+    // with a warning, when the store cannot be reached).
+    let peers = match net.overlay() {
+        Some(_) => match ocinet_core::overlay::with_member(ctx, |m| {
+            ocinet_core::overlay::lease::held(m, &net)
+        }) {
+            Ok(held) => {
+                let mut hosts: BTreeMap<String, String> = BTreeMap::new();
+                for b in held.values() {
+                    hosts.insert(b.node.clone(), b.advertise.to_string());
+                }
+                Some(
+                    hosts
+                        .into_iter()
+                        .map(|(n, ip)| json!({"Name": n, "IP": ip}))
+                        .collect::<Vec<_>>(),
+                )
+            }
+            Err(e) => {
+                eprintln!("ocinet: the network's peers are not shown: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut doc = json!([{
         "Name": net.name,
         "Driver": net.driver().as_str(),
         "Scope": net.driver().scope(),
@@ -250,6 +276,9 @@ fn inspect(ctx: &Context, name: &str) -> Result<String> {
         "Options": drivers::kind(net.driver()).options(&net),
         "Containers": containers,
     }]);
+    if let Some(p) = peers {
+        doc[0]["Peers"] = json!(p);
+    }
     serde_json::to_string_pretty(&doc)
         .map(|s| s + "\n")
         .map_err(|e| Error::Conflict(e.to_string()))
