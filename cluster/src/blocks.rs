@@ -72,7 +72,7 @@ mod tests {
         let s: Ipv4Net = "10.77.0.0/16".parse().unwrap();
         assert_eq!(block_len(s), 24);
         assert_eq!(all(s).count(), 256);
-        assert_eq!(block_len("10.0.0.0/24".parse().unwrap()), 28);
+        assert_eq!(block_len("10.0.0.0/24".parse().unwrap()), 26);
         assert_eq!(block_len("10.0.0.0/28".parse().unwrap()), 28);
         assert_eq!(block_len("10.0.0.0/8".parse().unwrap()), 24);
         let g = Ipv4Addr::new(10, 77, 0, 1);
