@@ -258,11 +258,18 @@ impl Store {
                 .await
                 .map_err(|_| "no answer".to_string())?
                 .map_err(|e| e.to_string())?;
-            match tokio::time::timeout(wait, stream.message()).await {
-                Err(_) => Ok(false),
-                Ok(Ok(Some(m))) => Ok(!m.events().is_empty() || m.canceled()),
-                Ok(Ok(None)) => Err("the watch ended".to_string()),
-                Ok(Err(e)) => Err(e.to_string()),
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                match tokio::time::timeout_at(deadline, stream.message()).await {
+                    Err(_) => return Ok(false),
+                    // etcd's first message says the watch was created and
+                    // carries no event: not a change (returning on it made
+                    // an idle agent read the store ~700 times a second).
+                    Ok(Ok(Some(m))) if m.events().is_empty() && !m.canceled() => continue,
+                    Ok(Ok(Some(_))) => return Ok(true),
+                    Ok(Ok(None)) => return Err("the watch ended".to_string()),
+                    Ok(Err(e)) => return Err(e.to_string()),
+                }
             }
         });
         r.map_err(|e| self.failed("watch", e))

@@ -21,14 +21,19 @@ use ocinet_common::model::{Network, VXLAN_PORT};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
 
-/// The network's VXLAN device, made (up) if missing: its index.
-pub fn ensure_device(host: &mut Netlink, cfg: &ClusterConfig, net: &Network) -> Result<u32> {
+/// The network's VXLAN device, made (up) if missing: its index, and
+/// whether it was made now.
+pub fn ensure_device(
+    host: &mut Netlink,
+    cfg: &ClusterConfig,
+    net: &Network,
+) -> Result<(u32, bool)> {
     let o = net
         .overlay()
         .ok_or_else(|| Error::invalid("driver", net.driver().as_str(), "is not overlay"))?;
     let dev = o.device();
     let _span = tracing::debug_span!("vxlan_ensure", %dev).entered();
-    host.create_vxlan(
+    let created = host.create_vxlan(
         &dev,
         o.vni,
         cfg.advertise,
@@ -48,7 +53,7 @@ pub fn ensure_device(host: &mut Netlink, cfg: &ClusterConfig, net: &Network) -> 
     if !info.up {
         host.set_up(info.index, &dev)?;
     }
-    Ok(info.index)
+    Ok((info.index, created))
 }
 
 /// Delete the network's VXLAN device (its routes, neighbour and FDB
