@@ -168,8 +168,7 @@ impl NetworkDriver for OverlayDriver {
             // hosts' blocks now, not at the agent's next pass, or the
             // container's first ARP falls in between and is retried a
             // second later (measured: BENCHMARKS.md section 16).
-            let held =
-                crate::overlay::with_member(ctx, |m| crate::overlay::lease::held(m, net))?;
+            let held = crate::overlay::with_member(ctx, |m| crate::overlay::lease::held(m, net))?;
             dataplane::program(host, &cfg, net, &held)?;
         }
         Ok(prepared)
