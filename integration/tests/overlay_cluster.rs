@@ -755,7 +755,6 @@ fn hostile_store_values_are_refused_logged_and_never_programmed() {
         ),
     ];
     let pids: Vec<i32> = [h1, h2].iter().map(|h| agent_pid(h)).collect();
-    let since = std::time::Instant::now();
     for (k, v, _) in &hostile {
         put(&c.etcd, k, v);
     }
