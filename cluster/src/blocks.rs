@@ -9,11 +9,12 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 /// The length of a block of `subnet`: /24 blocks of a /16 (256 hosts of
-/// 253 containers), down to /28 blocks for small subnets; never fewer
-/// than 4 blocks unless the subnet itself is a /27 or /28.
+/// 253 containers), down to /28 blocks for small subnets: 16 blocks of a
+/// /20 to a /24 (a /24 serves 16 hosts of 13 containers, not 4 hosts),
+/// fewer only for a subnet smaller than a /24.
 pub fn block_len(subnet: Ipv4Net) -> u8 {
     let p = subnet.prefix_len();
-    (p + 2).clamp(24, 28).max(p)
+    (p + 4).clamp(24, 28).max(p)
 }
 
 /// The blocks of `subnet`, in order.
@@ -72,9 +73,11 @@ mod tests {
         let s: Ipv4Net = "10.77.0.0/16".parse().unwrap();
         assert_eq!(block_len(s), 24);
         assert_eq!(all(s).count(), 256);
-        assert_eq!(block_len("10.0.0.0/24".parse().unwrap()), 26);
+        assert_eq!(block_len("10.0.0.0/24".parse().unwrap()), 28);
         assert_eq!(block_len("10.0.0.0/28".parse().unwrap()), 28);
         assert_eq!(block_len("10.0.0.0/8".parse().unwrap()), 24);
+        assert_eq!(block_len("10.0.0.0/22".parse().unwrap()), 26);
+        assert_eq!(block_len("10.0.0.0/26".parse().unwrap()), 28);
         let g = Ipv4Addr::new(10, 77, 0, 1);
         let b0: Ipv4Net = "10.77.0.0/24".parse().unwrap();
         assert_eq!(

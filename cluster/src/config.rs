@@ -86,8 +86,32 @@ impl ClusterConfig {
                 "give at least one etcd endpoint, e.g. http://10.0.0.1:2379",
             ));
         }
+        // TLS files are all or nothing, checked before the URLs: a URL's
+        // scheme is judged against a complete set.
+        let tls = [
+            ("--store-cacert", &self.cacert),
+            ("--store-cert", &self.cert),
+            ("--store-key", &self.key),
+        ];
+        let missing: Vec<&str> = tls
+            .iter()
+            .filter(|(_, f)| f.is_none())
+            .map(|(flag, _)| *flag)
+            .collect();
+        if let Some((flag, Some(p))) = tls.iter().find(|(_, f)| f.is_some()) {
+            if !missing.is_empty() {
+                return Err(Error::invalid(
+                    flag.trim_start_matches("--"),
+                    p.display(),
+                    format!(
+                        "TLS to the store needs --store-cacert, --store-cert and --store-key together: {} missing",
+                        missing.join(" and ")
+                    ),
+                ));
+            }
+        }
         for url in &self.store {
-            check_url(url, self.cacert.is_some())?;
+            check_url(url, missing.is_empty())?;
         }
         validate::name("node", &self.node)?;
         if self.node.len() > 63 {
@@ -103,18 +127,6 @@ impl ClusterConfig {
                 "advertise-addr",
                 a,
                 "must be this host's unicast address on the network the other hosts reach it on",
-            ));
-        }
-        let tls = [&self.cacert, &self.cert, &self.key];
-        let given = tls.iter().filter(|f| f.is_some()).count();
-        if given != 0 && given != 3 {
-            return Err(Error::invalid(
-                "store-cacert",
-                self.cacert
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                "TLS to the store needs --store-cacert, --store-cert and --store-key together",
             ));
         }
         if !(5..=3600).contains(&self.ttl) {
@@ -208,10 +220,18 @@ mod tests {
             .contains("advertise-addr"));
         c = cfg("https://10.0.0.1:2379");
         c.cacert = Some("/ca.pem".into());
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("store-cacert"));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("store-cacert") && e.contains("--store-cert and --store-key missing"),
+            "{e}"
+        );
+        c = cfg("https://10.0.0.1:2379");
+        c.cert = Some("/c.pem".into());
+        c.key = Some("/k.pem".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("store-cert") && e.contains("--store-cacert missing"),
+            "{e}"
+        );
     }
 }

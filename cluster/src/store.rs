@@ -258,15 +258,16 @@ impl Store {
                 .await
                 .map_err(|_| "no answer".to_string())?
                 .map_err(|e| e.to_string())?;
+            // The stream's first message is etcd's "created" answer, with
+            // no events (etcd-client 0.21 does not consume it): returning
+            // on it made every wait end at once and the agent spin. Wait
+            // for events (or a cancel: a compacted revision) until `wait`.
             let deadline = tokio::time::Instant::now() + wait;
             loop {
                 match tokio::time::timeout_at(deadline, stream.message()).await {
                     Err(_) => return Ok(false),
-                    // etcd's first message says the watch was created and
-                    // carries no event: not a change (returning on it made
-                    // an idle agent read the store ~700 times a second).
-                    Ok(Ok(Some(m))) if m.events().is_empty() && !m.canceled() => continue,
-                    Ok(Ok(Some(_))) => return Ok(true),
+                    Ok(Ok(Some(m))) if !m.events().is_empty() || m.canceled() => return Ok(true),
+                    Ok(Ok(Some(_))) => {}
                     Ok(Ok(None)) => return Err("the watch ended".to_string()),
                     Ok(Err(e)) => return Err(e.to_string()),
                 }

@@ -187,10 +187,21 @@ pub fn unpublish(ctx: &Locked, net: &Network) -> Result<()> {
         return Ok(());
     }
     let (kvs, _) = m.store.list(&guard)?;
+    let subnet = subnet_of(net).map(|(s, _)| s);
     let on: Vec<String> = kvs
         .iter()
-        .filter_map(|kv| keys::parse_container(&kv.key))
-        .map(|(_, node, id)| format!("{id} on host {node}"))
+        .filter_map(|kv| {
+            let (_, node, id) = keys::parse_container(&kv.key)?;
+            // The name helps the user find it; a value that does not read
+            // still blocks the removal, named by its id.
+            let name = subnet
+                .and_then(|s| values::Container::read(&kv.key, &node, &id, s, &kv.value).ok())
+                .and_then(|c| c.name);
+            Some(match name {
+                Some(n) => format!("{n} ({id}) on host {node}"),
+                None => format!("{id} on host {node}"),
+            })
+        })
         .collect();
     Err(Error::Conflict(format!(
         "network {} has {} container(s) in the cluster: {}",

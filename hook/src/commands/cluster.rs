@@ -229,13 +229,16 @@ fn leave(ctx: &Context) -> Result<String> {
     }
     let mut m = Member::connect(ctx)?;
     agent::stop(ctx)?;
+    // The member key first: another host's agent marks a member whose
+    // node key is gone as down, writing its member key back, so the node
+    // key must outlive the member key, not the reverse.
+    m.store.delete(&keys::member(&cfg.node))?;
     if let Some(kv) = m.store.get(&keys::node(&cfg.node))? {
         if kv.lease != 0 {
             m.store.lease_revoke(kv.lease)?;
         }
     }
     m.store.delete(&keys::node(&cfg.node))?;
-    m.store.delete(&keys::member(&cfg.node))?;
     ocinet_core::overlay::forget_all(ctx)?;
     ClusterConfig::remove(ctx.config.root())?;
     let _ = values::now();
