@@ -326,6 +326,8 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
     let (local, _) = ctx.config.list();
     let local_overlays: Vec<&Network> = local.iter().filter(|n| n.overlay().is_some()).collect();
 
+    remember_holders(ctx, &view, &me);
+
     // Definitions: what the store has and this host lacks, or has older.
     let missing: Vec<&Network> = view
         .networks
@@ -361,6 +363,28 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
     // The kernel: each local device to the blocks the store has.
     let mut nl = Netlink::new()?;
     for n in &local_overlays {
+        // A device lost while containers of this host are on the network
+        // (deleted by hand, or an agent that outlived a crash of the
+        // kernel state): made again from the definition, as `firewall
+        // reload` would, so the host does not stay cut off until then.
+        let in_use = records
+            .iter()
+            .any(|e| e.phase == ocinet_common::model::Phase::Ready && e.is_on(&n.name));
+        if in_use {
+            let dev = n.overlay().map(|o| o.device()).unwrap_or_default();
+            match nl.vxlan_info(&dev) {
+                Ok(None) => match dataplane::ensure_device(&mut nl, &m.cfg, n) {
+                    Ok(_) => {
+                        tracing::warn!(network = %n.name, %dev, "the VXLAN device was missing: made again")
+                    }
+                    Err(e) => {
+                        tracing::warn!(network = %n.name, %dev, "making the missing VXLAN device: {e}")
+                    }
+                },
+                Ok(Some(_)) => {}
+                Err(e) => tracing::warn!(network = %n.name, %dev, "{e}"),
+            }
+        }
         let held = view.blocks.get(&n.name).cloned().unwrap_or_default();
         if let Err(e) = dataplane::program(&mut nl, &m.cfg, n, &held) {
             tracing::warn!(network = %n.name, "programming the VXLAN device: {e}");
@@ -472,6 +496,34 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
         }
     }
     Ok(view.revision)
+}
+
+/// Which blocks other hosts hold, remembered past their lease while the
+/// holder is a member that is down (`lease::Holders`): forgotten once it
+/// is up again (it holds what it needs) or left the cluster.
+fn remember_holders(ctx: &Context, view: &View, me: &str) {
+    let before = lease::remembered(&ctx.state);
+    let mut now = before.clone();
+    now.retain(|net, _| view.networks.contains_key(net));
+    for (net, held) in &view.blocks {
+        let known = now.entry(net.clone()).or_default();
+        known.retain(|b, node| {
+            held.contains_key(b) || (view.members.contains_key(node) && !view.up.contains(node))
+        });
+        for (b, v) in held {
+            if v.node == me {
+                known.remove(b);
+            } else {
+                known.insert(*b, v.node.clone());
+            }
+        }
+    }
+    now.retain(|_, known| !known.is_empty());
+    if now != before {
+        if let Err(e) = lease::remember(&ctx.state, &now) {
+            tracing::warn!("the blocks of hosts that are down are not remembered: {e}");
+        }
+    }
 }
 
 /// A local copy of an overlay network the cluster no longer has, with no
