@@ -377,6 +377,7 @@ fn with_etcd_unreachable_the_data_plane_holds_and_setups_fail_fast_and_clean() {
             &Spec::on("ov", "delta"),
         );
         let took = t.elapsed();
+        eprintln!("etcd {how}: the overlay setup failed after {took:?}");
         let st = h1.wait_runtime(&mut d, Duration::from_secs(20));
         assert!(
             st.is_some_and(|s| !s.success()),

@@ -364,25 +364,28 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
     let mut nl = Netlink::new()?;
     for n in &local_overlays {
         // A device lost while containers of this host are on the network
-        // (deleted by hand, or an agent that outlived a crash of the
-        // kernel state): made again from the definition, as `firewall
+        // (deleted by hand): made again from the definition, as `firewall
         // reload` would, so the host does not stay cut off until then.
-        let in_use = records
-            .iter()
-            .any(|e| e.phase == ocinet_common::model::Phase::Ready && e.is_on(&n.name));
-        if in_use {
-            let dev = n.overlay().map(|o| o.device()).unwrap_or_default();
-            match nl.vxlan_info(&dev) {
-                Ok(None) => match dataplane::ensure_device(&mut nl, &m.cfg, n) {
+        let dev = n.overlay().map(|o| o.device()).unwrap_or_default();
+        let on = |eps: &[ocinet_common::model::Endpoint]| {
+            eps.iter()
+                .any(|e| e.phase == ocinet_common::model::Phase::Ready && e.is_on(&n.name))
+        };
+        if on(&records) && matches!(nl.vxlan_info(&dev), Ok(None)) {
+            // Checked again under the state lock: the last container's
+            // teardown removes the device under it, and one made again
+            // after that would outlive every container.
+            let locked = ctx.lock()?;
+            let (now, _) = locked.state.list_endpoints();
+            if on(&now) && matches!(nl.vxlan_info(&dev), Ok(None)) {
+                match dataplane::ensure_device(&mut nl, &m.cfg, n) {
                     Ok(_) => {
                         tracing::warn!(network = %n.name, %dev, "the VXLAN device was missing: made again")
                     }
                     Err(e) => {
                         tracing::warn!(network = %n.name, %dev, "making the missing VXLAN device: {e}")
                     }
-                },
-                Ok(Some(_)) => {}
-                Err(e) => tracing::warn!(network = %n.name, %dev, "{e}"),
+                }
             }
         }
         let held = view.blocks.get(&n.name).cloned().unwrap_or_default();
