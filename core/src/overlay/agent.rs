@@ -326,6 +326,8 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
     let (local, _) = ctx.config.list();
     let local_overlays: Vec<&Network> = local.iter().filter(|n| n.overlay().is_some()).collect();
 
+    remember_holders(ctx, &view, &me);
+
     // Definitions: what the store has and this host lacks, or has older.
     let missing: Vec<&Network> = view
         .networks
@@ -361,6 +363,31 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
     // The kernel: each local device to the blocks the store has.
     let mut nl = Netlink::new()?;
     for n in &local_overlays {
+        // A device lost while containers of this host are on the network
+        // (deleted by hand): made again from the definition, as `firewall
+        // reload` would, so the host does not stay cut off until then.
+        let dev = n.overlay().map(|o| o.device()).unwrap_or_default();
+        let on = |eps: &[ocinet_common::model::Endpoint]| {
+            eps.iter()
+                .any(|e| e.phase == ocinet_common::model::Phase::Ready && e.is_on(&n.name))
+        };
+        if on(&records) && matches!(nl.vxlan_info(&dev), Ok(None)) {
+            // Checked again under the state lock: the last container's
+            // teardown removes the device under it, and one made again
+            // after that would outlive every container.
+            let locked = ctx.lock()?;
+            let (now, _) = locked.state.list_endpoints();
+            if on(&now) && matches!(nl.vxlan_info(&dev), Ok(None)) {
+                match dataplane::ensure_device(&mut nl, &m.cfg, n) {
+                    Ok(_) => {
+                        tracing::warn!(network = %n.name, %dev, "the VXLAN device was missing: made again")
+                    }
+                    Err(e) => {
+                        tracing::warn!(network = %n.name, %dev, "making the missing VXLAN device: {e}")
+                    }
+                }
+            }
+        }
         let held = view.blocks.get(&n.name).cloned().unwrap_or_default();
         if let Err(e) = dataplane::program(&mut nl, &m.cfg, n, &held) {
             tracing::warn!(network = %n.name, "programming the VXLAN device: {e}");
@@ -474,6 +501,48 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
     Ok(view.revision)
 }
 
+/// Which blocks other hosts hold, remembered past their lease while the
+/// holder is a member that is down (`lease::Holders`): forgotten once it
+/// is up again (it holds what it needs) or left the cluster.
+fn remember_holders(ctx: &Context, view: &View, me: &str) {
+    let before = lease::remembered(&ctx.state);
+    let down = |node: &str| view.members.contains_key(node) && !view.up.contains(node);
+    let now = holders_after(&before, &view.blocks, &down, me);
+    if now != before {
+        if let Err(e) = lease::remember(&ctx.state, &now) {
+            tracing::warn!("the blocks of hosts that are down are not remembered: {e}");
+        }
+    }
+}
+
+/// `before` updated with one pass's `blocks` (every network of the
+/// cluster, each with the blocks held now): other hosts' blocks are
+/// remembered; a block no host holds any more is kept only while its
+/// last holder is `down` (a member without a lease); networks gone are
+/// forgotten.
+fn holders_after(
+    before: &lease::Holders,
+    blocks: &BTreeMap<String, BTreeMap<ipnet::Ipv4Net, values::Block>>,
+    down: &dyn Fn(&str) -> bool,
+    me: &str,
+) -> lease::Holders {
+    let mut now = before.clone();
+    now.retain(|net, _| blocks.contains_key(net));
+    for (net, held) in blocks {
+        let known = now.entry(net.clone()).or_default();
+        known.retain(|b, node| held.contains_key(b) || down(node));
+        for (b, v) in held {
+            if v.node == me {
+                known.remove(b);
+            } else {
+                known.insert(*b, v.node.clone());
+            }
+        }
+    }
+    now.retain(|_, known| !known.is_empty());
+    now
+}
+
 /// A local copy of an overlay network the cluster no longer has, with no
 /// container of this host on it: its devices and definition go.
 fn forget_network(ctx: &Locked, nl: &mut Netlink, n: &Network) {
@@ -491,4 +560,61 @@ fn forget_network(ctx: &Locked, nl: &mut Netlink, n: &Network) {
 /// config dir names a cluster.
 pub fn config_dir_joined(config_dir: &Path) -> bool {
     ClusterConfig::path(config_dir).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(node: &str, last: u8) -> values::Block {
+        values::Block {
+            version: VERSION,
+            node: node.into(),
+            advertise: std::net::Ipv4Addr::new(10, 99, 0, last),
+        }
+    }
+
+    #[test]
+    fn blocks_of_hosts_that_are_down_are_remembered_until_they_are_up_or_left() {
+        let b = |s: &str| s.parse::<ipnet::Ipv4Net>().unwrap();
+        let (b0, b1, b2) = (b("10.77.0.0/24"), b("10.77.1.0/24"), b("10.77.2.0/24"));
+        let all = BTreeMap::from([(
+            "ov".to_string(),
+            BTreeMap::from([
+                (b0, block("h1", 1)),
+                (b1, block("h2", 2)),
+                (b2, block("h3", 3)),
+            ]),
+        )]);
+        let nobody_down = |_: &str| false;
+        let seen = holders_after(&lease::Holders::new(), &all, &nobody_down, "h1");
+        // Its own blocks are not remembered: this host knows them.
+        assert_eq!(
+            seen,
+            BTreeMap::from([(
+                "ov".to_string(),
+                BTreeMap::from([(b1, "h2".to_string()), (b2, "h3".to_string())])
+            )])
+        );
+        // h2's lease expired (down); h3 gave its block back (up).
+        let after = BTreeMap::from([("ov".to_string(), BTreeMap::from([(b0, block("h1", 1))]))]);
+        let h2_down = |n: &str| n == "h2";
+        let kept = holders_after(&seen, &after, &h2_down, "h1");
+        assert_eq!(
+            kept,
+            BTreeMap::from([("ov".to_string(), BTreeMap::from([(b1, "h2".to_string())]))])
+        );
+        // Still down at the next pass: still remembered.
+        assert_eq!(holders_after(&kept, &after, &h2_down, "h1"), kept);
+        // h2 left (no member key) or is up again: forgotten.
+        assert!(holders_after(&kept, &after, &nobody_down, "h1").is_empty());
+        // Another host took the block: remembered as that host's.
+        let taken = BTreeMap::from([("ov".to_string(), BTreeMap::from([(b1, block("h3", 3))]))]);
+        assert_eq!(
+            holders_after(&kept, &taken, &h2_down, "h1"),
+            BTreeMap::from([("ov".to_string(), BTreeMap::from([(b1, "h3".to_string())]))])
+        );
+        // The network removed from the cluster: forgotten.
+        assert!(holders_after(&kept, &BTreeMap::new(), &h2_down, "h1").is_empty());
+    }
 }

@@ -7,12 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 use ocinet_cluster::values::{self, Block, VERSION};
 use ocinet_cluster::{blocks, keys};
 use ocinet_common::ipam::Ipam;
 use ocinet_common::model::Network;
+use ocinet_common::store::{fsutil, StateDir};
 use ocinet_common::{Error, Result};
 
 use super::definitions::subnet_of;
@@ -56,6 +58,37 @@ pub fn parse_blocks(
         }
     }
     out
+}
+
+/// Blocks other hosts were last seen holding: network -> block -> node.
+/// A block's key goes with its holder's lease, so once a host is cut off
+/// past its lease the store no longer says the block was its; the host
+/// may still run containers there (a partition, not a death). The agent
+/// remembers each pass's holders here while the holder is a member that
+/// is down, and a new block is taken from the ones nobody was seen
+/// holding first, so that such a host's addresses are not given again
+/// while any other block is free.
+pub type Holders = BTreeMap<String, BTreeMap<Ipv4Net, String>>;
+
+fn holders_path(state: &StateDir) -> PathBuf {
+    state.cluster_dir().join("holders.json")
+}
+
+/// What the agent last remembered (nothing if it never wrote, or the
+/// file cannot be read: then allocation is as without it).
+pub fn remembered(state: &StateDir) -> Holders {
+    match fsutil::read_json::<Holders>(&holders_path(state)) {
+        Ok(h) => h.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!("last block holders not read: {e}");
+            Holders::new()
+        }
+    }
+}
+
+pub fn remember(state: &StateDir, h: &Holders) -> Result<()> {
+    state.ensure_cluster_dir()?;
+    fsutil::write_json(&holders_path(state), h, fsutil::Durability::Runtime)
 }
 
 /// This host's value for its blocks.
@@ -142,6 +175,20 @@ fn allocate_with(
             }
             Some(_) => {}
             None => {
+                if let Some(node) = remembered(&ctx.state)
+                    .get(&net.name)
+                    .and_then(|h| h.get(&block))
+                    .filter(|n| **n != me)
+                {
+                    return Err(Error::invalid(
+                        field,
+                        ip,
+                        format!(
+                            "is in block {block} of overlay network {}, last leased to host {node}, which is down: its containers may still run there",
+                            net.name
+                        ),
+                    ));
+                }
                 if !claim(m, &net.name, block, lease)? {
                     return Err(Error::invalid(
                         field,
@@ -172,9 +219,17 @@ fn allocate_with(
             return Ok(ip);
         }
     }
-    // A new block: the first free one. A transaction lost to another
-    // host's setup moves on to the next.
-    for b in blocks::all(subnet).filter(|b| !taken.contains_key(b)) {
+    // A new block: the first free one, one a host that is down was last
+    // seen holding only when no other is free. A transaction lost to
+    // another host's setup moves on to the next.
+    let avoid = remembered(&ctx.state).remove(&net.name).unwrap_or_default();
+    let free = |b: &Ipv4Net| !taken.contains_key(b);
+    let unseen = blocks::all(subnet).filter(|b| free(b) && !avoid.contains_key(b));
+    let seen = blocks::all(subnet).filter(|b| free(b) && avoid.contains_key(b));
+    for b in unseen.chain(seen) {
+        if let Some(node) = avoid.get(&b) {
+            tracing::warn!(network = %net.name, block = %b, holder = %node, "every other block is taken: reusing a block of a host that is down");
+        }
         if claim(m, &net.name, b, lease)? {
             tracing::info!(network = %net.name, block = %b, "block leased to this host");
             if let Some(ip) = found(b)? {

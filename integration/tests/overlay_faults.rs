@@ -1,0 +1,707 @@
+//! Issue 23, "Faults (each one tested)": the overlay network when a host
+//! dies, restarts, loses the store, is partitioned from another host, and
+//! when the hook or the agent is SIGKILLed at any step. Simulated hosts on
+//! an underlay with a real etcd (see `ocinet_integration::cluster`); the
+//! test lease TTL is 5 s.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use ocinet_integration::cluster::{Cluster, Etcd, TEST_TTL};
+use ocinet_integration::{ok, text, Host, Runtime, Spec};
+
+const SUBNET: &str = "10.77.0.0/16";
+
+fn ttl() -> Duration {
+    Duration::from_secs(TEST_TTL.parse().unwrap_or(5))
+}
+
+fn overlay(h: &Host, name: &str) {
+    ok(h.ocinet(&[
+        "network", "create", name, "--driver", "overlay", "--subnet", SUBNET,
+    ]));
+}
+
+fn ip_of(h: &Host, id: &str, net: &str) -> String {
+    let ep = h.endpoint(id).unwrap_or_else(|| panic!("{id} not in ps"));
+    ep["attachments"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["network"] == net))
+        .and_then(|a| a["ip"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no address on {net}: {ep}"))
+}
+
+/// Every overlay address `ps` shows on `h`, as (address, container id).
+fn overlay_addresses(h: &Host, net: &str) -> Vec<(String, String)> {
+    h.ps()
+        .iter()
+        .flat_map(|e| {
+            let id = e["id"].as_str().unwrap_or_default().to_string();
+            e["attachments"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a["network"] == net)
+                .filter_map(move |a| Some((a["ip"].as_str()?.to_string(), id.clone())))
+        })
+        .collect()
+}
+
+/// The network's VXLAN device on `h` (the only one: one overlay network
+/// per test).
+fn vxlan_dev(h: &Host) -> Option<String> {
+    h.links("vxlan").into_iter().find(|l| l.starts_with("ocv"))
+}
+
+/// What the kernel of `h` has on `dev`: routes, neighbours, FDB entries.
+fn kernel_entries(h: &Host, dev: &str) -> String {
+    let r = text(&h.exec(&["ip", "route", "show", "dev", dev]));
+    let n = text(&h.exec(&["ip", "neigh", "show", "dev", dev]));
+    let f = text(&h.exec(&["bridge", "fdb", "show", "dev", dev]));
+    format!("routes:\n{r}neighbours:\n{n}fdb:\n{f}")
+}
+
+/// The block (x.y.z.0/24) an address is in.
+fn block_of(ip: &str) -> String {
+    let mut o: Vec<&str> = ip.split('.').collect();
+    o.truncate(3);
+    format!("{}.0", o.join("."))
+}
+
+/// Whether `h` has a route, a neighbour or an FDB entry on `dev` for the
+/// block `block` held by the host at `advertise`.
+fn has_entries_for(h: &Host, dev: &str, block: &str, advertise: &str) -> bool {
+    let r = text(&h.exec(&["ip", "route", "show", "dev", dev]));
+    let n = text(&h.exec(&["ip", "neigh", "show", "dev", dev]));
+    let f = text(&h.exec(&["bridge", "fdb", "show", "dev", dev]));
+    r.lines().any(|l| l.starts_with(&format!("{block}/")))
+        || n.lines().any(|l| l.starts_with(&format!("{block} ")))
+        || f.lines().any(|l| l.contains(&format!("dst {advertise} ")))
+}
+
+/// Every key under `prefix` with its value (values are one-line JSON).
+fn etcd_pairs(etcd: &Etcd, prefix: &str) -> BTreeMap<String, String> {
+    let out = ok(etcd.etcdctl(&["get", "--prefix", prefix]));
+    let lines: Vec<&str> = out.lines().collect();
+    lines
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].to_string(), c[1].to_string()))
+        .collect()
+}
+
+/// The blocks of `net` held by `node`, as their keys.
+fn blocks_of(etcd: &Etcd, net: &str, node: &str) -> Vec<String> {
+    etcd_pairs(etcd, &format!("/ocinet/v1/blocks/{net}/"))
+        .into_iter()
+        .filter(|(_, v)| v.contains(&format!("\"node\":\"{node}\"")))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+fn container_key(net: &str, node: &str, id: &str) -> String {
+    format!("/ocinet/v1/containers/{net}/{node}/{id}")
+}
+
+fn has_key(etcd: &Etcd, key: &str) -> bool {
+    etcd.keys(key).iter().any(|k| k == key)
+}
+
+fn ping(h: &Host, id: &str, ip: &str, limit: Duration) -> bool {
+    Cluster::eventually(limit, || {
+        h.in_container(id, &["ping", "-c1", "-W1", ip])
+            .status
+            .success()
+    })
+}
+
+/// SIGKILL every agent of `h` (by pid; the harness found them by their
+/// command line and state directory).
+fn kill_agents(h: &Host) -> Vec<i32> {
+    let pids = h.agents();
+    assert!(!pids.is_empty(), "{}: no agent runs", h.name);
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        Cluster::eventually(Duration::from_secs(5), || h.agents().is_empty()),
+        "{}: agents {pids:?} survived SIGKILL",
+        h.name
+    );
+    pids
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn log_of(h: &Host) -> String {
+    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
+}
+
+/// Two joined hosts with a container each on overlay network `ov`,
+/// reaching each other: (cluster, id on h1, ip on h1, id on h2, ip on h2).
+/// The containers live as long as the hosts (the harness stops them).
+fn two_hosts_talking() -> (Cluster, String, String, String, String) {
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    overlay(h1, "ov");
+    let a = h1.started(Runtime::Runc, "a", &Spec::on("ov", "alpha"));
+    let b = h2.started(Runtime::Runc, "b", &Spec::on("ov", "beta"));
+    let (ipa, ipb) = (ip_of(h1, &a.id, "ov"), ip_of(h2, &b.id, "ov"));
+    assert!(
+        ping(h1, &a.id, &ipb, Duration::from_secs(10)),
+        "alpha does not reach beta {ipb}: {}",
+        kernel_entries(h1, &vxlan_dev(h1).unwrap_or_default())
+    );
+    assert!(
+        ping(h2, &b.id, &ipa, Duration::from_secs(10)),
+        "beta does not reach alpha {ipa}"
+    );
+    (c, a.id, ipa, b.id, ipb)
+}
+
+/// A host that dies (agent SIGKILLed, cut from the underlay): its blocks
+/// and entries stay in the store until its lease expired, then the other
+/// host removes its route, neighbour and FDB entries, and `cluster ls`
+/// shows it down since a time.
+#[test]
+fn a_dead_host_is_forgotten_after_its_lease_and_not_before() {
+    let (c, _a, _ipa, b, ipb) = two_hosts_talking();
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    let dev = vxlan_dev(h1).expect("h1 has the VXLAN device");
+    let block = block_of(&ipb);
+    let h2_blocks = blocks_of(&c.etcd, "ov", "h2");
+    assert_eq!(h2_blocks.len(), 1, "h2 holds one block: {h2_blocks:?}");
+    assert!(has_entries_for(h1, &dev, &block, &c.addr(1)));
+    let ckey = container_key("ov", "h2", &b);
+    assert!(has_key(&c.etcd, &ckey), "beta's entry is in the store");
+
+    // The host dies: its agent killed, its link to the others gone.
+    kill_agents(h2);
+    ok(h2.exec(&["ip", "link", "del", "ul0"]));
+    let died = Instant::now();
+
+    // Until its lease expired its blocks stay: its containers may run.
+    let mut gone_after = None;
+    while died.elapsed() < ttl() * 3 {
+        let blocks = blocks_of(&c.etcd, "ov", "h2");
+        if blocks.is_empty() {
+            gone_after = Some(died.elapsed());
+            break;
+        }
+        assert_eq!(blocks, h2_blocks);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone_after = gone_after.unwrap_or_else(|| {
+        panic!(
+            "h2's blocks still in the store {:?} after {:?}",
+            blocks_of(&c.etcd, "ov", "h2"),
+            died.elapsed()
+        )
+    });
+    // The lease was last kept alive at most TTL/3 (1 s) before the kill.
+    assert!(
+        gone_after >= ttl() - Duration::from_millis(1500),
+        "h2's blocks left the store {gone_after:?} after its agent died, before its {:?} lease can have expired",
+        ttl()
+    );
+    assert!(
+        !has_key(&c.etcd, "/ocinet/v1/nodes/h2"),
+        "the blocks went with the lease"
+    );
+    assert!(!has_key(&c.etcd, &ckey), "beta's entry went with the lease");
+
+    // h1 drops its kernel entries for h2 (a watch event, or the next pass).
+    assert!(
+        Cluster::eventually(Duration::from_secs(6), || !has_entries_for(
+            h1,
+            &dev,
+            &block,
+            &c.addr(1)
+        )),
+        "h1 still has entries for the dead h2 ({block}, {}):\n{}",
+        c.addr(1),
+        kernel_entries(h1, &dev)
+    );
+    // Down, with a time.
+    assert!(
+        Cluster::eventually(Duration::from_secs(5), || {
+            c.members(0)
+                .iter()
+                .any(|m| m["node"] == "h2" && m["state"] == "down" && m["down_since"].is_string())
+        }),
+        "cluster ls on h1: {:?}",
+        c.members(0)
+    );
+    let h1_row = c.members(0).into_iter().find(|m| m["node"] == "h1");
+    assert_eq!(h1_row.map(|m| m["state"].clone()), Some("up".into()));
+    // The other host's names no longer resolve there.
+    let names =
+        std::fs::read_to_string(h1.state_dir().join("cluster/names.json")).unwrap_or_default();
+    assert!(!names.contains(&b), "h1 still serves beta's name: {names}");
+}
+
+/// A host whose agent is SIGKILLed (its containers keep running) and whose
+/// lease then expires comes back, on the next agent, with the same
+/// addresses: its keys are back in the store and the other host reaches
+/// its containers. A VXLAN device deleted by hand is made again by
+/// `firewall reload` and programmed by the agent.
+#[test]
+fn a_restarted_host_keeps_its_addresses_and_its_kernel_state_is_rebuilt() {
+    let (c, a, ipa, b, ipb) = two_hosts_talking();
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    let dev1 = vxlan_dev(h1).expect("h1's VXLAN device");
+    let block_b = block_of(&ipb);
+    let old_blocks = blocks_of(&c.etcd, "ov", "h2");
+    kill_agents(h2);
+    // The lease expires: the store forgets h2, h1 its route to h2.
+    assert!(
+        Cluster::eventually(ttl() * 3, || blocks_of(&c.etcd, "ov", "h2").is_empty()),
+        "h2's blocks outlived its lease"
+    );
+    assert!(
+        Cluster::eventually(Duration::from_secs(6), || !has_entries_for(
+            h1,
+            &dev1,
+            &block_b,
+            &c.addr(1)
+        )),
+        "h1 kept its entries for h2:\n{}",
+        kernel_entries(h1, &dev1)
+    );
+    assert_eq!(
+        ip_of(h2, &b, "ov"),
+        ipb,
+        "beta kept its address while the agent was gone"
+    );
+
+    // With no agent, the kernel state is rebuilt from the local records
+    // as nftables' is: `firewall reload` makes a VXLAN device deleted by
+    // hand again (by its index: a new device).
+    let dev2 = vxlan_dev(h2).expect("h2's VXLAN device");
+    let index = |h: &Host| {
+        text(&h.exec(&["ip", "-o", "link", "show", "dev", &dev2]))
+            .split(':')
+            .next()
+            .and_then(|i| i.trim().parse::<u32>().ok())
+    };
+    let first = index(h2).expect("its index");
+    ok(h2.exec(&["ip", "link", "del", &dev2]));
+    assert_eq!(index(h2), None, "{dev2} was not deleted");
+    ok(h2.ocinet(&["firewall", "reload"]));
+    let second = index(h2);
+    assert!(
+        second.is_some_and(|i| i != first),
+        "firewall reload did not make {dev2} again"
+    );
+
+    // The host's agent comes back (the same join again).
+    ok(c.join(1));
+    assert!(!h2.agents().is_empty(), "cluster join started no agent");
+    assert!(
+        Cluster::eventually(Duration::from_secs(6), || {
+            blocks_of(&c.etcd, "ov", "h2") == old_blocks
+                && has_key(&c.etcd, &container_key("ov", "h2", &b))
+        }),
+        "h2's block {old_blocks:?} and beta's entry are not back: {:?}",
+        etcd_pairs(&c.etcd, "/ocinet/v1/")
+    );
+    assert_eq!(ip_of(h2, &b, "ov"), ipb, "beta's address changed");
+    assert!(
+        ping(h1, &a, &ipb, Duration::from_secs(8)),
+        "alpha does not reach beta {ipb} after h2 came back:\n{}",
+        kernel_entries(h1, &dev1)
+    );
+    assert!(
+        ping(h2, &b, &ipa, Duration::from_secs(8)),
+        "beta does not reach alpha {ipa} over the rebuilt {dev2}:\n{}",
+        kernel_entries(h2, &dev2)
+    );
+
+    // With the agent running, the device deleted again is made again
+    // and programmed by its next pass, with no command.
+    let second = second.unwrap_or_default();
+    ok(h2.exec(&["ip", "link", "del", &dev2]));
+    assert!(
+        Cluster::eventually(Duration::from_secs(5), || {
+            index(h2).is_some_and(|i| i != second)
+        }),
+        "the agent did not make the deleted {dev2} again"
+    );
+    assert!(
+        ping(h2, &b, &ipa, Duration::from_secs(8)),
+        "beta does not reach alpha {ipa} after the agent rebuilt {dev2}:\n{}",
+        kernel_entries(h2, &dev2)
+    );
+}
+
+/// etcd down (paused: a hung store; stopped: refused): running containers
+/// keep talking, a new overlay setup fails soon naming the store and
+/// leaves nothing, a bridge container is set up meanwhile; when etcd is
+/// back the agents resync without a restart.
+#[test]
+fn with_etcd_unreachable_the_data_plane_holds_and_setups_fail_fast_and_clean() {
+    let (mut c, a, _ipa, b, ipb) = two_hosts_talking();
+    let agents = (c.hosts[0].agents(), c.hosts[1].agents());
+    for hung in [true, false] {
+        let how = if hung { "paused" } else { "stopped" };
+        if hung {
+            c.etcd.pause();
+        } else {
+            c.etcd.stop();
+        }
+        let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+        // The agents' passes fail from now on; the kernel keeps its entries.
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            ping(h1, &a, &ipb, Duration::from_secs(3)),
+            "etcd {how}: alpha no longer reaches beta {ipb}"
+        );
+        assert!(
+            ping(h2, &b, &ip_of(h1, &a, "ov"), Duration::from_secs(3)),
+            "etcd {how}: beta no longer reaches alpha"
+        );
+
+        let t = Instant::now();
+        let mut d = h1.start(
+            Runtime::Runc,
+            &format!("new-{how}"),
+            &Spec::on("ov", "delta"),
+        );
+        let took = t.elapsed();
+        eprintln!("etcd {how}: the overlay setup failed after {took:?}");
+        let st = h1.wait_runtime(&mut d, Duration::from_secs(20));
+        assert!(
+            st.is_some_and(|s| !s.success()),
+            "etcd {how}: an overlay setup did not fail: {st:?} {}",
+            d.output()
+        );
+        // Generous: the store's bound is 2 s per request; runc's hook
+        // timeout is unset, podman's 30 s.
+        assert!(
+            took < Duration::from_secs(10),
+            "etcd {how}: the setup took {took:?} to fail"
+        );
+        let why = format!("{}\n{}", d.output(), log_of(h1));
+        assert!(
+            why.contains("cluster store") && why.contains("10.99.0.254:2379"),
+            "etcd {how}: the failure does not name the store: {}",
+            d.output()
+        );
+        assert!(
+            h1.endpoint(&d.id).is_none(),
+            "etcd {how}: the failed setup left its record"
+        );
+        let left = h1.leftovers(&d.id);
+        assert!(
+            left.is_empty(),
+            "etcd {how}: the failed setup left {left:?}"
+        );
+
+        // A bridge network does not need the store.
+        let mut e = h1.started(
+            Runtime::Runc,
+            &format!("br-{how}"),
+            &Spec::on("ocinet", "echo"),
+        );
+        assert!(h1.endpoint(&e.id).is_some());
+        h1.stop(&mut e);
+        assert!(h1.leftovers(&e.id).is_empty());
+
+        if hung {
+            c.etcd.resume();
+        } else {
+            c.etcd.restart();
+        }
+        let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+        // Resync without a restart: a new container on h2 is reached from
+        // h1 by address and by name.
+        let name = format!("new{how}");
+        let n = h2.started(Runtime::Runc, &format!("n-{how}"), &Spec::on("ov", &name));
+        let ipn = ip_of(h2, &n.id, "ov");
+        assert!(
+            ping(h1, &a, &ipn, Duration::from_secs(10)),
+            "etcd {how} then back: alpha does not reach {ipn} on h2"
+        );
+        assert!(
+            Cluster::eventually(Duration::from_secs(8), || text(
+                &h1.in_container_fs(&a, &["nslookup", &name])
+            )
+            .contains(&ipn)),
+            "etcd {how} then back: {name} does not resolve on h1: {}",
+            text(&h1.in_container_fs(&a, &["nslookup", &name]))
+        );
+        assert_eq!(
+            (h1.agents(), h2.agents()),
+            agents,
+            "the agents were restarted"
+        );
+    }
+}
+
+/// A partition between two hosts that both still reach etcd, with
+/// setups on both sides racing for blocks; then a host cut from
+/// everything past its lease while a third sets up: after healing, no
+/// address is held twice (every host's `ps` and the store agree).
+#[test]
+fn a_partition_heals_without_an_address_given_twice() {
+    let c = Cluster::joined(3);
+    let (h1, h2, h3) = (&c.hosts[0], &c.hosts[1], &c.hosts[2]);
+    overlay(h1, "ov");
+    // Make sure h2 and h3 have the definition before the cut.
+    for h in [h2, h3] {
+        assert!(Cluster::eventually(Duration::from_secs(5), || {
+            text(&h.ocinet(&["network", "ls"])).contains("ov ")
+        }));
+    }
+    let cut = |from: &Host, to: &str, on: bool| {
+        let verb = if on { "add" } else { "del" };
+        ok(from.exec(&["ip", "route", verb, "blackhole", &format!("{to}/32")]));
+    };
+    // h1 and h2 do not reach each other; both reach etcd.
+    cut(h1, &c.addr(1), true);
+    cut(h2, &c.addr(0), true);
+    let mut ids: Vec<(usize, String)> = Vec::new();
+    std::thread::scope(|s| {
+        let t1 = s.spawn(|| {
+            (0..2)
+                .map(|i| {
+                    h1.started(
+                        Runtime::Runc,
+                        &format!("p1{i}"),
+                        &Spec::on("ov", &format!("p1{i}")),
+                    )
+                    .id
+                })
+                .collect::<Vec<_>>()
+        });
+        let t2 = s.spawn(|| {
+            (0..2)
+                .map(|i| {
+                    h2.started(
+                        Runtime::Runc,
+                        &format!("p2{i}"),
+                        &Spec::on("ov", &format!("p2{i}")),
+                    )
+                    .id
+                })
+                .collect::<Vec<_>>()
+        });
+        ids.extend(t1.join().expect("h1 setups").into_iter().map(|id| (0, id)));
+        ids.extend(t2.join().expect("h2 setups").into_iter().map(|id| (1, id)));
+    });
+    cut(h1, &c.addr(1), false);
+    cut(h2, &c.addr(0), false);
+    let ip1 = ip_of(h1, &ids[0].1, "ov");
+    let ip2 = ip_of(h2, &ids[2].1, "ov");
+    assert!(
+        ping(h1, &ids[0].1, &ip2, Duration::from_secs(10)),
+        "healed: h1 does not reach {ip2} on h2"
+    );
+    assert!(ping(h2, &ids[2].1, &ip1, Duration::from_secs(10)));
+
+    // h2 cut from everything (etcd too) past its lease; meanwhile h3,
+    // which had no block yet, and h1 set up containers.
+    c.ul.set_link(h2, false);
+    assert!(
+        Cluster::eventually(ttl() * 3, || !has_key(&c.etcd, "/ocinet/v1/nodes/h2")),
+        "h2's lease did not expire while it was cut off"
+    );
+    let late3 = h3.started(Runtime::Runc, "late3", &Spec::on("ov", "late3"));
+    let late1 = h1.started(Runtime::Runc, "late1", &Spec::on("ov", "late1"));
+    ids.push((2, late3.id.clone()));
+    ids.push((0, late1.id.clone()));
+    c.ul.set_link(h2, true);
+    // h2 is back in the store with its containers.
+    assert!(
+        Cluster::eventually(Duration::from_secs(10), || {
+            ids.iter()
+                .filter(|(i, _)| *i == 1)
+                .all(|(_, id)| has_key(&c.etcd, &container_key("ov", "h2", id)))
+        }),
+        "h2's containers are not back in the store: {:?}",
+        etcd_pairs(&c.etcd, "/ocinet/v1/")
+    );
+
+    // Every address once: in the hosts' records and in the store.
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (i, h) in c.hosts.iter().enumerate() {
+        for (ip, id) in overlay_addresses(h, "ov") {
+            if let Some(other) = seen.insert(ip.clone(), format!("{id} on h{}", i + 1)) {
+                panic!(
+                    "{ip} is held twice: by {other} and by {id} on h{}\nstore: {:?}",
+                    i + 1,
+                    etcd_pairs(&c.etcd, "/ocinet/v1/")
+                );
+            }
+        }
+    }
+    assert_eq!(seen.len(), ids.len(), "{seen:?}");
+    let entries = etcd_pairs(&c.etcd, "/ocinet/v1/containers/ov/");
+    let mut in_store: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in &entries {
+        let doc: serde_json::Value = serde_json::from_str(v).expect("entry is JSON");
+        for ip in doc["addresses"].as_array().into_iter().flatten() {
+            let ip = ip.as_str().unwrap_or_default().to_string();
+            assert!(
+                in_store.insert(ip.clone(), k.clone()).is_none(),
+                "{ip} twice in the store: {entries:?}"
+            );
+        }
+    }
+    assert_eq!(
+        in_store.keys().collect::<Vec<_>>(),
+        seen.keys().collect::<Vec<_>>()
+    );
+    // Each block is held by the host whose containers use it.
+    let blocks = etcd_pairs(&c.etcd, "/ocinet/v1/blocks/ov/");
+    for (ip, holder) in &seen {
+        let node = holder.rsplit(' ').next().unwrap_or_default();
+        let key = format!("/ocinet/v1/blocks/ov/{}-24", block_of(ip));
+        assert!(
+            blocks
+                .get(&key)
+                .is_some_and(|v| v.contains(&format!("\"node\":\"{node}\""))),
+            "{ip} of {holder}: block {key} is {:?}",
+            blocks.get(&key)
+        );
+    }
+    // And everyone reaches h2's first container again.
+    assert!(
+        ping(h3, &late3.id, &ip2, Duration::from_secs(10)),
+        "after healing, late3 on h3 does not reach {ip2} on h2"
+    );
+}
+
+const SETUP_STEPS: &[&str] = &[
+    "leased",
+    "recorded",
+    "bridge",
+    "firewall-started",
+    "veth",
+    "firewall",
+    "pinned",
+];
+
+fn overlay_ann(name: &str) -> serde_json::Value {
+    serde_json::json!({"io.ocinet.network": "ov", "io.ocinet.name": name})
+}
+
+/// Nothing of container `id` left on `h` or in the store, and once the
+/// agent made its pass, no block of `h`'s left (it has no container).
+#[track_caller]
+fn assert_nothing_of(c: &Cluster, id: &str, when: &str) {
+    let h = &c.hosts[0];
+    let left = h.leftovers(id);
+    assert!(left.is_empty(), "{when}: {id} left {left:?}");
+    assert!(
+        h.leases("ov").is_empty(),
+        "{when}: leases {:?}",
+        h.leases("ov")
+    );
+    let key = container_key("ov", "h1", id);
+    assert!(!has_key(&c.etcd, &key), "{when}: {key} left in the store");
+    assert!(
+        Cluster::eventually(Duration::from_secs(6), || blocks_of(&c.etcd, "ov", "h1")
+            .is_empty()),
+        "{when}: h1 has no container but still holds {:?}",
+        blocks_of(&c.etcd, "ov", "h1")
+    );
+}
+
+/// The hook SIGKILLed at each step of an overlay setup and teardown, and
+/// the agent SIGKILLed before every other attempt: `gc` leaves nothing
+/// locally or in etcd (after the agent's pass), and the next setup works.
+#[test]
+fn a_hook_or_agent_killed_at_any_step_leaks_nothing_locally_or_in_etcd() {
+    let c = Cluster::joined(1);
+    let h = &c.hosts[0];
+    overlay(h, "ov");
+    for (n, step) in SETUP_STEPS.iter().enumerate() {
+        let when = format!("hook killed at {step}");
+        if n % 2 == 1 {
+            kill_agents(h);
+        }
+        let mut v = h.bare_container(&format!("k{n}"), overlay_ann(&format!("k{n}")));
+        let o = h.hook_with_env(
+            "createRuntime",
+            &v.state,
+            &[],
+            &[("OCINET_TEST_KILL_AT", step)],
+        );
+        assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+        assert!(
+            !h.agents().is_empty(),
+            "{when}: the hook started no agent; log:\n{}",
+            tail(&log_of(h), 30)
+        );
+        ok(h.ocinet(&["gc"]));
+        assert_nothing_of(&c, &v.id, &when);
+        // The next setup of the same container works and registers it.
+        ok(h.hook("createRuntime", &v.state, &[]));
+        assert!(
+            has_key(&c.etcd, &container_key("ov", "h1", &v.id)),
+            "{when}: the next setup did not register it"
+        );
+        v.kill();
+        ok(h.hook("poststop", &v.stopped_state(), &[]));
+        assert_nothing_of(&c, &v.id, &format!("{when}, then torn down"));
+    }
+    // Killed at ready: the container runs, the agent registers it.
+    let mut v = h.bare_container("kready", overlay_ann("kready"));
+    let o = h.hook_with_env(
+        "createRuntime",
+        &v.state,
+        &[],
+        &[("OCINET_TEST_KILL_AT", "ready")],
+    );
+    assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
+    assert!(
+        Cluster::eventually(Duration::from_secs(6), || has_key(
+            &c.etcd,
+            &container_key("ov", "h1", &v.id)
+        )),
+        "killed at ready: the agent did not register the running container"
+    );
+    // Teardown killed half-way, with the agent killed too.
+    for step in ["teardown-unwired", "teardown-unleased"] {
+        let when = format!("poststop killed at {step}");
+        kill_agents(h);
+        let mut v2 = h.bare_container("kt", overlay_ann("kt"));
+        ok(h.hook("createRuntime", &v2.state, &[]));
+        // As at a real poststop, the container is gone.
+        v2.kill();
+        let o = h.hook_with_env(
+            "poststop",
+            &v2.stopped_state(),
+            &[],
+            &[("OCINET_TEST_KILL_AT", step)],
+        );
+        assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+        ok(h.ocinet(&["gc"]));
+        let left = h.leftovers(&v2.id);
+        assert!(left.is_empty(), "{when}: {left:?}");
+        assert!(
+            Cluster::eventually(Duration::from_secs(6), || !has_key(
+                &c.etcd,
+                &container_key("ov", "h1", &v2.id)
+            )),
+            "{when}: its entry stayed in the store"
+        );
+    }
+    v.kill();
+    ok(h.hook("poststop", &v.stopped_state(), &[]));
+    assert_nothing_of(&c, &v.id, "all torn down");
+    assert!(
+        vxlan_dev(h).is_none(),
+        "the last container's teardown left the VXLAN device"
+    );
+}
