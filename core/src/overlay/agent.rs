@@ -61,6 +61,7 @@ pub fn ensure(ctx: &Locked, cfg: &ClusterConfig) -> Result<()> {
 pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
     let _span = tracing::info_span!("start_agent").entered();
     let mut child = None;
+    let systemd = ocinet_common::process::systemd_run();
     if ctx.state.agent_state().is_none() {
         let exe = std::env::current_exe()
             .map_err(|e| Error::Conflict(format!("cannot start the agent: {e}")))?;
@@ -68,7 +69,28 @@ pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
             std::path::absolute(ctx.state.root()).map_err(|e| Error::io(ctx.state.root(), e))?;
         let config_dir =
             std::path::absolute(ctx.config.root()).map_err(|e| Error::io(ctx.config.root(), e))?;
-        let mut cmd = Command::new(&exe);
+        // A transient service where systemd runs the host (as the
+        // resolver and the port proxy are started): it outlives the
+        // hook's process group, and `systemctl` shows it.
+        let mut cmd = match systemd {
+            Some(run) => {
+                let mut c = Command::new(run);
+                c.args([
+                    "--quiet",
+                    "--collect",
+                    "--property=KillMode=mixed",
+                    "--unit",
+                ])
+                .arg(ocinet_common::process::unit_name(
+                    "ocinet-agent",
+                    &state_dir,
+                ))
+                .arg("--")
+                .arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
         cmd.arg(SUBCOMMAND)
             .arg("--state-dir")
             .arg(&state_dir)
@@ -84,7 +106,8 @@ pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
         }
         if let Some(c) = child.as_mut() {
             if let Ok(Some(status)) = c.try_wait() {
-                if ctx.state.agent_state().is_none() {
+                // systemd-run returns once the service started.
+                if !(systemd.is_some() && status.success()) && ctx.state.agent_state().is_none() {
                     return Err(Error::Conflict(format!(
                         "the overlay agent exited ({status}) before registering host {}: see {}",
                         cfg.node,
@@ -269,8 +292,8 @@ fn read_view(store: &mut Store) -> Result<View> {
         blocks: BTreeMap::new(),
         containers: BTreeMap::new(),
     };
-    let skip = |e: Error| tracing::warn!("cluster store: skipping {e}");
     for kv in &kvs {
+        let skip = |e: Error| super::refused(&kv.key, &kv.value, e);
         if let Some(n) = keys::name_under(&kv.key, &keys::members()) {
             match MemberValue::read(&kv.key, n, &kv.value) {
                 Ok(m) => {
@@ -311,7 +334,7 @@ fn read_view(store: &mut Store) -> Result<View> {
             Ok(c) => {
                 v.containers.insert((net, node, id), (kv.clone(), c));
             }
-            Err(e) => skip(e),
+            Err(e) => super::refused(&kv.key, &kv.value, e),
         }
     }
     Ok(v)

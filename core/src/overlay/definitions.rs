@@ -27,7 +27,7 @@ pub fn list(m: &mut Member) -> Result<Vec<Network>> {
             match NetworkValue::read(&kv.key, name, &kv.value) {
                 Ok(n) => Some(n),
                 Err(e) => {
-                    tracing::warn!("cluster store: skipping {e}");
+                    super::refused(&kv.key, &kv.value, e);
                     None
                 }
             }

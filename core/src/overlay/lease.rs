@@ -40,21 +40,30 @@ pub fn parse_blocks(
 ) -> BTreeMap<Ipv4Net, Block> {
     let mut out = BTreeMap::new();
     for kv in kvs {
-        let Some((net, block)) = keys::parse_block(&kv.key) else {
-            continue;
-        };
-        if net != network {
+        if !kv.key.starts_with(&keys::blocks(network)) {
             continue;
         }
+        let Some((_, block)) = keys::parse_block(&kv.key) else {
+            super::refused(
+                &kv.key,
+                &kv.value,
+                "a block key that is not NETWORK/ADDRESS-LENGTH of a block's first address",
+            );
+            continue;
+        };
         if block.prefix_len() != blocks::block_len(subnet) || !subnet.contains(&block) {
-            tracing::warn!(key = %kv.key, "cluster store: skipping a block that is not one of {subnet}'s");
+            super::refused(
+                &kv.key,
+                &kv.value,
+                format!("a block that is not one of {subnet}'s"),
+            );
             continue;
         }
         match Block::read(&kv.key, &kv.value) {
             Ok(b) => {
                 out.insert(block, b);
             }
-            Err(e) => tracing::warn!("cluster store: skipping {e}"),
+            Err(e) => super::refused(&kv.key, &kv.value, e),
         }
     }
     out

@@ -114,3 +114,27 @@ pub fn forget_all(ctx: &Context) -> Result<()> {
     }
     Ok(())
 }
+
+/// Log a value of the store that is refused: once per key and value (at
+/// warn), then at debug, so a hostile or broken value does not flood the
+/// log at every agent pass (every 2 s, forever).
+pub(crate) fn refused(key: &str, value: &[u8], why: impl std::fmt::Display) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+    let h = ocinet_common::validate::fnv1a64(&[key.as_bytes(), b"\0", value].concat());
+    let first = {
+        let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+        let set = seen.get_or_insert_with(HashSet::new);
+        if set.len() > 100_000 {
+            // Bounded: a store full of junk is logged again, not kept.
+            set.clear();
+        }
+        set.insert(h)
+    };
+    if first {
+        tracing::warn!(%key, "cluster store: skipping {why}");
+    } else {
+        tracing::debug!(%key, "cluster store: skipping {why}");
+    }
+}
