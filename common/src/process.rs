@@ -65,6 +65,35 @@ pub fn systemd_run() -> Option<&'static std::path::Path> {
         .find(|p| p.is_file())
 }
 
+/// The command that starts daemon `daemon` (`exe`, for `state_dir`): a
+/// transient systemd service where systemd runs the host (`systemd`,
+/// from `systemd_run`), so that it outlives the caller's process group
+/// and `systemctl` shows it; `exe` itself elsewhere. The caller adds the
+/// daemon's arguments.
+pub fn daemon_command(
+    systemd: Option<&std::path::Path>,
+    daemon: &str,
+    state_dir: &std::path::Path,
+    exe: &std::path::Path,
+) -> Command {
+    match systemd {
+        Some(run) => {
+            let mut c = Command::new(run);
+            c.args([
+                "--quiet",
+                "--collect",
+                "--property=KillMode=mixed",
+                "--unit",
+            ])
+            .arg(unit_name(daemon, state_dir))
+            .arg("--")
+            .arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    }
+}
+
 /// One unit name per daemon and state directory, as there is one resolver
 /// (and one port proxy) per state directory.
 pub fn unit_name(daemon: &str, state_dir: &std::path::Path) -> String {

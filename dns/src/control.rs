@@ -10,7 +10,6 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ocinet_common::model::ProcessId;
@@ -133,22 +132,7 @@ fn start(state: &StateDir, state_dir: &Path, config_dir: &Path, exe: &Path) -> R
     let (exe, subcommand) = resolver_command(exe);
     let exe = exe.as_path();
     let systemd = ocinet_common::process::systemd_run();
-    let mut cmd = match &systemd {
-        Some(run) => {
-            let mut c = Command::new(run);
-            c.args([
-                "--quiet",
-                "--collect",
-                "--property=KillMode=mixed",
-                "--unit",
-            ])
-            .arg(ocinet_common::process::unit_name("ocinet-dns", &state_dir))
-            .arg("--")
-            .arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
+    let mut cmd = ocinet_common::process::daemon_command(systemd, "ocinet-dns", &state_dir, exe);
     cmd.arg("--state-dir")
         .arg(&state_dir)
         .arg("--config-dir")

@@ -617,3 +617,24 @@ impl Cluster {
         }
     }
 }
+
+/// Container `id`'s address on network `net`, from `ps --json`.
+pub fn ip_on(h: &Host, id: &str, net: &str) -> String {
+    let ep = h.endpoint(id).unwrap_or_else(|| panic!("{id} not in ps"));
+    ep["attachments"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["network"] == net))
+        .and_then(|a| a["ip"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no address on {net}: {ep}"))
+}
+
+/// `network create NAME --driver overlay --subnet SUBNET EXTRA..` on `h`,
+/// which must succeed.
+pub fn overlay_network(h: &Host, name: &str, subnet: &str, extra: &[&str]) {
+    let mut args = vec![
+        "network", "create", name, "--driver", "overlay", "--subnet", subnet,
+    ];
+    args.extend_from_slice(extra);
+    ok(h.ocinet(&args));
+}

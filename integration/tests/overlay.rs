@@ -8,28 +8,14 @@ use ocinet_integration::cluster::Cluster;
 use ocinet_integration::{ok, text, Runtime, Spec};
 
 fn ip_of(h: &ocinet_integration::Host, id: &str, net: &str) -> String {
-    let ep = h.endpoint(id).unwrap_or_else(|| panic!("{id} not in ps"));
-    ep["attachments"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["network"] == net))
-        .and_then(|a| a["ip"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no address on {net}: {ep}"))
+    ocinet_integration::cluster::ip_on(h, id, net)
 }
 
 #[test]
 fn containers_on_two_hosts_reach_each_other_by_address_and_name() {
     let c = Cluster::joined(2);
     let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
-    ok(h1.ocinet(&[
-        "network",
-        "create",
-        "ov",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.77.0.0/16",
-    ]));
+    ocinet_integration::cluster::overlay_network(h1, "ov", "10.77.0.0/16", &[]);
     let ls = ok(h2.ocinet(&["network", "ls"]));
     assert!(
         ls.lines()
@@ -115,15 +101,7 @@ fn a_cni_pod_and_a_runc_container_on_two_hosts() {
     use ocinet_integration::cni::{self, Call, Pod};
     let c = Cluster::joined(2);
     let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
-    ok(h1.ocinet(&[
-        "network",
-        "create",
-        "ov",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.78.0.0/16",
-    ]));
+    ocinet_integration::cluster::overlay_network(h1, "ov", "10.78.0.0/16", &[]);
     let b = h2.started(Runtime::Runc, "b", &Spec::on("ov", "beta"));
     let ipb = ip_of(h2, &b.id, "ov");
     let pod = Pod::new(h1, "p");
@@ -177,24 +155,8 @@ fn a_cni_pod_and_a_runc_container_on_two_hosts() {
 fn isolation_connect_and_disconnect_across_hosts() {
     let c = Cluster::joined(2);
     let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
-    ok(h1.ocinet(&[
-        "network",
-        "create",
-        "red",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.81.0.0/16",
-    ]));
-    ok(h1.ocinet(&[
-        "network",
-        "create",
-        "blue",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.82.0.0/16",
-    ]));
+    ocinet_integration::cluster::overlay_network(h1, "red", "10.81.0.0/16", &[]);
+    ocinet_integration::cluster::overlay_network(h1, "blue", "10.82.0.0/16", &[]);
     let a = h1.started(Runtime::Runc, "a", &Spec::on("red", "a"));
     // h1 has a container on blue too, so it routes blue's blocks.
     let _x = h1.started(Runtime::Crun, "x", &Spec::on("blue", "x"));
@@ -244,15 +206,7 @@ fn published_ports_and_the_way_out_are_the_hosts() {
     let c = Cluster::joined(2);
     let h1 = &c.hosts[0];
     h1.outside();
-    ok(h1.ocinet(&[
-        "network",
-        "create",
-        "ov",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.79.0.0/16",
-    ]));
+    ocinet_integration::cluster::overlay_network(h1, "ov", "10.79.0.0/16", &[]);
     let a = h1.started(
         Runtime::Runc,
         "web",
@@ -294,15 +248,7 @@ fn podman_and_runc_on_two_hosts_and_a_stopped_name_goes() {
     ];
     let c = Cluster::joined(2);
     let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
-    ok(h1.ocinet(&[
-        "network",
-        "create",
-        "ov",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.80.0.0/16",
-    ]));
+    ocinet_integration::cluster::overlay_network(h1, "ov", "10.80.0.0/16", &[]);
     let root = ocinet_integration::rootfs::path().display().to_string();
     let args = [
         &[
@@ -357,16 +303,7 @@ fn an_internal_overlay_network_spans_hosts_and_keeps_to_itself() {
     let c = Cluster::joined(2);
     let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
     h1.outside();
-    ok(h1.ocinet(&[
-        "network",
-        "create",
-        "priv",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.83.0.0/24",
-        "--internal",
-    ]));
+    ocinet_integration::cluster::overlay_network(h1, "priv", "10.83.0.0/24", &["--internal"]);
     let a = h1.started(Runtime::Crun, "a", &Spec::on("priv", "a"));
     let b = h2.started(Runtime::Runc, "b", &Spec::on("priv", "b"));
     let (ipa, ipb) = (ip_of(h1, &a.id, "priv"), ip_of(h2, &b.id, "priv"));

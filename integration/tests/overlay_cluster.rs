@@ -14,14 +14,8 @@ use ocinet_integration::{ok, text, Host, Runtime, Spec};
 /// store change and at least every 2 s.
 const CONVERGE: Duration = Duration::from_secs(8);
 
-fn ip_of(h: &Host, id: &str, net: &str) -> String {
-    let ep = h.endpoint(id).unwrap_or_else(|| panic!("{id} not in ps"));
-    ep["attachments"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["network"] == net))
-        .and_then(|a| a["ip"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no address on {net}: {ep}"))
+fn ip_of(h: &ocinet_integration::Host, id: &str, net: &str) -> String {
+    ocinet_integration::cluster::ip_on(h, id, net)
 }
 
 /// The /24 block an address of a /16 overlay subnet is in, as `ip route`

@@ -23,14 +23,8 @@ fn overlay(h: &Host, name: &str) {
     ]));
 }
 
-fn ip_of(h: &Host, id: &str, net: &str) -> String {
-    let ep = h.endpoint(id).unwrap_or_else(|| panic!("{id} not in ps"));
-    ep["attachments"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["network"] == net))
-        .and_then(|a| a["ip"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no address on {net}: {ep}"))
+fn ip_of(h: &ocinet_integration::Host, id: &str, net: &str) -> String {
+    ocinet_integration::cluster::ip_on(h, id, net)
 }
 
 /// Every overlay address `ps` shows on `h`, as (address, container id).

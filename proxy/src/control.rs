@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ocinet_common::model::ProcessId;
@@ -191,25 +190,7 @@ fn start(state: &StateDir, state_dir: &Path, exe: &Path) -> Result<ProcessId> {
     let (exe, subcommand) = proxy_command(exe);
     let exe = exe.as_path();
     let systemd = ocinet_common::process::systemd_run();
-    let mut cmd = match &systemd {
-        Some(run) => {
-            let mut c = Command::new(run);
-            c.args([
-                "--quiet",
-                "--collect",
-                "--property=KillMode=mixed",
-                "--unit",
-            ])
-            .arg(ocinet_common::process::unit_name(
-                "ocinet-proxy",
-                &state_dir,
-            ))
-            .arg("--")
-            .arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
+    let mut cmd = ocinet_common::process::daemon_command(systemd, "ocinet-proxy", &state_dir, exe);
     cmd.arg("--state-dir").arg(&state_dir).args(subcommand);
     let mut child =
         ocinet_common::process::spawn_detached(&mut cmd).map_err(|e| Error::io(exe, e))?;

@@ -23,7 +23,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ocinet_cluster::store::Kv;
@@ -72,25 +71,8 @@ pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
         // A transient service where systemd runs the host (as the
         // resolver and the port proxy are started): it outlives the
         // hook's process group, and `systemctl` shows it.
-        let mut cmd = match systemd {
-            Some(run) => {
-                let mut c = Command::new(run);
-                c.args([
-                    "--quiet",
-                    "--collect",
-                    "--property=KillMode=mixed",
-                    "--unit",
-                ])
-                .arg(ocinet_common::process::unit_name(
-                    "ocinet-agent",
-                    &state_dir,
-                ))
-                .arg("--")
-                .arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
+        let mut cmd =
+            ocinet_common::process::daemon_command(systemd, "ocinet-agent", &state_dir, &exe);
         cmd.arg(SUBCOMMAND)
             .arg("--state-dir")
             .arg(&state_dir)
