@@ -41,6 +41,31 @@ pub fn blocks(network: &str) -> String {
 pub fn all_blocks() -> String {
     format!("{ROOT}blocks/")
 }
+/// The host that last held a block (not on a lease: it outlives the
+/// holder's lease, so that a host cut off past its lease, which may
+/// still run containers there, is not given away by a host that never
+/// saw it holding the block). Written with the block, removed when the
+/// holder gives the block back or leaves.
+pub fn held(network: &str, block: Ipv4Net) -> String {
+    format!(
+        "{ROOT}held/{network}/{}-{}",
+        block.network(),
+        block.prefix_len()
+    )
+}
+pub fn helds(network: &str) -> String {
+    format!("{ROOT}held/{network}/")
+}
+pub fn all_held() -> String {
+    format!("{ROOT}held/")
+}
+
+/// `held/<network>/<cidr>` back into its parts.
+pub fn parse_held(key: &str) -> Option<(String, Ipv4Net)> {
+    let rest = key.strip_prefix(&all_held())?;
+    parse_block(&format!("{}{rest}", all_blocks()))
+}
+
 pub fn container(network: &str, node: &str, id: &str) -> String {
     format!("{ROOT}containers/{network}/{node}/{id}")
 }
@@ -84,6 +109,7 @@ mod tests {
         let b: Ipv4Net = "10.77.3.0/24".parse().unwrap();
         assert_eq!(parse_block(&block("web", b)), Some(("web".into(), b)));
         assert_eq!(parse_block("/ocinet/v1/blocks/web/10.77.3.1-24"), None);
+        assert_eq!(parse_held(&held("web", b)), Some(("web".into(), b)));
         assert_eq!(parse_block("/ocinet/v1/blocks/web/zz"), None);
         assert_eq!(
             parse_container(&container("web", "h1", "abc")),

@@ -12,6 +12,10 @@
 //! - `blocks/<network>/<cidr>`: a block of the network's subnet leased to
 //!   one host (on its lease: a host that dies gives its blocks back once
 //!   its lease expired, never before);
+//! - `held/<network>/<cidr>`: the host that last held a block, off any
+//!   lease, so that a host cut off past its lease (which may still run
+//!   containers there) does not have its block given away while another
+//!   is free;
 //! - `containers/<network>/<node>/<id>`: a container's name, aliases and
 //!   addresses, for the other hosts' resolvers (on the host's lease).
 //!

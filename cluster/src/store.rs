@@ -167,6 +167,43 @@ impl Store {
             .succeeded())
     }
 
+    /// Put `value` at `key` on `lease` if the key is absent or holds
+    /// `value` already, and `side` (off any lease) in the same
+    /// transaction: whether it did (a block and its last holder).
+    pub fn claim(
+        &mut self,
+        key: &str,
+        value: Vec<u8>,
+        lease: i64,
+        side: (String, Vec<u8>),
+    ) -> Result<bool> {
+        let ops = || {
+            [
+                TxnOp::put(
+                    key,
+                    value.clone(),
+                    Some(PutOptions::new().with_lease(lease)),
+                ),
+                TxnOp::put(side.0.clone(), side.1.clone(), None),
+            ]
+        };
+        let absent = Txn::new()
+            .when([Compare::version(key, CompareOp::Equal, 0)])
+            .and_then(ops());
+        if self
+            .call("claim", |mut c| async move { c.txn(absent).await })?
+            .succeeded()
+        {
+            return Ok(true);
+        }
+        let ours = Txn::new()
+            .when([Compare::value(key, CompareOp::Equal, value.clone())])
+            .and_then(ops());
+        Ok(self
+            .call("claim", |mut c| async move { c.txn(ours).await })?
+            .succeeded())
+    }
+
     pub fn delete(&mut self, key: &str) -> Result<bool> {
         let k = key.to_string();
         let resp = self.call("delete", |mut c| async move { c.delete(k, None).await })?;

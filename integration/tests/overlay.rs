@@ -316,3 +316,72 @@ fn an_internal_overlay_network_spans_hosts_and_keeps_to_itself() {
         "an internal network's container reaches the outside"
     );
 }
+
+/// A host cut off past its lease loses its block in the store but may
+/// still run containers there: a host that joins only afterwards (whose
+/// agent never saw the block held) does not take it while another block
+/// is free, as the store keeps the block's last holder off the lease.
+/// The cut-off host gets its block back when it returns.
+#[test]
+fn a_late_host_does_not_take_the_block_of_a_host_that_is_cut_off() {
+    let c = Cluster::new(3);
+    let (h1, h2, h3) = (&c.hosts[0], &c.hosts[1], &c.hosts[2]);
+    ok(c.join(0));
+    ok(c.join(1));
+    ocinet_integration::cluster::overlay_network(h1, "ov", "10.84.0.0/16", &[]);
+    let b = h2.started(Runtime::Runc, "b", &Spec::on("ov", "b"));
+    let ip2 = ip_of(h2, &b.id, "ov");
+    let block2 = format!(
+        "/ocinet/v1/blocks/ov/{}.0-24",
+        ip2.rsplitn(2, '.').nth(1).unwrap_or_default()
+    );
+    assert!(
+        c.etcd.keys("/ocinet/v1/blocks/ov/").contains(&block2),
+        "{:?}",
+        c.etcd.keys("/ocinet/v1/")
+    );
+    for pid in h2.agents() {
+        ok(std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .output()
+            .expect("kill"));
+    }
+    c.ul.set_link(h2, false);
+    assert!(
+        Cluster::eventually(Duration::from_secs(20), || !c
+            .etcd
+            .keys("/ocinet/v1/blocks/ov/")
+            .contains(&block2)),
+        "h2's block outlived its lease: {:?}",
+        c.etcd.keys("/ocinet/v1/")
+    );
+    let held2 = block2.replace("/blocks/", "/held/");
+    assert!(
+        c.etcd.keys("/ocinet/v1/held/ov/").contains(&held2),
+        "{:?}",
+        c.etcd.keys("/ocinet/v1/")
+    );
+    ok(c.join(2));
+    let x = h3.started(Runtime::Crun, "x", &Spec::on("ov", "x"));
+    let ip3 = ip_of(h3, &x.id, "ov");
+    assert_ne!(
+        ip3.rsplitn(2, '.').nth(1),
+        ip2.rsplitn(2, '.').nth(1),
+        "h3 took the block of h2, which still runs {ip2}: got {ip3}"
+    );
+    // h2 comes back: its agent claims its block again.
+    c.ul.set_link(h2, true);
+    ok(c.join(1));
+    assert!(
+        Cluster::eventually(Duration::from_secs(10), || c
+            .etcd
+            .keys("/ocinet/v1/blocks/ov/")
+            .contains(&block2)),
+        "{:?}",
+        c.etcd.keys("/ocinet/v1/")
+    );
+    assert!(
+        reaches(h3, &x.id, &ip2),
+        "h3's container does not reach h2's {ip2} after the heal"
+    );
+}

@@ -179,7 +179,7 @@ pub fn unpublish(ctx: &Locked, net: &Network) -> Result<()> {
     let guard = keys::containers(&net.name);
     let removed = m.store.delete_all_unless(
         &[keys::network(&net.name), keys::vni(o.vni)],
-        &[keys::blocks(&net.name)],
+        &[keys::blocks(&net.name), keys::helds(&net.name)],
         &guard,
     )?;
     if removed {

@@ -114,12 +114,46 @@ pub fn mine(m: &Member) -> Vec<u8> {
 pub fn claim(m: &mut Member, network: &str, block: Ipv4Net, lease: i64) -> Result<bool> {
     let value = mine(m);
     let _span = tracing::debug_span!("block_claim", network, %block).entered();
-    m.store.create_or_replace(
-        &keys::block(network, block),
-        value.clone(),
-        Some(&value),
-        Some(lease),
-    )
+    let side = (keys::held(network, block), value.clone());
+    m.store
+        .claim(&keys::block(network, block), value, lease, side)
+}
+
+/// The host each block of `net` was last held by, as the store says
+/// (`keys::held`), other than this host: blocks whose holder may still
+/// run containers there though its lease is gone.
+pub fn last_holders(m: &mut Member, net: &Network) -> Result<BTreeMap<Ipv4Net, String>> {
+    let (kvs, _) = m.store.list(&keys::helds(&net.name))?;
+    let mut out = BTreeMap::new();
+    for kv in kvs {
+        let Some((_, block)) = keys::parse_held(&kv.key) else {
+            super::refused(
+                &kv.key,
+                &kv.value,
+                "a last-holder key that is not NETWORK/ADDRESS-LENGTH",
+            );
+            continue;
+        };
+        match Block::read(&kv.key, &kv.value) {
+            Ok(b) if b.node != m.cfg.node => {
+                out.insert(block, b.node);
+            }
+            Ok(_) => {}
+            Err(e) => super::refused(&kv.key, &kv.value, e),
+        }
+    }
+    Ok(out)
+}
+
+/// Blocks of `net` not to take while another is free: those a host
+/// that is down was last seen holding, by this host's agent or in the
+/// store.
+fn avoided(ctx: &Locked, m: &mut Member, net: &Network) -> Result<BTreeMap<Ipv4Net, String>> {
+    let mut avoid = remembered(&ctx.state).remove(&net.name).unwrap_or_default();
+    for (b, node) in last_holders(m, net)? {
+        avoid.entry(b).or_insert(node);
+    }
+    Ok(avoid)
 }
 
 /// An IPv4 address of `net` for container `id`: `wanted` (in a block of
@@ -184,11 +218,7 @@ fn allocate_with(
             }
             Some(_) => {}
             None => {
-                if let Some(node) = remembered(&ctx.state)
-                    .get(&net.name)
-                    .and_then(|h| h.get(&block))
-                    .filter(|n| **n != me)
-                {
+                if let Some(node) = avoided(ctx, m, net)?.remove(&block).filter(|n| *n != me) {
                     return Err(Error::invalid(
                         field,
                         ip,
@@ -231,7 +261,7 @@ fn allocate_with(
     // A new block: the first free one, one a host that is down was last
     // seen holding only when no other is free. A transaction lost to
     // another host's setup moves on to the next.
-    let avoid = remembered(&ctx.state).remove(&net.name).unwrap_or_default();
+    let avoid = avoided(ctx, m, net)?;
     let free = |b: &Ipv4Net| !taken.contains_key(b);
     let unseen = blocks::all(subnet).filter(|b| free(b) && !avoid.contains_key(b));
     let seen = blocks::all(subnet).filter(|b| free(b) && avoid.contains_key(b));
@@ -276,6 +306,7 @@ pub fn release_empty(ctx: &Locked, m: &mut Member, net: &Network) -> Result<usiz
             continue;
         }
         if m.store.delete_if(&keys::block(&net.name, b), &value)? {
+            m.store.delete_if(&keys::held(&net.name, b), &value)?;
             tracing::info!(network = %net.name, block = %b, "block given back");
             n += 1;
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ocinet_cluster::values::{self, Member as MemberValue, Node};
+use ocinet_cluster::values::{Member as MemberValue, Node};
 use ocinet_cluster::{keys, ClusterConfig, Store};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::{Error, Result};
@@ -239,9 +239,15 @@ fn leave(ctx: &Context) -> Result<String> {
         }
     }
     m.store.delete(&keys::node(&cfg.node))?;
+    // Its blocks went with the lease; that it held them goes too (it runs
+    // no overlay container any more: checked above).
+    let mine = ocinet_core::overlay::lease::mine(&m);
+    let (held, _) = m.store.list(&keys::all_held())?;
+    for kv in held.iter().filter(|kv| kv.value == mine) {
+        m.store.delete_if(&kv.key, &mine)?;
+    }
     ocinet_core::overlay::forget_all(ctx)?;
     ClusterConfig::remove(ctx.config.root())?;
-    let _ = values::now();
     tracing::info!(node = %cfg.node, "left the cluster");
     Ok(format!("{}\n", cfg.node))
 }
