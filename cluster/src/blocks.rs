@@ -4,9 +4,9 @@
 //! address once its host holds a block with room, and the other hosts
 //! route one prefix per block, not one entry per container.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// The length of a block of `subnet`: /24 blocks of a /16 (256 hosts of
 /// 253 containers), down to /28 blocks for small subnets: 16 blocks of a
@@ -49,6 +49,33 @@ pub fn usable(subnet: Ipv4Net, gateway: Ipv4Addr, block: Ipv4Net) -> Option<(Ipv
         last -= 1;
     }
     (first <= last).then(|| (Ipv4Addr::from(first), Ipv4Addr::from(last)))
+}
+
+/// The IPv6 block that goes with IPv4 block `block` of `subnet` on a
+/// dual-stack network: `subnet6` cut into as many blocks, the same index.
+/// One block key holds both, so a host's IPv6 addresses need no key of
+/// their own. None when `subnet6` is too small to cut so (the definition
+/// refuses such a subnet).
+pub fn block6(subnet: Ipv4Net, subnet6: Ipv6Net, block: Ipv4Net) -> Option<Ipv6Net> {
+    let bits = block_len(subnet).checked_sub(subnet.prefix_len())?;
+    let len6 = subnet6.prefix_len().checked_add(bits)?;
+    if len6 > 120 || !subnet.contains(&block) {
+        return None;
+    }
+    let index =
+        (u32::from(block.network()) - u32::from(subnet.network())) >> (32 - block_len(subnet));
+    let base = u128::from(subnet6.network()) + (u128::from(index) << (128 - u32::from(len6)));
+    Ipv6Net::new(Ipv6Addr::from(base), len6).ok()
+}
+
+/// The addresses of IPv6 block `block6` a container may get: not its
+/// first (the block's route goes via it) nor the network's gateway.
+pub fn usable6(gateway6: Ipv6Addr, block6: Ipv6Net) -> (Ipv6Addr, Ipv6Addr) {
+    let mut first = u128::from(block6.network()) + 1;
+    if first == u128::from(gateway6) {
+        first += 1;
+    }
+    (Ipv6Addr::from(first), block6.broadcast())
 }
 
 /// The host's VXLAN address on the network: its first block's first.
@@ -96,6 +123,22 @@ mod tests {
         assert_eq!(
             vtep_mac(Ipv4Addr::new(10, 99, 0, 1)),
             [0x0a, 0x58, 10, 99, 0, 1]
+        );
+        let s6: Ipv6Net = "fd77::/64".parse().unwrap();
+        assert_eq!(block6(s, s6, b0), Some("fd77::/72".parse().unwrap()));
+        assert_eq!(
+            block6(s, s6, "10.77.3.0/24".parse().unwrap()),
+            Some("fd77:0:0:0:300::/72".parse().unwrap())
+        );
+        assert_eq!(
+            block6(s, s6, last),
+            Some("fd77:0:0:0:ff00::/72".parse().unwrap())
+        );
+        assert_eq!(block6(s, "fd77::/120".parse().unwrap(), b0), None);
+        let (f, l) = usable6("fd77::1".parse().unwrap(), "fd77::/72".parse().unwrap());
+        assert_eq!(
+            (f.to_string(), l.to_string()),
+            ("fd77::2".into(), "fd77::ff:ffff:ffff:ffff".into())
         );
     }
 }

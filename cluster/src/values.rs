@@ -184,13 +184,26 @@ impl Block {
 }
 
 impl Container {
-    /// A container's entry, its addresses inside `subnet` and its names
-    /// ones a resolver can answer.
+    /// A container's entry on an IPv4-only network (`read_in`).
     pub fn read(
         key: &str,
         node: &str,
         id: &str,
         subnet: ipnet::Ipv4Net,
+        data: &[u8],
+    ) -> Result<Container> {
+        Self::read_in(key, node, id, subnet, None, data)
+    }
+
+    /// A container's entry, its addresses inside `subnet` (and `subnet6`
+    /// on a dual-stack network), one per family, and its names ones a
+    /// resolver can answer.
+    pub fn read_in(
+        key: &str,
+        node: &str,
+        id: &str,
+        subnet: ipnet::Ipv4Net,
+        subnet6: Option<ipnet::Ipv6Net>,
         data: &[u8],
     ) -> Result<Container> {
         let c: Container = parse(key, data)?;
@@ -208,12 +221,18 @@ impl Container {
         if c.aliases.len() > 64 || c.addresses.is_empty() || c.addresses.len() > 2 {
             return Err(bad("has too many aliases or no address".into()));
         }
+        let v4s = c.addresses.iter().filter(|a| a.is_ipv4()).count();
+        if v4s > 1 || c.addresses.len() - v4s > 1 {
+            return Err(bad("has more than one address of a family".into()));
+        }
         for a in &c.addresses {
             match a {
                 IpAddr::V4(v4) if subnet.contains(v4) => {}
+                IpAddr::V6(v6) if subnet6.is_some_and(|s| s.contains(v6)) => {}
                 _ => {
                     return Err(bad(format!(
-                        "address {a} is not in the network's subnet {subnet}"
+                        "address {a} is not in the network's subnets ({subnet}{})",
+                        subnet6.map(|s| format!(", {s}")).unwrap_or_default()
                     )))
                 }
             }

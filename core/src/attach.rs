@@ -78,10 +78,25 @@ pub(crate) fn lease(
                 Some(_) => Ok(None),
                 None => from_ranges(false),
             };
-            let got = match ranged {
-                Ok(Some(IpAddr::V6(ip6))) => Ok(ip6),
-                Ok(_) => pool.allocate6(net, id, wanted6, &req.ip6_field),
-                Err(e) => Err(e),
+            let overlay4 = ip4
+                .filter(|_| net.overlay().is_some())
+                .and_then(|ip| match ip {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                });
+            let got = match (ranged, overlay4) {
+                // From the IPv6 block that goes with the IPv4 one.
+                (_, Some(v4)) => crate::overlay::lease::allocate6(
+                    net,
+                    id,
+                    v4,
+                    wanted6,
+                    &req.ip6_field,
+                    pool.as_ref(),
+                ),
+                (Ok(Some(IpAddr::V6(ip6))), None) => Ok(ip6),
+                (Ok(_), None) => pool.allocate6(net, id, wanted6, &req.ip6_field),
+                (Err(e), None) => Err(e),
             };
             match got {
                 Ok(ip6) => Some(ip6),

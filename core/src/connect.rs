@@ -357,7 +357,10 @@ fn hand_over_default_route(ctx: &Context, ep: &mut Endpoint) -> Result<Option<St
             inner.add_default_route(gw, link.index)?;
         }
         if let Some(gw6) = gateway6 {
-            inner.add_default_route6(gw6, link.index)?;
+            match ep.attachments[i].ipv6_net() {
+                Some(n) if !n.contains(&gw6) => inner.add_default_route6_onlink(gw6, link.index)?,
+                _ => inner.add_default_route6(gw6, link.index)?,
+            }
         }
         return Ok(Some(interface));
     }

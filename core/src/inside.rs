@@ -64,8 +64,12 @@ pub(crate) fn configure6(
         ))
     })?;
     inner.add_address6(link.index, addr.addr(), addr.prefix_len())?;
-    if let Some(gw) = gateway {
-        inner.add_default_route6(gw, link.index)?;
+    match gateway {
+        // Outside the address's prefix (an overlay network's, on-link
+        // within its host's block only): reached on-link all the same.
+        Some(gw) if !addr.contains(&gw) => inner.add_default_route6_onlink(gw, link.index)?,
+        Some(gw) => inner.add_default_route6(gw, link.index)?,
+        None => {}
     }
     Ok(())
 }

@@ -200,15 +200,22 @@ impl Shared {
                 let ip = r.addresses.iter().find_map(|a| match a {
                     IpAddr::V4(v4) => Some(*v4),
                     IpAddr::V6(_) => None,
-                })?;
+                });
+                let ip6 = r.addresses.iter().find_map(|a| match a {
+                    IpAddr::V6(v6) => Some(*v6),
+                    IpAddr::V4(_) => None,
+                });
+                if ip.is_none() && ip6.is_none() {
+                    return None;
+                }
                 Some(Named {
                     id: r.id,
                     name: r.name.unwrap_or_default(),
                     dns_servers: Vec::new(),
                     attachments: vec![crate::catalog::Named1 {
                         network: r.network,
-                        ip: Some(ip),
-                        ip6: None,
+                        ip,
+                        ip6,
                         aliases: r.aliases,
                     }],
                 })

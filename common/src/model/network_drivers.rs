@@ -297,15 +297,27 @@ impl Network {
             return Err(Error::invalid(
                 "subnet",
                 self.subnets.first().map(|s| s.subnet.to_string()).unwrap_or_default(),
-                "an overlay network needs an IPv4 subnet (its blocks are leased per host over IPv4; IPv6 on overlay networks is not built yet)",
+                "an overlay network needs an IPv4 subnet (blocks are leased per host by their IPv4 range; give an IPv6 one beside it for dual stack)",
             ));
         };
+        // Dual stack: each host's IPv4 block has the IPv6 block of the
+        // same index, so the IPv6 subnet is cut as many times; a /96 or
+        // larger leaves every block room.
         if let Some(v6) = self.v6() {
-            return Err(Error::invalid(
-                "subnet",
-                v6.subnet,
-                "IPv6 on overlay networks is not built yet: give only an IPv4 subnet",
-            ));
+            if v6.subnet.prefix_len() > 96 {
+                return Err(Error::invalid(
+                    "subnet",
+                    v6.subnet,
+                    "an overlay network's IPv6 subnet must be /96 or larger: it is cut into one block per host, as the IPv4 one",
+                ));
+            }
+            if v6.ip_range.is_some() {
+                return Err(Error::invalid(
+                    "ip-range",
+                    v6.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                    "does not apply to overlay networks: each host leases blocks of the whole subnet",
+                ));
+            }
         }
         if v4.subnet.prefix_len() > 28 {
             return Err(Error::invalid(

@@ -146,8 +146,24 @@ impl NetworkDriver for OverlayDriver {
         default_route: bool,
         ports: &[PortSpec],
     ) -> Attachment {
-        self.bridge
-            .describe(id, interface, lease, default_route, ports)
+        let mut att = self
+            .bridge
+            .describe(id, interface, lease, default_route, ports);
+        // An IPv6 address is on-link within its host's block only (the
+        // default route reaches the gateway on-link: `inside::configure6`).
+        let net = self.network();
+        if let Some(len) =
+            crate::overlay::lease::container_prefix6(net, lease.ip4.map(|(ip, _)| ip))
+        {
+            for a in att.addresses.iter_mut() {
+                if let ipnet::IpNet::V6(v6) = a {
+                    if let Ok(n) = ipnet::Ipv6Net::new(v6.addr(), len) {
+                        *a = ipnet::IpNet::V6(n);
+                    }
+                }
+            }
+        }
+        att
     }
 
     fn prepare(&self, ctx: &Locked, host: &mut Netlink) -> Result<Prepared> {
@@ -162,6 +178,9 @@ impl NetworkDriver for OverlayDriver {
         // else; the bridge kind turns forwarding on only for networks
         // with a way out).
         sysctl::enable_ipv4_forwarding()?;
+        if net.v6().is_some() {
+            sysctl::enable_ipv6_forwarding()?;
+        }
         let (_, created) = dataplane::ensure_device(host, &cfg, net)?;
         if created {
             // The host's first container here: the routes to the other

@@ -312,7 +312,8 @@ fn read_view(store: &mut Store) -> Result<View> {
         let Some((subnet, _)) = v.networks.get(&net).and_then(definitions::subnet_of) else {
             continue;
         };
-        match Container::read(&kv.key, &node, &id, subnet, &kv.value) {
+        let subnet6 = v.networks.get(&net).and_then(|n| n.subnet6());
+        match Container::read_in(&kv.key, &node, &id, subnet, subnet6, &kv.value) {
             Ok(c) => {
                 v.containers.insert((net, node, id), (kv.clone(), c));
             }

@@ -50,6 +50,10 @@ pub fn ensure_device(
             info.local, cfg.advertise
         )));
     }
+    if net.v6().is_some() {
+        // IPv6 over the device (a new namespace may have it off).
+        ocinet_common::sysctl::enable_ipv6_on(&dev)?;
+    }
     if !info.up {
         host.set_up(info.index, &dev)?;
     }
@@ -146,8 +150,60 @@ pub fn program(
         host.route_onlink_add(*r, *via, idx)?;
         added += 1;
     }
+    if let (Some(v6), Some((subnet, _))) = (net.v6(), super::definitions::subnet_of(net)) {
+        let (a, r) = program6(host, idx, subnet, v6.subnet, &remote)?;
+        added += a;
+        removed += r;
+    }
     if added + removed > 0 {
         tracing::info!(%dev, added, removed, "overlay entries programmed");
+    }
+    Ok((added, removed))
+}
+
+/// The IPv6 half of `program` on a dual-stack network: per remote block,
+/// its IPv6 block routed via the block's first address, on-link, and that
+/// address at the host's VXLAN MAC (the FDB entry is the IPv4 half's).
+fn program6(
+    host: &mut Netlink,
+    idx: u32,
+    subnet: Ipv4Net,
+    subnet6: ipnet::Ipv6Net,
+    remote: &[(Ipv4Net, Ipv4Addr)],
+) -> Result<(usize, usize)> {
+    let pairs: Vec<(ipnet::Ipv6Net, [u8; 6])> = remote
+        .iter()
+        .filter_map(|(b, a)| {
+            blocks::block6(subnet, subnet6, *b).map(|b6| (b6, blocks::vtep_mac(*a)))
+        })
+        .collect();
+    let want_neigh: BTreeMap<std::net::Ipv6Addr, [u8; 6]> =
+        pairs.iter().map(|(b6, mac)| (b6.network(), *mac)).collect();
+    let want_routes: BTreeSet<(ipnet::Ipv6Net, std::net::Ipv6Addr)> =
+        pairs.iter().map(|(b6, _)| (*b6, b6.network())).collect();
+    let (mut added, mut removed) = (0, 0);
+    for (r, via) in host.routes6_onlink_via(idx)? {
+        if !want_routes.contains(&(r, via)) && host.route6_onlink_del(r, via, idx)? {
+            removed += 1;
+        }
+    }
+    for (ip, mac) in host.neigh_list6(idx)? {
+        if want_neigh.get(&ip) != Some(&mac) && host.neigh_del6(idx, ip)? {
+            removed += 1;
+        }
+    }
+    let neigh: BTreeMap<std::net::Ipv6Addr, [u8; 6]> = host.neigh_list6(idx)?.into_iter().collect();
+    for (ip, mac) in &want_neigh {
+        if neigh.get(ip) != Some(mac) {
+            host.neigh_set6(idx, *ip, *mac)?;
+            added += 1;
+        }
+    }
+    let routes: BTreeSet<(ipnet::Ipv6Net, std::net::Ipv6Addr)> =
+        host.routes6_onlink_via(idx)?.into_iter().collect();
+    for (r, via) in want_routes.difference(&routes) {
+        host.route6_onlink_add(*r, *via, idx)?;
+        added += 1;
     }
     Ok((added, removed))
 }

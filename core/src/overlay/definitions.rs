@@ -195,7 +195,10 @@ pub fn unpublish(ctx: &Locked, net: &Network) -> Result<()> {
             // The name helps the user find it; a value that does not read
             // still blocks the removal, named by its id.
             let name = subnet
-                .and_then(|s| values::Container::read(&kv.key, &node, &id, s, &kv.value).ok())
+                .and_then(|s| {
+                    values::Container::read_in(&kv.key, &node, &id, s, net.subnet6(), &kv.value)
+                        .ok()
+                })
                 .and_then(|c| c.name);
             Some(match name {
                 Some(n) => format!("{n} ({id}) on host {node}"),

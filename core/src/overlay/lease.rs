@@ -313,3 +313,72 @@ pub fn release_empty(ctx: &Locked, m: &mut Member, net: &Network) -> Result<usiz
     }
     Ok(n)
 }
+
+/// The IPv6 address of a dual-stack overlay attachment whose IPv4
+/// address is `ip4`: from the IPv6 block of the same index as `ip4`'s
+/// block (held by the same key, so no store round trip), `wanted6` if it
+/// is there, else a free one found without walking the block.
+pub fn allocate6(
+    net: &Network,
+    id: &str,
+    ip4: Ipv4Addr,
+    wanted6: Option<std::net::Ipv6Addr>,
+    field: &str,
+    pool: &dyn Ipam,
+) -> Result<std::net::Ipv6Addr> {
+    let (subnet, _) = subnet_of(net).ok_or_else(|| {
+        Error::invalid(
+            "subnet",
+            "none",
+            format!("overlay network {} has no IPv4 subnet", net.name),
+        )
+    })?;
+    let v6 = net.v6().ok_or_else(|| {
+        Error::invalid(
+            "subnet",
+            "none",
+            format!("overlay network {} has no IPv6 subnet", net.name),
+        )
+    })?;
+    let b6 = blocks::of(subnet, ip4)
+        .and_then(|b| blocks::block6(subnet, v6.subnet, b))
+        .ok_or_else(|| {
+            Error::invalid(
+                "subnet",
+                v6.subnet,
+                format!(
+                    "cannot be cut into the blocks of overlay network {}",
+                    net.name
+                ),
+            )
+        })?;
+    let (first, last) = blocks::usable6(v6.gateway, b6);
+    if let Some(w) = wanted6 {
+        if !(first..=last).contains(&w) {
+            return Err(Error::invalid(
+                field,
+                w,
+                format!("is not in {b6}, the IPv6 block of this host's IPv4 block of overlay network {} (an address on an overlay network follows its host's block)", net.name),
+            ));
+        }
+        return pool.allocate6(net, id, Some(w), field);
+    }
+    match pool.allocate_between(net, id, first.into(), last.into())? {
+        Some(IpAddr::V6(ip)) => Ok(ip),
+        _ => Err(Error::PoolExhausted {
+            network: net.name.clone(),
+            range: b6.to_string(),
+        }),
+    }
+}
+
+/// The prefix an address of `net` has inside a container: an overlay
+/// network's IPv6 addresses are on-link only within their host's block
+/// (no proxy NDP for a whole prefix exists, as proxy ARP does for IPv4);
+/// everything else of the subnet goes via the gateway, on-link.
+pub fn container_prefix6(net: &Network, ip4: Option<Ipv4Addr>) -> Option<u8> {
+    let (subnet, _) = subnet_of(net)?;
+    let v6 = net.v6()?;
+    let b = blocks::of(subnet, ip4?)?;
+    blocks::block6(subnet, v6.subnet, b).map(|b6| b6.prefix_len())
+}

@@ -19,7 +19,12 @@ pub fn entry(m: &Member, ep: &Endpoint, att: &Attachment) -> Vec<u8> {
         id: ep.id.clone(),
         name: (!ep.name.is_empty()).then(|| ep.name.clone()),
         aliases: att.aliases.clone(),
-        addresses: att.ipv4().map(std::net::IpAddr::V4).into_iter().collect(),
+        addresses: att
+            .ipv4()
+            .map(std::net::IpAddr::V4)
+            .into_iter()
+            .chain(att.ipv6().map(std::net::IpAddr::V6))
+            .collect(),
     })
 }
 
