@@ -54,6 +54,28 @@ impl Netlink {
         }
     }
 
+    /// The IPv6 default route via `gateway` out of `oif`, on-link
+    /// (RTNH_F_ONLINK): `gateway` is in no prefix of `oif` (an overlay
+    /// gateway outside the container's own /128 or block), so the kernel
+    /// must take it as reachable on `oif` rather than refuse it. Already
+    /// there is fine.
+    pub fn add_default_route6_onlink(&mut self, gateway: Ipv6Addr, oif: u32) -> Result<()> {
+        let _span = tracing::debug_span!("route_add_default6_onlink", %gateway, oif).entered();
+        let msg = RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gateway)
+            .output_interface(oif)
+            .onlink()
+            .build();
+        match self.ack(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add default route via {gateway} on link {oif} onlink"),
+        ) {
+            Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
     /// A route to the one address `ip` on the link `oif`, from `src` (of
     /// `ip`'s family). Already there is fine.
     pub fn add_host_route(&mut self, ip: IpAddr, oif: u32, src: IpAddr) -> Result<()> {

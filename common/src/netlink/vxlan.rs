@@ -5,9 +5,9 @@
 //! written with replace semantics, so reconciling with etcd is "write
 //! what should be, delete what should not", with no read-modify races.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo,
@@ -86,6 +86,16 @@ fn neigh4_message(index: u32, ip: Ipv4Addr) -> NeighbourMessage {
     m
 }
 
+fn neigh6_message(index: u32, ip: Ipv6Addr) -> NeighbourMessage {
+    let mut m = NeighbourMessage::default();
+    m.header.family = AddressFamily::Inet6;
+    m.header.ifindex = index;
+    m.header.state = NeighbourState::Permanent;
+    m.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)));
+    m
+}
+
 /// A neighbour-table dump of `family` limited to device `index`. The
 /// device goes in NDA_IFINDEX, not in the header: a strict dump request
 /// must have a zero header index. Strict checking is on (see `dump_neigh`)
@@ -99,6 +109,15 @@ fn neigh_dump_request(family: AddressFamily, index: u32) -> NeighbourMessage {
 
 fn onlink_route(dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> RouteMessage {
     RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(dest.network(), dest.prefix_len())
+        .gateway(via)
+        .output_interface(oif)
+        .onlink()
+        .build()
+}
+
+fn onlink_route6(dest: Ipv6Net, via: Ipv6Addr, oif: u32) -> RouteMessage {
+    RouteMessageBuilder::<Ipv6Addr>::new()
         .destination_prefix(dest.network(), dest.prefix_len())
         .gateway(via)
         .output_interface(oif)
@@ -431,6 +450,143 @@ impl Netlink {
         Ok(out)
     }
 
+    /// `ip` on device `index` is at `mac`, permanently (no neighbour
+    /// discovery on the overlay device: the answer is known from etcd).
+    /// Replaces any entry `ip` had. The device must have IPv6 enabled
+    /// (the kernel has no IPv6 neighbour table on a device without it).
+    pub fn neigh_set6(&mut self, index: u32, ip: Ipv6Addr, mac: [u8; 6]) -> Result<()> {
+        let mac_s = mac_str(&mac);
+        let _span = tracing::debug_span!("neigh_set6", index, %ip, mac = %mac_s).entered();
+        let mut msg = neigh6_message(index, ip);
+        msg.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        self.ack(
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &format!("set neighbour {ip} lladdr {mac_s} on link {index}"),
+        )
+    }
+
+    /// Remove the IPv6 neighbour entry of `ip` on device `index`;
+    /// `Ok(false)` if there was none (or the device is gone).
+    pub fn neigh_del6(&mut self, index: u32, ip: Ipv6Addr) -> Result<bool> {
+        let _span = tracing::debug_span!("neigh_del6", index, %ip).entered();
+        match self.ack(
+            RouteNetlinkMessage::DelNeighbour(neigh6_message(index, ip)),
+            0,
+            &format!("delete neighbour {ip} on link {index}"),
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if is_absent(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The permanent IPv6 neighbours of device `index` (learnt ones, which
+    /// ocinet did not write, are left out).
+    pub fn neigh_list6(&mut self, index: u32) -> Result<Vec<(Ipv6Addr, [u8; 6])>> {
+        let _span = tracing::debug_span!("neigh_list6", index).entered();
+        let replies = self.dump_neigh(
+            neigh_dump_request(AddressFamily::Inet6, index),
+            &format!("dump ipv6 neighbours of link {index}"),
+        )?;
+        let mut out = Vec::new();
+        for m in replies {
+            if m.header.ifindex != index || m.header.state != NeighbourState::Permanent {
+                continue;
+            }
+            let mut ip = None;
+            let mut mac = None;
+            for a in &m.attributes {
+                match a {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(i)) => ip = Some(*i),
+                    NeighbourAttribute::LinkLayerAddress(l) => mac = mac6(l),
+                    _ => {}
+                }
+            }
+            if let (Some(ip), Some(mac)) = (ip, mac) {
+                out.push((ip, mac));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A route in the main table to `dest` via `via` out of `oif`, on-link:
+    /// the IPv6 form of `route_onlink_add`, with the same replace
+    /// semantics. `oif` must be up and have IPv6 enabled.
+    pub fn route6_onlink_add(&mut self, dest: Ipv6Net, via: Ipv6Addr, oif: u32) -> Result<()> {
+        let _span = tracing::debug_span!("route6_onlink_add", %dest, %via, oif).entered();
+        self.ack(
+            RouteNetlinkMessage::NewRoute(onlink_route6(dest, via, oif)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &format!("add route {dest} via {via} on link {oif} onlink"),
+        )
+    }
+
+    /// Remove what `route6_onlink_add` made; `Ok(false)` if it was not there.
+    pub fn route6_onlink_del(&mut self, dest: Ipv6Net, via: Ipv6Addr, oif: u32) -> Result<bool> {
+        let _span = tracing::debug_span!("route6_onlink_del", %dest, %via, oif).entered();
+        match self.ack(
+            RouteNetlinkMessage::DelRoute(onlink_route6(dest, via, oif)),
+            0,
+            &format!("delete route {dest} via {via} on link {oif}"),
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if is_absent(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The on-link IPv6 routes of the main table out of `oif` that have a
+    /// gateway: (destination, gateway).
+    pub fn routes6_onlink_via(&mut self, oif: u32) -> Result<Vec<(Ipv6Net, Ipv6Addr)>> {
+        let _span = tracing::debug_span!("routes6_onlink_via", oif).entered();
+        self.strict_dumps()?;
+        let main = RouteHeader::RT_TABLE_MAIN;
+        let mut req = RouteMessage::default();
+        req.header.address_family = AddressFamily::Inet6;
+        req.header.table = main;
+        req.attributes.push(RouteAttribute::Oif(oif));
+        let replies = match self.get(
+            RouteNetlinkMessage::GetRoute(req),
+            true,
+            &format!("dump ipv6 routes on link {oif}"),
+        ) {
+            // A kernel booted with ipv6.disable=1 has no IPv6 routes.
+            Err(e) if is_errno(&e, nix::libc::EAFNOSUPPORT) => return Ok(Vec::new()),
+            r => r?,
+        };
+        let mut out = Vec::new();
+        for r in replies {
+            let RouteNetlinkMessage::NewRoute(m) = r else {
+                continue;
+            };
+            if m.header.table != main || !m.header.flags.contains(RouteFlags::Onlink) {
+                continue;
+            }
+            let mut dst = Ipv6Addr::UNSPECIFIED;
+            let mut gw = None;
+            let mut out_if = None;
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => dst = *ip,
+                    RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => gw = Some(*ip),
+                    RouteAttribute::Oif(i) => out_if = Some(*i),
+                    _ => {}
+                }
+            }
+            // Again here: a kernel without strict checking dumps them all.
+            if out_if != Some(oif) {
+                continue;
+            }
+            if let (Some(gw), Ok(net)) = (gw, Ipv6Net::new(dst, m.header.destination_prefix_length))
+            {
+                out.push((net, gw));
+            }
+        }
+        Ok(out)
+    }
+
     /// A neighbour/FDB dump with strict checking on, so the kernel applies
     /// the NDA_IFINDEX filter. Without it, the kernel would read an
     /// AF_BRIDGE request longer than a bare header as the older
@@ -684,6 +840,122 @@ mod tests {
             assert_eq!(nl.fdb_list(dev).unwrap(), vec![]);
             assert_eq!(nl.neigh_list4(dev).unwrap(), vec![]);
             assert_eq!(nl.routes_onlink_via(dev).unwrap(), vec![]);
+        });
+    }
+
+    fn net6(s: &str) -> Ipv6Net {
+        s.parse().expect("test prefix")
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().expect("test address")
+    }
+
+    /// IPv6 on `dev` in this namespace: a fresh namespace may inherit
+    /// disable_ipv6=1, and then the device has no IPv6 neighbour table or
+    /// routes.
+    fn enable_ipv6(dev: &str) {
+        let p = format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6");
+        std::fs::write(&p, "0").unwrap_or_else(|e| panic!("write {p}: {e}"));
+    }
+
+    #[test]
+    fn vxlan_neighbours_and_routes6() {
+        in_fresh_netns(|| {
+            let mut nl = Netlink::new().unwrap();
+            let local = underlay(&mut nl);
+            nl.create_vxlan("ocv8", 8, local, 4789, 1450, [0x0a, 0x58, 10, 98, 0, 1])
+                .unwrap();
+            let dev = nl.vxlan_info("ocv8").unwrap().expect("ocv8").index;
+            enable_ipv6("ocv8");
+            nl.set_up(dev, "ocv8 up").unwrap();
+            let (b1, b2) = (ip6("fd00:77:0:1::"), ip6("fd00:77:0:2::"));
+
+            // Neighbours
+            assert_eq!(nl.neigh_list6(dev).unwrap(), vec![]);
+            nl.neigh_set6(dev, b1, MAC2).unwrap();
+            nl.neigh_set6(dev, b1, MAC1).unwrap();
+            nl.neigh_set6(dev, b2, MAC2).unwrap();
+            let mut neigh = nl.neigh_list6(dev).unwrap();
+            neigh.sort();
+            assert_eq!(neigh, vec![(b1, MAC1), (b2, MAC2)]);
+            let shown = in_ns(&["ip", "-6", "neigh", "show", "dev", "ocv8"]);
+            assert!(
+                shown.contains("fd00:77:0:1:: lladdr 0a:58:0a:62:00:02 PERMANENT"),
+                "{shown}"
+            );
+            // The IPv4 list does not see them, nor the IPv6 list IPv4 ones.
+            assert_eq!(nl.neigh_list4(dev).unwrap(), vec![]);
+            nl.neigh_set4(dev, Ipv4Addr::new(10, 77, 1, 0), MAC1).unwrap();
+            assert_eq!(nl.neigh_list6(dev).unwrap().len(), 2);
+            assert!(nl.neigh_del6(dev, b1).unwrap());
+            assert!(!nl.neigh_del6(dev, b1).unwrap());
+            assert_eq!(nl.neigh_list6(dev).unwrap(), vec![(b2, MAC2)]);
+
+            // Routes
+            let (n1, n2) = (net6("fd00:77:0:1::/64"), net6("fd00:77:0:2::/64"));
+            assert_eq!(nl.routes6_onlink_via(dev).unwrap(), vec![]);
+            nl.route6_onlink_add(n1, b2, dev).unwrap();
+            // Replaced: a new gateway for the same prefix, not a second route.
+            nl.route6_onlink_add(n1, b1, dev).unwrap();
+            nl.route6_onlink_add(n1, b1, dev).unwrap();
+            nl.route6_onlink_add(n2, b2, dev).unwrap();
+            let mut routes = nl.routes6_onlink_via(dev).unwrap();
+            routes.sort();
+            assert_eq!(routes, vec![(n1, b1), (n2, b2)]);
+            let shown = in_ns(&["ip", "-6", "route", "show", "dev", "ocv8"]);
+            assert!(
+                shown.lines().any(|l| l.starts_with("fd00:77:0:1::/64 via fd00:77:0:1:: ")
+                    && l.contains(" onlink")),
+                "{shown}"
+            );
+            assert_eq!(
+                shown
+                    .lines()
+                    .filter(|l| l.starts_with("fd00:77:0:1::/64"))
+                    .count(),
+                1,
+                "{shown}"
+            );
+            // The IPv4 list does not see them; the link-local routes of the
+            // device (no gateway, not on-link) are not listed.
+            assert_eq!(nl.routes_onlink_via(dev).unwrap(), vec![]);
+            let ul = nl.link_by_name("ul0").unwrap().expect("ul0").index;
+            assert_eq!(nl.routes6_onlink_via(ul).unwrap(), vec![]);
+            assert_eq!(nl.neigh_list6(ul).unwrap(), vec![]);
+            assert!(!nl.route6_onlink_del(n1, b2, dev).unwrap());
+            assert!(nl.route6_onlink_del(n1, b1, dev).unwrap());
+            assert!(!nl.route6_onlink_del(n1, b1, dev).unwrap());
+            assert_eq!(nl.routes6_onlink_via(dev).unwrap(), vec![(n2, b2)]);
+
+            // Deleting the device takes its entries with it.
+            assert!(nl.delete_link("ocv8").unwrap());
+            assert!(!nl.neigh_del6(dev, b2).unwrap());
+            assert_eq!(nl.neigh_list6(dev).unwrap(), vec![]);
+            assert_eq!(nl.routes6_onlink_via(dev).unwrap(), vec![]);
+        });
+    }
+
+    #[test]
+    fn vxlan_default_route6_onlink() {
+        in_fresh_netns(|| {
+            let mut nl = Netlink::new().unwrap();
+            enable_ipv6("default");
+            underlay(&mut nl);
+            enable_ipv6("ul0");
+            let ul = nl.link_by_name("ul0").unwrap().expect("ul0").index;
+            // The gateway is in no prefix of ul0: without onlink the
+            // kernel would refuse it.
+            let gw = ip6("fd00:77::1");
+            nl.add_default_route6_onlink(gw, ul).unwrap();
+            nl.add_default_route6_onlink(gw, ul).unwrap();
+            let shown = in_ns(&["ip", "-6", "route", "show", "default"]);
+            let line = shown
+                .lines()
+                .find(|l| l.starts_with("default via fd00:77::1 dev ul0 "))
+                .unwrap_or_else(|| panic!("no default route in {shown}"));
+            assert!(line.contains(" onlink"), "{shown}");
+            assert_eq!(shown.lines().count(), 1, "{shown}");
         });
     }
 }
