@@ -69,13 +69,24 @@ pub fn block6(subnet: Ipv4Net, subnet6: Ipv6Net, block: Ipv4Net) -> Option<Ipv6N
 }
 
 /// The addresses of IPv6 block `block6` a container may get: not its
-/// first (the block's route goes via it) nor the network's gateway.
+/// first (the subnet-router anycast address of the host's bridge for
+/// block 0), not its last (the block's route goes via it: `vtep6`), nor
+/// the network's gateway.
 pub fn usable6(gateway6: Ipv6Addr, block6: Ipv6Net) -> (Ipv6Addr, Ipv6Addr) {
     let mut first = u128::from(block6.network()) + 1;
     if first == u128::from(gateway6) {
         first += 1;
     }
-    (Ipv6Addr::from(first), block6.broadcast())
+    (Ipv6Addr::from(first), Ipv6Addr::from(u128::from(block6.broadcast()) - 1))
+}
+
+/// The address other hosts route IPv6 block `block6` via (on-link on
+/// the VXLAN device, at the holder's VXLAN MAC): its last. Not its first:
+/// the kernel refuses a gateway that is one of the host's own anycast
+/// addresses, and a block's first address is the bridge's subnet-router
+/// anycast address where the block starts the subnet.
+pub fn vtep6(block6: Ipv6Net) -> Ipv6Addr {
+    block6.broadcast()
 }
 
 /// The host's VXLAN address on the network: its first block's first.

@@ -406,24 +406,48 @@ fn dual_stack_across_hosts() {
     let b = h2.started(Runtime::Crun, "b", &Spec::on("ds", "beta"));
     let six = |h: &ocinet_integration::Host, id: &str| {
         let ep = h.endpoint(id).unwrap_or_else(|| panic!("{id} not in ps"));
-        ep["attachments"][0]["address6"].as_str().unwrap_or_default().to_string()
+        ep["attachments"][0]["address6"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     };
     let (a6, b6) = (six(h1, &a.id), six(h2, &b.id));
     assert!(a6.starts_with("fd85::") && a6.ends_with("/72"), "{a6}");
-    assert!(b6.starts_with("fd85::100:") && b6.ends_with("/72"), "h2's second block: {b6}");
+    assert!(
+        b6.starts_with("fd85::100:") && b6.ends_with("/72"),
+        "h2's second block: {b6}"
+    );
     let routes = ok(h2.in_container(&b.id, &["ip", "-6", "route"]));
-    assert!(routes.contains("default via fd85::1 dev eth0") && routes.contains("onlink"), "{routes}");
-    let (a6, b6) = (a6.split('/').next().unwrap_or_default().to_string(), b6.split('/').next().unwrap_or_default().to_string());
+    assert!(
+        routes.contains("default via fd85::1 dev eth0") && routes.contains("onlink"),
+        "{routes}"
+    );
+    let (a6, b6) = (
+        a6.split('/').next().unwrap_or_default().to_string(),
+        b6.split('/').next().unwrap_or_default().to_string(),
+    );
     let ping6 = |h: &ocinet_integration::Host, id: &str, ip: &str| {
         Cluster::eventually(Duration::from_secs(6), || {
-            h.in_container(id, &["ping", "-6", "-c", "1", "-W", "1", ip]).status.success()
+            h.in_container(id, &["ping", "-6", "-c", "1", "-W", "1", ip])
+                .status
+                .success()
         })
     };
-    assert!(ping6(h1, &a.id, &b6), "alpha on h1 does not reach beta {b6} on h2 over IPv6");
-    assert!(ping6(h2, &b.id, &a6), "beta on h2 does not reach alpha {a6} on h1 over IPv6");
+    assert!(
+        ping6(h1, &a.id, &b6),
+        "alpha on h1 does not reach beta {b6} on h2 over IPv6"
+    );
+    assert!(
+        ping6(h2, &b.id, &a6),
+        "beta on h2 does not reach alpha {a6} on h1 over IPv6"
+    );
     let got = Cluster::eventually(Duration::from_secs(5), || {
         let r = ask(h1, &a.id, &[("aaaa", "fd85::1", "beta", AAAA, false)]);
         r.get("aaaa").is_some_and(|v| v.contains(&b6))
     });
-    assert!(got, "{:?}", ask(h1, &a.id, &[("aaaa", "fd85::1", "beta", AAAA, false)]));
+    assert!(
+        got,
+        "{:?}",
+        ask(h1, &a.id, &[("aaaa", "fd85::1", "beta", AAAA, false)])
+    );
 }

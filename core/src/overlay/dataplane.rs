@@ -177,10 +177,14 @@ fn program6(
             blocks::block6(subnet, subnet6, *b).map(|b6| (b6, blocks::vtep_mac(*a)))
         })
         .collect();
-    let want_neigh: BTreeMap<std::net::Ipv6Addr, [u8; 6]> =
-        pairs.iter().map(|(b6, mac)| (b6.network(), *mac)).collect();
-    let want_routes: BTreeSet<(ipnet::Ipv6Net, std::net::Ipv6Addr)> =
-        pairs.iter().map(|(b6, _)| (*b6, b6.network())).collect();
+    let want_neigh: BTreeMap<std::net::Ipv6Addr, [u8; 6]> = pairs
+        .iter()
+        .map(|(b6, mac)| (blocks::vtep6(*b6), *mac))
+        .collect();
+    let want_routes: BTreeSet<(ipnet::Ipv6Net, std::net::Ipv6Addr)> = pairs
+        .iter()
+        .map(|(b6, _)| (*b6, blocks::vtep6(*b6)))
+        .collect();
     let (mut added, mut removed) = (0, 0);
     for (r, via) in host.routes6_onlink_via(idx)? {
         if !want_routes.contains(&(r, via)) && host.route6_onlink_del(r, via, idx)? {
