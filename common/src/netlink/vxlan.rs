@@ -886,7 +886,8 @@ mod tests {
             );
             // The IPv4 list does not see them, nor the IPv6 list IPv4 ones.
             assert_eq!(nl.neigh_list4(dev).unwrap(), vec![]);
-            nl.neigh_set4(dev, Ipv4Addr::new(10, 77, 1, 0), MAC1).unwrap();
+            nl.neigh_set4(dev, Ipv4Addr::new(10, 77, 1, 0), MAC1)
+                .unwrap();
             assert_eq!(nl.neigh_list6(dev).unwrap().len(), 2);
             assert!(nl.neigh_del6(dev, b1).unwrap());
             assert!(!nl.neigh_del6(dev, b1).unwrap());
@@ -905,8 +906,10 @@ mod tests {
             assert_eq!(routes, vec![(n1, b1), (n2, b2)]);
             let shown = in_ns(&["ip", "-6", "route", "show", "dev", "ocv8"]);
             assert!(
-                shown.lines().any(|l| l.starts_with("fd00:77:0:1::/64 via fd00:77:0:1:: ")
-                    && l.contains(" onlink")),
+                shown
+                    .lines()
+                    .any(|l| l.starts_with("fd00:77:0:1::/64 via fd00:77:0:1:: ")
+                        && l.contains(" onlink")),
                 "{shown}"
             );
             assert_eq!(
