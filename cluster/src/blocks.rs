@@ -69,24 +69,33 @@ pub fn block6(subnet: Ipv4Net, subnet6: Ipv6Net, block: Ipv4Net) -> Option<Ipv6N
 }
 
 /// The addresses of IPv6 block `block6` a container may get: not its
-/// first (the subnet-router anycast address of the host's bridge for
-/// block 0), not its last (the block's route goes via it: `vtep6`), nor
-/// the network's gateway.
+/// first (the subnet-router anycast address of the host's bridge where
+/// the block starts the subnet) nor the network's gateway.
 pub fn usable6(gateway6: Ipv6Addr, block6: Ipv6Net) -> (Ipv6Addr, Ipv6Addr) {
     let mut first = u128::from(block6.network()) + 1;
     if first == u128::from(gateway6) {
         first += 1;
     }
-    (Ipv6Addr::from(first), Ipv6Addr::from(u128::from(block6.broadcast()) - 1))
+    (Ipv6Addr::from(first), block6.broadcast())
 }
 
-/// The address other hosts route IPv6 block `block6` via (on-link on
-/// the VXLAN device, at the holder's VXLAN MAC): its last. Not its first:
-/// the kernel refuses a gateway that is one of the host's own anycast
-/// addresses, and a block's first address is the bridge's subnet-router
-/// anycast address where the block starts the subnet.
-pub fn vtep6(block6: Ipv6Net) -> Ipv6Addr {
-    block6.broadcast()
+/// The address other hosts route a host's IPv6 blocks via, on the VXLAN
+/// device at the host's VXLAN MAC: a link-local one derived from its
+/// advertise address. Not an address of the subnet: the kernel refuses
+/// an on-link IPv6 gateway that a route on another device (the bridge's
+/// /64) covers.
+pub fn vtep6(advertise: Ipv4Addr) -> Ipv6Addr {
+    let o = advertise.octets();
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        0,
+        0x0a58,
+        u16::from_be_bytes([o[0], o[1]]),
+        u16::from_be_bytes([o[2], o[3]]),
+    )
 }
 
 /// The host's VXLAN address on the network: its first block's first.

@@ -171,20 +171,19 @@ fn program6(
     subnet6: ipnet::Ipv6Net,
     remote: &[(Ipv4Net, Ipv4Addr)],
 ) -> Result<(usize, usize)> {
-    let pairs: Vec<(ipnet::Ipv6Net, [u8; 6])> = remote
+    // Per remote block: its IPv6 block via the holder's link-local
+    // address, which a permanent neighbour entry gives the holder's MAC.
+    let pairs: Vec<(ipnet::Ipv6Net, std::net::Ipv6Addr, [u8; 6])> = remote
         .iter()
         .filter_map(|(b, a)| {
-            blocks::block6(subnet, subnet6, *b).map(|b6| (b6, blocks::vtep_mac(*a)))
+            blocks::block6(subnet, subnet6, *b)
+                .map(|b6| (b6, blocks::vtep6(*a), blocks::vtep_mac(*a)))
         })
         .collect();
-    let want_neigh: BTreeMap<std::net::Ipv6Addr, [u8; 6]> = pairs
-        .iter()
-        .map(|(b6, mac)| (blocks::vtep6(*b6), *mac))
-        .collect();
-    let want_routes: BTreeSet<(ipnet::Ipv6Net, std::net::Ipv6Addr)> = pairs
-        .iter()
-        .map(|(b6, _)| (*b6, blocks::vtep6(*b6)))
-        .collect();
+    let want_neigh: BTreeMap<std::net::Ipv6Addr, [u8; 6]> =
+        pairs.iter().map(|(_, via, mac)| (*via, *mac)).collect();
+    let want_routes: BTreeSet<(ipnet::Ipv6Net, std::net::Ipv6Addr)> =
+        pairs.iter().map(|(b6, via, _)| (*b6, *via)).collect();
     let (mut added, mut removed) = (0, 0);
     for (r, via) in host.routes6_onlink_via(idx)? {
         if !want_routes.contains(&(r, via)) && host.route6_onlink_del(r, via, idx)? {
