@@ -162,6 +162,19 @@ pub fn adopt(ctx: &Locked, net: &Network, host: &mut Netlink) -> Result<()> {
             net.name
         )));
     }
+    // Another host wrote the bridge's name: never an interface of this
+    // host that ocinet did not make (its underlay, say), which the first
+    // container's setup would otherwise take as the bridge.
+    if let Some(b) = net.bridge_name() {
+        if let Some(l) = host.link_by_name(b)? {
+            if !crate::drivers::bridge::is_ours(&l) {
+                return Err(Error::Conflict(format!(
+                    "overlay network {} cannot be used on this host: its bridge {b} is an interface ocinet did not make",
+                    net.name
+                )));
+            }
+        }
+    }
     ctx.config.save(net)?;
     tracing::info!(network = %net.name, "overlay network definition taken from the cluster store");
     Ok(())
