@@ -22,7 +22,6 @@
 //! keep talking across hosts).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ocinet_cluster::store::Kv;
@@ -560,12 +559,6 @@ fn forget_network(ctx: &Locked, nl: &mut Netlink, n: &Network) {
     } else {
         tracing::info!(network = %n.name, "overlay network removed in the cluster: local copy removed");
     }
-}
-
-/// `cluster join`'s registration check from a front end: whether the
-/// config dir names a cluster.
-pub fn config_dir_joined(config_dir: &Path) -> bool {
-    ClusterConfig::path(config_dir).exists()
 }
 
 #[cfg(test)]
