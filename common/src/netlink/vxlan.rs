@@ -5,9 +5,9 @@
 //! written with replace semantics, so reconciling with etcd is "write
 //! what should be, delete what should not", with no read-modify races.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo,
@@ -76,23 +76,17 @@ fn fdb_message(index: u32, mac: [u8; 6], dst: Ipv4Addr) -> NeighbourMessage {
     m
 }
 
-fn neigh4_message(index: u32, ip: Ipv4Addr) -> NeighbourMessage {
+/// A permanent neighbour entry of `ip` on device `index`, of `ip`'s family.
+fn neigh_message(index: u32, ip: IpAddr) -> NeighbourMessage {
     let mut m = NeighbourMessage::default();
-    m.header.family = AddressFamily::Inet;
+    let (family, addr) = match ip {
+        IpAddr::V4(v4) => (AddressFamily::Inet, NeighbourAddress::Inet(v4)),
+        IpAddr::V6(v6) => (AddressFamily::Inet6, NeighbourAddress::Inet6(v6)),
+    };
+    m.header.family = family;
     m.header.ifindex = index;
     m.header.state = NeighbourState::Permanent;
-    m.attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
-    m
-}
-
-fn neigh6_message(index: u32, ip: Ipv6Addr) -> NeighbourMessage {
-    let mut m = NeighbourMessage::default();
-    m.header.family = AddressFamily::Inet6;
-    m.header.ifindex = index;
-    m.header.state = NeighbourState::Permanent;
-    m.attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)));
+    m.attributes.push(NeighbourAttribute::Destination(addr));
     m
 }
 
@@ -107,22 +101,30 @@ fn neigh_dump_request(family: AddressFamily, index: u32) -> NeighbourMessage {
     m
 }
 
-fn onlink_route(dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> RouteMessage {
-    RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(dest.network(), dest.prefix_len())
-        .gateway(via)
-        .output_interface(oif)
-        .onlink()
-        .build()
-}
-
-fn onlink_route6(dest: Ipv6Net, via: Ipv6Addr, oif: u32) -> RouteMessage {
-    RouteMessageBuilder::<Ipv6Addr>::new()
-        .destination_prefix(dest.network(), dest.prefix_len())
-        .gateway(via)
-        .output_interface(oif)
-        .onlink()
-        .build()
+/// A main-table route to `dest` via `via` out of `oif`, on-link; both of
+/// one family.
+fn onlink_route(dest: IpNet, via: IpAddr, oif: u32) -> Result<RouteMessage> {
+    Ok(match (dest, via) {
+        (IpNet::V4(d), IpAddr::V4(v)) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(d.network(), d.prefix_len())
+            .gateway(v)
+            .output_interface(oif)
+            .onlink()
+            .build(),
+        (IpNet::V6(d), IpAddr::V6(v)) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(d.network(), d.prefix_len())
+            .gateway(v)
+            .output_interface(oif)
+            .onlink()
+            .build(),
+        _ => {
+            return Err(Error::invalid(
+                "route",
+                format!("{dest} via {via}"),
+                "the destination and the gateway are of two families",
+            ))
+        }
+    })
 }
 
 impl Netlink {
@@ -315,13 +317,14 @@ impl Netlink {
         Ok(out)
     }
 
-    /// `ip` on device `index` is at `mac`, permanently (no ARP on the
-    /// overlay device: the answer is known from etcd). Replaces any
-    /// entry `ip` had.
-    pub fn neigh_set4(&mut self, index: u32, ip: Ipv4Addr, mac: [u8; 6]) -> Result<()> {
+    /// `ip` on device `index` is at `mac`, permanently (no ARP or
+    /// neighbour discovery on the overlay device: the answer is known
+    /// from etcd). Replaces any entry `ip` had. For IPv6 the device must
+    /// have IPv6 enabled (no IPv6 neighbour table on a device without).
+    pub fn set_neighbour(&mut self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<()> {
         let mac_s = mac_str(&mac);
-        let _span = tracing::debug_span!("neigh_set4", index, %ip, mac = %mac_s).entered();
-        let mut msg = neigh4_message(index, ip);
+        let _span = tracing::debug_span!("neigh_set", index, %ip, mac = %mac_s).entered();
+        let mut msg = neigh_message(index, ip);
         msg.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
         self.ack(
@@ -333,10 +336,10 @@ impl Netlink {
 
     /// Remove the neighbour entry of `ip` on device `index`; `Ok(false)`
     /// if there was none (or the device is gone).
-    pub fn neigh_del4(&mut self, index: u32, ip: Ipv4Addr) -> Result<bool> {
-        let _span = tracing::debug_span!("neigh_del4", index, %ip).entered();
+    pub fn delete_neighbour(&mut self, index: u32, ip: IpAddr) -> Result<bool> {
+        let _span = tracing::debug_span!("neigh_del", index, %ip).entered();
         match self.ack(
-            RouteNetlinkMessage::DelNeighbour(neigh4_message(index, ip)),
+            RouteNetlinkMessage::DelNeighbour(neigh_message(index, ip)),
             0,
             &format!("delete neighbour {ip} on link {index}"),
         ) {
@@ -346,12 +349,17 @@ impl Netlink {
         }
     }
 
-    /// The permanent IPv4 neighbours of device `index` (learnt ones, which
-    /// ocinet did not write, are left out).
-    pub fn neigh_list4(&mut self, index: u32) -> Result<Vec<(Ipv4Addr, [u8; 6])>> {
-        let _span = tracing::debug_span!("neigh_list4", index).entered();
+    /// The permanent neighbours of device `index` of one family (learnt
+    /// ones, which ocinet did not write, are left out).
+    pub fn permanent_neighbours(&mut self, index: u32, v6: bool) -> Result<Vec<(IpAddr, [u8; 6])>> {
+        let _span = tracing::debug_span!("neigh_list", index, v6).entered();
+        let family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
         let replies = self.dump_neigh(
-            neigh_dump_request(AddressFamily::Inet, index),
+            neigh_dump_request(family, index),
             &format!("dump neighbours of link {index}"),
         )?;
         let mut out = Vec::new();
@@ -363,7 +371,12 @@ impl Netlink {
             let mut mac = None;
             for a in &m.attributes {
                 match a {
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet(i)) => ip = Some(*i),
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(i)) if !v6 => {
+                        ip = Some(IpAddr::V4(*i))
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(i)) if v6 => {
+                        ip = Some(IpAddr::V6(*i))
+                    }
                     NeighbourAttribute::LinkLayerAddress(l) => mac = mac6(l),
                     _ => {}
                 }
@@ -376,25 +389,24 @@ impl Netlink {
     }
 
     /// A route in the main table to `dest` via `via` out of `oif`, on-link
-    /// (RTNH_F_ONLINK): `via` is no address of any local subnet, the
-    /// kernel takes it as reachable on `oif` and resolves it there through
-    /// the neighbour table. Replaces a route to `dest` that was there.
-    /// `oif` must be up (the kernel refuses an on-link next hop on a
-    /// device that is down).
-    pub fn route_onlink_add(&mut self, dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> Result<()> {
+    /// (RTNH_F_ONLINK): the kernel takes `via` as reachable on `oif` and
+    /// resolves it there through the neighbour table. Replaces a route to
+    /// `dest` that was there. `oif` must be up (and have IPv6 enabled for
+    /// an IPv6 route).
+    pub fn add_onlink_route(&mut self, dest: IpNet, via: IpAddr, oif: u32) -> Result<()> {
         let _span = tracing::debug_span!("route_onlink_add", %dest, %via, oif).entered();
         self.ack(
-            RouteNetlinkMessage::NewRoute(onlink_route(dest, via, oif)),
+            RouteNetlinkMessage::NewRoute(onlink_route(dest, via, oif)?),
             NLM_F_CREATE | NLM_F_REPLACE,
             &format!("add route {dest} via {via} on link {oif} onlink"),
         )
     }
 
-    /// Remove what `route_onlink_add` made; `Ok(false)` if it was not there.
-    pub fn route_onlink_del(&mut self, dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> Result<bool> {
+    /// Remove what `add_onlink_route` made; `Ok(false)` if it was not there.
+    pub fn delete_onlink_route(&mut self, dest: IpNet, via: IpAddr, oif: u32) -> Result<bool> {
         let _span = tracing::debug_span!("route_onlink_del", %dest, %via, oif).entered();
         match self.ack(
-            RouteNetlinkMessage::DelRoute(onlink_route(dest, via, oif)),
+            RouteNetlinkMessage::DelRoute(onlink_route(dest, via, oif)?),
             0,
             &format!("delete route {dest} via {via} on link {oif}"),
         ) {
@@ -404,156 +416,27 @@ impl Netlink {
         }
     }
 
-    /// The on-link IPv4 routes of the main table out of `oif` that have a
-    /// gateway: (destination, gateway).
-    pub fn routes_onlink_via(&mut self, oif: u32) -> Result<Vec<(Ipv4Net, Ipv4Addr)>> {
-        let _span = tracing::debug_span!("routes_onlink_via", oif).entered();
+    /// The on-link routes of one family in the main table out of `oif`
+    /// that have a gateway: (destination, gateway).
+    pub fn onlink_routes(&mut self, oif: u32, v6: bool) -> Result<Vec<(IpNet, IpAddr)>> {
+        let _span = tracing::debug_span!("routes_onlink_via", oif, v6).entered();
         self.strict_dumps()?;
         let main = RouteHeader::RT_TABLE_MAIN;
         let mut req = RouteMessage::default();
-        req.header.address_family = AddressFamily::Inet;
-        req.header.table = main;
-        req.attributes.push(RouteAttribute::Oif(oif));
-        let replies = self.get(
-            RouteNetlinkMessage::GetRoute(req),
-            true,
-            &format!("dump routes on link {oif}"),
-        )?;
-        let mut out = Vec::new();
-        for r in replies {
-            let RouteNetlinkMessage::NewRoute(m) = r else {
-                continue;
-            };
-            if m.header.table != main || !m.header.flags.contains(RouteFlags::Onlink) {
-                continue;
-            }
-            let mut dst = Ipv4Addr::UNSPECIFIED;
-            let mut gw = None;
-            let mut out_if = None;
-            for a in &m.attributes {
-                match a {
-                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => dst = *ip,
-                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gw = Some(*ip),
-                    RouteAttribute::Oif(i) => out_if = Some(*i),
-                    _ => {}
-                }
-            }
-            // Again here: a kernel without strict checking dumps them all.
-            if out_if != Some(oif) {
-                continue;
-            }
-            if let (Some(gw), Ok(net)) = (gw, Ipv4Net::new(dst, m.header.destination_prefix_length))
-            {
-                out.push((net, gw));
-            }
-        }
-        Ok(out)
-    }
-
-    /// `ip` on device `index` is at `mac`, permanently (no neighbour
-    /// discovery on the overlay device: the answer is known from etcd).
-    /// Replaces any entry `ip` had. The device must have IPv6 enabled
-    /// (the kernel has no IPv6 neighbour table on a device without it).
-    pub fn neigh_set6(&mut self, index: u32, ip: Ipv6Addr, mac: [u8; 6]) -> Result<()> {
-        let mac_s = mac_str(&mac);
-        let _span = tracing::debug_span!("neigh_set6", index, %ip, mac = %mac_s).entered();
-        let mut msg = neigh6_message(index, ip);
-        msg.attributes
-            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        self.ack(
-            RouteNetlinkMessage::NewNeighbour(msg),
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &format!("set neighbour {ip} lladdr {mac_s} on link {index}"),
-        )
-    }
-
-    /// Remove the IPv6 neighbour entry of `ip` on device `index`;
-    /// `Ok(false)` if there was none (or the device is gone).
-    pub fn neigh_del6(&mut self, index: u32, ip: Ipv6Addr) -> Result<bool> {
-        let _span = tracing::debug_span!("neigh_del6", index, %ip).entered();
-        match self.ack(
-            RouteNetlinkMessage::DelNeighbour(neigh6_message(index, ip)),
-            0,
-            &format!("delete neighbour {ip} on link {index}"),
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if is_absent(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The permanent IPv6 neighbours of device `index` (learnt ones, which
-    /// ocinet did not write, are left out).
-    pub fn neigh_list6(&mut self, index: u32) -> Result<Vec<(Ipv6Addr, [u8; 6])>> {
-        let _span = tracing::debug_span!("neigh_list6", index).entered();
-        let replies = self.dump_neigh(
-            neigh_dump_request(AddressFamily::Inet6, index),
-            &format!("dump ipv6 neighbours of link {index}"),
-        )?;
-        let mut out = Vec::new();
-        for m in replies {
-            if m.header.ifindex != index || m.header.state != NeighbourState::Permanent {
-                continue;
-            }
-            let mut ip = None;
-            let mut mac = None;
-            for a in &m.attributes {
-                match a {
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(i)) => ip = Some(*i),
-                    NeighbourAttribute::LinkLayerAddress(l) => mac = mac6(l),
-                    _ => {}
-                }
-            }
-            if let (Some(ip), Some(mac)) = (ip, mac) {
-                out.push((ip, mac));
-            }
-        }
-        Ok(out)
-    }
-
-    /// A route in the main table to `dest` via `via` out of `oif`, on-link:
-    /// the IPv6 form of `route_onlink_add`, with the same replace
-    /// semantics. `oif` must be up and have IPv6 enabled.
-    pub fn route6_onlink_add(&mut self, dest: Ipv6Net, via: Ipv6Addr, oif: u32) -> Result<()> {
-        let _span = tracing::debug_span!("route6_onlink_add", %dest, %via, oif).entered();
-        self.ack(
-            RouteNetlinkMessage::NewRoute(onlink_route6(dest, via, oif)),
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &format!("add route {dest} via {via} on link {oif} onlink"),
-        )
-    }
-
-    /// Remove what `route6_onlink_add` made; `Ok(false)` if it was not there.
-    pub fn route6_onlink_del(&mut self, dest: Ipv6Net, via: Ipv6Addr, oif: u32) -> Result<bool> {
-        let _span = tracing::debug_span!("route6_onlink_del", %dest, %via, oif).entered();
-        match self.ack(
-            RouteNetlinkMessage::DelRoute(onlink_route6(dest, via, oif)),
-            0,
-            &format!("delete route {dest} via {via} on link {oif}"),
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if is_absent(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The on-link IPv6 routes of the main table out of `oif` that have a
-    /// gateway: (destination, gateway).
-    pub fn routes6_onlink_via(&mut self, oif: u32) -> Result<Vec<(Ipv6Net, Ipv6Addr)>> {
-        let _span = tracing::debug_span!("routes6_onlink_via", oif).entered();
-        self.strict_dumps()?;
-        let main = RouteHeader::RT_TABLE_MAIN;
-        let mut req = RouteMessage::default();
-        req.header.address_family = AddressFamily::Inet6;
+        req.header.address_family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
         req.header.table = main;
         req.attributes.push(RouteAttribute::Oif(oif));
         let replies = match self.get(
             RouteNetlinkMessage::GetRoute(req),
             true,
-            &format!("dump ipv6 routes on link {oif}"),
+            &format!("dump routes on link {oif}"),
         ) {
             // A kernel booted with ipv6.disable=1 has no IPv6 routes.
-            Err(e) if is_errno(&e, nix::libc::EAFNOSUPPORT) => return Ok(Vec::new()),
+            Err(e) if v6 && is_errno(&e, nix::libc::EAFNOSUPPORT) => return Ok(Vec::new()),
             r => r?,
         };
         let mut out = Vec::new();
@@ -564,13 +447,23 @@ impl Netlink {
             if m.header.table != main || !m.header.flags.contains(RouteFlags::Onlink) {
                 continue;
             }
-            let mut dst = Ipv6Addr::UNSPECIFIED;
+            let mut dst = None;
             let mut gw = None;
             let mut out_if = None;
             for a in &m.attributes {
                 match a {
-                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => dst = *ip,
-                    RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => gw = Some(*ip),
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) if !v6 => {
+                        dst = Some(IpAddr::V4(*ip))
+                    }
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) if v6 => {
+                        dst = Some(IpAddr::V6(*ip))
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) if !v6 => {
+                        gw = Some(IpAddr::V4(*ip))
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet6(ip)) if v6 => {
+                        gw = Some(IpAddr::V6(*ip))
+                    }
                     RouteAttribute::Oif(i) => out_if = Some(*i),
                     _ => {}
                 }
@@ -579,12 +472,95 @@ impl Netlink {
             if out_if != Some(oif) {
                 continue;
             }
-            if let (Some(gw), Ok(net)) = (gw, Ipv6Net::new(dst, m.header.destination_prefix_length))
-            {
+            let unspecified = if v6 {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            };
+            let dst = dst.unwrap_or(unspecified);
+            if let (Some(gw), Ok(net)) = (gw, IpNet::new(dst, m.header.destination_prefix_length)) {
                 out.push((net, gw));
             }
         }
         Ok(out)
+    }
+
+    // Typed forms, one family each.
+
+    pub fn neigh_set4(&mut self, index: u32, ip: Ipv4Addr, mac: [u8; 6]) -> Result<()> {
+        self.set_neighbour(index, ip.into(), mac)
+    }
+
+    pub fn neigh_del4(&mut self, index: u32, ip: Ipv4Addr) -> Result<bool> {
+        self.delete_neighbour(index, ip.into())
+    }
+
+    pub fn neigh_list4(&mut self, index: u32) -> Result<Vec<(Ipv4Addr, [u8; 6])>> {
+        Ok(self
+            .permanent_neighbours(index, false)?
+            .into_iter()
+            .filter_map(|(ip, mac)| match ip {
+                IpAddr::V4(v4) => Some((v4, mac)),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
+    }
+
+    pub fn neigh_set6(&mut self, index: u32, ip: Ipv6Addr, mac: [u8; 6]) -> Result<()> {
+        self.set_neighbour(index, ip.into(), mac)
+    }
+
+    pub fn neigh_del6(&mut self, index: u32, ip: Ipv6Addr) -> Result<bool> {
+        self.delete_neighbour(index, ip.into())
+    }
+
+    pub fn neigh_list6(&mut self, index: u32) -> Result<Vec<(Ipv6Addr, [u8; 6])>> {
+        Ok(self
+            .permanent_neighbours(index, true)?
+            .into_iter()
+            .filter_map(|(ip, mac)| match ip {
+                IpAddr::V6(v6) => Some((v6, mac)),
+                IpAddr::V4(_) => None,
+            })
+            .collect())
+    }
+
+    pub fn route_onlink_add(&mut self, dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> Result<()> {
+        self.add_onlink_route(dest.into(), via.into(), oif)
+    }
+
+    pub fn route_onlink_del(&mut self, dest: Ipv4Net, via: Ipv4Addr, oif: u32) -> Result<bool> {
+        self.delete_onlink_route(dest.into(), via.into(), oif)
+    }
+
+    pub fn routes_onlink_via(&mut self, oif: u32) -> Result<Vec<(Ipv4Net, Ipv4Addr)>> {
+        Ok(self
+            .onlink_routes(oif, false)?
+            .into_iter()
+            .filter_map(|r| match r {
+                (IpNet::V4(d), IpAddr::V4(g)) => Some((d, g)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub fn route6_onlink_add(&mut self, dest: Ipv6Net, via: Ipv6Addr, oif: u32) -> Result<()> {
+        self.add_onlink_route(dest.into(), via.into(), oif)
+    }
+
+    pub fn route6_onlink_del(&mut self, dest: Ipv6Net, via: Ipv6Addr, oif: u32) -> Result<bool> {
+        self.delete_onlink_route(dest.into(), via.into(), oif)
+    }
+
+    pub fn routes6_onlink_via(&mut self, oif: u32) -> Result<Vec<(Ipv6Net, Ipv6Addr)>> {
+        Ok(self
+            .onlink_routes(oif, true)?
+            .into_iter()
+            .filter_map(|r| match r {
+                (IpNet::V6(d), IpAddr::V6(g)) => Some((d, g)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// A neighbour/FDB dump with strict checking on, so the kernel applies

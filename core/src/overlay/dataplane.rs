@@ -12,9 +12,9 @@
 //! once, with nothing to program.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use ocinet_cluster::values::Block;
 use ocinet_cluster::{blocks, ClusterConfig};
 use ocinet_common::model::{Network, VXLAN_PORT};
@@ -106,26 +106,47 @@ pub fn program(
         .iter()
         .map(|(_, a)| (blocks::vtep_mac(*a), *a))
         .collect();
-    let want_neigh: BTreeMap<Ipv4Addr, [u8; 6]> = remote
-        .iter()
-        .map(|(b, a)| (blocks::vtep_address(*b), blocks::vtep_mac(*a)))
-        .collect();
-    let want_routes: BTreeSet<(Ipv4Net, Ipv4Addr)> = remote
-        .iter()
-        .map(|(b, _)| (*b, blocks::vtep_address(*b)))
-        .collect();
+    // Per remote block and family: the block routed via an address of
+    // the holder's, which a permanent neighbour entry gives the holder's
+    // VXLAN MAC. IPv4: the block's first address. IPv6 (a dual-stack
+    // network's IPv6 block of the same index): the holder's link-local
+    // `vtep6`, as the kernel refuses an on-link global gateway that a
+    // route on another device (the bridge's /64) covers.
+    let dual = match (net.v6(), super::definitions::subnet_of(net)) {
+        (Some(v6), Some((subnet, _))) => Some((subnet, v6.subnet)),
+        _ => None,
+    };
+    let mut want_neigh: BTreeMap<IpAddr, [u8; 6]> = BTreeMap::new();
+    let mut want_routes: BTreeSet<(IpNet, IpAddr)> = BTreeSet::new();
+    for (b, a) in &remote {
+        let (mac, via) = (blocks::vtep_mac(*a), IpAddr::V4(blocks::vtep_address(*b)));
+        want_neigh.insert(via, mac);
+        want_routes.insert(((*b).into(), via));
+        if let Some(b6) = dual.and_then(|(s, s6)| blocks::block6(s, s6, *b)) {
+            let via6 = IpAddr::V6(blocks::vtep6(*a));
+            want_neigh.insert(via6, mac);
+            want_routes.insert((b6.into(), via6));
+        }
+    }
+    let families: &[bool] = if dual.is_some() {
+        &[false, true]
+    } else {
+        &[false]
+    };
     let (mut added, mut removed) = (0, 0);
     let idx = info.index;
     // Removals first: a block that moved to another host gets its new
     // entries after the old ones are gone.
-    for (r, via) in host.routes_onlink_via(idx)? {
-        if !want_routes.contains(&(r, via)) && host.route_onlink_del(r, via, idx)? {
-            removed += 1;
+    for &v6 in families {
+        for (r, via) in host.onlink_routes(idx, v6)? {
+            if !want_routes.contains(&(r, via)) && host.delete_onlink_route(r, via, idx)? {
+                removed += 1;
+            }
         }
-    }
-    for (ip, mac) in host.neigh_list4(idx)? {
-        if want_neigh.get(&ip) != Some(&mac) && host.neigh_del4(idx, ip)? {
-            removed += 1;
+        for (ip, mac) in host.permanent_neighbours(idx, v6)? {
+            if want_neigh.get(&ip) != Some(&mac) && host.delete_neighbour(idx, ip)? {
+                removed += 1;
+            }
         }
     }
     let fdb: BTreeSet<([u8; 6], Ipv4Addr)> = host.fdb_list(idx)?.into_iter().collect();
@@ -138,75 +159,25 @@ pub fn program(
         host.fdb_add(idx, *mac, *dst)?;
         added += 1;
     }
-    let neigh: BTreeMap<Ipv4Addr, [u8; 6]> = host.neigh_list4(idx)?.into_iter().collect();
-    for (ip, mac) in &want_neigh {
-        if neigh.get(ip) != Some(mac) {
-            host.neigh_set4(idx, *ip, *mac)?;
-            added += 1;
+    for &v6 in families {
+        let neigh: BTreeMap<IpAddr, [u8; 6]> =
+            host.permanent_neighbours(idx, v6)?.into_iter().collect();
+        for (ip, mac) in want_neigh.iter().filter(|(ip, _)| ip.is_ipv6() == v6) {
+            if neigh.get(ip) != Some(mac) {
+                host.set_neighbour(idx, *ip, *mac)?;
+                added += 1;
+            }
         }
-    }
-    let routes: BTreeSet<(Ipv4Net, Ipv4Addr)> = host.routes_onlink_via(idx)?.into_iter().collect();
-    for (r, via) in want_routes.difference(&routes) {
-        host.route_onlink_add(*r, *via, idx)?;
-        added += 1;
-    }
-    if let (Some(v6), Some((subnet, _))) = (net.v6(), super::definitions::subnet_of(net)) {
-        let (a, r) = program6(host, idx, subnet, v6.subnet, &remote)?;
-        added += a;
-        removed += r;
+        let routes: BTreeSet<(IpNet, IpAddr)> = host.onlink_routes(idx, v6)?.into_iter().collect();
+        for (r, via) in want_routes.iter().filter(|(_, via)| via.is_ipv6() == v6) {
+            if !routes.contains(&(*r, *via)) {
+                host.add_onlink_route(*r, *via, idx)?;
+                added += 1;
+            }
+        }
     }
     if added + removed > 0 {
         tracing::info!(%dev, added, removed, "overlay entries programmed");
-    }
-    Ok((added, removed))
-}
-
-/// The IPv6 half of `program` on a dual-stack network: per remote block,
-/// its IPv6 block routed via the block's first address, on-link, and that
-/// address at the host's VXLAN MAC (the FDB entry is the IPv4 half's).
-fn program6(
-    host: &mut Netlink,
-    idx: u32,
-    subnet: Ipv4Net,
-    subnet6: ipnet::Ipv6Net,
-    remote: &[(Ipv4Net, Ipv4Addr)],
-) -> Result<(usize, usize)> {
-    // Per remote block: its IPv6 block via the holder's link-local
-    // address, which a permanent neighbour entry gives the holder's MAC.
-    let pairs: Vec<(ipnet::Ipv6Net, std::net::Ipv6Addr, [u8; 6])> = remote
-        .iter()
-        .filter_map(|(b, a)| {
-            blocks::block6(subnet, subnet6, *b)
-                .map(|b6| (b6, blocks::vtep6(*a), blocks::vtep_mac(*a)))
-        })
-        .collect();
-    let want_neigh: BTreeMap<std::net::Ipv6Addr, [u8; 6]> =
-        pairs.iter().map(|(_, via, mac)| (*via, *mac)).collect();
-    let want_routes: BTreeSet<(ipnet::Ipv6Net, std::net::Ipv6Addr)> =
-        pairs.iter().map(|(b6, via, _)| (*b6, *via)).collect();
-    let (mut added, mut removed) = (0, 0);
-    for (r, via) in host.routes6_onlink_via(idx)? {
-        if !want_routes.contains(&(r, via)) && host.route6_onlink_del(r, via, idx)? {
-            removed += 1;
-        }
-    }
-    for (ip, mac) in host.neigh_list6(idx)? {
-        if want_neigh.get(&ip) != Some(&mac) && host.neigh_del6(idx, ip)? {
-            removed += 1;
-        }
-    }
-    let neigh: BTreeMap<std::net::Ipv6Addr, [u8; 6]> = host.neigh_list6(idx)?.into_iter().collect();
-    for (ip, mac) in &want_neigh {
-        if neigh.get(ip) != Some(mac) {
-            host.neigh_set6(idx, *ip, *mac)?;
-            added += 1;
-        }
-    }
-    let routes: BTreeSet<(ipnet::Ipv6Net, std::net::Ipv6Addr)> =
-        host.routes6_onlink_via(idx)?.into_iter().collect();
-    for (r, via) in want_routes.difference(&routes) {
-        host.route6_onlink_add(*r, *via, idx)?;
-        added += 1;
     }
     Ok((added, removed))
 }
