@@ -27,6 +27,9 @@ pub fn networks() -> String {
 pub fn vni(vni: u32) -> String {
     format!("{ROOT}vnis/{vni}")
 }
+pub fn vnis() -> String {
+    format!("{ROOT}vnis/")
+}
 /// Blocks are keyed `a.b.c.d-len` (no '/' inside a key's last part).
 pub fn block(network: &str, block: Ipv4Net) -> String {
     format!(

@@ -45,67 +45,70 @@ pub fn publish(
     net: &mut Network,
     mtu: Option<u32>,
 ) -> Result<()> {
-    let mut m = Member::connect(ctx)?;
-    let o = net
-        .overlay()
-        .cloned()
-        .ok_or_else(|| Error::invalid("driver", net.driver().as_str(), "is not overlay"))?;
-    let underlay = underlay_mtu(host, &m)?;
-    let most = underlay.saturating_sub(50);
-    match mtu {
-        Some(x) if x > most => {
-            return Err(Error::invalid(
-                "mtu",
-                x,
-                format!("the underlay carries {underlay} bytes; VXLAN adds 50, so at most {most}"),
-            ))
+    super::with_member(ctx, |m| {
+        let o = net
+            .overlay()
+            .cloned()
+            .ok_or_else(|| Error::invalid("driver", net.driver().as_str(), "is not overlay"))?;
+        let underlay = underlay_mtu(host, m)?;
+        let most = underlay.saturating_sub(50);
+        match mtu {
+            Some(x) if x > most => {
+                return Err(Error::invalid(
+                    "mtu",
+                    x,
+                    format!(
+                        "the underlay carries {underlay} bytes; VXLAN adds 50, so at most {most}"
+                    ),
+                ))
+            }
+            Some(_) => {}
+            None => net.mtu = most,
         }
-        Some(_) => {}
-        None => net.mtu = most,
-    }
-    let others = list(&mut m)?;
-    if let Some(why) = find_conflict(net, &others, &[]) {
-        return Err(Error::Conflict(format!(
-            "network {}: {why} (in the cluster)",
+        let others = list(m)?;
+        if let Some(why) = find_conflict(net, &others, &[]) {
+            return Err(Error::Conflict(format!(
+                "network {}: {why} (in the cluster)",
+                net.name
+            )));
+        }
+        // The whole /prefix of a local route counts too (find_conflict, with
+        // the host's routes, was run by the caller).
+        let pairs = vec![
+            (
+                keys::network(&net.name),
+                values::encode(&NetworkValue {
+                    version: VERSION,
+                    network: net.clone(),
+                }),
+            ),
+            (
+                keys::vni(o.vni),
+                values::encode(&Vni {
+                    version: VERSION,
+                    network: net.name.clone(),
+                }),
+            ),
+        ];
+        if m.store.create_all(&pairs, None)? {
+            tracing::info!(network = %net.name, vni = o.vni, "overlay network created in the cluster store");
+            return Ok(());
+        }
+        if let Some(kv) = m.store.get(&keys::vni(o.vni))? {
+            let holder = values::parse::<Vni>(&kv.key, &kv.value)
+                .map(|v| v.network)
+                .unwrap_or_else(|_| "?".into());
+            return Err(Error::invalid(
+                "vni",
+                o.vni,
+                format!("is in use by overlay network {holder}"),
+            ));
+        }
+        Err(Error::Conflict(format!(
+            "network {} already exists in the cluster",
             net.name
-        )));
-    }
-    // The whole /prefix of a local route counts too (find_conflict, with
-    // the host's routes, was run by the caller).
-    let pairs = vec![
-        (
-            keys::network(&net.name),
-            values::encode(&NetworkValue {
-                version: VERSION,
-                network: net.clone(),
-            }),
-        ),
-        (
-            keys::vni(o.vni),
-            values::encode(&Vni {
-                version: VERSION,
-                network: net.name.clone(),
-            }),
-        ),
-    ];
-    if m.store.create_all(&pairs, None)? {
-        tracing::info!(network = %net.name, vni = o.vni, "overlay network created in the cluster store");
-        return Ok(());
-    }
-    if let Some(kv) = m.store.get(&keys::vni(o.vni))? {
-        let holder = values::parse::<Vni>(&kv.key, &kv.value)
-            .map(|v| v.network)
-            .unwrap_or_else(|_| "?".into());
-        return Err(Error::invalid(
-            "vni",
-            o.vni,
-            format!("is in use by overlay network {holder}"),
-        ));
-    }
-    Err(Error::Conflict(format!(
-        "network {} already exists in the cluster",
-        net.name
-    )))
+        )))
+    })
 }
 
 /// The MTU of the interface holding this host's advertise address.
@@ -134,14 +137,15 @@ fn underlay_mtu(host: &mut Netlink, m: &Member) -> Result<u32> {
 /// against this host's networks and routes and saved in the config
 /// directory: a member's first container on a network made elsewhere.
 pub fn fetch(ctx: &Locked, name: &str, host: &mut Netlink) -> Result<Option<Network>> {
-    let mut m = Member::connect(ctx)?;
-    let key = keys::network(name);
-    let Some(kv) = m.store.get(&key)? else {
-        return Ok(None);
-    };
-    let net = NetworkValue::read(&key, name, &kv.value)?;
-    adopt(ctx, &net, host)?;
-    Ok(Some(net))
+    super::with_member(ctx, |m| {
+        let key = keys::network(name);
+        let Some(kv) = m.store.get(&key)? else {
+            return Ok(None);
+        };
+        let net = NetworkValue::read(&key, name, &kv.value)?;
+        adopt(ctx, &net, host)?;
+        Ok(Some(net))
+    })
 }
 
 /// Save a store's definition locally, unless it conflicts with this
@@ -184,47 +188,48 @@ pub fn adopt(ctx: &Locked, net: &Network, host: &mut Netlink) -> Result<()> {
 /// container on it (naming them), else its definition, VNI and blocks
 /// leave the store in one transaction guarded by "no container keys".
 pub fn unpublish(ctx: &Locked, net: &Network) -> Result<()> {
-    let mut m = Member::connect(ctx)?;
-    let o = net
-        .overlay()
-        .cloned()
-        .ok_or_else(|| Error::invalid("driver", net.driver().as_str(), "is not overlay"))?;
-    let guard = keys::containers(&net.name);
-    let removed = m.store.delete_all_unless(
-        &[keys::network(&net.name), keys::vni(o.vni)],
-        &[keys::blocks(&net.name), keys::helds(&net.name)],
-        &guard,
-    )?;
-    if removed {
-        tracing::info!(network = %net.name, "overlay network removed from the cluster store");
-        return Ok(());
-    }
-    let (kvs, _) = m.store.list(&guard)?;
-    let subnet = subnet_of(net).map(|(s, _)| s);
-    let on: Vec<String> = kvs
-        .iter()
-        .filter_map(|kv| {
-            let (_, node, id) = keys::parse_container(&kv.key)?;
-            // The name helps the user find it; a value that does not read
-            // still blocks the removal, named by its id.
-            let name = subnet
-                .and_then(|s| {
-                    values::Container::read_in(&kv.key, &node, &id, s, net.subnet6(), &kv.value)
-                        .ok()
+    super::with_member(ctx, |m| {
+        let o = net
+            .overlay()
+            .cloned()
+            .ok_or_else(|| Error::invalid("driver", net.driver().as_str(), "is not overlay"))?;
+        let guard = keys::containers(&net.name);
+        let removed = m.store.delete_all_unless(
+            &[keys::network(&net.name), keys::vni(o.vni)],
+            &[keys::blocks(&net.name), keys::helds(&net.name)],
+            &guard,
+        )?;
+        if removed {
+            tracing::info!(network = %net.name, "overlay network removed from the cluster store");
+            return Ok(());
+        }
+        let (kvs, _) = m.store.list(&guard)?;
+        let subnet = subnet_of(net).map(|(s, _)| s);
+        let on: Vec<String> = kvs
+            .iter()
+            .filter_map(|kv| {
+                let (_, node, id) = keys::parse_container(&kv.key)?;
+                // The name helps the user find it; a value that does not read
+                // still blocks the removal, named by its id.
+                let name = subnet
+                    .and_then(|s| {
+                        values::Container::read_in(&kv.key, &node, &id, s, net.subnet6(), &kv.value)
+                            .ok()
+                    })
+                    .and_then(|c| c.name);
+                Some(match name {
+                    Some(n) => format!("{n} ({id}) on host {node}"),
+                    None => format!("{id} on host {node}"),
                 })
-                .and_then(|c| c.name);
-            Some(match name {
-                Some(n) => format!("{n} ({id}) on host {node}"),
-                None => format!("{id} on host {node}"),
             })
-        })
-        .collect();
-    Err(Error::Conflict(format!(
-        "network {} has {} container(s) in the cluster: {}",
-        net.name,
-        on.len(),
-        on.join(", ")
-    )))
+            .collect();
+        Err(Error::Conflict(format!(
+            "network {} has {} container(s) in the cluster: {}",
+            net.name,
+            on.len(),
+            on.join(", ")
+        )))
+    })
 }
 
 /// The block arithmetic's view of a definition: its subnet and gateway.
@@ -245,34 +250,36 @@ pub fn assignable(net: &Network, ip: std::net::Ipv4Addr) -> bool {
 /// (below it: the range other VXLAN users, flannel's 1 among them, tend
 /// to pick by hand).
 pub fn free_vni(ctx: &crate::context::Context) -> Result<u32> {
-    let mut m = Member::connect(ctx)?;
-    let prefix = format!("{}vnis/", keys::ROOT);
-    let (kvs, _) = m.store.list(&prefix)?;
-    let used: std::collections::BTreeSet<u32> = kvs
-        .iter()
-        .filter_map(|kv| keys::name_under(&kv.key, &prefix)?.parse().ok())
-        .collect();
-    (4096..=0x00ff_ffff)
-        .find(|v| !used.contains(v))
-        .ok_or_else(|| Error::Conflict("every VNI is in use in the cluster".into()))
+    super::with_member(ctx, |m| {
+        let prefix = keys::vnis();
+        let (kvs, _) = m.store.list(&prefix)?;
+        let used: std::collections::BTreeSet<u32> = kvs
+            .iter()
+            .filter_map(|kv| keys::name_under(&kv.key, &prefix)?.parse().ok())
+            .collect();
+        (4096..=0x00ff_ffff)
+            .find(|v| !used.contains(v))
+            .ok_or_else(|| Error::Conflict("every VNI is in use in the cluster".into()))
+    })
 }
 
 /// `network ls` on a member: the cluster's overlay definitions this host
 /// lacks are copied in (those that conflict with a local network are
 /// named on stderr by the caller's log).
 pub fn sync(ctx: &crate::context::Context) -> Result<()> {
-    let mut m = Member::connect(ctx)?;
-    let all = list(&mut m)?;
-    let locked = ctx.lock()?;
-    let (local, _) = locked.config.list();
-    let mut nl = Netlink::new()?;
-    for n in all
-        .iter()
-        .filter(|n| !local.iter().any(|l| l.name == n.name))
-    {
-        if let Err(e) = adopt(&locked, n, &mut nl) {
-            tracing::warn!("{e}");
+    super::with_member(ctx, |m| {
+        let all = list(m)?;
+        let locked = ctx.lock()?;
+        let (local, _) = locked.config.list();
+        let mut nl = Netlink::new()?;
+        for n in all
+            .iter()
+            .filter(|n| !local.iter().any(|l| l.name == n.name))
+        {
+            if let Err(e) = adopt(&locked, n, &mut nl) {
+                tracing::warn!("{e}");
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
