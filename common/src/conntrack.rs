@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::NLM_F_ACK;
+use netlink_packet_core::{DefaultNla, NLM_F_ACK};
 use netlink_packet_netfilter::conntrack::{
     ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol as CtProto, Tuple,
 };
@@ -178,14 +178,103 @@ pub fn open() -> Result<Transport> {
     Transport::new(NETLINK_NETFILTER)
 }
 
-/// Delete every conntrack entry whose reply comes from `ip` on one of the
-/// container ports of `mappings`. One streamed dump (only the matches are
-/// kept), then one delete per match. Returns how many were deleted.
-pub fn delete_for(ip: impl Into<IpAddr>, mappings: &[PortMapping]) -> Result<usize> {
+/// How many entries a deletion took: counted where ctnetlink was walked
+/// from here, unknown where the kernel filtered its own flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Counted(usize),
+    Flushed,
+}
+
+/// Which tuple of an entry a kernel-side flush matches the address in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Who started the connection.
+    Orig,
+    /// Who answers it: the container, for one DNATed to it.
+    Reply,
+}
+
+// linux/netfilter/nfnetlink_conntrack.h
+const CTA_FILTER: u16 = 25;
+const CTA_FILTER_ORIG_FLAGS: u16 = 1;
+const CTA_FILTER_REPLY_FLAGS: u16 = 2;
+const CTA_FILTER_FLAG_CTA_IP_SRC: u32 = 1;
+const NLA_F_NESTED: u16 = 1 << 15;
+
+/// Delete, inside the kernel, every entry whose `side` tuple has the
+/// source `ip`: one flush filtered by CTA_FILTER (Linux 6.5 and later),
+/// which walks the table without copying it out (0.1 ms here, where the
+/// dump of the same table took 8.8 ms). `Ok(false)` where the kernel
+/// cannot filter a flush (it refuses the message: EOPNOTSUPP, or EINVAL
+/// from older kernels that read it as an incomplete tuple); nothing was
+/// deleted then.
+fn flush_source(t: &mut Transport, ip: IpAddr, side: Side) -> Result<bool> {
+    // The walk kernels before 6.5 need stays tested on newer ones.
+    if cfg!(debug_assertions) && std::env::var_os("OCINET_TEST_CONNTRACK_WALK").is_some() {
+        return Ok(false);
+    }
+    let (orig_flags, reply_flags) = match side {
+        Side::Orig => (CTA_FILTER_FLAG_CTA_IP_SRC, 0),
+        Side::Reply => (0, CTA_FILTER_FLAG_CTA_IP_SRC),
+    };
+    let mut flags = Vec::with_capacity(16);
+    for (kind, value) in [
+        (CTA_FILTER_ORIG_FLAGS, orig_flags),
+        (CTA_FILTER_REPLY_FLAGS, reply_flags),
+    ] {
+        flags.extend_from_slice(&8u16.to_ne_bytes());
+        flags.extend_from_slice(&kind.to_ne_bytes());
+        flags.extend_from_slice(&value.to_ne_bytes());
+    }
+    let tuple = vec![Tuple::Ip(vec![IPTuple::SourceAddress(ip)])];
+    let attrs = vec![
+        match side {
+            Side::Orig => ConntrackAttribute::CtaTupleOrig(tuple),
+            Side::Reply => ConntrackAttribute::CtaTupleReply(tuple),
+        },
+        ConntrackAttribute::Other(DefaultNla::new(CTA_FILTER | NLA_F_NESTED, flags)),
+    ];
+    let family = match Family::of(ip) {
+        Family::V4 => NetfilterProtoFamily::IPv4,
+        Family::V6 => NetfilterProtoFamily::IPv6,
+    };
+    // Version 1: the flush is limited to the header's family.
+    let msg = NetfilterMessage::new(
+        NetfilterHeader::new(family, 1, 0),
+        ConntrackMessage::Delete(attrs),
+    );
+    match t.run(msg, NLM_F_ACK, "flush conntrack entries", &mut |_| {}) {
+        Ok(()) => Ok(true),
+        Err(Error::Netlink { source, .. })
+            if matches!(
+                source.raw_os_error(),
+                Some(nix::libc::EOPNOTSUPP | nix::libc::EINVAL)
+            ) =>
+        {
+            tracing::debug!("this kernel cannot filter a conntrack flush: walking the table");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Delete the conntrack entries of connections made to `ip`, an address
+/// leaving its container, and so those of its published ports
+/// (`mappings`): in the kernel, where it can filter a flush (every entry
+/// answered from `ip`); otherwise one streamed dump (only the matches
+/// are kept), then one delete per match of a published port.
+pub fn delete_for(ip: impl Into<IpAddr>, mappings: &[PortMapping]) -> Result<Deleted> {
     let ip: IpAddr = ip.into();
     let _span = tracing::debug_span!("conntrack_delete", %ip, ports = mappings.len()).entered();
     if mappings.is_empty() {
-        return Ok(0);
+        return Ok(Deleted::Counted(0));
+    }
+    if nothing_tracked() {
+        return Ok(Deleted::Counted(0));
+    }
+    if flush_source(&mut open()?, ip, Side::Reply)? {
+        return Ok(Deleted::Flushed);
     }
     delete_where(Family::of(ip), |e| {
         e.reply_src == Some(ip)
@@ -193,30 +282,43 @@ pub fn delete_for(ip: impl Into<IpAddr>, mappings: &[PortMapping]) -> Result<usi
                 .iter()
                 .any(|m| e.reply_sport == Some(m.container_port) && e.protocol == Some(m.protocol))
     })
+    .map(Deleted::Counted)
 }
 
 /// Delete every conntrack entry of a connection `ip` took part in (that
 /// it started, masqueraded or not, or that was made to it): an address
 /// taken off a running container keeps none, or the container given it
 /// next would inherit its flows.
-pub fn delete_address(ip: impl Into<IpAddr>) -> Result<usize> {
+pub fn delete_address(ip: impl Into<IpAddr>) -> Result<Deleted> {
     let ip: IpAddr = ip.into();
     let _span = tracing::debug_span!("conntrack_delete_address", %ip).entered();
+    if nothing_tracked() {
+        return Ok(Deleted::Counted(0));
+    }
+    let mut t = open()?;
+    if flush_source(&mut t, ip, Side::Orig)? && flush_source(&mut t, ip, Side::Reply)? {
+        return Ok(Deleted::Flushed);
+    }
     delete_where(Family::of(ip), |e| {
         e.orig_src == Some(ip) || e.reply_src == Some(ip)
     })
+    .map(Deleted::Counted)
+}
+
+/// A namespace tracking no connection at all has nothing to delete:
+/// callers have removed the DNAT elements already, so none can appear.
+fn nothing_tracked() -> bool {
+    let none = crate::sysctl::read_u64(TRACKED_CONNECTIONS).ok() == Some(0);
+    if none {
+        tracing::debug!("no connections tracked in this namespace");
+    }
+    none
 }
 
 fn delete_where(family: Family, matches: impl Fn(&Entry) -> bool) -> Result<usize> {
     // The dump walks the kernel's whole hash table (262,144 buckets here,
-    // ~8 ms however few entries there are) with bottom halves off, which
-    // also holds up the RCU grace period the concurrent veth deletion waits
-    // for. A namespace tracking no connection at all has nothing to delete:
-    // callers have removed the DNAT elements already, so none can appear.
-    if crate::sysctl::read_u64(TRACKED_CONNECTIONS).ok() == Some(0) {
-        tracing::debug!("no connections tracked in this namespace");
-        return Ok(0);
-    }
+    // ~8 ms however few entries there are) with bottom halves off: only
+    // for kernels that cannot filter a flush.
     let mut t = open()?;
     let mut doomed: Vec<Vec<Tuple>> = Vec::new();
     for_each_entry_in(&mut t, family, |e| {

@@ -1,9 +1,11 @@
 //! Host veths retired by a teardown that must not wait for their deletion
-//! (a CNI DEL: the deletion of a link waits out an RCU grace period, 20 ms
-//! and more, most of a DEL): down, out of their bridge and renamed to
-//! `ocx-…` at once, deleted by a detached process afterwards (or with the
-//! pod's namespace, which takes the pair along). `ocinet gc` deletes what
-//! a killed reaper left.
+//! (a CNI DEL and the hook's poststop: the deletion of a link waits out an
+//! RCU grace period, 20 ms and more, most of a teardown): down, out of
+//! their bridge and renamed to `ocx-…` at once, deleted by a detached
+//! process afterwards (or with the container's namespace, which takes the
+//! pair along once nothing holds it). Each reaper deletes every retired
+//! veth of its namespace, so one a killed hook or reaper left goes with
+//! the next teardown; `ocinet gc` deletes them too.
 
 use std::process::Command;
 
@@ -32,8 +34,10 @@ pub fn retired_name(name: &str) -> String {
 /// The hidden subcommand of the `ocinet` binary that deletes retired links.
 pub const SUBCOMMAND: &str = "reap-links";
 
-/// Start a detached `ocinet reap-links NAMES` (the runtime does not wait
-/// on it). Best effort: a failure leaves the links to `gc`.
+/// Start a detached `ocinet reap-links` (the runtime does not wait on
+/// it: a new session, no inherited descriptor) that deletes every retired
+/// veth, `names` among them. Best effort: a failure leaves the links to
+/// the next teardown's reaper or `gc`.
 pub fn reap_later(ctx: &Context, names: &[String]) {
     if names.is_empty() {
         return;
@@ -50,8 +54,7 @@ pub fn reap_later(ctx: &Context, names: &[String]) {
         .arg(ctx.state.root())
         .arg("--config-dir")
         .arg(ctx.config.root())
-        .arg(SUBCOMMAND)
-        .args(names);
+        .arg(SUBCOMMAND);
     if let Err(e) = ocinet_common::process::spawn_detached(&mut cmd) {
         tracing::warn!("retired links left to gc: {e}");
     }
@@ -66,6 +69,7 @@ fn is_retired(name: &str) -> bool {
 /// Delete retired links (`names`, or every one when empty); only names
 /// with the retired prefix are touched. Returns how many went.
 pub fn reap(names: &[String]) -> ocinet_common::Result<usize> {
+    crate::killpoint::reached("reaping");
     let mut nl = Netlink::new()?;
     // Only veths: a retired name is ocinet's only on the link it renamed.
     let veths: Vec<String> = nl

@@ -89,6 +89,7 @@ pub fn setup_locked(ctx: &Locked, req: &Request, target: Target) -> Result<()> {
     let ep = Endpoint {
         container: req.pid.and_then(ProcessId::of),
         netns_id,
+        netns_fresh: req.netns_fresh && req.netns.is_some(),
         hook: ProcessId::of(std::process::id() as i32),
         origin: req.origin,
         ..Endpoint::new(&req.id, &settings.name, settings.mode.clone())

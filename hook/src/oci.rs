@@ -33,6 +33,7 @@ pub fn request(st: &OciState, defaults: &crate::cli::ContainerDefaults) -> Resul
         pid: st.pid,
         settings: crate::settings::resolve(&st.id, &annotations, defaults)?,
         netns: bundle.netns_path(st.pid)?,
+        netns_fresh: bundle.netns_is_fresh(),
         netns_field: "config.json linux.namespaces network path".into(),
         rootfs: bundle.rootfs(),
         origin: ocinet_common::model::Origin::Oci,
@@ -237,13 +238,9 @@ impl Bundle {
     /// one, else the one of its init process. `None` when the container has
     /// no network namespace of its own (it runs in the host's).
     pub fn netns_path(&self, pid: Option<i32>) -> Result<Option<PathBuf>> {
-        let ns = self
-            .config
-            .linux
-            .as_ref()
-            .and_then(|l| l.namespaces.as_ref())
-            .and_then(|nss| nss.iter().find(|n| n.typ.as_deref() == Some("network")));
-        let Some(ns) = ns else { return Ok(None) };
+        let Some(ns) = self.network_namespace() else {
+            return Ok(None);
+        };
         // runc and crun make a new namespace for an empty path.
         if let Some(p) = ns.path.as_deref().filter(|p| !p.is_empty()) {
             return Ok(Some(PathBuf::from(p)));
@@ -256,6 +253,21 @@ impl Bundle {
                 "needed to find the container's network namespace",
             )),
         }
+    }
+
+    /// Whether the runtime makes the container a network namespace of its
+    /// own (one with no path), which nothing else joined.
+    pub fn netns_is_fresh(&self) -> bool {
+        self.network_namespace()
+            .is_some_and(|ns| ns.path.as_deref().is_none_or(|p| p.is_empty()))
+    }
+
+    fn network_namespace(&self) -> Option<&Namespace> {
+        self.config
+            .linux
+            .as_ref()
+            .and_then(|l| l.namespaces.as_ref())
+            .and_then(|nss| nss.iter().find(|n| n.typ.as_deref() == Some("network")))
     }
 }
 
@@ -335,6 +347,24 @@ mod tests {
                 "{d}"
             );
             assert!(b.annotations().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_namespace_without_a_path_is_the_containers_own() {
+        for (doc, fresh) in [
+            (r#"{"linux":{"namespaces":[{"type":"network"}]}}"#, true),
+            (
+                r#"{"linux":{"namespaces":[{"type":"network","path":""}]}}"#,
+                true,
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"network","path":"/run/netns/x"}]}}"#,
+                false,
+            ),
+            (r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#, false),
+        ] {
+            assert_eq!(bundle(doc).unwrap().netns_is_fresh(), fresh, "{doc}");
         }
     }
 

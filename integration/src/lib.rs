@@ -650,8 +650,14 @@ impl Host {
         *o = Some(name.clone());
         let suffix = &self.name[3..];
         let (hv, ov) = (format!("oh{suffix}"), format!("oo{suffix}"));
+        // The host end gets an index its peer (index 2, the first link of
+        // a fresh namespace) cannot have: the kernel's linkwatch treats a
+        // veth whose peer's index equals its own as a non-urgent event and
+        // brings its carrier up only ~1 s later, dropping what is sent
+        // meanwhile (a resolver's first forward over IPv6 timed out so).
         ok(self.exec(&[
-            "ip", "link", "add", &hv, "type", "veth", "peer", "name", &ov, "netns", &name,
+            "ip", "link", "add", &hv, "index", "4095", "type", "veth", "peer", "name", &ov,
+            "netns", &name,
         ]));
         ok(self.exec(&[
             "ip",
@@ -1135,12 +1141,35 @@ impl Host {
     }
 
     /// Interfaces of the host namespace of a given kind (veth, bridge).
+    /// The host's links of `kind`, once the veths a finished teardown
+    /// retired are gone: a teardown renames its host veths to `ocx-…` and
+    /// leaves their deletion to a detached reaper, so "nothing left" means
+    /// after the reaper (waited for up to 10 s; what is left then is
+    /// listed, and fails the test that looks).
     pub fn links(&self, kind: &str) -> Vec<String> {
+        self.reaped();
+        self.links_now(kind)
+    }
+
+    /// The host's links of `kind` as they are now, retired ones included.
+    pub fn links_now(&self, kind: &str) -> Vec<String> {
         let out = ok(self.exec(&["ip", "-o", "link", "show", "type", kind]));
         out.lines()
             .filter_map(|l| l.split(": ").nth(1))
             .map(|n| n.split('@').next().unwrap_or(n).to_string())
             .collect()
+    }
+
+    /// Wait (up to 10 s) until no retired veth (`ocx-…`) is left in the
+    /// host namespace; whether none is.
+    pub fn reaped(&self) -> bool {
+        for _ in 0..200 {
+            if !self.links_now("veth").iter().any(|l| l.starts_with("ocx-")) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
     }
 
     /// podman with crun in the host namespace, with this test's own storage
@@ -1495,8 +1524,14 @@ impl Host {
                 left.push(format!("port claim {port}"));
             }
         }
-        for veth in self.veths_of(id) {
-            if self.links("veth").contains(&veth) {
+        // A retired veth (`ocx-…`, down, out of its bridge) is going: the
+        // reaper or the namespace's end takes it (`reaped` waits for that).
+        for veth in self
+            .veths_of(id)
+            .into_iter()
+            .filter(|v| !v.starts_with("ocx-"))
+        {
+            if self.links_now("veth").contains(&veth) {
                 left.push(format!("veth {veth}"));
             }
             let quoted = format!("\"{veth}\"");

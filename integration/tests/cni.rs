@@ -19,19 +19,7 @@ fn pods_network(extra: Value) -> Value {
 /// until then.
 #[track_caller]
 fn retired_veths_go(h: &Host) {
-    let retired = || {
-        h.links("veth")
-            .into_iter()
-            .filter(|l| l.starts_with("ocx-"))
-            .collect::<Vec<_>>()
-    };
-    for _ in 0..100 {
-        if retired().is_empty() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("retired veths left: {:?}", retired());
+    assert!(h.reaped(), "retired veths left: {:?}", h.links_now("veth"));
 }
 
 fn from_outside(h: &Host, port: u16) -> String {

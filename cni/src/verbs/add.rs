@@ -154,6 +154,8 @@ pub fn run(
                 pid: None,
                 netns: Some(netns.clone()),
                 netns_field: "CNI_NETNS".into(),
+                // The runtime's: it outlives the DEL.
+                netns_fresh: false,
                 rootfs: None,
                 origin: Origin::Cni,
                 settings: Settings {

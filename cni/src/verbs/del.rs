@@ -39,6 +39,9 @@ pub fn run(ctx: &Context, inv: &Invocation, conf: &Conf) -> Result<(), CniError>
     if ep.attachments.len() == 1 {
         // The runtime waits for DEL: the veth's deletion (an RCU grace
         // period, most of the time a DEL takes) goes to a reaper.
+        // The pod's namespace lives on: its interface names are freed at
+        // once for an ADD into it before the reaper ran.
+        release::retire_inside(&ep);
         release::release_with(ctx, &ep, release::Veths::Retire).map_err(to_cni)?;
     } else {
         release::release_attachment(ctx, &mut ep, index).map_err(to_cni)?;

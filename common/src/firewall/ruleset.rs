@@ -80,9 +80,10 @@ pub const SET_PROTECTED_BRIDGES6: &str = "protected_bridges6";
 pub const SET_ROUTED_PORTS: &str = "routed_ports";
 pub const SET_ROUTED_PORTS6: &str = "routed_ports6";
 /// Container addresses that some connection was DNATed to, filled from the
-/// packet path. Teardown walks the conntrack table (262,144 buckets, ~8 ms
-/// with bottom halves off) only for an address found here: a container
-/// nobody reached through a published port has no entry to clear.
+/// packet path. Teardown deletes conntrack entries (a filtered flush, or a
+/// walk of the whole table on kernels before 6.5) only for an address
+/// found here: a container nobody reached through a published port has no
+/// entry to clear.
 pub const SET_DNAT_SEEN: &str = "dnat_seen";
 /// Its IPv6 twin (a set holds one address family).
 pub const SET_DNAT_SEEN6: &str = "dnat_seen6";

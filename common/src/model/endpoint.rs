@@ -136,6 +136,11 @@ pub struct Endpoint {
     /// The `ip netns` entry made for the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns_link: Option<PathBuf>,
+    /// The runtime made the namespace for this container alone (its
+    /// config named no path): once the container ended, only the pin
+    /// holds it, and it goes, with every device in it, when the pin does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub netns_fresh: bool,
     /// One per network the container is on, in interface order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
@@ -227,6 +232,7 @@ impl Endpoint {
             netns_id: None,
             hook: None,
             netns_link: None,
+            netns_fresh: false,
             attachments: Vec::new(),
             dns_servers: DnsServers::default(),
             resolv_conf: None,

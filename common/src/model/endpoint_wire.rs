@@ -26,6 +26,8 @@ pub struct EndpointWire {
     #[serde(default)]
     netns_link: Option<PathBuf>,
     #[serde(default)]
+    netns_fresh: bool,
+    #[serde(default)]
     attachments: Vec<Attachment>,
     #[serde(default)]
     dns_servers: Vec<std::net::Ipv4Addr>,
@@ -99,6 +101,7 @@ impl From<EndpointWire> for Endpoint {
             netns_id: w.netns_id,
             hook: w.hook,
             netns_link: w.netns_link,
+            netns_fresh: w.netns_fresh,
             attachments,
             dns_servers: super::endpoint::DnsServers(
                 w.dns_servers_all

@@ -103,6 +103,9 @@ pub struct Request {
     pub pid: Option<i32>,
     /// Its network namespace; `None`: it has none of its own.
     pub netns: Option<PathBuf>,
+    /// `netns` was made by the runtime for this container alone (not a
+    /// path it was given to join): it ends when the container does.
+    pub netns_fresh: bool,
     /// Where the namespace's path came from (config.json, CNI_NETNS), for
     /// errors.
     pub netns_field: String,

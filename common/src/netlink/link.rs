@@ -294,6 +294,14 @@ impl Netlink {
         Ok(true)
     }
 
+    /// Take a link down (its addresses leave the segment at once; no
+    /// grace period is waited for, unlike a deletion).
+    pub fn set_down(&mut self, index: u32, name: &str) -> Result<()> {
+        let _span = tracing::debug_span!("link_down", name).entered();
+        let down = LinkUnspec::new_with_index(index).down().build();
+        self.set_link(down, &format!("take link {name} down"))
+    }
+
     /// Delete a link by name; `Ok(false)` if it did not exist.
     pub fn delete_link(&mut self, name: &str) -> Result<bool> {
         let _span = tracing::debug_span!("link_delete", name).entered();

@@ -160,10 +160,10 @@ impl NetworkKind for Macvlan {
         _ctx: &Locked,
         ep: &Endpoint,
         atts: &[&Attachment],
-        _how: Veths,
+        how: Veths,
         errors: &mut Vec<Error>,
     ) {
-        remove(ep, atts, errors);
+        remove(ep, atts, how, errors);
     }
 }
 
@@ -236,7 +236,7 @@ impl NetworkDriver for MacvlanDriver {
     }
 
     fn unwire_inside(&self, ns: &File, att: &Attachment) -> Result<()> {
-        remove_sub_interface(ns, att).map(|_| ())
+        remove_sub_interface(ns, att, Veths::Delete).map(|_| ())
     }
 
     fn uses_firewall(&self) -> bool {
@@ -478,8 +478,9 @@ pub fn remove_shim(host: &mut Netlink, network: &str) -> Result<()> {
 }
 
 /// Delete the attachment's macvlan interface from the namespace `ns`, if
-/// it is still the one ocinet made there (a macvlan with the recorded MAC).
-pub fn remove_sub_interface(ns: &File, att: &Attachment) -> Result<bool> {
+/// it is still the one ocinet made there (a macvlan with the recorded MAC);
+/// only take it down when `how` leaves it to the namespace's end.
+pub fn remove_sub_interface(ns: &File, att: &Attachment, how: Veths) -> Result<bool> {
     let (name, Some(mac)) = (&att.interface, &att.mac) else {
         return Ok(false);
     };
@@ -493,6 +494,12 @@ pub fn remove_sub_interface(ns: &File, att: &Attachment) -> Result<bool> {
         tracing::warn!(interface = %name, "left alone: not the macvlan interface ocinet made");
         return Ok(false);
     }
+    if how == Veths::WithNamespace {
+        // Its address off the segment now, before the lease is given
+        // back; the kernel deletes it with the namespace.
+        inner.set_down(link.index, name)?;
+        return Ok(true);
+    }
     inner.delete_link(name)
 }
 
@@ -502,7 +509,7 @@ pub fn remove_sub_interface(ns: &File, att: &Attachment) -> Result<bool> {
 /// the namespace alive (the pin, the container itself when a setup died
 /// before pinning, a pod's namespace, or a running container being
 /// disconnected): then its address must not stay on the segment.
-pub(crate) fn remove(ep: &Endpoint, atts: &[&Attachment], errors: &mut Vec<Error>) {
+pub(crate) fn remove(ep: &Endpoint, atts: &[&Attachment], how: Veths, errors: &mut Vec<Error>) {
     let macvlans: Vec<&Attachment> = atts
         .iter()
         .copied()
@@ -519,7 +526,7 @@ pub(crate) fn remove(ep: &Endpoint, atts: &[&Attachment], errors: &mut Vec<Error
     match netns::of_endpoint(ep) {
         Some(ns) => {
             for a in macvlans {
-                match remove_sub_interface(&ns, a) {
+                match remove_sub_interface(&ns, a, how) {
                     Ok(removed) => tracing::debug!(removed, "macvlan interface"),
                     Err(e) => errors.push(e),
                 }

@@ -61,8 +61,17 @@ pub enum Veths {
     /// Deleted before it returns.
     Delete,
     /// Retired at once and deleted by a detached reaper (`reaper.rs`): for
-    /// a front end whose caller waits on it (a CNI DEL).
+    /// a front end whose caller waits on it (a CNI DEL, the hook's
+    /// poststop of a container that joined a namespace).
     Retire,
+    /// Retired at once and left to the kernel, which deletes the pair with
+    /// the container's namespace once the pin goes (the hook's poststop of
+    /// a container whose namespace was its own: no process is left behind
+    /// for a foreground `crun run`, a child subreaper, to wait on). Where
+    /// something else still holds that namespace, the retired pair lives
+    /// as long as it does, down and out of the bridge, or until `ocinet
+    /// gc`.
+    WithNamespace,
 }
 
 // Teardown: driven by what the record says was made (`release.rs`), so
@@ -105,7 +114,7 @@ pub(crate) fn remove_host_ends(
         let _span = tracing::debug_span!("delete_veth", veth).entered();
         let outcome = Netlink::new().and_then(|mut nl| match how {
             Veths::Delete => nl.delete_link(veth),
-            Veths::Retire => {
+            Veths::Retire | Veths::WithNamespace => {
                 let name = crate::reaper::retired_name(veth);
                 let found = nl.retire_link(veth, &name)?;
                 if found {
@@ -119,7 +128,12 @@ pub(crate) fn remove_host_ends(
             Err(e) => errors.push(e),
         }
     }
-    crate::reaper::reap_later(ctx, &retired);
+    if !retired.is_empty() {
+        crate::killpoint::reached("teardown-retired");
+    }
+    if how == Veths::Retire {
+        crate::reaper::reap_later(ctx, &retired);
+    }
 }
 
 /// The bridges' neighbour entries of `atts`' IPv6 addresses, after their
