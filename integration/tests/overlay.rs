@@ -333,7 +333,7 @@ fn a_late_host_does_not_take_the_block_of_a_host_that_is_cut_off() {
     let ip2 = ip_of(h2, &b.id, "ov");
     let block2 = format!(
         "/ocinet/v1/blocks/ov/{}.0-24",
-        ip2.rsplitn(2, '.').nth(1).unwrap_or_default()
+        ip2.rsplit_once('.').map_or("", |x| x.0)
     );
     assert!(
         c.etcd.keys("/ocinet/v1/blocks/ov/").contains(&block2),
@@ -365,8 +365,8 @@ fn a_late_host_does_not_take_the_block_of_a_host_that_is_cut_off() {
     let x = h3.started(Runtime::Crun, "x", &Spec::on("ov", "x"));
     let ip3 = ip_of(h3, &x.id, "ov");
     assert_ne!(
-        ip3.rsplitn(2, '.').nth(1),
-        ip2.rsplitn(2, '.').nth(1),
+        ip3.rsplit_once('.').map(|x| x.0),
+        ip2.rsplit_once('.').map(|x| x.0),
         "h3 took the block of h2, which still runs {ip2}: got {ip3}"
     );
     // h2 comes back: its agent claims its block again.
