@@ -368,7 +368,7 @@ def bench_exporter(work, count, scrapes=20):
     speed_ok, rss_ok = n / o >= 2, o_rss < 20 * 1024
     md = [f"{count} containers ({series} series per counter); {scrapes} scrapes each, alternating, timed by curl on loopback. "
           f"node_exporter {node_version} (Debian's prometheus-node-exporter) runs only its netdev collector, in the same namespace, "
-          f"so it reports the same veths. Reproduce: `cargo build --release --bins && sudo python3 bench/run.py --only 5`.", "",
+          f"so it reports the same veths. Reproduce: `cargo build --release --bins && sudo python3 bench/run.py --only 5 --out -`.", "",
           "| | ocinet-exporter (netdev, conntrack, ipam, dns, attachments) | node_exporter (netdev only) | ratio |", "|---|---|---|---|",
           f"| scrape, median | {o:.1f} ms | {n:.1f} ms | node / ocinet = {n / o:.1f}x |",
           f"| peak RSS (VmHWM, after the scrapes) | {o_rss / 1024:.1f} MiB | {n_rss / 1024:.1f} MiB | node / ocinet = {n_rss / o_rss:.1f}x |", "",
