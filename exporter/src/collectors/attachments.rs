@@ -3,9 +3,9 @@
 //! the container is ready (`ocinet ps` shows the same states).
 
 use ocinet_common::health::{self, Health};
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{IntGaugeVec, Opts};
 
-use super::{register, CollectResult, Collector, Snapshot};
+use super::{register, CollectResult, Collector, Out, Snapshot};
 
 pub struct Attachments;
 
@@ -14,7 +14,8 @@ impl Collector for Attachments {
         "attachments"
     }
 
-    fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
+    fn collect(&self, snap: &Snapshot, out: &mut Out) -> CollectResult {
+        let reg = &out.reg;
         // A state set, as node_exporter's systemd unit states: one series
         // per state, 1 for the one it is in.
         let state = IntGaugeVec::new(

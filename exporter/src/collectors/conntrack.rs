@@ -4,17 +4,20 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ocinet_common::conntrack;
-use prometheus::{Gauge, IntCounterVec, Opts, Registry};
+use prometheus::{Gauge, IntCounterVec, Opts};
 
-use super::{register, CollectResult, Collector, Snapshot};
+use super::{register, CollectResult, Collector, Out, Snapshot};
 
 /// The kernel's per-CPU statistics are 32-bit and wrap; the exporter keeps
 /// the last raw value of each and accumulates the differences modulo 2^32
 /// into a 64-bit counter, so a wrap never shows as a counter reset.
 #[derive(Default)]
 pub struct Conntrack {
-    totals: Mutex<HashMap<(u16, &'static str), (u32, u64)>>,
+    totals: Mutex<Totals>,
 }
+
+/// (cpu, statistic) -> (last raw value, accumulated total).
+type Totals = HashMap<(u16, &'static str), (u32, u64)>;
 
 impl Conntrack {
     fn accumulate(&self, cpu: u16, stat: &'static str, raw: u32) -> u64 {
@@ -36,7 +39,8 @@ impl Collector for Conntrack {
         "conntrack"
     }
 
-    fn collect(&self, _snap: &Snapshot, reg: &Registry) -> CollectResult {
+    fn collect(&self, _snap: &Snapshot, out: &mut Out) -> CollectResult {
+        let reg = &out.reg;
         let entries = Gauge::new(
             "ocinet_nf_conntrack_entries",
             "Number of conntrack entries in the namespace.",

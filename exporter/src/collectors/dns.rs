@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use ocinet_dns::stats::Snapshot as DnsStats;
 use prometheus::core::{Collector as PromCollector, Desc};
 use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, Opts};
 
-use super::{register, CollectResult, Collector, Snapshot};
+use super::{register, CollectResult, Collector, Out, Snapshot};
 
 pub struct Dns;
 
@@ -18,7 +18,8 @@ impl Collector for Dns {
         "dns"
     }
 
-    fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
+    fn collect(&self, snap: &Snapshot, out: &mut Out) -> CollectResult {
+        let reg = &out.reg;
         let Some(stats) = snap
             .state
             .dns_stats::<DnsStats>()

@@ -2,9 +2,9 @@
 //! hook's state.
 
 use ocinet_common::ipam;
-use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntGaugeVec, Opts};
 
-use super::{register, CollectResult, Collector, Snapshot};
+use super::{register, CollectResult, Collector, Out, Snapshot};
 
 pub struct Ipam;
 
@@ -13,7 +13,8 @@ impl Collector for Ipam {
         "ipam"
     }
 
-    fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
+    fn collect(&self, snap: &Snapshot, out: &mut Out) -> CollectResult {
+        let reg = &out.reg;
         // A float gauge: an IPv6 range's free count (2^64 for a /64,
         // saturated at u64::MAX by fill6) does not fit an i64, and a
         // float is what Prometheus stores anyway; IPv4 counts print as

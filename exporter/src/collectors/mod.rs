@@ -1,7 +1,7 @@
 //! One collector per file, node_exporter style: each reads the kernel or the
-//! hook's state on every scrape into a registry of its own, so a failing
-//! collector drops only its own metrics and reports itself failed while the
-//! others still answer.
+//! hook's state on every scrape into an output of its own (a registry, or
+//! families it wrote in the text format), so a failing collector drops only
+//! its own metrics and reports itself failed while the others still answer.
 
 mod attachments;
 mod conntrack;
@@ -14,6 +14,7 @@ mod portmap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use ocinet_common::model::{Endpoint, Network};
 use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::StateDir;
@@ -31,7 +32,89 @@ pub struct Snapshot {
 
 pub trait Collector: Send + Sync {
     fn name(&self) -> &'static str;
-    fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult;
+    fn collect(&self, snap: &Snapshot, out: &mut Out) -> CollectResult;
+}
+
+/// Where a collector puts its metrics: a registry of its own, or, for a
+/// collector with thousands of series, families it wrote in the text format
+/// itself (building the prometheus crate's objects for each series, to have
+/// them sorted and encoded, was most of a scrape with 1,000 containers).
+#[derive(Default)]
+pub struct Out {
+    pub reg: Registry,
+    pub text: Vec<TextFamily>,
+}
+
+/// One metric family already in the text format, `# HELP` and `# TYPE`
+/// lines included, written exactly as `TextEncoder` writes one: the scrape
+/// sorts it among the others by name.
+pub struct TextFamily {
+    pub name: &'static str,
+    text: String,
+}
+
+impl TextFamily {
+    /// `help` must need no escaping (no backslash, no newline): they are
+    /// constants.
+    pub fn new(name: &'static str, help: &str, kind: &str, capacity: usize) -> Self {
+        debug_assert!(!help.contains(['\\', '\n']));
+        let mut text = String::with_capacity(capacity);
+        for part in [
+            "# HELP ",
+            name,
+            " ",
+            help,
+            "\n# TYPE ",
+            name,
+            " ",
+            kind,
+            "\n",
+        ] {
+            text.push_str(part);
+        }
+        TextFamily { name, text }
+    }
+
+    /// One sample: `labels` already written (`{a="x",...}`, values escaped
+    /// by `push_label_value`), the value as the encoder writes a float.
+    pub fn sample(&mut self, labels: &str, value: f64) {
+        use std::fmt::Write;
+        self.text.push_str(self.name);
+        self.text.push_str(labels);
+        // Writing into a String cannot fail.
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    /// A counter's sample. The registry keeps counters as floats; an
+    /// integer below 2^53 is written the same either way, and formatting it
+    /// as one was a tenth of the netdev collector's time.
+    pub fn sample_u64(&mut self, labels: &str, value: u64) {
+        use std::fmt::Write;
+        const EXACT: u64 = 1 << f64::MANTISSA_DIGITS;
+        if value >= EXACT {
+            return self.sample(labels, value as f64);
+        }
+        self.text.push_str(self.name);
+        self.text.push_str(labels);
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// A label value as the text format escapes it (backslash, newline and
+/// double quote), as `TextEncoder` does.
+pub fn push_label_value(out: &mut String, v: &str) {
+    if !v.contains(['\\', '\n', '"']) {
+        out.push_str(v);
+        return;
+    }
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str(r"\\"),
+            '\n' => out.push_str(r"\n"),
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
 }
 
 pub struct Collectors {
@@ -119,8 +202,9 @@ impl Collectors {
         self.list.iter().map(|c| c.name()).collect()
     }
 
-    /// One scrape, in the exposition text format.
-    pub fn scrape(&self) -> Vec<u8> {
+    /// One scrape, in the exposition text format: the buffers to send, in
+    /// order.
+    pub fn scrape(&self) -> Vec<Bytes> {
         let (endpoints, bad_endpoints) = self.endpoints.get();
         let (networks, bad_networks) = self.config.list();
         for e in &bad_networks {
@@ -180,18 +264,19 @@ impl Collectors {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1.0);
 
-        let mut families: Vec<MetricFamily> = Vec::new();
+        let mut families: Vec<Family> = Vec::new();
         for c in &self.list {
-            let reg = Registry::new();
+            let mut out = Out::default();
             let start = Instant::now();
-            let result = c.collect(&snap, &reg);
+            let result = c.collect(&snap, &mut out);
             duration
                 .with_label_values(&[c.name()])
                 .set(start.elapsed().as_secs_f64());
             match result {
                 Ok(()) => {
                     success.with_label_values(&[c.name()]).set(1.0);
-                    families.extend(reg.gather());
+                    families.extend(out.reg.gather().into_iter().map(Family::Proto));
+                    families.extend(out.text.into_iter().map(Family::Text));
                 }
                 Err(e) => {
                     success.with_label_values(&[c.name()]).set(0.0);
@@ -199,12 +284,43 @@ impl Collectors {
                 }
             }
         }
-        families.extend(meta.gather());
+        families.extend(meta.gather().into_iter().map(Family::Proto));
         families.sort_by(|a, b| a.name().cmp(b.name()));
+        // The families go out as they are, one buffer after the other:
+        // copying a megabyte of them into one buffer held both copies at
+        // the peak. Neighbouring small families share a buffer.
         let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
-            tracing::error!("encoding metrics: {e}");
+        let mut small = Vec::new();
+        let encoder = TextEncoder::new();
+        for f in families {
+            match f {
+                Family::Proto(mf) => {
+                    if let Err(e) = encoder.encode(std::slice::from_ref(&mf), &mut small) {
+                        tracing::error!("encoding metrics: {e}");
+                    }
+                }
+                Family::Text(t) => {
+                    out.push(Bytes::from(std::mem::take(&mut small)));
+                    out.push(Bytes::from(t.text));
+                }
+            }
         }
+        out.push(Bytes::from(small));
         out
+    }
+}
+
+/// A family of one scrape, as its collector made it.
+enum Family {
+    Proto(MetricFamily),
+    Text(TextFamily),
+}
+
+impl Family {
+    fn name(&self) -> &str {
+        match self {
+            Family::Proto(f) => f.name(),
+            Family::Text(t) => t.name,
+        }
     }
 }

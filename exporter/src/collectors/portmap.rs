@@ -8,9 +8,9 @@ use std::net::IpAddr;
 
 use ocinet_common::conntrack::{self, Family};
 use ocinet_common::model::{ports, Protocol};
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{IntGaugeVec, Opts};
 
-use super::{register, CollectResult, Collector, Snapshot, WithoutEmpty};
+use super::{register, CollectResult, Collector, Out, Snapshot, WithoutEmpty};
 
 pub struct Portmap;
 
@@ -27,7 +27,8 @@ impl Collector for Portmap {
         "portmap"
     }
 
-    fn collect(&self, snap: &Snapshot, reg: &Registry) -> CollectResult {
+    fn collect(&self, snap: &Snapshot, out: &mut Out) -> CollectResult {
+        let reg = &out.reg;
         let g = IntGaugeVec::new(
             Opts::new(
                 "ocinet_port_mapping_connections",

@@ -2,6 +2,7 @@
 //! page, the telemetry path, bounded concurrency, clean shutdown.
 
 pub mod auth;
+mod body;
 pub mod config;
 mod server;
 mod tls;

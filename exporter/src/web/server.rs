@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
@@ -15,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::auth::BasicAuth;
+use super::body::Chunks;
 use super::config::WebConfig;
 use crate::collectors::Collectors;
 
@@ -46,18 +46,23 @@ fn respond(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+) -> Response<Chunks> {
+    respond_chunks(status, content_type, Chunks::from(body.into()))
+}
+
+fn respond_chunks(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Chunks,
+) -> Response<Chunks> {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
-async fn handle(
-    app: Arc<App>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Chunks>, Infallible> {
     if app.auth.is_some() {
         let header = req
             .headers()
@@ -128,10 +133,10 @@ async fn handle(
         })
         .await
         .unwrap_or_default();
-        return Ok(respond(
+        return Ok(respond_chunks(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            body,
+            Chunks::new(body),
         ));
     }
     if path == "/" {
