@@ -28,6 +28,7 @@ TAG = f"ob{os.getpid() % 100000}"
 created_ns = []
 started = []
 results = []  # (section, markdown)
+used_ids = set()  # container ids this run set up (their pins are cleaned up)
 
 
 def sh(*args, check=True, **kw):
@@ -83,7 +84,8 @@ class Ocinet:
 
     def bundle(self, cid, netns, ports, network=None):
         b = os.path.join(self.bundles, cid)
-        os.makedirs(b, exist_ok=True)
+        # An /etc for the resolv.conf of a network with DNS on.
+        os.makedirs(os.path.join(b, "rootfs", "etc"), exist_ok=True)
         ann = {"io.ocinet.ports": ports} if ports else {}
         if network:
             ann["io.ocinet.network"] = network
@@ -97,6 +99,7 @@ class Ocinet:
         return b
 
     def hook(self, stage, cid, bundle, pid=None, cpu=False):
+        used_ids.add(cid)
         state = {"ociVersion": "1.0", "id": cid, "status": "creating", "bundle": bundle}
         if pid is not None:
             state["pid"] = pid
@@ -368,6 +371,7 @@ def bench_scale_networks(work, nets, per_net):
         t0 = time.perf_counter()
         for i in range(total):
             cid = f"sn{i:05d}"
+            used_ids.add(cid)
             c = Fresh()
             b = oc.bundle(cid, None, f"{20000 + i}:80", network=f"n{i % nets}")
             st = {"ociVersion": "1.0", "id": cid, "status": "creating", "bundle": b, "pid": c.pid}
@@ -645,7 +649,7 @@ def bench_macvlan(work, n):
     sh("ip", "link", "set", parent, "up")
     sh("ip", "-n", out, "link", "set", f"{TAG}mo", "up")
     oc = Ocinet(os.path.join(work, "s9"))
-    oc.cli("network", "create", "mvb", "--driver", "macvlan", "--parent", parent, "--subnet", "10.76.0.0/24")
+    oc.cli("network", "create", "mvb", "--driver", "macvlan", "--parent", parent, "--subnet", "10.76.0.0/24", "--disable-dns")
     nv_cfg = os.path.join(work, "netavark9")
     t = {(side, step): [] for side in ("ocinet", "netavark") for step in ("setup", "teardown")}
     for i in range(n):
@@ -706,8 +710,8 @@ def bench_two_networks(work, n):
     enter(host)
     sh("ip", "link", "set", "lo", "up")
     oc = Ocinet(os.path.join(work, "s10"))
-    oc.cli("network", "create", "front", "--subnet", "10.64.0.0/24")
-    oc.cli("network", "create", "back", "--subnet", "10.65.0.0/24")
+    oc.cli("network", "create", "front", "--subnet", "10.64.0.0/24", "--disable-dns")
+    oc.cli("network", "create", "back", "--subnet", "10.65.0.0/24", "--disable-dns")
     nv_cfg = os.path.join(work, "netavark10")
     kinds = ("one", "two")
     t = {(side, k, step): [] for side in ("ocinet", "netavark") for k in kinds for step in ("setup", "teardown")}
@@ -1127,10 +1131,15 @@ def main():
                 p.wait()
         subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in created_ns).encode(),
                        stderr=subprocess.DEVNULL)
+        # Only the pins of this run's containers (named after their ids):
+        # another run's are not ours to remove.
         for f in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
-            if f.startswith("ocinet-s") or f.startswith("ocinet-cc") or f.startswith("ocinet-ex") or f.startswith("ocinet-pm") or f.startswith("ocinet-dp") or f.startswith("ocinet-pp") or f.startswith("ocinet-mv") or f.startswith("ocinet-tn") or f.startswith("ocinet-dn") or f.startswith("ocinet-dd"):
+            if any(f.startswith(f"ocinet-{cid[:12]}") for cid in used_ids):
                 subprocess.run(["umount", "-l", f"/run/netns/{f}"], stderr=subprocess.DEVNULL)
-                os.unlink(f"/run/netns/{f}")
+                try:
+                    os.unlink(f"/run/netns/{f}")
+                except FileNotFoundError:
+                    pass
         shutil.rmtree(work, ignore_errors=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     head = [f"Machine: {os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "

@@ -178,6 +178,23 @@ pub fn open() -> Result<Transport> {
     Transport::new(NETLINK_NETFILTER)
 }
 
+/// The deletions' socket: one per process, kept open until exit. Closing
+/// a netfilter socket right after an nf_tables commit (a teardown removes
+/// its elements first) waits out an RCU grace period (see
+/// `process::exit_leaving_to_child`), so none is closed on the way.
+fn with_shared<T>(f: impl FnOnce(&mut Transport) -> Result<T>) -> Result<T> {
+    static SHARED: std::sync::OnceLock<std::sync::Mutex<Transport>> = std::sync::OnceLock::new();
+    let shared = match SHARED.get() {
+        Some(s) => s,
+        None => {
+            let t = open()?;
+            SHARED.get_or_init(|| std::sync::Mutex::new(t))
+        }
+    };
+    let mut t = shared.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut t)
+}
+
 /// How many entries a deletion took: counted where ctnetlink was walked
 /// from here, unknown where the kernel filtered its own flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +290,7 @@ pub fn delete_for(ip: impl Into<IpAddr>, mappings: &[PortMapping]) -> Result<Del
     if nothing_tracked() {
         return Ok(Deleted::Counted(0));
     }
-    if flush_source(&mut open()?, ip, Side::Reply)? {
+    if with_shared(|t| flush_source(t, ip, Side::Reply))? {
         return Ok(Deleted::Flushed);
     }
     delete_where(Family::of(ip), |e| {
@@ -295,8 +312,9 @@ pub fn delete_address(ip: impl Into<IpAddr>) -> Result<Deleted> {
     if nothing_tracked() {
         return Ok(Deleted::Counted(0));
     }
-    let mut t = open()?;
-    if flush_source(&mut t, ip, Side::Orig)? && flush_source(&mut t, ip, Side::Reply)? {
+    let flushed =
+        with_shared(|t| Ok(flush_source(t, ip, Side::Orig)? && flush_source(t, ip, Side::Reply)?))?;
+    if flushed {
         return Ok(Deleted::Flushed);
     }
     delete_where(Family::of(ip), |e| {
@@ -319,33 +337,34 @@ fn delete_where(family: Family, matches: impl Fn(&Entry) -> bool) -> Result<usiz
     // The dump walks the kernel's whole hash table (262,144 buckets here,
     // ~8 ms however few entries there are) with bottom halves off: only
     // for kernels that cannot filter a flush.
-    let mut t = open()?;
-    let mut doomed: Vec<Vec<Tuple>> = Vec::new();
-    for_each_entry_in(&mut t, family, |e| {
-        if matches(&e) {
-            doomed.push(e.orig);
+    with_shared(|t| {
+        let mut doomed: Vec<Vec<Tuple>> = Vec::new();
+        for_each_entry_in(t, family, |e| {
+            if matches(&e) {
+                doomed.push(e.orig);
+            }
+        })?;
+        let mut deleted = 0;
+        for orig in doomed {
+            match t.run(
+                message_in(
+                    family,
+                    ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(orig)]),
+                ),
+                NLM_F_ACK,
+                "delete conntrack entry",
+                &mut |_| {},
+            ) {
+                Ok(()) => deleted += 1,
+                // Expired between the dump and the delete.
+                Err(Error::Netlink { source, .. })
+                    if source.raw_os_error() == Some(nix::libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
         }
-    })?;
-    let mut deleted = 0;
-    for orig in doomed {
-        match t.run(
-            message_in(
-                family,
-                ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(orig)]),
-            ),
-            NLM_F_ACK,
-            "delete conntrack entry",
-            &mut |_| {},
-        ) {
-            Ok(()) => deleted += 1,
-            // Expired between the dump and the delete.
-            Err(Error::Netlink { source, .. })
-                if source.raw_os_error() == Some(nix::libc::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    tracing::debug!(deleted, "conntrack entries deleted");
-    Ok(deleted)
+        tracing::debug!(deleted, "conntrack entries deleted");
+        Ok(deleted)
+    })
 }
 
 /// Connections tracked in the reader's network namespace.

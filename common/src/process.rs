@@ -137,3 +137,103 @@ pub fn ended_within(p: &crate::model::ProcessId, limit: std::time::Duration) -> 
     }
     true
 }
+
+/// End the process with `code` without making its caller wait for the
+/// kernel's cleanup of its netfilter sockets. Closing a NETLINK_NETFILTER
+/// socket (nf_tables or conntrack) while a committed nf_tables
+/// transaction's release is pending flushes that work, which waits out an
+/// RCU grace period (`nft_rcv_nl_event`: 2-10 ms here, most of what a hook
+/// took after its own work). A child forked here keeps those sockets (and
+/// nothing else) until this process has gone, so the final close, and its
+/// wait, fall on the child: the runtime's wait for the hook ends at once.
+/// The child ends by itself right after; a child subreaper (a foreground
+/// `crun run`) waits for it as it waited for the hook's own exit before.
+/// Without such a socket, or if the fork fails, an ordinary exit.
+pub fn exit_leaving_to_child(code: u8) -> ! {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, RawFd};
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let sockets = netfilter_sockets();
+    if sockets.is_empty() {
+        std::process::exit(i32::from(code));
+    }
+    let Ok((parent_gone, parent_end)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        std::process::exit(i32::from(code));
+    };
+    let watch: RawFd = parent_gone.as_raw_fd();
+    let mut keep = sockets.clone();
+    keep.push(watch);
+    keep.sort_unstable();
+    // SAFETY: the child makes only async-signal-safe system calls (this
+    // process may have had threads) and ends with _exit; `keep` was built
+    // before the fork.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => unsafe {
+            // Everything but the sockets and the pipe's read end: the
+            // runtime's stdout and stderr pipes, the state lock and the
+            // pipe's write end must not outlive the parent here.
+            let mut from: RawFd = 0;
+            for &k in &keep {
+                if from < k {
+                    nix::libc::syscall(
+                        nix::libc::SYS_close_range,
+                        from as u32,
+                        (k - 1) as u32,
+                        0u32,
+                    );
+                }
+                from = k + 1;
+            }
+            nix::libc::syscall(nix::libc::SYS_close_range, from as u32, u32::MAX, 0u32);
+            let mut b = 0u8;
+            // EOF once the parent, the only holder of the write end, ended.
+            while nix::libc::read(watch, (&mut b as *mut u8).cast(), 1) < 0
+                && *nix::libc::__errno_location() == nix::libc::EINTR
+            {}
+            nix::libc::_exit(0)
+        },
+        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+            drop(parent_gone);
+            // The sockets go first (the child's copies keep them open), and
+            // only then, at exit, the pipe's write end, which wakes the
+            // child: the last close must be the child's.
+            for fd in sockets {
+                // SAFETY: the process ends below; nothing uses them again.
+                unsafe { nix::libc::close(fd) };
+            }
+            std::mem::forget(parent_end);
+            std::process::exit(i32::from(code));
+        }
+        Err(_) => std::process::exit(i32::from(code)),
+    }
+}
+
+/// This process's open NETLINK_NETFILTER sockets.
+fn netfilter_sockets() -> Vec<std::os::fd::RawFd> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let opt = |fd, name| {
+        let mut v: nix::libc::c_int = 0;
+        let mut len = std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t;
+        // SAFETY: a plain getsockopt into a local int.
+        let r = unsafe {
+            nix::libc::getsockopt(
+                fd,
+                nix::libc::SOL_SOCKET,
+                name,
+                (&mut v as *mut nix::libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<std::os::fd::RawFd>().ok())
+        .filter(|&fd| {
+            opt(fd, nix::libc::SO_DOMAIN) == Some(nix::libc::AF_NETLINK)
+                && opt(fd, nix::libc::SO_PROTOCOL) == Some(nix::libc::NETLINK_NETFILTER)
+        })
+        .collect()
+}

@@ -26,7 +26,9 @@ fn main() -> ExitCode {
             let level = std::env::var("OCINET_LOG_LEVEL").unwrap_or_else(|_| "info".into());
             let _ = logging::init(log_file, &level);
         });
-        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        // The runtime waits on the plugin's exit: not on the kernel's
+        // release of its nf_tables transaction.
+        ocinet_common::process::exit_leaving_to_child(u8::try_from(code).unwrap_or(1));
     }
     let cli = Cli::parse();
     let what = match &cli.command {
@@ -104,15 +106,18 @@ fn main() -> ExitCode {
                 .map_err(ocinet_common::Error::Conflict)
         }
     };
-    match result {
+    let code = match result {
         Ok(out) => {
             let _ = std::io::stdout().write_all(out.as_bytes());
-            ExitCode::SUCCESS
+            0
         }
         Err(e) => {
             tracing::error!("{what} failed: {e}");
             eprintln!("ocinet {what}: {e}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // A runtime waits on the hook's exit: not on the kernel's release of
+    // its nf_tables transaction.
+    ocinet_common::process::exit_leaving_to_child(code)
 }

@@ -306,3 +306,40 @@ fn conntrack_entries_of_the_container_go_and_only_those() {
         assert_eq!(reply_from(&ib), 0);
     }
 }
+
+/// The processes of this host's state directory (a hook, the child a
+/// hook leaves to close its netfilter sockets), by their command lines.
+fn hook_processes(h: &Host) -> Vec<String> {
+    let state = h.state_dir().display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(" hook ") && c.contains(&state))
+        .collect()
+}
+
+/// A hook's exit leaves the last close of its netfilter sockets (which
+/// waits for the kernel's release of the nf_tables transaction) to a
+/// child: the child holds nothing else (the runtime's pipes reach EOF
+/// when the hook exits, so `output()` here returns) and ends by itself.
+#[test]
+fn the_child_a_hook_leaves_ends_by_itself() {
+    let h = Host::new();
+    let mut v = h.bare_container("exit", ports());
+    set_up(&h, &v);
+    v.kill();
+    ok(h.hook("poststop", &v.stopped_state(), &[]));
+    let mut left = hook_processes(&h);
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        left = hook_processes(&h);
+    }
+    assert!(left.is_empty(), "still running: {left:?}");
+    assert_clean(&h, &v.id);
+}

@@ -861,6 +861,9 @@ fn transact(batch: &Batch) -> Result<()> {
 /// sendmsg, so the bound only guards against a kernel that leaves one
 /// unanswered.
 fn socket() -> Result<&'static Socket> {
+    // One per process, never closed before exit: a close waits for the
+    // release of committed transactions (see
+    // `process::exit_leaving_to_child`).
     static SOCKET: std::sync::OnceLock<Socket> = std::sync::OnceLock::new();
     if let Some(s) = SOCKET.get() {
         return Ok(s);
