@@ -929,8 +929,11 @@ def bench_dns(work, count, secs, rounds):
     if ab:
         qps_verdict = f"{'met' if ob >= 1.5 * ab else 'missed'} ({ob / ab:.2f}x)"
     else:
-        qps_verdict = (f"{'met' if ob else 'missed'} (ocinet up to {ob:.0f} queries per second; aardvark's p99 was "
-                       "1 ms or more at every rate tried)")
+        # aardvark's median is no rate at all: compared with its best round.
+        top = max(abr)
+        qps_verdict = (f"{'met' if ob and ob >= 1.5 * top else 'missed'} (ocinet {ob:.0f} queries per second; aardvark "
+                       f"met no rate in most rounds, {top} in its best: "
+                       f"{f'{ob / top:.2f}x' if top else 'no ratio'})")
     md += ["", f"Targets (issue 24, item 7): at least 1.5x aardvark's queries per second at p99 under 1 ms: {qps_verdict}; "
            f"resident memory no larger than aardvark's: "
            f"{'met' if o_rss <= a_rss else 'missed'} (VmRSS {o_rss / 1024:.1f} against {a_rss / 1024:.1f} MiB after the load; "
