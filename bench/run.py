@@ -746,33 +746,28 @@ def bench_two_networks(work, n):
 
 
 DNS_CLIENT = r"""
-import random, socket, struct, sys, time
-server, names, seq_n, total = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4])
-def q(i, name):
-    h = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0)
-    return h + b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0\0\1\0\1"
+import socket, struct, sys
+# Correctness, before the load: each name asked once, over UDP; an answer
+# is good when it is a NOERROR reply to that query with the address the
+# name was given (dnsperf counts response codes, not what they carry).
+server, pairs = sys.argv[1], [p.split("=") for p in sys.argv[2].split(",")]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(2)
 s.connect((server, 53))
-rnd = random.Random(1)
-lat, bad = [], 0
-for i in range(seq_n):
-    m = q(i & 0xffff, rnd.choice(names))
-    t = time.perf_counter(); s.send(m); r = s.recv(4096); lat.append(time.perf_counter() - t)
-    if r[:2] != m[:2] or r[3] & 15 != 0 or r[7] == 0: bad += 1
-lat.sort()
-# Throughput: a window of 32 queries in flight.
-window, sent, got = 32, 0, 0
-t = time.perf_counter()
-while sent < window: s.send(q(sent & 0xffff, rnd.choice(names))); sent += 1
-while got < total:
+bad = 0
+for i, (name, ip) in enumerate(pairs):
+    q = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0\0\1\0\1"
+    s.send(q)
     try:
-        s.recv(4096); got += 1
+        r = s.recv(4096)
     except socket.timeout:
-        break
-    if sent < total: s.send(q(sent & 0xffff, rnd.choice(names))); sent += 1
-dt = time.perf_counter() - t
-print(lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000, got / dt, bad)
+        bad += 1
+        continue
+    # Header, the question echoed, then one A record (its last 4 bytes).
+    if r[:2] != q[:2] or r[3] & 15 != 0 or r[7] != 1 or socket.inet_ntoa(r[-4:]) != ip:
+        bad += 1
+print(bad)
 """
 
 
@@ -797,11 +792,66 @@ def vm_rss_kib(pid):
     return 0
 
 
-def bench_dns(work, count, seq_n, total):
-    """11. Name resolution: ocinet's resolver vs aardvark-dns 2.1, the
-    same `count` names, queried from a container's namespace; and what a
-    DNS-enabled network adds to the hook's setup and teardown."""
-    aardvark = shutil.which("aardvark-dns") or os.path.expanduser("~/.cargo/bin/aardvark-dns")
+def proc_memory(pid):
+    """VmRSS, VmHWM (the peak), RssAnon, RssFile and Threads of a process, in KiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for l in f:
+            k, _, v = l.partition(":")
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def dnsperf(ns, server, qfile, out, secs, rate=None, inflight=100):
+    """One dnsperf run from the namespace `ns` (UDP, one client socket,
+    `inflight` queries outstanding at most, `rate` a second if given):
+    qps, lost, the latencies of each answer (from -v), response codes."""
+    args = ["nsenter", f"--net=/run/netns/{ns}", "dnsperf", "-s", server, "-d", qfile, "-l", str(secs),
+            "-q", str(inflight), "-t", "1", "-v"]
+    if rate:
+        args += ["-Q", str(rate)]
+    with open(out, "w") as f:
+        subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, check=True)
+    lat, codes, qps, lost = [], collections.Counter(), 0.0, 0
+    with open(out) as f:
+        for l in f:
+            if l.startswith("> "):
+                p = l.split()
+                codes[p[1]] += 1
+                if p[1] not in ("T", "I"):
+                    lat.append(float(p[-1]))
+            elif "Queries per second:" in l:
+                qps = float(l.split(":")[1])
+            elif "Queries lost:" in l:
+                lost = int(l.split(":")[1].split()[0])
+    os.unlink(out)
+    lat.sort()
+    pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] * 1000 if lat else float("inf")
+    return {"qps": qps, "lost": lost, "p50": pct(0.5), "p99": pct(0.99), "p999": pct(0.999),
+            "codes": codes, "n": len(lat)}
+
+
+def aardvark_binary():
+    """aardvark-dns: AARDVARK_DNS names it (the peer built for issue 24:
+    AARDVARK_DNS=/work/peers/bin/aardvark-dns), else the first on PATH,
+    in ~/.cargo/bin, or where podman's package puts it. With its version,
+    as it says it."""
+    for c in (os.environ.get("AARDVARK_DNS"), shutil.which("aardvark-dns"),
+              os.path.expanduser("~/.cargo/bin/aardvark-dns"), "/usr/libexec/podman/aardvark-dns"):
+        if c and os.access(c, os.X_OK):
+            v = subprocess.run([c, "--version"], capture_output=True, text=True).stdout.split()
+            return c, (v[-1] if v else "?")
+    sys.exit("aardvark-dns not found: set AARDVARK_DNS (cargo install aardvark-dns --version 2.1.0 --locked)")
+
+
+def bench_dns(work, count, secs, rounds):
+    """11. Name resolution: ocinet's resolver vs aardvark-dns, the same
+    `count` names, queried by dnsperf from a container's namespace; and
+    what a DNS-enabled network adds to the hook's setup and teardown."""
+    import random, re
+    aardvark, av_version = aardvark_binary()
+    peer = f"aardvark-dns {av_version}"
     host = netns_add(f"{TAG}-h11")
     enter(host)
     sh("ip", "link", "set", "lo", "up")
@@ -829,13 +879,13 @@ def bench_dns(work, count, seq_n, total):
     # each network, then again with `count` on each.
     rootfs = os.path.join(work, "rootfs11")
     os.makedirs(os.path.join(rootfs, "etc"))
-    rounds = 20 if count < 1000 else 100
+    cost_rounds = 20 if count < 1000 else 100
     def setup_cost(tag):
         t = collections.defaultdict(list)
         # Each "container" a process in a mount namespace of its own and a
         # root file system, so the DNS-enabled setup does all it does for a
         # real one (its resolv.conf generated and bind-mounted there).
-        for i in range(rounds):
+        for i in range(cost_rounds):
             # Alternating which goes first, so neither always follows the
             # other's teardown.
             for kind, net in (("dns", "named"), ("plain", "plain"))[:: 1 if i % 2 else -1]:
@@ -882,48 +932,123 @@ def bench_dns(work, count, seq_n, total):
     adir = os.path.join(work, "aardvark")
     os.makedirs(adir)
     lines = ["10.69.0.1"]
+    av_ips = {}
     for i, n in enumerate(names):
         ip = f"10.69.{(i + 2) // 256}.{(i + 2) % 256}"
+        av_ips[n] = ip
         lines.append(f"{i:064x} {ip}  {n}")
     open(os.path.join(adir, "bench"), "w").write("\n".join(lines) + "\n")
+    # One query file for both: every name once, A, in a shuffled order
+    # (the same order for both), dnsperf going round it.
+    rnd = random.Random(11)
+    order = names[:]
+    rnd.shuffle(order)
+    qfile = os.path.join(work, "queries11")
+    open(qfile, "w").write("".join(f"{n} A\n" for n in order))
+    out = os.path.join(work, "dnsperf11.out")
+    oc_ips = {}
+    for cid, net, name in fill[:count]:
+        rec = json.load(open(os.path.join(oc.state, "endpoints", f"{cid}.json")))
+        oc_ips[name] = next(x.split("/")[0] for a in rec["attachments"] if a["network"] == net
+                            for x in a["addresses"] if "." in x)
     sh(aardvark, "--config", adir, "-p", "53", "run")
     av_pid = int(open(os.path.join(adir, "aardvark.pid")).read().strip())
-    rows = {}
+    sides = {"ocinet": (nss[0], "10.68.0.1", oc_pid, oc_ips), peer: (cl, "10.69.0.1", av_pid, av_ips)}
+    # The offered rates: a ladder of steps of 1.2x; each side climbs it
+    # until it falls short twice running (under 97% of the rate reached, or
+    # queries lost): its p99 is recorded at every rate on the way, met
+    # (under 1 ms) or not, so that both are compared at equal rates.
+    ladder = [int(20000 * 1.2 ** k) // 1000 * 1000 for k in range(20)]
+    mem, bad, peak, climb = {}, {}, collections.defaultdict(list), collections.defaultdict(dict)
     try:
-        for side, ns, server in (("ocinet", nss[0], "10.68.0.1"), ("aardvark-dns 2.1", cl, "10.69.0.1"),
-                                 ("ocinet ", nss[0], "10.68.0.1"), ("aardvark-dns 2.1 ", cl, "10.69.0.1")):
-            pid = oc_pid if side.strip() == "ocinet" else av_pid
-            before = cpu_ns(pid)
-            out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", DNS_CLIENT, server, ",".join(names),
-                                  str(seq_n), str(total)], check=True, capture_output=True, text=True).stdout.split()
-            # The resolver's own CPU per query: what it costs, whatever
-            # the client's speed caps the throughput at.
-            per_query_us = (cpu_ns(pid) - before) / 1000 / (seq_n + total)
-            rows.setdefault(side.strip(), []).append([float(x) for x in out] + [per_query_us])
-        rss = {"ocinet": vm_rss_kib(oc_pid), "aardvark-dns 2.1": vm_rss_kib(av_pid)}
+        for side, (ns, server, pid, ips) in sides.items():
+            mem[side + " idle"] = proc_memory(pid)
+            bad[side] = int(subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "python3", "-c", DNS_CLIENT, server,
+                                            ",".join(f"{n}={ips[n]}" for n in names)],
+                                           check=True, capture_output=True, text=True).stdout)
+        for r in range(rounds):
+            order_ = list(sides) if r % 2 == 0 else list(sides)[::-1]
+            # At most throughput: dnsperf's own window (100 in flight), no
+            # rate limit; with the resolver's CPU per query.
+            for side in order_:
+                ns, server, pid, _ = sides[side]
+                before = cpu_ns(pid)
+                res = dnsperf(ns, server, qfile, out, secs)
+                res["cpu_us"] = (cpu_ns(pid) - before) / 1000 / max(res["n"], 1)
+                peak[side].append(res)
+            misses = {s: 0 for s in sides}
+            for k, rate in enumerate(ladder):
+                live = [s for s in (order_ if k % 2 == 0 else order_[::-1]) if misses[s] < 2]
+                if not live:
+                    break
+                for side in live:
+                    ns, server, pid, _ = sides[side]
+                    res = dnsperf(ns, server, qfile, out, secs, rate=rate)
+                    keeps_up = res["lost"] == 0 and res["qps"] >= 0.97 * rate
+                    res["ok"] = keeps_up and res["p99"] < 1
+                    climb[side].setdefault(rate, []).append(res)
+                    misses[side] = 0 if keeps_up else misses[side] + 1
+        for side, (_, _, pid, _) in sides.items():
+            mem[side] = proc_memory(pid)
     finally:
         os.kill(av_pid, 15)
     for cid, _, _ in fill:
         oc.hook("poststop", cid, os.path.join(oc.bundles, cid))
-    med = lambda side, col: statistics.median(r[col] for r in rows[side])
-    md = [f"{count} names on one network, served by each resolver; one client in a container namespace on that network; "
-          f"{seq_n} queries one after another (latency), then {total} with 32 in flight (throughput); A queries of random names, "
-          "two rounds alternating, medians. The client is Python: the throughput it reaches is a floor for both, not the resolvers' ceiling.", "",
-          "| | ocinet | aardvark-dns 2.1 | ocinet / aardvark |", "|---|---|---|---|"]
-    for col, name, unit in ((2, "queries per second", ""), (0, "p50 latency", " ms"), (1, "p99 latency", " ms"),
-                            (4, "resolver CPU per query", " µs")):
-        o, a = med("ocinet", col), med("aardvark-dns 2.1", col)
-        md.append(f"| {name} | {o:.0f}{unit} | {a:.0f}{unit} | {o / a:.2f}x |" if col == 2 else
-                  f"| {name} | {o:.3f}{unit} | {a:.3f}{unit} | {o / a:.2f}x |")
-    md.append(f"| resident memory | {rss['ocinet'] / 1024:.1f} MiB | {rss['aardvark-dns 2.1'] / 1024:.1f} MiB | "
-              f"{rss['ocinet'] / max(rss['aardvark-dns 2.1'], 1):.2f}x |")
-    bad = sum(r[3] for v in rows.values() for r in v)
-    md.append("")
-    md.append("The resolver CPU per query is the resolver process's CPU time (all threads, schedstat) over the run, "
-              "divided by the queries sent: its cost per query whatever the client's speed caps the throughput at.")
-    md.append("")
-    md.append(f"Answers that were not a NOERROR with an address, over all runs: {bad:.0f}.")
-    md += ["", f"What a DNS-enabled network adds to the hook ({rounds} each, alternating, the resolver running; each container a process "
+    med = lambda xs: statistics.median(xs)
+    # Each round's best rate met, per side; the median over rounds.
+    def best(side):
+        per_round = []
+        for r in range(rounds):
+            met = [rate for rate, rs in climb[side].items() if len(rs) > r and rs[r]["ok"]]
+            per_round.append(max(met, default=0))
+        return med(per_round), per_round
+    v = re.search(r"Version (\S+)", subprocess.run(["dnsperf", "-h"], capture_output=True, text=True).stdout)
+    dnsperf_version = v.group(1) if v else "?"
+    md = [f"{count} names on one network, served by each resolver ({peer}: `{aardvark}`); the load generator is "
+          f"Debian's dnsperf {dnsperf_version}"
+          f" in a container's namespace on that network (for aardvark, a namespace on its bridge whose address is one "
+          f"of its records: it answers only containers it knows), over UDP, A queries of the {count} names in one shuffled "
+          f"order, the same file for both; {secs} s per run, {rounds} rounds, the sides alternating at every step; p50 and "
+          "p99 from dnsperf -v (each answer's latency), medians over rounds. "
+          "The resolvers and dnsperf share this machine's 2 cores.", "",
+          f"Before the load, each name asked once and its answer checked (NOERROR, one A record, the name's address): "
+          f"wrong or missing answers: ocinet {bad['ocinet']}, {peer} {bad[peer]}.", "",
+          "At most throughput (no rate limit, 100 queries in flight):", "",
+          f"| | ocinet | {peer} | ocinet / aardvark |", "|---|---|---|---|"]
+    mp = lambda side, k: med([r[k] for r in peak[side]])
+    o, a = mp("ocinet", "qps"), mp(peer, "qps")
+    md.append(f"| queries per second | {o:.0f} | {a:.0f} | {o / a:.2f}x |")
+    for k, name in (("p50", "p50 latency"), ("p99", "p99 latency"), ("p999", "p99.9 latency")):
+        o, a = mp("ocinet", k), mp(peer, k)
+        md.append(f"| {name} | {o:.3f} ms | {a:.3f} ms | {o / a:.2f}x |")
+    o, a = mp("ocinet", "cpu_us"), mp(peer, "cpu_us")
+    md.append(f"| resolver CPU per answer (all threads, schedstat) | {o:.2f} µs | {a:.2f} µs | {o / a:.2f}x |")
+    lost = {s: sum(r["lost"] for r in peak[s]) for s in sides}
+    md.append(f"| queries lost, all rounds | {lost['ocinet']} | {lost[peer]} | |")
+    md += ["", "At a given rate (dnsperf -Q): the p99 latency of each side at each offered rate (median over the rounds "
+           "that ran it; a side stops climbing once it falls short twice running: under 97% of the rate reached, or a "
+           "query lost; ✗: p99 of 1 ms or more, or short of the rate; `-`: not run):", "",
+           f"| offered qps | ocinet p99 | ocinet qps reached | {peer} p99 | {peer.split()[0]} qps reached |", "|---|---|---|---|---|"]
+    cell = lambda side, rate, k, f: (f.format(med([r[k] for r in climb[side][rate]])) +
+                                      ("" if all(r["ok"] for r in climb[side][rate]) else " ✗")) \
+        if rate in climb[side] else "-"
+    for rate in sorted(set(climb["ocinet"]) | set(climb[peer])):
+        md.append(f"| {rate} | {cell('ocinet', rate, 'p99', '{:.3f} ms')} | {cell('ocinet', rate, 'qps', '{:.0f}')} | "
+                  f"{cell(peer, rate, 'p99', '{:.3f} ms')} | {cell(peer, rate, 'qps', '{:.0f}')} |")
+    (ob, obr), (ab, abr) = best("ocinet"), best(peer)
+    md += ["", f"Highest offered rate met (p99 under 1 ms, nothing lost), per round: ocinet {obr}, {peer} {abr}; "
+           f"medians {ob:.0f} against {ab:.0f} queries per second"
+           f"{f' (**{ob / ab:.2f}x**)' if ab else ''}.", "",
+           "Resident memory (/proc/PID/status), idle with the names loaded before the load, and after it "
+           "(VmHWM: the peak over the process's life):", "",
+           f"| | ocinet | {peer} | ocinet / aardvark |", "|---|---|---|---|"]
+    for when, key, name in (("idle", "VmRSS", "VmRSS before the load"), ("", "VmRSS", "VmRSS after"),
+                            ("", "VmHWM", "VmHWM (peak) after"), ("", "RssAnon", "of which anonymous"),
+                            ("", "RssFile", "of which file pages (binary, libraries)")):
+        o, a = mem["ocinet" + (" " + when if when else "")][key], mem[peer + (" " + when if when else "")][key]
+        md.append(f"| {name} | {o / 1024:.1f} MiB | {a / 1024:.1f} MiB | {o / max(a, 1):.2f}x |")
+    md.append(f"| threads | {mem['ocinet']['Threads']} | {mem[peer]['Threads']} | |")
+    md += ["", f"What a DNS-enabled network adds to the hook ({cost_rounds} each, alternating, the resolver running; each container a process "
            "in a mount namespace of its own with a root file system, so the DNS side generates and bind-mounts its resolv.conf), "
            f"with one container on each network, then with {count} on each:", "",
            "Wall time, and the hook process's CPU time (user + system, from wait4: far less shaken by the other processes "
@@ -937,12 +1062,20 @@ def bench_dns(work, count, seq_n, total):
             dc, pc = m(f'dns {step} cpu'), m(f'plain {step} cpu')
             md.append(f"| {n} | {step} | {d:.2f} ms | {p:.2f} ms | {d - p:+.2f} ms | {dc:.2f} ms | {pc:.2f} ms | {dc - pc:+.2f} ms |")
     m = lambda k: median_ms(costs[1][k])
-    o_qps, a_qps, o99 = med("ocinet", 2), med("aardvark-dns 2.1", 2), med("ocinet", 1)
-    o_cpu, a_cpu = med("ocinet", 4), med("aardvark-dns 2.1", 4)
-    md += ["", f"Targets: at least aardvark's throughput: {'met' if o_qps >= a_qps else 'missed'} ({o_qps / a_qps:.2f}x; "
-           f"CPU per query {o_cpu:.1f} µs against aardvark's {a_cpu:.1f} µs, {a_cpu / o_cpu:.2f}x the queries per CPU second); "
-           f"p99 under 1 ms: {'met' if o99 < 1 else 'missed'} ({o99:.3f} ms); resolver RSS under 10 MiB: "
-           f"{'met' if rss['ocinet'] < 10240 else 'missed'} ({rss['ocinet'] / 1024:.1f} MiB); DNS under 0.5 ms of setup: "
+    o_rss, a_rss = mem["ocinet"]["VmRSS"], mem[peer]["VmRSS"]
+    o_hwm, a_hwm = mem["ocinet"]["VmHWM"], mem[peer]["VmHWM"]
+    if ab:
+        qps_verdict = f"{'met' if ob >= 1.5 * ab else 'missed'} ({ob / ab:.2f}x)"
+    else:
+        # aardvark's median is no rate at all: compared with its best round.
+        top = max(abr)
+        qps_verdict = (f"{'met' if ob and ob >= 1.5 * top else 'missed'} (ocinet {ob:.0f} queries per second; aardvark "
+                       f"met no rate in most rounds, {top} in its best: "
+                       f"{f'{ob / top:.2f}x' if top else 'no ratio'})")
+    md += ["", f"Targets (issue 24, item 7): at least 1.5x aardvark's queries per second at p99 under 1 ms: {qps_verdict}; "
+           f"resident memory no larger than aardvark's: "
+           f"{'met' if o_rss <= a_rss else 'missed'} (VmRSS {o_rss / 1024:.1f} against {a_rss / 1024:.1f} MiB after the load; "
+           f"peak {o_hwm / 1024:.1f} against {a_hwm / 1024:.1f} MiB). Earlier targets: DNS under 0.5 ms of setup: "
            f"{'met' if m('dns setup cpu') - m('plain setup cpu') < 0.5 else 'missed'} (CPU, one container per network: "
            f"{m('dns setup cpu') - m('plain setup cpu'):+.2f} ms; wall {m('dns setup') - m('plain setup'):+.2f} ms)."]
     results.append(("11. Name resolution: ocinet's resolver vs aardvark-dns", "\n".join(md)))
@@ -1115,7 +1248,7 @@ def main():
             ("8", lambda: bench_ports(work, 2 if q else 5)),
             ("9", lambda: bench_macvlan(work, 5 if q else 20)),
             ("10", lambda: bench_two_networks(work, 5 if q else 20)),
-            ("11", lambda: bench_dns(work, 200 if q else 1000, 1000 if q else 5000, 5000 if q else 50000)),
+            ("11", lambda: bench_dns(work, 200 if q else 1000, 1 if q else 2, 1 if q else 3)),
             ("12", lambda: bench_cni(work, 5 if q else 30)),
         ]
         for key, fn in sections:

@@ -288,6 +288,107 @@ fn header_only(query: &[u8], code: ResponseCode) -> Decision {
     Decision::Reply(h.to_vec(), Outcome::Refused)
 }
 
+/// The common query answered straight from the wire, without parsing it
+/// into a `Message` and building one back (most of an answer's cost in
+/// user space): one question and no other section (no EDNS), opcode
+/// QUERY, class IN, type A or AAAA, a name of plain labels (letters,
+/// digits, `-`, `_`) that is a container's on `net`, and an answer of at
+/// most 512 bytes. It is the reply `decide` gives, byte for byte (a test
+/// holds them equal); any other query is None, and `decide` answers it.
+pub fn quick(query: &[u8], net: &NetworkNames) -> Option<Vec<u8>> {
+    const HEADER: usize = 12;
+    // QR clear, opcode 0; one question, no answer, authority or
+    // additional record.
+    if query.get(2)? & 0xf8 != 0 || query.get(4..HEADER)? != [0, 1, 0, 0, 0, 0, 0, 0] {
+        return None;
+    }
+    // The name, lower-cased, its labels joined by dots: what `decide`
+    // looks up. 255 bytes at most on the wire, so shorter as text.
+    let mut name = [0u8; 255];
+    let mut len = 0;
+    let mut at = HEADER;
+    loop {
+        let l = usize::from(*query.get(at)?);
+        at += 1;
+        if l == 0 {
+            break;
+        }
+        // A compression pointer or an extended label type: not plain.
+        if l > 63 || at + l - HEADER > 255 {
+            return None;
+        }
+        let label = query.get(at..at + l)?;
+        if !label
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        {
+            return None;
+        }
+        if len > 0 {
+            name[len] = b'.';
+            len += 1;
+        }
+        for b in label {
+            name[len] = b.to_ascii_lowercase();
+            len += 1;
+        }
+        at += l;
+    }
+    // The type and class end the message (anything after: `decide`).
+    let tail = query.get(at..)?;
+    let [t0, t1, 0, 1] = *tail else {
+        return None;
+    };
+    let name = std::str::from_utf8(&name[..len]).ok()?;
+    // The root, and reverse names (`decide` looks at those first).
+    if name.is_empty() || name.ends_with(".in-addr.arpa") || name.ends_with(".ip6.arpa") {
+        return None;
+    }
+    let (v4, v6) = (net.names.get(name), net.names6.get(name));
+    if v4.is_none() && v6.is_none() {
+        return None;
+    }
+    // How many answers, of what size; the name exists with none of the
+    // type asked (NOERROR, no answer) as in `decide`.
+    let qtype = u16::from_be_bytes([t0, t1]);
+    let (n, each) = match qtype {
+        1 => (v4.map_or(0, Vec::len), 4),
+        28 => (v6.map_or(0, Vec::len), 16),
+        _ => return None,
+    };
+    let size = at + 4 + n * (12 + each);
+    if size > 512 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&query[..2]);
+    // QR, AA (the name is ours), RD as asked; RA; NOERROR.
+    out.push(0x80 | 0x04 | (query[2] & 0x01));
+    out.push(0x80);
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&u16::try_from(n).ok()?.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    // The question as asked, then each record: its name a pointer to the
+    // question's (offset 12), the type asked, IN, TTL 0, the address.
+    out.extend_from_slice(&query[HEADER..at + 4]);
+    let record = |out: &mut Vec<u8>, rdata: &[u8]| {
+        out.extend_from_slice(&[0xc0, 0x0c, t0, t1, 0, 1]);
+        out.extend_from_slice(&TTL.to_be_bytes());
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(rdata);
+    };
+    if qtype == 1 {
+        v4.into_iter()
+            .flatten()
+            .for_each(|ip| record(&mut out, &ip.octets()));
+    } else {
+        v6.into_iter()
+            .flatten()
+            .for_each(|ip| record(&mut out, &ip.octets()));
+    }
+    Some(out)
+}
+
 /// A query for `name` of type `t`, for tests and the benchmark.
 pub fn query_bytes(id: u16, name: &str, t: RecordType) -> Vec<u8> {
     let mut m = Message::new();
@@ -513,6 +614,98 @@ mod tests {
         for b in &bad {
             assert_eq!(reverse_of(b), None, "{b}");
         }
+    }
+
+    /// The quick path gives the reply `decide` gives, byte for byte, for
+    /// every query it takes (names in any case, A and AAAA, one address or
+    /// several, none of the type asked), and takes none of the others.
+    #[test]
+    fn quick_answers_as_decide_does() {
+        let mut n = net6();
+        n.names.insert(
+            "many".into(),
+            (2..6).map(|i| Ipv4Addr::new(10, 1, 0, i)).collect(),
+        );
+        // Too many to fit 512 bytes: `decide` truncates them.
+        n.names.insert(
+            "crowd".into(),
+            (2..40).map(|i| Ipv4Addr::new(10, 1, 0, i)).collect(),
+        );
+        n.names6
+            .insert("only6".into(), vec!["fd00:1::9".parse().unwrap()]);
+        let mut taken = 0;
+        for (i, name) in [
+            "web-1",
+            "WEB-1.",
+            "Web-1",
+            "many",
+            "crowd",
+            "only6",
+            "nobody",
+            "x.y",
+            "2.0.1.10.in-addr.arpa.",
+        ]
+        .iter()
+        .enumerate()
+        {
+            for t in [
+                RecordType::A,
+                RecordType::AAAA,
+                RecordType::ANY,
+                RecordType::TXT,
+                RecordType::PTR,
+            ] {
+                let mut q = query_bytes(i as u16 + 7, name, t);
+                for rd in [true, false] {
+                    if !rd {
+                        q[2] &= !0x01;
+                    }
+                    let slow = match decide(&q, Some(&n), true) {
+                        Decision::Reply(b, _) => Some(b),
+                        _ => None,
+                    };
+                    match quick(&q, &n) {
+                        Some(fast) => {
+                            taken += 1;
+                            assert_eq!(Some(fast), slow, "{name} {t}");
+                        }
+                        None => assert!(
+                            !matches!(
+                                (*name, t),
+                                (
+                                    "web-1" | "WEB-1." | "Web-1" | "many" | "only6",
+                                    RecordType::A | RecordType::AAAA
+                                )
+                            ),
+                            "{name} {t} not taken"
+                        ),
+                    }
+                }
+            }
+        }
+        // web-1 three ways, many and only6, A and AAAA, RD or not; crowd's
+        // AAAA (none).
+        assert_eq!(taken, 5 * 2 * 2 + 2);
+        // Not plain: EDNS, a pointer in the question, a second question,
+        // a trailing byte, a response.
+        let q = query_bytes(1, "web-1", RecordType::A);
+        let mut m = Message::from_vec(&q).unwrap();
+        m.set_edns(Edns::new());
+        assert_eq!(quick(&m.to_vec().unwrap(), &n), None);
+        let mut p = q.clone();
+        p[12] = 0xc0;
+        assert_eq!(quick(&p, &n), None);
+        let mut two = q.clone();
+        two[5] = 2;
+        assert_eq!(quick(&two, &n), None);
+        let mut long = q.clone();
+        long.push(0);
+        assert_eq!(quick(&long, &n), None);
+        let mut resp = q.clone();
+        resp[2] |= 0x80;
+        assert_eq!(quick(&resp, &n), None);
+        assert_eq!(quick(&q[..q.len() - 1], &n), None);
+        assert_eq!(quick(&q[..5], &n), None);
     }
 
     fn answer(q: &[u8], n: Option<&NetworkNames>) -> (Message, Outcome) {

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -313,7 +314,19 @@ impl Shared {
     /// `udp`), as far as it can go without waiting: the reply (or nothing
     /// to send), or the upstreams to forward it to.
     fn local(&self, query: &[u8], client: IpAddr, at: IpAddr, udp: bool) -> Local {
-        let cat = self.fresh();
+        self.local_in(&self.fresh(), query, client, at, udp)
+    }
+
+    /// `local`, with the catalog as brought up to date after the query was
+    /// read (a batch of datagrams shares one look at the state).
+    fn local_in(
+        &self,
+        cat: &Catalog,
+        query: &[u8],
+        client: IpAddr,
+        at: IpAddr,
+        udp: bool,
+    ) -> Local {
         // Anyone but the containers of a DNS-enabled network (the host, a
         // neighbour on the segment) is refused before the limiter, which
         // keeps a bucket per client it sees; so is a container asking at
@@ -327,14 +340,21 @@ impl Shared {
                 _ => Local::Reply(None),
             };
         };
-        let allowed = self
-            .limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .allow(client, cat.networks[i].rate, Instant::now());
+        let rate = cat.networks[i].rate;
+        // No limit (0): no bucket, and no lock taken.
+        let allowed = rate == 0
+            || self
+                .limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .allow(client, rate, Instant::now());
         if !allowed {
             self.stats.count(Outcome::Refused);
             return Local::Reply(None);
+        }
+        if let Some(reply) = answer::quick(query, &cat.networks[i]) {
+            self.stats.count(Outcome::Answered);
+            return Local::Reply(Some(reply));
         }
         match answer::decide(query, Some(&cat.networks[i]), udp) {
             Decision::Reply(bytes, outcome) => {
@@ -345,7 +365,7 @@ impl Shared {
                 self.stats.count(Outcome::Refused);
                 Local::Reply(None)
             }
-            Decision::Forward => Local::Forward(self.upstreams(&cat, client, i)),
+            Decision::Forward => Local::Forward(self.upstreams(cat, client, i)),
         }
     }
 
@@ -430,36 +450,7 @@ fn bind(ip: IpAddr, kind: socket2::Type) -> std::io::Result<socket2::Socket> {
 fn listen(shared: &Arc<Shared>, ip: IpAddr) -> std::io::Result<[JoinHandle<()>; 2]> {
     let udp = UdpSocket::from_std(bind(ip, socket2::Type::DGRAM)?.into())?;
     let tcp = TcpListener::from_std(bind(ip, socket2::Type::STREAM)?.into())?;
-    let udp = Arc::new(udp);
-    let s = shared.clone();
-    let u = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
-                continue;
-            };
-            // A local answer goes at once; a forward on a task of its own,
-            // so a slow upstream holds up no one.
-            match s.local(&buf[..n], peer.ip(), ip, true) {
-                Local::Reply(Some(reply)) => {
-                    let _ = udp.send_to(&reply, peer).await;
-                }
-                Local::Reply(None) => {}
-                Local::Forward(ups) => {
-                    let (s, udp, q) = (s.clone(), udp.clone(), buf[..n].to_vec());
-                    // What the client takes over UDP: 512 bytes, or its
-                    // EDNS payload size.
-                    let limit = hickory_proto::op::Message::from_vec(&q)
-                        .map_or(512, |m| answer::udp_limit(&m));
-                    tokio::spawn(async move {
-                        if let Some(reply) = s.forwarded(&q, peer.ip(), &ups, limit).await {
-                            let _ = udp.send_to(&reply, peer).await;
-                        }
-                    });
-                }
-            }
-        }
-    });
+    let u = tokio::spawn(serve_udp(shared.clone(), Arc::new(udp), ip));
     let s = shared.clone();
     let t = tokio::spawn(async move {
         loop {
@@ -518,6 +509,161 @@ fn listen(shared: &Arc<Shared>, ip: IpAddr) -> std::io::Result<[JoinHandle<()>; 
     Ok([u, t])
 }
 
+/// Datagrams read in one system call (recvmmsg) and answered in one
+/// (sendmmsg): under load, one wakeup, one look at the state and two calls
+/// serve a batch, where each query took a wakeup, a look and two calls.
+const BATCH: usize = 16;
+/// The longest query read over UDP (a longer one is cut, as before).
+const UDP_QUERY: usize = 4096;
+
+/// UDP on `ip:53`: a batch of queries at a time, each answered at once
+/// from the catalog, or forwarded on a task of its own so that a slow
+/// upstream holds up no one.
+async fn serve_udp(s: Arc<Shared>, udp: Arc<UdpSocket>, ip: IpAddr) {
+    use tokio::io::Interest;
+    // Pages are touched only as far as queries fill them.
+    let mut bufs = vec![0u8; BATCH * UDP_QUERY];
+    let mut got: Vec<(usize, SocketAddr)> = Vec::with_capacity(BATCH);
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
+    loop {
+        if udp.readable().await.is_err() {
+            continue;
+        }
+        got.clear();
+        match udp.try_io(Interest::READABLE, || {
+            recv_batch(udp.as_raw_fd(), &mut bufs, &mut got)
+        }) {
+            Ok(()) => {}
+            // Nothing after all, or an error a datagram left (ICMP): as
+            // before, the next one is waited for.
+            Err(_) => continue,
+        }
+        // One look at the state for the batch, taken after it was read:
+        // whatever a hook changed before a query was sent is seen.
+        let cat = s.fresh();
+        for (k, (n, peer)) in got.iter().enumerate() {
+            let query = &bufs[k * UDP_QUERY..k * UDP_QUERY + n];
+            match s.local_in(&cat, query, peer.ip(), ip, true) {
+                Local::Reply(Some(reply)) => replies.push((reply, *peer)),
+                Local::Reply(None) => {}
+                Local::Forward(ups) => {
+                    let (s, udp, q, peer) = (s.clone(), udp.clone(), query.to_vec(), *peer);
+                    // What the client takes over UDP: 512 bytes, or its
+                    // EDNS payload size.
+                    let limit = hickory_proto::op::Message::from_vec(&q)
+                        .map_or(512, |m| answer::udp_limit(&m));
+                    tokio::spawn(async move {
+                        if let Some(reply) = s.forwarded(&q, peer.ip(), &ups, limit).await {
+                            let _ = udp.send_to(&reply, peer).await;
+                        }
+                    });
+                }
+            }
+        }
+        send_batch(&udp, &replies).await;
+        replies.clear();
+    }
+}
+
+/// Read the datagrams waiting on `fd` (as many as `bufs` has room for,
+/// `UDP_QUERY` bytes each) into `got`: each one's length and sender.
+fn recv_batch(
+    fd: std::os::fd::RawFd,
+    bufs: &mut [u8],
+    got: &mut Vec<(usize, SocketAddr)>,
+) -> std::io::Result<()> {
+    use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    let mut slices: Vec<[std::io::IoSliceMut; 1]> = bufs
+        .chunks_mut(UDP_QUERY)
+        .map(|c| [std::io::IoSliceMut::new(c)])
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slices.len(), None);
+    let read = recvmmsg(fd, &mut headers, slices.iter_mut(), MsgFlags::empty(), None)
+        .map_err(std::io::Error::from)?;
+    for m in read {
+        let from = m.address.and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::V4((*v4).into()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
+        });
+        if let Some(from) = from {
+            got.push((m.bytes, from));
+        }
+    }
+    Ok(())
+}
+
+/// Send each reply to its client, as many per system call as the kernel
+/// takes; one that cannot be sent is dropped, as a lost datagram is.
+async fn send_batch(udp: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) {
+    use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+    use tokio::io::Interest;
+    let mut done = 0;
+    while done < replies.len() {
+        let left = &replies[done..];
+        let sent = udp.try_io(Interest::WRITABLE, || {
+            let slices: Vec<[std::io::IoSlice; 1]> = left
+                .iter()
+                .map(|(r, _)| [std::io::IoSlice::new(r)])
+                .collect();
+            let to: Vec<Option<SockaddrStorage>> = left
+                .iter()
+                .map(|(_, peer)| Some(SockaddrStorage::from(*peer)))
+                .collect();
+            let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(left.len(), None);
+            let no_cmsgs: [ControlMessage; 0] = [];
+            sendmmsg(
+                udp.as_raw_fd(),
+                &mut headers,
+                slices.iter(),
+                &to,
+                no_cmsgs,
+                MsgFlags::empty(),
+            )
+            .map(|r| r.count())
+            .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(n) if n > 0 => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if udp.writable().await.is_err() {
+                    return;
+                }
+            }
+            // The first one failed (its client unreachable, say): it is
+            // dropped, the others go on.
+            _ => done += 1,
+        }
+    }
+}
+
+/// The resolver lives as long as DNS containers do, and its catalog is
+/// rebuilt whole at each change: with glibc's defaults the tables of the
+/// catalogs it has dropped stay in its resident set (its mmap threshold
+/// rises to the largest block freed, and a heap top held by a small block
+/// is never given back).
+mod heap {
+    /// Blocks of 64 KiB and more (the catalog's and the records' tables)
+    /// get pages of their own, given back when freed.
+    pub fn settle() {
+        #[cfg(target_env = "gnu")]
+        // SAFETY: mallopt only sets the allocator's tuning; called before
+        // any other thread exists.
+        unsafe {
+            nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 64 * 1024);
+        }
+    }
+
+    /// Give back to the kernel the free pages a rebuild left in the heap.
+    pub fn trim() {
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only walks the allocator's free lists.
+        unsafe {
+            nix::libc::malloc_trim(0);
+        }
+    }
+}
+
 /// How long the resolver runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifetime {
@@ -534,6 +680,7 @@ pub enum Lifetime {
 /// is written once the listeners are bound (a hook waits for it), at once
 /// when persistent.
 pub fn run(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result<(), String> {
+    heap::settle();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -607,8 +754,15 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
     let mut announced: Option<Vec<IpAddr>> = None;
     let mut last_stats = None;
     let mut stats_at = Instant::now();
+    // The catalog last seen here: a new one means the old was dropped, and
+    // what its rebuild freed is given back.
+    let mut built: *const Catalog = std::ptr::null();
     loop {
         let cat = shared.fresh();
+        if !std::ptr::eq(Arc::as_ptr(&cat), built) {
+            built = Arc::as_ptr(&cat);
+            heap::trim();
+        }
         // Every DNS-enabled network's address, for as long as it runs,
         // serving anyone or not: the pid file says where it listens, and a
         // hook that reads it while this resolver is about to end (or cannot

@@ -37,12 +37,18 @@ fn key_of(md: &std::fs::Metadata) -> FileKey {
 struct Entry<T> {
     key: FileKey,
     /// None: a record the reader has no use for (still listed, so that it
-    /// is not read again).
-    kept: Option<(T, Liveness, bool)>,
+    /// is not read again). Boxed: the table holds every record file, most
+    /// of them on networks the reader has no use for, and its slots are
+    /// then the size of a pointer, not of what is kept.
+    kept: Option<Box<(T, Liveness, bool)>>,
+    /// The `refresh` that last saw the file listed.
+    seen: u64,
 }
 
 pub struct FinishedRecords<T> {
     files: HashMap<OsString, Entry<T>>,
+    /// Counts `refresh` calls: what an entry's `seen` is compared with.
+    epoch: u64,
     /// Files read by the last `refresh` (for tests and logs).
     pub last_reads: usize,
 }
@@ -51,6 +57,7 @@ impl<T> Default for FinishedRecords<T> {
     fn default() -> Self {
         FinishedRecords {
             files: HashMap::new(),
+            epoch: 0,
             last_reads: 0,
         }
     }
@@ -87,7 +94,11 @@ impl<T> FinishedRecords<T> {
                 return vec![e];
             }
         };
-        let mut next = HashMap::with_capacity(entries.len());
+        // Brought up to date in place, not into a second table: a
+        // thousand records' table is hundreds of KiB, and two at once were
+        // the resolver's peak.
+        self.epoch += 1;
+        let epoch = self.epoch;
         for entry in entries {
             let name = entry.file_name();
             if !is_finished(&name) {
@@ -102,24 +113,28 @@ impl<T> FinishedRecords<T> {
                 .ok()
                 .and_then(|m| SystemTime::now().duration_since(m).ok())
                 .is_some_and(|age| age >= RACY);
-            if let Some(mut e) = self.files.remove(&name).filter(|e| settled && e.key == key) {
-                if let (true, Some((_, live, stale))) = (recheck, e.kept.as_mut()) {
-                    *stale = live.is_stale();
+            if let Some(e) = self
+                .files
+                .get_mut(&name)
+                .filter(|e| settled && e.key == key)
+            {
+                if let (true, Some(kept)) = (recheck, e.kept.as_mut()) {
+                    kept.2 = kept.1.is_stale();
                 }
-                next.insert(name, e);
+                e.seen = epoch;
                 continue;
             }
             self.last_reads += 1;
-            match read_entry(&entry.path(), key, &keep) {
+            match read_entry(&entry.path(), key, epoch, &keep) {
                 Ok(Some(e)) => {
-                    next.insert(name, e);
+                    self.files.insert(name, e);
                 }
-                // Gone since listed.
+                // Gone since listed, or unreadable: left out.
                 Ok(None) => {}
                 Err(e) => errors.push(e),
             }
         }
-        self.files = next;
+        self.files.retain(|_, e| e.seen == epoch);
         errors
     }
 
@@ -145,7 +160,7 @@ impl<T> FinishedRecords<T> {
                 continue; // gone
             };
             self.last_reads += 1;
-            match read_entry(&path, key_of(&md), &keep) {
+            match read_entry(&path, key_of(&md), self.epoch, &keep) {
                 Ok(Some(e)) => {
                     self.files.insert(name.to_os_string(), e);
                 }
@@ -167,7 +182,7 @@ impl<T> FinishedRecords<T> {
     pub fn live(&self) -> impl Iterator<Item = &T> {
         self.files
             .values()
-            .filter_map(|e| e.kept.as_ref())
+            .filter_map(|e| e.kept.as_deref())
             .filter(|(_, _, stale)| !stale)
             .map(|(t, _, _)| t)
     }
@@ -184,13 +199,15 @@ fn is_finished(name: &std::ffi::OsStr) -> bool {
 fn read_entry<T>(
     path: &std::path::Path,
     key: FileKey,
+    seen: u64,
     keep: &impl Fn(&Endpoint) -> Option<T>,
 ) -> Result<Option<Entry<T>>, Error> {
     Ok(fsutil::read_json::<Endpoint>(path)?.map(|record| {
         let live = record.liveness();
         Entry {
             key,
-            kept: keep(&record).map(|t| (t, live, live.is_stale())),
+            kept: keep(&record).map(|t| Box::new((t, live, live.is_stale()))),
+            seen,
         }
     }))
 }
