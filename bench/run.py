@@ -1215,7 +1215,8 @@ def main():
     ap.add_argument("--netavark", default=NETAVARK, help="the netavark binary sections 1, 8, 9 and 10 compare with")
     a = ap.parse_args()
     NETAVARK = a.netavark
-    version = subprocess.run([NETAVARK, "--version"], capture_output=True, text=True).stdout.split()
+    version = subprocess.run([NETAVARK, "--version"], capture_output=True, text=True).stdout.split() \
+        if os.path.exists(NETAVARK) else []
     NV = "netavark " + ".".join(version[-1].split(".")[:2]) if version else "netavark"
     only = set(a.only.split(","))
     q = a.quick

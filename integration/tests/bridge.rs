@@ -27,6 +27,15 @@ fn eth0_has_address_and_default_route(rt: Runtime) {
     // IPv4-only: no IPv6 link-local on either end, so no DAD, router or
     // MLD solicitation of a new container is flooded to every port.
     assert!(!addr.contains("inet6"), "{addr}");
+    // One queue each way (made so: cutting the kernel's default down
+    // after registration waits for RCU), on both ends.
+    let details = ok(h.in_container(&c.id, &["ip", "-d", "link", "show", "dev", "eth0"]));
+    assert!(details.contains("numtxqueues 1 numrxqueues 1"), "{details}");
+    let host_end = ok(h.exec(&["ip", "-d", "link", "show", "dev", &h.host_veth(&c.id)]));
+    assert!(
+        host_end.contains("numtxqueues 1 numrxqueues 1"),
+        "{host_end}"
+    );
     let lo = ok(h.in_container(&c.id, &["ip", "link", "show", "lo"]));
     assert!(lo.contains("UP"), "{lo}");
     let routes = ok(h.in_container(&c.id, &["ip", "route"]));

@@ -57,6 +57,29 @@ impl Netlink {
         }
     }
 
+    /// Delete an address of either family; one that is not there is fine.
+    pub fn delete_address(&mut self, index: u32, ip: IpAddr, prefix_len: u8) -> Result<()> {
+        let _span = tracing::debug_span!("addr_delete", index, %ip, prefix_len).entered();
+        let msg = match ip {
+            IpAddr::V4(v4) => AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(index)
+                .address(v4, prefix_len)
+                .build(),
+            IpAddr::V6(v6) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(v6, prefix_len)
+                .build(),
+        };
+        match self.ack(
+            RouteNetlinkMessage::DelAddress(msg),
+            0,
+            &format!("delete address {ip}/{prefix_len}"),
+        ) {
+            Err(e) if is_errno(&e, nix::libc::EADDRNOTAVAIL) => Ok(()),
+            r => r,
+        }
+    }
+
     /// IPv4 addresses with their prefix length, per interface index.
     pub fn ipv4_addresses(&mut self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
         let mut req = AddressMessage::default();

@@ -202,18 +202,27 @@ impl Netlink {
         bridge: u32,
     ) -> Result<()> {
         let _span = tracing::debug_span!("veth_create", host, peer).entered();
-        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+        // One queue each way on both ends, as the kernel ends up with
+        // anyway: made with its default (one per CPU), each end is cut
+        // down to one after registration, and each cut waits for an
+        // expedited RCU grace period under the RTNL lock (measured with
+        // `ip link add`: 9.7 ms against 4.7 ms per pair on a loaded host).
+        let one_queue = [LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)];
+        let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer.to_string())
             .mtu(mtu)
             .address(peer_mac.to_vec())
             .setns_by_fd(peer_ns.as_fd().as_raw_fd())
             .build();
+        peer_msg.attributes.extend(one_queue.clone());
         let mut builder = LinkVeth::new(host, peer).mtu(mtu).controller(bridge).up();
         builder = builder.set_info_data(netlink_packet_route::link::InfoData::Veth(
             netlink_packet_route::link::InfoVeth::Peer(peer_msg),
         ));
+        let mut msg = builder.build();
+        msg.attributes.extend(one_queue);
         self.ack(
-            RouteNetlinkMessage::NewLink(builder.build()),
+            RouteNetlinkMessage::NewLink(msg),
             NLM_F_CREATE | NLM_F_EXCL,
             &format!("create veth {host} with peer {peer}"),
         )
@@ -292,14 +301,6 @@ impl Netlink {
             .build();
         self.set_link(rename, &format!("rename link {name} to {new_name}"))?;
         Ok(true)
-    }
-
-    /// Take a link down (its addresses leave the segment at once; no
-    /// grace period is waited for, unlike a deletion).
-    pub fn set_down(&mut self, index: u32, name: &str) -> Result<()> {
-        let _span = tracing::debug_span!("link_down", name).entered();
-        let down = LinkUnspec::new_with_index(index).down().build();
-        self.set_link(down, &format!("take link {name} down"))
     }
 
     /// Delete a link by name; `Ok(false)` if it did not exist.
