@@ -1413,6 +1413,21 @@ impl Host {
         self.exec(&[WGET, &[url]].concat())
     }
 
+    /// HTTP GET from the host namespace, retried for up to 5 s while it
+    /// fails: a container's server may not be listening yet when its
+    /// runtime has returned (the last answer is returned either way).
+    pub fn wget_eventually(&self, url: &str) -> Output {
+        let mut o = self.wget(url);
+        for _ in 0..50 {
+            if o.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            o = self.wget(url);
+        }
+        o
+    }
+
     /// HTTP GET from the outside namespace.
     pub fn wget_outside(&self, url: &str) -> Output {
         self.exec_outside(&[WGET, &[url]].concat())

@@ -29,7 +29,12 @@ fn eth0_has_address_and_default_route(rt: Runtime) {
     assert!(!addr.contains("inet6"), "{addr}");
     // One queue each way (made so: cutting the kernel's default down
     // after registration waits for RCU), on both ends.
-    let details = ok(h.in_container(&c.id, &["ip", "-d", "link", "show", "dev", "eth0"]));
+    // (The host's ip in the container's namespace: busybox's has no -d.)
+    let details = ok(ocinet_integration::run_cmd(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net={}", h.netns_of(&c.id)))
+            .args(["ip", "-d", "link", "show", "dev", "eth0"]),
+    ));
     assert!(details.contains("numtxqueues 1 numrxqueues 1"), "{details}");
     let host_end = ok(h.exec(&["ip", "-d", "link", "show", "dev", &h.host_veth(&c.id)]));
     assert!(

@@ -347,7 +347,7 @@ fn foreign_interfaces_are_left_alone(rt: Runtime) {
     );
     std::fs::write(&record, saved).expect("restore");
     answers(
-        h.wget(&format!("http://{}:80/", field(&h, &c.id, "ip"))),
+        h.wget_eventually(&format!("http://{}:80/", field(&h, &c.id, "ip"))),
         &c.id,
     );
     h.stop(&mut c);
