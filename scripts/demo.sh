@@ -97,7 +97,13 @@ in_host runc kill "$ID" KILL
 wait "$RUNTIME_PID" 2>/dev/null || true
 RUNTIME_PID=
 left=$(oci ps --json)
-veths=$(in_host ip -o link show type veth | wc -l)
+# poststop retires the host veth (renamed ocx-..., down) and the kernel
+# deletes the pair with the container's namespace a moment later.
+for _ in $(seq 1 50); do
+    veths=$(in_host ip -o link show type veth | wc -l)
+    [ "$veths" = 0 ] && break
+    sleep 0.1
+done
 echo "== endpoints left: $left, veths left: $veths"
 [ "$left" = "[]" ] && [ "$veths" = 0 ] || { echo "teardown left something behind" >&2; exit 1; }
 echo "== demo OK"
