@@ -479,7 +479,7 @@ pub fn remove_shim(host: &mut Netlink, network: &str) -> Result<()> {
 
 /// Delete the attachment's macvlan interface from the namespace `ns`, if
 /// it is still the one ocinet made there (a macvlan with the recorded MAC);
-/// only take it down when `how` leaves it to the namespace's end.
+/// when `how` leaves it to the namespace's end, only delete its addresses.
 pub fn remove_sub_interface(ns: &File, att: &Attachment, how: Veths) -> Result<bool> {
     let (name, Some(mac)) = (&att.interface, &att.mac) else {
         return Ok(false);
