@@ -1140,12 +1140,12 @@ impl Host {
         )
     }
 
-    /// Interfaces of the host namespace of a given kind (veth, bridge).
-    /// The host's links of `kind`, once the veths a finished teardown
-    /// retired are gone: a teardown renames its host veths to `ocx-…` and
-    /// leaves their deletion to a detached reaper, so "nothing left" means
-    /// after the reaper (waited for up to 10 s; what is left then is
-    /// listed, and fails the test that looks).
+    /// Interfaces of the host namespace of a given kind (veth, bridge),
+    /// once the veths a finished teardown retired are gone: a teardown
+    /// renames its host veths to `ocx-…` and leaves their deletion to the
+    /// kernel (with the container's namespace) or a detached reaper, so
+    /// "nothing left" means after that (waited for up to 10 s; what is
+    /// left then is listed, and fails the test that looks).
     pub fn links(&self, kind: &str) -> Vec<String> {
         self.reaped();
         self.links_now(kind)
@@ -1541,12 +1541,13 @@ impl Host {
         }
         // A retired veth (`ocx-…`, down, out of its bridge) is going: the
         // reaper or the namespace's end takes it (`reaped` waits for that).
+        let host_veths = self.links_now("veth");
         for veth in self
             .veths_of(id)
             .into_iter()
             .filter(|v| !v.starts_with("ocx-"))
         {
-            if self.links_now("veth").contains(&veth) {
+            if host_veths.contains(&veth) {
                 left.push(format!("veth {veth}"));
             }
             let quoted = format!("\"{veth}\"");
