@@ -46,7 +46,11 @@ pub fn init(log_file: &Path, level: &str) -> Result<(), String> {
     } else {
         FmtSpan::NONE
     };
+    // The builder's own ceiling (INFO unless told) filters before the
+    // `Targets` layer sees anything: without it `--log-level debug` logs
+    // no more than info.
     tracing_subscriber::fmt()
+        .with_max_level(level)
         .with_span_events(spans)
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
