@@ -196,14 +196,20 @@ fn string_list(v: &Value, what: &str) -> Result<Vec<String>, String> {
     v.as_array()
         .ok_or(format!("{what} is not a list"))?
         .iter()
-        .map(|a| a.as_str().map(str::to_string).ok_or(format!("{what}: {a} is not a string")))
+        .map(|a| {
+            a.as_str()
+                .map(str::to_string)
+                .ok_or(format!("{what}: {a} is not a string"))
+        })
         .collect()
 }
 
 /// A hook entry running ocinet: its args are an `ocinet hook STAGE` command
 /// line whose stage is the one it is listed under.
 fn check_hook_entry(entry: &Value, stage: &str) -> Result<(), String> {
-    let path = entry["path"].as_str().ok_or("a hook entry without a path")?;
+    let path = entry["path"]
+        .as_str()
+        .ok_or("a hook entry without a path")?;
     if !Path::new(path).is_absolute() {
         return Err(format!("hook path {path:?} is not absolute"));
     }
@@ -215,7 +221,9 @@ fn check_hook_entry(entry: &Value, stage: &str) -> Result<(), String> {
             "a hook listed under {stage} runs `ocinet hook {}`",
             h.stage
         )),
-        other => Err(format!("a hook listed under {stage} runs {other:?}, not `ocinet hook`")),
+        other => Err(format!(
+            "a hook listed under {stage} runs {other:?}, not `ocinet hook`"
+        )),
     }
 }
 
@@ -237,15 +245,23 @@ fn oci_config(b: &Block) -> Result<(), String> {
     let hooks = doc["hooks"].as_object().ok_or("no hooks object")?;
     let mut ours = 0;
     for (stage, entries) in hooks {
-        for entry in entries.as_array().ok_or(format!("hooks.{stage} is not a list"))? {
-            if entry["path"].as_str().is_some_and(|p| p.ends_with("/ocinet")) {
+        for entry in entries
+            .as_array()
+            .ok_or(format!("hooks.{stage} is not a list"))?
+        {
+            if entry["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/ocinet"))
+            {
                 check_hook_entry(entry, stage)?;
                 ours += 1;
             }
         }
     }
     if ours < 2 {
-        return Err(format!("{ours} ocinet hook entries: a setup and a poststop stage are needed"));
+        return Err(format!(
+            "{ours} ocinet hook entries: a setup and a poststop stage are needed"
+        ));
     }
     Ok(())
 }
@@ -257,7 +273,9 @@ fn hooks_d(b: &Block) -> Result<(), String> {
     let doc = json(b)?;
     let stages = string_list(&doc["stages"], "stages")?;
     let [stage] = stages.as_slice() else {
-        return Err(format!("stages {stages:?}: ocinet writes one stage per file"));
+        return Err(format!(
+            "stages {stages:?}: ocinet writes one stage per file"
+        ));
     };
     check_hook_entry(&doc["hook"], stage)?;
     let args = string_list(&doc["hook"]["args"], "hook args")?;
@@ -501,7 +519,9 @@ fn every_config_block_parses_with_ocinets_own_parsers() {
     for (kind, least) in AT_LEAST {
         let n = checked.get(*kind).copied().unwrap_or(0);
         if n < *least {
-            failures.push(format!("only {n} block(s) of check={kind} parsed, at least {least} expected"));
+            failures.push(format!(
+                "only {n} block(s) of check={kind} parsed, at least {least} expected"
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
