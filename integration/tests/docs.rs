@@ -33,6 +33,11 @@ use serde_json::Value;
 #[path = "../../exporter/src/web/config.rs"]
 mod webconfig;
 
+/// The exporter's flags, from its own clap definitions (as above).
+#[allow(dead_code)]
+#[path = "../../exporter/src/cli.rs"]
+mod exportercli;
+
 /// Languages that are commands, shell sessions or listings: never parsed.
 const PLAIN: &[&str] = &["sh", "console", "text"];
 
@@ -49,6 +54,10 @@ const AT_LEAST: &[(&str, usize)] = &[
     ("web-config", 1),
     ("prometheus-config", 1),
     ("promql", 1),
+    ("ocinet-usage", 8),
+    ("exporter-usage", 1),
+    ("oci-state", 1),
+    ("cluster-config", 1),
 ];
 
 fn repo() -> PathBuf {
@@ -472,8 +481,144 @@ fn promql(b: &Block) -> Result<(), String> {
     promtool(&["check", "rules"], &file)
 }
 
+/// Command lines of `program` (a synopsis or examples): each subcommand
+/// and each `--flag` must be one the CLI's definitions (`root`) have, so a
+/// flag renamed or removed in the code cannot stay in the docs. A line
+/// ending in `\`, and an indented line after a command line, continue it;
+/// comments and lines of other programs are not read. `--a.{b,c}` is
+/// `--a.b` and `--a.c`, as a shell expands it.
+fn usage(b: &Block, program: &str, mut root: clap::Command) -> Result<(), String> {
+    root.build();
+    // One entry per command line; `None` for another program's, whose
+    // continuation lines are its own too.
+    let mut lines: Vec<Option<String>> = Vec::new();
+    let mut joining = false;
+    for raw in b.text.lines() {
+        let code = match raw.find(" #") {
+            Some(i) => &raw[..i],
+            None if raw.trim_start().starts_with('#') => "",
+            None => raw,
+        };
+        let continued = code.trim_end().ends_with('\\');
+        let code = code.trim_end().trim_end_matches('\\').trim();
+        let indented = raw.starts_with(char::is_whitespace);
+        if joining || (indented && !code.is_empty() && !lines.is_empty()) {
+            if let Some(Some(last)) = lines.last_mut() {
+                last.push(' ');
+                last.push_str(code);
+            }
+        } else if code.starts_with(&format!("{program} ")) {
+            lines.push(Some(code.to_string()));
+        } else if !code.is_empty() {
+            lines.push(None);
+        }
+        joining = continued;
+    }
+    let lines: Vec<String> = lines.into_iter().flatten().collect();
+    if lines.is_empty() {
+        return Err(format!("no `{program}` command line"));
+    }
+    for line in &lines {
+        let tokens: Vec<String> = line
+            .split_whitespace()
+            .map(|t| {
+                t.trim_matches(|c| matches!(c, '[' | ']' | '(' | ')' | ','))
+                    .trim_end_matches("...")
+                    .trim_end_matches(']')
+                    .to_string()
+            })
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut cmd = &root;
+        let mut path = vec![program.to_string()];
+        let mut descending = true;
+        let mut i = 1;
+        while i < tokens.len() {
+            let tok = &tokens[i];
+            i += 1;
+            if let Some(flag) = tok.strip_prefix("--") {
+                let (flag, inline) = match flag.split_once('=') {
+                    Some((n, _)) => (n, true),
+                    None => (flag, false),
+                };
+                let names: Vec<String> = match flag.split_once('{') {
+                    Some((head, rest)) => {
+                        let (alts, tail) = rest.split_once('}').unwrap_or((rest, ""));
+                        alts.split(',')
+                            .map(|a| format!("{head}{a}{tail}"))
+                            .collect()
+                    }
+                    None => vec![flag.to_string()],
+                };
+                let mut takes_values = false;
+                for name in &names {
+                    let arg = cmd
+                        .get_arguments()
+                        .find(|a| a.get_long() == Some(name.as_str()))
+                        .ok_or(format!(
+                            "`{}` has no --{name} (in {line:?})",
+                            path.join(" ")
+                        ))?;
+                    takes_values |= arg.get_action().takes_values();
+                }
+                if descending && !inline && takes_values {
+                    i += 1;
+                }
+            } else if descending {
+                match cmd.find_subcommand(tok.as_str()) {
+                    Some(sub) => {
+                        cmd = sub;
+                        path.push(tok.clone());
+                    }
+                    None if cmd.has_subcommands() => {
+                        return Err(format!(
+                            "`{}` has no subcommand {tok:?} (in {line:?})",
+                            path.join(" ")
+                        ));
+                    }
+                    None => descending = false,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The OCI state a runtime writes on the hook's stdin, through the hook's
+/// own reading of it.
+fn oci_state(b: &Block) -> Result<(), String> {
+    ocinet::oci::read_state(b.text.as_bytes())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// This host's cluster membership (`cluster.json`, what `ocinet cluster
+/// join` writes), read by the loader the agent and the hook use.
+fn cluster_config(b: &Block) -> Result<(), String> {
+    let dir = Scratch::new("cluster");
+    let file = dir.0.join("cluster.json");
+    std::fs::write(&file, &b.text).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    match ocinet_cluster::config::ClusterConfig::load(&dir.0) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the loader found no cluster.json".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn check_block(kind: &str, b: &Block) -> Option<Result<(), String>> {
     Some(match kind {
+        "oci-state" => oci_state(b),
+        "cluster-config" => cluster_config(b),
+        "ocinet-usage" => {
+            use clap::CommandFactory;
+            usage(b, "ocinet", ocinet::cli::Cli::command())
+        }
+        "exporter-usage" => {
+            use clap::CommandFactory;
+            usage(b, "ocinet-exporter", exportercli::Cli::command())
+        }
         "oci-config" => oci_config(b),
         "hooks-d" => hooks_d(b),
         "ports-annotation" => ports_annotation(b),
