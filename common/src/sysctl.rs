@@ -29,7 +29,7 @@ pub fn enable_ipv4_forwarding() -> Result<()> {
 /// not internal. Like Docker and netavark with IPv6, this is host-wide:
 /// an interface with `accept_ra=1` stops taking router advertisements
 /// once the host forwards (set `accept_ra=2` on an uplink configured by
-/// SLAAC; the README says so).
+/// SLAAC; docs/networks.md says so).
 pub fn enable_ipv6_forwarding() -> Result<()> {
     write("/proc/sys/net/ipv6/conf/all/forwarding", "1")
 }

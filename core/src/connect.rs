@@ -47,7 +47,7 @@ pub struct ConnectOptions {
 
 /// The container `who` names: the one whose runtime id or ocinet name it
 /// is. An argument that is one container's id and another's name (or the
-/// name of several) is refused naming every match, as the README says:
+/// name of several) is refused naming every match, as docs/networks.md says:
 /// picking the id silently would act on a container the user may not have
 /// meant. (Docker prefers an exact id; ocinet does not guess.)
 pub fn find_container(ctx: &Context, who: &str) -> Result<Endpoint> {

@@ -6,7 +6,7 @@
 //! descendant, does not wait on it either, and it is not in the cgroup of
 //! whichever container's hook happened to start it. Without systemd, a
 //! resolver the host's service manager runs (`ocinet-dns --persistent`)
-//! is found here and none is started: see the README.
+//! is found here and none is started: see docs/dns.md.
 
 use std::net::IpAddr;
 use std::path::Path;

@@ -64,7 +64,7 @@ pub enum Command {
     /// loopback [::1]. The hook starts it when the first container with
     /// such a port is set up, and it ends when none is left; run it with
     /// --persistent under a service manager where a foreground `crun run`
-    /// must not wait on it (see the README).
+    /// must not wait on it (see docs/ports.md).
     #[command(name = "port-proxy")]
     PortProxy {
         /// Keep running when no port is published on [::1] (until

@@ -1,7 +1,7 @@
 //! Issue 21, items 12 and 13: what a macvlan network may stand on, a
 //! definition ocinet cannot read back, and a parent deleted under running
 //! containers (seen by `ps`, `gc`, the exporter, the resolver and
-//! `firewall reload`, and recovered as the README says).
+//! `firewall reload`, and recovered as docs/operations.md says).
 
 use std::time::{Duration, Instant};
 
@@ -229,7 +229,7 @@ fn a_broken_definition_is_shown_and_removed(rt: Runtime) {
 }
 
 /// Item 13: the parent of a macvlan network deleted under a running
-/// container, then made again; the container recovered as the README says.
+/// container, then made again; the container recovered as docs/operations.md says.
 fn a_deleted_parent_is_seen_and_recovered(rt: Runtime) {
     let h = Host::new();
     h.outside();
@@ -308,7 +308,7 @@ fn a_deleted_parent_is_seen_and_recovered(rt: Runtime) {
         "the lost container's name answered: {out}"
     );
 
-    // Recovery, as the README says: disconnect and connect again.
+    // Recovery, as docs/operations.md says: disconnect and connect again.
     ok(h.ocinet(&["network", "disconnect", "mvg", &a.id]));
     ok(h.ocinet(&["network", "connect", "mvg", &a.id]));
     assert_eq!(states(&h, &a.id), ("ready".into(), "ready".into()));

@@ -283,7 +283,7 @@ fn podman_and_runc_on_two_hosts_and_a_stopped_name_goes() {
         lookup("beta")
     );
     h2.stop(&mut b);
-    // The bound the README gives is 1 s; the test allows more, as speed
+    // The bound docs/overlay.md gives is 1 s; the test allows more, as speed
     // lives in the benchmark.
     assert!(
         Cluster::eventually(Duration::from_secs(5), || !lookup("beta").contains(&ipb)),

@@ -545,7 +545,7 @@ pub(crate) fn remove(ep: &Endpoint, atts: &[&Attachment], how: Veths, errors: &m
 /// its address through the network's shim deleted (gone with the shim if
 /// the parent took it; left if the parent came back and something made
 /// the shim again). The record and its lease stay: the container is
-/// running and keeps its address for when its user recovers it (README:
+/// running and keeps its address for when its user recovers it (docs/operations.md:
 /// the parent made again, then `network disconnect` and `connect`, or the
 /// container restarted). Returns the (container, network) of each lost
 /// attachment.
