@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ocinet_integration::prometheus::Prometheus;
 use ocinet_integration::upstream::Upstream;
 use ocinet_integration::{
-    answers, ok, text, Host, Proc, Runtime, Spec, EXPORTER_ADDR, HOST_LINK_IP, OUTSIDE_IP,
+    answers, ok, text, Host, Runtime, Spec, EXPORTER_ADDR, HOST_LINK_IP, OUTSIDE_IP,
 };
 use serde_json::Value;
 
@@ -239,76 +240,6 @@ fn substitute(expr: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-struct Prometheus<'h> {
-    h: &'h Host,
-    _proc: Proc,
-}
-
-const PROM_ADDR: &str = "127.0.0.1:9090";
-
-impl Prometheus<'_> {
-    /// A Prometheus in the host's namespace scraping its exporter every
-    /// second (job "ocinet", as the rules expect) with the rules loaded
-    /// and evaluated every second; its data in the host's temporary
-    /// directory, killed by its pid when dropped.
-    fn start(h: &Host) -> Prometheus<'_> {
-        let dir = h.dir.join("prometheus");
-        std::fs::create_dir_all(&dir).expect("prometheus dir");
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: ocinet\n    static_configs:\n      - targets: ['{EXPORTER_ADDR}']\n",
-            rules_file().display()
-        );
-        std::fs::write(dir.join("prometheus.yml"), config).expect("prometheus.yml");
-        let proc = h.spawn(&[
-            "prometheus",
-            &format!("--config.file={}", dir.join("prometheus.yml").display()),
-            &format!("--storage.tsdb.path={}", dir.join("data").display()),
-            &format!("--web.listen-address={PROM_ADDR}"),
-        ]);
-        Prometheus { h, _proc: proc }
-    }
-
-    fn get(&self, path: &str, params: &[(&str, &str)]) -> Value {
-        let mut args = vec!["curl".to_string(), "-s".into(), "--get".into()];
-        for (k, v) in params {
-            args.push("--data-urlencode".into());
-            args.push(format!("{k}={v}"));
-        }
-        args.push(format!("http://{PROM_ADDR}{path}"));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = self.h.exec(&args);
-        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
-    }
-
-    /// The series an instant query returns (an error is reported as such).
-    fn query(&self, q: &str) -> Result<Vec<Value>, String> {
-        let v = self.get("/api/v1/query", &[("query", q)]);
-        if v["status"] != "success" {
-            return Err(format!("{q}: {v}"));
-        }
-        Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-    }
-
-    /// The values of `label` over the series `selector` selects: what
-    /// Grafana's `label_values(selector, label)` asks.
-    fn label_values(&self, selector: &str, label: &str) -> Vec<String> {
-        let v = self.get(
-            &format!("/api/v1/label/{label}/values"),
-            &[("match[]", selector)],
-        );
-        v["data"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
 /// (selector, label) of a `label_values(selector, label)` variable query.
 fn parse_label_values(q: &str) -> (String, String) {
     let inner = q
@@ -355,7 +286,7 @@ fn every_panel_query_and_recording_rule_answers_from_a_real_prometheus() {
         &Spec::on("back", "api-1").ann("io.ocinet.ports", "8081:80"),
     );
     let _exporter = h.start_exporter(&[]);
-    let prom = Prometheus::start(&h);
+    let prom = Prometheus::start(&h, &[rules_file()]);
 
     // Traffic through the published ports, from the outside namespace.
     answers(
@@ -377,6 +308,8 @@ fn every_panel_query_and_recording_rule_answers_from_a_real_prometheus() {
             .expect("the container's address");
         let got = text(&h.in_container_fs(&c.id, &["nslookup", own]));
         assert!(got.contains(&format!("Address: {ip}")), "{got}");
+        let got = text(&h.in_container_fs(&c.id, &["nslookup", "nobody"]));
+        assert!(got.contains("NXDOMAIN"), "{got}");
     }
 
     let d = dashboard();
@@ -435,15 +368,7 @@ fn every_panel_query_and_recording_rule_answers_from_a_real_prometheus() {
         }
         // Every rule, alerts included, evaluated at least once and
         // without error (a many-to-many join would show here).
-        let api_rules = prom.get("/api/v1/rules", &[]);
-        let loaded: Vec<Value> = api_rules["data"]["groups"]
-            .as_array()
-            .map(|gs| {
-                gs.iter()
-                    .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let loaded = prom.rules();
         if loaded.len() != all_rules.len() {
             missing.push(format!(
                 "Prometheus loaded {} rules of {}",
