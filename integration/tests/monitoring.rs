@@ -340,7 +340,20 @@ fn every_panel_query_and_recording_rule_answers_from_a_real_prometheus() {
                 for t in p["targets"].as_array().cloned().unwrap_or_default() {
                     let q = substitute(t["expr"].as_str().unwrap_or(""), vars);
                     match prom.query(&q) {
-                        Ok(series) if !series.is_empty() => {}
+                        Ok(series) if !series.is_empty() => {
+                            // A variable set to one value leaves no other
+                            // container or network in what the panel shows.
+                            for (var, value) in vars.iter().filter(|(_, v)| *v != ".*") {
+                                let label = if *var == "host" { "instance" } else { var };
+                                for s in &series {
+                                    let got = &s["metric"][label];
+                                    assert!(
+                                        got.is_null() || got == value,
+                                        "panel {title:?}: ${var}={value} but a series has {label}={got}: {q}"
+                                    );
+                                }
+                            }
+                        }
                         Ok(_) => {
                             missing.push(format!("panel {title:?} ({vars:?}): no series for {q}"))
                         }
