@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 pub mod cluster;
 pub mod cni;
 pub mod legacy;
+pub mod prometheus;
 pub mod rootfs;
 pub mod upstream;
 
