@@ -133,12 +133,14 @@ fn endpoint_settings(
     let v4 = a.ipv4_net();
     let v6 = a.ipv6_net();
     // The names the network's resolver answers for the container (its
-    // name, its short id and its aliases), as Docker's DNSNames; none on
-    // a network without the resolver.
+    // name, its aliases and its short id, those a client can ask for: see
+    // the resolver's catalog), as Docker's DNSNames; none on a network
+    // without the resolver.
     let dns_names = net.filter(|n| n.dns).map(|_| {
         let mut names = vec![e.name.clone()];
         names.extend(a.aliases.iter().cloned());
         names.push(e.id[..e.id.len().min(12)].to_string());
+        names.retain(|n| ocinet_common::validate::resolvable(n));
         names.dedup();
         names
     });
