@@ -376,6 +376,7 @@ const OMITEMPTY: &[&str] = &[
     "HostConfig.Sysctls",
     "HostConfig.Mounts",
     "HostConfig.Init",
+    "Config.ExposedPorts",
     "Config.Healthcheck",
     "Config.ArgsEscaped",
     "Config.NetworkDisabled",
@@ -696,6 +697,31 @@ fn docker_shapes_and_the_containers_values(rt: Runtime) {
     assert_eq!(b["NetworkID"], nb["Id"], "{b}");
     assert_eq!(b["EndpointID"], mine_b["EndpointID"], "{b}");
     assert_ne!(b["EndpointID"], w["EndpointID"]);
+
+    // A container with only lo shows Docker's `none` network, no ports.
+    let solo = h.started(rt, "solo", &Spec::on("none", "solo"));
+    let s = json(h.ocinet(&["inspect", "solo"]));
+    same_shape(DOCKER_CONTAINER_INSPECT, &s);
+    assert_eq!(s[0]["Id"], solo.id.as_str(), "{s}");
+    assert_eq!(s[0]["HostConfig"]["NetworkMode"], "none", "{s}");
+    assert_eq!(
+        s[0]["NetworkSettings"]["Ports"],
+        serde_json::json!({}),
+        "{s}"
+    );
+    let nets = &s[0]["NetworkSettings"]["Networks"];
+    assert_eq!(
+        nets.as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["none".to_string()]),
+        "{s}"
+    );
+    assert_eq!(nets["none"]["IPAddress"], "", "{s}");
+    assert_eq!(nets["none"]["MacAddress"], "", "{s}");
+    // Both at once, in the order asked.
+    let two = json(h.ocinet(&["inspect", "solo", "app"]));
+    assert_eq!(two[0]["Id"], solo.id.as_str());
+    assert_eq!(two[1], by_id[0]);
 
     // Bad input: what is unknown is named, the exit is non-zero, and what
     // was found is still printed.
