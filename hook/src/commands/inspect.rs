@@ -139,7 +139,7 @@ fn endpoint_settings(
     let dns_names = net.filter(|n| n.dns).map(|_| {
         let mut names = vec![e.name.clone()];
         names.extend(a.aliases.iter().cloned());
-        names.push(e.id[..e.id.len().min(12)].to_string());
+        names.push(e.id.chars().take(12).collect());
         names.retain(|n| ocinet_common::validate::resolvable(n));
         names.dedup();
         names
