@@ -32,6 +32,12 @@ pub enum Command {
     Network(NetworkCommand),
     /// List container endpoints.
     Ps(PsArgs),
+    /// Show containers' networking as JSON, in the shape of `docker
+    /// inspect` (by id, short id or name).
+    Inspect {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
     /// List every address lease and its holder, with those no record
     /// accounts for (what `gc` releases).
     Leases(LeasesArgs),
@@ -259,8 +265,12 @@ pub enum NetworkCommand {
     },
     /// List networks.
     Ls,
-    /// Show a network and its containers as JSON.
-    Inspect { name: String },
+    /// Show networks and their containers as JSON, in the shape of
+    /// `docker network inspect` (with ocinet's own fields beside Docker's).
+    Inspect {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
     /// Remove a network (refused while containers are attached).
     Rm { name: String },
     /// Attach a running container to one more network: the next free ethN

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Hook(h) => format!("hook {}", h.stage),
         Command::Network(_) => "network".into(),
         Command::Ps(_) => "ps".into(),
+        Command::Inspect { .. } => "inspect".into(),
         Command::Leases(_) => "leases".into(),
         Command::Ports(_) => "ports".into(),
         Command::Gc => "gc".into(),
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         }
         Command::Network(cmd) => commands::network::run(&ctx, cmd),
         Command::Ps(a) => commands::ps::run(&ctx, a.json),
+        Command::Inspect { containers } => commands::inspect::run(&ctx, containers),
         Command::Leases(a) => commands::held::leases(&ctx, a.network.as_deref(), a.json),
         Command::Ports(a) => commands::held::ports(&ctx, a.json),
         Command::Gc => ocinet_core::gc::run(&ctx),

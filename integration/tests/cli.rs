@@ -89,7 +89,7 @@ fn network_create_ls_inspect_rm() {
     let net = &v[0];
     assert_eq!(net["Name"], "web");
     assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "10.70.0.0/24");
-    assert_eq!(net["Options"]["mtu"], 1400);
+    assert_eq!(net["Options"]["mtu"], "1400");
     let ctr = &net["Containers"][&c.id];
     assert_eq!(ctr["Name"], "frontend");
     assert_eq!(ctr["IPv4Address"], "10.70.0.2/24");

@@ -303,7 +303,7 @@ fn bad_macvlan_networks_are_refused(rt: Runtime) {
     ]));
     let v: serde_json::Value =
         serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "small"]))).unwrap_or_default();
-    assert_eq!(v[0]["Options"]["mtu"], 1400, "{v}");
+    assert_eq!(v[0]["Options"]["mtu"], "1400", "{v}");
 
     // passthru gives the interface the parent's MAC, whatever was asked:
     // the record says the MAC it has, and teardown finds it by that.

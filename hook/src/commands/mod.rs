@@ -1,7 +1,9 @@
 pub mod cluster;
 pub mod dns;
+pub mod docker;
 pub mod firewall;
 pub mod held;
+pub mod inspect;
 pub mod network;
 pub mod podman;
 pub mod proxy;
