@@ -9,8 +9,9 @@ set -euo pipefail
 # the CNI test with `ctr run --cni`; etcd-server and etcd-client: the overlay
 # tests run a real etcd in their underlay namespace; protobuf-compiler and
 # libprotobuf-dev: the etcd-client crate compiles etcd's gRPC API at build time;
-# lintian: the package test checks the .deb (scripts/package.sh).
-PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3 containernetworking-plugins iptables containerd etcd-server etcd-client protobuf-compiler libprotobuf-dev lintian)
+# lintian: the package test checks the .deb (scripts/package.sh); logrotate:
+# it rotates the hook's log with the packaged rule.
+PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3 containernetworking-plugins iptables containerd etcd-server etcd-client protobuf-compiler libprotobuf-dev lintian logrotate)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

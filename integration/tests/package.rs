@@ -351,6 +351,18 @@ impl Drop for Root {
     }
 }
 
+/// The installed firewall-rebuild unit's command, as systemd runs it: its
+/// `ExecStart=/bin/sh -c '...'` with systemd's `$$` unescaped.
+fn firewall_unit_script(root: &Root) -> String {
+    let unit = ok(root.run(&["cat", "/lib/systemd/system/ocinet-firewall-reload.service"]));
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/bin/sh -c '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no ExecStart=/bin/sh -c '...' in {unit}"));
+    exec.replace("$$", "$")
+}
+
 /// Wait (up to 30 s) for the installed hook to report `id` ready; its
 /// record from `ps --json`.
 fn ready(root: &Root, id: &str) -> Value {
@@ -518,6 +530,16 @@ fn package_installs_upgrades_with_a_running_container_and_purges() {
         assert_eq!(written, shipped, "hooks.d {stage}");
     }
 
+    // The firewall rebuild on a host where no container ran: nothing, not
+    // even ocinet's (empty) tables.
+    let rebuild = firewall_unit_script(&root);
+    ok(root.run(&["/bin/sh", "-c", &rebuild]));
+    let tables = ok(h.exec(&["nft", "list", "tables"]));
+    assert!(
+        tables.trim().is_empty(),
+        "tables made with no container: {tables}"
+    );
+
     // The demo's container, with runc, from the packaged example config
     // (the installed hook, default directories) and a published port.
     let example: Value = serde_json::from_slice(
@@ -583,6 +605,64 @@ fn package_installs_upgrades_with_a_running_container_and_purges() {
     assert_eq!(after["ip"], ep["ip"]);
     reachable(&h, &ip, 8080, &id);
 
+    // nftables.service (re)loading /etc/nftables.conf flushes the ruleset:
+    // the published port stops answering until the firewall-rebuild unit
+    // (which runs after it) puts ocinet's tables back.
+    ok(h.exec(&["nft", "flush", "ruleset"]));
+    let mut w: Vec<&str> = WGET.to_vec();
+    w.push("http://127.0.0.1:8080/");
+    assert!(
+        !h.exec(&w).status.success(),
+        "the port answered with no ruleset"
+    );
+    ok(root.run(&["/bin/sh", "-c", &rebuild]));
+    reachable(&h, &ip, 8080, &id);
+
+    // The exporter as its unit runs it, with the flags of
+    // /etc/default/ocinet-exporter (EnvironmentFile, `$ARGS` split at
+    // spaces as systemd does): it serves the container's series.
+    let mut exporter = root.cmd(&[
+        "sh",
+        "-c",
+        ". /etc/default/ocinet-exporter && exec /usr/bin/ocinet-exporter $ARGS",
+    ]);
+    exporter
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut exporter = Proc(exporter.spawn().expect("spawn exporter"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let o = h.exec(&["curl", "-sf", "http://127.0.0.1:19870/metrics"]);
+        if o.status.success() {
+            break String::from_utf8_lossy(&o.stdout).to_string();
+        }
+        assert!(
+            matches!(exporter.0.try_wait(), Ok(None)),
+            "the exporter exited: {}",
+            exporter.terminate()
+        );
+        assert!(Instant::now() < deadline, "the exporter did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ocinet_") && l.contains("web-1")),
+        "no series of the container: {metrics}"
+    );
+    exporter.terminate();
+
+    // logrotate with the packaged rule, while the container runs: the log
+    // is rotated (copied, then truncated in place), and the hook goes on
+    // writing to it (its poststop below succeeds and logs there).
+    ok(root.run(&["logrotate", "--force", "/etc/logrotate.d/ocinet"]));
+    assert!(root.exists("/run/ocinet/ocinet.log.1"), "not rotated");
+    assert_eq!(
+        ok(root.run(&["stat", "-c", "%s", "/run/ocinet/ocinet.log"])).trim(),
+        "0"
+    );
+
     // podman, through the packaged hooks.d files (podman's default hooks
     // directory: no --hooks-dir), beside the runc container.
     root.podman = true;
@@ -638,6 +718,11 @@ fn package_installs_upgrades_with_a_running_container_and_purges() {
     let _ = root.run(&["runc", "delete", "--force", &id]);
     root.runc.clear();
     assert!(root.ps().is_empty(), "{:?}", root.ps());
+    let log = ok(root.run(&["cat", "/run/ocinet/ocinet.log"]));
+    assert!(
+        log.contains(&id),
+        "the poststop did not log after the rotation: {log}"
+    );
     assert!(
         h.links("veth").is_empty(),
         "veths left: {:?}",
