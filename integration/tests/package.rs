@@ -653,6 +653,51 @@ fn package_installs_upgrades_with_a_running_container_and_purges() {
     );
     exporter.terminate();
 
+    // The persistent resolver and port proxy as their units start them:
+    // each comes up persistent, where `ocinet dns|proxy status` (the hooks'
+    // view) finds it, and ends on SIGTERM (systemctl stop).
+    for (unit, status) in [
+        ("ocinet-dns.service", "dns"),
+        ("ocinet-proxy.service", "proxy"),
+    ] {
+        let text_of = ok(root.run(&["cat", &format!("/lib/systemd/system/{unit}")]));
+        let exec: Vec<&str> = text_of
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap_or_else(|| panic!("no ExecStart in {unit}"))
+            .split_whitespace()
+            .collect();
+        let mut c = root.cmd(&exec);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut daemon = Proc(c.spawn().expect("spawn daemon"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let o = root.run(&["/usr/bin/ocinet", status, "status", "--json"]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            if v["Running"] == true && v["Persistent"] == true {
+                break;
+            }
+            assert!(
+                matches!(daemon.0.try_wait(), Ok(None)),
+                "{unit}'s command exited: {}",
+                daemon.terminate()
+            );
+            assert!(Instant::now() < deadline, "{unit}: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        daemon.terminate();
+        let v: Value = serde_json::from_str(&ok(root.run(&[
+            "/usr/bin/ocinet",
+            status,
+            "status",
+            "--json",
+        ])))
+        .expect("status json");
+        assert_eq!(v["Running"], false, "{unit} after SIGTERM: {v}");
+    }
+
     // logrotate with the packaged rule, while the container runs: the log
     // is rotated (copied, then truncated in place), and the hook goes on
     // writing to it (its poststop below succeeds and logs there).
