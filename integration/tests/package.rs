@@ -479,6 +479,20 @@ fn package_installs_upgrades_with_a_running_container_and_purges() {
             text(&o)
         );
     }
+    // `ocinet dns` and `ocinet proxy` have no page of their own (the names
+    // are the binaries'): those pages list the groups' verbs.
+    for (page, verb) in [
+        ("ocinet-dns", "ocinet-dns-status(1)"),
+        ("ocinet-proxy", "ocinet-proxy-status(1)"),
+    ] {
+        let mut c = root.cmd(&["man", page]);
+        c.env("MANPAGER", "cat").env("MANWIDTH", "200");
+        let out = ok(run_cmd(&mut c));
+        assert!(
+            out.contains("--persistent") && out.contains(verb),
+            "man {page}: {out}"
+        );
+    }
     // man finds them by name too (the units' Documentation= does this).
     let mut c = root.cmd(&["man", "ocinet-network-create"]);
     c.env("MANPAGER", "cat");

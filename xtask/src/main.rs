@@ -43,10 +43,12 @@ fn generate(out: &Path) -> Result<(), Error> {
     mkdir(&man)?;
     let cmds = commands();
     // `ocinet dns` and `ocinet proxy` (status verbs) would be pages named
-    // like the resolver's and the proxy's own binaries: the binaries keep
-    // those names; the verbs' pages (`ocinet-dns-status.1`) remain, and
-    // ocinet(1) lists the groups.
+    // like the resolver's and the proxy's own binaries, which ocinet(1)'s
+    // list of subcommands then points at: the binaries keep those names,
+    // and their pages get a section listing the group's verbs, whose own
+    // pages (`ocinet-dns-status.1`) remain.
     let binaries: Vec<String> = cmds.iter().map(|c| c.get_name().to_string()).collect();
+    let mut shadowed: Vec<(String, clap::Command)> = Vec::new();
     for cmd in cmds {
         let mut built = cmd.clone().disable_help_subcommand(true);
         built.build();
@@ -56,9 +58,10 @@ fn generate(out: &Path) -> Result<(), Error> {
             todo.extend(c.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
             // Subcommands carry no version of their own: the page footer
             // names the package's.
-            let page = clap_mangen::Man::new(c.version(env!("CARGO_PKG_VERSION")));
+            let page = clap_mangen::Man::new(c.clone().version(env!("CARGO_PKG_VERSION")));
             let file = page.get_filename();
             if file != format!("{own}.1") && binaries.iter().any(|b| file == format!("{b}.1")) {
+                shadowed.push((file, c.clone()));
                 continue;
             }
             let path = man.join(file);
@@ -84,7 +87,42 @@ fn generate(out: &Path) -> Result<(), Error> {
             std::fs::write(&path, buf).map_err(|source| Error::Write { path, source })?;
         }
     }
+    for (file, group) in shadowed {
+        let path = man.join(file);
+        let mut page = std::fs::read_to_string(&path).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+        page.push_str(&format!(
+            ".SH \"{}\"\n{}\n",
+            roff(&group.get_bin_name().unwrap_or_default().to_uppercase()),
+            roff(&format!(
+                "`{}` (a subcommand of ocinet(1)): {}.",
+                group.get_bin_name().unwrap_or_default(),
+                group.get_about().map(|a| a.to_string()).unwrap_or_default()
+            ))
+        ));
+        for verb in group.get_subcommands().filter(|s| !s.is_hide_set()) {
+            page.push_str(&format!(
+                ".TP\n{}(1)\n{}\n",
+                roff(verb.get_display_name().unwrap_or_default()),
+                roff(&verb.get_about().map(|a| a.to_string()).unwrap_or_default())
+            ));
+        }
+        std::fs::write(&path, page).map_err(|source| Error::Write { path, source })?;
+    }
     Ok(())
+}
+
+/// Text for a roff line: backslashes and hyphens escaped, and no line
+/// starting with a control character.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
 }
 
 fn main() -> ExitCode {
