@@ -8,8 +8,10 @@ set -euo pipefail
 # plugins (tuning, portmap; portmap drives iptables) after ocinet; containerd:
 # the CNI test with `ctr run --cni`; etcd-server and etcd-client: the overlay
 # tests run a real etcd in their underlay namespace; protobuf-compiler and
-# libprotobuf-dev: the etcd-client crate compiles etcd's gRPC API at build time.
-PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3 containernetworking-plugins iptables containerd etcd-server etcd-client protobuf-compiler libprotobuf-dev)
+# libprotobuf-dev: the etcd-client crate compiles etcd's gRPC API at build time;
+# lintian: the package test checks the .deb (scripts/package.sh); logrotate:
+# it rotates the hook's log with the packaged rule.
+PACKAGES=(runc crun podman nftables conntrack iputils-ping busybox-static iperf3 prometheus curl openssl python3 containernetworking-plugins iptables containerd etcd-server etcd-client protobuf-compiler libprotobuf-dev lintian logrotate)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -34,4 +36,10 @@ fi
 for tool in runc crun nft busybox conntrack prometheus promtool curl openssl python3 cargo iptables containerd ctr etcd etcdctl protoc; do
     command -v "$tool" >/dev/null || { echo "missing $tool after install" >&2; exit 1; }
 done
+# cargo-deb builds the Debian package (scripts/package.sh, the package test);
+# pinned, so a later release's refusal of the dev profile the test packages
+# cannot break CI. About a minute to build on 2 cores, once.
+if ! cargo deb --version 2>/dev/null | grep -q '^cargo-deb 3\.8\.0'; then
+    cargo install cargo-deb --version 3.8.0 --locked
+fi
 [ -x /usr/lib/cni/tuning ] && [ -x /usr/lib/cni/portmap ] || { echo "missing the CNI reference plugins after install" >&2; exit 1; }

@@ -11,6 +11,7 @@
 
 pub mod answer;
 pub mod catalog;
+pub mod cli;
 pub mod control;
 pub mod forward;
 /// Moved to `ocinet_common::gone` (the port proxy ends the same way).

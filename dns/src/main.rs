@@ -3,37 +3,14 @@
 //! the same code): a process that lives as long as DNS containers do
 //! keeps only the pages serving names needs resident.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use ocinet_common::logging;
 use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::StateDir;
+use ocinet_dns::cli::Cli;
 use ocinet_dns::server::{self, Lifetime};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ocinet-dns",
-    version,
-    about = "ocinet's resolver for DNS-enabled networks (started by the hook; \
-             --persistent under a service manager)"
-)]
-struct Cli {
-    /// The hooks' state directory.
-    #[arg(long, default_value = "/run/ocinet", value_name = "DIR")]
-    state_dir: PathBuf,
-    /// Where network definitions live.
-    #[arg(long, default_value = "/etc/ocinet", value_name = "DIR")]
-    config_dir: PathBuf,
-    /// Log level for the state directory's log file.
-    #[arg(long, default_value = "info", value_name = "LEVEL")]
-    log_level: String,
-    /// Keep running when no network has containers (until SIGTERM); hooks
-    /// then use this one and start none.
-    #[arg(long)]
-    persistent: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -2,7 +2,6 @@
 //! statistics to Prometheus. It only reads: the hook's state files and the
 //! kernel, over netlink, on every scrape.
 
-mod cli;
 mod collectors;
 mod web;
 
@@ -10,6 +9,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+// `crate::cli` for the collectors and the web server: the library's module.
+use ocinet_exporter::cli;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

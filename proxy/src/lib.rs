@@ -10,6 +10,7 @@
 //! hook or `ocinet gc`: `control`) serves every port again. `server` is
 //! the process; `wire` what its control socket answers.
 
+pub mod cli;
 pub mod control;
 pub mod desired;
 pub mod server;

@@ -3,33 +3,13 @@
 //! port-proxy`, the same code): a process that lives as long as ports are
 //! published on `[::1]` keeps only the pages copying bytes needs resident.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use ocinet_common::logging;
 use ocinet_common::store::StateDir;
+use ocinet_proxy::cli::Cli;
 use ocinet_proxy::server::{self, Lifetime};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ocinet-proxy",
-    version,
-    about = "ocinet's port proxy for published ports on the host's IPv6 loopback [::1] \
-             (started by the hook; --persistent under a service manager)"
-)]
-struct Cli {
-    /// The hooks' state directory.
-    #[arg(long, default_value = "/run/ocinet", value_name = "DIR")]
-    state_dir: PathBuf,
-    /// Log level for the state directory's log file.
-    #[arg(long, default_value = "info", value_name = "LEVEL")]
-    log_level: String,
-    /// Keep running when no port is published on [::1] (until SIGTERM);
-    /// hooks then use this one and start none.
-    #[arg(long)]
-    persistent: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
