@@ -26,17 +26,7 @@ use std::process::Command;
 use clap::Parser;
 use serde_json::Value;
 
-/// The exporter is a binary crate: its web-config loader is compiled in
-/// from its own source (the same file, not a copy), so that the docs are
-/// checked against exactly what `--web.config.file` reads.
-#[allow(dead_code)]
-#[path = "../../exporter/src/web/config.rs"]
-mod webconfig;
-
-/// The exporter's flags, from its own clap definitions (as above).
-#[allow(dead_code)]
-#[path = "../../exporter/src/cli.rs"]
-mod exportercli;
+use ocinet_exporter::{cli as exportercli, web_config as webconfig};
 
 /// Languages that are commands, shell sessions or listings: never parsed.
 const PLAIN: &[&str] = &["sh", "console", "text"];

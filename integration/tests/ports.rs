@@ -90,7 +90,7 @@ fn udp_echo(h: &Host, id: &str, port: u16) -> Kill {
         .spawn()
         .expect("udp echo");
     std::thread::sleep(Duration::from_millis(300));
-    Kill(child.id())
+    Kill(child)
 }
 
 /// Send `count` datagrams from the outside namespace, one every 200 ms, and
@@ -346,12 +346,18 @@ fn reload_restores_a_flushed_ruleset(rt: Runtime) {
     assert!(h.leftovers(&c2.id).is_empty(), "{:?}", h.leftovers(&c2.id));
 }
 
-struct Kill(u32);
+/// Ends the process it holds, by its pid, and reaps it (no zombie left).
+/// SIGTERM, not SIGKILL: it is `timeout`, which passes it on to its child.
+struct Kill(std::process::Child);
 impl Drop for Kill {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg(self.0.to_string())
-            .status();
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = self.0.wait();
     }
 }
 

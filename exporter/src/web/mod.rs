@@ -3,7 +3,7 @@
 
 pub mod auth;
 mod body;
-pub mod config;
+pub use ocinet_exporter::web_config as config;
 mod server;
 mod tls;
 
