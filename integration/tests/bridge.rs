@@ -41,6 +41,20 @@ fn eth0_has_address_and_default_route(rt: Runtime) {
         host_end.contains("numtxqueues 1 numrxqueues 1"),
         "{host_end}"
     );
+    // The bridge port has no IPv6 of its own, so no route of its own in
+    // the host's IPv6 table (an `ff00::/8` one per port otherwise, which
+    // every carrier change walks under the RTNL lock).
+    let port6 = ok(h.exec(&[
+        "ip",
+        "-6",
+        "route",
+        "show",
+        "table",
+        "all",
+        "dev",
+        &h.host_veth(&c.id),
+    ]));
+    assert!(port6.trim().is_empty(), "{port6}");
     let lo = ok(h.in_container(&c.id, &["ip", "link", "show", "lo"]));
     assert!(lo.contains("UP"), "{lo}");
     let routes = ok(h.in_container(&c.id, &["ip", "route"]));

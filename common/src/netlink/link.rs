@@ -170,6 +170,10 @@ impl Netlink {
         }
     }
 
+    pub fn set_up_by_name(&mut self, name: &str, what: &str) -> Result<()> {
+        self.set_link(LinkUnspec::new_with_name(name).up().build(), what)
+    }
+
     pub fn set_up(&mut self, index: u32, what: &str) -> Result<()> {
         self.set_link(LinkUnspec::new_with_index(index).up().build(), what)
     }
@@ -215,7 +219,9 @@ impl Netlink {
             .setns_by_fd(peer_ns.as_fd().as_raw_fd())
             .build();
         peer_msg.attributes.extend(one_queue.clone());
-        let mut builder = LinkVeth::new(host, peer).mtu(mtu).controller(bridge).up();
+        // The host end is made down: the caller turns IPv6 off on it
+        // before it comes up (`sysctl::disable_ipv6_on_port`).
+        let mut builder = LinkVeth::new(host, peer).mtu(mtu).controller(bridge);
         builder = builder.set_info_data(netlink_packet_route::link::InfoData::Veth(
             netlink_packet_route::link::InfoVeth::Peer(peer_msg),
         ));

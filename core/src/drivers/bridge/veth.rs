@@ -33,9 +33,12 @@ pub(crate) fn wire_container(
             e => e,
         })?;
 
-    // Before the inside end comes up: until then the host end has no
-    // carrier and no link-local address yet.
-    host.disable_ipv6_autoconf(LinkRef::Name(&veth))?;
+    // A bridge port needs no IPv6 of its own; turned off before it comes
+    // up, it never gets a link-local address or a route in the host's
+    // IPv6 table (whose walks, at every carrier change, grew with the
+    // number of containers).
+    ocinet_common::sysctl::disable_ipv6_on_port(&veth)?;
+    host.set_up_by_name(&veth, &format!("set {veth} up"))?;
     if !att.ports.is_empty() {
         // Hairpin: the container reaching its own published port through a
         // host address gets its packets back out of the port they came in
