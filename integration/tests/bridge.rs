@@ -477,6 +477,38 @@ fn sixteen_at_once(rt: Runtime) {
     );
 }
 
+/// A Linux bridge takes at most 1023 ports: the container that would be
+/// one more is refused naming its network and the limit, and nothing of it
+/// is left. (The other ports are veths the test makes itself in its own
+/// host namespace: 1022 containers would take minutes.)
+#[test]
+fn a_full_bridge_is_refused_by_name_and_leaves_nothing() {
+    let h = Host::new();
+    ok(h.ocinet(&["network", "create", "full", "--subnet", "10.77.0.0/20"]));
+    let spec = Spec::default().ann("io.ocinet.network", "full");
+    let mut first = h.started(Runtime::Runc, "first", &spec);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "full"]))).expect("json");
+    let bridge = v[0]["Options"]["bridge"]
+        .as_str()
+        .expect("bridge")
+        .to_string();
+    let batch = std::env::temp_dir().join(format!("ocinet-fill-{}", std::process::id()));
+    let fill = |verb: &dyn Fn(usize) -> String| {
+        let lines: String = (0..1022).map(|n| verb(n) + "\n").collect();
+        std::fs::write(&batch, lines).expect("batch file");
+        let out = h.exec(&["ip", "-batch", batch.to_str().unwrap_or_default()]);
+        let _ = std::fs::remove_file(&batch);
+        ok(out);
+    };
+    fill(&|n| format!("link add ocfill{n} master {bridge} type veth peer name ocfillp{n}"));
+    let c = h.start(Runtime::Runc, "one-more", &spec);
+    assert_failed_clean(&h, &c, &["full", &bridge, "1023"]);
+    fill(&|n| format!("link del ocfill{n}"));
+    h.stop(&mut first);
+    assert_clean(&h, &first.id);
+}
+
 both_runtimes!(
     eth0_has_address_and_default_route,
     two_containers_reach_each_other,

@@ -30,6 +30,14 @@ pub(crate) fn wire_container(
                     "cannot create {veth} with {inside_name} in the container: an interface of that name already exists"
                 ))
             }
+            Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EXFULL) => {
+                Error::Conflict(format!(
+                    "network {}: its bridge {} has the most ports a Linux bridge can have (1023): \
+                     spread the containers over more networks",
+                    net.name,
+                    net.bridge_name().unwrap_or_default()
+                ))
+            }
             e => e,
         })?;
 
