@@ -289,7 +289,10 @@ impl Netlink {
     /// Take a link out of service at once, for a later `delete_link`
     /// under `new_name`: down, out of its bridge, renamed (none of which
     /// waits for an RCU grace period, as a deletion does). `Ok(false)` if
-    /// it did not exist.
+    /// it did not exist, or stopped existing meanwhile: a veth whose peer's
+    /// namespace ended (a container whose pin went with crun's private
+    /// mount namespace) is deleted by the kernel's namespace cleanup at a
+    /// moment of its own, between the lookup and either request.
     pub fn retire_link(&mut self, name: &str, new_name: &str) -> Result<bool> {
         let _span = tracing::debug_span!("link_retire", name, new_name).entered();
         let Some(link) = self.link_by_name(name)? else {
@@ -301,12 +304,17 @@ impl Netlink {
             .down()
             .nocontroller()
             .build();
-        self.set_link(down, &format!("take link {name} down"))?;
         let rename = LinkUnspec::new_with_index(link.index)
             .name(new_name)
             .build();
-        self.set_link(rename, &format!("rename link {name} to {new_name}"))?;
-        Ok(true)
+        let retired = self
+            .set_link(down, &format!("take link {name} down"))
+            .and_then(|()| self.set_link(rename, &format!("rename link {name} to {new_name}")));
+        match retired {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Delete a link by name; `Ok(false)` if it did not exist.
