@@ -29,4 +29,4 @@ pub mod store;
 pub mod values;
 
 pub use config::ClusterConfig;
-pub use store::{Store, TIMEOUT};
+pub use store::{lease_gone, Store, TIMEOUT};

@@ -340,3 +340,10 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
     }
     vec![0]
 }
+
+/// Whether `e` is the store refusing a lease it no longer has (etcd's
+/// `ErrGRPCLeaseNotFound`): the lease expired while this host could not
+/// reach the store, and its agent has not registered again yet.
+pub fn lease_gone(e: &Error) -> bool {
+    matches!(e, Error::Conflict(m) if m.contains("requested lease not found"))
+}

@@ -699,3 +699,52 @@ fn a_hook_or_agent_killed_at_any_step_leaks_nothing_locally_or_in_etcd() {
         "the last container's teardown left the VXLAN device"
     );
 }
+
+/// The store forgot this host's lease (it was out of reach for longer than
+/// the TTL; here the lease is revoked) and the agent has not registered
+/// again when a setup comes (it is stopped, SIGSTOP): the setup waits for
+/// the agent's new lease and succeeds once the agent runs again, instead of
+/// failing with "requested lease not found" (seen in CI right after etcd
+/// came back from a pause).
+#[test]
+fn a_setup_waits_for_the_agents_new_lease_when_the_store_forgot_the_old_one() {
+    let (c, _a, _ipa, _b, _ipb) = two_hosts_talking();
+    let h2 = &c.hosts[1];
+    let agents = h2.agents();
+    assert!(!agents.is_empty(), "h2 has no agent");
+    let signal = |pids: &[i32], sig: nix::sys::signal::Signal| {
+        for p in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), sig);
+        }
+    };
+    let node = ok(c
+        .etcd
+        .etcdctl(&["get", "/ocinet/v1/nodes/h2", "-w", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&node).expect("etcdctl json");
+    let lease = v["kvs"][0]["lease"]
+        .as_i64()
+        .expect("h2's node key has a lease");
+    signal(&agents, nix::sys::signal::Signal::SIGSTOP);
+    ok(c.etcd.etcdctl(&["lease", "revoke", &format!("{lease:x}")]));
+    let stopped = agents.clone();
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        signal(&stopped, nix::sys::signal::Signal::SIGCONT);
+    });
+    let mut d = h2.start(Runtime::Runc, "after-revoke", &Spec::on("ov", "delta"));
+    let _ = waker.join();
+    assert!(d.exit.is_none(), "the setup failed: {}", d.output());
+    let ip = ip_of(h2, &d.id, "ov");
+    assert!(!ip.is_empty(), "no overlay address");
+    let now = ok(c
+        .etcd
+        .etcdctl(&["get", "/ocinet/v1/nodes/h2", "-w", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&now).expect("etcdctl json");
+    assert_ne!(
+        v["kvs"][0]["lease"].as_i64(),
+        Some(lease),
+        "h2 is on its old lease"
+    );
+    h2.stop(&mut d);
+    assert!(h2.leftovers(&d.id).is_empty(), "{:?}", h2.leftovers(&d.id));
+}

@@ -175,7 +175,16 @@ pub fn allocate(
         )
     })?;
     super::with_member(ctx, |m| {
-        allocate_with(ctx, m, net, id, wanted, field, pool, subnet, gateway)
+        let stale = ctx.state.agent_state().map(|a| a.lease);
+        match allocate_with(ctx, m, net, id, wanted, field, pool, subnet, gateway) {
+            // Nothing was claimed: run again on the agent's new lease.
+            Err(e)
+                if ocinet_cluster::lease_gone(&e) && super::agent_registered_again(ctx, stale) =>
+            {
+                allocate_with(ctx, m, net, id, wanted, field, pool, subnet, gateway)
+            }
+            r => r,
+        }
     })
 }
 

@@ -18,6 +18,7 @@ pub mod lease;
 pub mod names;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ocinet_cluster::{keys, ClusterConfig, Store};
 use ocinet_common::Result;
@@ -67,6 +68,32 @@ impl Member {
                 self.store.endpoints()
             ))),
         }
+    }
+}
+
+/// How long a setup waits for the agent to register again after the
+/// store forgot this host's lease (the store was out of reach for longer
+/// than the lease's TTL): the agent retries every 0.5 s, and registering
+/// is two round trips.
+const LEASE_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether the agent has a lease other than `stale` (the one the store no
+/// longer knows), waiting for it at most `LEASE_WAIT`.
+pub(crate) fn agent_registered_again(ctx: &Context, stale: Option<i64>) -> bool {
+    let deadline = Instant::now() + LEASE_WAIT;
+    loop {
+        if let Some(a) = ctx.state.agent_state() {
+            if a.lease != 0 && Some(a.lease) != stale {
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                "the store forgot this host's lease and its agent has not registered again"
+            );
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
