@@ -36,6 +36,8 @@ pub fn init(log_file: &Path, level: &str) -> Result<(), String> {
             "ocinet_core",
             "ocinet_dns",
             "ocinet_cni",
+            "ocinet_proxy",
+            "ocinet_cluster",
         ]
         .map(|t| (t, level)),
     );

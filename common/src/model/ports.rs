@@ -84,12 +84,17 @@ pub struct PortMapping {
 }
 
 impl PortSpec {
+    /// Each port of the range. The parser refuses a range past 65535; a
+    /// record that says otherwise (edited by hand, corrupt) ends its range
+    /// there rather than wrapping or panicking.
     pub fn mappings(&self) -> impl Iterator<Item = PortMapping> + '_ {
-        (0..self.count).map(move |i| PortMapping {
-            host_ip: self.host_ip,
-            host_port: self.host_port + i,
-            container_port: self.container_port + i,
-            protocol: self.protocol,
+        (0..self.count).map_while(move |i| {
+            Some(PortMapping {
+                host_ip: self.host_ip,
+                host_port: self.host_port.checked_add(i)?,
+                container_port: self.container_port.checked_add(i)?,
+                protocol: self.protocol,
+            })
         })
     }
 }

@@ -179,7 +179,8 @@ pub fn allocate(
         match allocate_with(ctx, m, net, id, wanted, field, pool, subnet, gateway) {
             // Nothing was claimed: run again on the agent's new lease.
             Err(e)
-                if ocinet_cluster::lease_gone(&e) && super::agent_registered_again(ctx, stale) =>
+                if ocinet_cluster::lease_gone(&e)
+                    && super::agent_registered_again(ctx, m.cfg.ttl, stale) =>
             {
                 allocate_with(ctx, m, net, id, wanted, field, pool, subnet, gateway)
             }

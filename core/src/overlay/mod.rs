@@ -73,14 +73,19 @@ impl Member {
 
 /// How long a setup waits for the agent to register again after the
 /// store forgot this host's lease (the store was out of reach for longer
-/// than the lease's TTL): the agent retries every 0.5 s, and registering
-/// is two round trips.
-const LEASE_WAIT: Duration = Duration::from_secs(3);
+/// than the lease's TTL): an agent that lost the store retries every
+/// 0.5 s and registers first; one whose connection stayed up notices at
+/// its next keep-alive, every third of the TTL. Bounded: the setup holds
+/// the state lock meanwhile.
+fn lease_wait(ttl: u32) -> Duration {
+    Duration::from_millis(u64::from(ttl) * 1000 / 3 + 1000)
+        .clamp(Duration::from_secs(3), Duration::from_secs(10))
+}
 
 /// Whether the agent has a lease other than `stale` (the one the store no
-/// longer knows), waiting for it at most `LEASE_WAIT`.
-pub(crate) fn agent_registered_again(ctx: &Context, stale: Option<i64>) -> bool {
-    let deadline = Instant::now() + LEASE_WAIT;
+/// longer knows), waiting for it at most `lease_wait`.
+pub(crate) fn agent_registered_again(ctx: &Context, ttl: u32, stale: Option<i64>) -> bool {
+    let deadline = Instant::now() + lease_wait(ttl);
     loop {
         if let Some(a) = ctx.state.agent_state() {
             if a.lease != 0 && Some(a.lease) != stale {

@@ -45,7 +45,19 @@ pub(crate) fn wire_container(
     // up, it never gets a link-local address or a route in the host's
     // IPv6 table (whose walks, at every carrier change, grew with the
     // number of containers).
-    ocinet_common::sysctl::disable_ipv6_on_port(&veth)?;
+    if let Err(e) = ocinet_common::sysctl::disable_ipv6_on_port(&veth) {
+        // A hook or plugin in a container with NET_ADMIN but a read-only
+        // /proc/sys (as Docker mounts it): no link-local address at least.
+        let denied = matches!(&e, Error::Io { source, .. } if matches!(
+            source.raw_os_error(),
+            Some(nix::libc::EROFS | nix::libc::EACCES | nix::libc::EPERM)
+        ));
+        if !denied {
+            return Err(e);
+        }
+        tracing::warn!(veth = %veth, "cannot turn IPv6 off on the bridge port ({e}): only its link-local address is left off");
+        host.disable_ipv6_autoconf(LinkRef::Name(&veth))?;
+    }
     host.set_up_by_name(&veth, &format!("set {veth} up"))?;
     if !att.ports.is_empty() {
         // Hairpin: the container reaching its own published port through a
