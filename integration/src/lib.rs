@@ -154,6 +154,28 @@ impl Drop for BareContainer {
     }
 }
 
+/// podman's global flags for a test: its storage, run root and temporary
+/// files under `dir` (nothing of the machine's own), crun with cgroupfs
+/// (this machine's hybrid cgroups), no event log.
+pub fn podman_store_args(dir: &Path) -> Vec<String> {
+    let under = |d: &str| dir.join(d).display().to_string();
+    [
+        "--root".to_string(),
+        under("root"),
+        "--runroot".into(),
+        under("runroot"),
+        "--tmpdir".into(),
+        under("tmp"),
+        "--runtime".into(),
+        "crun".into(),
+        "--cgroup-manager".into(),
+        "cgroupfs".into(),
+        "--events-backend".into(),
+        "none".into(),
+    ]
+    .into()
+}
+
 /// Unmount and remove the hook's `/run/netns` pins of container `id`
 /// (named after its first 12 characters), whatever a test left.
 pub(crate) fn remove_pins(id: &str) {
@@ -1220,8 +1242,6 @@ impl Host {
             let h = hooks.display().to_string();
             ok(self.ocinet(&["install-podman-hook", "--hooks-dir", &h]));
         }
-        let p = self.dir.join("podman");
-        let (root, runroot, tmp) = (p.join("root"), p.join("runroot"), p.join("tmp"));
         let mut c = Command::new("nsenter");
         c.arg(format!("--net=/run/netns/{}", self.name))
             .args(match containers_conf {
@@ -1252,21 +1272,8 @@ impl Host {
                     "podman",
                 ],
             })
-            .arg("--root")
-            .arg(root)
-            .arg("--runroot")
-            .arg(runroot)
-            .arg("--tmpdir")
-            .arg(tmp)
-            .args([
-                "--runtime",
-                "crun",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "none",
-                "--hooks-dir",
-            ])
+            .args(podman_store_args(&self.dir.join("podman")))
+            .arg("--hooks-dir")
             .arg(hooks)
             .args(args);
         if let Some(conf) = containers_conf {

@@ -311,25 +311,10 @@ impl Root {
     }
 
     fn podman(&self, args: &[&str]) -> Output {
-        let p = self.dir.join("podman");
-        let mut all: Vec<String> = [
-            "podman",
-            "--root",
-            &p.join("root").display().to_string(),
-            "--runroot",
-            &p.join("runroot").display().to_string(),
-            "--tmpdir",
-            &p.join("tmp").display().to_string(),
-            "--runtime",
-            "crun",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "none",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut all = vec!["podman".to_string()];
+        all.extend(ocinet_integration::podman_store_args(
+            &self.dir.join("podman"),
+        ));
         all.extend(args.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         self.run(&refs)
