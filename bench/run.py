@@ -400,8 +400,13 @@ def bench_scale_networks(work, nets, per_net):
         downs = [oc.hook("poststop", f"sn{i:05d}", os.path.join(oc.bundles, f"sn{i:05d}")) for i in range(total)]
         down_all = time.perf_counter() - t0
         left = json.loads(oc.cli("ps", "--json"))
+        # The pins (/run/netns/ocinet-<id>) and anything mounted under the
+        # bench's own directory (a resolv.conf mount that reached the host).
+        pins = {f"/run/netns/ocinet-sn{i:05d}" for i in range(total)}
         with open("/proc/self/mountinfo") as f:
-            mounts_left = sum(1 for line in f if work in line)
+            points = [line.split()[4] for line in f]
+        # (A pin whose name was taken gets `-<hash>` after it.)
+        mounts_left = sum(1 for m in points if "-".join(m.split("-")[:2]) in pins or m.startswith(work + "/"))
         # What the kernel still holds of them once the namespaces went.
         for _ in range(100):
             veths = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True).stdout.count("\n")
