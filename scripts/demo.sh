@@ -97,7 +97,7 @@ in_host runc kill "$ID" KILL
 wait "$RUNTIME_PID" 2>/dev/null || true
 RUNTIME_PID=
 left=$(oci ps --json)
-# poststop retires the host veth (renamed ocx-..., down) and the kernel
+# poststop retires the host veth (down, marked 'ocinet: retired') and the kernel
 # deletes the pair with the container's namespace a moment later.
 for _ in $(seq 1 50); do
     veths=$(in_host ip -o link show type veth | wc -l)

@@ -1,11 +1,12 @@
 //! Host veths retired by a teardown that must not wait for their deletion
 //! (a CNI DEL and the hook's poststop: the deletion of a link waits out an
 //! RCU grace period, 20 ms and more, most of a teardown): down, out of
-//! their bridge and renamed to `ocx-…` at once, deleted by a detached
-//! process afterwards (or with the container's namespace, which takes the
-//! pair along once nothing holds it). Each reaper deletes every retired
-//! veth of its namespace, so one a killed hook or reaper left goes with
-//! the next teardown; `ocinet gc` deletes them too.
+//! their bridge and marked retired (`netlink::RETIRED_ALIAS`) at once,
+//! deleted by a detached process afterwards (or with the container's
+//! namespace, which takes the pair along once nothing holds it). Each
+//! reaper deletes every retired veth of its namespace, so one a killed
+//! hook or reaper left goes with the next teardown; `ocinet gc` deletes
+//! them too.
 
 use std::process::Command;
 
@@ -14,11 +15,13 @@ use ocinet_common::validate;
 
 use crate::context::Context;
 
-/// The prefix of retired links: no other name ocinet gives starts so.
+/// The prefix of the names retired links are moved aside to when a new
+/// link needs theirs (and which older versions gave every retired link):
+/// no other name ocinet gives starts so.
 pub const PREFIX: &str = "ocx-";
 
-/// The name a link is retired under: unique per link and moment, within
-/// IFNAMSIZ.
+/// A name to move a retired link aside to: unique per link and moment,
+/// within IFNAMSIZ.
 pub fn retired_name(name: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -36,10 +39,10 @@ pub const SUBCOMMAND: &str = "reap-links";
 
 /// Start a detached `ocinet reap-links` (the runtime does not wait on
 /// it: a new session, no inherited descriptor) that deletes every retired
-/// veth, `names` among them. Best effort: a failure leaves the links to
-/// the next teardown's reaper or `gc`.
-pub fn reap_later(ctx: &Context, names: &[String]) {
-    if names.is_empty() {
+/// veth, if this teardown retired any. Best effort: a failure leaves the
+/// links to the next teardown's reaper or `gc`.
+pub fn reap_later(ctx: &Context, retired_any: bool) {
+    if !retired_any {
         return;
     }
     let exe = match std::env::current_exe() {
@@ -60,28 +63,32 @@ pub fn reap_later(ctx: &Context, names: &[String]) {
     }
 }
 
-/// Whether `name` is one `retired_name` gives.
-fn is_retired(name: &str) -> bool {
+/// Whether `name` is one `retired_name` gives (moved aside, or retired by
+/// an older version, which renamed every retired link so).
+fn has_retired_name(name: &str) -> bool {
     name.strip_prefix(PREFIX)
         .is_some_and(|h| h.len() == 11 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Delete retired links (`names`, or every one when empty); only names
-/// with the retired prefix are touched. Returns how many went.
+/// Delete retired veths (`names`, or every one when empty): only veths
+/// that carry the retired mark or a retired name are touched, by index (a
+/// retired link's name can be a new container's a moment later). Returns
+/// how many went.
 pub fn reap(names: &[String]) -> ocinet_common::Result<usize> {
     crate::killpoint::reached("reaping");
     let mut nl = Netlink::new()?;
-    // Only veths: a retired name is ocinet's only on the link it renamed.
-    let veths: Vec<String> = nl
+    let veths: Vec<(u32, String)> = nl
         .links()?
         .into_iter()
-        .filter(|l| l.kind.as_deref() == Some("veth") && is_retired(&l.name))
-        .map(|l| l.name)
-        .filter(|n| names.is_empty() || names.contains(n))
+        .filter(|l| {
+            l.kind.as_deref() == Some("veth") && (l.is_retired() || has_retired_name(&l.name))
+        })
+        .filter(|l| names.is_empty() || names.contains(&l.name))
+        .map(|l| (l.index, l.name))
         .collect();
     let (mut gone, mut errors) = (0, Vec::new());
-    for n in veths {
-        match nl.delete_link(&n) {
+    for (index, name) in veths {
+        match nl.delete_link_by_index(index, &name) {
             Ok(true) => gone += 1,
             Ok(false) => {}
             Err(e) => errors.push(e),

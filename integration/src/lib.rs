@@ -420,6 +420,12 @@ S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
 /// `timeout` rather than `wget -T`, which segfaults in Debian's busybox.
 pub const WGET: &[&str] = &["timeout", "3", "busybox", "wget", "-q", "-O", "-"];
 
+/// The alias ocinet's teardown marks a retired host veth with
+/// (docs/architecture.md, "Teardown waits on no veth deletion"), and the name prefix one is moved aside to when a new
+/// container needs its name.
+pub const RETIRED_ALIAS: &str = "ocinet: retired";
+pub const RETIRED_PREFIX: &str = "ocx-";
+
 pub const HOST_LINK_IP: &str = "198.51.100.1";
 pub const OUTSIDE_IP: &str = "198.51.100.2";
 /// The same link's IPv6 addresses (documentation prefix, RFC 3849).
@@ -1165,10 +1171,11 @@ impl Host {
 
     /// Interfaces of the host namespace of a given kind (veth, bridge),
     /// once the veths a finished teardown retired are gone: a teardown
-    /// renames its host veths to `ocx-…` and leaves their deletion to the
-    /// kernel (with the container's namespace) or a detached reaper, so
-    /// "nothing left" means after that (waited for up to 10 s; what is
-    /// left then is listed, and fails the test that looks).
+    /// retires its host veths (down, out of the bridge, marked with the
+    /// alias `ocinet: retired`) and leaves their deletion to the kernel
+    /// (with the container's namespace) or a detached reaper, so "nothing
+    /// left" means after that (waited for up to 10 s; what is left then
+    /// is listed, and fails the test that looks).
     pub fn links(&self, kind: &str) -> Vec<String> {
         self.reaped();
         self.links_now(kind)
@@ -1183,11 +1190,33 @@ impl Host {
             .collect()
     }
 
-    /// Wait (up to 10 s) until no retired veth (`ocx-…`) is left in the
-    /// host namespace; whether none is.
+    /// The host's retired veths now (the mark ocinet's teardown leaves, or
+    /// the `ocx-` name a retired veth is moved aside to), each with
+    /// whether it is down and out of any bridge.
+    pub fn retired_links(&self) -> Vec<(String, bool)> {
+        let links: Value =
+            serde_json::from_str(&ok(self.exec(&["ip", "-j", "link", "show", "type", "veth"])))
+                .unwrap_or(Value::Null);
+        links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| {
+                let name = l["ifname"].as_str()?;
+                let up = l["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f == "UP"));
+                let retired = l["ifalias"] == RETIRED_ALIAS || name.starts_with(RETIRED_PREFIX);
+                retired.then(|| (name.to_string(), !up && l["master"].is_null()))
+            })
+            .collect()
+    }
+
+    /// Wait (up to 10 s) until no retired veth is left in the host
+    /// namespace; whether none is.
     pub fn reaped(&self) -> bool {
         for _ in 0..200 {
-            if !self.links_now("veth").iter().any(|l| l.starts_with("ocx-")) {
+            if self.retired_links().is_empty() {
                 return true;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -1285,7 +1314,13 @@ impl Host {
     /// A `BareContainer` in this host, its id made unique to this run from
     /// `tag`.
     pub fn bare_container(&self, tag: &str, annotations: Value) -> BareContainer {
-        let id = format!("{}-{tag}", unique_hex());
+        self.bare_container_id(&format!("{}-{tag}", unique_hex()), annotations)
+    }
+
+    /// `bare_container` under a given id (a container set up again under
+    /// the id of one torn down).
+    pub fn bare_container_id(&self, id: &str, annotations: Value) -> BareContainer {
+        let id = id.to_string();
         // A mount namespace of its own too, as a runtime's container has:
         // the hook mounts the resolv.conf of a DNS-enabled network there
         // (the bundle's rootfs has the /etc it needs), and it goes with the
@@ -1547,13 +1582,14 @@ impl Host {
                 left.push(format!("port claim {port}"));
             }
         }
-        // A retired veth (`ocx-…`, down, out of its bridge) is going: the
+        // A retired veth (marked, down, out of its bridge) is going: the
         // reaper or the namespace's end takes it (`reaped` waits for that).
         let host_veths = self.links_now("veth");
+        let retired: Vec<String> = self.retired_links().into_iter().map(|(n, _)| n).collect();
         for veth in self
             .veths_of(id)
             .into_iter()
-            .filter(|v| !v.starts_with("ocx-"))
+            .filter(|v| !retired.contains(v))
         {
             if host_veths.contains(&veth) {
                 left.push(format!("veth {veth}"));

@@ -15,7 +15,7 @@ fn pods_network(extra: Value) -> Value {
 }
 
 /// DEL hands the host veth's deletion (which waits for an RCU grace
-/// period) to a detached reaper: it is gone soon after, renamed `ocx-…`
+/// period) to a detached reaper: it is gone soon after, marked retired
 /// until then.
 #[track_caller]
 fn retired_veths_go(h: &Host) {
@@ -153,23 +153,37 @@ fn del_always_succeeds_and_leaves_nothing() {
         assert!(!h.links("veth").contains(&v), "{v} left");
     }
     retired_veths_go(&h);
-    // A retired veth whose reaper was killed: `ocinet gc` deletes it.
+    // A retired veth whose reaper was killed (marked, or moved aside under
+    // an `ocx-` name, as older versions named every one): `ocinet gc`
+    // deletes both, and a veth that only looks like one stays.
+    for (name, peer) in [
+        ("ocx-00000000001", "ocxpeer1"),
+        ("ocmarked", "ocxpeer2"),
+        ("notours", "ocxpeer3"),
+    ] {
+        ok(h.exec(&[
+            "ip", "link", "add", name, "type", "veth", "peer", "name", peer,
+        ]));
+    }
     ok(h.exec(&[
         "ip",
         "link",
-        "add",
-        "ocx-00000000001",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "ocxpeer",
+        "set",
+        "ocmarked",
+        "alias",
+        ocinet_integration::RETIRED_ALIAS,
     ]));
+    ok(h.exec(&["ip", "link", "set", "notours", "alias", "ocinet: retired?"]));
     ok(h.ocinet(&["gc"]));
+    let left = h.links_now("veth");
+    assert!(left.contains(&"notours".to_string()), "{left:?}");
+    ok(h.exec(&["ip", "link", "del", "notours"]));
+    let left = h.links_now("veth");
     assert!(
-        !h.links("veth").iter().any(|l| l.starts_with("ocx-")),
-        "{:?}",
-        h.links("veth")
+        !left
+            .iter()
+            .any(|l| l == "ocmarked" || l.starts_with("ocx-")),
+        "{left:?}"
     );
 }
 

@@ -1,6 +1,6 @@
 //! Issue 24: the hook's teardown waits on no veth deletion. A container
 //! whose namespace was its own has its host veths retired (down, out of
-//! the bridge, renamed `ocx-…`) and left to the kernel, which deletes the
+//! the bridge, marked `ocinet: retired`) and left to the kernel, which deletes the
 //! pair with the namespace once the pin goes; one that joined a namespace
 //! gets a detached reaper, as a CNI DEL does. These tests show the paths
 //! leave nothing: the same id, name and address can be set up at once, a
@@ -23,22 +23,7 @@ fn ip_of(h: &Host, id: &str) -> String {
 /// The host's retired veths, with whether each is down and out of any
 /// bridge.
 fn retired(h: &Host) -> Vec<(String, bool)> {
-    let links: Value =
-        serde_json::from_str(&ok(h.exec(&["ip", "-j", "link", "show", "type", "veth"])))
-            .unwrap_or(Value::Null);
-    links
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| {
-            let name = l["ifname"].as_str()?;
-            let up = l["flags"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|f| f == "UP"));
-            name.starts_with("ocx-")
-                .then(|| (name.to_string(), !up && l["master"].is_null()))
-        })
-        .collect()
+    h.retired_links()
 }
 
 /// The veths inside the namespace `/proc/PID/ns/net`.
@@ -94,10 +79,21 @@ fn the_same_id_name_and_address_at_once(rt: Runtime) {
     let id = a.id.clone();
     h.stop(&mut a);
     assert!(h.endpoint(&id).is_none(), "the record outlived poststop");
-    assert!(
-        !h.links_now("veth").contains(&veth),
-        "{veth} kept its name after poststop"
-    );
+    // In one look: gone (the kernel deletes it with the namespace, at a
+    // moment of its own) or out of service: marked, down, off the bridge.
+    let look = h.exec(&["ip", "-j", "link", "show", "dev", &veth]);
+    if look.status.success() {
+        let l: Value = serde_json::from_slice(&look.stdout).unwrap_or(Value::Null);
+        let l = &l[0];
+        assert_eq!(l["ifalias"], ocinet_integration::RETIRED_ALIAS, "{l}");
+        assert!(l["master"].is_null(), "still on the bridge: {l}");
+        assert!(
+            !l["flags"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "UP")),
+            "still up: {l}"
+        );
+    }
     let mut b = h.start_id(rt, &id, &spec.clone().ann("io.ocinet.ip", &ip));
     assert!(b.exit.is_none(), "the same address at once: {}", b.output());
     assert_eq!(ip_of(&h, &id), ip);
@@ -137,15 +133,27 @@ fn a_namespace_still_held_at_poststop_keeps_only_a_retired_pair() {
         assert!(left[0].1, "retired but up or on a bridge: {left:?}");
         let inner = veths_in(v.proc.0.id());
         assert_eq!(inner.len(), 1, "the pair's inner end: {inner:?}");
-        let w = h.bare_container(
-            &format!("next{by_gc}"),
+        // The same id again at once: its host veth's name is the retired
+        // one's, which is moved aside for it.
+        let w = h.bare_container_id(
+            &v.id,
             json!({"io.ocinet.ports": "8080:80", "io.ocinet.ip": ip}),
         );
         assert_eq!(set_up(&h, &w), ip, "the address is free at once");
+        let veth = h.host_veth(&w.id);
+        let left = retired(&h);
+        assert!(
+            left.len() == 1 && left[0].0 != veth && left[0].0.starts_with("ocx-"),
+            "the retired pair moved aside from {veth}: {left:?}"
+        );
         if by_gc {
             ok(h.ocinet(&["gc"]));
             assert!(retired(&h).is_empty(), "{:?}", retired(&h));
             assert!(veths_in(v.proc.0.id()).is_empty(), "gc left the inner end");
+            assert!(
+                h.links_now("veth").contains(&veth),
+                "gc took the new container's {veth} (same name as the retired one had)"
+            );
         } else {
             v.kill();
             assert!(h.reaped(), "the pair outlived the namespace");

@@ -37,9 +37,23 @@ pub struct Link {
     pub ethernet: bool,
     /// IFF_LOOPBACK: the kernel refuses it as a macvlan lower.
     pub loopback: bool,
+    /// IFLA_IFALIAS: the mark of a link ocinet retired (`RETIRED_ALIAS`).
+    pub alias: Option<String>,
 }
 
+/// The alias a retired link carries (`Netlink::retire_link`). The mark,
+/// not a name, says a link is retired: a rename runs nf_tables' netdevice
+/// notifier (`NETDEV_CHANGENAME`), which queues on its `commit_mutex`
+/// behind every other process's netfilter socket close for a grace
+/// period, the largest wait of concurrent teardowns.
+pub const RETIRED_ALIAS: &str = "ocinet: retired";
+
 impl Link {
+    /// Whether ocinet retired this link (see `RETIRED_ALIAS`).
+    pub fn is_retired(&self) -> bool {
+        self.alias.as_deref() == Some(RETIRED_ALIAS)
+    }
+
     pub fn from_message(m: &LinkMessage) -> Self {
         let mut l = Link {
             index: m.header.index,
@@ -53,6 +67,7 @@ impl Link {
             stats: None,
             ethernet: m.header.link_layer_type == netlink_packet_route::link::LinkLayerType::Ether,
             loopback: m.header.flags.contains(LinkFlags::Loopback),
+            alias: None,
         };
         for a in &m.attributes {
             match a {
@@ -62,6 +77,7 @@ impl Link {
                 LinkAttribute::Controller(c) => l.controller = Some(*c),
                 LinkAttribute::OperState(s) => l.oper_up = *s == State::Up,
                 LinkAttribute::Stats64(s) => l.stats = Some(*s),
+                LinkAttribute::IfAlias(a) => l.alias = Some(a.clone()),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let netlink_packet_route::link::LinkInfo::Kind(k) = i {
@@ -286,31 +302,86 @@ impl Netlink {
         self.ack(RouteNetlinkMessage::NewLink(msg), 0, what)
     }
 
-    /// Take a link out of service at once, for a later `delete_link`
-    /// under `new_name`: down, out of its bridge, renamed (none of which
-    /// waits for an RCU grace period, as a deletion does). `Ok(false)` if
-    /// it did not exist, or stopped existing meanwhile: a veth whose peer's
-    /// namespace ended (a container whose pin went with crun's private
-    /// mount namespace) is deleted by the kernel's namespace cleanup at a
-    /// moment of its own, between the lookup and either request.
-    pub fn retire_link(&mut self, name: &str, new_name: &str) -> Result<bool> {
-        let _span = tracing::debug_span!("link_retire", name, new_name).entered();
+    /// Take a link out of service at once, for a later deletion (by the
+    /// kernel with its peer's namespace, a reaper, or `gc`): down, out of
+    /// its bridge and marked retired (`RETIRED_ALIAS`) in one request that
+    /// waits for no grace period, as a deletion does, and runs no
+    /// nf_tables notifier, as a rename does. It keeps its name: a new
+    /// link that needs it moves it aside first (`set_aside_retired`).
+    /// `rename`: also rename it (the container's end, so that a new ADD
+    /// into the same namespace finds its name free; a namespace of its
+    /// own has an nf_tables of its own, nobody else's mutex).
+    /// `Ok(false)` if it did not exist, or stopped existing meanwhile: a
+    /// veth whose peer's namespace ended (a container whose pin went with
+    /// crun's private mount namespace) is deleted by the kernel's
+    /// namespace cleanup at a moment of its own, between the lookup and
+    /// the request.
+    pub fn retire_link(&mut self, name: &str, rename: Option<&str>) -> Result<bool> {
+        let _span = tracing::debug_span!("link_retire", name, ?rename).entered();
         let Some(link) = self.link_by_name(name)? else {
             return Ok(false);
         };
-        // Down first, then renamed: kernels before 6.2 refuse to rename an
-        // interface that is up (EBUSY), and rename before they apply flags.
-        let down = LinkUnspec::new_with_index(link.index)
+        let retire = LinkUnspec::new_with_index(link.index)
             .down()
             .nocontroller()
+            .alias(RETIRED_ALIAS)
             .build();
+        // Renamed after it is down: kernels before 6.2 refuse to rename an
+        // interface that is up (EBUSY), and rename before they apply flags.
+        let retired = self
+            .set_link(retire, &format!("retire link {name}"))
+            .and_then(|()| match rename {
+                Some(new_name) => self.set_link(
+                    LinkUnspec::new_with_index(link.index)
+                        .name(new_name)
+                        .build(),
+                    &format!("rename link {name} to {new_name}"),
+                ),
+                None => Ok(()),
+            });
+        match retired {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Free `name` for a new link if a retired veth still holds it (a
+    /// container set up again at once under the same id, before the
+    /// kernel or the reaper deleted its old pair): renamed to `new_name`,
+    /// still marked. Only this rare path pays the rename's wait.
+    /// `Ok(false)` when `name` is not a retired veth's (somebody else's
+    /// interface, or none): the caller's conflict stands.
+    pub fn set_aside_retired(&mut self, name: &str, new_name: &str) -> Result<bool> {
+        let _span = tracing::debug_span!("link_set_aside", name, new_name).entered();
+        let Some(link) = self.link_by_name(name)? else {
+            // Gone meanwhile: the name is free.
+            return Ok(true);
+        };
+        if link.kind.as_deref() != Some("veth") || !link.is_retired() {
+            return Ok(false);
+        }
         let rename = LinkUnspec::new_with_index(link.index)
             .name(new_name)
             .build();
-        let retired = self
-            .set_link(down, &format!("take link {name} down"))
-            .and_then(|()| self.set_link(rename, &format!("rename link {name} to {new_name}")));
-        match retired {
+        match self.set_link(rename, &format!("rename retired link {name} to {new_name}")) {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delete a link by index (a retired one: its name may be given to a
+    /// new link meanwhile, its index is not); `Ok(false)` if it did not
+    /// exist.
+    pub fn delete_link_by_index(&mut self, index: u32, what: &str) -> Result<bool> {
+        let _span = tracing::debug_span!("link_delete", index, what).entered();
+        let msg = LinkUnspec::new_with_index(index).build();
+        match self.ack(
+            RouteNetlinkMessage::DelLink(msg),
+            0,
+            &format!("delete link {what} (index {index})"),
+        ) {
             Ok(()) => Ok(true),
             Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
             Err(e) => Err(e),

@@ -11,6 +11,6 @@ pub mod route;
 mod socket;
 pub mod vxlan;
 
-pub use link::LinkRef;
+pub use link::{LinkRef, RETIRED_ALIAS};
 pub use netlink_packet_route::link::Stats64;
 pub use socket::{open_socket, recv_error, Netlink, Transport, ANSWER_TIMEOUT};

@@ -44,7 +44,9 @@ pub(crate) fn reattach_these(
                 continue;
             }
         };
-        if link.controller == Some(bridge) && link.up {
+        // Retired by a teardown that was killed before it removed the
+        // record: gc or the next teardown finishes it, it never comes back.
+        if (link.controller == Some(bridge) && link.up) || link.is_retired() {
             continue;
         }
         let attached = host

@@ -21,25 +21,32 @@ pub(crate) fn wire_container(
     let veth = att.host_veth.clone().unwrap_or_default();
     let inside_name = att.interface.clone();
     let mac = att.mac_bytes()?.unwrap_or_default();
-    host.create_veth(&veth, &inside_name, ns, &mac, net.mtu, bridge)
-        .map_err(|e| match e {
-            Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => {
-                // Someone else's interface: the rollback must not delete it.
-                att.host_veth = None;
-                Error::Conflict(format!(
-                    "cannot create {veth} with {inside_name} in the container: an interface of that name already exists"
-                ))
-            }
-            Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EXFULL) => {
-                Error::Conflict(format!(
-                    "network {}: its bridge {} has the most ports a Linux bridge can have (1023): \
-                     spread the containers over more networks",
-                    net.name,
-                    net.bridge_name().unwrap_or_default()
-                ))
-            }
-            e => e,
-        })?;
+    let mut created = host.create_veth(&veth, &inside_name, ns, &mac, net.mtu, bridge);
+    let exists = matches!(&created, Err(Error::Netlink { source, .. })
+        if source.raw_os_error() == Some(nix::libc::EEXIST));
+    if exists && host.set_aside_retired(&veth, &crate::reaper::retired_name(&veth))? {
+        // The pair of a container torn down a moment ago under the same
+        // id, which the kernel or the reaper has not deleted yet.
+        created = host.create_veth(&veth, &inside_name, ns, &mac, net.mtu, bridge);
+    }
+    created.map_err(|e| match e {
+        Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EEXIST) => {
+            // Someone else's interface: the rollback must not delete it.
+            att.host_veth = None;
+            Error::Conflict(format!(
+                "cannot create {veth} with {inside_name} in the container: an interface of that name already exists"
+            ))
+        }
+        Error::Netlink { source, .. } if source.raw_os_error() == Some(nix::libc::EXFULL) => {
+            Error::Conflict(format!(
+                "network {}: its bridge {} has the most ports a Linux bridge can have (1023): \
+                 spread the containers over more networks",
+                net.name,
+                net.bridge_name().unwrap_or_default()
+            ))
+        }
+        e => e,
+    })?;
 
     // A bridge port needs no IPv6 of its own; turned off before it comes
     // up, it never gets a link-local address or a route in the host's
@@ -83,8 +90,9 @@ pub(crate) fn wire_container(
 pub enum Veths {
     /// Deleted before it returns.
     Delete,
-    /// Retired at once and deleted by a detached reaper (`reaper.rs`): for
-    /// a front end whose caller waits on it (a CNI DEL, the hook's
+    /// Retired at once (down, out of the bridge, marked: see
+    /// `Netlink::retire_link`) and deleted by a detached reaper
+    /// (`reaper.rs`): for a front end whose caller waits on it (a CNI DEL, the hook's
     /// poststop of a container that joined a namespace).
     Retire,
     /// Retired at once and left to the kernel, which deletes the pair with
@@ -113,7 +121,8 @@ pub(crate) fn retire_inside(ep: &Endpoint, atts: &[&Attachment]) {
                 .link_by_name(&a.interface)?
                 .is_some_and(|l| l.kind.as_deref() == Some("veth"))
             {
-                nl.retire_link(&a.interface, &crate::reaper::retired_name(&a.interface))?;
+                let aside = crate::reaper::retired_name(&a.interface);
+                nl.retire_link(&a.interface, Some(&aside))?;
             }
         }
         Ok(())
@@ -132,17 +141,14 @@ pub(crate) fn remove_host_ends(
     how: Veths,
     errors: &mut Vec<Error>,
 ) {
-    let mut retired = Vec::new();
+    let mut retired = false;
     for veth in atts.iter().filter_map(|a| a.host_veth.as_deref()) {
         let _span = tracing::debug_span!("delete_veth", veth).entered();
         let outcome = Netlink::new().and_then(|mut nl| match how {
             Veths::Delete => nl.delete_link(veth),
             Veths::Retire | Veths::WithNamespace => {
-                let name = crate::reaper::retired_name(veth);
-                let found = nl.retire_link(veth, &name)?;
-                if found {
-                    retired.push(name);
-                }
+                let found = nl.retire_link(veth, None)?;
+                retired |= found;
                 Ok(found)
             }
         });
@@ -151,11 +157,11 @@ pub(crate) fn remove_host_ends(
             Err(e) => errors.push(e),
         }
     }
-    if !retired.is_empty() {
+    if retired {
         crate::killpoint::reached("teardown-retired");
     }
     if how == Veths::Retire {
-        crate::reaper::reap_later(ctx, &retired);
+        crate::reaper::reap_later(ctx, retired);
     }
 }
 
