@@ -8,6 +8,7 @@ pub mod gone;
 pub mod health;
 pub mod ipam;
 pub mod logging;
+pub mod memory;
 pub mod model;
 pub mod netlink;
 pub mod netns;

@@ -809,6 +809,12 @@ async fn serve(state: StateDir, config: ConfigDir, lifetime: Lifetime) -> Result
                 .state
                 .save_resolver(&s)
                 .map_err(|e| format!("writing the pid file: {e}"))?;
+            if announced.is_none() {
+                // Start-up is over: its code and read-only data (argument
+                // parsing, configuration, logging set-up) need not stay
+                // mapped for as long as containers run.
+                ocinet_common::memory::release_unused_file_pages();
+            }
             announced = Some(bound);
         }
         // Persistent or not: nobody reaches it again (and `done` cannot
