@@ -52,7 +52,7 @@ pub fn release_unused_file_pages() -> usize {
 fn releasable(smaps: &str) -> Vec<Releasable> {
     let mut out = Vec::new();
     let mut current: Option<(Releasable, bool)> = None;
-    let mut finish = |c: Option<(Releasable, bool)>, out: &mut Vec<Releasable>| {
+    let finish = |c: Option<(Releasable, bool)>, out: &mut Vec<Releasable>| {
         if let Some((m, true)) = c {
             out.push(m);
         }
