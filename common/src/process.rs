@@ -2,6 +2,7 @@
 //! for it (a hook, a CNI plugin): its own session, stdio on /dev/null, and
 //! none of the caller's descriptors (runc waits for its pipes to close).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
@@ -138,6 +139,23 @@ pub fn ended_within(p: &crate::model::ProcessId, limit: std::time::Duration) -> 
     true
 }
 
+/// The state lock of the transactions this process took part in (set by
+/// the first one): `exit_leaving_to_child`'s child closes the netfilter
+/// sockets only once nobody holds it.
+static QUIET_LOCK: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Note the lock whose holders the final close of this process's netfilter
+/// sockets must not hold up (see `exit_leaving_to_child`).
+pub fn close_netfilter_sockets_outside(lock: &std::path::Path) {
+    let _ = QUIET_LOCK.set(lock.to_path_buf());
+}
+
+/// How long the child waits for the state lock to be free before it
+/// closes anyway: a burst of hooks (32 teardowns at once) lasts a few
+/// hundred milliseconds; a foreground `crun run`, a child subreaper, waits
+/// for the child too, so never for long.
+const QUIET_WAIT_MAX_US: u64 = 500_000;
+
 /// End the process with `code` without making its caller wait for the
 /// kernel's cleanup of its netfilter sockets. Closing a NETLINK_NETFILTER
 /// socket (nf_tables or conntrack) while a committed nf_tables
@@ -149,6 +167,15 @@ pub fn ended_within(p: &crate::model::ProcessId, limit: std::time::Duration) -> 
 /// The child ends by itself right after; a child subreaper (a foreground
 /// `crun run`) waits for it as it waited for the hook's own exit before.
 /// Without such a socket, or if the fork fails, an ordinary exit.
+///
+/// The close holds nf_tables' per-namespace `commit_mutex` while it
+/// waits, so every other process's commit on the host waits with it:
+/// with many hooks at once (32 teardowns), the other hooks' element
+/// commits, made under the state lock, queued behind these closes one
+/// grace period each, and the state lock's queue with them. So the child
+/// first waits (up to `QUIET_WAIT_MAX_US`, polling without taking it)
+/// until nobody holds the state lock (`close_netfilter_sockets_outside`):
+/// alone, at once; in a burst, after it.
 pub fn exit_leaving_to_child(code: u8) -> ! {
     use std::io::Write;
     use std::os::fd::{AsRawFd, RawFd};
@@ -162,8 +189,23 @@ pub fn exit_leaving_to_child(code: u8) -> ! {
         std::process::exit(i32::from(code));
     };
     let watch: RawFd = parent_gone.as_raw_fd();
+    // A description of its own (a flock belongs to the open file
+    // description: sharing the parent's would keep its lock held).
+    let quiet: RawFd = QUIET_LOCK
+        .get()
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(p)
+                .ok()
+        })
+        .map_or(-1, std::os::fd::IntoRawFd::into_raw_fd);
     let mut keep = sockets.clone();
     keep.push(watch);
+    if quiet >= 0 {
+        keep.push(quiet);
+    }
     keep.sort_unstable();
     // SAFETY: the child makes only async-signal-safe system calls (this
     // process may have had threads) and ends with _exit; `keep` was built
@@ -191,6 +233,9 @@ pub fn exit_leaving_to_child(code: u8) -> ! {
             while nix::libc::read(watch, (&mut b as *mut u8).cast(), 1) < 0
                 && *nix::libc::__errno_location() == nix::libc::EINTR
             {}
+            if quiet >= 0 {
+                wait_until_unlocked(quiet);
+            }
             nix::libc::_exit(0)
         },
         Ok(nix::unistd::ForkResult::Parent { .. }) => {
@@ -206,6 +251,34 @@ pub fn exit_leaving_to_child(code: u8) -> ! {
             std::process::exit(i32::from(code));
         }
         Err(_) => std::process::exit(i32::from(code)),
+    }
+}
+
+/// Poll (async-signal-safe: after a fork) until nobody holds the lock on
+/// `fd`'s file, for at most `QUIET_WAIT_MAX_US`; a shared lock taken and
+/// given back at once, which holds up an exclusive taker for no longer
+/// than two system calls.
+fn wait_until_unlocked(fd: std::os::fd::RawFd) {
+    let (mut waited, mut step) = (0u64, 1_000u64);
+    loop {
+        // SAFETY: plain system calls on a descriptor this process owns.
+        unsafe {
+            if nix::libc::flock(fd, nix::libc::LOCK_SH | nix::libc::LOCK_NB) == 0 {
+                nix::libc::flock(fd, nix::libc::LOCK_UN);
+                return;
+            }
+        }
+        if waited >= QUIET_WAIT_MAX_US {
+            return;
+        }
+        let ts = nix::libc::timespec {
+            tv_sec: 0,
+            tv_nsec: (step * 1_000) as nix::libc::c_long,
+        };
+        // SAFETY: nanosleep with a valid timespec; EINTR only shortens it.
+        unsafe { nix::libc::nanosleep(&ts, std::ptr::null_mut()) };
+        waited += step;
+        step = (step * 2).min(16_000);
     }
 }
 
@@ -236,4 +309,73 @@ fn netfilter_sockets() -> Vec<std::os::fd::RawFd> {
                 && opt(fd, nix::libc::SO_PROTOCOL) == Some(nix::libc::NETLINK_NETFILTER)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// A lock file of the test's own, removed when dropped.
+    struct LockFile(std::path::PathBuf);
+
+    impl Drop for LockFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn lock_file(tag: &str) -> LockFile {
+        let path = std::env::temp_dir().join(format!("ocinet-quiet-{tag}-{}", std::process::id()));
+        std::fs::write(&path, b"").expect("lock file");
+        LockFile(path)
+    }
+
+    /// The exit child's wait returns only once the holder let go.
+    #[test]
+    fn the_wait_ends_when_the_holder_lets_go() {
+        let f = lock_file("go");
+        let path = &f.0;
+        let holder = std::fs::File::open(path).expect("open");
+        let held = nix::fcntl::Flock::lock(holder, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("lock");
+        let released = Arc::new(AtomicBool::new(false));
+        let r = released.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            r.store(true, Ordering::SeqCst);
+            drop(held);
+        });
+        let waiter = std::fs::File::open(path).expect("open");
+        wait_until_unlocked(waiter.as_raw_fd());
+        assert!(
+            released.load(Ordering::SeqCst),
+            "returned while the lock was held"
+        );
+        t.join().expect("holder");
+        // And the wait took nothing: an exclusive lock is free at once.
+        let again = std::fs::File::open(path).expect("open");
+        assert!(
+            nix::fcntl::Flock::lock(again, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(),
+            "the waiter kept a lock"
+        );
+    }
+
+    /// A holder that never lets go delays the close by the bound, no more.
+    #[test]
+    fn the_wait_gives_up_after_its_bound() {
+        let f = lock_file("bound");
+        let path = &f.0;
+        let holder = std::fs::File::open(path).expect("open");
+        let _held = nix::fcntl::Flock::lock(holder, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("lock");
+        let waiter = std::fs::File::open(path).expect("open");
+        let t = std::time::Instant::now();
+        wait_until_unlocked(waiter.as_raw_fd());
+        assert!(t.elapsed() >= std::time::Duration::from_micros(QUIET_WAIT_MAX_US));
+    }
 }

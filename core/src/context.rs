@@ -80,6 +80,7 @@ impl Context {
             ));
         }
         let lock = StateLock::acquire(&self.state.lock_file())?;
+        ocinet_common::process::close_netfilter_sockets_outside(&self.state.lock_file());
         HELD.with(|h| h.set(true));
         let lock = Locked {
             ctx: self,

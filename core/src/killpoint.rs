@@ -6,7 +6,8 @@
 //! Steps, in the order setup and teardown reach them: leased, recorded,
 //! bridge, firewall-started, veth, firewall, pinned, proxied (only with
 //! a port on `[::1]`), ready,
-//! teardown-retired (host veths renamed, no reaper started yet),
+//! teardown-retired (host veths retired: down, off the bridge, marked; no
+//! reaper started yet),
 //! teardown-unwired, teardown-unleased; then, in the detached reaper,
 //! reaping. `network connect` reaches those of
 //! setup but pinned; `disconnect` reaches teardown-unplugged (its
