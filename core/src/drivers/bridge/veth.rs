@@ -92,8 +92,8 @@ pub enum Veths {
     Delete,
     /// Retired at once (down, out of the bridge, marked: see
     /// `Netlink::retire_link`) and deleted by a detached reaper
-    /// (`reaper.rs`): for a front end whose caller waits on it (a CNI DEL, the hook's
-    /// poststop of a container that joined a namespace).
+    /// (`reaper.rs`): for a front end whose caller waits on it (a CNI
+    /// DEL, the hook's poststop of a container that joined a namespace).
     Retire,
     /// Retired at once and left to the kernel, which deletes the pair with
     /// the container's namespace once the pin goes (the hook's poststop of
