@@ -276,15 +276,20 @@ impl Runtime {
         }
     }
 
-    /// A runtime command line, run in the host namespace. crun refuses this
-    /// machine's hybrid cgroups unless the v2 mount is out of sight: hide it
-    /// in a private mount namespace (never in the root one).
-    fn command(self, host: &str, args: &[&str]) -> Command {
+    /// A runtime command line, run in the host namespace with the host's
+    /// own runtime root (`--root`: each simulated host keeps its
+    /// containers' state apart, as separate machines do, and no test sees
+    /// another's containers in /run/runc or /run/crun). crun refuses this
+    /// machine's hybrid cgroups unless the v2 mount is out of sight: hide
+    /// it in a private mount namespace (never in the root one).
+    fn command(self, host: &Host, args: &[&str]) -> Command {
+        let root = host.dir.join(format!("{}-root", self.name()));
+        let root = root.to_string_lossy().into_owned();
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{host}"));
+        c.arg(format!("--net=/run/netns/{}", host.name));
         match self {
             Runtime::Runc => {
-                c.arg("runc").args(args);
+                c.args(["runc", "--root", &root]).args(args);
             }
             Runtime::Crun => {
                 c.args([
@@ -296,6 +301,8 @@ impl Runtime {
                     "-c",
                     "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun \"$@\"",
                     "crun",
+                    "--root",
+                    &root,
                 ])
                 .args(args);
             }
@@ -949,7 +956,7 @@ impl Host {
             args.push("--detach");
         }
         args.extend(["--bundle", bundle.to_str().unwrap_or_default(), id]);
-        let mut cmd = rt.command(&self.name, &args);
+        let mut cmd = rt.command(self, &args);
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         let child = cmd.spawn().expect("spawn runtime");
         self.containers
@@ -996,10 +1003,10 @@ impl Host {
     pub fn stop(&self, c: &mut Container) {
         if c.detached {
             // Killed, then deleted once stopped: the delete runs poststop.
-            let _ = run_cmd(&mut c.runtime.command(&self.name, &["kill", &c.id, "KILL"]));
+            let _ = run_cmd(&mut c.runtime.command(self, &["kill", &c.id, "KILL"]));
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                let st = run_cmd(&mut c.runtime.command(&self.name, &["state", &c.id]));
+                let st = run_cmd(&mut c.runtime.command(self, &["state", &c.id]));
                 let stopped = !st.status.success() || text(&st).contains("\"stopped\"");
                 if stopped {
                     break;
@@ -1010,7 +1017,7 @@ impl Host {
             c.detached = false;
         }
         if let Some(mut child) = c.child.take() {
-            let _ = run_cmd(&mut c.runtime.command(&self.name, &["kill", &c.id, "KILL"]));
+            let _ = run_cmd(&mut c.runtime.command(self, &["kill", &c.id, "KILL"]));
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if let Ok(Some(st)) = child.try_wait() {
@@ -1025,7 +1032,7 @@ impl Host {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        let _ = run_cmd(&mut c.runtime.command(&self.name, &["delete", "--force", &c.id]));
+        let _ = run_cmd(&mut c.runtime.command(self, &["delete", "--force", &c.id]));
         let mut list = self.containers.lock().unwrap_or_else(|p| p.into_inner());
         list.retain(|(id, _, _)| id != &c.id);
     }
@@ -1631,9 +1638,9 @@ impl Drop for Host {
         }
         let list = std::mem::take(&mut *self.containers.lock().unwrap_or_else(|p| p.into_inner()));
         for (id, rt, pid) in list {
-            let _ = run_cmd(&mut rt.command(&self.name, &["kill", &id, "KILL"]));
+            let _ = run_cmd(&mut rt.command(self, &["kill", &id, "KILL"]));
             std::thread::sleep(Duration::from_millis(100));
-            let _ = run_cmd(&mut rt.command(&self.name, &["delete", "--force", &id]));
+            let _ = run_cmd(&mut rt.command(self, &["delete", "--force", &id]));
             if let Some(pid) = pid {
                 // The foreground runtime process this harness started.
                 let _ = Command::new("kill")
