@@ -481,12 +481,24 @@ fn a_host_joining_late_sees_the_network_and_every_container() {
         &["--vni", "8200"],
     ));
     let a = h1.started(Runtime::Runc, "a", &Spec::on("late", "alpha"));
+    // beta is on two overlay networks: one container of h2's all the same
+    // (`cluster ls` counts containers, not their entries).
+    ok(create_overlay(
+        h1,
+        "late2",
+        "10.88.0.0/16",
+        &["--vni", "8201"],
+    ));
     let b = h2.started(
         Runtime::Crun,
         "b",
-        &Spec::on("late", "beta").ann("io.ocinet.aliases", "db"),
+        &Spec::on("late,late2", "beta").ann("io.ocinet.aliases", "db"),
     );
     let (ipa, ipb) = (ip_of(h1, &a.id, "late"), ip_of(h2, &b.id, "late"));
+    assert!(
+        !ip_of(h2, &b.id, "late2").is_empty(),
+        "beta has no address on late2"
+    );
 
     ok(c.join(2));
     let ls = ok(h3.ocinet(&["network", "ls"]));
@@ -517,12 +529,33 @@ fn a_host_joining_late_sees_the_network_and_every_container() {
         "gamma does not resolve on h2"
     );
     let members = c.members(0);
-    assert!(
-        members
-            .iter()
-            .all(|m| m["state"] == "up" && m["containers"] == 1),
-        "{members:?}"
-    );
+    assert_eq!(members.len(), 3, "{members:?}");
+    for (i, m) in members.iter().enumerate() {
+        assert!(
+            m["node"] == c.node(i).as_str()
+                && m["advertise"] == c.addr(i).as_str()
+                && m["state"] == "up"
+                && m["containers"] == 1,
+            "row {i} of cluster ls --json: {members:?}"
+        );
+    }
+    // The table says the same: NODE ADVERTISE STATE CONTAINERS.
+    let table = ok(h1.ocinet(&["cluster", "ls"]));
+    for i in 0..3 {
+        let node = c.node(i);
+        let row: Vec<&str> = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(node.as_str()))
+            .unwrap_or_else(|| panic!("no row of {node}: {table}"))
+            .split_whitespace()
+            .filter(|w| *w != "*")
+            .collect();
+        assert_eq!(
+            row,
+            vec![node.as_str(), c.addr(i).as_str(), "up", "1"],
+            "{table}"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `ocinet cluster join|ls|leave|status` and `ocinet agent`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ocinet_cluster::values::{Member as MemberValue, Node};
 use ocinet_cluster::{keys, ClusterConfig, Store};
@@ -118,7 +118,9 @@ fn ls(ctx: &Context, as_json: bool) -> Result<String> {
     let (kvs, _) = m.store.list(keys::ROOT)?;
     let mut members: BTreeMap<String, MemberValue> = BTreeMap::new();
     let mut up: BTreeMap<String, Node> = BTreeMap::new();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    // A container on several overlay networks has an entry on each:
+    // counted once per node.
+    let mut containers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for kv in &kvs {
         if let Some(n) = keys::name_under(&kv.key, &keys::members()) {
             match MemberValue::read(&kv.key, n, &kv.value) {
@@ -131,8 +133,8 @@ fn ls(ctx: &Context, as_json: bool) -> Result<String> {
             if let Ok(v) = Node::read(&kv.key, n, &kv.value) {
                 up.insert(n.to_string(), v);
             }
-        } else if let Some((_, node, _)) = keys::parse_container(&kv.key) {
-            *counts.entry(node).or_default() += 1;
+        } else if let Some((_, node, id)) = keys::parse_container(&kv.key) {
+            containers.entry(node).or_default().insert(id);
         }
     }
     let rows: Vec<(String, String, String, Option<u64>, usize)> = members
@@ -151,7 +153,7 @@ fn ls(ctx: &Context, as_json: bool) -> Result<String> {
                 adv,
                 state,
                 since,
-                counts.get(name).copied().unwrap_or(0),
+                containers.get(name).map_or(0, BTreeSet::len),
             )
         })
         .collect();
