@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ocinet_cluster::values::{Member as MemberValue, Node};
 use ocinet_cluster::{keys, ClusterConfig, Store};
 use ocinet_common::netlink::Netlink;
+use ocinet_common::store::fsutil;
 use ocinet_common::{Error, Result};
 use ocinet_core::context::Context;
 use ocinet_core::overlay::{agent, Member};
@@ -186,12 +187,21 @@ fn ls(ctx: &Context, as_json: bool) -> Result<String> {
 /// else its lease is revoked (its node key, blocks and entries go with
 /// it), its member key removed, its overlay devices and local copies of
 /// overlay definitions removed, its agent ended and its config removed.
+/// All under the state lock: a setup that came between the check and the
+/// leave would run a container on a host that is no member any more.
 fn leave(ctx: &Context) -> Result<String> {
     let cfg = ClusterConfig::required(ctx.config.root())?;
-    let (nets, _) = ctx.config.list();
+    let locked = ctx.lock()?;
+    let (nets, _) = locked.config.list();
     let overlays: Vec<&ocinet_common::model::Network> =
         nets.iter().filter(|n| n.overlay().is_some()).collect();
-    let (eps, _) = ctx.state.list_endpoints();
+    let (eps, unreadable) = locked.state.list_endpoints();
+    if let Some(e) = unreadable.first() {
+        return Err(Error::Conflict(format!(
+            "host {}: cannot tell whether an overlay container runs here: {e}; fix or remove that record first",
+            cfg.node
+        )));
+    }
     let on: Vec<String> = eps
         .iter()
         .flat_map(|e| {
@@ -212,8 +222,8 @@ fn leave(ctx: &Context) -> Result<String> {
             on.join(", ")
         )));
     }
-    let mut m = Member::connect(ctx)?;
-    agent::stop(ctx)?;
+    let mut m = Member::connect(&locked)?;
+    agent::stop(&locked)?;
     // The member key first: another host's agent marks a member whose
     // node key is gone as down, writing its member key back, so the node
     // key must outlive the member key, not the reverse.
@@ -231,8 +241,10 @@ fn leave(ctx: &Context) -> Result<String> {
     for kv in held.iter().filter(|kv| kv.value == mine) {
         m.store.delete_if(&kv.key, &mine)?;
     }
-    ocinet_core::overlay::forget_all(ctx)?;
-    ClusterConfig::remove(ctx.config.root())?;
+    ocinet_core::overlay::forget_all(&locked)?;
+    // Other hosts' names, which no agent keeps up to date any more.
+    fsutil::remove_if_exists(&locked.state.remote_names_file())?;
+    ClusterConfig::remove(locked.config.root())?;
     tracing::info!(node = %cfg.node, "left the cluster");
     Ok(format!("{}\n", cfg.node))
 }
