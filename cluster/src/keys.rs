@@ -47,8 +47,9 @@ pub fn all_blocks() -> String {
 /// The host that last held a block (not on a lease: it outlives the
 /// holder's lease, so that a host cut off past its lease, which may
 /// still run containers there, is not given away by a host that never
-/// saw it holding the block). Written with the block, removed when the
-/// holder gives the block back or leaves.
+/// saw it holding the block). Written with the block, removed with it
+/// (one transaction) when the holder gives the block back, when the
+/// holder leaves, or with the network (`network rm`).
 pub fn held(network: &str, block: Ipv4Net) -> String {
     format!(
         "{ROOT}held/{network}/{}-{}",

@@ -15,7 +15,7 @@
 //! - `held/<network>/<cidr>`: the host that last held a block, off any
 //!   lease, so that a host cut off past its lease (which may still run
 //!   containers there) does not have its block given away while another
-//!   is free;
+//!   is free, nor its network removed;
 //! - `containers/<network>/<node>/<id>`: a container's name, aliases and
 //!   addresses, for the other hosts' resolvers (on the host's lease).
 //!
@@ -29,4 +29,4 @@ pub mod store;
 pub mod values;
 
 pub use config::ClusterConfig;
-pub use store::{lease_gone, Store, TIMEOUT};
+pub use store::{lease_gone, Guard, Store, TIMEOUT};

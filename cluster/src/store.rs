@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions,
-    TlsOptions, Txn, TxnOp, WatchOptions,
+    TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use ocinet_common::error::IoContext;
 use ocinet_common::{Error, Result};
@@ -17,6 +17,38 @@ use crate::config::ClusterConfig;
 /// hook timeout (runc has none by default, podman's is 30 s... crun
 /// none), so a setup with the store unreachable fails in seconds.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a guarded transaction (`Store::delete_guarded`) requires of the
+/// store when it runs, so that what a caller decided on a read still
+/// holds when it acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// No key under the prefix.
+    Empty(String),
+    /// No key under the prefix was created or changed after the revision
+    /// (one deleted since does not count: what is gone cannot be acted on).
+    Unchanged(String, i64),
+    /// The key does not exist.
+    Absent(String),
+}
+
+impl Guard {
+    fn compare(&self) -> Compare {
+        match self {
+            // A range compare holds when every key in the range satisfies
+            // it, and, for an empty range, when an absent key would
+            // (version 0, revisions 0): so "no key" and "none newer".
+            Guard::Empty(p) => {
+                Compare::version(p.as_str(), CompareOp::Equal, 0).with_range(prefix_end(p))
+            }
+            Guard::Unchanged(p, rev) => {
+                Compare::mod_revision(p.as_str(), CompareOp::Less, rev.saturating_add(1))
+                    .with_range(prefix_end(p))
+            }
+            Guard::Absent(k) => Compare::version(k.as_str(), CompareOp::Equal, 0),
+        }
+    }
+}
 
 /// A key's value as read.
 #[derive(Debug, Clone)]
@@ -220,16 +252,71 @@ impl Store {
             .succeeded())
     }
 
-    /// Delete every key of `keys` only if `guard_prefix` holds no key
-    /// (`network rm`: no container of any host on it), in one transaction.
-    pub fn delete_all_unless(
+    /// Delete `key` while it holds `expected`, and `side` with it while
+    /// `side` holds `expected` too, in one transaction: whether `key` was
+    /// deleted (a block and its last holder: no crash between the two
+    /// deletions can leave the holder behind).
+    pub fn delete_with_side(&mut self, key: &str, side: &str, expected: &[u8]) -> Result<bool> {
+        let side_txn = Txn::new()
+            .when([Compare::value(side, CompareOp::Equal, expected.to_vec())])
+            .and_then([TxnOp::delete(side, None)]);
+        let txn = Txn::new()
+            .when([Compare::value(key, CompareOp::Equal, expected.to_vec())])
+            .and_then([TxnOp::delete(key, None), TxnOp::txn(side_txn)]);
+        Ok(self
+            .call("delete", |mut c| async move { c.txn(txn).await })?
+            .succeeded())
+    }
+
+    /// Delete `key` while it holds `expected` and `absent` does not exist,
+    /// in one transaction: whether it was deleted.
+    pub fn delete_if_without(&mut self, key: &str, expected: &[u8], absent: &str) -> Result<bool> {
+        let txn = Txn::new()
+            .when([
+                Compare::value(key, CompareOp::Equal, expected.to_vec()),
+                Compare::version(absent, CompareOp::Equal, 0),
+            ])
+            .and_then([TxnOp::delete(key, None)]);
+        Ok(self
+            .call("delete", |mut c| async move { c.txn(txn).await })?
+            .succeeded())
+    }
+
+    /// Every key under each of `prefixes`, read in one transaction, so
+    /// all of them as of one revision (returned with them).
+    pub fn snapshot(&mut self, prefixes: &[String]) -> Result<(Vec<Vec<Kv>>, i64)> {
+        let ops: Vec<TxnOp> = prefixes
+            .iter()
+            .map(|p| TxnOp::get(p.clone(), Some(GetOptions::new().with_prefix())))
+            .collect();
+        let txn = Txn::new().and_then(ops);
+        let resp = self.call("snapshot", |mut c| async move { c.txn(txn).await })?;
+        let rev = resp.header().map_or(0, |h| h.revision());
+        let mut out = Vec::with_capacity(prefixes.len());
+        for r in resp.op_responses() {
+            match r {
+                TxnOpResponse::Get(g) => out.push(g.kvs().iter().map(kv).collect()),
+                _ => return Err(self.failed("snapshot", "a read answered as another operation")),
+            }
+        }
+        if out.len() != prefixes.len() {
+            return Err(self.failed(
+                "snapshot",
+                format!("{} reads answered of {}", out.len(), prefixes.len()),
+            ));
+        }
+        Ok((out, rev))
+    }
+
+    /// Delete every key of `keys` and every key under `prefixes` only
+    /// while every guard holds, in one transaction: whether it did.
+    pub fn delete_guarded(
         &mut self,
         keys: &[String],
         prefixes: &[String],
-        guard_prefix: &str,
+        guards: &[Guard],
     ) -> Result<bool> {
-        let end = prefix_end(guard_prefix);
-        let guard = Compare::version(guard_prefix, CompareOp::Equal, 0).with_range(end);
+        let compares: Vec<Compare> = guards.iter().map(Guard::compare).collect();
         let mut ops: Vec<TxnOp> = keys
             .iter()
             .map(|k| TxnOp::delete(k.clone(), None))
@@ -240,7 +327,7 @@ impl Store {
                 Some(etcd_client::DeleteOptions::new().with_prefix()),
             )
         }));
-        let txn = Txn::new().when([guard]).and_then(ops);
+        let txn = Txn::new().when(compares).and_then(ops);
         Ok(self
             .call("delete", |mut c| async move { c.txn(txn).await })?
             .succeeded())

@@ -481,12 +481,24 @@ fn a_host_joining_late_sees_the_network_and_every_container() {
         &["--vni", "8200"],
     ));
     let a = h1.started(Runtime::Runc, "a", &Spec::on("late", "alpha"));
+    // beta is on two overlay networks: one container of h2's all the same
+    // (`cluster ls` counts containers, not their entries).
+    ok(create_overlay(
+        h1,
+        "late2",
+        "10.88.0.0/16",
+        &["--vni", "8201"],
+    ));
     let b = h2.started(
         Runtime::Crun,
         "b",
-        &Spec::on("late", "beta").ann("io.ocinet.aliases", "db"),
+        &Spec::on("late,late2", "beta").ann("io.ocinet.aliases", "db"),
     );
     let (ipa, ipb) = (ip_of(h1, &a.id, "late"), ip_of(h2, &b.id, "late"));
+    assert!(
+        !ip_of(h2, &b.id, "late2").is_empty(),
+        "beta has no address on late2"
+    );
 
     ok(c.join(2));
     let ls = ok(h3.ocinet(&["network", "ls"]));
@@ -517,12 +529,33 @@ fn a_host_joining_late_sees_the_network_and_every_container() {
         "gamma does not resolve on h2"
     );
     let members = c.members(0);
-    assert!(
-        members
-            .iter()
-            .all(|m| m["state"] == "up" && m["containers"] == 1),
-        "{members:?}"
-    );
+    assert_eq!(members.len(), 3, "{members:?}");
+    for (i, m) in members.iter().enumerate() {
+        assert!(
+            m["node"] == c.node(i).as_str()
+                && m["advertise"] == c.addr(i).as_str()
+                && m["state"] == "up"
+                && m["containers"] == 1,
+            "row {i} of cluster ls --json: {members:?}"
+        );
+    }
+    // The table says the same: NODE ADVERTISE STATE CONTAINERS.
+    let table = ok(h1.ocinet(&["cluster", "ls"]));
+    for i in 0..3 {
+        let node = c.node(i);
+        let row: Vec<&str> = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(node.as_str()))
+            .unwrap_or_else(|| panic!("no row of {node}: {table}"))
+            .split_whitespace()
+            .filter(|w| *w != "*")
+            .collect();
+        assert_eq!(
+            row,
+            vec![node.as_str(), c.addr(i).as_str(), "up", "1"],
+            "{table}"
+        );
+    }
 }
 
 #[test]
@@ -683,6 +716,131 @@ fn network_rm_from_another_member_removes_it_everywhere() {
             .all(|k| k.contains("/members/") || k.contains("/nodes/")),
         "{:?}",
         c.etcd.keys("/ocinet/v1/")
+    );
+}
+
+/// `network rm` while no container entry exists but another host may
+/// still run a container on the network: a setup there killed after it
+/// took a block (no entry: entries are written once a setup is ready),
+/// and a host cut off from the store past its lease (its block and
+/// entries went with the lease; its last-holder key stays). Refused
+/// naming the host and block each time; once the host cleaned up (`gc`
+/// there; its container stopped), rm leaves no key of the network.
+#[test]
+fn network_rm_is_refused_while_a_host_may_still_run_containers() {
+    use std::os::unix::process::ExitStatusExt;
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    ok(create_overlay(
+        h1,
+        "inuse",
+        "10.89.0.0/16",
+        &["--vni", "8900"],
+    ));
+    assert!(Cluster::eventually(CONVERGE, || lists_network(h2, "inuse")));
+    let keys = |pre: &str| c.etcd.keys(&format!("/ocinet/v1/{pre}"));
+    let network_kept = |when: &str| {
+        assert!(
+            keys("networks/").contains(&"/ocinet/v1/networks/inuse".to_string())
+                && keys("vnis/").contains(&"/ocinet/v1/vnis/8900".to_string()),
+            "{when}: the refused rm removed the definition: {:?}",
+            keys("")
+        );
+        assert!(lists_network(h1, "inuse"), "{when}: h1 lost the network");
+    };
+
+    // A running container on h2, then h2 cut off from everything past
+    // its lease: no entry or block of it in the store, but it may still
+    // run containers there.
+    let mut p = h2.started(Runtime::Runc, "p", &Spec::on("inuse", "pi"));
+    let ipp = ip_of(h2, &p.id, "inuse");
+    let held = format!("/ocinet/v1/held/inuse/{}", block_of(&ipp).replace('/', "-"));
+    c.ul.set_link(h2, false);
+    assert!(
+        Cluster::eventually(Duration::from_secs(20), || !keys("nodes/")
+            .contains(&"/ocinet/v1/nodes/h2".to_string())),
+        "h2's lease did not expire while it was cut off"
+    );
+    assert!(
+        keys("blocks/inuse/").is_empty() && keys("containers/").is_empty(),
+        "h2's keys outlived its lease: {:?}",
+        keys("")
+    );
+    assert!(keys("held/inuse/").contains(&held), "{:?}", keys(""));
+    let t = refused(
+        ocinet(h1, &["network", "rm", "inuse"]),
+        &["h2", "down", &block_of(&ipp)],
+    );
+    assert!(!t.contains(&p.id), "no entry names the container: {t}");
+    network_kept("h2 cut off");
+
+    // Back: its agent puts its entry back, and the refusal names it.
+    c.ul.set_link(h2, true);
+    assert!(
+        Cluster::eventually(Duration::from_secs(15), || !keys(&format!(
+            "containers/inuse/h2/{}",
+            p.id
+        ))
+        .is_empty()),
+        "h2's container is not back in the store: {:?}",
+        keys("")
+    );
+    refused(
+        ocinet(h1, &["network", "rm", "inuse"]),
+        &["h2", &format!("pi ({})", p.id)],
+    );
+
+    h2.stop(&mut p);
+
+    // A setup on h2 SIGKILLed once recorded: its block is taken, no entry.
+    let mut k = h2.bare_container(
+        "k",
+        serde_json::json!({"io.ocinet.network": "inuse", "io.ocinet.name": "kappa"}),
+    );
+    let o = h2.hook_with_env(
+        "createRuntime",
+        &k.state,
+        &[],
+        &[("OCINET_TEST_KILL_AT", "recorded")],
+    );
+    assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
+    let blocks = keys("blocks/inuse/");
+    assert_eq!(blocks.len(), 1, "the killed setup's block: {blocks:?}");
+    assert!(keys("containers/").is_empty(), "{:?}", keys("containers/"));
+    let block = blocks[0]
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .replace('-', "/");
+    let t = refused(
+        ocinet(h1, &["network", "rm", "inuse"]),
+        &["h2", &block, "gc"],
+    );
+    assert!(!t.contains("panicked"), "{t}");
+    network_kept("a setup killed on h2");
+    assert!(lists_network(h2, "inuse"), "h2 lost the network");
+
+    // gc on h2 tears the half-made container down and gives the block
+    // back with its last-holder key.
+    ok(h2.ocinet(&["gc"]));
+    k.kill();
+    assert!(
+        Cluster::eventually(CONVERGE, || keys("blocks/inuse/").is_empty()
+            && keys("held/inuse/").is_empty()),
+        "gc on h2 left {:?}",
+        keys("")
+    );
+
+    // Nothing of the network is left anywhere.
+    ok(ocinet(h1, &["network", "rm", "inuse"]));
+    let left: Vec<String> = keys("")
+        .into_iter()
+        .filter(|k| !k.contains("/members/") && !k.contains("/nodes/"))
+        .collect();
+    assert!(left.is_empty(), "keys left after rm: {left:?}");
+    assert!(
+        Cluster::eventually(CONVERGE, || !lists_network(h2, "inuse")),
+        "h2 still lists the removed network"
     );
 }
 

@@ -591,24 +591,48 @@ fn overlay_ann(name: &str) -> serde_json::Value {
 
 /// Nothing of container `id` left on `h` or in the store, and once the
 /// agent made its pass, no block of `h`'s left (it has no container).
+/// The store is compared whole: every key under ocinet's prefix but the
+/// host's membership, the network's definition and the entries, blocks
+/// and last-holder keys of the containers in `running` (still there)
+/// counts as leaked, whatever its kind.
 #[track_caller]
-fn assert_nothing_of(c: &Cluster, id: &str, when: &str) {
+fn assert_nothing_of(c: &Cluster, id: &str, when: &str, running: &[&str]) {
     let h = &c.hosts[0];
     let left = h.leftovers(id);
     assert!(left.is_empty(), "{when}: {id} left {left:?}");
-    assert!(
-        h.leases("ov").is_empty(),
-        "{when}: leases {:?}",
-        h.leases("ov")
-    );
+    let leases: Vec<(String, String)> = h
+        .leases("ov")
+        .into_iter()
+        .filter(|(_, holder)| !running.contains(&holder.as_str()))
+        .collect();
+    assert!(leases.is_empty(), "{when}: leases {leases:?}");
     let key = container_key("ov", "h1", id);
     assert!(!has_key(&c.etcd, &key), "{when}: {key} left in the store");
+    let mut legit: Vec<String> = vec![
+        "/ocinet/v1/members/h1".into(),
+        "/ocinet/v1/nodes/h1".into(),
+        "/ocinet/v1/networks/ov".into(),
+    ];
+    for r in running {
+        legit.push(container_key("ov", "h1", r));
+        let block = format!("{}-24", block_of(&ip_of(h, r, "ov")));
+        legit.push(format!("/ocinet/v1/blocks/ov/{block}"));
+        legit.push(format!("/ocinet/v1/held/ov/{block}"));
+    }
+    let leaked = || -> Vec<String> {
+        c.etcd
+            .keys("/ocinet/v1/")
+            .into_iter()
+            .filter(|k| !legit.contains(k) && !k.starts_with("/ocinet/v1/vnis/"))
+            .collect()
+    };
     assert!(
-        Cluster::eventually(Duration::from_secs(6), || blocks_of(&c.etcd, "ov", "h1")
-            .is_empty()),
-        "{when}: h1 has no container but still holds {:?}",
-        blocks_of(&c.etcd, "ov", "h1")
+        Cluster::eventually(Duration::from_secs(6), || leaked().is_empty()),
+        "{when}: h1 has no container (but {running:?}) and the store still holds {:?}",
+        leaked()
     );
+    let vnis = c.etcd.keys("/ocinet/v1/vnis/");
+    assert_eq!(vnis.len(), 1, "{when}: the network's one VNI: {vnis:?}");
 }
 
 /// The hook SIGKILLed at each step of an overlay setup and teardown, and
@@ -638,7 +662,7 @@ fn a_hook_or_agent_killed_at_any_step_leaks_nothing_locally_or_in_etcd() {
             tail(&log_of(h), 30)
         );
         ok(h.ocinet(&["gc"]));
-        assert_nothing_of(&c, &v.id, &when);
+        assert_nothing_of(&c, &v.id, &when, &[]);
         // The next setup of the same container works and registers it.
         ok(h.hook("createRuntime", &v.state, &[]));
         assert!(
@@ -647,7 +671,7 @@ fn a_hook_or_agent_killed_at_any_step_leaks_nothing_locally_or_in_etcd() {
         );
         v.kill();
         ok(h.hook("poststop", &v.stopped_state(), &[]));
-        assert_nothing_of(&c, &v.id, &format!("{when}, then torn down"));
+        assert_nothing_of(&c, &v.id, &format!("{when}, then torn down"), &[]);
     }
     // Killed at ready: the container runs, the agent registers it.
     let mut v = h.bare_container("kready", overlay_ann("kready"));
@@ -690,10 +714,12 @@ fn a_hook_or_agent_killed_at_any_step_leaks_nothing_locally_or_in_etcd() {
             )),
             "{when}: its entry stayed in the store"
         );
+        // And nothing else of it: kready's keys are all that is left.
+        assert_nothing_of(&c, &v2.id, &when, &[&v.id]);
     }
     v.kill();
     ok(h.hook("poststop", &v.stopped_state(), &[]));
-    assert_nothing_of(&c, &v.id, "all torn down");
+    assert_nothing_of(&c, &v.id, "all torn down", &[]);
     assert!(
         vxlan_dev(h).is_none(),
         "the last container's teardown left the VXLAN device"

@@ -87,9 +87,13 @@ impl StateDir {
         Ok(())
     }
 
-    /// Other hosts' containers, as the agent last read them (none when
-    /// no agent runs or the file cannot be read: the resolver then
-    /// answers this host's names only).
+    /// Other hosts' containers, as an agent last read them from the
+    /// store. The file outlives its agent: after the agent died these are
+    /// served as they were (stale: what started or stopped on other hosts
+    /// since is not in them) until an agent runs again (the next overlay
+    /// setup starts one) and rewrites them; `cluster leave` removes the
+    /// file. None when it was never written or cannot be read: the
+    /// resolver then answers this host's names only.
     pub fn remote_names(&self) -> Vec<RemoteName> {
         if !matches!(self.dir(&self.cluster_dir(), Need::Existing), Ok(true)) {
             return Vec::new();

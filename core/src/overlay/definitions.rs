@@ -1,11 +1,14 @@
 //! Overlay network definitions: created in the store (with their VNI, in
 //! one transaction, so two hosts cannot make the same name or VNI at
 //! once), copied into each member's config directory when first used
-//! there or listed, and removed from the store only while no container
-//! of any host is on the network.
+//! there or listed, and removed from the store only while no host may
+//! have a container on the network (`unpublish`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use ocinet_cluster::store::Kv;
 use ocinet_cluster::values::{self, NetworkValue, Vni, VERSION};
-use ocinet_cluster::{blocks, keys};
+use ocinet_cluster::{blocks, keys, Guard};
 use ocinet_common::model::network::find_conflict;
 use ocinet_common::model::Network;
 use ocinet_common::netlink::Netlink;
@@ -184,52 +187,217 @@ pub fn adopt(ctx: &Locked, net: &Network, host: &mut Netlink) -> Result<()> {
     Ok(())
 }
 
-/// `network rm` of an overlay network: refused while any host has a
-/// container on it (naming them), else its definition, VNI and blocks
-/// leave the store in one transaction guarded by "no container keys".
+/// How many times `unpublish` reads and decides again when the store
+/// changed between its read and its transaction.
+const UNPUBLISH_ATTEMPTS: usize = 5;
+
+/// `network rm` of an overlay network, once the caller found no container
+/// of this host on it (under the state lock): refused while any other
+/// host may have a container on it, naming them; else its definition,
+/// VNI, blocks and last-holder keys leave the store in one transaction
+/// that holds only while what the decision was made on is unchanged.
+///
+/// A container entry is written only once a setup is ready, and goes
+/// with its host's lease, so entries alone do not say who is on the
+/// network. Another host may have a container on it when:
+/// - an entry names it;
+/// - it holds a block (on its lease: it is up): a setup under way, one
+///   that was killed, or an entry not put back yet;
+/// - a last-holder key names it and it is still a member: cut off from
+///   the store past its lease, it may still run containers there (a
+///   partition, not a death), and one that is up again puts its blocks
+///   back at its agent's next pass.
+///
+/// A last-holder key of a host that is no member (it left, with no
+/// container) is stale and goes with the network. This host's own blocks
+/// and keys go too: the caller proved it has no container here.
 pub fn unpublish(ctx: &Locked, net: &Network) -> Result<()> {
     super::with_member(ctx, |m| {
         let o = net
             .overlay()
             .cloned()
             .ok_or_else(|| Error::invalid("driver", net.driver().as_str(), "is not overlay"))?;
-        let guard = keys::containers(&net.name);
-        let removed = m.store.delete_all_unless(
-            &[keys::network(&net.name), keys::vni(o.vni)],
-            &[keys::blocks(&net.name), keys::helds(&net.name)],
-            &guard,
-        )?;
-        if removed {
-            tracing::info!(network = %net.name, "overlay network removed from the cluster store");
-            return Ok(());
+        // This host's empty blocks and stale last-holder keys first, in
+        // their own transactions: true whether or not the removal is
+        // refused, and what lets a refused `network rm` on a host that
+        // last held a block clear it.
+        super::lease::release_empty(ctx, m, net)?;
+        for _ in 0..UNPUBLISH_ATTEMPTS {
+            let plan = plan_removal(m, net)?;
+            if !plan.users.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "network {} is in use in the cluster: {}",
+                    net.name,
+                    plan.users.join("; ")
+                )));
+            }
+            let _span = tracing::debug_span!("network_unpublish", network = %net.name).entered();
+            if m.store.delete_guarded(
+                &[keys::network(&net.name), keys::vni(o.vni)],
+                &[keys::blocks(&net.name), keys::helds(&net.name)],
+                &plan.guards,
+            )? {
+                tracing::info!(network = %net.name, "overlay network removed from the cluster store");
+                return Ok(());
+            }
+            tracing::debug!(network = %net.name, "the store changed since it was read: reading again");
         }
-        let (kvs, _) = m.store.list(&guard)?;
-        let subnet = subnet_of(net).map(|(s, _)| s);
-        let on: Vec<String> = kvs
-            .iter()
-            .filter_map(|kv| {
-                let (_, node, id) = keys::parse_container(&kv.key)?;
-                // The name helps the user find it; a value that does not read
-                // still blocks the removal, named by its id.
-                let name = subnet
-                    .and_then(|s| {
-                        values::Container::read_in(&kv.key, &node, &id, s, net.subnet6(), &kv.value)
-                            .ok()
-                    })
-                    .and_then(|c| c.name);
-                Some(match name {
-                    Some(n) => format!("{n} ({id}) on host {node}"),
-                    None => format!("{id} on host {node}"),
-                })
-            })
-            .collect();
         Err(Error::Conflict(format!(
-            "network {} has {} container(s) in the cluster: {}",
-            net.name,
-            on.len(),
-            on.join(", ")
+            "network {}: the cluster store changed under each of {UNPUBLISH_ATTEMPTS} attempts to remove it; try again",
+            net.name
         )))
     })
+}
+
+/// What `unpublish` found: who may still be on the network (empty: it
+/// can go), and what its transaction must find unchanged.
+struct Removal {
+    users: Vec<String>,
+    guards: Vec<Guard>,
+}
+
+fn plan_removal(m: &mut Member, net: &Network) -> Result<Removal> {
+    let me = m.cfg.node.clone();
+    let prefixes = [
+        keys::containers(&net.name),
+        keys::blocks(&net.name),
+        keys::helds(&net.name),
+        keys::members(),
+        keys::nodes(),
+    ];
+    let (read, rev) = m.store.snapshot(&prefixes)?;
+    let [containers, blocks, holders, members, nodes] = <[Vec<Kv>; 5]>::try_from(read)
+        .map_err(|_| Error::Conflict("cluster store: a snapshot of the wrong size".into()))?;
+    let members: BTreeMap<String, Option<u64>> = members
+        .iter()
+        .filter_map(|kv| {
+            let n = keys::name_under(&kv.key, &keys::members())?;
+            // A member value that does not read still makes its node a
+            // member: it may run containers.
+            let down = values::Member::read(&kv.key, n, &kv.value)
+                .ok()
+                .and_then(|v| v.down_since);
+            Some((n.to_string(), down))
+        })
+        .collect();
+    let up: BTreeSet<String> = nodes
+        .iter()
+        .filter_map(|kv| keys::name_under(&kv.key, &keys::nodes()).map(str::to_string))
+        .collect();
+
+    let mut users = Vec::new();
+    let subnet = subnet_of(net).map(|(s, _)| s);
+    let mut with_entries: BTreeSet<String> = BTreeSet::new();
+    for kv in &containers {
+        let Some((_, node, id)) = keys::parse_container(&kv.key) else {
+            // Not one of ours to read, but under the network: it blocks.
+            users.push(format!("the store key {}", kv.key));
+            continue;
+        };
+        // The name helps the user find it; a value that does not read
+        // still blocks the removal, named by its id.
+        let name = subnet
+            .and_then(|s| {
+                values::Container::read_in(&kv.key, &node, &id, s, net.subnet6(), &kv.value).ok()
+            })
+            .and_then(|c| c.name);
+        users.push(match name {
+            Some(n) => format!("container {n} ({id}) on host {node}"),
+            None => format!("container {id} on host {node}"),
+        });
+        with_entries.insert(node);
+    }
+
+    // Blocks and last holders, by node (this host's are its own to drop).
+    let mut leased: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut leased_keys: BTreeSet<(String, String)> = BTreeSet::new();
+    for kv in &blocks {
+        let Some((_, b)) = keys::parse_block(&kv.key) else {
+            super::refused(
+                &kv.key,
+                &kv.value,
+                "a block key that is not NETWORK/ADDRESS-LENGTH",
+            );
+            continue;
+        };
+        match values::Block::read(&kv.key, &kv.value) {
+            Ok(v) if v.node != me => {
+                leased_keys.insert((v.node.clone(), b.to_string()));
+                leased.entry(v.node).or_default().push(b.to_string());
+            }
+            Ok(_) => {}
+            // Names no host: nothing can be said to run there.
+            Err(e) => super::refused(&kv.key, &kv.value, e),
+        }
+    }
+    let mut last: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    for kv in &holders {
+        let Some((_, b)) = keys::parse_held(&kv.key) else {
+            super::refused(
+                &kv.key,
+                &kv.value,
+                "a last-holder key that is not NETWORK/ADDRESS-LENGTH",
+            );
+            continue;
+        };
+        let node = match values::Block::read(&kv.key, &kv.value) {
+            Ok(v) => v.node,
+            Err(e) => {
+                super::refused(&kv.key, &kv.value, e);
+                continue;
+            }
+        };
+        if node == me || leased_keys.contains(&(node.clone(), b.to_string())) {
+            continue;
+        }
+        if members.contains_key(&node) || up.contains(&node) {
+            last.entry(node).or_default().push(b.to_string());
+        } else {
+            gone.insert(node);
+        }
+    }
+    for (node, bs) in &leased {
+        if with_entries.contains(node) {
+            continue;
+        }
+        users.push(format!(
+            "host {node} holds block {} with no container registered on it (a setup under way there, or one that was killed: `ocinet gc` on {node} gives the block back)",
+            bs.join(", ")
+        ));
+    }
+    let now = values::now();
+    for (node, bs) in &last {
+        if with_entries.contains(node) || leased.contains_key(node) {
+            continue;
+        }
+        let bs = bs.join(", ");
+        users.push(match (up.contains(node), members.get(node).copied().flatten()) {
+            (false, since) => format!(
+                "host {node} is down{} and last held block {bs}: cut off from the store, it may still run containers there (if it is gone for good, delete its member key {} from the store)",
+                since
+                    .map(|t| format!(" (for {} s)", now.saturating_sub(t)))
+                    .unwrap_or_default(),
+                keys::member(node)
+            ),
+            (true, _) => format!(
+                "host {node} last held block {bs} and has not put it back: its containers may still run there (if none does, `ocinet network rm {}` on {node} clears it)",
+                net.name
+            ),
+        });
+    }
+
+    let mut guards = vec![
+        Guard::Empty(keys::containers(&net.name)),
+        Guard::Unchanged(keys::blocks(&net.name), rev),
+        Guard::Unchanged(keys::helds(&net.name), rev),
+    ];
+    // A stale last holder must still be none when its key is deleted.
+    for node in gone {
+        guards.push(Guard::Absent(keys::member(&node)));
+        guards.push(Guard::Absent(keys::node(&node)));
+    }
+    Ok(Removal { users, guards })
 }
 
 /// The block arithmetic's view of a definition: its subnet and gateway.

@@ -294,8 +294,14 @@ fn allocate_with(
 
 /// Give back this host's blocks of `net` that hold no lease of its IPAM
 /// (none of its containers has an address there): only while they are
-/// still ours. Under the state lock, so no setup is between its block
-/// and its lease.
+/// still ours, each with its last-holder key in the same transaction (a
+/// hook killed between two deletions would leave the holder key behind,
+/// naming this host forever). Last-holder keys naming this host for a
+/// block no host holds (its key went with an expired lease) and with no
+/// lease of ours inside go too: nothing of this host runs there, and
+/// such a key would keep other hosts off the block and `network rm`
+/// refused. Under the state lock, so no setup is between its block and
+/// its lease.
 pub fn release_empty(ctx: &Locked, m: &mut Member, net: &Network) -> Result<usize> {
     let Some((subnet, _)) = subnet_of(net) else {
         return Ok(0);
@@ -308,17 +314,40 @@ pub fn release_empty(ctx: &Locked, m: &mut Member, net: &Network) -> Result<usiz
             _ => None,
         })
         .collect();
+    let empty = |b: &Ipv4Net| subnet.contains(b) && !leased.iter().any(|ip| b.contains(ip));
     let me = m.cfg.node.clone();
     let value = mine(m);
+    // Both prefixes in one read: a teardown pays no extra round trip.
+    let (mut read, _) = m
+        .store
+        .snapshot(&[keys::blocks(&net.name), keys::helds(&net.name)])?;
+    let holders = read.pop().unwrap_or_default();
+    let blocks = parse_blocks(&read.pop().unwrap_or_default(), &net.name, subnet);
     let mut n = 0;
-    for (b, _) in held(m, net)?.into_iter().filter(|(_, v)| v.node == me) {
-        if leased.iter().any(|ip| b.contains(ip)) || !subnet.contains(&b) {
-            continue;
-        }
-        if m.store.delete_if(&keys::block(&net.name, b), &value)? {
-            m.store.delete_if(&keys::held(&net.name, b), &value)?;
+    for (b, _) in blocks.iter().filter(|(b, v)| v.node == me && empty(b)) {
+        let _span =
+            tracing::debug_span!("block_release", network = %net.name, block = %b).entered();
+        if m.store.delete_with_side(
+            &keys::block(&net.name, *b),
+            &keys::held(&net.name, *b),
+            &value,
+        )? {
             tracing::info!(network = %net.name, block = %b, "block given back");
             n += 1;
+        }
+    }
+    for kv in holders.iter().filter(|kv| kv.value == value) {
+        let Some((_, b)) = keys::parse_held(&kv.key) else {
+            continue;
+        };
+        if blocks.contains_key(&b) || !empty(&b) {
+            continue;
+        }
+        let _span = tracing::debug_span!("held_release", network = %net.name, block = %b).entered();
+        if m.store
+            .delete_if_without(&kv.key, &value, &keys::block(&net.name, b))?
+        {
+            tracing::info!(network = %net.name, block = %b, "last-holder key of a block this host no longer holds removed");
         }
     }
     Ok(n)

@@ -135,14 +135,13 @@ pub fn joined(ctx: &Context) -> bool {
 }
 
 /// `cluster leave`: every local overlay network's devices and local copy
-/// go (the caller found no container on them).
-pub fn forget_all(ctx: &Context) -> Result<()> {
-    let locked = ctx.lock()?;
+/// go (the caller found no container on them, under the same lock).
+pub fn forget_all(locked: &crate::context::Locked) -> Result<()> {
     let (nets, _) = locked.config.list();
     let mut nl = ocinet_common::netlink::Netlink::new()?;
     for n in nets.iter().filter(|n| n.overlay().is_some()) {
         dataplane::remove_device(&mut nl, n)?;
-        crate::networks::remove_local(&locked, n)?;
+        crate::networks::remove_local(locked, n)?;
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! `ocinet cluster join|ls|leave|status` and `ocinet agent`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ocinet_cluster::values::{Member as MemberValue, Node};
 use ocinet_cluster::{keys, ClusterConfig, Store};
 use ocinet_common::netlink::Netlink;
+use ocinet_common::store::fsutil;
 use ocinet_common::{Error, Result};
 use ocinet_core::context::Context;
 use ocinet_core::overlay::{agent, Member};
@@ -118,7 +119,9 @@ fn ls(ctx: &Context, as_json: bool) -> Result<String> {
     let (kvs, _) = m.store.list(keys::ROOT)?;
     let mut members: BTreeMap<String, MemberValue> = BTreeMap::new();
     let mut up: BTreeMap<String, Node> = BTreeMap::new();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    // A container on several overlay networks has an entry on each:
+    // counted once per node.
+    let mut containers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for kv in &kvs {
         if let Some(n) = keys::name_under(&kv.key, &keys::members()) {
             match MemberValue::read(&kv.key, n, &kv.value) {
@@ -131,8 +134,8 @@ fn ls(ctx: &Context, as_json: bool) -> Result<String> {
             if let Ok(v) = Node::read(&kv.key, n, &kv.value) {
                 up.insert(n.to_string(), v);
             }
-        } else if let Some((_, node, _)) = keys::parse_container(&kv.key) {
-            *counts.entry(node).or_default() += 1;
+        } else if let Some((_, node, id)) = keys::parse_container(&kv.key) {
+            containers.entry(node).or_default().insert(id);
         }
     }
     let rows: Vec<(String, String, String, Option<u64>, usize)> = members
@@ -151,7 +154,7 @@ fn ls(ctx: &Context, as_json: bool) -> Result<String> {
                 adv,
                 state,
                 since,
-                counts.get(name).copied().unwrap_or(0),
+                containers.get(name).map_or(0, BTreeSet::len),
             )
         })
         .collect();
@@ -184,12 +187,21 @@ fn ls(ctx: &Context, as_json: bool) -> Result<String> {
 /// else its lease is revoked (its node key, blocks and entries go with
 /// it), its member key removed, its overlay devices and local copies of
 /// overlay definitions removed, its agent ended and its config removed.
+/// All under the state lock: a setup that came between the check and the
+/// leave would run a container on a host that is no member any more.
 fn leave(ctx: &Context) -> Result<String> {
     let cfg = ClusterConfig::required(ctx.config.root())?;
-    let (nets, _) = ctx.config.list();
+    let locked = ctx.lock()?;
+    let (nets, _) = locked.config.list();
     let overlays: Vec<&ocinet_common::model::Network> =
         nets.iter().filter(|n| n.overlay().is_some()).collect();
-    let (eps, _) = ctx.state.list_endpoints();
+    let (eps, unreadable) = locked.state.list_endpoints();
+    if let Some(e) = unreadable.first() {
+        return Err(Error::Conflict(format!(
+            "host {}: cannot tell whether an overlay container runs here: {e}; fix or remove that record first",
+            cfg.node
+        )));
+    }
     let on: Vec<String> = eps
         .iter()
         .flat_map(|e| {
@@ -210,8 +222,8 @@ fn leave(ctx: &Context) -> Result<String> {
             on.join(", ")
         )));
     }
-    let mut m = Member::connect(ctx)?;
-    agent::stop(ctx)?;
+    let mut m = Member::connect(&locked)?;
+    agent::stop(&locked)?;
     // The member key first: another host's agent marks a member whose
     // node key is gone as down, writing its member key back, so the node
     // key must outlive the member key, not the reverse.
@@ -229,8 +241,10 @@ fn leave(ctx: &Context) -> Result<String> {
     for kv in held.iter().filter(|kv| kv.value == mine) {
         m.store.delete_if(&kv.key, &mine)?;
     }
-    ocinet_core::overlay::forget_all(ctx)?;
-    ClusterConfig::remove(ctx.config.root())?;
+    ocinet_core::overlay::forget_all(&locked)?;
+    // Other hosts' names, which no agent keeps up to date any more.
+    fsutil::remove_if_exists(&locked.state.remote_names_file())?;
+    ClusterConfig::remove(locked.config.root())?;
     tracing::info!(node = %cfg.node, "left the cluster");
     Ok(format!("{}\n", cfg.node))
 }
