@@ -318,27 +318,41 @@ impl Netlink {
     /// the request.
     pub fn retire_link(&mut self, name: &str, rename: Option<&str>) -> Result<bool> {
         let _span = tracing::debug_span!("link_retire", name, ?rename).entered();
-        let Some(link) = self.link_by_name(name)? else {
-            return Ok(false);
+        let retired = match rename {
+            // By name: the kernel finds the link itself, no RTM_GETLINK
+            // first (whose answer for a veth with its peer in another
+            // namespace costs a scan of the host's namespace ids).
+            None => self.set_link(
+                LinkUnspec::new_with_name(name)
+                    .down()
+                    .nocontroller()
+                    .alias(RETIRED_ALIAS)
+                    .build(),
+                &format!("retire link {name}"),
+            ),
+            Some(new_name) => {
+                let Some(link) = self.link_by_name(name)? else {
+                    return Ok(false);
+                };
+                let retire = LinkUnspec::new_with_index(link.index)
+                    .down()
+                    .nocontroller()
+                    .alias(RETIRED_ALIAS)
+                    .build();
+                // Renamed after it is down: kernels before 6.2 refuse to
+                // rename an interface that is up (EBUSY), and rename
+                // before they apply flags.
+                self.set_link(retire, &format!("retire link {name}"))
+                    .and_then(|()| {
+                        self.set_link(
+                            LinkUnspec::new_with_index(link.index)
+                                .name(new_name)
+                                .build(),
+                            &format!("rename link {name} to {new_name}"),
+                        )
+                    })
+            }
         };
-        let retire = LinkUnspec::new_with_index(link.index)
-            .down()
-            .nocontroller()
-            .alias(RETIRED_ALIAS)
-            .build();
-        // Renamed after it is down: kernels before 6.2 refuse to rename an
-        // interface that is up (EBUSY), and rename before they apply flags.
-        let retired = self
-            .set_link(retire, &format!("retire link {name}"))
-            .and_then(|()| match rename {
-                Some(new_name) => self.set_link(
-                    LinkUnspec::new_with_index(link.index)
-                        .name(new_name)
-                        .build(),
-                    &format!("rename link {name} to {new_name}"),
-                ),
-                None => Ok(()),
-            });
         match retired {
             Ok(()) => Ok(true),
             Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
