@@ -76,18 +76,30 @@ pub fn daemon_command(
     state_dir: &std::path::Path,
     exe: &std::path::Path,
 ) -> Command {
+    daemon_command_with(systemd, daemon, state_dir, exe, &[])
+}
+
+/// `daemon_command` with more unit properties (`Restart=on-failure`, ...)
+/// for the transient service; without systemd they have no meaning and
+/// are not used.
+pub fn daemon_command_with(
+    systemd: Option<&std::path::Path>,
+    daemon: &str,
+    state_dir: &std::path::Path,
+    exe: &std::path::Path,
+    properties: &[&str],
+) -> Command {
     match systemd {
         Some(run) => {
             let mut c = Command::new(run);
-            c.args([
-                "--quiet",
-                "--collect",
-                "--property=KillMode=mixed",
-                "--unit",
-            ])
-            .arg(unit_name(daemon, state_dir))
-            .arg("--")
-            .arg(exe);
+            c.args(["--quiet", "--collect", "--property=KillMode=mixed"]);
+            for p in properties {
+                c.arg(format!("--property={p}"));
+            }
+            c.arg("--unit")
+                .arg(unit_name(daemon, state_dir))
+                .arg("--")
+                .arg(exe);
             c
         }
         None => Command::new(exe),
