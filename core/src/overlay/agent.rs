@@ -210,6 +210,29 @@ fn launch(ctx: &Context, cfg: &ClusterConfig, until: Until) -> Result<()> {
 
 /// End this host's agent (`cluster leave`): by its pid, once.
 pub fn stop(ctx: &Context) -> Result<bool> {
+    // Under systemd the unit is stopped first (without waiting: the pid
+    // is ended below), so that systemd does not start again
+    // (`Restart=on-failure`) an agent that has to be SIGKILLed, which
+    // would register the host again while it leaves.
+    if let Some(run) = ocinet_common::process::systemd_run() {
+        let ctl = run.with_file_name("systemctl");
+        if let Ok(dir) = std::path::absolute(ctx.state.root()) {
+            let unit = ocinet_common::process::unit_name("ocinet-agent", &dir);
+            let _span = tracing::info_span!("systemctl_stop", %unit).entered();
+            match std::process::Command::new(&ctl)
+                .args(["stop", "--no-block", "--quiet", &unit])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+            {
+                // Not loaded: an agent a hook started elsewhere, or one
+                // under a service manager of its own.
+                Ok(_) => {}
+                Err(e) => tracing::debug!("{}: {e}", ctl.display()),
+            }
+        }
+    }
     match ctx.state.agent_state() {
         Some(s) => {
             let ended = ocinet_common::process::end_daemon(&s.process, "overlay agent")?;
