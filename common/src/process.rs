@@ -77,18 +77,30 @@ pub fn daemon_command(
     state_dir: &std::path::Path,
     exe: &std::path::Path,
 ) -> Command {
+    daemon_command_with(systemd, daemon, state_dir, exe, &[])
+}
+
+/// `daemon_command` with more unit properties (`Restart=on-failure`, ...)
+/// for the transient service; without systemd they have no meaning and
+/// are not used.
+pub fn daemon_command_with(
+    systemd: Option<&std::path::Path>,
+    daemon: &str,
+    state_dir: &std::path::Path,
+    exe: &std::path::Path,
+    properties: &[&str],
+) -> Command {
     match systemd {
         Some(run) => {
             let mut c = Command::new(run);
-            c.args([
-                "--quiet",
-                "--collect",
-                "--property=KillMode=mixed",
-                "--unit",
-            ])
-            .arg(unit_name(daemon, state_dir))
-            .arg("--")
-            .arg(exe);
+            c.args(["--quiet", "--collect", "--property=KillMode=mixed"]);
+            for p in properties {
+                c.arg(format!("--property={p}"));
+            }
+            c.arg("--unit")
+                .arg(unit_name(daemon, state_dir))
+                .arg("--")
+                .arg(exe);
             c
         }
         None => Command::new(exe),
@@ -377,5 +389,44 @@ mod tests {
         let t = std::time::Instant::now();
         wait_until_unlocked(waiter.as_raw_fd());
         assert!(t.elapsed() >= std::time::Duration::from_micros(QUIET_WAIT_MAX_US));
+    }
+
+    #[test]
+    fn unit_properties_go_before_the_unit_and_the_command() {
+        let run = std::path::Path::new("/usr/bin/systemd-run");
+        let state = std::path::Path::new("/run/ocinet");
+        let exe = std::path::Path::new("/usr/bin/ocinet");
+        let c = daemon_command_with(
+            Some(run),
+            "ocinet-agent",
+            state,
+            exe,
+            &["Restart=on-failure"],
+        );
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = |s: &str| args.iter().position(|a| a == s);
+        assert_eq!(c.get_program(), run.as_os_str());
+        assert!(
+            at("--property=Restart=on-failure") < at("--unit"),
+            "{args:?}"
+        );
+        assert_eq!(args.last().map(String::as_str), Some("/usr/bin/ocinet"));
+        assert_eq!(at("--"), Some(args.len() - 2), "{args:?}");
+        // The plain variant is unchanged: no property but KillMode.
+        let plain = daemon_command(Some(run), "ocinet-dns", state, exe);
+        assert_eq!(
+            plain
+                .get_args()
+                .filter(|a| a.to_string_lossy().starts_with("--property"))
+                .count(),
+            1
+        );
+        // Without systemd the properties have no meaning.
+        let bare = daemon_command_with(None, "ocinet-agent", state, exe, &["Restart=on-failure"]);
+        assert_eq!(bare.get_program(), exe.as_os_str());
+        assert_eq!(bare.get_args().count(), 0);
     }
 }

@@ -1,6 +1,8 @@
 //! `ocinet gc`: undo endpoints whose container is gone (a crashed runtime,
 //! a SIGKILLed hook), connects and disconnects whose hook died, and
-//! leases and port claims no record accounts for.
+//! leases and port claims no record accounts for; start the daemons the
+//! remaining containers need (resolver, port proxy, overlay agent) if
+//! they died.
 
 use std::collections::BTreeMap;
 
@@ -155,6 +157,16 @@ pub fn run(ctx: &Context) -> Result<String> {
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
+    }
+    // The overlay agent, while this host is a cluster member with overlay
+    // containers (started again if it died: without it the host's lease
+    // expires and the other hosts drop their routes to these containers).
+    match crate::overlay::agent::revive(ctx, records.values().flatten()) {
+        Ok(Some(pid)) => {
+            out += &format!("started the overlay agent (pid {pid}): it was not running\n")
+        }
+        Ok(None) => {}
+        Err(e) => errors.push(e),
     }
     // The port proxy, while a record asks for a port on [::1]: started
     // again if it died (it binds every such port from the records), told

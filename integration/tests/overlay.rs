@@ -2,9 +2,10 @@
 //! namespaces on an underlay bridge with a real etcd, containers under
 //! runc and crun on different hosts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ocinet_integration::cluster::Cluster;
+use ocinet_integration::cluster::{Cluster, TEST_TTL};
+use ocinet_integration::upstream::{ask, A};
 use ocinet_integration::{ok, text, Runtime, Spec};
 
 fn ip_of(h: &ocinet_integration::Host, id: &str, net: &str) -> String {
@@ -234,10 +235,30 @@ fn published_ports_and_the_way_out_are_the_hosts() {
     );
 }
 
+/// What docs/overlay.md promises for a container stopped on another host:
+/// NXDOMAIN within this of its poststop.
+const NXDOMAIN_BOUND: Duration = Duration::from_secs(1);
+/// And for one that died there without its poststop (its host's agent
+/// passes every 2 s).
+const DEAD_BOUND: Duration = Duration::from_secs(3);
+
+/// Ask with `ask` (answering "RCODE:answers") until NXDOMAIN, at most
+/// `limit` (the documented bound with 3x margin for a loaded 2-core
+/// machine): the last answer and the time it took from the call.
+fn nxdomain_within(limit: Duration, ask: impl Fn() -> String) -> (String, Duration) {
+    let start = Instant::now();
+    let mut last = ask();
+    while !last.starts_with("3:") && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(20));
+        last = ask();
+    }
+    (last, start.elapsed())
+}
+
 /// podman through hooks.d on one host, runc on another: one network. A
-/// container stopped on one host stops answering by name on the other
-/// at once (its entry leaves the store at its teardown; the agent's
-/// watch rewrites the names the resolver reads).
+/// container stopped on one host is NXDOMAIN on the other within the
+/// documented bound (its entry leaves the store at its teardown; the
+/// agent's watch rewrites the names the resolver reads).
 #[test]
 fn podman_and_runc_on_two_hosts_and_a_stopped_name_goes() {
     const ULIMITS: &[&str] = &[
@@ -274,22 +295,56 @@ fn podman_and_runc_on_two_hosts_and_a_stopped_name_goes() {
         "beta on h2 does not reach the podman container {ipp} on h1"
     );
     // Asked from a container of h1 (the resolver answers its network's
-    // containers only).
+    // containers only): rcode and answers.
     let probe = h1.started(Runtime::Runc, "probe", &Spec::on("ov", "probe"));
-    let lookup = |name: &str| text(&h1.in_container(&probe.id, &["nslookup", name, "10.80.0.1"]));
+    let ask_beta = || {
+        ask(h1, &probe.id, &[("a", "10.80.0.1", "beta", A, false)])
+            .remove("a")
+            .unwrap_or_default()
+    };
     assert!(
-        Cluster::eventually(Duration::from_secs(4), || lookup("beta").contains(&ipb)),
+        Cluster::eventually(Duration::from_secs(4), || ask_beta() == format!("0:{ipb}")),
         "{}",
-        lookup("beta")
+        ask_beta()
     );
+    // The bound docs/overlay.md gives: NXDOMAIN on every other host within
+    // 1 s of the poststop on h2 (h2's teardown deletes the entry, h1's
+    // agent's watch delivers the deletion, it rewrites the names before
+    // anything else). Allowed 3x that on a loaded 2-core machine; the
+    // benchmark (BENCHMARKS.md 16.2) measures the real figure.
     h2.stop(&mut b);
-    // The bound docs/overlay.md gives is 1 s; the test allows more, as speed
-    // lives in the benchmark.
+    let (last, took) = nxdomain_within(NXDOMAIN_BOUND * 3, ask_beta);
     assert!(
-        Cluster::eventually(Duration::from_secs(5), || !lookup("beta").contains(&ipb)),
-        "beta still resolves on h1 after it stopped on h2: {}",
-        lookup("beta")
+        last.starts_with("3:"),
+        "beta still answers \"{last}\" (rcode:answers) on h1 {took:?} after its poststop on h2; the documented bound is {NXDOMAIN_BOUND:?}"
     );
+    // A container that dies without its poststop (as when its runtime is
+    // killed with it): its host's agent drops its entry at its next pass.
+    let mut g = h2.bare_container(
+        "g",
+        serde_json::json!({"io.ocinet.network": "ov", "io.ocinet.name": "gamma"}),
+    );
+    ok(h2.hook("createRuntime", &g.state, &[]));
+    let ipg = ip_of(h2, &g.id, "ov");
+    let ask_gamma = || {
+        ask(h1, &probe.id, &[("a", "10.80.0.1", "gamma", A, false)])
+            .remove("a")
+            .unwrap_or_default()
+    };
+    assert!(
+        Cluster::eventually(Duration::from_secs(4), || ask_gamma() == format!("0:{ipg}")),
+        "{}",
+        ask_gamma()
+    );
+    g.kill();
+    let (last, took) = nxdomain_within(DEAD_BOUND * 3, ask_gamma);
+    assert!(
+        last.starts_with("3:"),
+        "gamma, dead without its poststop on h2, still answers \"{last}\" on h1 {took:?} later; the documented bound is {DEAD_BOUND:?}"
+    );
+    // gc on its host tears it down.
+    ok(h2.ocinet(&["gc"]));
+    assert!(h2.endpoint(&g.id).is_none(), "gc left gamma's record");
     ok(h1.podman(&["stop", "--time", "1", "pweb"]));
     ok(h1.podman(&["rm", "pweb"]));
     assert!(h1.endpoint(&id).is_none());
@@ -393,7 +448,7 @@ fn a_late_host_does_not_take_the_block_of_a_host_that_is_cut_off() {
 /// host.
 #[test]
 fn dual_stack_across_hosts() {
-    use ocinet_integration::upstream::{ask, AAAA};
+    use ocinet_integration::upstream::AAAA;
     let c = Cluster::joined(2);
     let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
     ocinet_integration::cluster::overlay_network(
@@ -449,5 +504,101 @@ fn dual_stack_across_hosts() {
         got,
         "{:?}",
         ask(h1, &a.id, &[("aaaa", "fd85::1", "beta", AAAA, false)])
+    );
+}
+
+/// SIGKILL every agent of `h` (by pid; the harness finds them by their
+/// command line and state directory); the pids killed.
+fn kill_agents(h: &ocinet_integration::Host) -> Vec<i32> {
+    let pids = h.agents();
+    assert!(!pids.is_empty(), "{}: no agent runs", h.name);
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        Cluster::eventually(Duration::from_secs(5), || h.agents().is_empty()),
+        "{}: agents {pids:?} survived SIGKILL",
+        h.name
+    );
+    pids
+}
+
+/// Whether `h`'s agent runs, is not one of `killed`, and registered the
+/// host (`cluster status --json`).
+fn agent_back(h: &ocinet_integration::Host, killed: &[i32]) -> bool {
+    let now = h.agents();
+    let status: serde_json::Value =
+        serde_json::from_str(&text(&h.ocinet(&["cluster", "status", "--json"])))
+            .unwrap_or_default();
+    !now.is_empty()
+        && now.iter().all(|p| !killed.contains(p))
+        && status["agent"]["registered"] == true
+}
+
+/// A crashed agent (SIGKILLed; the host's containers keep running) is
+/// started again, with no join and no new setup: by `ocinet gc` (the
+/// packaged timer's), and by the host's next overlay teardown. The host's
+/// lease never lapses: after more than its TTL the host is up and its
+/// container is still reached from another host.
+#[test]
+fn a_killed_agent_is_started_again_by_gc_and_by_a_teardown() {
+    let ttl = Duration::from_secs(TEST_TTL.parse().unwrap_or(5));
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    ocinet_integration::cluster::overlay_network(h1, "ov", "10.86.0.0/16", &[]);
+    let a = h1.started(Runtime::Runc, "a", &Spec::on("ov", "alpha"));
+    let mut a2 = h1.started(Runtime::Crun, "a2", &Spec::on("ov", "alpha2"));
+    let b = h2.started(Runtime::Runc, "b", &Spec::on("ov", "beta"));
+    let ipa = ip_of(h1, &a.id, "ov");
+    assert!(reaches(h2, &b.id, &ipa), "beta does not reach alpha {ipa}");
+    let h1_up = || {
+        c.members(1)
+            .iter()
+            .any(|m| m["node"] == "h1" && m["state"] == "up")
+    };
+    let node_key = || {
+        c.etcd
+            .keys("/ocinet/v1/nodes/")
+            .contains(&"/ocinet/v1/nodes/h1".to_string())
+    };
+
+    // gc, nothing else.
+    let killed = kill_agents(h1);
+    let out = ok(h1.ocinet(&["gc"]));
+    assert!(out.contains("started the overlay agent"), "gc: {out}");
+    assert!(
+        Cluster::eventually(Duration::from_secs(5), || agent_back(h1, &killed)),
+        "no agent registered h1 again after gc: {:?}; {}",
+        h1.agents(),
+        text(&h1.ocinet(&["cluster", "status", "--json"]))
+    );
+    // Past the TTL of the lease the killed agent last kept alive.
+    std::thread::sleep(ttl + Duration::from_secs(2));
+    assert!(node_key() && h1_up(), "h1 is not up: {:?}", c.members(1));
+    assert!(
+        reaches(h2, &b.id, &ipa),
+        "beta does not reach alpha {ipa} after gc started h1's agent again"
+    );
+    // A second gc finds the agent running and says nothing of it.
+    let out = ok(h1.ocinet(&["gc"]));
+    assert!(!out.contains("overlay agent"), "gc: {out}");
+
+    // The next overlay teardown on h1, nothing else.
+    let killed = kill_agents(h1);
+    h1.stop(&mut a2);
+    assert!(
+        Cluster::eventually(Duration::from_secs(5), || agent_back(h1, &killed)),
+        "no agent registered h1 again after a teardown: {:?}; {}",
+        h1.agents(),
+        text(&h1.ocinet(&["cluster", "status", "--json"]))
+    );
+    std::thread::sleep(ttl + Duration::from_secs(2));
+    assert!(node_key() && h1_up(), "h1 is not up: {:?}", c.members(1));
+    assert!(
+        reaches(h2, &b.id, &ipa),
+        "beta does not reach alpha {ipa} after a teardown started h1's agent again"
     );
 }

@@ -1,7 +1,11 @@
 //! The per-host agent (`ocinet agent`): keeps this host's store lease
 //! alive, watches the store and keeps the kernel in step with it. Started
 //! by the hook at the first overlay container (as the resolver is), by
-//! `cluster join`, or by a service manager.
+//! `cluster join`, or by a service manager. One that died is started
+//! again: by systemd within `RESTART_SEC` where systemd runs the host
+//! (`Restart=on-failure` on its transient unit), and elsewhere (or if
+//! systemd gave up) by the host's next overlay setup or teardown or by
+//! `ocinet gc` (`revive`), while the host has overlay containers.
 //!
 //! One pass (`reconcile`) reads the whole cluster state once (a few
 //! hundred bytes per host and network) and makes this host agree:
@@ -11,15 +15,24 @@
 //!   blocks other hosts hold (`dataplane::program`);
 //! - this host's own keys: its blocks and container entries put back on
 //!   the lease when they are missing (a new lease after the old one
-//!   expired; the store restored), entries without a local record and
-//!   empty blocks removed (a hook killed half-way);
+//!   expired; the store restored), entries without a local record or
+//!   whose container died without its poststop, and empty blocks,
+//!   removed (a hook killed half-way);
 //! - other hosts' container names, for the resolver (`names.json`);
 //! - members whose lease is gone marked down, with the time.
 //!
 //! A pass runs when the store reports a change, and at least every
-//! `PERIOD`; a store that cannot be reached is retried every `RETRY`
-//! without a restart, while the kernel keeps what it has (containers
-//! keep talking across hosts).
+//! `PERIOD`; a store that cannot be reached is tried again `RETRY` after
+//! an attempt failed, without a restart, while the kernel keeps what it
+//! has (containers keep talking across hosts). An attempt fails at once
+//! when the store refuses the connection, and after the store timeout
+//! (`ocinet_cluster::TIMEOUT`, 2 s) when it does not answer (a host or
+//! etcd that hangs, packets dropped): a try every 0.5 s or every 2.5 s.
+//!
+//! The watch resumes from the revision the last pass read, so no change
+//! is missed between two watches: a container removed on another host
+//! leaves this host's names (for the resolver) as soon as its deletion
+//! is delivered, written first in the pass, before any kernel work.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -27,7 +40,7 @@ use std::time::{Duration, Instant};
 use ocinet_cluster::store::Kv;
 use ocinet_cluster::values::{self, Container, Member as MemberValue, NetworkValue, Node, VERSION};
 use ocinet_cluster::{keys, ClusterConfig, Store};
-use ocinet_common::model::{Network, ProcessId};
+use ocinet_common::model::{Endpoint, Network, ProcessId};
 use ocinet_common::netlink::Netlink;
 use ocinet_common::store::cluster::{AgentState, RemoteName};
 use ocinet_common::store::lock::StateLock;
@@ -42,6 +55,12 @@ const PERIOD: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_millis(500);
 /// How long a hook waits for an agent it started to register the host.
 const READY: Duration = Duration::from_secs(4);
+/// How long `revive` waits for an agent it started to run (systemd may be
+/// restarting one: `RESTART_SEC`).
+const RUNNING: Duration = Duration::from_secs(3);
+/// systemd's delay before it starts a dead agent again: below a third of
+/// the shortest lease TTL `cluster join` accepts, so the lease outlives it.
+const RESTART_SEC: &str = "RestartSec=1s";
 
 /// The subcommand of the `ocinet` binary that is the agent.
 pub const SUBCOMMAND: &str = "agent";
@@ -57,6 +76,56 @@ pub fn ensure(ctx: &Locked, cfg: &ClusterConfig) -> Result<()> {
 
 /// Start the agent unless one runs; wait until it registered the host.
 pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
+    launch(ctx, cfg, Until::Registered)
+}
+
+/// The agent of a member host with containers on overlay networks
+/// (any of `endpoints`), started again if it is gone (crashed, SIGKILLed,
+/// OOM-killed): `ocinet gc` and every overlay teardown call this, as gc
+/// starts a resolver that died. Without an agent the host's lease
+/// expires, the other hosts drop their routes to its blocks, and its
+/// running containers are cut off from them. Waits until the new agent
+/// runs, not until it reached the store: a store out of reach must not
+/// hold a teardown up (the agent retries by itself). The pid started,
+/// `None` when nothing was to be done.
+pub fn revive<'a>(
+    ctx: &Context,
+    endpoints: impl IntoIterator<Item = &'a Endpoint>,
+) -> Result<Option<i32>> {
+    if ctx.state.agent_state().is_some() {
+        return Ok(None);
+    }
+    let Some(cfg) = ClusterConfig::load(ctx.config.root())? else {
+        return Ok(None);
+    };
+    let (nets, _) = ctx.config.list();
+    let overlays: Vec<&str> = nets
+        .iter()
+        .filter(|n| n.overlay().is_some())
+        .map(|n| n.name.as_str())
+        .collect();
+    let on_overlay = endpoints
+        .into_iter()
+        .any(|e| overlays.iter().any(|n| e.is_on(n)));
+    if !on_overlay {
+        return Ok(None);
+    }
+    tracing::warn!(node = %cfg.node, "the overlay agent is not running while this host has overlay containers: starting it again");
+    launch(ctx, &cfg, Until::Running)?;
+    Ok(ctx.state.agent_state().map(|s| s.process.pid))
+}
+
+/// What `launch` waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The host registered on a lease (bounded by `READY`).
+    Registered,
+    /// The agent runs (its pid file written; bounded by `RUNNING`).
+    Running,
+}
+
+/// Start the agent unless one runs; wait for `until`.
+fn launch(ctx: &Context, cfg: &ClusterConfig, until: Until) -> Result<()> {
     let _span = tracing::info_span!("start_agent").entered();
     let mut child = None;
     let systemd = ocinet_common::process::systemd_run();
@@ -69,9 +138,17 @@ pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
             std::path::absolute(ctx.config.root()).map_err(|e| Error::io(ctx.config.root(), e))?;
         // A transient service where systemd runs the host (as the
         // resolver and the port proxy are started): it outlives the
-        // hook's process group, and `systemctl` shows it.
-        let mut cmd =
-            ocinet_common::process::daemon_command(systemd, "ocinet-agent", &state_dir, &exe);
+        // hook's process group, and `systemctl` shows it. systemd starts
+        // it again if it dies other than by a clean exit (a crash, a
+        // SIGKILL), within `RESTART_SEC`: well inside the lease's TTL, so
+        // the other hosts keep their routes to this host.
+        let mut cmd = ocinet_common::process::daemon_command_with(
+            systemd,
+            "ocinet-agent",
+            &state_dir,
+            &exe,
+            &["Restart=on-failure", RESTART_SEC],
+        );
         cmd.arg(SUBCOMMAND)
             .arg("--state-dir")
             .arg(&state_dir)
@@ -80,15 +157,26 @@ pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
         child =
             Some(ocinet_common::process::spawn_detached(&mut cmd).map_err(|e| Error::io(&exe, e))?);
     }
-    let deadline = Instant::now() + READY;
+    let done = |s: &AgentState| until == Until::Running || s.lease != 0;
+    let bound = match until {
+        Until::Registered => READY,
+        Until::Running => RUNNING,
+    };
+    let deadline = Instant::now() + bound;
+    let mut exited = None;
     while Instant::now() < deadline {
-        if ctx.state.agent_state().is_some_and(|s| s.lease != 0) {
+        if ctx.state.agent_state().is_some_and(|s| done(&s)) {
             return Ok(());
         }
         if let Some(c) = child.as_mut() {
             if let Ok(Some(status)) = c.try_wait() {
-                // systemd-run returns once the service started.
-                if !(systemd.is_some() && status.success()) && ctx.state.agent_state().is_none() {
+                child = None;
+                exited = Some(status);
+                // Without systemd the child is the agent: it ended.
+                // systemd-run returns once the service started, and fails
+                // when a unit of that name exists (systemd restarting the
+                // agent): waited for either way.
+                if systemd.is_none() && ctx.state.agent_state().is_none() {
                     return Err(Error::Conflict(format!(
                         "the overlay agent exited ({status}) before registering host {}: see {}",
                         cfg.node,
@@ -99,17 +187,52 @@ pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(Error::Conflict(format!(
-        "the overlay agent did not register host {} in the cluster store {} within {} s: see {}",
-        cfg.node,
-        cfg.store.join(","),
-        READY.as_secs(),
-        ctx.state.log_file().display()
-    )))
+    let how = exited
+        .filter(|s| !s.success())
+        .map(|s| format!(" (systemd-run: {s})"))
+        .unwrap_or_default();
+    Err(Error::Conflict(match until {
+        Until::Registered => format!(
+            "the overlay agent did not register host {} in the cluster store {} within {} s{how}: see {}",
+            cfg.node,
+            cfg.store.join(","),
+            READY.as_secs(),
+            ctx.state.log_file().display()
+        ),
+        Until::Running => format!(
+            "the overlay agent of host {} did not start within {} s{how}: see {}",
+            cfg.node,
+            RUNNING.as_secs(),
+            ctx.state.log_file().display()
+        ),
+    }))
 }
 
 /// End this host's agent (`cluster leave`): by its pid, once.
 pub fn stop(ctx: &Context) -> Result<bool> {
+    // Under systemd the unit is stopped first (without waiting: the pid
+    // is ended below), so that systemd does not start again
+    // (`Restart=on-failure`) an agent that has to be SIGKILLed, which
+    // would register the host again while it leaves.
+    if let Some(run) = ocinet_common::process::systemd_run() {
+        let ctl = run.with_file_name("systemctl");
+        if let Ok(dir) = std::path::absolute(ctx.state.root()) {
+            let unit = ocinet_common::process::unit_name("ocinet-agent", &dir);
+            let _span = tracing::info_span!("systemctl_stop", %unit).entered();
+            match std::process::Command::new(&ctl)
+                .args(["stop", "--no-block", "--quiet", &unit])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+            {
+                // Not loaded: an agent a hook started elsewhere, or one
+                // under a service manager of its own.
+                Ok(_) => {}
+                Err(e) => tracing::debug!("{}: {e}", ctl.display()),
+            }
+        }
+    }
     match ctx.state.agent_state() {
         Some(s) => {
             let ended = ocinet_common::process::end_daemon(&s.process, "overlay agent")?;
@@ -333,6 +456,27 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
 
     remember_holders(ctx, &view, &me);
 
+    // Names of other hosts' containers, for the resolver: first, so that
+    // a container stopped elsewhere is NXDOMAIN here without waiting for
+    // the state lock or the kernel work below.
+    let remote: Vec<RemoteName> = view
+        .containers
+        .iter()
+        .filter(|((_, node, _), _)| *node != me)
+        .map(|((net, node, id), (_, c))| RemoteName {
+            network: net.clone(),
+            node: node.clone(),
+            id: id.clone(),
+            name: c.name.clone(),
+            aliases: c.aliases.clone(),
+            addresses: c.addresses.clone(),
+        })
+        .collect();
+    if ctx.state.remote_names() != remote {
+        // The resolver looks at the file's time before each query.
+        ctx.state.save_remote_names(&remote)?;
+    }
+
     // Definitions: what the store has and this host lacks, or has older.
     let missing: Vec<&Network> = view
         .networks
@@ -403,9 +547,13 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
     // running container: nothing of this host's is removed then.
     let careful = !unreadable.is_empty();
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    // A container that died without its poststop (its runtime killed with
+    // it) is not wanted: its entry leaves the store at this pass, so the
+    // other hosts stop answering its name within a pass, not at the next
+    // gc. Its record, block and address stay until gc tears it down.
     for ep in records
         .iter()
-        .filter(|e| e.phase == ocinet_common::model::Phase::Ready)
+        .filter(|e| e.phase == ocinet_common::model::Phase::Ready && !e.is_stale())
     {
         for a in &ep.attachments {
             let Some(net) = local_overlays.iter().find(|n| n.name == a.network) else {
@@ -471,25 +619,6 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
                 lease::release_empty(&locked, m, n)?;
             }
         }
-    }
-
-    // Names of other hosts' containers, for the resolver.
-    let remote: Vec<RemoteName> = view
-        .containers
-        .iter()
-        .filter(|((_, node, _), _)| *node != me)
-        .map(|((net, node, id), (_, c))| RemoteName {
-            network: net.clone(),
-            node: node.clone(),
-            id: id.clone(),
-            name: c.name.clone(),
-            aliases: c.aliases.clone(),
-            addresses: c.addresses.clone(),
-        })
-        .collect();
-    if ctx.state.remote_names() != remote {
-        // The resolver looks at the file's time before each query.
-        ctx.state.save_remote_names(&remote)?;
     }
 
     // Members whose lease is gone: down since now, as this host saw it.

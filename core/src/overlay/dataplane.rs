@@ -7,9 +7,11 @@
 //!   entry giving that address the other host's VXLAN MAC, and an FDB
 //!   entry sending that MAC to the host's advertise address.
 //!
-//! Three entries per remote host and block, none per container: a
-//! container set up elsewhere in a block already routed is reached at
-//! once, with nothing to program.
+//! A route and a neighbour entry per remote block, an FDB entry per
+//! remote host (dual stack: an IPv6 route per remote block, an IPv6
+//! neighbour per remote host), none per container: a container set up
+//! elsewhere in a block already routed is reached at once, with nothing
+//! to program.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};

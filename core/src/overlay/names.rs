@@ -91,6 +91,15 @@ pub fn released(ctx: &Locked, ep: &Endpoint, atts: &[Attachment]) {
     if let Err(e) = result {
         tracing::warn!(id = %ep.id, "the cluster store still lists the container (the agent removes it): {e}");
     }
+    // The agent, started again if it died while this host still has
+    // overlay containers: without systemd to restart it, a teardown is
+    // where the host notices soonest (gc does too). `others` was read
+    // after the record lost these attachments.
+    match super::agent::revive(ctx, &others) {
+        Ok(Some(pid)) => tracing::warn!(pid, "the overlay agent was not running: started again"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("the overlay agent is not running and did not start: {e}"),
+    }
     for (name, net) in &nets {
         if !others.iter().any(|e| e.id != ep.id && e.is_on(name)) {
             if let Err(e) =
