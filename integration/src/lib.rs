@@ -1201,6 +1201,16 @@ impl Host {
     /// the `ocx-` name a retired veth is moved aside to), each with
     /// whether it is down and out of any bridge.
     pub fn retired_links(&self) -> Vec<(String, bool)> {
+        self.veths_now()
+            .into_iter()
+            .filter_map(|(name, retired, out)| retired.then_some((name, out)))
+            .collect()
+    }
+
+    /// Every veth of the host in one look: (name, retired, down and out of
+    /// any bridge). One look, because a retired veth keeps its name until
+    /// the kernel deletes it, at a moment of its own.
+    fn veths_now(&self) -> Vec<(String, bool, bool)> {
         let links: Value =
             serde_json::from_str(&ok(self.exec(&["ip", "-j", "link", "show", "type", "veth"])))
                 .unwrap_or(Value::Null);
@@ -1214,7 +1224,7 @@ impl Host {
                     .as_array()
                     .is_some_and(|f| f.iter().any(|f| f == "UP"));
                 let retired = l["ifalias"] == RETIRED_ALIAS || name.starts_with(RETIRED_PREFIX);
-                retired.then(|| (name.to_string(), !up && l["master"].is_null()))
+                Some((name.to_string(), retired, !up && l["master"].is_null()))
             })
             .collect()
     }
@@ -1591,14 +1601,13 @@ impl Host {
         }
         // A retired veth (marked, down, out of its bridge) is going: the
         // reaper or the namespace's end takes it (`reaped` waits for that).
-        let host_veths = self.links_now("veth");
-        let retired: Vec<String> = self.retired_links().into_iter().map(|(n, _)| n).collect();
-        for veth in self
-            .veths_of(id)
+        let host_veths: BTreeMap<String, bool> = self
+            .veths_now()
             .into_iter()
-            .filter(|v| !retired.contains(v))
-        {
-            if host_veths.contains(&veth) {
+            .map(|(name, retired, _)| (name, retired))
+            .collect();
+        for veth in self.veths_of(id) {
+            if host_veths.get(&veth) == Some(&false) {
                 left.push(format!("veth {veth}"));
             }
             let quoted = format!("\"{veth}\"");
