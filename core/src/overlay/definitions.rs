@@ -386,7 +386,7 @@ fn plan_removal(m: &mut Member, net: &Network) -> Result<Removal> {
         let bs = bs.join(", ");
         users.push(match (up.contains(node), members.get(node).copied().flatten()) {
             (false, since) => format!(
-                "host {node} is down{} and last held block {bs}: cut off from the store, it may still run containers there (if it is gone for good, `ocinet cluster rm {node}` forgets it)",
+                "host {node} is down{} and last held block {bs}: cut off from the store, it may still run containers there (if it is gone for good, its machine off or its containers stopped, `ocinet cluster rm {node}` forgets it)",
                 since
                     .map(|t| format!(" (for {} s)", now.saturating_sub(t)))
                     .unwrap_or_default()

@@ -308,7 +308,7 @@ fn rm(ctx: &Context, node: &str) -> Result<String> {
             };
             return Err(Error::Conflict(format!(
                 "node {node} is up ({since}; its lease is alive{}): it may run containers; stop them and run `ocinet cluster leave` on {node} (a host that died is down once its lease expired: then `cluster rm` forgets it)",
-                left.map(|s| format!(", {s} s left until its agent renews it"))
+                left.map(|s| format!(", renewed by its agent, {s} s before it would expire"))
                     .unwrap_or_default()
             )));
         }
