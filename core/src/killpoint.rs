@@ -3,7 +3,9 @@
 //! a test can prove that gc or the next hook call recovers from a hook
 //! that died there. Release builds compile this to nothing.
 //!
-//! Steps, in the order setup and teardown reach them: leased, recorded,
+//! Steps, in the order setup and teardown reach them: leased-ipv4 (a
+//! dual-stack network: the IPv4 address taken, the IPv6 one not yet),
+//! leased, recorded,
 //! bridge, firewall-started, veth, firewall, pinned, proxied (only with
 //! a port on `[::1]`), ready,
 //! teardown-retired (host veths retired: down, off the bridge, marked; no
@@ -12,6 +14,22 @@
 //! reaping. `network connect` reaches those of
 //! setup but pinned; `disconnect` reaches teardown-unplugged (its
 //! interface gone, its elements not yet), then those of teardown.
+//!
+//! The cluster store's commands (overlay networks):
+//! - `network create --driver overlay`: network-publishing (checked, the
+//!   store not written), network-published (definition and VNI in the
+//!   store, one transaction; no local copy yet);
+//! - `network rm` of an overlay network: network-released (this host's
+//!   empty blocks given back), network-unpublished (the store has nothing
+//!   of it; the local copy and devices are still there);
+//! - `cluster join`: join-saved (config written, no agent started);
+//! - `cluster leave`: leave-agent-stopped, leave-unregistered (the host's
+//!   keys gone from the store, one transaction), leave-revoked (its lease
+//!   too), leave-forgotten (its overlay devices and copies gone; the
+//!   config not yet);
+//! - `cluster rm`: cluster-rm-read (the node's keys read, not removed),
+//!   and forget-node-batch between the transactions of a node with more
+//!   keys than one transaction carries.
 //!
 //! `OCINET_TEST_STALL_AT` names a step where the process sleeps a minute
 //! instead: what a runtime must not wait on (a reaper) can be shown not

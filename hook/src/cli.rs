@@ -343,9 +343,31 @@ pub enum ClusterCommand {
     /// naming them): this host's keys leave the store, its overlay
     /// devices go.
     Leave,
+    /// Forget a member that is gone for good (Docker's `node rm`), so its
+    /// addresses can be given again and `network rm` no longer waits for it.
+    ///
+    /// Its member key, last-holder keys and any block or container entry
+    /// of it leave the store in one transaction, which holds only while
+    /// the node is still down. Refused while the node is up (its lease is
+    /// alive: it may run containers; `cluster leave` on it instead), for
+    /// this host and for a node the store does not name.
+    ///
+    /// Make sure the host is really gone first (its machine powered off,
+    /// or its containers stopped, checked on the host itself): one merely
+    /// cut off from the store looks the same from here, runs on, registers
+    /// again when it is back, and the addresses it used may have been
+    /// given to containers of other hosts meanwhile.
+    Rm(ClusterRmArgs),
     /// This host's membership and agent, from local files only (works
     /// with the store down).
     Status(PsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterRmArgs {
+    /// The node to forget, as `cluster ls` names it.
+    #[arg(value_name = "NODE")]
+    pub node: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,8 @@
 //! Overlay membership across simulated hosts (issue 23, "Tests"): bad
 //! input refused with nothing left behind, TLS to etcd, a host joining
 //! late, `cluster leave` / `network rm` / the last container's teardown
-//! leaving nothing in the kernel or the store, and hostile store values
+//! leaving nothing in the kernel or the store, `cluster rm` forgetting a
+//! host gone for good (and only such a host), and hostile store values
 //! refused and logged without a crash.
 
 use std::process::Output;
@@ -842,6 +843,204 @@ fn network_rm_is_refused_while_a_host_may_still_run_containers() {
         Cluster::eventually(CONVERGE, || !lists_network(h2, "inuse")),
         "h2 still lists the removed network"
     );
+}
+
+/// Every key under `/ocinet/v1/` with its value (values are one-line JSON).
+fn store_pairs(etcd: &Etcd) -> std::collections::BTreeMap<String, String> {
+    let out = ok(etcd.etcdctl(&["get", "--prefix", "/ocinet/v1/"]));
+    let lines: Vec<&str> = out.lines().collect();
+    lines
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].to_string(), c[1].to_string()))
+        .collect()
+}
+
+/// Whether a key or its value names node `node`.
+fn names_node(key: &str, value: &str, node: &str) -> bool {
+    key.ends_with(&format!("/{node}"))
+        || key.contains(&format!("/{node}/"))
+        || value.contains(&format!("\"node\":\"{node}\""))
+}
+
+/// `cluster rm` of a host gone for good (its agent SIGKILLed, its
+/// underlay link down, past its lease) from another member: refused for a
+/// live node (naming it and that it is up), for this host, for a node the
+/// store does not name and for a name that is no node name; killed before
+/// its transaction it changed nothing and runs again (killed between the
+/// batches of a node with many keys, it is finished the same way); then
+/// every key of
+/// the node is gone and nothing else (the whole key set compared), `cluster
+/// ls` no longer lists it, and `network rm`, refused before naming the
+/// node and `cluster rm`, succeeds leaving nothing of the network.
+#[test]
+fn cluster_rm_forgets_a_host_gone_for_good_and_only_such_a_host() {
+    use std::os::unix::process::ExitStatusExt;
+    let c = Cluster::joined(3);
+    let (h1, h3) = (&c.hosts[0], &c.hosts[2]);
+    ok(create_overlay(
+        h1,
+        "rmd",
+        "10.91.0.0/16",
+        &["--vni", "9100"],
+    ));
+    assert!(Cluster::eventually(CONVERGE, || lists_network(h3, "rmd")));
+    let p = h3.started(Runtime::Runc, "p", &Spec::on("rmd", "pi"));
+    let ipp = ip_of(h3, &p.id, "rmd");
+    let held = format!("/ocinet/v1/held/rmd/{}", block_of(&ipp).replace('/', "-"));
+    assert!(
+        store_pairs(&c.etcd).contains_key(&held),
+        "h3's last-holder key"
+    );
+
+    // Refusals, each changing nothing.
+    let before = store_pairs(&c.etcd);
+    refused(
+        ocinet(h1, &["cluster", "rm", "h3"]),
+        &["h3", "up", "cluster leave"],
+    );
+    refused(
+        ocinet(h1, &["cluster", "rm", "h1"]),
+        &["h1", "this host", "cluster leave"],
+    );
+    refused(
+        ocinet(h1, &["cluster", "rm", "h9"]),
+        &["h9", "not a member"],
+    );
+    refused(ocinet(h1, &["cluster", "rm", "a/b"]), &["node", "a/b"]);
+    assert_eq!(
+        store_pairs(&c.etcd),
+        before,
+        "a refused cluster rm changed the store"
+    );
+
+    // h3 dies: its agent killed, its underlay link down; past its lease
+    // its blocks and entries are gone, its member and last-holder keys not.
+    let agents = h3.agents();
+    assert!(!agents.is_empty(), "h3 has no agent");
+    for pid in &agents {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    c.ul.set_link(h3, false);
+    assert!(
+        Cluster::eventually(Duration::from_secs(20), || {
+            let now = store_pairs(&c.etcd);
+            !now.contains_key("/ocinet/v1/nodes/h3")
+                && now
+                    .get("/ocinet/v1/members/h3")
+                    .is_some_and(|v| v.contains("down_since"))
+        }),
+        "h3 is not down in the store: {:?}",
+        store_pairs(&c.etcd)
+    );
+    let down = c.members(0);
+    assert!(
+        down.iter()
+            .any(|m| m["node"] == "h3" && m["state"] == "down"),
+        "cluster ls does not show h3 down: {down:?}"
+    );
+    refused(
+        ocinet(h1, &["network", "rm", "rmd"]),
+        &["h3", "down", "cluster rm h3"],
+    );
+
+    // Killed before its transaction: nothing changed; run again: done.
+    let before = store_pairs(&c.etcd);
+    let of_h3: Vec<&String> = before
+        .iter()
+        .filter(|(k, v)| names_node(k, v, "h3"))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        of_h3.contains(&&"/ocinet/v1/members/h3".to_string()) && of_h3.contains(&&held),
+        "h3's keys: {of_h3:?}"
+    );
+    let o = h1.ocinet_with_env(
+        &["cluster", "rm", "h3"],
+        &[("OCINET_TEST_KILL_AT", "cluster-rm-read")],
+    );
+    assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
+    assert_eq!(
+        store_pairs(&c.etcd),
+        before,
+        "a cluster rm killed before its transaction"
+    );
+    assert_eq!(ok(ocinet(h1, &["cluster", "rm", "h3"])).trim(), "h3");
+    let after = store_pairs(&c.etcd);
+    let expected: std::collections::BTreeMap<String, String> = before
+        .into_iter()
+        .filter(|(k, v)| !names_node(k, v, "h3"))
+        .collect();
+    assert_eq!(
+        after, expected,
+        "cluster rm h3: the store is not the one before without h3's keys"
+    );
+    let members = c.members(0);
+    assert!(
+        members.iter().all(|m| m["node"] != "h3"),
+        "h3 still in cluster ls: {members:?}"
+    );
+    // Once removed it is unknown.
+    refused(
+        ocinet(h1, &["cluster", "rm", "h3"]),
+        &["h3", "not a member"],
+    );
+
+    // Nothing holds the network any more.
+    ok(ocinet(h1, &["network", "rm", "rmd"]));
+    let left: Vec<String> = c
+        .etcd
+        .keys("/ocinet/v1/")
+        .into_iter()
+        .filter(|k| !k.contains("/members/h1") && !k.contains("/nodes/h1"))
+        .filter(|k| !k.contains("/members/h2") && !k.contains("/nodes/h2"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "keys left after cluster rm and network rm: {left:?}"
+    );
+
+    // A node with more keys than one transaction carries (120 last-holder
+    // keys, written here as a host would): its blocks go in batches, its
+    // member key last. Killed after the first batch it is still a member,
+    // listed down, and `cluster rm` again removes the rest.
+    let value = r#"{"version":1,"node":"h9","advertise":"10.99.0.9"}"#;
+    ok(c.etcd.etcdctl(&[
+        "put",
+        "/ocinet/v1/members/h9",
+        r#"{"version":1,"node":"h9","advertise":"10.99.0.9","joined":1}"#,
+    ]));
+    for i in 0..120 {
+        let key = format!("/ocinet/v1/held/many{}/10.200.{}.0-24", i / 60, i % 60);
+        ok(c.etcd.etcdctl(&["put", &key, value]));
+    }
+    let o = h1.ocinet_with_env(
+        &["cluster", "rm", "h9"],
+        &[("OCINET_TEST_KILL_AT", "forget-node-batch")],
+    );
+    assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
+    let held_left = c.etcd.keys("/ocinet/v1/held/").len();
+    assert!(
+        held_left > 0 && held_left < 120,
+        "killed after its first batch: {held_left} last-holder keys left"
+    );
+    assert!(
+        c.members(0).iter().any(|m| m["node"] == "h9"),
+        "h9 is no longer listed though some of its keys are left"
+    );
+    assert_eq!(ok(ocinet(h1, &["cluster", "rm", "h9"])).trim(), "h9");
+    let left: Vec<String> = store_pairs(&c.etcd)
+        .into_iter()
+        .filter(|(k, v)| names_node(k, v, "h9"))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(left.is_empty(), "keys of h9 left: {left:?}");
+
+    // h3's container runs on, cut off; the harness stops it at the end.
+    c.ul.set_link(h3, true);
 }
 
 #[test]

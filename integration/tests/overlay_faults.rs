@@ -635,7 +635,8 @@ fn assert_nothing_of(c: &Cluster, id: &str, when: &str, running: &[&str]) {
     assert_eq!(vnis.len(), 1, "{when}: the network's one VNI: {vnis:?}");
 }
 
-/// The hook SIGKILLed at each step of an overlay setup and teardown, and
+/// The hook SIGKILLed at each step of an overlay setup and teardown
+/// (teardown-retired: its veths retired, nothing given back yet), and
 /// the agent SIGKILLed before every other attempt: `gc` leaves nothing
 /// locally or in etcd (after the agent's pass), and the next setup works.
 #[test]
@@ -690,7 +691,7 @@ fn a_hook_or_agent_killed_at_any_step_leaks_nothing_locally_or_in_etcd() {
         "killed at ready: the agent did not register the running container"
     );
     // Teardown killed half-way, with the agent killed too.
-    for step in ["teardown-unwired", "teardown-unleased"] {
+    for step in ["teardown-retired", "teardown-unwired", "teardown-unleased"] {
         let when = format!("poststop killed at {step}");
         kill_agents(h);
         let mut v2 = h.bare_container("kt", overlay_ann("kt"));
@@ -773,4 +774,321 @@ fn a_setup_waits_for_the_agents_new_lease_when_the_store_forgot_the_old_one() {
     );
     h2.stop(&mut d);
     assert!(h2.leftovers(&d.id).is_empty(), "{:?}", h2.leftovers(&d.id));
+}
+
+/// The keys of the store that are not membership (`members/`, `nodes/`).
+fn beyond_membership(etcd: &Etcd) -> BTreeMap<String, String> {
+    etcd_pairs(etcd, "/ocinet/v1/")
+        .into_iter()
+        .filter(|(k, _)| {
+            !k.starts_with("/ocinet/v1/members/") && !k.starts_with("/ocinet/v1/nodes/")
+        })
+        .collect()
+}
+
+fn lists(h: &Host, net: &str) -> bool {
+    text(&h.ocinet(&["network", "ls"]))
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(net))
+}
+
+/// The store holds exactly the definition of overlay network `net` and
+/// its VNI beyond membership (nothing half made, no orphan VNI).
+#[track_caller]
+fn store_has_only_network(c: &Cluster, net: &str, vni: &str, when: &str) {
+    let keys: Vec<String> = beyond_membership(&c.etcd).into_keys().collect();
+    assert_eq!(
+        keys,
+        vec![
+            format!("/ocinet/v1/networks/{net}"),
+            format!("/ocinet/v1/vnis/{vni}")
+        ],
+        "{when}: the store beyond membership"
+    );
+}
+
+/// Nothing of overlay networks in the store (membership only), and no
+/// host lists `net`.
+#[track_caller]
+fn no_network_anywhere(c: &Cluster, net: &str, when: &str) {
+    let left = beyond_membership(&c.etcd);
+    assert!(left.is_empty(), "{when}: the store still holds {left:?}");
+    for h in &c.hosts {
+        assert!(
+            Cluster::eventually(Duration::from_secs(6), || !lists(h, net)),
+            "{when}: {} still lists {net}",
+            h.name
+        );
+        assert!(
+            !h.ocinet(&["network", "inspect", net]).status.success(),
+            "{when}: {} still has {net}'s definition",
+            h.name
+        );
+    }
+}
+
+const NET_CREATE: &[&str] = &[
+    "network",
+    "create",
+    "ck",
+    "--driver",
+    "overlay",
+    "--subnet",
+    "10.78.0.0/16",
+    "--vni",
+    "5000",
+];
+
+/// `network create --driver overlay` and `network rm` of an overlay
+/// network SIGKILLed at each of their store steps, and a dual-stack setup
+/// killed between its IPv4 and IPv6 addresses: the store holds either
+/// nothing of the network or all of it (definition and VNI, never one),
+/// the command run again (or gc) finishes or says what exists, and the
+/// config directories agree with the store (every host lists the network
+/// or none does).
+#[test]
+fn network_create_and_rm_killed_at_each_store_step_leave_nothing_half_made() {
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    let kill = |h: &Host, args: &[&str], step: &str| {
+        let o = h.ocinet_with_env(args, &[("OCINET_TEST_KILL_AT", step)]);
+        assert_eq!(o.status.signal(), Some(9), "killed at {step}: {}", text(&o));
+    };
+
+    // Killed before its transaction: nothing anywhere; again: made.
+    kill(h1, NET_CREATE, "network-publishing");
+    no_network_anywhere(&c, "ck", "create killed at network-publishing");
+    ok(h1.ocinet(NET_CREATE));
+    store_has_only_network(&c, "ck", "5000", "created after a kill");
+    ok(h1.ocinet(&["network", "rm", "ck"]));
+    no_network_anywhere(&c, "ck", "removed");
+
+    // Killed after it: the whole definition is in the store, no local
+    // copy was written; every host takes it in, and running the command
+    // again says it exists (and changes nothing).
+    kill(h1, NET_CREATE, "network-published");
+    store_has_only_network(&c, "ck", "5000", "create killed at network-published");
+    for h in [h1, h2] {
+        assert!(
+            Cluster::eventually(Duration::from_secs(6), || lists(h, "ck")),
+            "{} does not list the network created in the store",
+            h.name
+        );
+    }
+    let again = h1.ocinet(NET_CREATE);
+    assert!(!again.status.success(), "created twice: {}", text(&again));
+    assert!(text(&again).contains("ck"), "{}", text(&again));
+    store_has_only_network(&c, "ck", "5000", "create run again");
+
+    // network rm killed at each step, with a block given and taken back
+    // before (a container on each host, stopped). Killed once the store
+    // has nothing of it, h1's copy is removed by `network rm` again (h1's
+    // agent killed first, as if it were down) or by h1's agent's pass.
+    for (step, agent) in [
+        ("network-released", true),
+        ("network-unpublished", false),
+        ("network-unpublished", true),
+    ] {
+        let when = format!(
+            "rm killed at {step}, agent {}",
+            if agent { "up" } else { "down" }
+        );
+        let mut a = h1.started(Runtime::Runc, "a", &Spec::on("ck", "alpha"));
+        let mut b = h2.started(Runtime::Runc, "b", &Spec::on("ck", "beta"));
+        h1.stop(&mut a);
+        h2.stop(&mut b);
+        if !agent {
+            kill_agents(h1);
+        }
+        kill(h1, &["network", "rm", "ck"], step);
+        if step == "network-released" {
+            store_has_only_network(&c, "ck", "5000", &when);
+            assert!(lists(h1, "ck"), "{when}: h1 lost its copy");
+            ok(h1.ocinet(&["network", "rm", "ck"]));
+        } else {
+            let left = beyond_membership(&c.etcd);
+            assert!(left.is_empty(), "{when}: the store holds {left:?}");
+            if !agent {
+                assert!(lists(h1, "ck"), "{when}: h1's copy went with no agent");
+                ok(h1.ocinet(&["network", "rm", "ck"]));
+            }
+        }
+        no_network_anywhere(&c, "ck", &format!("{when}, then recovered"));
+        ok(h1.ocinet(NET_CREATE));
+        assert!(Cluster::eventually(Duration::from_secs(6), || lists(
+            h2, "ck"
+        )));
+    }
+    ok(h1.ocinet(&["network", "rm", "ck"]));
+    no_network_anywhere(&c, "ck", "the last rm");
+
+    // Dual stack: a setup killed with its IPv4 address taken and its IPv6
+    // one not yet; gc, and the agent's pass, leave the definition only.
+    ok(h1.ocinet(&[
+        "network",
+        "create",
+        "ck",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.78.0.0/16",
+        "--vni",
+        "5000",
+        "--ipv6",
+        "--subnet",
+        "fd78::/64",
+    ]));
+    let mut v = h1.bare_container(
+        "k6",
+        serde_json::json!({"io.ocinet.network": "ck", "io.ocinet.name": "k6"}),
+    );
+    let o = h1.hook_with_env(
+        "createRuntime",
+        &v.state,
+        &[],
+        &[("OCINET_TEST_KILL_AT", "leased-ipv4")],
+    );
+    assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
+    ok(h1.ocinet(&["gc"]));
+    let left = h1.leftovers(&v.id);
+    assert!(left.is_empty(), "killed at leased-ipv4: {left:?}");
+    assert!(
+        h1.leases("ck").is_empty(),
+        "killed at leased-ipv4: leases {:?}",
+        h1.leases("ck")
+    );
+    assert!(
+        Cluster::eventually(Duration::from_secs(6), || beyond_membership(&c.etcd).len()
+            == 2),
+        "killed at leased-ipv4, then gc: the store holds {:?}",
+        beyond_membership(&c.etcd)
+    );
+    store_has_only_network(&c, "ck", "5000", "killed at leased-ipv4, then gc");
+    // The next setup gets both addresses; its teardown leaves the same.
+    ok(h1.hook("createRuntime", &v.state, &[]));
+    let ep = h1.endpoint(&v.id).expect("set up again");
+    let att = &ep["attachments"][0];
+    assert!(
+        att["ip"].as_str().is_some() && att["ip6"].as_str().is_some_and(|a| a.starts_with("fd78:")),
+        "dual stack after the kill: {ep}"
+    );
+    v.kill();
+    ok(h1.hook("poststop", &v.stopped_state(), &[]));
+    assert!(h1.leftovers(&v.id).is_empty(), "{:?}", h1.leftovers(&v.id));
+    assert!(
+        Cluster::eventually(Duration::from_secs(6), || beyond_membership(&c.etcd).len()
+            == 2),
+        "torn down: the store holds {:?}",
+        beyond_membership(&c.etcd)
+    );
+    ok(h1.ocinet(&["network", "rm", "ck"]));
+    no_network_anywhere(&c, "ck", "dual stack removed");
+}
+
+/// Whether a key or its value names node `node`.
+fn names_node(key: &str, value: &str, node: &str) -> bool {
+    key.ends_with(&format!("/{node}"))
+        || key.contains(&format!("/{node}/"))
+        || value.contains(&format!("\"node\":\"{node}\""))
+}
+
+/// `cluster join` killed once its config is saved (no agent yet) and
+/// `cluster leave` killed at each of its steps: the same command again
+/// finishes, and a host that left has nothing in the store (the whole key
+/// set compared with the other host's alone), no config and no agent;
+/// one that joined again is up with its agent.
+#[test]
+fn cluster_join_and_leave_killed_at_each_step_are_finished_by_running_them_again() {
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    overlay(h1, "ov");
+    let endpoint = c.etcd.endpoint();
+    let addr = c.addr(1);
+    let join: Vec<&str> = vec![
+        "cluster",
+        "join",
+        "--store",
+        &endpoint,
+        "--advertise-addr",
+        &addr,
+        "--node",
+        "h2",
+        "--lease-ttl",
+        TEST_TTL,
+    ];
+    let up = |when: &str| {
+        assert!(
+            Cluster::eventually(Duration::from_secs(6), || {
+                let st = etcd_pairs(&c.etcd, "/ocinet/v1/");
+                st.contains_key("/ocinet/v1/nodes/h2") && st.contains_key("/ocinet/v1/members/h2")
+            }),
+            "{when}: h2 is not up in the store: {:?}\n{}",
+            etcd_pairs(&c.etcd, "/ocinet/v1/"),
+            tail(&log_of(h2), 20)
+        );
+        assert!(!h2.agents().is_empty(), "{when}: h2 has no agent");
+        assert!(
+            Cluster::eventually(Duration::from_secs(6), || lists(h2, "ov")),
+            "{when}: h2 does not list the cluster's network"
+        );
+    };
+    let gone = |when: &str| {
+        assert!(
+            !h2.config_dir().join("cluster.json").exists(),
+            "{when}: cluster.json left"
+        );
+        assert!(
+            Cluster::eventually(Duration::from_secs(5), || h2.agents().is_empty()),
+            "{when}: an agent of h2 runs: {:?}",
+            h2.agents()
+        );
+        let of_h2: Vec<(String, String)> = etcd_pairs(&c.etcd, "/ocinet/v1/")
+            .into_iter()
+            .filter(|(k, v)| names_node(k, v, "h2"))
+            .collect();
+        assert!(of_h2.is_empty(), "{when}: keys of h2 left: {of_h2:?}");
+        let keys: Vec<String> = etcd_pairs(&c.etcd, "/ocinet/v1/").into_keys().collect();
+        assert_eq!(
+            keys,
+            vec![
+                "/ocinet/v1/members/h1".to_string(),
+                "/ocinet/v1/networks/ov".to_string(),
+                "/ocinet/v1/nodes/h1".to_string(),
+                "/ocinet/v1/vnis/4096".to_string(),
+            ],
+            "{when}: the store is not h1's membership and the network"
+        );
+        assert!(!lists(h2, "ov"), "{when}: h2 keeps the overlay network");
+    };
+    up("joined");
+    for step in [
+        "leave-agent-stopped",
+        "leave-unregistered",
+        "leave-revoked",
+        "leave-forgotten",
+    ] {
+        let when = format!("leave killed at {step}");
+        // A container came and went: h2 held a block and its last-holder key.
+        let mut b = h2.started(Runtime::Runc, "b", &Spec::on("ov", "beta"));
+        h2.stop(&mut b);
+        let o = h2.ocinet_with_env(&["cluster", "leave"], &[("OCINET_TEST_KILL_AT", step)]);
+        assert_eq!(o.status.signal(), Some(9), "{when}: {}", text(&o));
+        ok(h2.ocinet(&["cluster", "leave"]));
+        gone(&when);
+
+        let o = h2.ocinet_with_env(&join, &[("OCINET_TEST_KILL_AT", "join-saved")]);
+        assert_eq!(o.status.signal(), Some(9), "join killed: {}", text(&o));
+        assert!(
+            h2.agents().is_empty(),
+            "join killed before its agent started one"
+        );
+        assert!(
+            !etcd_pairs(&c.etcd, "/ocinet/v1/")
+                .iter()
+                .any(|(k, v)| names_node(k, v, "h2")),
+            "join killed before its agent: a key of h2 in the store"
+        );
+        ok(h2.ocinet(&join));
+        up(&format!("{when}, then join killed and run again"));
+    }
 }

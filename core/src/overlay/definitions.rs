@@ -93,7 +93,13 @@ pub fn publish(
                 }),
             ),
         ];
+        // Killed before the transaction, nothing is in the store; after it,
+        // the definition and its VNI are (both or neither) and this host's
+        // copy is not: `network ls` or a first container here adopts it,
+        // `network rm` removes it.
+        crate::killpoint::reached("network-publishing");
         if m.store.create_all(&pairs, None)? {
+            crate::killpoint::reached("network-published");
             tracing::info!(network = %net.name, vni = o.vni, "overlay network created in the cluster store");
             return Ok(());
         }
@@ -222,6 +228,7 @@ pub fn unpublish(ctx: &Locked, net: &Network) -> Result<()> {
         // refused, and what lets a refused `network rm` on a host that
         // last held a block clear it.
         super::lease::release_empty(ctx, m, net)?;
+        crate::killpoint::reached("network-released");
         for _ in 0..UNPUBLISH_ATTEMPTS {
             let plan = plan_removal(m, net)?;
             if !plan.users.is_empty() {
@@ -237,6 +244,11 @@ pub fn unpublish(ctx: &Locked, net: &Network) -> Result<()> {
                 &[keys::blocks(&net.name), keys::helds(&net.name)],
                 &plan.guards,
             )? {
+                // Killed here, the store has nothing of the network and this
+                // host its local copy: `network rm` again removes the copy
+                // (nothing is left to remove in the store), as does the
+                // agent's pass.
+                crate::killpoint::reached("network-unpublished");
                 tracing::info!(network = %net.name, "overlay network removed from the cluster store");
                 return Ok(());
             }
@@ -374,11 +386,10 @@ fn plan_removal(m: &mut Member, net: &Network) -> Result<Removal> {
         let bs = bs.join(", ");
         users.push(match (up.contains(node), members.get(node).copied().flatten()) {
             (false, since) => format!(
-                "host {node} is down{} and last held block {bs}: cut off from the store, it may still run containers there (if it is gone for good, delete its member key {} from the store)",
+                "host {node} is down{} and last held block {bs}: cut off from the store, it may still run containers there (if it is gone for good, its machine off or its containers stopped, `ocinet cluster rm {node}` forgets it)",
                 since
                     .map(|t| format!(" (for {} s)", now.saturating_sub(t)))
-                    .unwrap_or_default(),
-                keys::member(node)
+                    .unwrap_or_default()
             ),
             (true, _) => format!(
                 "host {node} last held block {bs} and has not put it back: its containers may still run there (if none does, `ocinet network rm {}` on {node} clears it)",

@@ -169,3 +169,116 @@ pub(crate) fn refused(key: &str, value: &[u8], why: impl std::fmt::Display) {
         tracing::debug!(%key, "cluster store: skipping {why}");
     }
 }
+
+/// A kill point of the crash tests (`crate::killpoint`), for the cluster
+/// commands of the hook crate.
+pub fn step(name: &'static str) {
+    crate::killpoint::reached(name);
+}
+
+/// The most operations one transaction of `forget_node` carries (etcd's
+/// `--max-txn-ops` defaults to 128).
+const TXN_OPS: usize = 100;
+
+/// What the store holds of one node, as one read found it.
+#[derive(Debug, Default)]
+pub struct NodeKeys {
+    /// Its member key and value (None: not a member).
+    pub member: Option<ocinet_cluster::store::Kv>,
+    /// Its node key (Some: its lease is alive, it is up).
+    pub up: Option<ocinet_cluster::store::Kv>,
+    /// Its blocks and last-holder keys, each named by its value.
+    pub blocks: Vec<String>,
+    /// `containers/<network>/<node>/`, for each network it has entries on.
+    pub containers: Vec<String>,
+    /// The store's revision of the read.
+    pub revision: i64,
+}
+
+impl NodeKeys {
+    /// Whether nothing in the store names the node.
+    pub fn is_empty(&self) -> bool {
+        self.member.is_none()
+            && self.up.is_none()
+            && self.blocks.is_empty()
+            && self.containers.is_empty()
+    }
+}
+
+/// Every key of `node` in the store, read as of one revision: its member
+/// and node keys, the blocks and last-holder keys whose value names it
+/// (a value that does not read names nobody), its container entries.
+pub fn node_keys(m: &mut Member, node: &str) -> Result<NodeKeys> {
+    use ocinet_cluster::values::Block;
+    let _span = tracing::debug_span!("node_keys", node).entered();
+    let prefixes = [
+        keys::member(node),
+        keys::node(node),
+        keys::all_blocks(),
+        keys::all_held(),
+        keys::all_containers(),
+    ];
+    let (read, revision) = m.store.snapshot(&prefixes)?;
+    let [member, up, blocks, held, containers] =
+        <[Vec<ocinet_cluster::store::Kv>; 5]>::try_from(read).map_err(|_| {
+            ocinet_common::Error::Conflict("cluster store: a snapshot of the wrong size".into())
+        })?;
+    // `members/h2` as a prefix also reads `members/h20`: the exact key only.
+    let exact =
+        |kvs: Vec<ocinet_cluster::store::Kv>, key: String| kvs.into_iter().find(|kv| kv.key == key);
+    let mut out = NodeKeys {
+        member: exact(member, keys::member(node)),
+        up: exact(up, keys::node(node)),
+        revision,
+        ..NodeKeys::default()
+    };
+    for kv in blocks.iter().chain(&held) {
+        if Block::read(&kv.key, &kv.value).is_ok_and(|b| b.node == node) {
+            out.blocks.push(kv.key.clone());
+        }
+    }
+    let mut nets = std::collections::BTreeSet::new();
+    for kv in &containers {
+        if let Some((net, n, _)) = keys::parse_container(&kv.key) {
+            if n == node {
+                nets.insert(net);
+            }
+        }
+    }
+    out.containers = nets
+        .iter()
+        .map(|net| format!("{}{node}/", keys::containers(net)))
+        .collect();
+    Ok(out)
+}
+
+/// Remove every key `found` lists of `node`, only while the store still
+/// holds what it was read as where it matters: with `down`, the node key
+/// absent (its lease gone: it cannot be running containers the store
+/// knows of) and its member key unchanged since the read (a host that
+/// registered again in between rewrote it). Normally one transaction;
+/// a node with more keys than one carries has its blocks removed in
+/// earlier transactions under the same guards and its member and node
+/// keys in the last, so a removal cut short is still a member and is
+/// finished by running it again. Whether it was done (false: the store
+/// changed; read again).
+pub fn forget_node(m: &mut Member, node: &str, found: &NodeKeys, down: bool) -> Result<bool> {
+    use ocinet_cluster::Guard;
+    let _span = tracing::info_span!("forget_node", node, down).entered();
+    let mut guards = Vec::new();
+    if down {
+        guards.push(Guard::Absent(keys::node(node)));
+        guards.push(Guard::Unchanged(keys::member(node), found.revision));
+    }
+    let mut rest: Vec<String> = found.blocks.clone();
+    while !rest.is_empty() && rest.len() + found.containers.len() + 2 > TXN_OPS {
+        let batch: Vec<String> = rest.drain(..TXN_OPS.min(rest.len())).collect();
+        if !m.store.delete_guarded(&batch, &[], &guards)? {
+            return Ok(false);
+        }
+        step("forget-node-batch");
+    }
+    rest.push(keys::member(node));
+    rest.push(keys::node(node));
+    m.store.delete_guarded(&rest, &found.containers, &guards)
+}

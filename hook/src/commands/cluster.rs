@@ -1,4 +1,4 @@
-//! `ocinet cluster join|ls|leave|status` and `ocinet agent`.
+//! `ocinet cluster join|ls|leave|rm|status` and `ocinet agent`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +8,7 @@ use ocinet_common::netlink::Netlink;
 use ocinet_common::store::fsutil;
 use ocinet_common::{Error, Result};
 use ocinet_core::context::Context;
-use ocinet_core::overlay::{agent, Member};
+use ocinet_core::overlay::{self, agent, Member};
 use serde_json::json;
 
 use crate::cli::{ClusterCommand, JoinArgs};
@@ -18,6 +18,7 @@ pub fn run(ctx: &Context, cmd: &ClusterCommand) -> Result<String> {
         ClusterCommand::Join(a) => join(ctx, a),
         ClusterCommand::Ls(a) => ls(ctx, a.json),
         ClusterCommand::Leave => leave(ctx),
+        ClusterCommand::Rm(a) => rm(ctx, &a.node),
         ClusterCommand::Status(a) => status(ctx, a.json),
     }
 }
@@ -100,6 +101,9 @@ fn join(ctx: &Context, a: &JoinArgs) -> Result<String> {
     }
     drop(store);
     cfg.save(ctx.config.root())?;
+    // Killed here, the host has a config and no agent: `cluster join`
+    // with the same flags again starts the agent (the config is the same).
+    overlay::step("join-saved");
     if let Err(e) = agent::start(ctx, &cfg) {
         let _ = ClusterConfig::remove(ctx.config.root());
         let _ = agent::stop(ctx);
@@ -224,29 +228,104 @@ fn leave(ctx: &Context) -> Result<String> {
     }
     let mut m = Member::connect(&locked)?;
     agent::stop(&locked)?;
-    // The member key first: another host's agent marks a member whose
-    // node key is gone as down, writing its member key back, so the node
-    // key must outlive the member key, not the reverse.
-    m.store.delete(&keys::member(&cfg.node))?;
-    if let Some(kv) = m.store.get(&keys::node(&cfg.node))? {
-        if kv.lease != 0 {
-            m.store.lease_revoke(kv.lease)?;
+    overlay::step("leave-agent-stopped");
+    // Its member and node keys, blocks, last-holder keys and entries in
+    // one transaction: no crash can leave a member without its node key
+    // (which other hosts would take for a host cut off, that may still
+    // run containers) or last-holder keys without a member. It runs no
+    // overlay container (checked above), so its last holds are stale.
+    let found = overlay::node_keys(&mut m, &cfg.node)?;
+    let lease = found.up.as_ref().map(|kv| kv.lease).filter(|l| *l != 0);
+    overlay::forget_node(&mut m, &cfg.node, &found, false)?;
+    overlay::step("leave-unregistered");
+    // The lease has no key left; revoked rather than left to expire. Gone
+    // already (it expired, or a leave killed here revoked it) is fine.
+    if let Some(l) = lease {
+        if let Err(e) = m.store.lease_revoke(l) {
+            if !ocinet_cluster::lease_gone(&e) {
+                return Err(e);
+            }
         }
     }
-    m.store.delete(&keys::node(&cfg.node))?;
-    // Its blocks went with the lease; that it held them goes too (it runs
-    // no overlay container any more: checked above).
-    let mine = ocinet_core::overlay::lease::mine(&m);
-    let (held, _) = m.store.list(&keys::all_held())?;
-    for kv in held.iter().filter(|kv| kv.value == mine) {
-        m.store.delete_if(&kv.key, &mine)?;
-    }
+    overlay::step("leave-revoked");
     ocinet_core::overlay::forget_all(&locked)?;
     // Other hosts' names, which no agent keeps up to date any more.
     fsutil::remove_if_exists(&locked.state.remote_names_file())?;
+    // Killed before the config goes, the host is no member in the store
+    // but one locally: `cluster leave` again finishes (nothing left to
+    // remove in the store) and removes the config.
+    overlay::step("leave-forgotten");
     ClusterConfig::remove(locked.config.root())?;
     tracing::info!(node = %cfg.node, "left the cluster");
     Ok(format!("{}\n", cfg.node))
+}
+
+/// How many times `cluster rm` reads and decides again when the store
+/// changed between its read and its transaction.
+const RM_ATTEMPTS: usize = 5;
+
+/// `cluster rm NODE`: forget a member that is gone for good (its machine
+/// dead), so that the blocks it last held can be given again and `network
+/// rm` is no longer refused for it. Refused while its lease is alive (it
+/// may run containers: it leaves with `cluster leave`), for this host,
+/// and for a node nothing in the store names. The removal is one
+/// transaction that holds only while the node is still down and its
+/// member key unchanged since the read: a host that came back meanwhile
+/// is not removed.
+///
+/// The store cannot tell a dead host from one cut off from the store
+/// past its lease that still runs containers; the operator must (see
+/// docs/overlay.md): a host removed while alive registers again when it
+/// reaches the store, and its addresses may have been given twice.
+fn rm(ctx: &Context, node: &str) -> Result<String> {
+    ocinet_common::validate::name("node", node)?;
+    let mut m = Member::connect(ctx)?;
+    if node == m.cfg.node {
+        return Err(Error::invalid(
+            "node",
+            node,
+            "is this host: `ocinet cluster leave` removes this host from the cluster",
+        ));
+    }
+    for _ in 0..RM_ATTEMPTS {
+        let found = overlay::node_keys(&mut m, node)?;
+        if found.is_empty() {
+            return Err(Error::NotFound(format!(
+                "node {node} is not a member of the cluster at {}: no key of the store names it (`ocinet cluster ls` lists the members)",
+                m.store.endpoints()
+            )));
+        }
+        if let Some(kv) = &found.up {
+            let since = found
+                .member
+                .as_ref()
+                .and_then(|mv| MemberValue::read(&mv.key, node, &mv.value).ok())
+                .map(|v| format!("a member since {}", utc(v.joined)))
+                .unwrap_or_else(|| "registered".to_string());
+            let left = match kv.lease {
+                0 => None,
+                l => m.store.lease_ttl(l)?,
+            };
+            return Err(Error::Conflict(format!(
+                "node {node} is up ({since}; its lease is alive{}): it may run containers; stop them and run `ocinet cluster leave` on {node} (a host that died is down once its lease expired: then `cluster rm` forgets it)",
+                left.map(|s| format!(", renewed by its agent, {s} s before it would expire"))
+                    .unwrap_or_default()
+            )));
+        }
+        overlay::step("cluster-rm-read");
+        if overlay::forget_node(&mut m, node, &found, true)? {
+            tracing::warn!(
+                node,
+                blocks = found.blocks.len(),
+                "node removed from the cluster: its blocks can be given to other hosts"
+            );
+            return Ok(format!("{node}\n"));
+        }
+        tracing::debug!(node, "the store changed since it was read: reading again");
+    }
+    Err(Error::Conflict(format!(
+        "node {node}: the cluster store changed under each of {RM_ATTEMPTS} attempts to remove it; try again"
+    )))
 }
 
 fn status(ctx: &Context, as_json: bool) -> Result<String> {
