@@ -243,6 +243,23 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// The command failed without a panic, and its output names every one of
+/// `words` (bad input must be refused naming the field and the value);
+/// its output.
+#[track_caller]
+pub fn refused(o: Output, words: &[&str]) -> String {
+    let t = text(&o);
+    assert!(
+        !o.status.success(),
+        "expected a refusal naming {words:?}, got success: {t}"
+    );
+    for w in words {
+        assert!(t.contains(w), "the refusal does not name {w:?}: {t}");
+    }
+    assert!(!t.contains("panicked"), "{t}");
+    t
+}
+
 #[track_caller]
 pub fn ok(o: Output) -> String {
     assert!(

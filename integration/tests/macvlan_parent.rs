@@ -12,13 +12,7 @@ use ocinet_integration::{
 
 #[track_caller]
 fn refused(h: &Host, args: &[&str], why: &[&str]) -> String {
-    let o = h.ocinet(args);
-    let t = text(&o);
-    assert!(!o.status.success(), "{args:?} succeeded: {t}");
-    for w in why {
-        assert!(t.contains(w), "{args:?}: {t:?} lacks {w:?}");
-    }
-    t
+    ocinet_integration::refused(h.ocinet(args), why)
 }
 
 fn create_macvlan(h: &Host, name: &str, parent: &str, subnet: &str) -> std::process::Output {

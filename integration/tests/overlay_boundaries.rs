@@ -5,26 +5,10 @@
 //! nobody answers at is refused at join within a bound and leaves nothing,
 //! and `cluster leave` gives the node's lease back to etcd.
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use ocinet_integration::cluster::{overlay_network, Cluster};
-use ocinet_integration::{ok, text, Host, Runtime, Spec};
-
-/// The command failed, and its output names every one of `words`.
-#[track_caller]
-fn refused(o: Output, words: &[&str]) -> String {
-    let t = text(&o);
-    assert!(
-        !o.status.success(),
-        "expected a refusal naming {words:?}, got success: {t}"
-    );
-    for w in words {
-        assert!(t.contains(w), "the refusal does not name {w:?}: {t}");
-    }
-    assert!(!t.contains("panicked"), "{t}");
-    t
-}
+use ocinet_integration::{ok, refused, text, Host, Runtime, Spec};
 
 fn ip_of(h: &Host, id: &str) -> String {
     h.endpoint(id)

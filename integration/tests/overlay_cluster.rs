@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use ocinet_integration::cluster::{Cluster, Etcd};
-use ocinet_integration::{ok, text, Host, Runtime, Spec};
+use ocinet_integration::{ok, refused, text, Host, Runtime, Spec};
 
 /// Convergence bound of these tests: the agent's pass runs on every
 /// store change and at least every 2 s.
@@ -24,20 +24,6 @@ fn ip_of(h: &ocinet_integration::Host, id: &str, net: &str) -> String {
 fn block_of(ip: &str) -> String {
     let o: Vec<&str> = ip.split('.').collect();
     format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-}
-
-/// The command failed, and its output names every one of `words`.
-#[track_caller]
-fn refused(o: Output, words: &[&str]) -> String {
-    let t = text(&o);
-    assert!(
-        !o.status.success(),
-        "expected a refusal naming {words:?}, got success: {t}"
-    );
-    for w in words {
-        assert!(t.contains(w), "the refusal does not name {w:?}: {t}");
-    }
-    t
 }
 
 fn ocinet(h: &Host, args: &[&str]) -> Output {
