@@ -481,6 +481,11 @@ impl Host {
         self.dir.join("state")
     }
 
+    /// What ocinet logged on this host so far (its log file; empty if none).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state_dir().join("ocinet.log")).unwrap_or_default()
+    }
+
     pub fn config_dir(&self) -> PathBuf {
         self.dir.join("config")
     }

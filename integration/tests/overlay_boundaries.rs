@@ -168,3 +168,81 @@ fn cluster_leave_revokes_the_nodes_lease() {
     ok(c.hosts[1].ocinet(&["cluster", "leave"]));
     assert_eq!(leases(&c), before, "every lease given back");
 }
+
+/// A member whose own bridge network has the subnet another member gives
+/// an overlay network does not take that definition in: it is not listed
+/// there, a container on it there is refused naming both networks and
+/// leaves nothing (no record, no key in etcd), and the network works on
+/// the host that made it.
+#[test]
+fn a_member_refuses_an_overlay_network_that_conflicts_with_its_own() {
+    let c = Cluster::joined(2);
+    let (h1, h2) = (&c.hosts[0], &c.hosts[1]);
+    ok(h2.ocinet(&["network", "create", "mine", "--subnet", "10.80.0.0/16"]));
+    overlay_network(h1, "wide", "10.80.0.0/16", &[]);
+    assert!(ok(h1.ocinet(&["network", "ls"])).contains("wide"));
+    // Given the agent's pass time to try.
+    std::thread::sleep(Duration::from_secs(3));
+    let listed = ok(h2.ocinet(&["network", "ls"]));
+    assert!(
+        !listed
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("wide")),
+        "h2 took in a network that overlaps its own: {listed}"
+    );
+    let keys = c.etcd.keys("/ocinet/v1/");
+    let mut x = h2.start(Runtime::Crun, "wide2", &Spec::on("wide", "x"));
+    let st = h2.wait_runtime(&mut x, Duration::from_secs(20));
+    assert!(
+        st.is_some_and(|s| !s.success()),
+        "a container on a conflicting overlay network started: {}",
+        x.output()
+    );
+    let why = format!("{}\n{}", x.output(), h2.log());
+    assert!(
+        why.contains("wide") && why.contains("mine"),
+        "the refusal does not name both networks: {}",
+        x.output()
+    );
+    assert!(h2.endpoint(&x.id).is_none(), "a record was left");
+    assert!(h2.leftovers(&x.id).is_empty(), "{:?}", h2.leftovers(&x.id));
+    assert_eq!(
+        c.etcd.keys("/ocinet/v1/"),
+        keys,
+        "the refused setup wrote to etcd"
+    );
+    // The network is fine where it was made.
+    let mut y = h1.started(Runtime::Runc, "wide1", &Spec::on("wide", "y"));
+    assert!(h1.endpoint(&y.id).is_some());
+    h1.stop(&mut y);
+}
+
+/// A setup that failed while etcd was paused sent requests etcd answers
+/// once it runs again: none of them may leave a key behind (a claim made
+/// after the hook gave up). The key set after etcd resumes, and after the
+/// agent's next passes, is the key set before the pause.
+#[test]
+fn requests_of_a_setup_that_gave_up_leave_no_key_once_etcd_resumes() {
+    let c = Cluster::joined(1);
+    let h = &c.hosts[0];
+    overlay_network(h, "ov", "10.62.0.0/16", &[]);
+    let mut a = h.started(Runtime::Runc, "ova", &Spec::on("ov", "alpha"));
+    let before = c.etcd.keys("/ocinet/v1/");
+    c.etcd.pause();
+    let mut d = h.start(Runtime::Runc, "ovd", &Spec::on("ov", "delta"));
+    let st = h.wait_runtime(&mut d, Duration::from_secs(20));
+    assert!(
+        st.is_some_and(|s| !s.success()),
+        "an overlay setup with etcd paused did not fail: {}",
+        d.output()
+    );
+    c.etcd.resume();
+    // What etcd held back is applied now; the agent's passes run on it.
+    std::thread::sleep(Duration::from_secs(4));
+    ok(h.ocinet(&["gc"]));
+    let after = c.etcd.keys("/ocinet/v1/");
+    assert_eq!(after, before, "keys changed across the failed setup");
+    assert!(h.endpoint(&d.id).is_none());
+    assert!(h.leftovers(&d.id).is_empty(), "{:?}", h.leftovers(&d.id));
+    h.stop(&mut a);
+}
