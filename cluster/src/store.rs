@@ -30,6 +30,9 @@ pub enum Guard {
     Unchanged(String, i64),
     /// The key does not exist.
     Absent(String),
+    /// This one key (not a prefix) was not created or changed after the
+    /// revision (deleted since counts as unchanged).
+    KeyUnchanged(String, i64),
 }
 
 impl Guard {
@@ -46,6 +49,9 @@ impl Guard {
                     .with_range(prefix_end(p))
             }
             Guard::Absent(k) => Compare::version(k.as_str(), CompareOp::Equal, 0),
+            Guard::KeyUnchanged(k, rev) => {
+                Compare::mod_revision(k.as_str(), CompareOp::Less, rev.saturating_add(1))
+            }
         }
     }
 }

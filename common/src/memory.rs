@@ -26,6 +26,10 @@ struct Releasable {
 /// returns how many bytes of mappings were released (their pages come
 /// back, from the page cache, as they are used). Best effort: a mapping
 /// the kernel refuses is left as it is.
+///
+/// Between the read of smaps and the `madvise`, no thread of the process
+/// may unmap a file mapping (an anonymous one could take its place and be
+/// zeroed): the resolver maps and unmaps no file once started.
 pub fn release_unused_file_pages() -> usize {
     let _span = tracing::debug_span!("release_file_pages").entered();
     let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
@@ -85,7 +89,10 @@ fn releasable(smaps: &str) -> Vec<Releasable> {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(1);
         match first {
-            "Anonymous:" | "Locked:" if kb != 0 => *keep = false,
+            // A private page of its own shows as Anonymous while in RAM and
+            // as Swap (SwapPss) once swapped out: either way the mapping
+            // holds contents the file does not have.
+            "Anonymous:" | "Swap:" | "SwapPss:" | "Locked:" if kb != 0 => *keep = false,
             "VmFlags:" if line.split_whitespace().any(|f| f == "lo" || f == "io") => *keep = false,
             _ => {}
         }
@@ -112,6 +119,11 @@ VmFlags: rd ex mr mw me dw
 Anonymous:           512 kB
 Locked:                0 kB
 VmFlags: rd mr mw me dw ac
+55d0c0470000-55d0c0480000 r--p 00470000 fe:01 123 /usr/bin/ocinet-dns
+Anonymous:             0 kB
+Swap:                  8 kB
+SwapPss:               8 kB
+Locked:                0 kB
 55d0c0480000-55d0c0490000 rw-p 00480000 fe:01 123 /usr/bin/ocinet-dns
 Anonymous:            64 kB
 VmFlags: rd wr mr mw me dw ac

@@ -185,8 +185,8 @@ const QUIET_WAIT_MAX_US: u64 = 500_000;
 /// with many hooks at once (32 teardowns), the other hooks' element
 /// commits, made under the state lock, queued behind these closes one
 /// grace period each, and the state lock's queue with them. So the child
-/// first waits (up to `QUIET_WAIT_MAX_US`, polling without taking it)
-/// until nobody holds the state lock (`close_netfilter_sockets_outside`):
+/// first waits (up to `QUIET_WAIT_MAX_US`, trying a shared lock without
+/// waiting and giving it back at once) until nobody holds the state lock (`close_netfilter_sockets_outside`):
 /// alone, at once; in a burst, after it.
 pub fn exit_leaving_to_child(code: u8) -> ! {
     use std::io::Write;
@@ -362,10 +362,17 @@ mod tests {
             drop(held);
         });
         let waiter = std::fs::File::open(path).expect("open");
+        let t0 = std::time::Instant::now();
         wait_until_unlocked(waiter.as_raw_fd());
         assert!(
             released.load(Ordering::SeqCst),
             "returned while the lock was held"
+        );
+        // Noticed the release, not the bound (the holder lets go at 30 ms).
+        assert!(
+            t0.elapsed() < std::time::Duration::from_micros(QUIET_WAIT_MAX_US * 4 / 5),
+            "waited {:?}: the release went unnoticed",
+            t0.elapsed()
         );
         t.join().expect("holder");
         // And the wait took nothing: an exclusive lock is free at once.

@@ -347,8 +347,9 @@ pub enum ClusterCommand {
     /// addresses can be given again and `network rm` no longer waits for it.
     ///
     /// Its member key, last-holder keys and any block or container entry
-    /// of it leave the store in one transaction, which holds only while
-    /// the node is still down. Refused while the node is up (its lease is
+    /// of it leave the store in one transaction (a node with more keys
+    /// than one carries: several, its member key last), which holds only
+    /// while the node is still down and the keys are as they were read. Refused while the node is up (its lease is
     /// alive: it may run containers; `cluster leave` on it instead), for
     /// this host and for a node the store does not name.
     ///

@@ -1623,14 +1623,18 @@ impl Host {
         }
         // A retired veth (marked, down, out of its bridge) is going: the
         // reaper or the namespace's end takes it (`reaped` waits for that).
-        let host_veths: BTreeMap<String, bool> = self
+        let host_veths: BTreeMap<String, (bool, bool)> = self
             .veths_now()
             .into_iter()
-            .map(|(name, retired, _)| (name, retired))
+            .map(|(name, retired, out)| (name, (retired, out)))
             .collect();
         for veth in self.veths_of(id) {
-            if host_veths.get(&veth) == Some(&false) {
-                left.push(format!("veth {veth}"));
+            match host_veths.get(&veth) {
+                Some((false, _)) => left.push(format!("veth {veth}")),
+                Some((true, false)) => {
+                    left.push(format!("veth {veth} retired but up or on a bridge"))
+                }
+                _ => {}
             }
             let quoted = format!("\"{veth}\"");
             for e in self

@@ -255,30 +255,53 @@ pub fn node_keys(m: &mut Member, node: &str) -> Result<NodeKeys> {
 /// Remove every key `found` lists of `node`, only while the store still
 /// holds what it was read as where it matters: with `down`, the node key
 /// absent (its lease gone: it cannot be running containers the store
-/// knows of) and its member key unchanged since the read (a host that
-/// registered again in between rewrote it). Normally one transaction;
-/// a node with more keys than one carries has its blocks removed in
-/// earlier transactions under the same guards and its member and node
-/// keys in the last, so a removal cut short is still a member and is
-/// finished by running it again. Whether it was done (false: the store
-/// changed; read again).
+/// knows of), its member key unchanged since the read (a host that
+/// registered again in between rewrote it), and each block and last-holder
+/// key unchanged since the read (another host may take a down host's
+/// block over meanwhile, when no other is free: the keys are then that
+/// host's, and deleting its last-holder key would take away what keeps
+/// its block from being given out while it is cut off). Normally one
+/// transaction; a node with more keys than one carries has its blocks and
+/// entries removed in earlier transactions under the same guards and its
+/// member and node keys in the last, so a removal cut short is still a
+/// member and is finished by running it again. Whether it was done
+/// (false: the store changed; read again).
 pub fn forget_node(m: &mut Member, node: &str, found: &NodeKeys, down: bool) -> Result<bool> {
     use ocinet_cluster::Guard;
     let _span = tracing::info_span!("forget_node", node, down).entered();
-    let mut guards = Vec::new();
+    let mut base = Vec::new();
     if down {
-        guards.push(Guard::Absent(keys::node(node)));
-        guards.push(Guard::Unchanged(keys::member(node), found.revision));
+        base.push(Guard::Absent(keys::node(node)));
+        base.push(Guard::KeyUnchanged(keys::member(node), found.revision));
     }
-    let mut rest: Vec<String> = found.blocks.clone();
-    while !rest.is_empty() && rest.len() + found.containers.len() + 2 > TXN_OPS {
-        let batch: Vec<String> = rest.drain(..TXN_OPS.min(rest.len())).collect();
-        if !m.store.delete_guarded(&batch, &[], &guards)? {
+    let (mut keys_left, mut prefixes_left) = (found.blocks.clone(), found.containers.clone());
+    loop {
+        // Room for the member and node keys of the last transaction; a
+        // guard per block key keeps the compares under etcd's limit too.
+        let room = TXN_OPS - 2;
+        let keys: Vec<String> = keys_left.drain(..room.min(keys_left.len())).collect();
+        let prefixes: Vec<String> = prefixes_left
+            .drain(..(room - keys.len()).min(prefixes_left.len()))
+            .collect();
+        let mut guards = base.clone();
+        if down {
+            guards.extend(
+                keys.iter()
+                    .map(|k| Guard::KeyUnchanged(k.clone(), found.revision)),
+            );
+        }
+        let last = keys_left.is_empty() && prefixes_left.is_empty();
+        let mut deleted = keys;
+        if last {
+            deleted.push(keys::member(node));
+            deleted.push(keys::node(node));
+        }
+        if !m.store.delete_guarded(&deleted, &prefixes, &guards)? {
             return Ok(false);
+        }
+        if last {
+            return Ok(true);
         }
         step("forget-node-batch");
     }
-    rest.push(keys::member(node));
-    rest.push(keys::node(node));
-    m.store.delete_guarded(&rest, &found.containers, &guards)
 }

@@ -236,7 +236,9 @@ fn leave(ctx: &Context) -> Result<String> {
     // overlay container (checked above), so its last holds are stale.
     let found = overlay::node_keys(&mut m, &cfg.node)?;
     let lease = found.up.as_ref().map(|kv| kv.lease).filter(|l| *l != 0);
-    overlay::forget_node(&mut m, &cfg.node, &found, false)?;
+    // Without guards nothing can make it refuse.
+    let done = overlay::forget_node(&mut m, &cfg.node, &found, false)?;
+    debug_assert!(done, "an unguarded forget_node refused");
     overlay::step("leave-unregistered");
     // The lease has no key left; revoked rather than left to expire. Gone
     // already (it expired, or a leave killed here revoked it) is fine.

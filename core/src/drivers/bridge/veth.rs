@@ -24,7 +24,14 @@ pub(crate) fn wire_container(
     let mut created = host.create_veth(&veth, &inside_name, ns, &mac, net.mtu, bridge);
     let exists = matches!(&created, Err(Error::Netlink { source, .. })
         if source.raw_os_error() == Some(nix::libc::EEXIST));
-    if exists && host.set_aside_retired(&veth, &crate::reaper::retired_name(&veth))? {
+    let set_aside = exists
+        && host
+            .set_aside_retired(&veth, &crate::reaper::retired_name(&veth))
+            .inspect_err(|_| {
+                // Not known to be ours: the rollback must not delete it.
+                att.host_veth = None;
+            })?;
+    if set_aside {
         // The pair of a container torn down a moment ago under the same
         // id, which the kernel or the reaper has not deleted yet.
         created = host.create_veth(&veth, &inside_name, ns, &mac, net.mtu, bridge);
