@@ -36,7 +36,7 @@ Parts:
     to program them with ip/bridge -batch, and their count.
 """
 import argparse, ctypes, datetime, fcntl, json, os, platform, select, shutil, signal, socket
-import statistics, struct, subprocess, sys, tempfile, time
+import statistics, struct, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OCINET = os.environ.get("OCINET_BIN") or os.path.join(ROOT, "target/release/ocinet")
@@ -501,13 +501,16 @@ def proxy_delay(h, value=None):
     return int(in_ns(h.ns, "cat", "/proc/sys/net/ipv4/neigh/lo/proxy_delay").strip())
 
 
-def part2(A, B, rounds, md, first_rounds=None, first_only=False):
+def part2(A, B, rounds, md, first_rounds=None, first_only=False, agent_lag=0):
     """Convergence: from the start of the hook on A until B's container
     gets a reply from the new container; with the kernel's default
     proxy-ARP delay and with it set to 0. `first_rounds` (default
     `rounds`) rounds of A's first container, the case whose ARP can come
     before B routes A's new block; `first_only`: those rounds alone, with
-    their distribution."""
+    their distribution. `agent_lag` (ms, first-only): B's agent is
+    stopped (SIGSTOP) over A's setup and continued that long after A's
+    hook returned, so B routes A's new block late every round: what a
+    busy host B does by chance."""
     first_rounds = first_rounds or rounds
     cb_ns = B.containers["resident0000ovB1"][0]
     sock = socket_in(cb_ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -539,8 +542,15 @@ def part2(A, B, rounds, md, first_rounds=None, first_only=False):
                         proxy_delay(h, delay)
                 k += 1
                 cid = f"cv{k:05d}ov000000"
+                lagged = B.agent() if first_only and agent_lag else None
+                if lagged:
+                    os.kill(lagged, signal.SIGSTOP)
                 t0 = time.monotonic()
-                A.setup(cid, "ov")
+                try:
+                    A.setup(cid, "ov")
+                finally:
+                    if lagged:
+                        threading.Timer(agent_lag / 1000, os.kill, (lagged, signal.SIGCONT)).start()
                 t1 = time.monotonic()
                 ip = ipv4_of(A.containers[cid][0])
                 t2 = ping_loop(sock, ip)
@@ -551,7 +561,7 @@ def part2(A, B, rounds, md, first_rounds=None, first_only=False):
                 ips.setdefault(key, []).append(ip)
                 A.teardown(cid)
         if first_only:
-            return part2_first(res, hook, ips, first_rounds, md)
+            return part2_first(res, hook, ips, first_rounds, md, absent_times(cb_ns), agent_lag)
         # Programming alone: A's first container until B's kernel routes
         # A's new block (no ping, so no neighbour resolution in the way).
         A.teardown("resident0000ov01")
@@ -636,7 +646,23 @@ def part2(A, B, rounds, md, first_rounds=None, first_only=False):
     return out
 
 
-def part2_first(res, hook, ips, rounds, md):
+def absent_times(ns, rounds=3):
+    """Seconds a TCP connect from the container namespace `ns` to an
+    on-link overlay address no host holds takes to fail (its neighbour
+    entry gives up after mcast_solicit x retrans_time_ms; the ICMP host
+    unreachable that follows ends the connect), and the errno."""
+    ip = OV_SUBNET.split("/")[0].rsplit(".", 2)[0] + ".250.250"
+    out = []
+    for _ in range(rounds):
+        s = socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+        t = time.monotonic()
+        err = s.connect_ex((ip, 9))
+        out.append((time.monotonic() - t, os.strerror(err) if err else "connected"))
+        s.close()
+    return ip, out
+
+
+def part2_first(res, hook, ips, rounds, md, absent, agent_lag=0):
     """The distribution of A's first-container rounds alone (`--first-only`):
     the rounds whose first ARP from B's container came before B routed A's
     new block wait for the container's next ARP retransmission."""
@@ -644,10 +670,11 @@ def part2_first(res, hook, ips, rounds, md):
     ms = sorted(x * 1000 for x in xs)
     over = lambda t: sum(1 for x in ms if x > t)
     q = lambda f: ms[min(len(ms) - 1, int(f * len(ms)))]
-    md += [f"A's first container on the overlay (new block, new VXLAN device; kernel default proxy_delay on B's bridge is overridden to 0 by ocinet), {rounds} rounds; B's container (already running) pings the new address every 1 ms from the moment A's hook returned; time from the start of A's hook to B's first reply:", "",
+    md += [f"A's first container on the overlay (new block, new VXLAN device), {rounds} rounds; B's container (already running) pings the new address every 1 ms from the moment A's hook returned; time from the start of A's hook to B's first reply" + (f"; B's agent stopped from before A's hook until {agent_lag} ms after it returned" if agent_lag else "") + ":", "",
            "| hook on A (median) | median | p90 | max | rounds over 100 ms | rounds over 500 ms |", "|---|---|---|---|---|---|",
            f"| {med(hook[key]):.1f} ms | {med(xs):.1f} ms | {q(0.9):.1f} ms | {ms[-1]:.1f} ms | {over(100)} of {len(ms)} | {over(500)} of {len(ms)} |", "",
-           "Every round, sorted (ms): " + " ".join(f"{x:.0f}" for x in ms), ""]
+           "Every round, sorted (ms): " + " ".join(f"{x:.0f}" for x in ms), "",
+           f"An address no host holds ({absent[0]}, on-link in the subnet): a TCP connect from B's container fails after " + ", ".join(f"{t:.2f} s ({e})" for t, e in absent[1]) + ".", ""]
     print(f"part2 first: " + " ".join(f"{x * 1000:.0f}({ip.split('.')[-1]})" for x, ip in zip(xs, ips[key])), file=sys.stderr)
     return {"first": (med(hook[key]), med(xs), q(0.9), ms[-1], over(100), over(500), len(ms))}
 
@@ -872,6 +899,8 @@ def main():
     ap.add_argument("--conv-first", type=int, help="rounds of A's first container in part 2 (default: --conv)")
     ap.add_argument("--first-only", action="store_true",
                     help="part 2: only A's first-container rounds, with their distribution")
+    ap.add_argument("--agent-lag", type=int, default=0,
+                    help="with --first-only: B's agent stopped over A's setup and continued this many ms after it")
     ap.add_argument("--sim", type=int, default=5)
     ap.add_argument("--iperf-runs", type=int, default=5)
     ap.add_argument("--iperf-secs", type=int, default=4)
@@ -913,7 +942,7 @@ def main():
             A.setup("resident0000br01", "br")
         if "2" in only:
             md += ["### 16.2 Convergence across hosts", ""]
-            summary["p2"] = part2(A, B, a.conv, md, a.conv_first, a.first_only)
+            summary["p2"] = part2(A, B, a.conv, md, a.conv_first, a.first_only, a.agent_lag)
         if "3" in only:
             md += ["### 16.3 50 simulated hosts joining and leaving", ""]
             summary["p3"] = part3(A, a.sim, md)

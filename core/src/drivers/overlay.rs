@@ -188,8 +188,8 @@ impl NetworkDriver for OverlayDriver {
         if created {
             // The host's first container here: the routes to the other
             // hosts' blocks now, not at the agent's next pass, or the
-            // container's first ARP falls in between and is retried a
-            // second later (measured: BENCHMARKS.md section 16).
+            // container's first ARP falls in between and waits for its
+            // retry (`neighbours`; measured: BENCHMARKS.md section 16.2).
             let held = crate::overlay::with_member(ctx, |m| crate::overlay::lease::held(m, net))?;
             dataplane::program(host, &cfg, net, &held)?;
         }

@@ -8,7 +8,8 @@
 //! agents' watch event, then programming), and an ARP sent in between
 //! goes unanswered. The kernel's next try comes `retrans_time_ms` later,
 //! 1 s by default, and the first packets wait in the neighbour queue for
-//! it (measured: BENCHMARKS.md section 16.2, ~1 s in about 1 round of 6).
+//! it (measured: BENCHMARKS.md section 16.2, ~1 s in up to 1 round of 6
+//! on a loaded machine).
 //!
 //! Here the container's interface retries every 100 ms instead, with ten
 //! times the probes, so an address that stays unanswered is still given
@@ -25,10 +26,10 @@
 //! ARP sent in between is lost and was retried 1 s later (measured the
 //! same way). The bridge only ever resolves this host's own containers.
 //!
-//! Only overlay networks: a bridge network's containers are reached by
-//! the host's own processes and containers, whose first packets come
-//! after the setup's port is forwarding far more often than not; its
-//! interfaces keep the kernel's defaults.
+//! Only overlay networks, where the late route was measured: a bridge
+//! network's interfaces keep the kernel's defaults (its peers are on the
+//! same host, with nothing to program; the bridge-port race could reach
+//! them too, but has not been measured there).
 
 use std::fs::File;
 
