@@ -145,6 +145,24 @@ fn overlay_interfaces_retry_neighbour_resolution_sooner_bridge_ones_do_not() {
         );
     }
 
+    // A bridge deleted under a running container is made again by
+    // `firewall reload`, tuned the same.
+    {
+        let ct = h.started(Runtime::Runc, "again", &Spec::on("ds", "again"));
+        let insp: serde_json::Value =
+            serde_json::from_str(&ok(h.ocinet(&["network", "inspect", "ds"])))
+                .expect("inspect json");
+        let bridge = insp[0]["Options"]["com.docker.network.bridge.name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        ok(h.exec(&["ip", "link", "del", &bridge]));
+        ok(h.ocinet(&["firewall", "reload"]));
+        assert_eq!(bridge_parms(h, "ds", false), OVERLAY, "remade bridge ARP");
+        assert_eq!(bridge_parms(h, "ds", true), OVERLAY, "remade bridge NDP");
+        assert_eq!(parms(h, &ct.id, "eth0", false), OVERLAY, "the container's");
+    }
+
     // A bridge network alone: both families at the kernel's defaults.
     for rt in [Runtime::Runc, Runtime::Crun] {
         let name = format!("br-{}", rt.name());
