@@ -19,7 +19,7 @@ use super::bridge::{Bridge, BridgeDriver, Veths};
 use super::{NetworkDriver, NetworkKind, Prepared};
 use crate::context::Locked;
 use crate::ipam::Lease;
-use crate::overlay::{dataplane, definitions};
+use crate::overlay::{dataplane, definitions, neighbours};
 
 /// The overlay kind of network.
 pub struct Overlay;
@@ -172,6 +172,9 @@ impl NetworkDriver for OverlayDriver {
         let cfg = ocinet_cluster::ClusterConfig::required(ctx.config.root())?;
         if let Some(b) = net.bridge_name() {
             proxy_arp(b)?;
+            if let Some(index) = prepared.link {
+                neighbours::tune_bridge(host, b, index, net.v6().is_some())?;
+            }
         }
         // Between the bridge and the VXLAN device the host routes, an
         // internal network's too (the firewall keeps it from anything
@@ -185,8 +188,8 @@ impl NetworkDriver for OverlayDriver {
         if created {
             // The host's first container here: the routes to the other
             // hosts' blocks now, not at the agent's next pass, or the
-            // container's first ARP falls in between and is retried a
-            // second later (measured: BENCHMARKS.md section 16).
+            // container's first ARP falls in between and waits for its
+            // retry (`neighbours`; measured: BENCHMARKS.md section 16.2).
             let held = crate::overlay::with_member(ctx, |m| crate::overlay::lease::held(m, net))?;
             dataplane::program(host, &cfg, net, &held)?;
         }
@@ -200,7 +203,8 @@ impl NetworkDriver for OverlayDriver {
         ns: &File,
         prepared: Prepared,
     ) -> Result<()> {
-        self.bridge.wire(host, att, ns, prepared)
+        self.bridge.wire(host, att, ns, prepared)?;
+        neighbours::tune(ns, att)
     }
 
     fn unwire_inside(&self, ns: &File, att: &Attachment) -> Result<()> {
@@ -221,6 +225,9 @@ impl NetworkDriver for OverlayDriver {
         if !running.is_empty() {
             if let Some(b) = self.network().bridge_name() {
                 proxy_arp(b)?;
+                if let Some(l) = host.link_by_name(b)? {
+                    neighbours::tune_bridge(host, b, l.index, self.network().v6().is_some())?;
+                }
             }
             let cfg = ocinet_cluster::ClusterConfig::required(ctx.config.root())?;
             dataplane::ensure_device(host, &cfg, self.network())?;

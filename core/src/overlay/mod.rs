@@ -16,6 +16,7 @@ pub mod dataplane;
 pub mod definitions;
 pub mod lease;
 pub mod names;
+pub mod neighbours;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
