@@ -45,6 +45,9 @@
 //!   one transaction), held-released (a last-holder key of a block nobody
 //!   holds removed): reached by the agent, a teardown and `network rm`;
 //! - agent-down-marked (a member without a lease marked down);
+//! - overlay definitions: agent-network-adopted (a network of the store
+//!   copied into the config directory), agent-network-unwired (a network
+//!   the store no longer has: its devices removed, its local copy not);
 //! - the kernel: agent-device-made (a VXLAN device that was missing made
 //!   again, nothing programmed on it), vxlan-stale-removed (entries for
 //!   blocks no longer held elsewhere removed, none added yet),

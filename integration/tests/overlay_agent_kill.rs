@@ -163,6 +163,11 @@ enum Trigger {
     /// A last-holder key naming h1 for a block nobody holds (its block's
     /// key went with an expired lease): removed.
     LoneHeldKey,
+    /// An overlay network created on h2: h1 copies its definition (then it
+    /// is removed on h2, before h1's agent is started again).
+    NetworkCreated,
+    /// An overlay network h1 copied removed on h2: h1 drops its copy.
+    NetworkRemoved,
 }
 
 const STEPS: &[(&str, Trigger)] = &[
@@ -179,7 +184,30 @@ const STEPS: &[(&str, Trigger)] = &[
     ("agent-entry-dropped", Trigger::DeadContainer),
     ("block-released", Trigger::EmptyBlock),
     ("held-released", Trigger::LoneHeldKey),
+    ("agent-network-adopted", Trigger::NetworkCreated),
+    ("agent-network-unwired", Trigger::NetworkRemoved),
 ];
+
+/// The second overlay network of `Trigger::NetworkCreated` and `Removed`.
+const OTHER: &str = "ov2";
+
+fn create_other(h: &Host) {
+    ok(h.ocinet(&[
+        "network",
+        "create",
+        OTHER,
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.78.0.0/16",
+    ]));
+}
+
+/// Whether `h` has a definition of `OTHER` (its own copy: `inspect` reads
+/// only the config directory).
+fn has_other(h: &Host) -> bool {
+    h.ocinet(&["network", "inspect", OTHER]).status.success()
+}
 
 /// For each agent step: h1's agent started by `ocinet gc` with the step
 /// armed, the trigger that makes it write there, its death there, then
@@ -256,10 +284,13 @@ fn the_agent_killed_at_each_step_is_made_whole_by_gc_with_nothing_leaked() {
                 dead = Some(v);
             }
             Trigger::EmptyBlock => {
+                // A claim's two keys (its transaction is the hook's), the
+                // last-holder key first: seen alone, it is removed as in
+                // `LoneHeldKey`; with the block, both go in one transaction.
                 let lease = lease_of(&c.etcd, "h1");
                 for key in [
-                    format!("/ocinet/v1/blocks/ov/{SPARE_BLOCK}"),
                     format!("/ocinet/v1/held/ov/{SPARE_BLOCK}"),
+                    format!("/ocinet/v1/blocks/ov/{SPARE_BLOCK}"),
                 ] {
                     let mut args = vec!["put", key.as_str(), h1_block.as_str()];
                     let on = format!("--lease={lease}");
@@ -272,6 +303,16 @@ fn the_agent_killed_at_each_step_is_made_whole_by_gc_with_nothing_leaked() {
             Trigger::LoneHeldKey => {
                 let key = format!("/ocinet/v1/held/ov/{SPARE_HELD}");
                 ok(c.etcd.etcdctl(&["put", &key, &h1_block]));
+            }
+            Trigger::NetworkCreated => create_other(h2),
+            Trigger::NetworkRemoved => {
+                create_other(h2);
+                assert!(
+                    Cluster::eventually(Duration::from_secs(10), || has_other(h1)),
+                    "{when}: h1's agent did not copy {OTHER}; log:\n{}",
+                    log_tail(h1, 30)
+                );
+                ok(h2.ocinet(&["network", "rm", OTHER]));
             }
         }
         assert!(
@@ -288,6 +329,13 @@ fn the_agent_killed_at_each_step_is_made_whole_by_gc_with_nothing_leaked() {
             log_tail(h1, 30)
         );
 
+        if matches!(trigger, Trigger::NetworkCreated) {
+            assert!(
+                has_other(h1),
+                "{when}: the agent died before it copied {OTHER}"
+            );
+            ok(h2.ocinet(&["network", "rm", OTHER]));
+        }
         // As a user would: gc on the host whose agent is gone (and on the
         // other host, whose agent the trigger may have ended).
         ok(h1.ocinet(&["gc"]));
@@ -299,6 +347,8 @@ fn the_agent_killed_at_each_step_is_made_whole_by_gc_with_nothing_leaked() {
                 && store(&c.etcd) == before_store
                 && kernel(h1) == before1
                 && kernel(h2) == before2
+                && !has_other(h1)
+                && !has_other(h2)
         };
         if !Cluster::eventually(Duration::from_secs(20), whole) {
             let now = store(&c.etcd);
@@ -311,10 +361,12 @@ fn the_agent_killed_at_each_step_is_made_whole_by_gc_with_nothing_leaked() {
                 .filter(|(k, v)| now.get(*k) != Some(*v))
                 .collect();
             panic!(
-                "{when}: not made whole after gc\nagents h1 {:?} h2 {:?}\nstore: new or changed {orphans:?}, missing or changed {missing:?}\n\
+                "{when}: not made whole after gc\nagents h1 {:?} h2 {:?}\n{OTHER} on h1 {} on h2 {}\nstore: new or changed {orphans:?}, missing or changed {missing:?}\n\
                  h1 kernel now:\n{}\nbefore:\n{before1}\nh2 kernel now:\n{}\nbefore:\n{before2}\nh1 log:\n{}",
                 h1.agents(),
                 h2.agents(),
+                has_other(h1),
+                has_other(h2),
                 kernel(h1),
                 kernel(h2),
                 log_tail(h1, 30)

@@ -515,8 +515,9 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
                 tracing::warn!(network = %n.name, "an overlay network of the cluster has the name of a local network: not used on this host");
                 continue;
             }
-            if let Err(e) = definitions::adopt(&locked, n, &mut nl) {
-                tracing::warn!("{e}");
+            match definitions::adopt(&locked, n, &mut nl) {
+                Ok(()) => crate::killpoint::reached("agent-network-adopted"),
+                Err(e) => tracing::warn!("{e}"),
             }
         }
         for n in gone {
@@ -711,6 +712,7 @@ fn forget_network(ctx: &Locked, nl: &mut Netlink, n: &Network) {
     if let Err(e) = dataplane::remove_device(nl, n) {
         tracing::warn!(network = %n.name, "{e}");
     }
+    crate::killpoint::reached("agent-network-unwired");
     if let Err(e) = crate::networks::remove_local(ctx, n) {
         tracing::warn!(network = %n.name, "the removed overlay network's local copy stays: {e}");
     } else {
