@@ -16,8 +16,9 @@
 //! - this host's own keys: its blocks and container entries put back on
 //!   the lease when they are missing (a new lease after the old one
 //!   expired; the store restored), entries without a local record or
-//!   whose container died without its poststop, and empty blocks,
-//!   removed (a hook killed half-way);
+//!   whose container died without its poststop, empty blocks, and
+//!   last-holder keys naming this host for blocks nobody holds, removed
+//!   (a hook killed half-way, a lease that expired);
 //! - other hosts' container names, for the resolver (`names.json`);
 //! - members whose lease is gone marked down, with the time.
 //!
