@@ -16,8 +16,9 @@
 //! - this host's own keys: its blocks and container entries put back on
 //!   the lease when they are missing (a new lease after the old one
 //!   expired; the store restored), entries without a local record or
-//!   whose container died without its poststop, and empty blocks,
-//!   removed (a hook killed half-way);
+//!   whose container died without its poststop, empty blocks, and
+//!   last-holder keys naming this host for blocks nobody holds, removed
+//!   (a hook killed half-way, a lease that expired);
 //! - other hosts' container names, for the resolver (`names.json`);
 //! - members whose lease is gone marked down, with the time.
 //!
@@ -347,7 +348,11 @@ fn register(m: &mut Member, old: i64) -> Result<i64> {
     let candidate = if old != 0 { Some(old) } else { existing };
     let lease = match candidate {
         Some(l) if m.store.lease_ttl(l)?.is_some() => l,
-        _ => m.store.lease_grant(m.cfg.ttl)?,
+        _ => {
+            let l = m.store.lease_grant(m.cfg.ttl)?;
+            crate::killpoint::reached("agent-lease-granted");
+            l
+        }
     };
     let node = Node {
         version: VERSION,
@@ -355,6 +360,7 @@ fn register(m: &mut Member, old: i64) -> Result<i64> {
         advertise: m.cfg.advertise,
     };
     m.store.put(&node_key, values::encode(&node), Some(lease))?;
+    crate::killpoint::reached("agent-node-put");
     let member_key = keys::member(&m.cfg.node);
     let joined = match m.store.get(&member_key)? {
         Some(kv) => MemberValue::read(&kv.key, &m.cfg.node, &kv.value)
@@ -370,6 +376,7 @@ fn register(m: &mut Member, old: i64) -> Result<i64> {
         down_since: None,
     };
     m.store.put(&member_key, values::encode(&member), None)?;
+    crate::killpoint::reached("agent-registered");
     tracing::info!(node = %m.cfg.node, lease, "host registered in the cluster store");
     Ok(lease)
 }
@@ -384,9 +391,11 @@ struct View {
     blocks: BTreeMap<String, BTreeMap<ipnet::Ipv4Net, values::Block>>,
     /// (network, node, id) -> entry.
     containers: BTreeMap<(String, String, String), (Kv, Container)>,
+    /// network -> blocks whose last-holder key names this host.
+    last_held: BTreeMap<String, BTreeSet<ipnet::Ipv4Net>>,
 }
 
-fn read_view(store: &mut Store) -> Result<View> {
+fn read_view(store: &mut Store, me: &str) -> Result<View> {
     let (kvs, revision) = store.list(keys::ROOT)?;
     let mut v = View {
         revision,
@@ -395,6 +404,7 @@ fn read_view(store: &mut Store) -> Result<View> {
         networks: BTreeMap::new(),
         blocks: BTreeMap::new(),
         containers: BTreeMap::new(),
+        last_held: BTreeMap::new(),
     };
     for kv in &kvs {
         let skip = |e: Error| super::refused(&kv.key, &kv.value, e);
@@ -411,6 +421,12 @@ fn read_view(store: &mut Store) -> Result<View> {
                     v.up.insert(n.to_string());
                 }
                 Err(e) => skip(e),
+            }
+        } else if let Some((net, b)) = keys::parse_held(&kv.key) {
+            // Only whether it names this host matters (its own cleanup);
+            // another host's is that host's to read.
+            if values::Block::read(&kv.key, &kv.value).is_ok_and(|v| v.node == me) {
+                v.last_held.entry(net).or_default().insert(b);
             }
         } else if let Some(n) = keys::name_under(&kv.key, &keys::networks()) {
             match NetworkValue::read(&kv.key, n, &kv.value) {
@@ -448,8 +464,8 @@ fn read_view(store: &mut Store) -> Result<View> {
 /// One pass (see the module's documentation): the store's revision read.
 pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
     let _span = tracing::debug_span!("agent_pass").entered();
-    let view = read_view(&mut m.store)?;
     let me = m.cfg.node.clone();
+    let view = read_view(&mut m.store, &me)?;
     let (records, unreadable) = ctx.state.list_endpoints();
     let (local, _) = ctx.config.list();
     let local_overlays: Vec<&Network> = local.iter().filter(|n| n.overlay().is_some()).collect();
@@ -500,8 +516,9 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
                 tracing::warn!(network = %n.name, "an overlay network of the cluster has the name of a local network: not used on this host");
                 continue;
             }
-            if let Err(e) = definitions::adopt(&locked, n, &mut nl) {
-                tracing::warn!("{e}");
+            match definitions::adopt(&locked, n, &mut nl) {
+                Ok(()) => crate::killpoint::reached("agent-network-adopted"),
+                Err(e) => tracing::warn!("{e}"),
             }
         }
         for n in gone {
@@ -529,7 +546,8 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
             if on(&now) && matches!(nl.vxlan_info(&dev), Ok(None)) {
                 match dataplane::ensure_device(&mut nl, &m.cfg, n) {
                     Ok(_) => {
-                        tracing::warn!(network = %n.name, %dev, "the VXLAN device was missing: made again")
+                        tracing::warn!(network = %n.name, %dev, "the VXLAN device was missing: made again");
+                        crate::killpoint::reached("agent-device-made");
                     }
                     Err(e) => {
                         tracing::warn!(network = %n.name, %dev, "making the missing VXLAN device: {e}")
@@ -567,6 +585,7 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
             if have.is_none_or(|(kv, _)| kv.value != value || kv.lease != lease) {
                 m.store
                     .put(&keys::container(&net.name, &me, &ep.id), value, Some(lease))?;
+                crate::killpoint::reached("agent-entry-put");
             }
             // Its block, on this lease (a new lease after an expiry).
             if let (Some(ip), Some((subnet, _))) = (a.ipv4(), definitions::subnet_of(net)) {
@@ -580,6 +599,7 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
                         // Missing: its key went with an expired lease.
                         None => {
                             lease::claim(m, &net.name, b, lease)?;
+                            crate::killpoint::reached("agent-block-claimed");
                         }
                         Some(_) => {}
                     }
@@ -597,21 +617,30 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
             {
                 tracing::info!(network = %net, id = %id, "removing the store entry of a container this host no longer has");
                 m.store.delete(&keys::container(net, &me, id))?;
+                crate::killpoint::reached("agent-entry-dropped");
             }
         }
         // Empty blocks of ours (a setup killed after taking one), under
         // the state lock so that no setup is between block and lease.
+        // A last-holder key naming this host for a block nobody holds (the
+        // block's key went with an expired lease, or with a host killed
+        // between a claim and its first lease) counts too: nothing else
+        // removes it while this host has no teardown, and it keeps the
+        // block from other hosts and `network rm` refused.
         let empty_candidates = local_overlays.iter().any(|n| {
-            view.blocks.get(&n.name).is_some_and(|h| {
-                h.iter().any(|(b, v)| {
-                    v.node == me
-                        && !records.iter().any(|e| {
-                            e.attachment_on(&n.name)
-                                .and_then(|a| a.ipv4())
-                                .is_some_and(|ip| b.contains(&ip))
-                        })
+            let unused = |b: &ipnet::Ipv4Net| {
+                !records.iter().any(|e| {
+                    e.attachment_on(&n.name)
+                        .and_then(|a| a.ipv4())
+                        .is_some_and(|ip| b.contains(&ip))
                 })
-            })
+            };
+            let held = view.blocks.get(&n.name);
+            held.is_some_and(|h| h.iter().any(|(b, v)| v.node == me && unused(b)))
+                || view.last_held.get(&n.name).is_some_and(|l| {
+                    l.iter()
+                        .any(|b| !held.is_some_and(|h| h.contains_key(b)) && unused(b))
+                })
         });
         if empty_candidates {
             let locked = ctx.lock()?;
@@ -630,6 +659,7 @@ pub fn reconcile(ctx: &Context, m: &mut Member, lease: i64) -> Result<i64> {
             };
             m.store
                 .create_or_replace(&kv.key, values::encode(&down), Some(&kv.value), None)?;
+            crate::killpoint::reached("agent-down-marked");
         }
     }
     Ok(view.revision)
@@ -683,6 +713,7 @@ fn forget_network(ctx: &Locked, nl: &mut Netlink, n: &Network) {
     if let Err(e) = dataplane::remove_device(nl, n) {
         tracing::warn!(network = %n.name, "{e}");
     }
+    crate::killpoint::reached("agent-network-unwired");
     if let Err(e) = crate::networks::remove_local(ctx, n) {
         tracing::warn!(network = %n.name, "the removed overlay network's local copy stays: {e}");
     } else {

@@ -157,10 +157,21 @@ pub fn program(
             removed += 1;
         }
     }
+    if removed > 0 {
+        crate::killpoint::reached("vxlan-stale-removed");
+    }
+    let fdb_added = added;
     for (mac, dst) in want_fdb.difference(&fdb) {
         host.fdb_add(idx, *mac, *dst)?;
         added += 1;
     }
+    if added > fdb_added {
+        crate::killpoint::reached("vxlan-fdb-added");
+    }
+    // Per family: routes only once their neighbour entries are in, so
+    // that a process killed between the two leaves no route whose
+    // gateway has no entry (a dead agent's next pass adds the rest).
+    let mut set_neighbour = false;
     for &v6 in families {
         let neigh: BTreeMap<IpAddr, [u8; 6]> =
             host.permanent_neighbours(idx, v6)?.into_iter().collect();
@@ -168,7 +179,11 @@ pub fn program(
             if neigh.get(ip) != Some(mac) {
                 host.set_neighbour(idx, *ip, *mac)?;
                 added += 1;
+                set_neighbour = true;
             }
+        }
+        if set_neighbour {
+            crate::killpoint::reached("vxlan-neighbours-set");
         }
         let routes: BTreeSet<(IpNet, IpAddr)> = host.onlink_routes(idx, v6)?.into_iter().collect();
         for (r, via) in want_routes.iter().filter(|(_, via)| via.is_ipv6() == v6) {

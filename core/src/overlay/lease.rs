@@ -333,6 +333,7 @@ pub fn release_empty(ctx: &Locked, m: &mut Member, net: &Network) -> Result<usiz
             &value,
         )? {
             tracing::info!(network = %net.name, block = %b, "block given back");
+            crate::killpoint::reached("block-released");
             n += 1;
         }
     }
@@ -348,6 +349,7 @@ pub fn release_empty(ctx: &Locked, m: &mut Member, net: &Network) -> Result<usiz
             .delete_if_without(&kv.key, &value, &keys::block(&net.name, b))?
         {
             tracing::info!(network = %net.name, block = %b, "last-holder key of a block this host no longer holds removed");
+            crate::killpoint::reached("held-released");
         }
     }
     Ok(n)
