@@ -207,14 +207,17 @@ impl Store {
 
     /// Put `value` at `key` on `lease` if the key is absent or holds
     /// `value` already, and `side` (off any lease) in the same
-    /// transaction: whether it did (a block and its last holder).
+    /// transaction, only while `requires` exists: whether it did (a block
+    /// and its last holder, while their network is defined).
     pub fn claim(
         &mut self,
         key: &str,
         value: Vec<u8>,
         lease: i64,
         side: (String, Vec<u8>),
+        requires: &str,
     ) -> Result<bool> {
+        let defined = || Compare::version(requires, CompareOp::Greater, 0);
         let ops = || {
             [
                 TxnOp::put(
@@ -226,7 +229,7 @@ impl Store {
             ]
         };
         let absent = Txn::new()
-            .when([Compare::version(key, CompareOp::Equal, 0)])
+            .when([Compare::version(key, CompareOp::Equal, 0), defined()])
             .and_then(ops());
         if self
             .call("claim", |mut c| async move { c.txn(absent).await })?
@@ -235,7 +238,10 @@ impl Store {
             return Ok(true);
         }
         let ours = Txn::new()
-            .when([Compare::value(key, CompareOp::Equal, value.clone())])
+            .when([
+                Compare::value(key, CompareOp::Equal, value.clone()),
+                defined(),
+            ])
             .and_then(ops());
         Ok(self
             .call("claim", |mut c| async move { c.txn(ours).await })?

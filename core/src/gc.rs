@@ -161,7 +161,7 @@ pub fn run(ctx: &Context) -> Result<String> {
     // The overlay agent, while this host is a cluster member with overlay
     // containers (started again if it died: without it the host's lease
     // expires and the other hosts drop their routes to these containers).
-    match crate::overlay::agent::revive(ctx, records.values().flatten()) {
+    match crate::overlay::agent::revive(ctx, records.values().flatten(), true) {
         Ok(Some(pid)) => {
             out += &format!("started the overlay agent (pid {pid}): it was not running\n")
         }

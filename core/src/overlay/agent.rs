@@ -85,13 +85,15 @@ pub fn start(ctx: &Context, cfg: &ClusterConfig) -> Result<()> {
 /// OOM-killed): `ocinet gc` and every overlay teardown call this, as gc
 /// starts a resolver that died. Without an agent the host's lease
 /// expires, the other hosts drop their routes to its blocks, and its
-/// running containers are cut off from them. Waits until the new agent
-/// runs, not until it reached the store: a store out of reach must not
-/// hold a teardown up (the agent retries by itself). The pid started,
-/// `None` when nothing was to be done.
+/// running containers are cut off from them. With `wait` (gc), waits
+/// until the new agent runs, never until it reached the store: a store
+/// out of reach must not hold anything up (the agent retries by itself);
+/// without (a teardown, under the state lock), only starts it. The pid
+/// started, `None` when nothing was to be done (or not known yet).
 pub fn revive<'a>(
     ctx: &Context,
     endpoints: impl IntoIterator<Item = &'a Endpoint>,
+    wait: bool,
 ) -> Result<Option<i32>> {
     if ctx.state.agent_state().is_some() {
         return Ok(None);
@@ -112,7 +114,11 @@ pub fn revive<'a>(
         return Ok(None);
     }
     tracing::warn!(node = %cfg.node, "the overlay agent is not running while this host has overlay containers: starting it again");
-    launch(ctx, &cfg, Until::Running)?;
+    launch(
+        ctx,
+        &cfg,
+        if wait { Until::Running } else { Until::Started },
+    )?;
     Ok(ctx.state.agent_state().map(|s| s.process.pid))
 }
 
@@ -123,6 +129,11 @@ enum Until {
     Registered,
     /// The agent runs (its pid file written; bounded by `RUNNING`).
     Running,
+    /// Nothing: started, not waited for (a teardown, which holds the
+    /// state lock that every other hook of the host waits on, while
+    /// systemd may take its `RESTART_SEC` to let a new unit of that name
+    /// start).
+    Started,
 }
 
 /// Start the agent unless one runs; wait for `until`.
@@ -162,6 +173,7 @@ fn launch(ctx: &Context, cfg: &ClusterConfig, until: Until) -> Result<()> {
     let bound = match until {
         Until::Registered => READY,
         Until::Running => RUNNING,
+        Until::Started => return Ok(()),
     };
     let deadline = Instant::now() + bound;
     let mut exited = None;
@@ -200,7 +212,7 @@ fn launch(ctx: &Context, cfg: &ClusterConfig, until: Until) -> Result<()> {
             READY.as_secs(),
             ctx.state.log_file().display()
         ),
-        Until::Running => format!(
+        Until::Running | Until::Started => format!(
             "the overlay agent of host {} did not start within {} s{how}: see {}",
             cfg.node,
             RUNNING.as_secs(),

@@ -115,8 +115,22 @@ pub fn claim(m: &mut Member, network: &str, block: Ipv4Net, lease: i64) -> Resul
     let value = mine(m);
     let _span = tracing::debug_span!("block_claim", network, %block).entered();
     let side = (keys::held(network, block), value.clone());
-    m.store
-        .claim(&keys::block(network, block), value, lease, side)
+    // Only while the network is defined: a `network rm` between this
+    // host's read of the definition and its claim would otherwise be
+    // followed by a block and a last-holder key of a network that no
+    // longer exists (the last one on no lease: forever).
+    let defined = keys::network(network);
+    if m.store
+        .claim(&keys::block(network, block), value, lease, side, &defined)?
+    {
+        return Ok(true);
+    }
+    if m.store.get(&defined)?.is_none() {
+        return Err(ocinet_common::Error::NotFound(format!(
+            "overlay network {network} is no longer in the cluster store (removed meanwhile)"
+        )));
+    }
+    Ok(false)
 }
 
 /// The host each block of `net` was last held by, as the store says

@@ -95,7 +95,7 @@ pub fn released(ctx: &Locked, ep: &Endpoint, atts: &[Attachment]) {
     // overlay containers: without systemd to restart it, a teardown is
     // where the host notices soonest (gc does too). `others` was read
     // after the record lost these attachments.
-    match super::agent::revive(ctx, &others) {
+    match super::agent::revive(ctx, &others, false) {
         Ok(Some(pid)) => tracing::warn!(pid, "the overlay agent was not running: started again"),
         Ok(None) => {}
         Err(e) => tracing::warn!("the overlay agent is not running and did not start: {e}"),
