@@ -270,6 +270,18 @@ impl Etcd {
             .collect()
     }
 
+    /// Every key under `prefix` with its value (ocinet's values are
+    /// one-line JSON).
+    pub fn pairs(&self, prefix: &str) -> std::collections::BTreeMap<String, String> {
+        let out = ok(self.etcdctl(&["get", "--prefix", prefix]));
+        let lines: Vec<&str> = out.lines().collect();
+        lines
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].to_string(), c[1].to_string()))
+            .collect()
+    }
+
     /// SIGTERM etcd and wait for it (SIGKILL after 10 s): the cluster's
     /// store becomes unreachable until `restart`.
     pub fn stop(&mut self) {
@@ -637,4 +649,40 @@ pub fn overlay_network(h: &Host, name: &str, subnet: &str, extra: &[&str]) {
     ];
     args.extend_from_slice(extra);
     ok(h.ocinet(&args));
+}
+
+/// SIGKILL every overlay agent of `h` (by pid; the harness finds them by
+/// their command line and state directory) and wait until they are gone;
+/// the pids killed (none if none ran).
+pub fn kill_agents(h: &Host) -> Vec<i32> {
+    let pids = h.agents();
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        Cluster::eventually(Duration::from_secs(5), || h.agents().is_empty()),
+        "{}: agents {pids:?} survived SIGKILL",
+        h.name
+    );
+    pids
+}
+
+/// Whether container `id` on `h` reaches `ip` (one ping answered) within
+/// `limit`.
+pub fn ping(h: &Host, id: &str, ip: &str, limit: Duration) -> bool {
+    Cluster::eventually(limit, || {
+        h.in_container(id, &["ping", "-c1", "-W1", ip])
+            .status
+            .success()
+    })
+}
+
+/// Whether an etcd key or its value names node `node`.
+pub fn names_node(key: &str, value: &str, node: &str) -> bool {
+    key.ends_with(&format!("/{node}"))
+        || key.contains(&format!("/{node}/"))
+        || value.contains(&format!("\"node\":\"{node}\""))
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ocinet_integration::cluster::{Cluster, TEST_TTL};
+use ocinet_integration::cluster::{kill_agents, Cluster, TEST_TTL};
 use ocinet_integration::upstream::{ask, A};
 use ocinet_integration::{ok, text, Runtime, Spec};
 
@@ -505,25 +505,6 @@ fn dual_stack_across_hosts() {
         "{:?}",
         ask(h1, &a.id, &[("aaaa", "fd85::1", "beta", AAAA, false)])
     );
-}
-
-/// SIGKILL every agent of `h` (by pid; the harness finds them by their
-/// command line and state directory); the pids killed.
-fn kill_agents(h: &ocinet_integration::Host) -> Vec<i32> {
-    let pids = h.agents();
-    assert!(!pids.is_empty(), "{}: no agent runs", h.name);
-    for pid in &pids {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    assert!(
-        Cluster::eventually(Duration::from_secs(5), || h.agents().is_empty()),
-        "{}: agents {pids:?} survived SIGKILL",
-        h.name
-    );
-    pids
 }
 
 /// Whether `h`'s agent runs, is not one of `killed`, and registered the

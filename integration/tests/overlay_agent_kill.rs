@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ocinet_integration::cluster::{Cluster, Etcd};
+use ocinet_integration::cluster::{kill_agents, ping, Cluster, Etcd};
 use ocinet_integration::{ok, text, Host, Runtime, Spec};
 
 const SUBNET: &str = "10.77.0.0/16";
@@ -24,14 +24,6 @@ const SPARE_HELD: &str = "10.77.201.0-24";
 
 fn ip_of(h: &Host, id: &str, net: &str) -> String {
     ocinet_integration::cluster::ip_on(h, id, net)
-}
-
-fn ping(h: &Host, id: &str, ip: &str, limit: Duration) -> bool {
-    Cluster::eventually(limit, || {
-        h.in_container(id, &["ping", "-c1", "-W1", ip])
-            .status
-            .success()
-    })
 }
 
 /// The network's VXLAN device on `h` (one overlay network in the test).
@@ -57,17 +49,6 @@ fn kernel(h: &Host) -> String {
         sorted(&["ip", "neigh", "show", "dev", &dev, "nud", "permanent"]),
         sorted(&["bridge", "fdb", "show", "dev", &dev]),
     )
-}
-
-/// Every key under ocinet's prefix with its value (one-line JSON each).
-fn store(etcd: &Etcd) -> BTreeMap<String, String> {
-    let out = ok(etcd.etcdctl(&["get", "--prefix", "/ocinet/v1/"]));
-    let lines: Vec<&str> = out.lines().collect();
-    lines
-        .chunks(2)
-        .filter(|c| c.len() == 2)
-        .map(|c| (c[0].to_string(), c[1].to_string()))
-        .collect()
 }
 
 /// The lease of `node`'s node key, in etcdctl's hexadecimal.
@@ -118,22 +99,6 @@ fn leased_keys<'a>(store: &'a BTreeMap<String, String>, node: &str) -> Vec<&'a S
         })
         .map(|(k, _)| k)
         .collect()
-}
-
-/// SIGKILL every agent of `h`, by pid, and wait until they are gone.
-fn kill_agents(h: &Host) {
-    let pids = h.agents();
-    for pid in &pids {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    assert!(
-        Cluster::eventually(Duration::from_secs(5), || h.agents().is_empty()),
-        "{}: agents {pids:?} survived SIGKILL",
-        h.name
-    );
 }
 
 fn log_tail(h: &Host, n: usize) -> String {
@@ -237,7 +202,7 @@ fn the_agent_killed_at_each_step_is_made_whole_by_gc_with_nothing_leaked() {
         kernel(h2)
     );
     // Both agents' passes are done once h2 has its route to h1's block.
-    let before_store = store(&c.etcd);
+    let before_store = c.etcd.pairs("/ocinet/v1/");
     let (before1, before2) = (kernel(h1), kernel(h2));
     let leases_before = (h1.leases("ov"), h2.leases("ov"));
     assert!(
@@ -349,14 +314,14 @@ fn the_agent_killed_at_each_step_is_made_whole_by_gc_with_nothing_leaked() {
         let whole = || {
             registered(h1).is_some()
                 && registered(h2).is_some()
-                && store(&c.etcd) == before_store
+                && c.etcd.pairs("/ocinet/v1/") == before_store
                 && kernel(h1) == before1
                 && kernel(h2) == before2
                 && !has_other(h1)
                 && !has_other(h2)
         };
         if !Cluster::eventually(Duration::from_secs(20), whole) {
-            let now = store(&c.etcd);
+            let now = c.etcd.pairs("/ocinet/v1/");
             let orphans: Vec<_> = now
                 .iter()
                 .filter(|(k, v)| before_store.get(*k) != Some(*v))

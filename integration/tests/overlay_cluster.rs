@@ -8,7 +8,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use ocinet_integration::cluster::{Cluster, Etcd};
+use ocinet_integration::cluster::{names_node, Cluster, Etcd};
 use ocinet_integration::{ok, refused, text, Host, Runtime, Spec};
 
 /// Convergence bound of these tests: the agent's pass runs on every
@@ -45,11 +45,7 @@ fn lists_network(h: &Host, name: &str) -> bool {
 }
 
 fn ping(h: &Host, id: &str, ip: &str) -> bool {
-    Cluster::eventually(CONVERGE, || {
-        h.in_container(id, &["ping", "-c1", "-W1", ip])
-            .status
-            .success()
-    })
+    ocinet_integration::cluster::ping(h, id, ip, CONVERGE)
 }
 
 fn resolves(h: &Host, id: &str, name: &str, ip: &str) -> bool {
@@ -94,10 +90,6 @@ fn entries_toward(h: &Host, dev: &str, block: &str, remote: &str) -> Vec<String>
     found
 }
 
-fn log_of(h: &Host) -> String {
-    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
-}
-
 /// The agent of `h` still runs and answers for the host.
 #[track_caller]
 fn agent_alive(h: &Host) {
@@ -108,7 +100,7 @@ fn agent_alive(h: &Host) {
     assert!(
         pid > 0 && ocinet_integration::running(pid) && h.agents().contains(&(pid as i32)),
         "the agent is not running: {st}\n{}",
-        log_of(h)
+        h.log()
     );
 }
 
@@ -831,24 +823,6 @@ fn network_rm_is_refused_while_a_host_may_still_run_containers() {
     );
 }
 
-/// Every key under `/ocinet/v1/` with its value (values are one-line JSON).
-fn store_pairs(etcd: &Etcd) -> std::collections::BTreeMap<String, String> {
-    let out = ok(etcd.etcdctl(&["get", "--prefix", "/ocinet/v1/"]));
-    let lines: Vec<&str> = out.lines().collect();
-    lines
-        .chunks(2)
-        .filter(|c| c.len() == 2)
-        .map(|c| (c[0].to_string(), c[1].to_string()))
-        .collect()
-}
-
-/// Whether a key or its value names node `node`.
-fn names_node(key: &str, value: &str, node: &str) -> bool {
-    key.ends_with(&format!("/{node}"))
-        || key.contains(&format!("/{node}/"))
-        || value.contains(&format!("\"node\":\"{node}\""))
-}
-
 /// `cluster rm` of a host gone for good (its agent SIGKILLed, its
 /// underlay link down, past its lease) from another member: refused for a
 /// live node (naming it and that it is up), for this host, for a node the
@@ -875,12 +849,12 @@ fn cluster_rm_forgets_a_host_gone_for_good_and_only_such_a_host() {
     let ipp = ip_of(h3, &p.id, "rmd");
     let held = format!("/ocinet/v1/held/rmd/{}", block_of(&ipp).replace('/', "-"));
     assert!(
-        store_pairs(&c.etcd).contains_key(&held),
+        c.etcd.pairs("/ocinet/v1/").contains_key(&held),
         "h3's last-holder key"
     );
 
     // Refusals, each changing nothing.
-    let before = store_pairs(&c.etcd);
+    let before = c.etcd.pairs("/ocinet/v1/");
     refused(
         ocinet(h1, &["cluster", "rm", "h3"]),
         &["h3", "up", "cluster leave"],
@@ -895,7 +869,7 @@ fn cluster_rm_forgets_a_host_gone_for_good_and_only_such_a_host() {
     );
     refused(ocinet(h1, &["cluster", "rm", "a/b"]), &["node", "a/b"]);
     assert_eq!(
-        store_pairs(&c.etcd),
+        c.etcd.pairs("/ocinet/v1/"),
         before,
         "a refused cluster rm changed the store"
     );
@@ -913,14 +887,14 @@ fn cluster_rm_forgets_a_host_gone_for_good_and_only_such_a_host() {
     c.ul.set_link(h3, false);
     assert!(
         Cluster::eventually(Duration::from_secs(20), || {
-            let now = store_pairs(&c.etcd);
+            let now = c.etcd.pairs("/ocinet/v1/");
             !now.contains_key("/ocinet/v1/nodes/h3")
                 && now
                     .get("/ocinet/v1/members/h3")
                     .is_some_and(|v| v.contains("down_since"))
         }),
         "h3 is not down in the store: {:?}",
-        store_pairs(&c.etcd)
+        c.etcd.pairs("/ocinet/v1/")
     );
     let down = c.members(0);
     assert!(
@@ -934,7 +908,7 @@ fn cluster_rm_forgets_a_host_gone_for_good_and_only_such_a_host() {
     );
 
     // Killed before its transaction: nothing changed; run again: done.
-    let before = store_pairs(&c.etcd);
+    let before = c.etcd.pairs("/ocinet/v1/");
     let of_h3: Vec<&String> = before
         .iter()
         .filter(|(k, v)| names_node(k, v, "h3"))
@@ -950,12 +924,12 @@ fn cluster_rm_forgets_a_host_gone_for_good_and_only_such_a_host() {
     );
     assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
     assert_eq!(
-        store_pairs(&c.etcd),
+        c.etcd.pairs("/ocinet/v1/"),
         before,
         "a cluster rm killed before its transaction"
     );
     assert_eq!(ok(ocinet(h1, &["cluster", "rm", "h3"])).trim(), "h3");
-    let after = store_pairs(&c.etcd);
+    let after = c.etcd.pairs("/ocinet/v1/");
     let expected: std::collections::BTreeMap<String, String> = before
         .into_iter()
         .filter(|(k, v)| !names_node(k, v, "h3"))
@@ -1018,7 +992,9 @@ fn cluster_rm_forgets_a_host_gone_for_good_and_only_such_a_host() {
         "h9 is no longer listed though some of its keys are left"
     );
     assert_eq!(ok(ocinet(h1, &["cluster", "rm", "h9"])).trim(), "h9");
-    let left: Vec<String> = store_pairs(&c.etcd)
+    let left: Vec<String> = c
+        .etcd
+        .pairs("/ocinet/v1/")
         .into_iter()
         .filter(|(k, v)| names_node(k, v, "h9"))
         .map(|(k, _)| k)
@@ -1099,10 +1075,10 @@ fn hostile_store_values_are_refused_logged_and_never_programmed() {
     for (k, _, _) in &hostile {
         assert!(
             Cluster::eventually(CONVERGE, || {
-                log_of(h1).contains(k.as_str()) || log_of(h2).contains(k.as_str())
+                h1.log().contains(k.as_str()) || h2.log().contains(k.as_str())
             }),
             "{k} is not logged as refused:\n{}",
-            log_of(h1)
+            h1.log()
         );
     }
     for h in [h1, h2] {
@@ -1151,7 +1127,7 @@ fn hostile_store_values_are_refused_logged_and_never_programmed() {
     // passes every 2 s, so over 3 quiet seconds the value is logged about
     // twice per host (a watch that woke at once logged it ~35 times a
     // second).
-    let count = |h: &Host| log_of(h).matches(hostile[0].0.as_str()).count();
+    let count = |h: &Host| h.log().matches(hostile[0].0.as_str()).count();
     let before: Vec<usize> = [h1, h2].iter().map(|h| count(h)).collect();
     std::thread::sleep(Duration::from_secs(3));
     for (h, n0) in [h1, h2].iter().zip(before) {

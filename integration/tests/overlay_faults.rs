@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use ocinet_integration::cluster::{Cluster, Etcd, TEST_TTL};
+use ocinet_integration::cluster::{kill_agents, names_node, ping, Cluster, Etcd, TEST_TTL};
 use ocinet_integration::{ok, text, Host, Runtime, Spec};
 
 const SUBNET: &str = "10.77.0.0/16";
@@ -76,20 +76,9 @@ fn has_entries_for(h: &Host, dev: &str, block: &str, advertise: &str) -> bool {
         || f.lines().any(|l| l.contains(&format!("dst {advertise} ")))
 }
 
-/// Every key under `prefix` with its value (values are one-line JSON).
-fn etcd_pairs(etcd: &Etcd, prefix: &str) -> BTreeMap<String, String> {
-    let out = ok(etcd.etcdctl(&["get", "--prefix", prefix]));
-    let lines: Vec<&str> = out.lines().collect();
-    lines
-        .chunks(2)
-        .filter(|c| c.len() == 2)
-        .map(|c| (c[0].to_string(), c[1].to_string()))
-        .collect()
-}
-
 /// The blocks of `net` held by `node`, as their keys.
 fn blocks_of(etcd: &Etcd, net: &str, node: &str) -> Vec<String> {
-    etcd_pairs(etcd, &format!("/ocinet/v1/blocks/{net}/"))
+    etcd.pairs(&format!("/ocinet/v1/blocks/{net}/"))
         .into_iter()
         .filter(|(_, v)| v.contains(&format!("\"node\":\"{node}\"")))
         .map(|(k, _)| k)
@@ -104,40 +93,9 @@ fn has_key(etcd: &Etcd, key: &str) -> bool {
     etcd.keys(key).iter().any(|k| k == key)
 }
 
-fn ping(h: &Host, id: &str, ip: &str, limit: Duration) -> bool {
-    Cluster::eventually(limit, || {
-        h.in_container(id, &["ping", "-c1", "-W1", ip])
-            .status
-            .success()
-    })
-}
-
-/// SIGKILL every agent of `h` (by pid; the harness found them by their
-/// command line and state directory).
-fn kill_agents(h: &Host) -> Vec<i32> {
-    let pids = h.agents();
-    assert!(!pids.is_empty(), "{}: no agent runs", h.name);
-    for pid in &pids {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    assert!(
-        Cluster::eventually(Duration::from_secs(5), || h.agents().is_empty()),
-        "{}: agents {pids:?} survived SIGKILL",
-        h.name
-    );
-    pids
-}
-
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn log_of(h: &Host) -> String {
-    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
 }
 
 /// Two joined hosts with a container each on overlay network `ov`,
@@ -306,7 +264,7 @@ fn a_restarted_host_keeps_its_addresses_and_its_kernel_state_is_rebuilt() {
                 && has_key(&c.etcd, &container_key("ov", "h2", &b))
         }),
         "h2's block {old_blocks:?} and beta's entry are not back: {:?}",
-        etcd_pairs(&c.etcd, "/ocinet/v1/")
+        c.etcd.pairs("/ocinet/v1/")
     );
     assert_eq!(ip_of(h2, &b, "ov"), ipb, "beta's address changed");
     assert!(
@@ -384,7 +342,7 @@ fn with_etcd_unreachable_the_data_plane_holds_and_setups_fail_fast_and_clean() {
             took < Duration::from_secs(10),
             "etcd {how}: the setup took {took:?} to fail"
         );
-        let why = format!("{}\n{}", d.output(), log_of(h1));
+        let why = format!("{}\n{}", d.output(), h1.log());
         assert!(
             why.contains("cluster store") && why.contains("10.99.0.254:2379"),
             "etcd {how}: the failure does not name the store: {}",
@@ -522,7 +480,7 @@ fn a_partition_heals_without_an_address_given_twice() {
                 .all(|(_, id)| has_key(&c.etcd, &container_key("ov", "h2", id)))
         }),
         "h2's containers are not back in the store: {:?}",
-        etcd_pairs(&c.etcd, "/ocinet/v1/")
+        c.etcd.pairs("/ocinet/v1/")
     );
 
     // Every address once: in the hosts' records and in the store.
@@ -533,13 +491,13 @@ fn a_partition_heals_without_an_address_given_twice() {
                 panic!(
                     "{ip} is held twice: by {other} and by {id} on h{}\nstore: {:?}",
                     i + 1,
-                    etcd_pairs(&c.etcd, "/ocinet/v1/")
+                    c.etcd.pairs("/ocinet/v1/")
                 );
             }
         }
     }
     assert_eq!(seen.len(), ids.len(), "{seen:?}");
-    let entries = etcd_pairs(&c.etcd, "/ocinet/v1/containers/ov/");
+    let entries = c.etcd.pairs("/ocinet/v1/containers/ov/");
     let mut in_store: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in &entries {
         let doc: serde_json::Value = serde_json::from_str(v).expect("entry is JSON");
@@ -556,7 +514,7 @@ fn a_partition_heals_without_an_address_given_twice() {
         seen.keys().collect::<Vec<_>>()
     );
     // Each block is held by the host whose containers use it.
-    let blocks = etcd_pairs(&c.etcd, "/ocinet/v1/blocks/ov/");
+    let blocks = c.etcd.pairs("/ocinet/v1/blocks/ov/");
     for (ip, holder) in &seen {
         let node = holder.rsplit(' ').next().unwrap_or_default();
         let key = format!("/ocinet/v1/blocks/ov/{}-24", block_of(ip));
@@ -660,7 +618,7 @@ fn a_hook_or_agent_killed_at_any_step_leaks_nothing_locally_or_in_etcd() {
         assert!(
             !h.agents().is_empty(),
             "{when}: the hook started no agent; log:\n{}",
-            tail(&log_of(h), 30)
+            tail(&h.log(), 30)
         );
         ok(h.ocinet(&["gc"]));
         assert_nothing_of(&c, &v.id, &when, &[]);
@@ -778,7 +736,7 @@ fn a_setup_waits_for_the_agents_new_lease_when_the_store_forgot_the_old_one() {
 
 /// The keys of the store that are not membership (`members/`, `nodes/`).
 fn beyond_membership(etcd: &Etcd) -> BTreeMap<String, String> {
-    etcd_pairs(etcd, "/ocinet/v1/")
+    etcd.pairs("/ocinet/v1/")
         .into_iter()
         .filter(|(k, _)| {
             !k.starts_with("/ocinet/v1/members/") && !k.starts_with("/ocinet/v1/nodes/")
@@ -985,13 +943,6 @@ fn network_create_and_rm_killed_at_each_store_step_leave_nothing_half_made() {
     no_network_anywhere(&c, "ck", "dual stack removed");
 }
 
-/// Whether a key or its value names node `node`.
-fn names_node(key: &str, value: &str, node: &str) -> bool {
-    key.ends_with(&format!("/{node}"))
-        || key.contains(&format!("/{node}/"))
-        || value.contains(&format!("\"node\":\"{node}\""))
-}
-
 /// `cluster join` killed once its config is saved (no agent yet) and
 /// `cluster leave` killed at each of its steps: the same command again
 /// finishes, and a host that left has nothing in the store (the whole key
@@ -1019,12 +970,12 @@ fn cluster_join_and_leave_killed_at_each_step_are_finished_by_running_them_again
     let up = |when: &str| {
         assert!(
             Cluster::eventually(Duration::from_secs(6), || {
-                let st = etcd_pairs(&c.etcd, "/ocinet/v1/");
+                let st = c.etcd.pairs("/ocinet/v1/");
                 st.contains_key("/ocinet/v1/nodes/h2") && st.contains_key("/ocinet/v1/members/h2")
             }),
             "{when}: h2 is not up in the store: {:?}\n{}",
-            etcd_pairs(&c.etcd, "/ocinet/v1/"),
-            tail(&log_of(h2), 20)
+            c.etcd.pairs("/ocinet/v1/"),
+            tail(&h2.log(), 20)
         );
         assert!(!h2.agents().is_empty(), "{when}: h2 has no agent");
         assert!(
@@ -1042,12 +993,14 @@ fn cluster_join_and_leave_killed_at_each_step_are_finished_by_running_them_again
             "{when}: an agent of h2 runs: {:?}",
             h2.agents()
         );
-        let of_h2: Vec<(String, String)> = etcd_pairs(&c.etcd, "/ocinet/v1/")
+        let of_h2: Vec<(String, String)> = c
+            .etcd
+            .pairs("/ocinet/v1/")
             .into_iter()
             .filter(|(k, v)| names_node(k, v, "h2"))
             .collect();
         assert!(of_h2.is_empty(), "{when}: keys of h2 left: {of_h2:?}");
-        let keys: Vec<String> = etcd_pairs(&c.etcd, "/ocinet/v1/").into_keys().collect();
+        let keys: Vec<String> = c.etcd.pairs("/ocinet/v1/").into_keys().collect();
         assert_eq!(
             keys,
             vec![
@@ -1083,7 +1036,8 @@ fn cluster_join_and_leave_killed_at_each_step_are_finished_by_running_them_again
             "join killed before its agent started one"
         );
         assert!(
-            !etcd_pairs(&c.etcd, "/ocinet/v1/")
+            !c.etcd
+                .pairs("/ocinet/v1/")
                 .iter()
                 .any(|(k, v)| names_node(k, v, "h2")),
             "join killed before its agent: a key of h2 in the store"
