@@ -322,7 +322,6 @@ fn plan_removal(m: &mut Member, net: &Network) -> Result<Removal> {
 
     // Blocks and last holders, by node (this host's are its own to drop).
     let mut leased: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut leased_keys: BTreeSet<(String, String)> = BTreeSet::new();
     for kv in &blocks {
         let Some((_, b)) = keys::parse_block(&kv.key) else {
             super::refused(
@@ -334,7 +333,6 @@ fn plan_removal(m: &mut Member, net: &Network) -> Result<Removal> {
         };
         match values::Block::read(&kv.key, &kv.value) {
             Ok(v) if v.node != me => {
-                leased_keys.insert((v.node.clone(), b.to_string()));
                 leased.entry(v.node).or_default().push(b.to_string());
             }
             Ok(_) => {}
@@ -360,7 +358,10 @@ fn plan_removal(m: &mut Member, net: &Network) -> Result<Removal> {
                 continue;
             }
         };
-        if node == me || leased_keys.contains(&(node.clone(), b.to_string())) {
+        let holds_it = leased
+            .get(&node)
+            .is_some_and(|bs| bs.contains(&b.to_string()));
+        if node == me || holds_it {
             continue;
         }
         if members.contains_key(&node) || up.contains(&node) {
