@@ -390,27 +390,24 @@ impl Netlink {
     /// exist.
     pub fn delete_link_by_index(&mut self, index: u32, what: &str) -> Result<bool> {
         let _span = tracing::debug_span!("link_delete", index, what).entered();
-        let msg = LinkUnspec::new_with_index(index).build();
-        match self.ack(
-            RouteNetlinkMessage::DelLink(msg),
-            0,
+        self.delete(
+            LinkUnspec::new_with_index(index).build(),
             &format!("delete link {what} (index {index})"),
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
-            Err(e) => Err(e),
-        }
+        )
     }
 
     /// Delete a link by name; `Ok(false)` if it did not exist.
     pub fn delete_link(&mut self, name: &str) -> Result<bool> {
         let _span = tracing::debug_span!("link_delete", name).entered();
-        let msg = LinkUnspec::new_with_name(name).build();
-        match self.ack(
-            RouteNetlinkMessage::DelLink(msg),
-            0,
+        self.delete(
+            LinkUnspec::new_with_name(name).build(),
             &format!("delete link {name}"),
-        ) {
+        )
+    }
+
+    /// RTM_DELLINK of the link `msg` names; `Ok(false)` if there was none.
+    fn delete(&mut self, msg: LinkMessage, what: &str) -> Result<bool> {
+        match self.ack(RouteNetlinkMessage::DelLink(msg), 0, what) {
             Ok(()) => Ok(true),
             Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
             Err(e) => Err(e),
