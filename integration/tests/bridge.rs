@@ -277,7 +277,7 @@ fn container_mode_shares_the_namespace(rt: Runtime) {
         "a container in its own namespace was accepted"
     );
     assert_clean(&h, &bad.id);
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     assert!(log.contains("does not share container"), "{log}");
     h.stop(&mut b);
     assert_clean(&h, &b.id);
@@ -351,7 +351,7 @@ fn assert_failed_clean(h: &Host, c: &ocinet_integration::Container, why: &[&str]
         "setup should fail: {}",
         c.output()
     );
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     let line = log
         .lines()
         .rev()

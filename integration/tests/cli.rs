@@ -198,7 +198,7 @@ fn annotation_keys_in_another_case_are_named_in_the_log() {
         let ip = ep["ip"].as_str().expect("bridge address").to_string();
         let reply = text(&h.wget(&format!("http://{ip}/")));
         assert!(reply.contains(&format!("hello from {}", c.id)), "{reply}");
-        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        let log = h.log();
         assert!(
             log.lines().any(|l| l.contains(&c.id)
                 && l.contains("WARN")
@@ -217,7 +217,7 @@ fn annotation_keys_in_another_case_are_named_in_the_log() {
 #[test]
 fn log_level_debug_logs_the_spans_and_info_does_not() {
     let h = Host::new();
-    let log = || std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = || h.log();
     ok(h.ocinet(&["network", "create", "quiet", "--subnet", "10.71.0.0/24"]));
     assert!(!log().contains("close time.busy="), "{}", log());
     ok(h.ocinet(&[

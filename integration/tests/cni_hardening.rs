@@ -17,7 +17,7 @@ fn pods_network(extra: Value) -> Value {
 }
 
 fn log(h: &Host) -> String {
-    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
+    h.log()
 }
 
 fn attachments(h: &Host, id: &str) -> Vec<Value> {

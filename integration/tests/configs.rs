@@ -129,7 +129,7 @@ fn configs_the_runtime_runs_come_up_networked(rt: Runtime) {
                         && text(&reply).contains(&format!("hello from {}", c.id))
                 });
         if !up {
-            let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+            let log = h.log();
             failures.push(format!(
                 "{name}: not networked (exit {:?}): {}\nhook log tail: {}",
                 c.exit,

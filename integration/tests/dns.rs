@@ -300,7 +300,7 @@ fn bad_dns_settings_are_refused(rt: Runtime) {
             &Spec::default().ann("io.ocinet.network", "web").ann(k, v),
         );
         assert!(c.exit.is_some_and(|s| !s.success()), "{k}={v} started");
-        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        let log = h.log();
         assert!(log.contains(why), "{k}={v}: {log}");
         ocinet_integration::assert_clean(&h, &c.id);
     }
@@ -1034,7 +1034,7 @@ fn an_image_resolv_conf_symlink_is_not_followed() {
     let mut b = h.started(Runtime::Runc, "b", &on("plain"));
     let conf = text(&h.in_container_fs(&a.id, &["cat", "/etc/resolv.conf"]));
     assert!(conf.starts_with("root:x:0:0"), "{conf}");
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     assert!(
         log.contains("the container keeps its own resolv.conf"),
         "{log}"

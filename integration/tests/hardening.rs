@@ -17,7 +17,7 @@ fn field(h: &Host, id: &str, k: &str) -> String {
 }
 
 fn log(h: &Host) -> String {
-    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
+    h.log()
 }
 
 /// Start a container that must be refused; the hook's log must say `why`

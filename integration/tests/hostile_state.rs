@@ -50,7 +50,7 @@ fn refused(h: &Host, c: &Container, path: &Path, why: &str) {
         let out = c.output();
         assert!(out.contains(&path) && out.contains(why), "{out}");
     }
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     let line = log
         .lines()
         .rev()

@@ -237,7 +237,7 @@ fn ipv6_dns_servers_of_the_dns_capability_are_used() {
     );
     let asked = net_up.asked();
     assert_eq!(asked, ["mixed.test", "plain.test"], "{asked:?}");
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     assert!(
         log.lines()
             .any(|l| l.contains("::1") && l.contains("not usable from a container")),

@@ -246,7 +246,7 @@ fn bad_ipv6_servers_are_refused(rt: Runtime) {
                 .ann("io.ocinet.dns", v),
         );
         assert!(c.exit.is_some_and(|s| !s.success()), "{v} started");
-        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        let log = h.log();
         assert!(log.contains(why), "{v}: {log}");
         assert!(h.endpoint(&c.id).is_none(), "{v}: a record was left");
         assert_clean(&h, &c.id);

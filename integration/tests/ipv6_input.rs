@@ -16,7 +16,7 @@ fn refused(h: &Host, args: &[&str], field: &str, value: &str) {
 /// Why `c`'s setup failed: the hook's log line (crun discards a failing
 /// hook's stderr; runc shows it too).
 fn failure(h: &Host, c: &ocinet_integration::Container) -> String {
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     let line = log
         .lines()
         .rev()

@@ -39,7 +39,7 @@ fn silent(o: std::process::Output) {
 }
 
 fn log_of(h: &Host) -> String {
-    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
+    h.log()
 }
 
 /// A UDP server on every address of both families (`PORT NAME`): answers

@@ -62,7 +62,7 @@ fn answers_soon(get: impl Fn() -> std::process::Output, id: &str) {
 }
 
 fn log_of(h: &Host) -> String {
-    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
+    h.log()
 }
 
 fn bare_and_any_ports_answer_over_both_families(rt: Runtime) {

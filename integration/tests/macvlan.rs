@@ -121,7 +121,7 @@ fn containers_are_hosts_of_the_parents_segment(rt: Runtime) {
         &on_mv.clone().ann("io.ocinet.ports", "8080:80"),
     );
     assert!(pubd.exit.is_some_and(|s| !s.success()));
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     assert!(
         log.contains("invalid io.ocinet.ports \"8080:80/tcp\": network mv uses the macvlan driver"),
         "{log}"
@@ -263,7 +263,7 @@ fn bad_macvlan_networks_are_refused(rt: Runtime) {
         &Spec::default().ann("io.ocinet.network", "gone"),
     );
     assert!(g.exit.is_some_and(|s| !s.success()));
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     assert!(
         log.contains("network gone: parent interface mvd0 does not exist"),
         "{log}"

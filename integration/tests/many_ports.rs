@@ -52,7 +52,7 @@ fn publishes_and_releases(rt: Runtime) {
                 "{n} ports: {what} took {took:?}"
             );
         }
-        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        let log = h.log();
         assert!(!log.contains("ERROR"), "{n} ports: {log}");
     }
 }

@@ -21,7 +21,7 @@ fn dns_network(h: &Host, name: &str, subnet: &str) {
 }
 
 fn log(h: &Host) -> String {
-    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
+    h.log()
 }
 
 /// The container's attachments' networks, as `ps --json` shows them.

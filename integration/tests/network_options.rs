@@ -47,7 +47,7 @@ fn aux_addresses_are_never_handed_out(rt: Runtime) {
         &on_aux.clone().ann("io.ocinet.ip", "10.68.0.2"),
     );
     assert!(bad.exit.is_some_and(|s| !s.success()));
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     assert!(
         log.contains(
             "invalid io.ocinet.ip \"10.68.0.2\": is the network's auxiliary address router"

@@ -518,7 +518,7 @@ fn bad_network_lists_are_refused_by_name(rt: Runtime) {
         let spec = anns.iter().fold(Spec::default(), |s, (k, v)| s.ann(k, v));
         let c = h.start(rt, "bad", &spec);
         assert!(c.exit.is_some_and(|s| !s.success()), "{anns:?} started");
-        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        let log = h.log();
         assert!(log.contains(why), "{anns:?}: log lacks {why:?}: {log}");
         assert_clean(&h, &c.id);
     }
@@ -1327,7 +1327,7 @@ fn interfaces_named_per_network(rt: Runtime) {
                 .ann(k, v),
         );
         assert!(bad.exit.is_some_and(|s| !s.success()), "{k}={v} started");
-        let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+        let log = h.log();
         assert!(log.contains(why), "{why} not in the log");
         assert!(h.endpoint(&bad.id).is_none(), "{k}={v}: a record left");
         assert_clean(&h, &bad.id);

@@ -102,7 +102,7 @@ fn leased_keys<'a>(store: &'a BTreeMap<String, String>, node: &str) -> Vec<&'a S
 }
 
 fn log_tail(h: &Host, n: usize) -> String {
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -68,7 +68,7 @@ fn host_ip_binding_answers_only_there(rt: Runtime) {
         &Spec::default().ann("io.ocinet.ports", "192.0.2.99:8082:80"),
     );
     assert!(bad.exit.is_some_and(|s| !s.success()));
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     assert!(
         log.contains("192.0.2.99:8082:80/tcp") && log.contains("not an address of this host"),
         "{log}"
@@ -155,7 +155,7 @@ fn a_taken_port_is_refused_and_the_holder_keeps_working(rt: Runtime) {
         "{}",
         second.output()
     );
-    let log = std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default();
+    let log = h.log();
     let line = log
         .lines()
         .rev()

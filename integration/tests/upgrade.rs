@@ -10,7 +10,7 @@ use ocinet_integration::{
 };
 
 fn log(h: &Host) -> String {
-    std::fs::read_to_string(h.state_dir().join("ocinet.log")).unwrap_or_default()
+    h.log()
 }
 
 fn a_running_container_of_0_1_0_is_converted_and_keeps_working(rt: Runtime) {
