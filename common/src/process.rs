@@ -168,39 +168,56 @@ pub fn close_netfilter_sockets_outside(lock: &std::path::Path) {
 /// for the child too, so never for long.
 const QUIET_WAIT_MAX_US: u64 = 500_000;
 
+/// `membarrier(2)`'s command that returns after an RCU grace period.
+const MEMBARRIER_CMD_GLOBAL: nix::libc::c_int = 1;
+
 /// End the process with `code` without making its caller wait for the
 /// kernel's cleanup of its netfilter sockets. Closing a NETLINK_NETFILTER
 /// socket (nf_tables or conntrack) while a committed nf_tables
 /// transaction's release is pending flushes that work, which waits out an
 /// RCU grace period (`nft_rcv_nl_event`: 2-10 ms here, most of what a hook
-/// took after its own work). A child forked here keeps those sockets (and
+/// took after its own work). A child started here keeps those sockets (and
 /// nothing else) until this process has gone, so the final close, and its
 /// wait, fall on the child: the runtime's wait for the hook ends at once.
 /// The child ends by itself right after; a child subreaper (a foreground
 /// `crun run`) waits for it as it waited for the hook's own exit before.
-/// Without such a socket, or if the fork fails, an ordinary exit.
+/// Without such a socket, or if the child cannot be started, an ordinary
+/// exit.
 ///
 /// The close holds nf_tables' per-namespace `commit_mutex` while it
-/// waits, so every other process's commit on the host waits with it:
-/// with many hooks at once (32 teardowns), the other hooks' element
-/// commits, made under the state lock, queued behind these closes one
-/// grace period each, and the state lock's queue with them. So the child
-/// first waits (up to `QUIET_WAIT_MAX_US`, trying a shared lock without
-/// waiting and giving it back at once) until nobody holds the state lock (`close_netfilter_sockets_outside`):
-/// alone, at once; in a burst, after it.
+/// waits, and everything that takes that mutex waits with it: every other
+/// process's commit, and every device registered meanwhile
+/// (`nf_tables_netdev_event`). So the child first waits (up to
+/// `QUIET_WAIT_MAX_US`, trying a shared lock without waiting and giving
+/// it back at once) until nobody holds the state lock
+/// (`close_netfilter_sockets_outside`): in a burst of hooks (32
+/// teardowns), their element commits, made under the state lock, had
+/// queued behind these closes one grace period each. Then it waits out a
+/// grace period of its own, holding nothing (`membarrier`'s
+/// `MEMBARRIER_CMD_GLOBAL` is `synchronize_rcu()`): the release work is
+/// done after it, and the close takes microseconds. Without that, a
+/// setup right after a teardown waited 1-2 ms for the teardown's child,
+/// in the kernel's registration of its veth.
+///
+/// The child shares this process's memory (`clone` with `CLONE_VM`, as
+/// `posix_spawn` starts its child, but without waiting for it): a fork
+/// copied the page tables (~0.1 ms) and this process's exit then tore its
+/// own down (~0.2 ms), both while the runtime waited; now the exit leaves
+/// the memory to the child, whose end frees it. The child touches nothing
+/// of the parent's but its own stack, where its arguments are too
+/// (`ExitChild`), and makes only system calls.
 pub fn exit_leaving_to_child(code: u8) -> ! {
     use std::io::Write;
-    use std::os::fd::{AsRawFd, RawFd};
+    use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let sockets = netfilter_sockets();
-    if sockets.is_empty() {
+    if sockets.is_empty() || sockets.len() > EXIT_CHILD_SOCKETS {
         std::process::exit(i32::from(code));
     }
     let Ok((parent_gone, parent_end)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         std::process::exit(i32::from(code));
     };
-    let watch: RawFd = parent_gone.as_raw_fd();
     // A description of its own (a flock belongs to the open file
     // description: sharing the parent's would keep its lock held).
     let quiet: RawFd = QUIET_LOCK
@@ -212,61 +229,133 @@ pub fn exit_leaving_to_child(code: u8) -> ! {
                 .open(p)
                 .ok()
         })
-        .map_or(-1, std::os::fd::IntoRawFd::into_raw_fd);
-    let mut keep = sockets.clone();
-    keep.push(watch);
-    if quiet >= 0 {
-        keep.push(quiet);
-    }
-    keep.sort_unstable();
-    // SAFETY: the child makes only async-signal-safe system calls (this
-    // process may have had threads) and ends with _exit; `keep` was built
-    // before the fork.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => unsafe {
-            // Everything but the sockets and the pipe's read end: the
-            // runtime's stdout and stderr pipes, the state lock and the
-            // pipe's write end must not outlive the parent here.
-            let mut from: RawFd = 0;
-            for &k in &keep {
-                if from < k {
-                    nix::libc::syscall(
-                        nix::libc::SYS_close_range,
-                        from as u32,
-                        (k - 1) as u32,
-                        0u32,
-                    );
-                }
-                from = k + 1;
-            }
-            nix::libc::syscall(nix::libc::SYS_close_range, from as u32, u32::MAX, 0u32);
-            let mut b = 0u8;
-            // EOF once the parent, the only holder of the write end, ended.
-            while nix::libc::read(watch, (&mut b as *mut u8).cast(), 1) < 0
-                && *nix::libc::__errno_location() == nix::libc::EINTR
-            {}
-            if quiet >= 0 {
-                wait_until_unlocked(quiet);
-            }
-            nix::libc::_exit(0)
-        },
-        Ok(nix::unistd::ForkResult::Parent { .. }) => {
-            drop(parent_gone);
-            // The sockets go first (the child's copies keep them open), and
-            // only then, at exit, the pipe's write end, which wakes the
-            // child: the last close must be the child's.
-            for fd in sockets {
-                // SAFETY: the process ends below; nothing uses them again.
-                unsafe { nix::libc::close(fd) };
-            }
-            std::mem::forget(parent_end);
-            std::process::exit(i32::from(code));
+        .map_or(-1, IntoRawFd::into_raw_fd);
+    let mut args = ExitChild {
+        keep: [-1; EXIT_CHILD_SOCKETS + 2],
+        kept: 0,
+        watch: parent_gone.as_raw_fd(),
+        quiet,
+    };
+    for fd in sockets.iter().copied().chain([args.watch, quiet]) {
+        if fd >= 0 {
+            args.keep[args.kept] = fd;
+            args.kept += 1;
         }
-        Err(_) => std::process::exit(i32::from(code)),
+    }
+    args.keep[..args.kept].sort_unstable();
+    // SAFETY: a fresh private mapping, written here before the child
+    // starts and never unmapped (it goes with the memory, at the child's
+    // end); the child's stack grows down from its top, its arguments sit
+    // at its bottom.
+    let started = unsafe {
+        let region = nix::libc::mmap(
+            std::ptr::null_mut(),
+            EXIT_CHILD_STACK,
+            nix::libc::PROT_READ | nix::libc::PROT_WRITE,
+            nix::libc::MAP_PRIVATE | nix::libc::MAP_ANONYMOUS | nix::libc::MAP_STACK,
+            -1,
+            0,
+        );
+        if region == nix::libc::MAP_FAILED {
+            -1
+        } else {
+            let at = region.cast::<ExitChild>();
+            at.write(args);
+            let top = region.cast::<u8>().add(EXIT_CHILD_STACK);
+            nix::libc::clone(
+                exit_child,
+                top.cast(),
+                nix::libc::CLONE_VM | nix::libc::SIGCHLD,
+                at.cast(),
+            )
+        }
+    };
+    if started > 0 {
+        drop(parent_gone);
+        // The sockets go first (the child's copies keep them open), and
+        // only then, at exit, the pipe's write end, which wakes the child:
+        // the last close must be the child's.
+        for fd in sockets {
+            // SAFETY: the process ends below; nothing uses them again.
+            unsafe { nix::libc::close(fd) };
+        }
+        std::mem::forget(parent_end);
+    }
+    std::process::exit(i32::from(code))
+}
+
+/// Netfilter sockets an exit child keeps at most (a process has one
+/// nf_tables and one conntrack socket); with more, an ordinary exit.
+const EXIT_CHILD_SOCKETS: usize = 8;
+
+/// The exit child's stack, its arguments at the bottom.
+const EXIT_CHILD_STACK: usize = 64 * 1024;
+
+/// What the exit child needs, copied onto its own stack: the parent's
+/// heap and stack change under it (they share the memory) as the parent
+/// exits.
+#[repr(C)]
+struct ExitChild {
+    /// The descriptors it keeps, sorted: the netfilter sockets, `watch`
+    /// and `quiet`.
+    keep: [std::os::fd::RawFd; EXIT_CHILD_SOCKETS + 2],
+    kept: usize,
+    /// The read end of a pipe whose write end only the parent holds.
+    watch: std::os::fd::RawFd,
+    /// The state lock, opened anew, or -1.
+    quiet: std::os::fd::RawFd,
+}
+
+/// The exit child (see `exit_leaving_to_child`): only system calls, on
+/// its own stack.
+extern "C" fn exit_child(arg: *mut nix::libc::c_void) -> nix::libc::c_int {
+    use std::os::fd::RawFd;
+    // SAFETY: `arg` is the `ExitChild` the parent wrote before the clone,
+    // in a mapping nobody unmaps; every call below is a plain system call.
+    unsafe {
+        let a = &*arg.cast::<ExitChild>();
+        // Everything but what it keeps: the runtime's stdout and stderr
+        // pipes, the state lock and the pipe's write end must not outlive
+        // the parent here.
+        let mut from: RawFd = 0;
+        for &k in &a.keep[..a.kept] {
+            if from < k {
+                nix::libc::syscall(
+                    nix::libc::SYS_close_range,
+                    from as u32,
+                    (k - 1) as u32,
+                    0u32,
+                );
+            }
+            from = k + 1;
+        }
+        nix::libc::syscall(nix::libc::SYS_close_range, from as u32, u32::MAX, 0u32);
+        let mut b = 0u8;
+        // EOF once the parent, the only holder of the write end, ended.
+        // Through syscall(2), not glibc's cancellable wrappers, which
+        // would flip the parent's thread's cancellation state; errno is
+        // the parent's too, where a misread costs one try more.
+        while nix::libc::syscall(
+            nix::libc::SYS_read,
+            a.watch,
+            (&mut b as *mut u8).cast::<nix::libc::c_void>(),
+            1usize,
+        ) < 0
+            && *nix::libc::__errno_location() == nix::libc::EINTR
+        {}
+        if a.quiet >= 0 {
+            wait_until_unlocked(a.quiet);
+        }
+        // The pending release (ours, or the last teardown's) is over once
+        // a grace period has passed: the close below then finds nothing
+        // to flush and holds `commit_mutex` for microseconds. EINVAL (a
+        // nohz_full kernel) leaves the wait to the close.
+        nix::libc::syscall(nix::libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0u32, 0i32);
+        nix::libc::_exit(0)
     }
 }
 
-/// Poll (async-signal-safe: after a fork) until nobody holds the lock on
+/// Poll (system calls only: the exit child's) until nobody holds the lock on
 /// `fd`'s file, for at most `QUIET_WAIT_MAX_US`; a shared lock taken and
 /// given back at once, which holds up an exclusive taker for no longer
 /// than two system calls.
@@ -288,7 +377,16 @@ fn wait_until_unlocked(fd: std::os::fd::RawFd) {
             tv_nsec: (step * 1_000) as nix::libc::c_long,
         };
         // SAFETY: nanosleep with a valid timespec; EINTR only shortens it.
-        unsafe { nix::libc::nanosleep(&ts, std::ptr::null_mut()) };
+        // syscall(2): glibc's nanosleep is a cancellation point, which
+        // touches the calling thread's descriptor (the parent's, in the
+        // exit child).
+        unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_nanosleep,
+                &ts as *const nix::libc::timespec,
+                std::ptr::null_mut::<nix::libc::timespec>(),
+            )
+        };
         waited += step;
         step = (step * 2).min(16_000);
     }
