@@ -56,7 +56,7 @@ impl Pending {
 pub trait Firewall {
     /// Start applying `change` in one transaction, assuming the table is in
     /// place; its `wait` gives `Error::FirewallMissing` when it is not
-    /// (rebuild, then).
+    /// (rebuild, then). A backend may finish before it returns (nft does).
     fn start_apply(&self, change: &Change) -> Result<Pending>;
     fn apply(&self, change: &Change) -> Result<()> {
         self.start_apply(change)?.wait()

@@ -313,18 +313,14 @@ fn checked_commit(t: elements::Transaction) -> Result<()> {
 
 impl Firewall for Nft {
     fn start_apply(&self, change: &Change) -> Result<Pending> {
-        // The transaction runs beside the caller's other kernel work (a
-        // veth deletion waits ~20 ms for RCU).
-        let transaction = self.transaction(change)?;
-        let worker = std::thread::Builder::new()
-            .name("nf_tables".into())
-            .spawn(move || checked_commit(transaction))
-            .map_err(|e| Error::Firewall(format!("starting the nf_tables transaction: {e}")))?;
-        Ok(Pending::new(move || {
-            worker
-                .join()
-                .unwrap_or_else(|_| Err(Error::Firewall("nf_tables transaction panicked".into())))
-        }))
+        // Committed before it returns, on the calling thread. A thread of
+        // its own, to overlap the commit with the caller's link work, cost
+        // more than it saved once that work stopped waiting for RCU
+        // (measured side by side: 0.2-0.3 ms more CPU per setup and per
+        // teardown, no wall time saved); a missing table still surfaces at
+        // `wait`, where the caller rebuilds.
+        let done = checked_commit(self.transaction(change)?);
+        Ok(Pending::new(move || done))
     }
 
     /// On the calling thread: nothing to overlap with.
