@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use ocinet_common::store::networks::ConfigDir;
 use ocinet_common::store::StateDir;
 
@@ -30,7 +29,7 @@ fn main() -> ExitCode {
         // release of its nf_tables transaction.
         ocinet_common::process::exit_leaving_to_child(u8::try_from(code).unwrap_or(1));
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_args(std::env::args_os());
     let what = match &cli.command {
         Command::Hook(h) => format!("hook {}", h.stage),
         Command::Network(_) => "network".into(),
@@ -50,14 +49,14 @@ fn main() -> ExitCode {
         Command::Agent { .. } => "agent".into(),
     };
     let ctx = Context {
-        state: StateDir::new(&cli.state_dir),
-        config: ConfigDir::new(&cli.config_dir),
+        state: StateDir::new(&cli.globals.state_dir),
+        config: ConfigDir::new(&cli.globals.config_dir),
     };
     if let Err(e) = ctx.state.ensure_root() {
         eprintln!("ocinet {what}: {e}");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = logging::init(&ctx.state.log_file(), &cli.log_level) {
+    if let Err(e) = logging::init(&ctx.state.log_file(), &cli.globals.log_level) {
         eprintln!("ocinet {what}: {e}");
         return ExitCode::FAILURE;
     }
@@ -78,9 +77,12 @@ fn main() -> ExitCode {
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
         Command::Cluster(cmd) => commands::cluster::run(&ctx, cmd),
         Command::Agent { persistent } => commands::cluster::agent_main(ctx, *persistent),
-        Command::InstallPodmanHook(a) => {
-            commands::podman::install(&cli.state_dir, &cli.config_dir, &cli.log_level, a)
-        }
+        Command::InstallPodmanHook(a) => commands::podman::install(
+            &cli.globals.state_dir,
+            &cli.globals.config_dir,
+            &cli.globals.log_level,
+            a,
+        ),
         Command::ReapLinks { names } => ocinet_core::reaper::reap(names).map(|n| {
             tracing::debug!(deleted = n, "retired links deleted");
             String::new()
