@@ -8,7 +8,7 @@ file system's state does not weigh in). Run as root:
     sudo python3 bench/compare.py OLD_OCINET NEW_OCINET [ROUNDS]
 
 e.g. with the previous release built by `git worktree add /tmp/old REV &&
-(cd /tmp/old && CARGO_TARGET_DIR=/tmp/old-target cargo build --release)`.
+(cd /tmp/old && CARGO_TARGET_DIR=/tmp/old-target scripts/build.sh)`.
 """
 import json, os, shutil, statistics, subprocess, sys, tempfile, time
 if len(sys.argv) < 3:

@@ -6,7 +6,7 @@ of the same build, and (when a netavark 2.x binary is given) by netavark
 on a dual-stack network with `ipv6_enabled`. Each side in a throwaway
 host namespace of its own, state on a tmpfs; the order of the sides
 rotates every round (on this machine the side that goes later in a round
-gains ~10%). Run as root after `cargo build --release --bins`:
+gains ~10%). Run as root after `scripts/build.sh`:
 
     python3 bench/dual_stack.py [ROUNDS] [NETAVARK_BIN]
 

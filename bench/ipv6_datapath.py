@@ -18,7 +18,7 @@ outside, routes to both container subnets via the host). From the outside:
   to 5203, both families.
 
 Every round runs every leg once, the order rotated each round; medians.
-Run as root after `cargo build --release --bins`:
+Run as root after `scripts/build.sh`:
 
     python3 bench/ipv6_datapath.py [ROUNDS] [SECS] [nat-unprotected|routed]
 

@@ -5,7 +5,7 @@ set up by the hook in a throwaway host namespace (state on a tmpfs);
 iperf3 TCP from the host namespace to `[::1]:5201` (through the proxy)
 and straight to the container's IPv6 address, alternating; then the
 proxy's resident set idle, at its peak, and with 100 more ports. Run as
-root after `cargo build --release --bins`:
+root after `scripts/build.sh`:
 
     python3 bench/loopback_proxy.py [RUNS] [SECONDS]
 

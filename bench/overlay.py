@@ -12,7 +12,7 @@ is removed at the end, also on failure or Ctrl-C: the agents and
 resolvers the hooks started (found by this run's state directories), etcd
 and iperf3 by pid, the namespaces, the files.
 
-Run as root from the repository root after `cargo build --release --bins`:
+Run as root from the repository root after `scripts/build.sh`:
 
     python3 bench/overlay.py [--rounds 30] [--iperf-runs 5] [--only 1,2,...] [--out FILE]
 
@@ -921,7 +921,7 @@ def main():
     a = ap.parse_args()
     only = set(a.only.split(","))
     if not os.access(OCINET, os.X_OK):
-        sys.exit(f"{OCINET} missing: cargo build --release --bins")
+        sys.exit(f"{OCINET} missing: scripts/build.sh")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     WORK = tempfile.mkdtemp(prefix="ocinet-ovbench-", dir=base)

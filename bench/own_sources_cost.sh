@@ -3,7 +3,7 @@
 # traffic, as it stands in the table the build makes: iperf3
 # from a container to an outside namespace, TCP bulk and UDP with 64-byte
 # payloads, alternating runs with the rule in place and deleted, in one
-# throwaway host namespace. Run as root after `cargo build --release`:
+# throwaway host namespace. Run as root after `scripts/build.sh`:
 #
 #     sudo bench/own_sources_cost.sh [ROUNDS] [SECONDS]
 #
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 rounds="${1:-5}"
 secs="${2:-3}"
 bin="$PWD/target/release/ocinet"
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -x "$bin" ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "needs iperf3" >&2; exit 1; }
 tag="rpf$$"
 H="${tag}h"

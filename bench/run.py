@@ -3,7 +3,7 @@
 
 Everything runs inside throwaway network namespaces this script creates and
 deletes (the network rule: no traffic leaves them). Run as root from the
-repository root after `cargo build --release --bins`:
+repository root after `scripts/build.sh`:
 
     python3 bench/run.py [--quick] [--only N,...] [--out BENCHMARKS.md]
 
@@ -501,7 +501,7 @@ def bench_exporter(work, count, scrapes=20):
     speed_ok, rss_ok = n / o >= 2, o_rss < 20 * 1024
     md = [f"{count} containers ({series} series per counter); {scrapes} scrapes each, alternating, timed by curl on loopback. "
           f"node_exporter {node_version} (Debian's prometheus-node-exporter) runs only its netdev collector, in the same namespace, "
-          f"so it reports the same veths. Reproduce: `cargo build --release --bins && sudo python3 bench/run.py --only 5 --out -`.", "",
+          f"so it reports the same veths. Reproduce: `scripts/build.sh && sudo python3 bench/run.py --only 5 --out -`.", "",
           "| | ocinet-exporter (netdev, conntrack, ipam, dns, attachments) | node_exporter (netdev only) | ratio |", "|---|---|---|---|",
           f"| scrape, median | {o:.1f} ms | {n:.1f} ms | node / ocinet = {n / o:.1f}x |",
           f"| peak RSS (VmHWM, after the scrapes) | {o_rss / 1024:.1f} MiB | {n_rss / 1024:.1f} MiB | node / ocinet = {n_rss / o_rss:.1f}x |", "",
@@ -1234,7 +1234,7 @@ def main():
     q = a.quick
     for b in (OCINET, EXPORTER):
         if not os.path.exists(b):
-            sys.exit(f"{b} missing: run `cargo build --release --bins` first")
+            sys.exit(f"{b} missing: run `scripts/build.sh` first")
     if os.geteuid() != 0:
         sys.exit("run as root")
     # State under /run, where the hook keeps it by default (/run/ocinet): tmpfs
@@ -1297,7 +1297,7 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     head = [f"Machine: {os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
             f"kernel {platform.release()}; date {datetime.date.today()}; ocinet release build. "
-            f"Reproduce: `cargo build --release --bins && sudo python3 bench/run.py{' --quick' if q else ''}`."]
+            f"Reproduce: `scripts/build.sh && sudo python3 bench/run.py{' --quick' if q else ''}`."]
     text = "\n\n".join(head + [f"## {t}\n\n{m}" for t, m in results])
     # The soak (bench/soak.py, minutes of runc cycles) keeps its own figures.
     soak = os.path.join(ROOT, "bench/SOAK.md")

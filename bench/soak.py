@@ -4,7 +4,7 @@ ocinet hook (release build), each publishing 8080:80 and answering one HTTP
 request through it from an outside namespace; then count everything a leak
 would leave. Runs in throwaway namespaces it deletes (the network rule).
 
-    cargo build --release --bins && sudo python3 bench/soak.py [--cycles 2000]
+    scripts/build.sh && sudo python3 bench/soak.py [--cycles 2000]
 
 Writes bench/SOAK.md, which bench/run.py puts into BENCHMARKS.md, and
 patches the soak section of BENCHMARKS.md in place. Not part of CI.
@@ -95,7 +95,7 @@ def main():
     ap.add_argument("--cycles", type=int, default=2000)
     a = ap.parse_args()
     if not os.path.exists(bench.OCINET):
-        sys.exit("run `cargo build --release --bins` first")
+        sys.exit("run `scripts/build.sh` first")
     work = tempfile.mkdtemp(prefix="ocinet-soak-", dir="/run")
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
     state, config = os.path.join(work, "state"), os.path.join(work, "config")
@@ -152,7 +152,7 @@ def main():
           f"{n} cycles of `runc run --detach` / HTTP through the published port 8080 from the outside namespace / "
           f"`runc kill` / `runc delete`, one busybox httpd container networked by the ocinet hook (release build), "
           f"{datetime.date.today()}, kernel {platform.release()}. Reproduce: "
-          f"`cargo build --release --bins && sudo python3 bench/soak.py --cycles {n}`.", "",
+          f"`scripts/build.sh && sudo python3 bench/soak.py --cycles {n}`.", "",
           f"Failures: {len(failures)}" + (f" (first: {failures[0]})" if failures else "") + ". "
           f"Median cycle: {first:.0f} ms over the first 100, {last:.0f} ms over the last 100 ({last / first:.2f}x).", "",
           "| left behind | before | after |", "|---|---|---|"]

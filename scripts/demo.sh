@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: ocinet configures network namespaces" >&2; exit 1; }
 ./scripts/install-deps.sh
-cargo build --release --bins
+./scripts/build.sh
 
 BIN=$PWD/target/release/ocinet
 EXPORTER=$PWD/target/release/ocinet-exporter
