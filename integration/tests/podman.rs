@@ -310,6 +310,9 @@ fn podman_container_on_two_networks_and_a_connected_third() {
     for net in ["front", "back", "mv"] {
         assert!(h.leases(net).is_empty(), "{net}: {:?}", h.leases(net));
     }
+    // Retired by poststop, the pairs go with the container's namespace, in
+    // the kernel's own worker: after `podman rm`, not necessarily before.
+    assert!(h.reaped(), "retired veths left: {:?}", h.retired_links());
     assert_eq!(
         h.links("veth")
             .iter()
