@@ -1252,7 +1252,7 @@ def main():
     try:
         sections = [
             ("1", lambda: bench_setup_teardown(work, 5 if q else 20)),
-            ("2", lambda: bench_podman(work, 3 if q else 10, rootfs)),
+            ("2", lambda: bench_podman(work, 3 if q else 20, rootfs)),
             ("3", lambda: bench_scale(work, 150 if q else 1000)),
             ("3b", lambda: bench_scale_networks(work, 10, 100 if q else 1000)),
             ("4", lambda: bench_concurrency(work, 32)),
