@@ -14,7 +14,9 @@
 # /etc/hosts and DNS itself (`hosts: files dns`; a module such as
 # libnss_resolve is not loaded), which is all the hook looks names up for:
 # a cluster store's address. The daemons (resolver, exporter, port proxy)
-# start once and stay dynamic. The target feature goes to the hook's final
+# start once and stay dynamic. The price: a glibc fix reaches the hook only
+# with a rebuild, as a fix in any crate it uses does (`STATIC_HOOK=0` for a
+# hook that follows the system's libc). The target feature goes to the hook's final
 # compile only (`cargo rustc`): given to every crate (RUSTFLAGS), it would
 # break the proc-macro crates, which must be shared objects.
 set -euo pipefail

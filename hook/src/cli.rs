@@ -16,17 +16,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+const DEFAULT_STATE_DIR: &str = "/run/ocinet";
+const DEFAULT_CONFIG_DIR: &str = "/etc/ocinet";
+const DEFAULT_LOG_LEVEL: &str = "info";
+
 /// The options every command takes.
 #[derive(Debug, Args)]
 pub struct Globals {
     /// Where endpoints, leases, the lock and the log live.
-    #[arg(long, global = true, default_value = "/run/ocinet", value_name = "DIR")]
+    #[arg(long, global = true, default_value = DEFAULT_STATE_DIR, value_name = "DIR")]
     pub state_dir: PathBuf,
     /// Where network definitions live.
-    #[arg(long, global = true, default_value = "/etc/ocinet", value_name = "DIR")]
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_DIR, value_name = "DIR")]
     pub config_dir: PathBuf,
     /// Log level for the log file (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    #[arg(long, global = true, default_value = DEFAULT_LOG_LEVEL, value_name = "LEVEL")]
     pub log_level: String,
 }
 
@@ -59,9 +63,9 @@ fn hook_line(rest: &[std::ffi::OsString]) -> Option<Cli> {
     let mut words = rest.iter().map(|w| w.to_str());
     let stage = Stage::from_str(words.next()??, false).ok()?;
     let mut globals = Globals {
-        state_dir: PathBuf::from("/run/ocinet"),
-        config_dir: PathBuf::from("/etc/ocinet"),
-        log_level: "info".into(),
+        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        config_dir: PathBuf::from(DEFAULT_CONFIG_DIR),
+        log_level: DEFAULT_LOG_LEVEL.into(),
     };
     let mut defaults = ContainerDefaults::default();
     let mut seen = std::collections::HashSet::new();
