@@ -241,23 +241,16 @@ fn unwire(
             }
         }
     };
-    let pending = match (&fw, has_elements) {
-        (Some(fw), true) => match fw.start_apply(&change) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        },
-        _ => None,
-    };
     // The elements, then the conntrack entries of what they published, then
     // the devices, one after another: a thread for the first two beside the
     // third cost more than it saved, the devices being retired, not deleted
     // (a deletion, for a `disconnect`, waits ~20 ms beside which ~0.1 ms
     // of commit does not count).
-    if let Some(p) = pending {
-        if let Err(e) = ctx.finish_firewall(p, &change, subject) {
+    if let (Some(fw), true) = (&fw, has_elements) {
+        if let Err(e) = fw
+            .start_apply(&change)
+            .and_then(|p| ctx.finish_firewall(p, &change, subject))
+        {
             errors.push(e);
         }
     }

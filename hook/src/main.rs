@@ -77,12 +77,7 @@ fn main() -> ExitCode {
         Command::Firewall(cmd) => commands::firewall::run(&ctx, cmd),
         Command::Cluster(cmd) => commands::cluster::run(&ctx, cmd),
         Command::Agent { persistent } => commands::cluster::agent_main(ctx, *persistent),
-        Command::InstallPodmanHook(a) => commands::podman::install(
-            &cli.globals.state_dir,
-            &cli.globals.config_dir,
-            &cli.globals.log_level,
-            a,
-        ),
+        Command::InstallPodmanHook(a) => commands::podman::install(&cli.globals, a),
         Command::ReapLinks { names } => ocinet_core::reaper::reap(names).map(|n| {
             tracing::debug!(deleted = n, "retired links deleted");
             String::new()

@@ -292,9 +292,7 @@ fn hooks_d(b: &Block) -> Result<(), String> {
     let ocinet::cli::Command::InstallPodmanHook(a) = &parsed.command else {
         return Err("install-podman-hook did not parse as itself".into());
     };
-    let g = &parsed.globals;
-    ocinet::commands::podman::install(&g.state_dir, &g.config_dir, &g.log_level, a)
-        .map_err(|e| e.to_string())?;
+    ocinet::commands::podman::install(&parsed.globals, a).map_err(|e| e.to_string())?;
     let written = hooks_dir.0.join(format!("ocinet-{stage}.json"));
     let mut want: Value = serde_json::from_slice(
         &std::fs::read(&written).map_err(|e| format!("{}: {e}", written.display()))?,

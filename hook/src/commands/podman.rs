@@ -3,13 +3,11 @@
 //! argument. Every setting goes into the args: podman runs poststop hooks
 //! itself with an empty environment.
 
-use std::path::Path;
-
 use ocinet_common::store::fsutil;
 use ocinet_common::{Error, Result};
 use serde_json::json;
 
-use crate::cli::{ContainerDefaults, InstallPodmanHookArgs};
+use crate::cli::{ContainerDefaults, Globals, InstallPodmanHookArgs};
 
 /// Containers opt in with any io.ocinet.* annotation.
 const WHEN_ANNOTATION: &str = "^io\\.ocinet\\..*$";
@@ -33,12 +31,12 @@ fn defaults_args(d: &ContainerDefaults) -> Vec<String> {
     out
 }
 
-pub fn install(
-    state_dir: &Path,
-    config_dir: &Path,
-    log_level: &str,
-    a: &InstallPodmanHookArgs,
-) -> Result<String> {
+pub fn install(globals: &Globals, a: &InstallPodmanHookArgs) -> Result<String> {
+    let (state_dir, config_dir, log_level) = (
+        globals.state_dir.as_path(),
+        globals.config_dir.as_path(),
+        globals.log_level.as_str(),
+    );
     let exe = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
     for (flag, p) in [
         ("--state-dir", state_dir),
