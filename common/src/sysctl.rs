@@ -12,12 +12,23 @@ pub fn read_u64(path: &str) -> Result<u64> {
         .map_err(|e| Error::invalid(path, text, format!("not a number: {e}")))
 }
 
+/// Read first, written only if it differs: a setting that is right already
+/// needs no write access (a hook run where /proc/sys is read-only, as
+/// Docker mounts it in a container, still sets up when nothing changes).
 pub fn write(path: &str, value: &str) -> Result<()> {
     let _span = tracing::debug_span!("sysctl", path, value).entered();
     let current = std::fs::read_to_string(path).at(path)?;
     if current.trim() == value {
         return Ok(());
     }
+    std::fs::write(path, value).at(path)
+}
+
+/// Written without reading first: a setting of an interface just made,
+/// whose value is the kernel's default (an open and a read fewer per
+/// container).
+fn write_fresh(path: &str, value: &str) -> Result<()> {
+    let _span = tracing::debug_span!("sysctl", path, value).entered();
     std::fs::write(path, value).at(path)
 }
 
@@ -55,7 +66,7 @@ pub fn enable_ipv6_on(ifname: &str) -> Result<()> {
 /// file: nothing to turn off.
 pub fn disable_ipv6_on_port(ifname: &str) -> Result<()> {
     check_ifname(ifname)?;
-    match write(
+    match write_fresh(
         &format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
         "1",
     ) {

@@ -8,15 +8,17 @@ use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
 
-/// A socket in the container's namespace, with `lo` up (a new namespace
-/// has it down).
+/// `lo`'s index in every network namespace (the kernel's
+/// `LOOPBACK_IFINDEX`).
+const LOOPBACK_INDEX: u32 = 1;
+
+/// A socket in the container's namespace, with `lo` up (a namespace made
+/// by `unshare` has it down; runc and crun bring it up themselves). Set
+/// up without looking first: an up that changes nothing is as cheap as
+/// the lookup, whose answer (a whole link message) costs more to read.
 pub(crate) fn enter(ns: &File) -> Result<Netlink> {
     let mut inner = Netlink::new_in(ns)?;
-    if let Some(lo) = inner.link_by_name("lo")? {
-        if !lo.up {
-            inner.set_up(lo.index, "set lo up")?;
-        }
-    }
+    inner.set_up(LOOPBACK_INDEX, "set lo up")?;
     Ok(inner)
 }
 

@@ -2,8 +2,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, LinkAttribute, LinkFlags, LinkMessage,
-    State,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, LinkAttribute, LinkExtentMask,
+    LinkFlags, LinkMessage, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
@@ -30,7 +30,8 @@ pub struct Link {
     pub controller: Option<u32>,
     pub kind: Option<String>,
     pub oper_up: bool,
-    /// Interface counters (64-bit), as the kernel keeps them.
+    /// Interface counters (64-bit), as the kernel keeps them: only from
+    /// `link_with_stats` and `links`.
     pub stats: Option<netlink_packet_route::link::Stats64>,
     /// Whether its frames are Ethernet frames (ARPHRD_ETHER): what the
     /// kernel asks of a macvlan's lower device.
@@ -93,9 +94,25 @@ impl Link {
 }
 
 impl Netlink {
+    /// The link named `name`, without its counters: the kernel leaves out
+    /// the link's and IPv6's statistics, half of the answer, which a setup
+    /// would compute and parse for nothing (twice per container).
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>> {
+        self.get_link(name, false)
+    }
+
+    /// The link named `name` with its counters.
+    pub fn link_with_stats(&mut self, name: &str) -> Result<Option<Link>> {
+        self.get_link(name, true)
+    }
+
+    fn get_link(&mut self, name: &str, stats: bool) -> Result<Option<Link>> {
         let _span = tracing::debug_span!("link_get", name).entered();
-        let msg = LinkUnspec::new_with_name(name).build();
+        let mut msg = LinkUnspec::new_with_name(name).build();
+        if !stats {
+            msg.attributes
+                .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        }
         match self.get(
             RouteNetlinkMessage::GetLink(msg),
             false,
@@ -289,16 +306,26 @@ impl Netlink {
     /// By name, the kernel finds the link itself: no RTM_GETLINK first,
     /// whose answer for a veth with its peer in another namespace costs a
     /// scan of every namespace id the host has given out (`peernet2id`).
-    pub fn set_bridge_port(&mut self, link: LinkRef<'_>, hairpin: bool, what: &str) -> Result<()> {
-        let _span = tracing::debug_span!("bridge_port_set", hairpin).entered();
-        let msg = match link {
-            LinkRef::Index(i) => LinkBridgePort::new(i).hairpin(hairpin).build(),
-            LinkRef::Name(n) => {
-                let mut m = LinkBridgePort::new(0).hairpin(hairpin).build();
-                m.attributes.push(LinkAttribute::IfName(n.to_string()));
-                m
-            }
+    /// `up`: also bring it up, in the same request (the kernel applies the
+    /// port data first, then the flags): one request fewer, and the port
+    /// never forwards before its flags are set.
+    pub fn set_bridge_port(
+        &mut self,
+        link: LinkRef<'_>,
+        hairpin: bool,
+        up: bool,
+        what: &str,
+    ) -> Result<()> {
+        let _span = tracing::debug_span!("bridge_port_set", hairpin, up).entered();
+        let index = match link {
+            LinkRef::Index(i) => i,
+            LinkRef::Name(_) => 0,
         };
+        let port = LinkBridgePort::new(index).hairpin(hairpin);
+        let mut msg = if up { port.up().build() } else { port.build() };
+        if let LinkRef::Name(n) = link {
+            msg.attributes.push(LinkAttribute::IfName(n.to_string()));
+        }
         self.ack(RouteNetlinkMessage::NewLink(msg), 0, what)
     }
 

@@ -350,7 +350,7 @@ impl IfIndex {
 fn inside_stats(ep: &Endpoint, iface: &str) -> Option<Stats64> {
     let ns = ocinet_common::netns::of_endpoint(ep)?;
     let mut nl = Netlink::new_in(&ns).ok()?;
-    nl.link_by_name(iface).ok()??.stats
+    nl.link_with_stats(iface).ok()??.stats
 }
 
 /// Counters of the container's own interface as its host end would count

@@ -62,6 +62,7 @@ pub(crate) fn reattach_these(
                     host.set_bridge_port(
                         LinkRef::Index(link.index),
                         true,
+                        false,
                         &format!("set hairpin on {veth}"),
                     )
                 }

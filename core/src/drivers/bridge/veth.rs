@@ -72,8 +72,17 @@ pub(crate) fn wire_container(
         tracing::warn!(veth = %veth, "cannot turn IPv6 off on the bridge port ({e}): only its link-local address is left off");
         host.disable_ipv6_autoconf(LinkRef::Name(&veth))?;
     }
-    host.set_up_by_name(&veth, &format!("set {veth} up"))?;
-    if !att.ports.is_empty() {
+    // The container's end up first: the host end then comes up with its
+    // carrier, in one step, instead of up without a carrier and then
+    // carrier on (three more link notifications, and the kernel's link
+    // watcher taking the RTNL lock while this setup still needs it).
+    inside::configure(ns, &inside_name, att.ipv4_net(), att.gateway_v4())?;
+    if let Some(addr6) = att.ipv6_net() {
+        inside::configure6(ns, &inside_name, addr6, att.gateway6)?;
+    }
+    if att.ports.is_empty() {
+        host.set_up_by_name(&veth, &format!("set {veth} up"))?;
+    } else {
         // Hairpin: the container reaching its own published port through a
         // host address gets its packets back out of the port they came in
         // by. Only for publishing containers: it also reflects their
@@ -81,13 +90,9 @@ pub(crate) fn wire_container(
         host.set_bridge_port(
             LinkRef::Name(&veth),
             true,
-            &format!("set hairpin on {veth}"),
+            true,
+            &format!("set hairpin on {veth} and set it up"),
         )?;
-    }
-
-    inside::configure(ns, &inside_name, att.ipv4_net(), att.gateway_v4())?;
-    if let Some(addr6) = att.ipv6_net() {
-        inside::configure6(ns, &inside_name, addr6, att.gateway6)?;
     }
     Ok(())
 }
