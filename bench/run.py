@@ -501,15 +501,7 @@ def bench_scale_networks(work, nets, per_net):
                 times.append(wall)
                 hwm, sampled = max(hwm, rss), sampled + 1
             else:
-                t = time.perf_counter()
-                p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                p.stdin.write(json.dumps(st).encode())
-                p.stdin.close()
-                err = p.stderr.read()
-                _, status, _ = os.wait4(p.pid, 0)
-                times.append(time.perf_counter() - t)
-                if status != 0:
-                    raise RuntimeError(f"setup {cid}: {err.decode()[-400:]}")
+                times.append(timed_cpu(args, json.dumps(st).encode())[0])
             c.end()
             started.remove(c.p)
             if i + 1 in (1, 1000, total):
