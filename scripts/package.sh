@@ -37,7 +37,7 @@ gzip -9nf "$GEN"/man/*.1
 cp packaging/lintian-overrides "$GEN/lintian-overrides"
 if ! readelf -lW "$DIR/ocinet" | grep "program interpreter" >/dev/null; then
     cat >>"$GEN/lintian-overrides" <<'OVERRIDES'
-# The hook is linked as a static PIE (scripts/build.sh: it starts ~0.35 ms
+# The hook is linked as a static PIE (scripts/build.sh: it starts ~0.8 ms
 # sooner, and runc and crun start it twice per container), which lintian
 # takes for a shared library without its libraries.
 ocinet: shared-library-lacks-prerequisites [usr/bin/ocinet]

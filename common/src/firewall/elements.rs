@@ -748,8 +748,9 @@ pub fn contains(set: &str, key: &Value) -> Result<bool> {
         .map_err(|e| io_err("nf_tables element lookup", e))?;
     // The element comes back as a NEWSETELEM message, then the ack; not
     // found is an error answer instead.
+    let mut buf = Vec::with_capacity(16 * 1024);
     loop {
-        let mut buf = Vec::with_capacity(16 * 1024);
+        buf.clear();
         socket
             .recv(&mut buf, 0)
             .map_err(|e| crate::netlink::recv_error("nf_tables element lookup answer", e))?;
@@ -814,8 +815,12 @@ fn transact(batch: &Batch) -> Result<()> {
     let mut pending: Vec<(u32, &str)> = batch.acked.iter().map(|(s, w)| (*s, w.as_str())).collect();
     let mut failures = Vec::new();
     let mut missing = false;
+    // One buffer for every answer: a batch is answered one datagram per
+    // acked message, and a fresh 64 KiB each time was, under musl's
+    // allocator, an mmap, its page faults and an munmap per answer.
+    let mut buf = Vec::with_capacity(64 * 1024);
     while !pending.is_empty() {
-        let mut buf = Vec::with_capacity(64 * 1024);
+        buf.clear();
         socket
             .recv(&mut buf, 0)
             .map_err(|e| crate::netlink::recv_error("nf_tables batch answer", e))?;
