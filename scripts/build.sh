@@ -13,8 +13,9 @@
 # machine. Why musl (the x86_64-unknown-linux-musl target, its libc
 # bundled by Rust): glibc's start probes the CPU's caches with 68 CPUID
 # instructions, which a VM traps, 0.46 ms of every start here; musl's makes
-# none. A setup is 0.3 ms faster, a teardown 0.4 (BENCHMARKS.md, "Where the
-# time goes", sixth session). musl's name lookup reads /etc/hosts and DNS
+# none. As runc and crun run it, a setup takes 2.4-2.7 ms instead of
+# 2.6-3.3 and a teardown 1.4-1.6 instead of 1.8-2.5 (BENCHMARKS.md, "Where
+# the time goes", sixth session). musl's name lookup reads /etc/hosts and DNS
 # (no nsswitch modules), which is all the hook looks names up for: a
 # cluster store's address. The daemons (resolver, exporter, port proxy)
 # start once and stay dynamic, with glibc. The price: a libc fix reaches
