@@ -53,6 +53,9 @@ pub(crate) fn wire(
     };
     killpoint::reached("firewall-started");
     let before: Vec<Attachment> = which.iter().map(|i| ep.attachments[*i].clone()).collect();
+    if drivers.iter().any(|d| d.uses_veths()) {
+        crate::nsid::assign(ctx, host, ns);
+    }
     let mut wired = Ok(());
     for (k, d) in drivers.iter().enumerate() {
         let i = which[k];

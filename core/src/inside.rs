@@ -22,17 +22,16 @@ pub(crate) fn enter(ns: &File) -> Result<Netlink> {
     Ok(inner)
 }
 
-/// `ifname`, just made in the namespace: no IPv6 autoconf (set before it
+/// `ifname`, just made in the namespace (`inner`, from `enter`): no IPv6 autoconf (set before it
 /// comes up, so no link-local is made), up, its IPv4 address (none on an
 /// IPv6-only network), and the default route via `gateway` when there is
 /// one. Returns the link.
 pub(crate) fn configure(
-    ns: &File,
+    inner: &mut Netlink,
     ifname: &str,
     v4: Option<ipnet::Ipv4Net>,
     gateway: Option<Ipv4Addr>,
 ) -> Result<Link> {
-    let mut inner = enter(ns)?;
     let link = inner.link_by_name(ifname)?.ok_or_else(|| {
         Error::NotFound(format!(
             "{ifname} vanished from the container right after creation"
@@ -54,12 +53,11 @@ pub(crate) fn configure(
 /// detection: IPAM leased it to this interface alone), and the default
 /// route via `gateway` when there is one.
 pub(crate) fn configure6(
-    ns: &File,
+    inner: &mut Netlink,
     ifname: &str,
     addr: ipnet::Ipv6Net,
     gateway: Option<std::net::Ipv6Addr>,
 ) -> Result<()> {
-    let mut inner = Netlink::new_in(ns)?;
     let link = inner.link_by_name(ifname)?.ok_or_else(|| {
         Error::NotFound(format!(
             "{ifname} vanished from the container right after creation"

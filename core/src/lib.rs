@@ -32,6 +32,7 @@ mod killpoint;
 mod mac;
 pub mod naming;
 pub mod networks;
+mod nsid;
 pub mod overlay;
 mod pin;
 pub mod ports;

@@ -509,6 +509,77 @@ fn a_full_bridge_is_refused_by_name_and_leaves_nothing() {
     assert_clean(&h, &first.id);
 }
 
+/// The id the host's namespace knows container `veth`'s namespace by
+/// (`IFLA_LINK_NETNSID` on its host end). `ip` names a namespace it finds
+/// under /run/netns instead of giving its id (every pin is there), so it
+/// looks with that directory empty, in a mount namespace of its own.
+fn link_netnsid(h: &Host, veth: &str) -> i64 {
+    let out = ok(h.exec(&[
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /run/netns && exec ip -j link show dev \"$0\"",
+        veth,
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j");
+    v[0]["link_netnsid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{veth} names no namespace id: {out}"))
+}
+
+/// Issue 24: the kernel finds a namespace's id by walking the host's ids
+/// in increasing order, once per link notification; ocinet gives each
+/// container's namespace its id from the top down before making its veth,
+/// so the newest comes first in the walk. A namespace the host knows by an
+/// id already keeps it, and its container is set up all the same.
+#[test]
+fn container_namespaces_get_ids_counted_down_from_the_top() {
+    let h = Host::new();
+    let a = h.bare_container("nsid-a", serde_json::json!({}));
+    let b = h.bare_container("nsid-b", serde_json::json!({}));
+    let known = h.bare_container("nsid-known", serde_json::json!({}));
+    // A veth into `known`'s namespace made from the host: the kernel gives
+    // the namespace the lowest free id, which stays after the veth goes.
+    let pid = known.proc.0.id().to_string();
+    ok(h.exec(&[
+        "ip", "link", "add", "ocnsid0", "type", "veth", "peer", "name", "ocnsid1", "netns", &pid,
+    ]));
+    let given = link_netnsid(&h, "ocnsid0");
+    ok(h.exec(&["ip", "link", "del", "ocnsid0"]));
+    for c in [&a, &b, &known] {
+        ok(h.hook("createRuntime", &c.state, &[]));
+    }
+    let (id_a, id_b) = (
+        link_netnsid(&h, &h.host_veth(&a.id)),
+        link_netnsid(&h, &h.host_veth(&b.id)),
+    );
+    assert!(
+        id_a >= 1 << 30 && id_b >= 1 << 30,
+        "ids {id_a}, {id_b} are not from the top"
+    );
+    assert!(
+        id_b < id_a,
+        "the later namespace's id {id_b} is not below {id_a}"
+    );
+    assert!(given < 1 << 30, "the kernel's own id {given}");
+    assert_eq!(
+        link_netnsid(&h, &h.host_veth(&known.id)),
+        given,
+        "an existing id was replaced"
+    );
+    // Their veths carry traffic: `a` reaches the other two over the bridge.
+    for c in [&b, &known] {
+        ok(h.in_container(&a.id, &["ping", "-c", "1", "-W", "2", &ip_of(&h, &c.id)]));
+    }
+    for c in [&a, &b, &known] {
+        ok(h.hook("poststop", &c.stopped_state(), &[]));
+        assert_clean(&h, &c.id);
+    }
+}
+
 both_runtimes!(
     eth0_has_address_and_default_route,
     two_containers_reach_each_other,

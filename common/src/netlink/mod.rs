@@ -7,6 +7,7 @@
 pub mod addr;
 pub mod link;
 pub mod neigh;
+pub mod nsid;
 pub mod route;
 mod socket;
 pub mod vxlan;

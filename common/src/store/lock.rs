@@ -3,7 +3,7 @@
 //! kernel if a holder dies, so a SIGKILLed hook never wedges the others).
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -51,5 +51,24 @@ impl StateLock {
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::io(path, std::io::Error::from(e)))?;
         Ok(StateLock { _lock: lock })
+    }
+
+    /// The namespace id the last setup gave a container's namespace in the
+    /// host's (`ocinet_core::nsid`), kept in the lock file itself: the
+    /// lock is all the protection it needs, and a lost or torn value costs
+    /// nothing but speed (any id works), so it is read and written in
+    /// place, without the rename and sync a state file gets.
+    pub fn last_nsid(&self) -> Option<i32> {
+        let mut b = [0u8; 4];
+        match self._lock.read_at(&mut b, 0) {
+            Ok(4) => Some(i32::from_le_bytes(b)),
+            _ => None,
+        }
+    }
+
+    pub fn set_last_nsid(&self, id: i32) {
+        if let Err(e) = self._lock.write_at(&id.to_le_bytes(), 0) {
+            tracing::debug!("namespace id not kept in the lock file: {e}");
+        }
     }
 }

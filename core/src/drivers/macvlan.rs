@@ -367,9 +367,10 @@ fn wire(
         }
         e => e,
     })?;
-    let link = inside::configure(ns, name, att.ipv4_net(), att.gateway_v4())?;
+    let mut inner = inside::enter(ns)?;
+    let link = inside::configure(&mut inner, name, att.ipv4_net(), att.gateway_v4())?;
     if let Some(addr6) = att.ipv6_net() {
-        inside::configure6(ns, name, addr6, att.gateway6)?;
+        inside::configure6(&mut inner, name, addr6, att.gateway6)?;
     }
     Ok(link.mac)
 }

@@ -96,6 +96,13 @@ pub trait NetworkDriver {
     /// container's traffic never crosses the host's forwarding path).
     fn uses_firewall(&self) -> bool;
 
+    /// Whether its attachments are veth pairs, a host end for a container
+    /// end: the host's link notifications about them name the container's
+    /// namespace (see `crate::nsid`).
+    fn uses_veths(&self) -> bool {
+        false
+    }
+
     /// Put running attachments back after the host lost what they stand on
     /// (a deleted bridge). Returns (devices made, ports put back).
     fn restore(

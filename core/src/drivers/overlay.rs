@@ -215,6 +215,10 @@ impl NetworkDriver for OverlayDriver {
         true
     }
 
+    fn uses_veths(&self) -> bool {
+        true
+    }
+
     fn restore(
         &self,
         ctx: &Locked,

@@ -83,6 +83,10 @@ impl NetworkDriver for BridgeDriver {
         true
     }
 
+    fn uses_veths(&self) -> bool {
+        true
+    }
+
     fn restore(
         &self,
         _ctx: &Locked,
