@@ -22,10 +22,10 @@ pub(crate) fn enter(ns: &File) -> Result<Netlink> {
     Ok(inner)
 }
 
-/// `ifname`, just made in the namespace (`inner`, from `enter`): no IPv6 autoconf (set before it
-/// comes up, so no link-local is made), up, its IPv4 address (none on an
-/// IPv6-only network), and the default route via `gateway` when there is
-/// one. Returns the link.
+/// `ifname`, just made in the namespace (`inner`: its socket, from
+/// `enter`): no IPv6 autoconf (set before it comes up, so no link-local is
+/// made), up, its IPv4 address (none on an IPv6-only network), and the
+/// default route via `gateway` when there is one. Returns the link.
 pub(crate) fn configure(
     inner: &mut Netlink,
     ifname: &str,

@@ -13,8 +13,8 @@
 //! Older containers' notifications (a teardown's) walk the newer ones
 //! instead of the older ones.
 //!
-//! Not the namespace's cookie (which the kernel gives out in increasing
-//! order): it is handed out from per-CPU batches of 4,096, so a later
+//! Not derived from the namespace's cookie, which looks like a creation
+//! counter but is handed out from per-CPU batches of 4,096: a later
 //! namespace may have a lower one. A count kept under the state lock is
 //! in order.
 
@@ -37,8 +37,9 @@ fn next(last: Option<i32>) -> i32 {
 }
 
 /// Give the container's namespace `ns` its id in the host's namespace.
-/// Best effort: this changes how fast the kernel's link notifications are,
-/// never what they say, so a failure leaves the choice to the kernel. A
+/// Best effort: which number the host knows the namespace by changes how
+/// fast the kernel's link notifications are made, not what they mean, so a
+/// failure leaves the choice to the kernel. A
 /// namespace the host knows by an id already (shared with a container set
 /// up before, or given one by someone else) keeps it.
 pub(crate) fn assign(ctx: &Locked, host: &mut Netlink, ns: &File) {
