@@ -4,7 +4,9 @@ namespace of its own, NETS networks of PER containers filled one network
 after the other (as section 3d), one setup of each build in turn (which
 goes first alternates), then all torn down the same way. Prints each
 build's median of every successive 1,000 setups, last / first, and its
-teardown medians. Run as root after building both (see compare.py):
+teardown medians. Run as root after building both (see compare.py), each
+binary beside its ocinet-dns and ocinet-proxy, which the hook looks for next
+to itself:
 
     sudo python3 bench/compare_scale.py OLD_OCINET NEW_OCINET [NETS] [PER]
 
