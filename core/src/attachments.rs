@@ -53,7 +53,15 @@ pub(crate) fn wire(
     };
     killpoint::reached("firewall-started");
     let before: Vec<Attachment> = which.iter().map(|i| ep.attachments[*i].clone()).collect();
-    if drivers.iter().any(|d| d.uses_veths()) {
+    // A container connected to one more network has its id since its
+    // first veth: asking again would only cost the kernel's whole walk
+    // of the ids to answer that it has one.
+    let has_veth = ep
+        .attachments
+        .iter()
+        .enumerate()
+        .any(|(i, a)| a.host_veth.is_some() && !which.contains(&i));
+    if !has_veth && drivers.iter().any(|d| d.uses_veths()) {
         crate::nsid::assign(ctx, host, ns);
     }
     let mut wired = Ok(());

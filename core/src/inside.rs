@@ -2,8 +2,8 @@
 //! the container's interface configured once a driver has made it.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
 
+use ocinet_common::model::Attachment;
 use ocinet_common::netlink::link::Link;
 use ocinet_common::netlink::{LinkRef, Netlink};
 use ocinet_common::{Error, Result};
@@ -22,16 +22,14 @@ pub(crate) fn enter(ns: &File) -> Result<Netlink> {
     Ok(inner)
 }
 
-/// `ifname`, just made in the namespace (`inner`: its socket, from
-/// `enter`): no IPv6 autoconf (set before it comes up, so no link-local is
-/// made), up, its IPv4 address (none on an IPv6-only network), and the
-/// default route via `gateway` when there is one. Returns the link.
-pub(crate) fn configure(
-    inner: &mut Netlink,
-    ifname: &str,
-    v4: Option<ipnet::Ipv4Net>,
-    gateway: Option<Ipv4Addr>,
-) -> Result<Link> {
+/// `ifname`, just made in the container's namespace `ns` for `att`: `lo`
+/// up (`enter`), then the interface itself: no IPv6 autoconf (set before
+/// it comes up, so no link-local is made), up, its addresses (IPv4 unless
+/// the network is IPv6-only, IPv6 on a dual-stack or IPv6-only one) and a
+/// default route per family whose gateway the attachment has. One socket
+/// and one lookup for both families. Returns the link.
+pub(crate) fn configure_attachment(ns: &File, ifname: &str, att: &Attachment) -> Result<Link> {
+    let mut inner = enter(ns)?;
     let link = inner.link_by_name(ifname)?.ok_or_else(|| {
         Error::NotFound(format!(
             "{ifname} vanished from the container right after creation"
@@ -39,36 +37,33 @@ pub(crate) fn configure(
     })?;
     inner.disable_ipv6_autoconf(LinkRef::Index(link.index))?;
     inner.set_up(link.index, &format!("set {ifname} up"))?;
-    if let Some(addr) = v4 {
+    if let Some(addr) = att.ipv4_net() {
         inner.add_address(link.index, addr.addr(), addr.prefix_len())?;
     }
-    if let Some(gw) = gateway {
+    if let Some(gw) = att.gateway_v4() {
         inner.add_default_route(gw, link.index)?;
+    }
+    if let Some(addr6) = att.ipv6_net() {
+        configure6(&mut inner, link.index, addr6, att.gateway6)?;
     }
     Ok(link)
 }
 
-/// The IPv6 half of a dual-stack attachment, on `ifname` configured
-/// already: its address, usable at once (no duplicate address
+/// The IPv6 half: its address, usable at once (no duplicate address
 /// detection: IPAM leased it to this interface alone), and the default
 /// route via `gateway` when there is one.
-pub(crate) fn configure6(
+fn configure6(
     inner: &mut Netlink,
-    ifname: &str,
+    index: u32,
     addr: ipnet::Ipv6Net,
     gateway: Option<std::net::Ipv6Addr>,
 ) -> Result<()> {
-    let link = inner.link_by_name(ifname)?.ok_or_else(|| {
-        Error::NotFound(format!(
-            "{ifname} vanished from the container right after creation"
-        ))
-    })?;
-    inner.add_address6(link.index, addr.addr(), addr.prefix_len())?;
+    inner.add_address6(index, addr.addr(), addr.prefix_len())?;
     match gateway {
         // Outside the address's prefix (an overlay network's, on-link
         // within its host's block only): reached on-link all the same.
-        Some(gw) if !addr.contains(&gw) => inner.add_default_route6_onlink(gw, link.index)?,
-        Some(gw) => inner.add_default_route6(gw, link.index)?,
+        Some(gw) if !addr.contains(&gw) => inner.add_default_route6_onlink(gw, index)?,
+        Some(gw) => inner.add_default_route6(gw, index)?,
         None => {}
     }
     Ok(())

@@ -570,11 +570,36 @@ fn container_namespaces_get_ids_counted_down_from_the_top() {
         given,
         "an existing id was replaced"
     );
-    // Their veths carry traffic: `a` reaches the other two over the bridge.
-    for c in [&b, &known] {
+    // Connected to a second network, `a` keeps its id (its second host end
+    // names it too) and uses up no number: the next container's id is the
+    // second below `b`'s (the one right below was `known`'s turn, spent
+    // although it kept its own).
+    ok(h.ocinet(&["network", "create", "nsid2", "--subnet", "10.62.0.0/24"]));
+    ok(h.ocinet(&["network", "connect", "nsid2", &a.id]));
+    let second = h
+        .endpoint(&a.id)
+        .and_then(|e| {
+            e["attachments"]
+                .as_array()?
+                .iter()
+                .find(|x| x["network"] == "nsid2")?["host_interface"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no second host interface for a: {:?}", h.ps()));
+    assert_eq!(link_netnsid(&h, &second), id_a, "a's second veth");
+    let c = h.bare_container("nsid-c", serde_json::json!({}));
+    ok(h.hook("createRuntime", &c.state, &[]));
+    assert_eq!(
+        link_netnsid(&h, &h.host_veth(&c.id)),
+        id_b - 2,
+        "the id after a connect"
+    );
+    // Their veths carry traffic: `a` reaches the others over the bridge.
+    for c in [&b, &known, &c] {
         ok(h.in_container(&a.id, &["ping", "-c", "1", "-W", "2", &ip_of(&h, &c.id)]));
     }
-    for c in [&a, &b, &known] {
+    for c in [&a, &b, &known, &c] {
         ok(h.hook("poststop", &c.stopped_state(), &[]));
         assert_clean(&h, &c.id);
     }

@@ -12,7 +12,7 @@ use crate::store::fsutil;
 use crate::{Error, Result};
 
 pub struct StateLock {
-    _lock: Flock<File>,
+    lock: Flock<File>,
 }
 
 impl StateLock {
@@ -30,7 +30,7 @@ impl StateLock {
         )?;
         fsutil::check_own_file(&file, path)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(StateLock { _lock: lock })),
+            Ok(lock) => Ok(Some(StateLock { lock })),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
             Err((_, e)) => Err(Error::io(path, std::io::Error::from(e))),
         }
@@ -50,7 +50,7 @@ impl StateLock {
         fsutil::check_own_file(&file, path)?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::io(path, std::io::Error::from(e)))?;
-        Ok(StateLock { _lock: lock })
+        Ok(StateLock { lock })
     }
 
     /// The namespace id the last setup gave a container's namespace in the
@@ -60,14 +60,14 @@ impl StateLock {
     /// place, without the rename and sync a state file gets.
     pub fn last_nsid(&self) -> Option<i32> {
         let mut b = [0u8; 4];
-        match self._lock.read_at(&mut b, 0) {
+        match self.lock.read_at(&mut b, 0) {
             Ok(4) => Some(i32::from_le_bytes(b)),
             _ => None,
         }
     }
 
     pub fn set_last_nsid(&self, id: i32) {
-        if let Err(e) = self._lock.write_at(&id.to_le_bytes(), 0) {
+        if let Err(e) = self.lock.write_at(&id.to_le_bytes(), 0) {
             tracing::debug!("namespace id not kept in the lock file: {e}");
         }
     }

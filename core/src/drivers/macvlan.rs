@@ -367,12 +367,7 @@ fn wire(
         }
         e => e,
     })?;
-    let mut inner = inside::enter(ns)?;
-    let link = inside::configure(&mut inner, name, att.ipv4_net(), att.gateway_v4())?;
-    if let Some(addr6) = att.ipv6_net() {
-        inside::configure6(&mut inner, name, addr6, att.gateway6)?;
-    }
-    Ok(link.mac)
+    Ok(inside::configure_attachment(ns, name, att)?.mac)
 }
 
 /// Whether `link` is a shim ocinet made: a macvlan with the MAC ocinet

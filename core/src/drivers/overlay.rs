@@ -150,7 +150,7 @@ impl NetworkDriver for OverlayDriver {
             .bridge
             .describe(id, interface, lease, default_route, ports);
         // An IPv6 address is on-link within its host's block only (the
-        // default route reaches the gateway on-link: `inside::configure6`).
+        // default route reaches the gateway on-link: `inside::configure_attachment`).
         let net = self.network();
         if let Some(len) =
             crate::overlay::lease::container_prefix6(net, lease.ip4.map(|(ip, _)| ip))

@@ -76,11 +76,7 @@ pub(crate) fn wire_container(
     // carrier, in one step, instead of up without a carrier and then
     // carrier on (three more link notifications, and the kernel's link
     // watcher taking the RTNL lock while this setup still needs it).
-    let mut inner = inside::enter(ns)?;
-    inside::configure(&mut inner, &inside_name, att.ipv4_net(), att.gateway_v4())?;
-    if let Some(addr6) = att.ipv6_net() {
-        inside::configure6(&mut inner, &inside_name, addr6, att.gateway6)?;
-    }
+    inside::configure_attachment(ns, &inside_name, att)?;
     if att.ports.is_empty() {
         host.set_up_by_name(&veth, &format!("set {veth} up"))?;
     } else {
