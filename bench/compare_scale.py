@@ -12,7 +12,7 @@ to itself:
 
 State under /run, as bench/run.py keeps it; start from a machine quiet for
 minutes (run.py's section 3d says why)."""
-import importlib.util, json, os, shutil, statistics, subprocess, sys, tempfile, time
+import importlib.util, json, os, statistics, subprocess, sys, tempfile, time
 if len(sys.argv) < 3:
     sys.exit(__doc__)
 spec = importlib.util.spec_from_file_location("br", os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py"))
@@ -58,17 +58,4 @@ try:
               "teardown first/last 1000", round(statistics.median(downs[k][:1000]) * 1000, 2), round(statistics.median(downs[k][-1000:]) * 1000, 2))
 finally:
     br.libc.setns(own, br.CLONE_NEWNET)
-    for p in br.started:
-        if p.poll() is None: p.kill(); p.wait()
-    subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in br.created_ns).encode(), stderr=subprocess.DEVNULL)
-    # Only this run's pins (named after its container ids).
-    for f in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
-        if any(f.startswith(f"ocinet-{cid[:12]}") for k in bins for cid in ids[k]):
-            br.libc.umount2(f"/run/netns/{f}".encode(), 2)
-            try: os.unlink(f"/run/netns/{f}")
-            except FileNotFoundError: pass
-    with open("/proc/self/mountinfo") as f:
-        ours = [l.split()[4] for l in f if l.split()[4].startswith(work + "/")]
-    for m in sorted(ours, key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
-    shutil.rmtree(work, ignore_errors=True)
+    br.clean_up(work, [cid for k in bins for cid in ids[k]])
