@@ -7,8 +7,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
+use super::socket::is_errno;
 use super::Netlink;
-use crate::{Error, Result};
+use crate::Result;
 
 impl Netlink {
     /// Give the namespace `peer` the id `id` in this socket's namespace.
@@ -26,11 +27,7 @@ impl Netlink {
             &format!("assign namespace id {id}"),
         ) {
             Ok(()) => Ok(true),
-            Err(Error::Netlink { source, .. })
-                if source.raw_os_error() == Some(nix::libc::EEXIST) =>
-            {
-                Ok(false)
-            }
+            Err(e) if is_errno(&e, nix::libc::EEXIST) => Ok(false),
             Err(e) => Err(e),
         }
     }
